@@ -1,0 +1,1 @@
+"""Frequenz Microgrid: watch and steer a microgrid from Home Assistant."""

@@ -1,0 +1,1 @@
+"""Distribution algorithms: pure functions from a target to per-component setpoints."""

@@ -1,0 +1,1 @@
+"""Built-in microgrid simulator speaking the real Microgrid gRPC API (v1alpha18)."""
