@@ -57,6 +57,23 @@ class BatteryPoolSnapshot:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EnergySnapshot:
+    """Energy counters (Wh) summed from the components' own AC energy metrics.
+
+    A field is `None` when not every component of that pool sends the counter; the
+    Home Assistant layer then integrates the pool's power instead (and restores the
+    total across restarts), so the Energy dashboard always has a counter.
+    """
+
+    grid_import_wh: float | None = None
+    grid_export_wh: float | None = None
+    battery_charge_wh: float | None = None
+    battery_discharge_wh: float | None = None
+    pv_production_wh: float | None = None
+    ev_charging_wh: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MicrogridSnapshot:
     """Pool and per-component values at one instant."""
 
@@ -71,6 +88,7 @@ class MicrogridSnapshot:
     ev_power_w: float | None = None
     ev_current_a: PhaseValues = NO_PHASES
     battery: BatteryPoolSnapshot = BatteryPoolSnapshot()
+    energy: EnergySnapshot = field(default_factory=lambda: EnergySnapshot())
     components: dict[int, ComponentSnapshot] = field(default_factory=dict)
 
     def component(self, component_id: int) -> ComponentSnapshot | None:
