@@ -1,0 +1,250 @@
+"""Send setpoints to the microgrid, keep them alive, and report what happened.
+
+The distribution algorithms decide *what* each component should do; the distributor
+does the I/O: one `set_component_power_active` per component, concurrently, each
+bounded by a timeout and sent with a request lifetime. The Microgrid API drops a
+setpoint when its lifetime lapses (the component falls back to its default), so the
+distributor re-sends every standing setpoint before that happens — control holds
+until somebody releases it, not until an automation happens to repeat itself.
+
+Each call's outcome is reported to an observer (the health tracker blocks components
+that fail, with back-off) and summarised in a `DispatchReport` from which the pool's
+`Result` is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+import logging
+import math
+import time
+from typing import Protocol
+
+from frequenz.client.base.exception import ApiClientError, OperationOutOfRange
+from frequenz.client.common.microgrid.components import ComponentId
+
+_LOGGER = logging.getLogger(__name__)
+
+MIN_LIFETIME_S = 10.0
+MAX_LIFETIME_S = 900.0
+
+
+class SetPowerClient(Protocol):
+    """The part of `MicrogridApiClient` the distributor needs (easy to fake)."""
+
+    async def set_component_power_active(  # noqa: D102
+        self,
+        component: ComponentId,
+        power: float,
+        *,
+        request_lifetime: timedelta | None = None,
+        validate_arguments: bool = True,
+    ) -> datetime | None: ...
+
+
+class SetPowerObserver(Protocol):
+    """Told about every set-power outcome (the health tracker implements it)."""
+
+    def set_power_succeeded(self, component_id: int, now: float) -> None:  # noqa: D102
+        ...
+
+    def set_power_failed(self, component_id: int, now: float) -> None:  # noqa: D102
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispatchReport:
+    """What happened to one batch of setpoints."""
+
+    succeeded: dict[int, float] = field(default_factory=dict)
+    """Setpoint per component that the microgrid accepted (or already had)."""
+    failed: dict[int, float] = field(default_factory=dict)
+    """Setpoint per component that was refused, failed or timed out."""
+    errors: dict[int, str] = field(default_factory=dict)
+    """Why each failed component failed (short, for logs and responses)."""
+
+    @property
+    def succeeded_power(self) -> float:
+        """Sum of the accepted setpoints."""
+        return math.fsum(self.succeeded.values())
+
+    @property
+    def failed_power(self) -> float:
+        """Sum of the setpoints that did not go through."""
+        return math.fsum(self.failed.values())
+
+
+@dataclass(slots=True)
+class _Standing:
+    power: float
+    sent_at: float
+
+
+class Distributor:
+    """Dispatches setpoints and keeps the standing ones alive.
+
+    Args:
+        client: Sends the setpoints (the microgrid API client).
+        observer: Told about each outcome, e.g. the health tracker.
+        timeout_s: How long one call may take before it counts as failed.
+        lifetime_s: The request lifetime sent with each setpoint (10–900 s).
+        refresh_fraction: Re-send a standing setpoint once this fraction of its
+            lifetime has passed (⅔ leaves room for a slow or retried call).
+        on_keep_alive_failure: Called with the ids whose refresh failed, so the
+            owner can re-distribute without them.
+        clock: Monotonic seconds (injected for tests).
+    """
+
+    def __init__(
+        self,
+        client: SetPowerClient,
+        *,
+        observer: SetPowerObserver | None = None,
+        timeout_s: float = 5.0,
+        lifetime_s: float = 60.0,
+        refresh_fraction: float = 2 / 3,
+        on_keep_alive_failure: Callable[[frozenset[int]], Awaitable[None] | None]
+        | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not MIN_LIFETIME_S <= lifetime_s <= MAX_LIFETIME_S:
+            raise ValueError(
+                f"lifetime_s must be within {MIN_LIFETIME_S}–{MAX_LIFETIME_S} s"
+            )
+        if not 0.0 < refresh_fraction < 1.0:
+            raise ValueError("refresh_fraction must be between 0 and 1")
+        self._client = client
+        self._observer = observer
+        self._timeout_s = timeout_s
+        self._lifetime = timedelta(seconds=lifetime_s)
+        self._refresh_after_s = lifetime_s * refresh_fraction
+        self._on_keep_alive_failure = on_keep_alive_failure
+        self._clock = clock
+        self._standing: dict[int, _Standing] = {}
+        self._last_success: dict[int, float] = {}
+        self._keep_alive_task: asyncio.Task[None] | None = None
+
+    @property
+    def standing_setpoints(self) -> dict[int, float]:
+        """The setpoints currently kept alive, per component."""
+        return {cid: s.power for cid, s in self._standing.items()}
+
+    async def apply(self, setpoints: Mapping[int, float]) -> DispatchReport:
+        """Send `setpoints` concurrently and keep the accepted ones alive.
+
+        A 0 W setpoint to a component whose last accepted setpoint was 0 W is not
+        sent again (it is already there); it counts as succeeded.
+        """
+        to_send = {
+            cid: power
+            for cid, power in setpoints.items()
+            if not (power == 0.0 and self._last_success.get(cid) == 0.0)
+        }
+        report = await self._send(to_send)
+        for cid, power in setpoints.items():
+            if cid not in to_send:
+                report.succeeded[cid] = power
+        return report
+
+    async def release(self, component_ids: frozenset[int] | None = None) -> None:
+        """Stop keeping setpoints alive so the components fall back by themselves.
+
+        With `None`, every standing setpoint is released. Nothing is sent: when the
+        lifetime lapses the microgrid returns each component to its default.
+        """
+        ids = set(self._standing) if component_ids is None else component_ids
+        for cid in ids:
+            self._standing.pop(cid, None)
+            self._last_success.pop(cid, None)
+
+    def start(self) -> None:
+        """Start the keep-alive loop (idempotent)."""
+        if self._keep_alive_task is None or self._keep_alive_task.done():
+            self._keep_alive_task = asyncio.create_task(
+                self._keep_alive(), name="frequenz_microgrid.keep_alive"
+            )
+
+    async def stop(self) -> None:
+        """Stop the keep-alive loop; standing setpoints then lapse on their own."""
+        task, self._keep_alive_task = self._keep_alive_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def refresh_due(self) -> DispatchReport:
+        """Re-send the standing setpoints whose refresh time has come."""
+        now = self._clock()
+        due = {
+            cid: s.power
+            for cid, s in self._standing.items()
+            if now - s.sent_at >= self._refresh_after_s
+        }
+        if not due:
+            return DispatchReport()
+        report = await self._send(due)
+        if report.failed and self._on_keep_alive_failure is not None:
+            outcome = self._on_keep_alive_failure(frozenset(report.failed))
+            if outcome is not None:
+                await outcome
+        return report
+
+    async def _keep_alive(self) -> None:
+        # Wake often enough to refresh in time, rarely enough to cost nothing.
+        period = max(0.2, min(1.0, self._refresh_after_s / 10))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.refresh_due()
+            except Exception:  # a bug here must not end the keep-alive
+                _LOGGER.exception("Keep-alive of setpoints failed")
+
+    async def _send(self, setpoints: Mapping[int, float]) -> DispatchReport:
+        report = DispatchReport()
+        if not setpoints:
+            return report
+        ids = list(setpoints)
+        outcomes = await asyncio.gather(
+            *(self._send_one(cid, setpoints[cid]) for cid in ids)
+        )
+        now = self._clock()
+        for cid, error in zip(ids, outcomes, strict=True):
+            power = setpoints[cid]
+            if error is None:
+                report.succeeded[cid] = power
+                self._last_success[cid] = power
+                if power == 0.0:
+                    self._standing.pop(cid, None)
+                else:
+                    self._standing[cid] = _Standing(power, now)
+                if self._observer is not None:
+                    self._observer.set_power_succeeded(cid, now)
+            else:
+                report.failed[cid] = power
+                report.errors[cid] = error
+                self._standing.pop(cid, None)
+                self._last_success.pop(cid, None)
+                if self._observer is not None:
+                    self._observer.set_power_failed(cid, now)
+        return report
+
+    async def _send_one(self, component_id: int, power: float) -> str | None:
+        """Send one setpoint; return `None` on success or why it failed."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._client.set_component_power_active(
+                    ComponentId(component_id), power, request_lifetime=self._lifetime
+                )
+        except TimeoutError:
+            return "timeout"
+        except OperationOutOfRange:
+            return "out_of_range"
+        except ApiClientError as err:
+            return f"{type(err).__name__}: {err.description}"
+        except ValueError as err:  # argument validation in the client
+            return f"invalid: {err}"
+        return None
