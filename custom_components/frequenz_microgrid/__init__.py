@@ -1,1 +1,226 @@
-"""Frequenz Microgrid: watch and steer a microgrid from Home Assistant."""
+"""Frequenz Microgrid: watch and steer a microgrid from Home Assistant.
+
+Setting up an entry connects a Microgrid API client (to a real microgrid, or to the
+built-in simulator a demo entry starts on a loopback port), loads the topology, and
+starts the engine's monitor behind a push coordinator. Unloading and Home Assistant
+stop release all of it again, in the reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from frequenz.client.microgrid import MicrogridApiClient
+from frequenz.microgrid_component_graph import InvalidGraphError
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryError,
+    ConfigEntryNotReady,
+    HomeAssistantError,
+)
+
+from .connection import ConnectionProblem, classify_error, open_client
+from .const import (
+    CONF_API_KEY,
+    CONF_DEMO,
+    CONF_FRESHNESS_S,
+    CONF_SCENARIO,
+    CONF_SIGNING_SECRET,
+    CONF_URL,
+    CONNECT_TIMEOUT_S,
+    DEFAULT_FRESHNESS_S,
+    DEMO_HOST,
+    DOMAIN,
+)
+from .coordinator import (
+    FrequenzMicrogridConfigEntry,
+    MicrogridCoordinator,
+    MicrogridRuntimeData,
+)
+from .engine.graph import Topology, load_topology
+from .simulator import MicrogridSimulator, load_scenario
+
+PLATFORMS: list[Platform] = [Platform.SENSOR, Platform.BINARY_SENSOR]
+
+
+async def async_setup_entry(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+) -> bool:
+    """Connect to the microgrid, start monitoring it and set up the platforms."""
+    simulator = (
+        await _async_start_demo(entry.data[CONF_SCENARIO])
+        if entry.data.get(CONF_DEMO)
+        else None
+    )
+    try:
+        url = simulator.url if simulator else entry.data[CONF_URL]
+        client, topology = await _async_connect(entry, url)
+    except BaseException:
+        if simulator is not None:
+            await simulator.stop()
+        raise
+
+    coordinator = MicrogridCoordinator(
+        hass,
+        entry,
+        client,
+        topology,
+        freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
+    )
+    runtime = MicrogridRuntimeData(
+        client=client,
+        topology=topology,
+        monitor=coordinator.monitor,
+        coordinator=coordinator,
+        simulator=simulator,
+    )
+    entry.runtime_data = runtime
+    try:
+        await coordinator.monitor.start()
+        await coordinator.async_config_entry_first_refresh()
+        entry.async_on_unload(_close_on_stop(hass, runtime))
+        entry.async_on_unload(entry.add_update_listener(_reload_on_new_options(entry)))
+        await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    except BaseException:
+        await runtime.async_close()
+        raise
+    return True
+
+
+async def async_unload_entry(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+) -> bool:
+    """Unload the platforms, then stop streaming and disconnect."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.async_close()
+    return unloaded
+
+
+async def _async_start_demo(scenario: str) -> MicrogridSimulator:
+    """Start the built-in simulator for a demo entry on a free loopback port."""
+    try:
+        simulator = MicrogridSimulator(load_scenario(scenario))
+        await simulator.start(host=DEMO_HOST, port=0)
+    except Exception as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="demo_failed",
+            translation_placeholders={"scenario": scenario, "error": str(err)},
+        ) from err
+    return simulator
+
+
+async def _async_connect(
+    entry: FrequenzMicrogridConfigEntry, url: str
+) -> tuple[MicrogridApiClient, Topology]:
+    """Open a client and load the topology, or raise the right setup error."""
+    try:
+        client = open_client(
+            url,
+            api_key=entry.data.get(CONF_API_KEY),
+            signing_secret=entry.data.get(CONF_SIGNING_SECRET),
+        )
+    except ValueError as err:
+        raise _setup_error(err) from err
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            topology = await load_topology(client)
+    except BaseException as err:
+        await client.disconnect()
+        if isinstance(err, Exception):
+            raise _setup_error(err) from err
+        raise
+
+    microgrid_id = str(int(topology.info.id))
+    if not entry.data.get(CONF_DEMO) and microgrid_id != entry.unique_id:
+        await client.disconnect()
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="wrong_microgrid",
+            translation_placeholders={
+                "expected": str(entry.unique_id),
+                "found": microgrid_id,
+            },
+        )
+    return client, topology
+
+
+def _setup_error(err: Exception) -> HomeAssistantError:
+    """Translate a failure to reach the microgrid into a setup outcome.
+
+    A rejected key starts a reauth flow, a broken URL or wiring needs the user, and
+    everything else is retried by Home Assistant with back-off.
+    """
+    placeholders = {"error": str(err) or type(err).__name__}
+    if isinstance(err, InvalidGraphError):
+        return ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_topology",
+            translation_placeholders=placeholders,
+        )
+    match classify_error(err):
+        case ConnectionProblem.INVALID_AUTH:
+            return ConfigEntryAuthFailed(
+                translation_domain=DOMAIN,
+                translation_key="invalid_auth",
+                translation_placeholders=placeholders,
+            )
+        case ConnectionProblem.INVALID_URL:
+            return ConfigEntryError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_url",
+                translation_placeholders=placeholders,
+            )
+        case _:
+            return ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="cannot_connect",
+                translation_placeholders=placeholders,
+            )
+
+
+def _close_on_stop(hass: HomeAssistant, runtime: MicrogridRuntimeData) -> CALLBACK_TYPE:
+    """Release the entry's resources when Home Assistant stops.
+
+    Returns a callback removing the listener, safe to call after it has fired
+    (Home Assistant logs an error if a fired once-listener is removed again).
+    """
+    remove: CALLBACK_TYPE | None = None
+
+    async def _async_close(_: Event) -> None:
+        nonlocal remove
+        remove = None
+        await runtime.async_close()
+
+    remove = hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_close)
+
+    @callback
+    def _remove() -> None:
+        if remove is not None:
+            remove()
+
+    return _remove
+
+
+def _reload_on_new_options(
+    entry: FrequenzMicrogridConfigEntry,
+) -> Callable[[HomeAssistant, FrequenzMicrogridConfigEntry], Coroutine[Any, Any, None]]:
+    """Return an update listener reloading the entry when its options change.
+
+    Only options: reauth and reconfigure already schedule their own reload, and
+    reloading twice would reconnect twice.
+    """
+    options_at_setup = dict(entry.options)
+
+    async def _async_reload_if_changed(
+        hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+    ) -> None:
+        if dict(entry.options) != options_at_setup:
+            await hass.config_entries.async_reload(entry.entry_id)
+
+    return _async_reload_if_changed

@@ -1,5 +1,48 @@
 """Constants of the Frequenz Microgrid integration."""
 
+import logging
 from typing import Final
 
 DOMAIN: Final = "frequenz_microgrid"
+LOGGER: Final = logging.getLogger(__package__)
+
+# Config entry data. A real microgrid is reached through a URL with an optional API
+# key and signing secret; a demo entry instead names a built-in simulator scenario.
+CONF_URL: Final = "url"
+CONF_API_KEY: Final = "api_key"
+CONF_SIGNING_SECRET: Final = "signing_secret"
+CONF_DEMO: Final = "demo"
+CONF_SCENARIO: Final = "scenario"
+
+DEMO_SCENARIOS: Final = ("home", "depot")
+"""Scenarios of the built-in simulator offered by the demo step."""
+
+DEMO_UNIQUE_ID_PREFIX: Final = "demo_"
+"""Demo entries are unique per scenario (`demo_home`); real microgrid ids are digits,
+so the two can never collide."""
+
+DEMO_HOST: Final = "127.0.0.1"
+"""A demo simulator only listens on loopback: it is never reachable from outside."""
+
+# Options.
+CONF_FRESHNESS_S: Final = "freshness_s"
+"""Seconds after which a component's data counts as stale (entities go unavailable)."""
+DEFAULT_FRESHNESS_S: Final = 10.0
+MIN_FRESHNESS_S: Final = 2.0
+MAX_FRESHNESS_S: Final = 300.0
+
+CONF_DEFAULT_PRIORITY: Final = "default_priority"
+"""Priority of the actions' power proposals when the caller gives none."""
+DEFAULT_PRIORITY: Final = 0
+MIN_PRIORITY: Final = -100
+MAX_PRIORITY: Final = 100
+
+CONF_REAPPLY_SETPOINTS: Final = "reapply_setpoints"
+"""Re-send setpoints restored after a Home Assistant restart (off: start neutral)."""
+DEFAULT_REAPPLY_SETPOINTS: Final = False
+
+CONNECT_TIMEOUT_S: Final = 15.0
+"""How long validation and setup wait for the microgrid to answer.
+
+The client's own call timeout is 60 s, far too long for a form the user is waiting on.
+"""

@@ -1,0 +1,320 @@
+"""Config flow: connect to a microgrid (or the built-in demo), reauth, reconfigure.
+
+Every path that stores a URL or credentials first proves they work by reading the
+microgrid's info and component list over the real API; the microgrid id from that
+answer is the entry's unique id, so one microgrid can't be added twice and a
+reconfigure can't silently point an entry at another microgrid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from frequenz.client.microgrid import MicrogridInfo
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
+from homeassistant.core import callback
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import voluptuous as vol
+
+from .connection import ConnectionProblem, classify_error, probe_microgrid
+from .const import (
+    CONF_API_KEY,
+    CONF_DEFAULT_PRIORITY,
+    CONF_DEMO,
+    CONF_FRESHNESS_S,
+    CONF_REAPPLY_SETPOINTS,
+    CONF_SCENARIO,
+    CONF_SIGNING_SECRET,
+    CONF_URL,
+    CONNECT_TIMEOUT_S,
+    DEFAULT_FRESHNESS_S,
+    DEFAULT_PRIORITY,
+    DEFAULT_REAPPLY_SETPOINTS,
+    DEMO_SCENARIOS,
+    DEMO_UNIQUE_ID_PREFIX,
+    DOMAIN,
+    LOGGER,
+    MAX_FRESHNESS_S,
+    MAX_PRIORITY,
+    MIN_FRESHNESS_S,
+    MIN_PRIORITY,
+)
+
+URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
+SECRET_SELECTOR = TextSelector(
+    TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="off")
+)
+
+ERROR_FIELD: Mapping[ConnectionProblem, str] = {
+    ConnectionProblem.INVALID_URL: CONF_URL,
+    ConnectionProblem.CANNOT_CONNECT: CONF_URL,
+    ConnectionProblem.INVALID_AUTH: CONF_API_KEY,
+    ConnectionProblem.UNKNOWN: "base",
+}
+"""Which form field each problem is shown under (the user sees what to fix)."""
+
+
+def _credentials_schema(*, key_required: bool) -> dict[vol.Marker, Any]:
+    """Return the API key and signing secret fields of a form."""
+    key_marker = vol.Required if key_required else vol.Optional
+    return {
+        key_marker(CONF_API_KEY): SECRET_SELECTOR,
+        vol.Optional(CONF_SIGNING_SECRET): SECRET_SELECTOR,
+    }
+
+
+def _connection_data(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """Return the entry data for a real microgrid, leaving out empty credentials."""
+    data = {CONF_URL: str(user_input[CONF_URL]).strip()}
+    for key in (CONF_API_KEY, CONF_SIGNING_SECRET):
+        if value := user_input.get(key):
+            data[key] = value
+    return data
+
+
+async def _async_probe(data: Mapping[str, Any]) -> MicrogridInfo | ConnectionProblem:
+    """Probe the microgrid described by entry `data`: its info, or what went wrong."""
+    try:
+        info = await probe_microgrid(
+            data[CONF_URL],
+            api_key=data.get(CONF_API_KEY),
+            signing_secret=data.get(CONF_SIGNING_SECRET),
+            timeout_s=CONNECT_TIMEOUT_S,
+        )
+    except Exception as err:  # every failure becomes a form error
+        problem = classify_error(err)
+        if problem is ConnectionProblem.UNKNOWN:
+            LOGGER.exception("Unexpected error while connecting to the microgrid")
+        else:
+            LOGGER.debug("Could not reach the microgrid: %s", err)
+        return problem
+    return info
+
+
+def _url_only(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the URL of earlier input: the only value a form is pre-filled with.
+
+    Keys and secrets are never sent back to the browser.
+    """
+    return {CONF_URL: values[CONF_URL]} if values and CONF_URL in values else {}
+
+
+def _unique_id(info: MicrogridInfo) -> str:
+    """Return the entry unique id of a real microgrid: its numeric id."""
+    return str(int(info.id))
+
+
+def _title(info: MicrogridInfo) -> str:
+    """Return the entry title: the microgrid's name, or its id if it has none."""
+    return info.name or f"Microgrid {int(info.id)}"
+
+
+class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add a Frequenz microgrid, or the built-in demo microgrid."""
+
+    VERSION = 1
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> MicrogridOptionsFlow:
+        """Return the options flow."""
+        return MicrogridOptionsFlow()
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Let the user choose between a real microgrid and the demo."""
+        return self.async_show_menu(step_id="user", menu_options=["connect", "demo"])
+
+    async def async_step_connect(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Connect to a microgrid by URL, with an optional key and secret."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = _connection_data(user_input)
+            info = await _async_probe(data)
+            if isinstance(info, ConnectionProblem):
+                errors[ERROR_FIELD[info]] = info.value
+            else:
+                await self.async_set_unique_id(_unique_id(info))
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(title=_title(info), data=data)
+
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_URL): URL_SELECTOR,
+                **_credentials_schema(key_required=False),
+            }
+        )
+        return self.async_show_form(
+            step_id="connect",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, _url_only(user_input)
+            ),
+            errors=errors,
+        )
+
+    async def async_step_demo(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Add the built-in demo: a microgrid simulated inside Home Assistant."""
+        if user_input is not None:
+            scenario = user_input[CONF_SCENARIO]
+            await self.async_set_unique_id(f"{DEMO_UNIQUE_ID_PREFIX}{scenario}")
+            self._abort_if_unique_id_configured()
+            return self.async_create_entry(
+                title=f"Demo microgrid ({scenario})",
+                data={CONF_DEMO: True, CONF_SCENARIO: scenario},
+            )
+
+        return self.async_show_form(
+            step_id="demo",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_SCENARIO, default=DEMO_SCENARIOS[0]): (
+                        SelectSelector(
+                            SelectSelectorConfig(
+                                options=list(DEMO_SCENARIOS),
+                                mode=SelectSelectorMode.LIST,
+                                translation_key=CONF_SCENARIO,
+                            )
+                        )
+                    )
+                }
+            ),
+        )
+
+    async def async_step_reauth(
+        self, entry_data: Mapping[str, Any]
+    ) -> ConfigFlowResult:
+        """Start re-authentication: the microgrid rejected the stored key."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for a new API key (and signing secret) and check it."""
+        errors: dict[str, str] = {}
+        entry = self._get_reauth_entry()
+        if user_input is not None:
+            data = dict(entry.data) | _connection_data(
+                {CONF_URL: entry.data[CONF_URL], **user_input}
+            )
+            info = await _async_probe(data)
+            if isinstance(info, ConnectionProblem):
+                errors[ERROR_FIELD[info]] = info.value
+            else:
+                await self.async_set_unique_id(_unique_id(info))
+                self._abort_if_unique_id_mismatch(reason="wrong_microgrid")
+                return self.async_update_reload_and_abort(entry, data=data)
+
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema(_credentials_schema(key_required=True)),
+            description_placeholders={"name": entry.title},
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Point the entry at a new URL or key; it must stay the same microgrid."""
+        errors: dict[str, str] = {}
+        entry = self._get_reconfigure_entry()
+        if entry.data.get(CONF_DEMO):
+            return self.async_abort(reason="demo_not_reconfigurable")
+        if user_input is not None:
+            # Empty credential fields keep the stored ones.
+            data = dict(entry.data) | _connection_data(user_input)
+            info = await _async_probe(data)
+            if isinstance(info, ConnectionProblem):
+                errors[ERROR_FIELD[info]] = info.value
+            else:
+                await self.async_set_unique_id(_unique_id(info))
+                self._abort_if_unique_id_mismatch(reason="wrong_microgrid")
+                return self.async_update_reload_and_abort(entry, data=data)
+
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_URL): URL_SELECTOR,
+                **_credentials_schema(key_required=False),
+            }
+        )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, _url_only(user_input or entry.data)
+            ),
+            errors=errors,
+        )
+
+
+class MicrogridOptionsFlow(OptionsFlow):
+    """Tune how the integration reads and steers the microgrid."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show and store the options."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={
+                    CONF_FRESHNESS_S: float(user_input[CONF_FRESHNESS_S]),
+                    CONF_DEFAULT_PRIORITY: int(user_input[CONF_DEFAULT_PRIORITY]),
+                    CONF_REAPPLY_SETPOINTS: bool(user_input[CONF_REAPPLY_SETPOINTS]),
+                }
+            )
+
+        options = self.config_entry.options
+        schema = vol.Schema(
+            {
+                vol.Required(
+                    CONF_FRESHNESS_S,
+                    default=options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S),
+                ): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_FRESHNESS_S,
+                        max=MAX_FRESHNESS_S,
+                        step=1,
+                        unit_of_measurement="s",
+                        mode=NumberSelectorMode.BOX,
+                    )
+                ),
+                vol.Required(
+                    CONF_DEFAULT_PRIORITY,
+                    default=options.get(CONF_DEFAULT_PRIORITY, DEFAULT_PRIORITY),
+                ): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_PRIORITY,
+                        max=MAX_PRIORITY,
+                        step=1,
+                        mode=NumberSelectorMode.BOX,
+                    )
+                ),
+                vol.Required(
+                    CONF_REAPPLY_SETPOINTS,
+                    default=options.get(
+                        CONF_REAPPLY_SETPOINTS, DEFAULT_REAPPLY_SETPOINTS
+                    ),
+                ): BooleanSelector(),
+            }
+        )
+        return self.async_show_form(step_id="init", data_schema=schema)

@@ -1,0 +1,123 @@
+"""The coordinator: one per config entry, pushing the engine's snapshots to entities.
+
+The engine's `MicrogridMonitor` streams telemetry and computes a `MicrogridSnapshot`
+once per tick; the coordinator only relays it (push: no polling interval), logs once
+when the microgrid becomes unreachable and once when it is back, and starts a reauth
+flow when the API rejects the key. Reconnecting is the monitor's job: no reload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from frequenz.client.microgrid import MicrogridApiClient
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+
+from .const import DOMAIN, LOGGER
+from .engine.graph import Topology
+from .engine.monitor import MicrogridMonitor
+from .engine.snapshot import MicrogridSnapshot
+from .simulator import MicrogridSimulator
+
+
+@dataclass
+class MicrogridRuntimeData:
+    """What a loaded entry owns; everything here is released by `async_close`."""
+
+    client: MicrogridApiClient
+    topology: Topology
+    monitor: MicrogridMonitor
+    coordinator: MicrogridCoordinator
+    simulator: MicrogridSimulator | None = None
+    """The in-process simulator of a demo entry (`None` for a real microgrid)."""
+    _closed: bool = field(default=False, init=False, repr=False)
+
+    async def async_close(self) -> None:
+        """Stop streaming, disconnect the client and stop a demo simulator.
+
+        Runs on unload and on Home Assistant stop, possibly both: the second call
+        does nothing. The client must be disconnected before its server stops, or its
+        broadcaster tasks keep retrying.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        await self.monitor.stop()
+        await self.client.disconnect()
+        if self.simulator is not None:
+            await self.simulator.stop()
+
+
+type FrequenzMicrogridConfigEntry = ConfigEntry[MicrogridRuntimeData]
+
+
+class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
+    """Relays the monitor's snapshots of one microgrid to its entities."""
+
+    config_entry: FrequenzMicrogridConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: FrequenzMicrogridConfigEntry,
+        client: MicrogridApiClient,
+        topology: Topology,
+        *,
+        freshness_s: float,
+    ) -> None:
+        """Create the coordinator and the (not yet started) monitor it listens to."""
+        super().__init__(
+            hass, LOGGER, config_entry=entry, name=f"{DOMAIN} {entry.title}"
+        )
+        self.client = client
+        self.topology = topology
+        self.monitor = MicrogridMonitor(
+            client,
+            topology,
+            freshness_s=freshness_s,
+            on_snapshot=self._handle_snapshot,
+            on_reachability=self._handle_reachability,
+            on_auth_error=self._handle_auth_error,
+        )
+        self.unreachable_logged = False
+        self._reauth_started = False
+
+    async def _async_update_data(self) -> MicrogridSnapshot:
+        """Return the monitor's latest snapshot (for the first refresh only).
+
+        Updates are pushed by the monitor; this only gives entities a value to
+        start from.
+        """
+        return self.monitor.snapshot()
+
+    @callback
+    def _handle_snapshot(self, snapshot: MicrogridSnapshot) -> None:
+        """Publish a new snapshot to the entities."""
+        self.async_set_updated_data(snapshot)
+
+    @callback
+    def _handle_reachability(self, reachable: bool) -> None:
+        """Log the first time the microgrid is lost, and once when it is back."""
+        if not reachable and not self.unreachable_logged:
+            self.unreachable_logged = True
+            LOGGER.warning(
+                "Microgrid %s is unreachable; its entities go unavailable until it "
+                "answers again (reconnecting in the background)",
+                self.config_entry.title,
+            )
+        elif reachable and self.unreachable_logged:
+            self.unreachable_logged = False
+            LOGGER.info("Microgrid %s is reachable again", self.config_entry.title)
+
+    @callback
+    def _handle_auth_error(self, err: Exception) -> None:
+        """Start a reauth flow (once) when the API rejects the stored key."""
+        if self._reauth_started:
+            return
+        self._reauth_started = True
+        LOGGER.warning(
+            "Microgrid %s rejected the API key: %s", self.config_entry.title, err
+        )
+        self.config_entry.async_start_reauth(self.hass)
