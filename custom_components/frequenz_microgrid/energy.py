@@ -1,0 +1,113 @@
+"""Energy totals for the Energy dashboard: one monotonic counter per flow direction.
+
+The Energy dashboard needs a `TOTAL_INCREASING` counter that never goes backwards
+and is never made up. Components that send their own AC energy counter give the best
+value, but meters get replaced or reset, and many components send no counter at all.
+`EnergyTotal` therefore has two sources, chosen per flow once and kept:
+
+* **meter**: follow the components' counter, adding only its increases (a drop is a
+  reset or a replaced component: the running total keeps its value and follows the
+  counter from its new level, so the total stays monotonic);
+* **integrated**: integrate the flow's power over time with the trapezoid rule, but
+  only between two consecutive fresh samples — over a gap nothing is invented.
+
+It is plain data plus arithmetic (no Home Assistant), so the entity can restore it
+across restarts from `as_dict()` and tests can drive it with numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+MAX_INTEGRATION_GAP = timedelta(seconds=30)
+"""Longest step between two power samples that is still integrated.
+
+Snapshots arrive every second; a longer step means the data was interrupted and we
+do not know what happened in between.
+"""
+
+
+def positive_part(power_w: float) -> float:
+    """Return the power flowing in the direction a counter measures (else 0 W)."""
+    return max(power_w, 0.0)
+
+
+@dataclass(slots=True)
+class EnergyTotal:
+    """A monotonic energy total (Wh) fed by a meter counter or by power samples."""
+
+    total_wh: float | None = None
+    """The running total, `None` until the first real value is known."""
+    last_reading_wh: float | None = None
+    """The last meter counter seen; set once the total follows a meter."""
+    last_sample_at: datetime | None = None
+    """Time of the last fresh power sample (not persisted: a restart is a gap)."""
+    last_power_w: float | None = None
+    """The last fresh power sample, already reduced to this flow's direction."""
+
+    @property
+    def follows_meter(self) -> bool:
+        """Whether this total follows a component's energy counter."""
+        return self.last_reading_wh is not None
+
+    def add_meter_reading(self, reading_wh: float) -> None:
+        """Follow the components' energy counter.
+
+        The first reading ever becomes the total (so it matches the device); after
+        that only increases are added. A decrease re-bases on the new reading and adds
+        nothing: a summed counter drops when one of its meters resets, so adding the
+        new value (as for a single meter) would count the other meters twice.
+        """
+        self.last_sample_at = None
+        self.last_power_w = None
+        if self.last_reading_wh is None:
+            if self.total_wh is None:
+                self.total_wh = reading_wh
+        elif reading_wh > self.last_reading_wh and self.total_wh is not None:
+            self.total_wh += reading_wh - self.last_reading_wh
+        self.last_reading_wh = reading_wh
+
+    def add_power_sample(self, at: datetime, power_w: float | None) -> None:
+        """Integrate the flow's power (already in this counter's direction).
+
+        `None` marks a gap: the next fresh sample starts a new segment instead of
+        being joined to the last one. A total that follows a meter ignores power
+        (the meter will account for the gap when it comes back).
+        """
+        if self.follows_meter:
+            return
+        if power_w is None:
+            self.last_sample_at = None
+            self.last_power_w = None
+            return
+        previous_at, previous_w = self.last_sample_at, self.last_power_w
+        self.last_sample_at, self.last_power_w = at, power_w
+        if previous_at is None or previous_w is None:
+            return
+        step = at - previous_at
+        if step <= timedelta(0) or step > MAX_INTEGRATION_GAP:
+            return
+        hours = step.total_seconds() / 3600.0
+        self.total_wh = (self.total_wh or 0.0) + (previous_w + power_w) / 2.0 * hours
+
+    def as_dict(self) -> dict[str, float | None]:
+        """Return what survives a restart (the total and the meter baseline)."""
+        return {"total_wh": self.total_wh, "last_reading_wh": self.last_reading_wh}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Rebuild a total stored with `as_dict`, ignoring malformed values."""
+        return cls(
+            total_wh=_float_or_none(data.get("total_wh")),
+            last_reading_wh=_float_or_none(data.get("last_reading_wh")),
+        )
+
+
+def _float_or_none(value: Any) -> float | None:
+    """Return `value` as a float if it is a number, else `None`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

@@ -1,0 +1,738 @@
+"""Sensors: pool measurements, per-component telemetry and energy totals.
+
+Three kinds of description, one per kind of source:
+
+* `PoolSensorDescription` reads the whole microgrid's snapshot (grid, PV, EV and
+  battery pools) and belongs to the hub device;
+* `ComponentSensorDescription` reads one component's snapshot and is created for
+  every component of its categories — per-phase values only once the component has
+  actually sent that metric, so a single-phase meter gets no empty L2/L3 sensors;
+* `EnergySensorDescription` keeps a restored, monotonic kWh total per flow direction
+  for the Energy dashboard (see `energy.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+import math
+from typing import TYPE_CHECKING, Any
+
+from frequenz.client.microgrid import MicrogridInfo
+from frequenz.client.microgrid.component import (
+    Component,
+    ComponentCategory,
+    ComponentStateCode,
+)
+from frequenz.client.microgrid.metrics import Metric
+from homeassistant.components.sensor import (
+    RestoreSensor,
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorExtraStoredData,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfElectricCurrent,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfPower,
+    UnitOfTemperature,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .energy import EnergyTotal, positive_part
+from .engine.snapshot import ComponentSnapshot, EnergySnapshot, MicrogridSnapshot
+from .entity import (
+    MicrogridComponentEntity,
+    MicrogridPoolEntity,
+    SnapshotCoordinator,
+    async_remove_stale_devices,
+    has_device,
+)
+
+if TYPE_CHECKING:
+    from .coordinator import FrequenzMicrogridConfigEntry
+    from .engine.graph import Topology
+
+PARALLEL_UPDATES = 0
+
+OPERATING_STATES: tuple[ComponentStateCode, ...] = (
+    ComponentStateCode.ERROR,
+    ComponentStateCode.UNAVAILABLE,
+    ComponentStateCode.SWITCHING_OFF,
+    ComponentStateCode.OFF,
+    ComponentStateCode.SWITCHING_ON,
+    ComponentStateCode.STANDBY,
+    ComponentStateCode.CHARGING,
+    ComponentStateCode.DISCHARGING,
+    ComponentStateCode.READY,
+    ComponentStateCode.UNKNOWN,
+)
+"""The component states the state sensor shows, most important first.
+
+A component reports a set of states (e.g. READY and CHARGING); the sensor shows the
+first of these that is in the set. Cable states have their own sensor.
+"""
+
+CABLE_STATES: tuple[ComponentStateCode, ...] = (
+    ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV,
+    ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_EV,
+    ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_STATION,
+    ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_STATION,
+    ComponentStateCode.EV_CHARGING_CABLE_UNPLUGGED,
+)
+"""EV charger cable states, most connected first."""
+
+CABLE_PREFIX = "EV_CHARGING_CABLE_"
+
+PHASES = (1, 2, 3)
+
+
+def state_option(code: ComponentStateCode) -> str:
+    """Return the enum-sensor option (translation key) of a component state."""
+    return code.name.removeprefix(CABLE_PREFIX).lower()
+
+
+def first_state(
+    snapshot: ComponentSnapshot, candidates: Iterable[ComponentStateCode]
+) -> ComponentStateCode | None:
+    """Return the first of `candidates` the component reports, or `None`."""
+    return next((code for code in candidates if code in snapshot.states), None)
+
+
+def component_state(snapshot: ComponentSnapshot) -> str | None:
+    """Return the component's most important operating state as an option."""
+    code = first_state(snapshot, OPERATING_STATES)
+    return None if code is None else state_option(code)
+
+
+def cable_state(snapshot: ComponentSnapshot) -> str | None:
+    """Return an EV charger's cable state as an option."""
+    code = first_state(snapshot, CABLE_STATES)
+    return None if code is None else state_option(code)
+
+
+def finite(value: float | None) -> float | None:
+    """Return `value` unless it is unknown or infinite (an unbounded side)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def negated(value: float | None) -> float | None:
+    """Return `-value`, keeping "unknown" unknown."""
+    return None if value is None else -value
+
+
+def directed(value: float | None) -> float | None:
+    """Return the part of a power that flows in a counter's direction."""
+    return None if value is None else positive_part(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolSensorDescription(SensorEntityDescription):
+    """A sensor of the whole microgrid, computed by the monitor."""
+
+    value_fn: Callable[[MicrogridSnapshot], StateType]
+    exists_fn: Callable[[Topology], bool] = lambda _: True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComponentSensorDescription(SensorEntityDescription):
+    """A sensor of one component, for every component of `categories`."""
+
+    value_fn: Callable[[ComponentSnapshot], StateType]
+    categories: frozenset[ComponentCategory]
+    measured_metric: Metric | None = None
+    """When set, the sensor is only created once the component has sent this metric."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoSensorDescription(SensorEntityDescription):
+    """A static fact about the microgrid (from its metadata)."""
+
+    value_fn: Callable[[MicrogridInfo], str | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnergySensorDescription(SensorEntityDescription):
+    """A kWh total for the Energy dashboard, for one flow direction."""
+
+    counter_fn: Callable[[EnergySnapshot], float | None]
+    """The components' own counter (Wh), when every component of the pool sends it."""
+    power_fn: Callable[[MicrogridSnapshot], float | None]
+    """The flow's power (W, ≥ 0) to integrate when there is no counter."""
+    exists_fn: Callable[[Topology], bool]
+
+
+def _power(
+    key: str, value_fn: Callable[[MicrogridSnapshot], float | None], **kw: Any
+) -> PoolSensorDescription:
+    """Describe a pool power sensor (W, measurement)."""
+    return PoolSensorDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=value_fn,
+        **kw,
+    )
+
+
+def _pool_current(
+    pool: str,
+    phase: int,
+    current_fn: Callable[[MicrogridSnapshot], tuple[float | None, ...]],
+    exists_fn: Callable[[Topology], bool],
+) -> PoolSensorDescription:
+    """Describe one phase's current of a pool (A, measurement)."""
+    return PoolSensorDescription(
+        key=f"{pool}_current_l{phase}",
+        translation_key=f"{pool}_current_l{phase}",
+        device_class=SensorDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda s: current_fn(s)[phase - 1],
+        exists_fn=exists_fn,
+    )
+
+
+def _battery_bound(key: str, edge: str) -> PoolSensorDescription:
+    """Describe one edge of the battery pool's power bounds (diagnostic)."""
+    return _power(
+        key,
+        lambda s: finite(getattr(s.battery.bounds, edge, None)),
+        entity_category=EntityCategory.DIAGNOSTIC,
+        exists_fn=_has_batteries,
+    )
+
+
+def _has_grid(topology: Topology) -> bool:
+    return topology.formulas.grid is not None
+
+
+def _has_batteries(topology: Topology) -> bool:
+    return topology.formulas.battery is not None
+
+
+def _has_pv(topology: Topology) -> bool:
+    return topology.formulas.pv is not None
+
+
+def _has_ev_chargers(topology: Topology) -> bool:
+    return topology.formulas.ev_charger is not None
+
+
+POOL_SENSORS: tuple[PoolSensorDescription, ...] = (
+    _power("grid_power", lambda s: s.grid_power_w, exists_fn=_has_grid),
+    *(_pool_current("grid", p, lambda s: s.grid_current_a, _has_grid) for p in PHASES),
+    _power(
+        "consumer_power",
+        lambda s: s.consumer_power_w,
+        exists_fn=lambda t: t.formulas.consumer is not None,
+    ),
+    _power(
+        "producer_power",
+        lambda s: s.producer_power_w,
+        exists_fn=lambda t: t.formulas.producer is not None,
+    ),
+    _power("pv_power", lambda s: s.pv_power_w, exists_fn=_has_pv),
+    _power("ev_power", lambda s: s.ev_power_w, exists_fn=_has_ev_chargers),
+    *(
+        _pool_current("ev", p, lambda s: s.ev_current_a, _has_ev_chargers)
+        for p in PHASES
+    ),
+    _power("battery_power", lambda s: s.battery.power_w, exists_fn=_has_batteries),
+    PoolSensorDescription(
+        key="battery_soc",
+        translation_key="battery_soc",
+        device_class=SensorDeviceClass.BATTERY,
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda s: s.battery.soc_pct,
+        exists_fn=_has_batteries,
+    ),
+    PoolSensorDescription(
+        key="battery_usable_capacity",
+        translation_key="battery_usable_capacity",
+        device_class=SensorDeviceClass.ENERGY_STORAGE,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        value_fn=lambda s: s.battery.usable_capacity_wh,
+        exists_fn=_has_batteries,
+    ),
+    _battery_bound("battery_inclusion_lower", "inclusion_lower"),
+    _battery_bound("battery_inclusion_upper", "inclusion_upper"),
+    _battery_bound("battery_exclusion_lower", "exclusion_lower"),
+    _battery_bound("battery_exclusion_upper", "exclusion_upper"),
+)
+
+INFO_SENSORS: tuple[InfoSensorDescription, ...] = (
+    InfoSensorDescription(
+        key="delivery_area",
+        translation_key="delivery_area",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda info: info.delivery_area.code if info.delivery_area else None,
+    ),
+    InfoSensorDescription(
+        key="location",
+        translation_key="location",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda info: str(info.location) if info.location else None,
+    ),
+)
+
+AC_COMPONENTS = frozenset(
+    {ComponentCategory.METER, ComponentCategory.INVERTER, ComponentCategory.EV_CHARGER}
+)
+STATEFUL_COMPONENTS = frozenset(
+    {
+        ComponentCategory.INVERTER,
+        ComponentCategory.BATTERY,
+        ComponentCategory.EV_CHARGER,
+    }
+)
+BATTERIES = frozenset({ComponentCategory.BATTERY})
+INVERTERS = frozenset({ComponentCategory.INVERTER})
+EV_CHARGERS = frozenset({ComponentCategory.EV_CHARGER})
+
+_CURRENT_METRICS = (
+    Metric.AC_CURRENT_PHASE_1,
+    Metric.AC_CURRENT_PHASE_2,
+    Metric.AC_CURRENT_PHASE_3,
+)
+_VOLTAGE_METRICS = (
+    Metric.AC_VOLTAGE_PHASE_1_N,
+    Metric.AC_VOLTAGE_PHASE_2_N,
+    Metric.AC_VOLTAGE_PHASE_3_N,
+)
+
+
+def _metric(
+    key: str,
+    metric: Metric,
+    categories: frozenset[ComponentCategory],
+    *,
+    measured: bool = False,
+    **kw: Any,
+) -> ComponentSensorDescription:
+    """Describe a sensor showing one metric of a component as sent."""
+    return ComponentSensorDescription(
+        key=key,
+        translation_key=key,
+        state_class=SensorStateClass.MEASUREMENT,
+        categories=categories,
+        measured_metric=metric if measured else None,
+        value_fn=lambda c: c.value(metric),
+        **kw,
+    )
+
+
+COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
+    _metric(
+        "power",
+        Metric.AC_POWER_ACTIVE,
+        AC_COMPONENTS,
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        suggested_display_precision=0,
+    ),
+    _metric(
+        "dc_power",
+        Metric.DC_POWER,
+        BATTERIES,
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        suggested_display_precision=0,
+    ),
+    *(
+        _metric(
+            f"current_l{phase}",
+            metric,
+            AC_COMPONENTS,
+            measured=True,
+            device_class=SensorDeviceClass.CURRENT,
+            native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+            suggested_display_precision=1,
+            entity_registry_enabled_default=False,
+        )
+        for phase, metric in zip(PHASES, _CURRENT_METRICS, strict=True)
+    ),
+    *(
+        _metric(
+            f"voltage_l{phase}",
+            metric,
+            AC_COMPONENTS,
+            measured=True,
+            device_class=SensorDeviceClass.VOLTAGE,
+            native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+            suggested_display_precision=1,
+            entity_category=EntityCategory.DIAGNOSTIC,
+            entity_registry_enabled_default=False,
+        )
+        for phase, metric in zip(PHASES, _VOLTAGE_METRICS, strict=True)
+    ),
+    _metric(
+        "soc",
+        Metric.BATTERY_SOC_PCT,
+        BATTERIES,
+        device_class=SensorDeviceClass.BATTERY,
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=1,
+    ),
+    _metric(
+        "capacity",
+        Metric.BATTERY_CAPACITY,
+        BATTERIES,
+        measured=True,
+        device_class=SensorDeviceClass.ENERGY_STORAGE,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=2,
+        entity_category=EntityCategory.DIAGNOSTIC,
+    ),
+    _metric(
+        "battery_temperature",
+        Metric.BATTERY_TEMPERATURE,
+        BATTERIES,
+        measured=True,
+        device_class=SensorDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        suggested_display_precision=1,
+        entity_category=EntityCategory.DIAGNOSTIC,
+    ),
+    _metric(
+        "inverter_temperature",
+        Metric.INVERTER_TEMPERATURE,
+        INVERTERS,
+        measured=True,
+        device_class=SensorDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        suggested_display_precision=1,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+    ),
+    ComponentSensorDescription(
+        key="component_state",
+        translation_key="component_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state_option(code) for code in OPERATING_STATES],
+        categories=STATEFUL_COMPONENTS,
+        value_fn=component_state,
+    ),
+    ComponentSensorDescription(
+        key="cable_state",
+        translation_key="cable_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state_option(code) for code in CABLE_STATES],
+        categories=EV_CHARGERS,
+        value_fn=cable_state,
+    ),
+)
+
+
+def _energy(
+    key: str,
+    counter_fn: Callable[[EnergySnapshot], float | None],
+    power_fn: Callable[[MicrogridSnapshot], float | None],
+    exists_fn: Callable[[Topology], bool],
+) -> EnergySensorDescription:
+    """Describe an Energy-dashboard total (kWh, total increasing)."""
+    return EnergySensorDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        counter_fn=counter_fn,
+        power_fn=power_fn,
+        exists_fn=exists_fn,
+    )
+
+
+ENERGY_SENSORS: tuple[EnergySensorDescription, ...] = (
+    _energy(
+        "grid_import_energy",
+        lambda e: e.grid_import_wh,
+        lambda s: directed(s.grid_power_w),
+        _has_grid,
+    ),
+    _energy(
+        "grid_export_energy",
+        lambda e: e.grid_export_wh,
+        lambda s: directed(negated(s.grid_power_w)),
+        _has_grid,
+    ),
+    _energy(
+        "battery_charge_energy",
+        lambda e: e.battery_charge_wh,
+        lambda s: directed(s.battery.power_w),
+        _has_batteries,
+    ),
+    _energy(
+        "battery_discharge_energy",
+        lambda e: e.battery_discharge_wh,
+        lambda s: directed(negated(s.battery.power_w)),
+        _has_batteries,
+    ),
+    _energy(
+        "pv_production_energy",
+        lambda e: e.pv_production_wh,
+        lambda s: directed(negated(s.pv_power_w)),
+        _has_pv,
+    ),
+    _energy(
+        "ev_charging_energy",
+        lambda e: e.ev_charging_wh,
+        lambda s: directed(s.ev_power_w),
+        _has_ev_chargers,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: FrequenzMicrogridConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up the pool, component and energy sensors of a microgrid."""
+    runtime = entry.runtime_data
+    topology, coordinator = runtime.topology, runtime.coordinator
+    entry_key = entry.unique_id or entry.entry_id
+    devices = [c for c in topology.components.values() if has_device(c)]
+    async_remove_stale_devices(
+        hass, entry.entry_id, entry_key, (int(c.id) for c in devices)
+    )
+
+    hub: list[SensorEntity] = [
+        PoolSensor(coordinator, entry_key=entry_key, info=topology.info, description=d)
+        for d in POOL_SENSORS
+        if d.exists_fn(topology)
+    ]
+    hub.extend(
+        InfoSensor(coordinator, entry_key=entry_key, info=topology.info, description=d)
+        for d in INFO_SENSORS
+    )
+    hub.extend(
+        EnergySensor(
+            coordinator, entry_key=entry_key, info=topology.info, description=d
+        )
+        for d in ENERGY_SENSORS
+        if d.exists_fn(topology)
+    )
+    async_add_entities(hub)
+
+    added: set[tuple[int, str]] = set()
+
+    @callback
+    def add_component_sensors() -> None:
+        """Add component sensors, including per-phase ones once measured."""
+        new = list(_new_component_sensors(coordinator, entry_key, devices, added))
+        if new:
+            async_add_entities(new)
+
+    add_component_sensors()
+    entry.async_on_unload(coordinator.async_add_listener(add_component_sensors))
+
+
+def _new_component_sensors(
+    coordinator: SnapshotCoordinator,
+    entry_key: str,
+    components: Iterable[Component],
+    added: set[tuple[int, str]],
+) -> Iterable[ComponentSensor]:
+    """Yield the component sensors that can exist now and were not added yet."""
+    snapshot = coordinator.data
+    for component in components:
+        cid = int(component.id)
+        data = snapshot.component(cid) if snapshot is not None else None
+        for description in COMPONENT_SENSORS:
+            if (cid, description.key) in added:
+                continue
+            if component.category not in description.categories:
+                continue
+            metric = description.measured_metric
+            if metric is not None and (data is None or data.value(metric) is None):
+                continue
+            added.add((cid, description.key))
+            yield ComponentSensor(
+                coordinator,
+                entry_key=entry_key,
+                component=component,
+                description=description,
+            )
+
+
+class PoolSensor(MicrogridPoolEntity, SensorEntity):
+    """A measurement of the whole microgrid."""
+
+    entity_description: PoolSensorDescription
+
+    def __init__(
+        self,
+        coordinator: SnapshotCoordinator,
+        *,
+        entry_key: str,
+        info: MicrogridInfo,
+        description: PoolSensorDescription,
+    ) -> None:
+        """Create the sensor for `description` on the hub device."""
+        super().__init__(
+            coordinator, entry_key=entry_key, key=description.key, info=info
+        )
+        self.entity_description = description
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the pool value, `None` when unknown or stale."""
+        snapshot = self.snapshot
+        return None if snapshot is None else self.entity_description.value_fn(snapshot)
+
+    @property
+    def available(self) -> bool:
+        """Available while the data is current and the value known."""
+        return super().available and self.native_value is not None
+
+
+class InfoSensor(MicrogridPoolEntity, SensorEntity):
+    """A static fact about the microgrid (delivery area, location)."""
+
+    entity_description: InfoSensorDescription
+
+    def __init__(
+        self,
+        coordinator: SnapshotCoordinator,
+        *,
+        entry_key: str,
+        info: MicrogridInfo,
+        description: InfoSensorDescription,
+    ) -> None:
+        """Create the sensor for `description` on the hub device."""
+        super().__init__(
+            coordinator, entry_key=entry_key, key=description.key, info=info
+        )
+        self.entity_description = description
+        self._attr_native_value = description.value_fn(info)
+
+    @property
+    def available(self) -> bool:
+        """Available whenever the fact is known: it does not depend on telemetry."""
+        return self.native_value is not None
+
+
+class ComponentSensor(MicrogridComponentEntity, SensorEntity):
+    """A measurement or state of one component."""
+
+    entity_description: ComponentSensorDescription
+
+    def __init__(
+        self,
+        coordinator: SnapshotCoordinator,
+        *,
+        entry_key: str,
+        component: Component,
+        description: ComponentSensorDescription,
+    ) -> None:
+        """Create the sensor for `description` on the component's device."""
+        super().__init__(
+            coordinator, entry_key=entry_key, key=description.key, component=component
+        )
+        self.entity_description = description
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the component's value, `None` when unknown or stale."""
+        data = self.component_snapshot
+        return None if data is None else self.entity_description.value_fn(data)
+
+    @property
+    def available(self) -> bool:
+        """Available while the component's data is fresh and has this value."""
+        return super().available and self.native_value is not None
+
+
+@dataclass
+class EnergyTotalData(SensorExtraStoredData):
+    """What an energy sensor stores: its state plus the total and meter baseline."""
+
+    total: EnergyTotal = field(default_factory=EnergyTotal)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the sensor's stored state with the total's own fields."""
+        return super().as_dict() | self.total.as_dict()
+
+
+class EnergySensor(MicrogridPoolEntity, RestoreSensor):
+    """A monotonic kWh total for the Energy dashboard, restored across restarts."""
+
+    entity_description: EnergySensorDescription
+
+    def __init__(
+        self,
+        coordinator: SnapshotCoordinator,
+        *,
+        entry_key: str,
+        info: MicrogridInfo,
+        description: EnergySensorDescription,
+    ) -> None:
+        """Create the total for `description` on the hub device."""
+        super().__init__(
+            coordinator, entry_key=entry_key, key=description.key, info=info
+        )
+        self.entity_description = description
+        self._total = EnergyTotal()
+
+    async def async_added_to_hass(self) -> None:
+        """Restore the total, then account for the snapshot already there."""
+        await super().async_added_to_hass()
+        if (stored := await self.async_get_last_extra_data()) is not None:
+            self._total = EnergyTotal.from_dict(stored.as_dict())
+        self._account(self.snapshot)
+
+    @property
+    def extra_restore_state_data(self) -> EnergyTotalData:
+        """Store the total and the meter baseline (not the kWh state alone)."""
+        return EnergyTotalData(
+            self.native_value, self.native_unit_of_measurement, self._total
+        )
+
+    @property
+    def native_value(self) -> float | None:
+        """Return the total in kWh, `None` until one is known."""
+        total = self._total.total_wh
+        return None if total is None else total / 1000.0
+
+    @property
+    def available(self) -> bool:
+        """Available while the data is current and a total is known."""
+        return super().available and self.native_value is not None
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """Account every snapshot, even those whose state write is coalesced away."""
+        self._account(self.snapshot)
+        super()._handle_coordinator_update()
+
+    def _account(self, snapshot: MicrogridSnapshot | None) -> None:
+        """Add a snapshot's counter reading or power sample to the total."""
+        if snapshot is None:
+            return
+        description = self.entity_description
+        reading = description.counter_fn(snapshot.energy)
+        if reading is not None:
+            self._total.add_meter_reading(reading)
+            return
+        power = description.power_fn(snapshot) if snapshot.reachable else None
+        self._total.add_power_sample(snapshot.taken_at, power)
