@@ -1,0 +1,279 @@
+"""The power manager: standing proposals per component set → one target power.
+
+One `PowerManager` serves one kind of pool (batteries, EV chargers or PV
+inverters), and inside it one bucket of proposals per component set, as the SDK's
+power-managing actor does. It holds no clock and does no I/O: every method takes
+what happened and returns the target power the caller should now send to the
+distributor (or `None` when there is nothing to send).
+
+Deliberate differences from the SDK (1.0.0rc2214), each an improvement the spec
+allows because none changes a target the SDK would compute:
+
+- A proposal that arrives before the pool's system bounds are known is kept (the
+  SDK drops it); the target follows as soon as `set_system_bounds` is called.
+- Expiry recomputes the target at once and returns the default power when the last
+  proposal is gone (the SDK only forgets the target, leaving the pool at the old
+  setpoint until the next proposal).
+- A proposal can be ``keep_alive``: its sender maintains it, so it never expires.
+- A change of the exclusion bounds alone is taken into account (the SDK only
+  reacts to a change of the inclusion bounds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+import enum
+
+from ..bounds import PowerBounds
+from ..results import PartialFailure, Result, Success
+from .algorithms import Algorithm, Matryoshka, ShiftingMatryoshka
+from .book import ProposalBook
+from .proposal import Proposal
+
+MAX_PROPOSAL_AGE = 60.0
+"""Seconds after which a proposal that nobody re-sent is dropped (as the SDK)."""
+
+
+class DefaultPower(enum.Enum):
+    """What a pool falls back to once its last power proposal is gone."""
+
+    ZERO = "zero"
+    """0 W: batteries stop charging or discharging."""
+    MIN = "min"
+    """The inclusion lower bound: PV inverters produce as much as they can."""
+    MAX = "max"
+    """The inclusion upper bound: EV chargers charge as fast as they can."""
+
+    def of(self, system: PowerBounds) -> float:
+        """Return the default power under the given system bounds."""
+        match self:
+            case DefaultPower.ZERO:
+                return 0.0
+            case DefaultPower.MIN:
+                return system.inclusion_lower
+            case DefaultPower.MAX:
+                return system.inclusion_upper
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What an actor at one priority sees of its pool (the SDK's power status)."""
+
+    target_power: float | None
+    """The pool's one target power; `None` when no proposal asks for a power."""
+    bounds: PowerBounds | None
+    """What this priority may still use: the system inclusion bounds narrowed (and
+    for shifting, shifted) by the higher priorities, with the system's exclusion
+    zone. `None` while the system bounds are unknown."""
+    last_result: Result | None
+    """The last distribution result for the pool, if any."""
+
+
+class PowerManager:
+    """Arbitrates between actors' proposals for each component set of one pool kind."""
+
+    def __init__(
+        self,
+        algorithm: Algorithm,
+        default_power: DefaultPower,
+        *,
+        max_proposal_age: float = MAX_PROPOSAL_AGE,
+    ) -> None:
+        """Create a manager that combines proposals with `algorithm`."""
+        self.algorithm = algorithm
+        self.default_power = default_power
+        self.max_proposal_age = max_proposal_age
+        self._books: dict[frozenset[int], ProposalBook] = {}
+        self._system_bounds: dict[frozenset[int], PowerBounds] = {}
+        self._targets: dict[frozenset[int], float] = {}
+        self._results: dict[frozenset[int], Result] = {}
+        self._in_partial_failure: set[frozenset[int]] = set()
+
+    @classmethod
+    def for_batteries(cls) -> PowerManager:
+        """Shifting matryoshka, 0 W by default (spec §1)."""
+        return cls(ShiftingMatryoshka(), DefaultPower.ZERO)
+
+    @classmethod
+    def for_ev_chargers(cls) -> PowerManager:
+        """Matryoshka, full charging power (inclusion upper bound) by default."""
+        return cls(Matryoshka(), DefaultPower.MAX)
+
+    @classmethod
+    def for_pv_inverters(cls) -> PowerManager:
+        """Matryoshka, full production (inclusion lower bound) by default."""
+        return cls(Matryoshka(), DefaultPower.MIN)
+
+    # -- inputs ---------------------------------------------------------------
+
+    def propose(self, proposal: Proposal) -> float | None:
+        """Add, replace or withdraw a proposal; return the target to send.
+
+        The target is returned even when unchanged (the SDK re-sends it too, which
+        keeps the components' setpoints alive). `None` means nothing to send: no
+        proposal asks for a power and none did before, or the bounds are unknown.
+
+        Raises:
+            ValueError: The component set overlaps another one that has proposals.
+        """
+        component_ids = proposal.component_ids
+        book = self._books.get(component_ids)
+        if book is None:
+            if proposal.is_withdrawal:
+                return self._recalculate(component_ids)
+            self._refuse_overlap(component_ids)
+            book = self._books[component_ids] = ProposalBook()
+        book.apply(proposal)
+        return self._recalculate(component_ids)
+
+    def withdraw(
+        self,
+        source_id: str,
+        *,
+        priority: int | None = None,
+        component_ids: frozenset[int] | None = None,
+    ) -> dict[frozenset[int], float]:
+        """Remove a source's proposals (e.g. when an entry unloads).
+
+        Limited to one priority and/or one component set when given. Return the
+        targets to send, per component set whose proposals changed.
+        """
+        changed = [
+            ids
+            for ids, book in self._books.items()
+            if (component_ids is None or ids == component_ids)
+            and book.remove_where(source_id, priority)
+        ]
+        return self._recalculate_all(changed)
+
+    def refresh(self, source_id: str, now: float) -> None:
+        """Restart the age of a source's proposals, as if it had re-sent them."""
+        for book in self._books.values():
+            book.refresh(source_id, now)
+
+    def drop_expired(self, now: float) -> dict[frozenset[int], float]:
+        """Drop proposals older than the maximum age (call it every second).
+
+        Return the targets to send, per component set that lost proposals: the new
+        target, or the default power when the last power proposal expired.
+        """
+        changed = [
+            ids
+            for ids, book in self._books.items()
+            if book.drop_expired(now, self.max_proposal_age)
+        ]
+        return self._recalculate_all(changed)
+
+    def set_system_bounds(
+        self, component_ids: frozenset[int], bounds: PowerBounds
+    ) -> float | None:
+        """Update what the pool's working components allow; return the target.
+
+        `None` when the bounds did not change or there is nothing to send.
+        """
+        if self._system_bounds.get(component_ids) == bounds:
+            return None
+        self._system_bounds[component_ids] = bounds
+        return self._recalculate(component_ids)
+
+    def record_result(self, result: Result) -> float | None:
+        """Keep the distribution result for the reports; maybe return a re-send.
+
+        After a partial failure the target is re-sent once (as the SDK does), so the
+        distributor can place the power on the components that still work; only a
+        success re-arms that.
+        """
+        component_ids = result.request.component_ids
+        self._results[component_ids] = result
+        if isinstance(result, PartialFailure):
+            if component_ids in self._in_partial_failure:
+                return None
+            self._in_partial_failure.add(component_ids)
+            return self._recalculate(component_ids)
+        if isinstance(result, Success):
+            self._in_partial_failure.discard(component_ids)
+        return None
+
+    # -- views ----------------------------------------------------------------
+
+    def target_power(self, component_ids: frozenset[int]) -> float | None:
+        """Return the current target of a component set, if any."""
+        return self._targets.get(component_ids)
+
+    def system_bounds(self, component_ids: frozenset[int]) -> PowerBounds | None:
+        """Return the last system bounds given for a component set."""
+        return self._system_bounds.get(component_ids)
+
+    def proposals(self, component_ids: frozenset[int]) -> list[Proposal]:
+        """Return the standing proposals of a component set in processing order."""
+        book = self._books.get(component_ids)
+        return [] if book is None else list(book.in_processing_order())
+
+    def component_sets(self) -> list[frozenset[int]]:
+        """Return every component set with proposals or system bounds."""
+        return sorted(self._books.keys() | self._system_bounds.keys(), key=sorted)
+
+    def report(self, component_ids: frozenset[int], priority: int) -> Report:
+        """Return what an actor at `priority` sees: target, bounds, last result."""
+        target = self._targets.get(component_ids)
+        last_result = self._results.get(component_ids)
+        system = self._system_bounds.get(component_ids)
+        if system is None:
+            return Report(target, None, last_result)
+        lower, upper = self.algorithm.available_bounds(
+            self._ordered(component_ids), system, priority
+        )
+        bounds = PowerBounds(
+            lower, upper, system.exclusion_lower, system.exclusion_upper
+        )
+        return Report(target, bounds, last_result)
+
+    # -- internals ------------------------------------------------------------
+
+    def _ordered(self, component_ids: frozenset[int]) -> Iterable[Proposal]:
+        book = self._books.get(component_ids)
+        return () if book is None else book.in_processing_order()
+
+    def _refuse_overlap(self, component_ids: frozenset[int]) -> None:
+        for other in self._books:
+            if not other.isdisjoint(component_ids):
+                raise ValueError(
+                    f"Components {sorted(component_ids)} overlap the set "
+                    f"{sorted(other)} that already has proposals"
+                )
+
+    def _recalculate(self, component_ids: frozenset[int]) -> float | None:
+        """Recompute the target after a change; return what to send, if anything.
+
+        When the target disappears (no power proposal left) the pool's default power
+        is returned once, to release it at once rather than leave the last setpoint.
+        """
+        book = self._books.get(component_ids)
+        if book is not None and not book:
+            del self._books[component_ids]
+            book = None
+        system = self._system_bounds.get(component_ids)
+        if system is None:
+            return None
+        target = (
+            None
+            if book is None
+            else self.algorithm.target_power(book.in_processing_order(), system)
+        )
+        if target is not None:
+            self._targets[component_ids] = target
+            return target
+        if self._targets.pop(component_ids, None) is not None:
+            return self.default_power.of(system)
+        return None
+
+    def _recalculate_all(
+        self, component_sets: Iterable[frozenset[int]]
+    ) -> dict[frozenset[int], float]:
+        targets: dict[frozenset[int], float] = {}
+        for component_ids in component_sets:
+            target = self._recalculate(component_ids)
+            if target is not None:
+                targets[component_ids] = target
+        return targets
