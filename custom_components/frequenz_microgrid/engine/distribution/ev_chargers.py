@@ -1,0 +1,690 @@
+"""EV charger distribution: a fair, phase-aware, fuse-safe share of the pool target.
+
+The SDK's EV charger manager hands a new EV 10 A on three phases (6 A if only that
+fits), raises allocations at most every 60 s, throttles to 6 A and then 0 when the
+target drops, and knows nothing about phases or fuses. This allocator keeps that
+floor (an EV without a charger setpoint never charges; no EV means 0 W; a target drop
+acts at once) and goes further (spec §4):
+
+- **Per-phase fuse.** Currents are planned per phase L1–L3 against
+  ``phase_limit_a − fuse_tolerance_a`` minus the current of loads behind the same
+  fuse that are not controlled here. Single-phase EVs count on their phase only.
+- **Fair share.** Max-min fair water-filling in amperes: every charging EV gets the
+  same current unless its charger maximum, its own demand, a phase or the pool target
+  (in watts) holds it lower. Each setpoint is either 0 W or between
+  ``min_current_a × phases × V`` and ``max_current_a × phases × V``.
+- **Who charges when not everyone fits.** When the limit cannot give every EV its
+  minimum (6 A), EVs are admitted in a deterministic order – priority, then who has
+  waited longest – and rotate: an EV that has charged for ``min_dwell_s`` yields to
+  one that is waiting.
+- **Give-back.** An EV that draws well below its allocation for
+  ``give_back_after_s`` is capped near what it draws, so the others get the rest
+  within seconds; the cap grows back as soon as the EV draws more.
+- **No flapping.** A charger's current is not changed for deltas below
+  ``hysteresis_a``, and a charger is not switched on/off again within
+  ``min_dwell_s`` of its last switch (relay wear). Safety is never delayed: when the
+  fuse or the target would be exceeded, setpoints drop immediately.
+
+Public API::
+
+    allocator = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=32.0))
+    allocation = allocator.allocate(
+        target_w,                      # pool target (W, ≥ 0; negative = 0)
+        chargers,                      # Sequence[EvChargerInput]
+        now,                           # monotonic seconds (injected, for tests)
+        other_currents_a=(4.0, 0.0, 2.5),  # optional per-phase non-EV load (A)
+    )
+    allocation.powers()                # {component_id: watts}
+    allocation.setpoints[cid].reason   # EvAllocationReason, for diagnostics
+
+The allocator is pure apart from its per-charger memory (allocations, switch times,
+give-back caps); it never reads a clock, so every behaviour is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+import itertools
+import math
+
+PHASES: tuple[int, int, int] = (1, 2, 3)
+"""Phase numbers L1, L2, L3 as used in `EvChargerInput.phases`."""
+
+ALL_PHASES: tuple[int, ...] = PHASES
+"""The phases of a three-phase EV (the default)."""
+
+_EPSILON = 1e-9
+
+
+class EvAllocationReason(StrEnum):
+    """Why a charger got the setpoint it got (shown in diagnostics)."""
+
+    NO_EV = "no_ev"
+    """No EV connected: 0 W."""
+    NOT_WORKING = "not_working"
+    """The charger is not working (status tracking): 0 W."""
+    INVALID_LIMITS = "invalid_limits"
+    """The charger's maximum current is below its minimum: 0 W."""
+    WAITING = "waiting"
+    """An EV is connected but the minimum current does not fit now: 0 W."""
+    DWELL = "dwell"
+    """Switched off less than `min_dwell_s` ago; may not switch on yet: 0 W."""
+    FAIR_SHARE = "fair_share"
+    """Charging at the common level (when rounding leaves no tighter reason)."""
+    CHARGER_MAX = "charger_max"
+    """Charging at the charger's maximum current."""
+    DEMAND = "demand"
+    """Capped near what the EV draws (give-back); the rest went to others."""
+    PHASE_LIMIT = "phase_limit"
+    """Held by the per-phase fuse limit of one of its phases."""
+    TARGET = "target"
+    """Held by the pool target (watts)."""
+    HYSTERESIS = "hysteresis"
+    """Kept at its previous current: the change would have been too small."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvChargerInput:
+    """What the allocator needs to know about one charger, from its latest data."""
+
+    component_id: int
+    ev_connected: bool
+    """From the cable state: plugged or locked at both the EV and the station."""
+    working: bool = True
+    """From component status tracking (spec §3)."""
+    phases: tuple[int, ...] = ALL_PHASES
+    """Phases (1–3) the EV draws on: ``(1, 2, 3)`` or e.g. ``(2,)`` for 1-phase."""
+    measured_currents_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Measured current on L1, L2, L3 (A); NaN where unknown."""
+    measured_power_w: float = math.nan
+    """Measured active power (W); the fallback when phase currents are unknown."""
+    min_current_a: float = 6.0
+    """Smallest current (per phase) at which the EV charges at all (IEC 61851)."""
+    max_current_a: float = 32.0
+    """Largest current (per phase) the charger allows."""
+    voltage_v: float | None = None
+    """Phase voltage the charger converts watts with; `None` = nominal voltage."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvAllocatorConfig:
+    """Tuning of the allocator; the defaults suit a home or small depot."""
+
+    phase_limit_a: float | None = None
+    """Per-phase fuse / cluster limit (A) for all chargers together; None = none."""
+    fuse_tolerance_a: float = 0.0
+    """Headroom kept below `phase_limit_a` (A).
+
+    datafev lets a cluster exceed its limit by its tolerance; a fuse must never be
+    exceeded, so here the tolerance works the other way: it is kept free for meter
+    noise and for EVs that overshoot while ramping.
+    """
+    nominal_voltage_v: float = 230.0
+    """Phase voltage used when a charger reports none."""
+    hysteresis_a: float = 1.0
+    """Changes of a charger's current smaller than this are not sent (A)."""
+    min_dwell_s: float = 60.0
+    """Minimum time between two on/off switches of one charger (relay wear)."""
+    give_back_margin_a: float = 3.0
+    """An EV drawing this much below its allocation (A) is under-using it."""
+    give_back_after_s: float = 3.0
+    """How long an EV must under-use before its unused current goes to others."""
+    give_back_headroom_a: float = 2.0
+    """Current left above what a capped EV draws, so it can ramp up again (A)."""
+    priorities: Mapping[int, int] = field(default_factory=dict)
+    """Optional priority per charger id (higher is admitted first; default 0)."""
+
+    def __post_init__(self) -> None:
+        """Reject settings that would make the allocator unsafe or oscillate."""
+        if self.phase_limit_a is not None and not self.phase_limit_a >= 0.0:
+            raise ValueError("phase_limit_a must be ≥ 0 A")
+        if not self.nominal_voltage_v > 0.0:
+            raise ValueError("nominal_voltage_v must be > 0 V")
+        for name in (
+            "fuse_tolerance_a",
+            "hysteresis_a",
+            "min_dwell_s",
+            "give_back_margin_a",
+            "give_back_after_s",
+            "give_back_headroom_a",
+        ):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{name} must be ≥ 0")
+        if self.give_back_headroom_a > self.give_back_margin_a:
+            # A capped EV would immediately count as under-using its new cap and
+            # be capped again and again.
+            raise ValueError("give_back_headroom_a must not exceed give_back_margin_a")
+
+
+@dataclass(frozen=True, slots=True)
+class EvChargerSetpoint:
+    """The allocator's decision for one charger."""
+
+    component_id: int
+    power_w: float
+    """The setpoint to send (W): 0 or between the charger's min and max power."""
+    current_a: float
+    """Current per phase (A) the setpoint implies on each of `phases`."""
+    phases: tuple[int, ...]
+    reason: EvAllocationReason
+
+    @property
+    def phase_currents_a(self) -> tuple[float, float, float]:
+        """Current this setpoint implies on L1, L2, L3 (A)."""
+        l1, l2, l3 = (self.current_a if p in self.phases else 0.0 for p in PHASES)
+        return (l1, l2, l3)
+
+
+@dataclass(frozen=True, slots=True)
+class EvAllocation:
+    """The setpoints of one allocation round and what they add up to."""
+
+    target_w: float
+    setpoints: dict[int, EvChargerSetpoint]
+    phase_capacity_a: tuple[float, float, float]
+    """Current available to the EVs per phase this round (inf without a limit)."""
+
+    def powers(self) -> dict[int, float]:
+        """Return the setpoint per charger id (W)."""
+        return {cid: s.power_w for cid, s in self.setpoints.items()}
+
+    @property
+    def total_power_w(self) -> float:
+        """Sum of all setpoints (W)."""
+        return math.fsum(s.power_w for s in self.setpoints.values())
+
+    @property
+    def phase_currents_a(self) -> tuple[float, float, float]:
+        """Current the setpoints imply on L1, L2, L3 together (A)."""
+        sums = [0.0, 0.0, 0.0]
+        for setpoint in self.setpoints.values():
+            for index, current in enumerate(setpoint.phase_currents_a):
+                sums[index] += current
+        return (sums[0], sums[1], sums[2])
+
+    @property
+    def excess_power_w(self) -> float:
+        """Part of the target that was not allocated (W)."""
+        return max(0.0, self.target_w - self.total_power_w)
+
+
+@dataclass(slots=True)
+class _ChargerMemory:
+    """What the allocator remembers about one charger's current charging session."""
+
+    connected_since: float
+    allocated_a: float = 0.0
+    """Current (per phase) of the last setpoint; 0 = switched off."""
+    last_switch_at: float | None = None
+    """When this session's charger was last switched on or off by us."""
+    queued_since: float = 0.0
+    """Plug-in or switch-off time while waiting; switch-on time while charging."""
+    under_use_since: float | None = None
+    demand_cap_a: float | None = None
+    """Give-back cap on the allocation (A); None = only the charger maximum."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A charger with an EV that may receive current this round."""
+
+    charger: EvChargerInput
+    voltage_v: float
+    ceiling_a: float
+    """Charger maximum, lowered by the give-back cap."""
+
+    @property
+    def component_id(self) -> int:
+        return self.charger.component_id
+
+    @property
+    def watts_per_amp(self) -> float:
+        """Setpoint watts per ampere of per-phase current."""
+        return len(self.charger.phases) * self.voltage_v
+
+
+@dataclass(frozen=True, slots=True)
+class _Constraint:
+    """A linear cap ``Σ weight_i × current_i ≤ capacity`` shared by some EVs."""
+
+    reason: EvAllocationReason
+    capacity: float
+    weights: Mapping[int, float]
+
+
+class EvChargerAllocator:
+    """Turns the pool target into per-charger setpoints, round after round.
+
+    Call `allocate` whenever the target or the chargers' data change (at least every
+    few seconds while EVs charge, so give-back and rotation can happen).
+    """
+
+    def __init__(self, config: EvAllocatorConfig | None = None) -> None:
+        """Start with no memory: the first round allocates from scratch."""
+        self._config = config or EvAllocatorConfig()
+        self._memory: dict[int, _ChargerMemory] = {}
+
+    @property
+    def config(self) -> EvAllocatorConfig:
+        """The configuration this allocator runs with."""
+        return self._config
+
+    def allocate(
+        self,
+        target_w: float,
+        chargers: Sequence[EvChargerInput],
+        now: float,
+        *,
+        other_currents_a: tuple[float, float, float] | None = None,
+    ) -> EvAllocation:
+        """Return this round's setpoints and remember them for the next round.
+
+        Args:
+            target_w: Pool target (W). EVs only charge: a negative or NaN target
+                means 0 W.
+            chargers: Every charger of the pool, with or without an EV.
+            now: Current time in seconds (monotonic, injected).
+            other_currents_a: Per-phase current (A) of loads behind the same fuse
+                that this allocator does not control; NaN counts as "the whole
+                phase is taken" (no data, no risk). Ignored without a phase limit.
+        """
+        target = target_w if target_w > 0.0 else 0.0  # also maps NaN to 0
+        capacity = self._phase_capacity(other_currents_a)
+        setpoints: dict[int, EvChargerSetpoint] = {}
+        candidates: list[_Candidate] = []
+        self._forget_disconnected(chargers)
+        for charger in chargers:
+            reason = self._ineligibility(charger)
+            if reason is not None:
+                setpoints[charger.component_id] = _off(charger, reason)
+                continue
+            memory = self._memory.setdefault(
+                charger.component_id,
+                _ChargerMemory(connected_since=now, queued_since=now),
+            )
+            voltage = self._voltage(charger)
+            self._track_demand(memory, charger, voltage, now)
+            ceiling = charger.max_current_a
+            if memory.demand_cap_a is not None:
+                ceiling = max(charger.min_current_a, min(ceiling, memory.demand_cap_a))
+            candidates.append(_Candidate(charger, voltage, ceiling))
+
+        admitted, refused = self._admit(candidates, capacity, target, now)
+        for candidate, reason in refused:
+            setpoints[candidate.component_id] = _off(candidate.charger, reason)
+
+        constraints = _constraints(admitted, capacity, target)
+        fair = _max_min_fair(admitted, constraints)
+        currents = self._apply_hysteresis(admitted, fair, constraints)
+        for candidate in admitted:
+            current, reason = currents[candidate.component_id]
+            setpoints[candidate.component_id] = EvChargerSetpoint(
+                component_id=candidate.component_id,
+                power_w=current * candidate.watts_per_amp,
+                current_a=current,
+                phases=candidate.charger.phases,
+                reason=reason,
+            )
+        self._remember(setpoints, now)
+        return EvAllocation(
+            target_w=target, setpoints=setpoints, phase_capacity_a=capacity
+        )
+
+    # -- inputs ---------------------------------------------------------------
+
+    def _phase_capacity(
+        self, other_currents_a: tuple[float, float, float] | None
+    ) -> tuple[float, float, float]:
+        """Current the EVs may use per phase: limit − tolerance − other loads."""
+        limit = self._config.phase_limit_a
+        if limit is None:
+            return (math.inf, math.inf, math.inf)
+        others = other_currents_a or (0.0, 0.0, 0.0)
+        usable = limit - self._config.fuse_tolerance_a
+        l1, l2, l3 = (
+            max(0.0, usable - max(0.0, other)) if not math.isnan(other) else 0.0
+            for other in others
+        )
+        return (l1, l2, l3)
+
+    def _voltage(self, charger: EvChargerInput) -> float:
+        voltage = charger.voltage_v
+        if voltage is None or not voltage > 0.0:
+            return self._config.nominal_voltage_v
+        return voltage
+
+    @staticmethod
+    def _ineligibility(charger: EvChargerInput) -> EvAllocationReason | None:
+        """Return why a charger gets 0 W no matter what, or None if it may charge."""
+        if not charger.ev_connected:
+            return EvAllocationReason.NO_EV
+        if not charger.working:
+            return EvAllocationReason.NOT_WORKING
+        if (
+            not charger.phases
+            or not set(charger.phases) <= set(PHASES)
+            or not 0.0 < charger.min_current_a <= charger.max_current_a
+        ):
+            return EvAllocationReason.INVALID_LIMITS
+        return None
+
+    def _forget_disconnected(self, chargers: Sequence[EvChargerInput]) -> None:
+        """Drop the memory of sessions that ended: a new EV starts afresh."""
+        connected = {c.component_id for c in chargers if c.ev_connected}
+        for component_id in list(self._memory):
+            if component_id not in connected:
+                del self._memory[component_id]
+
+    def _track_demand(
+        self,
+        memory: _ChargerMemory,
+        charger: EvChargerInput,
+        voltage: float,
+        now: float,
+    ) -> None:
+        """Update the give-back cap from what the EV draws of its allocation.
+
+        An EV under-using its allocation by more than the margin for
+        `give_back_after_s` is capped at what it draws plus headroom; when it draws
+        more, the cap follows it up (by at least the headroom per round), so an EV
+        that wakes up gets its share back within a few rounds without flapping.
+        """
+        if memory.allocated_a <= 0.0:
+            memory.under_use_since = None
+            return
+        drawn = _drawn_current(charger, voltage)
+        if math.isnan(drawn):
+            return
+        config = self._config
+        if drawn < memory.allocated_a - config.give_back_margin_a:
+            if memory.under_use_since is None:
+                memory.under_use_since = now
+            if now - memory.under_use_since >= config.give_back_after_s:
+                memory.demand_cap_a = drawn + config.give_back_headroom_a
+            return
+        memory.under_use_since = None
+        if memory.demand_cap_a is None:
+            return
+        raised = max(memory.demand_cap_a, drawn + config.give_back_headroom_a)
+        memory.demand_cap_a = None if raised >= charger.max_current_a else raised
+
+    # -- who charges ----------------------------------------------------------
+
+    def _admit(
+        self,
+        candidates: Sequence[_Candidate],
+        capacity: tuple[float, float, float],
+        target_w: float,
+        now: float,
+    ) -> tuple[list[_Candidate], list[tuple[_Candidate, EvAllocationReason]]]:
+        """Choose the EVs that charge: as many as fit at their minimum current.
+
+        Order: EVs inside their on-dwell first (not rotated out early), then by
+        priority, then waiting EVs before charging ones, then who queued earliest.
+        An EV that does not fit is skipped, so a smaller one behind it may still
+        fit. Safety overrides dwell: an EV in its dwell that no longer fits is
+        switched off.
+        """
+        remaining_phase = list(capacity)
+        remaining_power = target_w
+        admitted: list[_Candidate] = []
+        refused: list[tuple[_Candidate, EvAllocationReason]] = []
+        for candidate in sorted(candidates, key=lambda c: self._admission_key(c, now)):
+            memory = self._memory[candidate.component_id]
+            if memory.allocated_a <= 0.0 and self._in_dwell(memory, now):
+                refused.append((candidate, EvAllocationReason.DWELL))
+                continue
+            minimum = candidate.charger.min_current_a
+            needed_power = minimum * candidate.watts_per_amp
+            fits = needed_power <= remaining_power + _EPSILON and all(
+                minimum <= remaining_phase[p - 1] + _EPSILON
+                for p in candidate.charger.phases
+            )
+            if not fits:
+                refused.append((candidate, EvAllocationReason.WAITING))
+                continue
+            admitted.append(candidate)
+            remaining_power -= needed_power
+            for phase in candidate.charger.phases:
+                remaining_phase[phase - 1] -= minimum
+        return admitted, refused
+
+    def _admission_key(
+        self, candidate: _Candidate, now: float
+    ) -> tuple[bool, int, bool, float, int]:
+        memory = self._memory[candidate.component_id]
+        charging = memory.allocated_a > 0.0
+        protected = charging and self._in_dwell(memory, now)
+        priority = self._config.priorities.get(candidate.component_id, 0)
+        return (
+            not protected,
+            -priority,
+            charging,
+            memory.queued_since,
+            candidate.component_id,
+        )
+
+    def _in_dwell(self, memory: _ChargerMemory, now: float) -> bool:
+        return (
+            memory.last_switch_at is not None
+            and now - memory.last_switch_at < self._config.min_dwell_s
+        )
+
+    # -- how much -------------------------------------------------------------
+
+    def _apply_hysteresis(
+        self,
+        admitted: Sequence[_Candidate],
+        fair: Mapping[int, tuple[float, EvAllocationReason]],
+        constraints: Sequence[_Constraint],
+    ) -> dict[int, tuple[float, EvAllocationReason]]:
+        """Keep a charging EV's previous current when the change would be small.
+
+        Keeping a higher previous current must not break a fuse or the target: if
+        it would, those EVs take their new, lower current at once.
+        """
+        chosen = dict(fair)
+        kept_higher: set[int] = set()
+        for candidate in admitted:
+            component_id = candidate.component_id
+            previous = self._memory[component_id].allocated_a
+            current = fair[component_id][0]
+            if (
+                previous > 0.0
+                and abs(current - previous) < self._config.hysteresis_a
+                and candidate.charger.min_current_a
+                <= previous
+                <= candidate.charger.max_current_a
+            ):
+                chosen[component_id] = (previous, EvAllocationReason.HYSTERESIS)
+                if previous > current:
+                    kept_higher.add(component_id)
+        for constraint in constraints:
+            load = math.fsum(
+                weight * chosen[cid][0] for cid, weight in constraint.weights.items()
+            )
+            if load <= constraint.capacity + _EPSILON:
+                continue
+            for component_id in kept_higher & constraint.weights.keys():
+                chosen[component_id] = fair[component_id]
+        return chosen
+
+    def _remember(
+        self,
+        setpoints: Mapping[int, EvChargerSetpoint],
+        now: float,
+    ) -> None:
+        """Record allocations and on/off switches for dwell, rotation, give-back.
+
+        Chargers with an EV that are not candidates (not working) count as
+        switched off, so they start over cleanly when they work again.
+        """
+        for component_id, memory in self._memory.items():
+            if component_id not in setpoints:
+                continue
+            current = setpoints[component_id].current_a
+            switched = (current > 0.0) != (memory.allocated_a > 0.0)
+            if switched:
+                memory.last_switch_at = now
+                memory.queued_since = now
+            if current > memory.allocated_a or current == 0.0:
+                # More current (or none) gives the EV time to ramp before it can be
+                # found under-using its allocation.
+                memory.under_use_since = None
+            if current == 0.0:
+                memory.demand_cap_a = None
+            memory.allocated_a = current
+
+
+def _off(charger: EvChargerInput, reason: EvAllocationReason) -> EvChargerSetpoint:
+    return EvChargerSetpoint(
+        component_id=charger.component_id,
+        power_w=0.0,
+        current_a=0.0,
+        phases=charger.phases,
+        reason=reason,
+    )
+
+
+def _drawn_current(charger: EvChargerInput, voltage: float) -> float:
+    """Current the EV draws per phase (A): the largest of its phases' currents."""
+    currents = [charger.measured_currents_a[p - 1] for p in charger.phases]
+    if currents and not any(math.isnan(c) for c in currents):
+        return max(currents)
+    return charger.measured_power_w / (len(charger.phases) * voltage)
+
+
+def _constraints(
+    admitted: Sequence[_Candidate],
+    capacity: tuple[float, float, float],
+    target_w: float,
+) -> list[_Constraint]:
+    """The per-phase fuse constraints (A) and the pool target (W)."""
+    constraints = [
+        _Constraint(
+            EvAllocationReason.PHASE_LIMIT,
+            capacity[phase - 1],
+            {c.component_id: 1.0 for c in admitted if phase in c.charger.phases},
+        )
+        for phase in PHASES
+        if math.isfinite(capacity[phase - 1])
+    ]
+    constraints.append(
+        _Constraint(
+            EvAllocationReason.TARGET,
+            target_w,
+            {c.component_id: c.watts_per_amp for c in admitted},
+        )
+    )
+    return [c for c in constraints if c.weights]
+
+
+def _max_min_fair(
+    admitted: Sequence[_Candidate], constraints: Sequence[_Constraint]
+) -> dict[int, tuple[float, EvAllocationReason]]:
+    """Progressive filling: raise a common current level until something binds.
+
+    Every unfrozen EV gets ``clamp(level, min, ceiling)``. The level rises until a
+    constraint is full or EVs reach their ceiling; the EVs held there are frozen
+    and the level keeps rising for the others. The result is max-min fair: no EV
+    gets more than another unless the other is held by its ceiling or a full
+    constraint (or the first is held up by its own minimum).
+
+    Precondition: every constraint admits all EVs at their minimum.
+    """
+    floors = {c.component_id: c.charger.min_current_a for c in admitted}
+    ceilings = {c.component_id: c.ceiling_a for c in admitted}
+    frozen: dict[int, tuple[float, EvAllocationReason]] = {}
+    active = set(floors)
+    while active:
+        level = max(ceilings[cid] for cid in active)
+        binding: list[_Constraint] = []
+        for constraint in constraints:
+            members = active & constraint.weights.keys()
+            if not members:
+                continue
+            fixed_load = math.fsum(
+                constraint.weights[cid] * frozen[cid][0]
+                for cid in constraint.weights.keys() & frozen.keys()
+            )
+            limit = _highest_level(
+                [
+                    (constraint.weights[cid], floors[cid], ceilings[cid])
+                    for cid in members
+                ],
+                constraint.capacity - fixed_load,
+            )
+            if limit < level - _EPSILON:
+                level, binding = limit, [constraint]
+            elif limit <= level + _EPSILON:
+                binding.append(constraint)
+        newly_frozen: dict[int, tuple[float, EvAllocationReason]] = {}
+        for constraint in binding:
+            for cid in active & constraint.weights.keys():
+                newly_frozen.setdefault(
+                    cid, (_clamp(level, floors[cid], ceilings[cid]), constraint.reason)
+                )
+        for cid in active:
+            if ceilings[cid] <= level + _EPSILON and cid not in newly_frozen:
+                newly_frozen[cid] = (ceilings[cid], EvAllocationReason.CHARGER_MAX)
+        if not newly_frozen:  # only reachable through rounding: settle everyone
+            newly_frozen = {
+                cid: (
+                    _clamp(level, floors[cid], ceilings[cid]),
+                    EvAllocationReason.FAIR_SHARE,
+                )
+                for cid in active
+            }
+        frozen.update(newly_frozen)
+        active -= newly_frozen.keys()
+    by_id = {c.component_id: c for c in admitted}
+    return {
+        cid: (current, _explain(by_id[cid], current, reason))
+        for cid, (current, reason) in frozen.items()
+    }
+
+
+def _highest_level(
+    members: Sequence[tuple[float, float, float]], budget: float
+) -> float:
+    """Highest level L with ``Σ weight × clamp(L, floor, ceiling) ≤ budget``.
+
+    The sum is piecewise linear and non-decreasing in L with kinks at the floors
+    and ceilings, so it is solved exactly segment by segment. Returns the lowest
+    floor if even the floors do not fit, and +inf if every ceiling fits.
+    """
+
+    def load(level: float) -> float:
+        return math.fsum(w * _clamp(level, lo, hi) for w, lo, hi in members)
+
+    kinks = sorted({lo for _, lo, _ in members} | {hi for _, _, hi in members})
+    if load(kinks[-1]) <= budget:
+        return math.inf
+    if load(kinks[0]) > budget:
+        return kinks[0]
+    for low, high in itertools.pairwise(kinks):
+        load_high = load(high)
+        if load_high <= budget:
+            continue
+        load_low = load(low)
+        slope = (load_high - load_low) / (high - low)
+        return low + (budget - load_low) / slope
+    return kinks[-1]  # pragma: no cover - the first check returned already
+
+
+def _explain(
+    candidate: _Candidate, current: float, reason: EvAllocationReason
+) -> EvAllocationReason:
+    """Name the tightest reason an EV's current is what it is."""
+    charger = candidate.charger
+    if current >= charger.max_current_a - _EPSILON:
+        return EvAllocationReason.CHARGER_MAX
+    if current >= candidate.ceiling_a - _EPSILON:
+        return EvAllocationReason.DEMAND
+    return reason
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
