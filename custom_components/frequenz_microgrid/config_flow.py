@@ -62,6 +62,9 @@ SECRET_SELECTOR = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="off")
 )
 
+EXAMPLE_URL = "grpc://microgrid.example.com:443?ssl=true"
+"""Shown in the forms as a placeholder: translations may not contain URLs."""
+
 ERROR_FIELD: Mapping[ConnectionProblem, str] = {
     ConnectionProblem.INVALID_URL: CONF_URL,
     ConnectionProblem.CANNOT_CONNECT: CONF_URL,
@@ -169,6 +172,7 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(
                 schema, _url_only(user_input)
             ),
+            description_placeholders={"example_url": EXAMPLE_URL},
             errors=errors,
         )
 
@@ -263,6 +267,7 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(
                 schema, _url_only(user_input or entry.data)
             ),
+            description_placeholders={"example_url": EXAMPLE_URL},
             errors=errors,
         )
 
