@@ -1,0 +1,336 @@
+"""Pool metrics: from topology and latest telemetry to one `MicrogridSnapshot`.
+
+Pure functions, called once per tick by the monitor (and directly by tests and
+benchmarks). Every value is `None` when it cannot be known — a stale or silent
+component drops out of its aggregate, and an aggregate with nobody left has no
+value (spec §5), never a made-up 0.
+
+Which battery counts for the battery pool (SoC, capacity, bounds): a battery that is
+*fresh* (sent data within the freshness window), has a SoC and a capacity, and is not
+in the ERROR state nor reports errors (warnings are fine). This is deliberately
+looser than the working status used to *steer* power (spec §3, relay and inverter
+states): a battery in standby still holds its energy, so it still counts for SoC and
+capacity. Pool power bounds additionally need the battery's inverter fresh, error-free
+and sending bounds, since without it no power can flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+import math
+import re
+
+from frequenz.client.microgrid.component import ComponentStateCode
+from frequenz.client.microgrid.metrics import Metric
+
+from .bounds import PowerBounds, intersect_pair
+from .formula import Formula, compile_formula
+from .graph import Topology
+from .snapshot import (
+    BatteryPoolSnapshot,
+    ComponentSnapshot,
+    EnergySnapshot,
+    MicrogridSnapshot,
+    PhaseValues,
+)
+from .telemetry import TelemetryStore
+
+CURRENT_PHASES = (
+    Metric.AC_CURRENT_PHASE_1,
+    Metric.AC_CURRENT_PHASE_2,
+    Metric.AC_CURRENT_PHASE_3,
+)
+
+_PLAIN_SUM = re.compile(r"^\s*#\d+(\s*\+\s*#\d+)*\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFormulas:
+    """The topology's pool formulas, compiled once (see `formula.py`)."""
+
+    battery: Formula | None
+    ev_charger: Formula | None
+    pv: Formula | None
+    grid: Formula | None
+    consumer: Formula | None
+    producer: Formula | None
+
+    @classmethod
+    def from_topology(cls, topology: Topology) -> CompiledFormulas:
+        """Compile every formula the topology has."""
+        texts = topology.formulas
+
+        def compiled(text: str | None) -> Formula | None:
+            return None if text is None else compile_formula(text)
+
+        return cls(
+            battery=compiled(texts.battery),
+            ev_charger=compiled(texts.ev_charger),
+            pv=compiled(texts.pv),
+            grid=compiled(texts.grid),
+            consumer=compiled(texts.consumer),
+            producer=compiled(texts.producer),
+        )
+
+
+def metric_values(
+    components: Mapping[int, ComponentSnapshot], metric: Metric
+) -> dict[int, float]:
+    """Return each component's fresh value of `metric` (a formula's input)."""
+    values: dict[int, float] = {}
+    for component_id, snapshot in components.items():
+        value = snapshot.metrics.get(metric)
+        if value is not None:
+            values[component_id] = value
+    return values
+
+
+def _evaluate(formula: Formula | None, values: Mapping[int, float]) -> float | None:
+    return None if formula is None else formula.evaluate(values)
+
+
+def _per_phase(
+    formula: Formula | None, components: Mapping[int, ComponentSnapshot]
+) -> PhaseValues:
+    if formula is None:
+        return (None, None, None)
+    l1, l2, l3 = (
+        formula.evaluate(metric_values(components, metric)) for metric in CURRENT_PHASES
+    )
+    return (l1, l2, l3)
+
+
+def _is_healthy(snapshot: ComponentSnapshot | None) -> bool:
+    """Fresh, not in ERROR and no errors reported (warnings are fine)."""
+    return (
+        snapshot is not None
+        and snapshot.fresh
+        and not snapshot.errors
+        and ComponentStateCode.ERROR not in snapshot.states
+    )
+
+
+def counting_batteries(
+    topology: Topology, components: Mapping[int, ComponentSnapshot]
+) -> list[int]:
+    """Return the batteries that count for the pool's SoC and capacity (see module)."""
+    counted: list[int] = []
+    for battery_id in sorted(topology.battery_ids):
+        snapshot = components.get(battery_id)
+        if (
+            snapshot is not None
+            and _is_healthy(snapshot)
+            and snapshot.value(Metric.BATTERY_SOC_PCT) is not None
+            and snapshot.value(Metric.BATTERY_CAPACITY) is not None
+        ):
+            counted.append(battery_id)
+    return counted
+
+
+def _soc_window(snapshot: ComponentSnapshot) -> tuple[float, float]:
+    """Return the battery's SoC bounds (%), sent as bounds of its SoC metric."""
+    bounds = snapshot.bounds.get(Metric.BATTERY_SOC_PCT)
+    if bounds is None:
+        return (0.0, 100.0)
+    lower = bounds.inclusion_lower if math.isfinite(bounds.inclusion_lower) else 0.0
+    upper = bounds.inclusion_upper if math.isfinite(bounds.inclusion_upper) else 100.0
+    return (lower, upper)
+
+
+def pool_soc_and_capacity(
+    snapshots: Iterable[ComponentSnapshot],
+) -> tuple[float | None, float | None]:
+    """Return the pool SoC (%) and usable capacity (Wh) as the SDK computes them.
+
+    SoC = Σ cap·(hi−lo)·clamp((soc−lo)/(hi−lo)·100, 0, 100) / Σ cap·(hi−lo): each
+    battery's SoC rescaled to its SoC window, weighted by its usable capacity.
+    Capacity = Σ cap·(hi−lo)/100. `(None, None)` when no battery counts.
+    """
+    weighted_soc = 0.0
+    total_x100 = 0.0
+    counted = 0
+    for snapshot in snapshots:
+        soc = snapshot.value(Metric.BATTERY_SOC_PCT)
+        capacity = snapshot.value(Metric.BATTERY_CAPACITY)
+        if soc is None or capacity is None:
+            continue
+        lower, upper = _soc_window(snapshot)
+        usable_x100 = capacity * (upper - lower)
+        if math.isclose(upper, lower):
+            scaled = 0.0 if soc < lower else 100.0
+        else:
+            scaled = (soc - lower) / (upper - lower) * 100.0
+        weighted_soc += usable_x100 * min(max(scaled, 0.0), 100.0)
+        total_x100 += usable_x100
+        counted += 1
+    if counted == 0:
+        return (None, None)
+    if math.isclose(total_x100, 0.0, abs_tol=1e-9):
+        return (0.0, 0.0)
+    soc_pct = weighted_soc / total_x100
+    if math.isclose(soc_pct, 100.0):
+        soc_pct = 100.0
+    return (soc_pct, total_x100 / 100.0)
+
+
+def aggregate_batteries_behind_inverter(bounds: list[PowerBounds]) -> PowerBounds:
+    """Bounds of several batteries behind one inverter, as the SDK aggregates them.
+
+    Inclusion bounds add up; the exclusion zone is the widest member's, times the
+    number of batteries (the inverter splits its power evenly among them).
+    """
+    count = len(bounds)
+    return PowerBounds(
+        inclusion_lower=sum(b.inclusion_lower for b in bounds),
+        inclusion_upper=sum(b.inclusion_upper for b in bounds),
+        exclusion_lower=min(b.exclusion_lower for b in bounds) * count,
+        exclusion_upper=max(b.exclusion_upper for b in bounds) * count,
+    )
+
+
+def pool_power_bounds(
+    topology: Topology,
+    components: Mapping[int, ComponentSnapshot],
+    batteries: Iterable[int],
+) -> PowerBounds | None:
+    """Return the battery pool's inclusion and exclusion bounds (spec §5).
+
+    Per inverter: its counting batteries' DC power bounds aggregated, intersected
+    with the inverter's AC active power bounds (inclusion lower = max, upper = min;
+    exclusion lower = min, upper = max); then summed over inverters. An inverter
+    without fresh bounds, or whose batteries send none, is left out (as the SDK
+    does). `None` when nothing is left.
+    """
+    batteries_by_inverter: dict[int, list[PowerBounds]] = {}
+    for battery_id in batteries:
+        battery_bounds = components[battery_id].bounds.get(Metric.DC_POWER)
+        inverters = topology.inverters_of_battery(battery_id)
+        if battery_bounds is None or not inverters:
+            continue
+        batteries_by_inverter.setdefault(inverters[0], []).append(battery_bounds)
+    pairs: list[PowerBounds] = []
+    for inverter_id, battery_bounds_list in sorted(batteries_by_inverter.items()):
+        inverter = components.get(inverter_id)
+        if inverter is None or not _is_healthy(inverter):
+            continue
+        inverter_bounds = inverter.bounds.get(Metric.AC_POWER_ACTIVE)
+        if inverter_bounds is None:
+            continue
+        battery_bounds = aggregate_batteries_behind_inverter(battery_bounds_list)
+        pairs.append(intersect_pair(battery_bounds, inverter_bounds))
+    if not pairs:
+        return None
+    return PowerBounds(
+        inclusion_lower=sum(p.inclusion_lower for p in pairs),
+        inclusion_upper=sum(p.inclusion_upper for p in pairs),
+        exclusion_lower=sum(p.exclusion_lower for p in pairs),
+        exclusion_upper=sum(p.exclusion_upper for p in pairs),
+    )
+
+
+def battery_pool(
+    topology: Topology,
+    components: Mapping[int, ComponentSnapshot],
+    power_w: float | None,
+) -> BatteryPoolSnapshot:
+    """Return the battery pool's SoC, usable capacity, power and bounds."""
+    if not topology.battery_ids:
+        return BatteryPoolSnapshot()
+    counted = counting_batteries(topology, components)
+    soc_pct, capacity_wh = pool_soc_and_capacity(components[b] for b in counted)
+    return BatteryPoolSnapshot(
+        soc_pct=soc_pct,
+        usable_capacity_wh=capacity_wh,
+        power_w=power_w,
+        bounds=pool_power_bounds(topology, components, counted),
+    )
+
+
+def _counter_sum(
+    component_ids: Iterable[int],
+    components: Mapping[int, ComponentSnapshot],
+    metric: Metric,
+) -> float | None:
+    """Sum a counter over components; `None` unless every one sends it fresh.
+
+    A partial sum would make a `total_increasing` counter drop (and Home Assistant
+    would count a reset), so a missing member makes the whole counter unknown.
+    """
+    total = 0.0
+    ids = list(component_ids)
+    if not ids:
+        return None
+    for component_id in ids:
+        snapshot = components.get(component_id)
+        value = None if snapshot is None else snapshot.value(metric)
+        if value is None:
+            return None
+        total += value
+    return total
+
+
+def energy_counters(
+    topology: Topology,
+    formulas: CompiledFormulas,
+    components: Mapping[int, ComponentSnapshot],
+) -> EnergySnapshot:
+    """Return the energy counters the components send (passive sign convention).
+
+    Consumed energy flows into a component (grid import, battery charge, EV
+    charging); delivered energy flows out of it (grid export, battery discharge,
+    PV production). Pools count at their inverters and chargers; the grid counts at
+    the meters of the grid formula, but only when that formula is a plain sum.
+    """
+    consumed, delivered = (
+        Metric.AC_ENERGY_ACTIVE_CONSUMED,
+        Metric.AC_ENERGY_ACTIVE_DELIVERED,
+    )
+    grid_ids: frozenset[int] = frozenset()
+    if formulas.grid is not None and _PLAIN_SUM.match(formulas.grid.text):
+        grid_ids = formulas.grid.component_ids
+    return EnergySnapshot(
+        grid_import_wh=_counter_sum(grid_ids, components, consumed),
+        grid_export_wh=_counter_sum(grid_ids, components, delivered),
+        battery_charge_wh=_counter_sum(
+            topology.battery_inverter_ids, components, consumed
+        ),
+        battery_discharge_wh=_counter_sum(
+            topology.battery_inverter_ids, components, delivered
+        ),
+        pv_production_wh=_counter_sum(topology.pv_inverter_ids, components, delivered),
+        ev_charging_wh=_counter_sum(topology.ev_charger_ids, components, consumed),
+    )
+
+
+def compute_snapshot(
+    topology: Topology,
+    formulas: CompiledFormulas,
+    store: TelemetryStore,
+    *,
+    reachable: bool,
+    taken_at: datetime | None = None,
+) -> MicrogridSnapshot:
+    """Compute everything the Home Assistant layer shows, from the latest telemetry."""
+    components: dict[int, ComponentSnapshot] = {}
+    for component_id in store.component_ids:
+        snapshot = store.component_snapshot(component_id)
+        if snapshot is not None:
+            components[component_id] = snapshot
+    power = metric_values(components, Metric.AC_POWER_ACTIVE)
+    battery_power = _evaluate(formulas.battery, power)
+    return MicrogridSnapshot(
+        taken_at=taken_at or datetime.now(UTC),
+        reachable=reachable,
+        grid_power_w=_evaluate(formulas.grid, power),
+        grid_current_a=_per_phase(formulas.grid, components),
+        consumer_power_w=_evaluate(formulas.consumer, power),
+        producer_power_w=_evaluate(formulas.producer, power),
+        pv_power_w=_evaluate(formulas.pv, power),
+        ev_power_w=_evaluate(formulas.ev_charger, power),
+        ev_current_a=_per_phase(formulas.ev_charger, components),
+        battery=battery_pool(topology, components, battery_power),
+        energy=energy_counters(topology, formulas, components),
+        components=components,
+    )

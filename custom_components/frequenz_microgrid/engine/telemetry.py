@@ -1,0 +1,239 @@
+"""The latest telemetry per component and metric, and how old it is.
+
+Ingest is the hot path (a 1,000-component microgrid sends thousands of samples a
+second), so `TelemetryStore.ingest` only overwrites the latest value per
+(component, metric) and stamps its arrival; everything derived (freshness, pools,
+formulas) is computed once per tick from here.
+
+Freshness is measured by *arrival* time on a monotonic clock, not by the sample's own
+timestamp: a component whose clock is off must not look stale (or fresh), and a
+jump of the wall clock must not expire everything at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+import time
+
+from frequenz.client.microgrid.component import (
+    ComponentDataSamples,
+    ComponentErrorCode,
+    ComponentStateCode,
+)
+from frequenz.client.microgrid.metrics import Metric, MetricSample
+
+from .bounds import PowerBounds
+from .snapshot import ComponentSnapshot
+
+DEFAULT_FRESHNESS_S = 10.0
+"""Data older than this is stale (spec §3: "data older than 10 s → not working")."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class _Reading:
+    value: float
+    arrived: float
+    """Monotonic arrival time."""
+
+
+@dataclass(slots=True)
+class _ComponentTelemetry:
+    readings: dict[Metric | int, _Reading] = field(default_factory=dict)
+    bounds: dict[Metric | int, PowerBounds] = field(default_factory=dict)
+    states: frozenset[ComponentStateCode | int] = frozenset()
+    warnings: frozenset[ComponentErrorCode | int] = frozenset()
+    errors: frozenset[ComponentErrorCode | int] = frozenset()
+    state_arrived: float | None = None
+    last_arrived: float = 0.0
+    last_seen: datetime | None = None
+
+
+class TelemetryStore:
+    """Latest sample per (component, metric), with arrival times.
+
+    Values are `None` when unknown, stale (older than `freshness_s`) or NaN. The
+    clocks are injectable so tests can age data without sleeping.
+    """
+
+    def __init__(
+        self,
+        *,
+        freshness_s: float = DEFAULT_FRESHNESS_S,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        """Create an empty store."""
+        self.freshness_s = freshness_s
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._components: dict[int, _ComponentTelemetry] = {}
+        self._last_arrival: float | None = None
+
+    def now(self) -> float:
+        """Return the store's monotonic time (the injected clock)."""
+        return self._clock()
+
+    def ingest(self, samples: ComponentDataSamples) -> None:
+        """Record one message of a component's telemetry stream."""
+        now = self._clock()
+        entry = self._entry(int(samples.component_id), now)
+        for sample in samples.metric_samples:
+            self._record_sample(entry, sample, now)
+        if samples.states:
+            latest = max(samples.states, key=lambda state: state.sampled_at)
+            entry.states = latest.states
+            entry.warnings = latest.warnings
+            entry.errors = latest.errors
+            entry.state_arrived = now
+
+    def record(
+        self,
+        component_id: int,
+        metric: Metric | int,
+        value: float,
+        bounds: PowerBounds | None = None,
+    ) -> None:
+        """Record one value (and optionally its bounds) as if it just arrived."""
+        now = self._clock()
+        entry = self._entry(component_id, now)
+        entry.readings[metric] = _Reading(value, now)
+        if bounds is not None:
+            entry.bounds[metric] = bounds
+
+    def record_state(
+        self,
+        component_id: int,
+        states: Iterable[ComponentStateCode | int],
+        *,
+        warnings: Iterable[ComponentErrorCode | int] = (),
+        errors: Iterable[ComponentErrorCode | int] = (),
+    ) -> None:
+        """Record a component's states, warnings and errors as if they just arrived."""
+        now = self._clock()
+        entry = self._entry(component_id, now)
+        entry.states = frozenset(states)
+        entry.warnings = frozenset(warnings)
+        entry.errors = frozenset(errors)
+        entry.state_arrived = now
+
+    def _entry(self, component_id: int, now: float) -> _ComponentTelemetry:
+        entry = self._components.get(component_id)
+        if entry is None:
+            entry = self._components[component_id] = _ComponentTelemetry()
+        entry.last_arrived = now
+        entry.last_seen = self._wall_clock()
+        self._last_arrival = now
+        return entry
+
+    @staticmethod
+    def _record_sample(
+        entry: _ComponentTelemetry, sample: MetricSample, now: float
+    ) -> None:
+        value = sample.as_single_value()
+        if value is None:
+            return
+        entry.readings[sample.metric] = _Reading(value, now)
+        if sample.bounds:
+            entry.bounds[sample.metric] = PowerBounds.from_ranges(
+                (bound.lower, bound.upper) for bound in sample.bounds
+            )
+
+    # --- Reading -----------------------------------------------------------------
+
+    @property
+    def component_ids(self) -> frozenset[int]:
+        """Return the ids of every component that has sent anything."""
+        return frozenset(self._components)
+
+    def last_arrival_age_s(self) -> float | None:
+        """Return seconds since anything arrived from any component (`None`: never)."""
+        if self._last_arrival is None:
+            return None
+        return self._clock() - self._last_arrival
+
+    def age_s(self, component_id: int) -> float | None:
+        """Return seconds since the component last sent anything (`None`: never)."""
+        entry = self._components.get(component_id)
+        if entry is None:
+            return None
+        return self._clock() - entry.last_arrived
+
+    def is_fresh(self, component_id: int) -> bool:
+        """Return whether the component sent anything within the freshness window."""
+        age = self.age_s(component_id)
+        return age is not None and age <= self.freshness_s
+
+    def value(self, component_id: int, metric: Metric | int) -> float | None:
+        """Return the latest fresh, non-NaN value of a metric, or `None`."""
+        entry = self._components.get(component_id)
+        if entry is None:
+            return None
+        reading = entry.readings.get(metric)
+        if reading is None or reading.value != reading.value:  # missing or NaN
+            return None
+        if self._clock() - reading.arrived > self.freshness_s:
+            return None
+        return reading.value
+
+    def bounds(self, component_id: int, metric: Metric | int) -> PowerBounds | None:
+        """Return the latest bounds sent with a fresh value of `metric`, or `None`."""
+        if self.value(component_id, metric) is None:
+            return None
+        entry = self._components[component_id]
+        return entry.bounds.get(metric)
+
+    def fresh_values(self, metric: Metric | int) -> dict[int, float]:
+        """Return every component's fresh value of `metric` (formula input)."""
+        oldest = self._clock() - self.freshness_s
+        values: dict[int, float] = {}
+        for component_id, entry in self._components.items():
+            reading = entry.readings.get(metric)
+            if (
+                reading is not None
+                and reading.arrived >= oldest
+                and reading.value == reading.value  # not NaN
+            ):
+                values[component_id] = reading.value
+        return values
+
+    def component_snapshot(self, component_id: int) -> ComponentSnapshot | None:
+        """Return the component's fresh telemetry, or `None` if it never sent any.
+
+        Stale values and NaN are left out; states of a stale component are
+        cleared (an old READY must not make a silent component look working).
+        """
+        entry = self._components.get(component_id)
+        if entry is None:
+            return None
+        now = self._clock()
+        oldest = now - self.freshness_s
+        metrics: dict[Metric, float] = {}
+        bounds: dict[Metric, PowerBounds] = {}
+        for metric, reading in entry.readings.items():
+            if (
+                isinstance(metric, Metric)
+                and reading.arrived >= oldest
+                and reading.value == reading.value
+            ):
+                metrics[metric] = reading.value
+                metric_bounds = entry.bounds.get(metric)
+                if metric_bounds is not None:
+                    bounds[metric] = metric_bounds
+        fresh = now - entry.last_arrived <= self.freshness_s
+        states_fresh = entry.state_arrived is not None and entry.state_arrived >= oldest
+        return ComponentSnapshot(
+            component_id=component_id,
+            metrics=metrics,
+            bounds=bounds,
+            states=entry.states if states_fresh else frozenset(),
+            warnings=entry.warnings if states_fresh else frozenset(),
+            errors=entry.errors if states_fresh else frozenset(),
+            last_seen=entry.last_seen,
+            fresh=fresh,
+        )
