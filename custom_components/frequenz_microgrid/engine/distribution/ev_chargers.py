@@ -422,10 +422,10 @@ class EvChargerAllocator:
         """Choose the EVs that charge: as many as fit at their minimum current.
 
         Order: EVs inside their on-dwell first (not rotated out early), then by
-        priority, then waiting EVs before charging ones, then who queued earliest.
-        An EV that does not fit is skipped, so a smaller one behind it may still
-        fit. Safety overrides dwell: an EV in its dwell that no longer fits is
-        switched off.
+        priority, then waiting EVs before charging ones, then by turn (see
+        `_admission_key`). An EV that does not fit is skipped, so a smaller one
+        behind it may still fit. Safety overrides dwell: an EV in its dwell that
+        no longer fits is switched off.
         """
         remaining_phase = list(capacity)
         remaining_power = target_w
@@ -454,17 +454,18 @@ class EvChargerAllocator:
     def _admission_key(
         self, candidate: _Candidate, now: float
     ) -> tuple[bool, int, bool, float, int]:
+        """Sort key: protected, priority, waiting before charging, then turn.
+
+        A waiting EV's turn comes the longer it has waited (earliest queue time
+        first); among charging EVs the one that started last keeps its slot, so the
+        one that has charged longest is the first to yield (round robin).
+        """
         memory = self._memory[candidate.component_id]
         charging = memory.allocated_a > 0.0
         protected = charging and self._in_dwell(memory, now)
         priority = self._config.priorities.get(candidate.component_id, 0)
-        return (
-            not protected,
-            -priority,
-            charging,
-            memory.queued_since,
-            candidate.component_id,
-        )
+        turn = -memory.queued_since if charging else memory.queued_since
+        return (not protected, -priority, charging, turn, candidate.component_id)
 
     def _in_dwell(self, memory: _ChargerMemory, now: float) -> bool:
         return (
@@ -493,7 +494,7 @@ class EvChargerAllocator:
             current = fair[component_id][0]
             if (
                 previous > 0.0
-                and abs(current - previous) < self._config.hysteresis_a
+                and _EPSILON < abs(current - previous) < self._config.hysteresis_a
                 and candidate.charger.min_current_a
                 <= previous
                 <= candidate.charger.max_current_a
