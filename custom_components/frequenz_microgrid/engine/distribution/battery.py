@@ -1,0 +1,393 @@
+"""SoC-balancing battery distribution: a pool target to one setpoint per inverter.
+
+The request is split among battery–inverter pairs in proportion to
+``capacity share × available SoC ^ exponent`` (spec §2), so batteries drift towards
+equal SoC. Without exclusion zones the split is the Frequenz SDK's, to the
+milliwatt (`battery_sdk_split`). Where the SDK's split would put a pair inside its
+exclusion zone or outside its inclusion bounds, a safe split that stays as close as
+possible to the balancing shares is used instead (`battery_safe_split`).
+
+The function is pure: the distributor gathers the pairs, calls it, sends the
+setpoints and turns the outcome into a `Result` with `battery_results`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import math
+
+from ..bounds import PowerBounds, intersect_pair, sum_bounds
+from .battery_safe_split import safe_split
+from .battery_sdk_split import sdk_split
+
+_ALLOWED_TOLERANCE = 1e-6
+"""Watts by which a setpoint may miss a bound through float rounding."""
+
+_CAPACITY_ZERO_TOLERANCE = 1e-9
+"""The SDK's tolerance for "all batteries have capacity 0"."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryState:
+    """One battery's data as the distribution needs it (spec §2)."""
+
+    component_id: int
+    capacity_wh: float
+    soc_pct: float
+    soc_lower_pct: float
+    soc_upper_pct: float
+    bounds: PowerBounds
+
+
+@dataclass(frozen=True, slots=True)
+class InverterBatteries:
+    """One inverter and the battery (or batteries) behind it, seen as one unit.
+
+    Several batteries behind one inverter are aggregated the SDK's way (see
+    `aggregate`): the inverter gets one setpoint and the batteries share it.
+    """
+
+    inverter_id: int
+    battery_ids: tuple[int, ...]
+    capacity_wh: float
+    soc_pct: float
+    soc_lower_pct: float
+    soc_upper_pct: float
+    battery_bounds: PowerBounds
+    inverter_bounds: PowerBounds
+
+    @classmethod
+    def aggregate(
+        cls,
+        inverter_id: int,
+        inverter_bounds: PowerBounds,
+        batteries: Sequence[BatteryState],
+    ) -> InverterBatteries | None:
+        """Combine the batteries behind one inverter, or None if unusable (spec §3).
+
+        Capacity is summed; SoC and SoC bounds are capacity-weighted; inclusion
+        bounds are summed; the exclusion zone is the widest one times the number of
+        batteries (so each battery clears its own zone when the setpoint is shared
+        evenly) — all as the SDK's `AggregatedBatteryData` does. A NaN bound on one
+        side of the pair is replaced by the other side's; a NaN SoC, SoC bound,
+        capacity or an inclusion bound NaN on both sides makes the pair unusable
+        for this request.
+        """
+        if not batteries:
+            return None
+        capacity = sum(b.capacity_wh for b in batteries)
+        if capacity != 0.0:
+            soc = sum(b.soc_pct * b.capacity_wh for b in batteries) / capacity
+            soc_lower = (
+                sum(b.soc_lower_pct * b.capacity_wh for b in batteries) / capacity
+            )
+            soc_upper = (
+                sum(b.soc_upper_pct * b.capacity_wh for b in batteries) / capacity
+            )
+        else:
+            soc = soc_lower = soc_upper = math.nan
+        count = len(batteries)
+        battery_bounds = PowerBounds(
+            inclusion_lower=sum(b.bounds.inclusion_lower for b in batteries),
+            inclusion_upper=sum(b.bounds.inclusion_upper for b in batteries),
+            exclusion_lower=min(b.bounds.exclusion_lower for b in batteries) * count,
+            exclusion_upper=max(b.bounds.exclusion_upper for b in batteries) * count,
+        )
+        if any(math.isnan(b.capacity_wh) for b in batteries) or any(
+            math.isnan(value)
+            for b in batteries
+            for value in (b.soc_pct, b.soc_lower_pct, b.soc_upper_pct)
+        ):
+            return None
+        filled_battery = _fill_nan_bounds(battery_bounds, inverter_bounds)
+        filled_inverter = _fill_nan_bounds(inverter_bounds, battery_bounds)
+        if filled_battery is None or filled_inverter is None:
+            return None
+        return cls(
+            inverter_id=inverter_id,
+            battery_ids=tuple(b.component_id for b in batteries),
+            capacity_wh=capacity,
+            soc_pct=soc,
+            soc_lower_pct=soc_lower,
+            soc_upper_pct=soc_upper,
+            battery_bounds=filled_battery,
+            inverter_bounds=filled_inverter,
+        )
+
+    @property
+    def bounds(self) -> PowerBounds:
+        """What the pair as a whole allows: both sides' bounds intersected."""
+        return intersect_pair(self.battery_bounds, self.inverter_bounds)
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryDistribution:
+    """The setpoints chosen for one request, before they are sent."""
+
+    request_power: float
+    """The power that was requested for the pool (W)."""
+    setpoints: dict[int, float]
+    """Power per inverter id (W); every pair of the request has an entry."""
+    excess_power: float
+    """Power that could not be placed within the bounds (W, the SDK's remaining)."""
+    unreachable_power: float
+    """Power measured on requested batteries that could not be used (W)."""
+    pairs: Sequence[InverterBatteries]
+    """The pairs the power was distributed among (for battery ids in results)."""
+
+    @property
+    def distributed_power(self) -> float:
+        """The power the setpoints add up to (W)."""
+        return sum(self.setpoints.values())
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryRefusal:
+    """Nothing is sent: the request is out of bounds or cannot be served."""
+
+    msg: str
+    bounds: PowerBounds | None = None
+    """Set when the refusal is because of the bounds (an `OutOfBounds` result)."""
+
+
+def reachable_bounds(pairs: Sequence[InverterBatteries]) -> PowerBounds:
+    """What this distribution can serve: summed inclusion, narrowest exclusion zone.
+
+    Beyond the SDK (which refuses anything inside the *summed* exclusion zone):
+    pairs can be switched off, so any single pair running alone at its minimum is
+    a valid way to serve a small request. Only a request below every pair's
+    minimum is truly out of reach.
+    """
+    each = [pair.bounds for pair in pairs]
+    summed = sum_bounds(each)
+    return PowerBounds(
+        inclusion_lower=summed.inclusion_lower,
+        inclusion_upper=summed.inclusion_upper,
+        exclusion_lower=max(b.exclusion_lower for b in each),
+        exclusion_upper=min(b.exclusion_upper for b in each),
+    )
+
+
+def subtract_unreachable_power(request_w: float, unreachable_w: float | None) -> float:
+    """Return the power left for the usable pairs (spec §2, the SDK's behaviour).
+
+    Requested batteries that cannot be used still produce or consume what they are
+    measured at; that part of the request is already "placed", so only the rest
+    goes to the usable pairs. An unknown measurement (None) counts as nothing.
+    """
+    return request_w if unreachable_w is None else request_w - unreachable_w
+
+
+def distribute_battery_power(
+    request_w: float,
+    pairs: Sequence[InverterBatteries],
+    *,
+    exponent: float = 1.0,
+    adjust_power: bool = True,
+    unreachable_power: float | None = None,
+) -> BatteryDistribution | BatteryRefusal:
+    """Split a battery pool's target among its inverters, balancing SoC (spec §2).
+
+    Args:
+        request_w: The pool target (W, positive charges).
+        pairs: The usable battery–inverter pairs of the request.
+        exponent: How strongly SoC differences steer the split (>= 0; 0 splits by
+            capacity only).
+        adjust_power: Place what fits when the request is outside the inclusion
+            bounds, instead of refusing it.
+        unreachable_power: Power measured on requested batteries that cannot be
+            used; it is subtracted before distributing (see
+            `subtract_unreachable_power`).
+
+    Returns:
+        The setpoints, or why nothing can be sent.
+
+    Raises:
+        ValueError: If the exponent is negative or not a number.
+    """
+    if not exponent >= 0.0:
+        raise ValueError(f"The exponent must be a number >= 0, got {exponent}")
+    if not pairs:
+        return BatteryRefusal("No usable batteries in the request")
+    if request_w != 0.0:
+        refusal = _check_bounds(request_w, pairs, adjust_power=adjust_power)
+        if refusal is not None:
+            return refusal
+
+    unreachable = 0.0 if unreachable_power is None else unreachable_power
+    power = subtract_unreachable_power(request_w, unreachable_power)
+    if power == 0.0:
+        zeros = dict.fromkeys((pair.inverter_id for pair in pairs), 0.0)
+        return BatteryDistribution(request_w, zeros, 0.0, unreachable, pairs)
+    if math.isclose(
+        sum(pair.capacity_wh for pair in pairs), 0.0, abs_tol=_CAPACITY_ZERO_TOLERANCE
+    ):
+        return BatteryRefusal("All batteries have capacity 0")
+
+    charge = power > 0.0
+    split, excess = _split(abs(power), _PairsView(pairs, charge=charge), exponent)
+    sign = 1.0 if charge else -1.0
+    setpoints = {
+        pair.inverter_id: sign * value for pair, value in zip(pairs, split, strict=True)
+    }
+    return BatteryDistribution(request_w, setpoints, sign * excess, unreachable, pairs)
+
+
+def _check_bounds(
+    request_w: float, pairs: Sequence[InverterBatteries], *, adjust_power: bool
+) -> BatteryRefusal | None:
+    """Refuse a request the pairs cannot serve (like the SDK's `_check_request`).
+
+    Refused: a request strictly inside the exclusion zone, or, when it may not be
+    adjusted, one outside the inclusion range.
+    """
+    bounds = reachable_bounds(pairs)
+    if adjust_power:
+        if bounds.exclusion_lower < request_w < bounds.exclusion_upper:
+            return BatteryRefusal("Request inside the exclusion bounds", bounds)
+        return None
+    in_lower = bounds.inclusion_lower <= request_w <= bounds.exclusion_lower
+    in_upper = bounds.exclusion_upper <= request_w <= bounds.inclusion_upper
+    if in_lower or in_upper:
+        return None
+    return BatteryRefusal("Request outside the bounds", bounds)
+
+
+class _PairsView:
+    """The per-pair numbers of one request direction, as plain float lists.
+
+    Everything is seen from the direction of the request (the SDK negates for
+    discharging): ``upper`` is how much the pair may take, ``lower`` the other end
+    of its inclusion range, ``exclusion_upper`` the smallest non-zero power it
+    accepts (the SDK's minimum power) and ``exclusion_lower`` the other edge.
+    """
+
+    __slots__ = (
+        "available_soc",
+        "capacities",
+        "exclusion_lower",
+        "exclusion_upper",
+        "lower",
+        "upper",
+    )
+
+    def __init__(self, pairs: Sequence[InverterBatteries], *, charge: bool) -> None:
+        batteries = [pair.battery_bounds for pair in pairs]
+        inverters = [pair.inverter_bounds for pair in pairs]
+        self.capacities = [pair.capacity_wh for pair in pairs]
+        if charge:
+            self.available_soc = [
+                max(0.0, pair.soc_upper_pct - pair.soc_pct) for pair in pairs
+            ]
+            self.upper = [
+                min(i.inclusion_upper, b.inclusion_upper)
+                for b, i in zip(batteries, inverters, strict=True)
+            ]
+            self.lower = [
+                max(i.inclusion_lower, b.inclusion_lower)
+                for b, i in zip(batteries, inverters, strict=True)
+            ]
+            self.exclusion_upper = [
+                max(b.exclusion_upper, i.exclusion_upper)
+                for b, i in zip(batteries, inverters, strict=True)
+            ]
+            self.exclusion_lower = [
+                min(b.exclusion_lower, i.exclusion_lower)
+                for b, i in zip(batteries, inverters, strict=True)
+            ]
+        else:
+            self.available_soc = [
+                max(0.0, pair.soc_pct - pair.soc_lower_pct) for pair in pairs
+            ]
+            self.upper = [
+                -max(i.inclusion_lower, b.inclusion_lower)
+                for b, i in zip(batteries, inverters, strict=True)
+            ]
+            self.lower = [
+                -min(i.inclusion_upper, b.inclusion_upper)
+                for b, i in zip(batteries, inverters, strict=True)
+            ]
+            self.exclusion_upper = [
+                max(-b.exclusion_lower, -i.exclusion_lower)
+                for b, i in zip(batteries, inverters, strict=True)
+            ]
+            self.exclusion_lower = [
+                -max(b.exclusion_upper, i.exclusion_upper)
+                for b, i in zip(batteries, inverters, strict=True)
+            ]
+
+
+def _split(
+    power: float, view: _PairsView, exponent: float
+) -> tuple[list[float], float]:
+    """Split a positive power: the SDK's split if it is safe, else a safe one."""
+    total_capacity = sum(view.capacities)
+    ratios = [
+        capacity / total_capacity * pow(available, exponent)
+        for capacity, available in zip(view.capacities, view.available_soc, strict=True)
+    ]
+    total_ratio = 0.0
+    for ratio in ratios:  # the SDK's summation order, bit for bit
+        total_ratio += ratio
+    powers, excess = sdk_split(
+        power, ratios, total_ratio, view.exclusion_upper, view.upper
+    )
+    if _all_safe(powers, ratios, view):
+        return powers, excess
+    minimums = [
+        max(edge, lower, 0.0)
+        for edge, lower in zip(view.exclusion_upper, view.lower, strict=True)
+    ]
+    return safe_split(power, ratios, minimums, view.upper)
+
+
+def _all_safe(powers: list[float], ratios: list[float], view: _PairsView) -> bool:
+    """Whether every power is allowed by its pair and no full pair gets power."""
+    tolerance = _ALLOWED_TOLERANCE
+    for power, ratio, lower, upper, excl_lower, excl_upper in zip(
+        powers,
+        ratios,
+        view.lower,
+        view.upper,
+        view.exclusion_lower,
+        view.exclusion_upper,
+        strict=True,
+    ):
+        if power == 0.0:
+            continue
+        if ratio == 0.0 or power < lower - tolerance or power > upper + tolerance:
+            return False
+        if excl_lower + tolerance < power < excl_upper - tolerance:
+            return False
+    return True
+
+
+def _fill_nan_bounds(
+    bounds: PowerBounds, other_side: PowerBounds
+) -> PowerBounds | None:
+    """Replace NaN fields by the other side's; None if an inclusion bound stays NaN.
+
+    A NaN exclusion edge that the other side cannot fill means "no zone" (0 W).
+    """
+
+    def pick(own: float, other: float) -> float:
+        return other if math.isnan(own) else own
+
+    def pick_exclusion(own: float, other: float) -> float:
+        value = pick(own, other)
+        return 0.0 if math.isnan(value) else value
+
+    filled = PowerBounds(
+        inclusion_lower=pick(bounds.inclusion_lower, other_side.inclusion_lower),
+        inclusion_upper=pick(bounds.inclusion_upper, other_side.inclusion_upper),
+        exclusion_lower=pick_exclusion(
+            bounds.exclusion_lower, other_side.exclusion_lower
+        ),
+        exclusion_upper=pick_exclusion(
+            bounds.exclusion_upper, other_side.exclusion_upper
+        ),
+    )
+    if math.isnan(filled.inclusion_lower) or math.isnan(filled.inclusion_upper):
+        return None
+    return filled
