@@ -1,0 +1,192 @@
+"""Pool metrics over the home topology, values computed by hand (spec §5)."""
+
+from __future__ import annotations
+
+from frequenz.client.microgrid.component import ComponentErrorCode, ComponentStateCode
+from frequenz.client.microgrid.metrics import Metric
+import pytest
+
+from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
+from custom_components.frequenz_microgrid.engine.pools import (
+    CompiledFormulas,
+    compute_snapshot,
+)
+from custom_components.frequenz_microgrid.engine.snapshot import MicrogridSnapshot
+from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
+from tests.engine import topologies as t
+
+POWER = Metric.AC_POWER_ACTIVE
+SOC = Metric.BATTERY_SOC_PCT
+CAPACITY = Metric.BATTERY_CAPACITY
+PHASES = (
+    Metric.AC_CURRENT_PHASE_1,
+    Metric.AC_CURRENT_PHASE_2,
+    Metric.AC_CURRENT_PHASE_3,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> TelemetryStore:
+    return TelemetryStore(freshness_s=10.0, clock=clock)
+
+
+def snapshot_of(store: TelemetryStore) -> MicrogridSnapshot:
+    topology = t.home_topology()
+    return compute_snapshot(
+        topology, CompiledFormulas.from_topology(topology), store, reachable=True
+    )
+
+
+def feed_batteries(store: TelemetryStore) -> None:
+    """Battery A: 10 kWh, window 10–90 %, at 50 %; B: 5 kWh, 0–100 %, at 20 %."""
+    store.record(t.BATTERY_A, SOC, 50.0, bounds=PowerBounds(10.0, 90.0))
+    store.record(t.BATTERY_A, CAPACITY, 10_000.0)
+    store.record(
+        t.BATTERY_A,
+        Metric.DC_POWER,
+        1.0,
+        bounds=PowerBounds.from_ranges([(-5000, -100), (100, 5000)]),
+    )
+    store.record(t.BATTERY_B, SOC, 20.0)
+    store.record(t.BATTERY_B, CAPACITY, 5_000.0)
+    store.record(t.BATTERY_B, Metric.DC_POWER, 1.0, bounds=PowerBounds(-3000, 3000))
+    for battery in (t.BATTERY_A, t.BATTERY_B):
+        store.record_state(battery, [ComponentStateCode.READY])
+    store.record(t.INVERTER_A, POWER, 800.0, bounds=PowerBounds(-4000, 4000))
+    store.record(
+        t.INVERTER_B,
+        POWER,
+        700.0,
+        bounds=PowerBounds.from_ranges([(-3500, -200), (200, 3500)]),
+    )
+
+
+def test_battery_pool_soc_is_usable_capacity_weighted_in_the_soc_window(
+    store: TelemetryStore,
+) -> None:
+    feed_batteries(store)
+    pool = snapshot_of(store).battery
+    # A: usable 10000·80 %, at (50−10)/80 = 50 %; B: usable 5000·100 %, at 20 %.
+    assert pool.soc_pct == pytest.approx((8000 * 50 + 5000 * 20) / 13000)
+    assert pool.usable_capacity_wh == pytest.approx(13_000.0)
+    assert pool.power_w == 1500.0
+
+
+def test_battery_pool_bounds_intersect_each_pair_then_add_up(
+    store: TelemetryStore,
+) -> None:
+    feed_batteries(store)
+    # A: battery ±5000 excl ±100, inverter ±4000 → ±4000 excl ±100.
+    # B: battery ±3000, inverter ±3500 excl ±200 → ±3000 excl ±200.
+    assert snapshot_of(store).battery.bounds == PowerBounds(-7000, 7000, -300, 300)
+
+
+def test_a_battery_in_error_or_silent_drops_out_of_the_pool(
+    clock: FakeClock, store: TelemetryStore
+) -> None:
+    feed_batteries(store)
+    store.record_state(
+        t.BATTERY_B,
+        [ComponentStateCode.ERROR],
+        errors=[ComponentErrorCode.OVERCURRENT],
+    )
+    pool = snapshot_of(store).battery
+    assert pool.soc_pct == pytest.approx(50.0)
+    assert pool.usable_capacity_wh == pytest.approx(8000.0)
+    assert pool.bounds == PowerBounds(-4000, 4000, -100, 100)
+
+    clock.now += 11.0  # everything goes silent
+    pool = snapshot_of(store).battery
+    assert pool.soc_pct is None
+    assert pool.usable_capacity_wh is None
+    assert pool.power_w is None
+    assert pool.bounds is None
+
+
+def test_a_silent_inverter_removes_its_pair_from_the_bounds(
+    clock: FakeClock, store: TelemetryStore
+) -> None:
+    feed_batteries(store)
+    clock.now += 6.0
+    for battery in (t.BATTERY_A, t.BATTERY_B):
+        store.record(battery, SOC, 50.0)
+        store.record(battery, CAPACITY, 10_000.0)
+        store.record(battery, Metric.DC_POWER, 1.0, bounds=PowerBounds(-3000, 3000))
+    store.record(t.INVERTER_B, POWER, 700.0, bounds=PowerBounds(-1000, 1000))
+    clock.now += 5.0  # inverter A last spoke 11 s ago
+    pool = snapshot_of(store).battery
+    assert pool.bounds == PowerBounds(-1000, 1000)
+    # The battery meter is silent too, so the power is what is left of the inverters.
+    assert pool.power_w == 700.0
+
+
+def test_pool_powers_and_currents_follow_the_graph_formulas(
+    clock: FakeClock, store: TelemetryStore
+) -> None:
+    readings = {
+        t.MAIN_METER: (2000.0, (10.0, 8.0, 9.0)),
+        t.BATTERY_METER: (1500.0, (2.0, 2.0, 2.0)),
+        t.INVERTER_A: (800.0, (1.0, 1.0, 1.0)),
+        t.INVERTER_B: (700.0, (1.0, 1.0, 1.0)),
+        t.PV_METER: (-3100.0, (-4.5, -4.5, -4.5)),
+        t.PV_INVERTER: (-3000.0, (-4.4, -4.4, -4.4)),
+        t.EV_CHARGER: (2200.0, (9.6, 0.0, 0.0)),
+    }
+    for cid, (power, currents) in readings.items():
+        store.record(cid, POWER, power)
+        for phase, current in zip(PHASES, currents, strict=True):
+            store.record(cid, phase, current)
+    snap = snapshot_of(store)
+    assert snap.grid_power_w == 2000.0
+    assert snap.grid_current_a == (10.0, 8.0, 9.0)
+    assert snap.battery.power_w == 1500.0
+    assert snap.pv_power_w == -3000.0
+    assert snap.producer_power_w == -3000.0
+    assert snap.ev_power_w == 2200.0
+    assert snap.ev_current_a == (9.6, 0.0, 0.0)
+    assert snap.consumer_power_w == pytest.approx(2000.0 - 1500.0 + 3100.0 - 2200.0)
+    assert snap.reachable
+    component = snap.component(t.EV_CHARGER)
+    assert component is not None
+    assert component.value(POWER) == 2200.0
+
+    clock.now += 11.0
+    snap = snapshot_of(store)
+    assert snap.grid_power_w is None
+    assert snap.ev_power_w is None
+    assert snap.ev_current_a == (None, None, None)
+    assert snap.pv_power_w is None
+    assert snap.consumer_power_w is None
+
+
+def test_energy_counters_need_every_member(store: TelemetryStore) -> None:
+    consumed, delivered = (
+        Metric.AC_ENERGY_ACTIVE_CONSUMED,
+        Metric.AC_ENERGY_ACTIVE_DELIVERED,
+    )
+    store.record(t.MAIN_METER, consumed, 5000.0)
+    store.record(t.MAIN_METER, delivered, 700.0)
+    store.record(t.INVERTER_A, consumed, 100.0)
+    store.record(t.INVERTER_A, delivered, 90.0)
+    store.record(t.INVERTER_B, consumed, 50.0)
+    store.record(t.PV_INVERTER, delivered, 12_000.0)
+    energy = snapshot_of(store).energy
+    assert energy.grid_import_wh == 5000.0
+    assert energy.grid_export_wh == 700.0
+    assert energy.battery_charge_wh == 150.0
+    assert energy.battery_discharge_wh is None  # inverter B sends no delivered
+    assert energy.pv_production_wh == 12_000.0
+    assert energy.ev_charging_wh is None  # the EV charger sends no counter
