@@ -1,1 +1,28 @@
-"""Built-in microgrid simulator speaking the real Microgrid gRPC API (v1alpha18)."""
+"""Built-in microgrid simulator speaking the real Microgrid gRPC API (v1alpha18).
+
+It ships with the integration so a demo entry can run a microgrid without
+hardware, and it is the test bench for the engine: every setpoint it receives is
+recorded and checked against the component's bounds.
+
+    scenario = load_scenario("home")
+    async with running_simulator(scenario, speed=10) as sim:
+        client = MicrogridApiClient(sim.url)
+"""
+
+from .control import ReceivedSetpoint
+from .faults import Fault
+from .physics.ev_charger import EvSpec
+from .scenario import Scenario, available_scenarios, generate_scenario, load_scenario
+from .server import MicrogridSimulator, running_simulator
+
+__all__ = [
+    "EvSpec",
+    "Fault",
+    "MicrogridSimulator",
+    "ReceivedSetpoint",
+    "Scenario",
+    "available_scenarios",
+    "generate_scenario",
+    "load_scenario",
+    "running_simulator",
+]

@@ -1,0 +1,129 @@
+"""An AC EV charger with EV sessions: plug, lock, current-limited charging, unplug."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import enum
+
+from ...engine.bounds import PowerBounds
+from .ac import NOMINAL_VOLTAGE_V, PhasePowers
+
+LOCK_DELAY_S = 2.0
+"""Simulated seconds between plugging a cable in and the charger locking it."""
+
+FULL_ACCEPTANCE_UNTIL_PCT = 80.0
+"""EVs accept their full current up to this SoC, then linearly less until 100 %."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvChargerParams:
+    """A charger's electrical limits (IEC 61851: 6–32 A per phase, 230 V)."""
+
+    phases: int = 3
+    min_current_a: float = 6.0
+    max_current_a: float = 32.0
+
+    def power_bounds(self) -> PowerBounds:
+        """0 W, or between the minimum and the maximum current on all phases.
+
+        Charging below the minimum current is impossible, so the range from 0 W to
+        the minimum power is the charger's exclusion zone.
+        """
+        per_amp = NOMINAL_VOLTAGE_V * self.phases
+        return PowerBounds(
+            0.0, self.max_current_a * per_amp, 0.0, self.min_current_a * per_amp
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EvSpec:
+    """An EV that arrives at a charger: its battery and how it can charge."""
+
+    capacity_wh: float = 60_000.0
+    soc_pct: float = 40.0
+    phases: int = 3
+    max_current_a: float = 32.0
+    efficiency: float = 0.92
+
+
+class CableState(enum.Enum):
+    """Where the charging cable is, as the API's EV cable state codes describe it."""
+
+    UNPLUGGED = "unplugged"
+    PLUGGED = "plugged"
+    LOCKED = "locked"
+
+
+@dataclass(slots=True)
+class EvSession:
+    """An EV connected to a charger, from arrival to departure."""
+
+    ev: EvSpec
+    plugged_at_s: float
+    departs_at_s: float | None = None
+    soc_pct: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Start from the EV's state of charge on arrival."""
+        self.soc_pct = self.ev.soc_pct
+
+    def cable_state(self, now_s: float) -> CableState:
+        """Plugged on arrival, locked once `LOCK_DELAY_S` has passed."""
+        if now_s - self.plugged_at_s >= LOCK_DELAY_S:
+            return CableState.LOCKED
+        return CableState.PLUGGED
+
+    def acceptance_a(self) -> float:
+        """The current the EV accepts now: full, tapering to 0 A near a full battery."""
+        if self.soc_pct <= FULL_ACCEPTANCE_UNTIL_PCT:
+            return self.ev.max_current_a
+        room = (100.0 - self.soc_pct) / (100.0 - FULL_ACCEPTANCE_UNTIL_PCT)
+        return self.ev.max_current_a * max(room, 0.0)
+
+
+@dataclass(slots=True)
+class EvChargerState:
+    """A charger and, while one is plugged in, its EV session."""
+
+    params: EvChargerParams
+    session: EvSession | None = None
+    current_a: float = 0.0
+
+    def cable_state(self, now_s: float) -> CableState:
+        """The cable state codes to report."""
+        if self.session is None:
+            return CableState.UNPLUGGED
+        return self.session.cable_state(now_s)
+
+    def phase_powers(self) -> PhasePowers:
+        """Per-phase power: a single-phase EV draws only on L1."""
+        if self.session is None or self.current_a == 0.0:
+            return PhasePowers()
+        per_phase = self.current_a * NOMINAL_VOLTAGE_V
+        if self.session.ev.phases == 1:
+            return PhasePowers(per_phase, 0.0, 0.0)
+        return PhasePowers(per_phase, per_phase, per_phase)
+
+    def charge(self, setpoint_w: float, now_s: float, dt_s: float) -> None:
+        """Draw current for `dt_s` seconds under a power setpoint.
+
+        A charger turns a power setpoint into a per-phase current limit
+        (setpoint / (230 V · charger phases)), like the SDK assumes; a limit below
+        the minimum current stops charging. The EV then draws at most what it
+        accepts, on its own number of phases, so a single-phase EV uses a third of
+        a three-phase setpoint.
+        """
+        session = self.session
+        if session is None or session.cable_state(now_s) is not CableState.LOCKED:
+            self.current_a = 0.0
+            return
+        limit_a = setpoint_w / (NOMINAL_VOLTAGE_V * self.params.phases)
+        if limit_a < self.params.min_current_a:
+            self.current_a = 0.0
+            return
+        self.current_a = min(limit_a, self.params.max_current_a, session.acceptance_a())
+        power_w = self.phase_powers().total
+        stored_wh = power_w * session.ev.efficiency * dt_s / 3600.0
+        session.soc_pct = min(
+            session.soc_pct + stored_wh / session.ev.capacity_wh * 100.0, 100.0
+        )

@@ -1,0 +1,262 @@
+"""Scenarios: a microgrid's topology, initial states and EV arrivals, read from data.
+
+A scenario file (JSON, in `scenarios/`) has three tables:
+
+- ``topology``: one row per component, with its ``id``, ``kind``, ``parent`` (the
+  component it hangs from, like datafev's topology table) and kind-specific ratings;
+- ``initial_state``: per component id, e.g. a battery's ``soc_pct``;
+- ``ev_arrivals``: which EV arrives at which charger, when, and when it leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+import enum
+import json
+from pathlib import Path
+from typing import Any
+
+from .physics.battery import BatteryParams
+from .physics.ev_charger import EvChargerParams, EvSpec
+from .physics.inverter import InverterParams
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+
+
+class Kind(enum.StrEnum):
+    """The kinds of simulated components (API category plus inverter type)."""
+
+    GRID = "grid"
+    METER = "meter"
+    BATTERY_INVERTER = "battery_inverter"
+    PV_INVERTER = "pv_inverter"
+    BATTERY = "battery"
+    EV_CHARGER = "ev_charger"
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentSpec:
+    """One row of the topology table (only the fields of its kind are used)."""
+
+    id: int
+    kind: Kind
+    name: str
+    parent: int | None = None
+    manufacturer: str = "Frequenz Simulator"
+    model: str = "sim"
+    fuse_current_a: int = 0
+    base_load_w: float = 0.0
+    base_load_split: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
+    inverter: InverterParams | None = None
+    pv_peak_w: float = 0.0
+    battery: BatteryParams | None = None
+    soc_pct: float = 50.0
+    ev_charger: EvChargerParams | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvArrival:
+    """An EV that plugs into `charger_id` at `arrive_at_s` (simulated seconds)."""
+
+    charger_id: int
+    arrive_at_s: float
+    ev: EvSpec
+    depart_at_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A complete microgrid to simulate."""
+
+    name: str
+    components: tuple[ComponentSpec, ...]
+    ev_arrivals: tuple[EvArrival, ...] = ()
+    microgrid_id: int = 1
+    start_time_of_day_s: float = 12 * 3600.0
+    _by_id: dict[int, ComponentSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Index components and check the topology is a tree of known ids."""
+        by_id = {c.id: c for c in self.components}
+        if len(by_id) != len(self.components):
+            raise ValueError(f"scenario {self.name}: duplicate component ids")
+        for comp in self.components:
+            if comp.parent is not None and comp.parent not in by_id:
+                raise ValueError(
+                    f"scenario {self.name}: component {comp.id} has unknown parent "
+                    f"{comp.parent}"
+                )
+        for arrival in self.ev_arrivals:
+            charger = by_id.get(arrival.charger_id)
+            if charger is None or charger.kind is not Kind.EV_CHARGER:
+                raise ValueError(
+                    f"scenario {self.name}: EV arrival at {arrival.charger_id}, "
+                    "which is not an EV charger"
+                )
+        object.__setattr__(self, "_by_id", by_id)
+
+    def component(self, component_id: int) -> ComponentSpec:
+        """The spec of one component (KeyError if unknown)."""
+        return self._by_id[component_id]
+
+    def has_component(self, component_id: int) -> bool:
+        """Whether `component_id` is part of this scenario."""
+        return component_id in self._by_id
+
+    def children(self, component_id: int) -> list[ComponentSpec]:
+        """The components connected directly behind `component_id`."""
+        return [c for c in self.components if c.parent == component_id]
+
+    def connections(self) -> list[tuple[int, int]]:
+        """(source, destination) pairs, from the grid towards the leaves."""
+        return [(c.parent, c.id) for c in self.components if c.parent is not None]
+
+
+def available_scenarios() -> list[str]:
+    """Names of the scenario files shipped with the simulator."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.json"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a shipped scenario by name (``home``, ``depot``) or a JSON file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SCENARIO_DIR / f"{name_or_path}.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return scenario_from_dict(data)
+
+
+def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
+    """Build a scenario from the three tables of a scenario file."""
+    initial: Mapping[str, Mapping[str, Any]] = data.get("initial_state", {})
+    components = []
+    for row in data["topology"]:
+        spec = _component_from_row(row)
+        state = initial.get(str(spec.id), {})
+        if "soc_pct" in state:
+            spec = replace(spec, soc_pct=float(state["soc_pct"]))
+        components.append(spec)
+    arrivals = tuple(_arrival_from_row(row) for row in data.get("ev_arrivals", []))
+    hours, minutes = (int(x) for x in data.get("start_time_of_day", "12:00").split(":"))
+    return Scenario(
+        name=str(data["name"]),
+        components=tuple(components),
+        ev_arrivals=arrivals,
+        microgrid_id=int(data.get("microgrid_id", 1)),
+        start_time_of_day_s=hours * 3600.0 + minutes * 60.0,
+    )
+
+
+def _component_from_row(row: Mapping[str, Any]) -> ComponentSpec:
+    kind = Kind(row["kind"])
+    parent = row.get("parent")
+    spec = ComponentSpec(
+        id=int(row["id"]),
+        kind=kind,
+        name=str(row.get("name", f"{kind.value} {row['id']}")),
+        parent=None if parent is None else int(parent),
+        manufacturer=str(row.get("manufacturer", "Frequenz Simulator")),
+        model=str(row.get("model", f"sim-{kind.value}")),
+    )
+    match kind:
+        case Kind.GRID:
+            return replace(spec, fuse_current_a=int(row["fuse_current_a"]))
+        case Kind.METER:
+            split = row.get("base_load_split", [1 / 3, 1 / 3, 1 / 3])
+            return replace(
+                spec,
+                base_load_w=float(row.get("base_load_w", 0.0)),
+                base_load_split=(float(split[0]), float(split[1]), float(split[2])),
+            )
+        case Kind.BATTERY_INVERTER | Kind.PV_INVERTER:
+            inverter = InverterParams(
+                rated_power_w=float(row["rated_power_w"]),
+                exclusion_w=float(row.get("exclusion_w", 0.0)),
+            )
+            return replace(
+                spec,
+                inverter=inverter,
+                pv_peak_w=float(row.get("peak_w", row["rated_power_w"])),
+            )
+        case Kind.BATTERY:
+            battery = BatteryParams(
+                capacity_wh=float(row["capacity_wh"]),
+                max_charge_w=float(row["max_charge_w"]),
+                max_discharge_w=float(row.get("max_discharge_w", row["max_charge_w"])),
+                soc_lower_pct=float(row.get("soc_lower_pct", 10.0)),
+                soc_upper_pct=float(row.get("soc_upper_pct", 90.0)),
+                efficiency=float(row.get("efficiency", 0.95)),
+            )
+            return replace(spec, battery=battery)
+        case Kind.EV_CHARGER:
+            charger = EvChargerParams(
+                phases=int(row.get("phases", 3)),
+                min_current_a=float(row.get("min_current_a", 6.0)),
+                max_current_a=float(row.get("max_current_a", 32.0)),
+            )
+            return replace(spec, ev_charger=charger)
+
+
+def _arrival_from_row(row: Mapping[str, Any]) -> EvArrival:
+    depart = row.get("depart_s")
+    return EvArrival(
+        charger_id=int(row["charger"]),
+        arrive_at_s=float(row["arrive_s"]),
+        depart_at_s=None if depart is None else float(depart),
+        ev=EvSpec(
+            capacity_wh=float(row.get("capacity_wh", 60_000.0)),
+            soc_pct=float(row.get("soc_pct", 40.0)),
+            phases=int(row.get("phases", 3)),
+            max_current_a=float(row.get("max_current_a", 32.0)),
+        ),
+    )
+
+
+def generate_scenario(n_components: int, *, name: str | None = None) -> Scenario:
+    """A synthetic microgrid with exactly `n_components` components, for scale tests.
+
+    A grid connection point and a grid meter, then repeating groups of a battery
+    inverter with its battery, a PV inverter and an EV charger, all behind the
+    grid meter, until `n_components` is reached.
+    """
+    if n_components < 2:
+        raise ValueError("a microgrid needs at least a grid and a grid meter")
+    components = [
+        ComponentSpec(1, Kind.GRID, "Grid connection point", fuse_current_a=4000),
+        ComponentSpec(2, Kind.METER, "Grid meter", parent=1, base_load_w=20_000.0),
+    ]
+    next_id = 3
+    pattern = (Kind.BATTERY_INVERTER, Kind.BATTERY, Kind.PV_INVERTER, Kind.EV_CHARGER)
+    while len(components) < n_components:
+        kind = pattern[(next_id - 3) % len(pattern)]
+        # A battery hangs from the inverter generated just before it.
+        parent = next_id - 1 if kind is Kind.BATTERY else 2
+        components.append(_generated_component(next_id, kind, parent))
+        next_id += 1
+    return Scenario(
+        name=name or f"generated-{n_components}", components=tuple(components)
+    )
+
+
+def _generated_component(component_id: int, kind: Kind, parent: int) -> ComponentSpec:
+    base = ComponentSpec(
+        component_id, kind, f"{kind.value} {component_id}", parent=parent
+    )
+    match kind:
+        case Kind.BATTERY_INVERTER:
+            return replace(base, inverter=InverterParams(rated_power_w=10_000.0))
+        case Kind.BATTERY:
+            battery = BatteryParams(
+                capacity_wh=20_000.0, max_charge_w=10_000.0, max_discharge_w=10_000.0
+            )
+            soc = 20.0 + (component_id * 7) % 60
+            return replace(base, battery=battery, soc_pct=float(soc))
+        case Kind.PV_INVERTER:
+            return replace(
+                base, inverter=InverterParams(rated_power_w=10_000.0), pv_peak_w=8_000.0
+            )
+        case Kind.EV_CHARGER:
+            return replace(base, ev_charger=EvChargerParams())
+        case _:
+            raise ValueError(f"cannot generate a {kind}")

@@ -1,0 +1,211 @@
+"""`MicrogridSimulator`: the model, its clock, the gRPC server and fault switches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+import contextlib
+from datetime import UTC, datetime
+import logging
+
+from google.protobuf.timestamp_pb2 import Timestamp
+import grpc
+
+from .control import PowerControl, ReceivedSetpoint
+from .faults import Fault, FaultBook
+from .physics.clock import SimClock
+from .physics.ev_charger import EvSpec
+from .physics.model import MicrogridModel
+from .scenario import Scenario
+from .servicer import MicrogridService, timestamp
+from .streams import Subscription, TelemetryHub
+from .telemetry import MetricId
+
+_logger = logging.getLogger(__name__)
+
+
+class MicrogridSimulator:
+    """A simulated microgrid served over the real Microgrid API (v1alpha18).
+
+    The physics advance on one `SimClock` (`speed` simulated seconds per real
+    second); every `sample_period_s` real seconds the model is advanced and each
+    open telemetry stream gets one message.
+    """
+
+    def __init__(
+        self, scenario: Scenario, *, speed: float = 1.0, sample_period_s: float = 1.0
+    ) -> None:
+        """Prepare the simulation; nothing runs until `start`."""
+        if sample_period_s <= 0:
+            raise ValueError("sample_period_s must be positive")
+        self.scenario = scenario
+        self.clock = SimClock(speed)
+        self.sample_period_s = sample_period_s
+        self.model = MicrogridModel(scenario)
+        self.faults = FaultBook()
+        self.control = PowerControl(self.model, self.faults)
+        self.hub = TelemetryHub()
+        self._service = MicrogridService(self)
+        self._server: grpc.aio.Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._host = "127.0.0.1"
+        self._port = 0
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Serve on `host:port` (0 picks a free port); return the bound port."""
+        if self._server is not None:
+            raise RuntimeError("the simulator is already running")
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((self._service.generic_handler(),))
+        bound = server.add_insecure_port(f"{host}:{port}")
+        if bound == 0:
+            raise OSError(f"cannot listen on {host}:{port}")
+        await server.start()
+        self._server = server
+        self._host, self._port = host, bound
+        self.tick()
+        self._ticker = asyncio.create_task(self._tick_forever(), name="sim-ticker")
+        _logger.info("Simulator %s serving on %s", self.scenario.name, self.url)
+        return bound
+
+    async def stop(self) -> None:
+        """Stop serving: every stream and pending call ends; the model is kept."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(None)
+
+    async def restart(self) -> None:
+        """Stop and start again on the same host and port (clients reconnect)."""
+        await self.stop()
+        await self.start(self._host, self._port)
+
+    @property
+    def running(self) -> bool:
+        """Whether the gRPC server is serving."""
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        """The bound port (0 before the first start)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The URL to give the Microgrid API client."""
+        return f"grpc://{self._host}:{self._port}"
+
+    # --- observations --------------------------------------------------------------
+
+    @property
+    def setpoints(self) -> list[ReceivedSetpoint]:
+        """Every active-power setpoint received: (sim_time, id, power_w, lifetime_s)."""
+        return self.control.setpoints
+
+    @property
+    def unsafe_setpoint_count(self) -> int:
+        """Setpoints outside a component's inclusion bounds or in its exclusion zone."""
+        return self.control.unsafe_setpoint_count
+
+    # --- faults and scenario events ------------------------------------------------
+
+    def inject_fault(self, component_id: int, fault: Fault) -> None:
+        """Make a component misbehave (see `Fault`); takes effect at once."""
+        if not self.scenario.has_component(component_id):
+            raise KeyError(component_id)
+        self.faults.inject(component_id, fault)
+        self._sync_error_states()
+
+    def clear_fault(self, component_id: int, fault: Fault | None = None) -> None:
+        """Remove one fault, or all of a component's faults when `fault` is None."""
+        self.faults.clear(component_id, fault)
+        self._sync_error_states()
+
+    async def end_all_streams(self) -> None:
+        """End every open telemetry stream abruptly (the client sees UNAVAILABLE)."""
+        self.hub.end_all()
+        await asyncio.sleep(0)
+
+    def plug_ev(
+        self,
+        charger_id: int,
+        ev: EvSpec | None = None,
+        *,
+        stay_s: float | None = None,
+    ) -> None:
+        """Plug an EV into a charger now; it leaves after `stay_s` simulated seconds."""
+        self.model.advance_to(self.clock.now())
+        departs = None if stay_s is None else self.model.now_s + stay_s
+        self.model.plug_ev(charger_id, ev, departs)
+
+    def unplug_ev(self, charger_id: int) -> None:
+        """Unplug the EV at a charger now."""
+        self.model.advance_to(self.clock.now())
+        self.model.unplug_ev(charger_id)
+
+    # --- streaming ---------------------------------------------------------------
+
+    def subscribe(
+        self, component_id: int, metrics: frozenset[MetricId]
+    ) -> Subscription:
+        """Open a telemetry stream and hand it the current values at once."""
+        subscription = self.hub.subscribe(component_id, metrics)
+        self.hub.greet(subscription, self.model, self.faults, self._now_timestamp())
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Close a telemetry stream."""
+        self.hub.unsubscribe(subscription)
+
+    def tick(self) -> None:
+        """Advance the physics to the clock's time and publish one sample round."""
+        self.control.remember_bounds()
+        self.model.advance_to(self.clock.now())
+        self.hub.publish(self.model, self.faults, self._now_timestamp())
+
+    async def _tick_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            next_tick += self.sample_period_s
+            await asyncio.sleep(max(next_tick - loop.time(), 0.0))
+            try:
+                self.tick()
+            except Exception:
+                _logger.exception("Simulator tick failed")
+
+    def _sync_error_states(self) -> None:
+        for component_id in self.model.components:
+            self.model.set_error(
+                component_id, self.faults.has(component_id, Fault.ERROR_STATE)
+            )
+
+    @staticmethod
+    def _now_timestamp() -> Timestamp:
+        return timestamp(datetime.now(UTC))
+
+
+@contextlib.asynccontextmanager
+async def running_simulator(
+    scenario: Scenario,
+    *,
+    speed: float = 1.0,
+    sample_period_s: float = 1.0,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> AsyncIterator[MicrogridSimulator]:
+    """Run a simulator in this event loop for the duration of a `with` block."""
+    simulator = MicrogridSimulator(
+        scenario, speed=speed, sample_period_s=sample_period_s
+    )
+    await simulator.start(host=host, port=port)
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()

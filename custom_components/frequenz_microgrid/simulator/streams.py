@@ -1,0 +1,132 @@
+"""Telemetry fan-out: one serialised message per component and filter per tick.
+
+Each open stream is a `Subscription` with a small queue. On every tick the hub
+builds the reply for each distinct (component, metric filter) once, serialises
+it once, and puts the same bytes into every matching queue; streams only wait on
+their queue, so there is no per-stream loop doing work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from .faults import Fault, FaultBook
+from .physics.model import MicrogridModel
+from .telemetry import MetricId, Readings, readings, telemetry_message
+
+QUEUE_SIZE = 8
+"""Messages a slow stream may fall behind before the oldest are dropped."""
+
+END_OF_STREAM = b""
+"""Queue marker telling a stream to end with an error (never a real message)."""
+
+type StreamKey = tuple[int, frozenset[MetricId]]
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One open telemetry stream: a component, a metric filter and a queue."""
+
+    component_id: int
+    metrics: frozenset[MetricId]
+    queue: asyncio.Queue[bytes] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_SIZE)
+    )
+
+    def offer(self, payload: bytes) -> None:
+        """Queue `payload`, dropping the oldest message if the stream lags."""
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(payload)
+
+
+class TelemetryHub:
+    """The set of open telemetry streams and the per-tick fan-out to them."""
+
+    def __init__(self) -> None:
+        """Start with no streams."""
+        self._groups: dict[StreamKey, list[Subscription]] = defaultdict(list)
+        self.messages_sent = 0
+
+    @property
+    def stream_count(self) -> int:
+        """How many telemetry streams are open."""
+        return sum(len(subs) for subs in self._groups.values())
+
+    def subscribe(
+        self, component_id: int, metrics: frozenset[MetricId]
+    ) -> Subscription:
+        """Open a stream (the caller must `unsubscribe` it when it ends)."""
+        subscription = Subscription(component_id, metrics)
+        self._groups[(component_id, metrics)].append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Forget a stream that ended."""
+        key = (subscription.component_id, subscription.metrics)
+        group = self._groups.get(key)
+        if group is not None and subscription in group:
+            group.remove(subscription)
+            if not group:
+                del self._groups[key]
+
+    def publish(
+        self, model: MicrogridModel, faults: FaultBook, sample_time: Timestamp
+    ) -> None:
+        """Send every open stream its component's current telemetry."""
+        cache: dict[int, Readings] = {}
+        for (component_id, metrics), subscriptions in self._groups.items():
+            if faults.has(component_id, Fault.STOP_DATA):
+                continue
+            reading = cache.get(component_id)
+            if reading is None:
+                reading = cache[component_id] = readings(model, component_id)
+            payload = _serialise(reading, metrics, sample_time, faults)
+            for subscription in subscriptions:
+                subscription.offer(payload)
+            self.messages_sent += len(subscriptions)
+
+    def greet(
+        self,
+        subscription: Subscription,
+        model: MicrogridModel,
+        faults: FaultBook,
+        sample_time: Timestamp,
+    ) -> None:
+        """Give a new stream the current values at once, not a tick later."""
+        component_id = subscription.component_id
+        if faults.has(component_id, Fault.STOP_DATA):
+            return
+        reading = readings(model, component_id)
+        subscription.offer(
+            _serialise(reading, subscription.metrics, sample_time, faults)
+        )
+
+    def end_all(self) -> None:
+        """Make every open stream end abruptly with an error."""
+        for subscriptions in self._groups.values():
+            for subscription in subscriptions:
+                subscription.offer(END_OF_STREAM)
+
+
+def _serialise(
+    reading: Readings,
+    metrics: frozenset[MetricId],
+    sample_time: Timestamp,
+    faults: FaultBook,
+) -> bytes:
+    telemetry = telemetry_message(
+        reading,
+        metrics,
+        sample_time,
+        nan=faults.has(reading.component_id, Fault.SEND_NAN),
+    )
+    response = microgrid_pb2.ReceiveElectricalComponentTelemetryStreamResponse(
+        telemetry=telemetry
+    )
+    return response.SerializeToString()
