@@ -47,6 +47,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .energy import EnergyTotal, positive_part
+from .engine.bounds import PowerBounds
 from .engine.snapshot import ComponentSnapshot, EnergySnapshot, MicrogridSnapshot
 from .entity import (
     MicrogridComponentEntity,
@@ -204,11 +205,13 @@ def _pool_current(
     )
 
 
-def _battery_bound(key: str, edge: str) -> PoolSensorDescription:
+def _battery_bound(
+    key: str, edge: Callable[[PowerBounds], float]
+) -> PoolSensorDescription:
     """Describe one edge of the battery pool's power bounds (diagnostic)."""
     return _power(
         key,
-        lambda s: finite(getattr(s.battery.bounds, edge, None)),
+        lambda s: None if s.battery.bounds is None else finite(edge(s.battery.bounds)),
         entity_category=EntityCategory.DIAGNOSTIC,
         exists_fn=_has_batteries,
     )
@@ -271,10 +274,10 @@ POOL_SENSORS: tuple[PoolSensorDescription, ...] = (
         value_fn=lambda s: s.battery.usable_capacity_wh,
         exists_fn=_has_batteries,
     ),
-    _battery_bound("battery_inclusion_lower", "inclusion_lower"),
-    _battery_bound("battery_inclusion_upper", "inclusion_upper"),
-    _battery_bound("battery_exclusion_lower", "exclusion_lower"),
-    _battery_bound("battery_exclusion_upper", "exclusion_upper"),
+    _battery_bound("battery_inclusion_lower", lambda b: b.inclusion_lower),
+    _battery_bound("battery_inclusion_upper", lambda b: b.inclusion_upper),
+    _battery_bound("battery_exclusion_lower", lambda b: b.exclusion_lower),
+    _battery_bound("battery_exclusion_upper", lambda b: b.exclusion_upper),
 )
 
 INFO_SENSORS: tuple[InfoSensorDescription, ...] = (

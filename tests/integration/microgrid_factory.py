@@ -1,0 +1,181 @@
+"""Hand-built microgrids for entity tests that don't need the simulator.
+
+A small "home" topology built with the engine's own `build_topology` (so pools and
+formulas are real), snapshots with chosen values, and a way to run the real sensor
+and binary-sensor platforms against a push coordinator the test feeds by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+import logging
+from types import ModuleType
+from typing import Any
+
+from frequenz.client.common.microgrid import EnterpriseId, MicrogridId
+from frequenz.client.common.microgrid.components import ComponentId
+from frequenz.client.microgrid import (
+    DeliveryArea,
+    EnergyMarketCodeType,
+    Location,
+    MicrogridInfo,
+    MicrogridStatus,
+)
+from frequenz.client.microgrid.component import (
+    AcEvCharger,
+    BatteryInverter,
+    Component,
+    ComponentConnection,
+    GridConnectionPoint,
+    LiIonBattery,
+    Meter,
+    SolarInverter,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockEntityPlatform,
+)
+
+from custom_components.frequenz_microgrid.const import DOMAIN
+from custom_components.frequenz_microgrid.engine.graph import Topology, build_topology
+from custom_components.frequenz_microgrid.engine.snapshot import MicrogridSnapshot
+
+MICROGRID_ID = 7
+ENTRY_KEY = str(MICROGRID_ID)
+GRID, GRID_METER, BAT_INV, BATTERY, PV_INV, EV_CHARGER, HOUSE_METER = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+)
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _component(kind: type[Component], cid: int, **kw: Any) -> Component:
+    return kind(id=ComponentId(cid), microgrid_id=MicrogridId(MICROGRID_ID), **kw)
+
+
+def home_components() -> list[Component]:
+    """Grid → meter → battery inverter + battery, PV inverter, EV charger, house."""
+    return [
+        _component(GridConnectionPoint, GRID, rated_fuse_current=63),
+        _component(Meter, GRID_METER, name="Grid meter"),
+        _component(BatteryInverter, BAT_INV, manufacturer="Acme", model_name="BI-5000"),
+        _component(LiIonBattery, BATTERY, manufacturer="Acme", model_name="B-10"),
+        _component(SolarInverter, PV_INV),
+        _component(AcEvCharger, EV_CHARGER),
+        _component(Meter, HOUSE_METER),
+    ]
+
+
+HOME_WIRING = (
+    (GRID, GRID_METER),
+    (GRID_METER, BAT_INV),
+    (BAT_INV, BATTERY),
+    (GRID_METER, PV_INV),
+    (GRID_METER, EV_CHARGER),
+    (GRID_METER, HOUSE_METER),
+)
+
+
+def home_info() -> MicrogridInfo:
+    """Metadata of the hand-built microgrid."""
+    return MicrogridInfo(
+        id=MicrogridId(MICROGRID_ID),
+        enterprise_id=EnterpriseId(1),
+        name="Home",
+        delivery_area=DeliveryArea(
+            code="10YDE-EON------1", code_type=EnergyMarketCodeType.EUROPE_EIC
+        ),
+        location=Location(latitude=52.52, longitude=13.40, country_code="DE"),
+        status=MicrogridStatus.ACTIVE,
+        create_timestamp=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+
+
+def home_topology(
+    components: Iterable[Component] | None = None,
+    wiring: Iterable[tuple[int, int]] = HOME_WIRING,
+) -> Topology:
+    """Build the topology of the hand-built home (or of a variant of it)."""
+    return build_topology(
+        home_info(),
+        home_components() if components is None else components,
+        [
+            ComponentConnection(source=ComponentId(a), destination=ComponentId(b))
+            for a, b in wiring
+        ],
+    )
+
+
+def snapshot_at(seconds: float = 0.0, **values: Any) -> MicrogridSnapshot:
+    """A reachable snapshot taken `seconds` after T0 with the given values."""
+    values.setdefault("reachable", True)
+    return MicrogridSnapshot(taken_at=T0 + timedelta(seconds=seconds), **values)
+
+
+@dataclass
+class HandFedRuntime:
+    """The two runtime-data fields the entity platforms read."""
+
+    topology: Topology
+    coordinator: DataUpdateCoordinator[MicrogridSnapshot]
+
+
+class HandFedPlatforms:
+    """Runs real platforms' `async_setup_entry` against hand-fed coordinators.
+
+    The coordinator is Home Assistant's own, used the way the integration's is:
+    push only, `async_set_updated_data` per snapshot. `close()` removes the entities
+    again (as unloading would), so no trailing-write timer outlives a test.
+    """
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Start with no platforms."""
+        self.hass = hass
+        self.platforms: list[MockEntityPlatform] = []
+
+    def entry(self, unique_id: str = ENTRY_KEY) -> MockConfigEntry:
+        """Add a config entry for the hand-built microgrid."""
+        entry = MockConfigEntry(domain=DOMAIN, unique_id=unique_id, title="Home")
+        entry.add_to_hass(self.hass)
+        return entry
+
+    async def setup(
+        self,
+        platform_module: ModuleType,
+        topology: Topology,
+        first: MicrogridSnapshot | None,
+        entry: MockConfigEntry | None = None,
+    ) -> tuple[MockConfigEntry, DataUpdateCoordinator[MicrogridSnapshot]]:
+        """Set up one platform of `entry` (a new one by default)."""
+        entry = entry or self.entry()
+        coordinator: DataUpdateCoordinator[MicrogridSnapshot] = DataUpdateCoordinator(
+            self.hass, logging.getLogger(__name__), config_entry=entry, name="hand-fed"
+        )
+        if first is not None:
+            coordinator.async_set_updated_data(first)
+        entry.runtime_data = HandFedRuntime(topology=topology, coordinator=coordinator)
+        platform = MockEntityPlatform(
+            self.hass,
+            domain=platform_module.__name__.rsplit(".", 1)[-1],
+            platform_name=DOMAIN,
+            platform=platform_module,
+        )
+        self.platforms.append(platform)
+        assert await platform.async_setup_entry(entry)
+        await self.hass.async_block_till_done()
+        return entry, coordinator
+
+    async def close(self) -> None:
+        """Remove every entity the platforms added."""
+        for platform in self.platforms:
+            await platform.async_reset()
+        self.platforms.clear()

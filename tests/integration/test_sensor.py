@@ -1,0 +1,265 @@
+"""Sensor platform: descriptions, availability, per-phase sensors, coalescing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from frequenz.client.microgrid.component import ComponentStateCode
+from frequenz.client.microgrid.metrics import Metric
+from homeassistant.const import (
+    EVENT_STATE_CHANGED,
+    EVENT_STATE_REPORTED,
+    STATE_UNAVAILABLE,
+)
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+from custom_components.frequenz_microgrid import sensor
+from custom_components.frequenz_microgrid.const import DOMAIN
+from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
+from custom_components.frequenz_microgrid.engine.snapshot import (
+    BatteryPoolSnapshot,
+    ComponentSnapshot,
+)
+
+from .microgrid_factory import (
+    BAT_INV,
+    BATTERY,
+    ENTRY_KEY,
+    EV_CHARGER,
+    GRID,
+    GRID_METER,
+    HOME_WIRING,
+    HOUSE_METER,
+    HandFedPlatforms,
+    home_components,
+    home_topology,
+    snapshot_at,
+)
+
+
+@pytest.fixture
+async def platforms(
+    hass: HomeAssistant, enable_custom_integrations: None
+) -> AsyncIterator[HandFedPlatforms]:
+    hand_fed = HandFedPlatforms(hass)
+    yield hand_fed
+    await hand_fed.close()
+
+
+def _entity_id(hass: HomeAssistant, unique_suffix: str) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{ENTRY_KEY}_{unique_suffix}"
+    )
+    assert entity_id is not None, unique_suffix
+    return entity_id
+
+
+def _state(hass: HomeAssistant, unique_suffix: str) -> str:
+    state = hass.states.get(_entity_id(hass, unique_suffix))
+    assert state is not None, unique_suffix
+    return state.state
+
+
+def _component(cid: int, **kw: object) -> ComponentSnapshot:
+    return ComponentSnapshot(component_id=cid, fresh=True, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ({ComponentStateCode.READY, ComponentStateCode.CHARGING}, "charging"),
+        ({ComponentStateCode.READY, ComponentStateCode.ERROR}, "error"),
+        ({ComponentStateCode.STANDBY}, "standby"),
+        ({ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_EV}, None),
+        (set(), None),
+    ],
+)
+def test_component_state_shows_the_most_important_state(
+    states: set[ComponentStateCode], expected: str | None
+) -> None:
+    assert sensor.component_state(_component(1, states=frozenset(states))) == expected
+
+
+def test_cable_state_prefers_the_most_connected_state() -> None:
+    both = frozenset(
+        {
+            ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_STATION,
+            ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV,
+        }
+    )
+    assert sensor.cable_state(_component(6, states=both)) == "locked_at_ev"
+    assert sensor.cable_state(_component(6)) is None
+
+
+def test_enum_options_are_the_translated_state_names() -> None:
+    by_key = {d.key: d for d in sensor.COMPONENT_SENSORS}
+    assert by_key["component_state"].options == [
+        "error",
+        "unavailable",
+        "switching_off",
+        "off",
+        "switching_on",
+        "standby",
+        "charging",
+        "discharging",
+        "ready",
+        "unknown",
+    ]
+    assert by_key["cable_state"].options == [
+        "locked_at_ev",
+        "plugged_at_ev",
+        "locked_at_station",
+        "plugged_at_station",
+        "unplugged",
+    ]
+
+
+async def test_pool_sensors_follow_the_topology(
+    hass: HomeAssistant, platforms: HandFedPlatforms
+) -> None:
+    """A site without EV charger and PV gets no EV or PV sensors."""
+    keep = {GRID, GRID_METER, BAT_INV, BATTERY, HOUSE_METER}
+    topology = home_topology(
+        [c for c in home_components() if int(c.id) in keep],
+        [(a, b) for a, b in HOME_WIRING if b in keep],
+    )
+    entry, _ = await platforms.setup(sensor, topology, snapshot_at())
+    unique_ids = {
+        e.unique_id
+        for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    }
+    assert f"{ENTRY_KEY}_grid_power" in unique_ids
+    assert f"{ENTRY_KEY}_battery_soc" in unique_ids
+    assert f"{ENTRY_KEY}_battery_charge_energy" in unique_ids
+    assert not {u for u in unique_ids if "_ev_" in u or "_pv_" in u}
+    assert f"{ENTRY_KEY}_{EV_CHARGER}_cable_state" not in unique_ids
+
+
+async def test_pool_values_and_availability(
+    hass: HomeAssistant, platforms: HandFedPlatforms, freezer: FrozenDateTimeFactory
+) -> None:
+    bounds = PowerBounds(-5000.0, float("inf"), -100.0, 100.0)
+    _, coordinator = await platforms.setup(
+        sensor,
+        home_topology(),
+        snapshot_at(
+            grid_power_w=1234.5,
+            grid_current_a=(5.0, None, 4.0),
+            battery=BatteryPoolSnapshot(soc_pct=55.0, bounds=bounds),
+        ),
+    )
+    assert _state(hass, "grid_power") == "1234.5"
+    assert _state(hass, "grid_current_l1") == "5.0"
+    # A phase without a value is unavailable, never a made-up 0.
+    assert _state(hass, "grid_current_l2") == STATE_UNAVAILABLE
+    assert _state(hass, "battery_soc") == "55.0"
+    assert _state(hass, "battery_inclusion_lower") == "-5000.0"
+    # An unbounded side has no number to show.
+    assert _state(hass, "battery_inclusion_upper") == STATE_UNAVAILABLE
+    assert _state(hass, "battery_exclusion_upper") == "100.0"
+    assert _state(hass, "delivery_area") == "10YDE-EON------1"
+
+    # The microgrid stops answering: everything telemetry-based goes unavailable.
+    coordinator.async_set_updated_data(
+        snapshot_at(1, reachable=False, grid_power_w=1.0)
+    )
+    freezer.tick(timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert _state(hass, "grid_power") == STATE_UNAVAILABLE
+    assert _state(hass, "battery_soc") == STATE_UNAVAILABLE
+    # Metadata does not depend on telemetry.
+    assert _state(hass, "delivery_area") == "10YDE-EON------1"
+
+
+async def test_component_sensors_and_per_phase_sensors_once_measured(
+    hass: HomeAssistant, platforms: HandFedPlatforms, freezer: FrozenDateTimeFactory
+) -> None:
+    registry = er.async_get(hass)
+    meter = _component(HOUSE_METER, metrics={Metric.AC_POWER_ACTIVE: 800.0})
+    entry, coordinator = await platforms.setup(
+        sensor, home_topology(), snapshot_at(components={HOUSE_METER: meter})
+    )
+    assert _state(hass, f"{HOUSE_METER}_power") == "800.0"
+    # The battery sent nothing yet: its sensors exist but are unavailable.
+    assert _state(hass, f"{BATTERY}_soc") == STATE_UNAVAILABLE
+    # No phase measured yet: no per-phase sensors.
+    current_uid = f"{ENTRY_KEY}_{HOUSE_METER}_current_l1"
+    assert registry.async_get_entity_id("sensor", DOMAIN, current_uid) is None
+
+    measured = _component(
+        HOUSE_METER,
+        metrics={Metric.AC_POWER_ACTIVE: 900.0, Metric.AC_CURRENT_PHASE_1: 3.9},
+    )
+    coordinator.async_set_updated_data(
+        snapshot_at(1, components={HOUSE_METER: measured})
+    )
+    await hass.async_block_till_done()
+    entity_id = registry.async_get_entity_id("sensor", DOMAIN, current_uid)
+    assert entity_id is not None
+    # Per-component phase currents are noisy: created disabled by default.
+    registry_entry = registry.async_get(entity_id)
+    assert registry_entry is not None
+    assert registry_entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert (
+        registry.async_get_entity_id("sensor", DOMAIN, current_uid.replace("l1", "l2"))
+        is None
+    )
+    entries = er.async_entries_for_config_entry(registry, entry.entry_id)
+    assert len([e for e in entries if e.unique_id == current_uid]) == 1
+
+
+async def test_state_writes_are_coalesced(
+    hass: HomeAssistant, platforms: HandFedPlatforms, freezer: FrozenDateTimeFactory
+) -> None:
+    """Only changes are written, at most once a second, and the last one lands."""
+    _, coordinator = await platforms.setup(
+        sensor, home_topology(), snapshot_at(grid_power_w=100.0)
+    )
+    entity_id = _entity_id(hass, "grid_power")
+    changed: list[str] = []
+    reported: list[str] = []
+
+    @callback
+    def _ours(event_data: Mapping[str, Any]) -> bool:
+        return bool(event_data["entity_id"] == entity_id)
+
+    @callback
+    def _record(event: Event[Any]) -> None:
+        target = changed if event.event_type == EVENT_STATE_CHANGED else reported
+        target.append(_state(hass, "grid_power"))
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, _record, _ours)
+    hass.bus.async_listen(EVENT_STATE_REPORTED, _record, _ours)
+
+    # Unchanged values are not written at all.
+    for i in range(5):
+        coordinator.async_set_updated_data(snapshot_at(i, grid_power_w=100.0))
+    await hass.async_block_till_done()
+    assert (changed, reported) == ([], [])
+
+    # A burst of changes: the first is written at once, the rest wait for the window.
+    for i, watts in enumerate((200.0, 300.0, 400.0, 500.0)):
+        coordinator.async_set_updated_data(snapshot_at(5 + i * 0.1, grid_power_w=watts))
+    await hass.async_block_till_done()
+    assert changed == ["200.0"]
+
+    freezer.tick(timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert changed == ["200.0", "500.0"]
+
+    # A change that is undone inside the window is not written.
+    coordinator.async_set_updated_data(snapshot_at(7, grid_power_w=600.0))
+    coordinator.async_set_updated_data(snapshot_at(7.5, grid_power_w=500.0))
+    freezer.tick(timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert changed == ["200.0", "500.0"]
+    assert reported == []
