@@ -1,0 +1,232 @@
+"""Energy totals: meter counters, integration from power, resets, gaps and restore."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.sensor import ATTR_STATE_CLASS, SensorStateClass
+from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import entity_registry as er
+from hypothesis import given, strategies as st
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    async_fire_time_changed,
+    mock_restore_cache_with_extra_data,
+)
+
+from custom_components.frequenz_microgrid import sensor
+from custom_components.frequenz_microgrid.const import DOMAIN
+from custom_components.frequenz_microgrid.energy import EnergyTotal
+from custom_components.frequenz_microgrid.engine.snapshot import (
+    BatteryPoolSnapshot,
+    EnergySnapshot,
+)
+
+from .microgrid_factory import (
+    ENTRY_KEY,
+    T0,
+    HandFedPlatforms,
+    home_topology,
+    snapshot_at,
+)
+
+
+@pytest.fixture
+async def platforms(
+    hass: HomeAssistant, enable_custom_integrations: None
+) -> AsyncIterator[HandFedPlatforms]:
+    hand_fed = HandFedPlatforms(hass)
+    yield hand_fed
+    await hand_fed.close()
+
+
+def _entity_id(hass: HomeAssistant, key: str) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{ENTRY_KEY}_{key}"
+    )
+    assert entity_id is not None, key
+    return entity_id
+
+
+def _state(hass: HomeAssistant, key: str) -> State:
+    state = hass.states.get(_entity_id(hass, key))
+    assert state is not None, key
+    return state
+
+
+# --- EnergyTotal: the arithmetic ----------------------------------------------------
+
+
+def test_trapezoid_between_consecutive_samples() -> None:
+    total = EnergyTotal()
+    total.add_power_sample(T0, 3600.0)
+    assert total.total_wh is None  # one sample is no energy yet (and no made-up 0)
+    total.add_power_sample(T0 + timedelta(seconds=1), 7200.0)
+    total.add_power_sample(T0 + timedelta(seconds=2), 7200.0)
+    # (3600 + 7200) / 2 W for 1 s + 7200 W for 1 s = 5400 + 7200 Ws = 3.5 Wh
+    assert total.total_wh == pytest.approx(3.5)
+
+
+def test_nothing_is_invented_over_a_gap() -> None:
+    total = EnergyTotal()
+    total.add_power_sample(T0, 3600.0)
+    total.add_power_sample(T0 + timedelta(seconds=1), 3600.0)  # +1 Wh
+    total.add_power_sample(T0 + timedelta(seconds=2), None)  # stale
+    total.add_power_sample(T0 + timedelta(seconds=10), 3600.0)  # new segment
+    total.add_power_sample(T0 + timedelta(seconds=11), 3600.0)  # +1 Wh
+    # A long silence without a `None` in between is a gap too.
+    total.add_power_sample(T0 + timedelta(seconds=100), 3600.0)
+    assert total.total_wh == pytest.approx(2.0)
+
+
+def test_meter_counter_is_followed_and_resets_keep_it_monotonic() -> None:
+    total = EnergyTotal()
+    total.add_meter_reading(5000.0)
+    assert total.total_wh == 5000.0  # the first reading is the device's own total
+    total.add_meter_reading(5200.0)
+    total.add_meter_reading(40.0)  # the meter was reset (or replaced)
+    total.add_meter_reading(90.0)
+    assert total.total_wh == pytest.approx(5250.0)
+    # Once it follows a meter, power samples are not added on top.
+    total.add_power_sample(T0, 3600.0)
+    total.add_power_sample(T0 + timedelta(seconds=1), 3600.0)
+    assert total.total_wh == pytest.approx(5250.0)
+
+
+def test_round_trip_through_storage() -> None:
+    total = EnergyTotal(total_wh=12.5, last_reading_wh=99.0)
+    restored = EnergyTotal.from_dict(total.as_dict())
+    assert (restored.total_wh, restored.last_reading_wh) == (12.5, 99.0)
+    assert EnergyTotal.from_dict({"total_wh": "junk"}).total_wh is None
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("meter"), st.floats(0, 1e9)),
+            st.tuples(st.just("power"), st.one_of(st.none(), st.floats(0, 1e6))),
+        ),
+        max_size=40,
+    ),
+    st.one_of(st.none(), st.floats(0, 1e6)),
+)
+def test_total_never_decreases(
+    steps: list[tuple[str, float | None]], restored: float | None
+) -> None:
+    total = EnergyTotal(total_wh=restored)
+    previous = total.total_wh or 0.0
+    for i, (kind, value) in enumerate(steps):
+        if kind == "meter" and value is not None:
+            total.add_meter_reading(value)
+        else:
+            total.add_power_sample(T0 + timedelta(seconds=i), value)
+        current = total.total_wh or 0.0
+        assert current >= previous
+        previous = current
+
+
+# --- EnergySensor: the entities ----------------------------------------------------
+
+
+async def test_energy_sensors_integrate_power_by_direction(
+    hass: HomeAssistant, platforms: HandFedPlatforms, freezer: FrozenDateTimeFactory
+) -> None:
+    """Import and export split the grid power; charge/discharge the battery's."""
+    _, coordinator = await platforms.setup(
+        sensor,
+        home_topology(),
+        snapshot_at(
+            0,
+            grid_power_w=3600.0,
+            battery=BatteryPoolSnapshot(power_w=-1800.0),
+            pv_power_w=-7200.0,
+        ),
+    )
+    # No counter and one sample: no total yet, so unavailable (never a made-up 0).
+    assert _state(hass, "grid_import_energy").state == STATE_UNAVAILABLE
+    for second, grid_w in ((1, 3600.0), (2, -3600.0), (3, -3600.0)):
+        coordinator.async_set_updated_data(
+            snapshot_at(
+                second,
+                grid_power_w=grid_w,
+                battery=BatteryPoolSnapshot(power_w=-1800.0),
+                pv_power_w=-7200.0,
+            )
+        )
+        freezer.tick(timedelta(seconds=1))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+
+    # Import: 3600 W for 0→1 s = 1 Wh; in the second where the flow reverses, each
+    # direction gets the trapezoid of its own part: (3600 + 0) / 2 W → 0.5 Wh.
+    # Export: that 0.5 Wh, then 3600 W for 2→3 s = 1 Wh.
+    imported = _state(hass, "grid_import_energy")
+    assert float(imported.state) == pytest.approx(1.5 / 1000)
+    assert imported.attributes[ATTR_UNIT_OF_MEASUREMENT] == "kWh"
+    assert imported.attributes[ATTR_STATE_CLASS] == SensorStateClass.TOTAL_INCREASING
+    assert float(_state(hass, "grid_export_energy").state) == pytest.approx(1.5 / 1000)
+    # Discharging at 1800 W for 3 s = 1.5 Wh; the battery did not charge.
+    assert float(_state(hass, "battery_discharge_energy").state) == pytest.approx(
+        1.5 / 1000
+    )
+    assert float(_state(hass, "battery_charge_energy").state) == 0.0
+    # PV produced 7200 W for 3 s = 6 Wh.
+    assert float(_state(hass, "pv_production_energy").state) == pytest.approx(
+        6.0 / 1000
+    )
+
+
+async def test_energy_sensor_prefers_the_components_counter(
+    hass: HomeAssistant, platforms: HandFedPlatforms, freezer: FrozenDateTimeFactory
+) -> None:
+    _, coordinator = await platforms.setup(
+        sensor,
+        home_topology(),
+        snapshot_at(
+            0, grid_power_w=3600.0, energy=EnergySnapshot(grid_import_wh=250_000.0)
+        ),
+    )
+    assert float(_state(hass, "grid_import_energy").state) == pytest.approx(250.0)
+    coordinator.async_set_updated_data(
+        snapshot_at(
+            1, grid_power_w=3600.0, energy=EnergySnapshot(grid_import_wh=251_000.0)
+        )
+    )
+    freezer.tick(timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert float(_state(hass, "grid_import_energy").state) == pytest.approx(251.0)
+
+
+async def test_energy_total_is_restored_after_restart(
+    hass: HomeAssistant, platforms: HandFedPlatforms, freezer: FrozenDateTimeFactory
+) -> None:
+    """An integrated total continues from the stored value, not from zero."""
+    entity_id = "sensor.home_grid_import"
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State(entity_id, "42.0"),
+                {
+                    "native_value": 42.0,
+                    "native_unit_of_measurement": "kWh",
+                    "total_wh": 42_000.0,
+                    "last_reading_wh": None,
+                },
+            )
+        ],
+    )
+    _, coordinator = await platforms.setup(
+        sensor, home_topology(), snapshot_at(0, grid_power_w=3600.0)
+    )
+    assert _entity_id(hass, "grid_import_energy") == entity_id
+    assert float(_state(hass, "grid_import_energy").state) == pytest.approx(42.0)
+    coordinator.async_set_updated_data(snapshot_at(1, grid_power_w=3600.0))
+    freezer.tick(timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert float(_state(hass, "grid_import_energy").state) == pytest.approx(42.001)
