@@ -1,0 +1,216 @@
+"""The monitor against the simulator over real gRPC (127.0.0.1).
+
+The simulator publishes only when told (`sim.tick()`, plus the current values when
+a stream opens), so its physics stand still between ticks and the monitor's values
+can be compared with the model exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from frequenz.client.microgrid import MicrogridApiClient
+import pytest
+
+from custom_components.frequenz_microgrid.engine.graph import load_topology
+from custom_components.frequenz_microgrid.engine.monitor import MicrogridMonitor
+from custom_components.frequenz_microgrid.engine.snapshot import MicrogridSnapshot
+from custom_components.frequenz_microgrid.simulator import (
+    Fault,
+    MicrogridSimulator,
+    load_scenario,
+)
+
+# Ids of the "home" scenario (docs/simulator.md).
+GRID_METER = 2
+BATTERY_INVERTER = 3
+BATTERY = 4
+PV_INVERTER = 5
+HOUSEHOLD = 8
+
+FRESHNESS_S = 1.5
+TICK_S = 0.1
+
+
+@dataclass
+class Observed:
+    """What the monitor reported through its callbacks."""
+
+    snapshots: list[MicrogridSnapshot] = field(default_factory=list)
+    reachability: list[bool] = field(default_factory=list)
+    auth_errors: list[Exception] = field(default_factory=list)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def on_snapshot(self, snapshot: MicrogridSnapshot) -> None:
+        self.snapshots.append(snapshot)
+        self._arrived.set()
+
+    async def next_snapshot(self) -> None:
+        self._arrived.clear()
+        await self._arrived.wait()
+
+    @property
+    def latest(self) -> MicrogridSnapshot:
+        return self.snapshots[-1]
+
+
+@dataclass
+class Bench:
+    sim: MicrogridSimulator
+    client: MicrogridApiClient
+    monitor: MicrogridMonitor
+    observed: Observed
+
+
+@pytest.fixture
+async def bench() -> AsyncIterator[Bench]:
+    # A sample period far beyond the test: the physics only move on `sim.tick()`.
+    sim = MicrogridSimulator(load_scenario("home"), speed=1.0, sample_period_s=3600)
+    await sim.start(host="127.0.0.1", port=0)
+    client = MicrogridApiClient(sim.url)
+    observed = Observed()
+    try:
+        topology = await load_topology(client)
+        monitor = MicrogridMonitor(
+            client,
+            topology,
+            freshness_s=FRESHNESS_S,
+            tick_s=TICK_S,
+            on_snapshot=observed.on_snapshot,
+            on_reachability=observed.reachability.append,
+            on_auth_error=observed.auth_errors.append,
+        )
+        await monitor.start()
+        try:
+            yield Bench(sim, client, monitor, observed)
+        finally:
+            await monitor.stop()
+    finally:
+        await client.disconnect()
+        await sim.stop()
+
+
+async def wait_for(
+    bench: Bench, condition: Callable[[], bool], timeout_s: float, what: str
+) -> None:
+    """Wait, snapshot by snapshot, until `condition` holds."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                await bench.observed.next_snapshot()
+    except TimeoutError:
+        pytest.fail(f"timed out waiting for {what}")
+
+
+def has_grid_power(observed: Observed) -> bool:
+    return bool(observed.snapshots) and observed.latest.grid_power_w is not None
+
+
+async def test_values_equal_the_simulated_physics(bench: Bench) -> None:
+    await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
+    await asyncio.sleep(3 * TICK_S)  # every stream has greeted by now
+    model = bench.sim.model
+    snap = bench.monitor.snapshot()
+    assert snap.reachable
+    assert snap.grid_power_w == pytest.approx(
+        model.component(GRID_METER).active_power_w
+    )
+    assert snap.pv_power_w == pytest.approx(model.component(PV_INVERTER).active_power_w)
+    assert snap.battery.power_w == pytest.approx(
+        model.component(BATTERY_INVERTER).active_power_w
+    )
+    battery = model.component(BATTERY).battery
+    assert battery is not None
+    # Home battery: 10 kWh, SoC window 10–90 %.
+    assert snap.battery.usable_capacity_wh == pytest.approx(10_000 * 0.8)
+    assert snap.battery.soc_pct == pytest.approx((battery.soc_pct - 10) / 80 * 100)
+    household = snap.component(HOUSEHOLD)
+    assert household is not None
+    assert household.fresh
+    assert snap.consumer_power_w is not None
+    assert bench.observed.auth_errors == []
+
+
+async def test_a_silent_component_goes_stale_without_a_made_up_value(
+    bench: Bench,
+) -> None:
+    await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
+    bench.sim.inject_fault(PV_INVERTER, Fault.STOP_DATA)
+    bench.sim.tick()
+    await wait_for(
+        bench,
+        lambda: bench.observed.latest.pv_power_w is None,
+        FRESHNESS_S + 2.0,
+        "PV power to become unknown",
+    )
+    snap = bench.observed.latest
+    pv = snap.component(PV_INVERTER)
+    assert pv is not None
+    assert not pv.fresh
+    assert snap.grid_power_w is not None  # the others still report
+    assert snap.reachable
+
+    bench.sim.clear_fault(PV_INVERTER)
+    bench.sim.tick()
+    await wait_for(
+        bench,
+        lambda: bench.observed.latest.pv_power_w is not None,
+        3.0,
+        "PV to come back",
+    )
+
+
+async def test_nan_data_gives_no_value(bench: Bench) -> None:
+    await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
+    bench.sim.inject_fault(GRID_METER, Fault.SEND_NAN)
+    bench.sim.tick()
+    await wait_for(
+        bench,
+        lambda: bench.observed.latest.grid_power_w is None,
+        2.0,
+        "NaN to give None",
+    )
+
+
+@pytest.mark.slow
+async def test_values_come_back_after_a_simulator_restart(bench: Bench) -> None:
+    await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
+    await bench.sim.stop()
+    await wait_for(
+        bench,
+        lambda: bench.observed.reachability[-1:] == [False],
+        FRESHNESS_S + 2.0,
+        "the microgrid to look unreachable",
+    )
+    assert bench.observed.latest.grid_power_w is None
+    await bench.sim.start(host="127.0.0.1", port=bench.sim.port)
+    # The client's stream retry waits 3 s (+ up to 1 s jitter) between attempts.
+    await wait_for(
+        bench,
+        lambda: (
+            bench.observed.reachability[-1:] == [True]
+            and has_grid_power(bench.observed)
+        ),
+        10.0,
+        "values after the restart",
+    )
+    assert bench.observed.reachability == [False, True]
+    assert bench.observed.auth_errors == []
+
+
+async def test_streams_ended_by_the_server_are_resubscribed(bench: Bench) -> None:
+    await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
+    await bench.sim.end_all_streams()
+    bench.observed.snapshots.clear()
+    await wait_for(
+        bench,
+        lambda: (
+            has_grid_power(bench.observed)
+            and bench.monitor.store.age_s(GRID_METER) is not None
+            and (bench.monitor.store.age_s(GRID_METER) or 0.0) < TICK_S * 5
+        ),
+        8.0,
+        "fresh values after the streams ended",
+    )
