@@ -343,7 +343,13 @@ def _split(
 
 
 def _all_safe(powers: list[float], ratios: list[float], view: _PairsView) -> bool:
-    """Whether every power is allowed by its pair and no full pair gets power."""
+    """Whether the SDK's split is one we may send as it is.
+
+    Every power must be allowed by its pair's bounds, a pair without a share (full
+    when charging, empty when discharging) gets nothing, and no pair works against
+    the request (the SDK can discharge one battery to charge the others when it
+    repairs an exclusion-zone shortfall) unless its bounds force it to.
+    """
     tolerance = _ALLOWED_TOLERANCE
     for power, ratio, lower, upper, excl_lower, excl_upper in zip(
         powers,
@@ -358,6 +364,8 @@ def _all_safe(powers: list[float], ratios: list[float], view: _PairsView) -> boo
             continue
         if ratio == 0.0 or power < lower - tolerance or power > upper + tolerance:
             return False
+        if power < min(0.0, upper) - tolerance:
+            return False  # against the request's direction, and not forced to
         if excl_lower + tolerance < power < excl_upper - tolerance:
             return False
     return True

@@ -1,0 +1,181 @@
+"""Differential tests: our battery distribution against the Frequenz SDK's own.
+
+Spec §2: without exclusion bounds, the per-inverter powers must equal the SDK's
+`BatteryDistributionAlgorithm.distribute_power` within 1 mW. Thousands of seeded
+random cases cover charge and discharge, several batteries behind one inverter,
+exponents 0..3, full/empty batteries, SoC outside its bounds and bounds that cap.
+With exclusion bounds ours must equal the SDK wherever the SDK's split is safe, and
+be safe where it is not.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
+from custom_components.frequenz_microgrid.engine.distribution.battery import (
+    BatteryDistribution,
+    BatteryRefusal,
+    BatteryState,
+    InverterBatteries,
+    distribute_battery_power,
+)
+
+from .sdk_oracle_battery import RawPair, SdkOutcome, sdk_distribute
+
+MILLIWATT = 1e-3
+CASES = 10_000
+
+
+def random_bounds(rng: random.Random, *, exclusion: bool) -> PowerBounds:
+    """Inclusion bounds around 0 (sometimes one-sided), optionally a zone."""
+    lower = -rng.choice([0.0, rng.uniform(0.0, 8000.0), 5000.0])
+    upper = rng.choice([0.0, rng.uniform(0.0, 8000.0), 5000.0])
+    if not exclusion:
+        return PowerBounds(lower, upper)
+    return PowerBounds(
+        lower, upper, -rng.uniform(0.0, 1500.0), rng.uniform(0.0, 1500.0)
+    )
+
+
+def random_battery(
+    rng: random.Random, component_id: int, *, exclusion: bool
+) -> BatteryState:
+    """A battery with SoC anywhere (also outside its bounds) and capped power."""
+    soc_lower = rng.choice([0.0, 10.0, rng.uniform(0.0, 40.0)])
+    soc_upper = rng.choice([100.0, 90.0, rng.uniform(60.0, 100.0)])
+    soc = rng.choice([soc_lower, soc_upper, rng.uniform(0.0, 100.0)])
+    capacity = rng.choice([10_000.0, rng.uniform(500.0, 100_000.0)])
+    return BatteryState(
+        component_id,
+        capacity,
+        soc,
+        soc_lower,
+        soc_upper,
+        random_bounds(rng, exclusion=exclusion),
+    )
+
+
+def random_case(
+    rng: random.Random, *, exclusion: bool
+) -> tuple[float, list[RawPair], float]:
+    """A request, 1..6 inverters with 1..3 batteries each, and an exponent."""
+    pairs = []
+    for index in range(rng.randint(1, 6)):
+        inverter_id = 10 * (index + 1)
+        batteries = tuple(
+            random_battery(rng, inverter_id + k + 1, exclusion=exclusion)
+            for k in range(rng.choice([1, 1, 1, 2, 3]))
+        )
+        pairs.append(
+            RawPair(inverter_id, random_bounds(rng, exclusion=exclusion), batteries)
+        )
+    exponent = rng.choice([0.0, 0.5, 1.0, 2.0, 3.0, rng.uniform(0.0, 3.0)])
+    magnitude = rng.choice([rng.uniform(0.0, 2000.0), rng.uniform(0.0, 40_000.0)])
+    return rng.choice([-1.0, 1.0]) * magnitude, pairs, exponent
+
+
+def ours_and_sdk(
+    power: float, pairs: list[RawPair], exponent: float
+) -> tuple[BatteryDistribution | BatteryRefusal, SdkOutcome]:
+    """Run both on the same inputs."""
+    ours = distribute_battery_power(power, [p.ours() for p in pairs], exponent=exponent)
+    return ours, sdk_distribute(power, [p.sdk() for p in pairs], exponent=exponent)
+
+
+def assert_same(
+    ours: BatteryDistribution | BatteryRefusal, sdk: SdkOutcome, context: object
+) -> None:
+    """Per inverter within 1 mW, and the same remaining (excess) power."""
+    assert isinstance(ours, BatteryDistribution), (context, ours)
+    assert ours.setpoints.keys() == sdk.setpoints.keys(), context
+    for inverter_id, power in sdk.setpoints.items():
+        assert abs(ours.setpoints[inverter_id] - power) <= MILLIWATT, (
+            context,
+            inverter_id,
+            ours.setpoints,
+            sdk.setpoints,
+        )
+    assert abs(ours.excess_power - sdk.remaining_power) <= MILLIWATT, context
+
+
+def sends_with_request(
+    pair: InverterBatteries, value: float, request: float, exponent: float
+) -> bool:
+    """Whether a non-zero setpoint follows SoC balancing and the request's direction.
+
+    A full battery (empty, when discharging) has no share unless the exponent is 0
+    (then the split is by capacity only); a pair works against the request only if
+    its bounds force it to (its whole inclusion range is on the other side).
+    """
+    if pair.capacity_wh == 0.0:
+        return False
+    if request > 0:
+        has_room = pair.soc_upper_pct > pair.soc_pct
+        forced = value == pair.bounds.inclusion_upper < 0.0
+    else:
+        has_room = pair.soc_pct > pair.soc_lower_pct
+        forced = value == pair.bounds.inclusion_lower > 0.0
+    return (exponent == 0.0 or has_room) and (value * request > 0.0 or forced)
+
+
+def test_matches_the_sdk_without_exclusion_bounds() -> None:
+    rng = random.Random(20250101)
+    directions = {1.0: 0, -1.0: 0}
+    multi_battery = 0
+    for case in range(CASES):
+        power, pairs, exponent = random_case(rng, exclusion=False)
+        if all(b.capacity_wh == 0.0 for p in pairs for b in p.batteries):
+            continue
+        ours, sdk = ours_and_sdk(power, pairs, exponent)
+        assert_same(ours, sdk, (case, power, exponent, pairs))
+        directions[1.0 if power >= 0 else -1.0] += 1
+        multi_battery += any(len(p.batteries) > 1 for p in pairs)
+    # The generator really covers both directions and shared inverters.
+    assert min(directions.values()) > CASES // 3
+    assert multi_battery > CASES // 4
+
+
+@pytest.mark.parametrize("exponent", [0.0, 1.0, 2.0, 3.0])
+def test_matches_the_sdk_with_many_equal_pairs(exponent: float) -> None:
+    # Equal ratios and equal caps: the visiting order (stable sort) must match.
+    bounds = PowerBounds(-1000.0, 1000.0)
+    pairs = [
+        RawPair(i, bounds, (BatteryState(100 + i, 5000.0, 50.0, 10.0, 90.0, bounds),))
+        for i in range(1, 30)
+    ]
+    for power in (-29_500.0, -12_345.6, 777.7, 15_000.0, 40_000.0):
+        ours, sdk = ours_and_sdk(power, pairs, exponent)
+        assert_same(ours, sdk, power)
+
+
+def test_with_exclusion_bounds_equal_where_the_sdk_is_safe_and_safe_elsewhere() -> None:
+    rng = random.Random(7)
+    same = repaired = refused = 0
+    for case in range(2_000):
+        power, raw_pairs, exponent = random_case(rng, exclusion=True)
+        if all(b.capacity_wh == 0.0 for p in raw_pairs for b in p.batteries):
+            continue
+        ours, sdk = ours_and_sdk(power, raw_pairs, exponent)
+        if isinstance(ours, BatteryRefusal):
+            # Below every pair's minimum: the SDK's split is unsafe by definition.
+            assert ours.bounds is not None
+            assert ours.bounds.exclusion_lower < power < ours.bounds.exclusion_upper
+            refused += 1
+            continue
+        pairs = {p.inverter_id: p.ours() for p in raw_pairs}
+        sdk_safe = all(
+            pairs[i].bounds.allows(value)
+            and (value == 0.0 or sends_with_request(pairs[i], value, power, exponent))
+            for i, value in sdk.setpoints.items()
+        )
+        if sdk_safe:
+            assert_same(ours, sdk, case)
+            same += 1
+        else:
+            repaired += 1
+        for inverter_id, value in ours.setpoints.items():
+            assert pairs[inverter_id].bounds.allows(value), (case, inverter_id, value)
+    assert min(same, repaired, refused) > 100, (same, repaired, refused)
