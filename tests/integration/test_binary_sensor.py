@@ -1,0 +1,136 @@
+"""Binary sensors: EV connected (plug) and component problems."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from freezegun.api import FrozenDateTimeFactory
+from frequenz.client.microgrid.component import ComponentErrorCode, ComponentStateCode
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+from custom_components.frequenz_microgrid import binary_sensor
+from custom_components.frequenz_microgrid.const import DOMAIN
+from custom_components.frequenz_microgrid.engine.snapshot import ComponentSnapshot
+
+from .microgrid_factory import (
+    BAT_INV,
+    ENTRY_KEY,
+    EV_CHARGER,
+    HandFedPlatforms,
+    home_topology,
+    snapshot_at,
+)
+
+CABLE = ComponentStateCode
+
+
+@pytest.fixture
+async def platforms(
+    hass: HomeAssistant, enable_custom_integrations: None
+) -> AsyncIterator[HandFedPlatforms]:
+    hand_fed = HandFedPlatforms(hass)
+    yield hand_fed
+    await hand_fed.close()
+
+
+def _state(hass: HomeAssistant, cid: int, key: str) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "binary_sensor", DOMAIN, f"{ENTRY_KEY}_{cid}_{key}"
+    )
+    assert entity_id is not None
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return state.state
+
+
+def _component(
+    cid: int, *states: ComponentStateCode, errors: bool = False
+) -> ComponentSnapshot:
+    return ComponentSnapshot(
+        component_id=cid,
+        fresh=True,
+        states=frozenset(states),
+        errors=frozenset({ComponentErrorCode.OVERVOLTAGE}) if errors else frozenset(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ((CABLE.EV_CHARGING_CABLE_UNPLUGGED,), False),
+        ((CABLE.EV_CHARGING_CABLE_PLUGGED_AT_STATION,), False),
+        (
+            (
+                CABLE.EV_CHARGING_CABLE_PLUGGED_AT_STATION,
+                CABLE.EV_CHARGING_CABLE_PLUGGED_AT_EV,
+            ),
+            True,
+        ),
+        ((CABLE.EV_CHARGING_CABLE_LOCKED_AT_EV, CABLE.READY), True),
+        ((CABLE.READY,), None),
+    ],
+)
+def test_ev_connected(
+    states: tuple[ComponentStateCode, ...], expected: bool | None
+) -> None:
+    assert binary_sensor.ev_connected(_component(EV_CHARGER, *states)) is expected
+
+
+def test_problem_from_errors_or_error_state() -> None:
+    assert binary_sensor.has_problem(_component(BAT_INV, CABLE.READY)) is False
+    assert binary_sensor.has_problem(_component(BAT_INV, CABLE.ERROR)) is True
+    assert (
+        binary_sensor.has_problem(_component(BAT_INV, CABLE.READY, errors=True)) is True
+    )
+
+
+async def test_binary_sensors_follow_the_components(
+    hass: HomeAssistant, platforms: HandFedPlatforms, freezer: FrozenDateTimeFactory
+) -> None:
+    _, coordinator = await platforms.setup(
+        binary_sensor,
+        home_topology(),
+        snapshot_at(
+            components={
+                EV_CHARGER: _component(
+                    EV_CHARGER, CABLE.READY, CABLE.EV_CHARGING_CABLE_UNPLUGGED
+                ),
+                BAT_INV: _component(BAT_INV, CABLE.READY),
+            }
+        ),
+    )
+    assert _state(hass, EV_CHARGER, "ev_connected") == STATE_OFF
+    assert _state(hass, EV_CHARGER, "problem") == STATE_OFF
+    assert _state(hass, BAT_INV, "problem") == STATE_OFF
+
+    coordinator.async_set_updated_data(
+        snapshot_at(
+            1,
+            components={
+                EV_CHARGER: _component(
+                    EV_CHARGER, CABLE.CHARGING, CABLE.EV_CHARGING_CABLE_LOCKED_AT_EV
+                ),
+                BAT_INV: _component(BAT_INV, CABLE.ERROR, errors=True),
+            },
+        )
+    )
+    await hass.async_block_till_done()
+    assert _state(hass, EV_CHARGER, "ev_connected") == STATE_ON
+    assert _state(hass, BAT_INV, "problem") == STATE_ON
+
+    # The inverter goes silent (stale): its facts are unknown, not "no problem".
+    coordinator.async_set_updated_data(
+        snapshot_at(2, components={EV_CHARGER: _component(EV_CHARGER, CABLE.READY)})
+    )
+    freezer.tick(timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert _state(hass, BAT_INV, "problem") == STATE_UNAVAILABLE
+    # A charger without a cable state can't say whether an EV is connected.
+    assert _state(hass, EV_CHARGER, "ev_connected") == STATE_UNAVAILABLE
+    assert _state(hass, EV_CHARGER, "problem") == STATE_OFF

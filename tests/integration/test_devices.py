@@ -1,0 +1,89 @@
+"""Devices: the microgrid hub, one device per component, and stale-device cleanup."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+import pytest
+
+from custom_components.frequenz_microgrid import sensor
+from custom_components.frequenz_microgrid.const import DOMAIN
+
+from .microgrid_factory import (
+    BAT_INV,
+    BATTERY,
+    ENTRY_KEY,
+    EV_CHARGER,
+    GRID,
+    GRID_METER,
+    HOME_WIRING,
+    HandFedPlatforms,
+    home_components,
+    home_topology,
+    snapshot_at,
+)
+
+
+@pytest.fixture
+async def platforms(
+    hass: HomeAssistant, enable_custom_integrations: None
+) -> AsyncIterator[HandFedPlatforms]:
+    hand_fed = HandFedPlatforms(hass)
+    yield hand_fed
+    await hand_fed.close()
+
+
+def _device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry:
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
+    assert device is not None, identifier
+    return device
+
+
+async def test_hub_and_component_devices(
+    hass: HomeAssistant, platforms: HandFedPlatforms
+) -> None:
+    entry, _ = await platforms.setup(sensor, home_topology(), snapshot_at())
+    hub = _device(hass, ENTRY_KEY)
+    assert (hub.name, hub.manufacturer, hub.model) == ("Home", "Frequenz", "Microgrid")
+    assert hub.serial_number == ENTRY_KEY  # the microgrid id
+    assert hub.via_device_id is None
+
+    inverter = _device(hass, f"{ENTRY_KEY}_{BAT_INV}")
+    assert (inverter.manufacturer, inverter.model) == ("Acme", "BI-5000")
+    assert inverter.via_device_id == hub.id
+    # Unnamed components are named from their category and id (translated).
+    assert inverter.name == f"Inverter {BAT_INV}"
+    assert _device(hass, f"{ENTRY_KEY}_{BATTERY}").name == f"Battery {BATTERY}"
+    assert _device(hass, f"{ENTRY_KEY}_{GRID_METER}").name == "Grid meter"
+
+    # The grid connection point sends no telemetry: no device of its own.
+    registry = dr.async_get(hass)
+    assert (
+        registry.async_get_device(identifiers={(DOMAIN, f"{ENTRY_KEY}_{GRID}")}) is None
+    )
+    devices = dr.async_entries_for_config_entry(registry, entry.entry_id)
+    assert len(devices) == 1 + len(home_components()) - 1
+
+
+async def test_components_that_vanish_are_removed(
+    hass: HomeAssistant, platforms: HandFedPlatforms
+) -> None:
+    entry, _ = await platforms.setup(sensor, home_topology(), snapshot_at())
+    assert _device(hass, f"{ENTRY_KEY}_{EV_CHARGER}")
+    await platforms.close()
+
+    # The EV charger was removed from the site; set up again with the new topology.
+    without_ev = home_topology(
+        [c for c in home_components() if int(c.id) != EV_CHARGER],
+        [(a, b) for a, b in HOME_WIRING if b != EV_CHARGER],
+    )
+    await platforms.setup(sensor, without_ev, snapshot_at(), entry=entry)
+    registry = dr.async_get(hass)
+    gone = registry.async_get_device(
+        identifiers={(DOMAIN, f"{ENTRY_KEY}_{EV_CHARGER}")}
+    )
+    assert gone is None
+    assert _device(hass, ENTRY_KEY)  # the hub stays
+    assert _device(hass, f"{ENTRY_KEY}_{BATTERY}")
