@@ -170,6 +170,8 @@ class PowerControl:
         self._model.augment_bounds(
             component_id, PowerBounds.from_ranges(ranges), lifetime, now_s
         )
+        # The client asked for narrower bounds: no leniency for older, wider ones.
+        self._previous_bounds.pop(component_id, None)
         return lifetime
 
     def set_operation(self, component_id: int, operation: Operation) -> None:
