@@ -67,8 +67,9 @@ async def test_components_are_complete_client_objects(
     client: MicrogridApiClient,
 ) -> None:
     components = {int(c.id): c for c in await client.list_components()}
-    assert isinstance(components[GRID], GridConnectionPoint)
-    assert components[GRID].rated_fuse_current == 40
+    grid = components[GRID]
+    assert isinstance(grid, GridConnectionPoint)
+    assert grid.rated_fuse_current == 40
     assert isinstance(components[GRID_METER], Meter)
     assert isinstance(components[BATTERY_INVERTER], BatteryInverter)
     assert isinstance(components[BATTERY], LiIonBattery)
