@@ -1,0 +1,194 @@
+"""Setting up and unloading entries against the simulator over real gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+
+from frequenz.client.microgrid import MicrogridApiClient
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.frequenz_microgrid.const import (
+    CONF_API_KEY,
+    CONF_DEMO,
+    CONF_FRESHNESS_S,
+    CONF_SCENARIO,
+    DOMAIN,
+)
+from custom_components.frequenz_microgrid.coordinator import (
+    FrequenzMicrogridConfigEntry,
+)
+from custom_components.frequenz_microgrid.simulator import (
+    MicrogridSimulator,
+    load_scenario,
+)
+
+from .auth_gateway import AuthGateway
+from .conftest import API_KEY, microgrid_entry, wait_for
+
+
+def _connected(client: MicrogridApiClient) -> bool:
+    """Whether the client has a channel (a function, so mypy doesn't narrow it)."""
+    return client.is_connected
+
+
+async def test_setup_streams_and_unload_disconnects(
+    hass: HomeAssistant,
+    setup_integration: FrequenzMicrogridConfigEntry,
+    simulator: MicrogridSimulator,
+) -> None:
+    entry = setup_integration
+    runtime = entry.runtime_data
+    assert runtime.simulator is None
+    assert _connected(runtime.client)
+    assert runtime.coordinator.topology is runtime.topology
+    assert runtime.monitor is runtime.coordinator.monitor
+    assert sorted(runtime.topology.components) == [
+        spec.id for spec in simulator.scenario.components
+    ]
+    assert runtime.coordinator.update_interval is None, "push, not polling"
+
+    await wait_for(
+        lambda: runtime.coordinator.data.grid_power_w is not None,
+        what="pushed telemetry",
+    )
+    assert runtime.coordinator.data.reachable
+    monitor_tasks = [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name().startswith("frequenz-microgrid")
+    ]
+    assert monitor_tasks
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert not runtime.client.is_connected
+    assert all(task.done() for task in monitor_tasks)
+    # Unloading twice (e.g. after Home Assistant stop) is harmless.
+    await runtime.async_close()
+
+
+async def test_cannot_connect_retries_later(hass: HomeAssistant) -> None:
+    sim = MicrogridSimulator(load_scenario("home"))
+    await sim.start(host="127.0.0.1", port=0)
+    dead_url = sim.url
+    await sim.stop()
+
+    entry = microgrid_entry(dead_url)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason is not None
+    assert "Could not connect" in entry.reason
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_invalid_auth_starts_reauth(
+    hass: HomeAssistant, gateway: AuthGateway
+) -> None:
+    entry = microgrid_entry(gateway.url, data={CONF_API_KEY: "revoked"})
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+
+
+async def test_setup_with_the_right_key(
+    hass: HomeAssistant, gateway: AuthGateway
+) -> None:
+    entry = microgrid_entry(gateway.url, data={CONF_API_KEY: API_KEY})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.LOADED
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "grpc://127.0.0.1:1?x=1"])
+async def test_invalid_url_is_a_permanent_error(hass: HomeAssistant, url: str) -> None:
+    entry = microgrid_entry(url)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.reason is not None
+    assert "not valid" in entry.reason
+
+
+async def test_url_leading_to_another_microgrid_fails(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = microgrid_entry(simulator.url, unique_id="999")
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.reason is not None
+    assert "999" in entry.reason
+
+
+async def test_demo_entry_runs_its_own_simulator(hass: HomeAssistant) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Demo",
+        unique_id="demo_home",
+        data={CONF_DEMO: True, CONF_SCENARIO: "home"},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    runtime = entry.runtime_data
+    simulator = runtime.simulator
+    assert simulator is not None
+    assert simulator.running
+    assert simulator.url.startswith("grpc://127.0.0.1:")
+    assert runtime.client.server_url == simulator.url
+    await wait_for(
+        lambda: runtime.coordinator.data.battery.soc_pct is not None,
+        what="battery SoC from the demo",
+    )
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert not simulator.running
+    assert not runtime.client.is_connected
+
+
+async def test_demo_with_unknown_scenario_fails(hass: HomeAssistant) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id="demo_x", data={CONF_DEMO: True, CONF_SCENARIO: "x"}
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+
+
+async def test_options_change_reloads_with_new_freshness(
+    hass: HomeAssistant, setup_integration: FrequenzMicrogridConfigEntry
+) -> None:
+    entry = setup_integration
+    before = entry.runtime_data
+    assert before.monitor.store.freshness_s == 10.0
+
+    # Data updates (as reauth/reconfigure make) don't reload by themselves.
+    hass.config_entries.async_update_entry(entry, title="Renamed")
+    await hass.async_block_till_done()
+    assert entry.runtime_data is before
+
+    hass.config_entries.async_update_entry(entry, options={CONF_FRESHNESS_S: 3.0})
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data is not before
+    assert entry.runtime_data.monitor.store.freshness_s == 3.0
+    assert not before.client.is_connected, "the old client was released"
+
+
+async def test_home_assistant_stop_releases_the_client(
+    hass: HomeAssistant, setup_integration: FrequenzMicrogridConfigEntry
+) -> None:
+    runtime = setup_integration.runtime_data
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    assert not runtime.client.is_connected
+    # A later unload must neither fail nor log about the fired listener.
+    assert await hass.config_entries.async_unload(setup_integration.entry_id)
