@@ -200,17 +200,55 @@ async def test_values_come_back_after_a_simulator_restart(bench: Bench) -> None:
     assert bench.observed.auth_errors == []
 
 
-async def test_streams_ended_by_the_server_are_resubscribed(bench: Bench) -> None:
+async def fresh_grid_data_after(bench: Bench, timeout_s: float) -> None:
+    """Tick the simulator until a grid meter sample reaches the store."""
+    store = bench.monitor.store
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                bench.sim.tick()
+                await bench.observed.next_snapshot()
+                age = store.age_s(GRID_METER)
+                if age is not None and age < TICK_S:
+                    return
+    except TimeoutError:
+        pytest.fail("no fresh grid meter data")
+
+
+async def test_streams_failed_by_the_server_come_back(bench: Bench) -> None:
     await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
-    await bench.sim.end_all_streams()
-    bench.observed.snapshots.clear()
-    await wait_for(
-        bench,
-        lambda: (
-            has_grid_power(bench.observed)
-            and bench.monitor.store.age_s(GRID_METER) is not None
-            and (bench.monitor.store.age_s(GRID_METER) or 0.0) < TICK_S * 5
-        ),
-        8.0,
-        "fresh values after the streams ended",
-    )
+    await bench.sim.end_all_streams()  # the client sees UNAVAILABLE
+    await asyncio.sleep(3 * TICK_S)
+    age = bench.monitor.store.age_s(GRID_METER)
+    assert age is not None
+    assert age >= 2 * TICK_S
+    # The client's stream retry waits 3 s (+ up to 1 s jitter).
+    await fresh_grid_data_after(bench, 8.0)
+
+
+async def test_a_stream_that_finished_is_subscribed_again(bench: Bench) -> None:
+    await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
+    # A stream the server ends normally leaves a finished broadcaster cached in the
+    # client (its receivers end, it never retries): make the grid meter's so.
+    broadcasters = bench.client._component_data_broadcasters
+    grid_keys = [key for key in broadcasters if key.startswith(f"{GRID_METER}-")]
+    assert len(grid_keys) == 1
+    await broadcasters[grid_keys[0]].stop()
+    await asyncio.sleep(3 * TICK_S)
+    age = bench.monitor.store.age_s(GRID_METER)
+    assert age is not None
+    assert age >= 2 * TICK_S
+    await fresh_grid_data_after(bench, 5.0)
+    assert grid_keys[0] in broadcasters
+    assert broadcasters[grid_keys[0]].is_running
+
+
+async def test_stop_leaves_no_task_behind(bench: Bench) -> None:
+    await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
+    bench.sim.inject_fault(GRID_METER, Fault.STOP_DATA)
+    await bench.monitor.stop()
+    names = {task.get_name() for task in asyncio.all_tasks()}
+    assert not any(name.startswith("frequenz-microgrid") for name in names)
+    count = len(bench.observed.snapshots)
+    await asyncio.sleep(3 * TICK_S)
+    assert len(bench.observed.snapshots) == count  # no more ticks
