@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import math
 
-from ..bounds import PowerBounds, intersect_pair, sum_bounds
+from ..bounds import PowerBounds, intersect_pair
 from .battery_safe_split import safe_split
 from .battery_sdk_split import sdk_split
 
@@ -152,21 +152,14 @@ class BatteryRefusal:
 
 
 def reachable_bounds(pairs: Sequence[InverterBatteries]) -> PowerBounds:
-    """What this distribution can serve: summed inclusion, narrowest exclusion zone.
+    """What these pairs can serve: summed inclusion, the narrowest exclusion zone.
 
     Beyond the SDK (which refuses anything inside the *summed* exclusion zone):
     pairs can be switched off, so any single pair running alone at its minimum is
     a valid way to serve a small request. Only a request below every pair's
     minimum is truly out of reach.
     """
-    each = [pair.bounds for pair in pairs]
-    summed = sum_bounds(each)
-    return PowerBounds(
-        inclusion_lower=summed.inclusion_lower,
-        inclusion_upper=summed.inclusion_upper,
-        exclusion_lower=max(b.exclusion_lower for b in each),
-        exclusion_upper=min(b.exclusion_upper for b in each),
-    )
+    return _PairsView(pairs, charge=True).reachable_bounds()
 
 
 def subtract_unreachable_power(request_w: float, unreachable_w: float | None) -> float:
@@ -210,24 +203,22 @@ def distribute_battery_power(
         raise ValueError(f"The exponent must be a number >= 0, got {exponent}")
     if not pairs:
         return BatteryRefusal("No usable batteries in the request")
+    unreachable = 0.0 if unreachable_power is None else unreachable_power
+    power = subtract_unreachable_power(request_w, unreachable_power)
+    view = _PairsView(pairs, charge=power >= 0.0)
     if request_w != 0.0:
-        refusal = _check_bounds(request_w, pairs, adjust_power=adjust_power)
+        refusal = _check_bounds(request_w, view.reachable_bounds(), adjust_power)
         if refusal is not None:
             return refusal
 
-    unreachable = 0.0 if unreachable_power is None else unreachable_power
-    power = subtract_unreachable_power(request_w, unreachable_power)
     if power == 0.0:
         zeros = dict.fromkeys((pair.inverter_id for pair in pairs), 0.0)
         return BatteryDistribution(request_w, zeros, 0.0, unreachable, pairs)
-    if math.isclose(
-        sum(pair.capacity_wh for pair in pairs), 0.0, abs_tol=_CAPACITY_ZERO_TOLERANCE
-    ):
+    if math.isclose(sum(view.capacities), 0.0, abs_tol=_CAPACITY_ZERO_TOLERANCE):
         return BatteryRefusal("All batteries have capacity 0")
 
-    charge = power > 0.0
-    split, excess = _split(abs(power), _PairsView(pairs, charge=charge), exponent)
-    sign = 1.0 if charge else -1.0
+    split, excess = _split(abs(power), view, exponent)
+    sign = 1.0 if power > 0.0 else -1.0
     setpoints = {
         pair.inverter_id: sign * value for pair, value in zip(pairs, split, strict=True)
     }
@@ -235,14 +226,13 @@ def distribute_battery_power(
 
 
 def _check_bounds(
-    request_w: float, pairs: Sequence[InverterBatteries], *, adjust_power: bool
+    request_w: float, bounds: PowerBounds, adjust_power: bool
 ) -> BatteryRefusal | None:
     """Refuse a request the pairs cannot serve (like the SDK's `_check_request`).
 
     Refused: a request strictly inside the exclusion zone, or, when it may not be
     adjusted, one outside the inclusion range.
     """
-    bounds = reachable_bounds(pairs)
     if adjust_power:
         if bounds.exclusion_lower < request_w < bounds.exclusion_upper:
             return BatteryRefusal("Request inside the exclusion bounds", bounds)
@@ -266,6 +256,7 @@ class _PairsView:
     __slots__ = (
         "available_soc",
         "capacities",
+        "charging",
         "exclusion_lower",
         "exclusion_upper",
         "lower",
@@ -275,6 +266,7 @@ class _PairsView:
     def __init__(self, pairs: Sequence[InverterBatteries], *, charge: bool) -> None:
         batteries = [pair.battery_bounds for pair in pairs]
         inverters = [pair.inverter_bounds for pair in pairs]
+        self.charging = charge
         self.capacities = [pair.capacity_wh for pair in pairs]
         if charge:
             self.available_soc = [
@@ -316,6 +308,16 @@ class _PairsView:
                 -max(b.exclusion_upper, i.exclusion_upper)
                 for b, i in zip(batteries, inverters, strict=True)
             ]
+
+    def reachable_bounds(self) -> PowerBounds:
+        """See `reachable_bounds`; computed from this view's lists (fast)."""
+        lower = sum(self.lower)
+        upper = sum(self.upper)
+        exclusion_lower = max(self.exclusion_lower)
+        exclusion_upper = min(self.exclusion_upper)
+        if self.charging:
+            return PowerBounds(lower, upper, exclusion_lower, exclusion_upper)
+        return PowerBounds(-upper, -lower, -exclusion_upper, -exclusion_lower)
 
 
 def _split(

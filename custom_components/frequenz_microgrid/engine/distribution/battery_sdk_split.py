@@ -15,6 +15,7 @@ negates powers and bounds before and the setpoints after, as the SDK does).
 from __future__ import annotations
 
 from collections.abc import Sequence
+import heapq
 import math
 
 _RATIO_ZERO_TOLERANCE = 1e-9
@@ -100,8 +101,15 @@ def sdk_split(
         powers[i] = min_power
         caps[i] = upper
 
+    # The SDK scans for the largest reserve once per step; a heap ordered by
+    # (largest value, earliest insertion) picks the same pair in O(log n).
+    reserves = [
+        (-value, position, i)
+        for position, (i, value) in enumerate(excess_reserved.items())
+    ]
+    heapq.heapify(reserves)
     for deficit in deficits.values():
-        deficit = _cover_deficit(deficit, excess_reserved)
+        deficit = _cover_deficit(deficit, excess_reserved, reserves)
         if deficit < _MINIMUM_DEFICIT_TO_CONSIDER:
             left_over = power - distributed
             if left_over > -deficit:
@@ -129,21 +137,28 @@ def sdk_split(
     return powers, left_over
 
 
-def _cover_deficit(deficit: float, excess_reserved: dict[int, float]) -> float:
+def _cover_deficit(
+    deficit: float,
+    excess_reserved: dict[int, float],
+    reserves: list[tuple[float, int, int]],
+) -> float:
     """Take a pair's shortfall from the pairs with the largest reserve, as the SDK.
 
-    Returns the part of the (negative) deficit that could not be covered.
+    `reserves` is a heap holding exactly one ``(-reserve, insertion position, pair)``
+    entry per pair of `excess_reserved`; it is kept in step with it. Returns the
+    part of the (negative) deficit that could not be covered.
     """
-    while deficit < 0.0:
-        if not excess_reserved:
-            break
-        largest_id = max(excess_reserved, key=excess_reserved.__getitem__)
-        largest = excess_reserved[largest_id]
+    while deficit < 0.0 and reserves:
+        negated, position, largest_id = reserves[0]
+        largest = -negated
         if largest <= 0.0:
             break
         if largest >= -deficit or math.isclose(largest, -deficit, rel_tol=1e-9):
-            excess_reserved[largest_id] = largest + deficit
+            left = largest + deficit
+            excess_reserved[largest_id] = left
+            heapq.heapreplace(reserves, (-left, position, largest_id))
             return 0.0
         deficit += largest
         excess_reserved[largest_id] = 0.0
+        heapq.heapreplace(reserves, (-0.0, position, largest_id))
     return deficit
