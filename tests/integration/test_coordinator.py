@@ -1,0 +1,135 @@
+"""The coordinator over real gRPC: stale → unavailable → recovery, and a revoked key.
+
+Real time is used throughout (gRPC doesn't follow Home Assistant's frozen clock), with
+a 2 s freshness window so the whole cycle takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import pytest
+
+from custom_components.frequenz_microgrid.const import (
+    CONF_API_KEY,
+    CONF_FRESHNESS_S,
+    DOMAIN,
+)
+from custom_components.frequenz_microgrid.coordinator import (
+    FrequenzMicrogridConfigEntry,
+)
+from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+
+from .auth_gateway import AuthGateway
+from .conftest import API_KEY, microgrid_entry, wait_for
+
+FRESHNESS_S = 2.0
+UNREACHABLE = "is unreachable"
+BACK = "is reachable again"
+
+
+async def _set_up(
+    hass: HomeAssistant, url: str, data: dict[str, Any] | None = None
+) -> FrequenzMicrogridConfigEntry:
+    entry = microgrid_entry(url, data=data, options={CONF_FRESHNESS_S: FRESHNESS_S})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    return cast(FrequenzMicrogridConfigEntry, entry)
+
+
+def _grid_power_state(hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{entry.unique_id}_grid_power"
+    )
+    assert entity_id is not None, "the grid power sensor exists"
+    state = hass.states.get(entity_id)
+    return state.state if state else STATE_UNKNOWN
+
+
+def _has_value(hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry) -> bool:
+    return _grid_power_state(hass, entry) not in (STATE_UNAVAILABLE, STATE_UNKNOWN)
+
+
+@pytest.mark.slow
+async def test_unreachable_then_recovers_without_reload(
+    hass: HomeAssistant,
+    simulator: MicrogridSimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry = await _set_up(hass, simulator.url)
+    runtime = entry.runtime_data
+    await wait_for(lambda: _has_value(hass, entry), what="grid power")
+
+    await simulator.stop()
+    await wait_for(
+        lambda: _grid_power_state(hass, entry) == STATE_UNAVAILABLE,
+        what="the sensor to go unavailable",
+    )
+    snapshot = runtime.coordinator.data
+    assert not snapshot.reachable
+    assert snapshot.grid_power_w is None, "stale data is no value, never 0"
+    await wait_for(lambda: UNREACHABLE in caplog.text, what="the log line")
+    await asyncio.sleep(FRESHNESS_S)  # still down: no second line
+    assert caplog.text.count(UNREACHABLE) == 1
+
+    await simulator.restart()  # same port
+    await wait_for(
+        lambda: _has_value(hass, entry), timeout_s=20, what="the sensor to recover"
+    )
+    assert entry.runtime_data is runtime, "recovered without a reload"
+    assert runtime.client.is_connected
+    assert runtime.coordinator.data.reachable
+    await wait_for(lambda: BACK in caplog.text, what="the recovery log line")
+    assert caplog.text.count(BACK) == 1
+    assert caplog.text.count(UNREACHABLE) == 1
+
+
+async def test_streams_ended_by_the_server_resume(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = await _set_up(hass, simulator.url)
+    runtime = entry.runtime_data
+    await wait_for(lambda: _has_value(hass, entry), what="grid power")
+
+    await simulator.end_all_streams()
+    taken_at = runtime.coordinator.data.taken_at
+    await wait_for(
+        lambda: (
+            runtime.coordinator.data.taken_at > taken_at
+            and runtime.coordinator.data.grid_power_w is not None
+        ),
+        what="fresh data after the streams ended",
+    )
+    assert entry.runtime_data is runtime
+
+
+@pytest.mark.slow
+async def test_revoked_key_starts_reauth_once(
+    hass: HomeAssistant, gateway: AuthGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    entry = await _set_up(hass, gateway.url, data={CONF_API_KEY: API_KEY})
+    await wait_for(lambda: _has_value(hass, entry), what="grid power")
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+    gateway.accepted_key = "rotated-key"
+
+    def reauth_flows() -> list[Any]:
+        return [
+            flow
+            for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+            if flow["context"]["source"] == SOURCE_REAUTH
+        ]
+
+    await wait_for(lambda: bool(reauth_flows()), timeout_s=15, what="a reauth flow")
+    await asyncio.sleep(FRESHNESS_S)  # more rejected calls: still one flow, one line
+    assert len(reauth_flows()) == 1
+    assert reauth_flows()[0]["context"]["entry_id"] == entry.entry_id
+    assert caplog.text.count("rejected the API key") == 1
+    assert _grid_power_state(hass, entry) == STATE_UNAVAILABLE
