@@ -245,7 +245,6 @@ async def test_a_stream_that_finished_is_subscribed_again(bench: Bench) -> None:
 
 async def test_stop_leaves_no_task_behind(bench: Bench) -> None:
     await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
-    bench.sim.inject_fault(GRID_METER, Fault.STOP_DATA)
     await bench.monitor.stop()
     names = {task.get_name() for task in asyncio.all_tasks()}
     assert not any(name.startswith("frequenz-microgrid") for name in names)

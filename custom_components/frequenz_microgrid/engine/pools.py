@@ -43,6 +43,16 @@ CURRENT_PHASES = (
     Metric.AC_CURRENT_PHASE_3,
 )
 
+# Enum members looked up once: `frequenz.core` enums make every class attribute
+# access a Python-level call, which adds up over 1,000 components per tick.
+_ERROR = ComponentStateCode.ERROR
+_SOC = Metric.BATTERY_SOC_PCT
+_CAPACITY = Metric.BATTERY_CAPACITY
+_DC_POWER = Metric.DC_POWER
+_AC_POWER = Metric.AC_POWER_ACTIVE
+_CONSUMED = Metric.AC_ENERGY_ACTIVE_CONSUMED
+_DELIVERED = Metric.AC_ENERGY_ACTIVE_DELIVERED
+
 _PLAIN_SUM = re.compile(r"^\s*#\d+(\s*\+\s*#\d+)*\s*$")
 
 
@@ -108,7 +118,7 @@ def _is_healthy(snapshot: ComponentSnapshot | None) -> bool:
         snapshot is not None
         and snapshot.fresh
         and not snapshot.errors
-        and ComponentStateCode.ERROR not in snapshot.states
+        and _ERROR not in snapshot.states
     )
 
 
@@ -122,8 +132,8 @@ def counting_batteries(
         if (
             snapshot is not None
             and _is_healthy(snapshot)
-            and snapshot.value(Metric.BATTERY_SOC_PCT) is not None
-            and snapshot.value(Metric.BATTERY_CAPACITY) is not None
+            and snapshot.value(_SOC) is not None
+            and snapshot.value(_CAPACITY) is not None
         ):
             counted.append(battery_id)
     return counted
@@ -131,7 +141,7 @@ def counting_batteries(
 
 def _soc_window(snapshot: ComponentSnapshot) -> tuple[float, float]:
     """Return the battery's SoC bounds (%), sent as bounds of its SoC metric."""
-    bounds = snapshot.bounds.get(Metric.BATTERY_SOC_PCT)
+    bounds = snapshot.bounds.get(_SOC)
     if bounds is None:
         return (0.0, 100.0)
     lower = bounds.inclusion_lower if math.isfinite(bounds.inclusion_lower) else 0.0
@@ -152,8 +162,8 @@ def pool_soc_and_capacity(
     total_x100 = 0.0
     counted = 0
     for snapshot in snapshots:
-        soc = snapshot.value(Metric.BATTERY_SOC_PCT)
-        capacity = snapshot.value(Metric.BATTERY_CAPACITY)
+        soc = snapshot.value(_SOC)
+        capacity = snapshot.value(_CAPACITY)
         if soc is None or capacity is None:
             continue
         lower, upper = _soc_window(snapshot)
@@ -205,7 +215,7 @@ def pool_power_bounds(
     """
     batteries_by_inverter: dict[int, list[PowerBounds]] = {}
     for battery_id in batteries:
-        battery_bounds = components[battery_id].bounds.get(Metric.DC_POWER)
+        battery_bounds = components[battery_id].bounds.get(_DC_POWER)
         inverters = topology.inverters_of_battery(battery_id)
         if battery_bounds is None or not inverters:
             continue
@@ -215,7 +225,7 @@ def pool_power_bounds(
         inverter = components.get(inverter_id)
         if inverter is None or not _is_healthy(inverter):
             continue
-        inverter_bounds = inverter.bounds.get(Metric.AC_POWER_ACTIVE)
+        inverter_bounds = inverter.bounds.get(_AC_POWER)
         if inverter_bounds is None:
             continue
         battery_bounds = aggregate_batteries_behind_inverter(battery_bounds_list)
@@ -283,10 +293,7 @@ def energy_counters(
     PV production). Pools count at their inverters and chargers; the grid counts at
     the meters of the grid formula, but only when that formula is a plain sum.
     """
-    consumed, delivered = (
-        Metric.AC_ENERGY_ACTIVE_CONSUMED,
-        Metric.AC_ENERGY_ACTIVE_DELIVERED,
-    )
+    consumed, delivered = _CONSUMED, _DELIVERED
     grid_ids: frozenset[int] = frozenset()
     if formulas.grid is not None and _PLAIN_SUM.match(formulas.grid.text):
         grid_ids = formulas.grid.component_ids
@@ -318,7 +325,7 @@ def compute_snapshot(
         snapshot = store.component_snapshot(component_id)
         if snapshot is not None:
             components[component_id] = snapshot
-    power = metric_values(components, Metric.AC_POWER_ACTIVE)
+    power = metric_values(components, _AC_POWER)
     battery_power = _evaluate(formulas.battery, power)
     return MicrogridSnapshot(
         taken_at=taken_at or datetime.now(UTC),

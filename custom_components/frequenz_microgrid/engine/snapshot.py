@@ -92,5 +92,9 @@ class MicrogridSnapshot:
     components: dict[int, ComponentSnapshot] = field(default_factory=dict)
 
     def component(self, component_id: int) -> ComponentSnapshot | None:
-        """Return one component's snapshot, or `None` if it has sent nothing fresh."""
+        """Return one component's snapshot, or `None` if it has never sent anything.
+
+        A component that went silent keeps its entry with `fresh=False`, no metrics
+        and no states, so its `last_seen` stays visible.
+        """
         return self.components.get(component_id)
