@@ -11,7 +11,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from frequenz.client.microgrid import MicrogridApiClient
+from frequenz.client.microgrid import MicrogridApiClient, OperationUnauthenticated
+import grpc
 import pytest
 
 from custom_components.frequenz_microgrid.engine.graph import load_topology
@@ -22,6 +23,7 @@ from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     load_scenario,
 )
+from tests.engine import topologies
 
 # Ids of the "home" scenario (docs/simulator.md).
 GRID_METER = 2
@@ -251,3 +253,61 @@ async def test_stop_leaves_no_task_behind(bench: Bench) -> None:
     count = len(bench.observed.snapshots)
     await asyncio.sleep(3 * TICK_S)
     assert len(bench.observed.snapshots) == count  # no more ticks
+
+
+class _DenyEverything(grpc.GenericRpcHandler):
+    """A Microgrid API endpoint that rejects every call as unauthenticated."""
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[bytes, bytes]:
+        async def deny_unary(
+            _request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+        ) -> bytes:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid API key")
+
+        async def deny_stream(
+            _request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+        ) -> AsyncIterator[bytes]:
+            nothing: tuple[bytes, ...] = ()
+            for message in nothing:  # an async generator that yields nothing
+                yield message
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid API key")
+
+        method = str(getattr(handler_call_details, "method", ""))
+        if "Stream" in method:
+            return grpc.unary_stream_rpc_method_handler(deny_stream)
+        return grpc.unary_unary_rpc_method_handler(deny_unary)
+
+
+async def test_an_auth_failure_is_reported_once() -> None:
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((_DenyEverything(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    client = MicrogridApiClient(f"grpc://127.0.0.1:{port}")
+    observed = Observed()
+    monitor = MicrogridMonitor(
+        client,
+        topologies.home_topology(),
+        freshness_s=0.3,
+        tick_s=TICK_S,
+        on_snapshot=observed.on_snapshot,
+        on_reachability=observed.reachability.append,
+        on_auth_error=observed.auth_errors.append,
+    )
+    try:
+        await monitor.start()
+        async with asyncio.timeout(5.0):
+            while not observed.auth_errors:
+                await observed.next_snapshot()
+        await asyncio.sleep(1.0)  # more probes happen, still one report
+        assert len(observed.auth_errors) == 1
+        assert isinstance(observed.auth_errors[0], OperationUnauthenticated)
+        assert observed.reachability == [False]
+        assert not monitor.reachable
+        assert observed.latest.grid_power_w is None
+    finally:
+        await monitor.stop()
+        await client.disconnect()
+        await server.stop(None)
