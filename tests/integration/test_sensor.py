@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from frequenz.client.microgrid.component import ComponentStateCode
 from frequenz.client.microgrid.metrics import Metric
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
     EVENT_STATE_CHANGED,
     EVENT_STATE_REPORTED,
     STATE_UNAVAILABLE,
+    Platform,
 )
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import Event, HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    snapshot_platform,
+)
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.frequenz_microgrid import sensor
-from custom_components.frequenz_microgrid.const import DOMAIN
+from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.engine.snapshot import (
     BatteryPoolSnapshot,
     ComponentSnapshot,
 )
+from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 
+from .conftest import HOME_MICROGRID_ID, microgrid_entry, wait_for
 from .microgrid_factory import (
     BAT_INV,
     BATTERY,
@@ -37,6 +47,8 @@ from .microgrid_factory import (
     HOME_WIRING,
     HOUSE_METER,
     HandFedPlatforms,
+    all_entities_enabled_by_default,
+    entity_snapshot,
     home_components,
     home_topology,
     snapshot_at,
@@ -263,3 +275,144 @@ async def test_state_writes_are_coalesced(
     await hass.async_block_till_done()
     assert changed == ["200.0", "500.0"]
     assert reported == []
+
+
+# --- Against the simulator over real gRPC -----------------------------------------
+
+HOUSEHOLD = 8
+"""The household meter of the `home` scenario (600 W base load, 50/30/20 % split)."""
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    with all_entities_enabled_by_default():
+        yield
+
+
+async def _setup_sensors_only(
+    hass: HomeAssistant, simulator: MicrogridSimulator, **options: Any
+) -> MockConfigEntry:
+    entry = microgrid_entry(simulator.url, options=options)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+def _all_available(hass: HomeAssistant, entry: MockConfigEntry) -> bool:
+    entries = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    states = [hass.states.get(e.entity_id) for e in entries if not e.disabled_by]
+    return bool(states) and all(
+        s is not None and s.state != STATE_UNAVAILABLE for s in states
+    )
+
+
+def _sim_state(hass: HomeAssistant, unique_suffix: str) -> State:
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{HOME_MICROGRID_ID}_{unique_suffix}"
+    )
+    assert entity_id is not None, unique_suffix
+    state = hass.states.get(entity_id)
+    assert state is not None, unique_suffix
+    return state
+
+
+def _sim_available(hass: HomeAssistant, unique_suffix: str) -> bool:
+    return _sim_state(hass, unique_suffix).state != STATE_UNAVAILABLE
+
+
+async def test_home_scenario_snapshot(
+    hass: HomeAssistant,
+    simulator: MicrogridSimulator,
+    entity_registry_enabled_by_default: None,
+    snapshot: SnapshotAssertion,
+) -> None:
+    with patch("custom_components.frequenz_microgrid.PLATFORMS", [Platform.SENSOR]):
+        entry = await _setup_sensors_only(hass, simulator)
+        await wait_for(
+            lambda: (
+                _all_available(hass, entry)
+                and _sim_available(hass, f"{HOUSEHOLD}_current_l3")
+            ),
+            what="every sensor to have a value",
+        )
+        await snapshot_platform(
+            hass,
+            er.async_get(hass),
+            entity_snapshot(snapshot),
+            entry.entry_id,
+        )
+        await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_pool_values_match_the_physics(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """Pool sensors against sums computed by hand from the simulated components."""
+    entry = await _setup_sensors_only(hass, simulator)
+    await wait_for(lambda: _all_available(hass, entry), what="pool values")
+    model = simulator.model
+    pv_w = model.component(5).active_power_w
+    # Noon on a clear day: PV produces (negative, passive sign convention).
+    assert pv_w < -1000.0
+
+    def value(key: str) -> float:
+        return float(_sim_state(hass, key).state)
+
+    # Household base load from the scenario; nothing else consumes (no EV, idle
+    # battery), so grid = household + PV.
+    assert value("consumer_power") == pytest.approx(600.0)
+    assert value("pv_power") == pytest.approx(pv_w, abs=1.0)
+    assert value("producer_power") == pytest.approx(pv_w, abs=1.0)
+    assert value("grid_power") == pytest.approx(600.0 + pv_w, abs=1.0)
+    assert value(f"{HOUSEHOLD}_power") == pytest.approx(600.0)
+    # Grid current L1: household 50 % of 600 W, PV a third of its power, at 230 V.
+    assert value("grid_current_l1") == pytest.approx(
+        (0.5 * 600.0 + pv_w / 3) / 230.0, abs=0.01
+    )
+    assert value("ev_power") == 0.0
+    # Battery: SoC 50 % in a 10–90 % window → 50 % of the usable window;
+    # usable capacity 10 kWh × 80 % = 8 kWh; ±5 kW inverter and battery limits.
+    assert value("battery_soc") == pytest.approx(50.0)
+    assert value("battery_usable_capacity") == pytest.approx(8.0)  # shown in kWh
+    assert value("battery_inclusion_lower") == -5000.0
+    assert value("battery_inclusion_upper") == 5000.0
+    assert _sim_state(hass, "3_component_state").state == "ready"
+    assert _sim_state(hass, "6_cable_state").state == "unplugged"
+
+
+async def test_stale_component_goes_unavailable_and_recovers(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = await _setup_sensors_only(hass, simulator, **{CONF_FRESHNESS_S: 2.0})
+    await wait_for(lambda: _all_available(hass, entry), what="first values")
+
+    simulator.inject_fault(HOUSEHOLD, Fault.STOP_DATA)
+    await wait_for(
+        lambda: not _sim_available(hass, f"{HOUSEHOLD}_power"),
+        what="the silent meter to go unavailable",
+    )
+    # The rest of the microgrid still reports.
+    assert _sim_available(hass, "pv_power")
+
+    simulator.clear_fault(HOUSEHOLD)
+    await wait_for(
+        lambda: _sim_available(hass, f"{HOUSEHOLD}_power"),
+        what="the meter to recover",
+    )
+    assert float(_sim_state(hass, f"{HOUSEHOLD}_power").state) == pytest.approx(600.0)
+
+    # The whole microgrid goes away: everything based on telemetry is unavailable...
+    port = simulator.port
+    await simulator.stop()
+    await wait_for(
+        lambda: not _sim_available(hass, "grid_power"),
+        what="the pools to go unavailable",
+    )
+    assert not _sim_available(hass, "battery_soc")
+    # ...and comes back without a reload.
+    await simulator.start(host="127.0.0.1", port=port)
+    await wait_for(
+        lambda: _sim_available(hass, "grid_power"), what="the pools to recover"
+    )
+    assert entry.state is ConfigEntryState.LOADED
