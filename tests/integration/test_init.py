@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from unittest.mock import patch
 
 from frequenz.client.microgrid import MicrogridApiClient
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
@@ -25,9 +26,10 @@ from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     load_scenario,
 )
+from custom_components.frequenz_microgrid.simulator.scenario import scenario_from_dict
 
 from .auth_gateway import AuthGateway
-from .conftest import API_KEY, microgrid_entry, wait_for
+from .conftest import API_KEY, HOME_MICROGRID_ID, microgrid_entry, wait_for
 
 
 def _connected(client: MicrogridApiClient) -> bool:
@@ -192,3 +194,51 @@ async def test_home_assistant_stop_releases_the_client(
     assert not runtime.client.is_connected
     # A later unload must neither fail nor log about the fired listener.
     assert await hass.config_entries.async_unload(setup_integration.entry_id)
+
+
+async def test_invalid_wiring_is_a_permanent_error(hass: HomeAssistant) -> None:
+    """A battery straight below a meter (no inverter) is no valid microgrid."""
+    scenario = scenario_from_dict(
+        {
+            "name": "miswired",
+            "microgrid_id": HOME_MICROGRID_ID,
+            "topology": [
+                {"id": 1, "kind": "grid", "parent": None, "fuse_current_a": 40},
+                {"id": 2, "kind": "meter", "parent": 1},
+                {
+                    "id": 3,
+                    "kind": "battery",
+                    "parent": 2,
+                    "capacity_wh": 1000,
+                    "max_charge_w": 1000,
+                },
+            ],
+        }
+    )
+    sim = MicrogridSimulator(scenario)
+    await sim.start(host="127.0.0.1", port=0)
+    try:
+        entry = microgrid_entry(sim.url)
+        entry.add_to_hass(hass)
+        assert not await hass.config_entries.async_setup(entry.entry_id)
+    finally:
+        await sim.stop()
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.reason is not None
+    assert "not wired as a valid microgrid" in entry.reason
+
+
+async def test_failure_after_connecting_releases_everything(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """If a platform fails to set up, the client and monitor don't linger."""
+    entry = microgrid_entry(simulator.url)
+    entry.add_to_hass(hass)
+    with patch.object(
+        hass.config_entries,
+        "async_forward_entry_setups",
+        side_effect=RuntimeError("platform broke"),
+    ):
+        assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert not _connected(entry.runtime_data.client)
