@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from frequenz.client.microgrid.component import ComponentErrorCode, ComponentStateCode
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
+from pytest_homeassistant_custom_component.common import (
+    async_fire_time_changed,
+    snapshot_platform,
+)
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.frequenz_microgrid import binary_sensor
 from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.engine.snapshot import ComponentSnapshot
+from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 
+from .conftest import HOME_MICROGRID_ID, microgrid_entry, wait_for
 from .microgrid_factory import (
     BAT_INV,
     ENTRY_KEY,
     EV_CHARGER,
     HandFedPlatforms,
+    all_entities_enabled_by_default,
+    entity_snapshot,
     home_topology,
     snapshot_at,
 )
@@ -134,3 +143,65 @@ async def test_binary_sensors_follow_the_components(
     # A charger without a cable state can't say whether an EV is connected.
     assert _state(hass, EV_CHARGER, "ev_connected") == STATE_UNAVAILABLE
     assert _state(hass, EV_CHARGER, "problem") == STATE_OFF
+
+
+# --- Against the simulator over real gRPC -----------------------------------------
+
+GARAGE_WALLBOX, BATTERY_INVERTER = 6, 3
+"""Components of the `home` scenario."""
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    with all_entities_enabled_by_default():
+        yield
+
+
+def _sim_state(hass: HomeAssistant, cid: int, key: str) -> str | None:
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "binary_sensor", DOMAIN, f"{HOME_MICROGRID_ID}_{cid}_{key}"
+    )
+    state = hass.states.get(entity_id) if entity_id else None
+    return None if state is None else state.state
+
+
+async def test_home_scenario_snapshot_and_live_changes(
+    hass: HomeAssistant,
+    simulator: MicrogridSimulator,
+    entity_registry_enabled_by_default: None,
+    snapshot: SnapshotAssertion,
+) -> None:
+    entry = microgrid_entry(simulator.url)
+    entry.add_to_hass(hass)
+    with patch(
+        "custom_components.frequenz_microgrid.PLATFORMS", [Platform.BINARY_SENSOR]
+    ):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        await wait_for(
+            lambda: (
+                _sim_state(hass, GARAGE_WALLBOX, "ev_connected") == STATE_OFF
+                and _sim_state(hass, BATTERY_INVERTER, "problem") == STATE_OFF
+            ),
+            what="first values",
+        )
+        await snapshot_platform(
+            hass, er.async_get(hass), entity_snapshot(snapshot), entry.entry_id
+        )
+
+        simulator.plug_ev(GARAGE_WALLBOX)
+        await wait_for(
+            lambda: _sim_state(hass, GARAGE_WALLBOX, "ev_connected") == STATE_ON,
+            what="the EV to show as connected",
+        )
+        simulator.inject_fault(BATTERY_INVERTER, Fault.ERROR_STATE)
+        await wait_for(
+            lambda: _sim_state(hass, BATTERY_INVERTER, "problem") == STATE_ON,
+            what="the inverter's problem",
+        )
+        simulator.clear_fault(BATTERY_INVERTER)
+        await wait_for(
+            lambda: _sim_state(hass, BATTERY_INVERTER, "problem") == STATE_OFF,
+            what="the problem to clear",
+        )
+        await hass.config_entries.async_unload(entry.entry_id)
