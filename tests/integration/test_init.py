@@ -186,7 +186,9 @@ async def test_options_change_reloads_with_new_freshness(
 
 
 async def test_home_assistant_stop_releases_the_client(
-    hass: HomeAssistant, setup_integration: FrequenzMicrogridConfigEntry
+    hass: HomeAssistant,
+    setup_integration: FrequenzMicrogridConfigEntry,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     runtime = setup_integration.runtime_data
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
@@ -194,6 +196,7 @@ async def test_home_assistant_stop_releases_the_client(
     assert not runtime.client.is_connected
     # A later unload must neither fail nor log about the fired listener.
     assert await hass.config_entries.async_unload(setup_integration.entry_id)
+    assert "Unable to remove unknown job listener" not in caplog.text
 
 
 async def test_invalid_wiring_is_a_permanent_error(hass: HomeAssistant) -> None:
