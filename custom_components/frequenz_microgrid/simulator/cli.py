@@ -1,0 +1,160 @@
+"""Command line: run a scenario and switch faults while it runs.
+
+    python -m custom_components.frequenz_microgrid.simulator --scenario home
+        --port 50051 --speed 1 [--fault 3:reject_set_power] [--sample-period 1]
+
+While it runs, lines on standard input steer it (see `COMMANDS_HELP`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import threading
+
+from .faults import Fault
+from .scenario import Scenario, available_scenarios, generate_scenario, load_scenario
+from .server import MicrogridSimulator
+
+COMMANDS_HELP = """\
+commands (one per line on stdin):
+  fault ID FAULT[|FAULT...]   inject faults, e.g. `fault 3 reject_set_power`
+  clear ID [FAULT]            clear one fault, or all faults of a component
+  end-streams                 end every telemetry stream abruptly
+  restart                     restart the server on the same port
+  plug ID / unplug ID         plug an EV into / out of a charger
+  status                      print setpoint and unsafe-setpoint counts
+faults: """ + ", ".join(name.lower() for name in Fault.__members__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m custom_components.frequenz_microgrid.simulator",
+        description="Serve a simulated microgrid over the Microgrid API (v1alpha18).",
+        epilog=COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--scenario",
+        default="home",
+        help=f"{', '.join(available_scenarios())}, a JSON file, or generated:N",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per real second"
+    )
+    parser.add_argument(
+        "--sample-period", type=float, default=1.0, help="real seconds between samples"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ID:FAULT",
+        help="inject a fault at start, e.g. 3:stop_data (repeatable)",
+    )
+    return parser
+
+
+def scenario_from_arg(text: str) -> Scenario:
+    """`home`, `depot`, a path, or `generated:N` for N generated components."""
+    if text.startswith("generated:"):
+        return generate_scenario(int(text.removeprefix("generated:")))
+    return load_scenario(text)
+
+
+async def apply_command(sim: MicrogridSimulator, line: str) -> str:
+    """Carry out one stdin command and return what to print."""
+    words = line.split()
+    if not words:
+        return ""
+    match words:
+        case ["fault", component_id, fault]:
+            sim.inject_fault(int(component_id), Fault.parse(fault))
+            return f"component {component_id}: {sim.faults.of(int(component_id))}"
+        case ["clear", component_id]:
+            sim.clear_fault(int(component_id))
+            return f"component {component_id}: no faults"
+        case ["clear", component_id, fault]:
+            sim.clear_fault(int(component_id), Fault.parse(fault))
+            return f"component {component_id}: {sim.faults.of(int(component_id))}"
+        case ["end-streams"]:
+            count = sim.hub.stream_count
+            await sim.end_all_streams()
+            return f"ended {count} telemetry streams"
+        case ["restart"]:
+            await sim.restart()
+            return f"restarted on {sim.url}"
+        case ["plug", charger_id]:
+            sim.plug_ev(int(charger_id))
+            return f"EV plugged into {charger_id}"
+        case ["unplug", charger_id]:
+            sim.unplug_ev(int(charger_id))
+            return f"EV unplugged from {charger_id}"
+        case ["status"]:
+            return (
+                f"setpoints={len(sim.setpoints)} "
+                f"unsafe_setpoints={sim.unsafe_setpoint_count} "
+                f"streams={sim.hub.stream_count} sim_time={sim.model.now_s:.0f}s"
+            )
+        case _:
+            return f"unknown command {line.strip()!r}\n{COMMANDS_HELP}"
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Serve until interrupted, reading commands from stdin."""
+    sim = MicrogridSimulator(
+        scenario_from_arg(args.scenario),
+        speed=args.speed,
+        sample_period_s=args.sample_period,
+    )
+    for spec in args.fault:
+        component_id, _, fault = spec.partition(":")
+        sim.inject_fault(int(component_id), Fault.parse(fault))
+    await sim.start(args.host, args.port)
+    print(f"Simulated microgrid '{sim.scenario.name}' serving; give the integration:")
+    print(sim.url, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    commands = asyncio.create_task(_read_commands(sim))
+    try:
+        await stop.wait()
+    finally:
+        commands.cancel()
+        await sim.stop()
+
+
+async def _read_commands(sim: MicrogridSimulator) -> None:
+    lines: asyncio.Queue[str] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def read_stdin() -> None:
+        # A daemon thread: a blocking readline must not delay shutting down.
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+
+    threading.Thread(target=read_stdin, name="sim-stdin", daemon=True).start()
+    while True:
+        line = await lines.get()
+        try:
+            reply = await apply_command(sim, line)
+        except (ValueError, KeyError) as err:
+            reply = f"error: {err}"
+        if reply:
+            print(reply, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `python -m ...simulator`."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(run(args))
