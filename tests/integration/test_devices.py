@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.frequenz_microgrid import sensor
 from custom_components.frequenz_microgrid.const import DOMAIN
 
+from .conftest import HOME_MICROGRID_ID
 from .microgrid_factory import (
     BAT_INV,
     BATTERY,
@@ -87,3 +89,24 @@ async def test_components_that_vanish_are_removed(
     assert gone is None
     assert _device(hass, ENTRY_KEY)  # the hub stays
     assert _device(hass, f"{ENTRY_KEY}_{BATTERY}")
+
+
+async def test_devices_of_the_simulated_home(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Manufacturer and model come from the API; components hang off the hub."""
+    hub_key = str(HOME_MICROGRID_ID)
+    hub = _device(hass, hub_key)
+    assert hub.serial_number == hub_key
+    inverter = _device(hass, f"{hub_key}_3")
+    assert (inverter.name, inverter.manufacturer, inverter.model) == (
+        "Battery inverter",
+        "SMA",
+        "Sunny Island 5.0",
+    )
+    assert inverter.via_device_id == hub.id
+    devices = dr.async_entries_for_config_entry(
+        dr.async_get(hass), setup_integration.entry_id
+    )
+    # Hub + meters, inverters, battery and chargers (the grid point has no device).
+    assert len(devices) == 1 + 7
