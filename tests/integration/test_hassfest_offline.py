@@ -16,8 +16,8 @@ import re
 from typing import Any
 
 from awesomeversion import AwesomeVersion
+from homeassistant.util.yaml import load_yaml_dict
 import pytest
-import yaml
 
 from custom_components.frequenz_microgrid.connection import ConnectionProblem
 
@@ -317,7 +317,7 @@ def test_services_are_translated_and_have_icons() -> None:
     path = PACKAGE / "services.yaml"
     if not path.exists():
         pytest.skip("no actions yet")
-    services: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    services: dict[str, Any] = load_yaml_dict(path)
     translated = _translations("en").get("services", {})
     icons = _icons().get("services", {})
     problems: list[str] = []
@@ -365,7 +365,7 @@ QUALITY_SCALE_RULES = {
 
 
 def test_quality_scale_marks_every_rule() -> None:
-    rules = yaml.safe_load((PACKAGE / "quality_scale.yaml").read_text())["rules"]
+    rules = load_yaml_dict(PACKAGE / "quality_scale.yaml")["rules"]
     assert set(rules) == QUALITY_SCALE_RULES
     for rule, value in rules.items():
         status = value if isinstance(value, str) else value["status"]
@@ -377,7 +377,7 @@ def test_quality_scale_marks_every_rule() -> None:
 
 def test_quality_scale_claims_match_the_code() -> None:
     """Spot-check claims that the code can prove."""
-    rules = yaml.safe_load((PACKAGE / "quality_scale.yaml").read_text())["rules"]
+    rules = load_yaml_dict(PACKAGE / "quality_scale.yaml")["rules"]
 
     def done(rule: str) -> bool:
         value = rules[rule]
