@@ -193,3 +193,14 @@ def test_measured_voltage_converts_current_to_watts() -> None:
 def test_config_rejects_unsafe_settings(changes: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must"):
         EvAllocatorConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_non_finite_charger_values_are_not_trusted() -> None:
+    allocator = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=16.0))
+    unbounded = EvChargerInput(
+        component_id=1, ev_connected=True, max_current_a=math.inf
+    )
+    odd_voltage = EvChargerInput(component_id=2, ev_connected=True, voltage_v=math.inf)
+    allocation = allocator.allocate(math.inf, [unbounded, odd_voltage], now=0.0)
+    assert reasons(allocation)[1] is Reason.INVALID_LIMITS
+    assert allocation.powers() == pytest.approx({1: 0.0, 2: 16.0 * 690.0})

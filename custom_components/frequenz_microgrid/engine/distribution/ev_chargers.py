@@ -214,14 +214,14 @@ class EvAllocation:
 class _ChargerMemory:
     """What the allocator remembers about one charger's current charging session."""
 
-    connected_since: float
+    queued_since: float
+    """Plug-in or switch-off time while waiting; switch-on time while charging."""
     allocated_a: float = 0.0
     """Current (per phase) of the last setpoint; 0 = switched off."""
     last_switch_at: float | None = None
     """When this session's charger was last switched on or off by us."""
-    queued_since: float = 0.0
-    """Plug-in or switch-off time while waiting; switch-on time while charging."""
     under_use_since: float | None = None
+    """Since when the EV draws well below its allocation; None = it does not."""
     demand_cap_a: float | None = None
     """Give-back cap on the allocation (A); None = only the charger maximum."""
 
@@ -288,7 +288,9 @@ class EvChargerAllocator:
             now: Current time in seconds (monotonic, injected).
             other_currents_a: Per-phase current (A) of loads behind the same fuse
                 that this allocator does not control; NaN counts as "the whole
-                phase is taken" (no data, no risk). Ignored without a phase limit.
+                phase is taken" (no data, no risk) and a negative current (local
+                production) is not credited, as it can vanish at any moment.
+                Ignored without a phase limit.
         """
         target = target_w if target_w > 0.0 else 0.0  # also maps NaN to 0
         capacity = self._phase_capacity(other_currents_a)
@@ -302,7 +304,7 @@ class EvChargerAllocator:
                 continue
             memory = self._memory.setdefault(
                 charger.component_id,
-                _ChargerMemory(connected_since=now, queued_since=now),
+                _ChargerMemory(queued_since=now),
             )
             voltage = self._voltage(charger)
             self._track_demand(memory, charger, voltage, now)
@@ -351,7 +353,7 @@ class EvChargerAllocator:
 
     def _voltage(self, charger: EvChargerInput) -> float:
         voltage = charger.voltage_v
-        if voltage is None or not voltage > 0.0:
+        if voltage is None or not 0.0 < voltage < math.inf:
             return self._config.nominal_voltage_v
         return voltage
 
@@ -366,6 +368,7 @@ class EvChargerAllocator:
             not charger.phases
             or not set(charger.phases) <= set(PHASES)
             or not 0.0 < charger.min_current_a <= charger.max_current_a
+            or not math.isfinite(charger.max_current_a)
         ):
             return EvAllocationReason.INVALID_LIMITS
         return None
