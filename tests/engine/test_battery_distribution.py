@@ -263,8 +263,9 @@ def test_exclusion_turns_off_the_pair_with_the_smallest_share() -> None:
     assert result.excess_power == pytest.approx(0.0)
 
 
-def test_exclusion_with_a_safe_sdk_split_keeps_it_even_if_unbalanced() -> None:
-    # For 3000 W the SDK runs all three at their 1000 W minimum: safe, so kept.
+def test_binding_exclusion_zone_replaces_the_sdk_repair() -> None:
+    # For 3000 W the SDK runs all three at their 1000 W minimum (safe, but the
+    # nearly full battery gets a third). Ours switches it off instead.
     zone = PowerBounds(-5000.0, 5000.0, -1000.0, 1000.0)
     pairs = [
         pair(1, 79.0, soc_upper=80.0, inverter=zone),
@@ -272,7 +273,7 @@ def test_exclusion_with_a_safe_sdk_split_keeps_it_even_if_unbalanced() -> None:
         pair(3, 74.0, soc_upper=80.0, inverter=zone),
     ]
     result = distribute(3000.0, pairs)
-    assert result.setpoints == pytest.approx({1: 1000.0, 2: 1000.0, 3: 1000.0})
+    assert result.setpoints == pytest.approx({1: 0.0, 2: 1000.0, 3: 2000.0})
 
 
 def test_pool_exclusion_zone_for_refusals_is_the_narrowest_pair_zone() -> None:

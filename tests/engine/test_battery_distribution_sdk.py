@@ -121,6 +121,38 @@ def sends_with_request(
     return (exponent == 0.0 or has_room) and (value * request > 0.0 or forced)
 
 
+def zones_do_not_bind(
+    power: float, pairs: list[InverterBatteries], exponent: float
+) -> bool:
+    """Whether every pair's SoC-balancing share clears its exclusion edge.
+
+    The share is ``request × capacity share × available SoC ^ exponent`` over the
+    sum of those weights (spec §2), before any bound caps it.
+    """
+    total_capacity = sum(p.capacity_wh for p in pairs)
+    weights = []
+    edges = []
+    for p in pairs:
+        if power > 0:
+            available = max(0.0, p.soc_upper_pct - p.soc_pct)
+            edges.append(
+                max(p.battery_bounds.exclusion_upper, p.inverter_bounds.exclusion_upper)
+            )
+        else:
+            available = max(0.0, p.soc_pct - p.soc_lower_pct)
+            edges.append(
+                -min(
+                    p.battery_bounds.exclusion_lower, p.inverter_bounds.exclusion_lower
+                )
+            )
+        weights.append(p.capacity_wh / total_capacity * available**exponent)
+    total = sum(weights)
+    return total > 1e-9 and all(
+        abs(power) * weight / total >= edge * (1 + 1e-9)
+        for weight, edge in zip(weights, edges, strict=True)
+    )
+
+
 def test_matches_the_sdk_without_exclusion_bounds() -> None:
     rng = random.Random(20250101)
     directions = {1.0: 0, -1.0: 0}
@@ -166,12 +198,17 @@ def test_with_exclusion_bounds_equal_where_the_sdk_is_safe_and_safe_elsewhere() 
             refused += 1
             continue
         pairs = {p.inverter_id: p.ours() for p in raw_pairs}
-        sdk_safe = all(
-            pairs[i].bounds.allows(value)
-            and (value == 0.0 or sends_with_request(pairs[i], value, power, exponent))
-            for i, value in sdk.setpoints.items()
+        sdk_safe = (
+            all(
+                pairs[i].bounds.allows(value)
+                and (
+                    value == 0.0 or sends_with_request(pairs[i], value, power, exponent)
+                )
+                for i, value in sdk.setpoints.items()
+            )
+            and abs(sum(sdk.setpoints.values()) + sdk.remaining_power - power) < 1e-6
         )
-        if sdk_safe:
+        if sdk_safe and zones_do_not_bind(power, list(pairs.values()), exponent):
             assert_same(ours, sdk, case)
             same += 1
         else:

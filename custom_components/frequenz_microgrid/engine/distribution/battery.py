@@ -323,7 +323,15 @@ class _PairsView:
 def _split(
     power: float, view: _PairsView, exponent: float
 ) -> tuple[list[float], float]:
-    """Split a positive power: the SDK's split if it is safe, else a safe one."""
+    """Split a positive power: the SDK's split if it is safe, else a safe one.
+
+    Without exclusion zones the SDK's split is always safe, so the result is the
+    SDK's to the milliwatt; the same holds where exclusion zones exist but every
+    pair's share clears its minimum. Where a zone binds, the SDK repairs the
+    shortfall ad hoc (it may run a full battery at its minimum, take power from
+    the most deserving pair first, or overshoot the request); the safe split is
+    used instead, unless the SDK's split is safe and places more.
+    """
     total_capacity = sum(view.capacities)
     ratios = [
         capacity / total_capacity * pow(available, exponent)
@@ -332,16 +340,31 @@ def _split(
     total_ratio = 0.0
     for ratio in ratios:  # the SDK's summation order, bit for bit
         total_ratio += ratio
-    powers, excess = sdk_split(
+    powers, excess, zones_bind = sdk_split(
         power, ratios, total_ratio, view.exclusion_upper, view.upper
     )
-    if _all_safe(powers, ratios, view):
+    sdk_usable = _adds_up(power, powers, excess) and _all_safe(powers, ratios, view)
+    if sdk_usable and not zones_bind:
         return powers, excess
     minimums = [
         max(edge, lower, 0.0)
         for edge, lower in zip(view.exclusion_upper, view.lower, strict=True)
     ]
-    return safe_split(power, ratios, minimums, view.upper)
+    safe_powers, safe_excess = safe_split(power, ratios, minimums, view.upper)
+    if sdk_usable and excess < safe_excess - _ALLOWED_TOLERANCE:
+        return powers, excess  # never place less than the SDK would
+    return safe_powers, safe_excess
+
+
+def _adds_up(power: float, powers: list[float], excess: float) -> bool:
+    """Whether the split places at most the request and accounts for all of it.
+
+    The SDK's repair of exclusion-zone shortfalls can overshoot the request and
+    lose track of the excess; such a split is not sent.
+    """
+    placed = sum(powers)
+    tolerance = _ALLOWED_TOLERANCE + 1e-9 * power
+    return placed <= power + tolerance and abs(placed + excess - power) <= tolerance
 
 
 def _all_safe(powers: list[float], ratios: list[float], view: _PairsView) -> bool:

@@ -45,7 +45,7 @@ def sdk_split(
     total_ratio: float,
     min_powers: Sequence[float],
     upper_bounds: Sequence[float],
-) -> tuple[list[float], float]:
+) -> tuple[list[float], float, bool]:
     """Split a positive `power` among pairs the way the SDK does.
 
     Args:
@@ -61,14 +61,16 @@ def sdk_split(
             battery and inverter, whichever is smaller).
 
     Returns:
-        The power per pair (same indexing as the inputs) and the power that could
-        not be placed (the SDK's ``remaining_power``).
+        The power per pair (same indexing as the inputs), the power that could
+        not be placed (the SDK's ``remaining_power``), and whether some pair's
+        share fell short of its minimum power (then the exclusion zones shaped
+        the split, through the SDK's ad-hoc repair).
     """
     count = len(ratios)
     powers = [0.0] * count
     if math.isclose(total_ratio, 0.0, abs_tol=_RATIO_ZERO_TOLERANCE):
         # Every battery is full (or empty, when discharging): nothing to place.
-        return powers, power
+        return powers, power, False
 
     order = sdk_visiting_order(ratios, min_powers)
     caps = [0.0] * count
@@ -134,7 +136,7 @@ def sdk_split(
             additional = headroom if headroom < left_over else left_over
             powers[i] = current + additional
             left_over -= additional
-    return powers, left_over
+    return powers, left_over, bool(deficits)
 
 
 def _cover_deficit(
