@@ -102,7 +102,9 @@ class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
         """Log the first time the microgrid is lost, and once when it is back."""
         if not reachable and not self.unreachable_logged:
             self.unreachable_logged = True
-            LOGGER.warning(
+            # Info, not warning: an outage is expected now and then, and the
+            # entities already show it (the quality scale's log-when-unavailable).
+            LOGGER.info(
                 "Microgrid %s is unreachable; its entities go unavailable until it "
                 "answers again (reconnecting in the background)",
                 self.config_entry.title,
