@@ -15,10 +15,10 @@ that fail, with back-off) and summarised in a `DispatchReport` from which the po
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 import contextlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 import logging
 import math
 import time
@@ -47,12 +47,12 @@ class SetPowerClient(Protocol):
 
 
 class SetPowerObserver(Protocol):
-    """Told about every set-power outcome (the health tracker implements it)."""
+    """Told about every set-power outcome (`HealthTracker` implements it)."""
 
-    def set_power_succeeded(self, component_id: int, now: float) -> None:  # noqa: D102
+    def record_success(self, component_ids: Iterable[int]) -> None:  # noqa: D102
         ...
 
-    def set_power_failed(self, component_id: int, now: float) -> None:  # noqa: D102
+    def record_failure(self, component_ids: Iterable[int], now: float) -> None:  # noqa: D102
         ...
 
 
@@ -81,7 +81,8 @@ class DispatchReport:
 @dataclass(slots=True)
 class _Standing:
     power: float
-    sent_at: float
+    refresh_at: float
+    """Monotonic time at which to re-send, well before the microgrid drops it."""
 
 
 class Distributor:
@@ -93,7 +94,10 @@ class Distributor:
         timeout_s: How long one call may take before it counts as failed.
         lifetime_s: The request lifetime sent with each setpoint (10–900 s).
         refresh_fraction: Re-send a standing setpoint once this fraction of its
-            lifetime has passed (⅔ leaves room for a slow or retried call).
+            validity has passed (⅔ leaves room for a slow or retried call). The
+            validity is the `valid_until` the microgrid answers with, so a server
+            that shortens lifetimes (or a simulator running faster than real time)
+            is refreshed in time.
         on_keep_alive_failure: Called with the ids whose refresh failed, so the
             owner can re-distribute without them.
         clock: Monotonic seconds (injected for tests).
@@ -121,7 +125,8 @@ class Distributor:
         self._observer = observer
         self._timeout_s = timeout_s
         self._lifetime = timedelta(seconds=lifetime_s)
-        self._refresh_after_s = lifetime_s * refresh_fraction
+        self._refresh_fraction = refresh_fraction
+        self._wake = asyncio.Event()
         self._on_keep_alive_failure = on_keep_alive_failure
         self._clock = clock
         self._standing: dict[int, _Standing] = {}
@@ -179,11 +184,7 @@ class Distributor:
     async def refresh_due(self) -> DispatchReport:
         """Re-send the standing setpoints whose refresh time has come."""
         now = self._clock()
-        due = {
-            cid: s.power
-            for cid, s in self._standing.items()
-            if now - s.sent_at >= self._refresh_after_s
-        }
+        due = {cid: s.power for cid, s in self._standing.items() if s.refresh_at <= now}
         if not due:
             return DispatchReport()
         report = await self._send(due)
@@ -194,10 +195,17 @@ class Distributor:
         return report
 
     async def _keep_alive(self) -> None:
-        # Wake often enough to refresh in time, rarely enough to cost nothing.
-        period = max(0.2, min(1.0, self._refresh_after_s / 10))
         while True:
-            await asyncio.sleep(period)
+            # Sleep until the earliest refresh is due (at most 1 s, so a clock that
+            # jumps is noticed), or until a new setpoint is standing.
+            next_due = min(
+                (s.refresh_at for s in self._standing.values()), default=None
+            )
+            delay = 1.0 if next_due is None else next_due - self._clock()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(1.0, max(0.0, delay))):
+                    await self._wake.wait()
             try:
                 await self.refresh_due()
             except Exception:  # a bug here must not end the keep-alive
@@ -212,31 +220,44 @@ class Distributor:
             *(self._send_one(cid, setpoints[cid]) for cid in ids)
         )
         now = self._clock()
-        for cid, error in zip(ids, outcomes, strict=True):
+        wall_now = datetime.now(UTC)
+        for cid, outcome in zip(ids, outcomes, strict=True):
             power = setpoints[cid]
-            if error is None:
+            if not isinstance(outcome, str):
                 report.succeeded[cid] = power
                 self._last_success[cid] = power
                 if power == 0.0:
                     self._standing.pop(cid, None)
                 else:
-                    self._standing[cid] = _Standing(power, now)
-                if self._observer is not None:
-                    self._observer.set_power_succeeded(cid, now)
+                    valid_s = self._lifetime.total_seconds()
+                    if outcome is not None:
+                        valid_s = max(0.0, (outcome - wall_now).total_seconds())
+                    self._standing[cid] = _Standing(
+                        power, now + valid_s * self._refresh_fraction
+                    )
+                    self._wake.set()
             else:
                 report.failed[cid] = power
-                report.errors[cid] = error
+                report.errors[cid] = outcome
                 self._standing.pop(cid, None)
                 self._last_success.pop(cid, None)
-                if self._observer is not None:
-                    self._observer.set_power_failed(cid, now)
+        if self._observer is not None:
+            if report.succeeded:
+                self._observer.record_success(report.succeeded)
+            if report.failed:
+                self._observer.record_failure(report.failed, now)
         return report
 
-    async def _send_one(self, component_id: int, power: float) -> str | None:
-        """Send one setpoint; return `None` on success or why it failed."""
+    async def _send_one(self, component_id: int, power: float) -> datetime | str | None:
+        """Send one setpoint.
+
+        Returns:
+            On success the `valid_until` time the microgrid answered (or `None` if
+            it sent none); on failure a short reason.
+        """
         try:
             async with asyncio.timeout(self._timeout_s):
-                await self._client.set_component_power_active(
+                return await self._client.set_component_power_active(
                     ComponentId(component_id), power, request_lifetime=self._lifetime
                 )
         except TimeoutError:
@@ -247,4 +268,3 @@ class Distributor:
             return f"{type(err).__name__}: {err.description}"
         except ValueError as err:  # argument validation in the client
             return f"invalid: {err}"
-        return None

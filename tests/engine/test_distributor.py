@@ -1,0 +1,201 @@
+"""The distributor against the simulator over real gRPC: dispatch, keep-alive."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from frequenz.client.common.microgrid.components import ComponentId
+from frequenz.client.microgrid import MicrogridApiClient
+from frequenz.client.microgrid.metrics import Metric
+import pytest
+
+from custom_components.frequenz_microgrid.engine.distributor import Distributor
+from custom_components.frequenz_microgrid.engine.health import (
+    ComponentHealth,
+    HealthTracker,
+)
+from custom_components.frequenz_microgrid.simulator import (
+    Fault,
+    MicrogridSimulator,
+    load_scenario,
+    running_simulator,
+)
+
+BATTERY_INVERTER = 3
+BATTERY = 4
+PV_INVERTER = 5
+SPEED = 10.0
+"""Simulated seconds per real second: a 10 s request lifetime lapses in 1 s."""
+
+
+@dataclass
+class Bench:
+    sim: MicrogridSimulator
+    client: MicrogridApiClient
+
+
+@pytest.fixture
+async def bench() -> AsyncIterator[Bench]:
+    async with running_simulator(load_scenario("home"), speed=SPEED) as sim:
+        client = MicrogridApiClient(sim.url)
+        try:
+            yield Bench(sim, client)
+        finally:
+            await client.disconnect()
+
+
+async def observe_once(
+    client: MicrogridApiClient, health: HealthTracker, component_id: int, now: float
+) -> None:
+    """Feed the tracker one real telemetry message of the component."""
+    receiver = client.receive_component_data_samples_stream(
+        ComponentId(component_id), [Metric.BATTERY_CAPACITY, Metric.AC_POWER_ACTIVE]
+    )
+    async with asyncio.timeout(5):
+        samples = await receiver.receive()
+    health.observe_data(samples, at=now)
+
+
+def received(sim: MicrogridSimulator, component_id: int) -> list[float]:
+    return [s.power_w for s in sim.setpoints if s.component_id == component_id]
+
+
+def held_power(sim: MicrogridSimulator, component_id: int) -> float | None:
+    setpoint = sim.model.component(component_id).active_setpoint
+    return None if setpoint is None else setpoint.value
+
+
+async def test_setpoints_go_out_concurrently_and_report_success(bench: Bench) -> None:
+    distributor = Distributor(bench.client, lifetime_s=10.0)
+    report = await distributor.apply({BATTERY_INVERTER: 2000.0, PV_INVERTER: -3000.0})
+
+    assert report.succeeded == {BATTERY_INVERTER: 2000.0, PV_INVERTER: -3000.0}
+    assert report.failed == {}
+    assert report.succeeded_power == -1000.0
+    assert received(bench.sim, BATTERY_INVERTER) == [2000.0]
+    assert held_power(bench.sim, BATTERY_INVERTER) == 2000.0
+    assert [s.lifetime_s for s in bench.sim.setpoints] == [10.0, 10.0]
+
+
+async def test_a_setpoint_holds_for_three_lifetimes_while_kept_alive(
+    bench: Bench,
+) -> None:
+    distributor = Distributor(bench.client, lifetime_s=10.0)
+    distributor.start()
+    try:
+        await distributor.apply({BATTERY_INVERTER: 1500.0})
+        # Three lifetimes of simulated time (3 × 10 s at speed 10 = 3 real seconds).
+        for _ in range(7):
+            await asyncio.sleep(0.5)
+            assert held_power(bench.sim, BATTERY_INVERTER) == 1500.0
+        assert len(received(bench.sim, BATTERY_INVERTER)) >= 4
+    finally:
+        await distributor.stop()
+
+
+async def test_a_released_setpoint_lapses_and_the_component_falls_back(
+    bench: Bench,
+) -> None:
+    distributor = Distributor(bench.client, lifetime_s=10.0)
+    distributor.start()
+    try:
+        await distributor.apply({BATTERY_INVERTER: 1500.0})
+        await distributor.release()
+        assert distributor.standing_setpoints == {}
+        await asyncio.sleep(1.5)  # more than one lifetime in simulated time
+        bench.sim.tick()
+        assert held_power(bench.sim, BATTERY_INVERTER) is None
+        assert bench.sim.model.component(BATTERY_INVERTER).active_power_w == 0.0
+        assert received(bench.sim, BATTERY_INVERTER) == [1500.0]
+    finally:
+        await distributor.stop()
+
+
+async def test_repeated_zero_is_not_sent_again(bench: Bench) -> None:
+    distributor = Distributor(bench.client, lifetime_s=10.0)
+    await distributor.apply({BATTERY_INVERTER: 0.0})
+    report = await distributor.apply({BATTERY_INVERTER: 0.0})
+    assert report.succeeded == {BATTERY_INVERTER: 0.0}
+    assert received(bench.sim, BATTERY_INVERTER) == [0.0]
+    assert distributor.standing_setpoints == {}
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (Fault.REJECT_SET_POWER, "OperationPreconditionFailed"),
+        (Fault.FAIL_SET_POWER, "ServiceUnavailable"),
+        (Fault.TIMEOUT_SET_POWER, "timeout"),
+        (Fault.ERROR_STATE, "OperationPreconditionFailed"),
+    ],
+)
+async def test_a_failing_component_is_reported_and_blocked(
+    bench: Bench, fault: Fault, reason: str
+) -> None:
+    now = 1000.0
+    health = HealthTracker()
+    health.add_battery(BATTERY, BATTERY_INVERTER)
+    for component_id in (BATTERY, BATTERY_INVERTER):
+        await observe_once(bench.client, health, component_id, now)
+    assert health.health(BATTERY, now) is ComponentHealth.WORKING
+    bench.sim.inject_fault(BATTERY_INVERTER, fault)
+    distributor = Distributor(
+        bench.client, observer=health, timeout_s=0.5, clock=lambda: now
+    )
+
+    report = await distributor.apply({BATTERY_INVERTER: 1000.0, PV_INVERTER: -500.0})
+
+    assert report.failed == {BATTERY_INVERTER: 1000.0}
+    assert report.errors[BATTERY_INVERTER].startswith(reason)
+    assert report.succeeded == {PV_INVERTER: -500.0}
+    assert report.failed_power == 1000.0
+    assert distributor.standing_setpoints == {PV_INVERTER: -500.0}
+    status = health.status(BATTERY, now)
+    assert status.blocked_until == pytest.approx(now + 1.0)
+    assert health.health(BATTERY, now) is not ComponentHealth.WORKING
+
+    bench.sim.clear_fault(BATTERY_INVERTER)
+    later = await distributor.apply({BATTERY_INVERTER: 1000.0})
+    assert later.succeeded == {BATTERY_INVERTER: 1000.0}
+    assert health.status(BATTERY, now).blocked_until is None
+
+
+async def test_an_out_of_range_refusal_is_named(bench: Bench) -> None:
+    distributor = Distributor(bench.client)
+    report = await distributor.apply({BATTERY_INVERTER: 50_000.0})
+    assert report.errors == {BATTERY_INVERTER: "out_of_range"}
+    assert held_power(bench.sim, BATTERY_INVERTER) is None
+
+
+async def test_a_failed_refresh_is_reported_to_the_owner(bench: Bench) -> None:
+    lost: list[frozenset[int]] = []
+    reported = asyncio.Event()
+
+    def on_failure(ids: frozenset[int]) -> None:
+        lost.append(ids)
+        reported.set()
+
+    distributor = Distributor(
+        bench.client, lifetime_s=10.0, on_keep_alive_failure=on_failure
+    )
+    distributor.start()
+    try:
+        await distributor.apply({BATTERY_INVERTER: 800.0})
+        bench.sim.inject_fault(BATTERY_INVERTER, Fault.REJECT_SET_POWER)
+        async with asyncio.timeout(3):
+            await reported.wait()
+        assert lost == [frozenset({BATTERY_INVERTER})]
+        assert distributor.standing_setpoints == {}
+    finally:
+        await distributor.stop()
+
+
+def test_lifetime_must_be_within_the_api_range() -> None:
+    class NoClient:
+        async def set_component_power_active(self, *_: object, **__: object) -> None:
+            raise AssertionError("not called")
+
+    with pytest.raises(ValueError, match="lifetime_s"):
+        Distributor(NoClient(), lifetime_s=5.0)
