@@ -12,6 +12,7 @@ from custom_components.frequenz_microgrid.engine.distribution.ev_chargers import
     EvAllocatorConfig,
     EvChargerAllocator,
     EvChargerInput,
+    uncontrolled_currents,
 )
 
 V = 230.0
@@ -204,3 +205,19 @@ def test_non_finite_charger_values_are_not_trusted() -> None:
     allocation = allocator.allocate(math.inf, [unbounded, odd_voltage], now=0.0)
     assert reasons(allocation)[1] is Reason.INVALID_LIMITS
     assert allocation.powers() == pytest.approx({1: 0.0, 2: 16.0 * 690.0})
+
+
+def test_uncontrolled_currents_subtract_the_chargers_from_the_fuse_meter() -> None:
+    chargers = [ev(1, drawing_a=10.0), ev(2, phases=(2,), drawing_a=6.0)]
+    assert uncontrolled_currents((12.0, 20.0, 10.5), chargers) == pytest.approx(
+        (2.0, 4.0, 0.5)
+    )
+    unknown = EvChargerInput(
+        component_id=3, ev_connected=True, measured_currents_a=(0.0, math.nan, 0.0)
+    )
+    others = uncontrolled_currents((12.0, 20.0, 10.5), [*chargers, unknown])
+    assert math.isnan(others[1])
+    allocation = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=32.0)).allocate(
+        BIG_TARGET, [*chargers, unknown], now=0.0, other_currents_a=others
+    )
+    assert allocation.phase_currents_a[1] == 0.0

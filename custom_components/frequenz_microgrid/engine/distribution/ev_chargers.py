@@ -35,6 +35,7 @@ Public API::
         other_currents_a=(4.0, 0.0, 2.5),  # optional per-phase non-EV load (A)
     )
     allocation.powers()                # {component_id: watts}
+    uncontrolled_currents(fuse_meter_currents_a, chargers)  # -> other_currents_a
     allocation.setpoints[cid].reason   # EvAllocationReason, for diagnostics
 
 The allocator is pure apart from its per-charger memory (allocations, switch times,
@@ -252,6 +253,24 @@ class _Constraint:
     reason: EvAllocationReason
     capacity: float
     weights: Mapping[int, float]
+
+
+def uncontrolled_currents(
+    fuse_currents_a: tuple[float, float, float],
+    chargers: Sequence[EvChargerInput],
+) -> tuple[float, float, float]:
+    """Per-phase current of the loads behind the fuse that are not these chargers.
+
+    The fuse meter measures everything; subtracting what the chargers measure
+    leaves the rest (the `other_currents_a` of `EvChargerAllocator.allocate`).
+    A NaN anywhere on a phase makes that phase NaN, which the allocator treats as
+    fully taken: a charger whose current is unknown may be drawing anything.
+    """
+    l1, l2, l3 = (
+        fuse - math.fsum(c.measured_currents_a[index] for c in chargers)
+        for index, fuse in enumerate(fuse_currents_a)
+    )
+    return (l1, l2, l3)
 
 
 class EvChargerAllocator:
