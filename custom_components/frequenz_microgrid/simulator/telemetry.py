@@ -70,7 +70,7 @@ def readings(model: MicrogridModel, component_id: int) -> Readings:
     if kind is Kind.BATTERY:
         _add_battery_samples(model, runtime, samples)
     errors = (
-        (S.ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_HARDWARE_FAULT,)
+        (S.ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_HARDWARE_INACCESSIBLE,)
         if runtime.in_error
         else ()
     )
