@@ -25,6 +25,7 @@ Direction-normalised like `battery_sdk_split`: the power to place is positive.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import math
 
 
 def safe_split(
@@ -110,15 +111,15 @@ def _choose_on_pairs(
 
     Returns the on-pairs in index order.
     """
-
-    def merit(i: int) -> float:
-        """How far a pair's share goes towards its minimum (>= 1: fully)."""
-        minimum = min_powers[i]
-        return shares[i] / minimum if minimum > 0.0 else float("inf")
-
-    # Most deserving first; ties broken by index so the result is deterministic.
-    ranked = sorted(candidates, key=lambda i: (-merit(i), i))
-    is_on = {i: merit(i) >= 0.5 for i in ranked}
+    # How far each pair's share goes towards its minimum (>= 1: fully).
+    merit = {
+        i: shares[i] / min_powers[i] if min_powers[i] > 0.0 else math.inf
+        for i in candidates
+    }
+    # Most deserving first; the stable sort keeps index order among ties, so the
+    # result is deterministic.
+    ranked = sorted(candidates, key=merit.__getitem__, reverse=True)
+    is_on = {i: merit[i] >= 0.5 for i in ranked}
     minimum_sum = sum(min_powers[i] for i in ranked if is_on[i])
 
     for i in reversed(ranked):
@@ -166,21 +167,23 @@ def _clamped_proportional_split(
     # Events: at level = low/weight a pair starts to follow the level, at
     # level = high/weight it stops. Between events the sum has slope Σ weight of the
     # pairs that follow, plus the constant of the pinned ones.
-    events = sorted(
-        [(lows[k] / weights[k], k, True) for k in range(len(members))]
-        + [(highs[k] / weights[k], k, False) for k in range(len(members))]
-    )
+    count = len(members)
+    event_levels = [lows[k] / weights[k] for k in range(count)] + [
+        highs[k] / weights[k] for k in range(count)
+    ]
     fixed = low_sum  # the pinned pairs' contribution (at low or at high)
     slope = 0.0
     level = 0.0
-    for event_level, k, starts in events:
+    for event in sorted(range(2 * count), key=event_levels.__getitem__):
+        event_level = event_levels[event]
         if slope > 0.0 and fixed + slope * event_level >= power:
             break
         level = event_level
-        if starts:
-            fixed -= lows[k]
-            slope += weights[k]
-        else:
+        if event < count:  # the pair starts following the level
+            fixed -= lows[event]
+            slope += weights[event]
+        else:  # the pair stops at its upper bound
+            k = event - count
             fixed += highs[k]
             slope -= weights[k]
     if slope > 0.0:
