@@ -275,6 +275,19 @@ class TestLifecycle:
         assert manager.report(BATTERIES, 0).last_result is success
         assert manager.record_result(failure) == 2_000.0
 
+    def test_a_result_can_be_filed_under_the_proposals_component_set(self) -> None:
+        manager = battery_manager()
+        manager.propose(proposal("a", 1, 2_000.0, ids=BATTERIES))
+        subset = Request(power=2_000.0, component_ids=frozenset({20}))
+        result = Success(
+            request=subset,
+            succeeded_power=2_000.0,
+            succeeded_components={20},
+            excess_power=0.0,
+        )
+        manager.record_result(result, BATTERIES)
+        assert manager.report(BATTERIES, 0).last_result is result
+
 
 def test_algorithms_are_selected_per_pool_kind() -> None:
     assert isinstance(PowerManager.for_batteries().algorithm, ShiftingMatryoshka)

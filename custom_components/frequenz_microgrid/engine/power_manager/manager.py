@@ -177,14 +177,20 @@ class PowerManager:
         self._system_bounds[component_ids] = bounds
         return self._recalculate(component_ids)
 
-    def record_result(self, result: Result) -> float | None:
+    def record_result(
+        self, result: Result, component_ids: frozenset[int] | None = None
+    ) -> float | None:
         """Keep the distribution result for the reports; maybe return a re-send.
+
+        The result belongs to `component_ids` (the set the proposals were made
+        for), by default the set in the result's request.
 
         After a partial failure the target is re-sent once (as the SDK does), so the
         distributor can place the power on the components that still work; only a
         success re-arms that.
         """
-        component_ids = result.request.component_ids
+        if component_ids is None:
+            component_ids = result.request.component_ids
         self._results[component_ids] = result
         if isinstance(result, PartialFailure):
             if component_ids in self._in_partial_failure:
