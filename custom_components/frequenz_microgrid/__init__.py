@@ -52,7 +52,7 @@ async def async_setup_entry(
 ) -> bool:
     """Connect to the microgrid, start monitoring it and set up the platforms."""
     simulator = (
-        await _async_start_demo(entry.data[CONF_SCENARIO])
+        await _async_start_demo(hass, entry.data[CONF_SCENARIO])
         if entry.data.get(CONF_DEMO)
         else None
     )
@@ -101,10 +101,12 @@ async def async_unload_entry(
     return unloaded
 
 
-async def _async_start_demo(scenario: str) -> MicrogridSimulator:
+async def _async_start_demo(hass: HomeAssistant, scenario: str) -> MicrogridSimulator:
     """Start the built-in simulator for a demo entry on a free loopback port."""
     try:
-        simulator = MicrogridSimulator(load_scenario(scenario))
+        # Scenario files are read from disk: not in the event loop.
+        data = await hass.async_add_executor_job(load_scenario, scenario)
+        simulator = MicrogridSimulator(data)
         await simulator.start(host=DEMO_HOST, port=0)
     except Exception as err:
         raise ConfigEntryError(
