@@ -7,10 +7,17 @@ is still available.
 """
 
 from .algorithms import Algorithm, Matryoshka, ShiftingMatryoshka
-from .manager import MAX_PROPOSAL_AGE, DefaultPower, PowerManager, Report
+from .manager import (
+    EXPIRY_CHECK_INTERVAL,
+    MAX_PROPOSAL_AGE,
+    DefaultPower,
+    PowerManager,
+    Report,
+)
 from .proposal import Proposal
 
 __all__ = [
+    "EXPIRY_CHECK_INTERVAL",
     "MAX_PROPOSAL_AGE",
     "Algorithm",
     "DefaultPower",

@@ -6,8 +6,9 @@ power-managing actor does. It holds no clock and does no I/O: every method takes
 what happened and returns the target power the caller should now send to the
 distributor (or `None` when there is nothing to send).
 
-Deliberate differences from the SDK (1.0.0rc2214), each an improvement the spec
-allows because none changes a target the SDK would compute:
+Deliberate differences from the SDK (1.0.0rc2214); the targets and bounds computed
+from the same proposals and system bounds are the SDK's (a differential test
+checks it), only when and what gets re-sent differs:
 
 - A proposal that arrives before the pool's system bounds are known is kept (the
   SDK drops it); the target follows as soon as `set_system_bounds` is called.
@@ -33,6 +34,8 @@ from .proposal import Proposal
 
 MAX_PROPOSAL_AGE = 60.0
 """Seconds after which a proposal that nobody re-sent is dropped (as the SDK)."""
+EXPIRY_CHECK_INTERVAL = 1.0
+"""Seconds between two `PowerManager.drop_expired` calls (as the SDK)."""
 
 
 class DefaultPower(enum.Enum):
