@@ -9,6 +9,7 @@ flow when the API rejects the key. Reconnecting is the monitor's job: no reload.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from frequenz.client.microgrid import MicrogridApiClient
 from homeassistant.config_entries import ConfigEntry
@@ -21,6 +22,11 @@ from .engine.monitor import MicrogridMonitor
 from .engine.snapshot import MicrogridSnapshot
 from .simulator import MicrogridSimulator
 
+if TYPE_CHECKING:
+    # The steering controller is being written in parallel; importing it only for
+    # typing keeps the entry working until it lands.
+    from .engine.control import MicrogridController  # type: ignore[import-not-found]
+
 
 @dataclass
 class MicrogridRuntimeData:
@@ -32,6 +38,8 @@ class MicrogridRuntimeData:
     coordinator: MicrogridCoordinator
     simulator: MicrogridSimulator | None = None
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
+    controller: MicrogridController = field(init=False)
+    """Steers the pools: actions and number entities send their proposals here."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:
