@@ -1,0 +1,176 @@
+"""Repair issues: tell the user about problems that outlast a hiccup.
+
+Two situations need a person rather than patience: a component the controller has
+excluded as broken for a long time (its power is missing from the pool), and a
+microgrid that stays unreachable. Short outages are normal and already visible as
+unavailable entities, so an issue only appears once the problem has lasted longer
+than a grace period, and it disappears by itself as soon as the problem is gone.
+Nothing here can be fixed from Home Assistant, so the issues are not fixable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+import time
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+
+from .const import DOMAIN
+from .engine.graph import Topology
+from .engine.health import ComponentHealth, ComponentKind, ComponentStatus
+
+BROKEN_ISSUE_AFTER_S = 600.0
+"""A component excluded as broken for longer than this gets an issue (10 min)."""
+UNREACHABLE_ISSUE_AFTER_S = 300.0
+"""A microgrid unreachable for longer than this gets an issue (5 min)."""
+
+NO_EV_CONNECTED = "no EV connected"
+"""The health tracker's reason for an idle EV charger: normal, not broken."""
+
+ISSUE_COMPONENT_BROKEN = "component_broken"
+ISSUE_UNREACHABLE = "microgrid_unreachable"
+
+
+def is_excluded_as_broken(status: ComponentStatus) -> bool:
+    """Return whether the controller leaves a component out because it is broken.
+
+    Not working or blocked after failed commands counts; an EV charger that is
+    only waiting for an EV does not.
+    """
+    if status.health is ComponentHealth.WORKING:
+        return False
+    return not (
+        status.kind is ComponentKind.EV_CHARGER and status.problem == NO_EV_CONNECTED
+    )
+
+
+def component_issue_id(entry_id: str, component_id: int) -> str:
+    """Return the issue id of a broken component of an entry."""
+    return f"{ISSUE_COMPONENT_BROKEN}_{entry_id}_{component_id}"
+
+
+def unreachable_issue_id(entry_id: str) -> str:
+    """Return the issue id of an entry's unreachable microgrid."""
+    return f"{ISSUE_UNREACHABLE}_{entry_id}"
+
+
+class RepairTracker:
+    """Raise and clear one entry's repair issues from its periodic status.
+
+    Call `update` once per monitor tick; it remembers since when each problem
+    lasts. `clear` removes every issue of the entry (on unload: an entry that is
+    gone has nothing left to repair).
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        title: str,
+        topology: Topology,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Track the issues of the entry `entry_id` named `title`."""
+        self._hass = hass
+        self._entry_id = entry_id
+        self._title = title
+        self._topology = topology
+        self._clock = clock
+        self._unreachable_since: float | None = None
+        self._broken_since: dict[int, float] = {}
+        self._open: set[str] = set()
+
+    @property
+    def open_issues(self) -> frozenset[str]:
+        """The ids of the issues this tracker has raised and not cleared."""
+        return frozenset(self._open)
+
+    @callback
+    def update(self, *, reachable: bool, components: Iterable[ComponentStatus]) -> None:
+        """Raise issues for problems that lasted too long; clear the solved ones.
+
+        While the microgrid is unreachable every component looks broken; only the
+        unreachable issue is raised then, and the components' clocks restart once
+        data flows again.
+        """
+        now = self._clock()
+        issue_id = unreachable_issue_id(self._entry_id)
+        if reachable:
+            self._unreachable_since = None
+            self._delete(issue_id)
+        else:
+            self._broken_since.clear()
+            if self._unreachable_since is None:
+                self._unreachable_since = now
+            if now - self._unreachable_since >= UNREACHABLE_ISSUE_AFTER_S:
+                self._create(
+                    issue_id,
+                    ISSUE_UNREACHABLE,
+                    ir.IssueSeverity.ERROR,
+                    {"title": self._title},
+                )
+            return
+        self._update_components(now, components)
+
+    @callback
+    def clear(self) -> None:
+        """Remove every issue of the entry and forget the problems' history."""
+        for issue_id in list(self._open):
+            self._delete(issue_id)
+        self._unreachable_since = None
+        self._broken_since.clear()
+
+    def _update_components(
+        self, now: float, components: Iterable[ComponentStatus]
+    ) -> None:
+        broken = {s.component_id: s for s in components if is_excluded_as_broken(s)}
+        for component_id in list(self._broken_since):
+            if component_id not in broken:
+                del self._broken_since[component_id]
+                self._delete(component_issue_id(self._entry_id, component_id))
+        for component_id, status in broken.items():
+            since = self._broken_since.setdefault(component_id, now)
+            if now - since >= BROKEN_ISSUE_AFTER_S:
+                self._create(
+                    component_issue_id(self._entry_id, component_id),
+                    ISSUE_COMPONENT_BROKEN,
+                    ir.IssueSeverity.WARNING,
+                    {
+                        "component": self._component_name(component_id),
+                        "title": self._title,
+                        "problem": status.problem or "set-power commands fail",
+                        "minutes": str(round((now - since) / 60)),
+                    },
+                )
+
+    def _component_name(self, component_id: int) -> str:
+        component = self._topology.components.get(component_id)
+        name = component.name if component is not None else None
+        return f"{name} (#{component_id})" if name else f"#{component_id}"
+
+    def _create(
+        self,
+        issue_id: str,
+        translation_key: str,
+        severity: ir.IssueSeverity,
+        placeholders: dict[str, str],
+    ) -> None:
+        if issue_id in self._open:
+            return
+        self._open.add(issue_id)
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            severity=severity,
+            translation_key=translation_key,
+            translation_placeholders=placeholders,
+        )
+
+    def _delete(self, issue_id: str) -> None:
+        if issue_id in self._open:
+            self._open.discard(issue_id)
+            ir.async_delete_issue(self._hass, DOMAIN, issue_id)
