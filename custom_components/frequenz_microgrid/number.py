@@ -1,0 +1,361 @@
+"""Numbers: Home Assistant's own setpoint for each pool.
+
+Each number is one actor of the controller (`home_assistant:<pool>` at the entry's
+default priority, kept alive while the entry is loaded). Its value is that actor's
+standing proposal, read back from the controller, so it shows what Home Assistant
+asks for — not what the pool does (the target-power sensor shows that).
+
+* Battery power setpoint (W, passive sign convention: positive charges). Its range
+  is what the controller grants Home Assistant's priority.
+* EV charging power limit (W, ≥ 0): the chargers share at most this much; the value
+  is also an upper bound, so actors of lower priority can ask for less, never more.
+* PV production limit (W, ≥ 0): the inverters produce at most this much. The user
+  sees a positive "maximum production"; the controller gets the passive-sign power
+  `-limit` with `-limit` as lower bound (production is negative).
+
+After a restart the last value is restored. It is sent again only if the entry's
+option `reapply_setpoints` is on; otherwise the number shows it with the attribute
+`applied: false` until it is set again (the safe default: nothing is steered that
+nobody asked for since the restart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+import math
+from typing import TYPE_CHECKING, Any
+
+from frequenz.client.microgrid import MicrogridInfo
+from frequenz.client.microgrid.metrics import Metric
+from homeassistant.components.number import (
+    NumberDeviceClass,
+    NumberEntityDescription,
+    NumberMode,
+    RestoreNumber,
+)
+from homeassistant.const import UnitOfPower
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+
+from .const import (
+    CONF_REAPPLY_SETPOINTS,
+    DEFAULT_REAPPLY_SETPOINTS,
+    DOMAIN,
+    LOGGER,
+)
+from .engine.bounds import Bounds, PowerBounds, sum_bounds
+from .engine.control import Pool, ProposalStatus
+from .engine.results import Error, OutOfBounds, Result
+from .entity import SnapshotCoordinator, hub_device_info
+from .steering_entity import (
+    ControllerStatusFeed,
+    SteeringEntity,
+    granted_bounds,
+    ha_priority,
+    ha_source_id,
+    own_proposal,
+    pool_set_status,
+    release_signal,
+)
+
+if TYPE_CHECKING:
+    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+    from .coordinator import FrequenzMicrogridConfigEntry
+    from .engine.snapshot import MicrogridSnapshot
+
+PARALLEL_UPDATES = 1
+"""One setpoint at a time per platform: proposals are processed in order anyway."""
+
+
+def reported_range(
+    snapshot: MicrogridSnapshot, component_ids: Iterable[int]
+) -> PowerBounds | None:
+    """Return the sum of the AC power bounds the (fresh) components report.
+
+    What the hardware can do regardless of who is connected: an EV charger reports
+    its bounds with or without a vehicle, so a limit can be set before one arrives.
+    """
+    reported = [
+        bounds
+        for cid in component_ids
+        if (component := snapshot.component(cid)) is not None
+        and (bounds := component.bounds.get(Metric.AC_POWER_ACTIVE)) is not None
+    ]
+    return sum_bounds(reported) if reported else None
+
+
+def battery_pool_range(
+    snapshot: MicrogridSnapshot, _component_ids: Iterable[int]
+) -> PowerBounds | None:
+    """Return the battery pool's bounds as the monitor computes them."""
+    return snapshot.battery.bounds
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolNumberDescription(NumberEntityDescription):
+    """Home Assistant's setpoint for one pool, and how it maps to a proposal."""
+
+    pool: Pool
+    power_fn: Callable[[float], float]
+    """The proposal's power (passive sign convention) for the value set."""
+    value_fn: Callable[[float], float]
+    """The value shown for the proposal's power (the inverse of `power_fn`)."""
+    bounds_fn: Callable[[float], Bounds]
+    """The proposal's bounds for the value set (what lower priorities may use)."""
+    range_fn: Callable[[PowerBounds], tuple[float, float]]
+    """The number's min and max for the pool's power range."""
+    hardware_range_fn: Callable[[MicrogridSnapshot, Iterable[int]], PowerBounds | None]
+    """The pool's power range from telemetry, when the controller has none."""
+    hardware_first: bool = False
+    """Prefer the telemetry range over the controller's (EV chargers without a
+    vehicle count as not working, so the controller's range would be 0 W)."""
+
+
+def _no_bounds(_: float) -> Bounds:
+    return Bounds()
+
+
+NUMBERS: tuple[PoolNumberDescription, ...] = (
+    PoolNumberDescription(
+        key="batteries_setpoint",
+        translation_key="batteries_setpoint",
+        pool=Pool.BATTERIES,
+        device_class=NumberDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        native_step=1.0,
+        mode=NumberMode.BOX,
+        power_fn=lambda value: value,
+        value_fn=lambda power: power,
+        bounds_fn=_no_bounds,
+        range_fn=lambda b: (b.inclusion_lower, b.inclusion_upper),
+        hardware_range_fn=battery_pool_range,
+    ),
+    PoolNumberDescription(
+        key="ev_chargers_limit",
+        translation_key="ev_chargers_limit",
+        pool=Pool.EV_CHARGERS,
+        device_class=NumberDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        native_step=100.0,
+        mode=NumberMode.SLIDER,
+        power_fn=lambda value: value,
+        value_fn=lambda power: power,
+        bounds_fn=lambda value: Bounds(None, value),
+        range_fn=lambda b: (0.0, max(0.0, b.inclusion_upper)),
+        hardware_range_fn=reported_range,
+        hardware_first=True,
+    ),
+    PoolNumberDescription(
+        key="pv_limit",
+        translation_key="pv_limit",
+        pool=Pool.PV,
+        device_class=NumberDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        native_step=100.0,
+        mode=NumberMode.SLIDER,
+        power_fn=lambda value: 0.0 - value,
+        value_fn=lambda power: 0.0 - power,
+        bounds_fn=lambda value: Bounds(0.0 - value, None),
+        range_fn=lambda b: (0.0, max(0.0, -b.inclusion_lower)),
+        hardware_range_fn=reported_range,
+        hardware_first=True,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: FrequenzMicrogridConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up Home Assistant's setpoint for every pool the microgrid has."""
+    runtime = entry.runtime_data
+    controller = runtime.controller
+    feed = ControllerStatusFeed(controller, runtime.coordinator)
+    reapply = bool(entry.options.get(CONF_REAPPLY_SETPOINTS, DEFAULT_REAPPLY_SETPOINTS))
+    async_add_entities(
+        PoolNumber(
+            runtime.coordinator,
+            feed=feed,
+            entry=entry,
+            info=runtime.topology.info,
+            description=description,
+            reapply=reapply,
+        )
+        for description in NUMBERS
+        if controller.pool_components(description.pool)
+    )
+
+
+class PoolNumber(SteeringEntity, RestoreNumber):
+    """Home Assistant's own proposal for one pool."""
+
+    entity_description: PoolNumberDescription
+    _unrecorded_attributes = frozenset({"applied"})
+
+    def __init__(
+        self,
+        coordinator: SnapshotCoordinator,
+        *,
+        feed: ControllerStatusFeed,
+        entry: FrequenzMicrogridConfigEntry,
+        info: MicrogridInfo,
+        description: PoolNumberDescription,
+        reapply: bool,
+    ) -> None:
+        """Create the number for `description` on the hub device."""
+        entry_key = entry.unique_id or entry.entry_id
+        super().__init__(
+            coordinator,
+            feed=feed,
+            unique_id=f"{entry_key}_{description.key}",
+            device_info=hub_device_info(entry_key, info),
+        )
+        self.entity_description = description
+        self.pool = description.pool
+        self.priority = ha_priority(entry)
+        self._entry_id = entry.entry_id
+        self._reapply = reapply
+        self._restored: float | None = None
+        """A value restored after a restart and not sent (yet)."""
+
+    # -- state ----------------------------------------------------------------
+
+    @property
+    def proposal(self) -> ProposalStatus | None:
+        """Home Assistant's standing proposal for the pool, if any."""
+        set_status = pool_set_status(self.controller_status, self.pool)
+        return own_proposal(set_status, self.pool, self.priority)
+
+    @property
+    def native_value(self) -> float | None:
+        """The proposal's value; a restored one not applied yet; else unknown."""
+        proposal = self.proposal
+        if proposal is None:
+            return self._restored
+        if proposal.power is None:
+            return None
+        return self.entity_description.value_fn(proposal.power)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Whether the value shown is standing with the controller."""
+        return {"applied": self.proposal is not None}
+
+    @property
+    def native_min_value(self) -> float:
+        """The lowest value the pool can take now."""
+        return self._range()[0]
+
+    @property
+    def native_max_value(self) -> float:
+        """The highest value the pool can take now."""
+        return self._range()[1]
+
+    def _range(self) -> tuple[float, float]:
+        """Min and max from the first known, finite power range.
+
+        Home Assistant's granted bounds, then the pool's system bounds, then the
+        telemetry (EV and PV: telemetry first); 0…0 while nothing is known.
+        """
+        description = self.entity_description
+        controller_range = granted_bounds(
+            pool_set_status(self.controller_status, self.pool), self.priority
+        )
+        snapshot = self.snapshot
+        hardware_range = (
+            None
+            if snapshot is None
+            else description.hardware_range_fn(
+                snapshot, self.feed.controller.pool_components(self.pool)
+            )
+        )
+        candidates = (
+            (hardware_range, controller_range)
+            if description.hardware_first
+            else (controller_range, hardware_range)
+        )
+        for bounds in candidates:
+            if bounds is not None:
+                low, high = description.range_fn(bounds)
+                if math.isfinite(low) and math.isfinite(high) and low <= high:
+                    return (low, high)
+        return (0.0, 0.0)
+
+    # -- changes --------------------------------------------------------------
+
+    async def async_added_to_hass(self) -> None:
+        """Restore the last value; re-send it only if the option says so."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                release_signal(self._entry_id, self.pool),
+                self._handle_release,
+            )
+        )
+        last = await self.async_get_last_number_data()
+        if last is None or last.native_value is None:
+            return
+        self._restored = last.native_value
+        if not self._reapply:
+            return
+        try:
+            await self._async_propose(last.native_value)
+        except HomeAssistantError as err:
+            LOGGER.warning("Could not re-apply %s: %s", self.entity_id, err)
+
+    async def async_set_native_value(self, value: float) -> None:
+        """Propose `value` for the pool; raise if the microgrid can't take it."""
+        try:
+            await self._async_propose(value)
+        finally:
+            self.async_write_ha_state()
+
+    async def _async_propose(self, value: float) -> None:
+        """Send Home Assistant's proposal for `value` to the controller."""
+        description = self.entity_description
+        try:
+            outcome = await self.feed.controller.propose(
+                self.pool,
+                source_id=ha_source_id(self.pool),
+                priority=self.priority,
+                power=description.power_fn(value),
+                bounds=description.bounds_fn(value),
+                keep_alive=True,
+            )
+        except ValueError as err:
+            # The power manager refuses a proposal for a set overlapping another.
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="setpoint_refused",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        self._restored = None
+        if (reason := _failure_reason(outcome.result)) is not None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="setpoint_not_applied",
+                translation_placeholders={"value": f"{value:g}", "reason": reason},
+            )
+
+    @callback
+    def _handle_release(self) -> None:
+        """Forget a restored value: the release button was pressed."""
+        self._restored = None
+        self.async_write_ha_state()
+
+
+def _failure_reason(result: Result | None) -> str | None:
+    """Why a distribution sent nothing, or `None` if it sent something."""
+    match result:
+        case Error(msg=msg):
+            return msg
+        case OutOfBounds(bounds=bounds):
+            ranges = ", ".join(f"{lo:g}…{hi:g} W" for lo, hi in bounds.to_ranges())
+            return f"outside the allowed power ({ranges})"
+        case _:
+            return None

@@ -1,0 +1,228 @@
+"""What the steering entities share: Home Assistant's own actor and the status feed.
+
+Home Assistant steers every pool as one actor of its own (the number entities, the
+release buttons): a fixed source id per pool at the entry's default priority, so a
+number and its release button address the same proposal, and an automation's
+actions (`action:…` source ids) can never replace it by accident.
+
+The steering entities (numbers, target/bounds/result sensors, excluded binary
+sensors) show the controller's status rather than the telemetry snapshot. Computing
+that status walks every pool and component, so a platform shares one
+`ControllerStatusFeed`: it computes the status at most once per snapshot or
+controller change, and tells its entities when the controller changed between two
+snapshots (a new proposal, a distribution result).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from homeassistant.core import CALLBACK_TYPE, callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.util import dt as dt_util
+
+from .const import CONF_DEFAULT_PRIORITY, DEFAULT_PRIORITY
+from .engine.bounds import PowerBounds
+from .engine.control import ComponentSetStatus, ControllerStatus, Pool, ProposalStatus
+from .engine.health import ComponentStatus
+from .entity import DEFAULT_MIN_INTERVAL, MicrogridEntity, SnapshotCoordinator
+
+if TYPE_CHECKING:
+    from homeassistant.config_entries import ConfigEntry
+
+    from .engine.control import MicrogridController
+    from .engine.snapshot import MicrogridSnapshot
+
+HA_ACTOR_PREFIX: Final = "home_assistant"
+
+
+def ha_source_id(pool: Pool) -> str:
+    """Return the source id of Home Assistant's own proposals for `pool`."""
+    return f"{HA_ACTOR_PREFIX}:{pool.value}"
+
+
+def ha_priority(entry: ConfigEntry) -> int:
+    """Return the priority of Home Assistant's own proposals (the entry option)."""
+    return int(entry.options.get(CONF_DEFAULT_PRIORITY, DEFAULT_PRIORITY))
+
+
+def release_signal(entry_id: str, pool: Pool) -> str:
+    """Return the dispatcher signal a release button sends to its pool's number."""
+    return f"frequenz_microgrid_{entry_id}_{pool.value}_released"
+
+
+def pool_set_status(status: ControllerStatus, pool: Pool) -> ComponentSetStatus | None:
+    """Return the status of a pool's whole component set (Home Assistant's set)."""
+    pool_status = status.pools.get(pool)
+    if pool_status is None:
+        return None
+    return next(
+        (
+            component_set
+            for component_set in pool_status.component_sets
+            if component_set.component_ids == pool_status.component_ids
+        ),
+        None,
+    )
+
+
+def own_proposal(
+    set_status: ComponentSetStatus | None, pool: Pool, priority: int
+) -> ProposalStatus | None:
+    """Return Home Assistant's standing proposal in a component set, if any."""
+    if set_status is None:
+        return None
+    source_id = ha_source_id(pool)
+    return next(
+        (
+            proposal
+            for proposal in set_status.proposals
+            if proposal.source_id == source_id and proposal.priority == priority
+        ),
+        None,
+    )
+
+
+def granted_bounds(
+    set_status: ComponentSetStatus | None, priority: int
+) -> PowerBounds | None:
+    """Return what `priority` may use: its granted bounds, else the system bounds.
+
+    The controller reports granted bounds only for priorities that have a proposal;
+    before Home Assistant's first proposal the system bounds are the best guess.
+    """
+    if set_status is None:
+        return None
+    granted = set_status.bounds_by_priority.get(priority)
+    return granted if granted is not None else set_status.system_bounds
+
+
+def monotonic_to_datetime(at: float, now: float) -> datetime:
+    """Convert a time on the controller's monotonic clock to a UTC datetime.
+
+    Rounded to the second: converting the same instant twice must give the same
+    value, or every tick would look like a change of the entity's attributes.
+    """
+    exact = dt_util.utcnow() + timedelta(seconds=at - now)
+    return dt_util.utc_from_timestamp(round(exact.timestamp()))
+
+
+class ControllerStatusFeed:
+    """The controller's status for one platform, computed once per change.
+
+    The cached status is recomputed when the coordinator publishes a new snapshot
+    (component health ages with time) or the controller reports a change; listeners
+    are only called for the latter (snapshots reach entities through the
+    coordinator already).
+    """
+
+    def __init__(
+        self, controller: MicrogridController, coordinator: SnapshotCoordinator
+    ) -> None:
+        """Feed the status of `controller`, refreshed with `coordinator`'s data."""
+        self.controller = controller
+        self._coordinator = coordinator
+        self._status: ControllerStatus | None = None
+        self._components: dict[int, ComponentStatus] = {}
+        self._computed_for: MicrogridSnapshot | None = None
+        self._listeners: dict[int, CALLBACK_TYPE] = {}
+        self._unsubscribe: CALLBACK_TYPE | None = None
+
+    @property
+    def status(self) -> ControllerStatus:
+        """The controller's current status."""
+        snapshot = self._coordinator.data
+        if self._status is None or self._computed_for is not snapshot:
+            self._status = self.controller.status()
+            self._components = {c.component_id: c for c in self._status.components}
+            self._computed_for = snapshot
+        return self._status
+
+    def component(self, component_id: int) -> ComponentStatus | None:
+        """Return one component's health status (indexed: one lookup per entity)."""
+        _ = self.status
+        return self._components.get(component_id)
+
+    @callback
+    def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `update` after each controller change; return the remover."""
+        key = id(update)
+        self._listeners[key] = update
+        if self._unsubscribe is None:
+            self._unsubscribe = self.controller.listen(self._handle_change)
+
+        @callback
+        def remove() -> None:
+            self._listeners.pop(key, None)
+            if not self._listeners and self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+
+        return remove
+
+    @callback
+    def _handle_change(self, *_: Any) -> None:
+        """Forget the cached status and tell every entity."""
+        self._status = None
+        for update in list(self._listeners.values()):
+            update()
+
+
+class SteeringEntity(MicrogridEntity):
+    """An entity showing the controller's status, with coalesced writes.
+
+    Re-rendered on every snapshot (like every entity) and on every controller
+    change. A change of its attributes alone also counts as a change: a result's
+    details or a block's expiry can change while the state stays the same.
+    """
+
+    def __init__(
+        self,
+        coordinator: SnapshotCoordinator,
+        *,
+        feed: ControllerStatusFeed,
+        unique_id: str,
+        device_info: DeviceInfo,
+        min_interval: timedelta = DEFAULT_MIN_INTERVAL,
+    ) -> None:
+        """Create the entity reading `feed`."""
+        super().__init__(
+            coordinator,
+            unique_id=unique_id,
+            device_info=device_info,
+            min_interval=min_interval,
+        )
+        self.feed = feed
+
+    @property
+    def controller_status(self) -> ControllerStatus:
+        """The controller's current status."""
+        return self.feed.status
+
+    async def async_added_to_hass(self) -> None:
+        """Also follow the controller's changes."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.feed.async_add_listener(self._handle_coordinator_update)
+        )
+
+    def _rendered(self) -> tuple[bool, object]:
+        """What a write would show, attributes included."""
+        available, state = super()._rendered()
+        if not available:
+            return (available, state)
+        return (
+            available,
+            (
+                state,
+                _frozen(self.capability_attributes),
+                _frozen(self.extra_state_attributes),
+            ),
+        )
+
+
+def _frozen(attributes: Mapping[str, Any] | None) -> object:
+    """Return attributes in a form that compares by value (for change detection)."""
+    return None if attributes is None else repr(sorted(attributes.items()))
