@@ -2,8 +2,10 @@
 
 Setting up an entry connects a Microgrid API client (to a real microgrid, or to the
 built-in simulator a demo entry starts on a loopback port), loads the topology, and
-starts the engine's monitor behind a push coordinator. Unloading and Home Assistant
-stop release all of it again, in the reverse order.
+starts the engine's monitor behind a push coordinator and the steering controller
+the actions and number entities talk to. Unloading and Home Assistant stop release
+all of it again, in the reverse order: proposals are withdrawn and the components
+released before the client disconnects.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from homeassistant.exceptions import (
     ConfigEntryNotReady,
     HomeAssistantError,
 )
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
 
+from .actions import async_setup_actions
 from .connection import ConnectionProblem, classify_error, open_client
 from .const import (
     CONF_API_KEY,
@@ -45,6 +50,14 @@ from .engine.graph import Topology, load_topology
 from .simulator import MicrogridSimulator, load_scenario
 
 PLATFORMS: list[Platform] = [Platform.SENSOR, Platform.BINARY_SENSOR]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions, once for every entry (they name their entry)."""
+    async_setup_actions(hass)
+    return True
 
 
 async def async_setup_entry(
@@ -76,11 +89,13 @@ async def async_setup_entry(
         topology=topology,
         monitor=coordinator.monitor,
         coordinator=coordinator,
+        controller=coordinator.controller,
         simulator=simulator,
     )
     entry.runtime_data = runtime
     try:
         await coordinator.monitor.start()
+        await coordinator.controller.start()
         await coordinator.async_config_entry_first_refresh()
         entry.async_on_unload(_close_on_stop(hass, runtime))
         entry.async_on_unload(entry.add_update_listener(_reload_on_new_options(entry)))

@@ -11,15 +11,15 @@ refused call changes nothing on the microgrid (a translated
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 import math
+import time
 from typing import Any
 
 from frequenz.client.base.exception import ApiClientError
 from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid import Validity
 from frequenz.client.microgrid.metrics import Bounds as MetricBounds, Metric
-import voluptuous as vol
-
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
     HomeAssistant,
@@ -31,6 +31,8 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.selector import ConfigEntrySelector
+from homeassistant.util import dt as dt_util
+import voluptuous as vol
 
 from .const import (
     CONF_DEFAULT_PRIORITY,
@@ -328,7 +330,7 @@ def _check_power_sign(pool: Pool, power: float | None) -> None:
 def _pool_subset(
     pool: Pool, requested: Iterable[int] | None, pool_components: frozenset[int]
 ) -> frozenset[int] | None:
-    """Return the requested components (`None`: the whole pool) if all are the pool's."""
+    """Return the requested components (`None`: whole pool) if all are the pool's."""
     if requested is None:
         return None
     component_ids = frozenset(requested)
@@ -421,18 +423,37 @@ def _outcome_as_dict(outcome: ProposalOutcome) -> dict[str, Any]:
     }
 
 
-def _component_as_dict(status: ComponentStatus) -> dict[str, Any]:
+def _component_as_dict(status: ComponentStatus, now: float) -> dict[str, Any]:
+    """Describe a component's health; its block expiry as a UTC time.
+
+    The controller's clock is monotonic (`now` is read from it), which means
+    nothing to a user or an automation.
+    """
+    blocked_until = (
+        None
+        if status.blocked_until is None
+        else (
+            dt_util.utcnow() + timedelta(seconds=status.blocked_until - now)
+        ).isoformat()
+    )
     return {
         "component": status.component_id,
         "kind": status.kind.value,
         "health": status.health.value,
         "problem": status.problem,
-        "blocked_until": status.blocked_until,
+        "blocked_until": blocked_until,
     }
 
 
-def status_as_dict(status: ControllerStatus) -> dict[str, Any]:
-    """Return a JSON-ready view of the controller's status (responses, diagnostics)."""
+def status_as_dict(
+    status: ControllerStatus, now: float | None = None
+) -> dict[str, Any]:
+    """Return a JSON-ready view of the controller's status (responses, diagnostics).
+
+    The controller runs on `time.monotonic` (its default clock); `now` defaults to it.
+    """
+    if now is None:
+        now = time.monotonic()
     return {
         "pools": {
             pool.value: {
@@ -467,5 +488,5 @@ def status_as_dict(status: ControllerStatus) -> dict[str, Any]:
             }
             for pool, pool_status in status.pools.items()
         },
-        "components": [_component_as_dict(c) for c in status.components],
+        "components": [_component_as_dict(c, now) for c in status.components],
     }

@@ -4,12 +4,15 @@ The engine's `MicrogridMonitor` streams telemetry and computes a `MicrogridSnaps
 once per tick; the coordinator only relays it (push: no polling interval), logs once
 when the microgrid becomes unreachable and once when it is back, and starts a reauth
 flow when the API rejects the key. Reconnecting is the monitor's job: no reload.
+
+Each tick also drives the steering: the entry's `MicrogridController` re-checks its
+setpoints against the new telemetry, and the `RepairTracker` raises or clears repair
+issues from the controller's component health.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from frequenz.client.microgrid import MicrogridApiClient
 from homeassistant.config_entries import ConfigEntry
@@ -17,15 +20,12 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import DOMAIN, LOGGER
+from .engine.control import MicrogridController
 from .engine.graph import Topology
 from .engine.monitor import MicrogridMonitor
 from .engine.snapshot import MicrogridSnapshot
+from .repairs import RepairTracker
 from .simulator import MicrogridSimulator
-
-if TYPE_CHECKING:
-    # The steering controller is being written in parallel; importing it only for
-    # typing keeps the entry working until it lands.
-    from .engine.control import MicrogridController  # type: ignore[import-not-found]
 
 
 @dataclass
@@ -36,26 +36,32 @@ class MicrogridRuntimeData:
     topology: Topology
     monitor: MicrogridMonitor
     coordinator: MicrogridCoordinator
+    controller: MicrogridController
+    """Steers the pools: actions and number entities send their proposals here."""
     simulator: MicrogridSimulator | None = None
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
-    controller: MicrogridController = field(init=False)
-    """Steers the pools: actions and number entities send their proposals here."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:
-        """Stop streaming, disconnect the client and stop a demo simulator.
+        """Release the components, stop streaming, disconnect, stop a demo simulator.
 
         Runs on unload and on Home Assistant stop, possibly both: the second call
-        does nothing. The client must be disconnected before its server stops, or its
-        broadcaster tasks keep retrying.
+        does nothing. The controller goes first, while the client still works: it
+        withdraws every proposal and sends the batteries back to 0 W, so nothing is
+        left steering a component that nobody maintains any more. The client must be
+        disconnected before its server stops, or its broadcaster tasks keep retrying.
         """
         if self._closed:
             return
         self._closed = True
-        await self.monitor.stop()
-        await self.client.disconnect()
-        if self.simulator is not None:
-            await self.simulator.stop()
+        self.coordinator.repairs.clear()
+        try:
+            await self.controller.stop()
+        finally:
+            await self.monitor.stop()
+            await self.client.disconnect()
+            if self.simulator is not None:
+                await self.simulator.stop()
 
 
 type FrequenzMicrogridConfigEntry = ConfigEntry[MicrogridRuntimeData]
@@ -89,6 +95,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
             on_reachability=self._handle_reachability,
             on_auth_error=self._handle_auth_error,
         )
+        self.controller = MicrogridController(client, topology, self.monitor.store)
+        self.repairs = RepairTracker(hass, entry.entry_id, entry.title, topology)
         self.unreachable_logged = False
         self._reauth_started = False
 
@@ -102,7 +110,12 @@ class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
 
     @callback
     def _handle_snapshot(self, snapshot: MicrogridSnapshot) -> None:
-        """Publish a new snapshot to the entities."""
+        """Steer with the new telemetry, update repairs, publish to the entities."""
+        self.controller.on_tick()
+        self.repairs.update(
+            reachable=snapshot.reachable,
+            components=self.controller.status().components,
+        )
         self.async_set_updated_data(snapshot)
 
     @callback
