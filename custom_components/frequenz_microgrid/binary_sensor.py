@@ -1,10 +1,17 @@
-"""Binary sensors: is an EV plugged in, and does a component report a problem."""
+"""Binary sensors: EV plugged in, component problem, excluded from control.
+
+"Excluded" reads the steering controller's component health (spec §3): a battery,
+EV charger or PV inverter that may not receive power right now — bad or old
+telemetry, or blocked for a while after a failed command. An EV charger that is
+fine but has no vehicle connected is idle, not excluded.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from frequenz.client.microgrid.component import (
     Component,
@@ -19,9 +26,20 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 
+from .engine.health import ComponentHealth, ComponentKind, ComponentStatus
 from .engine.snapshot import ComponentSnapshot
-from .entity import MicrogridComponentEntity, SnapshotCoordinator, has_device
+from .entity import (
+    MicrogridComponentEntity,
+    SnapshotCoordinator,
+    component_device_info,
+    has_device,
+)
 from .sensor import CABLE_STATES, STATEFUL_COMPONENTS, first_state
+from .steering_entity import (
+    ControllerStatusFeed,
+    SteeringEntity,
+    monotonic_to_datetime,
+)
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -48,6 +66,39 @@ def ev_connected(snapshot: ComponentSnapshot) -> bool | None:
 def has_problem(snapshot: ComponentSnapshot) -> bool:
     """Return whether the component reports errors or is in its error state."""
     return bool(snapshot.errors) or ComponentStateCode.ERROR in snapshot.states
+
+
+def is_excluded(status: ComponentStatus, snapshot: ComponentSnapshot | None) -> bool:
+    """Return whether the controller keeps a component from receiving power.
+
+    Not working or blocked counts, except an EV charger that only lacks a vehicle:
+    the charger is idle, nothing is broken.
+    """
+    if status.health is ComponentHealth.WORKING:
+        return False
+    idle_charger = (
+        status.kind is ComponentKind.EV_CHARGER
+        and status.health is ComponentHealth.NOT_WORKING
+        and snapshot is not None
+        and ev_connected(snapshot) is False
+    )
+    return not idle_charger
+
+
+BLOCKED_REASON = "blocked after a failed command"
+
+
+def exclusion_details(status: ComponentStatus, now: float) -> dict[str, Any]:
+    """Return why a component is excluded and until when a block lasts."""
+    blocked_until = status.blocked_until
+    return {
+        "health": status.health.value,
+        "reason": status.problem
+        or (BLOCKED_REASON if blocked_until is not None else None),
+        "blocked_until": None
+        if blocked_until is None
+        else monotonic_to_datetime(blocked_until, now).isoformat(),
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +135,7 @@ async def async_setup_entry(
     """Set up the binary sensors of every component."""
     runtime = entry.runtime_data
     entry_key = entry.unique_id or entry.entry_id
-    async_add_entities(
+    entities: list[BinarySensorEntity] = [
         ComponentBinarySensor(
             runtime.coordinator,
             entry_key=entry_key,
@@ -95,7 +146,21 @@ async def async_setup_entry(
         if has_device(component)
         for description in COMPONENT_BINARY_SENSORS
         if component.category in description.categories
-    )
+    ]
+    # Hand-fed platform tests run without a controller; a loaded entry has one.
+    if (controller := getattr(runtime, "controller", None)) is not None:
+        feed = ControllerStatusFeed(controller, runtime.coordinator)
+        entities.extend(
+            ExcludedBinarySensor(
+                runtime.coordinator,
+                feed=feed,
+                entry_key=entry_key,
+                component=runtime.topology.components[status.component_id],
+            )
+            for status in feed.status.components
+            if status.component_id in runtime.topology.components
+        )
+    async_add_entities(entities)
 
 
 class ComponentBinarySensor(MicrogridComponentEntity, BinarySensorEntity):
@@ -126,4 +191,58 @@ class ComponentBinarySensor(MicrogridComponentEntity, BinarySensorEntity):
     @property
     def available(self) -> bool:
         """Available while the component's data is fresh and decides the fact."""
+        return super().available and self.is_on is not None
+
+
+EXCLUDED = BinarySensorEntityDescription(
+    key="excluded",
+    translation_key="excluded",
+    device_class=BinarySensorDeviceClass.PROBLEM,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+class ExcludedBinarySensor(SteeringEntity, BinarySensorEntity):
+    """On while the controller keeps a steerable component from receiving power."""
+
+    entity_description = EXCLUDED
+
+    def __init__(
+        self,
+        coordinator: SnapshotCoordinator,
+        *,
+        feed: ControllerStatusFeed,
+        entry_key: str,
+        component: Component,
+    ) -> None:
+        """Create the sensor on the component's device."""
+        self.component_id = int(component.id)
+        super().__init__(
+            coordinator,
+            feed=feed,
+            unique_id=f"{entry_key}_{self.component_id}_{EXCLUDED.key}",
+            device_info=component_device_info(entry_key, component),
+        )
+
+    @property
+    def is_on(self) -> bool | None:
+        """Return whether the component is excluded (`None`: not tracked)."""
+        status = self.feed.component(self.component_id)
+        if status is None:
+            return None
+        snapshot = self.snapshot
+        data = None if snapshot is None else snapshot.component(self.component_id)
+        return is_excluded(status, data)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Return the health, the reason and when a block ends."""
+        status = self.feed.component(self.component_id)
+        if status is None:
+            return None
+        return exclusion_details(status, time.monotonic())
+
+    @property
+    def available(self) -> bool:
+        """Available while the microgrid answers and the controller tracks it."""
         return super().available and self.is_on is not None

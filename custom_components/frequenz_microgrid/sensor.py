@@ -8,7 +8,10 @@ Three kinds of description, one per kind of source:
   every component of its categories — per-phase values only once the component has
   actually sent that metric, so a single-phase meter gets no empty L2/L3 sensors;
 * `EnergySensorDescription` keeps a restored, monotonic kWh total per flow direction
-  for the Energy dashboard (see `energy.py`).
+  for the Energy dashboard (see `energy.py`);
+* `SteeringSensorDescription` reads the steering controller's status of one pool:
+  its target power, the bounds granted to Home Assistant's priority and the last
+  distribution result (see `steering_entity.py`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from homeassistant.helpers.typing import StateType
 
 from .energy import EnergyTotal, positive_part
 from .engine.bounds import PowerBounds
+from .engine.control import ComponentSetStatus, Pool
 from .engine.snapshot import ComponentSnapshot, EnergySnapshot, MicrogridSnapshot
 from .entity import (
     MicrogridComponentEntity,
@@ -55,6 +59,14 @@ from .entity import (
     SnapshotCoordinator,
     async_remove_stale_devices,
     has_device,
+    hub_device_info,
+)
+from .steering_entity import (
+    ControllerStatusFeed,
+    SteeringEntity,
+    granted_bounds,
+    ha_priority,
+    pool_set_status,
 )
 
 if TYPE_CHECKING:
@@ -168,6 +180,85 @@ class EnergySensorDescription(SensorEntityDescription):
     power_fn: Callable[[MicrogridSnapshot], float | None]
     """The flow's power (W, ≥ 0) to integrate when there is no counter."""
     exists_fn: Callable[[Topology], bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SteeringSensorDescription(SensorEntityDescription):
+    """A sensor of one pool's steering, read from the controller's status."""
+
+    pool: Pool
+    value_fn: Callable[[ComponentSetStatus, int], StateType]
+    """The value, from the pool's status and Home Assistant's priority."""
+    attributes_fn: Callable[[ComponentSetStatus], dict[str, Any] | None] = lambda _: (
+        None
+    )
+
+
+RESULT_KINDS = ["success", "partial_failure", "out_of_bounds", "error"]
+"""The options of the last-result sensor (`results.result_kind`)."""
+
+
+def last_result_kind(status: ComponentSetStatus, _priority: int) -> str | None:
+    """Return the kind of the pool's last distribution result, if any."""
+    return None if status.last_result is None else status.last_result["kind"]
+
+
+def last_result_details(status: ComponentSetStatus) -> dict[str, Any] | None:
+    """Return the last result's details: powers, components, setpoints."""
+    if status.last_result is None:
+        return None
+    return {k: v for k, v in status.last_result.items() if k != "kind"}
+
+
+def _steering_sensors(pool: Pool) -> tuple[SteeringSensorDescription, ...]:
+    """Describe the target, granted bounds and last result sensors of a pool."""
+
+    def power(key: str, **kw: Any) -> SteeringSensorDescription:
+        return SteeringSensorDescription(
+            key=f"{pool.value}_{key}",
+            translation_key=f"{pool.value}_{key}",
+            pool=pool,
+            device_class=SensorDeviceClass.POWER,
+            native_unit_of_measurement=UnitOfPower.WATT,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=0,
+            **kw,
+        )
+
+    def granted(edge: Callable[[PowerBounds], float]) -> Callable[..., float | None]:
+        def value(status: ComponentSetStatus, priority: int) -> float | None:
+            bounds = granted_bounds(status, priority)
+            return None if bounds is None else finite(edge(bounds))
+
+        return value
+
+    return (
+        power("target_power", value_fn=lambda s, _: s.target_power),
+        power(
+            "granted_lower",
+            value_fn=granted(lambda b: b.inclusion_lower),
+            entity_category=EntityCategory.DIAGNOSTIC,
+        ),
+        power(
+            "granted_upper",
+            value_fn=granted(lambda b: b.inclusion_upper),
+            entity_category=EntityCategory.DIAGNOSTIC,
+        ),
+        SteeringSensorDescription(
+            key=f"{pool.value}_last_result",
+            translation_key=f"{pool.value}_last_result",
+            pool=pool,
+            device_class=SensorDeviceClass.ENUM,
+            options=RESULT_KINDS,
+            value_fn=last_result_kind,
+            attributes_fn=last_result_details,
+        ),
+    )
+
+
+STEERING_SENSORS: tuple[SteeringSensorDescription, ...] = tuple(
+    description for pool in Pool for description in _steering_sensors(pool)
+)
 
 
 def _power(
@@ -535,6 +626,16 @@ async def async_setup_entry(
         for d in ENERGY_SENSORS
         if d.exists_fn(topology)
     )
+    # Hand-fed platform tests run without a controller; a loaded entry has one.
+    if (controller := getattr(runtime, "controller", None)) is not None:
+        feed = ControllerStatusFeed(controller, coordinator)
+        hub.extend(
+            SteeringSensor(
+                coordinator, feed=feed, entry=entry, info=topology.info, description=d
+            )
+            for d in STEERING_SENSORS
+            if controller.pool_components(d.pool)
+        )
     async_add_entities(hub)
 
     added: set[tuple[int, str]] = set()
@@ -664,6 +765,53 @@ class ComponentSensor(MicrogridComponentEntity, SensorEntity):
     def available(self) -> bool:
         """Available while the component's data is fresh and has this value."""
         return super().available and self.native_value is not None
+
+
+class SteeringSensor(SteeringEntity, SensorEntity):
+    """What the controller reports about one pool's steering."""
+
+    entity_description: SteeringSensorDescription
+    _unrecorded_attributes = frozenset(
+        {"components", "succeeded_components", "failed_components", "setpoints"}
+    )
+
+    def __init__(
+        self,
+        coordinator: SnapshotCoordinator,
+        *,
+        feed: ControllerStatusFeed,
+        entry: FrequenzMicrogridConfigEntry,
+        info: MicrogridInfo,
+        description: SteeringSensorDescription,
+    ) -> None:
+        """Create the sensor for `description` on the hub device."""
+        entry_key = entry.unique_id or entry.entry_id
+        super().__init__(
+            coordinator,
+            feed=feed,
+            unique_id=f"{entry_key}_{description.key}",
+            device_info=hub_device_info(entry_key, info),
+        )
+        self.entity_description = description
+        self._priority = ha_priority(entry)
+
+    @property
+    def _set_status(self) -> ComponentSetStatus | None:
+        return pool_set_status(self.controller_status, self.entity_description.pool)
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the value; unknown while the controller has none (no target)."""
+        status = self._set_status
+        if status is None:
+            return None
+        return self.entity_description.value_fn(status, self._priority)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Return the description's details (the last result's), if any."""
+        status = self._set_status
+        return None if status is None else self.entity_description.attributes_fn(status)
 
 
 @dataclass
