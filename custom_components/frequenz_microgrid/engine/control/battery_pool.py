@@ -1,0 +1,118 @@
+"""Battery pool steering: target → working pairs → SoC-balanced split → inverters.
+
+Per component set with a target (spec §2–§3): the working batteries are paired
+with their inverters, the measured power of requested-but-unusable inverters is
+subtracted, the rest is split by `distribute_battery_power` and sent to the
+inverters. Nothing goes to an inverter whose batteries are not all working; an
+inverter that drops out stops being kept alive (nothing is sent to it).
+
+On a tick the split is recomputed from the latest telemetry and sent only when it
+moved noticeably, when the pairs changed, or when a standing setpoint is no longer
+allowed by its pair's bounds (safety first). An inverter whose batteries are
+blocked after a failed command is retried only once the block has run out, so the
+back-off is honoured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..bounds import PowerBounds
+from ..distribution.battery import (
+    BatteryDistribution,
+    InverterBatteries,
+    distribute_battery_power,
+    reachable_bounds,
+)
+from ..distribution.battery_results import battery_result
+from ..power_manager import PowerManager
+from ..results import Request, Result
+from .inputs import battery_pairs
+from .status import Pool
+from .steering import (
+    ComponentSet,
+    PoolSteering,
+    Results,
+    SteeringContext,
+)
+
+
+class BatteryPoolSteering(PoolSteering):
+    """Steers the battery pool (shifting matryoshka, 0 W by default)."""
+
+    pool = Pool.BATTERIES
+
+    def __init__(
+        self,
+        context: SteeringContext,
+        manager: PowerManager,
+        *,
+        exponent: float = 1.0,
+    ) -> None:
+        """Steer every battery of the topology, balancing SoC with `exponent`."""
+        super().__init__(context, manager, context.topology.battery_ids)
+        self._exponent = exponent
+
+    def _pairs(
+        self, component_ids: ComponentSet, now: float
+    ) -> tuple[list[InverterBatteries], float]:
+        ctx = self.context
+        working = ctx.health.working(component_ids, now)
+        return battery_pairs(ctx.topology, ctx.store, component_ids, working)
+
+    def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
+        """What the set's usable pairs can serve (`reachable_bounds`)."""
+        pairs, _ = self._pairs(component_ids, now)
+        return reachable_bounds(pairs) if pairs else PowerBounds.zero()
+
+    async def steer(self, now: float, *, force: Iterable[ComponentSet] = ()) -> Results:
+        """Distribute every set's target; 0 W once to a set whose target went away."""
+        forced = set(force)
+        results: Results = {}
+        for component_ids in self.component_sets():
+            target = self.manager.target_power(component_ids)
+            releasing = target is None and self._is_steered(component_ids)
+            if releasing:
+                target = 0.0
+            if target is None:
+                continue
+            result = await self._steer_set(
+                component_ids, target, now, force=component_ids in forced or releasing
+            )
+            if releasing:
+                self._drop(component_ids)
+            if result is not None:
+                results[component_ids] = result
+        return results
+
+    async def _steer_set(
+        self, component_ids: ComponentSet, target: float, now: float, *, force: bool
+    ) -> Result | None:
+        """Distribute one set's target; return the result if anything was decided."""
+        pairs, unreachable = self._pairs(component_ids, now)
+        request = Request(power=target, component_ids=component_ids)
+        outcome = distribute_battery_power(
+            target, pairs, exponent=self._exponent, unreachable_power=unreachable
+        )
+        if not isinstance(outcome, BatteryDistribution):
+            # Nothing can be sent: stop keeping alive what this set commanded.
+            was_steered = self._is_steered(component_ids)
+            await self._send(component_ids, {}, {})
+            return battery_result(request, outcome) if force or was_steered else None
+        setpoints = outcome.setpoints
+        to_send = setpoints
+        if not force:
+            bounds = {pair.inverter_id: pair.bounds for pair in pairs}
+            changes = self._changes(component_ids, setpoints, bounds, target, now)
+            if changes is None:
+                return None
+            to_send = changes
+        report = await self._send(component_ids, setpoints, to_send)
+        return battery_result(request, outcome, failed_inverters=report.failed)
+
+    def _is_blocked(self, component_id: int, now: float) -> bool:
+        """Whether a battery behind the inverter is blocked after a failed command."""
+        return any(
+            super(BatteryPoolSteering, self)._is_blocked(battery_id, now)
+            for battery_id in self.context.topology.batteries_of_inverter(component_id)
+        )

@@ -1,0 +1,447 @@
+"""`MicrogridController`: the steering side of one microgrid, free of Home Assistant.
+
+It owns one power manager per pool, the health tracker and the distributor, and
+runs the steering data flow (architecture: "Steering"): a proposal → the power
+manager's target → the pool's distribution with the latest telemetry and health →
+the distributor → the result back to the power manager, the health tracker and
+the caller. Every distribution runs under one lock, so two changes never
+interleave their commands.
+
+Once per monitor tick (`on_tick`) it feeds the health tracker from the telemetry
+store, drops expired proposals, refreshes the system bounds and re-checks every
+pool's setpoints, sending only what changed — and at once whatever became
+unsafe. `on_tick` only schedules that work; it never blocks the event loop.
+
+Releasing (`stop`): every proposal is withdrawn; battery inverters get 0 W
+explicitly (a battery left at its last setpoint would keep charging or
+discharging until the lifetime lapses); EV chargers and PV inverters are simply
+no longer kept alive and fall back to their own default (no limit) when the
+lifetime lapses — sending them 0 W would stop every EV and all PV production,
+which is not what "released" means for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Hashable
+import contextlib
+import logging
+import time
+
+from frequenz.client.microgrid import MicrogridApiClient
+
+from ..bounds import Bounds
+from ..distribution.ev_chargers import EvAllocatorConfig
+from ..distributor import Distributor
+from ..graph import Topology
+from ..health import HealthTracker
+from ..power_manager import MAX_PROPOSAL_AGE, PowerManager, Proposal
+from ..results import Result, result_as_dict
+from ..telemetry import TelemetryStore
+from .battery_pool import BatteryPoolSteering
+from .ev_pool import EvPoolSteering
+from .inputs import feed_health, register_components
+from .pv_pool import PvPoolSteering
+from .status import (
+    ComponentSetStatus,
+    ControllerStatus,
+    Pool,
+    PoolStatus,
+    ProposalOutcome,
+    ProposalStatus,
+)
+from .steering import ComponentSet, PoolSteering, Results, SteeringContext
+
+_LOGGER = logging.getLogger(__name__)
+
+type Listener = Callable[[], None]
+
+
+class MicrogridController:
+    """Steers the batteries, EV chargers and PV inverters of one microgrid.
+
+    Args:
+        client: The Microgrid API client the setpoints go through.
+        topology: The microgrid's components and wiring.
+        store: The monitor's telemetry store (latest values, bounds, states).
+        clock: Monotonic seconds (proposal ages, blocks, EV dwell times).
+        lifetime_s: Request lifetime of each setpoint (the distributor re-sends
+            standing setpoints before it lapses).
+        timeout_s: How long one set-power call may take before it counts as failed.
+        battery_exponent: SoC-balancing exponent of the battery split (spec §2).
+        ev_config: Tuning of the EV allocator; its per-phase limit defaults to the
+            grid connection point's rated fuse current.
+        max_proposal_age_s: Age after which a proposal that is not kept alive
+            expires (the SDK's 60 s).
+    """
+
+    def __init__(
+        self,
+        client: MicrogridApiClient,
+        topology: Topology,
+        store: TelemetryStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        lifetime_s: float = 60.0,
+        timeout_s: float = 5.0,
+        battery_exponent: float = 1.0,
+        ev_config: EvAllocatorConfig | None = None,
+        max_proposal_age_s: float = MAX_PROPOSAL_AGE,
+    ) -> None:
+        """Prepare the steering; nothing is sent before `start`."""
+        self._clock = clock
+        self._health = HealthTracker(max_data_age=store.freshness_s)
+        register_components(self._health, topology)
+        self._distributor = Distributor(
+            client,
+            observer=self._health,
+            timeout_s=timeout_s,
+            lifetime_s=lifetime_s,
+            on_keep_alive_failure=self._on_keep_alive_failure,
+            clock=clock,
+        )
+        self._context = SteeringContext(
+            topology, store, self._health, self._distributor
+        )
+
+        def manager(factory: Callable[[], PowerManager]) -> PowerManager:
+            built = factory()
+            built.max_proposal_age = max_proposal_age_s
+            return built
+
+        self._pools: dict[Pool, PoolSteering] = {
+            Pool.BATTERIES: BatteryPoolSteering(
+                self._context,
+                manager(PowerManager.for_batteries),
+                exponent=battery_exponent,
+            ),
+            Pool.EV_CHARGERS: EvPoolSteering(
+                self._context, manager(PowerManager.for_ev_chargers), ev_config
+            ),
+            Pool.PV: PvPoolSteering(
+                self._context, manager(PowerManager.for_pv_inverters)
+            ),
+        }
+        self._lock = asyncio.Lock()
+        self._running = False
+        self._tick_task: asyncio.Task[None] | None = None
+        self._tick_requested = False
+        self._listeners: list[Listener] = []
+        self._fingerprint: Hashable = None
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start keeping setpoints alive and accept ticks."""
+        self._running = True
+        self._distributor.start()
+
+    async def stop(self) -> None:
+        """Release everything safely (see the module docstring) and stop."""
+        self._running = False
+        task, self._tick_task = self._tick_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        async with self._lock:
+            for steering in self._pools.values():
+                _withdraw_everything(steering.manager)
+            batteries = self._pools[Pool.BATTERIES]
+            zeros = dict.fromkeys(batteries.commanded(), 0.0)
+            for steering in self._pools.values():
+                await steering.release_all()
+            if zeros:
+                await self._distributor.apply(zeros)
+            await self._distributor.release()
+        await self._distributor.stop()
+        self._notify()
+
+    # -- steering -------------------------------------------------------------
+
+    async def propose(
+        self,
+        pool: Pool,
+        *,
+        source_id: str,
+        priority: int,
+        power: float | None,
+        bounds: Bounds = Bounds(),  # noqa: B008 - frozen, immutable default
+        component_ids: frozenset[int] | None = None,
+        keep_alive: bool = True,
+    ) -> ProposalOutcome:
+        """Add or replace a proposal; return once its distribution has completed.
+
+        `keep_alive=True` keeps the proposal until it is withdrawn or the
+        controller stops (spec §6); `False` lets it expire after the maximum age
+        (the SDK's 60 s) unless it is proposed again.
+
+        Raises:
+            ValueError: The component set is not part of the pool, or overlaps
+                another set that has proposals, or the proposal contains NaN.
+        """
+        steering = self._pools[pool]
+        ids = self._component_set(steering, component_ids)
+        async with self._lock:
+            now = self._clock()
+            self._refresh_inputs(now)
+            steering.manager.set_system_bounds(ids, steering.system_bounds(ids, now))
+            steering.manager.propose(
+                Proposal(
+                    source_id=source_id,
+                    priority=priority,
+                    power=power,
+                    bounds=bounds,
+                    component_ids=ids,
+                    creation_time=now,
+                    keep_alive=keep_alive,
+                )
+            )
+            results = await self._steer(steering, now, force=frozenset({ids}))
+            outcome = self._outcome(steering, ids, priority, results)
+        self._notify()
+        return outcome
+
+    async def withdraw(
+        self,
+        pool: Pool,
+        *,
+        source_id: str,
+        priority: int | None = None,
+        component_ids: frozenset[int] | None = None,
+    ) -> ProposalOutcome:
+        """Withdraw a source's proposals (one priority, or all); return the outcome.
+
+        The outcome describes the set that changed (the pool's whole set if none
+        did, or the given `component_ids`).
+        """
+        steering = self._pools[pool]
+        wanted = None if component_ids is None else frozenset(component_ids)
+        async with self._lock:
+            now = self._clock()
+            self._refresh_inputs(now)
+            changed = steering.manager.withdraw(
+                source_id, priority=priority, component_ids=wanted
+            )
+            ids = wanted or next(iter(changed), steering.component_ids)
+            results = await self._steer(steering, now, force=frozenset(changed))
+            outcome = self._outcome(steering, ids, priority, results)
+        self._notify()
+        return outcome
+
+    def on_tick(self) -> None:
+        """Re-check everything with the latest telemetry (call once per tick).
+
+        Schedules the work and returns at once; ticks that arrive while one is
+        still running are folded into one more run.
+        """
+        if not self._running:
+            return
+        self._tick_requested = True
+        if self._tick_task is None or self._tick_task.done():
+            self._tick_task = asyncio.create_task(
+                self._tick_loop(), name="frequenz_microgrid.controller_tick"
+            )
+
+    async def tick(self) -> None:
+        """Run one tick now and wait for it (what `on_tick` schedules)."""
+        async with self._lock:
+            now = self._clock()
+            self._refresh_inputs(now)
+            for steering in self._pools.values():
+                steering.manager.drop_expired(now)
+                steering.update_system_bounds(now)
+                await self._steer(steering, now)
+        self._notify()
+
+    async def _tick_loop(self) -> None:
+        while self._tick_requested and self._running:
+            self._tick_requested = False
+            try:
+                await self.tick()
+            except Exception:  # a bug must not end steering for good
+                _LOGGER.exception("Steering tick failed")
+
+    def _refresh_inputs(self, now: float) -> None:
+        feed_health(self._health, self._context.topology, self._context.store, now)
+
+    async def _steer(
+        self,
+        steering: PoolSteering,
+        now: float,
+        *,
+        force: frozenset[ComponentSet] = frozenset(),
+    ) -> Results:
+        """Steer one pool; feed the results back (a partial failure re-sends once)."""
+        results = await steering.steer(now, force=force)
+        resend: set[ComponentSet] = set()
+        for component_ids, result in results.items():
+            if steering.manager.record_result(result) is not None:
+                resend.add(component_ids)
+        if resend:
+            # The failed components are blocked now: place the power on the others.
+            for component_ids, result in (
+                await steering.steer(now, force=resend)
+            ).items():
+                steering.manager.record_result(result)
+                results.setdefault(component_ids, result)
+        return results
+
+    def _on_keep_alive_failure(self, component_ids: frozenset[int]) -> None:
+        """A refresh failed: those setpoints are gone; re-distribute on a tick."""
+        for steering in self._pools.values():
+            steering.forget(component_ids)
+        self.on_tick()
+
+    # -- views ----------------------------------------------------------------
+
+    def pool_components(self, pool: Pool) -> frozenset[int]:
+        """The pool's default component set (all its components)."""
+        return self._pools[pool].component_ids
+
+    def status(self) -> ControllerStatus:
+        """Proposals, targets, bounds and results per pool, and component health."""
+        now = self._clock()
+        return ControllerStatus(
+            pools={
+                pool: self._pool_status(steering, now)
+                for pool, steering in self._pools.items()
+            },
+            components=tuple(self._health.statuses(now)),
+        )
+
+    def listen(self, callback: Listener) -> Callable[[], None]:
+        """Call `callback` after each change of status, target or result.
+
+        Returns a function that unsubscribes.
+        """
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+
+        return unsubscribe
+
+    # -- internals ------------------------------------------------------------
+
+    @staticmethod
+    def _component_set(
+        steering: PoolSteering, component_ids: frozenset[int] | None
+    ) -> ComponentSet:
+        if component_ids is None:
+            return steering.component_ids
+        ids = frozenset(component_ids)
+        if not ids or not ids <= steering.component_ids:
+            raise ValueError(
+                f"Components {sorted(ids)} are not a non-empty subset of the "
+                f"{steering.pool} pool {sorted(steering.component_ids)}"
+            )
+        return ids
+
+    @staticmethod
+    def _outcome(
+        steering: PoolSteering,
+        ids: ComponentSet,
+        priority: int | None,
+        results: Results,
+    ) -> ProposalOutcome:
+        manager = steering.manager
+        result: Result | None = results.get(ids)
+        if result is None:  # e.g. EV chargers allocated with the rest of the pool
+            result = next((r for s, r in results.items() if ids <= s), None)
+        bounds = (
+            manager.system_bounds(ids)
+            if priority is None
+            else manager.report(ids, priority).bounds
+        )
+        return ProposalOutcome(
+            pool=steering.pool,
+            component_ids=ids,
+            target_power=manager.target_power(ids),
+            bounds=bounds,
+            result=result,
+        )
+
+    def _pool_status(self, steering: PoolSteering, now: float) -> PoolStatus:
+        manager = steering.manager
+        sets: list[ComponentSetStatus] = []
+        for ids in manager.component_sets():
+            proposals = manager.proposals(ids)
+            last_result = manager.report(ids, 0).last_result
+            sets.append(
+                ComponentSetStatus(
+                    component_ids=ids,
+                    proposals=tuple(
+                        ProposalStatus(
+                            source_id=p.source_id,
+                            priority=p.priority,
+                            power=p.power,
+                            bounds=p.bounds,
+                            age_s=now - p.creation_time,
+                            keep_alive=p.keep_alive,
+                        )
+                        for p in proposals
+                    ),
+                    target_power=manager.target_power(ids),
+                    system_bounds=manager.system_bounds(ids),
+                    bounds_by_priority={
+                        p.priority: manager.report(ids, p.priority).bounds
+                        for p in proposals
+                    },
+                    last_result=None
+                    if last_result is None
+                    else result_as_dict(last_result),
+                )
+            )
+        return PoolStatus(
+            pool=steering.pool,
+            component_ids=steering.component_ids,
+            component_sets=tuple(sets),
+        )
+
+    def _notify(self) -> None:
+        """Tell the listeners, if anything they can see changed."""
+        fingerprint = self._current_fingerprint()
+        if fingerprint == self._fingerprint:
+            return
+        self._fingerprint = fingerprint
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                _LOGGER.exception("Controller listener %s failed", listener)
+
+    def _current_fingerprint(self) -> Hashable:
+        """Everything in `status()` except proposal ages, in a comparable form."""
+        now = self._clock()
+        parts: list[Hashable] = []
+        for pool, steering in self._pools.items():
+            manager = steering.manager
+            for ids in manager.component_sets():
+                report = manager.report(ids, 0)
+                parts.append(
+                    (
+                        pool,
+                        ids,
+                        tuple(
+                            (p.key, p.power, p.bounds, p.keep_alive)
+                            for p in manager.proposals(ids)
+                        ),
+                        report.target_power,
+                        manager.system_bounds(ids),
+                        id(report.last_result),
+                    )
+                )
+        parts.extend(
+            (s.component_id, s.health, s.problem, s.blocked_until)
+            for s in self._health.statuses(now)
+        )
+        return tuple(parts)
+
+
+def _withdraw_everything(manager: PowerManager) -> None:
+    """Remove every proposal of every source from a power manager."""
+    for ids in manager.component_sets():
+        for proposal in manager.proposals(ids):
+            manager.withdraw(proposal.source_id, component_ids=ids)

@@ -1,0 +1,195 @@
+"""EV pool steering: the pool target → fair, fuse-safe per-charger setpoints.
+
+Every tick (spec §4) the chargers' latest data (cable state, phase currents,
+bounds) goes through `EvChargerAllocator`, with the per-phase fuse of the grid
+connection point minus the current of every other load behind it
+(`uncontrolled_currents` of the grid meter's phase currents). Only setpoints that
+changed are sent; the distributor keeps the others alive. A charger without an EV
+gets 0 W; a silent or failed one gets nothing and stops being kept alive.
+
+Component sets: chargers named by a proposal form a set with that set's target;
+all other chargers form one more set with the pool default (full charging). Sets
+are allocated one after the other against the same fuse, each seeing the
+currents planned for the sets before it, so together they never exceed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+import dataclasses
+
+from ..bounds import PowerBounds
+from ..distribution.ev_chargers import (
+    EvAllocatorConfig,
+    EvChargerAllocator,
+    EvChargerInput,
+    uncontrolled_currents,
+)
+from ..health import ComponentHealth
+from ..power_manager import PowerManager
+from ..results import Request
+from .inputs import (
+    GridCurrents,
+    can_take_setpoint,
+    ev_charger_input,
+    grid_fuse_a,
+    summed_ac_bounds,
+)
+from .status import Pool
+from .steering import (
+    ComponentSet,
+    PoolSteering,
+    Results,
+    SteeringContext,
+    dispatch_result,
+)
+
+type PhaseCurrents = tuple[float, float, float]
+
+
+class EvPoolSteering(PoolSteering):
+    """Steers the EV chargers (matryoshka, full charging by default)."""
+
+    pool = Pool.EV_CHARGERS
+
+    def __init__(
+        self,
+        context: SteeringContext,
+        manager: PowerManager,
+        config: EvAllocatorConfig | None = None,
+    ) -> None:
+        """Steer every charger of the topology.
+
+        Without a per-phase limit in `config`, the grid connection point's rated
+        fuse current is the limit (no limit only if the topology has none).
+        """
+        config = config or EvAllocatorConfig()
+        if config.phase_limit_a is None:
+            fuse = grid_fuse_a(context.topology)
+            config = dataclasses.replace(config, phase_limit_a=fuse)
+        super().__init__(context, manager, context.topology.ev_charger_ids)
+        self.config = config
+        self._grid = GridCurrents(context.topology)
+        self._allocators: dict[ComponentSet, EvChargerAllocator] = {}
+
+    def partition(self) -> list[ComponentSet]:
+        """The sets allocated this tick: proposal sets, then everyone else."""
+        proposal_sets = [
+            ids
+            for ids in self.manager.component_sets()
+            if self.manager.proposals(ids) and ids <= self.component_ids
+        ]
+        covered = frozenset().union(*proposal_sets)
+        rest = self.component_ids - covered
+        return proposal_sets + ([rest] if rest else [])
+
+    def component_sets(self) -> list[ComponentSet]:
+        """The sets with system bounds: the base ones and this tick's partition."""
+        return sorted(set(super().component_sets()) | set(self.partition()), key=sorted)
+
+    def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
+        """The working chargers' bounds added up (chargers with an EV)."""
+        working = self.context.health.working(component_ids, now)
+        return summed_ac_bounds(self.context.store, working)
+
+    def target(self, component_ids: ComponentSet, now: float) -> float:
+        """The set's target, or the pool default (full charging) without one."""
+        target = self.manager.target_power(component_ids)
+        if target is not None:
+            return target
+        system = self.manager.system_bounds(component_ids)
+        if system is None:
+            system = self.system_bounds(component_ids, now)
+        return self.manager.default_power.of(system)
+
+    async def steer(self, now: float, *, force: Iterable[ComponentSet] = ()) -> Results:
+        """Allocate every set against the fuse and send what changed."""
+        forced = set(force)
+        partition = self.partition()
+        orphans = self._forget_stale_sets(partition)
+        inputs = self._inputs(now)
+        others = uncontrolled_currents(
+            self._grid.measure(self.context.store), list(inputs.values())
+        )
+        results: Results = {}
+        for component_ids in partition:
+            allocator = self._allocators.setdefault(
+                component_ids, EvChargerAllocator(self.config)
+            )
+            target = self.target(component_ids, now)
+            allocation = allocator.allocate(
+                target,
+                [inputs[cid] for cid in sorted(component_ids)],
+                now,
+                other_currents_a=others,
+            )
+            others = _add(others, allocation.phase_currents_a)
+            setpoints = {
+                cid: power
+                for cid, power in allocation.powers().items()
+                if can_take_setpoint(self.context.store, cid)
+            }
+            to_send = self._due(component_ids, setpoints, now, component_ids in forced)
+            if to_send is None:
+                continue
+            report = await self._send(component_ids, setpoints, to_send)
+            request = Request(power=target, component_ids=component_ids)
+            results[component_ids] = dispatch_result(request, setpoints, report)
+        still_commanded = self.commanded()
+        await self.context.distributor.release(orphans - still_commanded.keys())
+        return results
+
+    def _inputs(self, now: float) -> dict[int, EvChargerInput]:
+        health = self.context.health
+        return {
+            cid: ev_charger_input(
+                self.context.store,
+                cid,
+                working=health.health(cid, now) is ComponentHealth.WORKING,
+                nominal_voltage_v=self.config.nominal_voltage_v,
+            )
+            for cid in sorted(self.component_ids)
+        }
+
+    def _due(
+        self,
+        component_ids: ComponentSet,
+        setpoints: dict[int, float],
+        now: float,
+        force: bool,
+    ) -> dict[int, float] | None:
+        """The chargers whose setpoint changed (all when forced); `None`: nothing.
+
+        The allocator's hysteresis already keeps small changes out, so any change
+        is sent. A blocked charger holding nothing waits for its block to end.
+        """
+        old = self._sent.get(component_ids, {})
+        if force:
+            return setpoints
+        to_send = {
+            cid: power
+            for cid, power in setpoints.items()
+            if old.get(cid) != power and (cid in old or not self._is_blocked(cid, now))
+        }
+        if to_send or old.keys() - setpoints.keys():
+            return to_send
+        return None
+
+    def _forget_stale_sets(self, partition: list[ComponentSet]) -> frozenset[int]:
+        """Drop sets that are no longer allocated; return their chargers.
+
+        Their chargers belong to another set now, which commands them this tick;
+        those it does not command are released afterwards.
+        """
+        orphans: set[int] = set()
+        for component_ids in list(self._sent):
+            if component_ids not in partition:
+                orphans.update(self._sent.pop(component_ids))
+        for component_ids in list(self._allocators):
+            if component_ids not in partition:
+                del self._allocators[component_ids]
+        return frozenset(orphans)
+
+
+def _add(a: PhaseCurrents, b: PhaseCurrents) -> PhaseCurrents:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])

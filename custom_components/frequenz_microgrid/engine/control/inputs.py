@@ -1,0 +1,286 @@
+"""From the latest telemetry to the inputs of health tracking and the distributions.
+
+Every function reads the `TelemetryStore` (fresh values only) and returns the plain
+numbers the pure algorithms take. Unknown values become NaN where the algorithm
+knows how to treat NaN (it then skips the component), so a silent component is
+never given power on old data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+import math
+
+from frequenz.client.microgrid.component import (
+    ComponentStateCode,
+    GridConnectionPoint,
+)
+from frequenz.client.microgrid.metrics import Metric
+
+from ..bounds import PowerBounds, sum_bounds
+from ..distribution.battery import BatteryState, InverterBatteries
+from ..distribution.ev_chargers import ALL_PHASES, EvChargerInput
+from ..distribution.pv import PvInverterInput
+from ..formula import compile_formula
+from ..graph import Topology
+from ..health import HealthTracker, Reading
+from ..telemetry import TelemetryStore
+
+PHASE_CURRENTS = (
+    Metric.AC_CURRENT_PHASE_1,
+    Metric.AC_CURRENT_PHASE_2,
+    Metric.AC_CURRENT_PHASE_3,
+)
+
+_NAN_BOUNDS = PowerBounds(math.nan, math.nan, math.nan, math.nan)
+"""Unknown bounds: the battery distribution skips (or fills) a NaN side."""
+
+_DRAWING_THRESHOLD_A = 1.0
+"""A phase carrying more than this is one the EV charges on."""
+
+CHARGER_PHASES = 3
+"""Phases a charger converts a power setpoint over (the SDK's assumption: a
+charger turns watts into a per-phase current limit as ``W / (3 × V)``)."""
+
+_PLUGGED_AT_EV = frozenset(
+    {
+        ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_EV,
+        ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV,
+    }
+)
+_PLUGGED_AT_STATION = frozenset(
+    {
+        ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_STATION,
+        ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_STATION,
+    }
+)
+
+
+def register_components(health: HealthTracker, topology: Topology) -> None:
+    """Track every steerable component of the topology in `health`."""
+    for battery_id in sorted(topology.battery_ids):
+        inverters = topology.inverters_of_battery(battery_id)
+        if inverters:
+            health.add_battery(battery_id, inverters[0])
+    for charger_id in sorted(topology.ev_charger_ids):
+        health.add_ev_charger(charger_id)
+    for inverter_id in sorted(topology.pv_inverter_ids):
+        health.add_pv_inverter(inverter_id)
+
+
+def feed_health(
+    health: HealthTracker, topology: Topology, store: TelemetryStore, now: float
+) -> None:
+    """Give the tracker every steerable component's latest state, aged by arrival.
+
+    The store measures freshness by arrival on its own clock; the reading is dated
+    ``now − age`` on the controller's clock, so both agree on how old it is. A
+    component that never sent anything gets no reading (it stays not working).
+    """
+    ids: set[int] = set(topology.ev_charger_ids) | set(topology.pv_inverter_ids)
+    for battery_id in topology.battery_ids:
+        ids.add(battery_id)
+        ids.update(topology.inverters_of_battery(battery_id))
+    for component_id in sorted(ids):
+        age = store.age_s(component_id)
+        snapshot = store.component_snapshot(component_id)
+        if age is None or snapshot is None:
+            continue
+        capacity = (
+            store.value(component_id, Metric.BATTERY_CAPACITY)
+            if component_id in topology.battery_ids
+            else None
+        )
+        reading = Reading(
+            at=now - age,
+            states=snapshot.states,
+            errors=snapshot.errors,
+            warnings=snapshot.warnings,
+        )
+        health.observe(component_id, reading, capacity=capacity)
+
+
+def _value(store: TelemetryStore, component_id: int, metric: Metric) -> float:
+    value = store.value(component_id, metric)
+    return math.nan if value is None else value
+
+
+def battery_state(store: TelemetryStore, battery_id: int) -> BatteryState:
+    """One battery's distribution input; NaN where the telemetry is missing.
+
+    The SoC window rides on the SoC metric as its bounds, the power bounds on DC
+    power. Without a known SoC window the battery is skipped (NaN), rather than
+    assuming 0–100 % and running it past its limits.
+    """
+    soc_window = store.bounds(battery_id, Metric.BATTERY_SOC_PCT)
+    return BatteryState(
+        component_id=battery_id,
+        capacity_wh=_value(store, battery_id, Metric.BATTERY_CAPACITY),
+        soc_pct=_value(store, battery_id, Metric.BATTERY_SOC_PCT),
+        soc_lower_pct=math.nan if soc_window is None else soc_window.inclusion_lower,
+        soc_upper_pct=math.nan if soc_window is None else soc_window.inclusion_upper,
+        bounds=store.bounds(battery_id, Metric.DC_POWER) or _NAN_BOUNDS,
+    )
+
+
+def battery_inverters(topology: Topology, battery_ids: Iterable[int]) -> list[int]:
+    """The inverters in front of `battery_ids`, sorted (setpoints go to these)."""
+    inverters: set[int] = set()
+    for battery_id in battery_ids:
+        inverters.update(topology.inverters_of_battery(battery_id)[:1])
+    return sorted(inverters)
+
+
+def battery_pairs(
+    topology: Topology,
+    store: TelemetryStore,
+    requested: frozenset[int],
+    working: frozenset[int],
+) -> tuple[list[InverterBatteries], float]:
+    """The usable inverter–battery pairs of a request, and the unreachable power.
+
+    An inverter is usable when every battery behind it is requested and working
+    (its setpoint flows through all of them) and their data is complete. The
+    measured power of every other requested inverter is unreachable: it is already
+    flowing and is subtracted from the request (spec §2).
+    """
+    pairs: list[InverterBatteries] = []
+    unreachable = 0.0
+    for inverter_id in battery_inverters(topology, requested):
+        batteries = topology.batteries_of_inverter(inverter_id)
+        pair = None
+        if all(b in requested and b in working for b in batteries):
+            inverter_bounds = (
+                store.bounds(inverter_id, Metric.AC_POWER_ACTIVE) or _NAN_BOUNDS
+            )
+            pair = InverterBatteries.aggregate(
+                inverter_id,
+                inverter_bounds,
+                [battery_state(store, b) for b in batteries],
+            )
+        if pair is not None:
+            pairs.append(pair)
+        else:
+            unreachable += store.value(inverter_id, Metric.AC_POWER_ACTIVE) or 0.0
+    return pairs, unreachable
+
+
+def ac_bounds(
+    store: TelemetryStore, component_ids: Iterable[int]
+) -> dict[int, PowerBounds]:
+    """The fresh AC active-power bounds of each component that sends them."""
+    found: dict[int, PowerBounds] = {}
+    for component_id in sorted(component_ids):
+        bounds = store.bounds(component_id, Metric.AC_POWER_ACTIVE)
+        if bounds is not None:
+            found[component_id] = bounds
+    return found
+
+
+def pv_inputs(store: TelemetryStore, working: frozenset[int]) -> list[PvInverterInput]:
+    """The working PV inverters with their bounds (others get no setpoint)."""
+    return [
+        PvInverterInput(component_id=cid, bounds=bounds)
+        for cid, bounds in ac_bounds(store, working).items()
+    ]
+
+
+def summed_ac_bounds(store: TelemetryStore, working: frozenset[int]) -> PowerBounds:
+    """System bounds of a pool of AC components: the working members' bounds added."""
+    return sum_bounds(list(ac_bounds(store, working).values()))
+
+
+def ev_connected(store: TelemetryStore, charger_id: int) -> bool:
+    """Whether the cable is plugged (or locked) at both the EV and the station."""
+    snapshot = store.component_snapshot(charger_id)
+    return (
+        snapshot is not None
+        and bool(snapshot.states & _PLUGGED_AT_EV)
+        and bool(snapshot.states & _PLUGGED_AT_STATION)
+    )
+
+
+def can_take_setpoint(store: TelemetryStore, component_id: int) -> bool:
+    """Whether a command may go to the component at all: fresh and not in error.
+
+    A charger without an EV is not *working*, yet it gets 0 W (spec §4); a silent
+    or failed one gets nothing.
+    """
+    snapshot = store.component_snapshot(component_id)
+    return (
+        snapshot is not None
+        and snapshot.fresh
+        and not snapshot.errors
+        and ComponentStateCode.ERROR not in snapshot.states
+    )
+
+
+def ev_charger_input(
+    store: TelemetryStore, charger_id: int, *, working: bool, nominal_voltage_v: float
+) -> EvChargerInput:
+    """One charger's allocator input from its cable state, currents and bounds.
+
+    Phases: those carrying current (a single-phase EV on a three-phase charger
+    shows up on one phase); all three while the EV draws nothing. The charger
+    converts watts over its three phases, so a one-phase EV is described with
+    ``3 × V`` per ampere (`voltage_v`): the watts sent stay those the charger
+    needs for that current, while the fuse is charged on the one phase only.
+    Minimum and maximum current come from the charger's bounds (exclusion upper
+    edge and inclusion upper bound); without bounds the charger is not used.
+    """
+    currents = tuple(_value(store, charger_id, metric) for metric in PHASE_CURRENTS)
+    l1, l2, l3 = currents
+    drawing = tuple(
+        phase
+        for phase, current in zip(ALL_PHASES, currents, strict=True)
+        if current > _DRAWING_THRESHOLD_A
+    )
+    phases = drawing or ALL_PHASES
+    watts_per_amp = CHARGER_PHASES * nominal_voltage_v
+    bounds = store.bounds(charger_id, Metric.AC_POWER_ACTIVE)
+    usable = bounds is not None and math.isfinite(bounds.inclusion_upper)
+    return EvChargerInput(
+        component_id=charger_id,
+        ev_connected=ev_connected(store, charger_id),
+        working=working and usable,
+        phases=phases,
+        measured_currents_a=(l1, l2, l3),
+        measured_power_w=_value(store, charger_id, Metric.AC_POWER_ACTIVE),
+        min_current_a=(bounds.exclusion_upper / watts_per_amp if bounds else 6.0)
+        or 6.0,
+        max_current_a=bounds.inclusion_upper / watts_per_amp if bounds else 0.0,
+        voltage_v=watts_per_amp / len(phases),
+    )
+
+
+def grid_fuse_a(topology: Topology) -> float | None:
+    """The rated fuse current at the grid connection point (`None`: unknown)."""
+    if topology.grid_id is None:
+        return None
+    grid = topology.components.get(topology.grid_id)
+    if not isinstance(grid, GridConnectionPoint) or grid.rated_fuse_current <= 0:
+        return None
+    return float(grid.rated_fuse_current)
+
+
+class GridCurrents:
+    """Per-phase current through the grid connection point, from the grid formula."""
+
+    def __init__(self, topology: Topology) -> None:
+        """Compile the topology's grid formula once."""
+        text = topology.formulas.grid
+        self._formula = None if text is None else compile_formula(text)
+
+    def measure(self, store: TelemetryStore) -> tuple[float, float, float]:
+        """Return L1–L3 in amperes; NaN where unknown (the allocator then backs off)."""
+        if self._formula is None:
+            return (math.nan, math.nan, math.nan)
+        l1, l2, l3 = (
+            _or_nan(self._formula.evaluate(store.fresh_values(metric)))
+            for metric in PHASE_CURRENTS
+        )
+        return (l1, l2, l3)
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value

@@ -1,0 +1,72 @@
+"""PV pool steering: a production limit → proportional curtailment per inverter.
+
+Per component set with a target (spec §1: matryoshka, full production by
+default), the working inverters get `distribute_pv_power` of the target with
+their current bounds. PV is left alone while nobody proposes anything: its own
+default is full production. When the last proposal goes away, full production
+is sent once explicitly (so curtailment ends at once, not when the lifetime
+lapses) and the setpoints are then no longer kept alive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..bounds import PowerBounds
+from ..distribution.pv import distribute_pv_power
+from ..power_manager import PowerManager
+from ..results import Request
+from .inputs import pv_inputs, summed_ac_bounds
+from .status import Pool
+from .steering import (
+    ComponentSet,
+    PoolSteering,
+    Results,
+    SteeringContext,
+    dispatch_result,
+)
+
+
+class PvPoolSteering(PoolSteering):
+    """Steers the PV inverters (matryoshka, full production by default)."""
+
+    pool = Pool.PV
+
+    def __init__(self, context: SteeringContext, manager: PowerManager) -> None:
+        """Steer every PV inverter of the topology."""
+        super().__init__(context, manager, context.topology.pv_inverter_ids)
+
+    def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
+        """The working inverters' bounds added up."""
+        working = self.context.health.working(component_ids, now)
+        return summed_ac_bounds(self.context.store, working)
+
+    async def steer(self, now: float, *, force: Iterable[ComponentSet] = ()) -> Results:
+        """Curtail every set with a target; restore full production when it ends."""
+        forced = set(force)
+        results: Results = {}
+        for component_ids in self.component_sets():
+            target = self.manager.target_power(component_ids)
+            releasing = target is None and self._is_steered(component_ids)
+            if releasing:
+                system = self.system_bounds(component_ids, now)
+                target = self.manager.default_power.of(system)
+            if target is None:
+                continue
+            working = self.context.health.working(component_ids, now)
+            inputs = pv_inputs(self.context.store, working)
+            setpoints = distribute_pv_power(target, inputs)
+            to_send = setpoints
+            if not (releasing or component_ids in forced):
+                bounds = {i.component_id: i.bounds for i in inputs}
+                changes = self._changes(component_ids, setpoints, bounds, target, now)
+                if changes is None:
+                    continue
+                to_send = changes
+            report = await self._send(component_ids, setpoints, to_send)
+            request = Request(power=target, component_ids=component_ids)
+            results[component_ids] = dispatch_result(request, setpoints, report)
+            if releasing:
+                await self.context.distributor.release(frozenset(setpoints))
+                self._drop(component_ids)
+        return results

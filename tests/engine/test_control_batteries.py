@@ -1,0 +1,176 @@
+"""Battery steering against the simulator over real gRPC: split, priorities, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from custom_components.frequenz_microgrid.engine.bounds import Bounds, PowerBounds
+from custom_components.frequenz_microgrid.engine.control import ControllerStatus, Pool
+from custom_components.frequenz_microgrid.engine.distribution.battery import (
+    BatteryDistribution,
+    BatteryState,
+    InverterBatteries,
+    distribute_battery_power,
+)
+from custom_components.frequenz_microgrid.engine.health import (
+    ComponentHealth,
+    ComponentStatus,
+)
+from custom_components.frequenz_microgrid.engine.results import (
+    PartialFailure,
+    Success,
+)
+from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
+from tests.engine.test_control_bench import control_bench
+
+# "home": one battery behind one inverter.
+HOME_INVERTER = 3
+HOME_BATTERY = 4
+# "depot": A (11 → 12), B (13 → 14, 1 kW exclusion zone), C (15 → 16 + 17).
+DEPOT_PAIRS = {11: (12,), 13: (14,), 15: (16, 17)}
+
+
+def model_pair(sim: MicrogridSimulator, inverter_id: int) -> InverterBatteries:
+    """The distribution input of one pair, read from the simulator's own model."""
+    model = sim.model
+    batteries = []
+    for battery_id in DEPOT_PAIRS[inverter_id]:
+        runtime = model.component(battery_id)
+        assert runtime.battery is not None
+        params = runtime.battery.params
+        bounds = model.reported_bounds(battery_id)
+        assert bounds is not None
+        batteries.append(
+            BatteryState(
+                component_id=battery_id,
+                capacity_wh=params.capacity_wh,
+                soc_pct=runtime.battery.soc_pct,
+                soc_lower_pct=params.soc_lower_pct,
+                soc_upper_pct=params.soc_upper_pct,
+                bounds=bounds,
+            )
+        )
+    inverter_bounds = model.reported_bounds(inverter_id)
+    assert inverter_bounds is not None
+    pair = InverterBatteries.aggregate(inverter_id, inverter_bounds, batteries)
+    assert pair is not None
+    return pair
+
+
+def status_of(status: ControllerStatus, component_id: int) -> ComponentStatus:
+    return next(c for c in status.components if c.component_id == component_id)
+
+
+def health_of(status: ControllerStatus, component_id: int) -> ComponentHealth:
+    return status_of(status, component_id).health
+
+
+async def test_a_depot_proposal_reaches_the_inverters_as_a_soc_balanced_split() -> None:
+    async with control_bench("depot") as bench:
+        expected = distribute_battery_power(
+            42_000.0, [model_pair(bench.sim, inv) for inv in sorted(DEPOT_PAIRS)]
+        )
+        outcome = await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.charge", priority=10, power=42_000.0
+        )
+
+        assert isinstance(expected, BatteryDistribution)
+        assert isinstance(outcome.result, Success)
+        assert outcome.target_power == 42_000.0
+        assert outcome.component_ids == frozenset({12, 14, 16, 17})
+        assert outcome.result.succeeded_components == {12, 14, 16, 17}
+        for inverter_id, power in expected.setpoints.items():
+            assert outcome.result.setpoints[inverter_id] == pytest.approx(
+                power, rel=1e-3
+            )
+            held = outcome.result.setpoints[inverter_id]
+            assert bench.held(inverter_id) == pytest.approx(held, abs=0.01)  # float32
+        # SoC balancing: the emptiest pair (A at 40 %) takes more than B (60 %).
+        assert bench.held(11) > bench.held(13) > 0  # type: ignore[operator]
+        assert sum(outcome.result.setpoints.values()) == pytest.approx(42_000.0)
+
+
+async def test_two_actors_shift_their_powers_like_the_spec_says() -> None:
+    async with control_bench("home") as bench:
+        controller = bench.controller
+        high = await controller.propose(
+            Pool.BATTERIES,
+            source_id="peak_shaving",
+            priority=20,
+            power=1000.0,
+            bounds=Bounds(-2000.0, 3000.0),
+        )
+        low = await controller.propose(
+            Pool.BATTERIES, source_id="automation.solar", priority=5, power=4000.0
+        )
+
+        # Shifting matryoshka: 1000 W, then 4000 W clamped into the high actor's
+        # [-2000, 3000] shifted down by its 1000 W = [-3000, 2000] → 1000 + 2000.
+        assert high.target_power == 1000.0
+        assert low.target_power == 3000.0
+        assert low.bounds == PowerBounds(-3000.0, 2000.0)
+        assert high.bounds == PowerBounds(-5000.0, 5000.0)
+        assert bench.held(HOME_INVERTER) == 3000.0
+        assert bench.received(HOME_INVERTER) == [1000.0, 3000.0]
+
+        withdrawn = await controller.withdraw(Pool.BATTERIES, source_id="peak_shaving")
+        assert withdrawn.target_power == 4000.0
+        assert bench.held(HOME_INVERTER) == 4000.0
+
+        await controller.withdraw(Pool.BATTERIES, source_id="automation.solar")
+        assert bench.received(HOME_INVERTER)[-1] == 0.0
+        assert (
+            controller.status().pools[Pool.BATTERIES].component_sets[0].proposals == ()
+        )
+
+
+async def test_a_rejected_setpoint_blocks_the_battery_until_the_fault_clears() -> None:
+    async with control_bench("home", timeout_s=0.5) as bench:
+        bench.sim.inject_fault(HOME_INVERTER, Fault.REJECT_SET_POWER)
+        before = time.monotonic()
+        outcome = await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.x", priority=1, power=2000.0
+        )
+
+        assert isinstance(outcome.result, PartialFailure)
+        assert outcome.result.failed_components == {HOME_BATTERY}
+        assert outcome.result.failed_power == 2000.0
+        battery = status_of(bench.controller.status(), HOME_BATTERY)
+        assert battery.health is ComponentHealth.UNCERTAIN
+        assert battery.blocked_until is not None
+        assert before + 1.0 <= battery.blocked_until <= time.monotonic() + 1.0
+        assert bench.held(HOME_INVERTER) is None
+
+        # The block is honoured: no retry before it runs out.
+        attempts = len(bench.received(HOME_INVERTER))
+        blocked_until = battery.blocked_until
+        await bench.wait_for(lambda: time.monotonic() > blocked_until - 0.2)
+        assert len(bench.received(HOME_INVERTER)) == attempts
+
+        bench.sim.clear_fault(HOME_INVERTER)
+        await bench.wait_for(lambda: bench.held(HOME_INVERTER) == 2000.0)
+        await bench.wait_for(
+            lambda: (
+                health_of(bench.controller.status(), HOME_BATTERY)
+                is ComponentHealth.WORKING
+            )
+        )
+        last = bench.controller.status().pools[Pool.BATTERIES].component_sets[0]
+        assert last.last_result is not None
+        assert last.last_result["kind"] == "success"
+
+
+async def test_a_setpoint_is_still_held_after_three_lifetimes() -> None:
+    # Speed 10: the 10 s lifetime lapses after 1 s of real time.
+    async with control_bench("home", speed=10.0, lifetime_s=10.0) as bench:
+        await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.x", priority=1, power=-1500.0
+        )
+        start = bench.sim.clock.now()
+        while bench.sim.clock.now() - start < 32.0:
+            assert bench.held(HOME_INVERTER) == -1500.0
+            await asyncio.sleep(0.2)
+        assert len(bench.received(HOME_INVERTER)) >= 4
