@@ -1,0 +1,105 @@
+"""EV and PV steering against the simulator over real gRPC."""
+
+from __future__ import annotations
+
+from custom_components.frequenz_microgrid.engine.control import Pool
+from custom_components.frequenz_microgrid.engine.results import Success
+from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
+from tests.engine.test_control_bench import Bench, control_bench
+
+# "home": 40 A grid fuse, two 3-phase 6–32 A chargers, an 8 kW PV inverter (peak
+# 7 kW at noon, when the scenario starts) and a 600 W household.
+GARAGE = 6
+DRIVEWAY = 7
+PV_INVERTER = 5
+FUSE_A = 40.0
+WATTS_PER_AMP = 3 * 230.0
+
+
+def current_a(sim: MicrogridSimulator, charger_id: int) -> float:
+    sim.model.advance_to(sim.clock.now())
+    charger = sim.model.component(charger_id).ev_charger
+    assert charger is not None
+    return charger.current_a
+
+
+def plug_both(bench: Bench) -> float:
+    """Plug a 3-phase EV into each charger; return the simulated plug-in time."""
+    for charger_id in (GARAGE, DRIVEWAY):
+        bench.sim.plug_ev(charger_id, EvSpec(phases=3, max_current_a=32.0))
+    return bench.sim.clock.now()
+
+
+async def test_plugged_evs_get_their_fair_share_of_the_fuse_within_5_s() -> None:
+    async with control_bench("home", speed=2.0) as bench:
+        plugged_at = plug_both(bench)
+
+        # PV exports at noon, which is not credited: the fuse's 40 A are shared.
+        fair_a = FUSE_A / 2
+        await bench.wait_for(
+            lambda: all(current_a(bench.sim, c) == fair_a for c in (GARAGE, DRIVEWAY))
+        )
+
+        assert bench.sim.clock.now() - plugged_at <= 5.0
+        assert bench.held(GARAGE) == fair_a * WATTS_PER_AMP
+        assert bench.held(DRIVEWAY) == fair_a * WATTS_PER_AMP
+        pool = bench.controller.status().pools[Pool.EV_CHARGERS]
+        (everyone,) = pool.component_sets
+        assert everyone.component_ids == frozenset({GARAGE, DRIVEWAY})
+        assert everyone.system_bounds is not None
+        assert everyone.system_bounds.inclusion_upper == 2 * 32 * WATTS_PER_AMP
+
+
+async def test_an_ev_pool_target_is_shared_and_withdrawn_back_to_full() -> None:
+    async with control_bench("home", speed=2.0) as bench:
+        plug_both(bench)
+        await bench.wait_for(lambda: bench.held(GARAGE) == 20 * WATTS_PER_AMP)
+
+        outcome = await bench.controller.propose(
+            Pool.EV_CHARGERS, source_id="automation.cheap", priority=1, power=9000.0
+        )
+        assert outcome.target_power == 9000.0
+        assert isinstance(outcome.result, Success)
+        assert outcome.result.setpoints == {GARAGE: 4500.0, DRIVEWAY: 4500.0}
+        assert bench.held(GARAGE) == bench.held(DRIVEWAY) == 4500.0
+
+        await bench.controller.withdraw(Pool.EV_CHARGERS, source_id="automation.cheap")
+        await bench.wait_for(
+            lambda: bench.held(GARAGE) == bench.held(DRIVEWAY) == 20 * WATTS_PER_AMP
+        )
+
+
+async def test_a_charger_without_ev_gets_0_w_and_an_unplugged_one_returns_to_0() -> (
+    None
+):
+    async with control_bench("home", speed=2.0) as bench:
+        assert bench.received(GARAGE) == [0.0]
+        bench.sim.plug_ev(GARAGE, EvSpec(phases=3, max_current_a=32.0))
+        await bench.wait_for(lambda: (bench.held(GARAGE) or 0.0) > 0.0)
+        # Alone on the fuse: the charger's own maximum limits it.
+        assert bench.held(GARAGE) == 32 * WATTS_PER_AMP
+        assert bench.received(DRIVEWAY) == [0.0]
+
+        bench.sim.unplug_ev(GARAGE)
+        await bench.wait_for(lambda: bench.held(GARAGE) == 0.0)
+
+
+async def test_pv_is_curtailed_and_restored_to_full_production_on_withdrawal() -> None:
+    async with control_bench("home", speed=10.0, lifetime_s=10.0) as bench:
+        assert bench.received(PV_INVERTER) == []  # nobody asked: PV is left alone
+
+        outcome = await bench.controller.propose(
+            Pool.PV, source_id="automation.negative_price", priority=1, power=-3000.0
+        )
+        assert isinstance(outcome.result, Success)
+        assert outcome.result.setpoints == {PV_INVERTER: -3000.0}
+        assert bench.held(PV_INVERTER) == -3000.0
+        bench.sim.tick()
+        pv = bench.sim.model.component(PV_INVERTER)
+        assert pv.active_power_w == -3000.0
+
+        await bench.controller.withdraw(Pool.PV, source_id="automation.negative_price")
+        # Full production at once (the rated 8 kW), then no longer kept alive.
+        assert bench.received(PV_INVERTER)[-1] == -8000.0
+        await bench.wait_for(lambda: bench.held(PV_INVERTER) is None)
+        assert bench.received(PV_INVERTER)[-1] == -8000.0
