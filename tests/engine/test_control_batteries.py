@@ -174,3 +174,21 @@ async def test_a_setpoint_is_still_held_after_three_lifetimes() -> None:
             assert bench.held(HOME_INVERTER) == -1500.0
             await asyncio.sleep(0.2)
         assert len(bench.received(HOME_INVERTER)) >= 4
+
+
+async def test_a_standing_setpoint_that_became_unsafe_is_corrected_at_once() -> None:
+    async with control_bench("home") as bench:
+        await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.x", priority=1, power=3000.0
+        )
+        assert bench.held(HOME_INVERTER) == 3000.0
+
+        # The inverter narrows its bounds (e.g. derating): 3000 W is not allowed.
+        model = bench.sim.model
+        model.augment_bounds(HOME_INVERTER, PowerBounds(-1000.0, 1000.0), 60.0)
+        elapsed = await bench.wait_for(lambda: bench.held(HOME_INVERTER) == 1000.0)
+
+        assert elapsed < 1.0  # a few ticks: sample, monitor tick, controller tick
+        (batteries,) = bench.controller.status().pools[Pool.BATTERIES].component_sets
+        assert batteries.target_power == 1000.0  # clamped to the new system bounds
+        assert batteries.system_bounds == PowerBounds(-1000.0, 1000.0)

@@ -42,6 +42,9 @@ CHARGER_PHASES = 3
 """Phases a charger converts a power setpoint over (the SDK's assumption: a
 charger turns watts into a per-phase current limit as ``W / (3 × V)``)."""
 
+DEFAULT_MIN_CURRENT_A = 6.0
+"""Minimum charging current (IEC 61851) when a charger's bounds do not say."""
+
 _PLUGGED_AT_EV = frozenset(
     {
         ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_EV,
@@ -239,6 +242,14 @@ def ev_charger_input(
     watts_per_amp = CHARGER_PHASES * nominal_voltage_v
     bounds = store.bounds(charger_id, Metric.AC_POWER_ACTIVE)
     usable = bounds is not None and math.isfinite(bounds.inclusion_upper)
+    min_current_a = max_current_a = 0.0
+    if bounds is not None and usable:
+        max_current_a = bounds.inclusion_upper / watts_per_amp
+        min_current_a = (
+            bounds.exclusion_upper / watts_per_amp
+            if bounds.exclusion_upper > 0.0
+            else DEFAULT_MIN_CURRENT_A
+        )
     return EvChargerInput(
         component_id=charger_id,
         ev_connected=ev_connected(store, charger_id),
@@ -246,9 +257,8 @@ def ev_charger_input(
         phases=phases,
         measured_currents_a=(l1, l2, l3),
         measured_power_w=_value(store, charger_id, Metric.AC_POWER_ACTIVE),
-        min_current_a=(bounds.exclusion_upper / watts_per_amp if bounds else 6.0)
-        or 6.0,
-        max_current_a=bounds.inclusion_upper / watts_per_amp if bounds else 0.0,
+        min_current_a=min_current_a,
+        max_current_a=max_current_a,
         voltage_v=watts_per_amp / len(phases),
     )
 
