@@ -309,7 +309,7 @@ async def test_bad_proposal_is_refused_and_sends_nothing(
 BAD_BOUNDS: list[tuple[str, dict[str, Any], str]] = [
     ("lower above upper", {"lower": 10, "upper": -10}, "lower_above_upper"),
     ("NaN bound", {"lower": float("nan"), "upper": 10}, "not_finite"),
-    ("validity out of range", {"lower": -1, "upper": 1, "validity": 30}, "invalid_validity"),
+    ("bad validity", {"lower": -1, "upper": 1, "validity": 30}, "invalid_validity"),
     ("meter", {"component": GRID_METER, "lower": -1, "upper": 1}, "unknown_component"),
     ("unknown id", {"component": 99, "lower": -1, "upper": 1}, "unknown_component"),
 ]  # fmt: skip
