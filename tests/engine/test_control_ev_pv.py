@@ -103,3 +103,21 @@ async def test_pv_is_curtailed_and_restored_to_full_production_on_withdrawal() -
         assert bench.received(PV_INVERTER)[-1] == -8000.0
         await bench.wait_for(lambda: bench.held(PV_INVERTER) is None)
         assert bench.received(PV_INVERTER)[-1] == -8000.0
+
+
+async def test_a_single_phase_ev_charges_and_shares_the_fuse_fairly() -> None:
+    async with control_bench("home", speed=2.0) as bench:
+        bench.sim.plug_ev(DRIVEWAY, EvSpec(phases=1, max_current_a=32.0))
+        await bench.wait_for(lambda: current_a(bench.sim, DRIVEWAY) == 32.0)
+        # The charger converts watts over its three phases: the setpoint stays the
+        # watts of 32 A per phase, although the EV draws on L1 only.
+        assert bench.held(DRIVEWAY) == 32 * WATTS_PER_AMP
+
+        bench.sim.plug_ev(GARAGE, EvSpec(phases=3, max_current_a=32.0))
+        # Both draw on L1, where the 40 A fuse is shared fairly.
+        await bench.wait_for(
+            lambda: (
+                current_a(bench.sim, GARAGE) == current_a(bench.sim, DRIVEWAY)
+                and current_a(bench.sim, GARAGE) == FUSE_A / 2
+            )
+        )
