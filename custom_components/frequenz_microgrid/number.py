@@ -47,7 +47,7 @@ from .const import (
 )
 from .engine.bounds import Bounds, PowerBounds, sum_bounds
 from .engine.control import Pool, ProposalStatus
-from .engine.results import Error, OutOfBounds, Result
+from .engine.results import Error, OutOfBounds, PartialFailure, Result
 from .entity import SnapshotCoordinator, hub_device_info
 from .steering_entity import (
     ControllerStatusFeed,
@@ -335,7 +335,18 @@ class PoolNumber(SteeringEntity, RestoreNumber):
                 translation_placeholders={"error": str(err)},
             ) from err
         self._restored = None
-        if (reason := _failure_reason(outcome.result)) is not None:
+        result = outcome.result
+        if isinstance(result, PartialFailure) and not result.succeeded_components:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="setpoints_failed",
+                translation_placeholders={
+                    "components": ", ".join(
+                        str(c) for c in sorted(result.failed_components)
+                    )
+                },
+            )
+        if (reason := _failure_reason(result)) is not None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="setpoint_not_applied",
