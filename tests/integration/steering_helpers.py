@@ -7,13 +7,10 @@ own physics and recorded setpoints.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, cast
-from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 
@@ -25,22 +22,8 @@ from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
 from .conftest import microgrid_entry, wait_for
 
-STEERING_PLATFORMS = [
-    Platform.SENSOR,
-    Platform.BINARY_SENSOR,
-    Platform.NUMBER,
-    Platform.BUTTON,
-]
-
 BATTERY_INVERTER, BATTERY, PV_INVERTER, GARAGE_WALLBOX, DRIVEWAY_WALLBOX = 3, 4, 5, 6, 7
 """Components of the `home` scenario."""
-
-
-@contextmanager
-def steering_platforms() -> Iterator[None]:
-    """Set up the platforms with steering entities (all of them, today)."""
-    with patch("custom_components.frequenz_microgrid.PLATFORMS", STEERING_PLATFORMS):
-        yield
 
 
 async def setup_entry(
@@ -50,15 +33,14 @@ async def setup_entry(
     options: dict[str, Any] | None = None,
     unique_id: str | None = None,
 ) -> FrequenzMicrogridConfigEntry:
-    """Set up an entry for `sim` and wait until the battery can be steered."""
+    """Set up an entry for `sim` with every platform."""
     kwargs: dict[str, Any] = {"options": options}
     if unique_id is not None:
         kwargs["unique_id"] = unique_id
     entry = microgrid_entry(sim.url, **kwargs)
     entry.add_to_hass(hass)
-    with steering_platforms():
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     return cast(FrequenzMicrogridConfigEntry, entry)
 
@@ -144,8 +126,8 @@ def number_value(
     return None if shown == "unknown" else float(shown)
 
 
-def steering_unique_ids(
-    entry: FrequenzMicrogridConfigEntry, hass: HomeAssistant
+def steering_entries(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
 ) -> Sequence[er.RegistryEntry]:
     """Return the registry entries of the entry's steering entities."""
     keys = (

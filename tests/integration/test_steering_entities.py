@@ -1,0 +1,249 @@
+"""Steering sensors and binary sensors, restore/re-apply, snapshots of every entity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from frequenz.client.microgrid.component import ComponentStateCode
+from homeassistant.core import HomeAssistant, State
+from homeassistant.exceptions import HomeAssistantError
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    mock_restore_cache_with_extra_data,
+)
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.frequenz_microgrid.binary_sensor import (
+    BLOCKED_REASON,
+    exclusion_details,
+    is_excluded,
+)
+from custom_components.frequenz_microgrid.const import CONF_REAPPLY_SETPOINTS
+from custom_components.frequenz_microgrid.engine.health import (
+    ComponentHealth,
+    ComponentKind,
+    ComponentStatus,
+)
+from custom_components.frequenz_microgrid.engine.snapshot import ComponentSnapshot
+from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
+
+from .conftest import wait_for
+from .microgrid_factory import entity_snapshot
+from .steering_helpers import (
+    BATTERY,
+    BATTERY_INVERTER,
+    DRIVEWAY_WALLBOX,
+    GARAGE_WALLBOX,
+    PV_INVERTER,
+    number_value,
+    press,
+    set_number,
+    setpoints_to,
+    setup_entry,
+    state,
+    steering_entries,
+    wait_for_setpoint,
+    wait_for_state,
+)
+
+BATTERY_NUMBER = "number.simulated_home_battery_power_setpoint"
+"""The battery number's entity id (from the `home` hub's name) for the restore cache."""
+
+# --- Excluded: which health counts --------------------------------------------------
+
+
+def _status(
+    kind: ComponentKind, health: ComponentHealth, problem: str | None = None
+) -> ComponentStatus:
+    blocked = 105.0 if health is ComponentHealth.UNCERTAIN else None
+    return ComponentStatus(1, kind, health, problem, blocked)
+
+
+def _charger(*states: ComponentStateCode) -> ComponentSnapshot:
+    return ComponentSnapshot(component_id=1, fresh=True, states=frozenset(states))
+
+
+UNPLUGGED = _charger(
+    ComponentStateCode.READY, ComponentStateCode.EV_CHARGING_CABLE_UNPLUGGED
+)
+PLUGGED = _charger(
+    ComponentStateCode.ERROR,
+    ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV,
+    ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_STATION,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "snapshot", "excluded"),
+    [
+        (_status(ComponentKind.BATTERY, ComponentHealth.WORKING), None, False),
+        (_status(ComponentKind.BATTERY, ComponentHealth.UNCERTAIN), None, True),
+        (_status(ComponentKind.BATTERY, ComponentHealth.NOT_WORKING), None, True),
+        (_status(ComponentKind.PV_INVERTER, ComponentHealth.NOT_WORKING), None, True),
+        # A charger without a vehicle is idle, not broken...
+        (
+            _status(ComponentKind.EV_CHARGER, ComponentHealth.NOT_WORKING),
+            UNPLUGGED,
+            False,
+        ),
+        # ... but one with a vehicle that does not work is excluded,
+        (
+            _status(ComponentKind.EV_CHARGER, ComponentHealth.NOT_WORKING),
+            PLUGGED,
+            True,
+        ),
+        # and so is one whose data is missing (nobody knows whether it is idle).
+        (_status(ComponentKind.EV_CHARGER, ComponentHealth.NOT_WORKING), None, True),
+        (
+            _status(ComponentKind.EV_CHARGER, ComponentHealth.UNCERTAIN),
+            UNPLUGGED,
+            True,
+        ),
+    ],
+)
+def test_is_excluded(
+    status: ComponentStatus, snapshot: ComponentSnapshot | None, excluded: bool
+) -> None:
+    assert is_excluded(status, snapshot) is excluded
+
+
+def test_exclusion_details_convert_the_block_to_a_time() -> None:
+    blocked = _status(ComponentKind.BATTERY, ComponentHealth.UNCERTAIN)
+    details = exclusion_details(blocked, now=100.0)
+    assert details["reason"] == BLOCKED_REASON
+    later = exclusion_details(blocked, now=95.0)["blocked_until"]
+    assert details["blocked_until"] < later  # 5 s before the block ends, not 10
+    broken = _status(ComponentKind.BATTERY, ComponentHealth.NOT_WORKING, "no data")
+    assert exclusion_details(broken, now=100.0) == {
+        "health": "not_working",
+        "reason": "no data",
+        "blocked_until": None,
+    }
+
+
+# --- Against the simulator ---------------------------------------------------------
+
+
+async def test_steering_entities_snapshot(
+    hass: HomeAssistant, simulator: MicrogridSimulator, snapshot: SnapshotAssertion
+) -> None:
+    entry = await setup_entry(hass, simulator)
+    for component in (BATTERY, PV_INVERTER):
+        await wait_for_state(hass, entry, f"{component}_excluded", "off")
+
+    def chargers_idle() -> bool:
+        return all(
+            state(hass, entry, f"{c}_excluded").attributes.get("reason")
+            == "no EV connected"
+            for c in (GARAGE_WALLBOX, DRIVEWAY_WALLBOX)
+        )
+
+    await wait_for(chargers_idle, what="the chargers to be idle")
+    await wait_for_state(hass, entry, "ev_chargers_last_result", "success")
+
+    entries = steering_entries(hass, entry)
+    assert {e.domain for e in entries} == {
+        "number",
+        "button",
+        "sensor",
+        "binary_sensor",
+    }
+    snap = entity_snapshot(snapshot)
+    for entity_entry in entries:
+        assert entity_entry == snap(name=f"{entity_entry.entity_id}-entry")
+        assert hass.states.get(entity_entry.entity_id) == snap(
+            name=f"{entity_entry.entity_id}-state"
+        )
+    assert simulator.unsafe_setpoint_count == 0
+
+
+def _restore_battery_number(hass: HomeAssistant, value: float) -> None:
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State(BATTERY_NUMBER, str(value)),
+                {
+                    "native_value": value,
+                    "native_min_value": -5000.0,
+                    "native_max_value": 5000.0,
+                    "native_step": 1.0,
+                    "native_unit_of_measurement": "W",
+                },
+            )
+        ],
+    )
+
+
+async def test_restored_value_is_not_applied_by_default(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    _restore_battery_number(hass, 2500.0)
+    entry = await setup_entry(hass, simulator)
+    assert state(hass, entry, "batteries_setpoint").entity_id == BATTERY_NUMBER
+    await wait_for_state(hass, entry, "4_excluded", "off")
+
+    assert number_value(hass, entry, "batteries_setpoint") == 2500.0
+    assert state(hass, entry, "batteries_setpoint").attributes["applied"] is False
+    assert state(hass, entry, "batteries_target_power").state == "unknown"
+    assert not any(setpoints_to(simulator, BATTERY_INVERTER))
+
+    # Releasing also drops the restored value.
+    await press(hass, entry, "batteries_release")
+    await wait_for_state(hass, entry, "batteries_setpoint", "unknown")
+    # Setting it again applies it.
+    await set_number(hass, entry, "batteries_setpoint", 2500.0)
+    await wait_for_setpoint(simulator, BATTERY_INVERTER, 2500.0)
+    assert state(hass, entry, "batteries_setpoint").attributes["applied"] is True
+    assert simulator.unsafe_setpoint_count == 0
+
+
+async def test_restored_value_is_reapplied_when_the_option_is_on(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    _restore_battery_number(hass, 2500.0)
+    entry = await setup_entry(hass, simulator, options={CONF_REAPPLY_SETPOINTS: True})
+
+    await wait_for_setpoint(simulator, BATTERY_INVERTER, 2500.0)
+    assert number_value(hass, entry, "batteries_setpoint") == 2500.0
+    await wait_for(
+        lambda: state(hass, entry, "batteries_setpoint").attributes["applied"],
+        what="the restored value to show as applied",
+    )
+    await wait_for_state(hass, entry, "batteries_target_power", "2500.0")
+    assert simulator.unsafe_setpoint_count == 0
+
+
+async def test_failing_inverter_partial_failure_exclusion_and_recovery(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = await setup_entry(hass, simulator)
+    await wait_for_state(hass, entry, "4_excluded", "off")
+    simulator.inject_fault(BATTERY_INVERTER, Fault.REJECT_SET_POWER)
+
+    with pytest.raises(HomeAssistantError) as raised:
+        await set_number(hass, entry, "batteries_setpoint", 2000.0)
+    assert raised.value.translation_key == "setpoints_failed"
+
+    result = state(hass, entry, "batteries_last_result")
+    assert result.state == "partial_failure"
+    assert result.attributes["failed_power"] == 2000.0
+    assert result.attributes["succeeded_power"] == 0.0
+    assert result.attributes["failed_components"]
+    seen: dict[str, Any] = {}
+
+    def excluded_as_blocked() -> bool:
+        shown = state(hass, entry, f"{BATTERY}_excluded")
+        seen.update(shown.attributes)
+        return shown.state == "on" and shown.attributes["reason"] == BLOCKED_REASON
+
+    await wait_for(excluded_as_blocked, what="the battery to be excluded")
+    assert seen["health"] == "uncertain"
+    assert seen["blocked_until"] is not None
+
+    simulator.clear_fault(BATTERY_INVERTER)
+    await wait_for_state(hass, entry, "batteries_last_result", "success", timeout_s=15)
+    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
+    assert setpoints_to(simulator, BATTERY_INVERTER)[-1] == 2000.0
+    assert simulator.model.component(BATTERY_INVERTER).active_setpoint is not None
+    assert simulator.unsafe_setpoint_count == 0
