@@ -92,8 +92,8 @@ class RepairTracker:
         """Raise issues for problems that lasted too long; clear the solved ones.
 
         While the microgrid is unreachable every component looks broken; only the
-        unreachable issue is raised then, and the components' clocks restart once
-        data flows again.
+        unreachable issue is raised then (component issues are withdrawn), and the
+        components' clocks restart once data flows again.
         """
         now = self._clock()
         issue_id = unreachable_issue_id(self._entry_id)
@@ -101,7 +101,7 @@ class RepairTracker:
             self._unreachable_since = None
             self._delete(issue_id)
         else:
-            self._broken_since.clear()
+            self._forget_components()
             if self._unreachable_since is None:
                 self._unreachable_since = now
             if now - self._unreachable_since >= UNREACHABLE_ISSUE_AFTER_S:
@@ -120,6 +120,11 @@ class RepairTracker:
         for issue_id in list(self._open):
             self._delete(issue_id)
         self._unreachable_since = None
+        self._broken_since.clear()
+
+    def _forget_components(self) -> None:
+        for component_id in self._broken_since:
+            self._delete(component_issue_id(self._entry_id, component_id))
         self._broken_since.clear()
 
     def _update_components(

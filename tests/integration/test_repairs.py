@@ -1,0 +1,159 @@
+"""Repair issues from the simulator's faults: raised after a grace period, cleared.
+
+The grace periods (10 and 5 minutes in production) are shortened so the tests run
+in seconds; everything else is the real integration over gRPC.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+import pytest
+
+from custom_components.frequenz_microgrid import repairs
+from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
+from custom_components.frequenz_microgrid.coordinator import (
+    FrequenzMicrogridConfigEntry,
+)
+from custom_components.frequenz_microgrid.engine.health import (
+    ComponentHealth,
+    ComponentKind,
+    ComponentStatus,
+)
+from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
+
+from .conftest import microgrid_entry, wait_for
+
+PV_INVERTER = 5
+IDLE_CHARGERS = (6, 7)
+GRACE_S = 1.0
+
+
+@pytest.fixture(autouse=True)
+def short_grace_periods(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raise issues after a second instead of minutes."""
+    monkeypatch.setattr(repairs, "BROKEN_ISSUE_AFTER_S", GRACE_S)
+    monkeypatch.setattr(repairs, "UNREACHABLE_ISSUE_AFTER_S", GRACE_S)
+
+
+async def _set_up(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> FrequenzMicrogridConfigEntry:
+    # The shortest freshness window, so an outage is noticed within seconds.
+    entry = microgrid_entry(simulator.url, options={CONF_FRESHNESS_S: 2.0})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return cast(FrequenzMicrogridConfigEntry, entry)
+
+
+def _issue(hass: HomeAssistant, issue_id: str) -> ir.IssueEntry | None:
+    return ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+
+
+def _our_issues(hass: HomeAssistant) -> list[str]:
+    return sorted(
+        issue_id for (domain, issue_id) in ir.async_get(hass).issues if domain == DOMAIN
+    )
+
+
+async def test_broken_component_issue_raised_after_grace_and_cleared(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = await _set_up(hass, simulator)
+    issue_id = repairs.component_issue_id(entry.entry_id, PV_INVERTER)
+    controller = entry.runtime_data.controller
+    await wait_for(
+        lambda: any(
+            c.component_id == PV_INVERTER and c.health is ComponentHealth.WORKING
+            for c in controller.status().components
+        ),
+        what="PV inverter working",
+    )
+    # Before the first data every component looked broken for a moment.
+    await wait_for(lambda: _our_issues(hass) == [], what="no issue")
+
+    simulator.inject_fault(PV_INVERTER, Fault.ERROR_STATE)
+    seconds = await wait_for(
+        lambda: _issue(hass, issue_id) is not None,
+        what="a broken-component issue",
+    )
+    assert seconds >= GRACE_S, "not before the grace period"
+    issue = _issue(hass, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "component_broken"
+    assert issue.severity is ir.IssueSeverity.WARNING
+    assert not issue.is_fixable
+    placeholders = issue.translation_placeholders or {}
+    assert f"#{PV_INVERTER}" in placeholders["component"]
+    assert "ERROR" in placeholders["problem"]
+    # Chargers waiting for an EV are not broken: no issue for them.
+    assert _our_issues(hass) == [issue_id]
+
+    simulator.clear_fault(PV_INVERTER)
+    await wait_for(lambda: _issue(hass, issue_id) is None, what="the issue cleared")
+
+
+async def test_unreachable_microgrid_issue_raised_and_cleared(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = await _set_up(hass, simulator)
+    issue_id = repairs.unreachable_issue_id(entry.entry_id)
+    await wait_for(lambda: entry.runtime_data.monitor.reachable, what="data")
+    for spec in simulator.scenario.components:
+        simulator.inject_fault(spec.id, Fault.STOP_DATA)
+
+    await wait_for(
+        lambda: _issue(hass, issue_id) is not None,
+        what="an unreachable issue",
+    )
+    issue = _issue(hass, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "microgrid_unreachable"
+    assert issue.severity is ir.IssueSeverity.ERROR
+    # Every component looks broken while nothing arrives: one issue says it all.
+    assert _our_issues(hass) == [issue_id]
+
+    for spec in simulator.scenario.components:
+        simulator.clear_fault(spec.id)
+    await wait_for(lambda: _issue(hass, issue_id) is None, what="the issue cleared")
+
+
+async def test_unload_removes_the_entrys_issues(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = await _set_up(hass, simulator)
+    issue_id = repairs.component_issue_id(entry.entry_id, PV_INVERTER)
+    simulator.inject_fault(PV_INVERTER, Fault.ERROR_STATE)
+    await wait_for(lambda: _issue(hass, issue_id) is not None, what="an issue")
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert _our_issues(hass) == []
+
+
+STALE = "battery data is 30 s old"
+CHARGER_ERROR = "EV charger errors: ERROR state"
+NO_EV = "no EV connected"
+
+
+@pytest.mark.parametrize(
+    ("kind", "health", "problem", "broken"),
+    [
+        (ComponentKind.BATTERY, ComponentHealth.WORKING, None, False),
+        (ComponentKind.BATTERY, ComponentHealth.NOT_WORKING, STALE, True),
+        (ComponentKind.BATTERY, ComponentHealth.UNCERTAIN, None, True),
+        (ComponentKind.EV_CHARGER, ComponentHealth.NOT_WORKING, NO_EV, False),
+        (ComponentKind.EV_CHARGER, ComponentHealth.NOT_WORKING, CHARGER_ERROR, True),
+        (ComponentKind.PV_INVERTER, ComponentHealth.UNCERTAIN, None, True),
+    ],
+)  # fmt: skip
+def test_what_counts_as_excluded_as_broken(
+    kind: ComponentKind, health: ComponentHealth, problem: str | None, broken: bool
+) -> None:
+    status = ComponentStatus(
+        component_id=1, kind=kind, health=health, problem=problem, blocked_until=None
+    )
+    assert repairs.is_excluded_as_broken(status) is broken
