@@ -165,6 +165,21 @@ def _sim_state(hass: HomeAssistant, cid: int, key: str) -> str | None:
     return None if state is None else state.state
 
 
+def _steering_settled(hass: HomeAssistant) -> bool:
+    """Whether the excluded sensors show the controller's view of fresh data."""
+    registry = er.async_get(hass)
+    for cid in (4, 5, 6, 7):
+        entity_id = registry.async_get_entity_id(
+            "binary_sensor", DOMAIN, f"{HOME_MICROGRID_ID}_{cid}_excluded"
+        )
+        state = hass.states.get(entity_id) if entity_id else None
+        if state is None or state.state != STATE_OFF:
+            return False
+        if cid in (6, 7) and state.attributes.get("reason") != "no EV connected":
+            return False
+    return True
+
+
 async def test_home_scenario_snapshot_and_live_changes(
     hass: HomeAssistant,
     simulator: MicrogridSimulator,
@@ -182,6 +197,7 @@ async def test_home_scenario_snapshot_and_live_changes(
             lambda: (
                 _sim_state(hass, GARAGE_WALLBOX, "ev_connected") == STATE_OFF
                 and _sim_state(hass, BATTERY_INVERTER, "problem") == STATE_OFF
+                and _steering_settled(hass)
             ),
             what="first values",
         )

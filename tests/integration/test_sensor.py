@@ -333,6 +333,8 @@ async def test_home_scenario_snapshot(
             lambda: (
                 _all_available(hass, entry)
                 and _sim_available(hass, f"{HOUSEHOLD}_current_l3")
+                # The EV pool's first distribution (0 W: no vehicle) is done.
+                and _sim_state(hass, "ev_chargers_last_result").state == "success"
             ),
             what="every sensor to have a value",
         )
