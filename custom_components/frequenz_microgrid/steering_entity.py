@@ -23,7 +23,7 @@ from homeassistant.core import CALLBACK_TYPE, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.util import dt as dt_util
 
-from .const import CONF_DEFAULT_PRIORITY, DEFAULT_PRIORITY
+from .const import CONF_DEFAULT_PRIORITY, DEFAULT_PRIORITY, DOMAIN
 from .engine.bounds import PowerBounds
 from .engine.control import ComponentSetStatus, ControllerStatus, Pool, ProposalStatus
 from .engine.health import ComponentStatus
@@ -50,7 +50,7 @@ def ha_priority(entry: ConfigEntry) -> int:
 
 def release_signal(entry_id: str, pool: Pool) -> str:
     """Return the dispatcher signal a release button sends to its pool's number."""
-    return f"frequenz_microgrid_{entry_id}_{pool.value}_released"
+    return f"{DOMAIN}_{entry_id}_{pool.value}_released"
 
 
 def pool_set_status(status: ControllerStatus, pool: Pool) -> ComponentSetStatus | None:
@@ -127,28 +127,33 @@ class ControllerStatusFeed:
         self._status: ControllerStatus | None = None
         self._components: dict[int, ComponentStatus] = {}
         self._computed_for: MicrogridSnapshot | None = None
-        self._listeners: dict[int, CALLBACK_TYPE] = {}
+        self._listeners: dict[object, CALLBACK_TYPE] = {}
         self._unsubscribe: CALLBACK_TYPE | None = None
 
     @property
     def status(self) -> ControllerStatus:
         """The controller's current status."""
+        self._refresh()
+        assert self._status is not None
+        return self._status
+
+    def component(self, component_id: int) -> ComponentStatus | None:
+        """Return one component's health status (indexed: one lookup per entity)."""
+        self._refresh()
+        return self._components.get(component_id)
+
+    def _refresh(self) -> None:
+        """Recompute the status if a snapshot or a change came since the last one."""
         snapshot = self._coordinator.data
         if self._status is None or self._computed_for is not snapshot:
             self._status = self.controller.status()
             self._components = {c.component_id: c for c in self._status.components}
             self._computed_for = snapshot
-        return self._status
-
-    def component(self, component_id: int) -> ComponentStatus | None:
-        """Return one component's health status (indexed: one lookup per entity)."""
-        _ = self.status
-        return self._components.get(component_id)
 
     @callback
     def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
         """Call `update` after each controller change; return the remover."""
-        key = id(update)
+        key = object()
         self._listeners[key] = update
         if self._unsubscribe is None:
             self._unsubscribe = self.controller.listen(self._handle_change)
@@ -163,7 +168,7 @@ class ControllerStatusFeed:
         return remove
 
     @callback
-    def _handle_change(self, *_: Any) -> None:
+    def _handle_change(self) -> None:
         """Forget the cached status and tell every entity."""
         self._status = None
         for update in list(self._listeners.values()):
