@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
 
+from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.engine.bounds import Bounds
 from custom_components.frequenz_microgrid.number import NUMBERS
 from custom_components.frequenz_microgrid.simulator import (
@@ -193,4 +194,41 @@ async def test_without_working_battery_range_closes_and_setting_raises(
     await set_number(hass, entry, "batteries_setpoint", 2000.0)
     await wait_for_setpoint(simulator, BATTERY_INVERTER, 2000.0, after=sent_before)
     await wait_for_state(hass, entry, "batteries_last_result", "success")
+    assert simulator.unsafe_setpoint_count == 0
+
+
+async def test_range_narrows_to_what_a_higher_priority_leaves(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = await setup_entry(hass, simulator)
+    await wait_for_state(hass, entry, "4_excluded", "off")
+    await set_number(hass, entry, "batteries_setpoint", 500.0)
+
+    await hass.services.async_call(
+        DOMAIN,
+        "propose_power",
+        {
+            "config_entry_id": entry.entry_id,
+            "pool": "batteries",
+            "lower": -1000.0,
+            "upper": 2000.0,
+            "priority": 10,
+            "actor": "peak_shaving",
+        },
+        blocking=True,
+    )
+
+    await wait_for(
+        lambda: (
+            state(hass, entry, "batteries_setpoint").attributes["min"] == -1000.0
+            and state(hass, entry, "batteries_setpoint").attributes["max"] == 2000.0
+        ),
+        what="the number's range to narrow",
+    )
+    assert state(hass, entry, "batteries_granted_lower").state == "-1000.0"
+    assert state(hass, entry, "batteries_granted_upper").state == "2000.0"
+    # Home Assistant's 500 W fits inside what the higher priority leaves.
+    await wait_for_setpoint(simulator, BATTERY_INVERTER, 500.0)
+    with pytest.raises(ServiceValidationError):
+        await set_number(hass, entry, "batteries_setpoint", 3000.0)
     assert simulator.unsafe_setpoint_count == 0
