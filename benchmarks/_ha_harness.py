@@ -12,10 +12,15 @@ through.
 The simulator the integration talks to runs in a child process
 (`simulator_process`), so its CPU is not charged to Home Assistant.
 
+    async with home_assistant_with_generated_microgrid(1000) as (hass, entry):
+        ...                                # measure
+
+or, piece by piece (e.g. another simulator set-up):
+
     with simulator_process(1000) as (url, _sim):
         async with running_home_assistant() as hass:
             entry = await async_add_microgrid(hass, url)
-            ...                            # measure
+            ...
             await async_remove_microgrid(hass, entry)
 """
 
@@ -142,3 +147,21 @@ async def async_remove_microgrid(hass: HomeAssistant, entry: ConfigEntry) -> Non
     if entry.state is ConfigEntryState.LOADED:
         await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+@asynccontextmanager
+async def home_assistant_with_generated_microgrid(
+    n_components: int,
+) -> AsyncIterator[tuple[HomeAssistant, ConfigEntry]]:
+    """Home Assistant with the integration on a `generated:N` simulator process.
+
+    Tears down in the only safe order: unload the entry (its client disconnects),
+    stop Home Assistant, then stop the simulator.
+    """
+    with simulator_process(n_components) as (url, _simulator):
+        async with running_home_assistant() as hass:
+            entry = await async_add_microgrid(hass, url)
+            try:
+                yield hass, entry
+            finally:
+                await async_remove_microgrid(hass, entry)

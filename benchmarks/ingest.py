@@ -10,7 +10,12 @@ a window:
 - event-loop lag: a task sleeping 50 ms over and over records how late it wakes,
   which is how long other callbacks held the loop;
 - state writes per second: `state_changed` plus `state_reported` events (a write
-  whose state and attributes did not change only reports).
+  whose state and attributes did not change only reports);
+- garbage-collection pauses per generation (stderr): with thousands of entities the
+  heap is large, and a full collection stops the loop for a long time.
+
+`--components 0` measures Home Assistant alone (no simulator, no entry): the
+baseline the integration's cost adds to, and the machine's noise floor for lag.
 
 Prints one line (progress and the entity count go to stderr):
 
@@ -27,9 +32,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 import cProfile
 from dataclasses import dataclass
+import gc
 import logging
 import statistics
 import sys
@@ -40,10 +47,8 @@ from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 
 from benchmarks._ha_harness import (
-    async_add_microgrid,
-    async_remove_microgrid,
+    home_assistant_with_generated_microgrid,
     running_home_assistant,
-    simulator_process,
 )
 
 LAG_PROBE_INTERVAL_S = 0.05
@@ -116,6 +121,42 @@ class StateWriteCounter:
             unsubscribe()
 
 
+class GcPauseMeter:
+    """Record how long each garbage collection runs, per generation.
+
+    A collection holds the GIL for its whole run, so each one is a loop stall; the
+    full (generation 2) ones grow with everything alive in the process.
+    """
+
+    GENERATIONS = (0, 1, 2)
+
+    def __init__(self) -> None:
+        self.pauses_ms: dict[int, list[float]] = {gen: [] for gen in self.GENERATIONS}
+        self._started = 0.0
+
+    def _on_gc(self, phase: str, info: Mapping[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            elapsed_ms = (time.perf_counter() - self._started) * 1000
+            self.pauses_ms[info["generation"]].append(elapsed_ms)
+
+    def __enter__(self) -> Self:
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def summary(self, elapsed_s: float) -> str:
+        """Return collections per second and the longest pause, per generation."""
+        return "; ".join(
+            f"gen{gen} {len(pauses) / elapsed_s:.2f}/s "
+            f"max {max(pauses, default=0.0):.0f} ms"
+            for gen, pauses in self.pauses_ms.items()
+        )
+
+
 @dataclass(frozen=True)
 class IngestResult:
     """What one measurement window saw."""
@@ -126,6 +167,8 @@ class IngestResult:
     lag_p50_ms: float
     lag_p99_ms: float
     writes_per_s: float
+    gc_pauses: str
+    """Human-readable GC pause summary (stderr only)."""
 
     def line(self) -> str:
         """Return the benchmark's one-line report."""
@@ -150,7 +193,7 @@ async def measure(
 ) -> IngestResult:
     """Measure CPU, loop lag and state writes over `duration_s` seconds."""
     async with LoopLagProbe() as probe:
-        with StateWriteCounter(hass) as writes:
+        with StateWriteCounter(hass) as writes, GcPauseMeter() as gc_pauses:
             cpu_started = time.process_time()
             started = time.monotonic()
             if profiler is not None:
@@ -167,26 +210,33 @@ async def measure(
         lag_p50_ms=probe.percentile_ms(50),
         lag_p99_ms=probe.percentile_ms(99),
         writes_per_s=writes.count / elapsed,
+        gc_pauses=gc_pauses.summary(elapsed),
     )
+
+
+@asynccontextmanager
+async def _home_assistant(n_components: int) -> AsyncIterator[HomeAssistant]:
+    """Home Assistant with a generated microgrid, or alone for 0 (the baseline)."""
+    if n_components == 0:
+        async with running_home_assistant() as hass:
+            yield hass
+        return
+    setup_started = time.monotonic()
+    async with home_assistant_with_generated_microgrid(n_components) as (hass, _):
+        _note(
+            f"entry loaded {time.monotonic() - setup_started:.1f} s after start-up "
+            f"began, {len(hass.states.async_entity_ids())} entities so far"
+        )
+        yield hass
 
 
 async def run(args: argparse.Namespace) -> IngestResult:
     """Start the simulator and Home Assistant, warm up, measure, tear down."""
     profiler = cProfile.Profile() if args.profile else None
-    with simulator_process(args.components) as (url, _simulator):
-        async with running_home_assistant() as hass:
-            setup_started = time.monotonic()
-            entry = await async_add_microgrid(hass, url)
-            _note(
-                f"entry loaded in {time.monotonic() - setup_started:.1f} s with "
-                f"{len(hass.states.async_entity_ids())} entities; "
-                f"warming up {args.warmup:.0f} s"
-            )
-            try:
-                await asyncio.sleep(args.warmup)
-                result = await measure(hass, args.components, args.seconds, profiler)
-            finally:
-                await async_remove_microgrid(hass, entry)
+    async with _home_assistant(args.components) as hass:
+        _note(f"warming up {args.warmup:.0f} s, then measuring {args.seconds:.0f} s")
+        await asyncio.sleep(args.warmup)
+        result = await measure(hass, args.components, args.seconds, profiler)
     if profiler is not None:
         profiler.dump_stats(args.profile)
         _note(f"profile of the measurement window written to {args.profile}")
@@ -200,7 +250,9 @@ def _note(message: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--components", type=int, default=1000)
+    parser.add_argument(
+        "--components", type=int, default=1000, help="0: Home Assistant alone"
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="window length")
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--profile", help="write a cProfile of the window here")
@@ -208,6 +260,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     result = asyncio.run(run(args))
     print(result.line(), flush=True)
+    _note(f"gc pauses: {result.gc_pauses}")
     _note(
         f"{result.entities} entities in the state machine; target "
         f"cpu_pct<{TARGET_CPU_PCT:.0f} loop_lag_p99_ms<{TARGET_LAG_P99_MS:.0f}: "
