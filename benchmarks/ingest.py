@@ -38,6 +38,7 @@ import cProfile
 from dataclasses import dataclass
 import gc
 import logging
+import signal
 import statistics
 import sys
 import time
@@ -231,7 +232,14 @@ async def _home_assistant(n_components: int) -> AsyncIterator[HomeAssistant]:
 
 
 async def run(args: argparse.Namespace) -> IngestResult:
-    """Start the simulator and Home Assistant, warm up, measure, tear down."""
+    """Start the simulator and Home Assistant, warm up, measure, tear down.
+
+    SIGTERM cancels the run as Ctrl-C does, so the teardown still stops the
+    simulator's child process instead of leaving it behind.
+    """
+    run_task = asyncio.current_task()
+    assert run_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, run_task.cancel)
     profiler = cProfile.Profile() if args.profile else None
     async with _home_assistant(args.components) as hass:
         _note(f"warming up {args.warmup:.0f} s, then measuring {args.seconds:.0f} s")
@@ -258,7 +266,10 @@ def main() -> None:
     parser.add_argument("--profile", help="write a cProfile of the window here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(run(args))
+    try:
+        result = asyncio.run(run(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        sys.exit("ingest: interrupted")
     print(result.line(), flush=True)
     _note(f"gc pauses: {result.gc_pauses}")
     _note(
