@@ -1,18 +1,26 @@
 """Control latency: from a power proposal to the setpoint arriving at the microgrid.
 
-A generated microgrid with 100 battery pairs runs in the built-in simulator (in
-this process, so arrivals can be timed exactly: `PowerControl.set_active_power` is
-wrapped to note the time each `SetElectricalComponentPower` arrives). Then:
+A generated microgrid with 100 battery pairs (402 components, all streaming at
+1 Hz) runs in the built-in simulator in a **child process**, so its telemetry
+production and gRPC serving do not compete for the event loop being measured.
+The child notes when each `SetElectricalComponentPower` arrives
+(`time.perf_counter`, i.e. `CLOCK_MONOTONIC`, the same clock in both processes)
+and reports it on stdout. Then, one after the other, on the same simulator:
 
 - **ours**: Home Assistant's core with the integration set up through its config
-  flow; each sample is one `frequenz_microgrid.propose_power` action call for the
-  battery pool, timed from the call to the first setpoint arriving;
-- **sdk**: the Frequenz SDK driving the same simulator, `new_battery_pool()
-  .propose_power()`, timed the same way.
+  flow, streaming all 402 components; each sample is one
+  `frequenz_microgrid.propose_power` action call for the battery pool;
+- **sdk**: the Frequenz SDK (`new_battery_pool().propose_power()`), streaming the
+  pool's batteries and inverters through its data pipeline.
 
-Each side sends ~100 proposals with different powers (so every inverter's setpoint
-changes), after a few warm-up calls. The time to the *last* of the 100 setpoints
-is printed too (stderr), since a pool only steers fully once all have arrived.
+Each side gets `WARM_UP` unmeasured proposals, then `SAMPLES` measured ones, each
+with a different power (so every inverter's setpoint changes), spaced by a
+pseudo-random pause so that proposals land at every phase of the 1 s telemetry
+and steering ticks. A sample is the time from the call to the *first* setpoint
+arriving; stderr adds the time to the last of the 100 setpoints, the same
+proposal made on the controller directly (without Home Assistant's service
+call), and how long the event loop was blocked meanwhile (what the measurement
+cannot get below).
 
 Run: `.venv/bin/python -m benchmarks.control_latency`; prints
 `control_latency ours_p50_ms=<a> ours_p99_ms=<b> sdk_p50_ms=<c> sdk_p99_ms=<d>`.
@@ -21,9 +29,13 @@ Run: `.venv/bin/python -m benchmarks.control_latency`; prints
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 import logging
+from pathlib import Path
+import random
 import statistics
 import sys
 import time
@@ -39,39 +51,75 @@ from benchmarks._ha_harness import (
     async_remove_microgrid,
     running_home_assistant,
 )
-from custom_components.frequenz_microgrid.const import DOMAIN
+from custom_components.frequenz_microgrid.actions import DEFAULT_ACTOR, source_id_of
+from custom_components.frequenz_microgrid.const import DEFAULT_PRIORITY, DOMAIN
 from custom_components.frequenz_microgrid.coordinator import MicrogridRuntimeData
+from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.engine.health import ComponentHealth
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     generate_scenario,
 )
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 BATTERY_PAIRS = 100
 N_COMPONENTS = 2 + 4 * BATTERY_PAIRS
 """Grid, grid meter, then per group an inverter, its battery, a PV inverter and an
 EV charger: 100 groups give 100 battery pairs."""
-SAMPLES = 100
-WARM_UP = 5
+SAMPLES = 200
+WARM_UP = 20
+PAUSE_S = (0.01, 0.12)
+"""Range of the pseudo-random pause between two samples (seconds)."""
 ARRIVAL_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 60.0
+BLOCKED_THRESHOLD_S = 0.005
+"""Event-loop lag above this counts as the loop being blocked."""
+SERVE_FLAG = "--serve-simulator"
 
 
-class ArrivalClock:
-    """Notes when each active-power setpoint arrives at the simulator."""
+# --- The simulator child process -------------------------------------------------
 
-    def __init__(self, sim: MicrogridSimulator) -> None:
-        """Wrap the simulator's setpoint handler (the gRPC servicer calls it)."""
-        self.arrivals: list[float] = []
-        self._event = asyncio.Event()
-        original = sim.control.set_active_power
 
-        def timed(*args: Any, **kwargs: Any) -> float:
-            self.arrivals.append(time.perf_counter())
+async def serve_simulator(n_components: int) -> None:
+    """Child: serve the simulator, print its URL, then one line per setpoint.
+
+    Runs until stdin closes; then prints the unsafe-setpoint count and stops.
+    """
+    sim = MicrogridSimulator(generate_scenario(n_components), sample_period_s=1.0)
+    original = sim.control.set_active_power
+
+    def timed(*args: Any, **kwargs: Any) -> float:
+        sys.stdout.write(f"arrival {time.perf_counter()!r}\n")
+        sys.stdout.flush()
+        return original(*args, **kwargs)
+
+    setattr(sim.control, "set_active_power", timed)  # noqa: B010
+    await sim.start(host="127.0.0.1", port=0)
+    print(f"url {sim.url}", flush=True)
+    try:
+        await asyncio.to_thread(sys.stdin.read)
+    finally:
+        print(f"unsafe {sim.unsafe_setpoint_count}", flush=True)
+        await sim.stop()
+
+
+@dataclass
+class SimulatorProcess:
+    """The parent's view of the simulator child: URL and setpoint arrival times."""
+
+    url: str
+    arrivals: list[float] = field(default_factory=list)
+    unsafe_setpoints: int | None = None
+    _event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def note(self, line: str) -> None:
+        """Take one line the child printed."""
+        kind, _, value = line.partition(" ")
+        if kind == "arrival":
+            self.arrivals.append(float(value))
             self._event.set()
-            return original(*args, **kwargs)
-
-        setattr(sim.control, "set_active_power", timed)  # noqa: B010
+        elif kind == "unsafe":
+            self.unsafe_setpoints = int(value)
 
     def reset(self) -> None:
         """Forget earlier arrivals."""
@@ -86,37 +134,126 @@ class ArrivalClock:
                 await self._event.wait()
 
 
+@asynccontextmanager
+async def simulator_child(n_components: int) -> AsyncIterator[SimulatorProcess]:
+    """Run the timed simulator in a child process while the block runs."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.control_latency",
+        SERVE_FLAG,
+        str(n_components),
+        cwd=REPO_ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    stdout = process.stdout
+    first = (await stdout.readline()).decode().split()
+    if first[:1] != ["url"]:
+        raise RuntimeError(f"the simulator did not start: {first}")
+    child = SimulatorProcess(first[1])
+
+    async def read_lines() -> None:
+        while line := await stdout.readline():
+            child.note(line.decode().strip())
+
+    reader = asyncio.create_task(read_lines())
+    try:
+        yield child
+    finally:
+        process.stdin.close()
+        await asyncio.wait_for(reader, timeout=10.0)
+        await process.wait()
+
+
+# --- Measuring -------------------------------------------------------------------
+
+
+class LoopLag:
+    """Measures how long the event loop is blocked (a 1 ms heartbeat's lateness)."""
+
+    def __init__(self) -> None:
+        """Not running until `start`."""
+        self.blocked_s = 0.0
+        self.longest_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._started = 0.0
+        self._elapsed = 0.0
+
+    def start(self) -> None:
+        """Start the heartbeat."""
+        self._started = time.perf_counter()
+        self._task = asyncio.create_task(self._beat())
+
+    async def stop(self) -> None:
+        """Stop the heartbeat."""
+        self._elapsed = time.perf_counter() - self._started
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def summary(self) -> str:
+        """Share of time blocked longer than the threshold, and the longest block."""
+        share = 100.0 * self.blocked_s / self._elapsed if self._elapsed else 0.0
+        return (
+            f"loop_blocked_pct={share:.1f} longest_block_ms={self.longest_s * 1e3:.1f}"
+        )
+
+    async def _beat(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lag = time.perf_counter() - before - 0.001
+            if lag > BLOCKED_THRESHOLD_S:
+                self.blocked_s += lag
+                self.longest_s = max(self.longest_s, lag)
+
+
+@dataclass
+class Samples:
+    """Seconds from each measured call to its first and its last setpoint."""
+
+    first: list[float] = field(default_factory=list)
+    last: list[float] = field(default_factory=list)
+    lag: LoopLag = field(default_factory=LoopLag)
+
+
 def powers(n: int) -> list[float]:
-    """Alternating charge/discharge requests, all different (20–70 kW)."""
+    """Alternating charge/discharge requests, all different (20–130 kW)."""
     return [(1 if i % 2 else -1) * (20_000.0 + 500.0 * i) for i in range(n)]
 
 
 async def measure(
-    clock: ArrivalClock,
+    child: SimulatorProcess,
     propose: Callable[[float], Awaitable[None]],
     expected: int,
-) -> tuple[list[float], list[float]]:
+    *,
+    seed: int,
+) -> Samples:
     """Time each proposal to its first and its last (`expected`-th) setpoint."""
-    first: list[float] = []
-    last: list[float] = []
+    pauses = random.Random(seed)
+    samples = Samples()
     for i, power in enumerate(powers(WARM_UP + SAMPLES)):
-        clock.reset()
+        if i == WARM_UP:
+            samples.lag.start()
+        await asyncio.sleep(pauses.uniform(*PAUSE_S))
+        child.reset()
         start = time.perf_counter()
         await propose(power)
-        await clock.wait_for(expected)
+        await child.wait_for(expected)
         if i >= WARM_UP:
-            first.append(clock.arrivals[0] - start)
-            last.append(clock.arrivals[expected - 1] - start)
-        await asyncio.sleep(0.02)  # let stray replies settle between samples
-    return first, last
+            samples.first.append(child.arrivals[0] - start)
+            samples.last.append(child.arrivals[expected - 1] - start)
+    await samples.lag.stop()
+    return samples
 
 
-async def measure_ours(
-    sim: MicrogridSimulator, clock: ArrivalClock
-) -> tuple[list[float], list[float]]:
-    """Home Assistant with the integration: action call → setpoints."""
+async def measure_ours(child: SimulatorProcess) -> tuple[Samples, Samples]:
+    """Home Assistant with the integration: action call, then the controller alone."""
     async with running_home_assistant() as hass:
-        entry = await async_add_microgrid(hass, sim.url)
+        entry = await async_add_microgrid(hass, child.url)
         runtime: MicrogridRuntimeData = entry.runtime_data
         controller = runtime.controller
         batteries = runtime.topology.battery_ids
@@ -132,7 +269,7 @@ async def measure_ours(
                 await changed.wait()
         unsubscribe()
 
-        async def propose(power: float) -> None:
+        async def propose_by_action(power: float) -> None:
             await hass.services.async_call(
                 DOMAIN,
                 "propose_power",
@@ -144,29 +281,38 @@ async def measure_ours(
                 blocking=True,
             )
 
+        async def propose_directly(power: float) -> None:
+            # The very proposal the action makes, without the service call.
+            await controller.propose(
+                Pool.BATTERIES,
+                source_id=source_id_of(DEFAULT_ACTOR),
+                priority=DEFAULT_PRIORITY,
+                power=power,
+            )
+
         try:
-            return await measure(clock, propose, len(batteries))
+            by_action = await measure(child, propose_by_action, len(batteries), seed=1)
+            direct = await measure(child, propose_directly, len(batteries), seed=2)
+            return by_action, direct
         finally:
             await async_remove_microgrid(hass, entry)
 
 
-async def measure_sdk(
-    sim: MicrogridSimulator, clock: ArrivalClock
-) -> tuple[list[float], list[float]]:
+async def measure_sdk(child: SimulatorProcess) -> Samples:
     """The Frequenz SDK's battery pool: propose_power → setpoints."""
     before = asyncio.all_tasks()
     await microgrid.initialize(
-        sim.url, ResamplerConfig2(resampling_period=timedelta(seconds=1.0))
+        child.url, ResamplerConfig2(resampling_period=timedelta(seconds=1.0))
     )
     pool = microgrid.new_battery_pool(priority=5)
     try:
         # The SDK ignores proposals until it has seen every battery's bounds.
         async with asyncio.timeout(READY_TIMEOUT_S):
             while True:
-                clock.reset()
+                child.reset()
                 await pool.propose_power(Power.from_watts(10_000.0))
                 try:
-                    await clock.wait_for(BATTERY_PAIRS)
+                    await child.wait_for(BATTERY_PAIRS)
                     break
                 except TimeoutError:
                     continue
@@ -174,7 +320,7 @@ async def measure_sdk(
         async def propose(power: float) -> None:
             await pool.propose_power(Power.from_watts(power))
 
-        return await measure(clock, propose, BATTERY_PAIRS)
+        return await measure(child, propose, BATTERY_PAIRS, seed=1)
     finally:
         await pool.stop()
         await _stop_sdk(before)
@@ -201,33 +347,38 @@ def percentile_ms(values: list[float], pct: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1] * 1000.0
 
 
+def describe(name: str, samples: Samples) -> str:
+    """One stderr line: first and last setpoint percentiles, and the loop's lag."""
+    return (
+        f"{name} first_p50_ms={percentile_ms(samples.first, 50):.2f} "
+        f"first_p99_ms={percentile_ms(samples.first, 99):.2f} "
+        f"last_p50_ms={percentile_ms(samples.last, 50):.2f} "
+        f"last_p99_ms={percentile_ms(samples.last, 99):.2f} "
+        f"{samples.lag.summary()}"
+    )
+
+
 async def main() -> None:
     """Run both measurements on one simulator and print the result line."""
     logging.basicConfig(level=logging.WARNING)
-    sim = MicrogridSimulator(generate_scenario(N_COMPONENTS), sample_period_s=1.0)
-    await sim.start(host="127.0.0.1", port=0)
-    try:
-        clock = ArrivalClock(sim)
-        ours_first, ours_last = await measure_ours(sim, clock)
+    logging.getLogger("frequenz.channels").setLevel(logging.ERROR)
+    async with simulator_child(N_COMPONENTS) as child:
+        ours, direct = await measure_ours(child)
         await asyncio.sleep(1.0)
-        sdk_first, sdk_last = await measure_sdk(sim, clock)
-    finally:
-        await sim.stop()
+        sdk = await measure_sdk(child)
+    for name, samples in (("ours", ours), ("ours_direct", direct), ("sdk", sdk)):
+        print(f"control_latency_detail {describe(name, samples)}", file=sys.stderr)
+    print(f"unsafe_setpoints={child.unsafe_setpoints}", file=sys.stderr)
     print(
-        f"control_latency_all_setpoints ours_p50_ms={percentile_ms(ours_last, 50):.2f} "
-        f"ours_p99_ms={percentile_ms(ours_last, 99):.2f} "
-        f"sdk_p50_ms={percentile_ms(sdk_last, 50):.2f} "
-        f"sdk_p99_ms={percentile_ms(sdk_last, 99):.2f} "
-        f"unsafe_setpoints={sim.unsafe_setpoint_count}",
-        file=sys.stderr,
-    )
-    print(
-        f"control_latency ours_p50_ms={percentile_ms(ours_first, 50):.2f} "
-        f"ours_p99_ms={percentile_ms(ours_first, 99):.2f} "
-        f"sdk_p50_ms={percentile_ms(sdk_first, 50):.2f} "
-        f"sdk_p99_ms={percentile_ms(sdk_first, 99):.2f}"
+        f"control_latency ours_p50_ms={percentile_ms(ours.first, 50):.2f} "
+        f"ours_p99_ms={percentile_ms(ours.first, 99):.2f} "
+        f"sdk_p50_ms={percentile_ms(sdk.first, 50):.2f} "
+        f"sdk_p99_ms={percentile_ms(sdk.first, 99):.2f}"
     )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) == 3 and sys.argv[1] == SERVE_FLAG:
+        asyncio.run(serve_simulator(int(sys.argv[2])))
+    else:
+        asyncio.run(main())

@@ -36,6 +36,9 @@ from .steering import (
     SteeringContext,
 )
 
+type _Pairs = tuple[list[InverterBatteries], float]
+"""Usable inverter–battery pairs and the unreachable power (`battery_pairs`)."""
+
 
 class BatteryPoolSteering(PoolSteering):
     """Steers the battery pool (shifting matryoshka, 0 W by default)."""
@@ -52,13 +55,25 @@ class BatteryPoolSteering(PoolSteering):
         """Steer every battery of the topology, balancing SoC with `exponent`."""
         super().__init__(context, manager, context.topology.battery_ids)
         self._exponent = exponent
+        self._last_pairs: tuple[ComponentSet, float, _Pairs] | None = None
+        """The pairs `system_bounds` just built, for the distribution that follows."""
 
-    def _pairs(
-        self, component_ids: ComponentSet, now: float
-    ) -> tuple[list[InverterBatteries], float]:
+    def _pairs(self, component_ids: ComponentSet, now: float) -> _Pairs:
+        """The set's usable pairs at `now`, built once per step.
+
+        The controller asks for a set's system bounds and then, in the same
+        synchronous step (same `now`, nothing awaited in between), distributes
+        its target: both use the same pairs, built from the same telemetry.
+        `_steer_set` consumes them, so they are never reused after an await.
+        """
+        last = self._last_pairs
+        if last is not None and last[1] == now and last[0] == component_ids:
+            return last[2]
         ctx = self.context
         working = ctx.health.working(component_ids, now)
-        return battery_pairs(ctx.topology, ctx.store, component_ids, working)
+        pairs = battery_pairs(ctx.topology, ctx.store, component_ids, working)
+        self._last_pairs = (component_ids, now, pairs)
+        return pairs
 
     def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
         """What the set's usable pairs can serve (`reachable_bounds`)."""
@@ -90,6 +105,7 @@ class BatteryPoolSteering(PoolSteering):
     ) -> Result | None:
         """Distribute one set's target; return the result if anything was decided."""
         pairs, unreachable = self._pairs(component_ids, now)
+        self._last_pairs = None
         request = Request(power=target, component_ids=component_ids)
         outcome = distribute_battery_power(
             target, pairs, exponent=self._exponent, unreachable_power=unreachable

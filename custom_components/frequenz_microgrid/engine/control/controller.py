@@ -12,6 +12,13 @@ store, drops expired proposals, refreshes the system bounds and re-checks every
 pool's setpoints, sending only what changed — and at once whatever became
 unsafe. `on_tick` only schedules that work; it never blocks the event loop.
 
+Latency: a proposal does the minimum before its setpoints go out. It steers on
+the health view of the last tick (at most `INPUTS_MAX_AGE_S` old: the tick keeps
+it current, and the distribution itself reads the latest bounds and SoC from the
+store), and a tick never holds the lock for long: it refreshes the health view
+in small steps without the lock and takes the lock per pool, so a waiting
+proposal gets its turn between two pools.
+
 Releasing (`stop`): every proposal is withdrawn; battery inverters get 0 W
 explicitly (a battery left at its last setpoint would keep charging or
 discharging until the lifetime lapses); EV chargers and PV inverters are simply
@@ -40,7 +47,7 @@ from ..results import Result, result_as_dict
 from ..telemetry import TelemetryStore
 from .battery_pool import BatteryPoolSteering
 from .ev_pool import EvPoolSteering
-from .inputs import feed_health, register_components
+from .inputs import feed_health, health_input_ids, register_components
 from .pv_pool import PvPoolSteering
 from .status import (
     ComponentSetStatus,
@@ -53,6 +60,15 @@ from .status import (
 from .steering import ComponentSet, PoolSteering, Results, SteeringContext
 
 _LOGGER = logging.getLogger(__name__)
+
+INPUTS_MAX_AGE_S = 2.0
+"""A proposal reuses the last tick's health view if it is younger than this (ticks
+come once a second); an older one (no tick yet, or ticks stopped) is refreshed
+first, so a proposal never steers on health older than this."""
+
+HEALTH_FEED_STEP = 50
+"""Components fed to the health tracker per event-loop turn during a tick (well
+under a millisecond each), so a tick's refresh never holds up a proposal."""
 
 type Listener = Callable[[], None]
 
@@ -128,6 +144,9 @@ class MicrogridController:
         self._tick_requested = False
         self._listeners: list[Listener] = []
         self._fingerprint: Hashable = None
+        self._health_input_ids = health_input_ids(topology)
+        self._inputs_at: float | None = None
+        """Controller time of the last complete health refresh (`None`: never)."""
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -184,7 +203,7 @@ class MicrogridController:
         ids = self._component_set(steering, component_ids)
         async with self._lock:
             now = self._clock()
-            self._refresh_inputs(now)
+            self._refresh_inputs_if_old(now)
             steering.manager.set_system_bounds(ids, steering.system_bounds(ids, now))
             steering.manager.propose(
                 Proposal(
@@ -219,7 +238,7 @@ class MicrogridController:
         wanted = None if component_ids is None else frozenset(component_ids)
         async with self._lock:
             now = self._clock()
-            self._refresh_inputs(now)
+            self._refresh_inputs_if_old(now)
             changed = steering.manager.withdraw(
                 source_id, priority=priority, component_ids=wanted
             )
@@ -244,11 +263,16 @@ class MicrogridController:
             )
 
     async def tick(self) -> None:
-        """Run one tick now and wait for it (what `on_tick` schedules)."""
-        async with self._lock:
-            now = self._clock()
-            self._refresh_inputs(now)
-            for steering in self._pools.values():
+        """Run one tick now and wait for it (what `on_tick` schedules).
+
+        The health refresh runs without the lock, a step at a time; each pool is
+        then re-checked under the lock on its own, so a proposal that arrives
+        meanwhile waits for one pool at most, not for the whole tick.
+        """
+        await self._refresh_inputs_stepwise()
+        for steering in self._pools.values():
+            async with self._lock:
+                now = self._clock()
                 steering.manager.drop_expired(now)
                 steering.update_system_bounds(now)
                 await self._steer(steering, now)
@@ -262,8 +286,25 @@ class MicrogridController:
             except Exception:  # a bug must not end steering for good
                 _LOGGER.exception("Steering tick failed")
 
-    def _refresh_inputs(self, now: float) -> None:
-        feed_health(self._health, self._context.topology, self._context.store, now)
+    def _refresh_inputs_if_old(self, now: float) -> None:
+        """Refresh the health view at once if the last tick's is too old to use."""
+        if self._inputs_at is None or now - self._inputs_at > INPUTS_MAX_AGE_S:
+            self._feed_health(self._health_input_ids, now)
+            self._inputs_at = now
+
+    async def _refresh_inputs_stepwise(self) -> None:
+        """Refresh the health view, yielding to the event loop between steps."""
+        started = self._clock()
+        ids = self._health_input_ids
+        for first in range(0, len(ids), HEALTH_FEED_STEP):
+            if first:
+                await asyncio.sleep(0)
+            self._feed_health(ids[first : first + HEALTH_FEED_STEP], self._clock())
+        self._inputs_at = started
+
+    def _feed_health(self, component_ids: list[int], now: float) -> None:
+        context = self._context
+        feed_health(self._health, context.topology, context.store, now, component_ids)
 
     async def _steer(
         self,

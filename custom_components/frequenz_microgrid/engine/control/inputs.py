@@ -71,20 +71,36 @@ def register_components(health: HealthTracker, topology: Topology) -> None:
         health.add_pv_inverter(inverter_id)
 
 
-def feed_health(
-    health: HealthTracker, topology: Topology, store: TelemetryStore, now: float
-) -> None:
-    """Give the tracker every steerable component's latest state, aged by arrival.
+def health_input_ids(topology: Topology) -> list[int]:
+    """Every component whose telemetry the health tracker reads, sorted.
 
-    The store measures freshness by arrival on its own clock; the reading is dated
-    ``now − age`` on the controller's clock, so both agree on how old it is. A
-    component that never sent anything gets no reading (it stays not working).
+    The steerable components, and the inverter in front of each battery (a
+    battery's health depends on its inverter's state too).
     """
     ids: set[int] = set(topology.ev_charger_ids) | set(topology.pv_inverter_ids)
     for battery_id in topology.battery_ids:
         ids.add(battery_id)
         ids.update(topology.inverters_of_battery(battery_id))
-    for component_id in sorted(ids):
+    return sorted(ids)
+
+
+def feed_health(
+    health: HealthTracker,
+    topology: Topology,
+    store: TelemetryStore,
+    now: float,
+    component_ids: Iterable[int] | None = None,
+) -> None:
+    """Give the tracker the components' latest states, aged by arrival.
+
+    `component_ids` defaults to `health_input_ids(topology)`; a caller that wants
+    to spread the work over several event-loop turns passes slices of it. The
+    store measures freshness by arrival on its own clock; the reading is dated
+    ``now − age`` on the controller's clock, so both agree on how old it is. A
+    component that never sent anything gets no reading (it stays not working).
+    """
+    ids = health_input_ids(topology) if component_ids is None else component_ids
+    for component_id in ids:
         age = store.age_s(component_id)
         snapshot = store.component_snapshot(component_id)
         if age is None or snapshot is None:
