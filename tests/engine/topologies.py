@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from frequenz.client.common.microgrid import EnterpriseId, MicrogridId
 from frequenz.client.common.microgrid.components import ComponentId
@@ -48,22 +50,27 @@ def info() -> MicrogridInfo:
     )
 
 
+def component(
+    kind: type[Component], cid: int, microgrid: MicrogridId = MICROGRID, **kw: Any
+) -> Component:
+    """Return a client component object of `kind` with id `cid`."""
+    return kind(id=ComponentId(cid), microgrid_id=microgrid, **kw)
+
+
 def home_components() -> list[Component]:
     """Return a home: main meter → battery meter (2 inverters), PV, EV, house."""
-    ids = {cid: ComponentId(cid) for cid in range(GRID, BATTERY_B + 1)}
-    mg = MICROGRID
     return [
-        GridConnectionPoint(id=ids[GRID], microgrid_id=mg, rated_fuse_current=63),
-        Meter(id=ids[MAIN_METER], microgrid_id=mg),
-        Meter(id=ids[BATTERY_METER], microgrid_id=mg),
-        BatteryInverter(id=ids[INVERTER_A], microgrid_id=mg),
-        LiIonBattery(id=ids[BATTERY_A], microgrid_id=mg),
-        Meter(id=ids[PV_METER], microgrid_id=mg),
-        SolarInverter(id=ids[PV_INVERTER], microgrid_id=mg),
-        AcEvCharger(id=ids[EV_CHARGER], microgrid_id=mg),
-        Meter(id=ids[HOUSE_METER], microgrid_id=mg),
-        BatteryInverter(id=ids[INVERTER_B], microgrid_id=mg),
-        LiIonBattery(id=ids[BATTERY_B], microgrid_id=mg),
+        component(GridConnectionPoint, GRID, rated_fuse_current=63),
+        component(Meter, MAIN_METER),
+        component(Meter, BATTERY_METER),
+        component(BatteryInverter, INVERTER_A),
+        component(LiIonBattery, BATTERY_A),
+        component(Meter, PV_METER),
+        component(SolarInverter, PV_INVERTER),
+        component(AcEvCharger, EV_CHARGER),
+        component(Meter, HOUSE_METER),
+        component(BatteryInverter, INVERTER_B),
+        component(LiIonBattery, BATTERY_B),
     ]
 
 
@@ -81,7 +88,7 @@ HOME_WIRING = [
 ]
 
 
-def connections(wiring: list[tuple[int, int]]) -> list[ComponentConnection]:
+def connections(wiring: Iterable[tuple[int, int]]) -> list[ComponentConnection]:
     """Return client connection objects for `(source, destination)` pairs."""
     return [
         ComponentConnection(source=ComponentId(a), destination=ComponentId(b))

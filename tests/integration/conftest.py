@@ -8,12 +8,14 @@ no client task lingers retrying a dead server.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 import time
 from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -23,20 +25,41 @@ from custom_components.frequenz_microgrid.coordinator import (
 )
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
+    Scenario,
     load_scenario,
+    running_simulator,
 )
 
 from .auth_gateway import AuthGateway
+from .microgrid_factory import HandFedPlatforms, all_entities_enabled_by_default
 
 HOME_MICROGRID_ID = load_scenario("home").microgrid_id
 """The microgrid id the `home` scenario reports (the entry's unique id)."""
 
 API_KEY = "the-right-key"
 
+ENTITY_DOMAINS = ("sensor", "binary_sensor", "number", "button")
+"""The platforms this integration adds entities to."""
+
 
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load the integration from `custom_components/`."""
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Create every entity enabled, so snapshots cover the disabled-by-default ones."""
+    with all_entities_enabled_by_default():
+        yield
+
+
+@pytest.fixture
+async def platforms(hass: HomeAssistant) -> AsyncIterator[HandFedPlatforms]:
+    """Real entity platforms on hand-fed coordinators, removed after the test."""
+    hand_fed = HandFedPlatforms(hass)
+    yield hand_fed
+    await hand_fed.close()
 
 
 async def unload_all_entries(hass: HomeAssistant) -> None:
@@ -47,14 +70,29 @@ async def unload_all_entries(hass: HomeAssistant) -> None:
     await hass.async_block_till_done()
 
 
+@asynccontextmanager
+async def serving(
+    hass: HomeAssistant,
+    scenario: Scenario,
+    *,
+    speed: float = 1.0,
+    sample_period_s: float = 0.2,
+) -> AsyncIterator[MicrogridSimulator]:
+    """Run `scenario` on a free loopback port; unload our entries before it stops."""
+    async with running_simulator(
+        scenario, speed=speed, sample_period_s=sample_period_s
+    ) as sim:
+        try:
+            yield sim
+        finally:
+            await unload_all_entries(hass)
+
+
 @pytest.fixture
 async def simulator(hass: HomeAssistant) -> AsyncIterator[MicrogridSimulator]:
     """Run the `home` scenario on a free loopback port for one test."""
-    sim = MicrogridSimulator(load_scenario("home"), speed=1.0, sample_period_s=0.2)
-    await sim.start(host="127.0.0.1", port=0)
-    yield sim
-    await unload_all_entries(hass)
-    await sim.stop()
+    async with serving(hass, load_scenario("home")) as sim:
+        yield sim
 
 
 @pytest.fixture
@@ -86,17 +124,66 @@ def microgrid_entry(
     )
 
 
-@pytest.fixture
-async def setup_integration(
-    hass: HomeAssistant, simulator: MicrogridSimulator
+async def setup_entry(
+    hass: HomeAssistant,
+    url: str,
+    *,
+    data: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    unique_id: str = str(HOME_MICROGRID_ID),
 ) -> FrequenzMicrogridConfigEntry:
-    """Set up an entry connected to the simulator."""
-    entry = microgrid_entry(simulator.url)
+    """Add an entry for the microgrid at `url` and set it up; it must load."""
+    entry = microgrid_entry(url, data=data, options=options, unique_id=unique_id)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     return cast(FrequenzMicrogridConfigEntry, entry)
+
+
+@pytest.fixture
+async def setup_integration(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> FrequenzMicrogridConfigEntry:
+    """Set up an entry connected to the simulator."""
+    return await setup_entry(hass, simulator.url)
+
+
+def find_entity_id(
+    hass: HomeAssistant, unique_id: str, domains: Sequence[str] = ENTITY_DOMAINS
+) -> str | None:
+    """Return the entity id of our entity with `unique_id`, `None` if there is none."""
+    registry = er.async_get(hass)
+    for domain in domains:
+        if found := registry.async_get_entity_id(domain, DOMAIN, unique_id):
+            return found
+    return None
+
+
+def entity_id_of(
+    hass: HomeAssistant, unique_id: str, domains: Sequence[str] = ENTITY_DOMAINS
+) -> str:
+    """Return the entity id of our entity with `unique_id`; it must exist."""
+    found = find_entity_id(hass, unique_id, domains)
+    assert found is not None, f"no entity with unique id {unique_id}"
+    return found
+
+
+def state_of(
+    hass: HomeAssistant, unique_id: str, domains: Sequence[str] = ENTITY_DOMAINS
+) -> State:
+    """Return the state of our entity with `unique_id`; it must have one."""
+    found = hass.states.get(entity_id_of(hass, unique_id, domains))
+    assert found is not None, f"no state for unique id {unique_id}"
+    return found
+
+
+def state_or_none(
+    hass: HomeAssistant, unique_id: str, domains: Sequence[str] = ENTITY_DOMAINS
+) -> State | None:
+    """Return the state of our entity with `unique_id`, `None` while it has none."""
+    entity_id = find_entity_id(hass, unique_id, domains)
+    return hass.states.get(entity_id) if entity_id else None
 
 
 async def wait_for(

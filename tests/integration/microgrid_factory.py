@@ -17,8 +17,8 @@ from types import ModuleType
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
+from freezegun.api import FrozenDateTimeFactory
 from frequenz.client.common.microgrid import EnterpriseId, MicrogridId
-from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid import (
     DeliveryArea,
     EnergyMarketCodeType,
@@ -30,7 +30,7 @@ from frequenz.client.microgrid.component import (
     AcEvCharger,
     BatteryInverter,
     Component,
-    ComponentConnection,
+    ComponentStateCode,
     GridConnectionPoint,
     LiIonBattery,
     Meter,
@@ -41,6 +41,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockEntityPlatform,
+    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
@@ -48,7 +49,11 @@ from syrupy.location import PyTestLocation
 
 from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.engine.graph import Topology, build_topology
-from custom_components.frequenz_microgrid.engine.snapshot import MicrogridSnapshot
+from custom_components.frequenz_microgrid.engine.snapshot import (
+    ComponentSnapshot,
+    MicrogridSnapshot,
+)
+from tests.engine.topologies import component, connections
 
 MICROGRID_ID = 7
 ENTRY_KEY = str(MICROGRID_ID)
@@ -65,7 +70,7 @@ T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def _component(kind: type[Component], cid: int, **kw: Any) -> Component:
-    return kind(id=ComponentId(cid), microgrid_id=MicrogridId(MICROGRID_ID), **kw)
+    return component(kind, cid, MicrogridId(MICROGRID_ID), **kw)
 
 
 def home_components() -> list[Component]:
@@ -114,10 +119,7 @@ def home_topology(
     return build_topology(
         home_info(),
         home_components() if components is None else components,
-        [
-            ComponentConnection(source=ComponentId(a), destination=ComponentId(b))
-            for a, b in wiring
-        ],
+        connections(wiring),
     )
 
 
@@ -125,6 +127,24 @@ def snapshot_at(seconds: float = 0.0, **values: Any) -> MicrogridSnapshot:
     """A reachable snapshot taken `seconds` after T0 with the given values."""
     values.setdefault("reachable", True)
     return MicrogridSnapshot(taken_at=T0 + timedelta(seconds=seconds), **values)
+
+
+def fresh_component(
+    cid: int, *states: ComponentStateCode, **fields: Any
+) -> ComponentSnapshot:
+    """A fresh snapshot of component `cid` in `states`, with the other fields given."""
+    return ComponentSnapshot(
+        component_id=cid, fresh=True, states=frozenset(states), **fields
+    )
+
+
+async def let_a_second_pass(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """Move the frozen clock on by a second, so rate-limited state writes land."""
+    freezer.tick(timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Helpers for the steering-entity tests: set up an entry, find and read entities.
+"""Helpers for the tests that steer the simulator: actions, entities, setpoints.
 
 The steering entities are found by unique id (entity ids follow the device names of
 the scenario), and read as plain values so the tests compare with the simulator's
@@ -8,9 +8,8 @@ own physics and recorded setpoints.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 
@@ -18,50 +17,63 @@ from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.coordinator import (
     FrequenzMicrogridConfigEntry,
 )
+from custom_components.frequenz_microgrid.engine.health import ComponentHealth
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
-from .conftest import microgrid_entry, wait_for
+from .conftest import entity_id_of, state_of, wait_for
 
-BATTERY_INVERTER, BATTERY, PV_INVERTER, GARAGE_WALLBOX, DRIVEWAY_WALLBOX = 3, 4, 5, 6, 7
+GRID_METER, BATTERY_INVERTER, BATTERY, PV_INVERTER = 2, 3, 4, 5
+GARAGE_WALLBOX, DRIVEWAY_WALLBOX, HOUSEHOLD = 6, 7, 8
 """Components of the `home` scenario."""
 
 
-async def setup_entry(
-    hass: HomeAssistant,
-    sim: MicrogridSimulator,
-    *,
-    options: dict[str, Any] | None = None,
-    unique_id: str | None = None,
-) -> FrequenzMicrogridConfigEntry:
-    """Set up an entry for `sim` with every platform."""
-    kwargs: dict[str, Any] = {"options": options}
-    if unique_id is not None:
-        kwargs["unique_id"] = unique_id
-    entry = microgrid_entry(sim.url, **kwargs)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    return cast(FrequenzMicrogridConfigEntry, entry)
+# --- actions -----------------------------------------------------------------------
+
+
+async def call_action(
+    hass: HomeAssistant, service: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """Call one of the integration's actions and return its response."""
+    response = await hass.services.async_call(
+        DOMAIN, service, data, blocking=True, return_response=True
+    )
+    assert response is not None
+    return dict(response)
+
+
+def propose(
+    entry: FrequenzMicrogridConfigEntry, pool: str, **data: Any
+) -> dict[str, Any]:
+    """Return the data of a `propose_power` call for `entry`'s `pool`."""
+    return {"config_entry_id": entry.entry_id, "pool": pool, **data}
+
+
+async def wait_until_working(
+    entry: FrequenzMicrogridConfigEntry, *component_ids: int
+) -> None:
+    """Wait until the controller sees every one of `component_ids` working."""
+    controller = entry.runtime_data.controller
+
+    def all_working() -> bool:
+        health = {c.component_id: c.health for c in controller.status().components}
+        return all(health.get(cid) is ComponentHealth.WORKING for cid in component_ids)
+
+    await wait_for(all_working, what=f"components {component_ids} working")
+
+
+# --- entities ----------------------------------------------------------------------
 
 
 def entity_id(
     hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry, key: str
 ) -> str:
     """Return the entity id of the entry's entity with unique id `{entry}_{key}`."""
-    registry = er.async_get(hass)
-    unique_id = f"{entry.unique_id}_{key}"
-    for domain in ("number", "button", "sensor", "binary_sensor"):
-        if found := registry.async_get_entity_id(domain, DOMAIN, unique_id):
-            return found
-    raise AssertionError(f"no entity with unique id {unique_id}")
+    return entity_id_of(hass, f"{entry.unique_id}_{key}")
 
 
 def state(hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry, key: str) -> State:
     """Return the state of the entity with unique id `{entry}_{key}`."""
-    found = hass.states.get(entity_id(hass, entry, key))
-    assert found is not None
-    return found
+    return state_of(hass, f"{entry.unique_id}_{key}")
 
 
 async def wait_for_state(
@@ -78,23 +90,6 @@ async def wait_for_state(
         timeout_s=timeout_s,
         what=f"{key} to be {expected} (is {state(hass, entry, key).state})",
     )
-
-
-def setpoints_to(sim: MicrogridSimulator, component_id: int) -> list[float]:
-    """Return every active-power setpoint the simulator received for a component."""
-    return [s.power_w for s in sim.setpoints if s.component_id == component_id]
-
-
-async def wait_for_setpoint(
-    sim: MicrogridSimulator, component_id: int, power: float, *, after: int = 0
-) -> None:
-    """Wait until the component's latest setpoint (past index `after`) is `power`."""
-
-    def arrived() -> bool:
-        received = setpoints_to(sim, component_id)[after:]
-        return bool(received) and abs(received[-1] - power) < 1e-6
-
-    await wait_for(arrived, what=f"setpoint {power} W at component {component_id}")
 
 
 async def set_number(
@@ -149,3 +144,58 @@ def steering_entries(
         ),
         key=lambda e: e.entity_id,
     )
+
+
+# --- what reached the simulator ----------------------------------------------------
+
+
+def setpoints_to(sim: MicrogridSimulator, component_id: int) -> list[float]:
+    """Return every active-power setpoint the simulator received for a component."""
+    return [s.power_w for s in sim.setpoints if s.component_id == component_id]
+
+
+def last_setpoint(sim: MicrogridSimulator, component_id: int) -> float | None:
+    """Return the last active-power setpoint `component_id` received, if any."""
+    received = setpoints_to(sim, component_id)
+    return received[-1] if received else None
+
+
+def active_setpoint(sim: MicrogridSimulator, component_id: int) -> float | None:
+    """Return the setpoint a simulated component follows now (`None`: lapsed)."""
+    setpoint = sim.model.component(component_id).active_setpoint
+    return None if setpoint is None else setpoint.value
+
+
+async def wait_for_setpoint(
+    sim: MicrogridSimulator, component_id: int, power: float, *, after: int = 0
+) -> None:
+    """Wait until the component's latest setpoint (past index `after`) is `power`."""
+
+    def arrived() -> bool:
+        received = setpoints_to(sim, component_id)[after:]
+        return bool(received) and abs(received[-1] - power) < 1e-6
+
+    await wait_for(arrived, what=f"setpoint {power} W at component {component_id}")
+
+
+async def plug_ev_and_wait_for_charging(
+    hass: HomeAssistant,
+    entry: FrequenzMicrogridConfigEntry,
+    sim: MicrogridSimulator,
+    charger: int,
+    *,
+    above_w: float = 0.0,
+) -> float:
+    """Plug an EV into `charger`; wait until it is sent more than `above_w`.
+
+    Returns the setpoint it charges at, with no limit from Home Assistant yet.
+    """
+    sim.plug_ev(charger)
+    await wait_for_state(hass, entry, f"{charger}_excluded", "off")
+    await wait_for(
+        lambda: (last_setpoint(sim, charger) or 0.0) > above_w,
+        what=f"the EV at {charger} to charge at more than {above_w} W",
+    )
+    charging = last_setpoint(sim, charger)
+    assert charging is not None
+    return charging

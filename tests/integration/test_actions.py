@@ -19,26 +19,18 @@ from custom_components.frequenz_microgrid.coordinator import (
     FrequenzMicrogridConfigEntry,
 )
 from custom_components.frequenz_microgrid.engine.control import Pool
-from custom_components.frequenz_microgrid.engine.health import ComponentHealth
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 
 from .conftest import wait_for
-
-BATTERY = 4
-BATTERY_INVERTER = 3
-PV_INVERTER = 5
-GRID_METER = 2
-
-
-async def call_action(
-    hass: HomeAssistant, service: str, data: dict[str, Any]
-) -> dict[str, Any]:
-    """Call one of the integration's actions and return its response."""
-    response = await hass.services.async_call(
-        DOMAIN, service, data, blocking=True, return_response=True
-    )
-    assert response is not None
-    return dict(response)
+from .steering_helpers import (
+    BATTERY,
+    BATTERY_INVERTER,
+    GRID_METER,
+    PV_INVERTER,
+    call_action,
+    propose,
+    wait_until_working,
+)
 
 
 async def wait_until_steerable(entry: FrequenzMicrogridConfigEntry) -> None:
@@ -47,21 +39,23 @@ async def wait_until_steerable(entry: FrequenzMicrogridConfigEntry) -> None:
     The first tick sends the idle EV chargers their 0 W; after that nothing is
     sent without a reason, so a test can count setpoints.
     """
+    await wait_until_working(entry, BATTERY, PV_INVERTER)
     controller = entry.runtime_data.controller
 
-    def ready() -> bool:
-        health = {c.component_id: c.health for c in controller.status().components}
-        ev_result = next(
+    def first_tick_done() -> bool:
+        ev_set = next(
             iter(controller.status().pools[Pool.EV_CHARGERS].component_sets), None
         )
-        return (
-            health.get(BATTERY) is ComponentHealth.WORKING
-            and health.get(PV_INVERTER) is ComponentHealth.WORKING
-            and ev_result is not None
-            and ev_result.last_result is not None
-        )
+        return ev_set is not None and ev_set.last_result is not None
 
-    await wait_for(ready, what="working battery and PV inverter")
+    await wait_for(first_tick_done, what="the EV chargers' first distribution")
+
+
+def cases(
+    table: list[tuple[str, dict[str, Any], str]],
+) -> list[Any]:
+    """Turn `(name, data, translation key)` rows into named pytest parameters."""
+    return [pytest.param(data, key, id=name) for name, data, key in table]
 
 
 async def test_propose_power_response_and_setpoint(
@@ -74,15 +68,15 @@ async def test_propose_power_response_and_setpoint(
     response = await call_action(
         hass,
         "propose_power",
-        {
-            "config_entry_id": entry.entry_id,
-            "pool": "batteries",
-            "power": 1500,
-            "lower": -3000,
-            "upper": 4000,
-            "priority": 5,
-            "actor": "tariff",
-        },
+        propose(
+            entry,
+            "batteries",
+            power=1500,
+            lower=-3000,
+            upper=4000,
+            priority=5,
+            actor="tariff",
+        ),
     )
     assert response["pool"] == "batteries"
     assert response["components"] == [BATTERY]
@@ -104,13 +98,7 @@ async def test_propose_power_response_and_setpoint(
     response = await call_action(
         hass,
         "propose_power",
-        {
-            "config_entry_id": entry.entry_id,
-            "pool": "batteries",
-            "power": -1000,
-            "priority": 5,
-            "actor": "tariff",
-        },
+        propose(entry, "batteries", power=-1000, priority=5, actor="tariff"),
     )
     assert response["target_power"] == -1000.0
     status = await call_action(
@@ -142,7 +130,7 @@ async def test_bounds_alone_and_default_priority_from_options(
     response = await call_action(
         hass,
         "propose_power",
-        {"config_entry_id": entry.entry_id, "pool": "batteries", "upper": -500},
+        propose(entry, "batteries", upper=-500),
     )
     assert response["priority"] == 7
     # Bounds alone ask for no power, but bind every lower priority.
@@ -150,13 +138,7 @@ async def test_bounds_alone_and_default_priority_from_options(
     response = await call_action(
         hass,
         "propose_power",
-        {
-            "config_entry_id": entry.entry_id,
-            "pool": "batteries",
-            "power": 2000,
-            "priority": 0,
-            "actor": "charger",
-        },
+        propose(entry, "batteries", power=2000, priority=0, actor="charger"),
     )
     assert response["bounds"]["inclusion_upper"] == -500.0
     assert response["target_power"] == -500.0
@@ -173,7 +155,7 @@ async def test_withdraw_returns_the_pool_to_its_default(
     await call_action(
         hass,
         "propose_power",
-        {"config_entry_id": entry.entry_id, "pool": "batteries", "power": 2500},
+        propose(entry, "batteries", power=2500),
     )
     response = await call_action(
         hass,
@@ -280,11 +262,7 @@ BAD_PROPOSALS: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("data", "translation_key"),
-    [(data, key) for _, data, key in BAD_PROPOSALS],
-    ids=[name for name, _, _ in BAD_PROPOSALS],
-)
+@pytest.mark.parametrize(("data", "translation_key"), cases(BAD_PROPOSALS))
 async def test_bad_proposal_is_refused_and_sends_nothing(
     hass: HomeAssistant,
     setup_integration: FrequenzMicrogridConfigEntry,
@@ -315,11 +293,7 @@ BAD_BOUNDS: list[tuple[str, dict[str, Any], str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("data", "translation_key"),
-    [(data, key) for _, data, key in BAD_BOUNDS],
-    ids=[name for name, _, _ in BAD_BOUNDS],
-)
+@pytest.mark.parametrize(("data", "translation_key"), cases(BAD_BOUNDS))
 async def test_bad_bounds_are_refused_and_change_nothing(
     hass: HomeAssistant,
     setup_integration: FrequenzMicrogridConfigEntry,
@@ -396,7 +370,7 @@ async def test_every_setpoint_failing_raises_and_keeps_the_proposal(
         await call_action(
             hass,
             "propose_power",
-            {"config_entry_id": entry.entry_id, "pool": "batteries", "power": 1000},
+            propose(entry, "batteries", power=1000),
         )
     assert raised.value.translation_key == "setpoints_failed"
     status = entry.runtime_data.controller.status()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
@@ -13,59 +11,53 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
-    async_fire_time_changed,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.frequenz_microgrid import binary_sensor
-from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.engine.snapshot import ComponentSnapshot
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 
-from .conftest import HOME_MICROGRID_ID, microgrid_entry, wait_for
+from .conftest import (
+    HOME_MICROGRID_ID,
+    setup_entry,
+    state_of,
+    state_or_none,
+    wait_for,
+)
 from .microgrid_factory import (
     BAT_INV,
     ENTRY_KEY,
     EV_CHARGER,
     HandFedPlatforms,
-    all_entities_enabled_by_default,
     entity_snapshot,
+    fresh_component,
     home_topology,
+    let_a_second_pass,
     snapshot_at,
+)
+from .steering_helpers import (
+    BATTERY,
+    BATTERY_INVERTER,
+    DRIVEWAY_WALLBOX,
+    GARAGE_WALLBOX,
+    PV_INVERTER,
 )
 
 CABLE = ComponentStateCode
-
-
-@pytest.fixture
-async def platforms(
-    hass: HomeAssistant, enable_custom_integrations: None
-) -> AsyncIterator[HandFedPlatforms]:
-    hand_fed = HandFedPlatforms(hass)
-    yield hand_fed
-    await hand_fed.close()
+BINARY_SENSOR = ("binary_sensor",)
 
 
 def _state(hass: HomeAssistant, cid: int, key: str) -> str:
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "binary_sensor", DOMAIN, f"{ENTRY_KEY}_{cid}_{key}"
-    )
-    assert entity_id is not None
-    state = hass.states.get(entity_id)
-    assert state is not None
-    return state.state
+    return state_of(hass, f"{ENTRY_KEY}_{cid}_{key}", BINARY_SENSOR).state
 
 
 def _component(
     cid: int, *states: ComponentStateCode, errors: bool = False
 ) -> ComponentSnapshot:
-    return ComponentSnapshot(
-        component_id=cid,
-        fresh=True,
-        states=frozenset(states),
-        errors=frozenset({ComponentErrorCode.OVERVOLTAGE}) if errors else frozenset(),
-    )
+    overvoltage = frozenset({ComponentErrorCode.OVERVOLTAGE})
+    return fresh_component(cid, *states, errors=overvoltage if errors else frozenset())
 
 
 @pytest.mark.parametrize(
@@ -136,9 +128,7 @@ async def test_binary_sensors_follow_the_components(
     coordinator.async_set_updated_data(
         snapshot_at(2, components={EV_CHARGER: _component(EV_CHARGER, CABLE.READY)})
     )
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await let_a_second_pass(hass, freezer)
     assert _state(hass, BAT_INV, "problem") == STATE_UNAVAILABLE
     # A charger without a cable state can't say whether an EV is connected.
     assert _state(hass, EV_CHARGER, "ev_connected") == STATE_UNAVAILABLE
@@ -147,35 +137,22 @@ async def test_binary_sensors_follow_the_components(
 
 # --- Against the simulator over real gRPC -----------------------------------------
 
-GARAGE_WALLBOX, BATTERY_INVERTER = 6, 3
-"""Components of the `home` scenario."""
-
-
-@pytest.fixture
-def entity_registry_enabled_by_default() -> Iterator[None]:
-    with all_entities_enabled_by_default():
-        yield
-
 
 def _sim_state(hass: HomeAssistant, cid: int, key: str) -> str | None:
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "binary_sensor", DOMAIN, f"{HOME_MICROGRID_ID}_{cid}_{key}"
-    )
-    state = hass.states.get(entity_id) if entity_id else None
+    state = state_or_none(hass, f"{HOME_MICROGRID_ID}_{cid}_{key}", BINARY_SENSOR)
     return None if state is None else state.state
 
 
 def _steering_settled(hass: HomeAssistant) -> bool:
     """Whether the excluded sensors show the controller's view of fresh data."""
-    registry = er.async_get(hass)
-    for cid in (4, 5, 6, 7):
-        entity_id = registry.async_get_entity_id(
-            "binary_sensor", DOMAIN, f"{HOME_MICROGRID_ID}_{cid}_excluded"
+    chargers = (GARAGE_WALLBOX, DRIVEWAY_WALLBOX)
+    for cid in (BATTERY, PV_INVERTER, *chargers):
+        state = state_or_none(
+            hass, f"{HOME_MICROGRID_ID}_{cid}_excluded", BINARY_SENSOR
         )
-        state = hass.states.get(entity_id) if entity_id else None
         if state is None or state.state != STATE_OFF:
             return False
-        if cid in (6, 7) and state.attributes.get("reason") != "no EV connected":
+        if cid in chargers and state.attributes.get("reason") != "no EV connected":
             return False
     return True
 
@@ -186,13 +163,10 @@ async def test_home_scenario_snapshot_and_live_changes(
     entity_registry_enabled_by_default: None,
     snapshot: SnapshotAssertion,
 ) -> None:
-    entry = microgrid_entry(simulator.url)
-    entry.add_to_hass(hass)
     with patch(
         "custom_components.frequenz_microgrid.PLATFORMS", [Platform.BINARY_SENSOR]
     ):
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+        entry = await setup_entry(hass, simulator.url)
         await wait_for(
             lambda: (
                 _sim_state(hass, GARAGE_WALLBOX, "ev_connected") == STATE_OFF

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from homeassistant.core import HomeAssistant
 
-from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
-from .conftest import wait_for
+from .conftest import setup_entry, wait_for
 from .steering_helpers import (
+    BATTERY,
     BATTERY_INVERTER,
     GARAGE_WALLBOX,
     PV_INVERTER,
+    call_action,
+    last_setpoint,
     number_value,
+    plug_ev_and_wait_for_charging,
     press,
+    propose,
     set_number,
     setpoints_to,
-    setup_entry,
     state,
     wait_for_setpoint,
     wait_for_state,
@@ -26,8 +29,8 @@ from .steering_helpers import (
 async def test_release_battery_goes_back_to_zero(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator)
-    await wait_for_state(hass, entry, "4_excluded", "off")
+    entry = await setup_entry(hass, simulator.url)
+    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
     await set_number(hass, entry, "batteries_setpoint", 3000.0)
     await wait_for_setpoint(simulator, BATTERY_INVERTER, 3000.0)
     sent = len(setpoints_to(simulator, BATTERY_INVERTER))
@@ -44,7 +47,7 @@ async def test_release_battery_goes_back_to_zero(
 async def test_release_pv_goes_back_to_full_production(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator)
+    entry = await setup_entry(hass, simulator.url)
     await wait_for_state(hass, entry, f"{PV_INVERTER}_excluded", "off")
     await set_number(hass, entry, "pv_limit", 2000.0)
     await wait_for_setpoint(simulator, PV_INVERTER, -2000.0)
@@ -62,24 +65,17 @@ async def test_release_pv_goes_back_to_full_production(
 async def test_release_ev_goes_back_to_full_charging(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator)
-    simulator.plug_ev(GARAGE_WALLBOX)
-    await wait_for_state(hass, entry, f"{GARAGE_WALLBOX}_excluded", "off")
-    await wait_for(
-        lambda: (
-            bool(setpoints_to(simulator, GARAGE_WALLBOX))
-            and setpoints_to(simulator, GARAGE_WALLBOX)[-1] > 0.0
-        ),
-        what="the EV to charge",
+    entry = await setup_entry(hass, simulator.url)
+    unlimited = await plug_ev_and_wait_for_charging(
+        hass, entry, simulator, GARAGE_WALLBOX
     )
-    unlimited = setpoints_to(simulator, GARAGE_WALLBOX)[-1]
     await set_number(hass, entry, "ev_chargers_limit", 4500.0)
-    assert setpoints_to(simulator, GARAGE_WALLBOX)[-1] <= 4500.0 < unlimited
+    assert (last_setpoint(simulator, GARAGE_WALLBOX) or 0.0) <= 4500.0 < unlimited
 
     await press(hass, entry, "ev_chargers_release")
 
     await wait_for(
-        lambda: setpoints_to(simulator, GARAGE_WALLBOX)[-1] == unlimited,
+        lambda: last_setpoint(simulator, GARAGE_WALLBOX) == unlimited,
         what="the EV to charge as before the limit",
     )
     assert number_value(hass, entry, "ev_chargers_limit") is None
@@ -89,14 +85,9 @@ async def test_release_ev_goes_back_to_full_charging(
 async def test_release_keeps_the_proposals_of_actions(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator)
-    await wait_for_state(hass, entry, "4_excluded", "off")
-    await hass.services.async_call(
-        DOMAIN,
-        "propose_power",
-        {"config_entry_id": entry.entry_id, "pool": "batteries", "power": 1000.0},
-        blocking=True,
-    )
+    entry = await setup_entry(hass, simulator.url)
+    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
+    await call_action(hass, "propose_power", propose(entry, "batteries", power=1000.0))
     # Same priority: the shifting matryoshka adds both actors' powers.
     await set_number(hass, entry, "batteries_setpoint", 2000.0)
     await wait_for_setpoint(simulator, BATTERY_INVERTER, 3000.0)

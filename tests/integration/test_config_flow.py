@@ -26,11 +26,15 @@ from custom_components.frequenz_microgrid.const import (
     CONF_SCENARIO,
     CONF_SIGNING_SECRET,
     CONF_URL,
+    DEFAULT_FRESHNESS_S,
+    DEFAULT_PRIORITY,
+    DEFAULT_REAPPLY_SETPOINTS,
     DOMAIN,
 )
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     load_scenario,
+    running_simulator,
 )
 
 from .auth_gateway import AuthGateway
@@ -129,10 +133,8 @@ async def test_connect_invalid_url_then_recovers(
 
 async def test_connect_cannot_connect(hass: HomeAssistant) -> None:
     """A port where the simulator ran but no longer listens."""
-    sim = MicrogridSimulator(load_scenario("home"))
-    await sim.start(host="127.0.0.1", port=0)
-    dead_url = sim.url
-    await sim.stop()
+    async with running_simulator(load_scenario("home")) as sim:
+        dead_url = sim.url
 
     flow_id = await _connect_form(hass)
     result = await hass.config_entries.flow.async_configure(
@@ -335,16 +337,12 @@ async def test_reconfigure_keeps_stored_key_when_left_empty(
 
 
 async def test_reconfigure_to_another_microgrid_aborts(hass: HomeAssistant) -> None:
-    depot = MicrogridSimulator(load_scenario("depot"))
-    await depot.start(host="127.0.0.1", port=0)
-    try:
-        entry = _add_entry(hass, "grpc://old-host:1")
+    entry = _add_entry(hass, "grpc://old-host:1")
+    async with running_simulator(load_scenario("depot")) as depot:
         result = await entry.start_reconfigure_flow(hass)
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_URL: depot.url}
         )
-    finally:
-        await depot.stop()
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "wrong_microgrid"
     assert entry.data[CONF_URL] == "grpc://old-host:1"
@@ -371,9 +369,9 @@ async def test_options_defaults_and_update(hass: HomeAssistant) -> None:
     assert result["type"] is FlowResultType.FORM
     defaults = {key.schema: key.default() for key in _schema(result)}
     assert defaults == {
-        CONF_FRESHNESS_S: 10.0,
-        CONF_DEFAULT_PRIORITY: 0,
-        CONF_REAPPLY_SETPOINTS: False,
+        CONF_FRESHNESS_S: DEFAULT_FRESHNESS_S,
+        CONF_DEFAULT_PRIORITY: DEFAULT_PRIORITY,
+        CONF_REAPPLY_SETPOINTS: DEFAULT_REAPPLY_SETPOINTS,
     }
 
     result = await hass.config_entries.options.async_configure(

@@ -7,12 +7,11 @@ a 2 s freshness window so the whole cycle takes a few seconds.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
 import pytest
 
 from custom_components.frequenz_microgrid.const import (
@@ -26,7 +25,7 @@ from custom_components.frequenz_microgrid.coordinator import (
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
 from .auth_gateway import AuthGateway
-from .conftest import API_KEY, microgrid_entry, wait_for
+from .conftest import API_KEY, entity_id_of, setup_entry, wait_for
 
 FRESHNESS_S = 2.0
 UNREACHABLE = "is unreachable"
@@ -36,20 +35,13 @@ BACK = "is reachable again"
 async def _set_up(
     hass: HomeAssistant, url: str, data: dict[str, Any] | None = None
 ) -> FrequenzMicrogridConfigEntry:
-    entry = microgrid_entry(url, data=data, options={CONF_FRESHNESS_S: FRESHNESS_S})
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED
-    return cast(FrequenzMicrogridConfigEntry, entry)
+    return await setup_entry(
+        hass, url, data=data, options={CONF_FRESHNESS_S: FRESHNESS_S}
+    )
 
 
 def _grid_power_state(hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry) -> str:
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "sensor", DOMAIN, f"{entry.unique_id}_grid_power"
-    )
-    assert entity_id is not None, "the grid power sensor exists"
-    state = hass.states.get(entity_id)
+    state = hass.states.get(entity_id_of(hass, f"{entry.unique_id}_grid_power"))
     return state.state if state else STATE_UNKNOWN
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
-import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.frequenz_microgrid import sensor
@@ -26,15 +23,6 @@ from .microgrid_factory import (
     home_topology,
     snapshot_at,
 )
-
-
-@pytest.fixture
-async def platforms(
-    hass: HomeAssistant, enable_custom_integrations: None
-) -> AsyncIterator[HandFedPlatforms]:
-    hand_fed = HandFedPlatforms(hass)
-    yield hand_fed
-    await hand_fed.close()
 
 
 def _device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any
 
 from homeassistant.components.diagnostics import REDACTED
 from homeassistant.core import HomeAssistant
@@ -18,13 +18,10 @@ from custom_components.frequenz_microgrid.const import (
     CONF_SIGNING_SECRET,
     CONF_URL,
 )
-from custom_components.frequenz_microgrid.coordinator import (
-    FrequenzMicrogridConfigEntry,
-)
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
 from .auth_gateway import AuthGateway
-from .conftest import API_KEY, HOME_MICROGRID_ID, microgrid_entry, wait_for
+from .conftest import API_KEY, HOME_MICROGRID_ID, setup_entry, wait_for
 
 SECRET = "signing-secret-value"
 
@@ -36,12 +33,10 @@ async def test_diagnostics_content_and_redaction(
     simulator: MicrogridSimulator,
 ) -> None:
     assert await async_setup_component(hass, "diagnostics", {})
-    entry = microgrid_entry(
-        gateway.url, data={CONF_API_KEY: API_KEY, CONF_SIGNING_SECRET: SECRET}
+    entry = await setup_entry(
+        hass, gateway.url, data={CONF_API_KEY: API_KEY, CONF_SIGNING_SECRET: SECRET}
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    runtime = cast(FrequenzMicrogridConfigEntry, entry).runtime_data
+    runtime = entry.runtime_data
     await wait_for(
         lambda: (
             runtime.coordinator.data.grid_power_w is not None

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.sensor import ATTR_STATE_CLASS, SensorStateClass
 from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant, State
-from homeassistant.helpers import entity_registry as er
 from hypothesis import given, strategies as st
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
     mock_restore_cache_with_extra_data,
 )
 
 from custom_components.frequenz_microgrid import sensor
-from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.energy import EnergyTotal
 from custom_components.frequenz_microgrid.engine.snapshot import (
     BatteryPoolSnapshot,
@@ -27,37 +23,19 @@ from custom_components.frequenz_microgrid.engine.snapshot import (
 )
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
-from .conftest import HOME_MICROGRID_ID, wait_for
+from .conftest import HOME_MICROGRID_ID, state_of, state_or_none, wait_for
 from .microgrid_factory import (
     ENTRY_KEY,
     T0,
     HandFedPlatforms,
     home_topology,
+    let_a_second_pass,
     snapshot_at,
 )
 
 
-@pytest.fixture
-async def platforms(
-    hass: HomeAssistant, enable_custom_integrations: None
-) -> AsyncIterator[HandFedPlatforms]:
-    hand_fed = HandFedPlatforms(hass)
-    yield hand_fed
-    await hand_fed.close()
-
-
-def _entity_id(hass: HomeAssistant, key: str) -> str:
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "sensor", DOMAIN, f"{ENTRY_KEY}_{key}"
-    )
-    assert entity_id is not None, key
-    return entity_id
-
-
 def _state(hass: HomeAssistant, key: str) -> State:
-    state = hass.states.get(_entity_id(hass, key))
-    assert state is not None, key
-    return state
+    return state_of(hass, f"{ENTRY_KEY}_{key}", ("sensor",))
 
 
 # --- EnergyTotal: the arithmetic ----------------------------------------------------
@@ -159,9 +137,7 @@ async def test_energy_sensors_integrate_power_by_direction(
                 pv_power_w=-7200.0,
             )
         )
-        freezer.tick(timedelta(seconds=1))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await let_a_second_pass(hass, freezer)
 
     # Import: 3600 W for 0→1 s = 1 Wh; in the second where the flow reverses, each
     # direction gets the trapezoid of its own part: (3600 + 0) / 2 W → 0.5 Wh.
@@ -198,9 +174,7 @@ async def test_energy_sensor_prefers_the_components_counter(
             1, grid_power_w=3600.0, energy=EnergySnapshot(grid_import_wh=251_000.0)
         )
     )
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await let_a_second_pass(hass, freezer)
     assert float(_state(hass, "grid_import_energy").state) == pytest.approx(251.0)
 
 
@@ -226,12 +200,10 @@ async def test_energy_total_is_restored_after_restart(
     _, coordinator = await platforms.setup(
         sensor, home_topology(), snapshot_at(0, grid_power_w=3600.0)
     )
-    assert _entity_id(hass, "grid_import_energy") == entity_id
+    assert _state(hass, "grid_import_energy").entity_id == entity_id
     assert float(_state(hass, "grid_import_energy").state) == pytest.approx(42.0)
     coordinator.async_set_updated_data(snapshot_at(1, grid_power_w=3600.0))
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await let_a_second_pass(hass, freezer)
     assert float(_state(hass, "grid_import_energy").state) == pytest.approx(42.001)
 
 
@@ -243,10 +215,7 @@ async def test_energy_sensors_follow_the_simulated_counters(
     """The simulated components send energy counters: the totals follow them."""
 
     def produced_kwh() -> float | None:
-        entity_id = er.async_get(hass).async_get_entity_id(
-            "sensor", DOMAIN, f"{HOME_MICROGRID_ID}_pv_production_energy"
-        )
-        state = hass.states.get(entity_id) if entity_id else None
+        state = state_or_none(hass, f"{HOME_MICROGRID_ID}_pv_production_energy")
         if state is None or state.state == STATE_UNAVAILABLE:
             return None
         return float(state.state)

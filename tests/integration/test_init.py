@@ -25,16 +25,36 @@ from custom_components.frequenz_microgrid.coordinator import (
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     load_scenario,
+    running_simulator,
 )
 from custom_components.frequenz_microgrid.simulator.scenario import scenario_from_dict
 
 from .auth_gateway import AuthGateway
-from .conftest import API_KEY, HOME_MICROGRID_ID, microgrid_entry, wait_for
+from .conftest import (
+    API_KEY,
+    HOME_MICROGRID_ID,
+    microgrid_entry,
+    setup_entry,
+    wait_for,
+)
 
 
 def _connected(client: MicrogridApiClient) -> bool:
     """Whether the client has a channel (a function, so mypy doesn't narrow it)."""
     return client.is_connected
+
+
+async def _setup_fails(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    state: ConfigEntryState = ConfigEntryState.SETUP_ERROR,
+) -> str:
+    """Add `entry` and set it up, which must fail into `state`; return the reason."""
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is state
+    return entry.reason or ""
 
 
 async def test_setup_streams_and_unload_disconnects(
@@ -75,17 +95,12 @@ async def test_setup_streams_and_unload_disconnects(
 
 
 async def test_cannot_connect_retries_later(hass: HomeAssistant) -> None:
-    sim = MicrogridSimulator(load_scenario("home"))
-    await sim.start(host="127.0.0.1", port=0)
-    dead_url = sim.url
-    await sim.stop()
+    async with running_simulator(load_scenario("home")) as sim:
+        dead_url = sim.url
 
     entry = microgrid_entry(dead_url)
-    entry.add_to_hass(hass)
-    assert not await hass.config_entries.async_setup(entry.entry_id)
-    assert entry.state is ConfigEntryState.SETUP_RETRY
-    assert entry.reason is not None
-    assert "Could not connect" in entry.reason
+    reason = await _setup_fails(hass, entry, ConfigEntryState.SETUP_RETRY)
+    assert "Could not connect" in reason
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -93,10 +108,7 @@ async def test_invalid_auth_starts_reauth(
     hass: HomeAssistant, gateway: AuthGateway
 ) -> None:
     entry = microgrid_entry(gateway.url, data={CONF_API_KEY: "revoked"})
-    entry.add_to_hass(hass)
-    assert not await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.SETUP_ERROR
+    await _setup_fails(hass, entry)
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
 
@@ -104,31 +116,19 @@ async def test_invalid_auth_starts_reauth(
 async def test_setup_with_the_right_key(
     hass: HomeAssistant, gateway: AuthGateway
 ) -> None:
-    entry = microgrid_entry(gateway.url, data={CONF_API_KEY: API_KEY})
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    assert entry.state is ConfigEntryState.LOADED
+    await setup_entry(hass, gateway.url, data={CONF_API_KEY: API_KEY})
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1", "grpc://127.0.0.1:1?x=1"])
 async def test_invalid_url_is_a_permanent_error(hass: HomeAssistant, url: str) -> None:
-    entry = microgrid_entry(url)
-    entry.add_to_hass(hass)
-    assert not await hass.config_entries.async_setup(entry.entry_id)
-    assert entry.state is ConfigEntryState.SETUP_ERROR
-    assert entry.reason is not None
-    assert "not valid" in entry.reason
+    assert "not valid" in await _setup_fails(hass, microgrid_entry(url))
 
 
 async def test_url_leading_to_another_microgrid_fails(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
     entry = microgrid_entry(simulator.url, unique_id="999")
-    entry.add_to_hass(hass)
-    assert not await hass.config_entries.async_setup(entry.entry_id)
-    assert entry.state is ConfigEntryState.SETUP_ERROR
-    assert entry.reason is not None
-    assert "999" in entry.reason
+    assert "999" in await _setup_fails(hass, entry)
 
 
 async def test_demo_entry_runs_its_own_simulator(hass: HomeAssistant) -> None:
@@ -160,9 +160,7 @@ async def test_demo_with_unknown_scenario_fails(hass: HomeAssistant) -> None:
     entry = MockConfigEntry(
         domain=DOMAIN, unique_id="demo_x", data={CONF_DEMO: True, CONF_SCENARIO: "x"}
     )
-    entry.add_to_hass(hass)
-    assert not await hass.config_entries.async_setup(entry.entry_id)
-    assert entry.state is ConfigEntryState.SETUP_ERROR
+    await _setup_fails(hass, entry)
 
 
 async def test_options_change_reloads_with_new_freshness(
@@ -218,17 +216,9 @@ async def test_invalid_wiring_is_a_permanent_error(hass: HomeAssistant) -> None:
             ],
         }
     )
-    sim = MicrogridSimulator(scenario)
-    await sim.start(host="127.0.0.1", port=0)
-    try:
-        entry = microgrid_entry(sim.url)
-        entry.add_to_hass(hass)
-        assert not await hass.config_entries.async_setup(entry.entry_id)
-    finally:
-        await sim.stop()
-    assert entry.state is ConfigEntryState.SETUP_ERROR
-    assert entry.reason is not None
-    assert "not wired as a valid microgrid" in entry.reason
+    async with running_simulator(scenario) as sim:
+        reason = await _setup_fails(hass, microgrid_entry(sim.url))
+    assert "not wired as a valid microgrid" in reason
 
 
 async def test_failure_after_connecting_releases_everything(
@@ -236,12 +226,10 @@ async def test_failure_after_connecting_releases_everything(
 ) -> None:
     """If a platform fails to set up, the client and monitor don't linger."""
     entry = microgrid_entry(simulator.url)
-    entry.add_to_hass(hass)
     with patch.object(
         hass.config_entries,
         "async_forward_entry_setups",
         side_effect=RuntimeError("platform broke"),
     ):
-        assert not await hass.config_entries.async_setup(entry.entry_id)
-    assert entry.state is ConfigEntryState.SETUP_ERROR
+        await _setup_fails(hass, entry)
     assert not _connected(entry.runtime_data.client)

@@ -8,7 +8,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
 
-from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.engine.bounds import Bounds
 from custom_components.frequenz_microgrid.number import NUMBERS
 from custom_components.frequenz_microgrid.simulator import (
@@ -17,16 +16,20 @@ from custom_components.frequenz_microgrid.simulator import (
     load_scenario,
 )
 
-from .conftest import unload_all_entries, wait_for
+from .conftest import serving, setup_entry, wait_for
 from .steering_helpers import (
+    BATTERY,
     BATTERY_INVERTER,
     DRIVEWAY_WALLBOX,
     GARAGE_WALLBOX,
     PV_INVERTER,
+    call_action,
+    last_setpoint,
     number_value,
+    plug_ev_and_wait_for_charging,
+    propose,
     set_number,
     setpoints_to,
-    setup_entry,
     state,
     wait_for_setpoint,
     wait_for_state,
@@ -63,17 +66,14 @@ def _mean_soc(sim: MicrogridSimulator, battery_ids: tuple[int, ...]) -> float:
 @pytest.fixture
 async def depot(hass: HomeAssistant) -> AsyncIterator[MicrogridSimulator]:
     """Run the `depot` scenario: three battery inverters at different SoC."""
-    sim = MicrogridSimulator(load_scenario("depot"), speed=1.0, sample_period_s=0.2)
-    await sim.start(host="127.0.0.1", port=0)
-    yield sim
-    await unload_all_entries(hass)
-    await sim.stop()
+    async with serving(hass, load_scenario("depot")) as sim:
+        yield sim
 
 
 async def test_battery_setpoint_is_split_by_soc(
     hass: HomeAssistant, depot: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, depot, unique_id="2")
+    entry = await setup_entry(hass, depot.url, unique_id="2")
     await wait_for_state(hass, entry, "12_excluded", "off")
     await wait_for_state(hass, entry, "14_excluded", "off")
     await wait_for_state(hass, entry, "16_excluded", "off")
@@ -95,7 +95,7 @@ async def test_battery_setpoint_is_split_by_soc(
 async def test_range_follows_the_pools_power(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator)
+    entry = await setup_entry(hass, simulator.url)
     battery = simulator.model.setpoint_bounds(BATTERY_INVERTER)
     pv = simulator.model.setpoint_bounds(PV_INVERTER)
     garage = simulator.model.setpoint_bounds(GARAGE_WALLBOX)
@@ -124,7 +124,7 @@ async def test_range_follows_the_pools_power(
 async def test_pv_limit_caps_production(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator)
+    entry = await setup_entry(hass, simulator.url)
     await wait_for_state(hass, entry, f"{PV_INVERTER}_excluded", "off")
 
     await set_number(hass, entry, "pv_limit", 2000.0)
@@ -142,22 +142,17 @@ async def test_pv_limit_caps_production(
 async def test_ev_limit_caps_charging(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator)
-    simulator.plug_ev(GARAGE_WALLBOX)
-    await wait_for_state(hass, entry, f"{GARAGE_WALLBOX}_excluded", "off")
-    await wait_for(
-        lambda: (
-            bool(setpoints_to(simulator, GARAGE_WALLBOX))
-            and setpoints_to(simulator, GARAGE_WALLBOX)[-1] > 5000.0
-        ),
-        what="the EV to charge at more than the limit to come",
+    entry = await setup_entry(hass, simulator.url)
+    await plug_ev_and_wait_for_charging(
+        hass, entry, simulator, GARAGE_WALLBOX, above_w=5000.0
     )
 
     await set_number(hass, entry, "ev_chargers_limit", 5000.0)
 
-    charging = setpoints_to(simulator, GARAGE_WALLBOX)[-1]
+    charging = last_setpoint(simulator, GARAGE_WALLBOX)
+    assert charging is not None
     assert 0.0 < charging <= 5000.0
-    assert setpoints_to(simulator, DRIVEWAY_WALLBOX)[-1] == 0.0
+    assert last_setpoint(simulator, DRIVEWAY_WALLBOX) == 0.0
     assert number_value(hass, entry, "ev_chargers_limit") == 5000.0
     assert simulator.unsafe_setpoint_count == 0
 
@@ -165,9 +160,9 @@ async def test_ev_limit_caps_charging(
 async def test_without_working_battery_range_closes_and_setting_raises(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator)
+    entry = await setup_entry(hass, simulator.url)
     simulator.inject_fault(BATTERY_INVERTER, Fault.ERROR_STATE)
-    await wait_for_state(hass, entry, "4_excluded", "on")
+    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "on")
     # Nothing may be granted without a working battery: only 0 W is in range.
     await wait_for(
         lambda: state(hass, entry, "batteries_setpoint").attributes["max"] == 0.0,
@@ -186,7 +181,7 @@ async def test_without_working_battery_range_closes_and_setting_raises(
     await wait_for_state(hass, entry, "batteries_last_result", "error")
 
     simulator.clear_fault(BATTERY_INVERTER)
-    await wait_for_state(hass, entry, "4_excluded", "off")
+    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
     await wait_for(
         lambda: state(hass, entry, "batteries_setpoint").attributes["max"] > 0.0,
         what="the range to open again",
@@ -200,22 +195,21 @@ async def test_without_working_battery_range_closes_and_setting_raises(
 async def test_range_narrows_to_what_a_higher_priority_leaves(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator)
-    await wait_for_state(hass, entry, "4_excluded", "off")
+    entry = await setup_entry(hass, simulator.url)
+    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
     await set_number(hass, entry, "batteries_setpoint", 500.0)
 
-    await hass.services.async_call(
-        DOMAIN,
+    await call_action(
+        hass,
         "propose_power",
-        {
-            "config_entry_id": entry.entry_id,
-            "pool": "batteries",
-            "lower": -1000.0,
-            "upper": 2000.0,
-            "priority": 10,
-            "actor": "peak_shaving",
-        },
-        blocking=True,
+        propose(
+            entry,
+            "batteries",
+            lower=-1000.0,
+            upper=2000.0,
+            priority=10,
+            actor="peak_shaving",
+        ),
     )
 
     await wait_for(

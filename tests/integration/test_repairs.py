@@ -6,8 +6,6 @@ in seconds; everything else is the real integration over gRPC.
 
 from __future__ import annotations
 
-from typing import cast
-
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -24,10 +22,9 @@ from custom_components.frequenz_microgrid.engine.health import (
 )
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 
-from .conftest import microgrid_entry, wait_for
+from .conftest import setup_entry, wait_for
+from .steering_helpers import PV_INVERTER, wait_until_working
 
-PV_INVERTER = 5
-IDLE_CHARGERS = (6, 7)
 GRACE_S = 1.0
 
 
@@ -42,11 +39,7 @@ async def _set_up(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> FrequenzMicrogridConfigEntry:
     # The shortest freshness window, so an outage is noticed within seconds.
-    entry = microgrid_entry(simulator.url, options={CONF_FRESHNESS_S: 2.0})
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return cast(FrequenzMicrogridConfigEntry, entry)
+    return await setup_entry(hass, simulator.url, options={CONF_FRESHNESS_S: 2.0})
 
 
 def _issue(hass: HomeAssistant, issue_id: str) -> ir.IssueEntry | None:
@@ -64,14 +57,7 @@ async def test_broken_component_issue_raised_after_grace_and_cleared(
 ) -> None:
     entry = await _set_up(hass, simulator)
     issue_id = repairs.component_issue_id(entry.entry_id, PV_INVERTER)
-    controller = entry.runtime_data.controller
-    await wait_for(
-        lambda: any(
-            c.component_id == PV_INVERTER and c.health is ComponentHealth.WORKING
-            for c in controller.status().components
-        ),
-        what="PV inverter working",
-    )
+    await wait_until_working(entry, PV_INVERTER)
     # Before the first data every component looked broken for a moment.
     await wait_for(lambda: _our_issues(hass) == [], what="no issue")
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
-from datetime import timedelta
+from collections.abc import Mapping
 from typing import Any
 from unittest.mock import patch
 
@@ -22,7 +21,6 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
@@ -32,11 +30,10 @@ from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.engine.snapshot import (
     BatteryPoolSnapshot,
-    ComponentSnapshot,
 )
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 
-from .conftest import HOME_MICROGRID_ID, microgrid_entry, wait_for
+from .conftest import HOME_MICROGRID_ID, entity_id_of, setup_entry, state_of, wait_for
 from .microgrid_factory import (
     BAT_INV,
     BATTERY,
@@ -47,39 +44,20 @@ from .microgrid_factory import (
     HOME_WIRING,
     HOUSE_METER,
     HandFedPlatforms,
-    all_entities_enabled_by_default,
     entity_snapshot,
+    fresh_component,
     home_components,
     home_topology,
+    let_a_second_pass,
     snapshot_at,
 )
+from .steering_helpers import HOUSEHOLD
 
-
-@pytest.fixture
-async def platforms(
-    hass: HomeAssistant, enable_custom_integrations: None
-) -> AsyncIterator[HandFedPlatforms]:
-    hand_fed = HandFedPlatforms(hass)
-    yield hand_fed
-    await hand_fed.close()
-
-
-def _entity_id(hass: HomeAssistant, unique_suffix: str) -> str:
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "sensor", DOMAIN, f"{ENTRY_KEY}_{unique_suffix}"
-    )
-    assert entity_id is not None, unique_suffix
-    return entity_id
+SENSOR = ("sensor",)
 
 
 def _state(hass: HomeAssistant, unique_suffix: str) -> str:
-    state = hass.states.get(_entity_id(hass, unique_suffix))
-    assert state is not None, unique_suffix
-    return state.state
-
-
-def _component(cid: int, **kw: object) -> ComponentSnapshot:
-    return ComponentSnapshot(component_id=cid, fresh=True, **kw)  # type: ignore[arg-type]
+    return state_of(hass, f"{ENTRY_KEY}_{unique_suffix}", SENSOR).state
 
 
 @pytest.mark.parametrize(
@@ -95,7 +73,7 @@ def _component(cid: int, **kw: object) -> ComponentSnapshot:
 def test_component_state_shows_the_most_important_state(
     states: set[ComponentStateCode], expected: str | None
 ) -> None:
-    assert sensor.component_state(_component(1, states=frozenset(states))) == expected
+    assert sensor.component_state(fresh_component(1, *states)) == expected
 
 
 def test_cable_state_prefers_the_most_connected_state() -> None:
@@ -105,8 +83,8 @@ def test_cable_state_prefers_the_most_connected_state() -> None:
             ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV,
         }
     )
-    assert sensor.cable_state(_component(6, states=both)) == "locked_at_ev"
-    assert sensor.cable_state(_component(6)) is None
+    assert sensor.cable_state(fresh_component(6, *both)) == "locked_at_ev"
+    assert sensor.cable_state(fresh_component(6)) is None
 
 
 def test_enum_options_are_the_translated_state_names() -> None:
@@ -181,9 +159,7 @@ async def test_pool_values_and_availability(
     coordinator.async_set_updated_data(
         snapshot_at(1, reachable=False, grid_power_w=1.0)
     )
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await let_a_second_pass(hass, freezer)
     assert _state(hass, "grid_power") == STATE_UNAVAILABLE
     assert _state(hass, "battery_soc") == STATE_UNAVAILABLE
     # Metadata does not depend on telemetry.
@@ -194,7 +170,7 @@ async def test_component_sensors_and_per_phase_sensors_once_measured(
     hass: HomeAssistant, platforms: HandFedPlatforms, freezer: FrozenDateTimeFactory
 ) -> None:
     registry = er.async_get(hass)
-    meter = _component(HOUSE_METER, metrics={Metric.AC_POWER_ACTIVE: 800.0})
+    meter = fresh_component(HOUSE_METER, metrics={Metric.AC_POWER_ACTIVE: 800.0})
     entry, coordinator = await platforms.setup(
         sensor, home_topology(), snapshot_at(components={HOUSE_METER: meter})
     )
@@ -205,7 +181,7 @@ async def test_component_sensors_and_per_phase_sensors_once_measured(
     current_uid = f"{ENTRY_KEY}_{HOUSE_METER}_current_l1"
     assert registry.async_get_entity_id("sensor", DOMAIN, current_uid) is None
 
-    measured = _component(
+    measured = fresh_component(
         HOUSE_METER,
         metrics={Metric.AC_POWER_ACTIVE: 900.0, Metric.AC_CURRENT_PHASE_1: 3.9},
     )
@@ -234,7 +210,7 @@ async def test_state_writes_are_coalesced(
     _, coordinator = await platforms.setup(
         sensor, home_topology(), snapshot_at(grid_power_w=100.0)
     )
-    entity_id = _entity_id(hass, "grid_power")
+    entity_id = entity_id_of(hass, f"{ENTRY_KEY}_grid_power", SENSOR)
     changed: list[str] = []
     reported: list[str] = []
 
@@ -262,41 +238,26 @@ async def test_state_writes_are_coalesced(
     await hass.async_block_till_done()
     assert changed == ["200.0"]
 
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await let_a_second_pass(hass, freezer)
     assert changed == ["200.0", "500.0"]
 
     # A change that is undone inside the window is not written.
     coordinator.async_set_updated_data(snapshot_at(7, grid_power_w=600.0))
     coordinator.async_set_updated_data(snapshot_at(7.5, grid_power_w=500.0))
-    freezer.tick(timedelta(seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await let_a_second_pass(hass, freezer)
     assert changed == ["200.0", "500.0"]
     assert reported == []
 
 
 # --- Against the simulator over real gRPC -----------------------------------------
 
-HOUSEHOLD = 8
-"""The household meter of the `home` scenario (600 W base load, 50/30/20 % split)."""
-
-
-@pytest.fixture
-def entity_registry_enabled_by_default() -> Iterator[None]:
-    with all_entities_enabled_by_default():
-        yield
+# The household meter has a 600 W base load, split 50/30/20 % over the phases.
 
 
 async def _setup_sensors_only(
     hass: HomeAssistant, simulator: MicrogridSimulator, **options: Any
 ) -> MockConfigEntry:
-    entry = microgrid_entry(simulator.url, options=options)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
+    return await setup_entry(hass, simulator.url, options=options)
 
 
 def _all_available(hass: HomeAssistant, entry: MockConfigEntry) -> bool:
@@ -308,13 +269,7 @@ def _all_available(hass: HomeAssistant, entry: MockConfigEntry) -> bool:
 
 
 def _sim_state(hass: HomeAssistant, unique_suffix: str) -> State:
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "sensor", DOMAIN, f"{HOME_MICROGRID_ID}_{unique_suffix}"
-    )
-    assert entity_id is not None, unique_suffix
-    state = hass.states.get(entity_id)
-    assert state is not None, unique_suffix
-    return state
+    return state_of(hass, f"{HOME_MICROGRID_ID}_{unique_suffix}", SENSOR)
 
 
 def _sim_available(hass: HomeAssistant, unique_suffix: str) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 import math
-from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
@@ -29,15 +28,25 @@ from custom_components.frequenz_microgrid.simulator import (
     load_scenario,
 )
 
-from .conftest import microgrid_entry, unload_all_entries, wait_for
-from .test_actions import call_action
+from .conftest import serving, setup_entry, wait_for
+from .steering_helpers import (
+    BATTERY,
+    BATTERY_INVERTER,
+    DRIVEWAY_WALLBOX,
+    GARAGE_WALLBOX,
+    GRID_METER,
+    active_setpoint,
+    call_action,
+    last_setpoint,
+    propose,
+    wait_until_working,
+)
 
 # The generated 10-component microgrid: two battery pairs, two PV inverters and
 # two EV chargers behind the grid meter.
 INVERTER_A, BATTERY_A = 3, 4  # 20 kWh at 48 % SoC
 INVERTER_B, BATTERY_B = 7, 8  # 20 kWh at 76 % SoC
-HOME_BATTERY_INVERTER = 3
-HOME_CHARGERS = (6, 7)
+HOME_CHARGERS = (GARAGE_WALLBOX, DRIVEWAY_WALLBOX)
 HOME_FUSE_A = 40.0
 VOLTAGE = 230.0
 
@@ -45,59 +54,26 @@ VOLTAGE = 230.0
 @pytest.fixture
 async def two_batteries(hass: HomeAssistant) -> AsyncIterator[MicrogridSimulator]:
     """A generated microgrid with two battery pairs at different SoC."""
-    sim = MicrogridSimulator(generate_scenario(10), speed=1.0, sample_period_s=0.2)
-    await sim.start(host="127.0.0.1", port=0)
-    yield sim
-    await unload_all_entries(hass)
-    await sim.stop()
+    async with serving(hass, generate_scenario(10)) as sim:
+        yield sim
 
 
 @pytest.fixture
 async def fast_home(hass: HomeAssistant) -> AsyncIterator[MicrogridSimulator]:
     """The `home` scenario, 60 simulated seconds per real second."""
-    sim = MicrogridSimulator(load_scenario("home"), speed=60.0, sample_period_s=0.1)
-    await sim.start(host="127.0.0.1", port=0)
-    yield sim
-    await unload_all_entries(hass)
-    await sim.stop()
+    async with serving(
+        hass, load_scenario("home"), speed=60.0, sample_period_s=0.1
+    ) as sim:
+        yield sim
 
 
 async def set_up(
     hass: HomeAssistant, sim: MicrogridSimulator, *working: int
 ) -> FrequenzMicrogridConfigEntry:
     """Set up an entry on `sim` and wait until the given components work."""
-    entry = microgrid_entry(sim.url, unique_id=str(sim.scenario.microgrid_id))
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    typed = cast(FrequenzMicrogridConfigEntry, entry)
-    controller = typed.runtime_data.controller
-
-    def all_working() -> bool:
-        health = {c.component_id: c.health for c in controller.status().components}
-        return all(health.get(cid) is ComponentHealth.WORKING for cid in working)
-
-    await wait_for(all_working, what=f"components {working} working")
-    return typed
-
-
-def propose(entry: FrequenzMicrogridConfigEntry, pool: str, **data: Any) -> Any:
-    """The data of a `propose_power` call."""
-    return {"config_entry_id": entry.entry_id, "pool": pool, **data}
-
-
-def last_setpoint(sim: MicrogridSimulator, component_id: int) -> float | None:
-    """The last active-power setpoint `component_id` received."""
-    return next(
-        (s.power_w for s in reversed(sim.setpoints) if s.component_id == component_id),
-        None,
-    )
-
-
-def active_setpoint(sim: MicrogridSimulator, component_id: int) -> float | None:
-    """The setpoint a simulated component currently follows (`None`: lapsed)."""
-    setpoint = sim.model.component(component_id).active_setpoint
-    return None if setpoint is None else setpoint.value
+    entry = await setup_entry(hass, sim.url, unique_id=str(sim.scenario.microgrid_id))
+    await wait_until_working(entry, *working)
+    return entry
 
 
 async def test_power_reaches_the_inverters_as_a_soc_balanced_split(
@@ -140,7 +116,7 @@ async def test_two_actors_with_priorities_and_bounds(
 ) -> None:
     """The spec's shifting matryoshka: powers add up, bounds narrow and shift."""
     entry = setup_integration
-    await set_up_done(entry)
+    await wait_until_working(entry, BATTERY)
     high = await call_action(
         hass,
         "propose_power",
@@ -169,7 +145,7 @@ async def test_two_actors_with_priorities_and_bounds(
     assert low["bounds"]["inclusion_upper"] == 2000.0
     # 1000 W + the lower priority's 4000 W clamped to 2000 W.
     assert low["target_power"] == 3000.0
-    assert last_setpoint(simulator, HOME_BATTERY_INVERTER) == 3000.0
+    assert last_setpoint(simulator, BATTERY_INVERTER) == 3000.0
 
     # Withdrawing the higher priority frees the lower one: 4000 W.
     withdrawn = await call_action(
@@ -182,27 +158,15 @@ async def test_two_actors_with_priorities_and_bounds(
         },
     )
     assert withdrawn["target_power"] == 4000.0
-    assert last_setpoint(simulator, HOME_BATTERY_INVERTER) == 4000.0
+    assert last_setpoint(simulator, BATTERY_INVERTER) == 4000.0
     assert simulator.unsafe_setpoint_count == 0
-
-
-async def set_up_done(entry: FrequenzMicrogridConfigEntry) -> None:
-    """Wait until the `home` battery works (the fixture's entry is set up)."""
-    controller = entry.runtime_data.controller
-    await wait_for(
-        lambda: any(
-            c.component_id == 4 and c.health is ComponentHealth.WORKING
-            for c in controller.status().components
-        ),
-        what="battery working",
-    )
 
 
 async def test_evs_plugging_in_get_fair_shares_within_the_fuse(
     hass: HomeAssistant, fast_home: MicrogridSimulator
 ) -> None:
     sim = fast_home
-    entry = await set_up(hass, sim, 4)
+    entry = await set_up(hass, sim, BATTERY)
     for charger in HOME_CHARGERS:
         sim.plug_ev(charger, EvSpec(soc_pct=20.0, phases=3, max_current_a=32.0))
     # No proposal: the EV pool's default is its maximum, shared fairly.
@@ -212,7 +176,9 @@ async def test_evs_plugging_in_get_fair_shares_within_the_fuse(
     )
     await wait_for(
         lambda: math.isclose(
-            last_setpoint(sim, 6) or 0.0, last_setpoint(sim, 7) or 1.0, rel_tol=0.05
+            last_setpoint(sim, GARAGE_WALLBOX) or 0.0,
+            last_setpoint(sim, DRIVEWAY_WALLBOX) or 1.0,
+            rel_tol=0.05,
         ),
         what="equal shares",
     )
@@ -221,7 +187,7 @@ async def test_evs_plugging_in_get_fair_shares_within_the_fuse(
     # each gets well above the 6 A minimum, both together stay under the fuse.
     assert all(share > 3 * VOLTAGE * 6.0 for share in shares)
     assert sum(shares) <= 3 * VOLTAGE * HOME_FUSE_A
-    grid = sim.model.component(2).phases
+    grid = sim.model.component(GRID_METER).phases
     assert max(grid.l1, grid.l2, grid.l3) / VOLTAGE <= HOME_FUSE_A + 1e-6
 
     # An EV limit from an automation: the pool target is shared fairly too.
@@ -293,10 +259,10 @@ async def test_setpoint_still_held_after_three_lifetimes(
     hass: HomeAssistant, fast_home: MicrogridSimulator
 ) -> None:
     sim = fast_home
-    entry = await set_up(hass, sim, 4)
+    entry = await set_up(hass, sim, BATTERY)
     await call_action(hass, "propose_power", propose(entry, "batteries", power=2000))
     first = next(
-        s for s in reversed(sim.setpoints) if s.component_id == HOME_BATTERY_INVERTER
+        s for s in reversed(sim.setpoints) if s.component_id == BATTERY_INVERTER
     )
     three_lifetimes = first.sim_time + 3 * first.lifetime_s
     await wait_for(
@@ -304,11 +270,11 @@ async def test_setpoint_still_held_after_three_lifetimes(
         timeout_s=3 * first.lifetime_s / sim.clock.speed + 5,
         what="three setpoint lifetimes",
     )
-    assert active_setpoint(sim, HOME_BATTERY_INVERTER) == 2000.0
+    assert active_setpoint(sim, BATTERY_INVERTER) == 2000.0
     refreshes = [
         s
         for s in sim.setpoints
-        if s.component_id == HOME_BATTERY_INVERTER and s.sim_time > first.sim_time
+        if s.component_id == BATTERY_INVERTER and s.sim_time > first.sim_time
     ]
     assert len(refreshes) >= 3, "re-sent before every lifetime lapsed"
     assert all(s.power_w == 2000.0 for s in refreshes)
@@ -323,10 +289,10 @@ async def test_unload_and_stop_release_the_components(
     how: str,
 ) -> None:
     entry = setup_integration
-    await set_up_done(entry)
+    await wait_until_working(entry, BATTERY)
     await call_action(hass, "propose_power", propose(entry, "batteries", power=2500))
     await call_action(hass, "propose_power", propose(entry, "pv", power=-1000))
-    assert active_setpoint(simulator, HOME_BATTERY_INVERTER) == 2500.0
+    assert active_setpoint(simulator, BATTERY_INVERTER) == 2500.0
     runtime = entry.runtime_data
     controller = runtime.controller
 
@@ -338,8 +304,8 @@ async def test_unload_and_stop_release_the_components(
 
     # The battery is sent back to 0 W at once; the PV limit is no longer kept
     # alive (it lapses to full production); no proposal is left.
-    assert last_setpoint(simulator, HOME_BATTERY_INVERTER) == 0.0
-    assert active_setpoint(simulator, HOME_BATTERY_INVERTER) == 0.0
+    assert last_setpoint(simulator, BATTERY_INVERTER) == 0.0
+    assert active_setpoint(simulator, BATTERY_INVERTER) == 0.0
     status = controller.status()
     assert all(not s.proposals for p in status.pools.values() for s in p.component_sets)
     sent = len(simulator.setpoints)

@@ -27,19 +27,19 @@ from custom_components.frequenz_microgrid.engine.health import (
 from custom_components.frequenz_microgrid.engine.snapshot import ComponentSnapshot
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 
-from .conftest import wait_for
-from .microgrid_factory import entity_snapshot
+from .conftest import setup_entry, wait_for
+from .microgrid_factory import entity_snapshot, fresh_component
 from .steering_helpers import (
     BATTERY,
     BATTERY_INVERTER,
     DRIVEWAY_WALLBOX,
     GARAGE_WALLBOX,
     PV_INVERTER,
+    last_setpoint,
     number_value,
     press,
     set_number,
     setpoints_to,
-    setup_entry,
     state,
     steering_entries,
     wait_for_setpoint,
@@ -59,14 +59,11 @@ def _status(
     return ComponentStatus(1, kind, health, problem, blocked)
 
 
-def _charger(*states: ComponentStateCode) -> ComponentSnapshot:
-    return ComponentSnapshot(component_id=1, fresh=True, states=frozenset(states))
-
-
-UNPLUGGED = _charger(
-    ComponentStateCode.READY, ComponentStateCode.EV_CHARGING_CABLE_UNPLUGGED
+UNPLUGGED = fresh_component(
+    1, ComponentStateCode.READY, ComponentStateCode.EV_CHARGING_CABLE_UNPLUGGED
 )
-PLUGGED = _charger(
+PLUGGED = fresh_component(
+    1,
     ComponentStateCode.ERROR,
     ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV,
     ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_STATION,
@@ -127,7 +124,7 @@ def test_exclusion_details_convert_the_block_to_a_time() -> None:
 async def test_steering_entities_snapshot(
     hass: HomeAssistant, simulator: MicrogridSimulator, snapshot: SnapshotAssertion
 ) -> None:
-    entry = await setup_entry(hass, simulator)
+    entry = await setup_entry(hass, simulator.url)
     for component in (BATTERY, PV_INVERTER):
         await wait_for_state(hass, entry, f"{component}_excluded", "off")
 
@@ -179,9 +176,9 @@ async def test_restored_value_is_not_applied_by_default(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
     _restore_battery_number(hass, 2500.0)
-    entry = await setup_entry(hass, simulator)
+    entry = await setup_entry(hass, simulator.url)
     assert state(hass, entry, "batteries_setpoint").entity_id == BATTERY_NUMBER
-    await wait_for_state(hass, entry, "4_excluded", "off")
+    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
 
     assert number_value(hass, entry, "batteries_setpoint") == 2500.0
     assert state(hass, entry, "batteries_setpoint").attributes["applied"] is False
@@ -202,7 +199,9 @@ async def test_restored_value_is_reapplied_when_the_option_is_on(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
     _restore_battery_number(hass, 2500.0)
-    entry = await setup_entry(hass, simulator, options={CONF_REAPPLY_SETPOINTS: True})
+    entry = await setup_entry(
+        hass, simulator.url, options={CONF_REAPPLY_SETPOINTS: True}
+    )
 
     await wait_for_setpoint(simulator, BATTERY_INVERTER, 2500.0)
     assert number_value(hass, entry, "batteries_setpoint") == 2500.0
@@ -217,8 +216,8 @@ async def test_restored_value_is_reapplied_when_the_option_is_on(
 async def test_failing_inverter_partial_failure_exclusion_and_recovery(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator)
-    await wait_for_state(hass, entry, "4_excluded", "off")
+    entry = await setup_entry(hass, simulator.url)
+    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
     simulator.inject_fault(BATTERY_INVERTER, Fault.REJECT_SET_POWER)
 
     with pytest.raises(HomeAssistantError) as raised:
@@ -244,6 +243,6 @@ async def test_failing_inverter_partial_failure_exclusion_and_recovery(
     simulator.clear_fault(BATTERY_INVERTER)
     await wait_for_state(hass, entry, "batteries_last_result", "success", timeout_s=15)
     await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
-    assert setpoints_to(simulator, BATTERY_INVERTER)[-1] == 2000.0
+    assert last_setpoint(simulator, BATTERY_INVERTER) == 2000.0
     assert simulator.model.component(BATTERY_INVERTER).active_setpoint is not None
     assert simulator.unsafe_setpoint_count == 0
