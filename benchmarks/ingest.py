@@ -38,6 +38,7 @@ import cProfile
 from dataclasses import dataclass
 import gc
 import logging
+import os
 import signal
 import statistics
 import sys
@@ -272,6 +273,9 @@ def main() -> None:
         sys.exit("ingest: interrupted")
     print(result.line(), flush=True)
     _note(f"gc pauses: {result.gc_pauses}")
+    # Lag is only meaningful on an otherwise idle machine: show how busy it was.
+    load_1min = os.getloadavg()[0]
+    _note(f"machine load (1 min average) {load_1min:.2f} on {os.cpu_count()} cores")
     _note(
         f"{result.entities} entities in the state machine; target "
         f"cpu_pct<{TARGET_CPU_PCT:.0f} loop_lag_p99_ms<{TARGET_LAG_P99_MS:.0f}: "
