@@ -7,6 +7,11 @@ floating-point operations in the same order, the same tolerance checks. Only the
 representation differs (lists of floats indexed by pair instead of `Power` objects
 and dictionaries keyed by inverter sets), which is what makes it fast.
 
+The split runs in two phases, as the SDK's does: `sdk_reserve` gives every pair its
+minimum and notes each one's reserve or deficit; `sdk_finish` covers the deficits
+from the reserves and tops up. The caller can look at the first phase (do the
+exclusion zones bind?) before paying for the second.
+
 Everything here is *direction-normalised*: the power to place is positive and every
 per-pair number is seen from that direction (for a discharge request the caller
 negates powers and bounds before and the setpoints after, as the SDK does).
@@ -15,6 +20,7 @@ negates powers and bounds before and the setpoints after, as the SDK does).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 import heapq
 import math
 
@@ -31,12 +37,41 @@ def sdk_visiting_order(
     """Return pair indices in the SDK's order: by (minimum power, ratio), descending.
 
     Python's sort is stable also with ``reverse=True``, so ties keep the caller's
-    order exactly like the SDK's own sort does.
+    order exactly like the SDK's own sort does. Sorting by ratio first and then by
+    minimum power gives the same order as sorting by the pair of them (the second
+    sort keeps the first one's order among equal minimums) and is faster: float
+    keys compare much more cheaply than tuples.
     """
-    indices = range(len(ratios))
-    if not any(min_powers):
-        return sorted(indices, key=ratios.__getitem__, reverse=True)
-    return sorted(indices, key=lambda i: (min_powers[i], ratios[i]), reverse=True)
+    order = sorted(range(len(ratios)), key=ratios.__getitem__, reverse=True)
+    if any(min_powers):
+        order.sort(key=min_powers.__getitem__, reverse=True)
+    return order
+
+
+@dataclass(slots=True)
+class SdkReservation:
+    """The SDK's split after its first phase: every visited pair at its minimum.
+
+    Reserves are kept in the order the SDK inserts them into its dictionary
+    (visiting order), because it iterates them in that order.
+    """
+
+    power: float
+    order: list[int]
+    powers: list[float]
+    caps: list[float]
+    distributed: float
+    reserve_ids: list[int]
+    reserves: list[float]
+    deficits: list[float]
+
+    @property
+    def zones_bind(self) -> bool:
+        """Whether some pair's share fell short of its minimum power.
+
+        Then the exclusion zones shape the SDK's split, through its ad-hoc repair.
+        """
+        return bool(self.deficits)
 
 
 def sdk_split(
@@ -46,7 +81,26 @@ def sdk_split(
     min_powers: Sequence[float],
     upper_bounds: Sequence[float],
 ) -> tuple[list[float], float, bool]:
-    """Split a positive `power` among pairs the way the SDK does.
+    """Split a positive `power` among pairs the way the SDK does (both phases).
+
+    See `sdk_reserve` for the arguments. Returns the power per pair (same indexing
+    as the inputs), the power that could not be placed (the SDK's
+    ``remaining_power``), and whether the exclusion zones bind
+    (`SdkReservation.zones_bind`).
+    """
+    reservation = sdk_reserve(power, ratios, total_ratio, min_powers, upper_bounds)
+    powers, excess = sdk_finish(reservation)
+    return powers, excess, reservation.zones_bind
+
+
+def sdk_reserve(
+    power: float,
+    ratios: Sequence[float],
+    total_ratio: float,
+    min_powers: Sequence[float],
+    upper_bounds: Sequence[float],
+) -> SdkReservation:
+    """The SDK's first phase: minimums, and each pair's reserve or deficit.
 
     Args:
         power: The power to place (W, > 0).
@@ -61,30 +115,31 @@ def sdk_split(
             battery and inverter, whichever is smaller).
 
     Returns:
-        The power per pair (same indexing as the inputs), the power that could
-        not be placed (the SDK's ``remaining_power``), and whether some pair's
-        share fell short of its minimum power (then the exclusion zones shaped
-        the split, through the SDK's ad-hoc repair).
+        The state `sdk_finish` completes.
     """
     count = len(ratios)
     powers = [0.0] * count
+    caps = [0.0] * count
+    reserve_ids: list[int] = []
+    reserves: list[float] = []
+    deficits: list[float] = []
     if math.isclose(total_ratio, 0.0, abs_tol=_RATIO_ZERO_TOLERANCE):
         # Every battery is full (or empty, when discharging): nothing to place.
-        return powers, power, False
+        return SdkReservation(
+            power, [], powers, caps, 0.0, reserve_ids, reserves, deficits
+        )
 
     order = sdk_visiting_order(ratios, min_powers)
-    caps = [0.0] * count
+    add_reserve_id = reserve_ids.append
+    add_reserve = reserves.append
+    add_deficit = deficits.append
     distributed = 0.0
     reserved = 0.0
     used_ratio = 0.0
     remaining_ratio = total_ratio
-    # Insertion order matters below (the SDK iterates its dictionaries), and a
-    # dict keeps it.
-    excess_reserved: dict[int, float] = {}
-    deficits: dict[int, float] = {}
-
+    zero_tolerance = _RATIO_ZERO_TOLERANCE
     for i in order:
-        if -_RATIO_ZERO_TOLERANCE <= remaining_ratio <= _RATIO_ZERO_TOLERANCE:
+        if -zero_tolerance <= remaining_ratio <= zero_tolerance:
             continue  # the rest are full: power 0, cap 0
         ratio = ratios[i]
         calculated = (power - reserved) * ratio / remaining_ratio
@@ -94,39 +149,54 @@ def sdk_split(
         remaining_ratio = total_ratio - used_ratio
         upper = upper_bounds[i]
         if calculated > upper:
-            excess_reserved[i] = upper - min_power
+            add_reserve_id(i)
+            add_reserve(upper - min_power)
         elif calculated < min_power:
-            deficits[i] = calculated - min_power
+            add_deficit(calculated - min_power)
         else:
-            excess_reserved[i] = calculated - min_power
+            add_reserve_id(i)
+            add_reserve(calculated - min_power)
         distributed += min_power
         powers[i] = min_power
         caps[i] = upper
+    return SdkReservation(
+        power, order, powers, caps, distributed, reserve_ids, reserves, deficits
+    )
 
-    # The SDK scans for the largest reserve once per step; a heap ordered by
-    # (largest value, earliest insertion) picks the same pair in O(log n).
-    reserves = [
-        (-value, position, i)
-        for position, (i, value) in enumerate(excess_reserved.items())
-    ]
-    heapq.heapify(reserves)
-    for deficit in deficits.values():
-        deficit = _cover_deficit(deficit, excess_reserved, reserves)
-        if deficit < _MINIMUM_DEFICIT_TO_CONSIDER:
-            left_over = power - distributed
-            if left_over > -deficit:
-                distributed += deficit
-            elif left_over > 0.0:
-                distributed += left_over
 
-    for i, excess in excess_reserved.items():
+def sdk_finish(reservation: SdkReservation) -> tuple[list[float], float]:
+    """The SDK's second phase: cover deficits, hand out reserves, top up.
+
+    Consumes `reservation` (its lists are updated in place). Returns the power per
+    pair and the power that could not be placed.
+    """
+    power = reservation.power
+    powers = reservation.powers
+    reserves = reservation.reserves
+    distributed = reservation.distributed
+    if reservation.deficits:
+        # The SDK scans for the largest reserve once per step; a heap ordered by
+        # (largest value, earliest insertion) picks the same pair in O(log n).
+        heap = [(-value, position) for position, value in enumerate(reserves)]
+        heapq.heapify(heap)
+        for deficit in reservation.deficits:
+            deficit = _cover_deficit(deficit, reserves, heap)
+            if deficit < _MINIMUM_DEFICIT_TO_CONSIDER:
+                left_over = power - distributed
+                if left_over > -deficit:
+                    distributed += deficit
+                elif left_over > 0.0:
+                    distributed += left_over
+
+    for i, excess in zip(reservation.reserve_ids, reserves, strict=True):
         distributed += excess
         powers[i] += excess
 
     left_over = power - distributed
     if left_over != 0.0:
         # Greedy top-up in visiting order; a pair at exactly 0 W stays unused.
-        for i in order:
+        caps = reservation.caps
+        for i in reservation.order:
             if left_over == 0.0:
                 break
             current = powers[i]
@@ -136,31 +206,29 @@ def sdk_split(
             additional = headroom if headroom < left_over else left_over
             powers[i] = current + additional
             left_over -= additional
-    return powers, left_over, bool(deficits)
+    return powers, left_over
 
 
 def _cover_deficit(
-    deficit: float,
-    excess_reserved: dict[int, float],
-    reserves: list[tuple[float, int, int]],
+    deficit: float, reserves: list[float], heap: list[tuple[float, int]]
 ) -> float:
     """Take a pair's shortfall from the pairs with the largest reserve, as the SDK.
 
-    `reserves` is a heap holding exactly one ``(-reserve, insertion position, pair)``
-    entry per pair of `excess_reserved`; it is kept in step with it. Returns the
-    part of the (negative) deficit that could not be covered.
+    `heap` holds exactly one ``(-reserve, position in reserves)`` entry per reserve
+    and is kept in step with `reserves`. Returns the part of the (negative) deficit
+    that could not be covered.
     """
-    while deficit < 0.0 and reserves:
-        negated, position, largest_id = reserves[0]
+    while deficit < 0.0 and heap:
+        negated, position = heap[0]
         largest = -negated
         if largest <= 0.0:
             break
         if largest >= -deficit or math.isclose(largest, -deficit, rel_tol=1e-9):
             left = largest + deficit
-            excess_reserved[largest_id] = left
-            heapq.heapreplace(reserves, (-left, position, largest_id))
+            reserves[position] = left
+            heapq.heapreplace(heap, (-left, position))
             return 0.0
         deficit += largest
-        excess_reserved[largest_id] = 0.0
-        heapq.heapreplace(reserves, (-0.0, position, largest_id))
+        reserves[position] = 0.0
+        heapq.heapreplace(heap, (-0.0, position))
     return deficit
