@@ -20,7 +20,7 @@ from custom_components.frequenz_microgrid.coordinator import (
 from custom_components.frequenz_microgrid.engine.health import ComponentHealth
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
-from .conftest import entity_id_of, state_of, wait_for
+from .conftest import entity_id_of, setup_entry, state_of, wait_for
 
 GRID_METER, BATTERY_INVERTER, BATTERY, PV_INVERTER = 2, 3, 4, 5
 GARAGE_WALLBOX, DRIVEWAY_WALLBOX, HOUSEHOLD = 6, 7, 8
@@ -59,6 +59,20 @@ async def wait_until_working(
         return all(health.get(cid) is ComponentHealth.WORKING for cid in component_ids)
 
     await wait_for(all_working, what=f"components {component_ids} working")
+
+
+async def setup_steerable(
+    hass: HomeAssistant, sim: MicrogridSimulator, *included: int
+) -> FrequenzMicrogridConfigEntry:
+    """Set up an entry on `sim`; wait until none of `included` is excluded any more.
+
+    A component is excluded from steering until its first data has arrived, so
+    this is when a setpoint for it can take effect.
+    """
+    entry = await setup_entry(hass, sim.url, unique_id=str(sim.scenario.microgrid_id))
+    for component in included:
+        await wait_for_state(hass, entry, f"{component}_excluded", "off")
+    return entry
 
 
 # --- entities ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .steering_helpers import (
     propose,
     set_number,
     setpoints_to,
+    setup_steerable,
     state,
     wait_for_setpoint,
     wait_for_state,
@@ -29,8 +30,7 @@ from .steering_helpers import (
 async def test_release_battery_goes_back_to_zero(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator.url)
-    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
+    entry = await setup_steerable(hass, simulator, BATTERY)
     await set_number(hass, entry, "batteries_setpoint", 3000.0)
     await wait_for_setpoint(simulator, BATTERY_INVERTER, 3000.0)
     sent = len(setpoints_to(simulator, BATTERY_INVERTER))
@@ -47,8 +47,7 @@ async def test_release_battery_goes_back_to_zero(
 async def test_release_pv_goes_back_to_full_production(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator.url)
-    await wait_for_state(hass, entry, f"{PV_INVERTER}_excluded", "off")
+    entry = await setup_steerable(hass, simulator, PV_INVERTER)
     await set_number(hass, entry, "pv_limit", 2000.0)
     await wait_for_setpoint(simulator, PV_INVERTER, -2000.0)
     sent = len(setpoints_to(simulator, PV_INVERTER))
@@ -85,8 +84,7 @@ async def test_release_ev_goes_back_to_full_charging(
 async def test_release_keeps_the_proposals_of_actions(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator.url)
-    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
+    entry = await setup_steerable(hass, simulator, BATTERY)
     await call_action(hass, "propose_power", propose(entry, "batteries", power=1000.0))
     # Same priority: the shifting matryoshka adds both actors' powers.
     await set_number(hass, entry, "batteries_setpoint", 2000.0)

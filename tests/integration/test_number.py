@@ -30,6 +30,7 @@ from .steering_helpers import (
     propose,
     set_number,
     setpoints_to,
+    setup_steerable,
     state,
     wait_for_setpoint,
     wait_for_state,
@@ -73,10 +74,7 @@ async def depot(hass: HomeAssistant) -> AsyncIterator[MicrogridSimulator]:
 async def test_battery_setpoint_is_split_by_soc(
     hass: HomeAssistant, depot: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, depot.url, unique_id="2")
-    await wait_for_state(hass, entry, "12_excluded", "off")
-    await wait_for_state(hass, entry, "14_excluded", "off")
-    await wait_for_state(hass, entry, "16_excluded", "off")
+    entry = await setup_steerable(hass, depot, 12, 14, 16)
 
     await set_number(hass, entry, "batteries_setpoint", 20_000.0)
 
@@ -124,8 +122,7 @@ async def test_range_follows_the_pools_power(
 async def test_pv_limit_caps_production(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator.url)
-    await wait_for_state(hass, entry, f"{PV_INVERTER}_excluded", "off")
+    entry = await setup_steerable(hass, simulator, PV_INVERTER)
 
     await set_number(hass, entry, "pv_limit", 2000.0)
 
@@ -195,8 +192,7 @@ async def test_without_working_battery_range_closes_and_setting_raises(
 async def test_range_narrows_to_what_a_higher_priority_leaves(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator.url)
-    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
+    entry = await setup_steerable(hass, simulator, BATTERY)
     await set_number(hass, entry, "batteries_setpoint", 500.0)
 
     await call_action(

@@ -40,6 +40,7 @@ from .steering_helpers import (
     press,
     set_number,
     setpoints_to,
+    setup_steerable,
     state,
     steering_entries,
     wait_for_setpoint,
@@ -124,9 +125,7 @@ def test_exclusion_details_convert_the_block_to_a_time() -> None:
 async def test_steering_entities_snapshot(
     hass: HomeAssistant, simulator: MicrogridSimulator, snapshot: SnapshotAssertion
 ) -> None:
-    entry = await setup_entry(hass, simulator.url)
-    for component in (BATTERY, PV_INVERTER):
-        await wait_for_state(hass, entry, f"{component}_excluded", "off")
+    entry = await setup_steerable(hass, simulator, BATTERY, PV_INVERTER)
 
     def chargers_idle() -> bool:
         return all(
@@ -216,8 +215,7 @@ async def test_restored_value_is_reapplied_when_the_option_is_on(
 async def test_failing_inverter_partial_failure_exclusion_and_recovery(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    entry = await setup_entry(hass, simulator.url)
-    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
+    entry = await setup_steerable(hass, simulator, BATTERY)
     simulator.inject_fault(BATTERY_INVERTER, Fault.REJECT_SET_POWER)
 
     with pytest.raises(HomeAssistantError) as raised:
