@@ -83,6 +83,22 @@ def _credentials_schema(*, key_required: bool) -> dict[vol.Marker, Any]:
     }
 
 
+CONNECTION_SCHEMA = vol.Schema(
+    {vol.Required(CONF_URL): URL_SELECTOR, **_credentials_schema(key_required=False)}
+)
+"""The form of a real microgrid: its URL, an optional API key and signing secret."""
+
+
+def _box(minimum: float, maximum: float, unit: str | None = None) -> NumberSelector:
+    """Return a whole-number input box from `minimum` to `maximum`."""
+    config = NumberSelectorConfig(
+        min=minimum, max=maximum, step=1, mode=NumberSelectorMode.BOX
+    )
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)
+
+
 def _connection_data(user_input: Mapping[str, Any]) -> dict[str, str]:
     """Return the entry data for a real microgrid, leaving out empty credentials."""
     data = {CONF_URL: str(user_input[CONF_URL]).strip()}
@@ -146,6 +162,35 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
         """Let the user choose between a real microgrid and the demo."""
         return self.async_show_menu(step_id="user", menu_options=["connect", "demo"])
 
+    async def _async_claim_microgrid(
+        self, data: Mapping[str, Any]
+    ) -> MicrogridInfo | dict[str, str]:
+        """Probe the microgrid of `data` and take its id as this flow's unique id.
+
+        Returns its info, or the form errors that say what to fix.
+        """
+        info = await _async_probe(data)
+        if isinstance(info, ConnectionProblem):
+            return {ERROR_FIELD[info]: info.value}
+        await self.async_set_unique_id(_unique_id(info))
+        return info
+
+    def _show_connection_form(
+        self,
+        step_id: str,
+        prefill: Mapping[str, Any] | None,
+        errors: dict[str, str],
+    ) -> ConfigFlowResult:
+        """Show the URL and credentials form, pre-filled with the URL only."""
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                CONNECTION_SCHEMA, _url_only(prefill)
+            ),
+            description_placeholders={"example_url": EXAMPLE_URL},
+            errors=errors,
+        )
+
     async def async_step_connect(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -153,28 +198,12 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = _connection_data(user_input)
-            info = await _async_probe(data)
-            if isinstance(info, ConnectionProblem):
-                errors[ERROR_FIELD[info]] = info.value
-            else:
-                await self.async_set_unique_id(_unique_id(info))
+            claimed = await self._async_claim_microgrid(data)
+            if isinstance(claimed, MicrogridInfo):
                 self._abort_if_unique_id_configured()
-                return self.async_create_entry(title=_title(info), data=data)
-
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_URL): URL_SELECTOR,
-                **_credentials_schema(key_required=False),
-            }
-        )
-        return self.async_show_form(
-            step_id="connect",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, _url_only(user_input)
-            ),
-            description_placeholders={"example_url": EXAMPLE_URL},
-            errors=errors,
-        )
+                return self.async_create_entry(title=_title(claimed), data=data)
+            errors = claimed
+        return self._show_connection_form("connect", user_input, errors)
 
     async def async_step_demo(
         self, user_input: dict[str, Any] | None = None
@@ -222,13 +251,11 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
             data = dict(entry.data) | _connection_data(
                 {CONF_URL: entry.data[CONF_URL], **user_input}
             )
-            info = await _async_probe(data)
-            if isinstance(info, ConnectionProblem):
-                errors[ERROR_FIELD[info]] = info.value
-            else:
-                await self.async_set_unique_id(_unique_id(info))
+            claimed = await self._async_claim_microgrid(data)
+            if isinstance(claimed, MicrogridInfo):
                 self._abort_if_unique_id_mismatch(reason="wrong_microgrid")
                 return self.async_update_reload_and_abort(entry, data=data)
+            errors = claimed
 
         return self.async_show_form(
             step_id="reauth_confirm",
@@ -248,27 +275,13 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             # Empty credential fields keep the stored ones.
             data = dict(entry.data) | _connection_data(user_input)
-            info = await _async_probe(data)
-            if isinstance(info, ConnectionProblem):
-                errors[ERROR_FIELD[info]] = info.value
-            else:
-                await self.async_set_unique_id(_unique_id(info))
+            claimed = await self._async_claim_microgrid(data)
+            if isinstance(claimed, MicrogridInfo):
                 self._abort_if_unique_id_mismatch(reason="wrong_microgrid")
                 return self.async_update_reload_and_abort(entry, data=data)
-
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_URL): URL_SELECTOR,
-                **_credentials_schema(key_required=False),
-            }
-        )
-        return self.async_show_form(
-            step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, _url_only(user_input or entry.data)
-            ),
-            description_placeholders={"example_url": EXAMPLE_URL},
-            errors=errors,
+            errors = claimed
+        return self._show_connection_form(
+            "reconfigure", user_input or entry.data, errors
         )
 
 
@@ -294,26 +307,11 @@ class MicrogridOptionsFlow(OptionsFlow):
                 vol.Required(
                     CONF_FRESHNESS_S,
                     default=options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S),
-                ): NumberSelector(
-                    NumberSelectorConfig(
-                        min=MIN_FRESHNESS_S,
-                        max=MAX_FRESHNESS_S,
-                        step=1,
-                        unit_of_measurement="s",
-                        mode=NumberSelectorMode.BOX,
-                    )
-                ),
+                ): _box(MIN_FRESHNESS_S, MAX_FRESHNESS_S, "s"),
                 vol.Required(
                     CONF_DEFAULT_PRIORITY,
                     default=options.get(CONF_DEFAULT_PRIORITY, DEFAULT_PRIORITY),
-                ): NumberSelector(
-                    NumberSelectorConfig(
-                        min=MIN_PRIORITY,
-                        max=MAX_PRIORITY,
-                        step=1,
-                        mode=NumberSelectorMode.BOX,
-                    )
-                ),
+                ): _box(MIN_PRIORITY, MAX_PRIORITY),
                 vol.Required(
                     CONF_REAPPLY_SETPOINTS,
                     default=options.get(
