@@ -25,6 +25,7 @@ from frequenz.client.microgrid.component import (
 from frequenz.client.microgrid.metrics import Bounds, Metric
 import pytest
 
+from custom_components.frequenz_microgrid.engine import monitor
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
@@ -40,20 +41,8 @@ from .conftest import (
     value,
 )
 
-AC_METRICS = [
-    Metric.AC_POWER_ACTIVE,
-    Metric.AC_POWER_ACTIVE_PHASE_1,
-    Metric.AC_POWER_ACTIVE_PHASE_2,
-    Metric.AC_POWER_ACTIVE_PHASE_3,
-    Metric.AC_CURRENT_PHASE_1,
-    Metric.AC_CURRENT_PHASE_2,
-    Metric.AC_CURRENT_PHASE_3,
-    Metric.AC_VOLTAGE_PHASE_1_N,
-    Metric.AC_VOLTAGE_PHASE_2_N,
-    Metric.AC_VOLTAGE_PHASE_3_N,
-    Metric.AC_ENERGY_ACTIVE_CONSUMED,
-    Metric.AC_ENERGY_ACTIVE_DELIVERED,
-]
+AC_METRICS = list(monitor.AC_METRICS)
+"""What the integration asks a meter for: the simulator must send every one."""
 
 
 async def test_microgrid_info(client: MicrogridApiClient) -> None:
@@ -122,7 +111,10 @@ async def test_meter_telemetry_is_consistent_per_phase(
     client: MicrogridApiClient,
 ) -> None:
     samples = await first_matching(
-        client, GRID_METER, AC_METRICS, lambda s: len(s.metric_samples) == 12
+        client,
+        GRID_METER,
+        AC_METRICS,
+        lambda s: len(s.metric_samples) == len(AC_METRICS),
     )
     phases = [
         value(samples, m)
@@ -349,26 +341,22 @@ async def test_start_standby_stop(
 
     component = BATTERY_INVERTER
     metrics = [Metric.AC_POWER_ACTIVE]
+
+    async def reported(state: ComponentStateCode) -> None:
+        await first_matching(
+            client, component, metrics, lambda s: state in s.states[0].states
+        )
+
     await stub.StopElectricalComponent(
         pb.StopElectricalComponentRequest(electrical_component_id=component)
     )
-    await first_matching(
-        client,
-        component,
-        metrics,
-        lambda s: ComponentStateCode.OFF in s.states[0].states,
-    )
+    await reported(ComponentStateCode.OFF)
     with pytest.raises(OperationPreconditionFailed):
         await client.set_component_power_active(ComponentId(component), 1000.0)
     await stub.PutElectricalComponentInStandby(
         pb.PutElectricalComponentInStandbyRequest(electrical_component_id=component)
     )
-    await first_matching(
-        client,
-        component,
-        metrics,
-        lambda s: ComponentStateCode.STANDBY in s.states[0].states,
-    )
+    await reported(ComponentStateCode.STANDBY)
     await stub.StartElectricalComponent(
         pb.StartElectricalComponentRequest(electrical_component_id=component)
     )

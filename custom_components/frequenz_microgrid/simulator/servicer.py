@@ -7,7 +7,7 @@ that the telemetry stream can send bytes serialised once per tick by the hub.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +33,30 @@ SERVICE_NAME = "frequenz.api.microgrid.v1alpha18.Microgrid"
 type Context = grpc.aio.ServicerContext[Any, Any]
 
 
+OPERATIONS: dict[str, tuple[Any, Operation]] = {
+    "StartElectricalComponent": (pb.StartElectricalComponentRequest, Operation.RUNNING),
+    "PutElectricalComponentInStandby": (
+        pb.PutElectricalComponentInStandbyRequest,
+        Operation.STANDBY,
+    ),
+    "StopElectricalComponent": (pb.StopElectricalComponentRequest, Operation.OFF),
+}
+"""The RPCs that switch a component, by name: their request type and the state they
+switch to (STANDBY holds 0 W until a setpoint; OFF refuses setpoints until started)."""
+
+
 def timestamp(moment: datetime) -> Timestamp:
     """A protobuf timestamp for a wall-clock moment."""
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+def requested_lifetime(request: Any) -> float | None:
+    """The request's lifetime in seconds, `None` when it leaves it to the default."""
+    if request.HasField("request_lifetime"):
+        return float(request.request_lifetime)
+    return None
 
 
 class MicrogridService:
@@ -85,19 +104,12 @@ class MicrogridService:
             "AugmentElectricalComponentBounds": plain(
                 self.augment_bounds, pb.AugmentElectricalComponentBoundsRequest
             ),
-            "StartElectricalComponent": plain(
-                self.start_component, pb.StartElectricalComponentRequest
-            ),
-            "PutElectricalComponentInStandby": plain(
-                self.standby_component, pb.PutElectricalComponentInStandbyRequest
-            ),
-            "StopElectricalComponent": plain(
-                self.stop_component, pb.StopElectricalComponentRequest
-            ),
             "AckElectricalComponentError": plain(
                 self.ack_error, pb.AckElectricalComponentErrorRequest
             ),
         }
+        for name, (request_type, operation) in OPERATIONS.items():
+            handlers[name] = plain(self._operation_handler(operation), request_type)
         return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
     # --- metadata ----------------------------------------------------------------
@@ -204,11 +216,7 @@ class MicrogridService:
         The client only reads the first reply and ignores its status, so every
         refusal is a gRPC error rather than a REJECTED reply.
         """
-        lifetime = (
-            float(request.request_lifetime)
-            if request.HasField("request_lifetime")
-            else None
-        )
+        lifetime = requested_lifetime(request)
         control = self._sim.control
         now = self._sim.clock.now()
         try:
@@ -243,11 +251,7 @@ class MicrogridService:
         self, request: pb.AugmentElectricalComponentBoundsRequest, context: Context
     ) -> pb.AugmentElectricalComponentBoundsResponse:
         """Narrow a component's power bounds until the lifetime lapses."""
-        lifetime = (
-            float(request.request_lifetime)
-            if request.HasField("request_lifetime")
-            else None
-        )
+        lifetime = requested_lifetime(request)
         ranges = [
             (
                 b.lower if b.HasField("lower") else None,
@@ -278,29 +282,21 @@ class MicrogridService:
             valid_until_time=timestamp(self._sim.clock.wall_time_after(applied))
         )
 
-    async def start_component(
-        self, request: pb.StartElectricalComponentRequest, context: Context
-    ) -> Empty:
-        """Switch a component on (READY)."""
-        return await self._operate(
-            request.electrical_component_id, Operation.RUNNING, context
-        )
+    def _operation_handler(
+        self, operation: Operation
+    ) -> Callable[[Any, Context], Awaitable[Empty]]:
+        """A handler that switches the request's component to `operation`."""
 
-    async def standby_component(
-        self, request: pb.PutElectricalComponentInStandbyRequest, context: Context
-    ) -> Empty:
-        """Put a component in STANDBY (0 W; a new setpoint wakes it)."""
-        return await self._operate(
-            request.electrical_component_id, Operation.STANDBY, context
-        )
+        async def operate(request: Any, context: Context) -> Empty:
+            try:
+                self._sim.control.set_operation(
+                    request.electrical_component_id, operation
+                )
+            except RequestRefusedError as refusal:
+                await context.abort(refusal.code, refusal.message)
+            return Empty()
 
-    async def stop_component(
-        self, request: pb.StopElectricalComponentRequest, context: Context
-    ) -> Empty:
-        """Switch a component OFF (0 W; setpoints refused until started)."""
-        return await self._operate(
-            request.electrical_component_id, Operation.OFF, context
-        )
+        return operate
 
     async def ack_error(
         self, request: pb.AckElectricalComponentErrorRequest, context: Context
@@ -308,15 +304,6 @@ class MicrogridService:
         """Acknowledge an error; injected ERROR faults persist until cleared."""
         if not self._sim.scenario.has_component(request.electrical_component_id):
             await context.abort(grpc.StatusCode.NOT_FOUND, "unknown component")
-        return Empty()
-
-    async def _operate(
-        self, component_id: int, operation: Operation, context: Context
-    ) -> Empty:
-        try:
-            self._sim.control.set_operation(component_id, operation)
-        except RequestRefusedError as refusal:
-            await context.abort(refusal.code, refusal.message)
         return Empty()
 
 
