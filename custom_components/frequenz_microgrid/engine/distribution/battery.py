@@ -19,7 +19,7 @@ import math
 
 from ..bounds import PowerBounds, intersect_pair
 from .battery_safe_split import safe_split
-from .battery_sdk_split import sdk_finish, sdk_reserve
+from .battery_sdk_split import sdk_finish, sdk_reserve, zones_surely_bind
 
 _ALLOWED_TOLERANCE = 1e-6
 """Watts by which a setpoint may miss a bound through float rounding."""
@@ -251,6 +251,8 @@ class _PairsView:
     discharging): ``upper`` is how much the pair may take, ``lower`` the other end
     of its inclusion range, ``exclusion_upper`` the smallest non-zero power it
     accepts (the SDK's minimum power) and ``exclusion_lower`` the other edge.
+    ``minimum`` is the smallest non-zero power the safe split may give it
+    (``max(exclusion_upper, lower, 0)``).
 
     This runs on every request, for every pair, so it is one pass with the
     ``min``/``max`` calls spelled out as comparisons (the same results, the same
@@ -264,6 +266,7 @@ class _PairsView:
         "exclusion_lower",
         "exclusion_upper",
         "lower",
+        "minimum",
         "upper",
     )
 
@@ -275,16 +278,19 @@ class _PairsView:
         lowers: list[float] = []
         exclusion_uppers: list[float] = []
         exclusion_lowers: list[float] = []
+        minimums: list[float] = []
         self.available_soc = available_soc
         self.upper = uppers
         self.lower = lowers
         self.exclusion_upper = exclusion_uppers
         self.exclusion_lower = exclusion_lowers
+        self.minimum = minimums
         add_available = available_soc.append
         add_upper = uppers.append
         add_lower = lowers.append
         add_exclusion_upper = exclusion_uppers.append
         add_exclusion_lower = exclusion_lowers.append
+        add_minimum = minimums.append
         for pair in pairs:
             battery = pair.battery_bounds
             inverter = pair.inverter_bounds
@@ -296,39 +302,40 @@ class _PairsView:
             i_upper = inverter.inclusion_upper
             i_excl_lower = inverter.exclusion_lower
             i_excl_upper = inverter.exclusion_upper
-            # Each expression below is the builtin named in its comment.
+            # Each expression below is the builtin call named in its comment.
             if charge:
                 available = pair.soc_upper_pct - pair.soc_pct
-                # max(0.0, available)
-                add_available(available if available > 0.0 else 0.0)
                 # min(i_upper, b_upper)
-                add_upper(b_upper if b_upper < i_upper else i_upper)
+                upper = b_upper if b_upper < i_upper else i_upper
                 # max(i_lower, b_lower)
-                add_lower(b_lower if b_lower > i_lower else i_lower)
+                lower = b_lower if b_lower > i_lower else i_lower
                 # max(b_excl_upper, i_excl_upper)
-                add_exclusion_upper(
-                    i_excl_upper if i_excl_upper > b_excl_upper else b_excl_upper
-                )
+                edge = i_excl_upper if i_excl_upper > b_excl_upper else b_excl_upper
                 # min(b_excl_lower, i_excl_lower)
-                add_exclusion_lower(
+                other_edge = (
                     i_excl_lower if i_excl_lower < b_excl_lower else b_excl_lower
                 )
             else:
                 available = pair.soc_pct - pair.soc_lower_pct
-                # max(0.0, available)
-                add_available(available if available > 0.0 else 0.0)
                 # -max(i_lower, b_lower)
-                add_upper(-(b_lower if b_lower > i_lower else i_lower))
+                upper = -(b_lower if b_lower > i_lower else i_lower)
                 # -min(i_upper, b_upper)
-                add_lower(-(b_upper if b_upper < i_upper else i_upper))
+                lower = -(b_upper if b_upper < i_upper else i_upper)
                 # max(-b_excl_lower, -i_excl_lower)
-                add_exclusion_upper(
-                    -i_excl_lower if -i_excl_lower > -b_excl_lower else -b_excl_lower
-                )
+                edge = -i_excl_lower if -i_excl_lower > -b_excl_lower else -b_excl_lower
                 # -max(b_excl_upper, i_excl_upper)
-                add_exclusion_lower(
-                    -(i_excl_upper if i_excl_upper > b_excl_upper else b_excl_upper)
+                other_edge = -(
+                    i_excl_upper if i_excl_upper > b_excl_upper else b_excl_upper
                 )
+            # max(0.0, available)
+            add_available(available if available > 0.0 else 0.0)
+            add_upper(upper)
+            add_lower(lower)
+            add_exclusion_upper(edge)
+            add_exclusion_lower(other_edge)
+            # max(edge, lower, 0.0)
+            minimum = lower if lower > edge else edge
+            add_minimum(0.0 if minimum < 0.0 else minimum)
 
     def reachable_bounds(self) -> PowerBounds:
         """See `reachable_bounds`; computed from this view's lists (fast)."""
@@ -372,42 +379,39 @@ def _split(
     the most deserving pair first, or overshoot the request); the safe split is
     used instead, unless the SDK's split is safe and places more.
 
-    The SDK's repair is only worked out when it could win: when the safe split
-    places the whole request, it cannot (see `_sdk_cannot_place_more`).
+    Only what can change the outcome is worked out: when a zone clearly binds,
+    the SDK's split is not started (`zones_surely_bind`), and when the safe split
+    places the whole request, the SDK's repair is not done either
+    (`_sdk_cannot_place_more`).
     """
     ratios = view.availability_ratios(exponent)
     total_ratio = 0.0
     for ratio in ratios:  # the SDK's summation order, bit for bit
         total_ratio += ratio
-    reservation = sdk_reserve(
+    reservation = None
+    if not zones_surely_bind(
         power, ratios, total_ratio, view.exclusion_upper, view.upper
-    )
-    if not reservation.zones_bind:
-        powers, excess = sdk_finish(reservation)
-        if _adds_up(power, powers, excess) and _all_safe(powers, ratios, view):
-            return powers, excess
-        return _safe_split(power, ratios, view)
-    safe_powers, safe_excess = _safe_split(power, ratios, view)
+    ):
+        reservation = sdk_reserve(
+            power, ratios, total_ratio, view.exclusion_upper, view.upper
+        )
+        if not reservation.zones_bind:
+            powers, excess = sdk_finish(reservation)
+            if _adds_up(power, powers, excess) and _all_safe(powers, ratios, view):
+                return powers, excess
+            return safe_split(power, ratios, view.minimum, view.upper)
+    safe_powers, safe_excess = safe_split(power, ratios, view.minimum, view.upper)
     if _sdk_cannot_place_more(power, safe_excess):
         return safe_powers, safe_excess
+    if reservation is None:
+        reservation = sdk_reserve(
+            power, ratios, total_ratio, view.exclusion_upper, view.upper
+        )
     powers, excess = sdk_finish(reservation)
     sdk_usable = _adds_up(power, powers, excess) and _all_safe(powers, ratios, view)
     if sdk_usable and excess < safe_excess - _ALLOWED_TOLERANCE:
         return powers, excess  # never place less than the SDK would
     return safe_powers, safe_excess
-
-
-def _safe_split(
-    power: float, ratios: list[float], view: _PairsView
-) -> tuple[list[float], float]:
-    """The exclusion-safe split (`safe_split`) for this view's pairs."""
-    minimums: list[float] = []
-    add_minimum = minimums.append
-    for edge, lower in zip(view.exclusion_upper, view.lower, strict=True):
-        # max(edge, lower, 0.0), spelled out (see `_PairsView`)
-        minimum = lower if lower > edge else edge
-        add_minimum(0.0 if minimum < 0.0 else minimum)
-    return safe_split(power, ratios, minimums, view.upper)
 
 
 def _sdk_cannot_place_more(power: float, safe_excess: float) -> bool:

@@ -25,7 +25,14 @@ Direction-normalised like `battery_sdk_split`: the power to place is positive.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import compress
 import math
+
+_SUM_ORDER_MARGIN = 1e-9
+"""Relative margin within which two summation orders might disagree."""
+
+_NEWTON_STEPS = 6
+"""Newton steps tried for the level before walking every kink instead."""
 
 
 def safe_split(
@@ -50,126 +57,242 @@ def safe_split(
     powers = [0.0] * count
     candidates = [
         i
-        for i in range(count)
-        if ratios[i] > 0.0
-        and upper_bounds[i] > 0.0
-        and min_powers[i] <= upper_bounds[i]
+        for i, ratio, minimum, upper in zip(
+            range(count), ratios, min_powers, upper_bounds, strict=True
+        )
+        if ratio > 0.0 and upper > 0.0 and minimum <= upper
     ]
     if not candidates:
         return powers, power
+    # From here on, per-candidate lists (position k is pair candidates[k]): every
+    # step below reads them in order instead of looking pairs up by index.
+    weights = [ratios[i] for i in candidates]
+    minimums = [min_powers[i] for i in candidates]
+    uppers = [upper_bounds[i] for i in candidates]
 
-    shares = _capped_proportional_shares(power, candidates, ratios, upper_bounds)
-    on = _choose_on_pairs(power, candidates, shares, min_powers, upper_bounds)
+    shares = _capped_proportional_shares(power, weights, uppers)
+    on = _choose_on_pairs(power, shares, minimums, uppers)
     if not on:
         return powers, power
 
-    placed = min(power, sum(upper_bounds[i] for i in on))
-    for i, value in zip(
-        on,
-        _clamped_proportional_split(placed, on, ratios, min_powers, upper_bounds),
-        strict=True,
-    ):
-        powers[i] = value
-    return powers, power - sum(powers)
+    on_uppers = [uppers[k] for k in on]
+    placed = min(power, sum(on_uppers))
+    values = _clamped_proportional_split(
+        placed, [weights[k] for k in on], [minimums[k] for k in on], on_uppers
+    )
+    for k, value in zip(on, values, strict=True):
+        powers[candidates[k]] = value
+    # The same sum as over `powers` (in index order; the zeros add nothing).
+    return powers, power - sum(values)
 
 
 def _capped_proportional_shares(
-    power: float,
-    members: Sequence[int],
-    ratios: Sequence[float],
-    upper_bounds: Sequence[float],
-) -> dict[int, float]:
-    """Water-fill `power` proportionally to the ratios, no pair above its upper bound.
+    power: float, weights: Sequence[float], uppers: Sequence[float]
+) -> list[float]:
+    """Water-fill `power` proportionally to the weights, none above its upper bound.
 
-    Pairs are saturated in order of how soon they reach their bound (upper/ratio);
-    the rest share what is left proportionally.
+    Pairs are saturated in order of how soon they reach their bound (upper/weight);
+    the rest share what is left proportionally. Usually no pair saturates: that is
+    decided by the first pair in that order alone, so the sort is skipped then.
     """
-    by_saturation = sorted(members, key=lambda i: upper_bounds[i] / ratios[i])
+    remaining_ratio = sum(weights)
+    saturation_levels = [
+        upper / weight for upper, weight in zip(uppers, weights, strict=True)
+    ]
+    # The first pair the sort would put first (the stable sort keeps index order
+    # among ties, and `min`/`index` both find the first of equals).
+    first = saturation_levels.index(min(saturation_levels))
+    if uppers[first] * remaining_ratio > power * weights[first]:
+        level = power / remaining_ratio
+        return [level * weight for weight in weights]
+
+    by_saturation = sorted(range(len(weights)), key=saturation_levels.__getitem__)
     remaining_power = power
-    remaining_ratio = sum(ratios[i] for i in members)
-    shares: dict[int, float] = {}
-    for position, i in enumerate(by_saturation):
-        if upper_bounds[i] * remaining_ratio > remaining_power * ratios[i]:
+    shares = [0.0] * len(weights)
+    for position, k in enumerate(by_saturation):
+        if uppers[k] * remaining_ratio > remaining_power * weights[k]:
             # Neither this pair nor any later one reaches its bound: share the rest.
             level = remaining_power / remaining_ratio
-            shares.update((j, level * ratios[j]) for j in by_saturation[position:])
+            for j in by_saturation[position:]:
+                shares[j] = level * weights[j]
             break
-        shares[i] = upper_bounds[i]
-        remaining_power -= upper_bounds[i]
-        remaining_ratio -= ratios[i]
+        shares[k] = uppers[k]
+        remaining_power -= uppers[k]
+        remaining_ratio -= weights[k]
     return shares
 
 
 def _choose_on_pairs(
     power: float,
-    candidates: Sequence[int],
-    shares: dict[int, float],
-    min_powers: Sequence[float],
-    upper_bounds: Sequence[float],
+    shares: Sequence[float],
+    minimums: Sequence[float],
+    uppers: Sequence[float],
 ) -> list[int]:
     """Decide which pairs run, so their minimums fit the request (see module doc).
 
-    Returns the on-pairs in index order.
+    Returns the positions of the on-pairs, in order.
     """
+    # A pair is on when its share covers at least half its minimum (merit >= 0.5).
+    is_on = [
+        minimum <= 0.0 or share / minimum >= 0.5
+        for share, minimum in zip(shares, minimums, strict=True)
+    ]
+    if _needs_no_repair(power, is_on, minimums, uppers):
+        return [k for k, on in enumerate(is_on) if on]
+
     # How far each pair's share goes towards its minimum (>= 1: fully).
-    merit = {
-        i: shares[i] / min_powers[i] if min_powers[i] > 0.0 else math.inf
-        for i in candidates
-    }
+    merits = [
+        share / minimum if minimum > 0.0 else math.inf
+        for share, minimum in zip(shares, minimums, strict=True)
+    ]
     # Most deserving first; the stable sort keeps index order among ties, so the
     # result is deterministic.
-    ranked = sorted(candidates, key=merit.__getitem__, reverse=True)
-    is_on = {i: merit[i] >= 0.5 for i in ranked}
-    minimum_sum = sum(min_powers[i] for i in ranked if is_on[i])
-
-    for i in reversed(ranked):
+    ranked = sorted(range(len(merits)), key=merits.__getitem__, reverse=True)
+    minimum_sum = sum(minimums[k] for k in ranked if is_on[k])
+    for k in reversed(ranked):
         if minimum_sum <= power:
             break
-        if is_on[i] and min_powers[i] > 0.0:
-            is_on[i] = False
-            minimum_sum -= min_powers[i]
+        if is_on[k] and minimums[k] > 0.0:
+            is_on[k] = False
+            minimum_sum -= minimums[k]
 
-    upper_sum = sum(upper_bounds[i] for i in ranked if is_on[i])
-    for i in ranked:
+    upper_sum = sum(uppers[k] for k in ranked if is_on[k])
+    for k in ranked:
         if upper_sum >= power:
             break
-        if not is_on[i] and minimum_sum + min_powers[i] <= power:
-            is_on[i] = True
-            minimum_sum += min_powers[i]
-            upper_sum += upper_bounds[i]
+        if not is_on[k] and minimum_sum + minimums[k] <= power:
+            is_on[k] = True
+            minimum_sum += minimums[k]
+            upper_sum += uppers[k]
 
-    return sorted(i for i in ranked if is_on[i])
+    return [k for k, on in enumerate(is_on) if on]
+
+
+def _needs_no_repair(
+    power: float,
+    is_on: Sequence[bool],
+    minimums: Sequence[float],
+    uppers: Sequence[float],
+) -> bool:
+    """Whether the first guess of on-pairs fits the request as it is (common).
+
+    Then their minimums add up to at most the request and their upper bounds to at
+    least it, and the repair (which needs the pairs ranked) would change nothing.
+    The sums here run in index order, the repair's in rank order; `sum` rounds
+    (nearly) exactly either way, and the margin leaves any doubt to the repair.
+    """
+    minimum_sum = sum(compress(minimums, is_on))
+    upper_sum = sum(compress(uppers, is_on))
+    margin = _SUM_ORDER_MARGIN * (power + minimum_sum + upper_sum)
+    return minimum_sum <= power - margin and upper_sum >= power + margin
 
 
 def _clamped_proportional_split(
     power: float,
-    members: Sequence[int],
-    ratios: Sequence[float],
-    min_powers: Sequence[float],
-    upper_bounds: Sequence[float],
+    weights: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
 ) -> list[float]:
-    """Return ``clamp(level * ratio_i, min_i, upper_i)`` summing to `power`.
+    """Return ``clamp(level * weight_k, low_k, high_k)`` summing to `power`.
 
-    The sum is a non-decreasing, piecewise-linear function of ``level`` with a
-    kink wherever some pair hits its minimum or its upper bound; walk the kinks in
-    order to find the segment that contains `power`, then solve linearly on it.
-    Requires ``sum(min) <= power <= sum(upper)``.
+    Requires ``sum(lows) <= power <= sum(highs)`` and positive weights.
     """
-    lows = [max(min_powers[i], 0.0) for i in members]
-    highs = [upper_bounds[i] for i in members]
-    weights = [ratios[i] for i in members]
     low_sum = sum(lows)
     if power <= low_sum:
-        return lows
+        return list(lows)
     if power >= sum(highs):
-        return highs
+        return list(highs)
+    level = _level_by_newton(power, weights, lows, highs)
+    if level is None:
+        level = _level_by_events(power, low_sum, weights, lows, highs)
+    clamped = []
+    for weight, low, high in zip(weights, lows, highs, strict=True):
+        value = level * weight
+        value = low if low > value else value  # max(value, low)
+        clamped.append(high if high < value else value)  # min(value, high)
+    return clamped
 
+
+def _level_by_newton(
+    power: float,
+    weights: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+) -> float | None:
+    """Find the level by Newton steps on the piecewise-linear sum, or give up.
+
+    At a given level every pair is pinned at its low end, pinned at its high end,
+    or follows the level; with that classification the sum is linear, and the
+    level that makes it right is one division away. Starting from the level
+    without any pinning, a few such steps usually land on a level whose own
+    classification is the one it was computed from: then it is the answer. If not
+    (the sum's kinks can make the steps cycle), None sends the caller to the exact
+    walk over all kinks.
+    """
+    level = power / sum(weights)
+    for _ in range(_NEWTON_STEPS):
+        fixed = 0.0
+        slope = 0.0
+        for weight, low, high in zip(weights, lows, highs, strict=True):
+            value = level * weight
+            if value <= low:
+                fixed += low
+            elif value >= high:
+                fixed += high
+            else:
+                slope += weight
+        if slope <= 0.0:
+            return None
+        next_level = (power - fixed) / slope
+        if next_level == level or _same_classification(
+            level, next_level, weights, lows, highs
+        ):
+            return next_level
+        level = next_level
+    return None
+
+
+def _same_classification(
+    level: float,
+    other: float,
+    weights: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+) -> bool:
+    """Whether every pair is pinned low, pinned high or free alike at both levels."""
+    for weight, low, high in zip(weights, lows, highs, strict=True):
+        value = level * weight
+        other_value = other * weight
+        if value <= low:
+            if other_value > low:
+                return False
+        elif value >= high:
+            if other_value < high:
+                return False
+        elif not low < other_value < high:
+            return False
+    return True
+
+
+def _level_by_events(
+    power: float,
+    low_sum: float,
+    weights: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+) -> float:
+    """Find the level by walking the sum's kinks in order (always works).
+
+    The sum is a non-decreasing, piecewise-linear function of ``level`` with a
+    kink wherever some pair hits its low or its high end; walk the kinks in order
+    to find the segment that contains `power`, then solve linearly on it.
+    """
     # Events: at level = low/weight a pair starts to follow the level, at
     # level = high/weight it stops. Between events the sum has slope Σ weight of the
     # pairs that follow, plus the constant of the pinned ones.
-    count = len(members)
-    event_levels = [lows[k] / weights[k] for k in range(count)] + [
-        highs[k] / weights[k] for k in range(count)
+    count = len(weights)
+    event_levels = [low / weight for low, weight in zip(lows, weights, strict=True)] + [
+        high / weight for high, weight in zip(highs, weights, strict=True)
     ]
     fixed = low_sum  # the pinned pairs' contribution (at low or at high)
     slope = 0.0
@@ -188,6 +311,4 @@ def _clamped_proportional_split(
             slope -= weights[k]
     if slope > 0.0:
         level = (power - fixed) / slope
-    return [
-        min(max(level * weights[k], lows[k]), highs[k]) for k in range(len(members))
-    ]
+    return level

@@ -30,6 +30,9 @@ _RATIO_ZERO_TOLERANCE = 1e-9
 _MINIMUM_DEFICIT_TO_CONSIDER = -0.1
 """A deficit (W) smaller than this is ignored, as in the SDK."""
 
+_CLEAR_RELATIVE = 1e-6
+"""Relative margin for "clearly" in `zones_surely_bind` (rounding is ~1e-13)."""
+
 
 def sdk_visiting_order(
     ratios: Sequence[float], min_powers: Sequence[float]
@@ -162,6 +165,45 @@ def sdk_reserve(
     return SdkReservation(
         power, order, powers, caps, distributed, reserve_ids, reserves, deficits
     )
+
+
+def zones_surely_bind(
+    power: float,
+    ratios: Sequence[float],
+    total_ratio: float,
+    min_powers: Sequence[float],
+    upper_bounds: Sequence[float],
+) -> bool:
+    """Whether `sdk_reserve` would find a deficit, known without running it.
+
+    False means "not sure": run `sdk_reserve` and ask it. True is certain:
+
+    - Along the SDK's visiting order, ``(power - reserved) / remaining_ratio``
+      starts at ``power / total_ratio`` and never grows: a pair that clears its
+      minimum reserves exactly its share (the quotient stays), one that falls
+      short reserves its larger minimum (the quotient drops). So every visited
+      pair's calculated power is at most its plain share
+      ``power × ratio / total_ratio``.
+    - A pair is visited unless the remaining ratio has dropped to the SDK's zero
+      tolerance, and the remaining ratio never drops below the pair's own ratio
+      while it is unvisited (ratios are not negative).
+
+    So a pair with a clearly visible ratio whose plain share is clearly below its
+    minimum (and not above its upper bound, which the SDK checks first) is a
+    deficit for sure. "Clearly" leaves margins far wider than the rounding of
+    the SDK's running sums.
+    """
+    if not total_ratio > 2.0 * _RATIO_ZERO_TOLERANCE or not min(ratios) >= 0.0:
+        return False
+    visible_ratio = _CLEAR_RELATIVE * total_ratio + 2.0 * _RATIO_ZERO_TOLERANCE
+    share_per_ratio = power / total_ratio * (1.0 + _CLEAR_RELATIVE)
+    slack = _CLEAR_RELATIVE * (power + sum(min_powers))
+    for ratio, min_power, upper in zip(ratios, min_powers, upper_bounds, strict=True):
+        if ratio > visible_ratio:
+            share = ratio * share_per_ratio + slack
+            if share < min_power and share <= upper:
+                return True
+    return False
 
 
 def sdk_finish(reservation: SdkReservation) -> tuple[list[float], float]:
