@@ -15,8 +15,11 @@ from frequenz.client.microgrid import MicrogridApiClient, OperationUnauthenticat
 import grpc
 import pytest
 
-from custom_components.frequenz_microgrid.engine.graph import load_topology
-from custom_components.frequenz_microgrid.engine.monitor import MicrogridMonitor
+from custom_components.frequenz_microgrid.engine.graph import Topology, load_topology
+from custom_components.frequenz_microgrid.engine.monitor import (
+    MicrogridMonitor,
+    streamed_components,
+)
 from custom_components.frequenz_microgrid.engine.snapshot import MicrogridSnapshot
 from custom_components.frequenz_microgrid.simulator import (
     Fault,
@@ -62,6 +65,7 @@ class Observed:
 class Bench:
     sim: MicrogridSimulator
     client: MicrogridApiClient
+    topology: Topology
     monitor: MicrogridMonitor
     observed: Observed
 
@@ -86,7 +90,7 @@ async def bench() -> AsyncIterator[Bench]:
         )
         await monitor.start()
         try:
-            yield Bench(sim, client, monitor, observed)
+            yield Bench(sim, client, topology, monitor, observed)
         finally:
             await monitor.stop()
     finally:
@@ -230,24 +234,31 @@ async def test_streams_failed_by_the_server_come_back(bench: Bench) -> None:
 
 async def test_a_stream_that_finished_is_subscribed_again(bench: Bench) -> None:
     await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
-    # A stream the server ends normally leaves a finished broadcaster cached in the
-    # client (its receivers end, it never retries): make the grid meter's so.
-    broadcasters = bench.client._component_data_broadcasters
-    grid_keys = [key for key in broadcasters if key.startswith(f"{GRID_METER}-")]
-    assert len(grid_keys) == 1
-    await broadcasters[grid_keys[0]].stop()
+    # A stream the server ends normally finishes its broadcaster for good (its
+    # receiver ends, it never retries): make the grid meter's so.
+    finished = bench.monitor._streams[GRID_METER]
+    await finished.stop()
     await asyncio.sleep(3 * TICK_S)
     age = bench.monitor.store.age_s(GRID_METER)
     assert age is not None
     assert age >= 2 * TICK_S
     await fresh_grid_data_after(bench, 5.0)
-    assert grid_keys[0] in broadcasters
-    assert broadcasters[grid_keys[0]].is_running
+    resubscribed = bench.monitor._streams[GRID_METER]
+    assert resubscribed is not finished
+    assert resubscribed.is_running
 
 
 async def test_stop_leaves_no_task_behind(bench: Bench) -> None:
     await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
+    streams = list(bench.monitor._streams.values())
+    assert {int(c.id) for c in streamed_components(bench.topology)} == set(
+        bench.monitor._streams
+    )
+    # The monitor streams through its own broadcasters, not the client's cached
+    # ones: `client.disconnect()` would not stop them, `monitor.stop()` must.
+    assert bench.client._component_data_broadcasters == {}
     await bench.monitor.stop()
+    assert not any(stream.is_running for stream in streams)
     names = {task.get_name() for task in asyncio.all_tasks()}
     assert not any(name.startswith("frequenz-microgrid") for name in names)
     count = len(bench.observed.snapshots)

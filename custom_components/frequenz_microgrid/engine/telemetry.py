@@ -1,8 +1,9 @@
 """The latest telemetry per component and metric, and how old it is.
 
 Ingest is the hot path (a 1,000-component microgrid sends thousands of samples a
-second), so `TelemetryStore.ingest` only overwrites the latest value per
-(component, metric) and stamps its arrival; everything derived (freshness, pools,
+second), so `TelemetryStore.ingest_message` only overwrites the latest value per
+(component, metric) in place and stamps its arrival, and turns bounds ranges into
+`PowerBounds` only when they changed; everything derived (freshness, pools,
 formulas) is computed once per tick from here.
 
 Freshness is measured by *arrival* time on a monotonic clock, not by the sample's own
@@ -22,10 +23,11 @@ from frequenz.client.microgrid.component import (
     ComponentErrorCode,
     ComponentStateCode,
 )
-from frequenz.client.microgrid.metrics import Metric, MetricSample
+from frequenz.client.microgrid.metrics import Metric
 
 from .bounds import PowerBounds
 from .snapshot import ComponentSnapshot
+from .telemetry_message import Range, TelemetryMessage, telemetry_from_samples
 
 DEFAULT_FRESHNESS_S = 10.0
 """Data older than this is stale (spec §3: "data older than 10 s → not working")."""
@@ -37,15 +39,25 @@ def _utc_now() -> datetime:
 
 @dataclass(slots=True)
 class _Reading:
+    """The latest value of one metric; updated in place (no garbage per sample)."""
+
     value: float
     arrived: float
     """Monotonic arrival time."""
 
 
 @dataclass(slots=True)
+class _Bounds:
+    """The latest bounds of one metric, and the raw ranges they were built from."""
+
+    ranges: tuple[Range, ...]
+    bounds: PowerBounds
+
+
+@dataclass(slots=True)
 class _ComponentTelemetry:
     readings: dict[Metric | int, _Reading] = field(default_factory=dict)
-    bounds: dict[Metric | int, PowerBounds] = field(default_factory=dict)
+    bounds: dict[Metric | int, _Bounds] = field(default_factory=dict)
     states: frozenset[ComponentStateCode | int] = frozenset()
     warnings: frozenset[ComponentErrorCode | int] = frozenset()
     errors: frozenset[ComponentErrorCode | int] = frozenset()
@@ -79,18 +91,30 @@ class TelemetryStore:
         """Return the store's monotonic time (the injected clock)."""
         return self._clock()
 
-    def ingest(self, samples: ComponentDataSamples) -> None:
+    def ingest_message(self, message: TelemetryMessage) -> None:
         """Record one message of a component's telemetry stream."""
         now = self._clock()
-        entry = self._entry(int(samples.component_id), now)
-        for sample in samples.metric_samples:
-            self._record_sample(entry, sample, now)
-        if samples.states:
-            latest = max(samples.states, key=lambda state: state.sampled_at)
-            entry.states = latest.states
-            entry.warnings = latest.warnings
-            entry.errors = latest.errors
+        entry = self._entry(message.component_id, now)
+        readings = entry.readings
+        for metric, value, ranges in message.readings:
+            reading = readings.get(metric)
+            if reading is None:
+                readings[metric] = _Reading(value, now)
+            else:
+                reading.value = value
+                reading.arrived = now
+            if ranges:
+                self._record_ranges(entry, metric, ranges)
+        states = message.states
+        if states is not None:
+            entry.states = states.states
+            entry.warnings = states.warnings
+            entry.errors = states.errors
             entry.state_arrived = now
+
+    def ingest(self, samples: ComponentDataSamples) -> None:
+        """Record one message in the client library's form."""
+        self.ingest_message(telemetry_from_samples(samples))
 
     def record(
         self,
@@ -104,7 +128,7 @@ class TelemetryStore:
         entry = self._entry(component_id, now)
         entry.readings[metric] = _Reading(value, now)
         if bounds is not None:
-            entry.bounds[metric] = bounds
+            entry.bounds[metric] = _Bounds((), bounds)
 
     def record_state(
         self,
@@ -132,17 +156,16 @@ class TelemetryStore:
         return entry
 
     @staticmethod
-    def _record_sample(
-        entry: _ComponentTelemetry, sample: MetricSample, now: float
+    def _record_ranges(
+        entry: _ComponentTelemetry, metric: Metric | int, ranges: tuple[Range, ...]
     ) -> None:
-        value = sample.as_single_value()
-        if value is None:
-            return
-        entry.readings[sample.metric] = _Reading(value, now)
-        if sample.bounds:
-            entry.bounds[sample.metric] = PowerBounds.from_ranges(
-                (bound.lower, bound.upper) for bound in sample.bounds
-            )
+        """Keep the bounds of `metric`; rebuilt only when the ranges changed."""
+        known = entry.bounds.get(metric)
+        if known is None:
+            entry.bounds[metric] = _Bounds(ranges, PowerBounds.from_ranges(ranges))
+        elif known.ranges != ranges:
+            known.ranges = ranges
+            known.bounds = PowerBounds.from_ranges(ranges)
 
     # --- Reading -----------------------------------------------------------------
 
@@ -185,8 +208,8 @@ class TelemetryStore:
         """Return the latest bounds sent with a fresh value of `metric`, or `None`."""
         if self.value(component_id, metric) is None:
             return None
-        entry = self._components[component_id]
-        return entry.bounds.get(metric)
+        known = self._components[component_id].bounds.get(metric)
+        return None if known is None else known.bounds
 
     def fresh_values(self, metric: Metric | int) -> dict[int, float]:
         """Return every component's fresh value of `metric` (formula input)."""
@@ -224,7 +247,7 @@ class TelemetryStore:
                 metrics[metric] = reading.value
                 metric_bounds = entry.bounds.get(metric)
                 if metric_bounds is not None:
-                    bounds[metric] = metric_bounds
+                    bounds[metric] = metric_bounds.bounds
         fresh = now - entry.last_arrived <= self.freshness_s
         states_fresh = entry.state_arrived is not None and entry.state_arrived >= oldest
         return ComponentSnapshot(
