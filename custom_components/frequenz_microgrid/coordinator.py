@@ -24,6 +24,7 @@ from .engine.control import MicrogridController
 from .engine.graph import Topology
 from .engine.monitor import MicrogridMonitor
 from .engine.snapshot import MicrogridSnapshot
+from .listener_chunks import ChunkedListenerCalls
 from .repairs import RepairTracker
 from .simulator import MicrogridSimulator
 
@@ -99,6 +100,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
         self.repairs = RepairTracker(hass, entry.entry_id, entry.title, topology)
         self.unreachable_logged = False
         self._reauth_started = False
+        self._listener_calls = ChunkedListenerCalls(hass.loop)
 
     async def _async_update_data(self) -> MicrogridSnapshot:
         """Return the monitor's latest snapshot (for the first refresh only).
@@ -117,6 +119,16 @@ class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
             components=self.controller.status().components,
         )
         self.async_set_updated_data(snapshot)
+
+    @callback
+    def async_update_listeners(self) -> None:
+        """Tell the entities in chunks: thousands at once would stall the loop."""
+        self._listener_calls.call_all(self._listeners)
+
+    async def async_shutdown(self) -> None:
+        """Drop a round of entity updates still in progress, then shut down."""
+        self._listener_calls.cancel()
+        await super().async_shutdown()
 
     @callback
     def _handle_reachability(self, reachable: bool) -> None:

@@ -9,12 +9,15 @@ window closes, so the last value always lands.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Final
 
 from frequenz.client.microgrid import MicrogridInfo
 from frequenz.client.microgrid.component import Component, ComponentCategory
+from homeassistant.components.binary_sensor import BinarySensorEntity
+from homeassistant.components.number import NumberEntity
+from homeassistant.components.sensor import SensorEntity
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -68,6 +71,21 @@ def hub_device_info(entry_key: str, info: MicrogridInfo) -> DeviceInfo:
         model="Microgrid",
         name=info.name or f"Microgrid {int(info.id)}",
         serial_number=str(int(info.id)),
+    )
+
+
+@callback
+def async_create_hub_device(
+    hass: HomeAssistant, entry_id: str, entry_key: str, info: MicrogridInfo
+) -> None:
+    """Register the hub device before any platform adds entities.
+
+    Component devices name the hub as their `via_device`; the platforms add their
+    entities concurrently, so unless the hub exists first, a component device can
+    be registered before it (Home Assistant warns about a non-existing via_device).
+    """
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry_id, **hub_device_info(entry_key, info)
     )
 
 
@@ -145,6 +163,7 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
         self._written: tuple[bool, object] | None = None
         self._cooldown: CALLBACK_TYPE | None = None
         self._change_pending = False
+        self._shown_value = self._shown_value_getter()
 
     @property
     def snapshot(self) -> MicrogridSnapshot | None:
@@ -158,9 +177,27 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
         return super().available and snapshot is not None and snapshot.reachable
 
     def _rendered(self) -> tuple[bool, object]:
-        """What a state write would show; writes are skipped while it is unchanged."""
+        """What a state write would show; writes are skipped while it is unchanged.
+
+        Runs for every entity on every snapshot (thousands a second on a large
+        microgrid), so it compares the value the state is made from, not `state`.
+        """
         available = self.available
-        return (available, self.state if available else None)
+        return (available, self._shown_value() if available else None)
+
+    def _shown_value_getter(self) -> Callable[[], object]:
+        """Return what decides the shown state, the cheapest way to get it.
+
+        A sensor's or number's state is its native value converted by the entity's
+        unit and precision, which do not change while it runs (a registry change
+        writes the state by itself), so the native value decides the state and
+        skips `SensorEntity.state`'s conversion work. A binary sensor's is `is_on`.
+        """
+        if isinstance(self, SensorEntity | NumberEntity):
+            return lambda: self.native_value
+        if isinstance(self, BinarySensorEntity):
+            return lambda: self.is_on
+        return lambda: self.state
 
     async def async_added_to_hass(self) -> None:
         """Start listening and make sure a pending trailing write dies with us."""
