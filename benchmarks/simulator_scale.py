@@ -6,9 +6,8 @@ line per N:
 
     simulator components=<N> samples_per_s=<x> cpu_pct=<server CPU %> rss_mb=<y>
 
-Each component is asked for what the integration asks it for (`metrics_for`:
-14 AC metrics, 6 battery metrics). Target: 1,000 components × 1 Hz on under half
-of one core.
+Each component is asked for exactly what the integration asks it for (the
+monitor's `metrics_for`). Target: 1,000 components × 1 Hz on under half of one core.
 """
 
 from __future__ import annotations

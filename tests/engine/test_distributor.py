@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from frequenz.client.common.microgrid.components import ComponentId
@@ -46,6 +47,16 @@ async def bench() -> AsyncIterator[Bench]:
             await client.disconnect()
 
 
+@asynccontextmanager
+async def keeping_alive(distributor: Distributor) -> AsyncIterator[None]:
+    """Run the distributor's keep-alive loop for the duration of a `with` block."""
+    distributor.start()
+    try:
+        yield
+    finally:
+        await distributor.stop()
+
+
 async def observe_once(
     client: MicrogridApiClient, health: HealthTracker, component_id: int, now: float
 ) -> None:
@@ -58,15 +69,6 @@ async def observe_once(
     health.observe_data(samples, at=now)
 
 
-def received(sim: MicrogridSimulator, component_id: int) -> list[float]:
-    return [s.power_w for s in sim.setpoints if s.component_id == component_id]
-
-
-def held_power(sim: MicrogridSimulator, component_id: int) -> float | None:
-    setpoint = sim.model.component(component_id).active_setpoint
-    return None if setpoint is None else setpoint.value
-
-
 async def test_setpoints_go_out_concurrently_and_report_success(bench: Bench) -> None:
     distributor = Distributor(bench.client, lifetime_s=10.0)
     report = await distributor.apply({BATTERY_INVERTER: 2000.0, PV_INVERTER: -3000.0})
@@ -74,8 +76,8 @@ async def test_setpoints_go_out_concurrently_and_report_success(bench: Bench) ->
     assert report.succeeded == {BATTERY_INVERTER: 2000.0, PV_INVERTER: -3000.0}
     assert report.failed == {}
     assert report.succeeded_power == -1000.0
-    assert received(bench.sim, BATTERY_INVERTER) == [2000.0]
-    assert held_power(bench.sim, BATTERY_INVERTER) == 2000.0
+    assert bench.sim.setpoints_to(BATTERY_INVERTER) == [2000.0]
+    assert bench.sim.held_setpoint(BATTERY_INVERTER) == 2000.0
     assert [s.lifetime_s for s in bench.sim.setpoints] == [10.0, 10.0]
 
 
@@ -83,34 +85,28 @@ async def test_a_setpoint_holds_for_three_lifetimes_while_kept_alive(
     bench: Bench,
 ) -> None:
     distributor = Distributor(bench.client, lifetime_s=10.0)
-    distributor.start()
-    try:
+    async with keeping_alive(distributor):
         await distributor.apply({BATTERY_INVERTER: 1500.0})
         # Three lifetimes of simulated time (3 × 10 s at speed 10 = 3 real seconds).
         for _ in range(7):
             await asyncio.sleep(0.5)
-            assert held_power(bench.sim, BATTERY_INVERTER) == 1500.0
-        assert len(received(bench.sim, BATTERY_INVERTER)) >= 4
-    finally:
-        await distributor.stop()
+            assert bench.sim.held_setpoint(BATTERY_INVERTER) == 1500.0
+        assert len(bench.sim.setpoints_to(BATTERY_INVERTER)) >= 4
 
 
 async def test_a_released_setpoint_lapses_and_the_component_falls_back(
     bench: Bench,
 ) -> None:
     distributor = Distributor(bench.client, lifetime_s=10.0)
-    distributor.start()
-    try:
+    async with keeping_alive(distributor):
         await distributor.apply({BATTERY_INVERTER: 1500.0})
         await distributor.release()
         assert distributor.standing_setpoints == {}
         await asyncio.sleep(1.5)  # more than one lifetime in simulated time
         bench.sim.tick()
-        assert held_power(bench.sim, BATTERY_INVERTER) is None
+        assert bench.sim.held_setpoint(BATTERY_INVERTER) is None
         assert bench.sim.model.component(BATTERY_INVERTER).active_power_w == 0.0
-        assert received(bench.sim, BATTERY_INVERTER) == [1500.0]
-    finally:
-        await distributor.stop()
+        assert bench.sim.setpoints_to(BATTERY_INVERTER) == [1500.0]
 
 
 async def test_repeated_zero_is_not_sent_again(bench: Bench) -> None:
@@ -118,7 +114,7 @@ async def test_repeated_zero_is_not_sent_again(bench: Bench) -> None:
     await distributor.apply({BATTERY_INVERTER: 0.0})
     report = await distributor.apply({BATTERY_INVERTER: 0.0})
     assert report.succeeded == {BATTERY_INVERTER: 0.0}
-    assert received(bench.sim, BATTERY_INVERTER) == [0.0]
+    assert bench.sim.setpoints_to(BATTERY_INVERTER) == [0.0]
     assert distributor.standing_setpoints == {}
 
 
@@ -166,7 +162,7 @@ async def test_an_out_of_range_refusal_is_named(bench: Bench) -> None:
     distributor = Distributor(bench.client)
     report = await distributor.apply({BATTERY_INVERTER: 50_000.0})
     assert report.errors == {BATTERY_INVERTER: "out_of_range"}
-    assert held_power(bench.sim, BATTERY_INVERTER) is None
+    assert bench.sim.held_setpoint(BATTERY_INVERTER) is None
 
 
 async def test_a_failed_refresh_is_reported_to_the_owner(bench: Bench) -> None:
@@ -180,16 +176,13 @@ async def test_a_failed_refresh_is_reported_to_the_owner(bench: Bench) -> None:
     distributor = Distributor(
         bench.client, lifetime_s=10.0, on_keep_alive_failure=on_failure
     )
-    distributor.start()
-    try:
+    async with keeping_alive(distributor):
         await distributor.apply({BATTERY_INVERTER: 800.0})
         bench.sim.inject_fault(BATTERY_INVERTER, Fault.REJECT_SET_POWER)
         async with asyncio.timeout(3):
             await reported.wait()
         assert lost == [frozenset({BATTERY_INVERTER})]
         assert distributor.standing_setpoints == {}
-    finally:
-        await distributor.stop()
 
 
 def test_lifetime_must_be_within_the_api_range() -> None:

@@ -163,21 +163,10 @@ def steering_entries(
 # --- what reached the simulator ----------------------------------------------------
 
 
-def setpoints_to(sim: MicrogridSimulator, component_id: int) -> list[float]:
-    """Return every active-power setpoint the simulator received for a component."""
-    return [s.power_w for s in sim.setpoints if s.component_id == component_id]
-
-
 def last_setpoint(sim: MicrogridSimulator, component_id: int) -> float | None:
     """Return the last active-power setpoint `component_id` received, if any."""
-    received = setpoints_to(sim, component_id)
+    received = sim.setpoints_to(component_id)
     return received[-1] if received else None
-
-
-def active_setpoint(sim: MicrogridSimulator, component_id: int) -> float | None:
-    """Return the setpoint a simulated component follows now (`None`: lapsed)."""
-    setpoint = sim.model.component(component_id).active_setpoint
-    return None if setpoint is None else setpoint.value
 
 
 async def wait_for_setpoint(
@@ -186,7 +175,7 @@ async def wait_for_setpoint(
     """Wait until the component's latest setpoint (past index `after`) is `power`."""
 
     def arrived() -> bool:
-        received = setpoints_to(sim, component_id)[after:]
+        received = sim.setpoints_to(component_id)[after:]
         return bool(received) and abs(received[-1] - power) < 1e-6
 
     await wait_for(arrived, what=f"setpoint {power} W at component {component_id}")

@@ -39,7 +39,6 @@ from .steering_helpers import (
     number_value,
     press,
     set_number,
-    setpoints_to,
     setup_steerable,
     state,
     steering_entries,
@@ -182,7 +181,7 @@ async def test_restored_value_is_not_applied_by_default(
     assert number_value(hass, entry, "batteries_setpoint") == 2500.0
     assert state(hass, entry, "batteries_setpoint").attributes["applied"] is False
     assert state(hass, entry, "batteries_target_power").state == "unknown"
-    assert not any(setpoints_to(simulator, BATTERY_INVERTER))
+    assert not any(simulator.setpoints_to(BATTERY_INVERTER))
 
     # Releasing also drops the restored value.
     await press(hass, entry, "batteries_release")
@@ -242,5 +241,5 @@ async def test_failing_inverter_partial_failure_exclusion_and_recovery(
     await wait_for_state(hass, entry, "batteries_last_result", "success", timeout_s=15)
     await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
     assert last_setpoint(simulator, BATTERY_INVERTER) == 2000.0
-    assert simulator.model.component(BATTERY_INVERTER).active_setpoint is not None
+    assert simulator.held_setpoint(BATTERY_INVERTER) is not None
     assert simulator.unsafe_setpoint_count == 0

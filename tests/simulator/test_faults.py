@@ -38,7 +38,7 @@ async def test_rejected_and_failed_set_power(
         await client.set_component_power_active(ComponentId(BATTERY_INVERTER), 100.0)
     sim.clear_fault(BATTERY_INVERTER, Fault.FAIL_SET_POWER)
     await client.set_component_power_active(ComponentId(BATTERY_INVERTER), 100.0)
-    assert sim.model.component(BATTERY_INVERTER).active_setpoint is not None
+    assert sim.held_setpoint(BATTERY_INVERTER) is not None
     assert len(sim.setpoints) == 3
 
 
@@ -49,7 +49,7 @@ async def test_set_power_that_times_out(
     call = client.set_component_power_active(ComponentId(BATTERY_INVERTER), 100.0)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(call, timeout=0.3)
-    assert sim.model.component(BATTERY_INVERTER).active_setpoint is None
+    assert sim.held_setpoint(BATTERY_INVERTER) is None
 
 
 async def test_stop_data_silences_only_that_component(
@@ -148,7 +148,7 @@ async def test_restart_on_the_same_port(
     assert sim.port == port
     assert sim.running
     # The model survives the restart, and the client's stream comes back.
-    assert sim.model.component(BATTERY_INVERTER).active_setpoint is not None
+    assert sim.held_setpoint(BATTERY_INVERTER) is not None
     async with asyncio.timeout(5):
         samples = await receiver.receive()
         while samples.metric_samples[0].sampled_at <= restarted_at:
