@@ -247,18 +247,22 @@ def test_exclusion_keeps_the_sdk_split_when_it_is_safe() -> None:
     assert distribute(4000.0, pairs).setpoints == pytest.approx({1: 1000.0, 2: 3000.0})
 
 
+def _nearly_full_with_1000_w_zones() -> list[InverterBatteries]:
+    """Three pairs 1, 3 and 6 points below an 80 % SoC limit; ±1000 W zones."""
+    zone = PowerBounds(-5000.0, 5000.0, -1000.0, 1000.0)
+    return [
+        pair(1, 79.0, soc_upper=80.0, inverter=zone),
+        pair(2, 77.0, soc_upper=80.0, inverter=zone),
+        pair(3, 74.0, soc_upper=80.0, inverter=zone),
+    ]
+
+
 def test_exclusion_turns_off_the_pair_with_the_smallest_share() -> None:
     # Shares 250 / 750 / 1500 for 2500 W with 1000 W minimums. The SDK's split
     # (1000/1000/500) puts the last pair inside its zone. Ours switches off the
     # pair whose share is furthest below its minimum and balances the rest:
     # 3:6 would be 833/1667, held at the 1000 W minimum.
-    zone = PowerBounds(-5000.0, 5000.0, -1000.0, 1000.0)
-    pairs = [
-        pair(1, 79.0, soc_upper=80.0, inverter=zone),
-        pair(2, 77.0, soc_upper=80.0, inverter=zone),
-        pair(3, 74.0, soc_upper=80.0, inverter=zone),
-    ]
-    result = distribute(2500.0, pairs)
+    result = distribute(2500.0, _nearly_full_with_1000_w_zones())
     assert result.setpoints == pytest.approx({1: 0.0, 2: 1000.0, 3: 1500.0})
     assert result.excess_power == pytest.approx(0.0)
 
@@ -266,13 +270,7 @@ def test_exclusion_turns_off_the_pair_with_the_smallest_share() -> None:
 def test_binding_exclusion_zone_replaces_the_sdk_repair() -> None:
     # For 3000 W the SDK runs all three at their 1000 W minimum (safe, but the
     # nearly full battery gets a third). Ours switches it off instead.
-    zone = PowerBounds(-5000.0, 5000.0, -1000.0, 1000.0)
-    pairs = [
-        pair(1, 79.0, soc_upper=80.0, inverter=zone),
-        pair(2, 77.0, soc_upper=80.0, inverter=zone),
-        pair(3, 74.0, soc_upper=80.0, inverter=zone),
-    ]
-    result = distribute(3000.0, pairs)
+    result = distribute(3000.0, _nearly_full_with_1000_w_zones())
     assert result.setpoints == pytest.approx({1: 0.0, 2: 1000.0, 3: 2000.0})
 
 

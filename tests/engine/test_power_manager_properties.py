@@ -45,13 +45,21 @@ def proposals(draw: st.DrawFn, now: float = 0.0) -> Proposal:
     )
 
 
+def new_manager(
+    algorithm: Matryoshka | ShiftingMatryoshka, system: PowerBounds
+) -> PowerManager:
+    """A power manager of the component set `IDS` with the given system bounds."""
+    manager = PowerManager(algorithm, DefaultPower.ZERO)
+    manager.set_system_bounds(IDS, system)
+    return manager
+
+
 def run(
     algorithm: Matryoshka | ShiftingMatryoshka,
     system: PowerBounds,
     sequence: list[Proposal],
 ) -> PowerManager:
-    manager = PowerManager(algorithm, DefaultPower.ZERO)
-    manager.set_system_bounds(IDS, system)
+    manager = new_manager(algorithm, system)
     for proposal in sequence:
         manager.propose(proposal)
     return manager
@@ -70,8 +78,7 @@ def test_every_target_is_a_safe_setpoint(
     sequence: list[Proposal],
 ) -> None:
     """Inside the inclusion bounds and never strictly inside the exclusion zone."""
-    manager = PowerManager(algorithm, DefaultPower.ZERO)
-    manager.set_system_bounds(IDS, system)
+    manager = new_manager(algorithm, system)
     for proposal in sequence:
         target = manager.propose(proposal)
         if target is not None:
