@@ -20,6 +20,7 @@ from custom_components.frequenz_microgrid.energy import EnergyTotal
 from custom_components.frequenz_microgrid.engine.snapshot import (
     BatteryPoolSnapshot,
     EnergySnapshot,
+    MicrogridSnapshot,
 )
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
@@ -116,27 +117,21 @@ async def test_energy_sensors_integrate_power_by_direction(
     hass: HomeAssistant, platforms: HandFedPlatforms, freezer: FrozenDateTimeFactory
 ) -> None:
     """Import and export split the grid power; charge/discharge the battery's."""
-    _, coordinator = await platforms.setup(
-        sensor,
-        home_topology(),
-        snapshot_at(
-            0,
-            grid_power_w=3600.0,
+
+    def grid_at(second: float, grid_w: float) -> MicrogridSnapshot:
+        """The battery discharging at 1800 W and PV producing 7200 W throughout."""
+        return snapshot_at(
+            second,
+            grid_power_w=grid_w,
             battery=BatteryPoolSnapshot(power_w=-1800.0),
             pv_power_w=-7200.0,
-        ),
-    )
+        )
+
+    _, coordinator = await platforms.setup(sensor, home_topology(), grid_at(0, 3600.0))
     # No counter and one sample: no total yet, so unavailable (never a made-up 0).
     assert _state(hass, "grid_import_energy").state == STATE_UNAVAILABLE
     for second, grid_w in ((1, 3600.0), (2, -3600.0), (3, -3600.0)):
-        coordinator.async_set_updated_data(
-            snapshot_at(
-                second,
-                grid_power_w=grid_w,
-                battery=BatteryPoolSnapshot(power_w=-1800.0),
-                pv_power_w=-7200.0,
-            )
-        )
+        coordinator.async_set_updated_data(grid_at(second, grid_w))
         await let_a_second_pass(hass, freezer)
 
     # Import: 3600 W for 0→1 s = 1 Wh; in the second where the flow reverses, each
