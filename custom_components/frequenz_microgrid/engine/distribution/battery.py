@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 import math
+from operator import neg
 
 from ..bounds import PowerBounds, intersect_pair
 from .battery_safe_split import safe_split
@@ -218,11 +219,13 @@ def distribute_battery_power(
         return BatteryRefusal("All batteries have capacity 0")
 
     split, excess = _split(abs(power), view, exponent)
-    sign = 1.0 if power > 0.0 else -1.0
-    setpoints = {
-        pair.inverter_id: sign * value for pair, value in zip(pairs, split, strict=True)
-    }
-    return BatteryDistribution(request_w, setpoints, sign * excess, unreachable, pairs)
+    inverter_ids = [pair.inverter_id for pair in pairs]
+    if power > 0.0:
+        setpoints = dict(zip(inverter_ids, split, strict=True))
+        return BatteryDistribution(request_w, setpoints, excess, unreachable, pairs)
+    # Back from the direction-normalised view: -x is exactly -1.0 * x.
+    setpoints = dict(zip(inverter_ids, map(neg, split), strict=True))
+    return BatteryDistribution(request_w, setpoints, -excess, unreachable, pairs)
 
 
 def _check_bounds(
@@ -461,7 +464,8 @@ def _all_safe(powers: list[float], ratios: list[float], view: _PairsView) -> boo
             continue
         if ratio == 0.0 or power < lower - tolerance or power > upper + tolerance:
             return False
-        if power < min(0.0, upper) - tolerance:
+        # min(0.0, upper), spelled out (see `_PairsView`)
+        if power < (upper if upper < 0.0 else 0.0) - tolerance:
             return False  # against the request's direction, and not forced to
         if excl_lower + tolerance < power < excl_upper - tolerance:
             return False

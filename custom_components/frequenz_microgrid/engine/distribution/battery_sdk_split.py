@@ -193,6 +193,8 @@ def zones_surely_bind(
     deficit for sure. "Clearly" leaves margins far wider than the rounding of
     the SDK's running sums.
     """
+    if not any(min_powers):
+        return False  # no exclusion zones: nothing can fall short
     if not total_ratio > 2.0 * _RATIO_ZERO_TOLERANCE or not min(ratios) >= 0.0:
         return False
     visible_ratio = _CLEAR_RELATIVE * total_ratio + 2.0 * _RATIO_ZERO_TOLERANCE
