@@ -106,8 +106,21 @@ def _per_phase(
 ) -> PhaseValues:
     if formula is None:
         return (None, None, None)
+    # Only the formula's members: a pool's formula names a few of 1,000 components.
+    members = {
+        component_id: components[component_id].metrics
+        for component_id in formula.component_ids
+        if component_id in components
+    }
     l1, l2, l3 = (
-        formula.evaluate(metric_values(components, metric)) for metric in CURRENT_PHASES
+        formula.evaluate(
+            {
+                component_id: value
+                for component_id, metrics in members.items()
+                if (value := metrics.get(metric)) is not None
+            }
+        )
+        for metric in CURRENT_PHASES
     )
     return (l1, l2, l3)
 
