@@ -324,8 +324,9 @@ class _PairsView:
                 upper = -(b_lower if b_lower > i_lower else i_lower)
                 # -min(i_upper, b_upper)
                 lower = -(b_upper if b_upper < i_upper else i_upper)
-                # max(-b_excl_lower, -i_excl_lower)
-                edge = -i_excl_lower if -i_excl_lower > -b_excl_lower else -b_excl_lower
+                # max(-b_excl_lower, -i_excl_lower), negated once: -i > -b
+                # exactly when i < b, and the same operand wins on ties
+                edge = -(i_excl_lower if i_excl_lower < b_excl_lower else b_excl_lower)
                 # -max(b_excl_upper, i_excl_upper)
                 other_edge = -(
                     i_excl_upper if i_excl_upper > b_excl_upper else b_excl_upper

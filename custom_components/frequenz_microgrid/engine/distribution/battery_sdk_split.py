@@ -62,7 +62,8 @@ class SdkReservation:
     power: float
     order: list[int]
     powers: list[float]
-    caps: list[float]
+    caps: Sequence[float]
+    """Per pair, the most the top-up may give it (its upper bound)."""
     distributed: float
     reserve_ids: list[int]
     reserves: list[float]
@@ -120,19 +121,70 @@ def sdk_reserve(
     Returns:
         The state `sdk_finish` completes.
     """
-    count = len(ratios)
-    powers = [0.0] * count
-    caps = [0.0] * count
+    powers = [0.0] * len(ratios)
     reserve_ids: list[int] = []
     reserves: list[float] = []
     deficits: list[float] = []
     if math.isclose(total_ratio, 0.0, abs_tol=_RATIO_ZERO_TOLERANCE):
         # Every battery is full (or empty, when discharging): nothing to place.
         return SdkReservation(
-            power, [], powers, caps, 0.0, reserve_ids, reserves, deficits
+            power, [], powers, upper_bounds, 0.0, reserve_ids, reserves, deficits
         )
 
     order = sdk_visiting_order(ratios, min_powers)
+    if any(min_powers):
+        distributed = _reserve_minimums(
+            power,
+            ratios,
+            total_ratio,
+            min_powers,
+            upper_bounds,
+            order,
+            powers,
+            reserve_ids,
+            reserves,
+            deficits,
+        )
+    else:
+        distributed = _reserve_without_minimums(
+            power,
+            ratios,
+            total_ratio,
+            upper_bounds,
+            order,
+            reserve_ids,
+            reserves,
+            deficits,
+        )
+    return SdkReservation(
+        power,
+        order,
+        powers,
+        upper_bounds,
+        distributed,
+        reserve_ids,
+        reserves,
+        deficits,
+    )
+
+
+def _reserve_minimums(
+    power: float,
+    ratios: Sequence[float],
+    total_ratio: float,
+    min_powers: Sequence[float],
+    upper_bounds: Sequence[float],
+    order: list[int],
+    powers: list[float],
+    reserve_ids: list[int],
+    reserves: list[float],
+    deficits: list[float],
+) -> float:
+    """The SDK's first pass: each visited pair at its minimum, reserve or deficit.
+
+    Fills `powers`, `reserve_ids`, `reserves` and `deficits` (in the SDK's
+    insertion order); returns the power distributed so far (the minimums).
+    """
     add_reserve_id = reserve_ids.append
     add_reserve = reserves.append
     add_deficit = deficits.append
@@ -143,7 +195,7 @@ def sdk_reserve(
     zero_tolerance = _RATIO_ZERO_TOLERANCE
     for i in order:
         if -zero_tolerance <= remaining_ratio <= zero_tolerance:
-            continue  # the rest are full: power 0, cap 0
+            continue  # the rest are full: power 0
         ratio = ratios[i]
         calculated = (power - reserved) * ratio / remaining_ratio
         min_power = min_powers[i]
@@ -161,10 +213,49 @@ def sdk_reserve(
             add_reserve(calculated - min_power)
         distributed += min_power
         powers[i] = min_power
-        caps[i] = upper
-    return SdkReservation(
-        power, order, powers, caps, distributed, reserve_ids, reserves, deficits
-    )
+    return distributed
+
+
+def _reserve_without_minimums(
+    power: float,
+    ratios: Sequence[float],
+    total_ratio: float,
+    upper_bounds: Sequence[float],
+    order: list[int],
+    reserve_ids: list[int],
+    reserves: list[float],
+    deficits: list[float],
+) -> float:
+    """`_reserve_minimums` when every minimum is 0 W (no exclusion zones).
+
+    The same operations with the minimum left out: adding or subtracting a zero
+    changes nothing (at most the sign of a zero), and the powers stay at the 0 W
+    they start with, so nothing is distributed yet.
+    """
+    add_reserve_id = reserve_ids.append
+    add_reserve = reserves.append
+    reserved = 0.0
+    used_ratio = 0.0
+    remaining_ratio = total_ratio
+    zero_tolerance = _RATIO_ZERO_TOLERANCE
+    for i in order:
+        if -zero_tolerance <= remaining_ratio <= zero_tolerance:
+            continue  # the rest are full: power 0
+        ratio = ratios[i]
+        calculated = (power - reserved) * ratio / remaining_ratio
+        reserved += calculated if calculated > 0.0 else 0.0
+        used_ratio += ratio
+        remaining_ratio = total_ratio - used_ratio
+        upper = upper_bounds[i]
+        if calculated > upper:
+            add_reserve_id(i)
+            add_reserve(upper)
+        elif calculated < 0.0:
+            deficits.append(calculated)  # only through rounding: shares are >= 0
+        else:
+            add_reserve_id(i)
+            add_reserve(calculated)
+    return 0.0
 
 
 def zones_surely_bind(
