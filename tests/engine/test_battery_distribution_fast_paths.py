@@ -124,7 +124,9 @@ def test_newton_level_gives_the_split_of_the_kink_walk(seed: int) -> None:
         if not low_sum < high_sum:
             continue
         power = rng.uniform(low_sum, high_sum)
-        newton = _level_by_newton(power, weights, lows, highs)
+        # From the plain proportional level or from anywhere near it.
+        start = power / sum(weights) * rng.choice([1.0, rng.uniform(0.5, 2.0)])
+        newton = _level_by_newton(power, weights, lows, highs, start)
         if newton is None:
             continue
         newton_found += 1

@@ -34,6 +34,9 @@ _SUM_ORDER_MARGIN = 1e-9
 _NEWTON_STEPS = 6
 """Newton steps tried for the level before walking every kink instead."""
 
+_NEWTON_SETTLED = 1e-13
+"""A Newton step smaller than this (relative) means the level is found."""
+
 
 def safe_split(
     power: float,
@@ -70,7 +73,7 @@ def safe_split(
     minimums = [min_powers[i] for i in candidates]
     uppers = [upper_bounds[i] for i in candidates]
 
-    shares = _capped_proportional_shares(power, weights, uppers)
+    shares, share_level = _capped_proportional_shares(power, weights, uppers)
     on = _choose_on_pairs(power, shares, minimums, uppers)
     if not on:
         return powers, power
@@ -78,7 +81,11 @@ def safe_split(
     on_uppers = [uppers[k] for k in on]
     placed = min(power, sum(on_uppers))
     values = _clamped_proportional_split(
-        placed, [weights[k] for k in on], [minimums[k] for k in on], on_uppers
+        placed,
+        [weights[k] for k in on],
+        [minimums[k] for k in on],
+        on_uppers,
+        share_level,
     )
     for k, value in zip(on, values, strict=True):
         powers[candidates[k]] = value
@@ -88,12 +95,15 @@ def safe_split(
 
 def _capped_proportional_shares(
     power: float, weights: Sequence[float], uppers: Sequence[float]
-) -> list[float]:
+) -> tuple[list[float], float | None]:
     """Water-fill `power` proportionally to the weights, none above its upper bound.
 
     Pairs are saturated in order of how soon they reach their bound (upper/weight);
     the rest share what is left proportionally. Usually no pair saturates: that is
     decided by the first pair in that order alone, so the sort is skipped then.
+
+    Returns the shares and the level (share per weight) of the unsaturated pairs,
+    None if every pair saturates.
     """
     remaining_ratio = sum(weights)
     saturation_levels = [
@@ -104,22 +114,23 @@ def _capped_proportional_shares(
     first = saturation_levels.index(min(saturation_levels))
     if uppers[first] * remaining_ratio > power * weights[first]:
         level = power / remaining_ratio
-        return [level * weight for weight in weights]
+        return [level * weight for weight in weights], level
 
     by_saturation = sorted(range(len(weights)), key=saturation_levels.__getitem__)
     remaining_power = power
     shares = [0.0] * len(weights)
+    share_level = None
     for position, k in enumerate(by_saturation):
         if uppers[k] * remaining_ratio > remaining_power * weights[k]:
             # Neither this pair nor any later one reaches its bound: share the rest.
-            level = remaining_power / remaining_ratio
+            share_level = remaining_power / remaining_ratio
             for j in by_saturation[position:]:
-                shares[j] = level * weights[j]
+                shares[j] = share_level * weights[j]
             break
         shares[k] = uppers[k]
         remaining_power -= uppers[k]
         remaining_ratio -= weights[k]
-    return shares
+    return shares, share_level
 
 
 def _choose_on_pairs(
@@ -192,17 +203,20 @@ def _clamped_proportional_split(
     weights: Sequence[float],
     lows: Sequence[float],
     highs: Sequence[float],
+    level_guess: float | None,
 ) -> list[float]:
     """Return ``clamp(level * weight_k, low_k, high_k)`` summing to `power`.
 
     Requires ``sum(lows) <= power <= sum(highs)`` and positive weights.
+    `level_guess` (the shares' level, if known) is where the search starts.
     """
     low_sum = sum(lows)
     if power <= low_sum:
         return list(lows)
     if power >= sum(highs):
         return list(highs)
-    level = _level_by_newton(power, weights, lows, highs)
+    start = power / sum(weights) if level_guess is None else level_guess
+    level = _level_by_newton(power, weights, lows, highs, start)
     if level is None:
         level = _level_by_events(power, low_sum, weights, lows, highs)
     clamped = []
@@ -218,18 +232,18 @@ def _level_by_newton(
     weights: Sequence[float],
     lows: Sequence[float],
     highs: Sequence[float],
+    level: float,
 ) -> float | None:
     """Find the level by Newton steps on the piecewise-linear sum, or give up.
 
     At a given level every pair is pinned at its low end, pinned at its high end,
     or follows the level; with that classification the sum is linear, and the
-    level that makes it right is one division away. Starting from the level
-    without any pinning, a few such steps usually land on a level whose own
-    classification is the one it was computed from: then it is the answer. If not
-    (the sum's kinks can make the steps cycle), None sends the caller to the exact
-    walk over all kinks.
+    level that makes it right is one division away. From a good start (the
+    shares' level) one or two steps land on it: a step that no longer moves the
+    level means the sum there is the power (the step is the shortfall over the
+    slope). If the steps keep moving (the kinks can make them cycle), None sends
+    the caller to the exact walk over all kinks.
     """
-    level = power / sum(weights)
     for _ in range(_NEWTON_STEPS):
         fixed = 0.0
         slope = 0.0
@@ -244,34 +258,10 @@ def _level_by_newton(
         if slope <= 0.0:
             return None
         next_level = (power - fixed) / slope
-        if next_level == level or _same_classification(
-            level, next_level, weights, lows, highs
-        ):
+        if abs(next_level - level) <= _NEWTON_SETTLED * abs(next_level):
             return next_level
         level = next_level
     return None
-
-
-def _same_classification(
-    level: float,
-    other: float,
-    weights: Sequence[float],
-    lows: Sequence[float],
-    highs: Sequence[float],
-) -> bool:
-    """Whether every pair is pinned low, pinned high or free alike at both levels."""
-    for weight, low, high in zip(weights, lows, highs, strict=True):
-        value = level * weight
-        other_value = other * weight
-        if value <= low:
-            if other_value > low:
-                return False
-        elif value >= high:
-            if other_value < high:
-                return False
-        elif not low < other_value < high:
-            return False
-    return True
 
 
 def _level_by_events(
