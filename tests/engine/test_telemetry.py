@@ -1,9 +1,18 @@
-"""Telemetry store: latest value per metric, bounds, states and freshness."""
+"""Telemetry store: latest value per metric, bounds, states and freshness.
+
+Also the fast protobuf decoding the store is fed with, checked against the client
+library's own conversion (the oracle) on generated messages.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+import math
 
+from frequenz.api.common.v1alpha8.metrics import bounds_pb2, metrics_pb2
+from frequenz.api.common.v1alpha8.microgrid.electrical_components import (
+    electrical_components_pb2 as components_pb2,
+)
 from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid.component import (
     ComponentDataSamples,
@@ -11,10 +20,19 @@ from frequenz.client.microgrid.component import (
     ComponentStateCode,
     ComponentStateSample,
 )
+from frequenz.client.microgrid.component._data_samples_proto import (
+    component_data_samples_from_proto,
+)
 from frequenz.client.microgrid.metrics import Bounds, Metric, MetricSample
+from hypothesis import given, settings, strategies as st
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
+from custom_components.frequenz_microgrid.engine.telemetry_message import (
+    TelemetryMessage,
+    telemetry_from_proto,
+    telemetry_from_samples,
+)
 
 POWER = Metric.AC_POWER_ACTIVE
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -141,3 +159,184 @@ def test_a_stale_component_snapshot_has_no_values_and_no_states() -> None:
     assert snapshot.states == frozenset()
     assert store.bounds(4, POWER) is None
     assert store.last_arrival_age_s() == 11.0
+
+
+# --- Decoding protobuf messages ---------------------------------------------------
+
+UNKNOWN_NUMBER = 9_999
+"""A metric, state or error number the client's enums do not know."""
+
+_finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
+_optional = st.none() | _finite
+
+
+@st.composite
+def metric_samples(draw: st.DrawFn) -> metrics_pb2.MetricSample:
+    """A sample with a simple, aggregated or no value and possibly invalid bounds."""
+    number = draw(st.sampled_from([*(m.value for m in Metric), UNKNOWN_NUMBER]))
+    sample = metrics_pb2.MetricSample(metric=metrics_pb2.Metric.ValueType(number))
+    sample.sample_time.FromSeconds(draw(st.integers(0, 2_000_000_000)))
+    match draw(st.sampled_from(["simple", "aggregated", "none"])):
+        case "simple":
+            sample.value.simple_metric.value = draw(_finite)
+        case "aggregated":
+            aggregated = sample.value.aggregated_metric
+            aggregated.avg_value = draw(_finite)
+            if (low := draw(_optional)) is not None:
+                aggregated.min_value = low
+    for lower, upper in draw(st.lists(st.tuples(_optional, _optional), max_size=3)):
+        bounds = sample.bounds.add()
+        if lower is not None:
+            bounds.lower = lower
+        if upper is not None:
+            bounds.upper = upper
+    return sample
+
+
+_codes = st.lists(st.sampled_from([1, 2, 3, 10, 11, UNKNOWN_NUMBER]), max_size=3)
+
+
+@st.composite
+def state_snapshots(
+    draw: st.DrawFn,
+) -> components_pb2.ElectricalComponentStateSnapshot:
+    """A snapshot at one of few instants (ties happen), with any codes."""
+    state = components_pb2.ElectricalComponentStateCode.ValueType
+    diagnostic = components_pb2.ElectricalComponentDiagnosticCode.ValueType
+    snapshot = components_pb2.ElectricalComponentStateSnapshot(
+        states=[state(code) for code in draw(_codes)],
+        warnings=[
+            components_pb2.ElectricalComponentDiagnostic(
+                diagnostic_code=diagnostic(code)
+            )
+            for code in draw(_codes)
+        ],
+        errors=[
+            components_pb2.ElectricalComponentDiagnostic(
+                diagnostic_code=diagnostic(code)
+            )
+            for code in draw(_codes)
+        ],
+    )
+    snapshot.origin_time.seconds = draw(st.integers(100, 102))
+    snapshot.origin_time.nanos = draw(st.sampled_from([0, 500]))
+    return snapshot
+
+
+telemetry_messages = st.builds(
+    lambda component_id, samples, snapshots: (
+        components_pb2.ElectricalComponentTelemetry(
+            electrical_component_id=component_id,
+            metric_samples=samples,
+            state_snapshots=snapshots,
+        )
+    ),
+    st.integers(1, 10_000),
+    st.lists(metric_samples(), max_size=6),
+    st.lists(state_snapshots(), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(telemetry_messages)
+def test_fast_decoding_equals_the_clients_conversion(
+    message: components_pb2.ElectricalComponentTelemetry,
+) -> None:
+    expected = telemetry_from_samples(component_data_samples_from_proto(message))
+    assert telemetry_from_proto(message) == expected
+
+
+def test_decoding_keeps_what_the_store_needs() -> None:
+    message = components_pb2.ElectricalComponentTelemetry(electrical_component_id=7)
+    power = message.metric_samples.add(metric=metrics_pb2.METRIC_AC_POWER_ACTIVE)
+    power.value.simple_metric.value = -1500.0
+    power.bounds.extend(
+        [
+            bounds_pb2.Bounds(lower=-5000, upper=-100),
+            bounds_pb2.Bounds(lower=100, upper=5000),
+            bounds_pb2.Bounds(lower=10, upper=1),  # invalid: dropped
+            bounds_pb2.Bounds(upper=7000),  # open below
+        ]
+    )
+    soc = message.metric_samples.add(metric=metrics_pb2.METRIC_BATTERY_SOC_PCT)
+    soc.value.aggregated_metric.avg_value = 42.0
+    soc.value.aggregated_metric.min_value = 40.0
+    message.metric_samples.add(metric=metrics_pb2.METRIC_AC_FREQUENCY)  # no value
+    unknown = message.metric_samples.add(metric=UNKNOWN_NUMBER)
+    unknown.value.simple_metric.value = 1.0
+    older = message.state_snapshots.add(states=[UNKNOWN_NUMBER])
+    older.origin_time.seconds = 100
+    newer = message.state_snapshots.add(
+        states=[components_pb2.ELECTRICAL_COMPONENT_STATE_CODE_READY]
+    )
+    newer.origin_time.seconds = 101
+    newer.errors.add(diagnostic_code=UNKNOWN_NUMBER)
+
+    decoded = telemetry_from_proto(message)
+
+    assert decoded.component_id == 7
+    assert decoded.readings == [
+        (Metric.AC_POWER_ACTIVE, -1500.0, ((-5000, -100), (100, 5000), (None, 7000))),
+        (Metric.BATTERY_SOC_PCT, 42.0, ()),
+        (UNKNOWN_NUMBER, 1.0, ()),
+    ]
+    assert decoded.states is not None
+    assert decoded.states.states == {ComponentStateCode.READY}
+    assert decoded.states.errors == {UNKNOWN_NUMBER}
+
+
+# --- Ingesting compact messages ---------------------------------------------------
+
+
+def power_message(
+    value: float, *ranges: tuple[float | None, float | None]
+) -> TelemetryMessage:
+    return TelemetryMessage(component_id=4, readings=[(POWER, value, ranges)])
+
+
+def test_a_value_after_nan_is_shown_again() -> None:
+    store = make_store(FakeClock())
+    store.ingest_message(power_message(float("nan")))
+    assert store.value(4, POWER) is None
+    snapshot = store.component_snapshot(4)
+    assert snapshot is not None
+    assert snapshot.metrics == {}
+    store.ingest_message(power_message(250.0))
+    assert store.value(4, POWER) == 250.0
+    snapshot = store.component_snapshot(4)
+    assert snapshot is not None
+    assert snapshot.metrics == {POWER: 250.0}
+
+
+def test_bounds_follow_the_latest_ranges_and_stay_without_new_ones() -> None:
+    store = make_store(FakeClock())
+    store.ingest_message(power_message(0.0, (-5000.0, -100.0), (100.0, 5000.0)))
+    assert store.bounds(4, POWER) == PowerBounds(-5000.0, 5000.0, -100.0, 100.0)
+    store.ingest_message(power_message(0.0, (-3000.0, 3000.0)))
+    assert store.bounds(4, POWER) == PowerBounds(-3000.0, 3000.0)
+    store.ingest_message(power_message(0.0))  # no bounds sent: the last ones stay
+    assert store.bounds(4, POWER) == PowerBounds(-3000.0, 3000.0)
+    store.ingest_message(power_message(math.nan, (-1.0, 1.0)))
+    assert store.bounds(4, POWER) is None  # no value, no bounds
+    snapshot = store.component_snapshot(4)
+    assert snapshot is not None
+    assert snapshot.bounds == {}
+
+
+def test_an_unknown_metric_is_kept_but_not_in_the_snapshot() -> None:
+    clock = FakeClock()
+    store = make_store(clock)
+    store.ingest_message(
+        TelemetryMessage(4, [(UNKNOWN_NUMBER, 1.0, ()), (POWER, 5.0, ())])
+    )
+    assert store.value(4, UNKNOWN_NUMBER) == 1.0
+    snapshot = store.component_snapshot(4)
+    assert snapshot is not None
+    assert snapshot.metrics == {POWER: 5.0}
+    clock.now += 8.0
+    store.ingest_message(power_message(6.0))  # the unknown one ages
+    clock.now += 5.0
+    snapshot = store.component_snapshot(4)
+    assert snapshot is not None
+    assert snapshot.metrics == {POWER: 6.0}
+    assert store.value(4, UNKNOWN_NUMBER) is None

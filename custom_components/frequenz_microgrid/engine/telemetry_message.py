@@ -122,9 +122,10 @@ def _latest_states_from_proto(
     snapshots: Sequence[components_pb2.ElectricalComponentStateSnapshot],
 ) -> ComponentStates:
     latest = snapshots[0]
-    if len(snapshots) > 1:
+    if len(snapshots) > 1:  # compared at microseconds, as the client's datetimes
         latest = max(
-            snapshots, key=lambda s: (s.origin_time.seconds, s.origin_time.nanos)
+            snapshots,
+            key=lambda s: (s.origin_time.seconds, s.origin_time.nanos // 1000),
         )
     states, errors = _STATES, _ERRORS
     return ComponentStates(
