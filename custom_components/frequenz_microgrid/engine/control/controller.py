@@ -43,9 +43,10 @@ from ..distributor import Distributor
 from ..graph import Topology
 from ..health import HealthTracker
 from ..power_manager import MAX_PROPOSAL_AGE, PowerManager, Proposal
-from ..results import Result, result_as_dict
+from ..results import PartialFailure, Result, result_as_dict
 from ..telemetry import TelemetryStore
 from .battery_pool import BatteryPoolSteering
+from .changes import ChangeDetector
 from .ev_pool import EvPoolSteering
 from .inputs import feed_health, health_input_ids, register_components
 from .pv_pool import PvPoolSteering
@@ -143,7 +144,8 @@ class MicrogridController:
         self._tick_task: asyncio.Task[None] | None = None
         self._tick_requested = False
         self._listeners: list[Listener] = []
-        self._fingerprint: Hashable = None
+        steerable = [s.component_ids for s in self._pools.values()]
+        self._changes = ChangeDetector(self._health, frozenset().union(*steerable))
         self._health_input_ids = health_input_ids(topology)
         self._inputs_at: float | None = None
         """Controller time of the last complete health refresh (`None`: never)."""
@@ -203,7 +205,7 @@ class MicrogridController:
         ids = self._component_set(steering, component_ids)
         async with self._lock:
             now = self._clock()
-            self._refresh_inputs_if_old(now)
+            refreshed = self._refresh_inputs_if_old(now)
             steering.manager.set_system_bounds(ids, steering.system_bounds(ids, now))
             steering.manager.propose(
                 Proposal(
@@ -218,7 +220,7 @@ class MicrogridController:
             )
             results = await self._steer(steering, now, force=frozenset({ids}))
             outcome = self._outcome(steering, ids, priority, results)
-        self._notify()
+        self._notify_dispatch(results, refreshed=refreshed)
         return outcome
 
     async def withdraw(
@@ -238,14 +240,14 @@ class MicrogridController:
         wanted = None if component_ids is None else frozenset(component_ids)
         async with self._lock:
             now = self._clock()
-            self._refresh_inputs_if_old(now)
+            refreshed = self._refresh_inputs_if_old(now)
             changed = steering.manager.withdraw(
                 source_id, priority=priority, component_ids=wanted
             )
             ids = wanted or next(iter(changed), steering.component_ids)
             results = await self._steer(steering, now, force=frozenset(changed))
             outcome = self._outcome(steering, ids, priority, results)
-        self._notify()
+        self._notify_dispatch(results, refreshed=refreshed)
         return outcome
 
     def on_tick(self) -> None:
@@ -286,11 +288,16 @@ class MicrogridController:
             except Exception:  # a bug must not end steering for good
                 _LOGGER.exception("Steering tick failed")
 
-    def _refresh_inputs_if_old(self, now: float) -> None:
-        """Refresh the health view at once if the last tick's is too old to use."""
-        if self._inputs_at is None or now - self._inputs_at > INPUTS_MAX_AGE_S:
-            self._feed_health(self._health_input_ids, now)
-            self._inputs_at = now
+    def _refresh_inputs_if_old(self, now: float) -> bool:
+        """Refresh the health view if the last tick's is too old to use.
+
+        Returns whether it did (then any component's health may have changed).
+        """
+        if self._inputs_at is not None and now - self._inputs_at <= INPUTS_MAX_AGE_S:
+            return False
+        self._feed_health(self._health_input_ids, now)
+        self._inputs_at = now
+        return True
 
     async def _refresh_inputs_stepwise(self) -> None:
         """Refresh the health view, yielding to the event loop between steps."""
@@ -441,21 +448,43 @@ class MicrogridController:
             component_sets=tuple(sets),
         )
 
-    def _notify(self) -> None:
-        """Tell the listeners, if anything they can see changed."""
-        fingerprint = self._current_fingerprint()
-        if fingerprint == self._fingerprint:
+    def _notify(self, *, health_changed: bool | None = None) -> None:
+        """Tell the listeners, if anything they can see changed.
+
+        `health_changed` says whether the caller saw a component's health
+        change; `None` has every component's health compared (a tick: telemetry
+        and time moved on).
+        """
+        changes = self._changes
+        if health_changed is None:
+            health_changed = changes.all_health_changed(self._clock())
+        pools_changed = changes.pools_changed(self._pools_fingerprint())
+        if not (pools_changed or health_changed):
             return
-        self._fingerprint = fingerprint
         for listener in list(self._listeners):
             try:
                 listener()
             except Exception:
                 _LOGGER.exception("Controller listener %s failed", listener)
 
-    def _current_fingerprint(self) -> Hashable:
-        """Everything in `status()` except proposal ages, in a comparable form."""
-        now = self._clock()
+    def _notify_dispatch(self, results: Results, *, refreshed: bool) -> None:
+        """Notify after a proposal or withdrawal: only its dispatch moved health."""
+        if refreshed:
+            self._notify()
+            return
+        touched: set[int] = set()
+        any_failed = False
+        for result in results.values():
+            touched.update(result.request.component_ids)
+            any_failed = any_failed or isinstance(result, PartialFailure)
+        self._notify(
+            health_changed=self._changes.recheck_after_dispatch(
+                self._clock(), touched, any_failed=any_failed
+            )
+        )
+
+    def _pools_fingerprint(self) -> Hashable:
+        """The pools' part of `status()` (no proposal ages), in a comparable form."""
         parts: list[Hashable] = []
         for pool, steering in self._pools.items():
             manager = steering.manager
@@ -474,10 +503,6 @@ class MicrogridController:
                         id(report.last_result),
                     )
                 )
-        parts.extend(
-            (s.component_id, s.health, s.problem, s.blocked_until)
-            for s in self._health.statuses(now)
-        )
         return tuple(parts)
 
 

@@ -32,6 +32,13 @@ PHASE_CURRENTS = (
     Metric.AC_CURRENT_PHASE_3,
 )
 
+# The metrics read per component on every proposal, looked up once: an attribute
+# of a `frequenz.core` enum class goes through a slow metaclass hook each time.
+_AC_POWER = Metric.AC_POWER_ACTIVE
+_DC_POWER = Metric.DC_POWER
+_SOC = Metric.BATTERY_SOC_PCT
+_CAPACITY = Metric.BATTERY_CAPACITY
+
 _NAN_BOUNDS = PowerBounds(math.nan, math.nan, math.nan, math.nan)
 """Unknown bounds: the battery distribution skips (or fills) a NaN side."""
 
@@ -106,7 +113,7 @@ def feed_health(
         if age is None or snapshot is None:
             continue
         capacity = (
-            store.value(component_id, Metric.BATTERY_CAPACITY)
+            store.value(component_id, _CAPACITY)
             if component_id in topology.battery_ids
             else None
         )
@@ -131,14 +138,14 @@ def battery_state(store: TelemetryStore, battery_id: int) -> BatteryState:
     power. Without a known SoC window the battery is skipped (NaN), rather than
     assuming 0–100 % and running it past its limits.
     """
-    soc_window = store.bounds(battery_id, Metric.BATTERY_SOC_PCT)
+    soc_window = store.bounds(battery_id, _SOC)
     return BatteryState(
         component_id=battery_id,
-        capacity_wh=_value(store, battery_id, Metric.BATTERY_CAPACITY),
-        soc_pct=_value(store, battery_id, Metric.BATTERY_SOC_PCT),
+        capacity_wh=_value(store, battery_id, _CAPACITY),
+        soc_pct=_value(store, battery_id, _SOC),
         soc_lower_pct=math.nan if soc_window is None else soc_window.inclusion_lower,
         soc_upper_pct=math.nan if soc_window is None else soc_window.inclusion_upper,
-        bounds=store.bounds(battery_id, Metric.DC_POWER) or _NAN_BOUNDS,
+        bounds=store.bounds(battery_id, _DC_POWER) or _NAN_BOUNDS,
     )
 
 
@@ -169,9 +176,7 @@ def battery_pairs(
         batteries = topology.batteries_of_inverter(inverter_id)
         pair = None
         if all(b in requested and b in working for b in batteries):
-            inverter_bounds = (
-                store.bounds(inverter_id, Metric.AC_POWER_ACTIVE) or _NAN_BOUNDS
-            )
+            inverter_bounds = store.bounds(inverter_id, _AC_POWER) or _NAN_BOUNDS
             pair = InverterBatteries.aggregate(
                 inverter_id,
                 inverter_bounds,
@@ -180,7 +185,7 @@ def battery_pairs(
         if pair is not None:
             pairs.append(pair)
         else:
-            unreachable += store.value(inverter_id, Metric.AC_POWER_ACTIVE) or 0.0
+            unreachable += store.value(inverter_id, _AC_POWER) or 0.0
     return pairs, unreachable
 
 
@@ -190,7 +195,7 @@ def ac_bounds(
     """The fresh AC active-power bounds of each component that sends them."""
     found: dict[int, PowerBounds] = {}
     for component_id in sorted(component_ids):
-        bounds = store.bounds(component_id, Metric.AC_POWER_ACTIVE)
+        bounds = store.bounds(component_id, _AC_POWER)
         if bounds is not None:
             found[component_id] = bounds
     return found
@@ -256,7 +261,7 @@ def ev_charger_input(
     )
     phases = drawing or ALL_PHASES
     watts_per_amp = CHARGER_PHASES * nominal_voltage_v
-    bounds = store.bounds(charger_id, Metric.AC_POWER_ACTIVE)
+    bounds = store.bounds(charger_id, _AC_POWER)
     usable = bounds is not None and math.isfinite(bounds.inclusion_upper)
     min_current_a = max_current_a = 0.0
     if bounds is not None and usable:
@@ -272,7 +277,7 @@ def ev_charger_input(
         working=working and usable,
         phases=phases,
         measured_currents_a=(l1, l2, l3),
-        measured_power_w=_value(store, charger_id, Metric.AC_POWER_ACTIVE),
+        measured_power_w=_value(store, charger_id, _AC_POWER),
         min_current_a=min_current_a,
         max_current_a=max_current_a,
         voltage_v=watts_per_amp / len(phases),
