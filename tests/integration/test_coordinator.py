@@ -7,6 +7,7 @@ a 2 s freshness window so the whole cycle takes a few seconds.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_REAUTH
@@ -22,6 +23,7 @@ from custom_components.frequenz_microgrid.const import (
 from custom_components.frequenz_microgrid.coordinator import (
     FrequenzMicrogridConfigEntry,
 )
+from custom_components.frequenz_microgrid.listener_chunks import CHUNK_SIZE
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
 from .auth_gateway import AuthGateway
@@ -125,3 +127,34 @@ async def test_revoked_key_starts_reauth_once(
     assert reauth_flows()[0]["context"]["entry_id"] == entry.entry_id
     assert caplog.text.count("rejected the API key") == 1
     assert _grid_power_state(hass, entry) == STATE_UNAVAILABLE
+
+
+async def test_many_listeners_are_told_a_chunk_per_loop_iteration(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = await _set_up(hass, simulator.url)
+    coordinator = entry.runtime_data.coordinator
+    await wait_for(lambda: _has_value(hass, entry), what="grid power")
+    await entry.runtime_data.monitor.stop()  # only this test's updates from here
+    told: list[int] = []
+
+    def listener(n: int) -> Callable[[], None]:
+        return lambda: told.append(n)
+
+    removers = [coordinator.async_add_listener(listener(n)) for n in range(600)]
+    removers[599]()  # removed before its chunk: never called
+
+    coordinator.async_set_updated_data(coordinator.data)
+    assert 0 < len(told) <= CHUNK_SIZE, "one chunk at once, the rest later"
+    removers[598]()  # removed while the round runs
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sorted(told) == list(range(598))
+
+    told.clear()
+    coordinator.async_set_updated_data(coordinator.data)
+    first_chunk = len(told)
+    await coordinator.async_shutdown()  # unloading drops the rest of the round
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(told) == first_chunk < 598
