@@ -20,6 +20,13 @@ the 400 W lands inside an exclusion zone. Here the split is made in two steps:
    that respects every pair's bounds.
 
 Direction-normalised like `battery_sdk_split`: the power to place is positive.
+
+This runs on every request that an exclusion zone shapes, for every pair, so the
+common case avoids the sorts the definitions above suggest: no pair saturates
+(one check finds that out), the first guess of on-pairs needs no repair (two
+sums), and the level is found by Newton steps from the shares' level. Each
+shortcut falls back to the sorted way when it does not apply; the results are
+the same, the level up to float rounding.
 """
 
 from __future__ import annotations
