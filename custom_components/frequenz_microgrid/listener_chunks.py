@@ -3,10 +3,12 @@
 A 1,000-component microgrid has about 5,000 entities, and every snapshot reaches
 each of them. Called in one go, that is one callback of ~50 ms per snapshot, and
 everything else on Home Assistant's event loop waits that long. Split into chunks
-of `CHUNK_SIZE` listeners, one chunk per loop iteration, other work runs in between
-and the longest stall is a few milliseconds.
+of at most `CHUNK_SIZE` listeners, one chunk per loop iteration, other work runs in
+between and the longest stall is a few milliseconds. A chunk also ends once it has
+run for `CHUNK_BUDGET_S`: listeners that happen to write their state cost more.
 
-The first chunk runs at once, so a small microgrid is notified exactly as before.
+The first chunk runs at once, and a round of at most `CHUNK_SIZE` listeners runs
+whole, whatever it costs: a small microgrid is notified exactly as before.
 Listeners are looked up when their chunk runs: one removed meanwhile (an entity
 being removed) is not called. A newer update restarts the round, since every
 listener reads the latest data anyway.
@@ -15,14 +17,18 @@ listener reads the latest data anyway.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
-import itertools
+from collections.abc import Mapping
+import math
+import time
 from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE
 
 CHUNK_SIZE: Final = 250
-"""Listeners called per event-loop iteration."""
+"""Listeners called per event-loop iteration, at most."""
+
+CHUNK_BUDGET_S: Final = 0.005
+"""How long one chunk may hold the event loop before the rest waits a turn."""
 
 type Listeners = Mapping[int, tuple[CALLBACK_TYPE, Any]]
 """Listener id → (callback, context), as a `DataUpdateCoordinator` keeps them."""
@@ -32,11 +38,16 @@ class ChunkedListenerCalls:
     """Call every listener of a mapping, `chunk_size` per event-loop iteration."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, *, chunk_size: int = CHUNK_SIZE
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        budget_s: float = CHUNK_BUDGET_S,
     ) -> None:
         """Prepare calls on `loop`; nothing runs until `call_all`."""
         self._loop = loop
         self._chunk_size = chunk_size
+        self._budget_s = budget_s
         self._next_chunk: asyncio.Handle | None = None
 
     @property
@@ -47,7 +58,7 @@ class ChunkedListenerCalls:
     def call_all(self, listeners: Listeners) -> None:
         """Start a round over the current listeners (restarting a running one)."""
         self.cancel()
-        self._call_chunk(listeners, iter(list(listeners)))
+        self._call_chunk(listeners, list(listeners), 0)
 
     def cancel(self) -> None:
         """Drop the rest of a running round (e.g. the coordinator shuts down)."""
@@ -55,14 +66,26 @@ class ChunkedListenerCalls:
             self._next_chunk.cancel()
             self._next_chunk = None
 
-    def _call_chunk(self, listeners: Listeners, pending: Iterator[int]) -> None:
+    def _call_chunk(self, listeners: Listeners, ids: list[int], start: int) -> None:
+        """Call listeners from `ids[start]` on, until the chunk is full or over time."""
         self._next_chunk = None
-        chunk = list(itertools.islice(pending, self._chunk_size))
-        if not chunk:
-            return
-        # Scheduled first: a listener that raises does not end the round.
-        self._next_chunk = self._loop.call_soon(self._call_chunk, listeners, pending)
-        for listener_id in chunk:
-            listener = listeners.get(listener_id)
-            if listener is not None:
-                listener[0]()
+        end = min(start + self._chunk_size, len(ids))
+        deadline = (
+            math.inf
+            if len(ids) <= self._chunk_size
+            else time.perf_counter() + self._budget_s
+        )
+        index = start
+        try:
+            while index < end:
+                listener = listeners.get(ids[index])
+                index += 1
+                if listener is not None:
+                    listener[0]()
+                    if time.perf_counter() > deadline:
+                        break
+        finally:  # even if a listener raised: the others still hear of it
+            if index < len(ids):
+                self._next_chunk = self._loop.call_soon(
+                    self._call_chunk, listeners, ids, index
+                )

@@ -23,7 +23,10 @@ from custom_components.frequenz_microgrid.const import (
 from custom_components.frequenz_microgrid.coordinator import (
     FrequenzMicrogridConfigEntry,
 )
-from custom_components.frequenz_microgrid.listener_chunks import CHUNK_SIZE
+from custom_components.frequenz_microgrid.listener_chunks import (
+    CHUNK_SIZE,
+    ChunkedListenerCalls,
+)
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
 from .auth_gateway import AuthGateway
@@ -158,3 +161,30 @@ async def test_many_listeners_are_told_a_chunk_per_loop_iteration(
     for _ in range(5):
         await asyncio.sleep(0)
     assert len(told) == first_chunk < 598
+
+
+async def test_a_chunk_ends_when_its_time_is_up() -> None:
+    calls = ChunkedListenerCalls(asyncio.get_running_loop(), chunk_size=2, budget_s=0)
+    told: list[int] = []
+    listeners = {n: (lambda n=n: told.append(n), None) for n in range(3)}
+    calls.call_all(listeners)
+    assert told == [0], "over time after the first one"
+    await asyncio.sleep(0)
+    assert told == [0, 1]
+    await asyncio.sleep(0)
+    assert told == [0, 1, 2]
+    assert not calls.in_progress
+
+
+async def test_a_listener_that_raises_does_not_end_the_round() -> None:
+    calls = ChunkedListenerCalls(asyncio.get_running_loop(), chunk_size=1)
+    told: list[int] = []
+
+    def broken() -> None:
+        raise RuntimeError("broken listener")
+
+    listeners = {0: (broken, None), 1: (lambda: told.append(1), None)}
+    with pytest.raises(RuntimeError):
+        calls.call_all(listeners)
+    await asyncio.sleep(0)
+    assert told == [1]
