@@ -4,8 +4,9 @@ It owns one power manager per pool, the health tracker and the distributor, and
 runs the steering data flow (architecture: "Steering"): a proposal → the power
 manager's target → the pool's distribution with the latest telemetry and health →
 the distributor → the result back to the power manager, the health tracker and
-the caller. Every distribution runs under one lock, so two changes never
-interleave their commands.
+the caller. Every distribution of a pool runs under that pool's lock, so two
+changes never interleave their commands; the pools share no component, so one
+pool's slow or hanging calls never hold up another pool.
 
 Once per monitor tick (`on_tick`) it feeds the health tracker from the telemetry
 store, drops expired proposals, refreshes the system bounds and re-checks every
@@ -15,9 +16,10 @@ unsafe. `on_tick` only schedules that work; it never blocks the event loop.
 Latency: a proposal does the minimum before its setpoints go out. It steers on
 the health view of the last tick (at most `INPUTS_MAX_AGE_S` old: the tick keeps
 it current, and the distribution itself reads the latest bounds and SoC from the
-store), and a tick never holds the lock for long: it refreshes the health view
-in small steps without the lock and takes the lock per pool, so a waiting
-proposal gets its turn between two pools.
+store), and a tick never holds a proposal up for long: it refreshes the health
+view in small steps without any lock, and a proposal preempts the tick's dispatch
+for its pool (cancels it: the proposal re-steers every set of the pool from the
+latest telemetry anyway, so nothing the tick would have corrected is lost).
 
 Releasing (`stop`): every proposal is withdrawn; battery inverters get 0 W
 explicitly (a battery left at its last setpoint would keep charging or
@@ -139,7 +141,9 @@ class MicrogridController:
                 self._context, manager(PowerManager.for_pv_inverters)
             ),
         }
-        self._lock = asyncio.Lock()
+        self._locks = {pool: asyncio.Lock() for pool in self._pools}
+        self._tick_dispatch: dict[Pool, asyncio.Task[Results]] = {}
+        """Per pool: the tick's dispatch in flight (a proposal cancels it)."""
         self._running = False
         self._tick_task: asyncio.Task[None] | None = None
         self._tick_requested = False
@@ -165,7 +169,9 @@ class MicrogridController:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        async with self._lock:
+        async with contextlib.AsyncExitStack() as locked:
+            for lock in self._locks.values():
+                await locked.enter_async_context(lock)
             for steering in self._pools.values():
                 _withdraw_everything(steering.manager)
             batteries = self._pools[Pool.BATTERIES]
@@ -203,7 +209,8 @@ class MicrogridController:
         """
         steering = self._pools[pool]
         ids = self._component_set(steering, component_ids)
-        async with self._lock:
+        self._preempt_tick(pool)
+        async with self._locks[pool]:
             now = self._clock()
             refreshed = self._refresh_inputs_if_old(now)
             steering.manager.set_system_bounds(ids, steering.system_bounds(ids, now))
@@ -238,7 +245,8 @@ class MicrogridController:
         """
         steering = self._pools[pool]
         wanted = None if component_ids is None else frozenset(component_ids)
-        async with self._lock:
+        self._preempt_tick(pool)
+        async with self._locks[pool]:
             now = self._clock()
             refreshed = self._refresh_inputs_if_old(now)
             changed = steering.manager.withdraw(
@@ -272,13 +280,45 @@ class MicrogridController:
         meanwhile waits for one pool at most, not for the whole tick.
         """
         await self._refresh_inputs_stepwise()
-        for steering in self._pools.values():
-            async with self._lock:
+        for pool, steering in self._pools.items():
+            async with self._locks[pool]:
                 now = self._clock()
                 steering.manager.drop_expired(now)
                 steering.update_system_bounds(now)
-                await self._steer(steering, now)
+                await self._steer_preemptibly(pool, steering, now)
         self._notify()
+
+    async def _steer_preemptibly(
+        self, pool: Pool, steering: PoolSteering, now: float
+    ) -> None:
+        """Steer a pool on a tick, as a task a proposal for the pool may cancel."""
+        task = asyncio.create_task(
+            self._steer(steering, now), name=f"frequenz_microgrid.tick_{pool}"
+        )
+        self._tick_dispatch[pool] = task
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:  # the tick itself is cancelled (stop)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise
+        finally:
+            self._tick_dispatch.pop(pool, None)
+        if not task.cancelled():
+            task.result()  # a bug in steering is logged by the tick loop
+
+    def _preempt_tick(self, pool: Pool) -> None:
+        """Cancel the tick's dispatch for `pool`, so a proposal need not wait for it.
+
+        The proposal re-steers every set of the pool, so whatever the tick was
+        sending (a drift or an unsafe-setpoint correction) is sent anew from the
+        latest telemetry. Calls already answered stay recorded; the others are
+        cancelled before their results count.
+        """
+        task = self._tick_dispatch.get(pool)
+        if task is not None and not task.done():
+            task.cancel()
 
     async def _tick_loop(self) -> None:
         while self._tick_requested and self._running:
