@@ -19,8 +19,10 @@ pseudo-random pause so that proposals land at every phase of the 1 s telemetry
 and steering ticks. A sample is the time from the call to the *first* setpoint
 arriving; stderr adds the time to the last of the 100 setpoints, the same
 proposal made on the controller directly (without Home Assistant's service
-call), and how long the event loop was blocked meanwhile (what the measurement
-cannot get below).
+call), how long the event loop was blocked and Python's full garbage
+collections meanwhile, and the floor: the bare client sending 100 setpoints
+concurrently, without Home Assistant or telemetry (what no implementation on this
+client and server gets below).
 
 Run: `.venv/bin/python -m benchmarks.control_latency`; prints
 `control_latency ours_p50_ms=<a> ours_p99_ms=<b> sdk_p50_ms=<c> sdk_p99_ms=<d>`.
@@ -33,6 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+import gc
 import logging
 from pathlib import Path
 import random
@@ -41,6 +44,9 @@ import sys
 import time
 from typing import Any
 
+from frequenz.client.common.microgrid.components import ComponentId
+from frequenz.client.microgrid import MicrogridApiClient
+from frequenz.client.microgrid.component import BatteryInverter
 from frequenz.quantities import Power
 from frequenz.sdk import microgrid
 from frequenz.sdk.microgrid import _data_pipeline, connection_manager
@@ -211,6 +217,39 @@ class LoopLag:
                 self.longest_s = max(self.longest_s, lag)
 
 
+class GcPauses:
+    """Full (generation 2) garbage collections: they stop the whole process."""
+
+    def __init__(self) -> None:
+        """Not counting until `start`."""
+        self.pauses: list[float] = []
+        self._began = 0.0
+
+    def start(self) -> None:
+        """Start timing collections."""
+        gc.callbacks.append(self._on_gc)
+
+    def stop(self) -> None:
+        """Stop timing collections."""
+        gc.callbacks.remove(self._on_gc)
+
+    def summary(self) -> str:
+        """Number of full collections, their total and longest pause."""
+        return (
+            f"full_gcs={len(self.pauses)} "
+            f"full_gc_total_ms={sum(self.pauses) * 1e3:.0f} "
+            f"full_gc_longest_ms={max(self.pauses, default=0.0) * 1e3:.0f}"
+        )
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._began)
+
+
 @dataclass
 class Samples:
     """Seconds from each measured call to its first and its last setpoint."""
@@ -218,6 +257,7 @@ class Samples:
     first: list[float] = field(default_factory=list)
     last: list[float] = field(default_factory=list)
     lag: LoopLag = field(default_factory=LoopLag)
+    gc: GcPauses = field(default_factory=GcPauses)
 
 
 def powers(n: int) -> list[float]:
@@ -238,6 +278,7 @@ async def measure(
     for i, power in enumerate(powers(WARM_UP + SAMPLES)):
         if i == WARM_UP:
             samples.lag.start()
+            samples.gc.start()
         await asyncio.sleep(pauses.uniform(*PAUSE_S))
         child.reset()
         start = time.perf_counter()
@@ -247,6 +288,7 @@ async def measure(
             samples.first.append(child.arrivals[0] - start)
             samples.last.append(child.arrivals[expected - 1] - start)
     await samples.lag.stop()
+    samples.gc.stop()
     return samples
 
 
@@ -342,6 +384,34 @@ async def _stop_sdk(before: set[asyncio.Task[Any]]) -> None:
     await asyncio.gather(*leftovers, return_exceptions=True)
 
 
+async def measure_client_floor(child: SimulatorProcess) -> Samples:
+    """The bare client: 100 concurrent set-power calls, nothing else running."""
+    client = MicrogridApiClient(child.url)
+    try:
+        inverters = [
+            ComponentId(int(c.id))
+            for c in await client.list_components()
+            if isinstance(c, BatteryInverter)
+        ]
+        lifetime = timedelta(seconds=60)
+
+        async def propose(power: float) -> None:
+            share = power / len(inverters)  # within every inverter's bounds
+            await asyncio.gather(
+                *(
+                    client.set_component_power_active(
+                        inverter, share, request_lifetime=lifetime
+                    )
+                    for inverter in inverters
+                ),
+                return_exceptions=True,  # timed at arrival; answers don't matter
+            )
+
+        return await measure(child, propose, len(inverters), seed=1)
+    finally:
+        await client.disconnect()
+
+
 def percentile_ms(values: list[float], pct: int) -> float:
     """The `pct`-th percentile of seconds, in milliseconds."""
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1] * 1000.0
@@ -354,7 +424,7 @@ def describe(name: str, samples: Samples) -> str:
         f"first_p99_ms={percentile_ms(samples.first, 99):.2f} "
         f"last_p50_ms={percentile_ms(samples.last, 50):.2f} "
         f"last_p99_ms={percentile_ms(samples.last, 99):.2f} "
-        f"{samples.lag.summary()}"
+        f"{samples.lag.summary()} {samples.gc.summary()}"
     )
 
 
@@ -366,7 +436,13 @@ async def main() -> None:
         ours, direct = await measure_ours(child)
         await asyncio.sleep(1.0)
         sdk = await measure_sdk(child)
-    for name, samples in (("ours", ours), ("ours_direct", direct), ("sdk", sdk)):
+        floor = await measure_client_floor(child)
+    for name, samples in (
+        ("ours", ours),
+        ("ours_direct", direct),
+        ("sdk", sdk),
+        ("client_floor", floor),
+    ):
         print(f"control_latency_detail {describe(name, samples)}", file=sys.stderr)
     print(f"unsafe_setpoints={child.unsafe_setpoints}", file=sys.stderr)
     print(
