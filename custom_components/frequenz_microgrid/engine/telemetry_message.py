@@ -127,16 +127,24 @@ def _latest_states_from_proto(
             snapshots,
             key=lambda s: (s.origin_time.seconds, s.origin_time.nanos // 1000),
         )
-    states, errors = _STATES, _ERRORS
+    codes = latest.states
     return ComponentStates(
-        states=frozenset(states.get(code, code) for code in latest.states),
-        warnings=frozenset(
-            errors.get(w.diagnostic_code, w.diagnostic_code) for w in latest.warnings
-        ),
-        errors=frozenset(
-            errors.get(e.diagnostic_code, e.diagnostic_code) for e in latest.errors
-        ),
+        states=frozenset(map(_STATES.get, codes, codes)),  # unknown: the number
+        warnings=_diagnostics(latest.warnings),
+        errors=_diagnostics(latest.errors),
     )
+
+
+_NONE: frozenset[ComponentErrorCode | int] = frozenset()
+
+
+def _diagnostics(
+    messages: Sequence[components_pb2.ElectricalComponentDiagnostic],
+) -> frozenset[ComponentErrorCode | int]:
+    if not messages:  # the usual case
+        return _NONE
+    codes = [message.diagnostic_code for message in messages]
+    return frozenset(map(_ERRORS.get, codes, codes))
 
 
 def telemetry_from_samples(samples: ComponentDataSamples) -> TelemetryMessage:
