@@ -24,7 +24,11 @@ collections meanwhile, and the floor: the bare client sending 100 setpoints
 concurrently, without Home Assistant or telemetry (what no implementation on this
 client and server gets below).
 
-Run: `.venv/bin/python -m benchmarks.control_latency`; prints
+With `--freeze-gc`, every object alive after the warm-up is moved out of the
+garbage collector's sight (`gc.freeze()`), on both sides: that shows what the
+full collections cost (Home Assistant itself does not freeze).
+
+Run: `.venv/bin/python -m benchmarks.control_latency [--freeze-gc]`; prints
 `control_latency ours_p50_ms=<a> ours_p99_ms=<b> sdk_p50_ms=<c> sdk_p99_ms=<d>`.
 """
 
@@ -271,12 +275,16 @@ async def measure(
     expected: int,
     *,
     seed: int,
+    freeze_gc: bool,
 ) -> Samples:
     """Time each proposal to its first and its last (`expected`-th) setpoint."""
     pauses = random.Random(seed)
     samples = Samples()
     for i, power in enumerate(powers(WARM_UP + SAMPLES)):
         if i == WARM_UP:
+            if freeze_gc:
+                gc.collect()
+                gc.freeze()
             samples.lag.start()
             samples.gc.start()
         await asyncio.sleep(pauses.uniform(*PAUSE_S))
@@ -289,10 +297,14 @@ async def measure(
             samples.last.append(child.arrivals[expected - 1] - start)
     await samples.lag.stop()
     samples.gc.stop()
+    if freeze_gc:
+        gc.unfreeze()
     return samples
 
 
-async def measure_ours(child: SimulatorProcess) -> tuple[Samples, Samples]:
+async def measure_ours(
+    child: SimulatorProcess, *, freeze_gc: bool
+) -> tuple[Samples, Samples]:
     """Home Assistant with the integration: action call, then the controller alone."""
     async with running_home_assistant() as hass:
         entry = await async_add_microgrid(hass, child.url)
@@ -333,14 +345,18 @@ async def measure_ours(child: SimulatorProcess) -> tuple[Samples, Samples]:
             )
 
         try:
-            by_action = await measure(child, propose_by_action, len(batteries), seed=1)
-            direct = await measure(child, propose_directly, len(batteries), seed=2)
+            by_action = await measure(
+                child, propose_by_action, len(batteries), seed=1, freeze_gc=freeze_gc
+            )
+            direct = await measure(
+                child, propose_directly, len(batteries), seed=2, freeze_gc=freeze_gc
+            )
             return by_action, direct
         finally:
             await async_remove_microgrid(hass, entry)
 
 
-async def measure_sdk(child: SimulatorProcess) -> Samples:
+async def measure_sdk(child: SimulatorProcess, *, freeze_gc: bool) -> Samples:
     """The Frequenz SDK's battery pool: propose_power → setpoints."""
     before = asyncio.all_tasks()
     await microgrid.initialize(
@@ -362,7 +378,7 @@ async def measure_sdk(child: SimulatorProcess) -> Samples:
         async def propose(power: float) -> None:
             await pool.propose_power(Power.from_watts(power))
 
-        return await measure(child, propose, BATTERY_PAIRS, seed=1)
+        return await measure(child, propose, BATTERY_PAIRS, seed=1, freeze_gc=freeze_gc)
     finally:
         await pool.stop()
         await _stop_sdk(before)
@@ -384,7 +400,7 @@ async def _stop_sdk(before: set[asyncio.Task[Any]]) -> None:
     await asyncio.gather(*leftovers, return_exceptions=True)
 
 
-async def measure_client_floor(child: SimulatorProcess) -> Samples:
+async def measure_client_floor(child: SimulatorProcess, *, freeze_gc: bool) -> Samples:
     """The bare client: 100 concurrent set-power calls, nothing else running."""
     client = MicrogridApiClient(child.url)
     try:
@@ -407,7 +423,9 @@ async def measure_client_floor(child: SimulatorProcess) -> Samples:
                 return_exceptions=True,  # timed at arrival; answers don't matter
             )
 
-        return await measure(child, propose, len(inverters), seed=1)
+        return await measure(
+            child, propose, len(inverters), seed=1, freeze_gc=freeze_gc
+        )
     finally:
         await client.disconnect()
 
@@ -428,15 +446,15 @@ def describe(name: str, samples: Samples) -> str:
     )
 
 
-async def main() -> None:
+async def main(*, freeze_gc: bool = False) -> None:
     """Run both measurements on one simulator and print the result line."""
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("frequenz.channels").setLevel(logging.ERROR)
     async with simulator_child(N_COMPONENTS) as child:
-        ours, direct = await measure_ours(child)
+        ours, direct = await measure_ours(child, freeze_gc=freeze_gc)
         await asyncio.sleep(1.0)
-        sdk = await measure_sdk(child)
-        floor = await measure_client_floor(child)
+        sdk = await measure_sdk(child, freeze_gc=freeze_gc)
+        floor = await measure_client_floor(child, freeze_gc=freeze_gc)
     for name, samples in (
         ("ours", ours),
         ("ours_direct", direct),
@@ -457,4 +475,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == SERVE_FLAG:
         asyncio.run(serve_simulator(int(sys.argv[2])))
     else:
-        asyncio.run(main())
+        asyncio.run(main(freeze_gc="--freeze-gc" in sys.argv[1:]))
