@@ -22,7 +22,9 @@ proposal made on the controller directly (without Home Assistant's service
 call), how long the event loop was blocked and Python's full garbage
 collections meanwhile, and the floor: the bare client sending 100 setpoints
 concurrently, without Home Assistant or telemetry (what no implementation on this
-client and server gets below).
+client and server gets below). The simulator reports how long its own loop was
+blocked (serving 402 telemetry streams): an arrival is noted late meanwhile, on
+both sides alike.
 
 With `--freeze-gc`, every object alive after the warm-up is moved out of the
 garbage collector's sight (`gc.freeze()`), on both sides: that shows what the
@@ -106,9 +108,13 @@ async def serve_simulator(n_components: int) -> None:
     setattr(sim.control, "set_active_power", timed)  # noqa: B010
     await sim.start(host="127.0.0.1", port=0)
     print(f"url {sim.url}", flush=True)
+    lag = LoopLag()  # arrivals are noted late while the simulator's loop is busy
+    lag.start()
     try:
         await asyncio.to_thread(sys.stdin.read)
     finally:
+        await lag.stop()
+        print(f"lag {lag.summary()}", flush=True)
         print(f"unsafe {sim.unsafe_setpoint_count}", flush=True)
         await sim.stop()
 
@@ -120,6 +126,8 @@ class SimulatorProcess:
     url: str
     arrivals: list[float] = field(default_factory=list)
     unsafe_setpoints: int | None = None
+    lag: str = ""
+    """How long the simulator's own event loop was blocked (its summary line)."""
     _event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def note(self, line: str) -> None:
@@ -130,6 +138,8 @@ class SimulatorProcess:
             self._event.set()
         elif kind == "unsafe":
             self.unsafe_setpoints = int(value)
+        elif kind == "lag":
+            self.lag = value
 
     def reset(self) -> None:
         """Forget earlier arrivals."""
@@ -462,6 +472,7 @@ async def main(*, freeze_gc: bool = False) -> None:
         ("client_floor", floor),
     ):
         print(f"control_latency_detail {describe(name, samples)}", file=sys.stderr)
+    print(f"simulator_process {child.lag}", file=sys.stderr)
     print(f"unsafe_setpoints={child.unsafe_setpoints}", file=sys.stderr)
     print(
         f"control_latency ours_p50_ms={percentile_ms(ours.first, 50):.2f} "
