@@ -214,8 +214,14 @@ async def test_range_narrows_to_what_a_higher_priority_leaves(
         ),
         what="the number's range to narrow",
     )
-    assert state(hass, entry, "batteries_granted_lower").state == "-1000.0"
-    assert state(hass, entry, "batteries_granted_upper").state == "2000.0"
+    # The sensors write at most once a second each: their change may trail.
+    await wait_for(
+        lambda: (
+            state(hass, entry, "batteries_granted_lower").state == "-1000.0"
+            and state(hass, entry, "batteries_granted_upper").state == "2000.0"
+        ),
+        what="the granted-bounds sensors to follow",
+    )
     # Home Assistant's 500 W fits inside what the higher priority leaves.
     await wait_for_setpoint(simulator, BATTERY_INVERTER, 500.0)
     with pytest.raises(ServiceValidationError):
