@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Final
+from operator import attrgetter
+from typing import Any, Final
 
 from frequenz.client.microgrid import MicrogridInfo
 from frequenz.client.microgrid.component import Component, ComponentCategory
@@ -21,6 +22,7 @@ from homeassistant.components.sensor import SensorEntity
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import (
     CoordinatorEntity,
@@ -138,6 +140,21 @@ def async_remove_stale_devices(
             registry.async_update_device(device.id, remove_config_entry_id=entry_id)
 
 
+def _shown_value_getter(entity: Entity) -> Callable[[Any], object]:
+    """Return what decides an entity's shown state, the cheapest way to get it.
+
+    A sensor's or number's state is its native value converted by the entity's unit
+    and precision, which do not change while it runs (a registry change writes the
+    state by itself), so the native value decides the state, without the conversion
+    work of `SensorEntity.state`. A binary sensor's state is `is_on`.
+    """
+    if isinstance(entity, SensorEntity | NumberEntity):
+        return attrgetter("native_value")
+    if isinstance(entity, BinarySensorEntity):
+        return attrgetter("is_on")
+    return attrgetter("state")
+
+
 class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
     """An entity fed by microgrid snapshots, with coalesced state writes.
 
@@ -163,7 +180,7 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
         self._written: tuple[bool, object] | None = None
         self._cooldown: CALLBACK_TYPE | None = None
         self._change_pending = False
-        self._shown_value = self._shown_value_getter()
+        self._shown_value_of = _shown_value_getter(self)
 
     @property
     def snapshot(self) -> MicrogridSnapshot | None:
@@ -183,21 +200,7 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
         microgrid), so it compares the value the state is made from, not `state`.
         """
         available = self.available
-        return (available, self._shown_value() if available else None)
-
-    def _shown_value_getter(self) -> Callable[[], object]:
-        """Return what decides the shown state, the cheapest way to get it.
-
-        A sensor's or number's state is its native value converted by the entity's
-        unit and precision, which do not change while it runs (a registry change
-        writes the state by itself), so the native value decides the state and
-        skips `SensorEntity.state`'s conversion work. A binary sensor's is `is_on`.
-        """
-        if isinstance(self, SensorEntity | NumberEntity):
-            return lambda: self.native_value
-        if isinstance(self, BinarySensorEntity):
-            return lambda: self.is_on
-        return lambda: self.state
+        return (available, self._shown_value_of(self) if available else None)
 
     async def async_added_to_hass(self) -> None:
         """Start listening and make sure a pending trailing write dies with us."""

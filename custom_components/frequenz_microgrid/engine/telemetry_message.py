@@ -48,6 +48,7 @@ _STATES: dict[int, ComponentStateCode] = {
 _ERRORS: dict[int, ComponentErrorCode] = {
     member.value: member for member in ComponentErrorCode
 }
+_NO_DIAGNOSTICS: frozenset[ComponentErrorCode | int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +136,11 @@ def _latest_states_from_proto(
     )
 
 
-_NONE: frozenset[ComponentErrorCode | int] = frozenset()
-
-
 def _diagnostics(
     messages: Sequence[components_pb2.ElectricalComponentDiagnostic],
 ) -> frozenset[ComponentErrorCode | int]:
     if not messages:  # the usual case
-        return _NONE
+        return _NO_DIAGNOSTICS
     codes = [message.diagnostic_code for message in messages]
     return frozenset(map(_ERRORS.get, codes, codes))
 
