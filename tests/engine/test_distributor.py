@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid import MicrogridApiClient
@@ -192,3 +193,73 @@ def test_lifetime_must_be_within_the_api_range() -> None:
 
     with pytest.raises(ValueError, match="lifetime_s"):
         Distributor(NoClient(), lifetime_s=5.0)
+
+
+class GatedClient:
+    """Records the order of set-power calls; holds each call until released.
+
+    Only the ordering between a keep-alive refresh and a newer setpoint is under
+    test here, which a real server cannot make deterministic.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, float]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.entered = asyncio.Event()
+
+    async def set_component_power_active(
+        self,
+        component: ComponentId,
+        power: float,
+        *,
+        request_lifetime: timedelta | None = None,
+        validate_arguments: bool = True,
+    ) -> datetime | None:
+        self.entered.set()
+        await self.gate.wait()
+        self.calls.append((int(component), power))
+        return None
+
+
+async def test_a_refresh_never_lands_after_a_newer_setpoint() -> None:
+    now = 0.0
+    client = GatedClient()
+    distributor = Distributor(client, lifetime_s=10.0, clock=lambda: now)
+    await distributor.apply({BATTERY_INVERTER: 1000.0})
+
+    now = 100.0  # the refresh is due
+    client.gate.clear()
+    client.entered.clear()
+    refresh = asyncio.create_task(distributor.refresh_due())
+    await client.entered.wait()  # the old value is on the wire
+    newer = asyncio.create_task(distributor.apply({BATTERY_INVERTER: 2000.0}))
+    await asyncio.sleep(0)
+    client.gate.set()
+    await asyncio.gather(refresh, newer)
+
+    assert client.calls == [
+        (BATTERY_INVERTER, 1000.0),
+        (BATTERY_INVERTER, 1000.0),
+        (BATTERY_INVERTER, 2000.0),
+    ]
+    assert distributor.standing_setpoints == {BATTERY_INVERTER: 2000.0}
+
+
+async def test_a_setpoint_released_during_its_refresh_stays_released() -> None:
+    now = 0.0
+    client = GatedClient()
+    distributor = Distributor(client, lifetime_s=10.0, clock=lambda: now)
+    await distributor.apply({BATTERY_INVERTER: 1000.0})
+
+    now = 100.0
+    client.gate.clear()
+    client.entered.clear()
+    refresh = asyncio.create_task(distributor.refresh_due())
+    await client.entered.wait()
+    await distributor.release()
+    client.gate.set()
+    report = await refresh
+
+    assert distributor.standing_setpoints == {}
+    assert report.succeeded == {}

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+import enum
 import logging
 import math
 import time
@@ -78,7 +79,16 @@ class DispatchReport:
         return math.fsum(self.failed.values())
 
 
-@dataclass(slots=True)
+class _Superseded(enum.Enum):
+    """Outcome of a refresh dropped because its setpoint was replaced or released."""
+
+    TOKEN = enum.auto()
+
+
+_SUPERSEDED = _Superseded.TOKEN
+
+
+@dataclass(slots=True, eq=False)
 class _Standing:
     power: float
     refresh_at: float
@@ -132,6 +142,7 @@ class Distributor:
         self._standing: dict[int, _Standing] = {}
         self._last_success: dict[int, float] = {}
         self._keep_alive_task: asyncio.Task[None] | None = None
+        self._locks: dict[int, asyncio.Lock] = {}
 
     @property
     def standing_setpoints(self) -> dict[int, float]:
@@ -182,12 +193,19 @@ class Distributor:
                 await task
 
     async def refresh_due(self) -> DispatchReport:
-        """Re-send the standing setpoints whose refresh time has come."""
+        """Re-send the standing setpoints whose refresh time has come.
+
+        A refresh never outlives its setpoint: if the setpoint is replaced or
+        released while the refresh waits for its component, the refresh is dropped
+        (see `_dispatch_one`).
+        """
         now = self._clock()
-        due = {cid: s.power for cid, s in self._standing.items() if s.refresh_at <= now}
+        due = {cid: s for cid, s in self._standing.items() if s.refresh_at <= now}
         if not due:
             return DispatchReport()
-        report = await self._send(due)
+        report = await self._send(
+            {cid: s.power for cid, s in due.items()}, refreshing=due
+        )
         if report.failed and self._on_keep_alive_failure is not None:
             outcome = self._on_keep_alive_failure(frozenset(report.failed))
             if outcome is not None:
@@ -211,42 +229,84 @@ class Distributor:
             except Exception:  # a bug here must not end the keep-alive
                 _LOGGER.exception("Keep-alive of setpoints failed")
 
-    async def _send(self, setpoints: Mapping[int, float]) -> DispatchReport:
+    async def _send(
+        self,
+        setpoints: Mapping[int, float],
+        *,
+        refreshing: Mapping[int, _Standing] | None = None,
+    ) -> DispatchReport:
         report = DispatchReport()
         if not setpoints:
             return report
         ids = list(setpoints)
         outcomes = await asyncio.gather(
-            *(self._send_one(cid, setpoints[cid]) for cid in ids)
+            *(
+                self._dispatch_one(
+                    cid,
+                    setpoints[cid],
+                    None if refreshing is None else refreshing[cid],
+                )
+                for cid in ids
+            )
         )
-        now = self._clock()
-        wall_now = datetime.now(UTC)
         for cid, outcome in zip(ids, outcomes, strict=True):
-            power = setpoints[cid]
-            if not isinstance(outcome, str):
-                report.succeeded[cid] = power
-                self._last_success[cid] = power
-                if power == 0.0:
-                    self._standing.pop(cid, None)
-                else:
-                    valid_s = self._lifetime.total_seconds()
-                    if outcome is not None:
-                        valid_s = max(0.0, (outcome - wall_now).total_seconds())
-                    self._standing[cid] = _Standing(
-                        power, now + valid_s * self._refresh_fraction
-                    )
-                    self._wake.set()
-            else:
-                report.failed[cid] = power
+            if outcome is _SUPERSEDED:
+                continue
+            if isinstance(outcome, str):
+                report.failed[cid] = setpoints[cid]
                 report.errors[cid] = outcome
-                self._standing.pop(cid, None)
-                self._last_success.pop(cid, None)
+            else:
+                report.succeeded[cid] = setpoints[cid]
         if self._observer is not None:
             if report.succeeded:
                 self._observer.record_success(report.succeeded)
             if report.failed:
-                self._observer.record_failure(report.failed, now)
+                self._observer.record_failure(report.failed, self._clock())
         return report
+
+    async def _dispatch_one(
+        self, component_id: int, power: float, refreshing: _Standing | None
+    ) -> datetime | str | _Superseded | None:
+        """Send one setpoint and record it, one call per component at a time.
+
+        Calls to the same component are serialised, so a keep-alive refresh of an
+        older value can never reach the microgrid after a newer setpoint. A refresh
+        whose setpoint was replaced or released meanwhile is dropped
+        (`_SUPERSEDED`) and changes nothing.
+        """
+        lock = self._locks.setdefault(component_id, asyncio.Lock())
+        async with lock:
+            if refreshing is not None and self._standing.get(component_id) is not (
+                refreshing
+            ):
+                return _SUPERSEDED
+            outcome = await self._send_one(component_id, power)
+            if refreshing is not None and self._standing.get(component_id) is not (
+                refreshing
+            ):
+                return _SUPERSEDED  # released while on the wire: let it lapse
+            self._record(component_id, power, outcome)
+            return outcome
+
+    def _record(
+        self, component_id: int, power: float, outcome: datetime | str | None
+    ) -> None:
+        """Remember an outcome: what stands, and when to refresh it."""
+        if isinstance(outcome, str):
+            self._standing.pop(component_id, None)
+            self._last_success.pop(component_id, None)
+            return
+        self._last_success[component_id] = power
+        if power == 0.0:
+            self._standing.pop(component_id, None)
+            return
+        valid_s = self._lifetime.total_seconds()
+        if outcome is not None:
+            valid_s = max(0.0, (outcome - datetime.now(UTC)).total_seconds())
+        self._standing[component_id] = _Standing(
+            power, self._clock() + valid_s * self._refresh_fraction
+        )
+        self._wake.set()
 
     async def _send_one(self, component_id: int, power: float) -> datetime | str | None:
         """Send one setpoint.
