@@ -10,10 +10,9 @@ refused call changes nothing on the microgrid (a translated
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from datetime import datetime
 import math
-import time
 from typing import Any
 
 from frequenz.client.base.exception import ApiClientError
@@ -31,7 +30,6 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.selector import ConfigEntrySelector
-from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .const import (
@@ -266,7 +264,8 @@ async def _async_set_component_bounds(call: ServiceCall) -> ServiceResponse:
 
 async def _async_get_power_status(call: ServiceCall) -> ServiceResponse:
     entry = _loaded_entry(call)
-    return status_as_dict(entry.runtime_data.controller.status())
+    controller = entry.runtime_data.controller
+    return status_as_dict(controller.status(), controller.to_wall_time)
 
 
 # --- Validation ------------------------------------------------------------------
@@ -423,18 +422,14 @@ def _outcome_as_dict(outcome: ProposalOutcome) -> dict[str, Any]:
     }
 
 
-def _component_as_dict(status: ComponentStatus, now: float) -> dict[str, Any]:
-    """Describe a component's health; its block expiry as a UTC time.
-
-    The controller's clock is monotonic (`now` is read from it), which means
-    nothing to a user or an automation.
-    """
+def _component_as_dict(
+    status: ComponentStatus, to_wall_time: Callable[[float], datetime]
+) -> dict[str, Any]:
+    """Describe a component's health; its block expiry as a UTC time."""
     blocked_until = (
         None
         if status.blocked_until is None
-        else (
-            dt_util.utcnow() + timedelta(seconds=status.blocked_until - now)
-        ).isoformat()
+        else to_wall_time(status.blocked_until).isoformat()
     )
     return {
         "component": status.component_id,
@@ -446,14 +441,12 @@ def _component_as_dict(status: ComponentStatus, now: float) -> dict[str, Any]:
 
 
 def status_as_dict(
-    status: ControllerStatus, now: float | None = None
+    status: ControllerStatus, to_wall_time: Callable[[float], datetime]
 ) -> dict[str, Any]:
     """Return a JSON-ready view of the controller's status (responses, diagnostics).
 
-    The controller runs on `time.monotonic` (its default clock); `now` defaults to it.
+    `to_wall_time` (the controller's) turns its monotonic times into UTC.
     """
-    if now is None:
-        now = time.monotonic()
     return {
         "pools": {
             pool.value: {
@@ -488,5 +481,5 @@ def status_as_dict(
             }
             for pool, pool_status in status.pools.items()
         },
-        "components": [_component_as_dict(c, now) for c in status.components],
+        "components": [_component_as_dict(c, to_wall_time) for c in status.components],
     }

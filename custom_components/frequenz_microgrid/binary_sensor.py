@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from frequenz.client.microgrid.component import (
@@ -26,7 +26,7 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 
-from .engine.health import ComponentHealth, ComponentKind, ComponentStatus
+from .engine.health import ComponentStatus
 from .engine.snapshot import ComponentSnapshot
 from .entity import (
     MicrogridComponentEntity,
@@ -35,11 +35,7 @@ from .entity import (
     has_device,
 )
 from .sensor import CABLE_STATES, STATEFUL_COMPONENTS, first_state
-from .steering_entity import (
-    ControllerStatusFeed,
-    SteeringEntity,
-    monotonic_to_datetime,
-)
+from .steering_entity import ControllerStatusFeed, SteeringEntity
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -68,28 +64,16 @@ def has_problem(snapshot: ComponentSnapshot) -> bool:
     return bool(snapshot.errors) or ComponentStateCode.ERROR in snapshot.states
 
 
-def is_excluded(status: ComponentStatus, snapshot: ComponentSnapshot | None) -> bool:
-    """Return whether the controller keeps a component from receiving power.
-
-    Not working or blocked counts, except an EV charger that only lacks a vehicle:
-    the charger is idle, nothing is broken.
-    """
-    if status.health is ComponentHealth.WORKING:
-        return False
-    idle_charger = (
-        status.kind is ComponentKind.EV_CHARGER
-        and status.health is ComponentHealth.NOT_WORKING
-        and snapshot is not None
-        and ev_connected(snapshot) is False
-    )
-    return not idle_charger
-
-
 BLOCKED_REASON = "blocked after a failed command"
 
 
-def exclusion_details(status: ComponentStatus, now: float) -> dict[str, Any]:
-    """Return why a component is excluded and until when a block lasts."""
+def exclusion_details(
+    status: ComponentStatus, to_wall_time: Callable[[float], datetime]
+) -> dict[str, Any]:
+    """Return why a component is excluded and until when a block lasts.
+
+    `to_wall_time` turns the block's end (on the controller's clock) into UTC.
+    """
     blocked_until = status.blocked_until
     return {
         "health": status.health.value,
@@ -97,7 +81,7 @@ def exclusion_details(status: ComponentStatus, now: float) -> dict[str, Any]:
         or (BLOCKED_REASON if blocked_until is not None else None),
         "blocked_until": None
         if blocked_until is None
-        else monotonic_to_datetime(blocked_until, now).isoformat(),
+        else to_wall_time(blocked_until).isoformat(),
     }
 
 
@@ -228,11 +212,7 @@ class ExcludedBinarySensor(SteeringEntity, BinarySensorEntity):
     def is_on(self) -> bool | None:
         """Return whether the component is excluded (`None`: not tracked)."""
         status = self.feed.component(self.component_id)
-        if status is None:
-            return None
-        snapshot = self.snapshot
-        data = None if snapshot is None else snapshot.component(self.component_id)
-        return is_excluded(status, data)
+        return None if status is None else status.excluded
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
@@ -240,7 +220,7 @@ class ExcludedBinarySensor(SteeringEntity, BinarySensorEntity):
         status = self.feed.component(self.component_id)
         if status is None:
             return None
-        return exclusion_details(status, time.monotonic())
+        return exclusion_details(status, self.feed.controller.to_wall_time)
 
     @property
     def available(self) -> bool:

@@ -18,31 +18,15 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
 from .engine.graph import Topology
-from .engine.health import ComponentHealth, ComponentKind, ComponentStatus
+from .engine.health import ComponentStatus
 
 BROKEN_ISSUE_AFTER_S = 600.0
 """A component excluded as broken for longer than this gets an issue (10 min)."""
 UNREACHABLE_ISSUE_AFTER_S = 300.0
 """A microgrid unreachable for longer than this gets an issue (5 min)."""
 
-NO_EV_CONNECTED = "no EV connected"
-"""The health tracker's reason for an idle EV charger: normal, not broken."""
-
 ISSUE_COMPONENT_BROKEN = "component_broken"
 ISSUE_UNREACHABLE = "microgrid_unreachable"
-
-
-def is_excluded_as_broken(status: ComponentStatus) -> bool:
-    """Return whether the controller leaves a component out because it is broken.
-
-    Not working or blocked after failed commands counts; an EV charger that is
-    only waiting for an EV does not.
-    """
-    if status.health is ComponentHealth.WORKING:
-        return False
-    return not (
-        status.kind is ComponentKind.EV_CHARGER and status.problem == NO_EV_CONNECTED
-    )
 
 
 def component_issue_id(entry_id: str, component_id: int) -> str:
@@ -130,7 +114,7 @@ class RepairTracker:
     def _update_components(
         self, now: float, components: Iterable[ComponentStatus]
     ) -> None:
-        broken = {s.component_id: s for s in components if is_excluded_as_broken(s)}
+        broken = {s.component_id: s for s in components if s.excluded}
         for component_id in list(self._broken_since):
             if component_id not in broken:
                 del self._broken_since[component_id]

@@ -16,12 +16,11 @@ snapshots (a new proposal, a distribution result).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, callback
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.util import dt as dt_util
 
 from .const import CONF_DEFAULT_PRIORITY, DEFAULT_PRIORITY, DOMAIN
 from .engine.bounds import PowerBounds
@@ -97,16 +96,6 @@ def granted_bounds(
         return None
     granted = set_status.bounds_by_priority.get(priority)
     return granted if granted is not None else set_status.system_bounds
-
-
-def monotonic_to_datetime(at: float, now: float) -> datetime:
-    """Convert a time on the controller's monotonic clock to a UTC datetime.
-
-    Rounded to the second: converting the same instant twice must give the same
-    value, or every tick would look like a change of the entity's attributes.
-    """
-    exact = dt_util.utcnow() + timedelta(seconds=at - now)
-    return dt_util.utc_from_timestamp(round(exact.timestamp()))
 
 
 class ControllerStatusFeed:

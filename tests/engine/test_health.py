@@ -19,9 +19,11 @@ from custom_components.frequenz_microgrid.engine.health import (
     BlockingStatus,
     ComponentHealth,
     ComponentKind,
+    ComponentStatus,
     HealthTracker,
     Reading,
     battery_problem,
+    ev_charger_idle,
     ev_charger_problem,
     pv_inverter_problem,
 )
@@ -177,6 +179,68 @@ class TestEvChargerAndPvChecks:
         assert pv_inverter_problem(off, 0.0) == "PV inverter state is OFF"
         assert pv_inverter_problem(None, 0.0) == "no data from the PV inverter"
         assert "old" in str(pv_inverter_problem(GOOD_INVERTER, 11.0))
+
+
+UNPLUGGED = frozenset({State.READY, State.EV_CHARGING_CABLE_UNPLUGGED})
+INTERNAL = frozenset({Err.INTERNAL})
+UNAUTHORIZED = frozenset({Err.UNAUTHORIZED})
+
+
+class TestExcluded:
+    """One rule for "left out as broken": the binary sensors and repairs use it."""
+
+    @pytest.mark.parametrize(
+        ("reading", "idle"),
+        [
+            (Reading(at=0.0, states=UNPLUGGED), True),
+            (Reading(at=0.0, states=UNPLUGGED - {State.READY}), True),
+            (Reading(at=0.0, states=EV_PLUGGED), False),
+            # A fault hides whether a vehicle is there: broken, not idle.
+            (Reading(at=0.0, states=UNPLUGGED | {State.ERROR}), False),
+            (Reading(at=0.0, states=UNPLUGGED, errors=INTERNAL), False),
+            (Reading(at=0.0, states=UNPLUGGED, warnings=UNAUTHORIZED), False),
+            (Reading(at=-11.0, states=UNPLUGGED), False),  # old data
+            (None, False),
+        ],
+    )  # fmt: skip
+    def test_only_a_fine_charger_without_a_vehicle_is_idle(
+        self, reading: Reading | None, idle: bool
+    ) -> None:
+        assert ev_charger_idle(reading, 0.0) is idle
+        tracker = HealthTracker()
+        tracker.add_ev_charger(5)
+        if reading is not None:
+            tracker.observe(5, reading)
+        status = tracker.status(5, 0.0)
+        assert status.idle is idle
+        assert status.excluded is (status.health is not WORKING and not idle)
+
+    def test_an_idle_charger_is_not_working_but_not_excluded(self) -> None:
+        tracker = HealthTracker()
+        tracker.add_ev_charger(5)
+        tracker.observe(5, Reading(at=0.0, states=UNPLUGGED))
+        status = tracker.status(5, 0.0)
+        assert (status.health, status.excluded) == (NOT_WORKING, False)
+        tracker.observe(5, Reading(at=1.0, states=EV_PLUGGED | {State.ERROR}))
+        assert tracker.status(5, 1.0).excluded
+
+    @pytest.mark.parametrize(
+        ("health", "excluded"),
+        [(WORKING, False), (UNCERTAIN, True), (NOT_WORKING, True)],
+    )
+    def test_batteries_and_pv_are_excluded_unless_working(
+        self, health: ComponentHealth, excluded: bool
+    ) -> None:
+        for kind in (ComponentKind.BATTERY, ComponentKind.PV_INVERTER):
+            status = ComponentStatus(1, kind, health, None, None)
+            assert status.excluded is excluded
+            assert not status.idle
+
+    def test_a_battery_is_never_idle(self) -> None:
+        tracker = tracker_with_two_batteries()
+        tracker.observe(1, Reading(at=0.0, states=UNPLUGGED))
+        assert tracker.status(1, 0.0).excluded
+        assert not tracker.status(1, 0.0).idle
 
 
 def tracker_with_two_batteries() -> HealthTracker:

@@ -15,11 +15,6 @@ from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
 from custom_components.frequenz_microgrid.coordinator import (
     FrequenzMicrogridConfigEntry,
 )
-from custom_components.frequenz_microgrid.engine.health import (
-    ComponentHealth,
-    ComponentKind,
-    ComponentStatus,
-)
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 
 from .conftest import setup_entry, wait_for
@@ -118,28 +113,3 @@ async def test_unload_removes_the_entrys_issues(
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert _our_issues(hass) == []
-
-
-STALE = "battery data is 30 s old"
-CHARGER_ERROR = "EV charger errors: ERROR state"
-NO_EV = "no EV connected"
-
-
-@pytest.mark.parametrize(
-    ("kind", "health", "problem", "broken"),
-    [
-        (ComponentKind.BATTERY, ComponentHealth.WORKING, None, False),
-        (ComponentKind.BATTERY, ComponentHealth.NOT_WORKING, STALE, True),
-        (ComponentKind.BATTERY, ComponentHealth.UNCERTAIN, None, True),
-        (ComponentKind.EV_CHARGER, ComponentHealth.NOT_WORKING, NO_EV, False),
-        (ComponentKind.EV_CHARGER, ComponentHealth.NOT_WORKING, CHARGER_ERROR, True),
-        (ComponentKind.PV_INVERTER, ComponentHealth.UNCERTAIN, None, True),
-    ],
-)  # fmt: skip
-def test_what_counts_as_excluded_as_broken(
-    kind: ComponentKind, health: ComponentHealth, problem: str | None, broken: bool
-) -> None:
-    status = ComponentStatus(
-        component_id=1, kind=kind, health=health, problem=problem, blocked_until=None
-    )
-    assert repairs.is_excluded_as_broken(status) is broken

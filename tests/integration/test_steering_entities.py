@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from frequenz.client.microgrid.component import ComponentStateCode
 from homeassistant.core import HomeAssistant, State
 from homeassistant.exceptions import HomeAssistantError
 import pytest
@@ -16,7 +16,6 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.frequenz_microgrid.binary_sensor import (
     BLOCKED_REASON,
     exclusion_details,
-    is_excluded,
 )
 from custom_components.frequenz_microgrid.const import CONF_REAPPLY_SETPOINTS
 from custom_components.frequenz_microgrid.engine.health import (
@@ -24,11 +23,10 @@ from custom_components.frequenz_microgrid.engine.health import (
     ComponentKind,
     ComponentStatus,
 )
-from custom_components.frequenz_microgrid.engine.snapshot import ComponentSnapshot
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 
 from .conftest import setup_entry, wait_for
-from .microgrid_factory import entity_snapshot, fresh_component
+from .microgrid_factory import entity_snapshot
 from .steering_helpers import (
     BATTERY,
     BATTERY_INVERTER,
@@ -49,7 +47,7 @@ from .steering_helpers import (
 BATTERY_NUMBER = "number.simulated_home_battery_power_setpoint"
 """The battery number's entity id (from the `home` hub's name) for the restore cache."""
 
-# --- Excluded: which health counts --------------------------------------------------
+# --- Excluded: the attributes -----------------------------------------------------
 
 
 def _status(
@@ -59,59 +57,20 @@ def _status(
     return ComponentStatus(1, kind, health, problem, blocked)
 
 
-UNPLUGGED = fresh_component(
-    1, ComponentStateCode.READY, ComponentStateCode.EV_CHARGING_CABLE_UNPLUGGED
-)
-PLUGGED = fresh_component(
-    1,
-    ComponentStateCode.ERROR,
-    ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV,
-    ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_STATION,
-)
-
-
-@pytest.mark.parametrize(
-    ("status", "snapshot", "excluded"),
-    [
-        (_status(ComponentKind.BATTERY, ComponentHealth.WORKING), None, False),
-        (_status(ComponentKind.BATTERY, ComponentHealth.UNCERTAIN), None, True),
-        (_status(ComponentKind.BATTERY, ComponentHealth.NOT_WORKING), None, True),
-        (_status(ComponentKind.PV_INVERTER, ComponentHealth.NOT_WORKING), None, True),
-        # A charger without a vehicle is idle, not broken...
-        (
-            _status(ComponentKind.EV_CHARGER, ComponentHealth.NOT_WORKING),
-            UNPLUGGED,
-            False,
-        ),
-        # ... but one with a vehicle that does not work is excluded,
-        (
-            _status(ComponentKind.EV_CHARGER, ComponentHealth.NOT_WORKING),
-            PLUGGED,
-            True,
-        ),
-        # and so is one whose data is missing (nobody knows whether it is idle).
-        (_status(ComponentKind.EV_CHARGER, ComponentHealth.NOT_WORKING), None, True),
-        (
-            _status(ComponentKind.EV_CHARGER, ComponentHealth.UNCERTAIN),
-            UNPLUGGED,
-            True,
-        ),
-    ],
-)
-def test_is_excluded(
-    status: ComponentStatus, snapshot: ComponentSnapshot | None, excluded: bool
-) -> None:
-    assert is_excluded(status, snapshot) is excluded
-
-
 def test_exclusion_details_convert_the_block_to_a_time() -> None:
     blocked = _status(ComponentKind.BATTERY, ComponentHealth.UNCERTAIN)
-    details = exclusion_details(blocked, now=100.0)
-    assert details["reason"] == BLOCKED_REASON
-    later = exclusion_details(blocked, now=95.0)["blocked_until"]
-    assert details["blocked_until"] < later  # 5 s before the block ends, not 10
+    epoch = datetime(2025, 1, 1, tzinfo=UTC)
+
+    def to_wall_time(at: float) -> datetime:
+        return epoch + timedelta(seconds=at)
+
+    assert exclusion_details(blocked, to_wall_time) == {
+        "health": "uncertain",
+        "reason": BLOCKED_REASON,
+        "blocked_until": "2025-01-01T00:01:45+00:00",
+    }
     broken = _status(ComponentKind.BATTERY, ComponentHealth.NOT_WORKING, "no data")
-    assert exclusion_details(broken, now=100.0) == {
+    assert exclusion_details(broken, to_wall_time) == {
         "health": "not_working",
         "reason": "no data",
         "blocked_until": None,

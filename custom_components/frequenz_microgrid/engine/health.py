@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 import enum
 import math
+from typing import Final
 
 from frequenz.client.microgrid.component import (
     ComponentDataSamples,
@@ -42,6 +43,8 @@ MIN_BLOCK = 1.0
 """Seconds a component is blocked after its first failed command."""
 MAX_BLOCK = 30.0
 """Longest block: repeated failures double the block up to this."""
+NO_EV_CONNECTED: Final = "no EV connected"
+"""Why an otherwise fine EV charger gets no power: it is idle, not broken."""
 
 StateCode = ComponentStateCode | int
 """A state code as the client gives it (an `int` when the client does not know it)."""
@@ -165,6 +168,35 @@ def ev_charger_problem(
     Working: fresh data, an EV connected (cable plugged or locked at both the EV
     and the station, no error, not unauthorized) and READY/CHARGING/DISCHARGING.
     """
+    if problem := _ev_charger_fault(charger, now, max_age):
+        return problem
+    assert charger is not None
+    if not _ev_connected(charger):
+        return NO_EV_CONNECTED
+    if not charger.states & _EV_CHARGER_READY:
+        return f"EV charger state is {_names(charger.states)}"
+    return None
+
+
+def ev_charger_idle(
+    charger: Reading | None, now: float, max_age: float = MAX_DATA_AGE
+) -> bool:
+    """Return whether an EV charger is fine but has no vehicle to charge.
+
+    Such a charger gets no power (`NO_EV_CONNECTED`), yet nothing is broken: it
+    must not be reported as excluded nor raise a repair issue.
+    """
+    return (
+        _ev_charger_fault(charger, now, max_age) is None
+        and charger is not None
+        and not _ev_connected(charger)
+    )
+
+
+def _ev_charger_fault(
+    charger: Reading | None, now: float, max_age: float
+) -> str | None:
+    """Return what is wrong with an EV charger itself (data, errors, authorization)."""
     if problem := _age_problem("EV charger", charger, now, max_age):
         return problem
     assert charger is not None
@@ -172,13 +204,14 @@ def ev_charger_problem(
         return f"EV charger errors: {_names(charger.errors) or 'ERROR state'}"
     if ComponentErrorCode.UNAUTHORIZED in charger.warnings:
         return "EV charger is not authorized"
-    if not (
-        charger.states & _EV_PLUGGED_AT_EV and charger.states & _EV_PLUGGED_AT_STATION
-    ):
-        return "no EV connected"
-    if not charger.states & _EV_CHARGER_READY:
-        return f"EV charger state is {_names(charger.states)}"
     return None
+
+
+def _ev_connected(charger: Reading) -> bool:
+    """Return whether the cable is plugged (or locked) at both the EV and station."""
+    return bool(
+        charger.states & _EV_PLUGGED_AT_EV and charger.states & _EV_PLUGGED_AT_STATION
+    )
 
 
 def pv_inverter_problem(
@@ -257,7 +290,22 @@ class ComponentStatus:
     problem: str | None
     """Why the telemetry says it is not working (`None` when it is fine)."""
     blocked_until: float | None
-    """When the current block after a failed command ends (`None`: not blocked)."""
+    """When the current block after a failed command ends (`None`: not blocked).
+
+    On the controller's monotonic clock: `MicrogridController.to_wall_time`
+    turns it into a UTC time for people.
+    """
+    idle: bool = False
+    """Not working only for lack of anything to do (an EV charger without an EV)."""
+
+    @property
+    def excluded(self) -> bool:
+        """Whether the controller leaves the component out because it is broken.
+
+        Not working or blocked after failed commands counts; an idle component
+        (an EV charger waiting for a vehicle) does not.
+        """
+        return self.health is not ComponentHealth.WORKING and not self.idle
 
 
 class HealthTracker:
@@ -395,6 +443,12 @@ class HealthTracker:
             case None:
                 return "not a controllable component"
 
+    def idle(self, component_id: int, now: float) -> bool:
+        """Return whether the component is not working only for lack of work."""
+        if self._kinds.get(component_id) is not ComponentKind.EV_CHARGER:
+            return False
+        return ev_charger_idle(self._readings.get(component_id), now, self.max_data_age)
+
     def health(self, component_id: int, now: float) -> ComponentHealth:
         """Return the component's health at `now`."""
         if self.problem(component_id, now) is not None:
@@ -428,6 +482,7 @@ class HealthTracker:
             health=self.health(component_id, now),
             problem=self.problem(component_id, now),
             blocked_until=block.blocked_until if block.is_blocked(now) else None,
+            idle=self.idle(component_id, now),
         )
 
     def statuses(self, now: float) -> list[ComponentStatus]:

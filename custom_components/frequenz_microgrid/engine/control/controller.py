@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable
 import contextlib
+from datetime import UTC, datetime
 import logging
 import time
 
@@ -59,6 +60,7 @@ from .status import (
     PoolStatus,
     ProposalOutcome,
     ProposalStatus,
+    monotonic_to_wall_time,
 )
 from .steering import ComponentSet, PoolSteering, Results, SteeringContext
 
@@ -397,6 +399,14 @@ class MicrogridController:
             },
             components=tuple(self._health.statuses(now)),
         )
+
+    def to_wall_time(self, at: float) -> datetime:
+        """Return when `at` on the controller's clock is, in UTC (to the second).
+
+        Times in the status (a block's end) are on the controller's monotonic
+        clock, which means nothing to a user or an automation.
+        """
+        return monotonic_to_wall_time(at, self._clock(), datetime.now(UTC))
 
     def listen(self, callback: Listener) -> Callable[[], None]:
         """Call `callback` after each change of status, target or result.

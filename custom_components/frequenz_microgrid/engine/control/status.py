@@ -7,6 +7,7 @@ sensor attributes and diagnostics without reaching into the engine's state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -81,3 +82,14 @@ class ControllerStatus:
     pools: dict[Pool, PoolStatus]
     components: tuple[ComponentStatus, ...]
     """Every steerable component's health, reason and block expiry."""
+
+
+def monotonic_to_wall_time(at: float, now: float, wall_now: datetime) -> datetime:
+    """Convert `at` on a monotonic clock that reads `now` at `wall_now` to UTC.
+
+    Rounded to the second: converting the same instant twice (a moment apart)
+    must give the same value, or every tick would look like a change of an
+    entity's attributes.
+    """
+    exact = wall_now + timedelta(seconds=at - now)
+    return datetime.fromtimestamp(round(exact.timestamp()), UTC)
