@@ -87,9 +87,11 @@ async def test_a_depot_proposal_reaches_the_inverters_as_a_soc_balanced_split() 
                 power, rel=1e-3
             )
             held = outcome.result.setpoints[inverter_id]
-            assert bench.held(inverter_id) == pytest.approx(held, abs=0.01)  # float32
+            assert bench.sim.held_setpoint(inverter_id) == pytest.approx(
+                held, abs=0.01
+            )  # float32
         # SoC balancing: the emptiest pair (A at 40 %) takes more than B (60 %).
-        assert bench.held(11) > bench.held(13) > 0  # type: ignore[operator]
+        assert bench.sim.held_setpoint(11) > bench.sim.held_setpoint(13) > 0  # type: ignore[operator]
         assert sum(outcome.result.setpoints.values()) == pytest.approx(42_000.0)
 
 
@@ -113,15 +115,15 @@ async def test_two_actors_shift_their_powers_like_the_spec_says() -> None:
         assert low.target_power == 3000.0
         assert low.bounds == PowerBounds(-3000.0, 2000.0)
         assert high.bounds == PowerBounds(-5000.0, 5000.0)
-        assert bench.held(HOME_INVERTER) == 3000.0
-        assert bench.received(HOME_INVERTER) == [1000.0, 3000.0]
+        assert bench.sim.held_setpoint(HOME_INVERTER) == 3000.0
+        assert bench.sim.setpoints_to(HOME_INVERTER) == [1000.0, 3000.0]
 
         withdrawn = await controller.withdraw(Pool.BATTERIES, source_id="peak_shaving")
         assert withdrawn.target_power == 4000.0
-        assert bench.held(HOME_INVERTER) == 4000.0
+        assert bench.sim.held_setpoint(HOME_INVERTER) == 4000.0
 
         await controller.withdraw(Pool.BATTERIES, source_id="automation.solar")
-        assert bench.received(HOME_INVERTER)[-1] == 0.0
+        assert bench.sim.setpoints_to(HOME_INVERTER)[-1] == 0.0
         assert (
             controller.status().pools[Pool.BATTERIES].component_sets[0].proposals == ()
         )
@@ -142,16 +144,16 @@ async def test_a_rejected_setpoint_blocks_the_battery_until_the_fault_clears() -
         assert battery.health is ComponentHealth.UNCERTAIN
         assert battery.blocked_until is not None
         assert before + 1.0 <= battery.blocked_until <= time.monotonic() + 1.0
-        assert bench.held(HOME_INVERTER) is None
+        assert bench.sim.held_setpoint(HOME_INVERTER) is None
 
         # The block is honoured: no retry before it runs out.
-        attempts = len(bench.received(HOME_INVERTER))
+        attempts = len(bench.sim.setpoints_to(HOME_INVERTER))
         blocked_until = battery.blocked_until
         await bench.wait_for(lambda: time.monotonic() > blocked_until - 0.2)
-        assert len(bench.received(HOME_INVERTER)) == attempts
+        assert len(bench.sim.setpoints_to(HOME_INVERTER)) == attempts
 
         bench.sim.clear_fault(HOME_INVERTER)
-        await bench.wait_for(lambda: bench.held(HOME_INVERTER) == 2000.0)
+        await bench.wait_for(lambda: bench.sim.held_setpoint(HOME_INVERTER) == 2000.0)
         await bench.wait_for(
             lambda: (
                 health_of(bench.controller.status(), HOME_BATTERY)
@@ -171,9 +173,9 @@ async def test_a_setpoint_is_still_held_after_three_lifetimes() -> None:
         )
         start = bench.sim.clock.now()
         while bench.sim.clock.now() - start < 32.0:
-            assert bench.held(HOME_INVERTER) == -1500.0
+            assert bench.sim.held_setpoint(HOME_INVERTER) == -1500.0
             await asyncio.sleep(0.2)
-        assert len(bench.received(HOME_INVERTER)) >= 4
+        assert len(bench.sim.setpoints_to(HOME_INVERTER)) >= 4
 
 
 async def test_a_standing_setpoint_that_became_unsafe_is_corrected_at_once() -> None:
@@ -181,12 +183,14 @@ async def test_a_standing_setpoint_that_became_unsafe_is_corrected_at_once() -> 
         await bench.controller.propose(
             Pool.BATTERIES, source_id="automation.x", priority=1, power=3000.0
         )
-        assert bench.held(HOME_INVERTER) == 3000.0
+        assert bench.sim.held_setpoint(HOME_INVERTER) == 3000.0
 
         # The inverter narrows its bounds (e.g. derating): 3000 W is not allowed.
         model = bench.sim.model
         model.augment_bounds(HOME_INVERTER, PowerBounds(-1000.0, 1000.0), 60.0)
-        elapsed = await bench.wait_for(lambda: bench.held(HOME_INVERTER) == 1000.0)
+        elapsed = await bench.wait_for(
+            lambda: bench.sim.held_setpoint(HOME_INVERTER) == 1000.0
+        )
 
         assert elapsed < 1.0  # a few ticks: sample, monitor tick, controller tick
         (batteries,) = bench.controller.status().pools[Pool.BATTERIES].component_sets

@@ -4,6 +4,8 @@ Wired as in production: the monitor streams the simulator's telemetry over gRPC
 (127.0.0.1) into its store and calls `controller.on_tick()` once per tick. The
 simulator and the monitor tick every 0.1 s of real time so tests stay short.
 Every bench checks on exit that the simulator never received an unsafe setpoint.
+What the components were sent and hold: `bench.sim.setpoints_to()` and
+`bench.sim.held_setpoint()`.
 """
 
 from __future__ import annotations
@@ -37,16 +39,6 @@ class Bench:
     topology: Topology
     monitor: MicrogridMonitor
     controller: MicrogridController
-
-    def held(self, component_id: int) -> float | None:
-        """The setpoint the simulated component holds now (`None`: none)."""
-        self.sim.model.advance_to(self.sim.clock.now())
-        setpoint = self.sim.model.component(component_id).active_setpoint
-        return None if setpoint is None else setpoint.value
-
-    def received(self, component_id: int) -> list[float]:
-        """Every setpoint the component received, in order."""
-        return [s.power_w for s in self.sim.setpoints if s.component_id == component_id]
 
     async def wait_for(
         self, condition: Callable[[], bool], *, timeout_s: float = 3.0

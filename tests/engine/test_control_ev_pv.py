@@ -41,8 +41,8 @@ async def test_plugged_evs_get_their_fair_share_of_the_fuse_within_5_s() -> None
         )
 
         assert bench.sim.clock.now() - plugged_at <= 5.0
-        assert bench.held(GARAGE) == fair_a * WATTS_PER_AMP
-        assert bench.held(DRIVEWAY) == fair_a * WATTS_PER_AMP
+        assert bench.sim.held_setpoint(GARAGE) == fair_a * WATTS_PER_AMP
+        assert bench.sim.held_setpoint(DRIVEWAY) == fair_a * WATTS_PER_AMP
         pool = bench.controller.status().pools[Pool.EV_CHARGERS]
         (everyone,) = pool.component_sets
         assert everyone.component_ids == frozenset({GARAGE, DRIVEWAY})
@@ -53,7 +53,9 @@ async def test_plugged_evs_get_their_fair_share_of_the_fuse_within_5_s() -> None
 async def test_an_ev_pool_target_is_shared_and_withdrawn_back_to_full() -> None:
     async with control_bench("home", speed=2.0) as bench:
         plug_both(bench)
-        await bench.wait_for(lambda: bench.held(GARAGE) == 20 * WATTS_PER_AMP)
+        await bench.wait_for(
+            lambda: bench.sim.held_setpoint(GARAGE) == 20 * WATTS_PER_AMP
+        )
 
         outcome = await bench.controller.propose(
             Pool.EV_CHARGERS, source_id="automation.cheap", priority=1, power=9000.0
@@ -61,11 +63,19 @@ async def test_an_ev_pool_target_is_shared_and_withdrawn_back_to_full() -> None:
         assert outcome.target_power == 9000.0
         assert isinstance(outcome.result, Success)
         assert outcome.result.setpoints == {GARAGE: 4500.0, DRIVEWAY: 4500.0}
-        assert bench.held(GARAGE) == bench.held(DRIVEWAY) == 4500.0
+        assert (
+            bench.sim.held_setpoint(GARAGE)
+            == bench.sim.held_setpoint(DRIVEWAY)
+            == 4500.0
+        )
 
         await bench.controller.withdraw(Pool.EV_CHARGERS, source_id="automation.cheap")
         await bench.wait_for(
-            lambda: bench.held(GARAGE) == bench.held(DRIVEWAY) == 20 * WATTS_PER_AMP
+            lambda: (
+                bench.sim.held_setpoint(GARAGE)
+                == bench.sim.held_setpoint(DRIVEWAY)
+                == 20 * WATTS_PER_AMP
+            )
         )
 
 
@@ -73,36 +83,38 @@ async def test_a_charger_without_ev_gets_0_w_and_an_unplugged_one_returns_to_0()
     None
 ):
     async with control_bench("home", speed=2.0) as bench:
-        assert bench.received(GARAGE) == [0.0]
+        assert bench.sim.setpoints_to(GARAGE) == [0.0]
         bench.sim.plug_ev(GARAGE, EvSpec(phases=3, max_current_a=32.0))
-        await bench.wait_for(lambda: (bench.held(GARAGE) or 0.0) > 0.0)
+        await bench.wait_for(lambda: (bench.sim.held_setpoint(GARAGE) or 0.0) > 0.0)
         # Alone on the fuse: the charger's own maximum limits it.
-        assert bench.held(GARAGE) == 32 * WATTS_PER_AMP
-        assert bench.received(DRIVEWAY) == [0.0]
+        assert bench.sim.held_setpoint(GARAGE) == 32 * WATTS_PER_AMP
+        assert bench.sim.setpoints_to(DRIVEWAY) == [0.0]
 
         bench.sim.unplug_ev(GARAGE)
-        await bench.wait_for(lambda: bench.held(GARAGE) == 0.0)
+        await bench.wait_for(lambda: bench.sim.held_setpoint(GARAGE) == 0.0)
 
 
 async def test_pv_is_curtailed_and_restored_to_full_production_on_withdrawal() -> None:
     async with control_bench("home", speed=10.0, lifetime_s=10.0) as bench:
-        assert bench.received(PV_INVERTER) == []  # nobody asked: PV is left alone
+        assert (
+            bench.sim.setpoints_to(PV_INVERTER) == []
+        )  # nobody asked: PV is left alone
 
         outcome = await bench.controller.propose(
             Pool.PV, source_id="automation.negative_price", priority=1, power=-3000.0
         )
         assert isinstance(outcome.result, Success)
         assert outcome.result.setpoints == {PV_INVERTER: -3000.0}
-        assert bench.held(PV_INVERTER) == -3000.0
+        assert bench.sim.held_setpoint(PV_INVERTER) == -3000.0
         bench.sim.tick()
         pv = bench.sim.model.component(PV_INVERTER)
         assert pv.active_power_w == -3000.0
 
         await bench.controller.withdraw(Pool.PV, source_id="automation.negative_price")
         # Full production at once (the rated 8 kW), then no longer kept alive.
-        assert bench.received(PV_INVERTER)[-1] == -8000.0
-        await bench.wait_for(lambda: bench.held(PV_INVERTER) is None)
-        assert bench.received(PV_INVERTER)[-1] == -8000.0
+        assert bench.sim.setpoints_to(PV_INVERTER)[-1] == -8000.0
+        await bench.wait_for(lambda: bench.sim.held_setpoint(PV_INVERTER) is None)
+        assert bench.sim.setpoints_to(PV_INVERTER)[-1] == -8000.0
 
 
 async def test_a_single_phase_ev_charges_and_shares_the_fuse_fairly() -> None:
@@ -111,7 +123,7 @@ async def test_a_single_phase_ev_charges_and_shares_the_fuse_fairly() -> None:
         await bench.wait_for(lambda: current_a(bench.sim, DRIVEWAY) == 32.0)
         # The charger converts watts over its three phases: the setpoint stays the
         # watts of 32 A per phase, although the EV draws on L1 only.
-        assert bench.held(DRIVEWAY) == 32 * WATTS_PER_AMP
+        assert bench.sim.held_setpoint(DRIVEWAY) == 32 * WATTS_PER_AMP
 
         bench.sim.plug_ev(GARAGE, EvSpec(phases=3, max_current_a=32.0))
         # Both draw on L1, where the 40 A fuse is shared fairly.

@@ -27,14 +27,14 @@ async def test_stop_sends_batteries_0_w_and_lets_ev_and_pv_lapse() -> None:
             Pool.PV, source_id="automation.x", priority=1, power=-2000.0
         )
         bench.sim.plug_ev(GARAGE, EvSpec())
-        await bench.wait_for(lambda: (bench.held(GARAGE) or 0.0) > 0.0)
-        ev_setpoints = len(bench.received(GARAGE))
-        pv_setpoints = len(bench.received(PV_INVERTER))
+        await bench.wait_for(lambda: (bench.sim.held_setpoint(GARAGE) or 0.0) > 0.0)
+        ev_setpoints = len(bench.sim.setpoints_to(GARAGE))
+        pv_setpoints = len(bench.sim.setpoints_to(PV_INVERTER))
 
         await controller.stop()
 
-        assert bench.received(HOME_INVERTER)[-1] == 0.0
-        assert bench.held(HOME_INVERTER) == 0.0
+        assert bench.sim.setpoints_to(HOME_INVERTER)[-1] == 0.0
+        assert bench.sim.held_setpoint(HOME_INVERTER) == 0.0
         assert all(
             not s.proposals
             for p in controller.status().pools.values()
@@ -42,13 +42,16 @@ async def test_stop_sends_batteries_0_w_and_lets_ev_and_pv_lapse() -> None:
         )
         # Nothing more is sent to EV chargers and PV: they lapse to their default.
         await bench.wait_for(
-            lambda: bench.held(GARAGE) is None and bench.held(PV_INVERTER) is None
+            lambda: (
+                bench.sim.held_setpoint(GARAGE) is None
+                and bench.sim.held_setpoint(PV_INVERTER) is None
+            )
         )
-        assert len(bench.received(GARAGE)) == ev_setpoints
-        assert len(bench.received(PV_INVERTER)) == pv_setpoints
+        assert len(bench.sim.setpoints_to(GARAGE)) == ev_setpoints
+        assert len(bench.sim.setpoints_to(PV_INVERTER)) == pv_setpoints
         controller.on_tick()  # ignored once stopped
         await asyncio.sleep(0.3)
-        assert len(bench.received(GARAGE)) == ev_setpoints
+        assert len(bench.sim.setpoints_to(GARAGE)) == ev_setpoints
 
 
 async def test_a_proposal_without_keep_alive_expires_and_one_with_it_stays() -> None:
@@ -64,10 +67,10 @@ async def test_a_proposal_without_keep_alive_expires_and_one_with_it_stays() -> 
         await controller.propose(
             Pool.BATTERIES, source_id="number.battery", priority=1, power=500.0
         )
-        assert bench.held(HOME_INVERTER) == 1500.0
+        assert bench.sim.held_setpoint(HOME_INVERTER) == 1500.0
 
         # The tick drops the expired proposal; the kept-alive one stands alone.
-        await bench.wait_for(lambda: bench.held(HOME_INVERTER) == 500.0)
+        await bench.wait_for(lambda: bench.sim.held_setpoint(HOME_INVERTER) == 500.0)
         (batteries,) = controller.status().pools[Pool.BATTERIES].component_sets
         assert [p.source_id for p in batteries.proposals] == ["number.battery"]
         assert batteries.proposals[0].keep_alive
@@ -109,8 +112,8 @@ async def test_a_subset_proposal_steers_only_its_pairs() -> None:
         )
         assert isinstance(outcome.result, Success)
         assert outcome.result.setpoints == {15: -20_000.0}
-        assert bench.held(15) == -20_000.0
-        assert bench.received(11) == bench.received(13) == []
+        assert bench.sim.held_setpoint(15) == -20_000.0
+        assert bench.sim.setpoints_to(11) == bench.sim.setpoints_to(13) == []
         with pytest.raises(ValueError, match="overlap"):
             await controller.propose(
                 Pool.BATTERIES, source_id="b", priority=1, power=1.0
@@ -135,10 +138,10 @@ async def test_a_failing_depot_inverter_gives_its_share_to_the_others() -> None:
         assert isinstance(outcome.result, PartialFailure)
         assert outcome.result.failed_components == {12}
         # Re-sent at once without the blocked pair: the others carry all of it.
-        assert bench.held(11) is None
-        assert (bench.held(13) or 0.0) + (bench.held(15) or 0.0) == pytest.approx(
-            30_000.0, abs=0.1
-        )
+        assert bench.sim.held_setpoint(11) is None
+        assert (bench.sim.held_setpoint(13) or 0.0) + (
+            bench.sim.held_setpoint(15) or 0.0
+        ) == pytest.approx(30_000.0, abs=0.1)
         (batteries,) = bench.controller.status().pools[Pool.BATTERIES].component_sets
         assert batteries.last_result is not None
         assert batteries.last_result["kind"] == "success"
