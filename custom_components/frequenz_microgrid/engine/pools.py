@@ -324,20 +324,31 @@ def energy_counters(
     )
 
 
-def compute_snapshot(
+def component_snapshots(
+    store: TelemetryStore, component_ids: Iterable[int]
+) -> dict[int, ComponentSnapshot]:
+    """Return the snapshots of the components that have sent anything.
+
+    The per-component half of `compute_snapshot`; the monitor builds it a slice at
+    a time, so a large microgrid does not hold the event loop in one piece.
+    """
+    components: dict[int, ComponentSnapshot] = {}
+    for component_id in component_ids:
+        snapshot = store.component_snapshot(component_id)
+        if snapshot is not None:
+            components[component_id] = snapshot
+    return components
+
+
+def snapshot_from_components(
     topology: Topology,
     formulas: CompiledFormulas,
-    store: TelemetryStore,
+    components: dict[int, ComponentSnapshot],
     *,
     reachable: bool,
     taken_at: datetime | None = None,
 ) -> MicrogridSnapshot:
-    """Compute everything the Home Assistant layer shows, from the latest telemetry."""
-    components: dict[int, ComponentSnapshot] = {}
-    for component_id in store.component_ids:
-        snapshot = store.component_snapshot(component_id)
-        if snapshot is not None:
-            components[component_id] = snapshot
+    """Compute the pools from the components' snapshots (see `compute_snapshot`)."""
     power = metric_values(components, _AC_POWER)
     battery_power = _evaluate(formulas.battery, power)
     return MicrogridSnapshot(
@@ -353,4 +364,22 @@ def compute_snapshot(
         battery=battery_pool(topology, components, battery_power),
         energy=energy_counters(topology, formulas, components),
         components=components,
+    )
+
+
+def compute_snapshot(
+    topology: Topology,
+    formulas: CompiledFormulas,
+    store: TelemetryStore,
+    *,
+    reachable: bool,
+    taken_at: datetime | None = None,
+) -> MicrogridSnapshot:
+    """Compute everything the Home Assistant layer shows, from the latest telemetry."""
+    return snapshot_from_components(
+        topology,
+        formulas,
+        component_snapshots(store, store.component_ids),
+        reachable=reachable,
+        taken_at=taken_at,
     )
