@@ -44,7 +44,8 @@ from .engine.bounds import Bounds, PowerBounds
 from .engine.control import ControllerStatus, Pool, ProposalOutcome
 from .engine.graph import Topology
 from .engine.health import ComponentStatus
-from .engine.results import PartialFailure, result_as_dict
+from .engine.results import result_as_dict
+from .steering_entity import raise_if_nothing_accepted
 
 SERVICE_PROPOSE_POWER = "propose_power"
 SERVICE_WITHDRAW_PROPOSAL = "withdraw_proposal"
@@ -204,7 +205,7 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
             translation_key="invalid_proposal",
             translation_placeholders={"error": str(err)},
         ) from err
-    _raise_if_nothing_accepted(outcome)
+    raise_if_nothing_accepted(outcome.result)
     return {**_outcome_as_dict(outcome), "priority": priority}
 
 
@@ -375,26 +376,6 @@ def _bounds_metric(topology: Topology, component_id: int) -> Metric:
             "known": ", ".join(str(c) for c in controllable) or "-",
         },
     )
-
-
-def _raise_if_nothing_accepted(outcome: ProposalOutcome) -> None:
-    """Raise when every setpoint of the distribution failed at the microgrid.
-
-    The proposal stays standing (it is retried as components recover), but the
-    caller learns that nothing took effect now. A partial failure is reported in
-    the response instead.
-    """
-    result = outcome.result
-    if isinstance(result, PartialFailure) and not result.succeeded_components:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="setpoints_failed",
-            translation_placeholders={
-                "components": ", ".join(
-                    str(c) for c in sorted(result.failed_components)
-                ),
-            },
-        )
 
 
 # --- Responses -------------------------------------------------------------------

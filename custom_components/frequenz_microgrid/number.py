@@ -47,16 +47,16 @@ from .const import (
 )
 from .engine.bounds import Bounds, PowerBounds, sum_bounds
 from .engine.control import Pool, ProposalStatus
-from .engine.results import Error, OutOfBounds, PartialFailure, Result
-from .entity import SnapshotCoordinator, hub_device_info
+from .engine.results import Error, OutOfBounds, Result
+from .entity import SnapshotCoordinator
 from .steering_entity import (
     ControllerStatusFeed,
-    SteeringEntity,
+    PoolSteeringEntity,
     granted_bounds,
-    ha_priority,
     ha_source_id,
     own_proposal,
     pool_set_status,
+    raise_if_nothing_accepted,
     release_signal,
 )
 
@@ -190,7 +190,7 @@ async def async_setup_entry(
     )
 
 
-class PoolNumber(SteeringEntity, RestoreNumber):
+class PoolNumber(PoolSteeringEntity, RestoreNumber):
     """Home Assistant's own proposal for one pool."""
 
     entity_description: PoolNumberDescription
@@ -207,16 +207,10 @@ class PoolNumber(SteeringEntity, RestoreNumber):
         reapply: bool,
     ) -> None:
         """Create the number for `description` on the hub device."""
-        entry_key = entry.unique_id or entry.entry_id
         super().__init__(
-            coordinator,
-            feed=feed,
-            unique_id=f"{entry_key}_{description.key}",
-            device_info=hub_device_info(entry_key, info),
+            coordinator, feed=feed, entry=entry, info=info, description=description
         )
-        self.entity_description = description
         self.pool = description.pool
-        self.priority = ha_priority(entry)
         self._entry_id = entry.entry_id
         self._reapply = reapply
         self._restored: float | None = None
@@ -336,16 +330,7 @@ class PoolNumber(SteeringEntity, RestoreNumber):
             ) from err
         self._restored = None
         result = outcome.result
-        if isinstance(result, PartialFailure) and not result.succeeded_components:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="setpoints_failed",
-                translation_placeholders={
-                    "components": ", ".join(
-                        str(c) for c in sorted(result.failed_components)
-                    )
-                },
-            )
+        raise_if_nothing_accepted(result)
         if (reason := _failure_reason(result)) is not None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

@@ -59,13 +59,11 @@ from .entity import (
     SnapshotCoordinator,
     async_remove_stale_devices,
     has_device,
-    hub_device_info,
 )
 from .steering_entity import (
     ControllerStatusFeed,
-    SteeringEntity,
+    PoolSteeringEntity,
     granted_bounds,
-    ha_priority,
     pool_set_status,
 )
 
@@ -767,7 +765,7 @@ class ComponentSensor(MicrogridComponentEntity, SensorEntity):
         return super().available and self.native_value is not None
 
 
-class SteeringSensor(SteeringEntity, SensorEntity):
+class SteeringSensor(PoolSteeringEntity, SensorEntity):
     """What the controller reports about one pool's steering."""
 
     entity_description: SteeringSensorDescription
@@ -785,15 +783,9 @@ class SteeringSensor(SteeringEntity, SensorEntity):
         description: SteeringSensorDescription,
     ) -> None:
         """Create the sensor for `description` on the hub device."""
-        entry_key = entry.unique_id or entry.entry_id
         super().__init__(
-            coordinator,
-            feed=feed,
-            unique_id=f"{entry_key}_{description.key}",
-            device_info=hub_device_info(entry_key, info),
+            coordinator, feed=feed, entry=entry, info=info, description=description
         )
-        self.entity_description = description
-        self._priority = ha_priority(entry)
 
     @property
     def _set_status(self) -> ComponentSetStatus | None:
@@ -805,7 +797,7 @@ class SteeringSensor(SteeringEntity, SensorEntity):
         status = self._set_status
         if status is None:
             return None
-        return self.entity_description.value_fn(status, self._priority)
+        return self.entity_description.value_fn(status, self.priority)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:

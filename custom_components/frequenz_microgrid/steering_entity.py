@@ -19,14 +19,23 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from frequenz.client.microgrid import MicrogridInfo
 from homeassistant.core import CALLBACK_TYPE, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import EntityDescription
 
 from .const import CONF_DEFAULT_PRIORITY, DEFAULT_PRIORITY, DOMAIN
 from .engine.bounds import PowerBounds
 from .engine.control import ComponentSetStatus, ControllerStatus, Pool, ProposalStatus
 from .engine.health import ComponentStatus
-from .entity import DEFAULT_MIN_INTERVAL, MicrogridEntity, SnapshotCoordinator
+from .engine.results import PartialFailure, Result
+from .entity import (
+    DEFAULT_MIN_INTERVAL,
+    MicrogridEntity,
+    SnapshotCoordinator,
+    hub_device_info,
+)
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
@@ -96,6 +105,24 @@ def granted_bounds(
         return None
     granted = set_status.bounds_by_priority.get(priority)
     return granted if granted is not None else set_status.system_bounds
+
+
+def raise_if_nothing_accepted(result: Result | None) -> None:
+    """Raise when every setpoint of a distribution failed at the microgrid.
+
+    The proposal stays standing (it is retried as components recover), but the
+    caller learns that nothing took effect now. A partial failure is no error.
+    """
+    if isinstance(result, PartialFailure) and not result.succeeded_components:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="setpoints_failed",
+            translation_placeholders={
+                "components": ", ".join(
+                    str(c) for c in sorted(result.failed_components)
+                ),
+            },
+        )
 
 
 class ControllerStatusFeed:
@@ -220,3 +247,31 @@ class SteeringEntity(MicrogridEntity):
 def _frozen(attributes: Mapping[str, Any] | None) -> object:
     """Return attributes in a form that compares by value (for change detection)."""
     return None if attributes is None else repr(sorted(attributes.items()))
+
+
+class PoolSteeringEntity(SteeringEntity):
+    """A steering entity of one pool's description, on the hub device.
+
+    Knows Home Assistant's priority, so it can find Home Assistant's own proposal
+    and granted bounds in the pool's status.
+    """
+
+    def __init__(
+        self,
+        coordinator: SnapshotCoordinator,
+        *,
+        feed: ControllerStatusFeed,
+        entry: ConfigEntry,
+        info: MicrogridInfo,
+        description: EntityDescription,
+    ) -> None:
+        """Create the entity for `description` on the hub device."""
+        entry_key = entry.unique_id or entry.entry_id
+        super().__init__(
+            coordinator,
+            feed=feed,
+            unique_id=f"{entry_key}_{description.key}",
+            device_info=hub_device_info(entry_key, info),
+        )
+        self.entity_description = description
+        self.priority = ha_priority(entry)
