@@ -84,15 +84,13 @@ class BatteryPoolSteering(PoolSteering):
         """Distribute every set's target; 0 W once to a set whose target went away."""
         forced = set(force)
         results: Results = {}
-        for component_ids in self.component_sets():
-            target = self.manager.target_power(component_ids)
-            releasing = target is None and self._is_steered(component_ids)
-            if releasing:
-                target = 0.0
-            if target is None:
-                continue
+        for component_ids, target in self._targets():
+            releasing = target is None
             result = await self._steer_set(
-                component_ids, target, now, force=component_ids in forced or releasing
+                component_ids,
+                0.0 if target is None else target,
+                now,
+                force=component_ids in forced or releasing,
             )
             if releasing:
                 self._drop(component_ids)

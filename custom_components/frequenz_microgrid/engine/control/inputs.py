@@ -24,13 +24,8 @@ from ..distribution.pv import PvInverterInput
 from ..formula import compile_formula
 from ..graph import Topology
 from ..health import HealthTracker, Reading
+from ..pools import CURRENT_PHASES
 from ..telemetry import TelemetryStore
-
-PHASE_CURRENTS = (
-    Metric.AC_CURRENT_PHASE_1,
-    Metric.AC_CURRENT_PHASE_2,
-    Metric.AC_CURRENT_PHASE_3,
-)
 
 # The metrics read per component on every proposal, looked up once: an attribute
 # of a `frequenz.core` enum class goes through a slow metaclass hook each time.
@@ -252,7 +247,7 @@ def ev_charger_input(
     Minimum and maximum current come from the charger's bounds (exclusion upper
     edge and inclusion upper bound); without bounds the charger is not used.
     """
-    currents = tuple(_value(store, charger_id, metric) for metric in PHASE_CURRENTS)
+    currents = tuple(_value(store, charger_id, metric) for metric in CURRENT_PHASES)
     l1, l2, l3 = currents
     drawing = tuple(
         phase
@@ -308,7 +303,7 @@ class GridCurrents:
             return (math.nan, math.nan, math.nan)
         l1, l2, l3 = (
             _or_nan(self._formula.evaluate(store.fresh_values(metric)))
-            for metric in PHASE_CURRENTS
+            for metric in CURRENT_PHASES
         )
         return (l1, l2, l3)
 

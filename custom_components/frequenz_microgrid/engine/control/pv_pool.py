@@ -45,14 +45,11 @@ class PvPoolSteering(PoolSteering):
         """Curtail every set with a target; restore full production when it ends."""
         forced = set(force)
         results: Results = {}
-        for component_ids in self.component_sets():
-            target = self.manager.target_power(component_ids)
-            releasing = target is None and self._is_steered(component_ids)
-            if releasing:
+        for component_ids, target in self._targets():
+            releasing = target is None
+            if target is None:
                 system = self.system_bounds(component_ids, now)
                 target = self.manager.default_power.of(system)
-            if target is None:
-                continue
             working = self.context.health.working(component_ids, now)
             inputs = pv_inputs(self.context.store, working)
             setpoints = distribute_pv_power(target, inputs)

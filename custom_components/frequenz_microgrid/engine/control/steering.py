@@ -9,7 +9,7 @@ the rest alive) and a withdrawal can release exactly what this pool commanded.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 import math
 
@@ -212,6 +212,18 @@ class PoolSteering(ABC):
 
     def _is_steered(self, component_ids: ComponentSet) -> bool:
         return component_ids in self._sent
+
+    def _targets(self) -> Iterator[tuple[ComponentSet, float | None]]:
+        """Yield each set to steer with its target; `None`: the target went away.
+
+        A set whose target went away is yielded only if this pool still steers
+        it, so that the pool releases it once (each pool knows how); a set that
+        was never steered and has no target is left alone.
+        """
+        for component_ids in self.component_sets():
+            target = self.manager.target_power(component_ids)
+            if target is not None or self._is_steered(component_ids):
+                yield component_ids, target
 
     @abstractmethod
     def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
