@@ -34,7 +34,7 @@ from .entity import (
     component_device_info,
     has_device,
 )
-from .sensor import CABLE_STATES, STATEFUL_COMPONENTS, first_state
+from .sensor_descriptions import CABLE_STATES, STATEFUL_COMPONENTS, first_state
 from .steering_entity import ControllerStatusFeed, SteeringEntity
 
 if TYPE_CHECKING:

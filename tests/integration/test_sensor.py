@@ -25,7 +25,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.frequenz_microgrid import sensor
+from custom_components.frequenz_microgrid import sensor, sensor_descriptions
 from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.engine.snapshot import (
@@ -73,7 +73,7 @@ def _state(hass: HomeAssistant, unique_suffix: str) -> str:
 def test_component_state_shows_the_most_important_state(
     states: set[ComponentStateCode], expected: str | None
 ) -> None:
-    assert sensor.component_state(fresh_component(1, *states)) == expected
+    assert sensor_descriptions.component_state(fresh_component(1, *states)) == expected
 
 
 def test_cable_state_prefers_the_most_connected_state() -> None:
@@ -83,12 +83,12 @@ def test_cable_state_prefers_the_most_connected_state() -> None:
             ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV,
         }
     )
-    assert sensor.cable_state(fresh_component(6, *both)) == "locked_at_ev"
-    assert sensor.cable_state(fresh_component(6)) is None
+    assert sensor_descriptions.cable_state(fresh_component(6, *both)) == "locked_at_ev"
+    assert sensor_descriptions.cable_state(fresh_component(6)) is None
 
 
 def test_enum_options_are_the_translated_state_names() -> None:
-    by_key = {d.key: d for d in sensor.COMPONENT_SENSORS}
+    by_key = {d.key: d for d in sensor_descriptions.COMPONENT_SENSORS}
     assert by_key["component_state"].options == [
         "error",
         "unavailable",
