@@ -33,8 +33,6 @@ from homeassistant.helpers.selector import ConfigEntrySelector
 import voluptuous as vol
 
 from .const import (
-    CONF_DEFAULT_PRIORITY,
-    DEFAULT_PRIORITY,
     DOMAIN,
     MAX_PRIORITY,
     MIN_PRIORITY,
@@ -45,7 +43,7 @@ from .engine.control import ControllerStatus, Pool, ProposalOutcome
 from .engine.graph import Topology
 from .engine.health import ComponentStatus
 from .engine.results import result_as_dict
-from .steering_entity import raise_if_nothing_accepted
+from .steering_entity import ha_priority, raise_if_nothing_accepted
 
 SERVICE_PROPOSE_POWER = "propose_power"
 SERVICE_WITHDRAW_PROPOSAL = "withdraw_proposal"
@@ -183,11 +181,7 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
     component_ids = _pool_subset(
         pool, call.data.get(ATTR_COMPONENTS), controller.pool_components(pool)
     )
-    priority = int(
-        call.data.get(
-            ATTR_PRIORITY, entry.options.get(CONF_DEFAULT_PRIORITY, DEFAULT_PRIORITY)
-        )
-    )
+    priority = int(call.data.get(ATTR_PRIORITY, ha_priority(entry)))
     try:
         outcome = await controller.propose(
             pool,
