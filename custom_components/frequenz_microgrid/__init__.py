@@ -47,7 +47,7 @@ from .coordinator import (
     MicrogridRuntimeData,
 )
 from .engine.graph import Topology, load_topology
-from .entity import async_create_hub_device
+from .entity import async_create_hub_device, entry_key_of
 from .simulator import MicrogridSimulator, load_scenario
 
 PLATFORMS: list[Platform] = [
@@ -106,7 +106,7 @@ async def async_setup_entry(
         entry.async_on_unload(_close_on_stop(hass, runtime))
         entry.async_on_unload(entry.add_update_listener(_reload_on_new_options(entry)))
         async_create_hub_device(
-            hass, entry.entry_id, entry.unique_id or entry.entry_id, topology.info
+            hass, entry.entry_id, entry_key_of(entry), topology.info
         )
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     except BaseException:

@@ -32,6 +32,7 @@ from .entity import (
     MicrogridComponentEntity,
     SnapshotCoordinator,
     component_device_info,
+    entry_key_of,
     has_device,
 )
 from .sensor_descriptions import CABLE_STATES, STATEFUL_COMPONENTS, first_state
@@ -118,7 +119,7 @@ async def async_setup_entry(
 ) -> None:
     """Set up the binary sensors of every component."""
     runtime = entry.runtime_data
-    entry_key = entry.unique_id or entry.entry_id
+    entry_key = entry_key_of(entry)
     entities: list[BinarySensorEntity] = [
         ComponentBinarySensor(
             runtime.coordinator,

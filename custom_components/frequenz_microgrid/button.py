@@ -16,7 +16,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from .engine.control import MicrogridController, Pool
-from .entity import hub_device_info
+from .entity import entry_key_of, hub_device_info
 from .steering_entity import ha_priority, ha_source_id, release_signal
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class ReleaseButton(ButtonEntity):
         description: ReleaseButtonDescription,
     ) -> None:
         """Create the button for `description` on the hub device."""
-        entry_key = entry.unique_id or entry.entry_id
+        entry_key = entry_key_of(entry)
         self.entity_description = description
         self._attr_unique_id = f"{entry_key}_{description.key}"
         self._attr_device_info = hub_device_info(entry_key, info)

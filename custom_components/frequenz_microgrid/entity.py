@@ -19,6 +19,7 @@ from frequenz.client.microgrid.component import Component, ComponentCategory
 from homeassistant.components.binary_sensor import BinarySensorEntity
 from homeassistant.components.number import NumberEntity
 from homeassistant.components.sensor import SensorEntity
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -49,6 +50,15 @@ DEVICE_CATEGORIES: Final = frozenset(
 
 type SnapshotCoordinator = DataUpdateCoordinator[MicrogridSnapshot]
 """What the entities need from the integration's coordinator: pushed snapshots."""
+
+
+def entry_key_of(entry: ConfigEntry[Any]) -> str:
+    """Return the prefix of the entry's unique ids and device identifiers.
+
+    The microgrid id (the entry's unique id) keeps ids stable across re-adding the
+    same microgrid; the entry id stands in for entries that have none.
+    """
+    return entry.unique_id or entry.entry_id
 
 
 def hub_identifier(entry_key: str) -> tuple[str, str]:

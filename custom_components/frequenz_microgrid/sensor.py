@@ -30,6 +30,7 @@ from .entity import (
     MicrogridPoolEntity,
     SnapshotCoordinator,
     async_remove_stale_devices,
+    entry_key_of,
     has_device,
 )
 from .sensor_descriptions import (
@@ -60,7 +61,7 @@ async def async_setup_entry(
     """Set up the pool, component and energy sensors of a microgrid."""
     runtime = entry.runtime_data
     topology, coordinator = runtime.topology, runtime.coordinator
-    entry_key = entry.unique_id or entry.entry_id
+    entry_key = entry_key_of(entry)
     devices = [c for c in topology.components.values() if has_device(c)]
     async_remove_stale_devices(
         hass, entry.entry_id, entry_key, (int(c.id) for c in devices)

@@ -34,6 +34,7 @@ from .entity import (
     DEFAULT_MIN_INTERVAL,
     MicrogridEntity,
     SnapshotCoordinator,
+    entry_key_of,
     hub_device_info,
 )
 
@@ -266,7 +267,7 @@ class PoolSteeringEntity(SteeringEntity):
         description: EntityDescription,
     ) -> None:
         """Create the entity for `description` on the hub device."""
-        entry_key = entry.unique_id or entry.entry_id
+        entry_key = entry_key_of(entry)
         super().__init__(
             coordinator,
             feed=feed,
