@@ -55,7 +55,6 @@ from frequenz.client.microgrid import MicrogridApiClient
 from frequenz.client.microgrid.component import BatteryInverter
 from frequenz.quantities import Power
 from frequenz.sdk import microgrid
-from frequenz.sdk.microgrid import _data_pipeline, connection_manager
 from frequenz.sdk.timeseries import ResamplerConfig2
 
 from benchmarks._ha_harness import (
@@ -72,6 +71,7 @@ from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     generate_scenario,
 )
+from tests.sdk_runtime import stop_sdk
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BATTERY_PAIRS = 100
@@ -391,23 +391,7 @@ async def measure_sdk(child: SimulatorProcess, *, freeze_gc: bool) -> Samples:
         return await measure(child, propose, BATTERY_PAIRS, seed=1, freeze_gc=freeze_gc)
     finally:
         await pool.stop()
-        await _stop_sdk(before)
-
-
-async def _stop_sdk(before: set[asyncio.Task[Any]]) -> None:
-    """Stop the SDK's pipeline and connection (it has no complete shutdown)."""
-    pipeline = _data_pipeline._DATA_PIPELINE
-    if pipeline is not None:
-        await pipeline._stop()
-    _data_pipeline._DATA_PIPELINE = None
-    manager = connection_manager._CONNECTION_MANAGER
-    if manager is not None:
-        await manager.api_client.disconnect()
-    connection_manager._CONNECTION_MANAGER = None
-    leftovers = asyncio.all_tasks() - before - {asyncio.current_task()}
-    for task in leftovers:
-        task.cancel()
-    await asyncio.gather(*leftovers, return_exceptions=True)
+        await stop_sdk(before)
 
 
 async def measure_client_floor(child: SimulatorProcess, *, freeze_gc: bool) -> Samples:

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 from frequenz.quantities import Power
 from frequenz.sdk import microgrid
-from frequenz.sdk.microgrid import _data_pipeline, connection_manager
 from frequenz.sdk.timeseries import ResamplerConfig2
 import pytest
 
@@ -22,6 +21,7 @@ from custom_components.frequenz_microgrid.simulator import (
     load_scenario,
     running_simulator,
 )
+from tests.sdk_runtime import stop_sdk
 
 from .conftest import BATTERY_INVERTER
 
@@ -41,19 +41,7 @@ async def sdk_sim() -> AsyncIterator[MicrogridSimulator]:
         try:
             yield sim
         finally:
-            pipeline = _data_pipeline._DATA_PIPELINE
-            if pipeline is not None:
-                await pipeline._stop()
-            _data_pipeline._DATA_PIPELINE = None
-            manager = connection_manager._CONNECTION_MANAGER
-            if manager is not None:
-                await manager.api_client.disconnect()
-            connection_manager._CONNECTION_MANAGER = None
-            # The SDK has no complete shutdown: cancel what it left running.
-            leftovers = asyncio.all_tasks() - before - {asyncio.current_task()}
-            for task in leftovers:
-                task.cancel()
-            await asyncio.gather(*leftovers, return_exceptions=True)
+            await stop_sdk(before)
 
 
 async def test_sdk_battery_pool_reads_and_steers_the_simulator(
