@@ -13,7 +13,6 @@ from custom_components.frequenz_microgrid.engine.distribution.battery import (
 )
 from custom_components.frequenz_microgrid.engine.distribution.battery_results import (
     battery_result,
-    commands_to_send,
 )
 from custom_components.frequenz_microgrid.engine.results import (
     Error,
@@ -100,12 +99,3 @@ def test_refusals_become_out_of_bounds_or_error() -> None:
     error = battery_result(request(1.0), distribute_battery_power(1.0, []))
     assert isinstance(error, Error)
     assert "No usable batteries" in error.msg
-
-
-def test_repeated_zero_commands_are_skipped() -> None:
-    planned = distribution(0.0)
-    assert commands_to_send(planned, {}) == {1: 0.0, 2: 0.0}
-    # Inverter 1 was last told 0 W successfully; inverter 2 was at 300 W.
-    assert commands_to_send(planned, {1: 0.0, 2: 300.0}) == {2: 0.0}
-    charging = distribution(1000.0)
-    assert commands_to_send(charging, {1: 0.0, 2: 0.0}).keys() == {1, 2}

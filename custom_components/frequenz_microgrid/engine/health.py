@@ -21,7 +21,7 @@ and an EV charger with errors in its error list is not working.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Set as AbstractSet
 from dataclasses import dataclass
 import enum
 import math
@@ -207,11 +207,13 @@ def _ev_charger_fault(
     return None
 
 
-def _ev_connected(charger: Reading) -> bool:
+def ev_cable_connected(states: AbstractSet[ComponentStateCode | int]) -> bool:
     """Return whether the cable is plugged (or locked) at both the EV and station."""
-    return bool(
-        charger.states & _EV_PLUGGED_AT_EV and charger.states & _EV_PLUGGED_AT_STATION
-    )
+    return bool(states & _EV_PLUGGED_AT_EV and states & _EV_PLUGGED_AT_STATION)
+
+
+def _ev_connected(charger: Reading) -> bool:
+    return ev_cable_connected(charger.states)
 
 
 def pv_inverter_problem(
@@ -475,14 +477,23 @@ class HealthTracker:
         kind = self._kinds.get(component_id)
         if kind is None:
             raise KeyError(f"Component {component_id} is not tracked")
-        block = self._blocks[component_id]
+        # Runs for every component on every tick: judge the telemetry once.
+        problem = self.problem(component_id, now)
+        blocked = self._blocks[component_id].is_blocked(now)
+        if problem is not None:
+            health = ComponentHealth.NOT_WORKING
+        elif blocked:
+            health = ComponentHealth.UNCERTAIN
+        else:
+            health = ComponentHealth.WORKING
         return ComponentStatus(
             component_id=component_id,
             kind=kind,
-            health=self.health(component_id, now),
-            problem=self.problem(component_id, now),
-            blocked_until=block.blocked_until if block.is_blocked(now) else None,
-            idle=self.idle(component_id, now),
+            health=health,
+            problem=problem,
+            blocked_until=self._blocks[component_id].blocked_until if blocked else None,
+            # Only a healthy charger reports NO_EV_CONNECTED (`ev_charger_problem`).
+            idle=kind is ComponentKind.EV_CHARGER and problem == NO_EV_CONNECTED,
         )
 
     def statuses(self, now: float) -> list[ComponentStatus]:

@@ -73,6 +73,17 @@ class _ComponentTelemetry:
     last_seen: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentStates:
+    """A component's latest fresh states and diagnostics (empty once stale)."""
+
+    states: frozenset[ComponentStateCode | int] = frozenset()
+    warnings: frozenset[ComponentErrorCode | int] = frozenset()
+    errors: frozenset[ComponentErrorCode | int] = frozenset()
+    fresh: bool = False
+    """Whether the component sent anything within the freshness window."""
+
+
 class TelemetryStore:
     """Latest sample per (component, metric), with arrival times.
 
@@ -242,6 +253,27 @@ class TelemetryStore:
             ):
                 values[component_id] = reading.value
         return values
+
+    def states(self, component_id: int) -> ComponentStates | None:
+        """Return the component's fresh states, warnings and errors, or `None`.
+
+        `None` when it never sent anything. A stale component's states are empty,
+        as in `component_snapshot`; this is the cheap way to read only them (the
+        controller's health check runs per component on every tick).
+        """
+        entry = self._components.get(component_id)
+        if entry is None:
+            return None
+        now = self._clock()
+        fresh = now - entry.last_arrived <= self.freshness_s
+        if entry.state_arrived is None or entry.state_arrived < now - self.freshness_s:
+            return ComponentStates(fresh=fresh)
+        return ComponentStates(
+            states=entry.states,
+            warnings=entry.warnings,
+            errors=entry.errors,
+            fresh=fresh,
+        )
 
     def component_snapshot(self, component_id: int) -> ComponentSnapshot | None:
         """Return the component's fresh telemetry, or `None` if it never sent any.

@@ -23,7 +23,7 @@ from ..distribution.ev_chargers import ALL_PHASES, EvChargerInput
 from ..distribution.pv import PvInverterInput
 from ..formula import compile_formula
 from ..graph import Topology
-from ..health import HealthTracker, Reading
+from ..health import HealthTracker, Reading, ev_cable_connected
 from ..pools import CURRENT_PHASES
 from ..telemetry import TelemetryStore
 
@@ -46,19 +46,6 @@ charger turns watts into a per-phase current limit as ``W / (3 × V)``)."""
 
 DEFAULT_MIN_CURRENT_A = 6.0
 """Minimum charging current (IEC 61851) when a charger's bounds do not say."""
-
-_PLUGGED_AT_EV = frozenset(
-    {
-        ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_EV,
-        ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV,
-    }
-)
-_PLUGGED_AT_STATION = frozenset(
-    {
-        ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_STATION,
-        ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_STATION,
-    }
-)
 
 
 def register_components(health: HealthTracker, topology: Topology) -> None:
@@ -104,8 +91,8 @@ def feed_health(
     ids = health_input_ids(topology) if component_ids is None else component_ids
     for component_id in ids:
         age = store.age_s(component_id)
-        snapshot = store.component_snapshot(component_id)
-        if age is None or snapshot is None:
+        states = store.states(component_id)
+        if age is None or states is None:
             continue
         capacity = (
             store.value(component_id, _CAPACITY)
@@ -114,9 +101,9 @@ def feed_health(
         )
         reading = Reading(
             at=now - age,
-            states=snapshot.states,
-            errors=snapshot.errors,
-            warnings=snapshot.warnings,
+            states=states.states,
+            errors=states.errors,
+            warnings=states.warnings,
         )
         health.observe(component_id, reading, capacity=capacity)
 
@@ -211,12 +198,8 @@ def summed_ac_bounds(store: TelemetryStore, working: frozenset[int]) -> PowerBou
 
 def ev_connected(store: TelemetryStore, charger_id: int) -> bool:
     """Whether the cable is plugged (or locked) at both the EV and the station."""
-    snapshot = store.component_snapshot(charger_id)
-    return (
-        snapshot is not None
-        and bool(snapshot.states & _PLUGGED_AT_EV)
-        and bool(snapshot.states & _PLUGGED_AT_STATION)
-    )
+    states = store.states(charger_id)
+    return states is not None and ev_cable_connected(states.states)
 
 
 def can_take_setpoint(store: TelemetryStore, component_id: int) -> bool:
@@ -225,12 +208,12 @@ def can_take_setpoint(store: TelemetryStore, component_id: int) -> bool:
     A charger without an EV is not *working*, yet it gets 0 W (spec §4); a silent
     or failed one gets nothing.
     """
-    snapshot = store.component_snapshot(component_id)
+    states = store.states(component_id)
     return (
-        snapshot is not None
-        and snapshot.fresh
-        and not snapshot.errors
-        and ComponentStateCode.ERROR not in snapshot.states
+        states is not None
+        and states.fresh
+        and not states.errors
+        and ComponentStateCode.ERROR not in states.states
     )
 
 

@@ -1,34 +1,17 @@
 """From a battery distribution and what the inverters answered to a `Result`.
 
-The distributor sends one command per inverter and learns which ones failed
-(timeout, API error, rejection). These helpers decide which commands to send at
-all and describe the outcome the SDK's way: power and battery ids that succeeded,
-failed, and the excess that never had a place (spec §2).
+The distributor sends one command per inverter (skipping a repeated 0 W) and
+learns which ones failed (timeout, API error, rejection). This describes the
+outcome the SDK's way: power and battery ids that succeeded, failed, and the
+excess that never had a place (spec §2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 
 from ..results import Error, OutOfBounds, PartialFailure, Request, Result, Success
 from .battery import BatteryDistribution, BatteryRefusal
-
-
-def commands_to_send(
-    distribution: BatteryDistribution, last_successful: Mapping[int, float]
-) -> dict[int, float]:
-    """Return the setpoints worth sending: all but repeated 0 W commands.
-
-    A 0 W command is skipped when the last successful command to that inverter was
-    0 W as well (the SDK's behaviour: an idle inverter is not pestered). An inverter
-    whose last command failed is missing from `last_successful`, so it always gets
-    the command again — the failed one may still have been applied.
-    """
-    return {
-        inverter_id: power
-        for inverter_id, power in distribution.setpoints.items()
-        if power != 0.0 or last_successful.get(inverter_id) != 0.0
-    }
 
 
 def battery_result(

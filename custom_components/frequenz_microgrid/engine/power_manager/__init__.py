@@ -8,7 +8,6 @@ is still available.
 
 from .algorithms import Algorithm, Matryoshka, ShiftingMatryoshka
 from .manager import (
-    EXPIRY_CHECK_INTERVAL,
     MAX_PROPOSAL_AGE,
     DefaultPower,
     PowerManager,
@@ -17,7 +16,6 @@ from .manager import (
 from .proposal import Proposal
 
 __all__ = [
-    "EXPIRY_CHECK_INTERVAL",
     "MAX_PROPOSAL_AGE",
     "Algorithm",
     "DefaultPower",

@@ -34,8 +34,6 @@ from .proposal import Proposal
 
 MAX_PROPOSAL_AGE = 60.0
 """Seconds after which a proposal that nobody re-sent is dropped (as the SDK)."""
-EXPIRY_CHECK_INTERVAL = 1.0
-"""Seconds between two `PowerManager.drop_expired` calls (as the SDK)."""
 
 
 class DefaultPower(enum.Enum):
