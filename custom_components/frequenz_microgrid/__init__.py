@@ -49,6 +49,7 @@ from .coordinator import (
 from .engine.graph import Topology, load_topology
 from .entity import async_create_hub_device, entry_key_of
 from .simulator import MicrogridSimulator, load_scenario
+from .steering_entity import ControllerStatusFeed
 
 PLATFORMS: list[Platform] = [
     Platform.SENSOR,
@@ -96,6 +97,7 @@ async def async_setup_entry(
         monitor=coordinator.monitor,
         coordinator=coordinator,
         controller=coordinator.controller,
+        status_feed=ControllerStatusFeed(coordinator.controller, coordinator),
         simulator=simulator,
     )
     entry.runtime_data = runtime

@@ -133,8 +133,7 @@ async def async_setup_entry(
         if component.category in description.categories
     ]
     # Hand-fed platform tests run without a controller; a loaded entry has one.
-    if (controller := getattr(runtime, "controller", None)) is not None:
-        feed = ControllerStatusFeed(controller, runtime.coordinator)
+    if (feed := runtime.status_feed) is not None:
         entities.extend(
             ExcludedBinarySensor(
                 runtime.coordinator,

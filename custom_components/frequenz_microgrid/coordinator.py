@@ -27,6 +27,7 @@ from .engine.snapshot import MicrogridSnapshot
 from .listener_chunks import ChunkedListenerCalls
 from .repairs import RepairTracker
 from .simulator import MicrogridSimulator
+from .steering_entity import ControllerStatusFeed
 
 
 @dataclass
@@ -39,6 +40,8 @@ class MicrogridRuntimeData:
     coordinator: MicrogridCoordinator
     controller: MicrogridController
     """Steers the pools: actions and number entities send their proposals here."""
+    status_feed: ControllerStatusFeed
+    """The controller's status, computed once per change for every platform."""
     simulator: MicrogridSimulator | None = None
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
     _closed: bool = field(default=False, init=False, repr=False)

@@ -174,7 +174,7 @@ async def async_setup_entry(
     """Set up Home Assistant's setpoint for every pool the microgrid has."""
     runtime = entry.runtime_data
     controller = runtime.controller
-    feed = ControllerStatusFeed(controller, runtime.coordinator)
+    feed = runtime.status_feed
     reapply = bool(entry.options.get(CONF_REAPPLY_SETPOINTS, DEFAULT_REAPPLY_SETPOINTS))
     async_add_entities(
         PoolNumber(

@@ -66,11 +66,6 @@ class RepairTracker:
         self._broken_since: dict[int, float] = {}
         self._open: set[str] = set()
 
-    @property
-    def open_issues(self) -> frozenset[str]:
-        """The ids of the issues this tracker has raised and not cleared."""
-        return frozenset(self._open)
-
     @callback
     def update(self, *, reachable: bool, components: Iterable[ComponentStatus]) -> None:
         """Raise issues for problems that lasted too long; clear the solved ones.

@@ -84,8 +84,8 @@ async def async_setup_entry(
         if d.exists_fn(topology)
     )
     # Hand-fed platform tests run without a controller; a loaded entry has one.
-    if (controller := getattr(runtime, "controller", None)) is not None:
-        feed = ControllerStatusFeed(controller, coordinator)
+    if (feed := runtime.status_feed) is not None:
+        controller = feed.controller
         hub.extend(
             SteeringSensor(
                 coordinator, feed=feed, entry=entry, info=topology.info, description=d

@@ -153,6 +153,8 @@ class HandFedRuntime:
 
     topology: Topology
     coordinator: DataUpdateCoordinator[MicrogridSnapshot]
+    status_feed: None = None
+    """No controller: the platforms leave out the steering entities."""
 
 
 class HandFedPlatforms:

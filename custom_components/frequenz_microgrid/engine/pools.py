@@ -25,7 +25,7 @@ import re
 from frequenz.client.microgrid.component import ComponentStateCode
 from frequenz.client.microgrid.metrics import Metric
 
-from .bounds import PowerBounds, intersect_pair
+from .bounds import PowerBounds, intersect_pair, sum_bounds
 from .formula import Formula, compile_formula
 from .graph import Topology
 from .snapshot import (
@@ -243,14 +243,7 @@ def pool_power_bounds(
             continue
         battery_bounds = aggregate_batteries_behind_inverter(battery_bounds_list)
         pairs.append(intersect_pair(battery_bounds, inverter_bounds))
-    if not pairs:
-        return None
-    return PowerBounds(
-        inclusion_lower=sum(p.inclusion_lower for p in pairs),
-        inclusion_upper=sum(p.inclusion_upper for p in pairs),
-        exclusion_lower=sum(p.exclusion_lower for p in pairs),
-        exclusion_upper=sum(p.exclusion_upper for p in pairs),
-    )
+    return sum_bounds(pairs) if pairs else None
 
 
 def battery_pool(

@@ -27,7 +27,13 @@ from frequenz.client.microgrid.metrics import Metric
 
 from .bounds import PowerBounds
 from .snapshot import ComponentSnapshot
-from .telemetry_message import Range, TelemetryMessage, telemetry_from_samples
+from .telemetry_message import (
+    NO_STATES,
+    ComponentStates,
+    Range,
+    TelemetryMessage,
+    telemetry_from_samples,
+)
 
 DEFAULT_FRESHNESS_S = 10.0
 """Data older than this is stale (spec §3: "data older than 10 s → not working")."""
@@ -65,23 +71,11 @@ class _ComponentTelemetry:
     snapshot would otherwise make ~10,000 of them per tick on 1,000 components.
     """
     bounds: dict[Metric | int, _Bounds] = field(default_factory=dict)
-    states: frozenset[ComponentStateCode | int] = frozenset()
-    warnings: frozenset[ComponentErrorCode | int] = frozenset()
-    errors: frozenset[ComponentErrorCode | int] = frozenset()
+    diagnostics: ComponentStates = NO_STATES
+    """The latest state snapshot, as the message brought it."""
     state_arrived: float | None = None
     last_arrived: float = 0.0
     last_seen: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ComponentStates:
-    """A component's latest fresh states and diagnostics (empty once stale)."""
-
-    states: frozenset[ComponentStateCode | int] = frozenset()
-    warnings: frozenset[ComponentErrorCode | int] = frozenset()
-    errors: frozenset[ComponentErrorCode | int] = frozenset()
-    fresh: bool = False
-    """Whether the component sent anything within the freshness window."""
 
 
 class TelemetryStore:
@@ -119,9 +113,7 @@ class TelemetryStore:
                 self._record_ranges(entry, metric, ranges)
         states = message.states
         if states is not None:
-            entry.states = states.states
-            entry.warnings = states.warnings
-            entry.errors = states.errors
+            entry.diagnostics = states
             entry.state_arrived = now
 
     def ingest(self, samples: ComponentDataSamples) -> None:
@@ -153,9 +145,9 @@ class TelemetryStore:
         """Record a component's states, warnings and errors as if they just arrived."""
         now = self._clock()
         entry = self._entry(component_id, now)
-        entry.states = frozenset(states)
-        entry.warnings = frozenset(warnings)
-        entry.errors = frozenset(errors)
+        entry.diagnostics = ComponentStates(
+            frozenset(states), frozenset(warnings), frozenset(errors)
+        )
         entry.state_arrived = now
 
     def _entry(self, component_id: int, now: float) -> _ComponentTelemetry:
@@ -240,11 +232,26 @@ class TelemetryStore:
         known = self._components[component_id].bounds.get(metric)
         return None if known is None else known.bounds
 
-    def fresh_values(self, metric: Metric | int) -> dict[int, float]:
-        """Return every component's fresh value of `metric` (formula input)."""
+    def fresh_values(
+        self, metric: Metric | int, component_ids: Iterable[int] | None = None
+    ) -> dict[int, float]:
+        """Return the fresh values of `metric` (formula input).
+
+        Of every component, or only of `component_ids` (a formula's operands: no
+        need to walk a thousand components for a handful).
+        """
         oldest = self._clock() - self.freshness_s
         values: dict[int, float] = {}
-        for component_id, entry in self._components.items():
+        entries = (
+            self._components.items()
+            if component_ids is None
+            else (
+                (cid, entry)
+                for cid in component_ids
+                if (entry := self._components.get(cid)) is not None
+            )
+        )
+        for component_id, entry in entries:
             reading = entry.readings.get(metric)
             if (
                 reading is not None
@@ -255,25 +262,20 @@ class TelemetryStore:
         return values
 
     def states(self, component_id: int) -> ComponentStates | None:
-        """Return the component's fresh states, warnings and errors, or `None`.
+        """Return the component's latest fresh state snapshot, or `None`.
 
-        `None` when it never sent anything. A stale component's states are empty,
-        as in `component_snapshot`; this is the cheap way to read only them (the
+        `None` when it never sent anything; empty once stale, as in
+        `component_snapshot`. This is the cheap way to read only the states (the
         controller's health check runs per component on every tick).
         """
         entry = self._components.get(component_id)
         if entry is None:
             return None
-        now = self._clock()
-        fresh = now - entry.last_arrived <= self.freshness_s
-        if entry.state_arrived is None or entry.state_arrived < now - self.freshness_s:
-            return ComponentStates(fresh=fresh)
-        return ComponentStates(
-            states=entry.states,
-            warnings=entry.warnings,
-            errors=entry.errors,
-            fresh=fresh,
-        )
+        if entry.state_arrived is None or (
+            entry.state_arrived < self._clock() - self.freshness_s
+        ):
+            return NO_STATES
+        return entry.diagnostics
 
     def component_snapshot(self, component_id: int) -> ComponentSnapshot | None:
         """Return the component's fresh telemetry, or `None` if it never sent any.
@@ -304,13 +306,14 @@ class TelemetryStore:
         }
         fresh = now - entry.last_arrived <= self.freshness_s
         states_fresh = entry.state_arrived is not None and entry.state_arrived >= oldest
+        diagnostics = entry.diagnostics if states_fresh else NO_STATES
         return ComponentSnapshot(
             component_id=component_id,
             metrics=metrics,
             bounds=bounds,
-            states=entry.states if states_fresh else frozenset(),
-            warnings=entry.warnings if states_fresh else frozenset(),
-            errors=entry.errors if states_fresh else frozenset(),
+            states=diagnostics.states,
+            warnings=diagnostics.warnings,
+            errors=diagnostics.errors,
             last_seen=entry.last_seen,
             fresh=fresh,
         )

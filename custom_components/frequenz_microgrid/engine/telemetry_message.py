@@ -60,6 +60,10 @@ class ComponentStates:
     errors: frozenset[ComponentErrorCode | int]
 
 
+NO_STATES = ComponentStates(frozenset(), _NO_DIAGNOSTICS, _NO_DIAGNOSTICS)
+"""No states known (yet, or any more)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TelemetryMessage:
     """What the store keeps of one message: values with bounds, latest states."""

@@ -8,6 +8,7 @@ import contextlib
 from datetime import UTC, datetime
 import logging
 
+from frequenz.client.base.conversion import to_timestamp
 from google.protobuf.timestamp_pb2 import Timestamp
 import grpc
 
@@ -17,7 +18,7 @@ from .physics.clock import SimClock
 from .physics.ev_charger import EvSpec
 from .physics.model import MicrogridModel
 from .scenario import Scenario
-from .servicer import MicrogridService, timestamp
+from .servicer import MicrogridService
 from .streams import Subscription, TelemetryHub
 from .telemetry import MetricId
 
@@ -197,7 +198,7 @@ class MicrogridSimulator:
 
     @staticmethod
     def _now_timestamp() -> Timestamp:
-        return timestamp(datetime.now(UTC))
+        return to_timestamp(datetime.now(UTC))
 
 
 @contextlib.asynccontextmanager

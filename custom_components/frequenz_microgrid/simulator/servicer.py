@@ -16,8 +16,8 @@ from frequenz.api.common.v1alpha8.metrics import metrics_pb2
 from frequenz.api.common.v1alpha8.microgrid import microgrid_pb2 as common_microgrid_pb2
 from frequenz.api.common.v1alpha8.types import location_pb2
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2 as pb
+from frequenz.client.base.conversion import to_timestamp
 from google.protobuf.empty_pb2 import Empty
-from google.protobuf.timestamp_pb2 import Timestamp
 import grpc
 
 from .component_protos import category_of, component_to_proto, connections_to_proto
@@ -43,13 +43,6 @@ OPERATIONS: dict[str, tuple[Any, Operation]] = {
 }
 """The RPCs that switch a component, by name: their request type and the state they
 switch to (STANDBY holds 0 W until a setpoint; OFF refuses setpoints until started)."""
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    """A protobuf timestamp for a wall-clock moment."""
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def requested_lifetime(request: Any) -> float | None:
@@ -132,7 +125,7 @@ class MicrogridService:
                     latitude=52.52, longitude=13.405, country_code="DE"
                 ),
                 status=common_microgrid_pb2.MICROGRID_STATUS_ACTIVE,
-                create_timestamp=timestamp(datetime(2024, 1, 1, tzinfo=UTC)),
+                create_timestamp=to_timestamp(datetime(2024, 1, 1, tzinfo=UTC)),
             )
         )
 
@@ -237,7 +230,7 @@ class MicrogridService:
             await context.abort(refusal.code, refusal.message)
         except SetpointTimeoutError:
             await asyncio.Event().wait()  # until the client gives up or we stop
-        valid_until = timestamp(self._sim.clock.wall_time_after(applied))
+        valid_until = to_timestamp(self._sim.clock.wall_time_after(applied))
         yield pb.SetElectricalComponentPowerResponse(
             status=pb.SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_ACCEPTED,
             valid_until_time=valid_until,
@@ -279,7 +272,7 @@ class MicrogridService:
         except RequestRefusedError as refusal:
             await context.abort(refusal.code, refusal.message)
         return pb.AugmentElectricalComponentBoundsResponse(
-            valid_until_time=timestamp(self._sim.clock.wall_time_after(applied))
+            valid_until_time=to_timestamp(self._sim.clock.wall_time_after(applied))
         )
 
     def _operation_handler(

@@ -211,7 +211,7 @@ def can_take_setpoint(store: TelemetryStore, component_id: int) -> bool:
     states = store.states(component_id)
     return (
         states is not None
-        and states.fresh
+        and store.is_fresh(component_id)
         and not states.errors
         and ComponentStateCode.ERROR not in states.states
     )
@@ -284,8 +284,9 @@ class GridCurrents:
         """Return L1–L3 in amperes; NaN where unknown (the allocator then backs off)."""
         if self._formula is None:
             return (math.nan, math.nan, math.nan)
+        members = self._formula.component_ids
         l1, l2, l3 = (
-            _or_nan(self._formula.evaluate(store.fresh_values(metric)))
+            _or_nan(self._formula.evaluate(store.fresh_values(metric, members)))
             for metric in CURRENT_PHASES
         )
         return (l1, l2, l3)
