@@ -160,3 +160,18 @@ def intersect_pair(battery: PowerBounds, inverter: PowerBounds) -> PowerBounds:
         exclusion_lower=min(battery.exclusion_lower, inverter.exclusion_lower),
         exclusion_upper=max(battery.exclusion_upper, inverter.exclusion_upper),
     )
+
+
+def aggregate_batteries_behind_inverter(bounds: Sequence[PowerBounds]) -> PowerBounds:
+    """Bounds of several batteries behind one inverter, as the SDK aggregates them.
+
+    Inclusion bounds add up; the exclusion zone is the widest member's, times the
+    number of batteries (the inverter splits its power evenly among them).
+    """
+    count = len(bounds)
+    return PowerBounds(
+        inclusion_lower=sum(b.inclusion_lower for b in bounds),
+        inclusion_upper=sum(b.inclusion_upper for b in bounds),
+        exclusion_lower=min(b.exclusion_lower for b in bounds) * count,
+        exclusion_upper=max(b.exclusion_upper for b in bounds) * count,
+    )

@@ -25,7 +25,12 @@ import re
 from frequenz.client.microgrid.component import ComponentStateCode
 from frequenz.client.microgrid.metrics import Metric
 
-from .bounds import PowerBounds, intersect_pair, sum_bounds
+from .bounds import (
+    PowerBounds,
+    aggregate_batteries_behind_inverter,
+    intersect_pair,
+    sum_bounds,
+)
 from .formula import Formula, compile_formula
 from .graph import Topology
 from .snapshot import (
@@ -196,21 +201,6 @@ def pool_soc_and_capacity(
     if math.isclose(soc_pct, 100.0):
         soc_pct = 100.0
     return (soc_pct, total_x100 / 100.0)
-
-
-def aggregate_batteries_behind_inverter(bounds: list[PowerBounds]) -> PowerBounds:
-    """Bounds of several batteries behind one inverter, as the SDK aggregates them.
-
-    Inclusion bounds add up; the exclusion zone is the widest member's, times the
-    number of batteries (the inverter splits its power evenly among them).
-    """
-    count = len(bounds)
-    return PowerBounds(
-        inclusion_lower=sum(b.inclusion_lower for b in bounds),
-        inclusion_upper=sum(b.inclusion_upper for b in bounds),
-        exclusion_lower=min(b.exclusion_lower for b in bounds) * count,
-        exclusion_upper=max(b.exclusion_upper for b in bounds) * count,
-    )
 
 
 def pool_power_bounds(

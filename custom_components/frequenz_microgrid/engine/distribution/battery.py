@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import math
 from operator import neg
 
-from ..bounds import PowerBounds, intersect_pair
+from ..bounds import PowerBounds, aggregate_batteries_behind_inverter, intersect_pair
 from .battery_safe_split import safe_split
 from .battery_sdk_split import sdk_finish, sdk_reserve, zones_surely_bind
 
@@ -88,12 +88,8 @@ class InverterBatteries:
             )
         else:
             soc = soc_lower = soc_upper = math.nan
-        count = len(batteries)
-        battery_bounds = PowerBounds(
-            inclusion_lower=sum(b.bounds.inclusion_lower for b in batteries),
-            inclusion_upper=sum(b.bounds.inclusion_upper for b in batteries),
-            exclusion_lower=min(b.bounds.exclusion_lower for b in batteries) * count,
-            exclusion_upper=max(b.bounds.exclusion_upper for b in batteries) * count,
+        battery_bounds = aggregate_batteries_behind_inverter(
+            [b.bounds for b in batteries]
         )
         if any(math.isnan(b.capacity_wh) for b in batteries) or any(
             math.isnan(value)
