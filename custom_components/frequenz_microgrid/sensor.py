@@ -7,7 +7,6 @@ sensors per phase only once the component has sent that metric — and run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -95,45 +94,46 @@ async def async_setup_entry(
         )
     async_add_entities(hub)
 
-    added: set[tuple[int, str]] = set()
+    # Every (component, sensor) pair that may exist; those that wait for their
+    # metric (per-phase values, temperatures…) are added once it is measured.
+    waiting = [
+        (component, description)
+        for component in devices
+        for description in COMPONENT_SENSORS
+        if component.category in description.categories
+    ]
 
     @callback
     def add_component_sensors() -> None:
-        """Add component sensors, including per-phase ones once measured."""
-        new = list(_new_component_sensors(coordinator, entry_key, devices, added))
-        if new:
-            async_add_entities(new)
+        """Add the component sensors whose data is there now."""
+        if not waiting:
+            return
+        snapshot = coordinator.data
+        ready: list[ComponentSensor] = []
+        still_waiting = []
+        for component, description in waiting:
+            metric = description.measured_metric
+            if metric is not None:
+                data = (
+                    None if snapshot is None else snapshot.component(int(component.id))
+                )
+                if data is None or data.value(metric) is None:
+                    still_waiting.append((component, description))
+                    continue
+            ready.append(
+                ComponentSensor(
+                    coordinator,
+                    entry_key=entry_key,
+                    component=component,
+                    description=description,
+                )
+            )
+        waiting[:] = still_waiting
+        if ready:
+            async_add_entities(ready)
 
     add_component_sensors()
     entry.async_on_unload(coordinator.async_add_listener(add_component_sensors))
-
-
-def _new_component_sensors(
-    coordinator: SnapshotCoordinator,
-    entry_key: str,
-    components: Iterable[Component],
-    added: set[tuple[int, str]],
-) -> Iterable[ComponentSensor]:
-    """Yield the component sensors that can exist now and were not added yet."""
-    snapshot = coordinator.data
-    for component in components:
-        cid = int(component.id)
-        data = snapshot.component(cid) if snapshot is not None else None
-        for description in COMPONENT_SENSORS:
-            if (cid, description.key) in added:
-                continue
-            if component.category not in description.categories:
-                continue
-            metric = description.measured_metric
-            if metric is not None and (data is None or data.value(metric) is None):
-                continue
-            added.add((cid, description.key))
-            yield ComponentSensor(
-                coordinator,
-                entry_key=entry_key,
-                component=component,
-                description=description,
-            )
 
 
 class PoolSensor(MicrogridPoolEntity, SensorEntity):
