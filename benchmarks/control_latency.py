@@ -84,6 +84,8 @@ PAUSE_S = (0.01, 0.12)
 """Range of the pseudo-random pause between two samples (seconds)."""
 ARRIVAL_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 60.0
+SLOW_S = 0.010
+"""A sample slower than this (the target p99) is counted, by cause."""
 BLOCKED_THRESHOLD_S = 0.005
 """Event-loop lag above this counts as the loop being blocked."""
 SERVE_FLAG = "--serve-simulator"
@@ -107,14 +109,18 @@ async def serve_simulator(n_components: int) -> None:
 
     setattr(sim.control, "set_active_power", timed)  # noqa: B010
     await sim.start(host="127.0.0.1", port=0)
+    gc.freeze()  # as the simulator's command line does (see its `run`)
     print(f"url {sim.url}", flush=True)
     lag = LoopLag()  # arrivals are noted late while the simulator's loop is busy
     lag.start()
+    pauses = GcPauses()
+    pauses.start()
     try:
         await asyncio.to_thread(sys.stdin.read)
     finally:
+        pauses.stop()
         await lag.stop()
-        print(f"lag {lag.summary()}", flush=True)
+        print(f"lag {lag.summary()} {pauses.summary()}", flush=True)
         print(f"unsafe {sim.unsafe_setpoint_count}", flush=True)
         await sim.stop()
 
@@ -237,6 +243,8 @@ class GcPauses:
     def __init__(self) -> None:
         """Not counting until `start`."""
         self.pauses: list[float] = []
+        self.spans: list[tuple[float, float]] = []
+        """When each full collection began and ended (`time.perf_counter`)."""
         self._began = 0.0
 
     def start(self) -> None:
@@ -261,7 +269,13 @@ class GcPauses:
         if phase == "start":
             self._began = time.perf_counter()
         else:
-            self.pauses.append(time.perf_counter() - self._began)
+            ended = time.perf_counter()
+            self.pauses.append(ended - self._began)
+            self.spans.append((self._began, ended))
+
+    def during(self, start: float, end: float) -> bool:
+        """Whether a full collection ran (partly) between `start` and `end`."""
+        return any(began < end and ended > start for began, ended in self.spans)
 
 
 @dataclass
@@ -270,6 +284,10 @@ class Samples:
 
     first: list[float] = field(default_factory=list)
     last: list[float] = field(default_factory=list)
+    slow_with_gc: int = 0
+    """Samples over `SLOW_S` to the first setpoint with a full collection inside."""
+    slow_without_gc: int = 0
+    """Samples over `SLOW_S` to the first setpoint without one."""
     lag: LoopLag = field(default_factory=LoopLag)
     gc: GcPauses = field(default_factory=GcPauses)
 
@@ -303,8 +321,14 @@ async def measure(
         await propose(power)
         await child.wait_for(expected)
         if i >= WARM_UP:
-            samples.first.append(child.arrivals[0] - start)
+            first = child.arrivals[0] - start
+            samples.first.append(first)
             samples.last.append(child.arrivals[expected - 1] - start)
+            if first > SLOW_S:
+                if samples.gc.during(start, child.arrivals[0]):
+                    samples.slow_with_gc += 1
+                else:
+                    samples.slow_without_gc += 1
     await samples.lag.stop()
     samples.gc.stop()
     if freeze_gc:
@@ -436,7 +460,9 @@ def describe(name: str, samples: Samples) -> str:
         f"first_p99_ms={percentile_ms(samples.first, 99):.2f} "
         f"last_p50_ms={percentile_ms(samples.last, 50):.2f} "
         f"last_p99_ms={percentile_ms(samples.last, 99):.2f} "
-        f"{samples.lag.summary()} {samples.gc.summary()}"
+        f"{samples.lag.summary()} {samples.gc.summary()} "
+        f"slow_with_full_gc={samples.slow_with_gc} "
+        f"slow_without_full_gc={samples.slow_without_gc}"
     )
 
 

@@ -235,20 +235,37 @@ class Distributor:
         *,
         refreshing: Mapping[int, _Standing] | None = None,
     ) -> DispatchReport:
+        """Send every setpoint concurrently; the first ones leave at once.
+
+        A call's request is written only when its task first runs. Had all calls
+        been started together, the first request would wait until every call had
+        been built (≈3 ms for 100 inverters); yielding to the event loop after the
+        1st, 2nd, 4th, 8th, … call lets the first requests go out within a
+        millisecond, while the number of extra loop turns stays logarithmic.
+        """
         report = DispatchReport()
         if not setpoints:
             return report
         ids = list(setpoints)
-        outcomes = await asyncio.gather(
-            *(
-                self._dispatch_one(
-                    cid,
-                    setpoints[cid],
-                    None if refreshing is None else refreshing[cid],
+        calls: list[asyncio.Task[datetime | str | _Superseded | None]] = []
+        try:
+            for index, cid in enumerate(ids):
+                calls.append(
+                    asyncio.ensure_future(
+                        self._dispatch_one(
+                            cid,
+                            setpoints[cid],
+                            None if refreshing is None else refreshing[cid],
+                        )
+                    )
                 )
-                for cid in ids
-            )
-        )
+                if index & (index + 1) == 0:  # after the 1st, 2nd, 4th, 8th, … call
+                    await asyncio.sleep(0)
+            outcomes = await asyncio.gather(*calls)
+        except asyncio.CancelledError:
+            for call in calls:
+                call.cancel()
+            raise
         for cid, outcome in zip(ids, outcomes, strict=True):
             if outcome is _SUPERSEDED:
                 continue

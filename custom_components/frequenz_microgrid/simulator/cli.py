@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -118,6 +119,10 @@ async def run(args: argparse.Namespace) -> None:
         component_id, _, fault = spec.partition(":")
         sim.inject_fault(int(component_id), Fault.parse(fault))
     await sim.start(args.host, args.port)
+    # A standalone simulator's heap is built by now and lives as long as the
+    # process: keep the garbage collector from rescanning it in every full
+    # collection (≈150 ms with 400 components, during which setpoints wait).
+    gc.freeze()
     print(f"Simulated microgrid '{sim.scenario.name}' serving; give the integration:")
     print(sim.url, flush=True)
     stop = asyncio.Event()

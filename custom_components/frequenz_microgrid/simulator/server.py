@@ -19,10 +19,15 @@ from .physics.ev_charger import EvSpec
 from .physics.model import MicrogridModel
 from .scenario import Scenario
 from .servicer import MicrogridService
-from .streams import Subscription, TelemetryHub
+from .streams import PUBLISH_STEP, Subscription, TelemetryHub
 from .telemetry import MetricId
 
 _logger = logging.getLogger(__name__)
+
+MAX_STEP_PAUSE_S = 0.004
+"""Pause between two publishing steps of a round (see `_tick_forever`)."""
+ROUND_SPREAD = 0.25
+"""At most this share of the sample period is spent pausing within a round."""
 
 
 class MicrogridSimulator:
@@ -175,20 +180,46 @@ class MicrogridSimulator:
 
     def tick(self) -> None:
         """Advance the physics to the clock's time and publish one sample round."""
-        self.control.remember_bounds()
-        self.model.advance_to(self.clock.now())
+        self._advance()
         self.hub.publish(self.model, self.faults, self._now_timestamp())
 
+    def _advance(self) -> None:
+        self.control.remember_bounds()
+        self.model.advance_to(self.clock.now())
+
     async def _tick_forever(self) -> None:
+        """Advance and publish every sample period, spreading each round a little.
+
+        A round is published a step at a time (`TelemetryHub.publish_in_steps`)
+        with a short pause between steps, so a set-power request that arrives
+        meanwhile is answered within a step, not after hundreds of streams (both
+        ends of the connection would otherwise be busy with the burst for tens
+        of milliseconds). All messages of a round carry the same sample time.
+        """
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
             next_tick += self.sample_period_s
             await asyncio.sleep(max(next_tick - loop.time(), 0.0))
             try:
-                self.tick()
+                self._advance()
+                pause = self._step_pause_s()
+                for _ in self.hub.publish_in_steps(
+                    self.model, self.faults, self._now_timestamp()
+                ):
+                    await asyncio.sleep(pause)
             except Exception:
                 _logger.exception("Simulator tick failed")
+
+    def _step_pause_s(self) -> float:
+        """The pause between two publishing steps: 4 ms, or less for short periods.
+
+        The pauses of a round add up to at most a quarter of the sample period.
+        """
+        steps = self.hub.group_count // PUBLISH_STEP
+        if steps == 0:
+            return 0.0
+        return min(MAX_STEP_PAUSE_S, ROUND_SPREAD * self.sample_period_s / steps)
 
     def _sync_error_states(self) -> None:
         for component_id in self.model.components:

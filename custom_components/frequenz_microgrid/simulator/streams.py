@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
@@ -18,6 +19,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from .faults import Fault, FaultBook
 from .physics.model import MicrogridModel
 from .telemetry import MetricId, Readings, readings, telemetry_message
+
+PUBLISH_STEP = 25
+"""Stream groups served between two pauses of a publishing round (≈1 ms of work)."""
 
 QUEUE_SIZE = 8
 """Messages a slow stream may fall behind before the oldest are dropped."""
@@ -54,6 +58,11 @@ class TelemetryHub:
         self.messages_sent = 0
 
     @property
+    def group_count(self) -> int:
+        """How many distinct (component, metric filter) pairs are streamed."""
+        return len(self._groups)
+
+    @property
     def stream_count(self) -> int:
         """How many telemetry streams are open."""
         return sum(len(subs) for subs in self._groups.values())
@@ -78,10 +87,32 @@ class TelemetryHub:
     def publish(
         self, model: MicrogridModel, faults: FaultBook, sample_time: Timestamp
     ) -> None:
-        """Send every open stream its component's current telemetry."""
+        """Send every open stream its component's current telemetry, at once."""
+        for _ in self.publish_in_steps(model, faults, sample_time):
+            pass
+
+    def publish_in_steps(
+        self,
+        model: MicrogridModel,
+        faults: FaultBook,
+        sample_time: Timestamp,
+        *,
+        step: int = PUBLISH_STEP,
+    ) -> Iterator[None]:
+        """Send every open stream its telemetry, pausing after each `step` groups.
+
+        The caller yields to the event loop at each pause, so a set-power request
+        that arrives during a round waits for one step, not for the whole round
+        (serialising 400 components takes ≈15 ms). Streams opened or closed
+        meanwhile join the next round or are skipped.
+        """
         cache: dict[int, Readings] = {}
-        for (component_id, metrics), subscriptions in self._groups.items():
-            if faults.has(component_id, Fault.STOP_DATA):
+        for done, ((component_id, metrics), subscriptions) in enumerate(
+            list(self._groups.items()), start=1
+        ):
+            if done % step == 0:
+                yield
+            if not subscriptions or faults.has(component_id, Fault.STOP_DATA):
                 continue
             reading = cache.get(component_id)
             if reading is None:
