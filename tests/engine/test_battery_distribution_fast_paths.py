@@ -1,6 +1,7 @@
 """Battery distribution's shortcuts give the answers of the long way round.
 
-The distribution skips work where the outcome is already known: the SDK's split
+The distribution skips work where the outcome is already known: one battery per
+inverter is aggregated without sums, the SDK's split
 is not started when an exclusion zone surely binds, its repair phase is not done
 when the safe split places everything, the safe split's level comes from Newton
 steps instead of a walk over every kink, and the SDK's visiting order comes from
@@ -11,10 +12,21 @@ near-ties where shortcuts go wrong.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
+from typing import Any
 
+from frequenz.sdk.microgrid._power_distributing._distribution_algorithm import (
+    AggregatedBatteryData,
+)
 import pytest
 
+from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
+from custom_components.frequenz_microgrid.engine.distribution.battery import (
+    BatteryState,
+    InverterBatteries,
+)
 from custom_components.frequenz_microgrid.engine.distribution.battery_safe_split import (  # noqa: E501
     _level_by_events,
     _level_by_newton,
@@ -25,6 +37,7 @@ from custom_components.frequenz_microgrid.engine.distribution.battery_sdk_split 
     sdk_visiting_order,
     zones_surely_bind,
 )
+from tests.engine.sdk_oracle_battery import _battery_data
 
 CASES = 4000
 
@@ -142,3 +155,66 @@ def test_newton_level_gives_the_split_of_the_kink_walk(seed: int) -> None:
                 min(max(walk * w, lo), hi), rel=1e-9, abs=1e-6
             )
     assert newton_found > CASES // 8
+
+
+def test_one_battery_per_inverter_is_aggregated_as_the_sdk_does() -> None:
+    """The one-battery shortcut of `InverterBatteries.aggregate` is the SDK's rule.
+
+    Compared field by field with the SDK's `AggregatedBatteryData` (exact
+    equality: the split must stay the SDK's to the last bit), on capacities
+    including 0 and SoC values that do not survive `× c / c` unchanged.
+    """
+    rng = random.Random(17)
+    inverter = PowerBounds(-9000.0, 9000.0, -50.0, 50.0)
+    for index in range(CASES):
+        capacity = rng.choice([0.0, 1e-3, rng.uniform(1.0, 1e6), 3.0])
+        soc = rng.uniform(0.0, 100.0)
+        battery = BatteryState(
+            component_id=index,
+            capacity_wh=capacity,
+            soc_pct=soc,
+            soc_lower_pct=rng.uniform(0.0, soc),
+            soc_upper_pct=rng.uniform(soc, 100.0),
+            bounds=PowerBounds(
+                -rng.uniform(0.0, 8000.0),
+                rng.uniform(0.0, 8000.0),
+                -rng.choice([0.0, 100.0]),
+                rng.choice([0.0, 100.0]),
+            ),
+        )
+        ours = InverterBatteries.aggregate(1, inverter, [battery])
+        sdk = AggregatedBatteryData([_battery_data(battery)])
+        assert ours is not None
+        assert ours.capacity_wh == sdk.capacity
+        for mine, theirs in (
+            (ours.soc_pct, sdk.soc),
+            (ours.soc_lower_pct, sdk.soc_lower_bound),
+            (ours.soc_upper_pct, sdk.soc_upper_bound),
+        ):
+            assert mine == theirs or (math.isnan(mine) and math.isnan(theirs))
+        sdk_bounds = sdk.power_bounds
+        assert ours.battery_bounds == PowerBounds(
+            sdk_bounds.inclusion_lower.as_watts(),
+            sdk_bounds.inclusion_upper.as_watts(),
+            sdk_bounds.exclusion_lower.as_watts(),
+            sdk_bounds.exclusion_upper.as_watts(),
+        )
+
+
+@pytest.mark.parametrize(
+    "field", ["capacity_wh", "soc_pct", "soc_lower_pct", "soc_upper_pct"]
+)
+def test_one_battery_with_a_nan_input_makes_no_pair(field: str) -> None:
+    battery = BatteryState(
+        component_id=4,
+        capacity_wh=10_000.0,
+        soc_pct=50.0,
+        soc_lower_pct=10.0,
+        soc_upper_pct=90.0,
+        bounds=PowerBounds(-5000.0, 5000.0),
+    )
+    values: dict[str, Any] = {field: math.nan}
+    broken = dataclasses.replace(battery, **values)
+    inverter = PowerBounds(-9000.0, 9000.0)
+    assert InverterBatteries.aggregate(3, inverter, [battery]) is not None
+    assert InverterBatteries.aggregate(3, inverter, [broken]) is None

@@ -72,6 +72,39 @@ class Topology:
     formulas: PoolFormulas = PoolFormulas()
     _parents: Mapping[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
     _children: Mapping[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
+    _inverters_of_battery: Mapping[int, tuple[int, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    _batteries_of_inverter: Mapping[int, tuple[int, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        """Work out the battery–inverter links once: steering asks on every step."""
+        object.__setattr__(
+            self,
+            "_inverters_of_battery",
+            {
+                battery_id: tuple(
+                    pid
+                    for pid in self.parents_of(battery_id)
+                    if pid in self.battery_inverter_ids
+                )
+                for battery_id in self.battery_ids
+            },
+        )
+        object.__setattr__(
+            self,
+            "_batteries_of_inverter",
+            {
+                inverter_id: tuple(
+                    cid
+                    for cid in self.children_of(inverter_id)
+                    if cid in self.battery_ids
+                )
+                for inverter_id in self.battery_inverter_ids
+            },
+        )
 
     def parent_of(self, component_id: int) -> int | None:
         """Return the component feeding `component_id` (e.g. a battery's inverter).
@@ -92,17 +125,11 @@ class Topology:
 
     def inverters_of_battery(self, battery_id: int) -> tuple[int, ...]:
         """Return the battery inverters a battery is connected to."""
-        return tuple(
-            pid
-            for pid in self.parents_of(battery_id)
-            if pid in self.battery_inverter_ids
-        )
+        return self._inverters_of_battery.get(battery_id, ())
 
     def batteries_of_inverter(self, inverter_id: int) -> tuple[int, ...]:
         """Return the batteries behind a battery inverter."""
-        return tuple(
-            cid for cid in self.children_of(inverter_id) if cid in self.battery_ids
-        )
+        return self._batteries_of_inverter.get(inverter_id, ())
 
 
 def _ids_of(components: Iterable[Component], kind: type[Component]) -> frozenset[int]:

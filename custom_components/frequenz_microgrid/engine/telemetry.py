@@ -78,6 +78,47 @@ class _ComponentTelemetry:
     last_seen: datetime | None = None
 
 
+class FreshView:
+    """The store's fresh values as of one instant.
+
+    Steering reads several metrics of every battery in one synchronous step:
+    judging them all against one clock reading is cheaper, and consistent (no
+    value turns stale halfway through a distribution).
+    """
+
+    __slots__ = ("_components", "_freshness_s", "_now")
+
+    def __init__(
+        self,
+        components: dict[int, _ComponentTelemetry],
+        now: float,
+        freshness_s: float,
+    ) -> None:
+        """View `components` as of `now` (the store's monotonic clock)."""
+        self._components = components
+        self._now = now
+        self._freshness_s = freshness_s
+
+    def value(self, component_id: int, metric: Metric | int) -> float | None:
+        """Return the latest fresh, non-NaN value of a metric, or `None`."""
+        entry = self._components.get(component_id)
+        if entry is None:
+            return None
+        reading = entry.readings.get(metric)
+        if reading is None or reading.value != reading.value:  # missing or NaN
+            return None
+        if self._now - reading.arrived > self._freshness_s:
+            return None
+        return reading.value
+
+    def bounds(self, component_id: int, metric: Metric | int) -> PowerBounds | None:
+        """Return the latest bounds sent with a fresh value of `metric`, or `None`."""
+        if self.value(component_id, metric) is None:
+            return None
+        known = self._components[component_id].bounds.get(metric)
+        return None if known is None else known.bounds
+
+
 class TelemetryStore:
     """Latest sample per (component, metric), with arrival times.
 
@@ -215,22 +256,15 @@ class TelemetryStore:
 
     def value(self, component_id: int, metric: Metric | int) -> float | None:
         """Return the latest fresh, non-NaN value of a metric, or `None`."""
-        entry = self._components.get(component_id)
-        if entry is None:
-            return None
-        reading = entry.readings.get(metric)
-        if reading is None or reading.value != reading.value:  # missing or NaN
-            return None
-        if self._clock() - reading.arrived > self.freshness_s:
-            return None
-        return reading.value
+        return self.fresh_view().value(component_id, metric)
 
     def bounds(self, component_id: int, metric: Metric | int) -> PowerBounds | None:
         """Return the latest bounds sent with a fresh value of `metric`, or `None`."""
-        if self.value(component_id, metric) is None:
-            return None
-        known = self._components[component_id].bounds.get(metric)
-        return None if known is None else known.bounds
+        return self.fresh_view().bounds(component_id, metric)
+
+    def fresh_view(self) -> FreshView:
+        """Return a view that judges freshness as of now, for many lookups."""
+        return FreshView(self._components, self._clock(), self.freshness_s)
 
     def fresh_values(
         self, metric: Metric | int, component_ids: Iterable[int] | None = None

@@ -25,7 +25,7 @@ from ..formula import compile_formula
 from ..graph import Topology
 from ..health import HealthTracker, Reading, ev_cable_connected
 from ..pools import CURRENT_PHASES
-from ..telemetry import TelemetryStore
+from ..telemetry import FreshView, TelemetryStore
 
 # The metrics read per component on every proposal, looked up once: an attribute
 # of a `frequenz.core` enum class goes through a slow metaclass hook each time.
@@ -108,12 +108,14 @@ def feed_health(
         health.observe(component_id, reading, capacity=capacity)
 
 
-def _value(store: TelemetryStore, component_id: int, metric: Metric) -> float:
+def _value(
+    store: TelemetryStore | FreshView, component_id: int, metric: Metric
+) -> float:
     value = store.value(component_id, metric)
     return math.nan if value is None else value
 
 
-def battery_state(store: TelemetryStore, battery_id: int) -> BatteryState:
+def battery_state(store: TelemetryStore | FreshView, battery_id: int) -> BatteryState:
     """One battery's distribution input; NaN where the telemetry is missing.
 
     The SoC window rides on the SoC metric as its bounds, the power bounds on DC
@@ -154,20 +156,21 @@ def battery_pairs(
     """
     pairs: list[InverterBatteries] = []
     unreachable = 0.0
+    view = store.fresh_view()
     for inverter_id in battery_inverters(topology, requested):
         batteries = topology.batteries_of_inverter(inverter_id)
         pair = None
         if all(b in requested and b in working for b in batteries):
-            inverter_bounds = store.bounds(inverter_id, _AC_POWER) or _NAN_BOUNDS
+            inverter_bounds = view.bounds(inverter_id, _AC_POWER) or _NAN_BOUNDS
             pair = InverterBatteries.aggregate(
                 inverter_id,
                 inverter_bounds,
-                [battery_state(store, b) for b in batteries],
+                [battery_state(view, b) for b in batteries],
             )
         if pair is not None:
             pairs.append(pair)
         else:
-            unreachable += store.value(inverter_id, _AC_POWER) or 0.0
+            unreachable += view.value(inverter_id, _AC_POWER) or 0.0
     return pairs, unreachable
 
 

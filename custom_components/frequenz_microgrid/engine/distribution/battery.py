@@ -75,6 +75,8 @@ class InverterBatteries:
         capacity or an inclusion bound NaN on both sides makes the pair unusable
         for this request.
         """
+        if len(batteries) == 1:
+            return cls._single(inverter_id, inverter_bounds, batteries[0])
         if not batteries:
             return None
         capacity = sum(b.capacity_wh for b in batteries)
@@ -104,6 +106,44 @@ class InverterBatteries:
         return cls(
             inverter_id=inverter_id,
             battery_ids=tuple(b.component_id for b in batteries),
+            capacity_wh=capacity,
+            soc_pct=soc,
+            soc_lower_pct=soc_lower,
+            soc_upper_pct=soc_upper,
+            battery_bounds=filled_battery,
+            inverter_bounds=filled_inverter,
+        )
+
+    @classmethod
+    def _single(
+        cls, inverter_id: int, inverter_bounds: PowerBounds, battery: BatteryState
+    ) -> InverterBatteries | None:
+        """`aggregate` for the usual one battery per inverter, without the sums.
+
+        The same arithmetic as the general case (SoC weighted by capacity, then
+        divided by it), so the split stays the SDK's to the last bit.
+        """
+        capacity = battery.capacity_wh
+        if (
+            capacity != capacity  # NaN
+            or battery.soc_pct != battery.soc_pct
+            or battery.soc_lower_pct != battery.soc_lower_pct
+            or battery.soc_upper_pct != battery.soc_upper_pct
+        ):
+            return None
+        if capacity != 0.0:
+            soc = battery.soc_pct * capacity / capacity
+            soc_lower = battery.soc_lower_pct * capacity / capacity
+            soc_upper = battery.soc_upper_pct * capacity / capacity
+        else:
+            soc = soc_lower = soc_upper = math.nan
+        filled_battery = _fill_nan_bounds(battery.bounds, inverter_bounds)
+        filled_inverter = _fill_nan_bounds(inverter_bounds, battery.bounds)
+        if filled_battery is None or filled_inverter is None:
+            return None
+        return cls(
+            inverter_id=inverter_id,
+            battery_ids=(battery.component_id,),
             capacity_wh=capacity,
             soc_pct=soc,
             soc_lower_pct=soc_lower,
@@ -476,6 +516,13 @@ def _fill_nan_bounds(
 
     A NaN exclusion edge that the other side cannot fill means "no zone" (0 W).
     """
+    if not (
+        math.isnan(bounds.inclusion_lower)
+        or math.isnan(bounds.inclusion_upper)
+        or math.isnan(bounds.exclusion_lower)
+        or math.isnan(bounds.exclusion_upper)
+    ):
+        return bounds  # the usual case: nothing to fill
 
     def pick(own: float, other: float) -> float:
         return other if math.isnan(own) else own
