@@ -20,9 +20,9 @@ and steering ticks. A sample is the time from the call to the *first* setpoint
 arriving; stderr adds the time to the last of the 100 setpoints, the same
 proposal made on the controller directly (without Home Assistant's service
 call), how long the event loop was blocked and Python's full garbage
-collections meanwhile, and the floor: the bare client sending 100 setpoints
-concurrently, without Home Assistant or telemetry (what no implementation on this
-client and server gets below). The simulator reports how long its own loop was
+collections meanwhile, and the floors, the bare client without Home Assistant:
+one setpoint alone (no first setpoint arrives sooner) and 100 concurrent ones
+(no last setpoint arrives sooner). The simulator reports how long its own loop was
 blocked (serving 402 telemetry streams): an arrival is noted late meanwhile, on
 both sides alike.
 
@@ -418,8 +418,14 @@ async def measure_sdk(child: SimulatorProcess, *, freeze_gc: bool) -> Samples:
         await stop_sdk(before)
 
 
-async def measure_client_floor(child: SimulatorProcess, *, freeze_gc: bool) -> Samples:
-    """The bare client: 100 concurrent set-power calls, nothing else running."""
+async def measure_client_floors(
+    child: SimulatorProcess, *, freeze_gc: bool
+) -> tuple[Samples, Samples]:
+    """The bare client, nothing else running: one setpoint alone, then all 100.
+
+    One call alone is the floor of the first setpoint's time; 100 concurrent
+    calls (started together) that of the last one's.
+    """
     client = MicrogridApiClient(child.url)
     try:
         inverters = [
@@ -429,7 +435,12 @@ async def measure_client_floor(child: SimulatorProcess, *, freeze_gc: bool) -> S
         ]
         lifetime = timedelta(seconds=60)
 
-        async def propose(power: float) -> None:
+        async def send_one(power: float) -> None:
+            await client.set_component_power_active(
+                inverters[0], power / len(inverters), request_lifetime=lifetime
+            )
+
+        async def send_all(power: float) -> None:
             share = power / len(inverters)  # within every inverter's bounds
             await asyncio.gather(
                 *(
@@ -441,9 +452,11 @@ async def measure_client_floor(child: SimulatorProcess, *, freeze_gc: bool) -> S
                 return_exceptions=True,  # timed at arrival; answers don't matter
             )
 
-        return await measure(
-            child, propose, len(inverters), seed=1, freeze_gc=freeze_gc
+        one = await measure(child, send_one, 1, seed=1, freeze_gc=freeze_gc)
+        every = await measure(
+            child, send_all, len(inverters), seed=1, freeze_gc=freeze_gc
         )
+        return one, every
     finally:
         await client.disconnect()
 
@@ -474,12 +487,13 @@ async def main(*, freeze_gc: bool = False) -> None:
         ours, direct = await measure_ours(child, freeze_gc=freeze_gc)
         await asyncio.sleep(1.0)
         sdk = await measure_sdk(child, freeze_gc=freeze_gc)
-        floor = await measure_client_floor(child, freeze_gc=freeze_gc)
+        floor_one, floor_all = await measure_client_floors(child, freeze_gc=freeze_gc)
     for name, samples in (
         ("ours", ours),
         ("ours_direct", direct),
         ("sdk", sdk),
-        ("client_floor", floor),
+        ("client_one_setpoint", floor_one),
+        ("client_all_setpoints", floor_all),
     ):
         print(f"control_latency_detail {describe(name, samples)}", file=sys.stderr)
     print(f"simulator_process {child.lag}", file=sys.stderr)
