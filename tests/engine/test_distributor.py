@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+import itertools
 
 from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid import MicrogridApiClient
@@ -263,3 +264,83 @@ async def test_a_setpoint_released_during_its_refresh_stays_released() -> None:
 
     assert distributor.standing_setpoints == {}
     assert report.succeeded == {}
+
+
+class DeferredWriteClient:
+    """Writes each request one event-loop turn after the call, as gRPC does.
+
+    `grpc.aio` builds the request when the call is made but writes it from a
+    task of its own; `log` shows both, in order, so the test can see whether a
+    request left before the next calls were built. Calls are answered only when
+    `answer` is set.
+    """
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, int]] = []
+        self.cancelled: list[int] = []
+        self.answer = asyncio.Event()
+        self.two_built = asyncio.Event()
+
+    async def set_component_power_active(
+        self,
+        component: ComponentId,
+        power: float,
+        *,
+        request_lifetime: timedelta | None = None,
+        validate_arguments: bool = True,
+    ) -> datetime | None:
+        component_id = int(component)
+        self.log.append(("built", component_id))
+        if sum(kind == "built" for kind, _ in self.log) == 2:
+            self.two_built.set()
+        asyncio.get_running_loop().call_soon(self.log.append, ("written", component_id))
+        try:
+            await self.answer.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(component_id)
+            raise
+        return None
+
+
+async def test_the_first_setpoints_leave_before_the_rest_are_built() -> None:
+    """100 setpoints: the first request is written right after it is built.
+
+    Started all together, the first request would wait until all 100 calls were
+    built (≈3 ms on a real client), which is what an automation waits for.
+    """
+    client = DeferredWriteClient()
+    client.answer.set()
+    distributor = Distributor(client, lifetime_s=10.0)
+    setpoints = {100 + index: 1000.0 for index in range(100)}
+
+    report = await distributor.apply(setpoints)
+
+    assert report.succeeded == setpoints
+    built = [cid for kind, cid in client.log if kind == "built"]
+    assert built == list(setpoints)  # every call, in order
+    first_written = client.log.index(("written", 100))
+    assert first_written < client.log.index(("built", 101))
+    assert client.log.index(("written", 101)) < client.log.index(("built", 103))
+    yields = sum(
+        1
+        for before, after in itertools.pairwise(client.log)
+        if before[0] == "written" and after[0] == "built"
+    )
+    assert yields <= 8  # a logarithmic number of extra event-loop turns
+
+
+async def test_cancelling_a_dispatch_while_it_starts_cancels_every_call() -> None:
+    client = DeferredWriteClient()  # never answers
+    distributor = Distributor(client, lifetime_s=10.0)
+    setpoints = {100 + index: 1000.0 for index in range(20)}
+
+    dispatch = asyncio.create_task(distributor.apply(setpoints))
+    await client.two_built.wait()  # cancelled midway through starting the calls
+    dispatch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await dispatch
+
+    started = [cid for kind, cid in client.log if kind == "built"]
+    assert 2 <= len(started) < len(setpoints)
+    assert sorted(client.cancelled) == sorted(started)
+    assert distributor.standing_setpoints == {}

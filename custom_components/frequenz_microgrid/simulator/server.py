@@ -203,23 +203,13 @@ class MicrogridSimulator:
             await asyncio.sleep(max(next_tick - loop.time(), 0.0))
             try:
                 self._advance()
-                pause = self._step_pause_s()
+                pause = step_pause_s(self.hub.group_count, self.sample_period_s)
                 for _ in self.hub.publish_in_steps(
                     self.model, self.faults, self._now_timestamp()
                 ):
                     await asyncio.sleep(pause)
             except Exception:
                 _logger.exception("Simulator tick failed")
-
-    def _step_pause_s(self) -> float:
-        """The pause between two publishing steps: 4 ms, or less for short periods.
-
-        The pauses of a round add up to at most a quarter of the sample period.
-        """
-        steps = self.hub.group_count // PUBLISH_STEP
-        if steps == 0:
-            return 0.0
-        return min(MAX_STEP_PAUSE_S, ROUND_SPREAD * self.sample_period_s / steps)
 
     def _sync_error_states(self) -> None:
         for component_id in self.model.components:
@@ -230,6 +220,18 @@ class MicrogridSimulator:
     @staticmethod
     def _now_timestamp() -> Timestamp:
         return to_timestamp(datetime.now(UTC))
+
+
+def step_pause_s(group_count: int, sample_period_s: float) -> float:
+    """The pause between two publishing steps: 4 ms, or less for short periods.
+
+    The pauses of a round add up to at most `ROUND_SPREAD` of the sample period,
+    so a round always ends well before the next one starts.
+    """
+    steps = group_count // PUBLISH_STEP
+    if steps == 0:
+        return 0.0
+    return min(MAX_STEP_PAUSE_S, ROUND_SPREAD * sample_period_s / steps)
 
 
 @contextlib.asynccontextmanager
