@@ -60,9 +60,13 @@ def ev_connected(snapshot: ComponentSnapshot) -> bool | None:
     return None if code is None else code in CONNECTED_CABLE_STATES
 
 
+_ERROR_STATE = ComponentStateCode.ERROR
+"""Looked up once: a `frequenz.core` enum attribute goes through a slow hook."""
+
+
 def has_problem(snapshot: ComponentSnapshot) -> bool:
     """Return whether the component reports errors or is in its error state."""
-    return bool(snapshot.errors) or ComponentStateCode.ERROR in snapshot.states
+    return bool(snapshot.errors) or _ERROR_STATE in snapshot.states
 
 
 BLOCKED_REASON = "blocked after a failed command"
@@ -172,10 +176,7 @@ class ComponentBinarySensor(MicrogridComponentEntity, BinarySensorEntity):
         data = self.component_snapshot
         return None if data is None else self.entity_description.is_on_fn(data)
 
-    @property
-    def available(self) -> bool:
-        """Available while the component's data is fresh and decides the fact."""
-        return super().available and self.is_on is not None
+    _value_decides_availability = True
 
 
 EXCLUDED = BinarySensorEntityDescription(
@@ -222,7 +223,4 @@ class ExcludedBinarySensor(SteeringEntity, BinarySensorEntity):
             return None
         return exclusion_details(status, self.feed.controller.to_wall_time)
 
-    @property
-    def available(self) -> bool:
-        """Available while the microgrid answers and the controller tracks it."""
-        return super().available and self.is_on is not None
+    _value_decides_availability = True

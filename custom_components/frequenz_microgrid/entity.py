@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from frequenz.client.microgrid import MicrogridInfo
 from frequenz.client.microgrid.component import Component, ComponentCategory
@@ -174,6 +174,9 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
 
     _attr_has_entity_name = True
 
+    _value_decides_availability: ClassVar[bool] = False
+    """Whether the entity is also unavailable while its value is unknown (`None`)."""
+
     def __init__(
         self,
         coordinator: SnapshotCoordinator,
@@ -199,6 +202,10 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
 
     @property
     def available(self) -> bool:
+        """Whether the data is current (and, if it decides, the value known)."""
+        return self._rendered()[0]
+
+    def _data_available(self) -> bool:
         """Whether the data is current: coordinator healthy and microgrid reachable."""
         snapshot = self.snapshot
         return super().available and snapshot is not None and snapshot.reachable
@@ -207,10 +214,15 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
         """What a state write would show; writes are skipped while it is unchanged.
 
         Runs for every entity on every snapshot (thousands a second on a large
-        microgrid), so it compares the value the state is made from, not `state`.
+        microgrid), so it compares the value the state is made from, not `state`,
+        and evaluates that value once for both the availability and the state.
         """
-        available = self.available
-        return (available, self._shown_value_of(self) if available else None)
+        if not self._data_available():
+            return (False, None)
+        value = self._shown_value_of(self)
+        if value is None and self._value_decides_availability:
+            return (False, None)
+        return (True, value)
 
     async def async_added_to_hass(self) -> None:
         """Start listening and make sure a pending trailing write dies with us."""

@@ -78,11 +78,12 @@ def reported_range(
     What the hardware can do regardless of who is connected: an EV charger reports
     its bounds with or without a vehicle, so a limit can be set before one arrives.
     """
+    metric = Metric.AC_POWER_ACTIVE  # once: a slow `frequenz.core` enum lookup
     reported = [
         bounds
         for cid in component_ids
         if (component := snapshot.component(cid)) is not None
-        and (bounds := component.bounds.get(Metric.AC_POWER_ACTIVE)) is not None
+        and (bounds := component.bounds.get(metric)) is not None
     ]
     return sum_bounds(reported) if reported else None
 

@@ -161,10 +161,7 @@ class PoolSensor(MicrogridPoolEntity, SensorEntity):
         snapshot = self.snapshot
         return None if snapshot is None else self.entity_description.value_fn(snapshot)
 
-    @property
-    def available(self) -> bool:
-        """Available while the data is current and the value known."""
-        return super().available and self.native_value is not None
+    _value_decides_availability = True
 
 
 class InfoSensor(MicrogridPoolEntity, SensorEntity):
@@ -187,10 +184,11 @@ class InfoSensor(MicrogridPoolEntity, SensorEntity):
         self.entity_description = description
         self._attr_native_value = description.value_fn(info)
 
-    @property
-    def available(self) -> bool:
-        """Available whenever the fact is known: it does not depend on telemetry."""
-        return self.native_value is not None
+    _value_decides_availability = True
+
+    def _data_available(self) -> bool:
+        """Always: the fact does not depend on telemetry."""
+        return True
 
 
 class ComponentSensor(MicrogridComponentEntity, SensorEntity):
@@ -218,10 +216,7 @@ class ComponentSensor(MicrogridComponentEntity, SensorEntity):
         data = self.component_snapshot
         return None if data is None else self.entity_description.value_fn(data)
 
-    @property
-    def available(self) -> bool:
-        """Available while the component's data is fresh and has this value."""
-        return super().available and self.native_value is not None
+    _value_decides_availability = True
 
 
 class SteeringSensor(PoolSteeringEntity, SensorEntity):
@@ -316,10 +311,7 @@ class EnergySensor(MicrogridPoolEntity, RestoreSensor):
         total = self._total.total_wh
         return None if total is None else total / 1000.0
 
-    @property
-    def available(self) -> bool:
-        """Available while the data is current and a total is known."""
-        return super().available and self.native_value is not None
+    _value_decides_availability = True
 
     @callback
     def _handle_coordinator_update(self) -> None:

@@ -33,6 +33,7 @@ _AC_POWER = Metric.AC_POWER_ACTIVE
 _DC_POWER = Metric.DC_POWER
 _SOC = Metric.BATTERY_SOC_PCT
 _CAPACITY = Metric.BATTERY_CAPACITY
+_ERROR_STATE = ComponentStateCode.ERROR
 
 _NAN_BOUNDS = PowerBounds(math.nan, math.nan, math.nan, math.nan)
 """Unknown bounds: the battery distribution skips (or fills) a NaN side."""
@@ -216,7 +217,7 @@ def can_take_setpoint(store: TelemetryStore, component_id: int) -> bool:
         states is not None
         and store.is_fresh(component_id)
         and not states.errors
-        and ComponentStateCode.ERROR not in states.states
+        and _ERROR_STATE not in states.states
     )
 
 
