@@ -196,7 +196,26 @@ def test_lifetime_must_be_within_the_api_range() -> None:
         Distributor(NoClient(), lifetime_s=5.0)
 
 
-class GatedClient:
+class FakeSetPowerClient:
+    """The distributor's client, answering through `handle` (no `valid_until`)."""
+
+    async def set_component_power_active(
+        self,
+        component: ComponentId,
+        power: float,
+        *,
+        request_lifetime: timedelta | None = None,
+        validate_arguments: bool = True,
+    ) -> datetime | None:
+        await self.handle(int(component), power)
+        return None
+
+    async def handle(self, component_id: int, power: float) -> None:
+        """Take one call (subclasses decide how)."""
+        raise NotImplementedError
+
+
+class GatedClient(FakeSetPowerClient):
     """Records the order of set-power calls; holds each call until released.
 
     Only the ordering between a keep-alive refresh and a newer setpoint is under
@@ -209,18 +228,10 @@ class GatedClient:
         self.gate.set()
         self.entered = asyncio.Event()
 
-    async def set_component_power_active(
-        self,
-        component: ComponentId,
-        power: float,
-        *,
-        request_lifetime: timedelta | None = None,
-        validate_arguments: bool = True,
-    ) -> datetime | None:
+    async def handle(self, component_id: int, power: float) -> None:
         self.entered.set()
         await self.gate.wait()
-        self.calls.append((int(component), power))
-        return None
+        self.calls.append((component_id, power))
 
 
 async def test_a_refresh_never_lands_after_a_newer_setpoint() -> None:
@@ -266,7 +277,7 @@ async def test_a_setpoint_released_during_its_refresh_stays_released() -> None:
     assert report.succeeded == {}
 
 
-class DeferredWriteClient:
+class DeferredWriteClient(FakeSetPowerClient):
     """Writes each request one event-loop turn after the call, as gRPC does.
 
     `grpc.aio` builds the request when the call is made but writes it from a
@@ -281,15 +292,7 @@ class DeferredWriteClient:
         self.answer = asyncio.Event()
         self.two_built = asyncio.Event()
 
-    async def set_component_power_active(
-        self,
-        component: ComponentId,
-        power: float,
-        *,
-        request_lifetime: timedelta | None = None,
-        validate_arguments: bool = True,
-    ) -> datetime | None:
-        component_id = int(component)
+    async def handle(self, component_id: int, power: float) -> None:
         self.log.append(("built", component_id))
         if sum(kind == "built" for kind, _ in self.log) == 2:
             self.two_built.set()
@@ -299,7 +302,6 @@ class DeferredWriteClient:
         except asyncio.CancelledError:
             self.cancelled.append(component_id)
             raise
-        return None
 
 
 async def test_the_first_setpoints_leave_before_the_rest_are_built() -> None:

@@ -84,26 +84,12 @@ class Topology:
         object.__setattr__(
             self,
             "_inverters_of_battery",
-            {
-                battery_id: tuple(
-                    pid
-                    for pid in self.parents_of(battery_id)
-                    if pid in self.battery_inverter_ids
-                )
-                for battery_id in self.battery_ids
-            },
+            _links(self.battery_ids, self.parents_of, self.battery_inverter_ids),
         )
         object.__setattr__(
             self,
             "_batteries_of_inverter",
-            {
-                inverter_id: tuple(
-                    cid
-                    for cid in self.children_of(inverter_id)
-                    if cid in self.battery_ids
-                )
-                for inverter_id in self.battery_inverter_ids
-            },
+            _links(self.battery_inverter_ids, self.children_of, self.battery_ids),
         )
 
     def parent_of(self, component_id: int) -> int | None:
@@ -130,6 +116,15 @@ class Topology:
     def batteries_of_inverter(self, inverter_id: int) -> tuple[int, ...]:
         """Return the batteries behind a battery inverter."""
         return self._batteries_of_inverter.get(inverter_id, ())
+
+
+def _links(
+    ids: Iterable[int],
+    neighbours: Callable[[int], tuple[int, ...]],
+    wanted: frozenset[int],
+) -> dict[int, tuple[int, ...]]:
+    """Each id's neighbours (parents or children) that are among `wanted`."""
+    return {cid: tuple(n for n in neighbours(cid) if n in wanted) for cid in ids}
 
 
 def _ids_of(components: Iterable[Component], kind: type[Component]) -> frozenset[int]:

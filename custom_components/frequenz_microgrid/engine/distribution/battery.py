@@ -99,19 +99,12 @@ class InverterBatteries:
             for value in (b.soc_pct, b.soc_lower_pct, b.soc_upper_pct)
         ):
             return None
-        filled_battery = _fill_nan_bounds(battery_bounds, inverter_bounds)
-        filled_inverter = _fill_nan_bounds(inverter_bounds, battery_bounds)
-        if filled_battery is None or filled_inverter is None:
-            return None
-        return cls(
-            inverter_id=inverter_id,
-            battery_ids=tuple(b.component_id for b in batteries),
-            capacity_wh=capacity,
-            soc_pct=soc,
-            soc_lower_pct=soc_lower,
-            soc_upper_pct=soc_upper,
-            battery_bounds=filled_battery,
-            inverter_bounds=filled_inverter,
+        return cls._filled(
+            inverter_id,
+            tuple(b.component_id for b in batteries),
+            (capacity, soc, soc_lower, soc_upper),
+            battery_bounds,
+            inverter_bounds,
         )
 
     @classmethod
@@ -137,13 +130,32 @@ class InverterBatteries:
             soc_upper = battery.soc_upper_pct * capacity / capacity
         else:
             soc = soc_lower = soc_upper = math.nan
-        filled_battery = _fill_nan_bounds(battery.bounds, inverter_bounds)
-        filled_inverter = _fill_nan_bounds(inverter_bounds, battery.bounds)
+        return cls._filled(
+            inverter_id,
+            (battery.component_id,),
+            (capacity, soc, soc_lower, soc_upper),
+            battery.bounds,
+            inverter_bounds,
+        )
+
+    @classmethod
+    def _filled(
+        cls,
+        inverter_id: int,
+        battery_ids: tuple[int, ...],
+        capacity_and_socs: tuple[float, float, float, float],
+        battery_bounds: PowerBounds,
+        inverter_bounds: PowerBounds,
+    ) -> InverterBatteries | None:
+        """The pair, each side's NaN bounds filled from the other (None: unusable)."""
+        filled_battery = _fill_nan_bounds(battery_bounds, inverter_bounds)
+        filled_inverter = _fill_nan_bounds(inverter_bounds, battery_bounds)
         if filled_battery is None or filled_inverter is None:
             return None
+        capacity, soc, soc_lower, soc_upper = capacity_and_socs
         return cls(
             inverter_id=inverter_id,
-            battery_ids=(battery.component_id,),
+            battery_ids=battery_ids,
             capacity_wh=capacity,
             soc_pct=soc,
             soc_lower_pct=soc_lower,
