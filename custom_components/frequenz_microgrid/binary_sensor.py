@@ -26,6 +26,7 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 
+from .engine import members
 from .engine.health import ComponentStatus
 from .engine.snapshot import ComponentSnapshot
 from .entity import (
@@ -60,13 +61,9 @@ def ev_connected(snapshot: ComponentSnapshot) -> bool | None:
     return None if code is None else code in CONNECTED_CABLE_STATES
 
 
-_ERROR_STATE = ComponentStateCode.ERROR
-"""Looked up once: a `frequenz.core` enum attribute goes through a slow hook."""
-
-
 def has_problem(snapshot: ComponentSnapshot) -> bool:
     """Return whether the component reports errors or is in its error state."""
-    return bool(snapshot.errors) or _ERROR_STATE in snapshot.states
+    return bool(snapshot.errors) or members.ERROR_STATE in snapshot.states
 
 
 BLOCKED_REASON = "blocked after a failed command"

@@ -27,7 +27,6 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from frequenz.client.microgrid import MicrogridInfo
-from frequenz.client.microgrid.metrics import Metric
 from homeassistant.components.number import (
     NumberDeviceClass,
     NumberEntityDescription,
@@ -45,6 +44,7 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
+from .engine import members
 from .engine.bounds import Bounds, PowerBounds, sum_bounds
 from .engine.control import Pool, ProposalStatus
 from .engine.results import Error, OutOfBounds, Result
@@ -78,12 +78,11 @@ def reported_range(
     What the hardware can do regardless of who is connected: an EV charger reports
     its bounds with or without a vehicle, so a limit can be set before one arrives.
     """
-    metric = Metric.AC_POWER_ACTIVE  # once: a slow `frequenz.core` enum lookup
     reported = [
         bounds
         for cid in component_ids
         if (component := snapshot.component(cid)) is not None
-        and (bounds := component.bounds.get(metric)) is not None
+        and (bounds := component.bounds.get(members.AC_POWER)) is not None
     ]
     return sum_bounds(reported) if reported else None
 

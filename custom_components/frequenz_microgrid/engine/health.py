@@ -35,6 +35,7 @@ from frequenz.client.microgrid.component import (
 )
 from frequenz.client.microgrid.metrics import AggregatedMetricValue, Metric
 
+from . import members
 from .results import PartialFailure, Result, Success
 
 MAX_DATA_AGE = 10.0
@@ -72,11 +73,6 @@ _BATTERY_READY = frozenset(
 )
 _INVERTER_READY = _BATTERY_READY | {ComponentStateCode.STANDBY}
 
-# Members checked for every component on every tick, looked up once: an attribute
-# of a `frequenz.core` enum class goes through a slow metaclass hook each time.
-_RELAY_CLOSED = ComponentStateCode.RELAY_CLOSED
-_ERROR_STATE = ComponentStateCode.ERROR
-_UNAUTHORIZED = ComponentErrorCode.UNAUTHORIZED
 _EV_CHARGER_READY = _BATTERY_READY
 _PV_INVERTER_READY = _INVERTER_READY
 _EV_PLUGGED_AT_EV = frozenset(
@@ -150,7 +146,7 @@ def battery_problem(
     assert battery is not None
     if not battery.states & _BATTERY_READY:
         return f"battery state is {_names(battery.states)}"
-    if _RELAY_CLOSED not in battery.states:
+    if members.RELAY_CLOSED not in battery.states:
         return "battery relay is not closed"
     if battery.errors:
         return f"battery errors: {_names(battery.errors)}"
@@ -206,9 +202,9 @@ def _ev_charger_fault(
     if problem := _age_problem("EV charger", charger, now, max_age):
         return problem
     assert charger is not None
-    if _ERROR_STATE in charger.states or charger.errors:
+    if members.ERROR_STATE in charger.states or charger.errors:
         return f"EV charger errors: {_names(charger.errors) or 'ERROR state'}"
-    if _UNAUTHORIZED in charger.warnings:
+    if members.UNAUTHORIZED in charger.warnings:
         return "EV charger is not authorized"
     return None
 

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 import math
 import re
 
-from frequenz.client.microgrid.component import ComponentStateCode
 from frequenz.client.microgrid.metrics import Metric
 
+from . import members
 from .bounds import (
     PowerBounds,
     aggregate_batteries_behind_inverter,
@@ -48,15 +48,6 @@ CURRENT_PHASES = (
     Metric.AC_CURRENT_PHASE_3,
 )
 
-# Enum members looked up once: `frequenz.core` enums make every class attribute
-# access a Python-level call, which adds up over 1,000 components per tick.
-_ERROR = ComponentStateCode.ERROR
-_SOC = Metric.BATTERY_SOC_PCT
-_CAPACITY = Metric.BATTERY_CAPACITY
-_DC_POWER = Metric.DC_POWER
-_AC_POWER = Metric.AC_POWER_ACTIVE
-_CONSUMED = Metric.AC_ENERGY_ACTIVE_CONSUMED
-_DELIVERED = Metric.AC_ENERGY_ACTIVE_DELIVERED
 
 _PLAIN_SUM = re.compile(r"^\s*#\d+(\s*\+\s*#\d+)*\s*$")
 
@@ -136,7 +127,7 @@ def _is_healthy(snapshot: ComponentSnapshot | None) -> bool:
         snapshot is not None
         and snapshot.fresh
         and not snapshot.errors
-        and _ERROR not in snapshot.states
+        and members.ERROR_STATE not in snapshot.states
     )
 
 
@@ -150,8 +141,8 @@ def counting_batteries(
         if (
             snapshot is not None
             and _is_healthy(snapshot)
-            and snapshot.value(_SOC) is not None
-            and snapshot.value(_CAPACITY) is not None
+            and snapshot.value(members.SOC) is not None
+            and snapshot.value(members.CAPACITY) is not None
         ):
             counted.append(battery_id)
     return counted
@@ -159,7 +150,7 @@ def counting_batteries(
 
 def _soc_window(snapshot: ComponentSnapshot) -> tuple[float, float]:
     """Return the battery's SoC bounds (%), sent as bounds of its SoC metric."""
-    bounds = snapshot.bounds.get(_SOC)
+    bounds = snapshot.bounds.get(members.SOC)
     if bounds is None:
         return (0.0, 100.0)
     lower = bounds.inclusion_lower if math.isfinite(bounds.inclusion_lower) else 0.0
@@ -180,8 +171,8 @@ def pool_soc_and_capacity(
     total_x100 = 0.0
     counted = 0
     for snapshot in snapshots:
-        soc = snapshot.value(_SOC)
-        capacity = snapshot.value(_CAPACITY)
+        soc = snapshot.value(members.SOC)
+        capacity = snapshot.value(members.CAPACITY)
         if soc is None or capacity is None:
             continue
         lower, upper = _soc_window(snapshot)
@@ -218,7 +209,7 @@ def pool_power_bounds(
     """
     batteries_by_inverter: dict[int, list[PowerBounds]] = {}
     for battery_id in batteries:
-        battery_bounds = components[battery_id].bounds.get(_DC_POWER)
+        battery_bounds = components[battery_id].bounds.get(members.DC_POWER)
         inverters = topology.inverters_of_battery(battery_id)
         if battery_bounds is None or not inverters:
             continue
@@ -228,7 +219,7 @@ def pool_power_bounds(
         inverter = components.get(inverter_id)
         if inverter is None or not _is_healthy(inverter):
             continue
-        inverter_bounds = inverter.bounds.get(_AC_POWER)
+        inverter_bounds = inverter.bounds.get(members.AC_POWER)
         if inverter_bounds is None:
             continue
         battery_bounds = aggregate_batteries_behind_inverter(battery_bounds_list)
@@ -289,7 +280,7 @@ def energy_counters(
     PV production). Pools count at their inverters and chargers; the grid counts at
     the meters of the grid formula, but only when that formula is a plain sum.
     """
-    consumed, delivered = _CONSUMED, _DELIVERED
+    consumed, delivered = members.ENERGY_CONSUMED, members.ENERGY_DELIVERED
     grid_ids: frozenset[int] = frozenset()
     if formulas.grid is not None and _PLAIN_SUM.match(formulas.grid.text):
         grid_ids = formulas.grid.component_ids
@@ -332,7 +323,7 @@ def snapshot_from_components(
     taken_at: datetime | None = None,
 ) -> MicrogridSnapshot:
     """Compute the pools from the components' snapshots (see `compute_snapshot`)."""
-    power = metric_values(components, _AC_POWER)
+    power = metric_values(components, members.AC_POWER)
     battery_power = _evaluate(formulas.battery, power)
     return MicrogridSnapshot(
         taken_at=taken_at or datetime.now(UTC),

@@ -12,11 +12,11 @@ from collections.abc import Iterable
 import math
 
 from frequenz.client.microgrid.component import (
-    ComponentStateCode,
     GridConnectionPoint,
 )
 from frequenz.client.microgrid.metrics import Metric
 
+from .. import members
 from ..bounds import PowerBounds, sum_bounds
 from ..distribution.battery import BatteryState, InverterBatteries
 from ..distribution.ev_chargers import ALL_PHASES, EvChargerInput
@@ -26,14 +26,6 @@ from ..graph import Topology
 from ..health import HealthTracker, Reading, ev_cable_connected
 from ..pools import CURRENT_PHASES
 from ..telemetry import FreshView, TelemetryStore
-
-# The metrics read per component on every proposal, looked up once: an attribute
-# of a `frequenz.core` enum class goes through a slow metaclass hook each time.
-_AC_POWER = Metric.AC_POWER_ACTIVE
-_DC_POWER = Metric.DC_POWER
-_SOC = Metric.BATTERY_SOC_PCT
-_CAPACITY = Metric.BATTERY_CAPACITY
-_ERROR_STATE = ComponentStateCode.ERROR
 
 _NAN_BOUNDS = PowerBounds(math.nan, math.nan, math.nan, math.nan)
 """Unknown bounds: the battery distribution skips (or fills) a NaN side."""
@@ -96,7 +88,7 @@ def feed_health(
         if age is None or states is None:
             continue
         capacity = (
-            store.value(component_id, _CAPACITY)
+            store.value(component_id, members.CAPACITY)
             if component_id in topology.battery_ids
             else None
         )
@@ -123,14 +115,14 @@ def battery_state(store: TelemetryStore | FreshView, battery_id: int) -> Battery
     power. Without a known SoC window the battery is skipped (NaN), rather than
     assuming 0–100 % and running it past its limits.
     """
-    soc_window = store.bounds(battery_id, _SOC)
+    soc_window = store.bounds(battery_id, members.SOC)
     return BatteryState(
         component_id=battery_id,
-        capacity_wh=_value(store, battery_id, _CAPACITY),
-        soc_pct=_value(store, battery_id, _SOC),
+        capacity_wh=_value(store, battery_id, members.CAPACITY),
+        soc_pct=_value(store, battery_id, members.SOC),
         soc_lower_pct=math.nan if soc_window is None else soc_window.inclusion_lower,
         soc_upper_pct=math.nan if soc_window is None else soc_window.inclusion_upper,
-        bounds=store.bounds(battery_id, _DC_POWER) or _NAN_BOUNDS,
+        bounds=store.bounds(battery_id, members.DC_POWER) or _NAN_BOUNDS,
     )
 
 
@@ -162,7 +154,7 @@ def battery_pairs(
         batteries = topology.batteries_of_inverter(inverter_id)
         pair = None
         if all(b in requested and b in working for b in batteries):
-            inverter_bounds = view.bounds(inverter_id, _AC_POWER) or _NAN_BOUNDS
+            inverter_bounds = view.bounds(inverter_id, members.AC_POWER) or _NAN_BOUNDS
             pair = InverterBatteries.aggregate(
                 inverter_id,
                 inverter_bounds,
@@ -171,7 +163,7 @@ def battery_pairs(
         if pair is not None:
             pairs.append(pair)
         else:
-            unreachable += view.value(inverter_id, _AC_POWER) or 0.0
+            unreachable += view.value(inverter_id, members.AC_POWER) or 0.0
     return pairs, unreachable
 
 
@@ -181,7 +173,7 @@ def ac_bounds(
     """The fresh AC active-power bounds of each component that sends them."""
     found: dict[int, PowerBounds] = {}
     for component_id in sorted(component_ids):
-        bounds = store.bounds(component_id, _AC_POWER)
+        bounds = store.bounds(component_id, members.AC_POWER)
         if bounds is not None:
             found[component_id] = bounds
     return found
@@ -217,7 +209,7 @@ def can_take_setpoint(store: TelemetryStore, component_id: int) -> bool:
         states is not None
         and store.is_fresh(component_id)
         and not states.errors
-        and _ERROR_STATE not in states.states
+        and members.ERROR_STATE not in states.states
     )
 
 
@@ -243,7 +235,7 @@ def ev_charger_input(
     )
     phases = drawing or ALL_PHASES
     watts_per_amp = CHARGER_PHASES * nominal_voltage_v
-    bounds = store.bounds(charger_id, _AC_POWER)
+    bounds = store.bounds(charger_id, members.AC_POWER)
     usable = bounds is not None and math.isfinite(bounds.inclusion_upper)
     min_current_a = max_current_a = 0.0
     if bounds is not None and usable:
@@ -259,7 +251,7 @@ def ev_charger_input(
         working=working and usable,
         phases=phases,
         measured_currents_a=(l1, l2, l3),
-        measured_power_w=_value(store, charger_id, _AC_POWER),
+        measured_power_w=_value(store, charger_id, members.AC_POWER),
         min_current_a=min_current_a,
         max_current_a=max_current_a,
         voltage_v=watts_per_amp / len(phases),
