@@ -170,10 +170,14 @@ def ev_charger_problem(
     Working: fresh data, an EV connected (cable plugged or locked at both the EV
     and the station, no error, not unauthorized) and READY/CHARGING/DISCHARGING.
     """
-    if problem := _ev_charger_fault(charger, now, max_age):
+    if problem := _age_problem("EV charger", charger, now, max_age):
         return problem
     assert charger is not None
-    if not _ev_connected(charger):
+    if members.ERROR_STATE in charger.states or charger.errors:
+        return f"EV charger errors: {_names(charger.errors) or 'ERROR state'}"
+    if members.UNAUTHORIZED in charger.warnings:
+        return "EV charger is not authorized"
+    if not ev_cable_connected(charger.states):
         return NO_EV_CONNECTED
     if not charger.states & _EV_CHARGER_READY:
         return f"EV charger state is {_names(charger.states)}"
@@ -188,34 +192,12 @@ def ev_charger_idle(
     Such a charger gets no power (`NO_EV_CONNECTED`), yet nothing is broken: it
     must not be reported as excluded nor raise a repair issue.
     """
-    return (
-        _ev_charger_fault(charger, now, max_age) is None
-        and charger is not None
-        and not _ev_connected(charger)
-    )
-
-
-def _ev_charger_fault(
-    charger: Reading | None, now: float, max_age: float
-) -> str | None:
-    """Return what is wrong with an EV charger itself (data, errors, authorization)."""
-    if problem := _age_problem("EV charger", charger, now, max_age):
-        return problem
-    assert charger is not None
-    if members.ERROR_STATE in charger.states or charger.errors:
-        return f"EV charger errors: {_names(charger.errors) or 'ERROR state'}"
-    if members.UNAUTHORIZED in charger.warnings:
-        return "EV charger is not authorized"
-    return None
+    return ev_charger_problem(charger, now, max_age) == NO_EV_CONNECTED
 
 
 def ev_cable_connected(states: AbstractSet[ComponentStateCode | int]) -> bool:
     """Return whether the cable is plugged (or locked) at both the EV and station."""
     return bool(states & _EV_PLUGGED_AT_EV and states & _EV_PLUGGED_AT_STATION)
-
-
-def _ev_connected(charger: Reading) -> bool:
-    return ev_cable_connected(charger.states)
 
 
 def pv_inverter_problem(
@@ -375,7 +357,13 @@ class HealthTracker:
         A component whose telemetry turns good again after being bad or old gets a
         fresh start: its block is lifted (as the SDK does), so it is tried again.
         """
-        affected = self._affected_by(component_id)
+        # Only a block can be lifted: skip the telemetry checks for the others
+        # (nearly all of them, on every tick).
+        affected = [
+            cid
+            for cid in self._affected_by(component_id)
+            if self._blocks[cid].blocked_until is not None
+        ]
         was_ok = {cid: self.problem(cid, reading.at) is None for cid in affected}
         self._readings[component_id] = reading
         if capacity is not None:
@@ -446,12 +434,6 @@ class HealthTracker:
                 return pv_inverter_problem(reading, now, age)
             case None:
                 return "not a controllable component"
-
-    def idle(self, component_id: int, now: float) -> bool:
-        """Return whether the component is not working only for lack of work."""
-        if self._kinds.get(component_id) is not ComponentKind.EV_CHARGER:
-            return False
-        return ev_charger_idle(self._readings.get(component_id), now, self.max_data_age)
 
     def health(self, component_id: int, now: float) -> ComponentHealth:
         """Return the component's health at `now`."""

@@ -474,7 +474,7 @@ class MicrogridController:
         sets: list[ComponentSetStatus] = []
         for ids in manager.component_sets():
             proposals = manager.proposals(ids)
-            last_result = manager.report(ids, 0).last_result
+            last_result = manager.last_result(ids)
             sets.append(
                 ComponentSetStatus(
                     component_ids=ids,
@@ -547,7 +547,6 @@ class MicrogridController:
         for pool, steering in self._pools.items():
             manager = steering.manager
             for ids in manager.component_sets():
-                report = manager.report(ids, 0)
                 parts.append(
                     (
                         pool,
@@ -556,9 +555,9 @@ class MicrogridController:
                             (p.key, p.power, p.bounds, p.keep_alive)
                             for p in manager.proposals(ids)
                         ),
-                        report.target_power,
+                        manager.target_power(ids),
                         manager.system_bounds(ids),
-                        id(report.last_result),
+                        id(manager.last_result(ids)),
                     )
                 )
         return tuple(parts)

@@ -57,12 +57,13 @@ def health_input_ids(topology: Topology) -> list[int]:
     """Every component whose telemetry the health tracker reads, sorted.
 
     The steerable components, and the inverter in front of each battery (a
-    battery's health depends on its inverter's state too).
+    battery's health depends on its inverter's state too; the tracker reads the
+    first one, as the setpoints go to it).
     """
     ids: set[int] = set(topology.ev_charger_ids) | set(topology.pv_inverter_ids)
     for battery_id in topology.battery_ids:
         ids.add(battery_id)
-        ids.update(topology.inverters_of_battery(battery_id))
+        ids.update(topology.inverters_of_battery(battery_id)[:1])
     return sorted(ids)
 
 
@@ -172,8 +173,9 @@ def ac_bounds(
 ) -> dict[int, PowerBounds]:
     """The fresh AC active-power bounds of each component that sends them."""
     found: dict[int, PowerBounds] = {}
+    view = store.fresh_view()
     for component_id in sorted(component_ids):
-        bounds = store.bounds(component_id, members.AC_POWER)
+        bounds = view.bounds(component_id, members.AC_POWER)
         if bounds is not None:
             found[component_id] = bounds
     return found
@@ -226,7 +228,8 @@ def ev_charger_input(
     Minimum and maximum current come from the charger's bounds (exclusion upper
     edge and inclusion upper bound); without bounds the charger is not used.
     """
-    currents = tuple(_value(store, charger_id, metric) for metric in CURRENT_PHASES)
+    view = store.fresh_view()
+    currents = tuple(_value(view, charger_id, metric) for metric in CURRENT_PHASES)
     l1, l2, l3 = currents
     drawing = tuple(
         phase
@@ -235,7 +238,7 @@ def ev_charger_input(
     )
     phases = drawing or ALL_PHASES
     watts_per_amp = CHARGER_PHASES * nominal_voltage_v
-    bounds = store.bounds(charger_id, members.AC_POWER)
+    bounds = view.bounds(charger_id, members.AC_POWER)
     usable = bounds is not None and math.isfinite(bounds.inclusion_upper)
     min_current_a = max_current_a = 0.0
     if bounds is not None and usable:
@@ -251,7 +254,7 @@ def ev_charger_input(
         working=working and usable,
         phases=phases,
         measured_currents_a=(l1, l2, l3),
-        measured_power_w=_value(store, charger_id, members.AC_POWER),
+        measured_power_w=_value(view, charger_id, members.AC_POWER),
         min_current_a=min_current_a,
         max_current_a=max_current_a,
         voltage_v=watts_per_amp / len(phases),

@@ -208,6 +208,10 @@ class PowerManager:
         """Return the current target of a component set, if any."""
         return self._targets.get(component_ids)
 
+    def last_result(self, component_ids: frozenset[int]) -> Result | None:
+        """Return the outcome of the set's latest distribution, if any."""
+        return self._results.get(component_ids)
+
     def system_bounds(self, component_ids: frozenset[int]) -> PowerBounds | None:
         """Return the last system bounds given for a component set."""
         return self._system_bounds.get(component_ids)
@@ -224,7 +228,7 @@ class PowerManager:
     def report(self, component_ids: frozenset[int], priority: int) -> Report:
         """Return what an actor at `priority` sees: target, bounds, last result."""
         target = self._targets.get(component_ids)
-        last_result = self._results.get(component_ids)
+        last_result = self.last_result(component_ids)
         system = self._system_bounds.get(component_ids)
         if system is None:
             return Report(target, None, last_result)
