@@ -311,14 +311,6 @@ class MicrogridMonitor:
             await asyncio.sleep(0)
             self._call(self._on_snapshot, self._snapshot)
 
-    def tick(self) -> MicrogridSnapshot:
-        """Compute and publish one snapshot now, in one piece."""
-        reachable = self._update_reachability()
-        components = self._components(self._store.component_ids)
-        if self._compute(components, reachable=reachable):
-            self._call(self._on_snapshot, self._snapshot)
-        return self._snapshot
-
     def _update_reachability(self) -> bool:
         """Tell whether data is fresh, reporting a change; probe while it is not."""
         reachable = self._data_is_fresh()

@@ -101,22 +101,46 @@ class FreshView:
 
     def value(self, component_id: int, metric: Metric | int) -> float | None:
         """Return the latest fresh, non-NaN value of a metric, or `None`."""
-        entry = self._components.get(component_id)
-        if entry is None:
-            return None
-        reading = entry.readings.get(metric)
-        if reading is None or reading.value != reading.value:  # missing or NaN
-            return None
-        if self._now - reading.arrived > self._freshness_s:
-            return None
-        return reading.value
+        return _fresh_value(
+            self._components, self._now, self._freshness_s, component_id, metric
+        )
 
     def bounds(self, component_id: int, metric: Metric | int) -> PowerBounds | None:
         """Return the latest bounds sent with a fresh value of `metric`, or `None`."""
-        if self.value(component_id, metric) is None:
-            return None
-        known = self._components[component_id].bounds.get(metric)
-        return None if known is None else known.bounds
+        return _fresh_bounds(
+            self._components, self._now, self._freshness_s, component_id, metric
+        )
+
+
+def _fresh_value(
+    components: dict[int, _ComponentTelemetry],
+    now: float,
+    freshness_s: float,
+    component_id: int,
+    metric: Metric | int,
+) -> float | None:
+    entry = components.get(component_id)
+    if entry is None:
+        return None
+    reading = entry.readings.get(metric)
+    if reading is None or reading.value != reading.value:  # missing or NaN
+        return None
+    if now - reading.arrived > freshness_s:
+        return None
+    return reading.value
+
+
+def _fresh_bounds(
+    components: dict[int, _ComponentTelemetry],
+    now: float,
+    freshness_s: float,
+    component_id: int,
+    metric: Metric | int,
+) -> PowerBounds | None:
+    if _fresh_value(components, now, freshness_s, component_id, metric) is None:
+        return None
+    known = components[component_id].bounds.get(metric)
+    return None if known is None else known.bounds
 
 
 class TelemetryStore:
@@ -256,11 +280,15 @@ class TelemetryStore:
 
     def value(self, component_id: int, metric: Metric | int) -> float | None:
         """Return the latest fresh, non-NaN value of a metric, or `None`."""
-        return self.fresh_view().value(component_id, metric)
+        return _fresh_value(
+            self._components, self._clock(), self.freshness_s, component_id, metric
+        )
 
     def bounds(self, component_id: int, metric: Metric | int) -> PowerBounds | None:
         """Return the latest bounds sent with a fresh value of `metric`, or `None`."""
-        return self.fresh_view().bounds(component_id, metric)
+        return _fresh_bounds(
+            self._components, self._clock(), self.freshness_s, component_id, metric
+        )
 
     def fresh_view(self) -> FreshView:
         """Return a view that judges freshness as of now, for many lookups."""
