@@ -49,7 +49,6 @@ from .coordinator import (
 from .engine.graph import Topology, load_topology
 from .entity import async_create_hub_device, entry_key_of
 from .simulator import MicrogridSimulator, load_scenario
-from .steering_entity import ControllerStatusFeed
 
 PLATFORMS: list[Platform] = [
     Platform.SENSOR,
@@ -97,7 +96,7 @@ async def async_setup_entry(
         monitor=coordinator.monitor,
         coordinator=coordinator,
         controller=coordinator.controller,
-        status_feed=ControllerStatusFeed(coordinator.controller, coordinator),
+        status_feed=coordinator.status_feed,
         simulator=simulator,
     )
     entry.runtime_data = runtime

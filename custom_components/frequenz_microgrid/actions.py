@@ -43,7 +43,11 @@ from .engine.control import ControllerStatus, Pool, ProposalOutcome
 from .engine.graph import Topology
 from .engine.health import ComponentStatus
 from .engine.results import result_as_dict
-from .steering_entity import ha_priority, raise_if_nothing_accepted
+from .steering_entity import (
+    blocked_until_iso,
+    ha_priority,
+    raise_if_nothing_accepted,
+)
 
 SERVICE_PROPOSE_POWER = "propose_power"
 SERVICE_WITHDRAW_PROPOSAL = "withdraw_proposal"
@@ -401,11 +405,7 @@ def _component_as_dict(
     status: ComponentStatus, to_wall_time: Callable[[float], datetime]
 ) -> dict[str, Any]:
     """Describe a component's health; its block expiry as a UTC time."""
-    blocked_until = (
-        None
-        if status.blocked_until is None
-        else to_wall_time(status.blocked_until).isoformat()
-    )
+    blocked_until = blocked_until_iso(status, to_wall_time)
     return {
         "component": status.component_id,
         "kind": status.kind.value,

@@ -37,7 +37,7 @@ from .entity import (
     has_device,
 )
 from .sensor_descriptions import CABLE_STATES, STATEFUL_COMPONENTS, first_state
-from .steering_entity import ControllerStatusFeed, SteeringEntity
+from .steering_entity import ControllerStatusFeed, SteeringEntity, blocked_until_iso
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -76,14 +76,11 @@ def exclusion_details(
 
     `to_wall_time` turns the block's end (on the controller's clock) into UTC.
     """
-    blocked_until = status.blocked_until
     return {
         "health": status.health.value,
         "reason": status.problem
-        or (BLOCKED_REASON if blocked_until is not None else None),
-        "blocked_until": None
-        if blocked_until is None
-        else to_wall_time(blocked_until).isoformat(),
+        or (BLOCKED_REASON if status.blocked_until is not None else None),
+        "blocked_until": blocked_until_iso(status, to_wall_time),
     }
 
 

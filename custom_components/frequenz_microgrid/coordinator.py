@@ -105,6 +105,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
         self.unreachable_logged = False
         self._reauth_started = False
         self._listener_calls = ChunkedListenerCalls(hass.loop)
+        self.status_feed = ControllerStatusFeed(self.controller, self)
+        """The controller's status per snapshot, shared by repairs and entities."""
         self._repairs_due: asyncio.Handle | None = None
 
     async def _async_update_data(self) -> MicrogridSnapshot:
@@ -135,7 +137,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
     def _update_repairs(self, reachable: bool) -> None:
         self._repairs_due = None
         self.repairs.update(
-            reachable=reachable, components=self.controller.component_statuses()
+            reachable=reachable, components=self.status_feed.status.components
         )
 
     @callback

@@ -44,7 +44,7 @@ from .sensor_descriptions import (
     PoolSensorDescription,
     SteeringSensorDescription,
 )
-from .steering_entity import ControllerStatusFeed, PoolSteeringEntity, pool_set_status
+from .steering_entity import PoolSteeringEntity, pool_set_status
 
 if TYPE_CHECKING:
     from .coordinator import FrequenzMicrogridConfigEntry
@@ -226,20 +226,6 @@ class SteeringSensor(PoolSteeringEntity, SensorEntity):
     _unrecorded_attributes = frozenset(
         {"components", "succeeded_components", "failed_components", "setpoints"}
     )
-
-    def __init__(
-        self,
-        coordinator: SnapshotCoordinator,
-        *,
-        feed: ControllerStatusFeed,
-        entry: FrequenzMicrogridConfigEntry,
-        info: MicrogridInfo,
-        description: SteeringSensorDescription,
-    ) -> None:
-        """Create the sensor for `description` on the hub device."""
-        super().__init__(
-            coordinator, feed=feed, entry=entry, info=info, description=description
-        )
 
     @property
     def _set_status(self) -> ComponentSetStatus | None:

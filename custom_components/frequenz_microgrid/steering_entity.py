@@ -15,8 +15,8 @@ snapshots (a new proposal, a distribution result).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from frequenz.client.microgrid import MicrogridInfo
@@ -243,6 +243,14 @@ class SteeringEntity(MicrogridEntity):
                 _frozen(self.extra_state_attributes),
             ),
         )
+
+
+def blocked_until_iso(
+    status: ComponentStatus, to_wall_time: Callable[[float], datetime]
+) -> str | None:
+    """When a component's block ends, in UTC (ISO 8601); `None` if not blocked."""
+    blocked_until = status.blocked_until
+    return None if blocked_until is None else to_wall_time(blocked_until).isoformat()
 
 
 def _frozen(attributes: Mapping[str, Any] | None) -> object:

@@ -44,7 +44,7 @@ from ..bounds import Bounds
 from ..distribution.ev_chargers import EvAllocatorConfig
 from ..distributor import Distributor
 from ..graph import Topology
-from ..health import ComponentStatus, HealthTracker
+from ..health import HealthTracker
 from ..power_manager import MAX_PROPOSAL_AGE, PowerManager, Proposal
 from ..results import PartialFailure, Result, result_as_dict
 from ..telemetry import TelemetryStore
@@ -397,16 +397,8 @@ class MicrogridController:
                 pool: self._pool_status(steering, now)
                 for pool, steering in self._pools.items()
             },
-            components=self.component_statuses(),
+            components=tuple(self._health.statuses(now)),
         )
-
-    def component_statuses(self) -> tuple[ComponentStatus, ...]:
-        """Every steerable component's health, reason and block expiry.
-
-        The components' part of `status()`, without building the pools' (for
-        repairs, on every tick).
-        """
-        return tuple(self._health.statuses(self._clock()))
 
     def to_wall_time(self, at: float) -> datetime:
         """Return when `at` on the controller's clock is, in UTC (to the second).
