@@ -62,6 +62,7 @@ from benchmarks._ha_harness import (
     async_remove_microgrid,
     running_home_assistant,
 )
+from benchmarks._probes import GcPauseMeter, LoopLagProbe
 from custom_components.frequenz_microgrid.actions import DEFAULT_ACTOR, source_id_of
 from custom_components.frequenz_microgrid.const import DEFAULT_PRIORITY, DOMAIN
 from custom_components.frequenz_microgrid.coordinator import MicrogridRuntimeData
@@ -86,8 +87,8 @@ ARRIVAL_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 60.0
 SLOW_S = 0.010
 """A sample slower than this (the target p99) is counted, by cause."""
-BLOCKED_THRESHOLD_S = 0.005
-"""Event-loop lag above this counts as the loop being blocked."""
+LAG_INTERVAL_S = 0.001
+"""The loop-lag probe's heartbeat."""
 SERVE_FLAG = "--serve-simulator"
 
 
@@ -111,16 +112,16 @@ async def serve_simulator(n_components: int) -> None:
     await sim.start(host="127.0.0.1", port=0)
     gc.freeze()  # as the simulator's command line does (see its `run`)
     print(f"url {sim.url}", flush=True)
-    lag = LoopLag()  # arrivals are noted late while the simulator's loop is busy
+    lag = LoopLagProbe(LAG_INTERVAL_S)  # arrivals are late while the loop is busy
     lag.start()
-    pauses = GcPauses()
+    pauses = GcPauseMeter()
     pauses.start()
     try:
         await asyncio.to_thread(sys.stdin.read)
     finally:
         pauses.stop()
         await lag.stop()
-        print(f"lag {lag.summary()} {pauses.summary()}", flush=True)
+        print(f"lag {lag.blocked_summary()} {pauses.full_summary()}", flush=True)
         print(f"unsafe {sim.unsafe_setpoint_count}", flush=True)
         await sim.stop()
 
@@ -197,87 +198,6 @@ async def simulator_child(n_components: int) -> AsyncIterator[SimulatorProcess]:
 # --- Measuring -------------------------------------------------------------------
 
 
-class LoopLag:
-    """Measures how long the event loop is blocked (a 1 ms heartbeat's lateness)."""
-
-    def __init__(self) -> None:
-        """Not running until `start`."""
-        self.blocked_s = 0.0
-        self.longest_s = 0.0
-        self._task: asyncio.Task[None] | None = None
-        self._started = 0.0
-        self._elapsed = 0.0
-
-    def start(self) -> None:
-        """Start the heartbeat."""
-        self._started = time.perf_counter()
-        self._task = asyncio.create_task(self._beat())
-
-    async def stop(self) -> None:
-        """Stop the heartbeat."""
-        self._elapsed = time.perf_counter() - self._started
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    def summary(self) -> str:
-        """Share of time blocked longer than the threshold, and the longest block."""
-        share = 100.0 * self.blocked_s / self._elapsed if self._elapsed else 0.0
-        return (
-            f"loop_blocked_pct={share:.1f} longest_block_ms={self.longest_s * 1e3:.1f}"
-        )
-
-    async def _beat(self) -> None:
-        while True:
-            before = time.perf_counter()
-            await asyncio.sleep(0.001)
-            lag = time.perf_counter() - before - 0.001
-            if lag > BLOCKED_THRESHOLD_S:
-                self.blocked_s += lag
-                self.longest_s = max(self.longest_s, lag)
-
-
-class GcPauses:
-    """Full (generation 2) garbage collections: they stop the whole process."""
-
-    def __init__(self) -> None:
-        """Not counting until `start`."""
-        self.pauses: list[float] = []
-        self.spans: list[tuple[float, float]] = []
-        """When each full collection began and ended (`time.perf_counter`)."""
-        self._began = 0.0
-
-    def start(self) -> None:
-        """Start timing collections."""
-        gc.callbacks.append(self._on_gc)
-
-    def stop(self) -> None:
-        """Stop timing collections."""
-        gc.callbacks.remove(self._on_gc)
-
-    def summary(self) -> str:
-        """Number of full collections, their total and longest pause."""
-        return (
-            f"full_gcs={len(self.pauses)} "
-            f"full_gc_total_ms={sum(self.pauses) * 1e3:.0f} "
-            f"full_gc_longest_ms={max(self.pauses, default=0.0) * 1e3:.0f}"
-        )
-
-    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        if info["generation"] != 2:
-            return
-        if phase == "start":
-            self._began = time.perf_counter()
-        else:
-            ended = time.perf_counter()
-            self.pauses.append(ended - self._began)
-            self.spans.append((self._began, ended))
-
-    def during(self, start: float, end: float) -> bool:
-        """Whether a full collection ran (partly) between `start` and `end`."""
-        return any(began < end and ended > start for began, ended in self.spans)
-
-
 @dataclass
 class Samples:
     """Seconds from each measured call to its first and its last setpoint."""
@@ -288,8 +208,8 @@ class Samples:
     """Samples over `SLOW_S` to the first setpoint with a full collection inside."""
     slow_without_gc: int = 0
     """Samples over `SLOW_S` to the first setpoint without one."""
-    lag: LoopLag = field(default_factory=LoopLag)
-    gc: GcPauses = field(default_factory=GcPauses)
+    lag: LoopLagProbe = field(default_factory=lambda: LoopLagProbe(LAG_INTERVAL_S))
+    gc: GcPauseMeter = field(default_factory=GcPauseMeter)
 
 
 def powers(n: int) -> list[float]:
@@ -325,7 +245,7 @@ async def measure(
             samples.first.append(first)
             samples.last.append(child.arrivals[expected - 1] - start)
             if first > SLOW_S:
-                if samples.gc.during(start, child.arrivals[0]):
+                if samples.gc.full_during(start, child.arrivals[0]):
                     samples.slow_with_gc += 1
                 else:
                     samples.slow_without_gc += 1
@@ -473,7 +393,7 @@ def describe(name: str, samples: Samples) -> str:
         f"first_p99_ms={percentile_ms(samples.first, 99):.2f} "
         f"last_p50_ms={percentile_ms(samples.last, 50):.2f} "
         f"last_p99_ms={percentile_ms(samples.last, 99):.2f} "
-        f"{samples.lag.summary()} {samples.gc.summary()} "
+        f"{samples.lag.blocked_summary()} {samples.gc.full_summary()} "
         f"slow_with_full_gc={samples.slow_with_gc} "
         f"slow_without_full_gc={samples.slow_without_gc}"
     )

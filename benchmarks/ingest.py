@@ -36,11 +36,9 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 import cProfile
 from dataclasses import dataclass
-import gc
 import logging
 import os
 import signal
-import statistics
 import sys
 import time
 from typing import Any, Self
@@ -52,45 +50,11 @@ from benchmarks._ha_harness import (
     home_assistant_with_generated_microgrid,
     running_home_assistant,
 )
+from benchmarks._probes import GcPauseMeter, LoopLagProbe
 
 LAG_PROBE_INTERVAL_S = 0.05
 TARGET_CPU_PCT = 25.0
 TARGET_LAG_P99_MS = 50.0
-
-
-class LoopLagProbe:
-    """Measure event-loop lag: how late a 50 ms sleep wakes up, again and again.
-
-    A callback that holds the loop delays every other task by as long as it runs;
-    the probe's overshoot samples exactly that delay.
-    """
-
-    def __init__(self, interval_s: float = LAG_PROBE_INTERVAL_S) -> None:
-        self._interval_s = interval_s
-        self.lags_ms: list[float] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            await asyncio.sleep(self._interval_s)
-            self.lags_ms.append((loop.time() - started - self._interval_s) * 1000)
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name="loop lag probe")
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    def percentile_ms(self, pct: int) -> float:
-        """Return the `pct`-th percentile of the lags (inclusive method)."""
-        if len(self.lags_ms) < 2:
-            return self.lags_ms[0] if self.lags_ms else float("nan")
-        return statistics.quantiles(self.lags_ms, n=100, method="inclusive")[pct - 1]
 
 
 class StateWriteCounter:
@@ -121,42 +85,6 @@ class StateWriteCounter:
     def __exit__(self, *_: object) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
-
-
-class GcPauseMeter:
-    """Record how long each garbage collection runs, per generation.
-
-    A collection holds the GIL for its whole run, so each one is a loop stall; the
-    full (generation 2) ones grow with everything alive in the process.
-    """
-
-    GENERATIONS = (0, 1, 2)
-
-    def __init__(self) -> None:
-        self.pauses_ms: dict[int, list[float]] = {gen: [] for gen in self.GENERATIONS}
-        self._started = 0.0
-
-    def _on_gc(self, phase: str, info: Mapping[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            elapsed_ms = (time.perf_counter() - self._started) * 1000
-            self.pauses_ms[info["generation"]].append(elapsed_ms)
-
-    def __enter__(self) -> Self:
-        gc.callbacks.append(self._on_gc)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        gc.callbacks.remove(self._on_gc)
-
-    def summary(self, elapsed_s: float) -> str:
-        """Return collections per second and the longest pause, per generation."""
-        return "; ".join(
-            f"gen{gen} {len(pauses) / elapsed_s:.2f}/s "
-            f"max {max(pauses, default=0.0):.0f} ms"
-            for gen, pauses in self.pauses_ms.items()
-        )
 
 
 @dataclass(frozen=True)
@@ -194,7 +122,7 @@ async def measure(
     profiler: cProfile.Profile | None = None,
 ) -> IngestResult:
     """Measure CPU, loop lag and state writes over `duration_s` seconds."""
-    async with LoopLagProbe() as probe:
+    async with LoopLagProbe(LAG_PROBE_INTERVAL_S) as probe:
         with StateWriteCounter(hass) as writes, GcPauseMeter() as gc_pauses:
             cpu_started = time.process_time()
             started = time.monotonic()
