@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+import math
 import time
 
 from frequenz.client.microgrid.component import (
@@ -76,6 +77,8 @@ class _ComponentTelemetry:
     state_arrived: float | None = None
     last_arrived: float = 0.0
     last_seen: datetime | None = None
+    revision: int = 0
+    """The store's write count at this entry's last change (`FreshView.revision`)."""
 
 
 class FreshView:
@@ -111,6 +114,40 @@ class FreshView:
             self._components, self._now, self._freshness_s, component_id, metric
         )
 
+    def revision(self, component_id: int) -> int:
+        """A number that changes whenever the component's telemetry is written.
+
+        Unique across the store (0: nothing arrived yet), so something derived from
+        a component's values stays right while its revision is the same — until
+        one of the values it read turns stale (`oldest_fresh_arrival`).
+        """
+        entry = self._components.get(component_id)
+        return 0 if entry is None else entry.revision
+
+    def oldest_fresh_arrival(
+        self, component_id: int, metrics: Iterable[Metric | int]
+    ) -> float:
+        """When the oldest of these metrics' fresh values arrived (`math.inf`: none).
+
+        That value is the first of them to turn stale (`arrived_fresh` says
+        until when); values already stale stay stale until new data arrives,
+        which changes the revision.
+        """
+        oldest = math.inf
+        entry = self._components.get(component_id)
+        if entry is None:
+            return oldest
+        readings = entry.readings
+        for metric in metrics:
+            reading = readings.get(metric)
+            if reading is not None and self.arrived_fresh(reading.arrived):
+                oldest = min(oldest, reading.arrived)
+        return oldest
+
+    def arrived_fresh(self, arrived: float) -> bool:
+        """Whether a value that arrived at `arrived` is fresh at this view's instant."""
+        return self._now - arrived <= self._freshness_s
+
 
 def _fresh_value(
     components: dict[int, _ComponentTelemetry],
@@ -125,7 +162,7 @@ def _fresh_value(
     reading = entry.readings.get(metric)
     if reading is None or reading.value != reading.value:  # missing or NaN
         return None
-    if now - reading.arrived > freshness_s:
+    if now - reading.arrived > freshness_s:  # the rule `FreshView.arrived_fresh` uses
         return None
     return reading.value
 
@@ -163,6 +200,7 @@ class TelemetryStore:
         self._wall_clock = wall_clock
         self._components: dict[int, _ComponentTelemetry] = {}
         self._last_arrival: float | None = None
+        self._writes = 0
 
     def now(self) -> float:
         """Return the store's monotonic time (the injected clock)."""
@@ -222,6 +260,8 @@ class TelemetryStore:
         entry.last_arrived = now
         entry.last_seen = self._wall_clock()
         self._last_arrival = now
+        self._writes += 1
+        entry.revision = self._writes
         return entry
 
     @staticmethod

@@ -27,7 +27,7 @@ from ..distribution.battery import (
 from ..distribution.battery_results import battery_result
 from ..power_manager import PowerManager
 from ..results import Request, Result
-from .inputs import battery_pairs
+from .inputs import BatteryPairs
 from .status import Pool
 from .steering import (
     ComponentSet,
@@ -37,7 +37,7 @@ from .steering import (
 )
 
 type _Pairs = tuple[list[InverterBatteries], float]
-"""Usable inverter–battery pairs and the unreachable power (`battery_pairs`)."""
+"""Usable inverter–battery pairs and the unreachable power (`BatteryPairs`)."""
 
 
 class BatteryPoolSteering(PoolSteering):
@@ -55,6 +55,7 @@ class BatteryPoolSteering(PoolSteering):
         """Steer every battery of the topology, balancing SoC with `exponent`."""
         super().__init__(context, manager, context.topology.battery_ids)
         self._exponent = exponent
+        self._battery_pairs = BatteryPairs(context.topology, context.store)
         self._last_pairs: tuple[ComponentSet, float, _Pairs] | None = None
         """The pairs `system_bounds` just built, for the distribution that follows."""
 
@@ -71,7 +72,7 @@ class BatteryPoolSteering(PoolSteering):
             return last[2]
         ctx = self.context
         working = ctx.health.working(component_ids, now)
-        pairs = battery_pairs(ctx.topology, ctx.store, component_ids, working)
+        pairs = self._battery_pairs.usable(component_ids, working)
         self._last_pairs = (component_ids, now, pairs)
         return pairs
 

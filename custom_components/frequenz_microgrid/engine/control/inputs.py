@@ -9,6 +9,7 @@ never given power on old data.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 import math
 
 from frequenz.client.microgrid.component import (
@@ -135,37 +136,92 @@ def battery_inverters(topology: Topology, battery_ids: Iterable[int]) -> list[in
     return sorted(inverters)
 
 
-def battery_pairs(
-    topology: Topology,
-    store: TelemetryStore,
-    requested: frozenset[int],
-    working: frozenset[int],
-) -> tuple[list[InverterBatteries], float]:
-    """The usable inverter–battery pairs of a request, and the unreachable power.
+_PAIR_METRICS: dict[bool, tuple[Metric, ...]] = {
+    False: (members.AC_POWER,),
+    True: (members.CAPACITY, members.SOC, members.DC_POWER),
+}
+"""The metrics a pair is built from: an inverter's (False) and a battery's (True)."""
 
-    An inverter is usable when every battery behind it is requested and working
-    (its setpoint flows through all of them) and their data is complete. The
-    measured power of every other requested inverter is unreachable: it is already
-    flowing and is subtracted from the request (spec §2).
+
+@dataclass(frozen=True, slots=True)
+class _BuiltPair:
+    """A pair as built from its components' telemetry at certain revisions."""
+
+    revisions: tuple[int, ...]
+    """The store revision of the inverter, then of each battery behind it."""
+    oldest_arrival: float
+    """Arrival of the oldest fresh value it was built from (the first to go stale)."""
+    pair: InverterBatteries | None
+
+
+class BatteryPairs:
+    """The usable inverter–battery pairs of a request, each rebuilt only on change.
+
+    A pair is a pure function of its inverter's and batteries' fresh telemetry,
+    which changes only when one of them sends data (the store's revision) or
+    when one of the values it used turns stale. Until then the pair built last
+    time is the very pair a rebuild would give, so steering several times within
+    a telemetry period (proposals, the tick) rebuilds only the pairs whose
+    components reported meanwhile, not all of them.
     """
-    pairs: list[InverterBatteries] = []
-    unreachable = 0.0
-    view = store.fresh_view()
-    for inverter_id in battery_inverters(topology, requested):
-        batteries = topology.batteries_of_inverter(inverter_id)
-        pair = None
-        if all(b in requested and b in working for b in batteries):
-            inverter_bounds = view.bounds(inverter_id, members.AC_POWER) or _NAN_BOUNDS
-            pair = InverterBatteries.aggregate(
-                inverter_id,
-                inverter_bounds,
-                [battery_state(view, b) for b in batteries],
+
+    def __init__(self, topology: Topology, store: TelemetryStore) -> None:
+        """Build pairs of `topology`'s batteries from `store`."""
+        self._topology = topology
+        self._store = store
+        self._built: dict[int, _BuiltPair] = {}
+
+    def usable(
+        self, requested: frozenset[int], working: frozenset[int]
+    ) -> tuple[list[InverterBatteries], float]:
+        """The usable pairs of a request, and the unreachable power.
+
+        An inverter is usable when every battery behind it is requested and
+        working (its setpoint flows through all of them) and their data is
+        complete. The measured power of every other requested inverter is
+        unreachable: it is already flowing and is subtracted from the request
+        (spec §2).
+        """
+        topology = self._topology
+        pairs: list[InverterBatteries] = []
+        unreachable = 0.0
+        view = self._store.fresh_view()
+        for inverter_id in battery_inverters(topology, requested):
+            batteries = topology.batteries_of_inverter(inverter_id)
+            pair = None
+            if all(b in requested and b in working for b in batteries):
+                pair = self._pair(view, inverter_id, batteries)
+            if pair is not None:
+                pairs.append(pair)
+            else:
+                unreachable += view.value(inverter_id, members.AC_POWER) or 0.0
+        return pairs, unreachable
+
+    def _pair(
+        self, view: FreshView, inverter_id: int, batteries: tuple[int, ...]
+    ) -> InverterBatteries | None:
+        """The inverter's pair now: the last one built if its inputs are the same."""
+        revisions = (view.revision(inverter_id), *map(view.revision, batteries))
+        built = self._built.get(inverter_id)
+        if (
+            built is not None
+            and built.revisions == revisions
+            and view.arrived_fresh(built.oldest_arrival)
+        ):
+            return built.pair
+        inverter_bounds = view.bounds(inverter_id, members.AC_POWER) or _NAN_BOUNDS
+        pair = InverterBatteries.aggregate(
+            inverter_id, inverter_bounds, [battery_state(view, b) for b in batteries]
+        )
+        oldest_arrival = min(
+            view.oldest_fresh_arrival(component_id, _PAIR_METRICS[is_battery])
+            for component_id, is_battery in (
+                (inverter_id, False),
+                *((b, True) for b in batteries),
             )
-        if pair is not None:
-            pairs.append(pair)
-        else:
-            unreachable += view.value(inverter_id, members.AC_POWER) or 0.0
-    return pairs, unreachable
+        )
+        self._built[inverter_id] = _BuiltPair(revisions, oldest_arrival, pair)
+        return pair
 
 
 def ac_bounds(
