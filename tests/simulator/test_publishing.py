@@ -1,32 +1,31 @@
-"""A telemetry round is published in short steps, all with one sample time.
+"""A telemetry round is published in parts spread over time, with one sample time.
 
 With hundreds of streams, a round published in one go keeps the simulator (and
 the client reading it) busy for tens of milliseconds, and a set-power request
-waits behind it. The hub publishes `PUBLISH_STEP` stream groups per step and the
-ticker pauses between steps; these tests check the round itself: everything is
-sent exactly once, in steps, with one sample time, and the pauses stay a small
-part of the sample period.
+waits behind it. The hub splits a round into `STEPS_PER_ROUND` equal parts and
+the ticker spreads them over `ROUND_SPREAD` of the sample period; these tests
+check the round itself (everything sent exactly once, in parts, with one sample
+time) and, on a running simulator, that it is spread and ends well before the
+next one.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 import itertools
+import math
 
 from frequenz.api.common.v1alpha8.metrics import metrics_pb2
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
-import pytest
 
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     generate_scenario,
 )
-from custom_components.frequenz_microgrid.simulator.server import (
-    MAX_STEP_PAUSE_S,
-    ROUND_SPREAD,
-    step_pause_s,
-)
+from custom_components.frequenz_microgrid.simulator.server import ROUND_SPREAD
 from custom_components.frequenz_microgrid.simulator.streams import (
-    PUBLISH_STEP,
+    STEPS_PER_ROUND,
     Subscription,
 )
 
@@ -51,9 +50,10 @@ def test_a_round_goes_out_in_steps_once_per_stream_with_one_sample_time() -> Non
     for _ in sim.hub.publish_in_steps(sim.model, sim.faults, sim._now_timestamp()):
         sent_per_step.append(sum(not s.queue.empty() for s in subscriptions))
 
-    assert sent_per_step[0] < PUBLISH_STEP  # the first pause comes early
-    assert len(sent_per_step) == len(subscriptions) // PUBLISH_STEP
-    assert all(b - a <= PUBLISH_STEP for a, b in itertools.pairwise(sent_per_step))
+    part = math.ceil(len(subscriptions) / STEPS_PER_ROUND)  # 17 of 402
+    assert sent_per_step[0] == part
+    assert len(sent_per_step) == math.ceil(len(subscriptions) / part) - 1
+    assert all(b - a == part for a, b in itertools.pairwise(sent_per_step))
     payloads = [s.queue.get_nowait() for s in subscriptions]
     assert all(s.queue.empty() for s in subscriptions)  # exactly one each
     assert len({sample_time_of(p) for p in payloads}) == 1
@@ -76,16 +76,38 @@ def test_streams_opened_during_a_round_wait_for_the_next_one() -> None:
     assert late.queue.empty()
 
 
-@pytest.mark.parametrize(
-    ("groups", "period_s"), [(0, 1.0), (24, 1.0), (402, 1.0), (4000, 1.0), (402, 0.05)]
-)
-def test_pauses_within_a_round_add_up_to_a_small_part_of_the_period(
-    groups: int, period_s: float
-) -> None:
-    pause = step_pause_s(groups, period_s)
-    steps = groups // PUBLISH_STEP
+async def test_a_running_simulator_spreads_each_round_over_part_of_the_period() -> None:
+    period = 0.2
+    sim = MicrogridSimulator(generate_scenario(402), sample_period_s=period)
+    subscriptions = [
+        sim.hub.subscribe(component_id, frozenset())
+        for component_id in sorted(sim.model.components)
+    ]
+    loop = asyncio.get_running_loop()
+    offered: list[float] = []
+    # `start` publishes a round at once; then two ticked rounds:
+    three_rounds = asyncio.Event()
+    for subscription in subscriptions:
+        original = subscription.offer
 
-    assert 0.0 <= pause <= MAX_STEP_PAUSE_S
-    assert pause * steps <= ROUND_SPREAD * period_s + 1e-12
-    if steps and period_s >= 1.0 and steps * MAX_STEP_PAUSE_S <= ROUND_SPREAD:
-        assert pause == MAX_STEP_PAUSE_S
+        def timed(payload: bytes, original: Callable[[bytes], None] = original) -> None:
+            offered.append(loop.time())
+            original(payload)
+            if len(offered) == 3 * len(subscriptions):
+                three_rounds.set()
+
+        subscription.offer = timed  # type: ignore[method-assign]
+    await sim.start(host="127.0.0.1", port=0)
+    try:
+        async with asyncio.timeout(5.0):
+            await three_rounds.wait()
+    finally:
+        await sim.stop()
+
+    count = len(subscriptions)
+    ticked = sorted(offered[count : 2 * count])
+    next_start = min(offered[2 * count : 3 * count])
+    spread = ticked[-1] - ticked[0]
+    # Spread (one burst takes ≈20 ms), yet over within the period's first part.
+    assert spread >= ROUND_SPREAD * period * (STEPS_PER_ROUND - 3) / STEPS_PER_ROUND
+    assert ticked[-1] < next_start

@@ -19,15 +19,13 @@ from .physics.ev_charger import EvSpec
 from .physics.model import MicrogridModel
 from .scenario import Scenario
 from .servicer import MicrogridService
-from .streams import PUBLISH_STEP, Subscription, TelemetryHub
+from .streams import STEPS_PER_ROUND, Subscription, TelemetryHub
 from .telemetry import MetricId
 
 _logger = logging.getLogger(__name__)
 
-MAX_STEP_PAUSE_S = 0.004
-"""Pause between two publishing steps of a round (see `_tick_forever`)."""
-ROUND_SPREAD = 0.25
-"""At most this share of the sample period is spent pausing within a round."""
+ROUND_SPREAD = 0.5
+"""The share of the sample period a round's parts are spread over (`_tick_forever`)."""
 
 
 class MicrogridSimulator:
@@ -188,26 +186,29 @@ class MicrogridSimulator:
         self.model.advance_to(self.clock.now())
 
     async def _tick_forever(self) -> None:
-        """Advance and publish every sample period, spreading each round a little.
+        """Advance and publish every sample period, spreading each round.
 
-        A round is published a step at a time (`TelemetryHub.publish_in_steps`)
-        with a short pause between steps, so a set-power request that arrives
-        meanwhile is answered within a step, not after hundreds of streams (both
-        ends of the connection would otherwise be busy with the burst for tens
-        of milliseconds). All messages of a round carry the same sample time.
+        A round's parts (`TelemetryHub.publish_in_steps`) start at even intervals
+        over `ROUND_SPREAD` of the period, as components that report at their own
+        pace would send them: a set-power request that arrives meanwhile is
+        answered within a part, while a burst of hundreds of streams would keep
+        both ends of the connection busy for tens of milliseconds. All messages of
+        a round carry the same sample time.
         """
         loop = asyncio.get_running_loop()
+        interval = round_part_interval_s(self.sample_period_s)
         next_tick = loop.time()
         while True:
             next_tick += self.sample_period_s
             await asyncio.sleep(max(next_tick - loop.time(), 0.0))
             try:
                 self._advance()
-                pause = step_pause_s(self.hub.group_count, self.sample_period_s)
+                due = loop.time()
                 for _ in self.hub.publish_in_steps(
                     self.model, self.faults, self._now_timestamp()
                 ):
-                    await asyncio.sleep(pause)
+                    due += interval
+                    await asyncio.sleep(max(due - loop.time(), 0.0))
             except Exception:
                 _logger.exception("Simulator tick failed")
 
@@ -222,16 +223,9 @@ class MicrogridSimulator:
         return to_timestamp(datetime.now(UTC))
 
 
-def step_pause_s(group_count: int, sample_period_s: float) -> float:
-    """The pause between two publishing steps: 4 ms, or less for short periods.
-
-    The pauses of a round add up to at most `ROUND_SPREAD` of the sample period,
-    so a round always ends well before the next one starts.
-    """
-    steps = group_count // PUBLISH_STEP
-    if steps == 0:
-        return 0.0
-    return min(MAX_STEP_PAUSE_S, ROUND_SPREAD * sample_period_s / steps)
+def round_part_interval_s(sample_period_s: float) -> float:
+    """Time between the starts of two parts of a publishing round."""
+    return ROUND_SPREAD * sample_period_s / STEPS_PER_ROUND
 
 
 @contextlib.asynccontextmanager
