@@ -110,6 +110,10 @@ def _value(
     return math.nan if value is None else value
 
 
+BATTERY_STATE_METRICS = (members.SOC, members.CAPACITY, members.DC_POWER)
+"""The metrics `battery_state` reads (values and bounds)."""
+
+
 def battery_state(store: TelemetryStore | FreshView, battery_id: int) -> BatteryState:
     """One battery's distribution input; NaN where the telemetry is missing.
 
@@ -134,13 +138,6 @@ def battery_inverters(topology: Topology, battery_ids: Iterable[int]) -> list[in
     for battery_id in battery_ids:
         inverters.update(topology.inverters_of_battery(battery_id)[:1])
     return sorted(inverters)
-
-
-_PAIR_METRICS: dict[bool, tuple[Metric, ...]] = {
-    False: (members.AC_POWER,),
-    True: (members.CAPACITY, members.SOC, members.DC_POWER),
-}
-"""The metrics a pair is built from: an inverter's (False) and a battery's (True)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +211,11 @@ class BatteryPairs:
             inverter_id, inverter_bounds, [battery_state(view, b) for b in batteries]
         )
         oldest_arrival = min(
-            view.oldest_fresh_arrival(component_id, _PAIR_METRICS[is_battery])
-            for component_id, is_battery in (
-                (inverter_id, False),
-                *((b, True) for b in batteries),
-            )
+            [view.oldest_fresh_arrival(b, BATTERY_STATE_METRICS) for b in batteries],
+            default=math.inf,
+        )
+        oldest_arrival = min(
+            oldest_arrival, view.oldest_fresh_arrival(inverter_id, (members.AC_POWER,))
         )
         self._built[inverter_id] = _BuiltPair(revisions, oldest_arrival, pair)
         return pair
