@@ -322,25 +322,34 @@ class HealthTracker:
         self._readings: dict[int, Reading] = {}
         self._capacities: dict[int, float] = {}
         self._blocks: dict[int, BlockingStatus] = {}
+        self._fine_since: dict[int, float] = {}
+        """Components judged free of problems, with the oldest reading time used.
+
+        The judgement holds, without re-running the checks, while that reading is
+        not too old and the component's inputs stay the same (an input change
+        drops it). Steering asks for the health of every battery per proposal.
+        """
 
     # -- registration ---------------------------------------------------------
 
     def add_battery(self, battery_id: int, inverter_id: int) -> None:
         """Track a battery and the inverter that feeds it."""
-        self._kinds[battery_id] = ComponentKind.BATTERY
         self._inverter_of[battery_id] = inverter_id
         self._batteries_behind.setdefault(inverter_id, set()).add(battery_id)
-        self._blocks.setdefault(battery_id, self._new_block())
+        self._register(battery_id, ComponentKind.BATTERY)
 
     def add_ev_charger(self, charger_id: int) -> None:
         """Track an EV charger."""
-        self._kinds[charger_id] = ComponentKind.EV_CHARGER
-        self._blocks.setdefault(charger_id, self._new_block())
+        self._register(charger_id, ComponentKind.EV_CHARGER)
 
     def add_pv_inverter(self, inverter_id: int) -> None:
         """Track a PV inverter."""
-        self._kinds[inverter_id] = ComponentKind.PV_INVERTER
-        self._blocks.setdefault(inverter_id, self._new_block())
+        self._register(inverter_id, ComponentKind.PV_INVERTER)
+
+    def _register(self, component_id: int, kind: ComponentKind) -> None:
+        self._kinds[component_id] = kind
+        self._blocks.setdefault(component_id, self._new_block())
+        self._fine_since.pop(component_id, None)  # judged as another kind
 
     def _new_block(self) -> BlockingStatus:
         return BlockingStatus(
@@ -368,6 +377,7 @@ class HealthTracker:
         self._readings[component_id] = reading
         if capacity is not None:
             self._capacities[component_id] = capacity
+        self._inputs_changed(component_id)
         for cid in affected:
             if not was_ok[cid] and self.problem(cid, reading.at) is None:
                 self._blocks[cid].unblock()
@@ -389,6 +399,7 @@ class HealthTracker:
             )
         elif capacity is not None:
             self._capacities[component_id] = capacity
+            self._inputs_changed(component_id)
 
     def record_result(self, result: Result, now: float) -> None:
         """Block the components whose command failed; unblock those that succeeded."""
@@ -420,6 +431,9 @@ class HealthTracker:
 
     def problem(self, component_id: int, now: float) -> str | None:
         """Return why the telemetry says the component is not working, or `None`."""
+        fine_since = self._fine_since.get(component_id)
+        if fine_since is not None and now - fine_since <= self.max_data_age:
+            return None  # the very checks below, on the same inputs, said so
         kind = self._kinds.get(component_id)
         reading = self._readings.get(component_id)
         age = self.max_data_age
@@ -427,13 +441,19 @@ class HealthTracker:
             case ComponentKind.BATTERY:
                 inverter = self._readings.get(self._inverter_of[component_id])
                 capacity = self._capacities.get(component_id)
-                return battery_problem(reading, capacity, inverter, now, age)
+                problem = battery_problem(reading, capacity, inverter, now, age)
+                if problem is None and reading is not None and inverter is not None:
+                    self._fine_since[component_id] = min(reading.at, inverter.at)
+                return problem
             case ComponentKind.EV_CHARGER:
-                return ev_charger_problem(reading, now, age)
+                problem = ev_charger_problem(reading, now, age)
             case ComponentKind.PV_INVERTER:
-                return pv_inverter_problem(reading, now, age)
+                problem = pv_inverter_problem(reading, now, age)
             case None:
                 return "not a controllable component"
+        if problem is None and reading is not None:
+            self._fine_since[component_id] = reading.at
+        return problem
 
     def health(self, component_id: int, now: float) -> ComponentHealth:
         """Return the component's health at `now`."""
@@ -485,6 +505,11 @@ class HealthTracker:
         return [self.status(cid, now) for cid in sorted(self._kinds)]
 
     # -- internals ------------------------------------------------------------
+
+    def _inputs_changed(self, component_id: int) -> None:
+        """Forget the judgements that relied on this component's old inputs."""
+        for affected in self._affected_by(component_id):
+            self._fine_since.pop(affected, None)
 
     def _affected_by(self, component_id: int) -> list[int]:
         """Tracked components whose health depends on this component's telemetry."""
