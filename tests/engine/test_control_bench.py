@@ -60,9 +60,13 @@ class Bench:
 
 @contextlib.asynccontextmanager
 async def control_bench(
-    scenario: str, *, speed: float = 1.0, **controller_args: Any
+    scenario: str, *, speed: float = 1.0, ticking: bool = True, **controller_args: Any
 ) -> AsyncIterator[Bench]:
-    """Run the whole steering chain against a simulated `scenario`."""
+    """Run the whole steering chain against a simulated `scenario`.
+
+    With `ticking=False` the controller ticks only when the test says so (no tick
+    from the monitor can interleave with what the test awaits).
+    """
     async with running_simulator(
         load_scenario(scenario), speed=speed, sample_period_s=TICK_S
     ) as sim:
@@ -70,11 +74,18 @@ async def control_bench(
         try:
             topology = await load_topology(client)
             holder: list[MicrogridController] = []
+
+            def on_snapshot(_: object) -> None:
+                if holder and ticking:
+                    holder[0].on_tick()
+
             monitor = MicrogridMonitor(
                 client,
                 topology,
                 tick_s=TICK_S,
-                on_snapshot=lambda _: holder[0].on_tick() if holder else None,
+                on_snapshot=lambda _: (
+                    holder[0].on_tick() if holder and ticking else None
+                ),
             )
             controller = MicrogridController(
                 client, topology, monitor.store, **controller_args
