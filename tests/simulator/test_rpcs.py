@@ -27,6 +27,7 @@ import pytest
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator.control import SETPOINT_HISTORY
 
 from .conftest import (
     BATTERY,
@@ -376,3 +377,14 @@ async def test_start_standby_stop(
     await first_matching(
         client, component, metrics, lambda s: value(s, metrics[0]) == 1000.0
     )
+
+
+def test_the_setpoint_history_keeps_the_newest_and_stays_bounded(
+    sim: MicrogridSimulator,
+) -> None:
+    # A simulator runs for days: every setpoint kept would grow without end.
+    for i in range(SETPOINT_HISTORY + 5):
+        sim.control.set_active_power(BATTERY_INVERTER, float(i % 3000), 60.0, 0.0)
+    assert len(sim.setpoints) == SETPOINT_HISTORY
+    assert sim.setpoints[0].power_w == 5.0  # the five oldest are gone
+    assert sim.setpoints[-1].power_w == float((SETPOINT_HISTORY + 4) % 3000)

@@ -7,6 +7,7 @@ every refusal must surface as a gRPC error.
 
 from __future__ import annotations
 
+from collections import deque
 import math
 from typing import NamedTuple
 
@@ -30,6 +31,8 @@ BOUNDS_LIFETIME_S = (5.0, 900.0)
 """Allowed `request_lifetime` of an augment-bounds request (seconds, inclusive)."""
 DEFAULT_BOUNDS_LIFETIME_S = 5.0
 """Lifetime of augmented bounds whose request gives none (the API's default)."""
+SETPOINT_HISTORY = 10_000
+"""Setpoints kept for inspection (the newest): a simulator runs for days."""
 
 
 class ReceivedSetpoint(NamedTuple):
@@ -62,8 +65,10 @@ class PowerControl:
         """Control `model`, honouring the faults in `faults`."""
         self._model = model
         self._faults = faults
-        self.setpoints: list[ReceivedSetpoint] = []
-        self.reactive_setpoints: list[ReceivedSetpoint] = []
+        self.setpoints: deque[ReceivedSetpoint] = deque(maxlen=SETPOINT_HISTORY)
+        self.reactive_setpoints: deque[ReceivedSetpoint] = deque(
+            maxlen=SETPOINT_HISTORY
+        )
         self.unsafe_setpoint_count = 0
         self._previous_bounds: dict[int, PowerBounds] = {}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 import contextlib
 from datetime import UTC, datetime
 import logging
@@ -108,8 +108,11 @@ class MicrogridSimulator:
     # --- observations --------------------------------------------------------------
 
     @property
-    def setpoints(self) -> list[ReceivedSetpoint]:
-        """Every active-power setpoint received: (sim_time, id, power_w, lifetime_s)."""
+    def setpoints(self) -> Sequence[ReceivedSetpoint]:
+        """The active-power setpoints received, oldest first (the newest 10,000).
+
+        Each is (sim_time, id, power_w, lifetime_s).
+        """
         return self.control.setpoints
 
     def setpoints_to(self, component_id: int) -> list[float]:
