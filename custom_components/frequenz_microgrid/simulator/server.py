@@ -206,6 +206,7 @@ class MicrogridSimulator:
             await asyncio.sleep(max(next_tick - loop.time(), 0.0))
             try:
                 self._advance()
+                await asyncio.sleep(0)  # requests that came meanwhile go first
                 due = loop.time()
                 for _ in self.hub.publish_in_steps(
                     self.model, self.faults, self._now_timestamp()
