@@ -386,5 +386,6 @@ def test_the_setpoint_history_keeps_the_newest_and_stays_bounded(
     for i in range(SETPOINT_HISTORY + 5):
         sim.control.set_active_power(BATTERY_INVERTER, float(i % 3000), 60.0, 0.0)
     assert len(sim.setpoints) == SETPOINT_HISTORY
+    assert sim.control.setpoints_received == SETPOINT_HISTORY + 5  # all counted
     assert sim.setpoints[0].power_w == 5.0  # the five oldest are gone
     assert sim.setpoints[-1].power_w == float((SETPOINT_HISTORY + 4) % 3000)

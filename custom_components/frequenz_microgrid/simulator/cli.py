@@ -100,7 +100,7 @@ async def apply_command(sim: MicrogridSimulator, line: str) -> str:
             return f"EV unplugged from {charger_id}"
         case ["status"]:
             return (
-                f"setpoints={len(sim.setpoints)} "
+                f"setpoints={sim.control.setpoints_received} "
                 f"unsafe_setpoints={sim.unsafe_setpoint_count} "
                 f"streams={sim.hub.stream_count} sim_time={sim.model.now_s:.0f}s"
             )

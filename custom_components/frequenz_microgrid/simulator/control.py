@@ -69,6 +69,8 @@ class PowerControl:
         self.reactive_setpoints: deque[ReceivedSetpoint] = deque(
             maxlen=SETPOINT_HISTORY
         )
+        self.setpoints_received = 0
+        """Every active-power setpoint received (the history keeps the newest)."""
         self.unsafe_setpoint_count = 0
         self._previous_bounds: dict[int, PowerBounds] = {}
 
@@ -97,6 +99,7 @@ class PowerControl:
         """
         lifetime = self._check_request(component_id, power_w, lifetime_s)
         self.setpoints.append(ReceivedSetpoint(now_s, component_id, power_w, lifetime))
+        self.setpoints_received += 1
         bounds = self._model.setpoint_bounds(component_id)
         assert bounds is not None
         previous = self._previous_bounds.get(component_id, bounds)
