@@ -83,9 +83,7 @@ async def control_bench(
                 client,
                 topology,
                 tick_s=TICK_S,
-                on_snapshot=lambda _: (
-                    holder[0].on_tick() if holder and ticking else None
-                ),
+                on_snapshot=on_snapshot,
             )
             controller = MicrogridController(
                 client, topology, monitor.store, **controller_args

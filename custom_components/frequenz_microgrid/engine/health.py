@@ -349,7 +349,7 @@ class HealthTracker:
     def _register(self, component_id: int, kind: ComponentKind) -> None:
         self._kinds[component_id] = kind
         self._blocks.setdefault(component_id, self._new_block())
-        self._fine_since.pop(component_id, None)  # judged as another kind
+        self._forget_judgements((component_id,))  # judged as another kind
 
     def _new_block(self) -> BlockingStatus:
         return BlockingStatus(
@@ -366,19 +366,16 @@ class HealthTracker:
         A component whose telemetry turns good again after being bad or old gets a
         fresh start: its block is lifted (as the SDK does), so it is tried again.
         """
+        affected = self._affected_by(component_id)
         # Only a block can be lifted: skip the telemetry checks for the others
         # (nearly all of them, on every tick).
-        affected = [
-            cid
-            for cid in self._affected_by(component_id)
-            if self._blocks[cid].blocked_until is not None
-        ]
-        was_ok = {cid: self.problem(cid, reading.at) is None for cid in affected}
+        blocked = [c for c in affected if self._blocks[c].blocked_until is not None]
+        was_ok = {cid: self.problem(cid, reading.at) is None for cid in blocked}
         self._readings[component_id] = reading
         if capacity is not None:
             self._capacities[component_id] = capacity
-        self._inputs_changed(component_id)
-        for cid in affected:
+        self._forget_judgements(affected)
+        for cid in blocked:
             if not was_ok[cid] and self.problem(cid, reading.at) is None:
                 self._blocks[cid].unblock()
 
@@ -399,7 +396,7 @@ class HealthTracker:
             )
         elif capacity is not None:
             self._capacities[component_id] = capacity
-            self._inputs_changed(component_id)
+            self._forget_judgements(self._affected_by(component_id))
 
     def record_result(self, result: Result, now: float) -> None:
         """Block the components whose command failed; unblock those that succeeded."""
@@ -506,10 +503,10 @@ class HealthTracker:
 
     # -- internals ------------------------------------------------------------
 
-    def _inputs_changed(self, component_id: int) -> None:
-        """Forget the judgements that relied on this component's old inputs."""
-        for affected in self._affected_by(component_id):
-            self._fine_since.pop(affected, None)
+    def _forget_judgements(self, component_ids: Iterable[int]) -> None:
+        """Forget the judgements that relied on these components' old inputs."""
+        for component_id in component_ids:
+            self._fine_since.pop(component_id, None)
 
     def _affected_by(self, component_id: int) -> list[int]:
         """Tracked components whose health depends on this component's telemetry."""

@@ -78,7 +78,7 @@ class _ComponentTelemetry:
     last_arrived: float = 0.0
     last_seen: datetime | None = None
     revision: int = 0
-    """The store's write count at this entry's last change (`FreshView.revision`)."""
+    """The store's write count at this entry's last write (`FreshView.revision`)."""
 
 
 class FreshView:

@@ -2,7 +2,7 @@
 
 It ships with the integration so a demo entry can run a microgrid without
 hardware, and it is the test bench for the engine: every setpoint it receives is
-recorded and checked against the component's bounds.
+checked against the component's bounds and counted (the newest are kept).
 
     scenario = load_scenario("home")
     async with running_simulator(scenario, speed=10) as sim:

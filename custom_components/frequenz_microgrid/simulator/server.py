@@ -116,7 +116,10 @@ class MicrogridSimulator:
         return self.control.setpoints
 
     def setpoints_to(self, component_id: int) -> list[float]:
-        """The active powers (W) `component_id` was sent, oldest first."""
+        """The active powers (W) `component_id` was sent, oldest first.
+
+        Among the newest `SETPOINT_HISTORY` setpoints (`setpoints`).
+        """
         return [s.power_w for s in self.setpoints if s.component_id == component_id]
 
     def held_setpoint(self, component_id: int) -> float | None:
@@ -191,12 +194,12 @@ class MicrogridSimulator:
     async def _tick_forever(self) -> None:
         """Advance and publish every sample period, spreading each round.
 
-        A round's parts (`TelemetryHub.publish_in_steps`) start at even intervals
-        over `ROUND_SPREAD` of the period, as components that report at their own
-        pace would send them: a set-power request that arrives meanwhile is
-        answered within a part, while a burst of hundreds of streams would keep
-        both ends of the connection busy for tens of milliseconds. All messages of
-        a round carry the same sample time.
+        A round's parts (`TelemetryHub.publish_in_steps`) start at even intervals,
+        over at most `ROUND_SPREAD` of the period, as components that report at
+        their own pace would send them: a set-power request that arrives
+        meanwhile is answered within a part, while a burst of hundreds of streams
+        would keep both ends of the connection busy for tens of milliseconds. All
+        messages of a round carry the same sample time.
         """
         loop = asyncio.get_running_loop()
         interval = round_part_interval_s(self.sample_period_s)
@@ -206,7 +209,7 @@ class MicrogridSimulator:
             await asyncio.sleep(max(next_tick - loop.time(), 0.0))
             try:
                 self._advance()
-                await asyncio.sleep(0)  # requests that came meanwhile go first
+                await asyncio.sleep(0)  # requests that came meanwhile get a turn first
                 due = loop.time()
                 for _ in self.hub.publish_in_steps(
                     self.model, self.faults, self._now_timestamp()

@@ -110,7 +110,8 @@ class TelemetryHub:
         Yields between two parts; the caller spreads them over the sample period,
         so a set-power request that arrives meanwhile waits for one part at most,
         not for hundreds of streams (serialising 400 components takes ≈20 ms).
-        Streams opened or closed meanwhile join the next round or are skipped.
+        A stream opened meanwhile gets its greeting and joins its group (or, in a
+        new group, the next round); a stream closed meanwhile is skipped.
         """
         groups = list(self._groups.items())
         size = max(1, math.ceil(len(groups) / steps))
