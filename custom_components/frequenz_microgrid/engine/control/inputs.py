@@ -211,11 +211,13 @@ class BatteryPairs:
             inverter_id, inverter_bounds, [battery_state(view, b) for b in batteries]
         )
         oldest_arrival = min(
-            [view.oldest_fresh_arrival(b, BATTERY_STATE_METRICS) for b in batteries],
-            default=math.inf,
-        )
-        oldest_arrival = min(
-            oldest_arrival, view.oldest_fresh_arrival(inverter_id, (members.AC_POWER,))
+            [
+                view.oldest_fresh_arrival(inverter_id, (members.AC_POWER,)),
+                *(
+                    view.oldest_fresh_arrival(b, BATTERY_STATE_METRICS)
+                    for b in batteries
+                ),
+            ]
         )
         self._built[inverter_id] = _BuiltPair(revisions, oldest_arrival, pair)
         return pair
