@@ -75,18 +75,15 @@ class PowerControl:
         self._previous_bounds: dict[int, PowerBounds] = {}
 
     def remember_bounds(self) -> None:
-        """Keep the bounds clients can currently see, before the model moves on.
+        """Keep the bounds clients can see, once the model has moved on.
 
         A client acts on the last telemetry it received; a setpoint that was safe
         under the bounds of the previous tick is not counted as unsafe just because
-        the SoC moved a little since.
+        the SoC moved a little since. Those are the bounds each battery inverter's
+        last advance started from (the only bounds that move with time; others
+        change only by a client's augmentation, or widen when one lapses).
         """
-        self._previous_bounds = {
-            cid: bounds
-            for cid, runtime in self._model.components.items()
-            if runtime.spec.kind in CONTROLLABLE_KINDS
-            and (bounds := self._model.setpoint_bounds(cid)) is not None
-        }
+        self._previous_bounds = dict(self._model.bounds_at_last_advance)
 
     def set_active_power(
         self, component_id: int, power_w: float, lifetime_s: float | None, now_s: float

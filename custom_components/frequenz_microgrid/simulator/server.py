@@ -188,8 +188,8 @@ class MicrogridSimulator:
         self.hub.publish(self.model, self.faults, self._now_timestamp())
 
     def _advance(self) -> None:
-        self.control.remember_bounds()
         self.model.advance_to(self.clock.now())
+        self.control.remember_bounds()
 
     async def _tick_forever(self) -> None:
         """Advance and publish every sample period, spreading each round.

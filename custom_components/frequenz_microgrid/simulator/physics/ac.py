@@ -47,6 +47,10 @@ class PhasePowers:
         """Phase-wise sum (devices in parallel behind one meter)."""
         return PhasePowers(self.l1 + other.l1, self.l2 + other.l2, self.l3 + other.l3)
 
+    def __sub__(self, other: PhasePowers) -> PhasePowers:
+        """Phase-wise difference (how a device's power changed)."""
+        return PhasePowers(self.l1 - other.l1, self.l2 - other.l2, self.l3 - other.l3)
+
     def currents(self, voltage_v: float = NOMINAL_VOLTAGE_V) -> tuple[float, ...]:
         """Per-phase current (A) at `voltage_v`, signed like the power (I = P / U)."""
         return tuple(p / voltage_v for p in self.as_tuple())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 
 from ...engine.bounds import PowerBounds
 
@@ -12,6 +13,9 @@ TAPER_WIDTH_PCT = 5.0
 Real battery management systems reduce the allowed charge (discharge) power as the
 SoC approaches its upper (lower) limit instead of cutting it off abruptly.
 """
+
+THERMAL_TIME_CONSTANT_S = 600.0
+"""How quickly a battery's temperature follows the heat its power produces."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,8 @@ class BatteryState:
         self.dc_power_w = dc_power_w
         self.soc_pct += stored_w * dt_s / 3600.0 / p.capacity_wh * 100.0
         self.soc_pct = min(max(self.soc_pct, 0.0), 100.0)
-        # A gentle thermal model: heat with power, relax towards 25 °C.
+        # A gentle thermal model: heat with power, relax towards 25 °C with a time
+        # constant of 10 minutes (exactly, so the result does not depend on the step).
         target_c = 25.0 + abs(dc_power_w) / max(p.max_charge_w, 1.0) * 10.0
-        self.temperature_c += (target_c - self.temperature_c) * min(dt_s / 600.0, 1.0)
+        relaxed = math.exp(-dt_s / THERMAL_TIME_CONSTANT_S)
+        self.temperature_c = target_c + (self.temperature_c - target_c) * relaxed

@@ -7,9 +7,11 @@ The server validates requests with `setpoint_bounds` and applies them with the
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 import enum
+import itertools
 
 from ...engine.bounds import PowerBounds, intersect_pair, sum_bounds
 from ..scenario import ComponentSpec, EvArrival, Kind, Scenario
@@ -28,6 +30,10 @@ AC_KINDS = frozenset(
     {Kind.GRID, Kind.METER, Kind.BATTERY_INVERTER, Kind.PV_INVERTER, Kind.EV_CHARGER}
 )
 """Kinds that measure AC power (all but batteries, which report DC power)."""
+
+
+type Piece = tuple[float, PhasePowers]
+"""Until when (simulated seconds) a component carried these phase powers."""
 
 
 class Operation(enum.Enum):
@@ -94,11 +100,26 @@ class MicrogridModel:
             c.id: [k.id for k in scenario.children(c.id)] for c in scenario.components
         }
         self._bottom_up = list(reversed(list(self._top_down())))
-        self._pending_arrivals: list[EvArrival] = sorted(
-            scenario.ev_arrivals, key=lambda a: a.arrive_at_s
-        )
-        self._apply_due_events()
-        self._step(0.0)
+        self._steered_with: dict[int, list[ComponentRuntime]] = {
+            cid: [runtime, *self._batteries_under(runtime)]
+            for cid, runtime in self.components.items()
+        }
+        """Per component, the runtimes an event of its step may concern."""
+        self._steered_batteries = {
+            member.spec.id
+            for members in self._steered_with.values()
+            for member in members[1:]
+        }
+        self._pending_arrivals: dict[int, deque[EvArrival]] = {}
+        for arrival in sorted(scenario.ev_arrivals, key=lambda a: a.arrive_at_s):
+            self._pending_arrivals.setdefault(arrival.charger_id, deque()).append(
+                arrival
+            )
+        self.bounds_at_last_advance: dict[int, PowerBounds] = {}
+        """Each battery inverter's setpoint bounds when the last advance began."""
+        for runtime in self.components.values():
+            self._apply_due_events(runtime, 0.0)
+        self._run(0.0, 0.0)
 
     # --- queries -------------------------------------------------------------
 
@@ -110,12 +131,21 @@ class MicrogridModel:
         """Ids of the components directly behind `component_id`."""
         return self._children[component_id]
 
+    def _batteries_under(self, runtime: ComponentRuntime) -> list[ComponentRuntime]:
+        if runtime.spec.kind is not Kind.BATTERY_INVERTER:
+            return []
+        return [
+            child
+            for cid in self._children[runtime.spec.id]
+            if (child := self.components[cid]).battery is not None
+        ]
+
     def batteries_of(self, inverter_id: int) -> list[BatteryState]:
         """The batteries behind a battery inverter."""
         return [
-            b
-            for cid in self._children[inverter_id]
-            if (b := self.components[cid].battery) is not None
+            battery
+            for member in self._steered_with[inverter_id][1:]
+            if (battery := member.battery) is not None
         ]
 
     def time_of_day_s(self) -> float:
@@ -248,94 +278,187 @@ class MicrogridModel:
     def advance_to(self, sim_time_s: float) -> None:
         """Run the physics up to `sim_time_s`, stopping exactly at every event.
 
-        Events (a setpoint lapsing, an EV arriving or locking its cable) split the
-        step, so the result does not depend on how often the server ticks.
+        Events (a setpoint or bounds lapsing, an EV arriving, locking its cable or
+        leaving) split the step, so the result does not depend on how often the
+        server ticks. They split only the step of the component they concern (a
+        battery inverter together with its batteries): components are independent
+        but for the meters, which add up what their children carried piece by
+        piece. An advance therefore costs one step per component plus one per
+        event — 100 setpoints lapsing within one tick do not step the whole
+        microgrid 100 times.
         """
-        while self.now_s < sim_time_s:
-            upcoming = [t for t in self._event_times() if self.now_s < t < sim_time_s]
-            until = min(upcoming, default=sim_time_s)
-            self._step(until - self.now_s)
-            self.now_s = until
-            self._apply_due_events()
+        if sim_time_s > self.now_s:
+            self._run(self.now_s, sim_time_s)
+            self.now_s = sim_time_s
 
-    def _event_times(self) -> Iterator[float]:
-        for runtime in self.components.values():
-            if runtime.active_setpoint is not None:
-                yield runtime.active_setpoint.expires_at_s
-            if runtime.reactive_setpoint is not None:
-                yield runtime.reactive_setpoint.expires_at_s
-            for augmentation in runtime.augmentations:
-                yield augmentation.expires_at_s
-            if (
-                runtime.ev_charger is not None
-                and runtime.ev_charger.session is not None
-            ):
-                session = runtime.ev_charger.session
-                yield session.plugged_at_s + LOCK_DELAY_S
-                if session.departs_at_s is not None:
-                    yield session.departs_at_s
-        if self._pending_arrivals:
-            yield self._pending_arrivals[0].arrive_at_s
-
-    def _apply_due_events(self) -> None:
-        now = self.now_s
-        for runtime in self.components.values():
-            if runtime.active_setpoint and runtime.active_setpoint.expires_at_s <= now:
-                runtime.active_setpoint = None
-            if (
-                runtime.reactive_setpoint
-                and runtime.reactive_setpoint.expires_at_s <= now
-            ):
-                runtime.reactive_setpoint = None
-            if runtime.augmentations:
-                runtime.augmentations = [
-                    a for a in runtime.augmentations if a.expires_at_s > now
-                ]
-            charger = runtime.ev_charger
-            if (
-                charger is not None
-                and charger.session is not None
-                and charger.session.departs_at_s is not None
-                and charger.session.departs_at_s <= now
-            ):
-                self.unplug_ev(runtime.spec.id)
-        while self._pending_arrivals and self._pending_arrivals[0].arrive_at_s <= now:
-            arrival = self._pending_arrivals.pop(0)
-            charger = self.components[arrival.charger_id].ev_charger
-            if charger is not None and charger.session is None:
-                self.plug_ev(arrival.charger_id, arrival.ev, arrival.depart_at_s)
-
-    def _step(self, dt_s: float) -> None:
-        """Hold every component's power for `dt_s` seconds, leaves first."""
+    def _run(self, start_s: float, end_s: float) -> None:
+        """Step every component from `start_s` to `end_s`, leaves first."""
+        pieces: dict[int, list[Piece]] = {}
         for component_id in self._bottom_up:
             runtime = self.components[component_id]
+            kind = runtime.spec.kind
+            if kind is Kind.BATTERY:
+                pass  # carried by its inverter
+            elif kind is Kind.METER or kind is Kind.GRID:
+                pieces[component_id] = self._sum_children(
+                    runtime, start_s, end_s, pieces
+                )
+            else:
+                pieces[component_id] = self._run_steered(runtime, start_s, end_s)
+            runtime.reactive_power_w = self._reactive_power(runtime, end_s)
+            if component_id not in self._steered_batteries:
+                self._apply_due_events(runtime, end_s)
+
+    def _run_steered(
+        self, runtime: ComponentRuntime, start_s: float, end_s: float
+    ) -> list[Piece]:
+        """Step an inverter or EV charger, split at its own events; its pieces.
+
+        The first piece of a battery inverter records the setpoint bounds it
+        started from (`bounds_at_last_advance`): what clients last saw.
+        """
+        pieces: list[Piece] = []
+        at_s = start_s
+        while True:
+            until_s = self._next_event_s(runtime, at_s, end_s)
+            dt_s = until_s - at_s
             match runtime.spec.kind:
                 case Kind.BATTERY_INVERTER:
-                    self._step_battery_inverter(runtime, dt_s)
+                    bounds = self._step_battery_inverter(runtime, dt_s)
+                    if at_s == start_s:
+                        self.bounds_at_last_advance[runtime.spec.id] = bounds
                 case Kind.PV_INVERTER:
-                    self._step_pv_inverter(runtime)
+                    self._step_pv_inverter(runtime, at_s)
                 case Kind.EV_CHARGER:
-                    self._step_ev_charger(runtime, dt_s)
-                case Kind.METER | Kind.GRID:
-                    self._step_meter(runtime)
-                case Kind.BATTERY:
-                    pass  # carried by its inverter
-            runtime.reactive_power_w = (
-                runtime.reactive_setpoint.value
-                if runtime.reactive_setpoint is not None and runtime.producing_power
-                else self._children_reactive(runtime)
-            )
-            if runtime.spec.kind in AC_KINDS:
-                runtime.energy.add(runtime.phases.total, dt_s)
+                    self._step_ev_charger(runtime, at_s, dt_s)
+            runtime.energy.add(runtime.phases.total, dt_s)
+            pieces.append((until_s, runtime.phases))
+            if until_s >= end_s:
+                return pieces
+            at_s = until_s
+            self._apply_due_events(runtime, at_s)
 
-    def _children_reactive(self, runtime: ComponentRuntime) -> float:
+    def _sum_children(
+        self,
+        runtime: ComponentRuntime,
+        start_s: float,
+        end_s: float,
+        pieces: dict[int, list[Piece]],
+    ) -> list[Piece]:
+        """A meter's power: its base load plus its children's, piece by piece."""
+        spec = runtime.spec
+        base = PhasePowers.split(spec.base_load_w, spec.base_load_split)
+        children = [
+            pieces.get(child) or [(end_s, self.components[child].phases)]
+            for child in self._children[spec.id]
+        ]
+        final = base
+        for child_pieces in children:
+            final = final + child_pieces[-1][1]
+        own: list[Piece] = []
+        at_s = start_s
+        split = [child_pieces for child_pieces in children if len(child_pieces) > 1]
+        if split:
+            changes = sorted(
+                (
+                    (earlier[0], later[1] - earlier[1])
+                    for child_pieces in split
+                    for earlier, later in itertools.pairwise(child_pieces)
+                ),
+                key=lambda change: change[0],
+            )
+            current = base
+            for child_pieces in children:
+                current = current + child_pieces[0][1]
+            for change_s, delta in changes:
+                if change_s > at_s:
+                    own.append((change_s, current))
+                    runtime.energy.add(current.total, change_s - at_s)
+                    at_s = change_s
+                current = current + delta
+        own.append((end_s, final))
+        runtime.energy.add(final.total, end_s - at_s)
+        runtime.phases = final
+        return own
+
+    def _reactive_power(self, runtime: ComponentRuntime, end_s: float) -> float:
+        """Reactive power at the end of a step: the setpoint, or the children's sum."""
+        setpoint = runtime.reactive_setpoint
+        if (
+            setpoint is not None
+            and setpoint.expires_at_s >= end_s
+            and runtime.producing_power
+        ):
+            return setpoint.value
         if runtime.spec.kind not in (Kind.METER, Kind.GRID):
             return 0.0
         return sum(
             self.components[c].reactive_power_w for c in self._children[runtime.spec.id]
         )
 
-    def _step_battery_inverter(self, runtime: ComponentRuntime, dt_s: float) -> None:
+    def _next_event_s(
+        self, runtime: ComponentRuntime, after_s: float, before_s: float
+    ) -> float:
+        """The first time after `after_s` something changes what a component carries.
+
+        A setpoint or bounds (its own or its batteries') lapsing, its EV locking
+        the cable or leaving, the next EV arriving; `before_s` if none comes first.
+        """
+        until_s = before_s
+        for member in self._steered_with[runtime.spec.id]:
+            setpoint = member.active_setpoint
+            if setpoint is not None and after_s < setpoint.expires_at_s < until_s:
+                until_s = setpoint.expires_at_s
+            for augmentation in member.augmentations:
+                if after_s < augmentation.expires_at_s < until_s:
+                    until_s = augmentation.expires_at_s
+        charger = runtime.ev_charger
+        if charger is None:
+            return until_s
+        times: list[float] = []
+        if (session := charger.session) is not None:
+            times.append(session.plugged_at_s + LOCK_DELAY_S)
+            if session.departs_at_s is not None:
+                times.append(session.departs_at_s)
+        if arrivals := self._pending_arrivals.get(runtime.spec.id):
+            times.append(arrivals[0].arrive_at_s)
+        return min([until_s, *(t for t in times if after_s < t)])
+
+    def _apply_due_events(self, runtime: ComponentRuntime, now_s: float) -> None:
+        """Apply what is due at `now_s` to a component (and its batteries)."""
+        for member in self._steered_with[runtime.spec.id]:
+            active = member.active_setpoint
+            if active is not None and active.expires_at_s <= now_s:
+                member.active_setpoint = None
+            reactive = member.reactive_setpoint
+            if reactive is not None and reactive.expires_at_s <= now_s:
+                member.reactive_setpoint = None
+            if member.augmentations:
+                member.augmentations = [
+                    a for a in member.augmentations if a.expires_at_s > now_s
+                ]
+        charger = runtime.ev_charger
+        if charger is None:
+            return
+        session = charger.session
+        if (
+            session is not None
+            and session.departs_at_s is not None
+            and session.departs_at_s <= now_s
+        ):
+            self.unplug_ev(runtime.spec.id)
+        arrivals = self._pending_arrivals.get(runtime.spec.id)
+        while arrivals and arrivals[0].arrive_at_s <= now_s:
+            arrival = arrivals.popleft()
+            if charger.session is None:
+                charger.session = EvSession(
+                    arrival.ev, arrival.arrive_at_s, arrival.depart_at_s
+                )
+
+    def _step_battery_inverter(
+        self, runtime: ComponentRuntime, dt_s: float
+    ) -> PowerBounds:
+        """Carry the setpoint (clamped to the bounds) for `dt_s`; return the bounds."""
         batteries = self.batteries_of(runtime.spec.id)
         target = 0.0
         if runtime.producing_power and runtime.active_setpoint is not None:
@@ -352,30 +475,27 @@ class MicrogridModel:
         ):
             battery.carry(share, dt_s)
         runtime.phases = PhasePowers.balanced(power)
+        return bounds
 
-    def _step_pv_inverter(self, runtime: ComponentRuntime) -> None:
+    def _step_pv_inverter(self, runtime: ComponentRuntime, at_s: float) -> None:
         if not runtime.producing_power:
             runtime.phases = PhasePowers()
             return
         limit = runtime.active_setpoint.value if runtime.active_setpoint else None
-        power = pv_output_w(runtime.spec.pv_peak_w, self.time_of_day_s(), limit)
+        time_of_day_s = (self.scenario.start_time_of_day_s + at_s) % 86400.0
+        power = pv_output_w(runtime.spec.pv_peak_w, time_of_day_s, limit)
         runtime.phases = PhasePowers.balanced(power)
 
-    def _step_ev_charger(self, runtime: ComponentRuntime, dt_s: float) -> None:
+    def _step_ev_charger(
+        self, runtime: ComponentRuntime, at_s: float, dt_s: float
+    ) -> None:
         charger = runtime.ev_charger
         assert charger is not None
         setpoint = 0.0
         if runtime.producing_power and runtime.active_setpoint is not None:
             setpoint = runtime.active_setpoint.value
-        charger.charge(setpoint, self.now_s, dt_s)
+        charger.charge(setpoint, at_s, dt_s)
         runtime.phases = charger.phase_powers()
-
-    def _step_meter(self, runtime: ComponentRuntime) -> None:
-        spec = runtime.spec
-        total = PhasePowers.split(spec.base_load_w, spec.base_load_split)
-        for child in self._children[spec.id]:
-            total = total + self.components[child].phases
-        runtime.phases = total
 
     def _top_down(self) -> Iterator[int]:
         roots = [c.id for c in self.scenario.components if c.parent is None]
