@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.engine.results import Success
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
@@ -115,6 +117,25 @@ async def test_pv_is_curtailed_and_restored_to_full_production_on_withdrawal() -
         assert bench.sim.setpoints_to(PV_INVERTER)[-1] == -8000.0
         await bench.wait_for(lambda: bench.sim.held_setpoint(PV_INVERTER) is None)
         assert bench.sim.setpoints_to(PV_INVERTER)[-1] == -8000.0
+
+
+async def test_zero_limits_hold_after_three_lifetimes() -> None:
+    """0 W is a limit for chargers and PV (their default is no limit): kept alive."""
+    # Speed 10: the 10 s lifetime lapses after 1 s of real time.
+    async with control_bench("home", speed=10.0, lifetime_s=10.0) as bench:
+        outcome = await bench.controller.propose(
+            Pool.PV, source_id="automation.negative_price", priority=1, power=0.0
+        )
+        assert isinstance(outcome.result, Success)
+        start = bench.sim.clock.now()
+        while bench.sim.clock.now() - start < 32.0:
+            for component_id in (PV_INVERTER, GARAGE, DRIVEWAY):
+                assert bench.sim.held_setpoint(component_id) == 0.0, component_id
+            await asyncio.sleep(0.2)
+        bench.sim.tick()
+        assert bench.sim.model.component(PV_INVERTER).active_power_w == 0.0
+        for component_id in (PV_INVERTER, GARAGE, DRIVEWAY):
+            assert len(bench.sim.setpoints_to(component_id)) >= 4, component_id
 
 
 async def test_a_single_phase_ev_charges_and_shares_the_fuse_fairly() -> None:

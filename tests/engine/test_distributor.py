@@ -111,13 +111,34 @@ async def test_a_released_setpoint_lapses_and_the_component_falls_back(
         assert bench.sim.setpoints_to(BATTERY_INVERTER) == [1500.0]
 
 
-async def test_repeated_zero_is_not_sent_again(bench: Bench) -> None:
-    distributor = Distributor(bench.client, lifetime_s=10.0)
+async def test_repeated_zero_is_not_sent_again_where_zero_is_the_default(
+    bench: Bench,
+) -> None:
+    distributor = Distributor(
+        bench.client, lifetime_s=10.0, falls_back_to_zero=frozenset({BATTERY_INVERTER})
+    )
     await distributor.apply({BATTERY_INVERTER: 0.0})
     report = await distributor.apply({BATTERY_INVERTER: 0.0})
     assert report.succeeded == {BATTERY_INVERTER: 0.0}
     assert bench.sim.setpoints_to(BATTERY_INVERTER) == [0.0]
     assert distributor.standing_setpoints == {}
+
+
+async def test_a_zero_limit_is_kept_alive_where_zero_is_not_the_default(
+    bench: Bench,
+) -> None:
+    """PV falls back to full production: its 0 W (no production) must hold."""
+    distributor = Distributor(
+        bench.client, lifetime_s=10.0, falls_back_to_zero=frozenset({BATTERY_INVERTER})
+    )
+    async with keeping_alive(distributor):
+        await distributor.apply({PV_INVERTER: 0.0})
+        assert distributor.standing_setpoints == {PV_INVERTER: 0.0}
+        # Three lifetimes of simulated time (3 × 10 s at speed 10 = 3 real seconds).
+        for _ in range(7):
+            await asyncio.sleep(0.5)
+            assert bench.sim.held_setpoint(PV_INVERTER) == 0.0
+        assert bench.sim.setpoints_to(PV_INVERTER)[:4] == [0.0] * 4
 
 
 @pytest.mark.parametrize(

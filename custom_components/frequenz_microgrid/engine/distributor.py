@@ -110,6 +110,11 @@ class Distributor:
             is refreshed in time.
         on_keep_alive_failure: Called with the ids whose refresh failed, so the
             owner can re-distribute without them.
+        falls_back_to_zero: Components whose own default, once a setpoint lapses,
+            is 0 W (battery inverters): a 0 W to them is not kept alive, and not
+            sent again while the last accepted one was 0 W (spec §2). To any other
+            component (an EV charger, a PV inverter, whose default is to charge or
+            produce without limit) 0 W is a limit like any other: kept alive.
         clock: Monotonic seconds (injected for tests).
     """
 
@@ -123,6 +128,7 @@ class Distributor:
         refresh_fraction: float = 2 / 3,
         on_keep_alive_failure: Callable[[frozenset[int]], Awaitable[None] | None]
         | None = None,
+        falls_back_to_zero: frozenset[int] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not MIN_LIFETIME_S <= lifetime_s <= MAX_LIFETIME_S:
@@ -138,6 +144,7 @@ class Distributor:
         self._refresh_fraction = refresh_fraction
         self._wake = asyncio.Event()
         self._on_keep_alive_failure = on_keep_alive_failure
+        self._falls_back_to_zero = falls_back_to_zero
         self._clock = clock
         self._standing: dict[int, _Standing] = {}
         self._last_success: dict[int, float] = {}
@@ -152,13 +159,14 @@ class Distributor:
     async def apply(self, setpoints: Mapping[int, float]) -> DispatchReport:
         """Send `setpoints` concurrently and keep the accepted ones alive.
 
-        A 0 W setpoint to a component whose last accepted setpoint was 0 W is not
-        sent again (it is already there); it counts as succeeded.
+        A 0 W setpoint to a component that falls back to 0 W and whose last
+        accepted setpoint was 0 W is not sent again (it is already there); it
+        counts as succeeded.
         """
         to_send = {
             cid: power
             for cid, power in setpoints.items()
-            if not (power == 0.0 and self._last_success.get(cid) == 0.0)
+            if not (self._is_default(cid, power) and self._last_success.get(cid) == 0.0)
         }
         report = await self._send(to_send)
         for cid, power in setpoints.items():
@@ -310,6 +318,10 @@ class Distributor:
             self._record(component_id, power, outcome)
             return outcome
 
+    def _is_default(self, component_id: int, power: float) -> bool:
+        """Whether `power` is what the component does once its setpoint lapses."""
+        return power == 0.0 and component_id in self._falls_back_to_zero
+
     def _record(
         self, component_id: int, power: float, outcome: datetime | str | None
     ) -> None:
@@ -319,8 +331,8 @@ class Distributor:
             self._last_success.pop(component_id, None)
             return
         self._last_success[component_id] = power
-        if power == 0.0:
-            self._standing.pop(component_id, None)
+        if self._is_default(component_id, power):
+            self._standing.pop(component_id, None)  # where it falls back anyway
             return
         valid_s = self._lifetime.total_seconds()
         if outcome is not None:

@@ -119,6 +119,7 @@ class MicrogridController:
             timeout_s=timeout_s,
             lifetime_s=lifetime_s,
             on_keep_alive_failure=self._on_keep_alive_failure,
+            falls_back_to_zero=topology.battery_inverter_ids,
             clock=clock,
         )
         self._context = SteeringContext(
