@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from unittest import mock
 
-from frequenz.client.microgrid.component import ComponentErrorCode, ComponentStateCode
+from frequenz.client.common.microgrid.components import ComponentId
+from frequenz.client.microgrid.component import (
+    ComponentDataSamples,
+    ComponentErrorCode,
+    ComponentStateCode,
+)
+from frequenz.client.microgrid.metrics import Metric, MetricSample
 from frequenz.sdk.microgrid._power_distributing._component_status import (
     _blocking_status as sdk_blocking,
 )
@@ -126,16 +132,76 @@ _observations = st.builds(
 )
 
 
-def _tracker() -> HealthTracker:
+@dataclass(frozen=True)
+class _CapacityOnly:
+    """A battery message with a capacity and no state sample (`observe_data`)."""
+
+    component_id: int
+    capacity: float
+
+
+@dataclass(frozen=True)
+class _Reregister:
+    """The component is registered again, as the given kind."""
+
+    component_id: int
+    kind: str
+
+
+_capacity_only = st.builds(
+    _CapacityOnly,
+    st.sampled_from([_BATTERY, _INVERTER]),
+    st.sampled_from([50_000.0, 0.0, float("nan")]),
+)
+_reregistrations = st.builds(
+    _Reregister,
+    st.sampled_from([_BATTERY, _CHARGER, _PV]),
+    st.sampled_from(["battery", "ev_charger", "pv_inverter"]),
+)
+
+
+def _register(tracker: HealthTracker, step: _Reregister) -> None:
+    match step.kind:
+        case "battery":
+            tracker.add_battery(step.component_id, _INVERTER)
+        case "ev_charger":
+            tracker.add_ev_charger(step.component_id)
+        case _:
+            tracker.add_pv_inverter(step.component_id)
+
+
+def _capacity_message(component_id: int, capacity: float) -> ComponentDataSamples:
+    return ComponentDataSamples(
+        component_id=ComponentId(component_id),
+        metric_samples=[
+            MetricSample(
+                sampled_at=datetime(2025, 1, 1, tzinfo=UTC),
+                metric=Metric.BATTERY_CAPACITY,
+                value=capacity,
+                bounds=[],
+            )
+        ],
+        states=[],
+    )
+
+
+def _tracker(registrations: list[_Reregister]) -> HealthTracker:
     tracker = HealthTracker()
     tracker.add_battery(_BATTERY, _INVERTER)
     tracker.add_ev_charger(_CHARGER)
     tracker.add_pv_inverter(_PV)
+    for registration in registrations:
+        _register(tracker, registration)
     return tracker
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(_observations, _quarters), max_size=40))
+@given(
+    st.lists(
+        st.one_of(_observations, _quarters, _capacity_only, _reregistrations),
+        max_size=40,
+    )
+)
 @example(  # the battery's data is fresh, its older inverter data turns stale
     [
         _Observation(_BATTERY, 0.0, _STATE_SETS[0], frozenset(), 50_000.0),
@@ -143,26 +209,50 @@ def _tracker() -> HealthTracker:
         2.0,
     ]
 )
+@example(  # a battery judged fine loses its capacity in a message without states
+    [
+        _Observation(_BATTERY, 0.0, _STATE_SETS[0], frozenset(), 50_000.0),
+        _Observation(_INVERTER, 0.0, _STATE_SETS[0], frozenset(), None),
+        _CapacityOnly(_BATTERY, float("nan")),
+    ]
+)
+@example(  # a PV inverter judged fine is registered again as a battery
+    [
+        _Observation(_PV, 0.0, _STATE_SETS[0], frozenset(), None),
+        _Reregister(_PV, "battery"),
+    ]
+)
 def test_a_tracker_judges_as_one_fed_only_the_latest_inputs(
-    steps: list[_Observation | float],
+    steps: list[_Observation | float | _CapacityOnly | _Reregister],
 ) -> None:
     """Judgements kept between calls never outlive the inputs they were made on."""
-    tracker = _tracker()
-    latest: dict[int, tuple[Reading, float | None]] = {}
+    registrations: list[_Reregister] = []
+    tracker = _tracker(registrations)
+    readings: dict[int, Reading] = {}
+    capacities: dict[int, float] = {}
     now = 100.0
     for step in steps:
-        if isinstance(step, float):  # time passes
-            now += step
-        else:
-            cid = step.component_id
-            reading = Reading(at=now - step.age, states=step.states, errors=step.errors)
-            tracker.observe(cid, reading, capacity=step.capacity)
-            capacity = step.capacity
-            if capacity is None and cid in latest:
-                capacity = latest[cid][1]
-            latest[cid] = (reading, capacity)
-        cold = _tracker()
-        for cid, (reading, capacity) in latest.items():
-            cold.observe(cid, reading, capacity=capacity)
+        match step:
+            case float():  # time passes
+                now += step
+            case _CapacityOnly(component_id=cid, capacity=capacity):
+                tracker.observe_data(_capacity_message(cid, capacity))
+                capacities[cid] = capacity
+            case _Reregister():
+                _register(tracker, step)
+                registrations.append(step)
+            case _Observation(component_id=cid):
+                reading = Reading(
+                    at=now - step.age, states=step.states, errors=step.errors
+                )
+                tracker.observe(cid, reading, capacity=step.capacity)
+                readings[cid] = reading
+                if step.capacity is not None:
+                    capacities[cid] = step.capacity
+        cold = _tracker(registrations)
+        for cid, capacity in capacities.items():
+            cold.observe_data(_capacity_message(cid, capacity))
+        for cid, reading in readings.items():
+            cold.observe(cid, reading)
         for cid in (_BATTERY, _CHARGER, _PV):
             assert tracker.problem(cid, now) == cold.problem(cid, now)
