@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+import itertools
 from typing import TYPE_CHECKING, Any, Final
 
 from frequenz.client.microgrid import MicrogridInfo
@@ -37,6 +38,7 @@ from .entity import (
     entry_key_of,
     hub_device_info,
 )
+from .listener_chunks import ChunkedListenerCalls
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
@@ -144,7 +146,9 @@ class ControllerStatusFeed:
         self._status: ControllerStatus | None = None
         self._components: dict[int, ComponentStatus] = {}
         self._computed_for: MicrogridSnapshot | None = None
-        self._listeners: dict[object, CALLBACK_TYPE] = {}
+        self._listeners: dict[int, tuple[CALLBACK_TYPE, None]] = {}
+        self._listener_ids = itertools.count()
+        self._calls = ChunkedListenerCalls(coordinator.hass.loop)
         self._unsubscribe: CALLBACK_TYPE | None = None
 
     @property
@@ -170,8 +174,8 @@ class ControllerStatusFeed:
     @callback
     def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
         """Call `update` after each controller change; return the remover."""
-        key = object()
-        self._listeners[key] = update
+        key = next(self._listener_ids)
+        self._listeners[key] = (update, None)
         if self._unsubscribe is None:
             self._unsubscribe = self.controller.listen(self._handle_change)
 
@@ -179,6 +183,7 @@ class ControllerStatusFeed:
         def remove() -> None:
             self._listeners.pop(key, None)
             if not self._listeners and self._unsubscribe is not None:
+                self._calls.cancel()
                 self._unsubscribe()
                 self._unsubscribe = None
 
@@ -186,10 +191,14 @@ class ControllerStatusFeed:
 
     @callback
     def _handle_change(self) -> None:
-        """Forget the cached status and tell every entity."""
+        """Forget the cached status and tell the entities, in chunks.
+
+        A large microgrid has an excluded-sensor per steerable component: told all
+        at once after every proposal, they would hold the event loop for
+        milliseconds, and the next proposal would wait.
+        """
         self._status = None
-        for update in list(self._listeners.values()):
-            update()
+        self._calls.call_all(self._listeners)
 
 
 class SteeringEntity(MicrogridEntity):

@@ -23,6 +23,7 @@ from custom_components.frequenz_microgrid.const import (
 from custom_components.frequenz_microgrid.coordinator import (
     FrequenzMicrogridConfigEntry,
 )
+from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.listener_chunks import (
     CHUNK_SIZE,
     ChunkedListenerCalls,
@@ -161,6 +162,36 @@ async def test_many_listeners_are_told_a_chunk_per_loop_iteration(
     for _ in range(5):
         await asyncio.sleep(0)
     assert len(told) == first_chunk < 598
+
+
+async def test_controller_changes_reach_many_entities_a_chunk_at_a_time(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """A proposal tells every steering entity, without holding the loop for all."""
+    entry = await _set_up(hass, simulator.url)
+    runtime = entry.runtime_data
+    await wait_for(lambda: _has_value(hass, entry), what="grid power")
+    await runtime.monitor.stop()  # only this test's updates from here
+    feed = runtime.coordinator.status_feed
+    told: list[int] = []
+
+    def listener(n: int) -> Callable[[], None]:
+        return lambda: told.append(n)
+
+    for n in range(600):
+        feed.async_add_listener(listener(n))
+    # Registered after the feed: sees how many were told within the change itself.
+    told_at_once: list[int] = []
+    runtime.controller.listen(lambda: told_at_once.append(len(told)))
+
+    await runtime.controller.propose(
+        Pool.BATTERIES, source_id="test", priority=1, power=0.0
+    )
+
+    assert told_at_once
+    assert told_at_once[0] <= CHUNK_SIZE, "one chunk at once, the rest later"
+    await wait_for(lambda: len(told) >= 600, what="every listener told")
+    assert sorted(set(told)) == list(range(600))
 
 
 async def test_a_chunk_ends_when_its_time_is_up() -> None:
