@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,7 +15,10 @@ from frequenz.client.microgrid import MicrogridApiClient
 from frequenz.client.microgrid.metrics import Metric
 import pytest
 
-from custom_components.frequenz_microgrid.engine.distributor import Distributor
+from custom_components.frequenz_microgrid.engine.distributor import (
+    REFRESH_SPREAD,
+    Distributor,
+)
 from custom_components.frequenz_microgrid.engine.health import (
     ComponentHealth,
     HealthTracker,
@@ -253,6 +257,39 @@ class GatedClient(FakeSetPowerClient):
         self.entered.set()
         await self.gate.wait()
         self.calls.append((component_id, power))
+
+
+class CountingClient(FakeSetPowerClient):
+    """Records every set-power call, answering at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, float]] = []
+
+    async def handle(self, component_id: int, power: float) -> None:
+        self.calls.append((component_id, power))
+
+
+async def test_setpoints_sent_together_are_refreshed_one_by_one_in_time() -> None:
+    now = 0.0
+    client = CountingClient()
+    distributor = Distributor(client, lifetime_s=60.0, clock=lambda: now)
+    ids = range(100, 200)  # a pool's chargers, all sent at start-up
+    await distributor.apply(dict.fromkeys(ids, 0.0))
+    client.calls.clear()
+
+    refreshed_at: dict[int, float] = {}
+    while now < 40.0:  # ⅔ of the lifetime: every refresh is due by then
+        now += 0.1
+        await distributor.refresh_due()
+        for component_id, _ in client.calls:
+            refreshed_at.setdefault(component_id, now)
+        client.calls.clear()
+
+    assert set(refreshed_at) == set(ids), "each one refreshed before it lapses"
+    times = sorted(refreshed_at.values())
+    assert times[0] >= 60.0 * (2 / 3) * (1 - REFRESH_SPREAD)
+    assert max(Counter(times).values()) <= 5, "spread out, not one burst of 100"
+    assert times[-1] - times[0] >= 3.0
 
 
 async def test_a_refresh_never_lands_after_a_newer_setpoint() -> None:

@@ -32,6 +32,11 @@ _LOGGER = logging.getLogger(__name__)
 
 MIN_LIFETIME_S = 10.0
 MAX_LIFETIME_S = 900.0
+REFRESH_SPREAD = 0.1
+"""Refreshes come up to this share of the refresh time early, depending on the
+component: setpoints sent together (a pool's, at start-up) are refreshed one by one
+over a few seconds, not as one burst that holds up a proposal meanwhile."""
+_GOLDEN = 0.6180339887498949
 
 
 class SetPowerClient(Protocol):
@@ -104,7 +109,8 @@ class Distributor:
         timeout_s: How long one call may take before it counts as failed.
         lifetime_s: The request lifetime sent with each setpoint (10–900 s).
         refresh_fraction: Re-send a standing setpoint once this fraction of its
-            validity has passed (⅔ leaves room for a slow or retried call). The
+            validity has passed (⅔ leaves room for a slow or retried call), up to
+            `REFRESH_SPREAD` of that earlier depending on the component. The
             validity is the `valid_until` the microgrid answers with, so a server
             that shortens lifetimes (or a simulator running faster than real time)
             is refreshed in time.
@@ -337,8 +343,9 @@ class Distributor:
         valid_s = self._lifetime.total_seconds()
         if outcome is not None:
             valid_s = max(0.0, (outcome - datetime.now(UTC)).total_seconds())
+        early = REFRESH_SPREAD * ((component_id * _GOLDEN) % 1.0)  # ids spread evenly
         self._standing[component_id] = _Standing(
-            power, self._clock() + valid_s * self._refresh_fraction
+            power, self._clock() + valid_s * self._refresh_fraction * (1.0 - early)
         )
         self._wake.set()
 

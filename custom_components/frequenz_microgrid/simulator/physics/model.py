@@ -148,9 +148,13 @@ class MicrogridModel:
             if (battery := member.battery) is not None
         ]
 
-    def time_of_day_s(self) -> float:
-        """Simulated seconds since midnight (drives the PV daylight curve)."""
-        return (self.scenario.start_time_of_day_s + self.now_s) % 86400.0
+    def time_of_day_s(self, at_s: float | None = None) -> float:
+        """Seconds since midnight at simulated time `at_s` (default: now).
+
+        Drives the PV daylight curve.
+        """
+        at = self.now_s if at_s is None else at_s
+        return (self.scenario.start_time_of_day_s + at) % 86400.0
 
     def reported_bounds(self, component_id: int) -> PowerBounds | None:
         """The power bounds a component reports itself, narrowed by augmentations.
@@ -482,8 +486,7 @@ class MicrogridModel:
             runtime.phases = PhasePowers()
             return
         limit = runtime.active_setpoint.value if runtime.active_setpoint else None
-        time_of_day_s = (self.scenario.start_time_of_day_s + at_s) % 86400.0
-        power = pv_output_w(runtime.spec.pv_peak_w, time_of_day_s, limit)
+        power = pv_output_w(runtime.spec.pv_peak_w, self.time_of_day_s(at_s), limit)
         runtime.phases = PhasePowers.balanced(power)
 
     def _step_ev_charger(
