@@ -47,6 +47,7 @@ from ..graph import Topology
 from ..health import HealthTracker
 from ..power_manager import MAX_PROPOSAL_AGE, PowerManager, Proposal
 from ..results import PartialFailure, Result, result_as_dict
+from ..set_power import CompletingSetPowerClient
 from ..telemetry import TelemetryStore
 from .battery_pool import BatteryPoolSteering
 from .changes import ChangeDetector
@@ -113,8 +114,9 @@ class MicrogridController:
         self._clock = clock
         self._health = HealthTracker(max_data_age=store.freshness_s)
         register_components(self._health, topology)
+        self._set_power = CompletingSetPowerClient(client)
         self._distributor = Distributor(
-            client,
+            self._set_power,
             observer=self._health,
             timeout_s=timeout_s,
             lifetime_s=lifetime_s,
@@ -185,6 +187,7 @@ class MicrogridController:
                 await self._distributor.apply(zeros)
             await self._distributor.release()
         await self._distributor.stop()
+        await self._set_power.finish()
         self._notify()
 
     # -- steering -------------------------------------------------------------
