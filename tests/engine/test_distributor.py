@@ -15,6 +15,9 @@ from frequenz.client.microgrid import MicrogridApiClient
 from frequenz.client.microgrid.metrics import Metric
 import pytest
 
+from custom_components.frequenz_microgrid.engine import (
+    distributor as distributor_module,
+)
 from custom_components.frequenz_microgrid.engine.distributor import (
     REFRESH_SPREAD,
     Distributor,
@@ -387,6 +390,30 @@ async def test_the_first_setpoints_leave_before_the_rest_are_built() -> None:
         if before[0] == "written" and after[0] == "built"
     )
     assert yields <= 8  # a logarithmic number of extra event-loop turns
+
+
+async def test_grpc_threads_get_the_cpu_once_the_first_requests_are_handed_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After each batch of requests is handed over, the loop offers its CPU.
+
+    gRPC's own threads send the requests; woken on the event loop's CPU, they
+    would otherwise wait until the loop has built the remaining calls.
+    """
+    client = DeferredWriteClient()
+    client.answer.set()
+    monkeypatch.setattr(
+        distributor_module, "_SCHED_YIELD", lambda: client.log.append(("yield", 0))
+    )
+    distributor = Distributor(client, lifetime_s=10.0)
+
+    await distributor.apply({100 + index: 1000.0 for index in range(100)})
+
+    first_yield = client.log.index(("yield", 0))
+    assert client.log.index(("written", 100)) < first_yield
+    assert first_yield < client.log.index(("built", 101))
+    yields = client.log.count(("yield", 0))
+    assert 1 < yields <= 8  # once per batch handed over, not once per call
 
 
 async def test_cancelling_a_dispatch_while_it_starts_cancels_every_call() -> None:
