@@ -15,13 +15,16 @@ import asyncio
 from collections.abc import Callable
 import itertools
 import math
+from typing import Any
 
 from frequenz.api.common.v1alpha8.metrics import metrics_pb2
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
+import pytest
 
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     generate_scenario,
+    streams,
 )
 from custom_components.frequenz_microgrid.simulator.server import (
     ROUND_SPREAD,
@@ -50,8 +53,11 @@ def test_a_round_goes_out_in_steps_once_per_stream_with_one_sample_time() -> Non
     ]
     sent_per_step: list[int] = []
 
-    for _ in sim.hub.publish_in_steps(sim.model, sim.faults, sim._now_timestamp()):
-        sent_per_step.append(sum(not s.queue.empty() for s in subscriptions))
+    for part_complete in sim.hub.publish_in_steps(
+        sim.model, sim.faults, sim._now_timestamp()
+    ):
+        if part_complete:
+            sent_per_step.append(sum(not s.queue.empty() for s in subscriptions))
 
     part = math.ceil(len(subscriptions) / STEPS_PER_ROUND)  # 17 of 402
     assert sent_per_step[0] == part
@@ -77,6 +83,43 @@ def test_streams_opened_during_a_round_wait_for_the_next_one() -> None:
 
     assert all(s.queue.qsize() == 1 for s in early)
     assert late.queue.empty()
+
+
+async def test_a_request_waits_for_one_message_to_be_built_not_for_a_whole_part(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim = MicrogridSimulator(generate_scenario(402), sample_period_s=0.2)
+    for component_id in sorted(sim.model.components):
+        sim.hub.subscribe(component_id, frozenset())
+    groups = sim.hub.group_count
+    part = math.ceil(groups / STEPS_PER_ROUND)
+    loop = asyncio.get_running_loop()
+    built = 0
+    built_when_a_request_ran: list[int] = []
+    ran = asyncio.Event()
+
+    def request_arrives() -> None:
+        built_when_a_request_ran.append(built)
+        ran.set()
+
+    def counted(*args: Any) -> bytes:
+        nonlocal built
+        built += 1
+        if built == groups + 1:  # the first message of a ticked round
+            loop.call_soon(request_arrives)  # as an arriving request would
+        return serialise(*args)
+
+    serialise = streams._serialise
+    monkeypatch.setattr(streams, "_serialise", counted)
+    await sim.start(host="127.0.0.1", port=0)
+    try:
+        async with asyncio.timeout(5.0):
+            await ran.wait()
+    finally:
+        await sim.stop()
+
+    # It ran once that message was built, long before the part's last one.
+    assert built_when_a_request_ran[0] < groups + part // 2
 
 
 async def test_a_running_simulator_spreads_each_round_over_part_of_the_period() -> None:

@@ -211,11 +211,14 @@ class MicrogridSimulator:
                 self._advance()
                 await asyncio.sleep(0)  # requests that came meanwhile get a turn first
                 due = loop.time()
-                for _ in self.hub.publish_in_steps(
+                for part_complete in self.hub.publish_in_steps(
                     self.model, self.faults, self._now_timestamp()
                 ):
-                    due += interval
-                    await asyncio.sleep(max(due - loop.time(), 0.0))
+                    if part_complete:
+                        due += interval
+                        await asyncio.sleep(max(due - loop.time(), 0.0))
+                    else:
+                        await asyncio.sleep(0)  # requests that came go first
             except Exception:
                 _logger.exception("Simulator tick failed")
 

@@ -104,31 +104,46 @@ class TelemetryHub:
         sample_time: Timestamp,
         *,
         steps: int = STEPS_PER_ROUND,
-    ) -> Iterator[None]:
+    ) -> Iterator[bool]:
         """Send every open stream its telemetry in up to `steps` equal parts.
 
-        Yields between two parts; the caller spreads them over the sample period,
-        so a set-power request that arrives meanwhile waits for one part at most,
-        not for hundreds of streams (serialising 400 components takes ≈20 ms).
+        Yields after building each (component, filter) group's message: `False`
+        within a part (the caller lets requests that came meanwhile go first, so
+        a set-power request waits for one message to be built, not for a whole
+        part), `True` once a part has been queued (the caller spreads the parts
+        over the sample period; serialising 400 components takes ≈20 ms). A
+        part's messages are queued together, so they still leave in one burst:
+        the receiving side wakes once per part, not once per message.
         A stream opened meanwhile gets its greeting and joins its group (or, in a
         new group, the next round); a stream closed meanwhile is skipped.
         """
         groups = list(self._groups.items())
         size = max(1, math.ceil(len(groups) / steps))
         cache: dict[int, Readings] = {}
-        for first in range(0, len(groups), size):
-            if first:
-                yield
-            for (component_id, metrics), subscriptions in groups[first : first + size]:
-                if not subscriptions or faults.has(component_id, Fault.STOP_DATA):
-                    continue
-                reading = cache.get(component_id)
-                if reading is None:
-                    reading = cache[component_id] = readings(model, component_id)
-                payload = _serialise(reading, metrics, sample_time, faults)
-                for subscription in subscriptions:
-                    subscription.offer(payload)
-                self.messages_sent += len(subscriptions)
+        part: list[tuple[list[Subscription], bytes]] = []
+        for index, ((component_id, metrics), subscriptions) in enumerate(groups):
+            if index % size == 0 and index:
+                self._send_part(part)
+                yield True
+            elif index:
+                yield False
+            if not subscriptions or faults.has(component_id, Fault.STOP_DATA):
+                continue
+            reading = cache.get(component_id)
+            if reading is None:
+                reading = cache[component_id] = readings(model, component_id)
+            part.append(
+                (subscriptions, _serialise(reading, metrics, sample_time, faults))
+            )
+        self._send_part(part)
+
+    def _send_part(self, part: list[tuple[list[Subscription], bytes]]) -> None:
+        """Queue a part's messages together (they leave in one burst) and clear it."""
+        for subscriptions, payload in part:
+            for subscription in subscriptions:
+                subscription.offer(payload)
+            self.messages_sent += len(subscriptions)
+        part.clear()
 
     def greet(
         self,
