@@ -129,9 +129,18 @@ async def test_two_actors_shift_their_powers_like_the_spec_says() -> None:
         )
 
 
-async def test_a_rejected_setpoint_blocks_the_battery_until_the_fault_clears() -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.REJECT_SET_POWER,  # a gRPC error
+        Fault.REPLY_REJECTED,  # a REJECTED reply, which the bare client takes for OK
+    ],
+)
+async def test_a_rejected_setpoint_blocks_the_battery_until_the_fault_clears(
+    fault: Fault,
+) -> None:
     async with control_bench("home", timeout_s=0.5) as bench:
-        bench.sim.inject_fault(HOME_INVERTER, Fault.REJECT_SET_POWER)
+        bench.sim.inject_fault(HOME_INVERTER, fault)
         before = time.monotonic()
         outcome = await bench.controller.propose(
             Pool.BATTERIES, source_id="automation.x", priority=1, power=2000.0
@@ -165,6 +174,37 @@ async def test_a_rejected_setpoint_blocks_the_battery_until_the_fault_clears() -
             health_of(bench.controller.status(), HOME_BATTERY)
             is ComponentHealth.WORKING
         )
+
+
+async def test_an_accepted_setpoint_that_fails_moves_its_power_to_the_others() -> None:
+    async with control_bench("depot") as bench:
+        bench.sim.inject_fault(11, Fault.REPLY_FAILED)  # ACCEPTED, then FAILED
+        outcome = await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.x", priority=1, power=6000.0
+        )
+        assert isinstance(outcome.result, Success)  # as far as the first replies go
+        assert bench.sim.held_setpoint(11) is None  # but 11 never took it
+
+        # The FAILED reply blocks battery 12; the next tick re-distributes.
+        await bench.wait_for(
+            lambda: (
+                health_of(bench.controller.status(), 12) is ComponentHealth.UNCERTAIN
+            )
+        )
+        await bench.wait_for(  # (the API carries float32 setpoints)
+            lambda: (
+                abs(
+                    (bench.sim.held_setpoint(13) or 0.0)
+                    + (bench.sim.held_setpoint(15) or 0.0)
+                    - 6000.0
+                )
+                < 0.01
+            )
+        )
+        pool = bench.controller.status().pools[Pool.BATTERIES]
+        last = pool.component_sets[0].last_result
+        assert last is not None
+        assert 12 not in last["succeeded_components"]
 
 
 def last_result_kind(bench: Bench) -> str | None:

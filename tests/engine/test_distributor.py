@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -204,7 +204,7 @@ async def test_a_failed_refresh_is_reported_to_the_owner(bench: Bench) -> None:
         reported.set()
 
     distributor = Distributor(
-        bench.client, lifetime_s=10.0, on_keep_alive_failure=on_failure
+        bench.client, lifetime_s=10.0, on_setpoints_lost=on_failure
     )
     async with keeping_alive(distributor):
         await distributor.apply({BATTERY_INVERTER: 800.0})
@@ -336,6 +336,38 @@ async def test_a_setpoint_released_during_its_refresh_stays_released() -> None:
 
     assert distributor.standing_setpoints == {}
     assert report.succeeded == {}
+
+
+class RecordingObserver:
+    """The distributor's observer, noting every outcome."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def record_success(self, component_ids: Iterable[int]) -> None:
+        self.events += [("success", cid) for cid in component_ids]
+
+    def record_failure(self, component_ids: Iterable[int], now: float) -> None:
+        self.events += [("failure", cid) for cid in component_ids]
+
+
+async def test_a_failed_setpoint_counts_only_while_it_is_the_standing_one() -> None:
+    observer = RecordingObserver()
+    lost: list[frozenset[int]] = []
+    distributor = Distributor(
+        GatedClient(), observer=observer, lifetime_s=10.0, on_setpoints_lost=lost.append
+    )
+    await distributor.apply({7: 100.0})
+    await distributor.apply({7: 200.0})
+
+    distributor.setpoint_failed(7, 100.0)  # the older one: replaced already
+    assert distributor.standing_setpoints == {7: 200.0}
+    assert lost == []
+
+    distributor.setpoint_failed(7, 200.0)
+    assert distributor.standing_setpoints == {}
+    assert lost == [frozenset({7})]
+    assert observer.events == [("success", 7), ("success", 7), ("failure", 7)]
 
 
 class DeferredWriteClient(FakeSetPowerClient):

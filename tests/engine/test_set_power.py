@@ -15,6 +15,7 @@ import pytest
 
 from custom_components.frequenz_microgrid.engine.set_power import (
     CompletingSetPowerClient,
+    SetpointRefusedError,
 )
 from custom_components.frequenz_microgrid.simulator import (
     Fault,
@@ -92,3 +93,59 @@ async def test_a_call_given_up_on_is_cancelled(
             )
     await asyncio.sleep(0.1)  # the cancellation reaches gRPC's core
     assert open_calls() == before
+
+
+async def test_a_rejected_reply_raises_and_nothing_is_applied(
+    sim: MicrogridSimulator, client: MicrogridApiClient
+) -> None:
+    failed: list[tuple[int, float]] = []
+    calls = CompletingSetPowerClient(
+        client, on_failed=lambda cid, power: failed.append((cid, power))
+    )
+    sim.inject_fault(INVERTER, Fault.REPLY_REJECTED)
+    before = open_calls()
+
+    with pytest.raises(SetpointRefusedError, match="REJECTED"):
+        await calls.set_component_power_active(
+            ComponentId(INVERTER), 1200.0, request_lifetime=LIFETIME
+        )
+    # The bare client takes the same answer for a success:
+    assert (
+        await client.set_component_power_active(
+            ComponentId(INVERTER), 1200.0, request_lifetime=LIFETIME
+        )
+        is None
+    )
+    assert sim.held_setpoint(INVERTER) is None
+    assert failed == []
+    await calls.finish()
+    assert open_calls() <= before + 1  # the bare client's call may linger
+
+
+async def test_an_accepted_setpoint_that_fails_is_reported(
+    sim: MicrogridSimulator, client: MicrogridApiClient
+) -> None:
+    failed: list[tuple[int, float]] = []
+    reported = asyncio.Event()
+
+    def on_failed(component_id: int, power: float) -> None:
+        failed.append((component_id, power))
+        reported.set()
+
+    calls = CompletingSetPowerClient(client, on_failed=on_failed)
+    await calls.set_component_power_active(
+        ComponentId(INVERTER), 800.0, request_lifetime=LIFETIME
+    )
+    await calls.finish()
+    assert failed == []  # ACCEPTED, then SUCCESS
+    sim.inject_fault(INVERTER, Fault.REPLY_FAILED)
+
+    valid_until = await calls.set_component_power_active(
+        ComponentId(INVERTER), 1500.0, request_lifetime=LIFETIME
+    )
+
+    assert valid_until is not None  # the first reply: ACCEPTED
+    async with asyncio.timeout(5):
+        await reported.wait()
+    assert failed == [(INVERTER, 1500.0)]
+    assert sim.held_setpoint(INVERTER) == 800.0  # the failed one never applied

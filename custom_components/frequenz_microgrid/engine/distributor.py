@@ -15,7 +15,7 @@ that fail, with back-off) and summarised in a `DispatchReport` from which the po
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -131,8 +131,9 @@ class Distributor:
             validity is the `valid_until` the microgrid answers with, so a server
             that shortens lifetimes (or a simulator running faster than real time)
             is refreshed in time.
-        on_keep_alive_failure: Called with the ids whose refresh failed, so the
-            owner can re-distribute without them.
+        on_setpoints_lost: Called with the ids whose standing setpoints are no
+            longer in force (a refresh failed, or the microgrid reported that an
+            accepted setpoint failed), so the owner can re-distribute without them.
         falls_back_to_zero: Components whose own default, once a setpoint lapses,
             is 0 W (battery inverters): a 0 W to them is not kept alive, and not
             sent again while the last accepted one was 0 W (spec §2). To any other
@@ -149,8 +150,7 @@ class Distributor:
         timeout_s: float = 5.0,
         lifetime_s: float = 60.0,
         refresh_fraction: float = 2 / 3,
-        on_keep_alive_failure: Callable[[frozenset[int]], Awaitable[None] | None]
-        | None = None,
+        on_setpoints_lost: Callable[[frozenset[int]], None] | None = None,
         falls_back_to_zero: frozenset[int] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -166,7 +166,7 @@ class Distributor:
         self._lifetime = timedelta(seconds=lifetime_s)
         self._refresh_fraction = refresh_fraction
         self._wake = asyncio.Event()
-        self._on_keep_alive_failure = on_keep_alive_failure
+        self._on_setpoints_lost = on_setpoints_lost
         self._falls_back_to_zero = falls_back_to_zero
         self._clock = clock
         self._standing: dict[int, _Standing] = {}
@@ -237,11 +237,27 @@ class Distributor:
         report = await self._send(
             {cid: s.power for cid, s in due.items()}, refreshing=due
         )
-        if report.failed and self._on_keep_alive_failure is not None:
-            outcome = self._on_keep_alive_failure(frozenset(report.failed))
-            if outcome is not None:
-                await outcome
+        if report.failed and self._on_setpoints_lost is not None:
+            self._on_setpoints_lost(frozenset(report.failed))
         return report
+
+    def setpoint_failed(self, component_id: int, power: float) -> None:
+        """The microgrid reports that an accepted setpoint was not reached.
+
+        If it is the component's standing setpoint, it is not in force: it is
+        forgotten, the failure is recorded (the health tracker blocks the
+        component, with back-off) and the owner is told, to re-distribute. The
+        failure of a setpoint that a newer one has replaced changes nothing.
+        """
+        standing = self._standing.get(component_id)
+        if standing is None or standing.power != power:
+            return
+        del self._standing[component_id]
+        self._last_success.pop(component_id, None)
+        if self._observer is not None:
+            self._observer.record_failure([component_id], self._clock())
+        if self._on_setpoints_lost is not None:
+            self._on_setpoints_lost(frozenset({component_id}))
 
     async def _keep_alive(self) -> None:
         while True:
@@ -312,11 +328,6 @@ class Distributor:
                 report.errors[cid] = outcome
             else:
                 report.succeeded[cid] = setpoints[cid]
-        if self._observer is not None:
-            if report.succeeded:
-                self._observer.record_success(report.succeeded)
-            if report.failed:
-                self._observer.record_failure(report.failed, self._clock())
         return report
 
     async def _dispatch_one(
@@ -350,11 +361,21 @@ class Distributor:
     def _record(
         self, component_id: int, power: float, outcome: datetime | str | None
     ) -> None:
-        """Remember an outcome: what stands, and when to refresh it."""
+        """Remember an outcome: what stands, and when to refresh it.
+
+        The observer hears of it at once, not when the whole batch is done: the
+        microgrid may report meanwhile that an accepted setpoint failed
+        (`setpoint_failed`), and that must not be overwritten by a late success.
+        """
+        observer = self._observer
         if isinstance(outcome, str):
             self._standing.pop(component_id, None)
             self._last_success.pop(component_id, None)
+            if observer is not None:
+                observer.record_failure([component_id], self._clock())
             return
+        if observer is not None:
+            observer.record_success([component_id])
         self._last_success[component_id] = power
         if self._is_default(component_id, power):
             self._standing.pop(component_id, None)  # where it falls back anyway

@@ -11,11 +11,18 @@ and longer.
 `CompletingSetPowerClient` sends the very same request through the client's stub,
 returns the same first answer, raises the client's own errors, and reads the rest of
 the stream in the background, so that every call completes.
+
+It also heeds what the client ignores, the replies' status: a REJECTED (invalid
+parameters) or FAILED first reply raises `SetpointRefusedError`, and a FAILED final
+reply (accepted, but the component did not reach the setpoint) is reported to
+`on_failed`. Either way the setpoint is not in force, which a caller that took the
+call for a success would never learn.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import contextlib
 from datetime import datetime, timedelta
 import math
@@ -33,14 +40,35 @@ CALL_TIMEOUT_S = 60.0
 LIFETIME_RANGE_S = (10, 900)
 """The request lifetimes the API accepts (seconds), as the client validates them."""
 _OPERATION = "SetElectricalComponentPower"
+_NOT_APPLIED = frozenset(
+    {
+        microgrid_pb2.SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_REJECTED,
+        microgrid_pb2.SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_FAILED,
+    }
+)
+"""Statuses saying the setpoint is not in force (OVERRIDDEN: a newer one is)."""
+
+
+class SetpointRefusedError(ApiClientError):
+    """The microgrid answered the call with a REJECTED or FAILED status."""
 
 
 class CompletingSetPowerClient:
     """`set_component_power_active` of a client, with every call read to its end."""
 
-    def __init__(self, client: MicrogridApiClient) -> None:
-        """Send through `client` (its channel, stub and error types)."""
+    def __init__(
+        self,
+        client: MicrogridApiClient,
+        *,
+        on_failed: Callable[[int, float], None] | None = None,
+    ) -> None:
+        """Send through `client` (its channel, stub and error types).
+
+        `on_failed(component_id, power)` is called when a setpoint that was
+        accepted ends with a FAILED status.
+        """
         self._client = client
+        self._on_failed = on_failed
         self._draining: set[asyncio.Task[None]] = set()
 
     @property
@@ -109,21 +137,40 @@ class CompletingSetPowerClient:
                 description="the call ended without a reply",
                 retryable=True,
             )
-        drain = asyncio.create_task(_read_to_the_end(call))
+        if reply.status in _NOT_APPLIED:
+            call.cancel()
+            raise SetpointRefusedError(
+                server_url=self._client.server_url,
+                operation=_OPERATION,
+                description="the microgrid answered "
+                + microgrid_pb2.SetElectricalComponentPowerRequestStatus.Name(
+                    reply.status
+                ).removeprefix("SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_"),
+                retryable=False,
+            )
+        drain = asyncio.create_task(self._read_to_the_end(call, int(component), power))
         self._draining.add(drain)
         drain.add_done_callback(self._draining.discard)
         if reply.HasField("valid_until_time"):
             return to_datetime(reply.valid_until_time)
         return None
 
-
-async def _read_to_the_end(
-    call: grpc.aio.UnaryStreamCall[
-        microgrid_pb2.SetElectricalComponentPowerRequest,
-        microgrid_pb2.SetElectricalComponentPowerResponse,
-    ],
-) -> None:
-    """Read the remaining replies, so that gRPC lets the call go."""
-    with contextlib.suppress(AioRpcError):  # the channel closed or the deadline
-        while await call.read() is not grpc.aio.EOF:
-            pass
+    async def _read_to_the_end(
+        self,
+        call: grpc.aio.UnaryStreamCall[
+            microgrid_pb2.SetElectricalComponentPowerRequest,
+            microgrid_pb2.SetElectricalComponentPowerResponse,
+        ],
+        component_id: int,
+        power: float,
+    ) -> None:
+        """Read the remaining replies (so that gRPC lets the call go); heed a FAILED."""
+        failed = microgrid_pb2.SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_FAILED
+        with contextlib.suppress(AioRpcError):  # the channel closed or the deadline
+            while (reply := await call.read()) is not grpc.aio.EOF:
+                if (
+                    isinstance(reply, microgrid_pb2.SetElectricalComponentPowerResponse)
+                    and reply.status == failed
+                    and self._on_failed is not None
+                ):
+                    self._on_failed(component_id, power)

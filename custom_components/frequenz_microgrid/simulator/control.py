@@ -58,6 +58,16 @@ class SetpointTimeoutError(Exception):
     """The component is faulted to never answer this set-power request."""
 
 
+class SetpointNotAppliedError(Exception):
+    """The request is answered with status replies, but nothing is applied."""
+
+    def __init__(self, lifetime_s: float, *, accepted_first: bool) -> None:
+        """REJECTED at once, or (`accepted_first`) ACCEPTED and then FAILED."""
+        super().__init__("setpoint not applied (injected fault)")
+        self.lifetime_s = lifetime_s
+        self.accepted_first = accepted_first
+
+
 class PowerControl:
     """Applies set-power and augment-bounds requests to the model, or refuses them."""
 
@@ -93,6 +103,8 @@ class PowerControl:
         Raises:
             RequestRefusedError: the request is refused, with the gRPC status.
             SetpointTimeoutError: the component is faulted to never answer.
+            SetpointNotAppliedError: the component is faulted to answer with a
+                REJECTED or FAILED status reply.
         """
         lifetime = self._check_request(component_id, power_w, lifetime_s)
         self.setpoints.append(ReceivedSetpoint(now_s, component_id, power_w, lifetime))
@@ -103,7 +115,7 @@ class PowerControl:
         allowed = bounds.allows(power_w) or previous.allows(power_w)
         if not allowed:
             self.unsafe_setpoint_count += 1
-        self._check_faults(component_id)
+        self._check_faults(component_id, lifetime)
         if not allowed:
             raise RequestRefusedError(
                 grpc.StatusCode.OUT_OF_RANGE,
@@ -131,7 +143,7 @@ class PowerControl:
         self.reactive_setpoints.append(
             ReceivedSetpoint(now_s, component_id, power_var, lifetime)
         )
-        self._check_faults(component_id)
+        self._check_faults(component_id, lifetime)
         rated = spec.inverter.rated_power_w
         if abs(power_var) > rated:
             raise RequestRefusedError(
@@ -205,7 +217,7 @@ class PowerControl:
             )
         return _lifetime(lifetime_s, DEFAULT_SET_POWER_LIFETIME_S, SET_POWER_LIFETIME_S)
 
-    def _check_faults(self, component_id: int) -> None:
+    def _check_faults(self, component_id: int, lifetime_s: float) -> None:
         runtime = self._model.component(component_id)
         faults = self._faults
         if faults.has(component_id, Fault.TIMEOUT_SET_POWER):
@@ -215,6 +227,10 @@ class PowerControl:
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"component {component_id} rejected the setpoint (injected fault)",
             )
+        if faults.has(component_id, Fault.REPLY_REJECTED):
+            raise SetpointNotAppliedError(lifetime_s, accepted_first=False)
+        if faults.has(component_id, Fault.REPLY_FAILED):
+            raise SetpointNotAppliedError(lifetime_s, accepted_first=True)
         if faults.has(component_id, Fault.FAIL_SET_POWER):
             raise RequestRefusedError(
                 grpc.StatusCode.UNAVAILABLE,

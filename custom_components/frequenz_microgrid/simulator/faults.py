@@ -17,6 +17,12 @@ class Fault(enum.Flag):
     """Set-power is refused: gRPC FAILED_PRECONDITION."""
     FAIL_SET_POWER = enum.auto()
     """Set-power fails: gRPC UNAVAILABLE."""
+    REPLY_REJECTED = enum.auto()
+    """Set-power is answered with one REJECTED reply (the API's answer to invalid
+    parameters); nothing is applied."""
+    REPLY_FAILED = enum.auto()
+    """Set-power is answered ACCEPTED, then FAILED (the component did not reach
+    the setpoint); nothing is applied."""
     TIMEOUT_SET_POWER = enum.auto()
     """Set-power never answers (the client's deadline or cancellation ends it)."""
     STOP_DATA = enum.auto()

@@ -21,7 +21,11 @@ from google.protobuf.empty_pb2 import Empty
 import grpc
 
 from .component_protos import category_of, component_to_proto, connections_to_proto
-from .control import RequestRefusedError, SetpointTimeoutError
+from .control import (
+    RequestRefusedError,
+    SetpointNotAppliedError,
+    SetpointTimeoutError,
+)
 from .physics.model import Operation
 from .streams import END_OF_STREAM
 
@@ -206,8 +210,9 @@ class MicrogridService:
     ) -> AsyncIterator[pb.SetElectricalComponentPowerResponse]:
         """Apply a setpoint: ACCEPTED then SUCCESS, or a gRPC error.
 
-        The client only reads the first reply and ignores its status, so every
-        refusal is a gRPC error rather than a REJECTED reply.
+        The client only reads the first reply and ignores its status, so refusals
+        are gRPC errors; the `REPLY_REJECTED` and `REPLY_FAILED` faults answer
+        with status replies instead, as a real API service may.
         """
         lifetime = requested_lifetime(request)
         control = self._sim.control
@@ -230,6 +235,10 @@ class MicrogridService:
             await context.abort(refusal.code, refusal.message)
         except SetpointTimeoutError:
             await asyncio.Event().wait()  # until the client gives up or we stop
+        except SetpointNotAppliedError as not_applied:
+            for reply in self._not_applied_replies(not_applied):
+                yield reply
+            return
         valid_until = to_timestamp(self._sim.clock.wall_time_after(applied))
         yield pb.SetElectricalComponentPowerResponse(
             status=pb.SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_ACCEPTED,
@@ -239,6 +248,28 @@ class MicrogridService:
             status=pb.SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_SUCCESS,
             valid_until_time=valid_until,
         )
+
+    def _not_applied_replies(
+        self, not_applied: SetpointNotAppliedError
+    ) -> list[pb.SetElectricalComponentPowerResponse]:
+        if not not_applied.accepted_first:
+            return [
+                pb.SetElectricalComponentPowerResponse(
+                    status=pb.SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_REJECTED
+                )
+            ]
+        valid_until = to_timestamp(
+            self._sim.clock.wall_time_after(not_applied.lifetime_s)
+        )
+        return [
+            pb.SetElectricalComponentPowerResponse(
+                status=status, valid_until_time=valid_until
+            )
+            for status in (
+                pb.SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_ACCEPTED,
+                pb.SET_ELECTRICAL_COMPONENT_POWER_REQUEST_STATUS_FAILED,
+            )
+        ]
 
     async def augment_bounds(
         self, request: pb.AugmentElectricalComponentBoundsRequest, context: Context

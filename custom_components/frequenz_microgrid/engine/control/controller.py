@@ -114,13 +114,15 @@ class MicrogridController:
         self._clock = clock
         self._health = HealthTracker(max_data_age=store.freshness_s)
         register_components(self._health, topology)
-        self._set_power = CompletingSetPowerClient(client)
+        self._set_power = CompletingSetPowerClient(
+            client, on_failed=self._on_setpoint_failed
+        )
         self._distributor = Distributor(
             self._set_power,
             observer=self._health,
             timeout_s=timeout_s,
             lifetime_s=lifetime_s,
-            on_keep_alive_failure=self._on_keep_alive_failure,
+            on_setpoints_lost=self._on_setpoints_lost,
             falls_back_to_zero=topology.battery_inverter_ids,
             clock=clock,
         )
@@ -381,8 +383,12 @@ class MicrogridController:
                 results.setdefault(component_ids, result)
         return results
 
-    def _on_keep_alive_failure(self, component_ids: frozenset[int]) -> None:
-        """A refresh failed: those setpoints are gone; re-distribute on a tick."""
+    def _on_setpoint_failed(self, component_id: int, power: float) -> None:
+        """An accepted setpoint failed at the microgrid (its final reply)."""
+        self._distributor.setpoint_failed(component_id, power)
+
+    def _on_setpoints_lost(self, component_ids: frozenset[int]) -> None:
+        """Those setpoints are not in force: forget them; re-distribute on a tick."""
         for steering in self._pools.values():
             steering.forget(component_ids)
         self.on_tick()
