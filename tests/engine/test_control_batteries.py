@@ -201,10 +201,8 @@ async def test_an_accepted_setpoint_that_fails_moves_its_power_to_the_others() -
                 < 0.01
             )
         )
-        pool = bench.controller.status().pools[Pool.BATTERIES]
-        last = pool.component_sets[0].last_result
-        assert last is not None
-        assert 12 not in last["succeeded_components"]
+        assert bench.sim.held_setpoint(11) is None
+        # (Once the block runs out, 11 is tried again and fails again: back-off.)
 
 
 def last_result_kind(bench: Bench) -> str | None:
