@@ -95,10 +95,12 @@ class CompletingSetPowerClient:
     ) -> datetime | None:
         """Set a component's active power; return until when it holds.
 
-        Same arguments, answer and errors as the client's method.
+        Same arguments, answer and errors as the client's method, and one more:
+        a REJECTED or FAILED first reply, which the client takes for a success.
 
         Raises:
             ValueError: `power` is NaN or the lifetime is outside 10–900 s.
+            SetpointRefusedError: The first reply's status was REJECTED or FAILED.
             ApiClientError: The microgrid refused the request or is unreachable.
         """
         lifetime_s = (
