@@ -87,7 +87,7 @@ async def running_home_assistant() -> AsyncIterator[HomeAssistant]:
 
     The integration is found as a custom integration because the repository root
     (where `custom_components/` lives) is on `sys.path`, as it is when benchmarks
-    run with `python -m benchmarks.<name>` from the repository.
+    run with `scripts/python -m benchmarks.<name>` from the repository.
     """
     with tempfile.TemporaryDirectory(prefix="ha-bench-") as config_dir:
         hass = HomeAssistant(config_dir)

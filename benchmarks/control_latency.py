@@ -30,7 +30,7 @@ With `--freeze-gc`, every object alive after the warm-up is moved out of the
 garbage collector's sight (`gc.freeze()`), on both sides: that shows what the
 full collections cost (Home Assistant itself does not freeze).
 
-Run: `.venv/bin/python -m benchmarks.control_latency [--freeze-gc]`; prints
+Run: `scripts/python -m benchmarks.control_latency [--freeze-gc]`; prints
 `control_latency ours_p50_ms=<a> ours_p99_ms=<b> sdk_p50_ms=<c> sdk_p99_ms=<d>`.
 """
 

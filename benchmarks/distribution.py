@@ -1,6 +1,6 @@
 """Battery distribution speed: ours and the Frequenz SDK's, same inputs, one run.
 
-Run from the repository root: ``.venv/bin/python -m benchmarks.distribution``
+Run from the repository root: ``scripts/python -m benchmarks.distribution``
 (optionally followed by pool sizes, e.g. ``... distribution 100 1000``).
 Prints one line per case (wrapped here to fit)::
 

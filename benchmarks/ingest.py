@@ -24,8 +24,8 @@ Prints one line (progress and the entity count go to stderr):
 
 Target at N=1000: under 25 % of one core, lag p99 under 50 ms.
 
-    .venv/bin/python -m benchmarks.ingest [--components N --seconds S]
-    .venv/bin/python -m benchmarks.ingest --profile ingest.pstats   # cProfile the loop
+    scripts/python -m benchmarks.ingest [--components N --seconds S]
+    scripts/python -m benchmarks.ingest --profile ingest.pstats   # cProfile the loop
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     try:
         result = asyncio.run(run(args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
+    except KeyboardInterrupt, asyncio.CancelledError:
         sys.exit("ingest: interrupted")
     print(result.line(), flush=True)
     _note(f"gc pauses: {result.gc_pauses}")

@@ -1,6 +1,6 @@
 """Power manager throughput: ours and the Frequenz SDK's, same proposals, one run.
 
-Run from the repository root: ``.venv/bin/python -m benchmarks.power_manager``.
+Run from the repository root: ``scripts/python -m benchmarks.power_manager``.
 Prints one line per case::
 
     power_manager algorithm=<matryoshka|shifting> actors=<n> proposals_per_s=<x>

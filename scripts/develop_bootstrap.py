@@ -49,7 +49,7 @@ def _wait_for_api(base: str, timeout_s: float = 600.0) -> None:
     while time.monotonic() < deadline:
         try:
             _call(base, "/api/onboarding")
-        except (error.URLError, ConnectionError, TimeoutError):
+        except error.URLError, ConnectionError, TimeoutError:
             time.sleep(1.0)
         else:
             return

@@ -47,7 +47,6 @@ from .coordinator import (
     MicrogridRuntimeData,
 )
 from .engine.graph import Topology, load_topology
-from .entity import async_create_hub_device, entry_key_of
 from .simulator import MicrogridSimulator, load_scenario
 
 PLATFORMS: list[Platform] = [
@@ -106,9 +105,6 @@ async def async_setup_entry(
         await coordinator.async_config_entry_first_refresh()
         entry.async_on_unload(_close_on_stop(hass, runtime))
         entry.async_on_unload(entry.add_update_listener(_reload_on_new_options(entry)))
-        async_create_hub_device(
-            hass, entry.entry_id, entry_key_of(entry), topology.info
-        )
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     except BaseException:
         await runtime.async_close()

@@ -30,7 +30,7 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.selector import ConfigEntrySelector
-import voluptuous as vol
+import probatio as vol
 
 from .const import (
     DOMAIN,

@@ -19,10 +19,10 @@ from frequenz.client.microgrid.component import (
     ComponentStateCode,
 )
 from homeassistant.components.binary_sensor import (
-    BinarySensorDeviceClass,
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
+from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 
@@ -32,6 +32,7 @@ from .engine.snapshot import ComponentSnapshot
 from .entity import (
     MicrogridComponentEntity,
     SnapshotCoordinator,
+    async_create_hub_device,
     component_device_info,
     entry_key_of,
     has_device,
@@ -118,11 +119,15 @@ async def async_setup_entry(
     """Set up the binary sensors of every component."""
     runtime = entry.runtime_data
     entry_key = entry_key_of(entry)
+    hub_device_id = async_create_hub_device(
+        hass, entry.entry_id, entry_key, runtime.topology.info
+    )
     entities: list[BinarySensorEntity] = [
         ComponentBinarySensor(
             runtime.coordinator,
             entry_key=entry_key,
             component=component,
+            hub_device_id=hub_device_id,
             description=description,
         )
         for component in runtime.topology.components.values()
@@ -138,6 +143,7 @@ async def async_setup_entry(
                 feed=feed,
                 entry_key=entry_key,
                 component=runtime.topology.components[status.component_id],
+                hub_device_id=hub_device_id,
             )
             for status in feed.status.components
             if status.component_id in runtime.topology.components
@@ -156,11 +162,16 @@ class ComponentBinarySensor(MicrogridComponentEntity, BinarySensorEntity):
         *,
         entry_key: str,
         component: Component,
+        hub_device_id: str,
         description: ComponentBinarySensorDescription,
     ) -> None:
         """Create the binary sensor for `description` on the component's device."""
         super().__init__(
-            coordinator, entry_key=entry_key, key=description.key, component=component
+            coordinator,
+            entry_key=entry_key,
+            key=description.key,
+            component=component,
+            hub_device_id=hub_device_id,
         )
         self.entity_description = description
 
@@ -193,6 +204,7 @@ class ExcludedBinarySensor(SteeringEntity, BinarySensorEntity):
         feed: ControllerStatusFeed,
         entry_key: str,
         component: Component,
+        hub_device_id: str,
     ) -> None:
         """Create the sensor on the component's device."""
         self.component_id = int(component.id)
@@ -200,7 +212,7 @@ class ExcludedBinarySensor(SteeringEntity, BinarySensorEntity):
             coordinator,
             feed=feed,
             unique_id=f"{entry_key}_{self.component_id}_{EXCLUDED.key}",
-            device_info=component_device_info(entry_key, component),
+            device_info=component_device_info(entry_key, component, hub_device_id),
         )
 
     @property

@@ -31,7 +31,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
-import voluptuous as vol
+import probatio as vol
 
 from .connection import ConnectionProblem, classify_error, probe_microgrid
 from .const import (

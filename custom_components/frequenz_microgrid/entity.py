@@ -89,20 +89,23 @@ def hub_device_info(entry_key: str, info: MicrogridInfo) -> DeviceInfo:
 @callback
 def async_create_hub_device(
     hass: HomeAssistant, entry_id: str, entry_key: str, info: MicrogridInfo
-) -> None:
-    """Register the hub device before any platform adds entities.
+) -> str:
+    """Register the hub device (if needed) and return its device-registry id.
 
-    Component devices name the hub as their `via_device`; the platforms add their
-    entities concurrently, so unless the hub exists first, a component device can
-    be registered before it (Home Assistant warns about a non-existing via_device).
+    Component devices are linked to the hub by that id (`via_device_id`), so every
+    platform that adds component entities gets it from here first; registering is
+    idempotent, and the hub is always there before any component device.
     """
-    dr.async_get(hass).async_get_or_create(
+    hub = dr.async_get(hass).async_get_or_create(
         config_entry_id=entry_id, **hub_device_info(entry_key, info)
     )
+    return hub.id
 
 
-def component_device_info(entry_key: str, component: Component) -> DeviceInfo:
-    """Describe one component, linked to the hub with `via_device`.
+def component_device_info(
+    entry_key: str, component: Component, hub_device_id: str
+) -> DeviceInfo:
+    """Describe one component, linked to the hub device (`via_device_id`).
 
     An unnamed component gets a translated name from its category and id.
     """
@@ -111,7 +114,7 @@ def component_device_info(entry_key: str, component: Component) -> DeviceInfo:
         manufacturer=component.manufacturer,
         model=component.model_name,
         serial_number=str(int(component.id)),
-        via_device=hub_identifier(entry_key),
+        via_device_id=hub_device_id,
     )
     if component.name:
         device["name"] = component.name
@@ -147,7 +150,7 @@ def async_remove_stale_devices(
     for device in dr.async_entries_for_config_entry(registry, entry_id):
         ours = {ident for ident in device.identifiers if ident[0] == DOMAIN}
         if ours and not ours & wanted:
-            registry.async_update_device(device.id, remove_config_entry_id=entry_id)
+            registry.async_remove_device(device.id)
 
 
 def _shown_value_getter(entity: Entity) -> Callable[[Any], object]:
@@ -230,9 +233,13 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
         self.async_on_remove(self._cancel_cooldown)
 
     @callback
-    def async_write_ha_state(self) -> None:
-        """Write the state and remember what was written (for change detection)."""
-        super().async_write_ha_state()
+    def _async_write_ha_state(self) -> None:
+        """Write the state and remember what was written (for change detection).
+
+        Home Assistant routes every state write through this hook (the public
+        `async_write_ha_state` is final), whoever asks for it.
+        """
+        super()._async_write_ha_state()
         self._written = self._rendered()
 
     @callback
@@ -302,13 +309,14 @@ class MicrogridComponentEntity(MicrogridEntity):
         entry_key: str,
         key: str,
         component: Component,
+        hub_device_id: str,
         min_interval: timedelta = DEFAULT_MIN_INTERVAL,
     ) -> None:
         """Create a component entity with unique id `{entry}_{component id}_{key}`."""
         super().__init__(
             coordinator,
             unique_id=f"{entry_key}_{int(component.id)}_{key}",
-            device_info=component_device_info(entry_key, component),
+            device_info=component_device_info(entry_key, component, hub_device_id),
             min_interval=min_interval,
         )
         self.component_id = int(component.id)

@@ -28,6 +28,7 @@ from .entity import (
     MicrogridComponentEntity,
     MicrogridPoolEntity,
     SnapshotCoordinator,
+    async_create_hub_device,
     async_remove_stale_devices,
     entry_key_of,
     has_device,
@@ -64,6 +65,9 @@ async def async_setup_entry(
     devices = [c for c in topology.components.values() if has_device(c)]
     async_remove_stale_devices(
         hass, entry.entry_id, entry_key, (int(c.id) for c in devices)
+    )
+    hub_device_id = async_create_hub_device(
+        hass, entry.entry_id, entry_key, topology.info
     )
 
     hub: list[SensorEntity] = [
@@ -125,6 +129,7 @@ async def async_setup_entry(
                     coordinator,
                     entry_key=entry_key,
                     component=component,
+                    hub_device_id=hub_device_id,
                     description=description,
                 )
             )
@@ -202,11 +207,16 @@ class ComponentSensor(MicrogridComponentEntity, SensorEntity):
         *,
         entry_key: str,
         component: Component,
+        hub_device_id: str,
         description: ComponentSensorDescription,
     ) -> None:
         """Create the sensor for `description` on the component's device."""
         super().__init__(
-            coordinator, entry_key=entry_key, key=description.key, component=component
+            coordinator,
+            entry_key=entry_key,
+            key=description.key,
+            component=component,
+            hub_device_id=hub_device_id,
         )
         self.entity_description = description
 

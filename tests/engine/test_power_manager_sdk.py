@@ -117,7 +117,7 @@ class Pair:
             assert bounds is not None
             assert sdk_bounds is not None
             ours_pair = (bounds.inclusion_lower, bounds.inclusion_upper)
-            agree = all(map(_close, ours_pair, sdk_bounds))
+            agree = all(map(_close, ours_pair, sdk_bounds, strict=True))
             assert agree, (
                 f"{_story(history)}: priority {priority}: {ours_pair} != {sdk_bounds}"
             )

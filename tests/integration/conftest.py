@@ -31,6 +31,7 @@ from custom_components.frequenz_microgrid.simulator import (
 )
 
 from .auth_gateway import AuthGateway
+from .deprecation_watch import DeprecationWatch
 from .microgrid_factory import HandFedPlatforms, all_entities_enabled_by_default
 
 HOME_MICROGRID_ID = load_scenario("home").microgrid_id
@@ -45,6 +46,14 @@ ENTITY_DOMAINS = ("sensor", "binary_sensor", "number", "button")
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load the integration from `custom_components/`."""
+
+
+@pytest.fixture(autouse=True)
+def no_deprecated_calls() -> Iterator[DeprecationWatch]:
+    """Fail a test during which Home Assistant reports a deprecated call of ours."""
+    with DeprecationWatch() as watch:
+        yield watch
+    assert not watch.reports, "\n".join(watch.reports)
 
 
 @pytest.fixture

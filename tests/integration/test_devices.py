@@ -25,8 +25,10 @@ from .microgrid_factory import (
 )
 
 
-def _device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry:
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
+def _device(hass: HomeAssistant, entry_id: str, identifier: str) -> dr.DeviceEntry:
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, identifier), entry_id
+    )
     assert device is not None, identifier
     return device
 
@@ -35,23 +37,31 @@ async def test_hub_and_component_devices(
     hass: HomeAssistant, platforms: HandFedPlatforms
 ) -> None:
     entry, _ = await platforms.setup(sensor, home_topology(), snapshot_at())
-    hub = _device(hass, ENTRY_KEY)
+    hub = _device(hass, entry.entry_id, ENTRY_KEY)
     assert (hub.name, hub.manufacturer, hub.model) == ("Home", "Frequenz", "Microgrid")
     assert hub.serial_number == ENTRY_KEY  # the microgrid id
     assert hub.via_device_id is None
 
-    inverter = _device(hass, f"{ENTRY_KEY}_{BAT_INV}")
+    inverter = _device(hass, entry.entry_id, f"{ENTRY_KEY}_{BAT_INV}")
     assert (inverter.manufacturer, inverter.model) == ("Acme", "BI-5000")
     assert inverter.via_device_id == hub.id
     # Unnamed components are named from their category and id (translated).
     assert inverter.name == f"Inverter {BAT_INV}"
-    assert _device(hass, f"{ENTRY_KEY}_{BATTERY}").name == f"Battery {BATTERY}"
-    assert _device(hass, f"{ENTRY_KEY}_{GRID_METER}").name == "Grid meter"
+    assert (
+        _device(hass, entry.entry_id, f"{ENTRY_KEY}_{BATTERY}").name
+        == f"Battery {BATTERY}"
+    )
+    assert (
+        _device(hass, entry.entry_id, f"{ENTRY_KEY}_{GRID_METER}").name == "Grid meter"
+    )
 
     # The grid connection point sends no telemetry: no device of its own.
     registry = dr.async_get(hass)
     assert (
-        registry.async_get_device(identifiers={(DOMAIN, f"{ENTRY_KEY}_{GRID}")}) is None
+        registry.async_get_device_by_identifier(
+            (DOMAIN, f"{ENTRY_KEY}_{GRID}"), entry.entry_id
+        )
+        is None
     )
     devices = dr.async_entries_for_config_entry(registry, entry.entry_id)
     assert len(devices) == 1 + len(home_components()) - 1
@@ -61,7 +71,7 @@ async def test_components_that_vanish_are_removed(
     hass: HomeAssistant, platforms: HandFedPlatforms
 ) -> None:
     entry, _ = await platforms.setup(sensor, home_topology(), snapshot_at())
-    assert _device(hass, f"{ENTRY_KEY}_{EV_CHARGER}")
+    assert _device(hass, entry.entry_id, f"{ENTRY_KEY}_{EV_CHARGER}")
     await platforms.close()
 
     # The EV charger was removed from the site; set up again with the new topology.
@@ -71,12 +81,12 @@ async def test_components_that_vanish_are_removed(
     )
     await platforms.setup(sensor, without_ev, snapshot_at(), entry=entry)
     registry = dr.async_get(hass)
-    gone = registry.async_get_device(
-        identifiers={(DOMAIN, f"{ENTRY_KEY}_{EV_CHARGER}")}
+    gone = registry.async_get_device_by_identifier(
+        (DOMAIN, f"{ENTRY_KEY}_{EV_CHARGER}"), entry.entry_id
     )
     assert gone is None
-    assert _device(hass, ENTRY_KEY)  # the hub stays
-    assert _device(hass, f"{ENTRY_KEY}_{BATTERY}")
+    assert _device(hass, entry.entry_id, ENTRY_KEY)  # the hub stays
+    assert _device(hass, entry.entry_id, f"{ENTRY_KEY}_{BATTERY}")
 
 
 async def test_devices_of_the_simulated_home(
@@ -84,9 +94,10 @@ async def test_devices_of_the_simulated_home(
 ) -> None:
     """Manufacturer and model come from the API; components hang off the hub."""
     hub_key = str(HOME_MICROGRID_ID)
-    hub = _device(hass, hub_key)
+    entry_id = setup_integration.entry_id
+    hub = _device(hass, entry_id, hub_key)
     assert hub.serial_number == hub_key
-    inverter = _device(hass, f"{hub_key}_3")
+    inverter = _device(hass, entry_id, f"{hub_key}_3")
     assert (inverter.name, inverter.manufacturer, inverter.model) == (
         "Battery inverter",
         "SMA",

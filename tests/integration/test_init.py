@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from unittest.mock import patch
 
 from frequenz.client.microgrid import MicrogridApiClient
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -235,39 +233,3 @@ async def test_failure_after_connecting_releases_everything(
     ):
         await _setup_fails(hass, entry)
     assert not _connected(entry.runtime_data.client)
-
-
-async def test_the_hub_device_exists_before_the_platforms_set_up(
-    hass: HomeAssistant,
-    simulator: MicrogridSimulator,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # The platforms add entities concurrently: a component device naming the hub
-    # as `via_device` must not be able to come first.
-    registry = dr.async_get(hass)
-    hub_identifier = (DOMAIN, str(HOME_MICROGRID_ID))
-    forward = hass.config_entries.async_forward_entry_setups
-    hubs_when_forwarding: list[dr.DeviceEntry | None] = []
-
-    async def forward_noting_the_hub(*args: Any) -> None:
-        hubs_when_forwarding.append(
-            registry.async_get_device(identifiers={hub_identifier})
-        )
-        await forward(*args)
-
-    with patch.object(
-        hass.config_entries, "async_forward_entry_setups", forward_noting_the_hub
-    ):
-        entry = await setup_entry(hass, simulator.url)
-
-    [hub] = hubs_when_forwarding
-    assert hub is not None
-    assert (hub.model, hub.serial_number) == ("Microgrid", str(HOME_MICROGRID_ID))
-    components = [
-        device
-        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
-        if device.id != hub.id
-    ]
-    assert components
-    assert all(device.via_device_id == hub.id for device in components)
-    assert "via_device" not in caplog.text

@@ -134,7 +134,9 @@ def _latest_states_from_proto(
         )
     codes = latest.states
     return ComponentStates(
-        states=frozenset(map(_STATES.get, codes, codes)),  # unknown: the number
+        states=frozenset(
+            map(_STATES.get, codes, codes, strict=True)
+        ),  # unknown: the number
         warnings=_diagnostics(latest.warnings),
         errors=_diagnostics(latest.errors),
     )
@@ -146,7 +148,7 @@ def _diagnostics(
     if not messages:  # the usual case
         return _NO_DIAGNOSTICS
     codes = [message.diagnostic_code for message in messages]
-    return frozenset(map(_ERRORS.get, codes, codes))
+    return frozenset(map(_ERRORS.get, codes, codes, strict=True))
 
 
 def telemetry_from_samples(samples: ComponentDataSamples) -> TelemetryMessage:
