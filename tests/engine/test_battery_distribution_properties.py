@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from itertools import combinations, pairwise
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 import pytest
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
@@ -158,8 +158,33 @@ def test_setpoints_follow_the_request_and_add_up(
     assert summed_lower - TOLERANCE <= total <= summed_upper + TOLERANCE
 
 
+def _pair(
+    inverter_id: int, upper: float, zone: float, inverter_upper: float
+) -> InverterBatteries:
+    """A pair (for the examples below): 1 kWh, empty, a charging-side zone."""
+    battery = BatteryState(
+        inverter_id + 100, 1000.0, 0.0, 0.0, 80.0, PowerBounds(0.0, upper)
+    )
+    inverter = PowerBounds(0.0, inverter_upper, 0.0, zone)
+    pair = InverterBatteries.aggregate(inverter_id, inverter, [battery])
+    assert pair is not None
+    return pair
+
+
 @settings(max_examples=300, deadline=None)
 @given(pair_lists(), requests, exponents)
+# Pair 1 takes 0 or 10 W, pair 2 0 or 113..122 W: 122 W fits pair 2 alone, but
+# the pair with the better share of its minimum (1) kept its place and 2 could
+# not be added next to it.
+@example(
+    [
+        _pair(1, 10.0, 10.0, 10.0),
+        _pair(2, 122.0, 113.0, 122.0),
+        _pair(3, 0.0, 0.0, 0.0),
+    ],
+    122.0,
+    0.0,
+)
 def test_places_as_much_as_the_best_safe_choice_of_pairs(
     pairs: list[InverterBatteries], power: float, exponent: float
 ) -> None:

@@ -12,7 +12,10 @@ the 400 W lands inside an exclusion zone. Here the split is made in two steps:
    fits: if the minimums of the on-pairs add up to more than the request, the pairs
    with the smallest share-to-minimum ratio are switched off; if the on-pairs
    cannot take the request, off pairs are switched on (most deserving first) as
-   long as their minimum still fits.
+   long as their minimum still fits. Greed can still leave power unplaced that
+   another choice would place (a deserving pair that can take little keeps out
+   one that could take it all), so if the on-pairs still cannot take the request,
+   the choice that places the most is searched for (`_on_set_placing_more`).
 2. *How much each takes.* Among the on-pairs the power is split proportionally to
    the availability ratios, with each pair held inside its ``[minimum, upper]``:
    ``power_i = clamp(level * ratio_i, minimum_i, upper_i)`` with the one ``level``
@@ -43,6 +46,14 @@ _NEWTON_STEPS = 6
 
 _NEWTON_SETTLED = 1e-13
 """A Newton step smaller than this (relative) means the level is found."""
+
+_ON_SET_SEARCH_NODES = 20_000
+"""Choices of on-pairs the search tries at most (a few milliseconds at worst).
+
+That covers every choice among up to 14 pairs with exclusion zones, and pruning
+makes far more usually finish; past the budget the best choice found so far is
+used (never worse than the greedy one).
+"""
 
 
 def safe_split(
@@ -183,7 +194,77 @@ def _choose_on_pairs(
             minimum_sum += minimums[k]
             upper_sum += uppers[k]
 
+    if upper_sum < power:
+        better = _on_set_placing_more(power, upper_sum, ranked, minimums, uppers)
+        if better is not None:
+            return better
     return [k for k, on in enumerate(is_on) if on]
+
+
+def _on_set_placing_more(
+    power: float,
+    placed: float,
+    ranked: Sequence[int],
+    minimums: Sequence[float],
+    uppers: Sequence[float],
+) -> list[int] | None:
+    """Search the on-pairs that place more than `placed`, None if there are none.
+
+    Which pairs to run so that their minimums fit the request and their upper
+    bounds take as much of it as possible is a knapsack problem: the greedy
+    repair's answer can be far off (0 or 10 W and 0 or 113..122 W: for 122 W the
+    greedy runs the first pair, having seen that its share covers its minimum
+    best, and the second no longer fits next to it). So when the greedy's
+    on-pairs cannot take the request, a depth-first search over the pairs with a
+    minimum (in rank order, running a pair tried before not running it) looks
+    for a choice that places more; pairs without a minimum always run. A branch
+    is cut as soon as running all of its remaining pairs could not place more
+    than the best choice so far, and the search stops at a choice that takes the
+    whole request. Of the choices that place the most, the first found is kept:
+    the one that runs the most deserving pairs. A gain within float noise of the
+    greedy's does not count, so the greedy's choice stands wherever it is as good.
+
+    Returns the positions of the on-pairs, in order.
+    """
+    always_on = [k for k in ranked if minimums[k] <= 0.0]
+    items = [k for k in ranked if 0.0 < minimums[k] <= power]
+    base = sum(uppers[k] for k in always_on)
+    # remaining[i]: what running every pair from items[i] on could add.
+    remaining = [0.0] * (len(items) + 1)
+    for i in range(len(items) - 1, -1, -1):
+        remaining[i] = remaining[i + 1] + uppers[items[i]]
+    margin = _SUM_ORDER_MARGIN * power
+    best = placed + margin
+    if base + remaining[0] <= best:
+        return None  # even running every pair would not place more
+
+    best_chosen = 0
+    # Nodes: (next item, minimums so far, uppers so far, items run as a bit mask).
+    stack = [(0, 0.0, base, 0)]
+    nodes = 0
+    while stack and nodes < _ON_SET_SEARCH_NODES:
+        nodes += 1
+        index, minimum_sum, upper_sum, chosen = stack.pop()
+        if index == len(items) or upper_sum + remaining[index] <= best:
+            continue
+        # Not running it is tried after running it (the stack is last in, first out).
+        stack.append((index + 1, minimum_sum, upper_sum, chosen))
+        k = items[index]
+        with_k = minimum_sum + minimums[k]
+        if with_k > power:
+            continue
+        taken = upper_sum + uppers[k]
+        chosen |= 1 << index
+        if taken > best:
+            best, best_chosen = taken, chosen
+            if taken >= power:
+                break  # the whole request is placed: nothing places more
+        stack.append((index + 1, with_k, taken, chosen))
+
+    if not best_chosen:
+        return None
+    run = [k for index, k in enumerate(items) if best_chosen >> index & 1]
+    return sorted(always_on + run)
 
 
 def _needs_no_repair(
