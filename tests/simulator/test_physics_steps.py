@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import dataclasses
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 import pytest
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
@@ -153,6 +153,17 @@ def run(
     ),
     hops=st.lists(st.floats(0.0, END_S), max_size=30),
     arrival_at_s=st.floats(1.0, END_S),
+)
+# The EV arrives at 1 s + 1 ulp: its lock event (arrival + 2 s) rounds to 3.0 s,
+# where arrival + 2 s had not passed by the lock check's own subtraction, so in
+# one go the charger stayed unlocked (and idle) until the setpoint lapsed, while
+# a hop at 4 s found it locked.
+@example(
+    timed_commands=[
+        (0.0, lambda m: m.set_active_power(EV_CHARGER_1, 4140.0, 10.0)),
+    ],
+    hops=[4.0],
+    arrival_at_s=1.0000000000000002,
 )
 def test_advancing_in_one_go_or_in_hops_ends_in_the_same_state(
     timed_commands: list[tuple[float, Command]],

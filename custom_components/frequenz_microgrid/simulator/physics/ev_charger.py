@@ -67,9 +67,21 @@ class EvSession:
         """Start from the EV's state of charge on arrival."""
         self.soc_pct = self.ev.soc_pct
 
+    @property
+    def locks_at_s(self) -> float:
+        """When the charger locks the cable: `LOCK_DELAY_S` after plugging in.
+
+        The model steps up to exactly this time and `cable_state` compares with
+        it, so both see the same float: checking ``now - plugged >= delay``
+        instead can miss by an ulp at the very lock event (plugged at 1 s + 1 ulp
+        locks at a rounded 3.0 s, and 3.0 - (1 + 1 ulp) < 2), leaving the cable
+        unlocked for a whole step that a tick in between would have split.
+        """
+        return self.plugged_at_s + LOCK_DELAY_S
+
     def cable_state(self, now_s: float) -> CableState:
         """Plugged on arrival, locked once `LOCK_DELAY_S` has passed."""
-        if now_s - self.plugged_at_s >= LOCK_DELAY_S:
+        if now_s >= self.locks_at_s:
             return CableState.LOCKED
         return CableState.PLUGGED
 

@@ -18,7 +18,7 @@ from ..scenario import ComponentSpec, EvArrival, Kind, Scenario
 from .ac import PhasePowers
 from .battery import BatteryState
 from .energy import EnergyCounter
-from .ev_charger import LOCK_DELAY_S, EvChargerState, EvSession, EvSpec
+from .ev_charger import EvChargerState, EvSession, EvSpec
 from .inverter import pv_output_w, share_among_batteries
 
 CONTROLLABLE_KINDS = frozenset(
@@ -421,7 +421,7 @@ class MicrogridModel:
             return until_s
         times: list[float] = []
         if (session := charger.session) is not None:
-            times.append(session.plugged_at_s + LOCK_DELAY_S)
+            times.append(session.locks_at_s)
             if session.departs_at_s is not None:
                 times.append(session.departs_at_s)
         if arrivals := self._pending_arrivals.get(runtime.spec.id):
