@@ -56,7 +56,7 @@ def _wait_for_api(base: str, timeout_s: float = 600.0) -> None:
     sys.exit("Home Assistant did not start in time; see its log above")
 
 
-def _login(base: str) -> str:
+def login(base: str) -> str:
     """Return an access token for the demo user (creating it during onboarding)."""
     steps = _call(base, "/api/onboarding")
     if not any(step["step"] == "user" and step["done"] for step in steps):
@@ -117,7 +117,7 @@ def _add_demo_entry(base: str, token: str) -> None:
 def main(base: str) -> None:
     """Bootstrap the Home Assistant at `base`."""
     _wait_for_api(base)
-    token = _login(base)
+    token = login(base)
     _add_demo_entry(base, token)
 
 

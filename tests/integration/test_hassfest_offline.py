@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from awesomeversion import AwesomeVersion
+from homeassistant import const as ha_const
 from homeassistant.util.yaml import load_yaml_dict
 import pytest
 
@@ -156,6 +157,34 @@ def test_hacs_json() -> None:
     assert AwesomeVersion(hacs["homeassistant"]) >= AwesomeVersion("2026.10.0")
     if hacs.get("render_readme"):
         assert (REPO / "README.md").is_file()
+
+
+def _pinned_home_assistant(lock_file: str) -> str:
+    """The Home Assistant release a lock file installs."""
+    pin = re.search(
+        r"^homeassistant==(\S+)$", (REPO / lock_file).read_text(), re.MULTILINE
+    )
+    assert pin is not None, f"{lock_file} pins no homeassistant"
+    return pin.group(1)
+
+
+def test_hacs_minimum_is_the_oldest_release_the_suite_runs_on() -> None:
+    """What HACS promises users is what scripts/test checks on its second run."""
+    minimum = _load_json(REPO / "hacs.json")["homeassistant"]
+    assert minimum == _pinned_home_assistant("requirements_test_oldest.txt")
+    newest = _pinned_home_assistant("requirements_test.txt")
+    assert AwesomeVersion(newest) >= AwesomeVersion(minimum)
+
+
+def test_this_run_is_on_a_release_the_lock_files_pin() -> None:
+    """The suite really runs on one of the two ends of the supported range."""
+    tested = {
+        _pinned_home_assistant("requirements_test.txt"),
+        _pinned_home_assistant("requirements_test_oldest.txt"),
+    }
+    assert ha_const.__version__ in tested
+    minimum = _load_json(REPO / "hacs.json")["homeassistant"]
+    assert AwesomeVersion(ha_const.__version__) >= AwesomeVersion(minimum)
 
 
 def test_brand_icon_when_shipped() -> None:
