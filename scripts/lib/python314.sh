@@ -10,7 +10,7 @@
 # and deleting the cache or a clone never meets a live mount.
 
 MIN_PYTHON_VERSION="3.14.2"
-CACHE_DIR="${FREQUENZ_HA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/frequenz-microgrid-ha}"
+CACHE_DIR="${FREQUENZ_HA_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/frequenz-microgrid-ha}"
 ROOTFS="$CACHE_DIR/debian-sid-python3.14"
 ROOTFS_PACKAGES="python3,python3-venv,python3-dev,gcc,g++,git,ca-certificates"
 # The environment file scripts/setup writes: how to run .venv's Python.
@@ -20,7 +20,7 @@ RUNNER_FILE=".venv/.runner"
 find_host_python() {
     local candidate
     for candidate in "${FREQUENZ_HA_PYTHON:-}" "$(command -v python3.14 2>/dev/null || true)" \
-        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.14*/bin/python3.14 \
+        "${PYENV_ROOT:-${HOME:-/root}/.pyenv}"/versions/3.14*/bin/python3.14 \
         /usr/local/bin/python3.14 /usr/bin/python3.14; do
         [ -n "$candidate" ] && [ -x "$candidate" ] || continue
         if "$candidate" -c "import sys, venv; sys.exit(sys.version_info < (${MIN_PYTHON_VERSION//./, }))" \
@@ -107,6 +107,6 @@ in_rootfs() {
         mount --rbind /sys "$root/sys"
         mount --bind /tmp "$root/tmp"
         mount --bind "$repo" "$root$repo"
-        exec chroot "$root" /usr/bin/env --chdir="$dir" "$@"
+        exec chroot "$root" /usr/bin/env --chdir="$dir" HOME="${HOME:-/root}" "$@"
     ' in_rootfs "$ROOTFS" "$repo" "$PWD" "$@"
 }
