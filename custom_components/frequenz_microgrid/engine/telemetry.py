@@ -8,7 +8,10 @@ formulas) is computed once per tick from here.
 
 Freshness is measured by *arrival* time on a monotonic clock, not by the sample's own
 timestamp: a component whose clock is off must not look stale (or fresh), and a
-jump of the wall clock must not expire everything at once.
+jump of the wall clock must not expire everything at once. The sample time is kept
+beside each value all the same (`FreshView.sampled_at`): whether readings of two
+components belong together depends on when they were taken, not on when they
+arrived (spec §4, readings that belong together).
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class _Reading:
     value: float
     arrived: float
     """Monotonic arrival time."""
+    sampled: float
+    """Sample time (POSIX seconds, the component's clock); the arrival's wall
+    time for a value that came without one."""
 
 
 @dataclass(slots=True)
@@ -144,6 +150,12 @@ class FreshView:
                 oldest = min(oldest, reading.arrived)
         return oldest
 
+    def sampled_at(self, component_id: int, metric: Metric | int) -> float | None:
+        """When the latest fresh value of a metric was sampled (POSIX seconds)."""
+        if self.value(component_id, metric) is None:
+            return None
+        return self._components[component_id].readings[metric].sampled
+
     def arrived_fresh(self, arrived: float) -> bool:
         """Whether a value that arrived at `arrived` is fresh at this view's instant."""
         return self._now - arrived <= self._freshness_s
@@ -206,12 +218,19 @@ class TelemetryStore:
         """Return the store's monotonic time (the injected clock)."""
         return self._clock()
 
+    def wall_time_s(self) -> float:
+        """Return the wall-clock time (POSIX seconds), the clock of sample times."""
+        return self._wall_clock().timestamp()
+
     def ingest_message(self, message: TelemetryMessage) -> None:
         """Record one message of a component's telemetry stream."""
         now = self._clock()
         entry = self._entry(message.component_id, now)
+        sampled = message.sampled_at
+        if sampled is None:  # no sample time: count it as taken on arrival
+            sampled = self._arrival_wall_time(entry)
         for metric, value, ranges in message.readings:
-            self._record_value(entry, metric, value, now)
+            self._record_value(entry, metric, value, now, sampled)
             if ranges:
                 self._record_ranges(entry, metric, ranges)
         states = message.states
@@ -233,7 +252,7 @@ class TelemetryStore:
         """Record one value (and optionally its bounds) as if it just arrived."""
         now = self._clock()
         entry = self._entry(component_id, now)
-        self._record_value(entry, metric, value, now)
+        self._record_value(entry, metric, value, now, self._arrival_wall_time(entry))
         if bounds is not None:
             entry.bounds[metric] = _Bounds((), bounds)
 
@@ -265,15 +284,26 @@ class TelemetryStore:
         return entry
 
     @staticmethod
+    def _arrival_wall_time(entry: _ComponentTelemetry) -> float:
+        """The wall time of the entry's latest arrival (set by `_entry`)."""
+        assert entry.last_seen is not None
+        return entry.last_seen.timestamp()
+
+    @staticmethod
     def _record_value(
-        entry: _ComponentTelemetry, metric: Metric | int, value: float, now: float
+        entry: _ComponentTelemetry,
+        metric: Metric | int,
+        value: float,
+        now: float,
+        sampled: float,
     ) -> None:
         reading = entry.readings.get(metric)
         if reading is None:
-            entry.readings[metric] = _Reading(value, now)
+            entry.readings[metric] = _Reading(value, now, sampled)
         else:  # in place: no new object per sample
             reading.value = value
             reading.arrived = now
+            reading.sampled = sampled
         if not isinstance(metric, Metric):  # an unknown metric: kept, never shown
             return
         if value == value:  # not NaN

@@ -21,6 +21,7 @@ from .. import members
 from ..bounds import PowerBounds, sum_bounds
 from ..distribution.battery import BatteryState, InverterBatteries
 from ..distribution.ev_chargers import ALL_PHASES, EvChargerInput
+from ..distribution.ev_fuse import TimedCurrents
 from ..distribution.pv import PvInverterInput
 from ..formula import compile_formula
 from ..graph import Topology
@@ -271,7 +272,12 @@ def can_take_setpoint(store: TelemetryStore, component_id: int) -> bool:
 
 
 def ev_charger_input(
-    store: TelemetryStore, charger_id: int, *, working: bool, nominal_voltage_v: float
+    store: TelemetryStore,
+    charger_id: int,
+    *,
+    working: bool,
+    nominal_voltage_v: float,
+    confirmed_limit_a: float | None = math.inf,
 ) -> EvChargerInput:
     """One charger's allocator input from its cable state, currents and bounds.
 
@@ -313,6 +319,7 @@ def ev_charger_input(
         min_current_a=min_current_a,
         max_current_a=max_current_a,
         voltage_v=watts_per_amp / len(phases),
+        confirmed_limit_a=confirmed_limit_a,
     )
 
 
@@ -334,16 +341,45 @@ class GridCurrents:
         text = topology.formulas.grid
         self._formula = None if text is None else compile_formula(text)
 
-    def measure(self, store: TelemetryStore) -> tuple[float, float, float]:
-        """Return L1–L3 in amperes; NaN where unknown (the allocator then backs off)."""
+    def measure(self, store: TelemetryStore) -> TimedCurrents:
+        """Return L1–L3 in amperes and when the readings were sampled.
+
+        NaN where unknown (the allocator then backs off). A formula over several
+        meters spans their sample times.
+        """
         if self._formula is None:
-            return (math.nan, math.nan, math.nan)
+            return _UNKNOWN_CURRENTS
         members = self._formula.component_ids
-        l1, l2, l3 = (
-            _or_nan(self._formula.evaluate(store.fresh_values(metric, members)))
-            for metric in CURRENT_PHASES
-        )
-        return (l1, l2, l3)
+        view = store.fresh_view()
+        sampled: list[float] = []
+        currents: list[float] = []
+        for metric in CURRENT_PHASES:
+            values = store.fresh_values(metric, members)
+            currents.append(_or_nan(self._formula.evaluate(values)))
+            sampled.extend(
+                at for cid in values if (at := view.sampled_at(cid, metric)) is not None
+            )
+        if not sampled:
+            return _UNKNOWN_CURRENTS
+        l1, l2, l3 = currents
+        return TimedCurrents((l1, l2, l3), min(sampled), max(sampled))
+
+
+_UNKNOWN_CURRENTS = TimedCurrents((math.nan, math.nan, math.nan), math.nan, math.nan)
+
+
+def charger_currents(view: FreshView, charger_id: int) -> TimedCurrents | None:
+    """A charger's latest per-phase currents and their sample time (`None`: none).
+
+    All three come in one message; the oldest of their sample times is kept in
+    the unlikely case they came in different ones.
+    """
+    times = [view.sampled_at(charger_id, metric) for metric in CURRENT_PHASES]
+    known = [at for at in times if at is not None]
+    if not known:
+        return None
+    l1, l2, l3 = (_value(view, charger_id, metric) for metric in CURRENT_PHASES)
+    return TimedCurrents((l1, l2, l3), min(known), max(known))
 
 
 def _or_nan(value: float | None) -> float:
