@@ -24,6 +24,7 @@ from custom_components.frequenz_microgrid.engine.graph import Topology, load_top
 from custom_components.frequenz_microgrid.engine.monitor import MicrogridMonitor
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
+    TelemetryTiming,
     load_scenario,
     running_simulator,
 )
@@ -60,15 +61,21 @@ class Bench:
 
 @contextlib.asynccontextmanager
 async def control_bench(
-    scenario: str, *, speed: float = 1.0, ticking: bool = True, **controller_args: Any
+    scenario: str,
+    *,
+    speed: float = 1.0,
+    ticking: bool = True,
+    timing: TelemetryTiming | None = None,
+    **controller_args: Any,
 ) -> AsyncIterator[Bench]:
     """Run the whole steering chain against a simulated `scenario`.
 
     With `ticking=False` the controller ticks only when the test says so (no tick
-    from the monitor can interleave with what the test awaits).
+    from the monitor can interleave with what the test awaits). `timing` spreads,
+    reorders and delays the simulator's telemetry.
     """
     async with running_simulator(
-        load_scenario(scenario), speed=speed, sample_period_s=TICK_S
+        load_scenario(scenario), speed=speed, sample_period_s=TICK_S, timing=timing
     ) as sim:
         client = MicrogridApiClient(sim.url)
         try:

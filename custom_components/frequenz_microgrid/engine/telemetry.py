@@ -87,6 +87,42 @@ class _ComponentTelemetry:
     """The store's write count at this entry's last write (`FreshView.revision`)."""
 
 
+class SampleHistory:
+    """The last few sampled values of some metrics of one component, by sample time.
+
+    Kept only for the components a caller asked for (`TelemetryStore.keep_history`):
+    pairing readings of different components by their sample time needs the
+    rounds before the latest, as a round's messages arrive spread out.
+    """
+
+    __slots__ = ("_depth", "_metrics", "_samples")
+
+    def __init__(self, metrics: frozenset[Metric | int], depth: int) -> None:
+        """Keep `metrics` of the newest `depth` samples."""
+        self._metrics = metrics
+        self._depth = depth
+        self._samples: dict[float, dict[Metric | int, float]] = {}
+
+    def record(
+        self, sampled: float, readings: Iterable[tuple[Metric | int, float]]
+    ) -> None:
+        """Keep one message's values of the watched metrics."""
+        values = {m: v for m, v in readings if m in self._metrics}
+        if not values:
+            return
+        self._samples.setdefault(sampled, {}).update(values)
+        if len(self._samples) > self._depth:
+            del self._samples[min(self._samples)]
+
+    def at(self, sampled: float) -> dict[Metric | int, float] | None:
+        """The values sampled at exactly `sampled`, or `None`."""
+        return self._samples.get(sampled)
+
+    def times(self) -> list[float]:
+        """The sample times kept, newest first."""
+        return sorted(self._samples, reverse=True)
+
+
 class FreshView:
     """The store's fresh values as of one instant.
 
@@ -213,6 +249,7 @@ class TelemetryStore:
         self._components: dict[int, _ComponentTelemetry] = {}
         self._last_arrival: float | None = None
         self._writes = 0
+        self._histories: dict[int, SampleHistory] = {}
 
     def now(self) -> float:
         """Return the store's monotonic time (the injected clock)."""
@@ -233,6 +270,9 @@ class TelemetryStore:
             self._record_value(entry, metric, value, now, sampled)
             if ranges:
                 self._record_ranges(entry, metric, ranges)
+        history = self._histories.get(message.component_id)
+        if history is not None:
+            history.record(sampled, ((m, v) for m, v, _ in message.readings))
         states = message.states
         if states is not None:
             entry.diagnostics = states
@@ -322,6 +362,21 @@ class TelemetryStore:
         elif known.ranges != ranges:
             known.ranges = ranges
             known.bounds = PowerBounds.from_ranges(ranges)
+
+    def keep_history(
+        self,
+        component_ids: Iterable[int],
+        metrics: Iterable[Metric | int],
+        depth: int = 16,
+    ) -> None:
+        """Keep the newest `depth` samples of `metrics` of these components."""
+        watched = frozenset(metrics)
+        for component_id in component_ids:
+            self._histories.setdefault(component_id, SampleHistory(watched, depth))
+
+    def history(self, component_id: int) -> SampleHistory | None:
+        """The kept samples of a component (`None`: not kept)."""
+        return self._histories.get(component_id)
 
     # --- Reading -----------------------------------------------------------------
 

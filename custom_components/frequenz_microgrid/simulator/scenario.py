@@ -46,6 +46,8 @@ class ComponentSpec:
     manufacturer: str = "Frequenz Simulator"
     model: str = "sim"
     fuse_current_a: int = 0
+    """Per-phase rating (A): the grid connection point's fuse, or a meter's
+    circuit (0: none); the simulator counts current above it as an overload."""
     base_load_w: float = 0.0
     base_load_split: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
     inverter: InverterParams | None = None
@@ -166,6 +168,7 @@ def _component_from_row(row: Mapping[str, Any]) -> ComponentSpec:
             split = row.get("base_load_split", [1 / 3, 1 / 3, 1 / 3])
             return replace(
                 spec,
+                fuse_current_a=int(row.get("fuse_current_a", 0)),
                 base_load_w=float(row.get("base_load_w", 0.0)),
                 base_load_split=(float(split[0]), float(split[1]), float(split[2])),
             )

@@ -41,6 +41,7 @@ from ..distribution.ev_fuse import (
 )
 from ..distributor import DispatchReport
 from ..health import ComponentHealth
+from ..pools import CURRENT_PHASES
 from ..power_manager import PowerManager
 from ..results import Request
 from .charger_setpoints import ChargerSetpointLog
@@ -49,6 +50,7 @@ from .inputs import (
     GridCurrents,
     can_take_setpoint,
     charger_currents,
+    currents_near,
     ev_charger_input,
     grid_fuse_a,
     summed_ac_bounds,
@@ -87,7 +89,8 @@ class EvPoolSteering(PoolSteering):
             config = dataclasses.replace(config, phase_limit_a=fuse)
         super().__init__(context, manager, context.topology.ev_charger_ids)
         self.config = config
-        self._grid = GridCurrents(context.topology)
+        self._grid = GridCurrents(context.topology, context.store)
+        context.store.keep_history(context.topology.ev_charger_ids, CURRENT_PHASES)
         self._allocators: dict[ComponentSet, EvChargerAllocator] = {}
         self._log = ChargerSetpointLog()
 
@@ -172,14 +175,36 @@ class EvPoolSteering(PoolSteering):
         """Per phase, the current of every load behind the fuse but the chargers.
 
         The grid meter's reading minus each charger's current at the meter's
-        sample time (exact, or a lower bound: `current_at_fuse_sample`).
+        sample time. Of the grid readings kept, the newest one that every
+        charger has a reading of the same instant for is used (readings that
+        belong together); failing that, the one with the fewest chargers
+        without, each of those counted at a lower bound of its current
+        (`current_at_fuse_sample`). Without any kept reading: the latest ones.
         """
-        fuse = self._grid.measure(self.context.store)
+        store = self.context.store
+        since = store.wall_time_s() - store.freshness_s
+        chargers = sorted(self.component_ids)
+        best: tuple[int, TimedCurrents, list[TimedCurrents | None]] | None = None
+        for sampled in self._grid.sample_times(store, since):
+            fuse = self._grid.at(store, sampled)
+            if fuse is None:
+                continue
+            near = [currents_near(store, cid, sampled, since) for cid in chargers]
+            unpaired = sum(1 for c in near if c is None or not c.sampled_with(fuse))
+            if best is None or unpaired < best[0]:
+                best = (unpaired, fuse, near)
+            if unpaired == 0:
+                break
+        if best is None:
+            fuse = self._grid.measure(store)
+            near = [readings[cid] for cid in chargers]
+        else:
+            _, fuse, near = best
         return uncontrolled_currents(
             fuse.currents_a,
             [
-                current_at_fuse_sample(readings[cid], fuse, self._log.of(cid))
-                for cid in sorted(self.component_ids)
+                current_at_fuse_sample(reading, fuse, self._log.of(cid))
+                for cid, reading in zip(chargers, near, strict=True)
             ],
         )
 

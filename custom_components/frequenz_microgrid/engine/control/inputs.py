@@ -334,27 +334,62 @@ def grid_fuse_a(topology: Topology) -> float | None:
 
 
 class GridCurrents:
-    """Per-phase current through the grid connection point, from the grid formula."""
+    """Per-phase current through the grid connection point, from the grid formula.
 
-    def __init__(self, topology: Topology) -> None:
-        """Compile the topology's grid formula once."""
+    Also as it was at earlier sample times: the formula's meters keep a short
+    history (`TelemetryStore.keep_history`), so the reading can be paired with
+    other components' readings of the same instant.
+    """
+
+    def __init__(self, topology: Topology, store: TelemetryStore) -> None:
+        """Compile the topology's grid formula once; keep its meters' history."""
         text = topology.formulas.grid
         self._formula = None if text is None else compile_formula(text)
+        self._members = () if self._formula is None else self._formula.component_ids
+        store.keep_history(self._members, CURRENT_PHASES)
+
+    def sample_times(self, store: TelemetryStore, since: float) -> list[float]:
+        """The sample times of the meters' kept readings since `since`, newest first."""
+        times: set[float] = set()
+        for member in self._members:
+            if (history := store.history(member)) is not None:
+                times.update(at for at in history.times() if at >= since)
+        return sorted(times, reverse=True)
+
+    def at(self, store: TelemetryStore, sampled: float) -> TimedCurrents | None:
+        """L1–L3 from the meters' readings sampled at `sampled` (`None`: unknown)."""
+        if self._formula is None:
+            return None
+        values: dict[int, dict[Metric | int, float]] = {}
+        for member in self._members:
+            history = store.history(member)
+            found = None if history is None else history.at(sampled)
+            if found is not None:
+                values[member] = found
+        currents = [
+            self._formula.evaluate(
+                {cid: v[metric] for cid, v in values.items() if metric in v}
+            )
+            for metric in CURRENT_PHASES
+        ]
+        if any(current is None or math.isnan(current) for current in currents):
+            return None
+        l1, l2, l3 = (float(current or 0.0) for current in currents)
+        return TimedCurrents((l1, l2, l3), sampled, sampled)
 
     def measure(self, store: TelemetryStore) -> TimedCurrents:
-        """Return L1–L3 in amperes and when the readings were sampled.
+        """Return the latest L1–L3 in amperes and when they were sampled.
 
         NaN where unknown (the allocator then backs off). A formula over several
         meters spans their sample times.
         """
         if self._formula is None:
             return _UNKNOWN_CURRENTS
-        members = self._formula.component_ids
         view = store.fresh_view()
         sampled: list[float] = []
         currents: list[float] = []
         for metric in CURRENT_PHASES:
-            values = store.fresh_values(metric, members)
+            values = store.fresh_values(metric, self._members)
             currents.append(_or_nan(self._formula.evaluate(values)))
             sampled.extend(
                 at for cid in values if (at := view.sampled_at(cid, metric)) is not None
@@ -380,6 +415,26 @@ def charger_currents(view: FreshView, charger_id: int) -> TimedCurrents | None:
         return None
     l1, l2, l3 = (_value(view, charger_id, metric) for metric in CURRENT_PHASES)
     return TimedCurrents((l1, l2, l3), min(known), max(known))
+
+
+def currents_near(
+    store: TelemetryStore, component_id: int, sampled: float, since: float
+) -> TimedCurrents | None:
+    """A fresh component's kept currents sampled at `sampled`, or nearest before it.
+
+    Without a kept reading at or before `sampled` (since `since`), the oldest
+    one after it. `None` for a component that is not fresh or kept nothing.
+    """
+    history = store.history(component_id)
+    if history is None or not store.is_fresh(component_id):
+        return None
+    times = [at for at in history.times() if at >= since]  # newest first
+    if not times:
+        return None
+    chosen = next((at for at in times if at <= sampled), times[-1])
+    values = history.at(chosen) or {}
+    l1, l2, l3 = (values.get(metric, math.nan) for metric in CURRENT_PHASES)
+    return TimedCurrents((l1, l2, l3), chosen, chosen)
 
 
 def _or_nan(value: float | None) -> float:

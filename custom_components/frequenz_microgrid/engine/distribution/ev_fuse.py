@@ -39,7 +39,8 @@ import math
 type PhaseCurrents = tuple[float, float, float]
 """Current on L1, L2, L3 (A); NaN where unknown."""
 
-_EPSILON_A = 1e-6
+_EPSILON_A = 1e-3
+"""Float noise between planned and measured currents (a milliampere)."""
 
 
 @dataclass(frozen=True, slots=True)
