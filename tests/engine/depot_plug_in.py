@@ -68,23 +68,28 @@ def at_fair_share(sim: MicrogridSimulator, plugged: Sequence[int]) -> bool:
     )
 
 
+def plug(sim: MicrogridSimulator, charger_id: int) -> None:
+    """Plug a three-phase EV that could take 32 A into a depot charger."""
+    sim.plug_ev(charger_id, EvSpec(phases=3, max_current_a=32.0, soc_pct=20.0))
+
+
 async def plug_in_one_by_one(
     sim: MicrogridSimulator,
+    chargers: Sequence[int] = CHARGERS,
     *,
-    evs: int = len(CHARGERS),
     wait_s: float = 8.0,
     poll_s: float = 0.02,
 ) -> PlugInRun:
-    """Plug `evs` EVs in one after another; each waits for fair shares (sim s).
+    """Plug EVs into `chargers` one after another; each waits for fair shares.
 
-    The next EV plugs in once everyone is at the fair share, or after `wait_s`
-    simulated seconds.
+    The next EV plugs in once every connected EV (including any plugged in
+    before) draws its fair share, or after `wait_s` simulated seconds.
     """
     fuse = float(sim.scenario.component(GRID).fuse_current_a)
     run = PlugInRun(fuse_a=fuse)
-    plugged: list[int] = []
-    for charger_id in CHARGERS[:evs]:
-        sim.plug_ev(charger_id, EvSpec(phases=3, max_current_a=32.0, soc_pct=20.0))
+    plugged = [cid for cid in CHARGERS if _has_ev(sim, cid)]
+    for charger_id in chargers:
+        plug(sim, charger_id)
         plugged.append(charger_id)
         plugged_at = sim.clock.now()
         reached = math.inf
@@ -104,3 +109,8 @@ async def plug_in_one_by_one(
     run.overload_ampere_seconds = record.ampere_seconds
     run.overload_s = record.seconds
     return run
+
+
+def _has_ev(sim: MicrogridSimulator, charger_id: int) -> bool:
+    charger = sim.model.component(charger_id).ev_charger
+    return charger is not None and charger.session is not None

@@ -56,7 +56,7 @@ async def test_the_fuse_holds_and_shares_converge_whatever_the_timing(
 ) -> None:
     async with control_bench("depot", speed=SPEED, timing=timing) as bench:
         await hold_other_loads(bench)
-        run = await plug_in_one_by_one(bench.sim, evs=len(CHARGERS))
+        run = await plug_in_one_by_one(bench.sim)
 
     assert run.overload_ampere_seconds == 0.0, run
     assert run.peak_a <= run.fuse_a + 1e-3, run
@@ -74,7 +74,7 @@ async def test_the_grid_meter_first_and_the_chargers_spread_over_the_round() -> 
     timing = TelemetryTiming(spread_s=0.9 * TICK_S, order=DeliveryOrder.STREAMS)
     async with control_bench("depot", speed=SPEED, timing=timing) as bench:
         await hold_other_loads(bench)
-        run = await plug_in_one_by_one(bench.sim, evs=len(CHARGERS))
+        run = await plug_in_one_by_one(bench.sim)
 
     assert run.overload_ampere_seconds == 0.0, run
     assert run.peak_a <= run.fuse_a + 1e-3, run

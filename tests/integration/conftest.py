@@ -26,6 +26,7 @@ from custom_components.frequenz_microgrid.coordinator import (
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     Scenario,
+    TelemetryTiming,
     load_scenario,
     running_simulator,
 )
@@ -77,10 +78,11 @@ async def serving(
     *,
     speed: float = 1.0,
     sample_period_s: float = 0.2,
+    timing: TelemetryTiming | None = None,
 ) -> AsyncIterator[MicrogridSimulator]:
     """Run `scenario` on a free loopback port; unload our entries before it stops."""
     async with running_simulator(
-        scenario, speed=speed, sample_period_s=sample_period_s
+        scenario, speed=speed, sample_period_s=sample_period_s, timing=timing
     ) as sim:
         try:
             yield sim
