@@ -184,22 +184,25 @@ class EvPoolSteering(PoolSteering):
         store = self.context.store
         since = store.wall_time_s() - store.freshness_s
         chargers = sorted(self.component_ids)
-        best: tuple[int, TimedCurrents, list[TimedCurrents | None]] | None = None
+        kept = {cid: self._kept_times(cid, since) for cid in chargers}
+        best: tuple[int, TimedCurrents] | None = None
         for sampled in self._grid.sample_times(store, since):
-            fuse = self._grid.at(store, sampled)
-            if fuse is None:
+            unpaired = sum(1 for times in kept.values() if sampled not in times)
+            if best is not None and unpaired >= best[0]:
                 continue
-            near = [currents_near(store, cid, sampled, since) for cid in chargers]
-            unpaired = sum(1 for c in near if c is None or not c.sampled_with(fuse))
-            if best is None or unpaired < best[0]:
-                best = (unpaired, fuse, near)
-            if unpaired == 0:
-                break
+            fuse_at = self._grid.at(store, sampled)
+            if fuse_at is not None:
+                best = (unpaired, fuse_at)
+                if unpaired == 0:
+                    break
         if best is None:
             fuse = self._grid.measure(store)
             near = [readings[cid] for cid in chargers]
         else:
-            _, fuse, near = best
+            fuse = best[1]
+            near = [
+                currents_near(store, cid, fuse.first_sampled, since) for cid in chargers
+            ]
         return uncontrolled_currents(
             fuse.currents_a,
             [
@@ -207,6 +210,14 @@ class EvPoolSteering(PoolSteering):
                 for cid, reading in zip(chargers, near, strict=True)
             ],
         )
+
+    def _kept_times(self, charger_id: int, since: float) -> frozenset[float]:
+        """The sample times of a fresh charger's kept readings since `since`."""
+        store = self.context.store
+        history = store.history(charger_id)
+        if history is None or not store.is_fresh(charger_id):
+            return frozenset()
+        return frozenset(at for at in history.times() if at >= since)
 
     def _fitting(
         self,
