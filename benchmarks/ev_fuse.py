@@ -30,21 +30,14 @@ from custom_components.frequenz_microgrid.simulator import (
     DeliveryOrder,
     TelemetryTiming,
 )
-from tests.engine.depot_plug_in import CHARGERS, PlugInRun, plug_in_one_by_one
-from tests.engine.test_control_bench import TICK_S, control_bench
-from tests.engine.test_ev_fuse_timing import SPEED, hold_other_loads
+from tests.engine.depot_plug_in import CHARGERS, PlugInRun
+from tests.engine.test_control_bench import TICK_S
+from tests.engine.test_ev_fuse_timing import SPEED, plug_in_under
 
 SPREADS = (0.0, 0.5, 0.9)
 """Shares of the telemetry period a round is spread over."""
 LAG_S = 1.5
 """Simulated seconds the lagging charger's telemetry comes late."""
-
-
-async def measure(timing: TelemetryTiming) -> PlugInRun:
-    """Plug the twelve EVs in one by one under `timing`."""
-    async with control_bench("depot", speed=SPEED, timing=timing) as bench:
-        await hold_other_loads(bench)
-        return await plug_in_one_by_one(bench.sim)
 
 
 def line(timing: TelemetryTiming, run: PlugInRun) -> str:
@@ -78,7 +71,7 @@ async def run_all() -> None:
         )
     )
     for timing in timings:
-        print(line(timing, await measure(timing)), flush=True)
+        print(line(timing, await plug_in_under(timing)), flush=True)
 
 
 def main() -> None:

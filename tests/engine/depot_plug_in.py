@@ -40,6 +40,14 @@ class PlugInRun:
     """Chargers whose EV was sent 0 W after charging, while still plugged in."""
 
 
+def assert_fuse_held_and_shares_fair(run: PlugInRun) -> None:
+    """Nothing above the fuse, fair shares ≤ 5 s after each plug-in, no switch-off."""
+    assert run.overload_ampere_seconds == 0.0, run
+    assert run.peak_a <= run.fuse_a + 0.01, run
+    assert max(run.fair_share_s) <= 5.0, run
+    assert run.switched_off == set(), run
+
+
 def phase_currents(sim: MicrogridSimulator, component_id: int) -> tuple[float, ...]:
     """Per-phase current (A) the simulated component carries now."""
     return sim.model.component(component_id).phases.currents(VOLTAGE_V)

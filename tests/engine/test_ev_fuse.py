@@ -54,9 +54,7 @@ def test_no_reading_leaves_the_phase_unknown() -> None:
     assert all(math.isnan(c) for c in current_at_fuse_sample(None, at(A32, 1.0), []))
 
 
-def test_a_charger_counts_at_its_unconfirmed_setpoint_until_confirmed() -> (
-    None
-):
+def test_a_charger_counts_at_its_unconfirmed_setpoint_until_confirmed() -> None:
     raised = [SentSetpoint(A16, 0.0, 0.1), SentSetpoint(A32, 10.0, 10.1)]
     assert committed_currents(at(A16, 10.05), raised) == A32
     assert committed_currents(at(A32, 10.5), raised) == A32

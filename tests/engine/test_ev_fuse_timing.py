@@ -19,7 +19,12 @@ from custom_components.frequenz_microgrid.simulator import (
     DeliveryOrder,
     TelemetryTiming,
 )
-from tests.engine.depot_plug_in import CHARGERS, plug_in_one_by_one
+from tests.engine.depot_plug_in import (
+    CHARGERS,
+    PlugInRun,
+    assert_fuse_held_and_shares_fair,
+    plug_in_one_by_one,
+)
 from tests.engine.test_control_bench import TICK_S, Bench, control_bench
 
 SPEED = 5.0
@@ -45,6 +50,13 @@ timings = st.builds(
 )
 
 
+async def plug_in_under(timing: TelemetryTiming) -> PlugInRun:
+    """Plug the depot's twelve EVs in one by one under `timing`."""
+    async with control_bench("depot", speed=SPEED, timing=timing) as bench:
+        await hold_other_loads(bench)
+        return await plug_in_one_by_one(bench.sim)
+
+
 @settings(
     max_examples=3,
     deadline=None,
@@ -54,14 +66,7 @@ timings = st.builds(
 async def test_the_fuse_holds_and_shares_converge_whatever_the_timing(
     timing: TelemetryTiming,
 ) -> None:
-    async with control_bench("depot", speed=SPEED, timing=timing) as bench:
-        await hold_other_loads(bench)
-        run = await plug_in_one_by_one(bench.sim)
-
-    assert run.overload_ampere_seconds == 0.0, run
-    assert run.peak_a <= run.fuse_a + 1e-3, run
-    assert max(run.fair_share_s) <= 5.0, run
-    assert run.switched_off == set(), run
+    assert_fuse_held_and_shares_fair(await plug_in_under(timing))
 
 
 async def test_the_grid_meter_first_and_the_chargers_spread_over_the_round() -> None:
@@ -72,11 +77,4 @@ async def test_the_grid_meter_first_and_the_chargers_spread_over_the_round() -> 
     the last setpoints.
     """
     timing = TelemetryTiming(spread_s=0.9 * TICK_S, order=DeliveryOrder.STREAMS)
-    async with control_bench("depot", speed=SPEED, timing=timing) as bench:
-        await hold_other_loads(bench)
-        run = await plug_in_one_by_one(bench.sim)
-
-    assert run.overload_ampere_seconds == 0.0, run
-    assert run.peak_a <= run.fuse_a + 1e-3, run
-    assert max(run.fair_share_s) <= 5.0, run
-    assert run.switched_off == set(), run
+    assert_fuse_held_and_shares_fair(await plug_in_under(timing))
