@@ -32,7 +32,10 @@ from custom_components.frequenz_microgrid.simulator import (
 )
 from tests.engine.depot_plug_in import CHARGERS, PlugInRun
 from tests.engine.test_control_bench import TICK_S
-from tests.engine.test_ev_fuse_timing import SPEED, plug_in_under
+from tests.engine.test_ev_fuse_timing import plug_in_under
+
+SPEED = 5.0
+"""Simulated seconds per real second: telemetry every 0.5 s of simulated time."""
 
 SPREADS = (0.0, 0.5, 0.9)
 """Shares of the telemetry period a round is spread over."""
@@ -71,7 +74,8 @@ async def run_all() -> None:
         )
     )
     for timing in timings:
-        print(line(timing, await plug_in_under(timing)), flush=True)
+        run = await plug_in_under(timing, speed=SPEED, together=0)
+        print(line(timing, run), flush=True)
 
 
 def main() -> None:

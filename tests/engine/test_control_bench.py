@@ -3,7 +3,8 @@
 Wired as in production: the monitor streams the simulator's telemetry over gRPC
 (127.0.0.1) into its store and calls `controller.on_tick()` once per tick. The
 simulator and the monitor tick every 0.1 s of real time so tests stay short.
-Every bench checks on exit that the simulator never received an unsafe setpoint.
+Every bench checks on exit that the simulator never received an unsafe setpoint
+and never carried current above a fuse (its own judgement).
 What the components were sent and hold: `bench.sim.setpoints_to()` and
 `bench.sim.held_setpoint()`.
 """
@@ -106,5 +107,6 @@ async def control_bench(
                 await controller.stop()
                 await monitor.stop()
             assert sim.unsafe_setpoint_count == 0
+            assert sim.overload_ampere_seconds == 0.0, sim.overloads
         finally:
             await client.disconnect()

@@ -372,3 +372,13 @@ def test_values_keep_their_sample_time_and_a_kept_history_pairs_rounds() -> None
     assert history.times() == [102.0, 101.0]  # the newest two
     assert history.at(101.0) == {Metric.AC_CURRENT_PHASE_1: 11.0}
     assert store.history(3) is None
+
+
+def test_a_history_kept_for_two_users_keeps_what_both_asked_for() -> None:
+    store = TelemetryStore()
+    store.keep_history([2], [Metric.AC_POWER_ACTIVE])
+    store.keep_history([2], [Metric.AC_CURRENT_PHASE_1])
+    store.ingest_message(telemetry_from_proto(_current_message(2, 7.0, 100)))
+    history = store.history(2)
+    assert history is not None
+    assert history.at(100.0) == {Metric.AC_CURRENT_PHASE_1: 7.0}

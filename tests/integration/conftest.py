@@ -80,7 +80,10 @@ async def serving(
     sample_period_s: float = 0.2,
     timing: TelemetryTiming | None = None,
 ) -> AsyncIterator[MicrogridSimulator]:
-    """Run `scenario` on a free loopback port; unload our entries before it stops."""
+    """Run `scenario` on a free loopback port; unload our entries before it stops.
+
+    Afterwards the simulator must not have carried current above a fuse.
+    """
     async with running_simulator(
         scenario, speed=speed, sample_period_s=sample_period_s, timing=timing
     ) as sim:
@@ -88,6 +91,7 @@ async def serving(
             yield sim
         finally:
             await unload_all_entries(hass)
+    assert sim.overload_ampere_seconds == 0.0, sim.overloads
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from custom_components.frequenz_microgrid.simulator import (
 from tests.engine.depot_plug_in import (
     CHARGERS,
     assert_fuse_held_and_shares_fair,
-    plug,
     plug_in_one_by_one,
+    plug_together,
 )
 
-from .conftest import serving, setup_entry, wait_for
+from .conftest import serving, setup_entry
 from .steering_helpers import call_action, propose, wait_until_working
 
 FIRST_TOGETHER = 6
@@ -48,15 +48,7 @@ async def test_evs_plugging_in_one_by_one_never_exceed_the_depot_fuse(
             hass, "propose_power", propose(entry, "batteries", power=30_000)
         )
         await call_action(hass, "propose_power", propose(entry, "pv", power=0))
-        for charger_id in CHARGERS[:FIRST_TOGETHER]:
-            plug(sim, charger_id)
-        await wait_for(
-            lambda: all(
-                sim.model.component(c).phases.l1 / 230.0 > 31.0
-                for c in CHARGERS[:FIRST_TOGETHER]
-            ),
-            what="the first EVs charging at 32 A",
-        )
+        await plug_together(sim, CHARGERS[:FIRST_TOGETHER])
 
         run = await plug_in_one_by_one(
             sim, CHARGERS[FIRST_TOGETHER : FIRST_TOGETHER + ONE_BY_ONE]

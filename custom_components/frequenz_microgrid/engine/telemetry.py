@@ -103,6 +103,11 @@ class SampleHistory:
         self._depth = depth
         self._samples: dict[float, dict[Metric | int, float]] = {}
 
+    def widen(self, metrics: frozenset[Metric | int], depth: int) -> None:
+        """Keep these metrics too, and at least `depth` samples (several users)."""
+        self._metrics |= metrics
+        self._depth = max(self._depth, depth)
+
     def record(
         self, sampled: float, readings: Iterable[tuple[Metric | int, float]]
     ) -> None:
@@ -369,10 +374,17 @@ class TelemetryStore:
         metrics: Iterable[Metric | int],
         depth: int = 16,
     ) -> None:
-        """Keep the newest `depth` samples of `metrics` of these components."""
+        """Keep the newest `depth` samples of `metrics` of these components.
+
+        Several users may ask for the same component: it keeps what all asked for.
+        """
         watched = frozenset(metrics)
         for component_id in component_ids:
-            self._histories.setdefault(component_id, SampleHistory(watched, depth))
+            history = self._histories.get(component_id)
+            if history is None:
+                self._histories[component_id] = SampleHistory(watched, depth)
+            else:
+                history.widen(watched, depth)
 
     def history(self, component_id: int) -> SampleHistory | None:
         """The kept samples of a component (`None`: not kept)."""

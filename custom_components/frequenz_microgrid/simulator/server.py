@@ -64,6 +64,7 @@ class MicrogridSimulator:
         self._schedule = None if timing is None else DeliverySchedule(timing)
         self._deliveries: set[asyncio.TimerHandle] = set()
         self._last_delivery: dict[int, float] = {}
+        self._sample_time = self._now_timestamp()
         self._service = MicrogridService(self)
         self._server: grpc.aio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -217,7 +218,7 @@ class MicrogridSimulator:
     ) -> Subscription:
         """Open a telemetry stream and hand it the current values at once."""
         subscription = self.hub.subscribe(component_id, metrics)
-        self.hub.greet(subscription, self.model, self.faults, self._now_timestamp())
+        self.hub.greet(subscription, self.model, self.faults, self._sample_time)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -226,13 +227,19 @@ class MicrogridSimulator:
 
     def tick(self) -> None:
         """Advance the physics to the clock's time and publish one sample round."""
-        sample_time = self._now_timestamp()
-        self._advance()
-        self.hub.publish(self.model, self.faults, sample_time)
+        self.hub.publish(self.model, self.faults, self._sample())
 
-    def _advance(self) -> None:
+    def _sample(self) -> Timestamp:
+        """Advance the model to now; return the sample time of what it shows.
+
+        Taken just before advancing, with no await in between: a setpoint that
+        arrived before that instant is in the values. A new stream's greeting
+        carries the same time (the model has not moved since).
+        """
+        self._sample_time = self._now_timestamp()
         self.model.advance_to(self.clock.now())
         self.control.remember_bounds()
+        return self._sample_time
 
     async def _tick_forever(self) -> None:
         """Advance and publish every sample period, spreading each round.
@@ -253,8 +260,7 @@ class MicrogridSimulator:
             next_tick += self.sample_period_s
             await asyncio.sleep(max(next_tick - loop.time(), 0.0))
             try:
-                sample_time = self._now_timestamp()
-                self._advance()
+                sample_time = self._sample()
                 if self._schedule is not None:
                     self._schedule_round(self._schedule, sample_time)
                     continue
