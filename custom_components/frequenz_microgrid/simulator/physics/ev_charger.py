@@ -68,8 +68,14 @@ class EvSession:
         self.soc_pct = self.ev.soc_pct
 
     def cable_state(self, now_s: float) -> CableState:
-        """Plugged on arrival, locked once `LOCK_DELAY_S` has passed."""
-        if now_s - self.plugged_at_s >= LOCK_DELAY_S:
+        """Plugged on arrival, locked once `LOCK_DELAY_S` has passed.
+
+        Compared as ``plugged + delay`` — the very float the model steps to as the
+        lock event — not as ``now − plugged``, which rounding can leave a hair
+        short of the delay at that event (the EV would then not charge until the
+        next step).
+        """
+        if now_s >= self.plugged_at_s + LOCK_DELAY_S:
             return CableState.LOCKED
         return CableState.PLUGGED
 
