@@ -7,6 +7,7 @@ import asyncio
 from custom_components.frequenz_microgrid.simulator import (
     DeliveryOrder,
     EvSpec,
+    MicrogridSimulator,
     TelemetryTiming,
     load_scenario,
     running_simulator,
@@ -16,6 +17,7 @@ from custom_components.frequenz_microgrid.simulator.physics.model import (
     MicrogridModel,
 )
 from custom_components.frequenz_microgrid.simulator.safety import setpoint_allowed
+from custom_components.frequenz_microgrid.simulator.scenario import scenario_from_dict
 from custom_components.frequenz_microgrid.simulator.timing import DeliverySchedule
 
 GRID = 1
@@ -101,3 +103,20 @@ async def test_status_reports_overloads_beside_unsafe_setpoints() -> None:
     assert "unsafe_setpoints=0" in status
     assert "overload_as=0.000" in status
     assert "peak_a[1]=" in status
+
+
+def test_a_scenario_file_can_set_the_telemetry_timing() -> None:
+    data = {
+        "name": "skewed",
+        "topology": [
+            {"id": 1, "kind": "grid", "fuse_current_a": 40},
+            {"id": 2, "kind": "meter", "parent": 1, "fuse_current_a": 25},
+        ],
+        "telemetry": {"spread_s": 0.4, "order": "random", "lag_s": {"2": 3}},
+    }
+    scenario = scenario_from_dict(data)
+    assert scenario.telemetry_timing == TelemetryTiming(
+        spread_s=0.4, order=DeliveryOrder.RANDOM, lag_s={2: 3.0}
+    )
+    assert MicrogridSimulator(scenario).telemetry_timing == scenario.telemetry_timing
+    assert MicrogridModel(scenario).overloads[2].rating_a == 25.0  # a circuit

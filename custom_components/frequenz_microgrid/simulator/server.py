@@ -48,9 +48,9 @@ class MicrogridSimulator:
     ) -> None:
         """Prepare the simulation; nothing runs until `start`.
 
-        `timing` spreads, orders, jitters and delays each round's messages
-        (`set_telemetry_timing`); without it a round goes out in parts over half
-        the sample period, in stream order.
+        `timing` (default: the scenario's) spreads, orders, jitters and delays
+        each round's messages (`set_telemetry_timing`); without one a round goes
+        out in parts over half the sample period, in stream order.
         """
         if sample_period_s <= 0:
             raise ValueError("sample_period_s must be positive")
@@ -61,6 +61,7 @@ class MicrogridSimulator:
         self.faults = FaultBook()
         self.control = PowerControl(self.model, self.faults)
         self.hub = TelemetryHub()
+        timing = timing or scenario.telemetry_timing
         self._schedule = None if timing is None else DeliverySchedule(timing)
         self._deliveries: set[asyncio.TimerHandle] = set()
         self._last_delivery: dict[int, float] = {}
