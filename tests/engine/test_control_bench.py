@@ -3,7 +3,8 @@
 Wired as in production: the monitor streams the simulator's telemetry over gRPC
 (127.0.0.1) into its store and calls `controller.on_tick()` once per tick. The
 simulator and the monitor tick every 0.1 s of real time so tests stay short.
-Every bench checks on exit that the simulator never received an unsafe setpoint.
+Every bench checks on exit that the simulator never received an unsafe setpoint
+and never carried current above a fuse (its own judgement).
 What the components were sent and hold: `bench.sim.setpoints_to()` and
 `bench.sim.held_setpoint()`.
 """
@@ -24,6 +25,7 @@ from custom_components.frequenz_microgrid.engine.graph import Topology, load_top
 from custom_components.frequenz_microgrid.engine.monitor import MicrogridMonitor
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
+    TelemetryTiming,
     load_scenario,
     running_simulator,
 )
@@ -60,15 +62,21 @@ class Bench:
 
 @contextlib.asynccontextmanager
 async def control_bench(
-    scenario: str, *, speed: float = 1.0, ticking: bool = True, **controller_args: Any
+    scenario: str,
+    *,
+    speed: float = 1.0,
+    ticking: bool = True,
+    timing: TelemetryTiming | None = None,
+    **controller_args: Any,
 ) -> AsyncIterator[Bench]:
     """Run the whole steering chain against a simulated `scenario`.
 
     With `ticking=False` the controller ticks only when the test says so (no tick
-    from the monitor can interleave with what the test awaits).
+    from the monitor can interleave with what the test awaits). `timing` spreads,
+    reorders and delays the simulator's telemetry.
     """
     async with running_simulator(
-        load_scenario(scenario), speed=speed, sample_period_s=TICK_S
+        load_scenario(scenario), speed=speed, sample_period_s=TICK_S, timing=timing
     ) as sim:
         client = MicrogridApiClient(sim.url)
         try:
@@ -99,5 +107,6 @@ async def control_bench(
                 await controller.stop()
                 await monitor.stop()
             assert sim.unsafe_setpoint_count == 0
+            assert sim.overload_ampere_seconds == 0.0, sim.overloads
         finally:
             await client.disconnect()

@@ -12,6 +12,8 @@ from custom_components.frequenz_microgrid.engine.distribution.ev_chargers import
     EvAllocatorConfig,
     EvChargerAllocator,
     EvChargerInput,
+)
+from custom_components.frequenz_microgrid.engine.distribution.ev_fuse import (
     uncontrolled_currents,
 )
 
@@ -208,16 +210,15 @@ def test_non_finite_charger_values_are_not_trusted() -> None:
 
 
 def test_uncontrolled_currents_subtract_the_chargers_from_the_fuse_meter() -> None:
-    chargers = [ev(1, drawing_a=10.0), ev(2, phases=(2,), drawing_a=6.0)]
+    chargers = [(10.0, 10.0, 10.0), (0.0, 6.0, 0.0)]
     assert uncontrolled_currents((12.0, 20.0, 10.5), chargers) == pytest.approx(
         (2.0, 4.0, 0.5)
     )
-    unknown = EvChargerInput(
-        component_id=3, ev_connected=True, measured_currents_a=(0.0, math.nan, 0.0)
-    )
+    unknown = (0.0, math.nan, 0.0)
     others = uncontrolled_currents((12.0, 20.0, 10.5), [*chargers, unknown])
     assert math.isnan(others[1])
+    evs = [ev(1, drawing_a=10.0), ev(2, phases=(2,), drawing_a=6.0)]
     allocation = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=32.0)).allocate(
-        BIG_TARGET, [*chargers, unknown], now=0.0, other_currents_a=others
+        BIG_TARGET, evs, now=0.0, other_currents_a=others
     )
     assert allocation.phase_currents_a[1] == 0.0

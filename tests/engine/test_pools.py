@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from frequenz.client.microgrid.component import ComponentErrorCode, ComponentStateCode
 from frequenz.client.microgrid.metrics import Metric
 import pytest
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
+from custom_components.frequenz_microgrid.engine.formula import compile_formula
 from custom_components.frequenz_microgrid.engine.pools import (
     CompiledFormulas,
+    PairedFormula,
     compute_snapshot,
 )
 from custom_components.frequenz_microgrid.engine.snapshot import MicrogridSnapshot
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
+from custom_components.frequenz_microgrid.engine.telemetry_message import (
+    TelemetryMessage,
+)
 from tests.engine import topologies as t
 
 POWER = Metric.AC_POWER_ACTIVE
@@ -190,3 +197,35 @@ def test_energy_counters_need_every_member(store: TelemetryStore) -> None:
     assert energy.battery_discharge_wh is None  # inverter B sends no delivered
     assert energy.pv_production_wh == 12_000.0
     assert energy.ev_charging_wh is None  # the EV charger sends no counter
+
+
+def _power_message(component_id: int, watts: float, sampled_s: int) -> TelemetryMessage:
+    return TelemetryMessage(
+        component_id, [(Metric.AC_POWER_ACTIVE, watts, ())], sampled_at=sampled_s
+    )
+
+
+def test_a_formula_that_subtracts_meters_pairs_readings_of_one_instant() -> None:
+    """Consumption = grid meter − battery meter, while the battery ramps up.
+
+    The grid meter's round 101 (battery now at 30 kW) has arrived, the battery
+    meter's not yet: the latest values would show 30 kW of consumption that never
+    happened; the paired value is round 100's, until round 101 is complete.
+    """
+    wall = datetime.fromtimestamp(105.0, UTC)
+    store = TelemetryStore(wall_clock=lambda: wall)
+    consumer = PairedFormula(compile_formula("#2 - #10"), store, Metric.AC_POWER_ACTIVE)
+    for message in (
+        _power_message(2, 5_000.0, 100),
+        _power_message(10, 0.0, 100),
+        _power_message(2, 35_000.0, 101),
+    ):
+        store.ingest_message(message)
+
+    latest = compile_formula("#2 - #10").evaluate(
+        store.fresh_values(Metric.AC_POWER_ACTIVE)
+    )
+    assert latest == 35_000.0  # the made-up spike
+    assert consumer.evaluate(store) == 5_000.0
+    store.ingest_message(_power_message(10, 30_000.0, 101))
+    assert consumer.evaluate(store) == 5_000.0

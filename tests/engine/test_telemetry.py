@@ -340,3 +340,45 @@ def test_an_unknown_metric_is_kept_but_not_in_the_snapshot() -> None:
     assert snapshot is not None
     assert snapshot.metrics == {POWER: 6.0}
     assert store.value(4, UNKNOWN_NUMBER) is None
+
+
+def _current_message(
+    component_id: int, amperes: float, sampled_s: int
+) -> components_pb2.ElectricalComponentTelemetry:
+    message = components_pb2.ElectricalComponentTelemetry(
+        electrical_component_id=component_id
+    )
+    sample = message.metric_samples.add(metric=metrics_pb2.METRIC_AC_CURRENT_PHASE_1)
+    sample.value.simple_metric.value = amperes
+    sample.sample_time.seconds = sampled_s
+    return message
+
+
+def test_values_keep_their_sample_time_and_a_kept_history_pairs_rounds() -> None:
+    wall = datetime(2026, 1, 1, tzinfo=UTC)
+    store = TelemetryStore(wall_clock=lambda: wall)
+    store.keep_history([2], [Metric.AC_CURRENT_PHASE_1], depth=2)
+    for sampled_s, amperes in ((100, 10.0), (101, 11.0), (102, 12.0)):
+        store.ingest_message(
+            telemetry_from_proto(_current_message(2, amperes, sampled_s))
+        )
+    store.ingest_message(telemetry_from_proto(_current_message(3, 5.0, 0)))  # no time
+
+    view = store.fresh_view()
+    assert view.sampled_at(2, Metric.AC_CURRENT_PHASE_1) == 102.0
+    assert view.sampled_at(3, Metric.AC_CURRENT_PHASE_1) == wall.timestamp()
+    history = store.history(2)
+    assert history is not None
+    assert history.times() == [102.0, 101.0]  # the newest two
+    assert history.at(101.0) == {Metric.AC_CURRENT_PHASE_1: 11.0}
+    assert store.history(3) is None
+
+
+def test_a_history_kept_for_two_users_keeps_what_both_asked_for() -> None:
+    store = TelemetryStore()
+    store.keep_history([2], [Metric.AC_POWER_ACTIVE])
+    store.keep_history([2], [Metric.AC_CURRENT_PHASE_1])
+    store.ingest_message(telemetry_from_proto(_current_message(2, 7.0, 100)))
+    history = store.history(2)
+    assert history is not None
+    assert history.at(100.0) == {Metric.AC_CURRENT_PHASE_1: 7.0}

@@ -26,6 +26,7 @@ from custom_components.frequenz_microgrid.coordinator import (
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     Scenario,
+    TelemetryTiming,
     load_scenario,
     running_simulator,
 )
@@ -86,15 +87,20 @@ async def serving(
     *,
     speed: float = 1.0,
     sample_period_s: float = 0.2,
+    timing: TelemetryTiming | None = None,
 ) -> AsyncIterator[MicrogridSimulator]:
-    """Run `scenario` on a free loopback port; unload our entries before it stops."""
+    """Run `scenario` on a free loopback port; unload our entries before it stops.
+
+    Afterwards the simulator must not have carried current above a fuse.
+    """
     async with running_simulator(
-        scenario, speed=speed, sample_period_s=sample_period_s
+        scenario, speed=speed, sample_period_s=sample_period_s, timing=timing
     ) as sim:
         try:
             yield sim
         finally:
             await unload_all_entries(hass)
+    assert sim.overload_ampere_seconds == 0.0, sim.overloads
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 import contextlib
+import dataclasses
 from datetime import UTC, datetime
 import logging
 import time
@@ -55,8 +56,14 @@ from frequenz.client.microgrid.component import (
 )
 from frequenz.client.microgrid.metrics import Metric
 
+from . import members
 from .graph import Topology
-from .pools import CompiledFormulas, component_snapshots, snapshot_from_components
+from .pools import (
+    CompiledFormulas,
+    PairedFormula,
+    component_snapshots,
+    snapshot_from_components,
+)
 from .snapshot import ComponentSnapshot, MicrogridSnapshot
 from .telemetry import DEFAULT_FRESHNESS_S, TelemetryStore
 from .telemetry_message import TelemetryMessage, telemetry_from_proto
@@ -197,6 +204,9 @@ class MicrogridMonitor:
         self._clock = clock
         self._store = TelemetryStore(freshness_s=freshness_s, clock=clock)
         self._formulas = CompiledFormulas.from_topology(topology)
+        self._consumer = PairedFormula(
+            self._formulas.consumer, self._store, members.AC_POWER
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._streams: dict[int, TelemetryBroadcaster] = {}
         self._started_at: float | None = None
@@ -335,9 +345,13 @@ class MicrogridMonitor:
     ) -> bool:
         """Compute the next snapshot; return whether there is one to publish."""
         try:
-            self._snapshot = snapshot_from_components(
+            snapshot = snapshot_from_components(
                 self._topology, self._formulas, components, reachable=reachable
             )
+            consumer = self._consumer.evaluate(self._store)
+            if consumer is not None:  # readings of one instant: no made-up spikes
+                snapshot = dataclasses.replace(snapshot, consumer_power_w=consumer)
+            self._snapshot = snapshot
         except Exception:
             _LOGGER.exception("Cannot compute the microgrid snapshot")
             return False

@@ -298,6 +298,55 @@ def energy_counters(
     )
 
 
+class PairedFormula:
+    """A formula evaluated over its members' readings of one and the same instant.
+
+    A formula that subtracts meters (the consumer formula: grid meter minus the
+    battery, PV and EV meters) mixes readings of different moments when it takes
+    whatever arrived last: a round of telemetry arrives spread out, and a change
+    of the batteries shows up at the grid meter a fraction of a second before it
+    shows at the battery meter, as a spike of "consumption" that never happened.
+    Its members keep a short history (`TelemetryStore.keep_history`), and the
+    value is taken at the newest sample time every member that reports has a
+    reading of; `None` when there is none (then the latest values serve).
+    """
+
+    def __init__(
+        self, formula: Formula | None, store: TelemetryStore, metric: Metric
+    ) -> None:
+        """Keep the history `formula`'s members need in `store`."""
+        self._formula = formula
+        self._metric = metric
+        if formula is not None:
+            store.keep_history(formula.component_ids, (metric,))
+
+    def evaluate(self, store: TelemetryStore) -> float | None:
+        """The formula at the newest instant its fresh members share, or `None`."""
+        formula = self._formula
+        if formula is None:
+            return None
+        since = store.wall_time_s() - store.freshness_s
+        histories = [
+            (cid, history)
+            for cid in formula.component_ids
+            if (history := store.history(cid)) is not None and history.times()
+        ]
+        times = sorted(
+            {at for _, history in histories for at in history.times() if at >= since},
+            reverse=True,
+        )
+        for sampled in times:
+            values: dict[int, float] = {}
+            for cid, history in histories:
+                found = history.at(sampled)
+                if found is None or self._metric not in found:
+                    break
+                values[cid] = found[self._metric]
+            else:
+                return formula.evaluate(values)
+        return None
+
+
 def component_snapshots(
     store: TelemetryStore, component_ids: Iterable[int]
 ) -> dict[int, ComponentSnapshot]:

@@ -8,7 +8,10 @@ formulas) is computed once per tick from here.
 
 Freshness is measured by *arrival* time on a monotonic clock, not by the sample's own
 timestamp: a component whose clock is off must not look stale (or fresh), and a
-jump of the wall clock must not expire everything at once.
+jump of the wall clock must not expire everything at once. The sample time is kept
+beside each value all the same (`FreshView.sampled_at`): whether readings of two
+components belong together depends on when they were taken, not on when they
+arrived (spec §4, readings that belong together).
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class _Reading:
     value: float
     arrived: float
     """Monotonic arrival time."""
+    sampled: float
+    """Sample time (POSIX seconds, the component's clock); the arrival's wall
+    time for a value that came without one."""
 
 
 @dataclass(slots=True)
@@ -79,6 +85,47 @@ class _ComponentTelemetry:
     last_seen: datetime | None = None
     revision: int = 0
     """The store's write count at this entry's last write (`FreshView.revision`)."""
+
+
+class SampleHistory:
+    """The last few sampled values of some metrics of one component, by sample time.
+
+    Kept only for the components a caller asked for (`TelemetryStore.keep_history`):
+    pairing readings of different components by their sample time needs the
+    rounds before the latest, as a round's messages arrive spread out.
+    """
+
+    __slots__ = ("_depth", "_metrics", "_samples")
+
+    def __init__(self, metrics: frozenset[Metric | int], depth: int) -> None:
+        """Keep `metrics` of the newest `depth` samples."""
+        self._metrics = metrics
+        self._depth = depth
+        self._samples: dict[float, dict[Metric | int, float]] = {}
+
+    def widen(self, metrics: frozenset[Metric | int], depth: int) -> None:
+        """Keep these metrics too, and at least `depth` samples (several users)."""
+        self._metrics |= metrics
+        self._depth = max(self._depth, depth)
+
+    def record(
+        self, sampled: float, readings: Iterable[tuple[Metric | int, float]]
+    ) -> None:
+        """Keep one message's values of the watched metrics."""
+        values = {m: v for m, v in readings if m in self._metrics}
+        if not values:
+            return
+        self._samples.setdefault(sampled, {}).update(values)
+        if len(self._samples) > self._depth:
+            del self._samples[min(self._samples)]
+
+    def at(self, sampled: float) -> dict[Metric | int, float] | None:
+        """The values sampled at exactly `sampled`, or `None`."""
+        return self._samples.get(sampled)
+
+    def times(self) -> list[float]:
+        """The sample times kept, newest first."""
+        return sorted(self._samples, reverse=True)
 
 
 class FreshView:
@@ -144,6 +191,12 @@ class FreshView:
                 oldest = min(oldest, reading.arrived)
         return oldest
 
+    def sampled_at(self, component_id: int, metric: Metric | int) -> float | None:
+        """When the latest fresh value of a metric was sampled (POSIX seconds)."""
+        if self.value(component_id, metric) is None:
+            return None
+        return self._components[component_id].readings[metric].sampled
+
     def arrived_fresh(self, arrived: float) -> bool:
         """Whether a value that arrived at `arrived` is fresh at this view's instant."""
         return self._now - arrived <= self._freshness_s
@@ -201,19 +254,30 @@ class TelemetryStore:
         self._components: dict[int, _ComponentTelemetry] = {}
         self._last_arrival: float | None = None
         self._writes = 0
+        self._histories: dict[int, SampleHistory] = {}
 
     def now(self) -> float:
         """Return the store's monotonic time (the injected clock)."""
         return self._clock()
 
+    def wall_time_s(self) -> float:
+        """Return the wall-clock time (POSIX seconds), the clock of sample times."""
+        return self._wall_clock().timestamp()
+
     def ingest_message(self, message: TelemetryMessage) -> None:
         """Record one message of a component's telemetry stream."""
         now = self._clock()
         entry = self._entry(message.component_id, now)
+        sampled = message.sampled_at
+        if sampled is None:  # no sample time: count it as taken on arrival
+            sampled = self._arrival_wall_time(entry)
         for metric, value, ranges in message.readings:
-            self._record_value(entry, metric, value, now)
+            self._record_value(entry, metric, value, now, sampled)
             if ranges:
                 self._record_ranges(entry, metric, ranges)
+        history = self._histories.get(message.component_id)
+        if history is not None:
+            history.record(sampled, ((m, v) for m, v, _ in message.readings))
         states = message.states
         if states is not None:
             entry.diagnostics = states
@@ -233,7 +297,7 @@ class TelemetryStore:
         """Record one value (and optionally its bounds) as if it just arrived."""
         now = self._clock()
         entry = self._entry(component_id, now)
-        self._record_value(entry, metric, value, now)
+        self._record_value(entry, metric, value, now, self._arrival_wall_time(entry))
         if bounds is not None:
             entry.bounds[metric] = _Bounds((), bounds)
 
@@ -265,15 +329,26 @@ class TelemetryStore:
         return entry
 
     @staticmethod
+    def _arrival_wall_time(entry: _ComponentTelemetry) -> float:
+        """The wall time of the entry's latest arrival (set by `_entry`)."""
+        assert entry.last_seen is not None
+        return entry.last_seen.timestamp()
+
+    @staticmethod
     def _record_value(
-        entry: _ComponentTelemetry, metric: Metric | int, value: float, now: float
+        entry: _ComponentTelemetry,
+        metric: Metric | int,
+        value: float,
+        now: float,
+        sampled: float,
     ) -> None:
         reading = entry.readings.get(metric)
         if reading is None:
-            entry.readings[metric] = _Reading(value, now)
+            entry.readings[metric] = _Reading(value, now, sampled)
         else:  # in place: no new object per sample
             reading.value = value
             reading.arrived = now
+            reading.sampled = sampled
         if not isinstance(metric, Metric):  # an unknown metric: kept, never shown
             return
         if value == value:  # not NaN
@@ -292,6 +367,28 @@ class TelemetryStore:
         elif known.ranges != ranges:
             known.ranges = ranges
             known.bounds = PowerBounds.from_ranges(ranges)
+
+    def keep_history(
+        self,
+        component_ids: Iterable[int],
+        metrics: Iterable[Metric | int],
+        depth: int = 16,
+    ) -> None:
+        """Keep the newest `depth` samples of `metrics` of these components.
+
+        Several users may ask for the same component: it keeps what all asked for.
+        """
+        watched = frozenset(metrics)
+        for component_id in component_ids:
+            history = self._histories.get(component_id)
+            if history is None:
+                self._histories[component_id] = SampleHistory(watched, depth)
+            else:
+                history.widen(watched, depth)
+
+    def history(self, component_id: int) -> SampleHistory | None:
+        """The kept samples of a component (`None`: not kept)."""
+        return self._histories.get(component_id)
 
     # --- Reading -----------------------------------------------------------------
 

@@ -73,6 +73,13 @@ class TelemetryMessage:
     """Samples that carry a value, in message order (a later one wins)."""
     states: ComponentStates | None = None
     """The message's latest state snapshot, `None` if it had none."""
+    sampled_at: float | None = None
+    """When the message's values were sampled (POSIX seconds; `None`: unknown).
+
+    Taken from the first metric sample: a telemetry message is one sampling of
+    the component. Readings of different components belong together when they
+    were sampled at the same time, whenever they arrive (spec §4).
+    """
 
 
 def telemetry_from_proto(
@@ -100,11 +107,20 @@ def telemetry_from_proto(
             )
         )
     snapshots = message.state_snapshots
+    samples = message.metric_samples
     return TelemetryMessage(
         component_id=message.electrical_component_id,
         readings=readings,
         states=_latest_states_from_proto(snapshots) if snapshots else None,
+        sampled_at=_known_time(samples[0].sample_time.ToMicroseconds() / 1e6)
+        if samples
+        else None,
     )
+
+
+def _known_time(posix_s: float) -> float | None:
+    """A sample time, or `None` for an unset one (the epoch)."""
+    return posix_s if posix_s > 0.0 else None
 
 
 def _ranges_from_proto(
@@ -164,4 +180,9 @@ def telemetry_from_samples(samples: ComponentDataSamples) -> TelemetryMessage:
     if samples.states:
         latest = max(samples.states, key=lambda state: state.sampled_at)
         states = ComponentStates(latest.states, latest.warnings, latest.errors)
-    return TelemetryMessage(int(samples.component_id), readings, states)
+    sampled_at = (
+        _known_time(samples.metric_samples[0].sampled_at.timestamp())
+        if samples.metric_samples
+        else None
+    )
+    return TelemetryMessage(int(samples.component_id), readings, states, sampled_at)

@@ -2,6 +2,8 @@
 
     python -m custom_components.frequenz_microgrid.simulator --scenario home
         --port 50051 --speed 1 [--fault 3:reject_set_power] [--sample-period 1]
+        [--telemetry-spread 0.4 --telemetry-order random --telemetry-jitter 0.05
+         --lag 31:3]
 
 While it runs, lines on standard input steer it (see `COMMANDS_HELP`).
 """
@@ -20,6 +22,7 @@ import threading
 from .faults import Fault
 from .scenario import Scenario, available_scenarios, generate_scenario, load_scenario
 from .server import MicrogridSimulator
+from .timing import DeliveryOrder, TelemetryTiming
 
 COMMANDS_HELP = """\
 commands (one per line on stdin):
@@ -28,7 +31,7 @@ commands (one per line on stdin):
   end-streams                 end every telemetry stream abruptly
   restart                     restart the server on the same port
   plug ID / unplug ID         plug an EV into / out of a charger
-  status                      print setpoint and unsafe-setpoint counts
+  status                      print setpoint, unsafe-setpoint and overload counts
 faults: """ + ", ".join(name.lower() for name in Fault.__members__)
 
 
@@ -60,7 +63,61 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID:FAULT",
         help="inject a fault at start, e.g. 3:stop_data (repeatable)",
     )
+    timing = parser.add_argument_group(
+        "telemetry timing", "spread, reorder and delay each round's messages"
+    )
+    timing.add_argument(
+        "--telemetry-spread", type=float, metavar="S", help="spread a round over S s"
+    )
+    timing.add_argument(
+        "--telemetry-order",
+        choices=[order.value for order in DeliveryOrder],
+        default=DeliveryOrder.STREAMS.value,
+    )
+    timing.add_argument(
+        "--telemetry-jitter", type=float, default=0.0, metavar="S", help="0…S s more"
+    )
+    timing.add_argument(
+        "--lag",
+        action="append",
+        default=[],
+        metavar="ID:SECONDS",
+        help="delay one component's telemetry (repeatable)",
+    )
+    timing.add_argument("--telemetry-seed", type=int, default=0)
     return parser
+
+
+def timing_from_args(args: argparse.Namespace) -> TelemetryTiming | None:
+    """The telemetry timing the options ask for (`None`: the default parts)."""
+    if (
+        args.telemetry_spread is None
+        and not args.lag
+        and not args.telemetry_jitter
+        and args.telemetry_order == DeliveryOrder.STREAMS.value
+    ):
+        return None
+    return TelemetryTiming(
+        spread_s=args.telemetry_spread or 0.0,
+        order=DeliveryOrder(args.telemetry_order),
+        jitter_s=args.telemetry_jitter,
+        lag_s=dict(TelemetryTiming.parse_lag(text) for text in args.lag),
+        seed=args.telemetry_seed,
+    )
+
+
+def status_line(sim: MicrogridSimulator) -> str:
+    """Counts for the `status` command: setpoints, unsafe ones, overloads."""
+    peaks = " ".join(
+        f"peak_a[{cid}]={record.peak_a:.1f}/{record.rating_a:g}"
+        for cid, record in sorted(sim.overloads.items())
+    )
+    return (
+        f"setpoints={sim.control.setpoints_received} "
+        f"unsafe_setpoints={sim.unsafe_setpoint_count} "
+        f"overload_as={sim.overload_ampere_seconds:.3f} {peaks} "
+        f"streams={sim.hub.stream_count} sim_time={sim.model.now_s:.0f}s"
+    )
 
 
 def scenario_from_arg(text: str) -> Scenario:
@@ -99,11 +156,7 @@ async def apply_command(sim: MicrogridSimulator, line: str) -> str:
             sim.unplug_ev(int(charger_id))
             return f"EV unplugged from {charger_id}"
         case ["status"]:
-            return (
-                f"setpoints={sim.control.setpoints_received} "
-                f"unsafe_setpoints={sim.unsafe_setpoint_count} "
-                f"streams={sim.hub.stream_count} sim_time={sim.model.now_s:.0f}s"
-            )
+            return status_line(sim)
         case _:
             return f"unknown command {line.strip()!r}\n{COMMANDS_HELP}"
 
@@ -114,6 +167,7 @@ async def run(args: argparse.Namespace) -> None:
         scenario_from_arg(args.scenario),
         speed=args.speed,
         sample_period_s=args.sample_period,
+        timing=timing_from_args(args),
     )
     for spec in args.fault:
         component_id, _, fault = spec.partition(":")

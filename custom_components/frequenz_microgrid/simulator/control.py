@@ -21,6 +21,7 @@ from .physics.model import (
     MicrogridModel,
     Operation,
 )
+from .safety import setpoint_allowed
 from .scenario import Kind
 
 SET_POWER_LIFETIME_S = (10.0, 900.0)
@@ -112,7 +113,9 @@ class PowerControl:
         bounds = self._model.setpoint_bounds(component_id)
         assert bounds is not None
         previous = self._previous_bounds.get(component_id, bounds)
-        allowed = bounds.allows(power_w) or previous.allows(power_w)
+        allowed = setpoint_allowed(power_w, bounds.to_ranges()) or setpoint_allowed(
+            power_w, previous.to_ranges()
+        )
         if not allowed:
             self.unsafe_setpoint_count += 1
         self._check_faults(component_id, lifetime)

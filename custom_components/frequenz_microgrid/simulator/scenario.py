@@ -5,7 +5,10 @@ A scenario file (JSON, in `scenarios/`) has three tables:
 - ``topology``: one row per component, with its ``id``, ``kind``, ``parent`` (the
   component it hangs from, like datafev's topology table) and kind-specific ratings;
 - ``initial_state``: per component id, e.g. a battery's ``soc_pct``;
-- ``ev_arrivals``: which EV arrives at which charger, when, and when it leaves.
+- ``ev_arrivals``: which EV arrives at which charger, when, and when it leaves;
+
+and optionally ``telemetry``: how each round's messages are spread, ordered,
+jittered and delayed (`TelemetryTiming`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from .physics.battery import BatteryParams
 from .physics.ev_charger import EvChargerParams, EvSpec
 from .physics.inverter import InverterParams
+from .timing import DeliveryOrder, TelemetryTiming
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
@@ -46,6 +50,8 @@ class ComponentSpec:
     manufacturer: str = "Frequenz Simulator"
     model: str = "sim"
     fuse_current_a: int = 0
+    """Per-phase rating (A): the grid connection point's fuse, or a meter's
+    circuit (0: none); the simulator counts current above it as an overload."""
     base_load_w: float = 0.0
     base_load_split: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
     inverter: InverterParams | None = None
@@ -74,6 +80,8 @@ class Scenario:
     ev_arrivals: tuple[EvArrival, ...] = ()
     microgrid_id: int = 1
     start_time_of_day_s: float = 12 * 3600.0
+    telemetry_timing: TelemetryTiming | None = None
+    """How its telemetry rounds are delivered (`None`: the server's default)."""
     _by_id: dict[int, ComponentSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -139,12 +147,28 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
         components.append(spec)
     arrivals = tuple(_arrival_from_row(row) for row in data.get("ev_arrivals", []))
     hours, minutes = (int(x) for x in data.get("start_time_of_day", "12:00").split(":"))
+    timing = data.get("telemetry")
     return Scenario(
         name=str(data["name"]),
         components=tuple(components),
         ev_arrivals=arrivals,
         microgrid_id=int(data.get("microgrid_id", 1)),
         start_time_of_day_s=hours * 3600.0 + minutes * 60.0,
+        telemetry_timing=None if timing is None else _timing_from_row(timing),
+    )
+
+
+def _timing_from_row(row: Mapping[str, Any]) -> TelemetryTiming:
+    """The ``telemetry`` table, e.g.
+
+    ``{"spread_s": 0.4, "order": "random", "jitter_s": 0.05, "lag_s": {"31": 3}}``.
+    """
+    return TelemetryTiming(
+        spread_s=float(row.get("spread_s", 0.0)),
+        order=DeliveryOrder(row.get("order", DeliveryOrder.STREAMS.value)),
+        jitter_s=float(row.get("jitter_s", 0.0)),
+        lag_s={int(cid): float(s) for cid, s in row.get("lag_s", {}).items()},
+        seed=int(row.get("seed", 0)),
     )
 
 
@@ -166,6 +190,7 @@ def _component_from_row(row: Mapping[str, Any]) -> ComponentSpec:
             split = row.get("base_load_split", [1 / 3, 1 / 3, 1 / 3])
             return replace(
                 spec,
+                fuse_current_a=int(row.get("fuse_current_a", 0)),
                 base_load_w=float(row.get("base_load_w", 0.0)),
                 base_load_split=(float(split[0]), float(split[1]), float(split[2])),
             )

@@ -17,10 +17,12 @@ from .faults import Fault, FaultBook
 from .physics.clock import SimClock
 from .physics.ev_charger import EvSpec
 from .physics.model import MicrogridModel
+from .physics.overload import OverloadRecord
 from .scenario import Scenario
 from .servicer import MicrogridService
 from .streams import STEPS_PER_ROUND, Subscription, TelemetryHub
 from .telemetry import MetricId
+from .timing import DeliverySchedule, TelemetryTiming
 
 _logger = logging.getLogger(__name__)
 
@@ -37,9 +39,19 @@ class MicrogridSimulator:
     """
 
     def __init__(
-        self, scenario: Scenario, *, speed: float = 1.0, sample_period_s: float = 1.0
+        self,
+        scenario: Scenario,
+        *,
+        speed: float = 1.0,
+        sample_period_s: float = 1.0,
+        timing: TelemetryTiming | None = None,
     ) -> None:
-        """Prepare the simulation; nothing runs until `start`."""
+        """Prepare the simulation; nothing runs until `start`.
+
+        `timing` (default: the scenario's) spreads, orders, jitters and delays
+        each round's messages (`set_telemetry_timing`); without one a round goes
+        out in parts over half the sample period, in stream order.
+        """
         if sample_period_s <= 0:
             raise ValueError("sample_period_s must be positive")
         self.scenario = scenario
@@ -49,6 +61,11 @@ class MicrogridSimulator:
         self.faults = FaultBook()
         self.control = PowerControl(self.model, self.faults)
         self.hub = TelemetryHub()
+        timing = timing or scenario.telemetry_timing
+        self._schedule = None if timing is None else DeliverySchedule(timing)
+        self._deliveries: set[asyncio.TimerHandle] = set()
+        self._last_delivery: dict[int, float] = {}
+        self._sample_time = self._now_timestamp()
         self._service = MicrogridService(self)
         self._server: grpc.aio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -81,6 +98,9 @@ class MicrogridSimulator:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+        for handle in self._deliveries:
+            handle.cancel()
+        self._deliveries.clear()
         server, self._server = self._server, None
         if server is not None:
             await server.stop(None)
@@ -132,6 +152,30 @@ class MicrogridSimulator:
         """Setpoints outside a component's inclusion bounds or in its exclusion zone."""
         return self.control.unsafe_setpoint_count
 
+    @property
+    def overloads(self) -> dict[int, OverloadRecord]:
+        """Per rated meter (and the grid connection point): peak and overload."""
+        self.model.advance_to(self.clock.now())
+        return self.model.overloads
+
+    @property
+    def overload_ampere_seconds(self) -> float:
+        """Current above a fuse or circuit rating, over phases, meters and time (A·s).
+
+        The physical counterpart of `unsafe_setpoint_count`: setpoints each within
+        their bounds can still add up to more than a shared fuse carries.
+        """
+        return sum(record.ampere_seconds for record in self.overloads.values())
+
+    @property
+    def telemetry_timing(self) -> TelemetryTiming | None:
+        """How rounds are delivered (`None`: the default parts)."""
+        return None if self._schedule is None else self._schedule.timing
+
+    def set_telemetry_timing(self, timing: TelemetryTiming | None) -> None:
+        """Spread, reorder, jitter or delay telemetry from the next round on."""
+        self._schedule = None if timing is None else DeliverySchedule(timing)
+
     # --- faults and scenario events ------------------------------------------------
 
     def inject_fault(self, component_id: int, fault: Fault) -> None:
@@ -175,7 +219,7 @@ class MicrogridSimulator:
     ) -> Subscription:
         """Open a telemetry stream and hand it the current values at once."""
         subscription = self.hub.subscribe(component_id, metrics)
-        self.hub.greet(subscription, self.model, self.faults, self._now_timestamp())
+        self.hub.greet(subscription, self.model, self.faults, self._sample_time)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -184,12 +228,19 @@ class MicrogridSimulator:
 
     def tick(self) -> None:
         """Advance the physics to the clock's time and publish one sample round."""
-        self._advance()
-        self.hub.publish(self.model, self.faults, self._now_timestamp())
+        self.hub.publish(self.model, self.faults, self._sample())
 
-    def _advance(self) -> None:
+    def _sample(self) -> Timestamp:
+        """Advance the model to now; return the sample time of what it shows.
+
+        Taken just before advancing, with no await in between: a setpoint that
+        arrived before that instant is in the values. A new stream's greeting
+        carries the same time (the model has not moved since).
+        """
+        self._sample_time = self._now_timestamp()
         self.model.advance_to(self.clock.now())
         self.control.remember_bounds()
+        return self._sample_time
 
     async def _tick_forever(self) -> None:
         """Advance and publish every sample period, spreading each round.
@@ -199,7 +250,9 @@ class MicrogridSimulator:
         their own pace would send them: a set-power request that arrives
         meanwhile is answered within a part, while a burst of hundreds of streams
         would keep both ends of the connection busy for tens of milliseconds. All
-        messages of a round carry the same sample time.
+        messages of a round carry the same sample time: the instant the model was
+        advanced to (a setpoint received before it is in the round's values). With
+        a `TelemetryTiming` each message leaves on its own schedule instead.
         """
         loop = asyncio.get_running_loop()
         interval = round_part_interval_s(self.sample_period_s)
@@ -208,11 +261,14 @@ class MicrogridSimulator:
             next_tick += self.sample_period_s
             await asyncio.sleep(max(next_tick - loop.time(), 0.0))
             try:
-                self._advance()
+                sample_time = self._sample()
+                if self._schedule is not None:
+                    self._schedule_round(self._schedule, sample_time)
+                    continue
                 await asyncio.sleep(0)  # requests that came meanwhile get a turn first
                 due = loop.time()
                 for part_complete in self.hub.publish_in_steps(
-                    self.model, self.faults, self._now_timestamp()
+                    self.model, self.faults, sample_time
                 ):
                     if part_complete:
                         due += interval
@@ -221,6 +277,28 @@ class MicrogridSimulator:
                         await asyncio.sleep(0)  # requests that came go first
             except Exception:
                 _logger.exception("Simulator tick failed")
+
+    def _schedule_round(
+        self, schedule: DeliverySchedule, sample_time: Timestamp
+    ) -> None:
+        """Build a round now and deliver each message at its own time.
+
+        A component's messages never overtake each other (a lagging or jittered
+        one is delivered after its previous one).
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._deliveries = {h for h in self._deliveries if h.when() > now}
+        messages = self.hub.round_messages(self.model, self.faults, sample_time)
+        delays = schedule.delays([component_id for component_id, _, _ in messages])
+        for (component_id, subscriptions, payload), delay in zip(
+            messages, delays, strict=True
+        ):
+            due = max(now + delay, self._last_delivery.get(component_id, now))
+            self._last_delivery[component_id] = due
+            self._deliveries.add(
+                loop.call_at(due, self.hub.deliver, subscriptions, payload)
+            )
 
     def _sync_error_states(self) -> None:
         for component_id in self.model.components:
@@ -246,10 +324,11 @@ async def running_simulator(
     sample_period_s: float = 1.0,
     host: str = "127.0.0.1",
     port: int = 0,
+    timing: TelemetryTiming | None = None,
 ) -> AsyncIterator[MicrogridSimulator]:
     """Run a simulator in this event loop for the duration of a `with` block."""
     simulator = MicrogridSimulator(
-        scenario, speed=speed, sample_period_s=sample_period_s
+        scenario, speed=speed, sample_period_s=sample_period_s, timing=timing
     )
     await simulator.start(host=host, port=port)
     try:

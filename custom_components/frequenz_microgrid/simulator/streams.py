@@ -119,23 +119,51 @@ class TelemetryHub:
         """
         groups = list(self._groups.items())
         size = max(1, math.ceil(len(groups) / steps))
-        cache: dict[int, Readings] = {}
         part: list[tuple[list[Subscription], bytes]] = []
-        for index, ((component_id, metrics), subscriptions) in enumerate(groups):
+        built = self._build(groups, model, faults, sample_time)
+        for index, message in enumerate(built):
             if index % size == 0 and index:
                 self._send_part(part)
                 yield True
             elif index:
                 yield False
+            if message is not None:
+                part.append((message[1], message[2]))
+        self._send_part(part)
+
+    def round_messages(
+        self, model: MicrogridModel, faults: FaultBook, sample_time: Timestamp
+    ) -> list[tuple[int, list[Subscription], bytes]]:
+        """Build (not send) a round: per group its component, streams and bytes."""
+        groups = list(self._groups.items())
+        return [
+            message
+            for message in self._build(groups, model, faults, sample_time)
+            if message is not None
+        ]
+
+    def deliver(self, subscriptions: list[Subscription], payload: bytes) -> None:
+        """Queue one built message on its streams now."""
+        self._send_part([(subscriptions, payload)])
+
+    @staticmethod
+    def _build(
+        groups: list[tuple[StreamKey, list[Subscription]]],
+        model: MicrogridModel,
+        faults: FaultBook,
+        sample_time: Timestamp,
+    ) -> Iterator[tuple[int, list[Subscription], bytes] | None]:
+        """Each group's message, built lazily; `None` for a silent group."""
+        cache: dict[int, Readings] = {}
+        for (component_id, metrics), subscriptions in groups:
             if not subscriptions or faults.has(component_id, Fault.STOP_DATA):
+                yield None
                 continue
             reading = cache.get(component_id)
             if reading is None:
                 reading = cache[component_id] = readings(model, component_id)
-            part.append(
-                (subscriptions, _serialise(reading, metrics, sample_time, faults))
-            )
-        self._send_part(part)
+            payload = _serialise(reading, metrics, sample_time, faults)
+            yield component_id, subscriptions, payload
 
     def _send_part(self, part: list[tuple[list[Subscription], bytes]]) -> None:
         """Queue a part's messages together (they leave in one burst) and clear it."""

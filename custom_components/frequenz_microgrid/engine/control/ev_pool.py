@@ -2,10 +2,15 @@
 
 Every tick (spec §4) the chargers' latest data (cable state, phase currents,
 bounds) goes through `EvChargerAllocator`, with the per-phase fuse of the grid
-connection point minus the current of every other load behind it
-(`uncontrolled_currents` of the grid meter's phase currents). Only setpoints that
-changed are sent; the distributor keeps the others alive. A charger without an EV
-gets 0 W; a silent or failed one gets nothing and stops being kept alive.
+connection point minus the current of every other load behind it. That estimate
+pairs the grid meter's reading with the chargers' currents *at its sample time*
+(`distribution.ev_fuse`): exact when they were sampled together, otherwise a
+bound from the setpoints each charger may have followed in between, which this
+pool logs as it sends them (`ChargerSetpointLog`). Raises that do not fit while
+lowered chargers may still draw their old current wait until a reading confirms
+the decrease. Only setpoints that changed are sent; the distributor keeps the
+others alive. A charger without an EV gets 0 W; a silent or failed one gets
+nothing and stops being kept alive.
 
 Component sets: chargers named by a proposal form a set with that set's target;
 all other chargers form one more set with the pool default (full charging). Sets
@@ -20,17 +25,32 @@ import dataclasses
 
 from ..bounds import PowerBounds
 from ..distribution.ev_chargers import (
+    PHASES,
+    EvAllocation,
     EvAllocatorConfig,
     EvChargerAllocator,
     EvChargerInput,
+)
+from ..distribution.ev_fuse import (
+    PlannedSetpoint,
+    TimedCurrents,
+    committed_currents,
+    current_at_fuse_sample,
+    hold_back_raises,
     uncontrolled_currents,
 )
+from ..distributor import DispatchReport
 from ..health import ComponentHealth
+from ..pools import CURRENT_PHASES
 from ..power_manager import PowerManager
 from ..results import Request
+from .charger_setpoints import ChargerSetpointLog
 from .inputs import (
+    CHARGER_PHASES,
     GridCurrents,
     can_take_setpoint,
+    charger_currents,
+    currents_near,
     ev_charger_input,
     grid_fuse_a,
     summed_ac_bounds,
@@ -69,8 +89,10 @@ class EvPoolSteering(PoolSteering):
             config = dataclasses.replace(config, phase_limit_a=fuse)
         super().__init__(context, manager, context.topology.ev_charger_ids)
         self.config = config
-        self._grid = GridCurrents(context.topology)
+        self._grid = GridCurrents(context.topology, context.store)
+        context.store.keep_history(context.topology.ev_charger_ids, CURRENT_PHASES)
         self._allocators: dict[ComponentSet, EvChargerAllocator] = {}
+        self._log = ChargerSetpointLog()
 
     def partition(self) -> list[ComponentSet]:
         """The sets allocated this tick: proposal sets, then everyone else."""
@@ -107,11 +129,13 @@ class EvPoolSteering(PoolSteering):
         forced = set(force)
         partition = self.partition()
         orphans = self._forget_stale_sets(partition)
-        inputs = self._inputs(now)
-        others = uncontrolled_currents(
-            self._grid.measure(self.context.store), list(inputs.values())
-        )
-        results: Results = {}
+        store = self.context.store
+        self._log.forget_before(store.wall_time_s() - store.freshness_s)
+        view = store.fresh_view()
+        readings = {cid: charger_currents(view, cid) for cid in self.component_ids}
+        inputs = self._inputs(now, readings)
+        others = self._other_currents(readings)
+        plans: list[tuple[ComponentSet, float, EvAllocation]] = []
         for component_ids in partition:
             allocator = self._allocators.setdefault(
                 component_ids, EvChargerAllocator(self.config)
@@ -124,22 +148,127 @@ class EvPoolSteering(PoolSteering):
                 other_currents_a=others,
             )
             others = _add(others, allocation.phase_currents_a)
+            plans.append((component_ids, target, allocation))
+        released = self._fitting(plans, readings)
+        results: Results = {}
+        for component_ids, target, allocation in plans:
             setpoints = {
-                cid: power
-                for cid, power in allocation.powers().items()
-                if can_take_setpoint(self.context.store, cid)
+                cid: released[cid]
+                for cid in allocation.setpoints
+                if can_take_setpoint(store, cid)
             }
             to_send = self._due(component_ids, setpoints, now, component_ids in forced)
             if to_send is None:
                 continue
-            report = await self._send(component_ids, setpoints, to_send)
+            report = await self._send_logged(
+                component_ids, setpoints, to_send, allocation
+            )
             request = Request(power=target, component_ids=component_ids)
             results[component_ids] = dispatch_result(request, setpoints, report)
         still_commanded = self.commanded()
         await self.context.distributor.release(orphans - still_commanded.keys())
         return results
 
-    def _inputs(self, now: float) -> dict[int, EvChargerInput]:
+    def _other_currents(
+        self, readings: dict[int, TimedCurrents | None]
+    ) -> tuple[float, float, float]:
+        """Per phase, the current of every load behind the fuse but the chargers.
+
+        The grid meter's reading minus each charger's current at the meter's
+        sample time. Of the grid readings kept, the newest one that every
+        charger has a reading of the same instant for is used (readings that
+        belong together); failing that, the one with the fewest chargers
+        without, each of those counted at a lower bound of its current
+        (`current_at_fuse_sample`). Without any kept reading: the latest ones.
+        """
+        store = self.context.store
+        since = store.wall_time_s() - store.freshness_s
+        chargers = sorted(self.component_ids)
+        kept = {cid: self._kept_times(cid, since) for cid in chargers}
+        best: tuple[int, TimedCurrents] | None = None
+        for sampled in self._grid.sample_times(store, since):
+            unpaired = sum(1 for times in kept.values() if sampled not in times)
+            if best is not None and unpaired >= best[0]:
+                continue
+            fuse_at = self._grid.at(store, sampled)
+            if fuse_at is not None:
+                best = (unpaired, fuse_at)
+                if unpaired == 0:
+                    break
+        if best is None:
+            fuse = self._grid.measure(store)
+            near = [readings[cid] for cid in chargers]
+        else:
+            fuse = best[1]
+            near = [
+                currents_near(store, cid, fuse.first_sampled, since) for cid in chargers
+            ]
+        return uncontrolled_currents(
+            fuse.currents_a,
+            [
+                current_at_fuse_sample(reading, fuse, self._log.of(cid))
+                for cid, reading in zip(chargers, near, strict=True)
+            ],
+        )
+
+    def _kept_times(self, charger_id: int, since: float) -> frozenset[float]:
+        """The sample times of a fresh charger's kept readings since `since`."""
+        store = self.context.store
+        history = store.history(charger_id)
+        if history is None or not store.is_fresh(charger_id):
+            return frozenset()
+        return frozenset(at for at in history.times() if at >= since)
+
+    def _fitting(
+        self,
+        plans: list[tuple[ComponentSet, float, EvAllocation]],
+        readings: dict[int, TimedCurrents | None],
+    ) -> dict[int, float]:
+        """The planned setpoints, with raises held back while they don't fit yet.
+
+        The capacity is the fuse less the other loads, as the first set was
+        allocated against (`hold_back_raises`).
+        """
+        if not plans:
+            return {}
+        standing = self.commanded()
+        planned = {
+            cid: PlannedSetpoint(
+                power_w=setpoint.power_w,
+                currents_a=setpoint.phase_currents_a,
+                standing_power_w=standing.get(cid, 0.0),
+                committed_a=committed_currents(readings[cid], self._log.of(cid)),
+            )
+            for _, _, allocation in plans
+            for cid, setpoint in allocation.setpoints.items()
+        }
+        return hold_back_raises(planned, plans[0][2].phase_capacity_a)
+
+    async def _send_logged(
+        self,
+        component_ids: ComponentSet,
+        setpoints: dict[int, float],
+        to_send: dict[int, float],
+        allocation: EvAllocation,
+    ) -> DispatchReport:
+        """Send like `_send`, logging each setpoint's per-phase current and times."""
+        watts_per_amp = CHARGER_PHASES * self.config.nominal_voltage_v
+        currents = {
+            cid: _on_phases(power / watts_per_amp, allocation.setpoints[cid].phases)
+            for cid, power in to_send.items()
+        }
+        store = self.context.store
+        self._log.sending(currents, store.wall_time_s())
+        report = DispatchReport()
+        try:
+            report = await self._send(component_ids, setpoints, to_send)
+        finally:
+            self._log.replied(to_send.keys(), store.wall_time_s(), report.failed)
+        return report
+
+    def _inputs(
+        self, now: float, readings: dict[int, TimedCurrents | None]
+    ) -> dict[int, EvChargerInput]:
         health = self.context.health
         return {
             cid: ev_charger_input(
@@ -147,6 +276,12 @@ class EvPoolSteering(PoolSteering):
                 cid,
                 working=health.health(cid, now) is ComponentHealth.WORKING,
                 nominal_voltage_v=self.config.nominal_voltage_v,
+                confirmed_limit_a=self._log.confirmed_limit_a(
+                    cid,
+                    None
+                    if (reading := readings[cid]) is None
+                    else reading.first_sampled,
+                ),
             )
             for cid in sorted(self.component_ids)
         }
@@ -193,3 +328,8 @@ class EvPoolSteering(PoolSteering):
 
 def _add(a: PhaseCurrents, b: PhaseCurrents) -> PhaseCurrents:
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
+def _on_phases(current_a: float, phases: tuple[int, ...]) -> PhaseCurrents:
+    l1, l2, l3 = (current_a if phase in phases else 0.0 for phase in PHASES)
+    return (l1, l2, l3)

@@ -21,6 +21,7 @@ from .. import members
 from ..bounds import PowerBounds, sum_bounds
 from ..distribution.battery import BatteryState, InverterBatteries
 from ..distribution.ev_chargers import ALL_PHASES, EvChargerInput
+from ..distribution.ev_fuse import TimedCurrents
 from ..distribution.pv import PvInverterInput
 from ..formula import compile_formula
 from ..graph import Topology
@@ -271,7 +272,12 @@ def can_take_setpoint(store: TelemetryStore, component_id: int) -> bool:
 
 
 def ev_charger_input(
-    store: TelemetryStore, charger_id: int, *, working: bool, nominal_voltage_v: float
+    store: TelemetryStore,
+    charger_id: int,
+    *,
+    working: bool,
+    nominal_voltage_v: float,
+    confirmed_limit_a: float | None = math.inf,
 ) -> EvChargerInput:
     """One charger's allocator input from its cable state, currents and bounds.
 
@@ -313,6 +319,7 @@ def ev_charger_input(
         min_current_a=min_current_a,
         max_current_a=max_current_a,
         voltage_v=watts_per_amp / len(phases),
+        confirmed_limit_a=confirmed_limit_a,
     )
 
 
@@ -327,23 +334,107 @@ def grid_fuse_a(topology: Topology) -> float | None:
 
 
 class GridCurrents:
-    """Per-phase current through the grid connection point, from the grid formula."""
+    """Per-phase current through the grid connection point, from the grid formula.
 
-    def __init__(self, topology: Topology) -> None:
-        """Compile the topology's grid formula once."""
+    Also as it was at earlier sample times: the formula's meters keep a short
+    history (`TelemetryStore.keep_history`), so the reading can be paired with
+    other components' readings of the same instant.
+    """
+
+    def __init__(self, topology: Topology, store: TelemetryStore) -> None:
+        """Compile the topology's grid formula once; keep its meters' history."""
         text = topology.formulas.grid
         self._formula = None if text is None else compile_formula(text)
+        self._members = () if self._formula is None else self._formula.component_ids
+        store.keep_history(self._members, CURRENT_PHASES)
 
-    def measure(self, store: TelemetryStore) -> tuple[float, float, float]:
-        """Return L1–L3 in amperes; NaN where unknown (the allocator then backs off)."""
+    def sample_times(self, store: TelemetryStore, since: float) -> list[float]:
+        """The sample times of the meters' kept readings since `since`, newest first."""
+        times: set[float] = set()
+        for member in self._members:
+            if (history := store.history(member)) is not None:
+                times.update(at for at in history.times() if at >= since)
+        return sorted(times, reverse=True)
+
+    def at(self, store: TelemetryStore, sampled: float) -> TimedCurrents | None:
+        """L1–L3 from the meters' readings sampled at `sampled` (`None`: unknown)."""
         if self._formula is None:
-            return (math.nan, math.nan, math.nan)
-        members = self._formula.component_ids
-        l1, l2, l3 = (
-            _or_nan(self._formula.evaluate(store.fresh_values(metric, members)))
+            return None
+        values: dict[int, dict[Metric | int, float]] = {}
+        for member in self._members:
+            history = store.history(member)
+            found = None if history is None else history.at(sampled)
+            if found is not None:
+                values[member] = found
+        currents = [
+            self._formula.evaluate(
+                {cid: v[metric] for cid, v in values.items() if metric in v}
+            )
             for metric in CURRENT_PHASES
-        )
-        return (l1, l2, l3)
+        ]
+        if any(current is None or math.isnan(current) for current in currents):
+            return None
+        l1, l2, l3 = (float(current or 0.0) for current in currents)
+        return TimedCurrents((l1, l2, l3), sampled, sampled)
+
+    def measure(self, store: TelemetryStore) -> TimedCurrents:
+        """Return the latest L1–L3 in amperes and when they were sampled.
+
+        NaN where unknown (the allocator then backs off). A formula over several
+        meters spans their sample times.
+        """
+        if self._formula is None:
+            return _UNKNOWN_CURRENTS
+        view = store.fresh_view()
+        sampled: list[float] = []
+        currents: list[float] = []
+        for metric in CURRENT_PHASES:
+            values = store.fresh_values(metric, self._members)
+            currents.append(_or_nan(self._formula.evaluate(values)))
+            sampled.extend(
+                at for cid in values if (at := view.sampled_at(cid, metric)) is not None
+            )
+        if not sampled:
+            return _UNKNOWN_CURRENTS
+        l1, l2, l3 = currents
+        return TimedCurrents((l1, l2, l3), min(sampled), max(sampled))
+
+
+_UNKNOWN_CURRENTS = TimedCurrents((math.nan, math.nan, math.nan), math.nan, math.nan)
+
+
+def charger_currents(view: FreshView, charger_id: int) -> TimedCurrents | None:
+    """A charger's latest per-phase currents and their sample time (`None`: none).
+
+    All three come in one message; the oldest of their sample times is kept in
+    the unlikely case they came in different ones.
+    """
+    times = [view.sampled_at(charger_id, metric) for metric in CURRENT_PHASES]
+    known = [at for at in times if at is not None]
+    if not known:
+        return None
+    l1, l2, l3 = (_value(view, charger_id, metric) for metric in CURRENT_PHASES)
+    return TimedCurrents((l1, l2, l3), min(known), max(known))
+
+
+def currents_near(
+    store: TelemetryStore, component_id: int, sampled: float, since: float
+) -> TimedCurrents | None:
+    """A fresh component's kept currents sampled at `sampled`, or nearest before it.
+
+    Without a kept reading at or before `sampled` (since `since`), the oldest
+    one after it. `None` for a component that is not fresh or kept nothing.
+    """
+    history = store.history(component_id)
+    if history is None or not store.is_fresh(component_id):
+        return None
+    times = [at for at in history.times() if at >= since]  # newest first
+    if not times:
+        return None
+    chosen = next((at for at in times if at <= sampled), times[-1])
+    values = history.at(chosen) or {}
+    l1, l2, l3 = (values.get(metric, math.nan) for metric in CURRENT_PHASES)
+    return TimedCurrents((l1, l2, l3), chosen, chosen)
 
 
 def _or_nan(value: float | None) -> float:

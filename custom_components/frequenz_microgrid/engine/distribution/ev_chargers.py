@@ -8,7 +8,8 @@ acts at once) and goes further (spec §4):
 
 - **Per-phase fuse.** Currents are planned per phase L1–L3 against
   ``phase_limit_a − fuse_tolerance_a`` minus the current of loads behind the same
-  fuse that are not controlled here. Single-phase EVs count on their phase only.
+  fuse that are not controlled here (estimated from readings that belong
+  together, see `ev_fuse`). Single-phase EVs count on their phase only.
 - **Fair share.** Max-min fair water-filling in amperes: every charging EV gets the
   same current unless its charger maximum, its own demand, a phase or the pool target
   (in watts) holds it lower. Each setpoint is either 0 W or between
@@ -35,7 +36,6 @@ Public API::
         other_currents_a=(4.0, 0.0, 2.5),  # optional per-phase non-EV load (A)
     )
     allocation.powers()                # {component_id: watts}
-    uncontrolled_currents(fuse_meter_currents_a, chargers)  # -> other_currents_a
     allocation.setpoints[cid].reason   # EvAllocationReason, for diagnostics
 
 The allocator is pure apart from its per-charger memory (allocations, switch times,
@@ -107,6 +107,12 @@ class EvChargerInput:
     """Largest current (per phase) the charger allows."""
     voltage_v: float | None = None
     """Phase voltage the charger converts watts with; `None` = nominal voltage."""
+    confirmed_limit_a: float | None = math.inf
+    """Per-phase current its standing setpoint allows, once a reading taken after
+    that setpoint arrived confirms it; `None` while a newer setpoint is not
+    confirmed yet (what the EV draws then answers an older one); inf when unknown
+    (judged against the allocation). Under-use is judged against this, so a raise
+    that was held back or is still in flight never counts as an EV's give-back."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,24 +261,6 @@ class _Constraint:
     weights: Mapping[int, float]
 
 
-def uncontrolled_currents(
-    fuse_currents_a: tuple[float, float, float],
-    chargers: Sequence[EvChargerInput],
-) -> tuple[float, float, float]:
-    """Per-phase current of the loads behind the fuse that are not these chargers.
-
-    The fuse meter measures everything; subtracting what the chargers measure
-    leaves the rest (the `other_currents_a` of `EvChargerAllocator.allocate`).
-    A NaN anywhere on a phase makes that phase NaN, which the allocator treats as
-    fully taken: a charger whose current is unknown may be drawing anything.
-    """
-    l1, l2, l3 = (
-        fuse - math.fsum(c.measured_currents_a[index] for c in chargers)
-        for index, fuse in enumerate(fuse_currents_a)
-    )
-    return (l1, l2, l3)
-
-
 class EvChargerAllocator:
     """Turns the pool target into per-charger setpoints, round after round.
 
@@ -417,10 +405,11 @@ class EvChargerAllocator:
             memory.under_use_since = None
             return
         drawn = _drawn_current(charger, voltage)
-        if math.isnan(drawn):
-            return
+        if math.isnan(drawn) or charger.confirmed_limit_a is None:
+            return  # no verdict on readings that may answer an older setpoint
+        in_force = min(memory.allocated_a, charger.confirmed_limit_a)
         config = self._config
-        if drawn < memory.allocated_a - config.give_back_margin_a:
+        if drawn < in_force - config.give_back_margin_a:
             if memory.under_use_since is None:
                 memory.under_use_since = now
             if now - memory.under_use_since >= config.give_back_after_s:

@@ -20,6 +20,7 @@ from .battery import BatteryState
 from .energy import EnergyCounter
 from .ev_charger import EvChargerState, EvSession, EvSpec
 from .inverter import pv_output_w, share_among_batteries
+from .overload import OverloadRecord
 
 CONTROLLABLE_KINDS = frozenset(
     {Kind.BATTERY_INVERTER, Kind.PV_INVERTER, Kind.EV_CHARGER}
@@ -115,6 +116,12 @@ class MicrogridModel:
             self._pending_arrivals.setdefault(arrival.charger_id, deque()).append(
                 arrival
             )
+        self.overloads: dict[int, OverloadRecord] = {
+            spec.id: OverloadRecord(float(spec.fuse_current_a))
+            for spec in scenario.components
+            if spec.kind in (Kind.GRID, Kind.METER) and spec.fuse_current_a > 0
+        }
+        """Per rated meter (and the grid connection point): what it carried."""
         self.bounds_at_last_advance: dict[int, PowerBounds] = {}
         """Each battery inverter's setpoint bounds when the last advance began."""
         for runtime in self.components.values():
@@ -307,6 +314,8 @@ class MicrogridModel:
                 pieces[component_id] = self._sum_children(
                     runtime, start_s, end_s, pieces
                 )
+                if (record := self.overloads.get(component_id)) is not None:
+                    _account(record, start_s, pieces[component_id])
             else:
                 pieces[component_id] = self._run_steered(runtime, start_s, end_s)
             runtime.reactive_power_w = self._reactive_power(runtime, end_s)
@@ -507,3 +516,11 @@ class MicrogridModel:
             component_id = queue.pop(0)
             yield component_id
             queue.extend(self._children[component_id])
+
+
+def _account(record: OverloadRecord, start_s: float, pieces: list[Piece]) -> None:
+    """Feed a meter's pieces of one step to its overload record."""
+    at_s = start_s
+    for until_s, phases in pieces:
+        record.carry(phases, until_s - at_s)
+        at_s = until_s
