@@ -32,22 +32,20 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.selector import ConfigEntrySelector
 import probatio as vol
 
+from .actors import action_source_id, ha_priority
 from .const import (
     DOMAIN,
     MAX_PRIORITY,
     MIN_PRIORITY,
 )
-from .coordinator import FrequenzMicrogridConfigEntry
 from .engine.bounds import Bounds, PowerBounds
 from .engine.control import ControllerStatus, Pool, ProposalOutcome
 from .engine.graph import Topology
 from .engine.health import ComponentStatus
 from .engine.results import result_as_dict
-from .steering_entity import (
-    blocked_until_iso,
-    ha_priority,
-    raise_if_nothing_accepted,
-)
+from .runtime import FrequenzMicrogridConfigEntry
+from .steering_errors import raise_if_nothing_accepted
+from .steering_status import blocked_until_iso
 
 SERVICE_PROPOSE_POWER = "propose_power"
 SERVICE_WITHDRAW_PROPOSAL = "withdraw_proposal"
@@ -116,15 +114,6 @@ SET_COMPONENT_BOUNDS_SCHEMA = vol.Schema(
 GET_POWER_STATUS_SCHEMA = vol.Schema({_ENTRY: _ENTRY_SELECTOR})
 
 
-def source_id_of(actor: str) -> str:
-    """Return the power manager's source id for an action's actor.
-
-    Prefixed so an automation can never replace a number entity's proposal (or the
-    other way round) by picking the same name.
-    """
-    return f"action:{actor}"
-
-
 @callback
 def async_setup_actions(hass: HomeAssistant) -> None:
     """Register the integration's actions (once, from `async_setup`)."""
@@ -181,7 +170,7 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="empty_proposal"
         )
-    controller = entry.runtime_data.controller
+    controller = entry.runtime_data.engine.controller
     component_ids = _pool_subset(
         pool, call.data.get(ATTR_COMPONENTS), controller.pool_components(pool)
     )
@@ -189,7 +178,7 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
     try:
         outcome = await controller.propose(
             pool,
-            source_id=source_id_of(call.data[ATTR_ACTOR]),
+            source_id=action_source_id(call.data[ATTR_ACTOR]),
             priority=priority,
             power=power,
             bounds=bounds,
@@ -209,9 +198,9 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
 
 async def _async_withdraw_proposal(call: ServiceCall) -> ServiceResponse:
     entry = _loaded_entry(call)
-    outcome = await entry.runtime_data.controller.withdraw(
+    outcome = await entry.runtime_data.engine.controller.withdraw(
         Pool(call.data[ATTR_POOL]),
-        source_id=source_id_of(call.data[ATTR_ACTOR]),
+        source_id=action_source_id(call.data[ATTR_ACTOR]),
         priority=call.data.get(ATTR_PRIORITY),
     )
     return _outcome_as_dict(outcome)
@@ -239,7 +228,7 @@ async def _async_set_component_bounds(call: ServiceCall) -> ServiceResponse:
                 "allowed": ", ".join(str(s) for s in VALID_BOUNDS_LIFETIMES_S),
             },
         )
-    metric = _bounds_metric(entry.runtime_data.topology, component_id)
+    metric = _bounds_metric(entry.runtime_data.engine.topology, component_id)
     try:
         valid_until = await entry.runtime_data.client.add_component_bounds(
             ComponentId(component_id),
@@ -263,7 +252,7 @@ async def _async_set_component_bounds(call: ServiceCall) -> ServiceResponse:
 
 async def _async_get_power_status(call: ServiceCall) -> ServiceResponse:
     entry = _loaded_entry(call)
-    controller = entry.runtime_data.controller
+    controller = entry.runtime_data.engine.controller
     return status_as_dict(controller.status(), controller.to_wall_time)
 
 

@@ -16,11 +16,11 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_API_KEY, CONF_SIGNING_SECRET
-from .coordinator import FrequenzMicrogridConfigEntry
 from .engine.bounds import PowerBounds
 from .engine.graph import Topology
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
+from .runtime import FrequenzMicrogridConfigEntry
 
 TO_REDACT = {CONF_API_KEY, CONF_SIGNING_SECRET, "latitude", "longitude"}
 
@@ -30,14 +30,15 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return the diagnostics of a loaded entry."""
     runtime = entry.runtime_data
-    snapshot = runtime.coordinator.data or runtime.monitor.snapshot()
+    monitor = runtime.engine.monitor
+    snapshot = runtime.coordinator.data or monitor.snapshot()
     return async_redact_data(
         {
             "entry": {"data": dict(entry.data), "options": dict(entry.options)},
             "demo": runtime.simulator is not None,
-            "reachable": runtime.monitor.reachable,
-            "topology": _topology(runtime.topology),
-            "snapshot": _snapshot(snapshot, runtime.monitor.store),
+            "reachable": monitor.reachable,
+            "topology": _topology(runtime.engine.topology),
+            "snapshot": _snapshot(snapshot, monitor.store),
         },
         TO_REDACT,
     )

@@ -14,10 +14,10 @@ from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 
 from custom_components.frequenz_microgrid.const import DOMAIN
-from custom_components.frequenz_microgrid.coordinator import (
+from custom_components.frequenz_microgrid.engine.health import ComponentHealth
+from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
-from custom_components.frequenz_microgrid.engine.health import ComponentHealth
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
 from .conftest import entity_id_of, setup_entry, state_of, wait_for
@@ -52,7 +52,7 @@ async def wait_until_working(
     entry: FrequenzMicrogridConfigEntry, *component_ids: int
 ) -> None:
     """Wait until the controller sees every one of `component_ids` working."""
-    controller = entry.runtime_data.controller
+    controller = entry.runtime_data.engine.controller
 
     def all_working() -> bool:
         health = {c.component_id: c.health for c in controller.status().components}

@@ -19,7 +19,7 @@ from custom_components.frequenz_microgrid.const import (
     CONF_SCENARIO,
     DOMAIN,
 )
-from custom_components.frequenz_microgrid.coordinator import (
+from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
 from custom_components.frequenz_microgrid.simulator import (
@@ -66,9 +66,7 @@ async def test_setup_streams_and_unload_disconnects(
     runtime = entry.runtime_data
     assert runtime.simulator is None
     assert _connected(runtime.client)
-    assert runtime.coordinator.topology is runtime.topology
-    assert runtime.monitor is runtime.coordinator.monitor
-    assert sorted(runtime.topology.components) == [
+    assert sorted(runtime.engine.topology.components) == [
         spec.id for spec in simulator.scenario.components
     ]
     assert runtime.coordinator.update_interval is None, "push, not polling"
@@ -168,7 +166,7 @@ async def test_options_change_reloads_with_new_freshness(
 ) -> None:
     entry = setup_integration
     before = entry.runtime_data
-    assert before.monitor.store.freshness_s == 10.0
+    assert before.engine.monitor.store.freshness_s == 10.0
 
     # Data updates (as reauth/reconfigure make) don't reload by themselves.
     hass.config_entries.async_update_entry(entry, title="Renamed")
@@ -179,7 +177,7 @@ async def test_options_change_reloads_with_new_freshness(
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data is not before
-    assert entry.runtime_data.monitor.store.freshness_s == 3.0
+    assert entry.runtime_data.engine.monitor.store.freshness_s == 3.0
     assert not before.client.is_connected, "the old client was released"
 
 

@@ -16,10 +16,10 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.frequenz_microgrid.coordinator import (
+from custom_components.frequenz_microgrid.engine.health import ComponentHealth
+from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
-from custom_components.frequenz_microgrid.engine.health import ComponentHealth
 from custom_components.frequenz_microgrid.simulator import (
     EvSpec,
     Fault,
@@ -210,7 +210,7 @@ async def test_failing_inverter_partial_failure_back_off_and_recovery(
 ) -> None:
     sim = two_batteries
     entry = await set_up(hass, sim, BATTERY_A, BATTERY_B)
-    controller = entry.runtime_data.controller
+    controller = entry.runtime_data.engine.controller
     sim.inject_fault(INVERTER_B, Fault.REJECT_SET_POWER)
 
     response = await call_action(
@@ -293,7 +293,7 @@ async def test_unload_and_stop_release_the_components(
     await call_action(hass, "propose_power", propose(entry, "pv", power=-1000))
     assert simulator.held_setpoint(BATTERY_INVERTER) == 2500.0
     runtime = entry.runtime_data
-    controller = runtime.controller
+    controller = runtime.engine.controller
 
     if how == "unload":
         assert await hass.config_entries.async_unload(entry.entry_id)
