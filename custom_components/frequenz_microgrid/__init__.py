@@ -13,8 +13,6 @@ before the client disconnects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from frequenz.client.microgrid import MicrogridApiClient
 from frequenz.microgrid_component_graph import InvalidGraphError
@@ -111,7 +109,6 @@ async def async_setup_entry(
         coordinator.async_set_updated_data(engine.monitor.snapshot())
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
         entry.async_on_unload(_close_on_stop(hass, runtime))
-        entry.async_on_unload(entry.add_update_listener(_reload_on_new_options(entry)))
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     except BaseException:
         await runtime.async_close()
@@ -235,22 +232,3 @@ def _close_on_stop(hass: HomeAssistant, runtime: MicrogridRuntimeData) -> CALLBA
             remove()
 
     return _remove
-
-
-def _reload_on_new_options(
-    entry: FrequenzMicrogridConfigEntry,
-) -> Callable[[HomeAssistant, FrequenzMicrogridConfigEntry], Coroutine[Any, Any, None]]:
-    """Return an update listener reloading the entry when its options change.
-
-    Only options: reauth and reconfigure already schedule their own reload, and
-    reloading twice would reconnect twice.
-    """
-    options_at_setup = dict(entry.options)
-
-    async def _async_reload_if_changed(
-        hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
-    ) -> None:
-        if dict(entry.options) != options_at_setup:
-            await hass.config_entries.async_reload(entry.entry_id)
-
-    return _async_reload_if_changed

@@ -19,7 +19,6 @@ from frequenz.client.base.exception import ApiClientError
 from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid import Validity
 from frequenz.client.microgrid.metrics import Bounds as MetricBounds, Metric
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -28,7 +27,7 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, service
 from homeassistant.helpers.selector import ConfigEntrySelector
 import probatio as vol
 
@@ -42,6 +41,7 @@ from .engine.bounds import Bounds, PowerBounds
 from .engine.control import ControllerStatus, Pool, ProposalOutcome
 from .engine.graph import Topology
 from .engine.health import ComponentStatus
+from .engine.power_manager import ProposalRefusedError
 from .engine.results import result_as_dict
 from .runtime import FrequenzMicrogridConfigEntry
 from .steering_errors import raise_if_nothing_accepted
@@ -185,8 +185,8 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
             component_ids=component_ids,
             keep_alive=True,
         )
-    except ValueError as err:
-        # The power manager refuses a component set overlapping another one.
+    except ProposalRefusedError as err:
+        # A component set overlapping another one, or not the pool's.
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="invalid_proposal",
@@ -261,22 +261,9 @@ async def _async_get_power_status(call: ServiceCall) -> ServiceResponse:
 
 def _loaded_entry(call: ServiceCall) -> FrequenzMicrogridConfigEntry:
     """Return the call's config entry, refusing one that is unknown or not loaded."""
-    entry_id: str = call.data[ATTR_CONFIG_ENTRY_ID]
-    entry: FrequenzMicrogridConfigEntry | None = (
-        call.hass.config_entries.async_get_entry(entry_id)
+    entry: FrequenzMicrogridConfigEntry = service.async_get_config_entry(
+        call.hass, DOMAIN, call.data[ATTR_CONFIG_ENTRY_ID]
     )
-    if entry is None or entry.domain != DOMAIN:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="entry_not_found",
-            translation_placeholders={"entry_id": entry_id},
-        )
-    if entry.state is not ConfigEntryState.LOADED:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="entry_not_loaded",
-            translation_placeholders={"title": entry.title},
-        )
     return entry
 
 

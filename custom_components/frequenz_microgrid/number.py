@@ -47,6 +47,7 @@ from .const import (
 from .engine import members
 from .engine.bounds import Bounds, PowerBounds, sum_bounds
 from .engine.control import Pool, ProposalStatus
+from .engine.power_manager import ProposalRefusedError
 from .engine.results import Error, OutOfBounds, Result
 from .entity import SteeringEntity
 from .steering_errors import raise_if_nothing_accepted
@@ -291,8 +292,8 @@ class PoolNumber(SteeringEntity, RestoreNumber):
                 bounds=description.bounds_fn(value),
                 keep_alive=True,
             )
-        except ValueError as err:
-            # The power manager refuses a proposal for a set overlapping another.
+        except ProposalRefusedError as err:
+            # The pool's whole set overlaps a subset an action proposed for.
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="setpoint_refused",

@@ -7,6 +7,10 @@ import asyncio
 import pytest
 
 from custom_components.frequenz_microgrid.engine.control import Pool
+from custom_components.frequenz_microgrid.engine.power_manager import (
+    ProposalRefusedError,
+    RefusalReason,
+)
 from custom_components.frequenz_microgrid.engine.results import PartialFailure, Success
 from custom_components.frequenz_microgrid.simulator import EvSpec, Fault
 from tests.engine.test_control_bench import control_bench
@@ -116,11 +120,11 @@ async def test_a_subset_proposal_steers_only_its_pairs() -> None:
         assert outcome.result.setpoints == {15: -20_000.0}
         assert bench.sim.held_setpoint(15) == -20_000.0
         assert bench.sim.setpoints_to(11) == bench.sim.setpoints_to(13) == []
-        with pytest.raises(ValueError, match="overlap"):
+        with pytest.raises(ProposalRefusedError, match="overlap") as overlap:
             await controller.propose(
                 Pool.BATTERIES, source_id="b", priority=1, power=1.0
             )
-        with pytest.raises(ValueError, match="subset"):
+        with pytest.raises(ProposalRefusedError, match="subset") as subset:
             await controller.propose(
                 Pool.BATTERIES,
                 source_id="b",
@@ -128,6 +132,8 @@ async def test_a_subset_proposal_steers_only_its_pairs() -> None:
                 power=1.0,
                 component_ids=frozenset({31}),
             )
+        assert overlap.value.reason is RefusalReason.OVERLAPPING_SET
+        assert subset.value.reason is RefusalReason.NOT_A_POOL_SUBSET
 
 
 async def test_a_failing_depot_inverter_gives_its_share_to_the_others() -> None:

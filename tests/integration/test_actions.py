@@ -345,7 +345,8 @@ async def test_unknown_and_unloaded_entries_are_refused(
         data = {"pool": "batteries"}
     with pytest.raises(ServiceValidationError) as raised:
         await call_action(hass, service, {"config_entry_id": "nope", **data})
-    assert raised.value.translation_key == "entry_not_found"
+    assert raised.value.translation_domain == "homeassistant"
+    assert raised.value.translation_key == "service_config_entry_not_found"
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
@@ -353,7 +354,8 @@ async def test_unknown_and_unloaded_entries_are_refused(
     sent = len(simulator.setpoints)
     with pytest.raises(ServiceValidationError) as raised:
         await call_action(hass, service, {"config_entry_id": entry.entry_id, **data})
-    assert raised.value.translation_key == "entry_not_loaded"
+    assert raised.value.translation_domain == "homeassistant"
+    assert raised.value.translation_key == "service_config_entry_not_loaded"
     assert len(simulator.setpoints) == sent
 
 

@@ -14,9 +14,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.frequenz_microgrid.const import (
     CONF_API_KEY,
+    CONF_DEFAULT_PRIORITY,
     CONF_DEMO,
     CONF_FRESHNESS_S,
+    CONF_REAPPLY_SETPOINTS,
     CONF_SCENARIO,
+    DEFAULT_PRIORITY,
     DOMAIN,
 )
 from custom_components.frequenz_microgrid.runtime import (
@@ -173,7 +176,16 @@ async def test_options_change_reloads_with_new_freshness(
     await hass.async_block_till_done()
     assert entry.runtime_data is before
 
-    hass.config_entries.async_update_entry(entry, options={CONF_FRESHNESS_S: 3.0})
+    # Options change through the options flow, which reloads the entry.
+    flow = await hass.config_entries.options.async_init(entry.entry_id)
+    await hass.config_entries.options.async_configure(
+        flow["flow_id"],
+        {
+            CONF_FRESHNESS_S: 3,
+            CONF_DEFAULT_PRIORITY: DEFAULT_PRIORITY,
+            CONF_REAPPLY_SETPOINTS: False,
+        },
+    )
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data is not before
