@@ -5,8 +5,8 @@ telemetry over gRPC (127.0.0.1) into its store and ticks the controller once per
 snapshot. The
 simulator and the monitor tick every 0.1 s of real time so tests stay short.
 Every bench checks on exit that the simulator never received an unsafe setpoint.
-What the components were sent and hold: `bench.sim.setpoints_to()` and
-`bench.sim.held_setpoint()`.
+What the components were sent and hold: `tests.observations.setpoints_to` and
+`held_setpoint`.
 """
 
 from __future__ import annotations
