@@ -186,7 +186,8 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
             keep_alive=True,
         )
     except ProposalRefusedError as err:
-        # A component set overlapping another one, or not the pool's.
+        # A component set overlapping another one, or not the pool's; any other
+        # error is no bad input and stays what it is.
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="invalid_proposal",
@@ -355,16 +356,8 @@ def _bounds_metric(topology: Topology, component_id: int) -> Metric:
 # --- Responses -------------------------------------------------------------------
 
 
-def bounds_as_dict(bounds: PowerBounds | None) -> dict[str, float] | None:
-    """Return a JSON-ready view of power bounds."""
-    if bounds is None:
-        return None
-    return {
-        "inclusion_lower": bounds.inclusion_lower,
-        "exclusion_lower": bounds.exclusion_lower,
-        "exclusion_upper": bounds.exclusion_upper,
-        "inclusion_upper": bounds.inclusion_upper,
-    }
+def _bounds_as_dict(bounds: PowerBounds | None) -> dict[str, float] | None:
+    return None if bounds is None else bounds.as_dict()
 
 
 def _outcome_as_dict(outcome: ProposalOutcome) -> dict[str, Any]:
@@ -372,7 +365,7 @@ def _outcome_as_dict(outcome: ProposalOutcome) -> dict[str, Any]:
         "pool": outcome.pool.value,
         "components": sorted(outcome.component_ids),
         "target_power": outcome.target_power,
-        "bounds": bounds_as_dict(outcome.bounds),
+        "bounds": _bounds_as_dict(outcome.bounds),
         "result": None if outcome.result is None else result_as_dict(outcome.result),
     }
 
@@ -406,7 +399,7 @@ def status_as_dict(
                     {
                         "components": sorted(component_set.component_ids),
                         "target_power": component_set.target_power,
-                        "system_bounds": bounds_as_dict(component_set.system_bounds),
+                        "system_bounds": _bounds_as_dict(component_set.system_bounds),
                         "proposals": [
                             {
                                 "source_id": proposal.source_id,
@@ -420,7 +413,7 @@ def status_as_dict(
                             for proposal in component_set.proposals
                         ],
                         "bounds_by_priority": {
-                            str(priority): bounds_as_dict(bounds)
+                            str(priority): _bounds_as_dict(bounds)
                             for priority, bounds in sorted(
                                 component_set.bounds_by_priority.items(), reverse=True
                             )

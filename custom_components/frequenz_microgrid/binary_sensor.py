@@ -101,14 +101,22 @@ COMPONENT_BINARY_SENSORS: tuple[ComponentBinarySensorDescription, ...] = (
 )
 
 
+EXCLUDED = BinarySensorEntityDescription(
+    key="excluded",
+    translation_key="excluded",
+    device_class=BinarySensorDeviceClass.PROBLEM,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+"""The description of every steerable component's excluded-from-control sensor."""
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: FrequenzMicrogridConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the binary sensors of every component."""
-    runtime = entry.runtime_data
-    components = runtime.engine.topology.components
+    components = entry.runtime_data.engine.topology.components
     entities: list[BinarySensorEntity] = [
         ComponentBinarySensor(entry, description, component)
         for component in components.values()
@@ -118,7 +126,7 @@ async def async_setup_entry(
     ]
     entities.extend(
         ExcludedBinarySensor(entry, EXCLUDED, components[status.component_id])
-        for status in runtime.status_feed.status.components
+        for status in entry.runtime_data.status_feed.status.components
         if status.component_id in components
     )
     async_add_entities(entities)
@@ -135,14 +143,6 @@ class ComponentBinarySensor(MicrogridEntity, BinarySensorEntity):
         """Return the fact, `None` when the component's data is unknown or stale."""
         data = self.component_snapshot
         return None if data is None else self.entity_description.is_on_fn(data)
-
-
-EXCLUDED = BinarySensorEntityDescription(
-    key="excluded",
-    translation_key="excluded",
-    device_class=BinarySensorDeviceClass.PROBLEM,
-    entity_category=EntityCategory.DIAGNOSTIC,
-)
 
 
 class ExcludedBinarySensor(SteeringEntity, BinarySensorEntity):

@@ -17,7 +17,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from .actors import ha_priority, ha_source_id, release_signal
 from .engine.control import Pool
-from .entity import MicrogridEntity
+from .entity import MicrogridEntity, of_steerable_pools
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -50,12 +50,8 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up a release button for every pool the microgrid has."""
-    controller = entry.runtime_data.engine.controller
-    async_add_entities(
-        ReleaseButton(entry, d)
-        for d in RELEASE_BUTTONS
-        if controller.pool_components(d.pool)
-    )
+    buttons = of_steerable_pools(entry, RELEASE_BUTTONS)
+    async_add_entities(ReleaseButton(entry, description) for description in buttons)
 
 
 class ReleaseButton(MicrogridEntity, ButtonEntity):

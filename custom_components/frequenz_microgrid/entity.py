@@ -13,10 +13,10 @@ one) and derives everything else: the unique id, the device, the coordinator.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 from frequenz.client.microgrid.component import Component
 from homeassistant.components.binary_sensor import BinarySensorEntity
@@ -29,7 +29,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .actors import ha_priority
 from .coordinator import MicrogridCoordinator
-from .engine.control import ControllerStatus
+from .engine.control import ControllerStatus, Pool
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 
 if TYPE_CHECKING:
@@ -223,6 +223,23 @@ class SteeringEntity(MicrogridEntity):
                 _frozen(self.extra_state_attributes),
             ),
         )
+
+
+class PoolDescription(Protocol):
+    """An entity description of one pool's steering."""
+
+    @property
+    def pool(self) -> Pool:
+        """The pool the entity steers or shows."""
+        ...
+
+
+def of_steerable_pools[D: PoolDescription](
+    entry: FrequenzMicrogridConfigEntry, descriptions: Iterable[D]
+) -> list[D]:
+    """Return the descriptions whose pool the microgrid has components for."""
+    controller = entry.runtime_data.engine.controller
+    return [d for d in descriptions if controller.pool_components(d.pool)]
 
 
 def _frozen(attributes: Mapping[str, Any] | None) -> object:

@@ -49,7 +49,7 @@ from .engine.bounds import Bounds, PowerBounds, sum_bounds
 from .engine.control import Pool, ProposalStatus
 from .engine.power_manager import ProposalRefusedError
 from .engine.results import Error, OutOfBounds, Result
-from .entity import SteeringEntity
+from .entity import SteeringEntity, of_steerable_pools
 from .steering_errors import raise_if_nothing_accepted
 from .steering_status import granted_bounds, own_proposal, pool_set_status
 
@@ -165,11 +165,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up Home Assistant's setpoint for every pool the microgrid has."""
-    controller = entry.runtime_data.engine.controller
     async_add_entities(
         PoolNumber(entry, description)
-        for description in NUMBERS
-        if controller.pool_components(description.pool)
+        for description in of_steerable_pools(entry, NUMBERS)
     )
 
 
@@ -293,7 +291,7 @@ class PoolNumber(SteeringEntity, RestoreNumber):
                 keep_alive=True,
             )
         except ProposalRefusedError as err:
-            # The pool's whole set overlaps a subset an action proposed for.
+            # The pool's whole set overlaps a subset an action steers.
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="setpoint_refused",

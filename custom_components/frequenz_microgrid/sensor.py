@@ -23,7 +23,7 @@ from .devices import has_device
 from .energy import EnergyTotal
 from .engine.control import ComponentSetStatus
 from .engine.snapshot import MicrogridSnapshot
-from .entity import MicrogridEntity, SteeringEntity
+from .entity import MicrogridEntity, SteeringEntity, of_steerable_pools
 from .sensor_descriptions import (
     COMPONENT_SENSORS,
     ENERGY_SENSORS,
@@ -50,18 +50,15 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the pool, component and energy sensors of a microgrid."""
-    runtime = entry.runtime_data
-    topology, coordinator = runtime.engine.topology, runtime.coordinator
-    controller = runtime.engine.controller
+    topology = entry.runtime_data.engine.topology
+    coordinator = entry.runtime_data.coordinator
     hub: list[SensorEntity] = [
         PoolSensor(entry, d) for d in POOL_SENSORS if d.exists_fn(topology)
     ]
     hub.extend(InfoSensor(entry, d) for d in INFO_SENSORS)
     hub.extend(EnergySensor(entry, d) for d in ENERGY_SENSORS if d.exists_fn(topology))
     hub.extend(
-        SteeringSensor(entry, d)
-        for d in STEERING_SENSORS
-        if controller.pool_components(d.pool)
+        SteeringSensor(entry, d) for d in of_steerable_pools(entry, STEERING_SENSORS)
     )
     async_add_entities(hub)
 

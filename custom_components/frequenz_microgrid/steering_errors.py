@@ -2,7 +2,7 @@
 
 A proposal stands once the controller took it; what the microgrid did with its
 setpoints is reported back. When nothing at all took effect the caller must learn
-it, so these errors are raised after the fact, translated.
+it, so this error is raised after the fact, translated.
 """
 
 from __future__ import annotations
