@@ -63,11 +63,12 @@ from benchmarks._ha_harness import (
     running_home_assistant,
 )
 from benchmarks._probes import GcPauseMeter, LoopLagProbe
-from custom_components.frequenz_microgrid.actions import DEFAULT_ACTOR, source_id_of
+from custom_components.frequenz_microgrid.actions import DEFAULT_ACTOR
+from custom_components.frequenz_microgrid.actors import action_source_id
 from custom_components.frequenz_microgrid.const import DEFAULT_PRIORITY, DOMAIN
-from custom_components.frequenz_microgrid.coordinator import MicrogridRuntimeData
 from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.engine.health import ComponentHealth
+from custom_components.frequenz_microgrid.runtime import MicrogridRuntimeData
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     generate_scenario,
@@ -263,8 +264,8 @@ async def measure_ours(
     async with running_home_assistant() as hass:
         entry = await async_add_microgrid(hass, child.url)
         runtime: MicrogridRuntimeData = entry.runtime_data
-        controller = runtime.controller
-        batteries = runtime.topology.battery_ids
+        controller = runtime.engine.controller
+        batteries = runtime.engine.topology.battery_ids
         changed = asyncio.Event()
         unsubscribe = controller.listen(changed.set)
         async with asyncio.timeout(READY_TIMEOUT_S):
@@ -293,7 +294,7 @@ async def measure_ours(
             # The very proposal the action makes, without the service call.
             await controller.propose(
                 Pool.BATTERIES,
-                source_id=source_id_of(DEFAULT_ACTOR),
+                source_id=action_source_id(DEFAULT_ACTOR),
                 priority=DEFAULT_PRIORITY,
                 power=power,
             )

@@ -11,7 +11,7 @@ simulator judges: the peak per-phase current at the grid connection point, the
 simulated seconds above the fuse, and per plug-in the simulated seconds until
 every connected EV draws its fair share (within 5 %).
 
-    .venv/bin/python -m benchmarks.ev_fuse
+    scripts/python -m benchmarks.ev_fuse
 
 One line per run:
 

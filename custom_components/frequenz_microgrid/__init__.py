@@ -1,18 +1,18 @@
 """Frequenz Microgrid: watch and steer a microgrid from Home Assistant.
 
-Setting up an entry connects a Microgrid API client (to a real microgrid, or to the
-built-in simulator a demo entry starts on a loopback port), loads the topology, and
-starts the engine's monitor behind a push coordinator and the steering controller
-the actions and number entities talk to. Unloading and Home Assistant stop release
-all of it again, in the reverse order: proposals are withdrawn and the components
-released before the client disconnects.
+Setting up an entry is the one place that wires it: it connects a Microgrid API
+client (to a real microgrid, or to the built-in simulator a demo entry starts on a
+loopback port), loads the topology, builds the engine (`MicrogridEngine`: the
+monitor and the steering controller the actions and number entities talk to) with
+the coordinator as the receiver of its snapshots, registers the devices, and starts
+the status feed and repair issues. Unloading and Home Assistant stop release all of
+it again, in the reverse order: proposals are withdrawn and the components released
+before the client disconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from frequenz.client.microgrid import MicrogridApiClient
 from frequenz.microgrid_component_graph import InvalidGraphError
@@ -41,13 +41,15 @@ from .const import (
     DEMO_HOST,
     DOMAIN,
 )
-from .coordinator import (
-    FrequenzMicrogridConfigEntry,
-    MicrogridCoordinator,
-    MicrogridRuntimeData,
-)
+from .coordinator import MicrogridCoordinator
+from .devices import async_register_devices
 from .engine.graph import Topology, load_topology
+from .engine.microgrid import MicrogridEngine
+from .identity import microgrid_id
+from .repairs import RepairTracker
+from .runtime import FrequenzMicrogridConfigEntry, MicrogridRuntimeData
 from .simulator import MicrogridSimulator, load_scenario
+from .status_feed import ControllerStatusFeed
 
 PLATFORMS: list[Platform] = [
     Platform.SENSOR,
@@ -82,29 +84,31 @@ async def async_setup_entry(
             await simulator.stop()
         raise
 
-    coordinator = MicrogridCoordinator(
-        hass,
-        entry,
+    coordinator = MicrogridCoordinator(hass, entry)
+    engine = MicrogridEngine(
         client,
         topology,
+        on_snapshot=coordinator.async_set_updated_data,
+        on_reachability=coordinator.handle_reachability,
+        on_auth_error=coordinator.handle_auth_error,
         freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
     )
+    status_feed = ControllerStatusFeed(engine.controller, coordinator)
     runtime = MicrogridRuntimeData(
         client=client,
-        topology=topology,
-        monitor=coordinator.monitor,
+        engine=engine,
         coordinator=coordinator,
-        controller=coordinator.controller,
-        status_feed=coordinator.status_feed,
+        status_feed=status_feed,
+        repairs=RepairTracker(hass, entry.entry_id, entry.title, topology),
+        devices=async_register_devices(hass, entry, topology),
         simulator=simulator,
     )
     entry.runtime_data = runtime
     try:
-        await coordinator.monitor.start()
-        await coordinator.controller.start()
-        await coordinator.async_config_entry_first_refresh()
+        await engine.start()
+        coordinator.async_set_updated_data(engine.monitor.snapshot())
+        entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
         entry.async_on_unload(_close_on_stop(hass, runtime))
-        entry.async_on_unload(entry.add_update_listener(_reload_on_new_options(entry)))
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     except BaseException:
         await runtime.async_close()
@@ -159,15 +163,15 @@ async def _async_connect(
             raise _setup_error(err) from err
         raise
 
-    microgrid_id = str(int(topology.info.id))
-    if not entry.data.get(CONF_DEMO) and microgrid_id != entry.unique_id:
+    found = microgrid_id(topology.info)
+    if not entry.data.get(CONF_DEMO) and found != entry.unique_id:
         await client.disconnect()
         raise ConfigEntryError(
             translation_domain=DOMAIN,
             translation_key="wrong_microgrid",
             translation_placeholders={
                 "expected": str(entry.unique_id),
-                "found": microgrid_id,
+                "found": found,
             },
         )
     return client, topology
@@ -228,22 +232,3 @@ def _close_on_stop(hass: HomeAssistant, runtime: MicrogridRuntimeData) -> CALLBA
             remove()
 
     return _remove
-
-
-def _reload_on_new_options(
-    entry: FrequenzMicrogridConfigEntry,
-) -> Callable[[HomeAssistant, FrequenzMicrogridConfigEntry], Coroutine[Any, Any, None]]:
-    """Return an update listener reloading the entry when its options change.
-
-    Only options: reauth and reconfigure already schedule their own reload, and
-    reloading twice would reconnect twice.
-    """
-    options_at_setup = dict(entry.options)
-
-    async def _async_reload_if_changed(
-        hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
-    ) -> None:
-        if dict(entry.options) != options_at_setup:
-            await hass.config_entries.async_reload(entry.entry_id)
-
-    return _async_reload_if_changed

@@ -19,7 +19,6 @@ from frequenz.client.base.exception import ApiClientError
 from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid import Validity
 from frequenz.client.microgrid.metrics import Bounds as MetricBounds, Metric
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -28,26 +27,25 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, service
 from homeassistant.helpers.selector import ConfigEntrySelector
 import probatio as vol
 
+from .actors import action_source_id, ha_priority
 from .const import (
     DOMAIN,
     MAX_PRIORITY,
     MIN_PRIORITY,
 )
-from .coordinator import FrequenzMicrogridConfigEntry
 from .engine.bounds import Bounds, PowerBounds
 from .engine.control import ControllerStatus, Pool, ProposalOutcome
 from .engine.graph import Topology
 from .engine.health import ComponentStatus
+from .engine.power_manager import ProposalRefusedError
 from .engine.results import result_as_dict
-from .steering_entity import (
-    blocked_until_iso,
-    ha_priority,
-    raise_if_nothing_accepted,
-)
+from .runtime import FrequenzMicrogridConfigEntry
+from .steering_errors import raise_if_nothing_accepted
+from .steering_status import blocked_until_iso
 
 SERVICE_PROPOSE_POWER = "propose_power"
 SERVICE_WITHDRAW_PROPOSAL = "withdraw_proposal"
@@ -116,15 +114,6 @@ SET_COMPONENT_BOUNDS_SCHEMA = vol.Schema(
 GET_POWER_STATUS_SCHEMA = vol.Schema({_ENTRY: _ENTRY_SELECTOR})
 
 
-def source_id_of(actor: str) -> str:
-    """Return the power manager's source id for an action's actor.
-
-    Prefixed so an automation can never replace a number entity's proposal (or the
-    other way round) by picking the same name.
-    """
-    return f"action:{actor}"
-
-
 @callback
 def async_setup_actions(hass: HomeAssistant) -> None:
     """Register the integration's actions (once, from `async_setup`)."""
@@ -181,7 +170,7 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="empty_proposal"
         )
-    controller = entry.runtime_data.controller
+    controller = entry.runtime_data.engine.controller
     component_ids = _pool_subset(
         pool, call.data.get(ATTR_COMPONENTS), controller.pool_components(pool)
     )
@@ -189,15 +178,16 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
     try:
         outcome = await controller.propose(
             pool,
-            source_id=source_id_of(call.data[ATTR_ACTOR]),
+            source_id=action_source_id(call.data[ATTR_ACTOR]),
             priority=priority,
             power=power,
             bounds=bounds,
             component_ids=component_ids,
             keep_alive=True,
         )
-    except ValueError as err:
-        # The power manager refuses a component set overlapping another one.
+    except ProposalRefusedError as err:
+        # A component set overlapping another one, or not the pool's; any other
+        # error is no bad input and stays what it is.
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="invalid_proposal",
@@ -209,9 +199,9 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
 
 async def _async_withdraw_proposal(call: ServiceCall) -> ServiceResponse:
     entry = _loaded_entry(call)
-    outcome = await entry.runtime_data.controller.withdraw(
+    outcome = await entry.runtime_data.engine.controller.withdraw(
         Pool(call.data[ATTR_POOL]),
-        source_id=source_id_of(call.data[ATTR_ACTOR]),
+        source_id=action_source_id(call.data[ATTR_ACTOR]),
         priority=call.data.get(ATTR_PRIORITY),
     )
     return _outcome_as_dict(outcome)
@@ -239,7 +229,7 @@ async def _async_set_component_bounds(call: ServiceCall) -> ServiceResponse:
                 "allowed": ", ".join(str(s) for s in VALID_BOUNDS_LIFETIMES_S),
             },
         )
-    metric = _bounds_metric(entry.runtime_data.topology, component_id)
+    metric = _bounds_metric(entry.runtime_data.engine.topology, component_id)
     try:
         valid_until = await entry.runtime_data.client.add_component_bounds(
             ComponentId(component_id),
@@ -263,7 +253,7 @@ async def _async_set_component_bounds(call: ServiceCall) -> ServiceResponse:
 
 async def _async_get_power_status(call: ServiceCall) -> ServiceResponse:
     entry = _loaded_entry(call)
-    controller = entry.runtime_data.controller
+    controller = entry.runtime_data.engine.controller
     return status_as_dict(controller.status(), controller.to_wall_time)
 
 
@@ -272,22 +262,9 @@ async def _async_get_power_status(call: ServiceCall) -> ServiceResponse:
 
 def _loaded_entry(call: ServiceCall) -> FrequenzMicrogridConfigEntry:
     """Return the call's config entry, refusing one that is unknown or not loaded."""
-    entry_id: str = call.data[ATTR_CONFIG_ENTRY_ID]
-    entry: FrequenzMicrogridConfigEntry | None = (
-        call.hass.config_entries.async_get_entry(entry_id)
+    entry: FrequenzMicrogridConfigEntry = service.async_get_config_entry(
+        call.hass, DOMAIN, call.data[ATTR_CONFIG_ENTRY_ID]
     )
-    if entry is None or entry.domain != DOMAIN:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="entry_not_found",
-            translation_placeholders={"entry_id": entry_id},
-        )
-    if entry.state is not ConfigEntryState.LOADED:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="entry_not_loaded",
-            translation_placeholders={"title": entry.title},
-        )
     return entry
 
 
@@ -379,16 +356,8 @@ def _bounds_metric(topology: Topology, component_id: int) -> Metric:
 # --- Responses -------------------------------------------------------------------
 
 
-def bounds_as_dict(bounds: PowerBounds | None) -> dict[str, float] | None:
-    """Return a JSON-ready view of power bounds."""
-    if bounds is None:
-        return None
-    return {
-        "inclusion_lower": bounds.inclusion_lower,
-        "exclusion_lower": bounds.exclusion_lower,
-        "exclusion_upper": bounds.exclusion_upper,
-        "inclusion_upper": bounds.inclusion_upper,
-    }
+def _bounds_as_dict(bounds: PowerBounds | None) -> dict[str, float] | None:
+    return None if bounds is None else bounds.as_dict()
 
 
 def _outcome_as_dict(outcome: ProposalOutcome) -> dict[str, Any]:
@@ -396,7 +365,7 @@ def _outcome_as_dict(outcome: ProposalOutcome) -> dict[str, Any]:
         "pool": outcome.pool.value,
         "components": sorted(outcome.component_ids),
         "target_power": outcome.target_power,
-        "bounds": bounds_as_dict(outcome.bounds),
+        "bounds": _bounds_as_dict(outcome.bounds),
         "result": None if outcome.result is None else result_as_dict(outcome.result),
     }
 
@@ -430,7 +399,7 @@ def status_as_dict(
                     {
                         "components": sorted(component_set.component_ids),
                         "target_power": component_set.target_power,
-                        "system_bounds": bounds_as_dict(component_set.system_bounds),
+                        "system_bounds": _bounds_as_dict(component_set.system_bounds),
                         "proposals": [
                             {
                                 "source_id": proposal.source_id,
@@ -444,7 +413,7 @@ def status_as_dict(
                             for proposal in component_set.proposals
                         ],
                         "bounds_by_priority": {
-                            str(priority): bounds_as_dict(bounds)
+                            str(priority): _bounds_as_dict(bounds)
                             for priority, bounds in sorted(
                                 component_set.bounds_by_priority.items(), reverse=True
                             )

@@ -1,6 +1,6 @@
 """Binary sensors: EV plugged in, component problem, excluded from control.
 
-"Excluded" reads the steering controller's component health (spec §3): a battery,
+"Excluded" reads the steering controller's component health: a battery,
 EV charger or PV inverter that may not receive power right now — bad or old
 telemetry, or blocked for a while after a failed command. An EV charger that is
 fine but has no vehicle connected is idle, not excluded.
@@ -13,11 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from frequenz.client.microgrid.component import (
-    Component,
-    ComponentCategory,
-    ComponentStateCode,
-)
+from frequenz.client.microgrid.component import ComponentCategory, ComponentStateCode
 from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
@@ -26,24 +22,18 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 
+from .component_states import CABLE_STATES, STATEFUL_COMPONENTS, first_state
+from .devices import has_device
 from .engine import members
 from .engine.health import ComponentStatus
 from .engine.snapshot import ComponentSnapshot
-from .entity import (
-    MicrogridComponentEntity,
-    SnapshotCoordinator,
-    async_create_hub_device,
-    component_device_info,
-    entry_key_of,
-    has_device,
-)
-from .sensor_descriptions import CABLE_STATES, STATEFUL_COMPONENTS, first_state
-from .steering_entity import ControllerStatusFeed, SteeringEntity, blocked_until_iso
+from .entity import MicrogridEntity, SteeringEntity
+from .steering_status import blocked_until_iso
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-    from .coordinator import FrequenzMicrogridConfigEntry
+    from .runtime import FrequenzMicrogridConfigEntry
 
 PARALLEL_UPDATES = 0
 
@@ -111,69 +101,42 @@ COMPONENT_BINARY_SENSORS: tuple[ComponentBinarySensorDescription, ...] = (
 )
 
 
+EXCLUDED = BinarySensorEntityDescription(
+    key="excluded",
+    translation_key="excluded",
+    device_class=BinarySensorDeviceClass.PROBLEM,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+"""The description of every steerable component's excluded-from-control sensor."""
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: FrequenzMicrogridConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the binary sensors of every component."""
-    runtime = entry.runtime_data
-    entry_key = entry_key_of(entry)
-    hub_device_id = async_create_hub_device(
-        hass, entry.entry_id, entry_key, runtime.topology.info
-    )
+    components = entry.runtime_data.engine.topology.components
     entities: list[BinarySensorEntity] = [
-        ComponentBinarySensor(
-            runtime.coordinator,
-            entry_key=entry_key,
-            component=component,
-            hub_device_id=hub_device_id,
-            description=description,
-        )
-        for component in runtime.topology.components.values()
+        ComponentBinarySensor(entry, description, component)
+        for component in components.values()
         if has_device(component)
         for description in COMPONENT_BINARY_SENSORS
         if component.category in description.categories
     ]
-    # Hand-fed platform tests run without a controller; a loaded entry has one.
-    if (feed := runtime.status_feed) is not None:
-        entities.extend(
-            ExcludedBinarySensor(
-                runtime.coordinator,
-                feed=feed,
-                entry_key=entry_key,
-                component=runtime.topology.components[status.component_id],
-                hub_device_id=hub_device_id,
-            )
-            for status in feed.status.components
-            if status.component_id in runtime.topology.components
-        )
+    entities.extend(
+        ExcludedBinarySensor(entry, EXCLUDED, components[status.component_id])
+        for status in entry.runtime_data.status_feed.status.components
+        if status.component_id in components
+    )
     async_add_entities(entities)
 
 
-class ComponentBinarySensor(MicrogridComponentEntity, BinarySensorEntity):
+class ComponentBinarySensor(MicrogridEntity, BinarySensorEntity):
     """A yes/no fact about one component."""
 
     entity_description: ComponentBinarySensorDescription
-
-    def __init__(
-        self,
-        coordinator: SnapshotCoordinator,
-        *,
-        entry_key: str,
-        component: Component,
-        hub_device_id: str,
-        description: ComponentBinarySensorDescription,
-    ) -> None:
-        """Create the binary sensor for `description` on the component's device."""
-        super().__init__(
-            coordinator,
-            entry_key=entry_key,
-            key=description.key,
-            component=component,
-            hub_device_id=hub_device_id,
-        )
-        self.entity_description = description
+    _value_decides_availability = True
 
     @property
     def is_on(self) -> bool | None:
@@ -181,52 +144,28 @@ class ComponentBinarySensor(MicrogridComponentEntity, BinarySensorEntity):
         data = self.component_snapshot
         return None if data is None else self.entity_description.is_on_fn(data)
 
-    _value_decides_availability = True
-
-
-EXCLUDED = BinarySensorEntityDescription(
-    key="excluded",
-    translation_key="excluded",
-    device_class=BinarySensorDeviceClass.PROBLEM,
-    entity_category=EntityCategory.DIAGNOSTIC,
-)
-
 
 class ExcludedBinarySensor(SteeringEntity, BinarySensorEntity):
     """On while the controller keeps a steerable component from receiving power."""
 
-    entity_description = EXCLUDED
+    _value_decides_availability = True
 
-    def __init__(
-        self,
-        coordinator: SnapshotCoordinator,
-        *,
-        feed: ControllerStatusFeed,
-        entry_key: str,
-        component: Component,
-        hub_device_id: str,
-    ) -> None:
-        """Create the sensor on the component's device."""
-        self.component_id = int(component.id)
-        super().__init__(
-            coordinator,
-            feed=feed,
-            unique_id=f"{entry_key}_{self.component_id}_{EXCLUDED.key}",
-            device_info=component_device_info(entry_key, component, hub_device_id),
-        )
+    @property
+    def _status(self) -> ComponentStatus | None:
+        """The component's health (`None`: not tracked)."""
+        assert self.component_id is not None
+        return self.feed.component(self.component_id)
 
     @property
     def is_on(self) -> bool | None:
         """Return whether the component is excluded (`None`: not tracked)."""
-        status = self.feed.component(self.component_id)
+        status = self._status
         return None if status is None else status.excluded
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Return the health, the reason and when a block ends."""
-        status = self.feed.component(self.component_id)
+        status = self._status
         if status is None:
             return None
         return exclusion_details(status, self.feed.controller.to_wall_time)
-
-    _value_decides_availability = True

@@ -15,15 +15,14 @@ from homeassistant.components.button import ButtonEntity, ButtonEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
-from .engine.control import MicrogridController, Pool
-from .entity import entry_key_of, hub_device_info
-from .steering_entity import ha_priority, ha_source_id, release_signal
+from .actors import ha_priority, ha_source_id, release_signal
+from .engine.control import Pool
+from .entity import MicrogridEntity, of_steerable_pools
 
 if TYPE_CHECKING:
-    from frequenz.client.microgrid import MicrogridInfo
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-    from .coordinator import FrequenzMicrogridConfigEntry
+    from .runtime import FrequenzMicrogridConfigEntry
 
 PARALLEL_UPDATES = 1
 
@@ -51,48 +50,28 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up a release button for every pool the microgrid has."""
-    runtime = entry.runtime_data
-    controller = runtime.controller
-    async_add_entities(
-        ReleaseButton(
-            controller, entry=entry, info=runtime.topology.info, description=d
-        )
-        for d in RELEASE_BUTTONS
-        if controller.pool_components(d.pool)
-    )
+    buttons = of_steerable_pools(entry, RELEASE_BUTTONS)
+    async_add_entities(ReleaseButton(entry, description) for description in buttons)
 
 
-class ReleaseButton(ButtonEntity):
+class ReleaseButton(MicrogridEntity, ButtonEntity):
     """Withdraws Home Assistant's own proposal for a pool.
 
     Always available: releasing is what must work when something is wrong, and the
     withdrawal takes effect in the controller even while the microgrid is away.
     """
 
-    _attr_has_entity_name = True
     entity_description: ReleaseButtonDescription
 
-    def __init__(
-        self,
-        controller: MicrogridController,
-        *,
-        entry: FrequenzMicrogridConfigEntry,
-        info: MicrogridInfo,
-        description: ReleaseButtonDescription,
-    ) -> None:
-        """Create the button for `description` on the hub device."""
-        entry_key = entry_key_of(entry)
-        self.entity_description = description
-        self._attr_unique_id = f"{entry_key}_{description.key}"
-        self._attr_device_info = hub_device_info(entry_key, info)
-        self._controller = controller
-        self._priority = ha_priority(entry)
-        self._entry_id = entry.entry_id
+    def _data_available(self) -> bool:
+        """Always: releasing needs no telemetry."""
+        return True
 
     async def async_press(self) -> None:
         """Withdraw the proposal and clear the number's restored value."""
+        entry = self.coordinator.config_entry
         pool = self.entity_description.pool
-        await self._controller.withdraw(
-            pool, source_id=ha_source_id(pool), priority=self._priority
+        await entry.runtime_data.engine.controller.withdraw(
+            pool, source_id=ha_source_id(pool), priority=ha_priority(entry)
         )
-        async_dispatcher_send(self.hass, release_signal(self._entry_id, pool))
+        async_dispatcher_send(self.hass, release_signal(entry.entry_id, pool))

@@ -16,7 +16,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
-    OptionsFlow,
+    OptionsFlowWithReload,
 )
 from homeassistant.core import callback
 from homeassistant.helpers.selector import (
@@ -56,6 +56,7 @@ from .const import (
     MIN_FRESHNESS_S,
     MIN_PRIORITY,
 )
+from .identity import microgrid_id, microgrid_title
 
 URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 SECRET_SELECTOR = TextSelector(
@@ -135,16 +136,6 @@ def _url_only(values: Mapping[str, Any] | None) -> dict[str, Any]:
     return {CONF_URL: values[CONF_URL]} if values and CONF_URL in values else {}
 
 
-def _unique_id(info: MicrogridInfo) -> str:
-    """Return the entry unique id of a real microgrid: its numeric id."""
-    return str(int(info.id))
-
-
-def _title(info: MicrogridInfo) -> str:
-    """Return the entry title: the microgrid's name, or its id if it has none."""
-    return info.name or f"Microgrid {int(info.id)}"
-
-
 class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a Frequenz microgrid, or the built-in demo microgrid."""
 
@@ -172,7 +163,7 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
         info = await _async_probe(data)
         if isinstance(info, ConnectionProblem):
             return {ERROR_FIELD[info]: info.value}
-        await self.async_set_unique_id(_unique_id(info))
+        await self.async_set_unique_id(microgrid_id(info))
         return info
 
     def _show_connection_form(
@@ -201,7 +192,9 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
             claimed = await self._async_claim_microgrid(data)
             if isinstance(claimed, MicrogridInfo):
                 self._abort_if_unique_id_configured()
-                return self.async_create_entry(title=_title(claimed), data=data)
+                return self.async_create_entry(
+                    title=microgrid_title(claimed), data=data
+                )
             errors = claimed
         return self._show_connection_form("connect", user_input, errors)
 
@@ -285,8 +278,8 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
 
-class MicrogridOptionsFlow(OptionsFlow):
-    """Tune how the integration reads and steers the microgrid."""
+class MicrogridOptionsFlow(OptionsFlowWithReload):
+    """Tune how the integration reads and steers the microgrid (reloads on change)."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None

@@ -16,11 +16,10 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_API_KEY, CONF_SIGNING_SECRET
-from .coordinator import FrequenzMicrogridConfigEntry
-from .engine.bounds import PowerBounds
 from .engine.graph import Topology
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
+from .runtime import FrequenzMicrogridConfigEntry
 
 TO_REDACT = {CONF_API_KEY, CONF_SIGNING_SECRET, "latitude", "longitude"}
 
@@ -30,14 +29,15 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return the diagnostics of a loaded entry."""
     runtime = entry.runtime_data
-    snapshot = runtime.coordinator.data or runtime.monitor.snapshot()
+    monitor = runtime.engine.monitor
+    snapshot = runtime.coordinator.data or monitor.snapshot()
     return async_redact_data(
         {
             "entry": {"data": dict(entry.data), "options": dict(entry.options)},
             "demo": runtime.simulator is not None,
-            "reachable": runtime.monitor.reachable,
-            "topology": _topology(runtime.topology),
-            "snapshot": _snapshot(snapshot, runtime.monitor.store),
+            "reachable": monitor.reachable,
+            "topology": _topology(runtime.engine.topology),
+            "snapshot": _snapshot(snapshot, monitor.store),
         },
         TO_REDACT,
     )
@@ -106,7 +106,10 @@ def _snapshot(snapshot: MicrogridSnapshot, store: TelemetryStore) -> dict[str, A
     pools = asdict(snapshot)
     pools.pop("components")
     pools["taken_at"] = snapshot.taken_at.isoformat()
-    pools["battery"]["bounds"] = _bounds(snapshot.battery.bounds)
+    battery_bounds = snapshot.battery.bounds
+    pools["battery"]["bounds"] = (
+        None if battery_bounds is None else battery_bounds.as_dict()
+    )
     component_ids = sorted(store.component_ids | set(snapshot.components))
     return {
         **pools,
@@ -133,19 +136,12 @@ def _component_data(
         "last_seen": component.last_seen.isoformat() if component.last_seen else None,
         "metrics": {metric.name: value for metric, value in component.metrics.items()},
         "bounds": {
-            metric.name: _bounds(bounds) for metric, bounds in component.bounds.items()
+            metric.name: bounds.as_dict() for metric, bounds in component.bounds.items()
         },
         "states": sorted(_code_name(code) for code in component.states),
         "warnings": sorted(_code_name(code) for code in component.warnings),
         "errors": sorted(_code_name(code) for code in component.errors),
     }
-
-
-def _bounds(bounds: PowerBounds | None) -> list[list[float]] | None:
-    """Bounds as the list of allowed ranges (how the API describes them)."""
-    if bounds is None:
-        return None
-    return [list(r) for r in bounds.to_ranges()]
 
 
 def _code_name(code: object) -> str:

@@ -1,156 +1,43 @@
-"""Base entities: the hub device, one device per component, and coalesced writes.
+"""Base entities: one per entry's hub or component, with coalesced writes.
 
 Every entity of a microgrid reads the same `MicrogridSnapshot`, which the monitor
 pushes once a second. Writing every entity's state on every push would flood the
 recorder on a large site, so the base entity writes only when what it shows changed
 and at most once per `min_interval`; a change inside that window is written once the
 window closes, so the last value always lands.
+
+`MicrogridEntity` takes the entity's description (and its component, if it has
+one) and derives everything else: the unique id, the device, the coordinator.
+`SteeringEntity` also follows the controller's status feed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
-from frequenz.client.microgrid import MicrogridInfo
-from frequenz.client.microgrid.component import Component, ComponentCategory
+from frequenz.client.microgrid.component import Component
 from homeassistant.components.binary_sensor import BinarySensorEntity
 from homeassistant.components.number import NumberEntity
 from homeassistant.components.sensor import SensorEntity
-from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import Entity
+from homeassistant.core import CALLBACK_TYPE, callback
+from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.event import async_call_later
-from homeassistant.helpers.update_coordinator import (
-    CoordinatorEntity,
-    DataUpdateCoordinator,
-)
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import DOMAIN
+from .actors import ha_priority
+from .coordinator import MicrogridCoordinator
+from .engine.control import ControllerStatus, Pool
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
+
+if TYPE_CHECKING:
+    from .runtime import FrequenzMicrogridConfigEntry
+    from .status_feed import ControllerStatusFeed
 
 DEFAULT_MIN_INTERVAL: Final = timedelta(seconds=1)
 """Shortest time between two state writes of one entity."""
-
-MANUFACTURER: Final = "Frequenz"
-
-DEVICE_CATEGORIES: Final = frozenset(
-    {
-        ComponentCategory.METER,
-        ComponentCategory.INVERTER,
-        ComponentCategory.BATTERY,
-        ComponentCategory.EV_CHARGER,
-    }
-)
-"""Component categories that get a device (those that have entities)."""
-
-type SnapshotCoordinator = DataUpdateCoordinator[MicrogridSnapshot]
-"""What the entities need from the integration's coordinator: pushed snapshots."""
-
-
-def entry_key_of(entry: ConfigEntry[Any]) -> str:
-    """Return the prefix of the entry's unique ids and device identifiers.
-
-    The microgrid id (the entry's unique id) keeps ids stable across re-adding the
-    same microgrid; the entry id stands in for entries that have none.
-    """
-    return entry.unique_id or entry.entry_id
-
-
-def hub_identifier(entry_key: str) -> tuple[str, str]:
-    """Return the device-registry identifier of the microgrid hub device."""
-    return (DOMAIN, entry_key)
-
-
-def component_identifier(entry_key: str, component_id: int) -> tuple[str, str]:
-    """Return the device-registry identifier of one component's device."""
-    return (DOMAIN, f"{entry_key}_{component_id}")
-
-
-def hub_device_info(entry_key: str, info: MicrogridInfo) -> DeviceInfo:
-    """Describe the microgrid itself: the device pool entities belong to.
-
-    The microgrid id goes into the serial number (it is what support asks for); the
-    delivery area and location are shown by the hub's diagnostic sensors.
-    """
-    return DeviceInfo(
-        identifiers={hub_identifier(entry_key)},
-        manufacturer=MANUFACTURER,
-        model="Microgrid",
-        name=info.name or f"Microgrid {int(info.id)}",
-        serial_number=str(int(info.id)),
-    )
-
-
-@callback
-def async_create_hub_device(
-    hass: HomeAssistant, entry_id: str, entry_key: str, info: MicrogridInfo
-) -> str:
-    """Register the hub device (if needed) and return its device-registry id.
-
-    Component devices are linked to the hub by that id (`via_device_id`), so every
-    platform that adds component entities gets it from here first; registering is
-    idempotent, and the hub is always there before any component device.
-    """
-    hub = dr.async_get(hass).async_get_or_create(
-        config_entry_id=entry_id, **hub_device_info(entry_key, info)
-    )
-    return hub.id
-
-
-def component_device_info(
-    entry_key: str, component: Component, hub_device_id: str
-) -> DeviceInfo:
-    """Describe one component, linked to the hub device (`via_device_id`).
-
-    An unnamed component gets a translated name from its category and id.
-    """
-    device = DeviceInfo(
-        identifiers={component_identifier(entry_key, int(component.id))},
-        manufacturer=component.manufacturer,
-        model=component.model_name,
-        serial_number=str(int(component.id)),
-        via_device_id=hub_device_id,
-    )
-    if component.name:
-        device["name"] = component.name
-    else:
-        device["translation_key"] = category_key(component.category)
-        device["translation_placeholders"] = {"component_id": str(int(component.id))}
-    return device
-
-
-def category_key(category: ComponentCategory | int) -> str:
-    """Return a lower-case key for a component category (for translations)."""
-    if isinstance(category, ComponentCategory):
-        return category.name.lower()
-    return "component"
-
-
-def has_device(component: Component) -> bool:
-    """Return whether a component gets its own device."""
-    return component.category in DEVICE_CATEGORIES
-
-
-@callback
-def async_remove_stale_devices(
-    hass: HomeAssistant, entry_id: str, entry_key: str, component_ids: Iterable[int]
-) -> None:
-    """Remove devices of this entry whose component is gone from the topology.
-
-    Only component devices are candidates; the hub device always stays.
-    """
-    wanted = {component_identifier(entry_key, cid) for cid in component_ids}
-    wanted.add(hub_identifier(entry_key))
-    registry = dr.async_get(hass)
-    for device in dr.async_entries_for_config_entry(registry, entry_id):
-        ours = {ident for ident in device.identifiers if ident[0] == DOMAIN}
-        if ours and not ours & wanted:
-            registry.async_remove_device(device.id)
 
 
 def _shown_value_getter(entity: Entity) -> Callable[[Any], object]:
@@ -168,7 +55,7 @@ def _shown_value_getter(entity: Entity) -> Callable[[Any], object]:
     return attrgetter("state")
 
 
-class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
+class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
     """An entity fed by microgrid snapshots, with coalesced state writes.
 
     Available only while the coordinator has data and the microgrid API answers;
@@ -180,19 +67,26 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
     _value_decides_availability: ClassVar[bool] = False
     """Whether the entity is also unavailable while its value is unknown (`None`)."""
 
+    min_interval: ClassVar[timedelta] = DEFAULT_MIN_INTERVAL
+    """How often the state is written at most."""
+
     def __init__(
         self,
-        coordinator: SnapshotCoordinator,
-        *,
-        unique_id: str,
-        device_info: DeviceInfo,
-        min_interval: timedelta = DEFAULT_MIN_INTERVAL,
+        entry: FrequenzMicrogridConfigEntry,
+        description: EntityDescription,
+        component: Component | None = None,
     ) -> None:
-        """Create the entity; `min_interval` bounds how often its state is written."""
-        super().__init__(coordinator)
-        self._attr_unique_id = unique_id
-        self._attr_device_info = device_info
-        self._min_interval = min_interval
+        """Create the entity of `description` on `component`'s device, else the hub's.
+
+        Its unique id is `{entry}_{key}` on the hub, `{entry}_{component}_{key}`
+        on a component.
+        """
+        runtime = entry.runtime_data
+        super().__init__(runtime.coordinator)
+        self.entity_description = description
+        self._attr_unique_id = runtime.devices.unique_id(description.key, component)
+        self._attr_device_info = runtime.devices.device_info(component)
+        self.component_id = None if component is None else int(component.id)
         self._written: tuple[bool, object] | None = None
         self._cooldown: CALLBACK_TYPE | None = None
         self._change_pending = False
@@ -202,6 +96,14 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
     def snapshot(self) -> MicrogridSnapshot | None:
         """The latest snapshot, or `None` before the first one."""
         return self.coordinator.data
+
+    @property
+    def component_snapshot(self) -> ComponentSnapshot | None:
+        """This component's latest fresh data, or `None` if it is silent or stale."""
+        snapshot = self.snapshot
+        if snapshot is None or self.component_id is None:
+            return None
+        return snapshot.component(self.component_id)
 
     @property
     def available(self) -> bool:
@@ -259,7 +161,7 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
         self._change_pending = False
         self.async_write_ha_state()
         self._cooldown = async_call_later(
-            self.hass, self._min_interval, self._cooldown_over
+            self.hass, self.min_interval, self._cooldown_over
         )
 
     @callback
@@ -278,51 +180,68 @@ class MicrogridEntity(CoordinatorEntity[SnapshotCoordinator]):
             self._cooldown = None
 
 
-class MicrogridPoolEntity(MicrogridEntity):
-    """An entity of the whole microgrid (a pool), attached to the hub device."""
+class SteeringEntity(MicrogridEntity):
+    """An entity showing the controller's status, with coalesced writes.
 
-    def __init__(
-        self,
-        coordinator: SnapshotCoordinator,
-        *,
-        entry_key: str,
-        key: str,
-        info: MicrogridInfo,
-        min_interval: timedelta = DEFAULT_MIN_INTERVAL,
-    ) -> None:
-        """Create a pool entity with unique id `{entry}_{key}`."""
-        super().__init__(
-            coordinator,
-            unique_id=f"{entry_key}_{key}",
-            device_info=hub_device_info(entry_key, info),
-            min_interval=min_interval,
-        )
-
-
-class MicrogridComponentEntity(MicrogridEntity):
-    """An entity of one component, attached to that component's device."""
-
-    def __init__(
-        self,
-        coordinator: SnapshotCoordinator,
-        *,
-        entry_key: str,
-        key: str,
-        component: Component,
-        hub_device_id: str,
-        min_interval: timedelta = DEFAULT_MIN_INTERVAL,
-    ) -> None:
-        """Create a component entity with unique id `{entry}_{component id}_{key}`."""
-        super().__init__(
-            coordinator,
-            unique_id=f"{entry_key}_{int(component.id)}_{key}",
-            device_info=component_device_info(entry_key, component, hub_device_id),
-            min_interval=min_interval,
-        )
-        self.component_id = int(component.id)
+    Re-rendered on every snapshot (like every entity) and on every controller
+    change. A change of its attributes alone also counts as a change: a result's
+    details or a block's expiry can change while the state stays the same.
+    """
 
     @property
-    def component_snapshot(self) -> ComponentSnapshot | None:
-        """This component's latest fresh data, or `None` if it is silent or stale."""
-        snapshot = self.snapshot
-        return None if snapshot is None else snapshot.component(self.component_id)
+    def feed(self) -> ControllerStatusFeed:
+        """The entry's controller status feed."""
+        return self.coordinator.config_entry.runtime_data.status_feed
+
+    @property
+    def controller_status(self) -> ControllerStatus:
+        """The controller's current status."""
+        return self.feed.status
+
+    @property
+    def priority(self) -> int:
+        """Home Assistant's own priority (the entry's default priority)."""
+        return ha_priority(self.coordinator.config_entry)
+
+    async def async_added_to_hass(self) -> None:
+        """Also follow the controller's changes."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.feed.async_add_listener(self._handle_coordinator_update)
+        )
+
+    def _rendered(self) -> tuple[bool, object]:
+        """What a write would show, attributes included."""
+        available, state = super()._rendered()
+        if not available:
+            return (available, state)
+        return (
+            available,
+            (
+                state,
+                _frozen(self.capability_attributes),
+                _frozen(self.extra_state_attributes),
+            ),
+        )
+
+
+class PoolDescription(Protocol):
+    """An entity description of one pool's steering."""
+
+    @property
+    def pool(self) -> Pool:
+        """The pool the entity steers or shows."""
+        ...
+
+
+def of_steerable_pools[D: PoolDescription](
+    entry: FrequenzMicrogridConfigEntry, descriptions: Iterable[D]
+) -> list[D]:
+    """Return the descriptions whose pool the microgrid has components for."""
+    controller = entry.runtime_data.engine.controller
+    return [d for d in descriptions if controller.pool_components(d.pool)]
+
+
+def _frozen(attributes: Mapping[str, Any] | None) -> object:
+    """Return attributes in a form that compares by value (for change detection)."""
+    return None if attributes is None else repr(sorted(attributes.items()))

@@ -17,12 +17,12 @@ listener reads the latest data anyway.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import itertools
 import math
 import time
-from typing import Any, Final
+from typing import Final
 
-from homeassistant.core import CALLBACK_TYPE
+from homeassistant.core import CALLBACK_TYPE, callback
 
 CHUNK_SIZE: Final = 250
 """Listeners called per event-loop iteration, at most."""
@@ -33,12 +33,13 @@ CHUNK_BUDGET_S: Final = 0.002
 Short, because whatever else is due waits that long: a proposal from an
 automation should reach the microgrid within a few milliseconds."""
 
-type Listeners = Mapping[int, tuple[CALLBACK_TYPE, Any]]
-"""Listener id → (callback, context), as a `DataUpdateCoordinator` keeps them."""
 
+class ChunkedListeners:
+    """Listeners told of an update `chunk_size` per event-loop iteration.
 
-class ChunkedListenerCalls:
-    """Call every listener of a mapping, `chunk_size` per event-loop iteration."""
+    The coordinator and the controller status feed each keep theirs here, so both
+    tell thousands of entities the same way.
+    """
 
     def __init__(
         self,
@@ -47,29 +48,44 @@ class ChunkedListenerCalls:
         chunk_size: int = CHUNK_SIZE,
         budget_s: float = CHUNK_BUDGET_S,
     ) -> None:
-        """Prepare calls on `loop`; nothing runs until `call_all`."""
+        """Start with no listeners on `loop`; nothing runs until `call_all`."""
         self._loop = loop
         self._chunk_size = chunk_size
         self._budget_s = budget_s
+        self._listeners: dict[int, CALLBACK_TYPE] = {}
+        self._ids = itertools.count()
         self._next_chunk: asyncio.Handle | None = None
 
-    @property
-    def in_progress(self) -> bool:
-        """Whether a round is still waiting to call some listeners."""
-        return self._next_chunk is not None
+    def __bool__(self) -> bool:
+        """Whether anybody listens."""
+        return bool(self._listeners)
 
-    def call_all(self, listeners: Listeners) -> None:
+    @callback
+    def add(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `update` in every round from now on; return its remover."""
+        key = next(self._ids)
+        self._listeners[key] = update
+
+        @callback
+        def remove() -> None:
+            self._listeners.pop(key, None)
+
+        return remove
+
+    @callback
+    def call_all(self) -> None:
         """Start a round over the current listeners (restarting a running one)."""
         self.cancel()
-        self._call_chunk(listeners, list(listeners), 0)
+        self._call_chunk(list(self._listeners), 0)
 
+    @callback
     def cancel(self) -> None:
-        """Drop the rest of a running round (e.g. the coordinator shuts down)."""
+        """Drop the rest of a running round (e.g. the entry unloads)."""
         if self._next_chunk is not None:
             self._next_chunk.cancel()
             self._next_chunk = None
 
-    def _call_chunk(self, listeners: Listeners, ids: list[int], start: int) -> None:
+    def _call_chunk(self, ids: list[int], start: int) -> None:
         """Call listeners from `ids[start]` on, until the chunk is full or over time."""
         self._next_chunk = None
         end = min(start + self._chunk_size, len(ids))
@@ -81,14 +97,12 @@ class ChunkedListenerCalls:
         index = start
         try:
             while index < end:
-                listener = listeners.get(ids[index])
+                listener = self._listeners.get(ids[index])
                 index += 1
                 if listener is not None:
-                    listener[0]()
+                    listener()
                     if time.perf_counter() > deadline:
                         break
         finally:  # even if a listener raised: the others still hear of it
             if index < len(ids):
-                self._next_chunk = self._loop.call_soon(
-                    self._call_chunk, listeners, ids, index
-                )
+                self._next_chunk = self._loop.call_soon(self._call_chunk, ids, index)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import math
 from typing import TYPE_CHECKING, Any
 
-from frequenz.client.microgrid import MicrogridInfo
 from homeassistant.components.number import (
     NumberDeviceClass,
     NumberEntityDescription,
@@ -38,6 +37,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
+from .actors import ha_source_id, release_signal
 from .const import (
     CONF_REAPPLY_SETPOINTS,
     DEFAULT_REAPPLY_SETPOINTS,
@@ -47,24 +47,17 @@ from .const import (
 from .engine import members
 from .engine.bounds import Bounds, PowerBounds, sum_bounds
 from .engine.control import Pool, ProposalStatus
+from .engine.power_manager import ProposalRefusedError
 from .engine.results import Error, OutOfBounds, Result
-from .entity import SnapshotCoordinator
-from .steering_entity import (
-    ControllerStatusFeed,
-    PoolSteeringEntity,
-    granted_bounds,
-    ha_source_id,
-    own_proposal,
-    pool_set_status,
-    raise_if_nothing_accepted,
-    release_signal,
-)
+from .entity import SteeringEntity, of_steerable_pools
+from .steering_errors import raise_if_nothing_accepted
+from .steering_status import granted_bounds, own_proposal, pool_set_status
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-    from .coordinator import FrequenzMicrogridConfigEntry
     from .engine.snapshot import MicrogridSnapshot
+    from .runtime import FrequenzMicrogridConfigEntry
 
 PARALLEL_UPDATES = 1
 """One setpoint at a time per platform: proposals are processed in order anyway."""
@@ -172,49 +165,24 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up Home Assistant's setpoint for every pool the microgrid has."""
-    runtime = entry.runtime_data
-    controller = runtime.controller
-    feed = runtime.status_feed
-    reapply = bool(entry.options.get(CONF_REAPPLY_SETPOINTS, DEFAULT_REAPPLY_SETPOINTS))
     async_add_entities(
-        PoolNumber(
-            runtime.coordinator,
-            feed=feed,
-            entry=entry,
-            info=runtime.topology.info,
-            description=description,
-            reapply=reapply,
-        )
-        for description in NUMBERS
-        if controller.pool_components(description.pool)
+        PoolNumber(entry, description)
+        for description in of_steerable_pools(entry, NUMBERS)
     )
 
 
-class PoolNumber(PoolSteeringEntity, RestoreNumber):
+class PoolNumber(SteeringEntity, RestoreNumber):
     """Home Assistant's own proposal for one pool."""
 
     entity_description: PoolNumberDescription
     _unrecorded_attributes = frozenset({"applied"})
+    _restored: float | None = None
+    """A value restored after a restart and not sent (yet)."""
 
-    def __init__(
-        self,
-        coordinator: SnapshotCoordinator,
-        *,
-        feed: ControllerStatusFeed,
-        entry: FrequenzMicrogridConfigEntry,
-        info: MicrogridInfo,
-        description: PoolNumberDescription,
-        reapply: bool,
-    ) -> None:
-        """Create the number for `description` on the hub device."""
-        super().__init__(
-            coordinator, feed=feed, entry=entry, info=info, description=description
-        )
-        self.pool = description.pool
-        self._entry_id = entry.entry_id
-        self._reapply = reapply
-        self._restored: float | None = None
-        """A value restored after a restart and not sent (yet)."""
+    @property
+    def pool(self) -> Pool:
+        """The pool this number steers."""
+        return self.entity_description.pool
 
     # -- state ----------------------------------------------------------------
 
@@ -287,7 +255,7 @@ class PoolNumber(PoolSteeringEntity, RestoreNumber):
         self.async_on_remove(
             async_dispatcher_connect(
                 self.hass,
-                release_signal(self._entry_id, self.pool),
+                release_signal(self.coordinator.config_entry.entry_id, self.pool),
                 self._handle_release,
             )
         )
@@ -295,7 +263,8 @@ class PoolNumber(PoolSteeringEntity, RestoreNumber):
         if last is None or last.native_value is None:
             return
         self._restored = last.native_value
-        if not self._reapply:
+        options = self.coordinator.config_entry.options
+        if not options.get(CONF_REAPPLY_SETPOINTS, DEFAULT_REAPPLY_SETPOINTS):
             return
         try:
             await self._async_propose(last.native_value)
@@ -321,8 +290,8 @@ class PoolNumber(PoolSteeringEntity, RestoreNumber):
                 bounds=description.bounds_fn(value),
                 keep_alive=True,
             )
-        except ValueError as err:
-            # The power manager refuses a proposal for a set overlapping another.
+        except ProposalRefusedError as err:
+            # The pool's whole set overlaps a subset an action steers.
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="setpoint_refused",

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from frequenz.client.microgrid import MicrogridInfo
-from frequenz.client.microgrid.component import Component
 from homeassistant.components.sensor import (
     RestoreSensor,
     SensorEntity,
@@ -21,18 +19,11 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from .devices import has_device
 from .energy import EnergyTotal
 from .engine.control import ComponentSetStatus
 from .engine.snapshot import MicrogridSnapshot
-from .entity import (
-    MicrogridComponentEntity,
-    MicrogridPoolEntity,
-    SnapshotCoordinator,
-    async_create_hub_device,
-    async_remove_stale_devices,
-    entry_key_of,
-    has_device,
-)
+from .entity import MicrogridEntity, SteeringEntity, of_steerable_pools
 from .sensor_descriptions import (
     COMPONENT_SENSORS,
     ENERGY_SENSORS,
@@ -45,10 +36,10 @@ from .sensor_descriptions import (
     PoolSensorDescription,
     SteeringSensorDescription,
 )
-from .steering_entity import PoolSteeringEntity, pool_set_status
+from .steering_status import pool_set_status
 
 if TYPE_CHECKING:
-    from .coordinator import FrequenzMicrogridConfigEntry
+    from .runtime import FrequenzMicrogridConfigEntry
 
 PARALLEL_UPDATES = 0
 
@@ -59,50 +50,24 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the pool, component and energy sensors of a microgrid."""
-    runtime = entry.runtime_data
-    topology, coordinator = runtime.topology, runtime.coordinator
-    entry_key = entry_key_of(entry)
-    devices = [c for c in topology.components.values() if has_device(c)]
-    async_remove_stale_devices(
-        hass, entry.entry_id, entry_key, (int(c.id) for c in devices)
-    )
-    hub_device_id = async_create_hub_device(
-        hass, entry.entry_id, entry_key, topology.info
-    )
-
+    topology = entry.runtime_data.engine.topology
+    coordinator = entry.runtime_data.coordinator
     hub: list[SensorEntity] = [
-        PoolSensor(coordinator, entry_key=entry_key, info=topology.info, description=d)
-        for d in POOL_SENSORS
-        if d.exists_fn(topology)
+        PoolSensor(entry, d) for d in POOL_SENSORS if d.exists_fn(topology)
     ]
+    hub.extend(InfoSensor(entry, d) for d in INFO_SENSORS)
+    hub.extend(EnergySensor(entry, d) for d in ENERGY_SENSORS if d.exists_fn(topology))
     hub.extend(
-        InfoSensor(coordinator, entry_key=entry_key, info=topology.info, description=d)
-        for d in INFO_SENSORS
+        SteeringSensor(entry, d) for d in of_steerable_pools(entry, STEERING_SENSORS)
     )
-    hub.extend(
-        EnergySensor(
-            coordinator, entry_key=entry_key, info=topology.info, description=d
-        )
-        for d in ENERGY_SENSORS
-        if d.exists_fn(topology)
-    )
-    # Hand-fed platform tests run without a controller; a loaded entry has one.
-    if (feed := runtime.status_feed) is not None:
-        controller = feed.controller
-        hub.extend(
-            SteeringSensor(
-                coordinator, feed=feed, entry=entry, info=topology.info, description=d
-            )
-            for d in STEERING_SENSORS
-            if controller.pool_components(d.pool)
-        )
     async_add_entities(hub)
 
     # Every (component, sensor) pair that may exist; those that wait for their
     # metric (per-phase values, temperatures…) are added once it is measured.
     waiting = [
         (component, description)
-        for component in devices
+        for component in topology.components.values()
+        if has_device(component)
         for description in COMPONENT_SENSORS
         if component.category in description.categories
     ]
@@ -124,15 +89,7 @@ async def async_setup_entry(
                 if data is None or data.value(metric) is None:
                     still_waiting.append((component, description))
                     continue
-            ready.append(
-                ComponentSensor(
-                    coordinator,
-                    entry_key=entry_key,
-                    component=component,
-                    hub_device_id=hub_device_id,
-                    description=description,
-                )
-            )
+            ready.append(ComponentSensor(entry, description, component))
         waiting[:] = still_waiting
         if ready:
             async_add_entities(ready)
@@ -141,24 +98,11 @@ async def async_setup_entry(
     entry.async_on_unload(coordinator.async_add_listener(add_component_sensors))
 
 
-class PoolSensor(MicrogridPoolEntity, SensorEntity):
+class PoolSensor(MicrogridEntity, SensorEntity):
     """A measurement of the whole microgrid."""
 
     entity_description: PoolSensorDescription
-
-    def __init__(
-        self,
-        coordinator: SnapshotCoordinator,
-        *,
-        entry_key: str,
-        info: MicrogridInfo,
-        description: PoolSensorDescription,
-    ) -> None:
-        """Create the sensor for `description` on the hub device."""
-        super().__init__(
-            coordinator, entry_key=entry_key, key=description.key, info=info
-        )
-        self.entity_description = description
+    _value_decides_availability = True
 
     @property
     def native_value(self) -> StateType:
@@ -166,59 +110,29 @@ class PoolSensor(MicrogridPoolEntity, SensorEntity):
         snapshot = self.snapshot
         return None if snapshot is None else self.entity_description.value_fn(snapshot)
 
-    _value_decides_availability = True
 
-
-class InfoSensor(MicrogridPoolEntity, SensorEntity):
+class InfoSensor(MicrogridEntity, SensorEntity):
     """A static fact about the microgrid (delivery area, location)."""
 
     entity_description: InfoSensorDescription
-
-    def __init__(
-        self,
-        coordinator: SnapshotCoordinator,
-        *,
-        entry_key: str,
-        info: MicrogridInfo,
-        description: InfoSensorDescription,
-    ) -> None:
-        """Create the sensor for `description` on the hub device."""
-        super().__init__(
-            coordinator, entry_key=entry_key, key=description.key, info=info
-        )
-        self.entity_description = description
-        self._attr_native_value = description.value_fn(info)
-
     _value_decides_availability = True
+
+    @property
+    def native_value(self) -> str | None:
+        """Return the fact from the microgrid's metadata."""
+        info = self.coordinator.config_entry.runtime_data.devices.info
+        return self.entity_description.value_fn(info)
 
     def _data_available(self) -> bool:
         """Always: the fact does not depend on telemetry."""
         return True
 
 
-class ComponentSensor(MicrogridComponentEntity, SensorEntity):
+class ComponentSensor(MicrogridEntity, SensorEntity):
     """A measurement or state of one component."""
 
     entity_description: ComponentSensorDescription
-
-    def __init__(
-        self,
-        coordinator: SnapshotCoordinator,
-        *,
-        entry_key: str,
-        component: Component,
-        hub_device_id: str,
-        description: ComponentSensorDescription,
-    ) -> None:
-        """Create the sensor for `description` on the component's device."""
-        super().__init__(
-            coordinator,
-            entry_key=entry_key,
-            key=description.key,
-            component=component,
-            hub_device_id=hub_device_id,
-        )
-        self.entity_description = description
+    _value_decides_availability = True
 
     @property
     def native_value(self) -> StateType:
@@ -226,10 +140,8 @@ class ComponentSensor(MicrogridComponentEntity, SensorEntity):
         data = self.component_snapshot
         return None if data is None else self.entity_description.value_fn(data)
 
-    _value_decides_availability = True
 
-
-class SteeringSensor(PoolSteeringEntity, SensorEntity):
+class SteeringSensor(SteeringEntity, SensorEntity):
     """What the controller reports about one pool's steering."""
 
     entity_description: SteeringSensorDescription
@@ -267,24 +179,17 @@ class EnergyTotalData(SensorExtraStoredData):
         return super().as_dict() | self.total.as_dict()
 
 
-class EnergySensor(MicrogridPoolEntity, RestoreSensor):
+class EnergySensor(MicrogridEntity, RestoreSensor):
     """A monotonic kWh total for the Energy dashboard, restored across restarts."""
 
     entity_description: EnergySensorDescription
+    _value_decides_availability = True
 
     def __init__(
-        self,
-        coordinator: SnapshotCoordinator,
-        *,
-        entry_key: str,
-        info: MicrogridInfo,
-        description: EnergySensorDescription,
+        self, entry: FrequenzMicrogridConfigEntry, description: EnergySensorDescription
     ) -> None:
-        """Create the total for `description` on the hub device."""
-        super().__init__(
-            coordinator, entry_key=entry_key, key=description.key, info=info
-        )
-        self.entity_description = description
+        """Create the total of `description`, empty until restored or measured."""
+        super().__init__(entry, description)
         self._total = EnergyTotal()
 
     async def async_added_to_hass(self) -> None:
@@ -306,8 +211,6 @@ class EnergySensor(MicrogridPoolEntity, RestoreSensor):
         """Return the total in kWh, `None` until one is known."""
         total = self._total.total_wh
         return None if total is None else total / 1000.0
-
-    _value_decides_availability = True
 
     @callback
     def _handle_coordinator_update(self) -> None:

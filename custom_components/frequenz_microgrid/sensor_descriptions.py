@@ -10,7 +10,7 @@
   for the Energy dashboard (see `energy.py`);
 * `SteeringSensorDescription` reads the steering controller's status of one pool:
   its target power, the bounds granted to Home Assistant's priority and the last
-  distribution result (see `steering_entity.py`).
+  distribution result (see `steering_status.py`).
 
 The value functions live here too, so that a newcomer finds what a sensor shows
 next to its unit and device class; `sensor.py` only creates and runs the entities.
@@ -18,7 +18,7 @@ next to its unit and device class; `sensor.py` only creates and runs the entitie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 import math
 from typing import TYPE_CHECKING, Any
@@ -42,41 +42,20 @@ from homeassistant.const import (
 )
 from homeassistant.helpers.typing import StateType
 
+from .component_states import (
+    CABLE_STATES,
+    OPERATING_STATES,
+    STATEFUL_COMPONENTS,
+    first_state,
+)
 from .energy import positive_part
 from .engine.bounds import PowerBounds
 from .engine.control import ComponentSetStatus, Pool
 from .engine.snapshot import ComponentSnapshot, EnergySnapshot, MicrogridSnapshot
-from .steering_entity import granted_bounds
+from .steering_status import granted_bounds
 
 if TYPE_CHECKING:
     from .engine.graph import Topology
-
-OPERATING_STATES: tuple[ComponentStateCode, ...] = (
-    ComponentStateCode.ERROR,
-    ComponentStateCode.UNAVAILABLE,
-    ComponentStateCode.SWITCHING_OFF,
-    ComponentStateCode.OFF,
-    ComponentStateCode.SWITCHING_ON,
-    ComponentStateCode.STANDBY,
-    ComponentStateCode.CHARGING,
-    ComponentStateCode.DISCHARGING,
-    ComponentStateCode.READY,
-    ComponentStateCode.UNKNOWN,
-)
-"""The component states the state sensor shows, most important first.
-
-A component reports a set of states (e.g. READY and CHARGING); the sensor shows the
-first of these that is in the set. Cable states have their own sensor.
-"""
-
-CABLE_STATES: tuple[ComponentStateCode, ...] = (
-    ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_EV,
-    ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_EV,
-    ComponentStateCode.EV_CHARGING_CABLE_LOCKED_AT_STATION,
-    ComponentStateCode.EV_CHARGING_CABLE_PLUGGED_AT_STATION,
-    ComponentStateCode.EV_CHARGING_CABLE_UNPLUGGED,
-)
-"""EV charger cable states, most connected first."""
 
 CABLE_PREFIX = "EV_CHARGING_CABLE_"
 
@@ -86,13 +65,6 @@ PHASES = (1, 2, 3)
 def state_option(code: ComponentStateCode) -> str:
     """Return the enum-sensor option (translation key) of a component state."""
     return code.name.removeprefix(CABLE_PREFIX).lower()
-
-
-def first_state(
-    snapshot: ComponentSnapshot, candidates: Iterable[ComponentStateCode]
-) -> ComponentStateCode | None:
-    """Return the first of `candidates` the component reports, or `None`."""
-    return next((code for code in candidates if code in snapshot.states), None)
 
 
 def component_state(snapshot: ComponentSnapshot) -> str | None:
@@ -365,13 +337,6 @@ INFO_SENSORS: tuple[InfoSensorDescription, ...] = (
 
 AC_COMPONENTS = frozenset(
     {ComponentCategory.METER, ComponentCategory.INVERTER, ComponentCategory.EV_CHARGER}
-)
-STATEFUL_COMPONENTS = frozenset(
-    {
-        ComponentCategory.INVERTER,
-        ComponentCategory.BATTERY,
-        ComponentCategory.EV_CHARGER,
-    }
 )
 BATTERIES = frozenset({ComponentCategory.BATTERY})
 INVERTERS = frozenset({ComponentCategory.INVERTER})

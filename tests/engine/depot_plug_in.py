@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import math
 
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
+from tests.observations import setpoints_to
 
 GRID = 1
 """The depot's grid connection point (250 A fuse)."""
@@ -122,7 +123,7 @@ async def plug_in_one_by_one(
                 break
         run.fair_share_s.append(reached)
     for charger_id in plugged:
-        sent = sim.setpoints_to(charger_id)
+        sent = setpoints_to(sim, charger_id)
         first_on = next((i for i, p in enumerate(sent) if p > 0.0), None)
         if first_on is not None and 0.0 in sent[first_on:]:
             run.switched_off.add(charger_id)

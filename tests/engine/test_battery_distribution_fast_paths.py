@@ -12,6 +12,7 @@ near-ties where shortcuts go wrong.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import dataclasses
 import math
 import random
@@ -32,8 +33,8 @@ from custom_components.frequenz_microgrid.engine.distribution.battery_safe_split
     _level_by_newton,
 )
 from custom_components.frequenz_microgrid.engine.distribution.battery_sdk_split import (
+    sdk_finish,
     sdk_reserve,
-    sdk_split,
     sdk_visiting_order,
     zones_surely_bind,
 )
@@ -96,6 +97,19 @@ def test_zones_surely_bind_at_the_edge_of_a_share() -> None:
     assert not sdk_reserve(1000.0, ratios, 1.0, [600.0, 0.0], [400.0, 5e3]).zones_bind
     # A pair the SDK never visits (no ratio) cannot be a deficit.
     assert not zones_surely_bind(1000.0, [1.0, 0.0], 1.0, [0.0, 300.0], uppers)
+
+
+def sdk_split(
+    power: float,
+    ratios: Sequence[float],
+    total_ratio: float,
+    min_powers: Sequence[float],
+    upper_bounds: Sequence[float],
+) -> tuple[list[float], float, bool]:
+    """The SDK's whole split (both phases): powers per pair, excess, zones bind."""
+    reservation = sdk_reserve(power, ratios, total_ratio, min_powers, upper_bounds)
+    powers, excess = sdk_finish(reservation)
+    return powers, excess, reservation.zones_bind
 
 
 def test_the_sdk_never_reports_a_negative_excess_with_power_placed() -> None:

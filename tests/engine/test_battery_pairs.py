@@ -21,6 +21,7 @@ from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.engine.control.inputs import BatteryPairs
 from custom_components.frequenz_microgrid.engine.graph import Topology, build_topology
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
+from tests.observations import record
 
 from .test_telemetry import T0, FakeClock
 from .topologies import component, connections, info
@@ -60,16 +61,18 @@ def two_inverters() -> Topology:
 def fill(store: TelemetryStore) -> None:
     """Complete, plausible data for every inverter and battery."""
     for inverter in (SINGLE_INVERTER, DOUBLE_INVERTER):
-        store.record(
+        record(
+            store,
             inverter,
             Metric.AC_POWER_ACTIVE,
             0.0,
             PowerBounds(-10_000.0, 10_000.0),
         )
     for battery in BATTERIES:
-        store.record(battery, Metric.BATTERY_CAPACITY, 20_000.0)
-        store.record(battery, Metric.BATTERY_SOC_PCT, 50.0, PowerBounds(10.0, 90.0))
-        store.record(
+        record(store, battery, Metric.BATTERY_CAPACITY, 20_000.0)
+        record(store, battery, Metric.BATTERY_SOC_PCT, 50.0, PowerBounds(10.0, 90.0))
+        record(
+            store,
             battery,
             Metric.DC_POWER,
             0.0,
@@ -97,7 +100,7 @@ def test_unchanged_telemetry_gives_the_same_pair_object() -> None:
 def test_a_write_to_one_battery_rebuilds_only_its_pair() -> None:
     _, store, _, pairs = make_pairs()
     (single, double), _ = pairs.usable(BATTERIES, BATTERIES)
-    store.record(SECOND_OF_TWO, Metric.BATTERY_SOC_PCT, 70.0, PowerBounds(10.0, 90.0))
+    record(store, SECOND_OF_TWO, Metric.BATTERY_SOC_PCT, 70.0, PowerBounds(10.0, 90.0))
     (single_after, double_after), _ = pairs.usable(BATTERIES, BATTERIES)
     assert single_after is single
     assert double_after is not double
@@ -148,7 +151,7 @@ def test_cached_pairs_always_equal_a_fresh_build(
             clock.now += step[1]  # type: ignore[operator]
         else:
             _, cid, metric, value, bounds = step
-            store.record(cid, metric, value, bounds)  # type: ignore[arg-type]
+            record(store, cid, metric, value, bounds)  # type: ignore[arg-type]
         for wanted, usable in (
             (BATTERIES, BATTERIES),
             (frozenset(requested), frozenset(working)),

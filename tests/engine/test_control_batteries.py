@@ -25,6 +25,7 @@ from custom_components.frequenz_microgrid.engine.results import (
 )
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 from tests.engine.test_control_bench import Bench, control_bench
+from tests.observations import held_setpoint, setpoints_to
 
 # "home": one battery behind one inverter.
 HOME_INVERTER = 3
@@ -87,11 +88,11 @@ async def test_a_depot_proposal_reaches_the_inverters_as_a_soc_balanced_split() 
                 power, rel=1e-3
             )
             held = outcome.result.setpoints[inverter_id]
-            assert bench.sim.held_setpoint(inverter_id) == pytest.approx(
+            assert held_setpoint(bench.sim, inverter_id) == pytest.approx(
                 held, abs=0.01
             )  # float32
         # SoC balancing: the emptiest pair (A at 40 %) takes more than B (60 %).
-        assert bench.sim.held_setpoint(11) > bench.sim.held_setpoint(13) > 0  # type: ignore[operator]
+        assert held_setpoint(bench.sim, 11) > held_setpoint(bench.sim, 13) > 0  # type: ignore[operator]
         assert sum(outcome.result.setpoints.values()) == pytest.approx(42_000.0)
 
 
@@ -115,15 +116,15 @@ async def test_two_actors_shift_their_powers_like_the_spec_says() -> None:
         assert low.target_power == 3000.0
         assert low.bounds == PowerBounds(-3000.0, 2000.0)
         assert high.bounds == PowerBounds(-5000.0, 5000.0)
-        assert bench.sim.held_setpoint(HOME_INVERTER) == 3000.0
-        assert bench.sim.setpoints_to(HOME_INVERTER) == [1000.0, 3000.0]
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 3000.0
+        assert setpoints_to(bench.sim, HOME_INVERTER) == [1000.0, 3000.0]
 
         withdrawn = await controller.withdraw(Pool.BATTERIES, source_id="peak_shaving")
         assert withdrawn.target_power == 4000.0
-        assert bench.sim.held_setpoint(HOME_INVERTER) == 4000.0
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 4000.0
 
         await controller.withdraw(Pool.BATTERIES, source_id="automation.solar")
-        assert bench.sim.setpoints_to(HOME_INVERTER)[-1] == 0.0
+        assert setpoints_to(bench.sim, HOME_INVERTER)[-1] == 0.0
         assert (
             controller.status().pools[Pool.BATTERIES].component_sets[0].proposals == ()
         )
@@ -153,19 +154,19 @@ async def test_a_rejected_setpoint_blocks_the_battery_until_the_fault_clears(
         assert battery.health is ComponentHealth.UNCERTAIN
         assert battery.blocked_until is not None
         assert before + 1.0 <= battery.blocked_until <= time.monotonic() + 1.0
-        assert bench.sim.held_setpoint(HOME_INVERTER) is None
+        assert held_setpoint(bench.sim, HOME_INVERTER) is None
 
         # The block is honoured: no retry before it runs out.
-        attempts = len(bench.sim.setpoints_to(HOME_INVERTER))
+        attempts = len(setpoints_to(bench.sim, HOME_INVERTER))
         blocked_until = battery.blocked_until
         await bench.wait_for(lambda: time.monotonic() > blocked_until - 0.2)
-        assert len(bench.sim.setpoints_to(HOME_INVERTER)) == attempts
+        assert len(setpoints_to(bench.sim, HOME_INVERTER)) == attempts
 
         bench.sim.clear_fault(HOME_INVERTER)
         # On a loaded machine a retry may just beat the clearing and double the
         # block (2 s): allow for that one more back-off.
         await bench.wait_for(
-            lambda: bench.sim.held_setpoint(HOME_INVERTER) == 2000.0, timeout_s=6.0
+            lambda: held_setpoint(bench.sim, HOME_INVERTER) == 2000.0, timeout_s=6.0
         )
         # The simulator holds the setpoint before its answer is back: wait for
         # the controller to record the outcome, not only for the microgrid.
@@ -183,7 +184,7 @@ async def test_an_accepted_setpoint_that_fails_moves_its_power_to_the_others() -
             Pool.BATTERIES, source_id="automation.x", priority=1, power=6000.0
         )
         assert isinstance(outcome.result, Success)  # as far as the first replies go
-        assert bench.sim.held_setpoint(11) is None  # but 11 never took it
+        assert held_setpoint(bench.sim, 11) is None  # but 11 never took it
 
         # The FAILED reply blocks battery 12; the next tick re-distributes.
         await bench.wait_for(
@@ -194,14 +195,14 @@ async def test_an_accepted_setpoint_that_fails_moves_its_power_to_the_others() -
         await bench.wait_for(  # (the API carries float32 setpoints)
             lambda: (
                 abs(
-                    (bench.sim.held_setpoint(13) or 0.0)
-                    + (bench.sim.held_setpoint(15) or 0.0)
+                    (held_setpoint(bench.sim, 13) or 0.0)
+                    + (held_setpoint(bench.sim, 15) or 0.0)
                     - 6000.0
                 )
                 < 0.01
             )
         )
-        assert bench.sim.held_setpoint(11) is None
+        assert held_setpoint(bench.sim, 11) is None
         # (Once the block runs out, 11 is tried again and fails again: back-off.)
 
 
@@ -219,9 +220,9 @@ async def test_a_setpoint_is_still_held_after_three_lifetimes() -> None:
         )
         start = bench.sim.clock.now()
         while bench.sim.clock.now() - start < 32.0:
-            assert bench.sim.held_setpoint(HOME_INVERTER) == -1500.0
+            assert held_setpoint(bench.sim, HOME_INVERTER) == -1500.0
             await asyncio.sleep(0.2)
-        assert len(bench.sim.setpoints_to(HOME_INVERTER)) >= 4
+        assert len(setpoints_to(bench.sim, HOME_INVERTER)) >= 4
 
 
 async def test_a_standing_setpoint_that_became_unsafe_is_corrected_at_once() -> None:
@@ -229,13 +230,13 @@ async def test_a_standing_setpoint_that_became_unsafe_is_corrected_at_once() -> 
         await bench.controller.propose(
             Pool.BATTERIES, source_id="automation.x", priority=1, power=3000.0
         )
-        assert bench.sim.held_setpoint(HOME_INVERTER) == 3000.0
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 3000.0
 
         # The inverter narrows its bounds (e.g. derating): 3000 W is not allowed.
         model = bench.sim.model
         model.augment_bounds(HOME_INVERTER, PowerBounds(-1000.0, 1000.0), 60.0)
         elapsed = await bench.wait_for(
-            lambda: bench.sim.held_setpoint(HOME_INVERTER) == 1000.0
+            lambda: held_setpoint(bench.sim, HOME_INVERTER) == 1000.0
         )
 
         assert elapsed < 1.0  # a few ticks: sample, monitor tick, controller tick

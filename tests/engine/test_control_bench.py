@@ -1,12 +1,13 @@
 """The controller's test bench: simulator, real client, monitor and controller.
 
-Wired as in production: the monitor streams the simulator's telemetry over gRPC
-(127.0.0.1) into its store and calls `controller.on_tick()` once per tick. The
+Wired as in production (`MicrogridEngine`): the monitor streams the simulator's
+telemetry over gRPC (127.0.0.1) into its store and ticks the controller once per
+snapshot. The
 simulator and the monitor tick every 0.1 s of real time so tests stay short.
 Every bench checks on exit that the simulator never received an unsafe setpoint
 and never carried current above a fuse (its own judgement).
-What the components were sent and hold: `bench.sim.setpoints_to()` and
-`bench.sim.held_setpoint()`.
+What the components were sent and hold: `tests.observations.setpoints_to` and
+`held_setpoint`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from frequenz.client.microgrid import MicrogridApiClient
 
 from custom_components.frequenz_microgrid.engine.control import MicrogridController
 from custom_components.frequenz_microgrid.engine.graph import Topology, load_topology
+from custom_components.frequenz_microgrid.engine.microgrid import MicrogridEngine
 from custom_components.frequenz_microgrid.engine.monitor import MicrogridMonitor
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
@@ -32,6 +34,9 @@ from custom_components.frequenz_microgrid.simulator import (
 
 TICK_S = 0.1
 """Real seconds between two simulator samples and between two monitor ticks."""
+
+NO_TICKS_S = 3600.0
+"""Monitor tick period of a bench whose test ticks the controller itself."""
 
 
 @dataclass
@@ -71,9 +76,10 @@ async def control_bench(
 ) -> AsyncIterator[Bench]:
     """Run the whole steering chain against a simulated `scenario`.
 
-    With `ticking=False` the controller ticks only when the test says so (no tick
-    from the monitor can interleave with what the test awaits). `timing` spreads,
-    reorders and delays the simulator's telemetry.
+    With `ticking=False` the controller ticks only when the test says so: the
+    monitor ticks once at start and then not for an hour, so no tick from it can
+    interleave with what the test awaits. `timing` spreads, reorders and delays the
+    simulator's telemetry.
     """
     async with running_simulator(
         load_scenario(scenario), speed=speed, sample_period_s=TICK_S, timing=timing
@@ -81,31 +87,21 @@ async def control_bench(
         client = MicrogridApiClient(sim.url)
         try:
             topology = await load_topology(client)
-            holder: list[MicrogridController] = []
-
-            def on_snapshot(_: object) -> None:
-                if holder and ticking:
-                    holder[0].on_tick()
-
-            monitor = MicrogridMonitor(
+            engine = MicrogridEngine(
                 client,
                 topology,
-                tick_s=TICK_S,
-                on_snapshot=on_snapshot,
+                on_snapshot=lambda _: None,
+                tick_s=TICK_S if ticking else NO_TICKS_S,
+                **controller_args,
             )
-            controller = MicrogridController(
-                client, topology, monitor.store, **controller_args
-            )
-            holder.append(controller)
-            await monitor.start()
-            await controller.start()
+            await engine.start()
+            monitor, controller = engine.monitor, engine.controller
             bench = Bench(sim, client, topology, monitor, controller)
             try:
                 await bench.settle()
                 yield bench
             finally:
-                await controller.stop()
-                await monitor.stop()
+                await engine.stop()
             assert sim.unsafe_setpoint_count == 0
             assert sim.overload_ampere_seconds == 0.0, sim.overloads
         finally:

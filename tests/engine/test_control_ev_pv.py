@@ -8,6 +8,7 @@ from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.engine.results import Success
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from tests.engine.test_control_bench import Bench, control_bench
+from tests.observations import held_setpoint, setpoints_to
 
 # "home": 40 A grid fuse, two 3-phase 6–32 A chargers, an 8 kW PV inverter (peak
 # 7 kW at noon, when the scenario starts) and a 600 W household.
@@ -43,8 +44,8 @@ async def test_plugged_evs_get_their_fair_share_of_the_fuse_within_5_s() -> None
         )
 
         assert bench.sim.clock.now() - plugged_at <= 5.0
-        assert bench.sim.held_setpoint(GARAGE) == fair_a * WATTS_PER_AMP
-        assert bench.sim.held_setpoint(DRIVEWAY) == fair_a * WATTS_PER_AMP
+        assert held_setpoint(bench.sim, GARAGE) == fair_a * WATTS_PER_AMP
+        assert held_setpoint(bench.sim, DRIVEWAY) == fair_a * WATTS_PER_AMP
         pool = bench.controller.status().pools[Pool.EV_CHARGERS]
         (everyone,) = pool.component_sets
         assert everyone.component_ids == frozenset({GARAGE, DRIVEWAY})
@@ -56,7 +57,7 @@ async def test_an_ev_pool_target_is_shared_and_withdrawn_back_to_full() -> None:
     async with control_bench("home", speed=2.0) as bench:
         plug_both(bench)
         await bench.wait_for(
-            lambda: bench.sim.held_setpoint(GARAGE) == 20 * WATTS_PER_AMP
+            lambda: held_setpoint(bench.sim, GARAGE) == 20 * WATTS_PER_AMP
         )
 
         outcome = await bench.controller.propose(
@@ -66,16 +67,16 @@ async def test_an_ev_pool_target_is_shared_and_withdrawn_back_to_full() -> None:
         assert isinstance(outcome.result, Success)
         assert outcome.result.setpoints == {GARAGE: 4500.0, DRIVEWAY: 4500.0}
         assert (
-            bench.sim.held_setpoint(GARAGE)
-            == bench.sim.held_setpoint(DRIVEWAY)
+            held_setpoint(bench.sim, GARAGE)
+            == held_setpoint(bench.sim, DRIVEWAY)
             == 4500.0
         )
 
         await bench.controller.withdraw(Pool.EV_CHARGERS, source_id="automation.cheap")
         await bench.wait_for(
             lambda: (
-                bench.sim.held_setpoint(GARAGE)
-                == bench.sim.held_setpoint(DRIVEWAY)
+                held_setpoint(bench.sim, GARAGE)
+                == held_setpoint(bench.sim, DRIVEWAY)
                 == 20 * WATTS_PER_AMP
             )
         )
@@ -85,21 +86,21 @@ async def test_a_charger_without_ev_gets_0_w_and_an_unplugged_one_returns_to_0()
     None
 ):
     async with control_bench("home", speed=2.0) as bench:
-        assert bench.sim.setpoints_to(GARAGE) == [0.0]
+        assert setpoints_to(bench.sim, GARAGE) == [0.0]
         bench.sim.plug_ev(GARAGE, EvSpec(phases=3, max_current_a=32.0))
-        await bench.wait_for(lambda: (bench.sim.held_setpoint(GARAGE) or 0.0) > 0.0)
+        await bench.wait_for(lambda: (held_setpoint(bench.sim, GARAGE) or 0.0) > 0.0)
         # Alone on the fuse: the charger's own maximum limits it.
-        assert bench.sim.held_setpoint(GARAGE) == 32 * WATTS_PER_AMP
-        assert bench.sim.setpoints_to(DRIVEWAY) == [0.0]
+        assert held_setpoint(bench.sim, GARAGE) == 32 * WATTS_PER_AMP
+        assert setpoints_to(bench.sim, DRIVEWAY) == [0.0]
 
         bench.sim.unplug_ev(GARAGE)
-        await bench.wait_for(lambda: bench.sim.held_setpoint(GARAGE) == 0.0)
+        await bench.wait_for(lambda: held_setpoint(bench.sim, GARAGE) == 0.0)
 
 
 async def test_pv_is_curtailed_and_restored_to_full_production_on_withdrawal() -> None:
     async with control_bench("home", speed=10.0, lifetime_s=10.0) as bench:
         assert (
-            bench.sim.setpoints_to(PV_INVERTER) == []
+            setpoints_to(bench.sim, PV_INVERTER) == []
         )  # nobody asked: PV is left alone
 
         outcome = await bench.controller.propose(
@@ -107,16 +108,16 @@ async def test_pv_is_curtailed_and_restored_to_full_production_on_withdrawal() -
         )
         assert isinstance(outcome.result, Success)
         assert outcome.result.setpoints == {PV_INVERTER: -3000.0}
-        assert bench.sim.held_setpoint(PV_INVERTER) == -3000.0
+        assert held_setpoint(bench.sim, PV_INVERTER) == -3000.0
         bench.sim.tick()
         pv = bench.sim.model.component(PV_INVERTER)
         assert pv.active_power_w == -3000.0
 
         await bench.controller.withdraw(Pool.PV, source_id="automation.negative_price")
         # Full production at once (the rated 8 kW), then no longer kept alive.
-        assert bench.sim.setpoints_to(PV_INVERTER)[-1] == -8000.0
-        await bench.wait_for(lambda: bench.sim.held_setpoint(PV_INVERTER) is None)
-        assert bench.sim.setpoints_to(PV_INVERTER)[-1] == -8000.0
+        assert setpoints_to(bench.sim, PV_INVERTER)[-1] == -8000.0
+        await bench.wait_for(lambda: held_setpoint(bench.sim, PV_INVERTER) is None)
+        assert setpoints_to(bench.sim, PV_INVERTER)[-1] == -8000.0
 
 
 async def test_zero_limits_hold_after_three_lifetimes() -> None:
@@ -130,12 +131,12 @@ async def test_zero_limits_hold_after_three_lifetimes() -> None:
         start = bench.sim.clock.now()
         while bench.sim.clock.now() - start < 32.0:
             for component_id in (PV_INVERTER, GARAGE, DRIVEWAY):
-                assert bench.sim.held_setpoint(component_id) == 0.0, component_id
+                assert held_setpoint(bench.sim, component_id) == 0.0, component_id
             await asyncio.sleep(0.2)
         bench.sim.tick()
         assert bench.sim.model.component(PV_INVERTER).active_power_w == 0.0
         for component_id in (PV_INVERTER, GARAGE, DRIVEWAY):
-            assert len(bench.sim.setpoints_to(component_id)) >= 4, component_id
+            assert len(setpoints_to(bench.sim, component_id)) >= 4, component_id
 
 
 async def test_a_single_phase_ev_charges_and_shares_the_fuse_fairly() -> None:
@@ -144,7 +145,7 @@ async def test_a_single_phase_ev_charges_and_shares_the_fuse_fairly() -> None:
         await bench.wait_for(lambda: current_a(bench.sim, DRIVEWAY) == 32.0)
         # The charger converts watts over its three phases: the setpoint stays the
         # watts of 32 A per phase, although the EV draws on L1 only.
-        assert bench.sim.held_setpoint(DRIVEWAY) == 32 * WATTS_PER_AMP
+        assert held_setpoint(bench.sim, DRIVEWAY) == 32 * WATTS_PER_AMP
 
         bench.sim.plug_ev(GARAGE, EvSpec(phases=3, max_current_a=32.0))
         # Both draw on L1, where the 40 A fuse is shared fairly.

@@ -14,6 +14,7 @@ from custom_components.frequenz_microgrid.engine.health import HealthTracker, Re
 from custom_components.frequenz_microgrid.engine.results import PartialFailure
 from custom_components.frequenz_microgrid.simulator import Fault
 from tests.engine.test_control_bench import Bench, control_bench
+from tests.observations import held_setpoint, record_state, setpoints_to
 
 HOME_INVERTER = 3
 HOME_PV_INVERTER = 5
@@ -28,7 +29,7 @@ PROMPT_S = 1.5
 async def received_count_grows(bench: Bench, component_id: int, count: int) -> float:
     """Wait until the component got more than `count` setpoints; return how long."""
     return await bench.wait_for(
-        lambda: len(bench.sim.setpoints_to(component_id)) > count
+        lambda: len(setpoints_to(bench.sim, component_id)) > count
     )
 
 
@@ -48,7 +49,7 @@ async def test_a_hanging_pv_call_does_not_hold_up_a_battery_proposal() -> None:
 
         assert time.monotonic() - started < PROMPT_S
         assert outcome.target_power == 1500.0
-        assert bench.sim.held_setpoint(HOME_INVERTER) == 1500.0
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 1500.0
         assert not curtail.done()  # the PV call is still waiting for its timeout
         pv_outcome = await curtail
         assert isinstance(pv_outcome.result, PartialFailure)
@@ -61,32 +62,32 @@ async def test_a_proposal_preempts_a_tick_stuck_on_a_hanging_inverter() -> None:
         await controller.propose(
             Pool.BATTERIES, source_id="a", priority=1, power=10_000.0
         )
-        held_by_c = bench.sim.held_setpoint(DEPOT_INVERTER_C)
+        held_by_c = held_setpoint(bench.sim, DEPOT_INVERTER_C)
         assert held_by_c is not None
         assert held_by_c > 2000.0
 
         # Inverter A stops answering; C derates below its setpoint, so the next
         # tick corrects the whole set — and its call to A hangs.
         bench.sim.inject_fault(DEPOT_INVERTER_A, Fault.TIMEOUT_SET_POWER)
-        sent_to_a = len(bench.sim.setpoints_to(DEPOT_INVERTER_A))
+        sent_to_a = len(setpoints_to(bench.sim, DEPOT_INVERTER_A))
         bench.sim.model.augment_bounds(
             DEPOT_INVERTER_C, PowerBounds(-2000.0, 2000.0), 60.0
         )
         await received_count_grows(bench, DEPOT_INVERTER_A, sent_to_a)
         # C's correction travels beside A's hanging call: it lands at once.
         await bench.wait_for(
-            lambda: bench.sim.held_setpoint(DEPOT_INVERTER_C) == 2000.0,
+            lambda: held_setpoint(bench.sim, DEPOT_INVERTER_C) == 2000.0,
             timeout_s=PROMPT_S,
         )
 
-        sent_to_c = len(bench.sim.setpoints_to(DEPOT_INVERTER_C))
+        sent_to_c = len(setpoints_to(bench.sim, DEPOT_INVERTER_C))
         proposal = asyncio.create_task(
             controller.propose(Pool.BATTERIES, source_id="a", priority=1, power=-3000.0)
         )
         elapsed = await received_count_grows(bench, DEPOT_INVERTER_C, sent_to_c)
 
         assert elapsed < PROMPT_S  # not after the tick's call to A timed out
-        held = bench.sim.held_setpoint(DEPOT_INVERTER_C)
+        held = held_setpoint(bench.sim, DEPOT_INVERTER_C)
         assert held is not None
         assert -2000.0 <= held < 0.0
         outcome = await proposal
@@ -101,14 +102,14 @@ async def test_a_proposal_steers_on_the_last_ticks_view_until_it_is_too_old() ->
         controller = bench.controller
         await bench.monitor.stop()  # no more ticks, and the store stops changing
         store = bench.monitor.store
-        store.record_state(HOME_INVERTER, [ComponentStateCode.ERROR])
+        record_state(store, HOME_INVERTER, [ComponentStateCode.ERROR])
 
         young = await controller.propose(
             Pool.BATTERIES, source_id="a", priority=1, power=1000.0
         )
         assert young.target_power == 1000.0
         assert (
-            bench.sim.held_setpoint(HOME_INVERTER) == 1000.0
+            held_setpoint(bench.sim, HOME_INVERTER) == 1000.0
         )  # the tick's view: working
 
         await asyncio.sleep(2.1)  # INPUTS_MAX_AGE_S has passed
@@ -116,7 +117,7 @@ async def test_a_proposal_steers_on_the_last_ticks_view_until_it_is_too_old() ->
             Pool.BATTERIES, source_id="a", priority=1, power=1200.0
         )
         assert old.target_power == 0.0  # refreshed: no working battery any more
-        assert 1200.0 not in bench.sim.setpoints_to(HOME_INVERTER)
+        assert 1200.0 not in setpoints_to(bench.sim, HOME_INVERTER)
 
 
 # --- change detection --------------------------------------------------------------

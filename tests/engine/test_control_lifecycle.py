@@ -7,9 +7,14 @@ import asyncio
 import pytest
 
 from custom_components.frequenz_microgrid.engine.control import Pool
+from custom_components.frequenz_microgrid.engine.power_manager import (
+    ProposalRefusedError,
+    RefusalReason,
+)
 from custom_components.frequenz_microgrid.engine.results import PartialFailure, Success
 from custom_components.frequenz_microgrid.simulator import EvSpec, Fault
 from tests.engine.test_control_bench import control_bench
+from tests.observations import held_setpoint, setpoints_to
 
 HOME_INVERTER = 3
 HOME_BATTERY = 4
@@ -27,14 +32,14 @@ async def test_stop_sends_batteries_0_w_and_lets_ev_and_pv_lapse() -> None:
             Pool.PV, source_id="automation.x", priority=1, power=-2000.0
         )
         bench.sim.plug_ev(GARAGE, EvSpec())
-        await bench.wait_for(lambda: (bench.sim.held_setpoint(GARAGE) or 0.0) > 0.0)
-        ev_setpoints = len(bench.sim.setpoints_to(GARAGE))
-        pv_setpoints = len(bench.sim.setpoints_to(PV_INVERTER))
+        await bench.wait_for(lambda: (held_setpoint(bench.sim, GARAGE) or 0.0) > 0.0)
+        ev_setpoints = len(setpoints_to(bench.sim, GARAGE))
+        pv_setpoints = len(setpoints_to(bench.sim, PV_INVERTER))
 
         await controller.stop()
 
-        assert bench.sim.setpoints_to(HOME_INVERTER)[-1] == 0.0
-        assert bench.sim.held_setpoint(HOME_INVERTER) == 0.0
+        assert setpoints_to(bench.sim, HOME_INVERTER)[-1] == 0.0
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 0.0
         assert all(
             not s.proposals
             for p in controller.status().pools.values()
@@ -43,15 +48,15 @@ async def test_stop_sends_batteries_0_w_and_lets_ev_and_pv_lapse() -> None:
         # Nothing more is sent to EV chargers and PV: they lapse to their default.
         await bench.wait_for(
             lambda: (
-                bench.sim.held_setpoint(GARAGE) is None
-                and bench.sim.held_setpoint(PV_INVERTER) is None
+                held_setpoint(bench.sim, GARAGE) is None
+                and held_setpoint(bench.sim, PV_INVERTER) is None
             )
         )
-        assert len(bench.sim.setpoints_to(GARAGE)) == ev_setpoints
-        assert len(bench.sim.setpoints_to(PV_INVERTER)) == pv_setpoints
+        assert len(setpoints_to(bench.sim, GARAGE)) == ev_setpoints
+        assert len(setpoints_to(bench.sim, PV_INVERTER)) == pv_setpoints
         controller.on_tick()  # ignored once stopped
         await asyncio.sleep(0.3)
-        assert len(bench.sim.setpoints_to(GARAGE)) == ev_setpoints
+        assert len(setpoints_to(bench.sim, GARAGE)) == ev_setpoints
 
 
 async def test_a_proposal_without_keep_alive_expires_and_one_with_it_stays() -> None:
@@ -67,10 +72,10 @@ async def test_a_proposal_without_keep_alive_expires_and_one_with_it_stays() -> 
         await controller.propose(
             Pool.BATTERIES, source_id="number.battery", priority=1, power=500.0
         )
-        assert bench.sim.held_setpoint(HOME_INVERTER) == 1500.0
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 1500.0
 
         # The tick drops the expired proposal; the kept-alive one stands alone.
-        await bench.wait_for(lambda: bench.sim.held_setpoint(HOME_INVERTER) == 500.0)
+        await bench.wait_for(lambda: held_setpoint(bench.sim, HOME_INVERTER) == 500.0)
         (batteries,) = controller.status().pools[Pool.BATTERIES].component_sets
         assert [p.source_id for p in batteries.proposals] == ["number.battery"]
         assert batteries.proposals[0].keep_alive
@@ -114,13 +119,13 @@ async def test_a_subset_proposal_steers_only_its_pairs() -> None:
         )
         assert isinstance(outcome.result, Success)
         assert outcome.result.setpoints == {15: -20_000.0}
-        assert bench.sim.held_setpoint(15) == -20_000.0
-        assert bench.sim.setpoints_to(11) == bench.sim.setpoints_to(13) == []
-        with pytest.raises(ValueError, match="overlap"):
+        assert held_setpoint(bench.sim, 15) == -20_000.0
+        assert setpoints_to(bench.sim, 11) == setpoints_to(bench.sim, 13) == []
+        with pytest.raises(ProposalRefusedError, match="overlap") as overlap:
             await controller.propose(
                 Pool.BATTERIES, source_id="b", priority=1, power=1.0
             )
-        with pytest.raises(ValueError, match="subset"):
+        with pytest.raises(ProposalRefusedError, match="subset") as subset:
             await controller.propose(
                 Pool.BATTERIES,
                 source_id="b",
@@ -128,6 +133,8 @@ async def test_a_subset_proposal_steers_only_its_pairs() -> None:
                 power=1.0,
                 component_ids=frozenset({31}),
             )
+        assert overlap.value.reason is RefusalReason.OVERLAPPING_SET
+        assert subset.value.reason is RefusalReason.NOT_A_POOL_SUBSET
 
 
 async def test_a_failing_depot_inverter_gives_its_share_to_the_others() -> None:
@@ -140,9 +147,9 @@ async def test_a_failing_depot_inverter_gives_its_share_to_the_others() -> None:
         assert isinstance(outcome.result, PartialFailure)
         assert outcome.result.failed_components == {12}
         # Re-sent at once without the blocked pair: the others carry all of it.
-        assert bench.sim.held_setpoint(11) is None
-        assert (bench.sim.held_setpoint(13) or 0.0) + (
-            bench.sim.held_setpoint(15) or 0.0
+        assert held_setpoint(bench.sim, 11) is None
+        assert (held_setpoint(bench.sim, 13) or 0.0) + (
+            held_setpoint(bench.sim, 15) or 0.0
         ) == pytest.approx(30_000.0, abs=0.1)
         (batteries,) = bench.controller.status().pools[Pool.BATTERIES].component_sets
         assert batteries.last_result is not None

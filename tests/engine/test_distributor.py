@@ -32,6 +32,7 @@ from custom_components.frequenz_microgrid.simulator import (
     load_scenario,
     running_simulator,
 )
+from tests.observations import held_setpoint, setpoints_to
 
 BATTERY_INVERTER = 3
 BATTERY = 4
@@ -85,8 +86,8 @@ async def test_setpoints_go_out_concurrently_and_report_success(bench: Bench) ->
     assert report.succeeded == {BATTERY_INVERTER: 2000.0, PV_INVERTER: -3000.0}
     assert report.failed == {}
     assert report.succeeded_power == -1000.0
-    assert bench.sim.setpoints_to(BATTERY_INVERTER) == [2000.0]
-    assert bench.sim.held_setpoint(BATTERY_INVERTER) == 2000.0
+    assert setpoints_to(bench.sim, BATTERY_INVERTER) == [2000.0]
+    assert held_setpoint(bench.sim, BATTERY_INVERTER) == 2000.0
     assert [s.lifetime_s for s in bench.sim.setpoints] == [10.0, 10.0]
 
 
@@ -99,8 +100,8 @@ async def test_a_setpoint_holds_for_three_lifetimes_while_kept_alive(
         # Three lifetimes of simulated time (3 × 10 s at speed 10 = 3 real seconds).
         for _ in range(7):
             await asyncio.sleep(0.5)
-            assert bench.sim.held_setpoint(BATTERY_INVERTER) == 1500.0
-        assert len(bench.sim.setpoints_to(BATTERY_INVERTER)) >= 4
+            assert held_setpoint(bench.sim, BATTERY_INVERTER) == 1500.0
+        assert len(setpoints_to(bench.sim, BATTERY_INVERTER)) >= 4
 
 
 async def test_a_released_setpoint_lapses_and_the_component_falls_back(
@@ -113,9 +114,9 @@ async def test_a_released_setpoint_lapses_and_the_component_falls_back(
         assert distributor.standing_setpoints == {}
         await asyncio.sleep(1.5)  # more than one lifetime in simulated time
         bench.sim.tick()
-        assert bench.sim.held_setpoint(BATTERY_INVERTER) is None
+        assert held_setpoint(bench.sim, BATTERY_INVERTER) is None
         assert bench.sim.model.component(BATTERY_INVERTER).active_power_w == 0.0
-        assert bench.sim.setpoints_to(BATTERY_INVERTER) == [1500.0]
+        assert setpoints_to(bench.sim, BATTERY_INVERTER) == [1500.0]
 
 
 async def test_repeated_zero_is_not_sent_again_where_zero_is_the_default(
@@ -127,7 +128,7 @@ async def test_repeated_zero_is_not_sent_again_where_zero_is_the_default(
     await distributor.apply({BATTERY_INVERTER: 0.0})
     report = await distributor.apply({BATTERY_INVERTER: 0.0})
     assert report.succeeded == {BATTERY_INVERTER: 0.0}
-    assert bench.sim.setpoints_to(BATTERY_INVERTER) == [0.0]
+    assert setpoints_to(bench.sim, BATTERY_INVERTER) == [0.0]
     assert distributor.standing_setpoints == {}
 
 
@@ -144,8 +145,8 @@ async def test_a_zero_limit_is_kept_alive_where_zero_is_not_the_default(
         # Three lifetimes of simulated time (3 × 10 s at speed 10 = 3 real seconds).
         for _ in range(7):
             await asyncio.sleep(0.5)
-            assert bench.sim.held_setpoint(PV_INVERTER) == 0.0
-        assert bench.sim.setpoints_to(PV_INVERTER)[:4] == [0.0] * 4
+            assert held_setpoint(bench.sim, PV_INVERTER) == 0.0
+        assert setpoints_to(bench.sim, PV_INVERTER)[:4] == [0.0] * 4
 
 
 @pytest.mark.parametrize(
@@ -192,7 +193,7 @@ async def test_an_out_of_range_refusal_is_named(bench: Bench) -> None:
     distributor = Distributor(bench.client)
     report = await distributor.apply({BATTERY_INVERTER: 50_000.0})
     assert report.errors == {BATTERY_INVERTER: "out_of_range"}
-    assert bench.sim.held_setpoint(BATTERY_INVERTER) is None
+    assert held_setpoint(bench.sim, BATTERY_INVERTER) is None
 
 
 async def test_a_failed_refresh_is_reported_to_the_owner(bench: Bench) -> None:

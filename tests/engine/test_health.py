@@ -16,6 +16,7 @@ from frequenz.client.microgrid.metrics import Metric, MetricSample
 import pytest
 
 from custom_components.frequenz_microgrid.engine.health import (
+    NO_EV_CONNECTED,
     BlockingStatus,
     ComponentHealth,
     ComponentKind,
@@ -23,7 +24,6 @@ from custom_components.frequenz_microgrid.engine.health import (
     HealthTracker,
     Reading,
     battery_problem,
-    ev_charger_idle,
     ev_charger_problem,
     pv_inverter_problem,
 )
@@ -206,7 +206,7 @@ class TestExcluded:
     def test_only_a_fine_charger_without_a_vehicle_is_idle(
         self, reading: Reading | None, idle: bool
     ) -> None:
-        assert ev_charger_idle(reading, 0.0) is idle
+        assert (ev_charger_problem(reading, 0.0) == NO_EV_CONNECTED) is idle
         tracker = HealthTracker()
         tracker.add_ev_charger(5)
         if reading is not None:

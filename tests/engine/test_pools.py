@@ -21,6 +21,7 @@ from custom_components.frequenz_microgrid.engine.telemetry_message import (
     TelemetryMessage,
 )
 from tests.engine import topologies as t
+from tests.observations import record, record_state
 
 POWER = Metric.AC_POWER_ACTIVE
 SOC = Metric.BATTERY_SOC_PCT
@@ -59,21 +60,23 @@ def snapshot_of(store: TelemetryStore) -> MicrogridSnapshot:
 
 def feed_batteries(store: TelemetryStore) -> None:
     """Battery A: 10 kWh, window 10–90 %, at 50 %; B: 5 kWh, 0–100 %, at 20 %."""
-    store.record(t.BATTERY_A, SOC, 50.0, bounds=PowerBounds(10.0, 90.0))
-    store.record(t.BATTERY_A, CAPACITY, 10_000.0)
-    store.record(
+    record(store, t.BATTERY_A, SOC, 50.0, bounds=PowerBounds(10.0, 90.0))
+    record(store, t.BATTERY_A, CAPACITY, 10_000.0)
+    record(
+        store,
         t.BATTERY_A,
         Metric.DC_POWER,
         1.0,
         bounds=PowerBounds.from_ranges([(-5000, -100), (100, 5000)]),
     )
-    store.record(t.BATTERY_B, SOC, 20.0)
-    store.record(t.BATTERY_B, CAPACITY, 5_000.0)
-    store.record(t.BATTERY_B, Metric.DC_POWER, 1.0, bounds=PowerBounds(-3000, 3000))
+    record(store, t.BATTERY_B, SOC, 20.0)
+    record(store, t.BATTERY_B, CAPACITY, 5_000.0)
+    record(store, t.BATTERY_B, Metric.DC_POWER, 1.0, bounds=PowerBounds(-3000, 3000))
     for battery in (t.BATTERY_A, t.BATTERY_B):
-        store.record_state(battery, [ComponentStateCode.READY])
-    store.record(t.INVERTER_A, POWER, 800.0, bounds=PowerBounds(-4000, 4000))
-    store.record(
+        record_state(store, battery, [ComponentStateCode.READY])
+    record(store, t.INVERTER_A, POWER, 800.0, bounds=PowerBounds(-4000, 4000))
+    record(
+        store,
         t.INVERTER_B,
         POWER,
         700.0,
@@ -105,7 +108,8 @@ def test_a_battery_in_error_or_silent_drops_out_of_the_pool(
     clock: FakeClock, store: TelemetryStore
 ) -> None:
     feed_batteries(store)
-    store.record_state(
+    record_state(
+        store,
         t.BATTERY_B,
         [ComponentStateCode.ERROR],
         errors=[ComponentErrorCode.OVERCURRENT],
@@ -129,10 +133,10 @@ def test_a_silent_inverter_removes_its_pair_from_the_bounds(
     feed_batteries(store)
     clock.now += 6.0
     for battery in (t.BATTERY_A, t.BATTERY_B):
-        store.record(battery, SOC, 50.0)
-        store.record(battery, CAPACITY, 10_000.0)
-        store.record(battery, Metric.DC_POWER, 1.0, bounds=PowerBounds(-3000, 3000))
-    store.record(t.INVERTER_B, POWER, 700.0, bounds=PowerBounds(-1000, 1000))
+        record(store, battery, SOC, 50.0)
+        record(store, battery, CAPACITY, 10_000.0)
+        record(store, battery, Metric.DC_POWER, 1.0, bounds=PowerBounds(-3000, 3000))
+    record(store, t.INVERTER_B, POWER, 700.0, bounds=PowerBounds(-1000, 1000))
     clock.now += 5.0  # inverter A last spoke 11 s ago
     pool = snapshot_of(store).battery
     assert pool.bounds == PowerBounds(-1000, 1000)
@@ -153,9 +157,9 @@ def test_pool_powers_and_currents_follow_the_graph_formulas(
         t.EV_CHARGER: (2200.0, (9.6, 0.0, 0.0)),
     }
     for cid, (power, currents) in readings.items():
-        store.record(cid, POWER, power)
+        record(store, cid, POWER, power)
         for phase, current in zip(PHASES, currents, strict=True):
-            store.record(cid, phase, current)
+            record(store, cid, phase, current)
     snap = snapshot_of(store)
     assert snap.grid_power_w == 2000.0
     assert snap.grid_current_a == (10.0, 8.0, 9.0)
@@ -184,12 +188,12 @@ def test_energy_counters_need_every_member(store: TelemetryStore) -> None:
         Metric.AC_ENERGY_ACTIVE_CONSUMED,
         Metric.AC_ENERGY_ACTIVE_DELIVERED,
     )
-    store.record(t.MAIN_METER, consumed, 5000.0)
-    store.record(t.MAIN_METER, delivered, 700.0)
-    store.record(t.INVERTER_A, consumed, 100.0)
-    store.record(t.INVERTER_A, delivered, 90.0)
-    store.record(t.INVERTER_B, consumed, 50.0)
-    store.record(t.PV_INVERTER, delivered, 12_000.0)
+    record(store, t.MAIN_METER, consumed, 5000.0)
+    record(store, t.MAIN_METER, delivered, 700.0)
+    record(store, t.INVERTER_A, consumed, 100.0)
+    record(store, t.INVERTER_A, delivered, 90.0)
+    record(store, t.INVERTER_B, consumed, 50.0)
+    record(store, t.PV_INVERTER, delivered, 12_000.0)
     energy = snapshot_of(store).energy
     assert energy.grid_import_wh == 5000.0
     assert energy.grid_export_wh == 700.0

@@ -12,6 +12,8 @@ from custom_components.frequenz_microgrid.engine.power_manager import (
     Matryoshka,
     PowerManager,
     Proposal,
+    ProposalRefusedError,
+    RefusalReason,
     ShiftingMatryoshka,
 )
 from custom_components.frequenz_microgrid.engine.results import (
@@ -241,8 +243,9 @@ class TestLifecycle:
     def test_overlapping_component_sets_are_refused(self) -> None:
         manager = ev_manager()
         manager.propose(proposal("a", 1, 1_000.0))
-        with pytest.raises(ValueError, match="overlap"):
+        with pytest.raises(ProposalRefusedError, match="overlap") as refused:
             manager.propose(proposal("a", 1, 1_000.0, ids=frozenset({11, 12})))
+        assert refused.value.reason is RefusalReason.OVERLAPPING_SET
 
     def test_nan_is_refused(self) -> None:
         with pytest.raises(ValueError, match="NaN"):

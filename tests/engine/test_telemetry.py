@@ -33,6 +33,7 @@ from custom_components.frequenz_microgrid.engine.telemetry_message import (
     telemetry_from_proto,
     telemetry_from_samples,
 )
+from tests.observations import record, record_state
 
 POWER = Metric.AC_POWER_ACTIVE
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -55,8 +56,8 @@ def make_store(clock: FakeClock) -> TelemetryStore:
 def test_latest_value_wins_and_expires_after_the_freshness_window() -> None:
     clock = FakeClock()
     store = make_store(clock)
-    store.record(4, POWER, 100.0)
-    store.record(4, POWER, 250.0)
+    record(store, 4, POWER, 100.0)
+    record(store, 4, POWER, 250.0)
     assert store.value(4, POWER) == 250.0
     clock.now += 10.0
     assert store.value(4, POWER) == 250.0
@@ -71,9 +72,9 @@ def test_latest_value_wins_and_expires_after_the_freshness_window() -> None:
 def test_each_metric_ages_on_its_own() -> None:
     clock = FakeClock()
     store = make_store(clock)
-    store.record(4, POWER, 100.0)
+    record(store, 4, POWER, 100.0)
     clock.now += 8.0
-    store.record(4, Metric.AC_CURRENT_PHASE_1, 2.0)
+    record(store, 4, Metric.AC_CURRENT_PHASE_1, 2.0)
     clock.now += 5.0
     assert store.value(4, POWER) is None
     assert store.value(4, Metric.AC_CURRENT_PHASE_1) == 2.0
@@ -83,8 +84,8 @@ def test_each_metric_ages_on_its_own() -> None:
 def test_nan_replaces_the_previous_value_with_no_value() -> None:
     clock = FakeClock()
     store = make_store(clock)
-    store.record(4, POWER, 100.0)
-    store.record(4, POWER, float("nan"))
+    record(store, 4, POWER, 100.0)
+    record(store, 4, POWER, float("nan"))
     assert store.value(4, POWER) is None
     assert store.fresh_values(POWER) == {}
     snapshot = store.component_snapshot(4)
@@ -148,8 +149,8 @@ def test_ingest_keeps_values_bounds_and_latest_states() -> None:
 def test_a_stale_component_snapshot_has_no_values_and_no_states() -> None:
     clock = FakeClock()
     store = make_store(clock)
-    store.record(4, POWER, 100.0, bounds=PowerBounds(-10.0, 10.0))
-    store.record_state(4, [ComponentStateCode.READY])
+    record(store, 4, POWER, 100.0, bounds=PowerBounds(-10.0, 10.0))
+    record_state(store, 4, [ComponentStateCode.READY])
     clock.now += 11.0
     snapshot = store.component_snapshot(4)
     assert snapshot is not None

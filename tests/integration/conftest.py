@@ -20,7 +20,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.frequenz_microgrid.const import CONF_URL, DOMAIN
-from custom_components.frequenz_microgrid.coordinator import (
+from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
 from custom_components.frequenz_microgrid.simulator import (

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-import logging
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,6 +21,7 @@ from frequenz.client.microgrid import (
     DeliveryArea,
     EnergyMarketCodeType,
     Location,
+    MicrogridApiClient,
     MicrogridInfo,
     MicrogridStatus,
 )
@@ -37,7 +36,6 @@ from frequenz.client.microgrid.component import (
     SolarInverter,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockEntityPlatform,
@@ -48,11 +46,17 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.location import PyTestLocation
 
 from custom_components.frequenz_microgrid.const import DOMAIN
+from custom_components.frequenz_microgrid.coordinator import MicrogridCoordinator
+from custom_components.frequenz_microgrid.devices import async_register_devices
 from custom_components.frequenz_microgrid.engine.graph import Topology, build_topology
+from custom_components.frequenz_microgrid.engine.microgrid import MicrogridEngine
 from custom_components.frequenz_microgrid.engine.snapshot import (
     ComponentSnapshot,
     MicrogridSnapshot,
 )
+from custom_components.frequenz_microgrid.repairs import RepairTracker
+from custom_components.frequenz_microgrid.runtime import MicrogridRuntimeData
+from custom_components.frequenz_microgrid.status_feed import ControllerStatusFeed
 from tests.engine.topologies import component, connections
 
 MICROGRID_ID = 7
@@ -147,22 +151,18 @@ async def let_a_second_pass(
     await hass.async_block_till_done()
 
 
-@dataclass
-class HandFedRuntime:
-    """The two runtime-data fields the entity platforms read."""
-
-    topology: Topology
-    coordinator: DataUpdateCoordinator[MicrogridSnapshot]
-    status_feed: None = None
-    """No controller: the platforms leave out the steering entities."""
+UNUSED_URL = "grpc://127.0.0.1:1"
+"""The address of a hand-fed entry's client, which never connects."""
 
 
 class HandFedPlatforms:
     """Runs real platforms' `async_setup_entry` against hand-fed coordinators.
 
-    The coordinator is Home Assistant's own, used the way the integration's is:
-    push only, `async_set_updated_data` per snapshot. `close()` removes the entities
-    again (as unloading would), so no trailing-write timer outlives a test.
+    The entry's runtime data is wired as a loaded entry's, except that its engine
+    never starts (its client never connects): the test pushes the snapshots with
+    `async_set_updated_data`, and the controller has no telemetry (its components
+    count as not working). `close()` removes the entities again (as unloading
+    would), so no trailing-write timer outlives a test.
     """
 
     def __init__(self, hass: HomeAssistant) -> None:
@@ -182,15 +182,24 @@ class HandFedPlatforms:
         topology: Topology,
         first: MicrogridSnapshot | None,
         entry: MockConfigEntry | None = None,
-    ) -> tuple[MockConfigEntry, DataUpdateCoordinator[MicrogridSnapshot]]:
+    ) -> tuple[MockConfigEntry, MicrogridCoordinator]:
         """Set up one platform of `entry` (a new one by default)."""
         entry = entry or self.entry()
-        coordinator: DataUpdateCoordinator[MicrogridSnapshot] = DataUpdateCoordinator(
-            self.hass, logging.getLogger(__name__), config_entry=entry, name="hand-fed"
-        )
+        coordinator = MicrogridCoordinator(self.hass, entry)
         if first is not None:
             coordinator.async_set_updated_data(first)
-        entry.runtime_data = HandFedRuntime(topology=topology, coordinator=coordinator)
+        client = MicrogridApiClient(UNUSED_URL, connect=False)
+        engine = MicrogridEngine(
+            client, topology, on_snapshot=coordinator.async_set_updated_data
+        )
+        entry.runtime_data = MicrogridRuntimeData(
+            client=client,
+            engine=engine,
+            coordinator=coordinator,
+            status_feed=ControllerStatusFeed(engine.controller, coordinator),
+            repairs=RepairTracker(self.hass, entry.entry_id, entry.title, topology),
+            devices=async_register_devices(self.hass, entry, topology),
+        )
         platform = MockEntityPlatform(
             self.hass,
             domain=platform_module.__name__.rsplit(".", 1)[-1],

@@ -14,11 +14,12 @@ from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 
 from custom_components.frequenz_microgrid.const import DOMAIN
-from custom_components.frequenz_microgrid.coordinator import (
+from custom_components.frequenz_microgrid.engine.health import ComponentHealth
+from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
-from custom_components.frequenz_microgrid.engine.health import ComponentHealth
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+from tests.observations import setpoints_to
 
 from .conftest import entity_id_of, setup_entry, state_of, wait_for
 
@@ -52,7 +53,7 @@ async def wait_until_working(
     entry: FrequenzMicrogridConfigEntry, *component_ids: int
 ) -> None:
     """Wait until the controller sees every one of `component_ids` working."""
-    controller = entry.runtime_data.controller
+    controller = entry.runtime_data.engine.controller
 
     def all_working() -> bool:
         health = {c.component_id: c.health for c in controller.status().components}
@@ -165,7 +166,7 @@ def steering_entries(
 
 def last_setpoint(sim: MicrogridSimulator, component_id: int) -> float | None:
     """Return the last active-power setpoint `component_id` received, if any."""
-    received = sim.setpoints_to(component_id)
+    received = setpoints_to(sim, component_id)
     return received[-1] if received else None
 
 
@@ -175,7 +176,7 @@ async def wait_for_setpoint(
     """Wait until the component's latest setpoint (past index `after`) is `power`."""
 
     def arrived() -> bool:
-        received = sim.setpoints_to(component_id)[after:]
+        received = setpoints_to(sim, component_id)[after:]
         return bool(received) and abs(received[-1] - power) < 1e-6
 
     await wait_for(arrived, what=f"setpoint {power} W at component {component_id}")

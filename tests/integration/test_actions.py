@@ -15,10 +15,10 @@ import probatio as vol
 import pytest
 
 from custom_components.frequenz_microgrid.const import DOMAIN
-from custom_components.frequenz_microgrid.coordinator import (
+from custom_components.frequenz_microgrid.engine.control import Pool
+from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
-from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 
 from .conftest import wait_for
@@ -40,7 +40,7 @@ async def wait_until_steerable(entry: FrequenzMicrogridConfigEntry) -> None:
     sent without a reason, so a test can count setpoints.
     """
     await wait_until_working(entry, BATTERY, PV_INVERTER)
-    controller = entry.runtime_data.controller
+    controller = entry.runtime_data.engine.controller
 
     def first_tick_done() -> bool:
         ev_set = next(
@@ -280,7 +280,7 @@ async def test_bad_proposal_is_refused_and_sends_nothing(
     assert raised.value.translation_key == translation_key
     assert raised.value.translation_domain == DOMAIN
     assert len(simulator.setpoints) == sent
-    status = entry.runtime_data.controller.status()
+    status = entry.runtime_data.engine.controller.status()
     assert all(not s.proposals for p in status.pools.values() for s in p.component_sets)
 
 
@@ -345,7 +345,8 @@ async def test_unknown_and_unloaded_entries_are_refused(
         data = {"pool": "batteries"}
     with pytest.raises(ServiceValidationError) as raised:
         await call_action(hass, service, {"config_entry_id": "nope", **data})
-    assert raised.value.translation_key == "entry_not_found"
+    assert raised.value.translation_domain == "homeassistant"
+    assert raised.value.translation_key == "service_config_entry_not_found"
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
@@ -353,7 +354,8 @@ async def test_unknown_and_unloaded_entries_are_refused(
     sent = len(simulator.setpoints)
     with pytest.raises(ServiceValidationError) as raised:
         await call_action(hass, service, {"config_entry_id": entry.entry_id, **data})
-    assert raised.value.translation_key == "entry_not_loaded"
+    assert raised.value.translation_domain == "homeassistant"
+    assert raised.value.translation_key == "service_config_entry_not_loaded"
     assert len(simulator.setpoints) == sent
 
 
@@ -373,7 +375,7 @@ async def test_every_setpoint_failing_raises_and_keeps_the_proposal(
             propose(entry, "batteries", power=1000),
         )
     assert raised.value.translation_key == "setpoints_failed"
-    status = entry.runtime_data.controller.status()
+    status = entry.runtime_data.engine.controller.status()
     (battery_set,) = status.pools[Pool.BATTERIES].component_sets
     assert [p.power for p in battery_set.proposals] == [1000.0]
     assert simulator.unsafe_setpoint_count == 0

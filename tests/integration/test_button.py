@@ -5,6 +5,7 @@ from __future__ import annotations
 from homeassistant.core import HomeAssistant
 
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+from tests.observations import setpoints_to
 
 from .conftest import setup_entry, wait_for
 from .steering_helpers import (
@@ -32,7 +33,7 @@ async def test_release_battery_goes_back_to_zero(
     entry = await setup_steerable(hass, simulator, BATTERY)
     await set_number(hass, entry, "batteries_setpoint", 3000.0)
     await wait_for_setpoint(simulator, BATTERY_INVERTER, 3000.0)
-    sent = len(simulator.setpoints_to(BATTERY_INVERTER))
+    sent = len(setpoints_to(simulator, BATTERY_INVERTER))
 
     await press(hass, entry, "batteries_release")
 
@@ -49,7 +50,7 @@ async def test_release_pv_goes_back_to_full_production(
     entry = await setup_steerable(hass, simulator, PV_INVERTER)
     await set_number(hass, entry, "pv_limit", 2000.0)
     await wait_for_setpoint(simulator, PV_INVERTER, -2000.0)
-    sent = len(simulator.setpoints_to(PV_INVERTER))
+    sent = len(setpoints_to(simulator, PV_INVERTER))
 
     await press(hass, entry, "pv_release")
 

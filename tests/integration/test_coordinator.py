@@ -20,13 +20,13 @@ from custom_components.frequenz_microgrid.const import (
     CONF_FRESHNESS_S,
     DOMAIN,
 )
-from custom_components.frequenz_microgrid.coordinator import (
-    FrequenzMicrogridConfigEntry,
-)
 from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.listener_chunks import (
     CHUNK_SIZE,
-    ChunkedListenerCalls,
+    ChunkedListeners,
+)
+from custom_components.frequenz_microgrid.runtime import (
+    FrequenzMicrogridConfigEntry,
 )
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
@@ -143,7 +143,7 @@ async def test_many_listeners_are_told_a_chunk_per_loop_iteration(
     entry = await _set_up(hass, simulator.url)
     coordinator = entry.runtime_data.coordinator
     await wait_for(lambda: _has_value(hass, entry), what="grid power")
-    await entry.runtime_data.monitor.stop()  # only this test's updates from here
+    await entry.runtime_data.engine.monitor.stop()  # only this test's updates from here
     told: list[int] = []
 
     def listener(n: int) -> Callable[[], None]:
@@ -175,8 +175,8 @@ async def test_controller_changes_reach_many_entities_a_chunk_at_a_time(
     entry = await _set_up(hass, simulator.url)
     runtime = entry.runtime_data
     await wait_for(lambda: _has_value(hass, entry), what="grid power")
-    await runtime.monitor.stop()  # only this test's updates from here
-    feed = runtime.coordinator.status_feed
+    await runtime.engine.monitor.stop()  # only this test's updates from here
+    feed = runtime.status_feed
     told: list[int] = []
 
     def listener(n: int) -> Callable[[], None]:
@@ -186,9 +186,9 @@ async def test_controller_changes_reach_many_entities_a_chunk_at_a_time(
         feed.async_add_listener(listener(n))
     # Registered after the feed: sees how many were told within the change itself.
     told_at_once: list[int] = []
-    runtime.controller.listen(lambda: told_at_once.append(len(told)))
+    runtime.engine.controller.listen(lambda: told_at_once.append(len(told)))
 
-    await runtime.controller.propose(
+    await runtime.engine.controller.propose(
         Pool.BATTERIES, source_id="test", priority=1, power=0.0
     )
 
@@ -199,27 +199,34 @@ async def test_controller_changes_reach_many_entities_a_chunk_at_a_time(
 
 
 async def test_a_chunk_ends_when_its_time_is_up() -> None:
-    calls = ChunkedListenerCalls(asyncio.get_running_loop(), chunk_size=2, budget_s=0)
+    listeners = ChunkedListeners(asyncio.get_running_loop(), chunk_size=2, budget_s=0)
     told: list[int] = []
-    listeners = {n: (lambda n=n: told.append(n), None) for n in range(3)}
-    calls.call_all(listeners)
+
+    def teller(n: int) -> Callable[[], None]:
+        return lambda: told.append(n)
+
+    for n in range(3):
+        listeners.add(teller(n))
+    listeners.call_all()
     assert told == [0], "over time after the first one"
     await asyncio.sleep(0)
     assert told == [0, 1]
     await asyncio.sleep(0)
     assert told == [0, 1, 2]
-    assert not calls.in_progress
+    await asyncio.sleep(0)
+    assert told == [0, 1, 2], "the round is over"
 
 
 async def test_a_listener_that_raises_does_not_end_the_round() -> None:
-    calls = ChunkedListenerCalls(asyncio.get_running_loop(), chunk_size=1)
+    listeners = ChunkedListeners(asyncio.get_running_loop(), chunk_size=1)
     told: list[int] = []
 
     def broken() -> None:
         raise RuntimeError("broken listener")
 
-    listeners = {0: (broken, None), 1: (lambda: told.append(1), None)}
+    listeners.add(broken)
+    listeners.add(lambda: told.append(1))
     with pytest.raises(RuntimeError):
-        calls.call_all(listeners)
+        listeners.call_all()
     await asyncio.sleep(0)
     assert told == [1]

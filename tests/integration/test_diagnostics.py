@@ -75,16 +75,20 @@ async def test_diagnostics_content_and_redaction(
         spec.id for spec in scenario.components
     )
     assert sorted(map(tuple, topology["connections"])) == sorted(scenario.connections())
-    assert topology["pools"]["battery_ids"] == sorted(runtime.topology.battery_ids)
+    assert topology["pools"]["battery_ids"] == sorted(
+        runtime.engine.topology.battery_ids
+    )
     assert topology["pools"]["battery_ids"], "the home scenario has a battery"
-    assert topology["formulas"]["grid"] == runtime.topology.formulas.grid
+    assert topology["formulas"]["grid"] == runtime.engine.topology.formulas.grid
     assert "#" in topology["formulas"]["grid"]
     battery = next(
-        c for c in topology["components"] if c["id"] in runtime.topology.battery_ids
+        c
+        for c in topology["components"]
+        if c["id"] in runtime.engine.topology.battery_ids
     )
-    assert battery["parents"] == list(runtime.topology.parents_of(battery["id"])), (
-        "the battery hangs below its inverter"
-    )
+    assert battery["parents"] == list(
+        runtime.engine.topology.parents_of(battery["id"])
+    ), "the battery hangs below its inverter"
 
     # Latest samples with their age.
     snapshot = diagnostics["snapshot"]

@@ -14,12 +14,15 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.frequenz_microgrid.const import (
     CONF_API_KEY,
+    CONF_DEFAULT_PRIORITY,
     CONF_DEMO,
     CONF_FRESHNESS_S,
+    CONF_REAPPLY_SETPOINTS,
     CONF_SCENARIO,
+    DEFAULT_PRIORITY,
     DOMAIN,
 )
-from custom_components.frequenz_microgrid.coordinator import (
+from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
 from custom_components.frequenz_microgrid.simulator import (
@@ -66,9 +69,7 @@ async def test_setup_streams_and_unload_disconnects(
     runtime = entry.runtime_data
     assert runtime.simulator is None
     assert _connected(runtime.client)
-    assert runtime.coordinator.topology is runtime.topology
-    assert runtime.monitor is runtime.coordinator.monitor
-    assert sorted(runtime.topology.components) == [
+    assert sorted(runtime.engine.topology.components) == [
         spec.id for spec in simulator.scenario.components
     ]
     assert runtime.coordinator.update_interval is None, "push, not polling"
@@ -168,18 +169,27 @@ async def test_options_change_reloads_with_new_freshness(
 ) -> None:
     entry = setup_integration
     before = entry.runtime_data
-    assert before.monitor.store.freshness_s == 10.0
+    assert before.engine.monitor.store.freshness_s == 10.0
 
     # Data updates (as reauth/reconfigure make) don't reload by themselves.
     hass.config_entries.async_update_entry(entry, title="Renamed")
     await hass.async_block_till_done()
     assert entry.runtime_data is before
 
-    hass.config_entries.async_update_entry(entry, options={CONF_FRESHNESS_S: 3.0})
+    # Options change through the options flow, which reloads the entry.
+    flow = await hass.config_entries.options.async_init(entry.entry_id)
+    await hass.config_entries.options.async_configure(
+        flow["flow_id"],
+        {
+            CONF_FRESHNESS_S: 3,
+            CONF_DEFAULT_PRIORITY: DEFAULT_PRIORITY,
+            CONF_REAPPLY_SETPOINTS: False,
+        },
+    )
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data is not before
-    assert entry.runtime_data.monitor.store.freshness_s == 3.0
+    assert entry.runtime_data.engine.monitor.store.freshness_s == 3.0
     assert not before.client.is_connected, "the old client was released"
 
 

@@ -15,6 +15,7 @@ from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     load_scenario,
 )
+from tests.observations import setpoints_to
 
 from .conftest import serving, setup_entry, wait_for
 from .steering_helpers import (
@@ -77,7 +78,7 @@ async def test_battery_setpoint_is_split_by_soc(
 
     await set_number(hass, entry, "batteries_setpoint", 20_000.0)
 
-    latest = {inv: depot.setpoints_to(inv)[-1] for inv in DEPOT_INVERTERS}
+    latest = {inv: setpoints_to(depot, inv)[-1] for inv in DEPOT_INVERTERS}
     assert sum(latest.values()) == pytest.approx(20_000.0)
     soc = {inv: _mean_soc(depot, bats) for inv, bats in DEPOT_INVERTERS.items()}
     # Charging: the emptier battery takes more (equal capacity, no bound binding).
@@ -164,13 +165,13 @@ async def test_without_working_battery_range_closes_and_setting_raises(
         lambda: state(hass, entry, "batteries_setpoint").attributes["max"] == 0.0,
         what="the range to close",
     )
-    sent_before = len(simulator.setpoints_to(BATTERY_INVERTER))
+    sent_before = len(setpoints_to(simulator, BATTERY_INVERTER))
 
     with pytest.raises(HomeAssistantError) as raised:
         await set_number(hass, entry, "batteries_setpoint", 0.0)
 
     assert raised.value.translation_key == "setpoint_not_applied"
-    assert len(simulator.setpoints_to(BATTERY_INVERTER)) == sent_before
+    assert len(setpoints_to(simulator, BATTERY_INVERTER)) == sent_before
     # The request stands (it is retried), so the number shows it as applied.
     assert number_value(hass, entry, "batteries_setpoint") == 0.0
     assert state(hass, entry, "batteries_setpoint").attributes["applied"] is True

@@ -12,7 +12,7 @@ import pytest
 
 from custom_components.frequenz_microgrid import repairs
 from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
-from custom_components.frequenz_microgrid.coordinator import (
+from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
@@ -82,7 +82,7 @@ async def test_unreachable_microgrid_issue_raised_and_cleared(
 ) -> None:
     entry = await _set_up(hass, simulator)
     issue_id = repairs.unreachable_issue_id(entry.entry_id)
-    await wait_for(lambda: entry.runtime_data.monitor.reachable, what="data")
+    await wait_for(lambda: entry.runtime_data.engine.monitor.reachable, what="data")
     for spec in simulator.scenario.components:
         simulator.inject_fault(spec.id, Fault.STOP_DATA)
 

@@ -16,10 +16,10 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.frequenz_microgrid.coordinator import (
+from custom_components.frequenz_microgrid.engine.health import ComponentHealth
+from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
-from custom_components.frequenz_microgrid.engine.health import ComponentHealth
 from custom_components.frequenz_microgrid.simulator import (
     EvSpec,
     Fault,
@@ -27,6 +27,7 @@ from custom_components.frequenz_microgrid.simulator import (
     generate_scenario,
     load_scenario,
 )
+from tests.observations import held_setpoint
 
 from .conftest import serving, setup_entry, wait_for
 from .steering_helpers import (
@@ -210,7 +211,7 @@ async def test_failing_inverter_partial_failure_back_off_and_recovery(
 ) -> None:
     sim = two_batteries
     entry = await set_up(hass, sim, BATTERY_A, BATTERY_B)
-    controller = entry.runtime_data.controller
+    controller = entry.runtime_data.engine.controller
     sim.inject_fault(INVERTER_B, Fault.REJECT_SET_POWER)
 
     response = await call_action(
@@ -224,8 +225,8 @@ async def test_failing_inverter_partial_failure_back_off_and_recovery(
     health = {c.component_id: c for c in controller.status().components}
     assert health[BATTERY_B].health is ComponentHealth.UNCERTAIN
     assert health[BATTERY_B].blocked_until is not None
-    assert sim.held_setpoint(INVERTER_A) == pytest.approx(6000)
-    assert sim.held_setpoint(INVERTER_B) is None
+    assert held_setpoint(sim, INVERTER_A) == pytest.approx(6000)
+    assert held_setpoint(sim, INVERTER_B) is None
     status = await call_action(
         hass, "get_power_status", {"config_entry_id": entry.entry_id}
     )
@@ -236,7 +237,7 @@ async def test_failing_inverter_partial_failure_back_off_and_recovery(
     # Repaired: once its block has run out it gets its share again.
     sim.clear_fault(INVERTER_B)
     await wait_for(
-        lambda: (sim.held_setpoint(INVERTER_B) or 0.0) > 0,
+        lambda: (held_setpoint(sim, INVERTER_B) or 0.0) > 0,
         what="the recovered inverter steered again",
     )
     await wait_for(
@@ -247,8 +248,8 @@ async def test_failing_inverter_partial_failure_back_off_and_recovery(
         ),
         what="both batteries working",
     )
-    total = (sim.held_setpoint(INVERTER_A) or 0.0) + (
-        sim.held_setpoint(INVERTER_B) or 0.0
+    total = (held_setpoint(sim, INVERTER_A) or 0.0) + (
+        held_setpoint(sim, INVERTER_B) or 0.0
     )
     assert total == pytest.approx(6000, rel=0.01)
     assert sim.unsafe_setpoint_count == 0
@@ -269,7 +270,7 @@ async def test_setpoint_still_held_after_three_lifetimes(
         timeout_s=3 * first.lifetime_s / sim.clock.speed + 5,
         what="three setpoint lifetimes",
     )
-    assert sim.held_setpoint(BATTERY_INVERTER) == 2000.0
+    assert held_setpoint(sim, BATTERY_INVERTER) == 2000.0
     refreshes = [
         s
         for s in sim.setpoints
@@ -291,9 +292,9 @@ async def test_unload_and_stop_release_the_components(
     await wait_until_working(entry, BATTERY)
     await call_action(hass, "propose_power", propose(entry, "batteries", power=2500))
     await call_action(hass, "propose_power", propose(entry, "pv", power=-1000))
-    assert simulator.held_setpoint(BATTERY_INVERTER) == 2500.0
+    assert held_setpoint(simulator, BATTERY_INVERTER) == 2500.0
     runtime = entry.runtime_data
-    controller = runtime.controller
+    controller = runtime.engine.controller
 
     if how == "unload":
         assert await hass.config_entries.async_unload(entry.entry_id)
@@ -304,7 +305,7 @@ async def test_unload_and_stop_release_the_components(
     # The battery is sent back to 0 W at once; the PV limit is no longer kept
     # alive (it lapses to full production); no proposal is left.
     assert last_setpoint(simulator, BATTERY_INVERTER) == 0.0
-    assert simulator.held_setpoint(BATTERY_INVERTER) == 0.0
+    assert held_setpoint(simulator, BATTERY_INVERTER) == 0.0
     status = controller.status()
     assert all(not s.proposals for p in status.pools.values() for s in p.component_sets)
     sent = len(simulator.setpoints)

@@ -24,6 +24,7 @@ from custom_components.frequenz_microgrid.engine.health import (
     ComponentStatus,
 )
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
+from tests.observations import held_setpoint, setpoints_to
 
 from .conftest import setup_entry, wait_for
 from .microgrid_factory import entity_snapshot
@@ -140,7 +141,7 @@ async def test_restored_value_is_not_applied_by_default(
     assert number_value(hass, entry, "batteries_setpoint") == 2500.0
     assert state(hass, entry, "batteries_setpoint").attributes["applied"] is False
     assert state(hass, entry, "batteries_target_power").state == "unknown"
-    assert not any(simulator.setpoints_to(BATTERY_INVERTER))
+    assert not any(setpoints_to(simulator, BATTERY_INVERTER))
 
     # Releasing also drops the restored value.
     await press(hass, entry, "batteries_release")
@@ -200,5 +201,5 @@ async def test_failing_inverter_partial_failure_exclusion_and_recovery(
     await wait_for_state(hass, entry, "batteries_last_result", "success", timeout_s=15)
     await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
     assert last_setpoint(simulator, BATTERY_INVERTER) == 2000.0
-    assert simulator.held_setpoint(BATTERY_INVERTER) is not None
+    assert held_setpoint(simulator, BATTERY_INVERTER) is not None
     assert simulator.unsafe_setpoint_count == 0

@@ -22,6 +22,7 @@ from custom_components.frequenz_microgrid.simulator.cli import (
     build_parser,
     scenario_from_arg,
 )
+from tests.observations import held_setpoint
 
 from .conftest import BATTERY, BATTERY_INVERTER, PV_INVERTER, first_matching, value
 
@@ -38,7 +39,7 @@ async def test_rejected_and_failed_set_power(
         await client.set_component_power_active(ComponentId(BATTERY_INVERTER), 100.0)
     sim.clear_fault(BATTERY_INVERTER, Fault.FAIL_SET_POWER)
     await client.set_component_power_active(ComponentId(BATTERY_INVERTER), 100.0)
-    assert sim.held_setpoint(BATTERY_INVERTER) is not None
+    assert held_setpoint(sim, BATTERY_INVERTER) is not None
     assert len(sim.setpoints) == 3
 
 
@@ -49,7 +50,7 @@ async def test_set_power_that_times_out(
     call = client.set_component_power_active(ComponentId(BATTERY_INVERTER), 100.0)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(call, timeout=0.3)
-    assert sim.held_setpoint(BATTERY_INVERTER) is None
+    assert held_setpoint(sim, BATTERY_INVERTER) is None
 
 
 async def test_stop_data_silences_only_that_component(
@@ -148,7 +149,7 @@ async def test_restart_on_the_same_port(
     assert sim.port == port
     assert sim.running
     # The model survives the restart, and the client's stream comes back.
-    assert sim.held_setpoint(BATTERY_INVERTER) is not None
+    assert held_setpoint(sim, BATTERY_INVERTER) is not None
     async with asyncio.timeout(5):
         samples = await receiver.receive()
         while samples.metric_samples[0].sampled_at <= restarted_at:

@@ -7,4 +7,7 @@ component health and the distributor that talks to the microgrid. It never impor
 
 Units: power in watts (float), passive sign convention (positive = consumption,
 i.e. charging; negative = production, i.e. discharging). Component ids are `int`.
+
+The behaviour is specified in `docs/power-management-spec.md`; comments cite its
+sections as "spec §N".
 """

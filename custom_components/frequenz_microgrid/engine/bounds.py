@@ -91,6 +91,19 @@ class PowerBounds:
             ranges.append((self.exclusion_upper, self.inclusion_upper))
         return ranges
 
+    def as_dict(self) -> dict[str, float]:
+        """Return the JSON-ready form of these bounds.
+
+        The one shape of power bounds in action responses, distribution results
+        and diagnostics, so an automation reads them the same way everywhere.
+        """
+        return {
+            "inclusion_lower": self.inclusion_lower,
+            "exclusion_lower": self.exclusion_lower,
+            "exclusion_upper": self.exclusion_upper,
+            "inclusion_upper": self.inclusion_upper,
+        }
+
     @property
     def has_exclusion(self) -> bool:
         """Whether there is a non-empty exclusion zone."""

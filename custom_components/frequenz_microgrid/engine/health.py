@@ -183,17 +183,6 @@ def ev_charger_problem(
     return None
 
 
-def ev_charger_idle(
-    charger: Reading | None, now: float, max_age: float = MAX_DATA_AGE
-) -> bool:
-    """Return whether an EV charger is fine but has no vehicle to charge.
-
-    Such a charger gets no power (`NO_EV_CONNECTED`), yet nothing is broken: it
-    must not be reported as excluded nor raise a repair issue.
-    """
-    return ev_charger_problem(charger, now, max_age) == NO_EV_CONNECTED
-
-
 def ev_cable_connected(states: AbstractSet[ComponentStateCode | int]) -> bool:
     """Return whether the cable is plugged (or locked) at both the EV and station."""
     return bool(states & _EV_PLUGGED_AT_EV and states & _EV_PLUGGED_AT_STATION)

@@ -104,12 +104,7 @@ def result_as_dict(result: Result) -> dict[str, Any]:
                 data["failed_power"] = result.failed_power
                 data["failed_components"] = sorted(result.failed_components)
         case OutOfBounds():
-            data["bounds"] = {
-                "inclusion_lower": result.bounds.inclusion_lower,
-                "exclusion_lower": result.bounds.exclusion_lower,
-                "exclusion_upper": result.bounds.exclusion_upper,
-                "inclusion_upper": result.bounds.inclusion_upper,
-            }
+            data["bounds"] = result.bounds.as_dict()
         case Error():
             data["msg"] = result.msg
     return data

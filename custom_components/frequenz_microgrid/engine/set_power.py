@@ -71,11 +71,6 @@ class CompletingSetPowerClient:
         self._on_failed = on_failed
         self._draining: set[asyncio.Task[None]] = set()
 
-    @property
-    def calls_in_progress(self) -> int:
-        """Calls whose first reply came but whose final one has not yet."""
-        return len(self._draining)
-
     async def finish(self, timeout_s: float = 1.0) -> None:
         """Let the calls in progress end (their final replies are due at once)."""
         if not self._draining:

@@ -24,8 +24,6 @@ import time
 
 from frequenz.client.microgrid.component import (
     ComponentDataSamples,
-    ComponentErrorCode,
-    ComponentStateCode,
 )
 from frequenz.client.microgrid.metrics import Metric
 
@@ -286,36 +284,6 @@ class TelemetryStore:
     def ingest(self, samples: ComponentDataSamples) -> None:
         """Record one message in the client library's form."""
         self.ingest_message(telemetry_from_samples(samples))
-
-    def record(
-        self,
-        component_id: int,
-        metric: Metric | int,
-        value: float,
-        bounds: PowerBounds | None = None,
-    ) -> None:
-        """Record one value (and optionally its bounds) as if it just arrived."""
-        now = self._clock()
-        entry = self._entry(component_id, now)
-        self._record_value(entry, metric, value, now, self._arrival_wall_time(entry))
-        if bounds is not None:
-            entry.bounds[metric] = _Bounds((), bounds)
-
-    def record_state(
-        self,
-        component_id: int,
-        states: Iterable[ComponentStateCode | int],
-        *,
-        warnings: Iterable[ComponentErrorCode | int] = (),
-        errors: Iterable[ComponentErrorCode | int] = (),
-    ) -> None:
-        """Record a component's states, warnings and errors as if they just arrived."""
-        now = self._clock()
-        entry = self._entry(component_id, now)
-        entry.diagnostics = ComponentStates(
-            frozenset(states), frozenset(warnings), frozenset(errors)
-        )
-        entry.state_arrived = now
 
     def _entry(self, component_id: int, now: float) -> _ComponentTelemetry:
         entry = self._components.get(component_id)

@@ -135,18 +135,6 @@ class MicrogridSimulator:
         """
         return self.control.setpoints
 
-    def setpoints_to(self, component_id: int) -> list[float]:
-        """The active powers (W) `component_id` was sent, oldest first.
-
-        Among the newest `SETPOINT_HISTORY` setpoints (`setpoints`).
-        """
-        return [s.power_w for s in self.setpoints if s.component_id == component_id]
-
-    def held_setpoint(self, component_id: int) -> float | None:
-        """The active power `component_id` follows now; `None` once it lapsed."""
-        setpoint = self.model.component(component_id).active_setpoint
-        return None if setpoint is None else setpoint.value
-
     @property
     def unsafe_setpoint_count(self) -> int:
         """Setpoints outside a component's inclusion bounds or in its exclusion zone."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from frequenz.api.common.v1alpha8.grid import delivery_area_pb2
 from frequenz.api.common.v1alpha8.metrics import metrics_pb2
@@ -22,15 +22,16 @@ import grpc
 
 from .component_protos import category_of, component_to_proto, connections_to_proto
 from .control import (
+    PowerControl,
     RequestRefusedError,
     SetpointNotAppliedError,
     SetpointTimeoutError,
 )
+from .physics.clock import SimClock
 from .physics.model import Operation
-from .streams import END_OF_STREAM
-
-if TYPE_CHECKING:
-    from .server import MicrogridSimulator
+from .scenario import Scenario
+from .streams import END_OF_STREAM, Subscription
+from .telemetry import MetricId
 
 SERVICE_NAME = "frequenz.api.microgrid.v1alpha18.Microgrid"
 
@@ -56,10 +57,28 @@ def requested_lifetime(request: Any) -> float | None:
     return None
 
 
-class MicrogridService:
-    """Request handlers; all state lives in the `MicrogridSimulator`."""
+class ServedMicrogrid(Protocol):
+    """What the handlers use of the simulator (`MicrogridSimulator` is one)."""
 
-    def __init__(self, simulator: MicrogridSimulator) -> None:
+    scenario: Scenario
+    clock: SimClock
+    control: PowerControl
+
+    def subscribe(
+        self, component_id: int, metrics: frozenset[MetricId]
+    ) -> Subscription:
+        """Open a telemetry stream."""
+        ...
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Close a telemetry stream."""
+        ...
+
+
+class MicrogridService:
+    """Request handlers; all state lives in the simulator they serve."""
+
+    def __init__(self, simulator: ServedMicrogrid) -> None:
         """Serve `simulator`'s scenario, model and faults."""
         self._sim = simulator
 

@@ -45,7 +45,13 @@ from ..distribution.ev_chargers import EvAllocatorConfig
 from ..distributor import Distributor
 from ..graph import Topology
 from ..health import HealthTracker
-from ..power_manager import MAX_PROPOSAL_AGE, PowerManager, Proposal
+from ..power_manager import (
+    MAX_PROPOSAL_AGE,
+    PowerManager,
+    Proposal,
+    ProposalRefusedError,
+    RefusalReason,
+)
 from ..results import PartialFailure, Result, result_as_dict
 from ..set_power import CompletingSetPowerClient
 from ..telemetry import TelemetryStore
@@ -212,8 +218,9 @@ class MicrogridController:
         (the SDK's 60 s) unless it is proposed again.
 
         Raises:
-            ValueError: The component set is not part of the pool, or overlaps
-                another set that has proposals, or the proposal contains NaN.
+            ProposalRefusedError: The component set is not part of the pool, or
+                overlaps another set that has proposals.
+            ValueError: The proposal contains NaN (callers check their input).
         """
         steering = self._pools[pool]
         ids = self._component_set(steering, component_ids)
@@ -441,9 +448,10 @@ class MicrogridController:
             return steering.component_ids
         ids = frozenset(component_ids)
         if not ids or not ids <= steering.component_ids:
-            raise ValueError(
+            raise ProposalRefusedError(
+                RefusalReason.NOT_A_POOL_SUBSET,
                 f"Components {sorted(ids)} are not a non-empty subset of the "
-                f"{steering.pool} pool {sorted(steering.component_ids)}"
+                f"{steering.pool} pool {sorted(steering.component_ids)}",
             )
         return ids
 

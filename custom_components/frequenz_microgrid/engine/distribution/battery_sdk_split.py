@@ -78,25 +78,6 @@ class SdkReservation:
         return bool(self.deficits)
 
 
-def sdk_split(
-    power: float,
-    ratios: Sequence[float],
-    total_ratio: float,
-    min_powers: Sequence[float],
-    upper_bounds: Sequence[float],
-) -> tuple[list[float], float, bool]:
-    """Split a positive `power` among pairs the way the SDK does (both phases).
-
-    See `sdk_reserve` for the arguments. Returns the power per pair (same indexing
-    as the inputs), the power that could not be placed (the SDK's
-    ``remaining_power``), and whether the exclusion zones bind
-    (`SdkReservation.zones_bind`).
-    """
-    reservation = sdk_reserve(power, ratios, total_ratio, min_powers, upper_bounds)
-    powers, excess = sdk_finish(reservation)
-    return powers, excess, reservation.zones_bind
-
-
 def sdk_reserve(
     power: float,
     ratios: Sequence[float],

@@ -14,6 +14,7 @@ from .manager import (
     Report,
 )
 from .proposal import Proposal
+from .refusal import ProposalRefusedError, RefusalReason
 
 __all__ = [
     "MAX_PROPOSAL_AGE",
@@ -22,6 +23,8 @@ __all__ = [
     "Matryoshka",
     "PowerManager",
     "Proposal",
+    "ProposalRefusedError",
+    "RefusalReason",
     "Report",
     "ShiftingMatryoshka",
 ]

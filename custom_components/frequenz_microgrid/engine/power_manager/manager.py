@@ -31,6 +31,7 @@ from ..results import PartialFailure, Result, Success
 from .algorithms import Algorithm, Matryoshka, ShiftingMatryoshka
 from .book import ProposalBook
 from .proposal import Proposal
+from .refusal import ProposalRefusedError, RefusalReason
 
 MAX_PROPOSAL_AGE = 60.0
 """Seconds after which a proposal that nobody re-sent is dropped (as the SDK)."""
@@ -116,7 +117,8 @@ class PowerManager:
         proposal asks for a power and none did before, or the bounds are unknown.
 
         Raises:
-            ValueError: The component set overlaps another one that has proposals.
+            ProposalRefusedError: The component set overlaps another one that has
+                proposals.
         """
         component_ids = proposal.component_ids
         book = self._books.get(component_ids)
@@ -249,9 +251,10 @@ class PowerManager:
     def _refuse_overlap(self, component_ids: frozenset[int]) -> None:
         for other in self._books:
             if not other.isdisjoint(component_ids):
-                raise ValueError(
+                raise ProposalRefusedError(
+                    RefusalReason.OVERLAPPING_SET,
                     f"Components {sorted(component_ids)} overlap the set "
-                    f"{sorted(other)} that already has proposals"
+                    f"{sorted(other)} that already has proposals",
                 )
 
     def _recalculate(self, component_ids: frozenset[int]) -> float | None:

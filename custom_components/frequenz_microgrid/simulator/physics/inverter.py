@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import math
 
-from ...engine.bounds import PowerBounds, sum_bounds
+from ...engine.bounds import PowerBounds
 from .battery import BatteryState
 
 
@@ -25,11 +25,6 @@ class InverterParams:
             -self.exclusion_w,
             self.exclusion_w,
         )
-
-
-def batteries_bounds(batteries: Sequence[BatteryState]) -> PowerBounds:
-    """What the batteries behind one inverter can take together."""
-    return sum_bounds([b.power_bounds() for b in batteries])
 
 
 def share_among_batteries(

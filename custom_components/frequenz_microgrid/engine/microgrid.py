@@ -1,0 +1,82 @@
+"""`MicrogridEngine`: the engine of one microgrid, wired in one place.
+
+Watching and steering share the telemetry: the monitor streams it into its store
+and publishes a snapshot per tick; the controller distributes from that same store
+and re-checks its setpoints once per snapshot. That wiring is the same wherever the
+engine runs (the Home Assistant integration, the control bench of the tests, the
+benchmarks), so it lives here once; the caller only says what to do with each
+snapshot, with a change of reachability and with a rejected key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from frequenz.client.microgrid import MicrogridApiClient
+
+from .control import MicrogridController
+from .graph import Topology
+from .monitor import MicrogridMonitor
+from .snapshot import MicrogridSnapshot
+from .telemetry import DEFAULT_FRESHNESS_S
+
+
+class MicrogridEngine:
+    """The monitor of one microgrid and the controller its snapshots tick."""
+
+    def __init__(
+        self,
+        client: MicrogridApiClient,
+        topology: Topology,
+        *,
+        on_snapshot: Callable[[MicrogridSnapshot], None],
+        on_reachability: Callable[[bool], None] | None = None,
+        on_auth_error: Callable[[Exception], None] | None = None,
+        freshness_s: float = DEFAULT_FRESHNESS_S,
+        tick_s: float = 1.0,
+        **controller_options: Any,
+    ) -> None:
+        """Wire the monitor and the controller; `start()` sets them running.
+
+        `controller_options` are `MicrogridController`'s keyword arguments (its
+        clock, set-power lifetime and timeout, distribution tuning).
+        """
+        self.topology = topology
+        self._publish = on_snapshot
+        self.monitor = MicrogridMonitor(
+            client,
+            topology,
+            freshness_s=freshness_s,
+            tick_s=tick_s,
+            on_snapshot=self._steer_then_publish,
+            on_reachability=on_reachability,
+            on_auth_error=on_auth_error,
+        )
+        self.controller = MicrogridController(
+            client, topology, self.monitor.store, **controller_options
+        )
+
+    async def start(self) -> None:
+        """Start streaming telemetry and accept proposals."""
+        await self.monitor.start()
+        await self.controller.start()
+
+    async def stop(self) -> None:
+        """Release every component, then stop streaming (the caller disconnects).
+
+        The controller goes first, while telemetry and the client still work: it
+        withdraws every proposal and sends the batteries back to 0 W.
+        """
+        try:
+            await self.controller.stop()
+        finally:
+            await self.monitor.stop()
+
+    def _steer_then_publish(self, snapshot: MicrogridSnapshot) -> None:
+        """Re-check the setpoints with the new telemetry, then hand the snapshot on.
+
+        The controller only schedules its tick here, so publishing is not held up.
+        """
+        self.controller.on_tick()
+        self._publish(snapshot)

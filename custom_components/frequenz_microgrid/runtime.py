@@ -1,0 +1,56 @@
+"""What a loaded entry owns, each object once, and how it is released."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from frequenz.client.microgrid import MicrogridApiClient
+from homeassistant.config_entries import ConfigEntry
+
+from .coordinator import MicrogridCoordinator
+from .devices import MicrogridDevices
+from .engine.microgrid import MicrogridEngine
+from .repairs import RepairTracker
+from .simulator import MicrogridSimulator
+from .status_feed import ControllerStatusFeed
+
+
+@dataclass
+class MicrogridRuntimeData:
+    """A loaded entry's client, engine and Home Assistant parts (`async_close`)."""
+
+    client: MicrogridApiClient
+    engine: MicrogridEngine
+    """The monitor and the controller: actions and numbers propose to its controller."""
+    coordinator: MicrogridCoordinator
+    status_feed: ControllerStatusFeed
+    """The controller's status, computed once per change for every platform."""
+    repairs: RepairTracker
+    devices: MicrogridDevices
+    simulator: MicrogridSimulator | None = None
+    """The in-process simulator of a demo entry (`None` for a real microgrid)."""
+    _closed: bool = field(default=False, init=False, repr=False)
+
+    async def async_close(self) -> None:
+        """Release the components, stop streaming, disconnect, stop a demo simulator.
+
+        Runs on unload and on Home Assistant stop, possibly both: the second call
+        does nothing. The engine stops first, while the client still works (it
+        withdraws every proposal and sends the batteries back to 0 W, so nothing is
+        left steering a component that nobody maintains any more). The client must
+        be disconnected before its server stops, or its broadcaster tasks keep
+        retrying.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self.repairs.clear()
+        try:
+            await self.engine.stop()
+        finally:
+            await self.client.disconnect()
+            if self.simulator is not None:
+                await self.simulator.stop()
+
+
+type FrequenzMicrogridConfigEntry = ConfigEntry[MicrogridRuntimeData]
