@@ -8,7 +8,9 @@
   request's side (an inverter that may only do [262.8 W, ∞), asked for −1 W)
   gets 0 W and the request becomes excess, with and without exclusion zones. The
   SDK clamps it onto its range and sends +262.8 W. Through the whole chain too:
-  the pool's system bounds never make the power manager clamp across 0.
+  the pool's system bounds never make the power manager clamp across 0, and
+  unusable batteries that already do more than the request are not compensated
+  by running the others against it.
 """
 
 from __future__ import annotations
@@ -206,3 +208,21 @@ def test_a_charge_only_inverter_asked_to_discharge_gets_zero(
     assert isinstance(result, BatteryDistribution)
     assert result.setpoints == {1: 0.0}
     assert result.excess_power == request
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair_lists(), requests, exponents, requests)
+@example([make_pair(1, 50.0, WIDE)], 100.0, 1.0, 300.0)
+def test_unusable_batteries_are_not_compensated_against_the_request(
+    pairs: list[InverterBatteries], power: float, exponent: float, unreachable: float
+) -> None:
+    outcome = distribute_battery_power(
+        power, pairs, exponent=exponent, unreachable_power=unreachable
+    )
+    if isinstance(outcome, BatteryRefusal):
+        return
+    for setpoint in outcome.setpoints.values():
+        assert setpoint * power >= 0.0, (setpoint, power, unreachable)
+    if power * (power - unreachable) < 0.0:  # the unusable ones overshoot
+        assert outcome.distributed_power == 0.0
+        assert outcome.excess_power == power - unreachable

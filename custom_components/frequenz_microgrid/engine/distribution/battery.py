@@ -266,9 +266,14 @@ def distribute_battery_power(
         if refusal is not None:
             return refusal
 
-    if power == 0.0:
+    if power == 0.0 or power * request_w < 0.0:
+        # Beyond the SDK: when unusable batteries already do more than the request,
+        # the SDK runs the others against it to compensate (asked to charge 100 W
+        # with 300 W measured, it discharges 200 W). Ours leaves them at 0 W and
+        # reports the overshoot as excess.
         zeros = dict.fromkeys((pair.inverter_id for pair in pairs), 0.0)
-        return BatteryDistribution(request_w, zeros, 0.0, unreachable, pairs)
+        excess = 0.0 if power == 0.0 else power
+        return BatteryDistribution(request_w, zeros, excess, unreachable, pairs)
     if math.isclose(sum(view.capacities), 0.0, abs_tol=_CAPACITY_ZERO_TOLERANCE):
         return BatteryRefusal("All batteries have capacity 0")
 
