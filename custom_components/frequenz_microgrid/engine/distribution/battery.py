@@ -409,8 +409,11 @@ class _PairsView:
 
     def reachable_bounds(self) -> PowerBounds:
         """See `reachable_bounds`; computed from this view's lists (fast)."""
-        # Σ min(lower, 0); ``upper`` is never below 0 already.
-        lower = sum([value if value < 0.0 else 0.0 for value in self.lower])
+        # Σ min(lower, 0); ``upper`` is never below 0 already. A lower end above
+        # 0 is rare, so the common case is two passes in C, not one in Python.
+        lower = sum(self.lower)
+        if max(self.lower) > 0.0:
+            lower = sum([value if value < 0.0 else 0.0 for value in self.lower])
         upper = sum(self.upper)
         exclusion_lower = max(self.exclusion_lower)
         exclusion_upper = min(self.exclusion_upper)
