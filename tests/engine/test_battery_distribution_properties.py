@@ -90,9 +90,12 @@ def distributed(
 
 
 def share_in_direction(pair: InverterBatteries, charge: bool, exponent: float) -> bool:
-    """Whether SoC balancing gives this pair any share of the request."""
-    if exponent == 0.0:
-        return True
+    """Whether SoC balancing gives this pair any share of the request.
+
+    Only a pair with SoC room in the request's direction, whatever the exponent
+    (beyond the SDK, which at exponent 0 also charges a full battery).
+    """
+    del exponent  # the same for every exponent, 0 included
     if charge:
         return pair.soc_upper_pct > pair.soc_pct
     return pair.soc_pct > pair.soc_lower_pct

@@ -5,6 +5,10 @@ with and without powers and bounds, equal priorities, replacements, withdrawals,
 expiry and changing system bounds — are fed to both; after every step the returned
 target, the stored target and the bounds reported to every priority must agree
 within 1e-6 W.
+
+Where we deliberately differ, the case is picked out by a named predicate and our
+safe behaviour is asserted instead: `sdk_snaps_across_zero` (the shifting
+matryoshka's final snap out of the exclusion zone never reverses the target).
 """
 
 from __future__ import annotations
@@ -88,6 +92,26 @@ def _story(history: list[str]) -> str:
     return "\n".join(history)
 
 
+def sdk_snaps_across_zero(
+    ours: float | None, sdk: float | None, system: PowerBounds
+) -> bool:
+    """Where we deliberately differ: the SDK snaps the target across 0 W.
+
+    When one end of the range left is inside the exclusion zone, the SDK keeps
+    only the zone's far edge as a candidate and snaps to it even if it lies on
+    the other side of 0 (a −545 W target became +72 W). Ours takes 0 W there
+    (always allowed; spec §1 "0 if that edge has the opposite sign"), so the
+    pool never runs against what its actors asked for. Such a case shows as ours
+    at 0 W and the SDK on a non-zero edge of the zone.
+    """
+    return (
+        ours == 0.0
+        and sdk is not None
+        and sdk != 0.0
+        and sdk in (system.exclusion_lower, system.exclusion_upper)
+    )
+
+
 def _close(ours: float | None, sdk: float | None) -> bool:
     if ours is None or sdk is None:
         return ours is sdk
@@ -101,16 +125,24 @@ class Pair:
     ours: PowerManager
     sdk: SdkPowerManager
     rng: random.Random
+    system: PowerBounds
+    snapped_across_zero: int = 0
+    """Steps where the SDK's target was reversed and ours was 0 W."""
 
     def assert_agree(
         self, history: list[str], ours: float | None, sdk: float | None
     ) -> None:
-        assert _close(ours, sdk), f"{_story(history)}: target {ours} != SDK {sdk}"
         stored_ours = self.ours.target_power(IDS)
         stored_sdk = self.sdk.target_power()
-        assert _close(stored_ours, stored_sdk), (
-            f"{_story(history)}: stored target {stored_ours} != SDK {stored_sdk}"
-        )
+        if sdk_snaps_across_zero(stored_ours, stored_sdk, self.system):
+            # Ours is 0 W (checked by the predicate); the returned target too.
+            assert ours in (None, 0.0), _story(history)
+            self.snapped_across_zero += 1
+        else:
+            assert _close(ours, sdk), f"{_story(history)}: target {ours} != SDK {sdk}"
+            assert _close(stored_ours, stored_sdk), (
+                f"{_story(history)}: stored target {stored_ours} != SDK {stored_sdk}"
+            )
         for priority in self.rng.sample(REPORT_PRIORITIES, REPORTS_PER_STEP):
             bounds = self.ours.report(IDS, priority).bounds
             sdk_bounds = self.sdk.available_bounds(priority)
@@ -123,15 +155,15 @@ class Pair:
             )
 
 
-def run_scenario(seed: int, name: AlgorithmName) -> int:
-    """Play one random scenario on both; return the number of steps compared."""
+def run_scenario(seed: int, name: AlgorithmName) -> tuple[int, int]:
+    """Play one random scenario on both; return the steps played and differing."""
     rng = random.Random(seed)
     default_power = rng.choice(list(DefaultPower))
     system = random_system_bounds(rng)
     algorithm = Matryoshka() if name == "matryoshka" else ShiftingMatryoshka()
     ours = PowerManager(algorithm, default_power)
     ours.set_system_bounds(IDS, system)
-    pair = Pair(ours, SdkPowerManager(name, default_power, IDS, system), rng)
+    pair = Pair(ours, SdkPowerManager(name, default_power, IDS, system), rng, system)
     now = 0.0
     history = [f"seed={seed} default={default_power} system={system}"]
     for _ in range(STEPS_PER_SCENARIO):
@@ -150,16 +182,21 @@ def run_scenario(seed: int, name: AlgorithmName) -> int:
         else:
             system = random_system_bounds(rng)
             history.append(f"system bounds {system}")
+            pair.system = system
             pair.assert_agree(
                 history,
                 ours.set_system_bounds(IDS, system),
                 pair.sdk.set_system_bounds(system),
             )
-    return STEPS_PER_SCENARIO
+    return STEPS_PER_SCENARIO, pair.snapped_across_zero
 
 
 @pytest.mark.parametrize("name", ["matryoshka", "shifting"])
 def test_same_targets_and_bounds_as_the_sdk(name: AlgorithmName) -> None:
     base = 0 if name == "matryoshka" else 1_000_000
-    steps = sum(run_scenario(base + i, name) for i in range(SCENARIOS))
+    outcomes = [run_scenario(base + i, name) for i in range(SCENARIOS)]
+    steps = sum(played for played, _ in outcomes)
     assert steps == SCENARIOS * STEPS_PER_SCENARIO
+    # The deliberate difference is rare: the rest still match the SDK.
+    differing = sum(snapped for _, snapped in outcomes)
+    assert differing < steps // 20, differing

@@ -207,6 +207,12 @@ def reachable_bounds(pairs: Sequence[InverterBatteries]) -> PowerBounds:
     pairs can be switched off, so any single pair running alone at its minimum is
     a valid way to serve a small request. Only a request below every pair's
     minimum is truly out of reach.
+
+    Also beyond the SDK, the range always contains 0 W: a pair whose own range
+    excludes 0 on one side is switched off (0 W) for requests on that side, so
+    it adds nothing there instead of pulling the sum across 0. Otherwise the
+    power manager would clamp a −1 W proposal onto a +262.8 W lower bound and
+    reverse the request before the split ever sees it.
     """
     return _PairsView(pairs, charge=True).reachable_bounds()
 
@@ -260,9 +266,14 @@ def distribute_battery_power(
         if refusal is not None:
             return refusal
 
-    if power == 0.0:
+    if power == 0.0 or power * request_w < 0.0:
+        # Beyond the SDK: when unusable batteries already do more than the request,
+        # the SDK runs the others against it to compensate (asked to charge 100 W
+        # with 300 W measured, it discharges 200 W). Ours leaves them at 0 W and
+        # reports the overshoot as excess.
         zeros = dict.fromkeys((pair.inverter_id for pair in pairs), 0.0)
-        return BatteryDistribution(request_w, zeros, 0.0, unreachable, pairs)
+        excess = 0.0 if power == 0.0 else power
+        return BatteryDistribution(request_w, zeros, excess, unreachable, pairs)
     if math.isclose(sum(view.capacities), 0.0, abs_tol=_CAPACITY_ZERO_TOLERANCE):
         return BatteryRefusal("All batteries have capacity 0")
 
@@ -304,6 +315,12 @@ class _PairsView:
     accepts (the SDK's minimum power) and ``exclusion_lower`` the other edge.
     ``minimum`` is the smallest non-zero power the safe split may give it
     (``max(exclusion_upper, lower, 0)``).
+
+    Beyond the SDK, ``upper`` is never below 0: a pair whose inclusion range lies
+    entirely on the other side of 0 (an inverter that may only charge, asked to
+    discharge) gets 0 W — always allowed — and its share goes to the others or
+    becomes excess. The SDK clamps it onto its range and so sends power against
+    the request (−1 W asked, +262.8 W sent).
 
     This runs on every request, for every pair, so it is one pass with the
     ``min``/``max`` calls spelled out as comparisons (the same results, the same
@@ -381,7 +398,8 @@ class _PairsView:
                 )
             # max(0.0, available)
             add_available(available if available > 0.0 else 0.0)
-            add_upper(upper)
+            # max(upper, 0.0): never against the request (see the class doc)
+            add_upper(upper if upper > 0.0 else 0.0)
             add_lower(lower)
             add_exclusion_upper(edge)
             add_exclusion_lower(other_edge)
@@ -391,7 +409,11 @@ class _PairsView:
 
     def reachable_bounds(self) -> PowerBounds:
         """See `reachable_bounds`; computed from this view's lists (fast)."""
+        # Σ min(lower, 0); ``upper`` is never below 0 already. A lower end above
+        # 0 is rare, so the common case is two passes in C, not one in Python.
         lower = sum(self.lower)
+        if max(self.lower) > 0.0:
+            lower = sum([value if value < 0.0 else 0.0 for value in self.lower])
         upper = sum(self.upper)
         exclusion_lower = max(self.exclusion_lower)
         exclusion_upper = min(self.exclusion_upper)
@@ -404,6 +426,11 @@ class _PairsView:
 
         ``pow(x, 1.0)`` is exactly ``x`` and ``pow(x, 0.0)`` exactly ``1.0``, so the
         common exponents skip the call without changing a bit.
+
+        Beyond the SDK: a pair with no SoC room in the request's direction (at or
+        above its upper SoC limit when charging, at or below its lower one when
+        discharging) has ratio 0 whatever the exponent. The SDK computes
+        ``0.0 ** 0.0 == 1.0`` and so charges a full battery at exponent 0.
         """
         total_capacity = sum(self.capacities)
         pairs = zip(self.capacities, self.available_soc, strict=True)
@@ -412,7 +439,11 @@ class _PairsView:
                 capacity / total_capacity * available for capacity, available in pairs
             ]
         if exponent == 0.0:
-            return [capacity / total_capacity * 1.0 for capacity, _ in pairs]
+            # pow(0.0, 0.0) is 1.0: a full battery would get its capacity share.
+            return [
+                capacity / total_capacity * (1.0 if available > 0.0 else 0.0)
+                for capacity, available in pairs
+            ]
         return [
             capacity / total_capacity * pow(available, exponent)
             for capacity, available in pairs
@@ -496,8 +527,10 @@ def _all_safe(powers: list[float], ratios: list[float], view: _PairsView) -> boo
 
     Every power must be allowed by its pair's bounds, a pair without a share (full
     when charging, empty when discharging) gets nothing, and no pair works against
-    the request (the SDK can discharge one battery to charge the others when it
-    repairs an exclusion-zone shortfall) unless its bounds force it to.
+    the request, not even by a rounding error: the SDK can discharge one battery
+    to charge the others when it repairs an exclusion-zone shortfall, and it
+    clamps a pair whose range excludes 0 onto the wrong side of 0 (``upper`` in
+    the view is at least 0, so that shows up as a negative power here).
     """
     tolerance = _ALLOWED_TOLERANCE
     for power, ratio, lower, upper, excl_lower, excl_upper in zip(
@@ -513,9 +546,8 @@ def _all_safe(powers: list[float], ratios: list[float], view: _PairsView) -> boo
             continue
         if ratio == 0.0 or power < lower - tolerance or power > upper + tolerance:
             return False
-        # min(0.0, upper), spelled out (see `_PairsView`)
-        if power < (upper if upper < 0.0 else 0.0) - tolerance:
-            return False  # against the request's direction, and not forced to
+        if power < 0.0:
+            return False  # against the request's direction
         if excl_lower + tolerance < power < excl_upper - tolerance:
             return False
     return True

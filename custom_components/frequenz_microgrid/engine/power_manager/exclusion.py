@@ -120,13 +120,19 @@ def nearest_same_direction(
 
     Used by the shifting matryoshka: a battery asked to charge must not end up
     discharging because the exclusion zone's nearer edge is on the other side.
+    That holds also where the SDK keeps only one candidate (an interval with one
+    end inside the zone: −1 W asked, ``[0, 1]`` left, zone ``(−1, 1)`` gave
+    +1 W, and a 0 W target there went to +1 W too): whenever ``[lower, upper]``
+    contains 0 W, 0 W it is. Only bounds that exclude 0 W (a higher priority's)
+    can move the target across 0.
     """
     below, above = clamp_candidates(value, lower, upper, zone)
     if below is None:
-        return 0.0 if above is None else above
-    if above is None:
-        return below
-    nearest = above if above - value < value - below else below
-    if (value > 0.0 > nearest) or (value < 0.0 < nearest):
-        return 0.0
-    return nearest
+        nearest = 0.0 if above is None else above
+    elif above is None:
+        nearest = below
+    else:
+        nearest = above if above - value < value - below else below
+    reversed_ = (value >= 0.0 > nearest) or (value <= 0.0 < nearest)
+    zero_allowed = lower <= 0.0 <= upper or (below is not None and above is not None)
+    return 0.0 if reversed_ and zero_allowed else nearest
