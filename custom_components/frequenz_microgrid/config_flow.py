@@ -34,7 +34,12 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
-from .connection import ConnectionProblem, classify_error, probe_microgrid
+from .connection import (
+    ConnectionProblem,
+    classify_error,
+    is_sendable_key,
+    probe_microgrid,
+)
 from .const import (
     CONF_API_KEY,
     CONF_DEFAULT_PRIORITY,
@@ -161,6 +166,8 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
 
         Returns its info, or the form errors that say what to fix.
         """
+        if not is_sendable_key(data.get(CONF_API_KEY, "")):
+            return {CONF_API_KEY: "invalid_key_characters"}
         info = await _async_probe(data)
         if isinstance(info, ConnectionProblem):
             return {ERROR_FIELD[info]: info.value}
