@@ -32,6 +32,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
 from hypothesis import HealthCheck, given, settings, strategies as st
 import probatio as vol
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.frequenz_microgrid.const import (
@@ -79,6 +80,13 @@ TRANSLATIONS = json.loads(
     ).read_text(encoding="utf-8")
 )
 """The integration's English translations: every error key we raise must be in it."""
+
+pytestmark = pytest.mark.filterwarnings(
+    # Home Assistant's loop thread uses `random` while hypothesis draws in the
+    # executor; hypothesis takes that for a strategy using `random`.
+    "ignore:Do not use the `random` module"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
 
 FUZZ = settings(
     max_examples=300,
