@@ -69,16 +69,37 @@ DEFAULT_ACTOR = "default"
 VALID_BOUNDS_LIFETIMES_S = tuple(validity.value for validity in Validity)
 """Lifetimes the Microgrid API accepts for added bounds (5 s, 1, 5 and 15 min)."""
 
+
+def _coerce[N: (int, float)](kind: type[N]) -> Callable[[Any], N]:
+    """Return a validator converting a value to `kind`, refusing what won't convert.
+
+    Unlike `vol.Coerce`, whose compiled form lets the `OverflowError` of an integer
+    beyond a float's range (or of an infinite float made an int) escape as no
+    validation error at all, every failed conversion is a schema error here.
+    """
+
+    def coerce(value: Any) -> N:
+        try:
+            return kind(value)
+        except OverflowError as err:
+            raise vol.Invalid(
+                f"expected {kind.__name__}: the number is too large"
+            ) from err
+        except (TypeError, ValueError) as err:
+            raise vol.Invalid(f"expected {kind.__name__}") from err
+
+    return coerce
+
+
+_INT = _coerce(int)
 _ENTRY = vol.Required(ATTR_CONFIG_ENTRY_ID)
 _ENTRY_SELECTOR = ConfigEntrySelector({"integration": DOMAIN})
 _POOL = vol.Required(ATTR_POOL)
 _POOL_VALUE = vol.All(cv.string, vol.In([pool.value for pool in Pool]))
 _ACTOR = vol.Optional(ATTR_ACTOR, default=DEFAULT_ACTOR)
 _ACTOR_VALUE = vol.All(cv.string, vol.Length(min=1, max=100))
-_PRIORITY_VALUE = vol.All(
-    vol.Coerce(int), vol.Range(min=MIN_PRIORITY, max=MAX_PRIORITY)
-)
-_WATTS = vol.Coerce(float)
+_PRIORITY_VALUE = vol.All(_INT, vol.Range(min=MIN_PRIORITY, max=MAX_PRIORITY))
+_WATTS = _coerce(float)
 
 PROPOSE_POWER_SCHEMA = vol.Schema(
     {
@@ -90,7 +111,7 @@ PROPOSE_POWER_SCHEMA = vol.Schema(
         vol.Optional(ATTR_PRIORITY): _PRIORITY_VALUE,
         _ACTOR: _ACTOR_VALUE,
         vol.Optional(ATTR_COMPONENTS): vol.All(
-            cv.ensure_list, [vol.Coerce(int)], vol.Length(min=1)
+            cv.ensure_list, [_INT], vol.Length(min=1)
         ),
     }
 )
@@ -105,10 +126,10 @@ WITHDRAW_PROPOSAL_SCHEMA = vol.Schema(
 SET_COMPONENT_BOUNDS_SCHEMA = vol.Schema(
     {
         _ENTRY: _ENTRY_SELECTOR,
-        vol.Required(ATTR_COMPONENT): vol.Coerce(int),
+        vol.Required(ATTR_COMPONENT): _INT,
         vol.Required(ATTR_LOWER): _WATTS,
         vol.Required(ATTR_UPPER): _WATTS,
-        vol.Optional(ATTR_VALIDITY, default=Validity.ONE_MINUTE.value): vol.Coerce(int),
+        vol.Optional(ATTR_VALIDITY, default=Validity.ONE_MINUTE.value): _INT,
     }
 )
 GET_POWER_STATUS_SCHEMA = vol.Schema({_ENTRY: _ENTRY_SELECTOR})

@@ -9,6 +9,7 @@ reconfigure can't silently point an entry at another microgrid.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import math
 from typing import Any
 
 from frequenz.client.microgrid import MicrogridInfo
@@ -33,7 +34,12 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
-from .connection import ConnectionProblem, classify_error, probe_microgrid
+from .connection import (
+    ConnectionProblem,
+    classify_error,
+    is_sendable_key,
+    probe_microgrid,
+)
 from .const import (
     CONF_API_KEY,
     CONF_DEFAULT_PRIORITY,
@@ -160,6 +166,8 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
 
         Returns its info, or the form errors that say what to fix.
         """
+        if not is_sendable_key(data.get(CONF_API_KEY, "")):
+            return {CONF_API_KEY: "invalid_key_characters"}
         info = await _async_probe(data)
         if isinstance(info, ConnectionProblem):
             return {ERROR_FIELD[info]: info.value}
@@ -284,15 +292,29 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Show and store the options."""
+        """Show and store the options.
+
+        The number boxes check their range, but NaN compares as inside any range
+        (and infinity can't be a priority): such input is refused here, or a NaN
+        freshness window would make every component count as fresh forever.
+        """
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(
-                data={
-                    CONF_FRESHNESS_S: float(user_input[CONF_FRESHNESS_S]),
-                    CONF_DEFAULT_PRIORITY: int(user_input[CONF_DEFAULT_PRIORITY]),
-                    CONF_REAPPLY_SETPOINTS: bool(user_input[CONF_REAPPLY_SETPOINTS]),
-                }
-            )
+            errors = {
+                key: "not_a_number"
+                for key in (CONF_FRESHNESS_S, CONF_DEFAULT_PRIORITY)
+                if not math.isfinite(user_input[key])
+            }
+            if not errors:
+                return self.async_create_entry(
+                    data={
+                        CONF_FRESHNESS_S: float(user_input[CONF_FRESHNESS_S]),
+                        CONF_DEFAULT_PRIORITY: int(user_input[CONF_DEFAULT_PRIORITY]),
+                        CONF_REAPPLY_SETPOINTS: bool(
+                            user_input[CONF_REAPPLY_SETPOINTS]
+                        ),
+                    }
+                )
 
         options = self.config_entry.options
         schema = vol.Schema(
@@ -313,4 +335,4 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
                 ): BooleanSelector(),
             }
         )
-        return self.async_show_form(step_id="init", data_schema=schema)
+        return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

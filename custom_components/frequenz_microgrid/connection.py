@@ -28,6 +28,15 @@ class ConnectionProblem(StrEnum):
     UNKNOWN = "unknown"
 
 
+def is_sendable_key(api_key: str) -> bool:
+    """Whether `api_key` can travel as gRPC metadata: printable ASCII only.
+
+    gRPC refuses any other header value when a call starts, with an error that
+    says nothing about the key; checking first lets the user learn what to fix.
+    """
+    return all(" " <= char <= "~" for char in api_key)
+
+
 def open_client(
     url: str, *, api_key: str | None = None, signing_secret: str | None = None
 ) -> MicrogridApiClient:

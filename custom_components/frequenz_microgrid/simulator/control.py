@@ -82,6 +82,8 @@ class PowerControl:
         )
         self.setpoints_received = 0
         """Every active-power setpoint received (the history keeps the newest)."""
+        self.requests_received = 0
+        """Every set-power and augment-bounds request, refused ones included."""
         self.unsafe_setpoint_count = 0
         self._previous_bounds: dict[int, PowerBounds] = {}
 
@@ -107,6 +109,7 @@ class PowerControl:
             SetpointNotAppliedError: the component is faulted to answer with a
                 REJECTED or FAILED status reply.
         """
+        self.requests_received += 1
         lifetime = self._check_request(component_id, power_w, lifetime_s)
         self.setpoints.append(ReceivedSetpoint(now_s, component_id, power_w, lifetime))
         self.setpoints_received += 1
@@ -136,6 +139,7 @@ class PowerControl:
         now_s: float,
     ) -> float:
         """Apply a reactive-power setpoint (inverters only); return its lifetime."""
+        self.requests_received += 1
         lifetime = self._check_request(component_id, power_var, lifetime_s)
         spec = self._model.component(component_id).spec
         if spec.inverter is None:
@@ -169,6 +173,7 @@ class PowerControl:
         Inverters and EV chargers take AC active-power bounds, batteries DC-power
         bounds.
         """
+        self.requests_received += 1
         runtime = self._require_component(component_id)
         kind = runtime.spec.kind
         if kind not in CONTROLLABLE_KINDS and kind is not Kind.BATTERY:
