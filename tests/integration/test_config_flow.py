@@ -7,6 +7,7 @@ its own tests in `test_init.py`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+import math
 from typing import Any
 from unittest.mock import patch
 
@@ -408,3 +409,43 @@ async def test_options_reject_out_of_range(hass: HomeAssistant) -> None:
                 CONF_REAPPLY_SETPOINTS: False,
             },
         )
+
+
+@pytest.mark.parametrize("key", ["schlüssel", "key\nwith-newline"])
+async def test_connect_refuses_a_key_grpc_cannot_send(
+    hass: HomeAssistant, gateway: AuthGateway, key: str
+) -> None:
+    """A key gRPC can't put in a header is a field error, not an unexpected one."""
+    flow_id = await _connect_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_URL: gateway.url, CONF_API_KEY: key}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_API_KEY: "invalid_key_characters"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (CONF_FRESHNESS_S, math.nan),  # NaN compares as inside any range
+        (CONF_DEFAULT_PRIORITY, math.nan),
+    ],
+)
+async def test_options_refuse_a_value_that_is_not_a_number(
+    hass: HomeAssistant, field: str, value: float
+) -> None:
+    entry = _add_entry(hass, "grpc://host:1")
+    before = dict(entry.options)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    user_input: dict[str, Any] = {
+        CONF_FRESHNESS_S: 5.0,
+        CONF_DEFAULT_PRIORITY: 0,
+        CONF_REAPPLY_SETPOINTS: False,
+        field: value,
+    }
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], user_input
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {field: "not_a_number"}
+    assert dict(entry.options) == before
