@@ -180,9 +180,7 @@ def fair_split(
                 low = middle
             else:
                 high = middle
-    return {
-        c.component_id: _clamp(low, c.min_power_w, c.max_power_w) for c in chargers
-    }
+    return {c.component_id: _clamp(low, c.min_power_w, c.max_power_w) for c in chargers}
 
 
 def _clamp(value: float, low: float, high: float) -> float:
