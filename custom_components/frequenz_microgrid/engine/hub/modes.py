@@ -162,10 +162,31 @@ class ChargerModes:
         old = self.state(charger_id)
         self._store(charger_id, dataclasses.replace(old, solar_min_current=enabled))
 
-    def restore(self, charger_id: int, state: ChargerModeState) -> None:
-        """Put back a stored state (ignored for chargers the microgrid lacks)."""
-        if charger_id in self.charger_ids:
-            self._store(charger_id, state)
+    def restore(
+        self,
+        charger_id: int,
+        state: ChargerModeState,
+        *,
+        boost_remaining_s: float | None = None,
+    ) -> None:
+        """Put back a stored state (ignored for chargers the microgrid lacks).
+
+        A boost comes back with the time it had left; one that ran out while
+        Home Assistant was away comes back as the mode it would have returned to.
+        """
+        if charger_id not in self.charger_ids:
+            return
+        if state.mode is ChargerMode.BOOST:
+            if boost_remaining_s is not None and boost_remaining_s > 0.0:
+                until = self._clock() + min(boost_remaining_s, MAX_BOOST_S)
+                state = dataclasses.replace(state, boost_until=until)
+            else:
+                state = dataclasses.replace(
+                    state, mode=state.after_boost, boost_until=None
+                )
+        else:
+            state = dataclasses.replace(state, boost_until=None)
+        self._store(charger_id, state)
 
     def listen(self, callback: Listener) -> Callable[[], None]:
         """Call `callback` after every change; return the unsubscribe function."""

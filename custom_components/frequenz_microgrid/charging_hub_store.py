@@ -1,0 +1,112 @@
+"""The charging hub's settings, kept across restarts in a `Store`.
+
+Charger modes (with a boost's end as a wall-clock time, so a boost survives a
+restart with the time it had left), the solar minimum-current option per charger,
+the boost duration, and whether the battery may charge the EVs down to which SoC.
+They are loaded into the engine *before* it starts, so a charger set to *off*
+never charges for a moment after a restart; every change is saved shortly after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+import logging
+from typing import Any, Final
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN
+from .engine.control import MicrogridController
+from .engine.hub.modes import ChargerMode, ChargerModeState, check_boost_duration
+
+_LOGGER = logging.getLogger(__name__)
+
+STORAGE_VERSION: Final = 1
+SAVE_DELAY_S: Final = 1.0
+
+
+class ChargingHubSettings:
+    """Loads, applies and saves the hub settings of one entry's controller."""
+
+    def __init__(
+        self, hass: HomeAssistant, entry_id: str, controller: MicrogridController
+    ) -> None:
+        """Keep the settings of `controller` in the entry's own store."""
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.charging_hub"
+        )
+        self.controller = controller
+
+    async def async_load(self) -> None:
+        """Apply the stored settings (nothing stored: the defaults stay)."""
+        data = await self._store.async_load()
+        if not data:
+            return
+        try:
+            self._apply(data)
+        except (KeyError, TypeError, ValueError) as err:
+            # A damaged file must not keep the microgrid from loading.
+            _LOGGER.warning("Ignoring damaged charging hub settings: %s", err)
+
+    def follow(self) -> Callable[[], None]:
+        """Save after every mode change; return the function that stops it."""
+        return self.controller.charger_modes.listen(self.changed)
+
+    @callback
+    def changed(self) -> None:
+        """Save the settings shortly (changes in a burst are written once)."""
+        self._store.async_delay_save(self._data, SAVE_DELAY_S)
+
+    def _data(self) -> dict[str, Any]:
+        modes = self.controller.charger_modes
+        battery = self.controller.battery_for_evs
+        chargers: dict[str, Any] = {}
+        for charger_id, state in modes.states().items():
+            remaining = modes.boost_remaining_s(charger_id)
+            chargers[str(charger_id)] = {
+                "mode": state.mode.value,
+                "after_boost": state.after_boost.value,
+                "boost_until": None
+                if remaining is None
+                else (dt_util.utcnow() + timedelta(seconds=remaining)).isoformat(),
+                "solar_min_current": state.solar_min_current,
+            }
+        return {
+            "chargers": chargers,
+            "boost_s": modes.default_boost_s,
+            "battery_for_evs": {
+                "allowed": battery.allowed,
+                "floor_soc_pct": battery.floor_soc_pct,
+            },
+        }
+
+    def _apply(self, data: dict[str, Any]) -> None:
+        modes = self.controller.charger_modes
+        battery = self.controller.battery_for_evs
+        boost_s = float(data.get("boost_s", modes.default_boost_s))
+        check_boost_duration(boost_s)
+        modes.default_boost_s = boost_s
+        stored_battery = data.get("battery_for_evs", {})
+        battery.allowed = bool(stored_battery.get("allowed", battery.allowed))
+        battery.set_floor_soc(
+            float(stored_battery.get("floor_soc_pct", battery.floor_soc_pct))
+        )
+        for key, stored in data.get("chargers", {}).items():
+            until = stored.get("boost_until")
+            remaining = (
+                None
+                if until is None
+                else (datetime.fromisoformat(until) - dt_util.utcnow()).total_seconds()
+            )
+            modes.restore(
+                int(key),
+                ChargerModeState(
+                    mode=ChargerMode(stored["mode"]),
+                    after_boost=ChargerMode(stored.get("after_boost", "fast")),
+                    solar_min_current=bool(stored.get("solar_min_current", False)),
+                ),
+                boost_remaining_s=remaining,
+            )
