@@ -9,7 +9,7 @@ never charges for a moment after a restart; every change is saved shortly after.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 import logging
 from typing import Any, Final
@@ -39,6 +39,7 @@ class ChargingHubSettings:
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.charging_hub"
         )
         self.controller = controller
+        self._pending = False
 
     async def async_load(self) -> None:
         """Apply the stored settings (nothing stored: the defaults stay)."""
@@ -51,14 +52,30 @@ class ChargingHubSettings:
             # A damaged file must not keep the microgrid from loading.
             _LOGGER.warning("Ignoring damaged charging hub settings: %s", err)
 
-    def follow(self) -> Callable[[], None]:
-        """Save after every mode change; return the function that stops it."""
-        return self.controller.charger_modes.listen(self.changed)
+    def follow(self) -> Callable[[], Coroutine[Any, Any, None]]:
+        """Save after every mode change; return the coroutine function that stops it.
+
+        Stopping writes what is pending at once, so a reload reads the last change.
+        """
+        unsubscribe = self.controller.charger_modes.listen(self.changed)
+
+        async def stop() -> None:
+            unsubscribe()
+            if self._pending:
+                await self._store.async_save(self._data())
+
+        return stop
 
     @callback
     def changed(self) -> None:
         """Save the settings shortly (changes in a burst are written once)."""
-        self._store.async_delay_save(self._data, SAVE_DELAY_S)
+        self._pending = True
+        self._store.async_delay_save(self._saved_data, SAVE_DELAY_S)
+
+    def _saved_data(self) -> dict[str, Any]:
+        """The data to write, now that a delayed save runs."""
+        self._pending = False
+        return self._data()
 
     def _data(self) -> dict[str, Any]:
         modes = self.controller.charger_modes
