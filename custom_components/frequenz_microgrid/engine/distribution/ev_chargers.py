@@ -17,7 +17,9 @@ acts at once) and goes further (spec §4):
 - **Who charges when not everyone fits.** When the limit cannot give every EV its
   minimum (6 A), EVs are admitted in a deterministic order – priority, then who has
   waited longest – and rotate: an EV that has charged for ``min_dwell_s`` yields to
-  one that is waiting.
+  one that is waiting. A boosted EV (`EvChargerInput.boost`) comes before all.
+- **Modes.** The charging hub's charger modes (`engine.hub.modes`) only narrow an
+  input: a 0 W hold (`held_off`), an upper limit (`mode_max_current_a`) or boost.
 - **Give-back.** An EV that draws well below its allocation for
   ``give_back_after_s`` is capped near what it draws, so the others get the rest
   within seconds; the cap grows back as soon as the EV draws more.
