@@ -356,3 +356,48 @@ def test_bounded_batteries_never_discharge_into_the_evs(
         assert power >= target  # only ever less discharge, never more
         if target >= 0.0:
             assert power == target  # charging is never touched
+
+
+# -- modes never relax the fuse or the target ----------------------------------------
+
+modes_strategy = st.lists(st.sampled_from(list(ChargerMode)), min_size=1, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    modes_strategy,
+    st.lists(st.floats(min_value=-8000.0, max_value=20_000.0), min_size=1, max_size=30),
+    st.floats(min_value=6.0, max_value=80.0),
+    st.floats(min_value=0.0, max_value=60_000.0),
+    st.booleans(),
+)
+def test_no_mode_ever_breaks_the_fuse_the_target_or_off(
+    chosen: list[ChargerMode],
+    exports: list[float],
+    phase_limit_a: float,
+    target_w: float,
+    min_current: bool,
+) -> None:
+    """Round after round with a moving surplus: per phase ≤ the fuse, Σ ≤ target."""
+    clock = Clock()
+    site: list[SiteFlows | None] = [None]
+    ids = tuple(range(1, len(chosen) + 1))
+    modes = modes_with(clock, site, *ids, start_delay_s=2.0, stop_delay_s=3.0)
+    for cid, mode in zip(ids, chosen, strict=True):
+        modes.set_mode(cid, mode, boost_s=5.0 if mode is ChargerMode.BOOST else None)
+        modes.set_solar_min_current(cid, min_current)
+    allocator = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=phase_limit_a))
+    drawn = dict.fromkeys(ids, 0.0)
+    for step, export in enumerate(exports):
+        now = clock.now = 1000.0 + step
+        site[0] = SiteFlows(grid_power_w=-export)
+        inputs = {cid: ev(cid, drawing_w=drawn[cid]) for cid in ids}
+        allocation = allocator.allocate(
+            target_w, list(modes.apply(inputs, now).values()), now
+        )
+        assert max(allocation.phase_currents_a) <= phase_limit_a + 1e-6
+        assert allocation.total_power_w <= target_w + 1e-6
+        for cid in ids:
+            if modes.mode(cid) is ChargerMode.OFF:
+                assert allocation.setpoints[cid].power_w == 0.0
+        drawn = allocation.powers()
