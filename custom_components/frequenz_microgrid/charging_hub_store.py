@@ -48,7 +48,7 @@ class ChargingHubSettings:
             return
         try:
             self._apply(data)
-        except (KeyError, TypeError, ValueError) as err:
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
             # A damaged file must not keep the microgrid from loading.
             _LOGGER.warning("Ignoring damaged charging hub settings: %s", err)
 
@@ -101,29 +101,32 @@ class ChargingHubSettings:
         }
 
     def _apply(self, data: dict[str, Any]) -> None:
+        """Check every stored value first, then apply them all (or none)."""
         modes = self.controller.charger_modes
         battery = self.controller.battery_for_evs
         boost_s = float(data.get("boost_s", modes.default_boost_s))
         check_boost_duration(boost_s)
-        modes.default_boost_s = boost_s
         stored_battery = data.get("battery_for_evs", {})
-        battery.allowed = bool(stored_battery.get("allowed", battery.allowed))
-        battery.set_floor_soc(
-            float(stored_battery.get("floor_soc_pct", battery.floor_soc_pct))
-        )
-        for key, stored in data.get("chargers", {}).items():
+        allowed = bool(stored_battery.get("allowed", battery.allowed))
+        floor = float(stored_battery.get("floor_soc_pct", battery.floor_soc_pct))
+        if not 0.0 <= floor <= 100.0:
+            raise ValueError(f"floor SoC {floor} outside 0–100 %")
+        restored: list[tuple[int, ChargerModeState, float | None]] = []
+        for key, stored in dict(data.get("chargers", {})).items():
             until = stored.get("boost_until")
             remaining = (
                 None
                 if until is None
                 else (datetime.fromisoformat(until) - dt_util.utcnow()).total_seconds()
             )
-            modes.restore(
-                int(key),
-                ChargerModeState(
-                    mode=ChargerMode(stored["mode"]),
-                    after_boost=ChargerMode(stored.get("after_boost", "fast")),
-                    solar_min_current=bool(stored.get("solar_min_current", False)),
-                ),
-                boost_remaining_s=remaining,
+            state = ChargerModeState(
+                mode=ChargerMode(stored["mode"]),
+                after_boost=ChargerMode(stored.get("after_boost", "fast")),
+                solar_min_current=bool(stored.get("solar_min_current", False)),
             )
+            restored.append((int(key), state, remaining))
+        modes.default_boost_s = boost_s
+        battery.allowed = allowed
+        battery.set_floor_soc(floor)
+        for charger_id, state, remaining in restored:
+            modes.restore(charger_id, state, boost_remaining_s=remaining)

@@ -14,7 +14,7 @@ import copy
 from datetime import timedelta
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
@@ -29,7 +29,7 @@ from custom_components.frequenz_microgrid.simulator.scenario import (
 )
 from tests.observations import held_setpoint, setpoints_to
 
-from .conftest import entity_id_of, serving, wait_for
+from .conftest import entity_id_of, microgrid_entry, serving, wait_for
 from .steering_helpers import (
     BATTERY,
     BATTERY_INVERTER,
@@ -433,3 +433,37 @@ async def test_modes_and_hub_settings_are_kept_across_a_restart(
         )
         await _sleep_ticks(hass, 2)
         assert held_setpoint(sim, GARAGE_WALLBOX) == 0.0
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"chargers": {"6": {"mode": "warp"}}},
+        {"boost_s": "nan"},
+        {"battery_for_evs": {"floor_soc_pct": 250}},
+        {"chargers": "oops"},
+        {"chargers": {"6": "off"}},
+        {"chargers": {"6": {"mode": "off"}, "7": {"mode": "warp"}}},
+    ],
+)
+async def test_damaged_hub_settings_leave_the_defaults_and_the_entry_loads(
+    hass: HomeAssistant, hass_storage: dict[str, Any], stored: dict[str, Any]
+) -> None:
+    async with serving(hass, scenario_from_dict(home())) as sim:
+        entry = microgrid_entry(sim.url, unique_id=str(sim.scenario.microgrid_id))
+        hass_storage[f"frequenz_microgrid.{entry.entry_id}.charging_hub"] = {
+            "version": 1,
+            "minor_version": 1,
+            "key": f"frequenz_microgrid.{entry.entry_id}.charging_hub",
+            "data": stored,
+        }
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+
+        loaded = cast(FrequenzMicrogridConfigEntry, entry)
+        controller = loaded.runtime_data.engine.controller
+        # All or nothing: a damaged part keeps the good parts from half-applying.
+        assert controller.charger_modes.mode(GARAGE_WALLBOX) is ChargerMode.FAST
+        assert controller.charger_modes.default_boost_s == 3600.0
+        assert controller.battery_for_evs.floor_soc_pct == 0.0
