@@ -20,6 +20,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 import pytest
 
+from custom_components.frequenz_microgrid.diagnostics import (
+    async_get_config_entry_diagnostics,
+)
 from custom_components.frequenz_microgrid.engine.hub.modes import ChargerMode
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
@@ -193,6 +196,10 @@ async def test_solar_follows_the_pv_surplus_and_stops_without_it(
         )
         # Not from the grid: the site still exports (or is balanced).
         assert grid_power_w(sim) <= WATTS_PER_AMP
+        hub = (await async_get_config_entry_diagnostics(hass, entry))["charging_hub"]
+        assert hub["chargers"][str(GARAGE_WALLBOX)]["mode"] == "solar"
+        assert hub["chargers"][str(GARAGE_WALLBOX)]["solar_charging"] is True
+        assert abs(hub["solar_surplus_w"] - surplus) <= WATTS_PER_AMP
 
         # A cloud (the PV curtailed to 5 kW): the EV follows the surplus down.
         await call_action(hass, "propose_power", propose(entry, "pv", power=-5000.0))
@@ -298,6 +305,9 @@ async def test_the_battery_does_not_discharge_into_the_evs_when_disallowed(
             for power in setpoints_to(sim, BATTERY_INVERTER)[settled - 1 :]
         )
         assert len(setpoints_to(sim, BATTERY_INVERTER)) > sent_at
+        hub = (await async_get_config_entry_diagnostics(hass, entry))["charging_hub"]
+        assert hub["battery_for_evs"]["allowed"] is False
+        assert 0.0 <= hub["battery_for_evs"]["discharge_limit_w"] <= HOUSEHOLD_W + 100
         # The grid carries the EV: the battery fed the house only.
         assert grid_power_w(sim) >= charger_power_w(sim, GARAGE_WALLBOX) - 200.0
 

@@ -159,7 +159,7 @@ class MicrogridController:
                 self._context,
                 manager(PowerManager.for_batteries),
                 exponent=battery_exponent,
-                discharge_limit=self._battery_discharge_limit,
+                discharge_limit=self.battery_discharge_limit_w,
             ),
             Pool.EV_CHARGERS: EvPoolSteering(
                 self._context,
@@ -295,8 +295,12 @@ class MicrogridController:
         """Take the site's latest power flows (solar surplus, battery for EVs)."""
         self._site = site
 
-    def _battery_discharge_limit(self) -> float | None:
-        """The battery pool's discharge limit now; none without EV chargers."""
+    def battery_discharge_limit_w(self) -> float | None:
+        """The battery pool's discharge limit now (W); `None`: none.
+
+        Only while EVs charge and the battery may not feed them (the hub's
+        setting); never without EV chargers.
+        """
         if not self._pools[Pool.EV_CHARGERS].component_ids:
             return None
         return self.battery_for_evs.discharge_limit_w(self._site)
