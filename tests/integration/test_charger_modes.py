@@ -477,3 +477,34 @@ async def test_damaged_hub_settings_leave_the_defaults_and_the_entry_loads(
         assert controller.charger_modes.mode(GARAGE_WALLBOX) is ChargerMode.FAST
         assert controller.charger_modes.default_boost_s == 3600.0
         assert controller.battery_for_evs.floor_soc_pct == 0.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("boost_duration", "nan"), ("battery_floor_soc_for_evs", "nan")],
+)
+async def test_a_nan_hub_setting_is_refused_and_changes_nothing(
+    hass: HomeAssistant, key: str, value: str
+) -> None:
+    async with serving(hass, scenario_from_dict(home())) as sim:
+        entry = await _entry(hass, sim)
+        controller = entry.runtime_data.engine.controller
+        battery = controller.battery_for_evs
+        before = (controller.charger_modes.default_boost_s, battery.floor_soc_pct)
+        shown = hass.states.get(_entity(hass, entry, key))
+        assert shown is not None
+        with pytest.raises(ServiceValidationError) as refused:
+            await hass.services.async_call(
+                "number",
+                "set_value",
+                {"entity_id": _entity(hass, entry, key), "value": value},
+                blocking=True,
+            )
+        assert refused.value.translation_key == "invalid_hub_setting"
+        assert (
+            controller.charger_modes.default_boost_s,
+            battery.floor_soc_pct,
+        ) == before
+        after = hass.states.get(_entity(hass, entry, key))
+        assert after is not None
+        assert after.state == shown.state
