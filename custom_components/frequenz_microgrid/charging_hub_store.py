@@ -2,7 +2,8 @@
 
 Charger modes (with a boost's end as a wall-clock time, so a boost survives a
 restart with the time it had left), the solar minimum-current option per charger,
-the boost duration, and whether the battery may charge the EVs down to which SoC.
+the boost duration, the solar start and stop delays, and whether the battery may
+charge the EVs down to which SoC.
 They are loaded into the engine *before* it starts, so a charger set to *off*
 never charges for a moment after a restart; every change is saved shortly after.
 """
@@ -21,6 +22,7 @@ from homeassistant.util import dt as dt_util
 from .const import DOMAIN
 from .engine.control import MicrogridController
 from .engine.hub.modes import ChargerMode, ChargerModeState, check_boost_duration
+from .engine.hub.solar import check_delay
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -94,6 +96,10 @@ class ChargingHubSettings:
         return {
             "chargers": chargers,
             "boost_s": modes.default_boost_s,
+            "solar_delays_s": {
+                "start": modes.solar.start_delay_s,
+                "stop": modes.solar.stop_delay_s,
+            },
             "battery_for_evs": {
                 "allowed": battery.allowed,
                 "floor_soc_pct": battery.floor_soc_pct,
@@ -106,6 +112,9 @@ class ChargingHubSettings:
         battery = self.controller.battery_for_evs
         boost_s = float(data.get("boost_s", modes.default_boost_s))
         check_boost_duration(boost_s)
+        delays = data.get("solar_delays_s", {})
+        start_s = check_delay(float(delays.get("start", modes.solar.start_delay_s)))
+        stop_s = check_delay(float(delays.get("stop", modes.solar.stop_delay_s)))
         stored_battery = data.get("battery_for_evs", {})
         allowed = bool(stored_battery.get("allowed", battery.allowed))
         floor = float(stored_battery.get("floor_soc_pct", battery.floor_soc_pct))
@@ -126,6 +135,7 @@ class ChargingHubSettings:
             )
             restored.append((int(key), state, remaining))
         modes.default_boost_s = boost_s
+        modes.solar.start_delay_s, modes.solar.stop_delay_s = start_s, stop_s
         battery.allowed = allowed
         battery.set_floor_soc(floor)
         for charger_id, state, remaining in restored:

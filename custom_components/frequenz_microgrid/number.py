@@ -50,6 +50,7 @@ from .engine import members
 from .engine.bounds import Bounds, PowerBounds, sum_bounds
 from .engine.control import MicrogridController, Pool, ProposalStatus
 from .engine.hub.modes import MAX_BOOST_S, check_boost_duration
+from .engine.hub.solar import MAX_DELAY_S, check_delay
 from .engine.power_manager import ProposalRefusedError
 from .engine.results import Error, OutOfBounds, Result
 from .entity import SteeringEntity, of_steerable_pools
@@ -354,6 +355,14 @@ def _set_boost_minutes(controller: MicrogridController, minutes: float) -> None:
     controller.charger_modes.default_boost_s = minutes * 60.0
 
 
+def _set_solar_start_delay(controller: MicrogridController, delay_s: float) -> None:
+    controller.charger_modes.solar.start_delay_s = check_delay(delay_s)
+
+
+def _set_solar_stop_delay(controller: MicrogridController, delay_s: float) -> None:
+    controller.charger_modes.solar.stop_delay_s = check_delay(delay_s)
+
+
 def _set_floor_soc(controller: MicrogridController, soc_pct: float) -> None:
     controller.battery_for_evs.set_floor_soc(soc_pct)
     controller.on_tick()  # bound (or free) the battery at once
@@ -372,6 +381,34 @@ HUB_SETTING_NUMBERS: tuple[HubSettingDescription, ...] = (
         mode=NumberMode.BOX,
         value_fn=lambda c: c.charger_modes.default_boost_s / 60.0,
         set_fn=_set_boost_minutes,
+        exists_fn=lambda chargers, _batteries: bool(chargers),
+    ),
+    HubSettingDescription(
+        key="solar_start_delay",
+        translation_key="solar_start_delay",
+        entity_category=EntityCategory.CONFIG,
+        device_class=NumberDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        native_min_value=0.0,
+        native_max_value=MAX_DELAY_S,
+        native_step=1.0,
+        mode=NumberMode.BOX,
+        value_fn=lambda c: c.charger_modes.solar.start_delay_s,
+        set_fn=_set_solar_start_delay,
+        exists_fn=lambda chargers, _batteries: bool(chargers),
+    ),
+    HubSettingDescription(
+        key="solar_stop_delay",
+        translation_key="solar_stop_delay",
+        entity_category=EntityCategory.CONFIG,
+        device_class=NumberDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        native_min_value=0.0,
+        native_max_value=MAX_DELAY_S,
+        native_step=1.0,
+        mode=NumberMode.BOX,
+        value_fn=lambda c: c.charger_modes.solar.stop_delay_s,
+        set_fn=_set_solar_stop_delay,
         exists_fn=lambda chargers, _batteries: bool(chargers),
     ),
     HubSettingDescription(

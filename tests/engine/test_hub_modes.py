@@ -215,6 +215,14 @@ def test_solar_surplus_is_shared_fairly_and_a_one_phase_ev_counts_what_it_draws(
     assert shaped[2].mode_max_current_a == pytest.approx(4500 / V)
 
 
+@pytest.mark.parametrize("delay", [-1.0, math.nan, math.inf, 3601.0])
+def test_a_bad_solar_delay_is_refused(delay: float) -> None:
+    with pytest.raises(ValueError, match="delay"):
+        SolarSharing(start_delay_s=delay)
+    with pytest.raises(ValueError, match="delay"):
+        SolarSharing(stop_delay_s=delay)
+
+
 def test_fair_split_gives_everyone_the_same_unless_min_or_max_holds_them() -> None:
     chargers = [
         SolarCharger(1, 1000.0, 2000.0),

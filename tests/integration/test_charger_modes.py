@@ -115,11 +115,15 @@ def charger_power_w(sim: MicrogridSimulator, charger: int) -> float:
     return sim.model.component(charger).active_power_w
 
 
-def _fast_solar(entry: FrequenzMicrogridConfigEntry, *, stop_s: float = 0.0) -> None:
-    """Solar hysteresis of a test: start at once, stop after `stop_s`."""
-    solar = entry.runtime_data.engine.controller.charger_modes.solar
-    solar.start_delay_s = 0.0
-    solar.stop_delay_s = stop_s
+async def set_number(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry, key: str, value: float
+) -> None:
+    await hass.services.async_call(
+        "number",
+        "set_value",
+        {"entity_id": _entity(hass, entry, key), "value": value},
+        blocking=True,
+    )
 
 
 # -- off -----------------------------------------------------------------------------
@@ -178,7 +182,9 @@ async def test_solar_follows_the_pv_surplus_and_stops_without_it(
     )
     async with serving(hass, scenario_from_dict(scenario)) as sim:
         entry = await _entry(hass, sim)
-        _fast_solar(entry, stop_s=3.0)
+        # Hysteresis of this test: start at once, stop after 3 s.
+        await set_number(hass, entry, "solar_start_delay", 0)
+        await set_number(hass, entry, "solar_stop_delay", 3)
         await select_mode(hass, entry, GARAGE_WALLBOX, "solar")
         # Noon: the PV makes its 7 kW peak, the house takes 600 W.
         surplus = 7000.0 - HOUSEHOLD_W
@@ -317,15 +323,7 @@ async def test_the_battery_does_not_discharge_into_the_evs_when_disallowed(
             lambda: last_setpoint(sim, BATTERY_INVERTER) == -5000.0,
             what="the battery to feed the EV again",
         )
-        await hass.services.async_call(
-            "number",
-            "set_value",
-            {
-                "entity_id": _entity(hass, entry, "battery_floor_soc_for_evs"),
-                "value": 60,
-            },
-            blocking=True,
-        )
+        await set_number(hass, entry, "battery_floor_soc_for_evs", 60)
         await wait_for(
             lambda: (
                 (last_setpoint(sim, BATTERY_INVERTER) or -math.inf)
@@ -409,12 +407,8 @@ async def test_modes_and_hub_settings_are_kept_across_a_restart(
             blocking=True,
         )
         await switch(hass, entry, "battery_for_evs", on=False)
-        await hass.services.async_call(
-            "number",
-            "set_value",
-            {"entity_id": _entity(hass, entry, "boost_duration"), "value": 45},
-            blocking=True,
-        )
+        await set_number(hass, entry, "boost_duration", 45)
+        await set_number(hass, entry, "solar_stop_delay", 600)
 
         assert await hass.config_entries.async_reload(entry.entry_id)
         await hass.async_block_till_done()
@@ -432,6 +426,7 @@ async def test_modes_and_hub_settings_are_kept_across_a_restart(
             <= timedelta(minutes=90)
         )
         assert modes.default_boost_s == 45 * 60.0
+        assert modes.solar.stop_delay_s == 600.0
         assert controller.battery_for_evs.allowed is False
         garage = hass.states.get(_entity(hass, entry, "charger_mode", GARAGE_WALLBOX))
         assert garage is not None
@@ -452,6 +447,7 @@ async def test_modes_and_hub_settings_are_kept_across_a_restart(
         {"boost_s": "nan"},
         {"battery_for_evs": {"floor_soc_pct": 250}},
         {"chargers": "oops"},
+        {"solar_delays_s": {"start": -1}},
         {"chargers": {"6": "off"}},
         {"chargers": {"6": {"mode": "off"}, "7": {"mode": "warp"}}},
     ],
@@ -481,7 +477,11 @@ async def test_damaged_hub_settings_leave_the_defaults_and_the_entry_loads(
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("boost_duration", "nan"), ("battery_floor_soc_for_evs", "nan")],
+    [
+        ("boost_duration", "nan"),
+        ("battery_floor_soc_for_evs", "nan"),
+        ("solar_start_delay", "nan"),
+    ],
 )
 async def test_a_nan_hub_setting_is_refused_and_changes_nothing(
     hass: HomeAssistant, key: str, value: str
@@ -490,7 +490,12 @@ async def test_a_nan_hub_setting_is_refused_and_changes_nothing(
         entry = await _entry(hass, sim)
         controller = entry.runtime_data.engine.controller
         battery = controller.battery_for_evs
-        before = (controller.charger_modes.default_boost_s, battery.floor_soc_pct)
+        solar = controller.charger_modes.solar
+        before = (
+            controller.charger_modes.default_boost_s,
+            battery.floor_soc_pct,
+            solar.start_delay_s,
+        )
         shown = hass.states.get(_entity(hass, entry, key))
         assert shown is not None
         with pytest.raises(ServiceValidationError) as refused:
@@ -504,6 +509,7 @@ async def test_a_nan_hub_setting_is_refused_and_changes_nothing(
         assert (
             controller.charger_modes.default_boost_s,
             battery.floor_soc_pct,
+            solar.start_delay_s,
         ) == before
         after = hass.states.get(_entity(hass, entry, key))
         assert after is not None

@@ -37,6 +37,8 @@ DEFAULT_START_DELAY_S = 60.0
 """Surplus must cover the minimum this long before a solar charger starts."""
 DEFAULT_STOP_DELAY_S = 180.0
 """Surplus must stay short this long before a charging solar charger stops."""
+MAX_DELAY_S = 3600.0
+"""The longest start or stop delay (an hour)."""
 
 _EPSILON = 1e-6
 
@@ -85,11 +87,9 @@ class SolarSharing:
         start_delay_s: float = DEFAULT_START_DELAY_S,
         stop_delay_s: float = DEFAULT_STOP_DELAY_S,
     ) -> None:
-        """Share with these delays (seconds, ≥ 0)."""
-        if not (start_delay_s >= 0.0 and stop_delay_s >= 0.0):
-            raise ValueError("solar start and stop delays must be ≥ 0 s")
-        self.start_delay_s = start_delay_s
-        self.stop_delay_s = stop_delay_s
+        """Share with these delays (seconds, 0 … `MAX_DELAY_S`)."""
+        self.start_delay_s = check_delay(start_delay_s)
+        self.stop_delay_s = check_delay(stop_delay_s)
         self._gates: dict[int, _Gate] = {}
 
     def is_on(self, component_id: int) -> bool:
@@ -153,6 +153,13 @@ class SolarSharing:
             gate.enough_since = now
         if now - gate.enough_since >= self.start_delay_s:
             gate.on, gate.since, gate.enough_since = True, now, None
+
+
+def check_delay(delay_s: float) -> float:
+    """Return `delay_s` if it is a valid start or stop delay, else raise."""
+    if not 0.0 <= delay_s <= MAX_DELAY_S:  # also refuses NaN
+        raise ValueError(f"a solar delay lasts 0 … {MAX_DELAY_S:g} s, not {delay_s!r}")
+    return delay_s
 
 
 def fair_split(
