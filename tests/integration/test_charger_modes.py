@@ -433,11 +433,14 @@ async def test_modes_and_hub_settings_are_kept_across_a_restart(
         assert garage.state == "off"
         # Off from the first setpoint on: never a moment of charging after the restart.
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        plugged = _entity(hass, entry, "ev_connected", GARAGE_WALLBOX)
         await wait_for(
-            lambda: len(setpoints_to(sim, GARAGE_WALLBOX)) > 0, what="a setpoint"
+            lambda: getattr(hass.states.get(plugged), "state", None) == "on",
+            what="the EV to be plugged in",
         )
         await _sleep_ticks(hass, 2)
         assert held_setpoint(sim, GARAGE_WALLBOX) == 0.0
+        assert charger_power_w(sim, GARAGE_WALLBOX) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -514,3 +517,39 @@ async def test_a_nan_hub_setting_is_refused_and_changes_nothing(
         after = hass.states.get(_entity(hass, entry, key))
         assert after is not None
         assert after.state == shown.state
+
+
+async def test_solar_at_night_charges_only_with_the_minimum_current_option(
+    hass: HomeAssistant,
+) -> None:
+    async with serving(
+        hass, scenario_from_dict(home(start_time_of_day="22:00"))
+    ) as sim:
+        entry = await _entry(hass, sim)
+        await set_number(hass, entry, "solar_start_delay", 0)
+        await select_mode(hass, entry, GARAGE_WALLBOX, "solar")
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        plugged = _entity(hass, entry, "ev_connected", GARAGE_WALLBOX)
+        await wait_for(
+            lambda: getattr(hass.states.get(plugged), "state", None) == "on",
+            what="the EV to be plugged in",
+        )
+        await _sleep_ticks(hass, 3)
+        # No sun: nothing.
+        assert held_setpoint(sim, GARAGE_WALLBOX) == 0.0
+        assert charger_power_w(sim, GARAGE_WALLBOX) == 0.0
+
+        await hass.services.async_call(
+            "switch",
+            "turn_on",
+            {"entity_id": _entity(hass, entry, "solar_min_current", GARAGE_WALLBOX)},
+            blocking=True,
+        )
+        # The minimum (6 A on three phases), and not a watt more.
+        await wait_for(
+            lambda: held_setpoint(sim, GARAGE_WALLBOX) == MIN_W,
+            what="the minimum current",
+        )
+        await _sleep_ticks(hass, 2)
+        assert held_setpoint(sim, GARAGE_WALLBOX) == MIN_W
+        assert sim.unsafe_setpoint_count == 0
