@@ -22,7 +22,9 @@ acts at once) and goes further (spec §4):
 - **Who charges when not everyone fits.** When the limit cannot give every EV its
   minimum (6 A), EVs are admitted in a deterministic order – priority, then who has
   waited longest – and rotate: an EV that has charged for ``min_dwell_s`` yields to
-  one that is waiting.
+  one that is waiting. A boosted EV (`EvChargerInput.boost`) comes before all.
+- **Modes.** The charging hub's charger modes (`engine.hub.modes`) only narrow an
+  input: a 0 W hold (`held_off`), an upper limit (`mode_max_current_a`) or boost.
 - **Give-back.** An EV that draws well below its allocation for
   ``give_back_after_s`` is capped near what it draws, so the others get the rest
   within seconds; the cap grows back as soon as the EV draws more.
@@ -91,6 +93,12 @@ class EvAllocationReason(StrEnum):
     """Held by a circuit's power limit (watts: its envelope or fixed kW limit)."""
     HYSTERESIS = "hysteresis"
     """Kept at its previous current: the change would have been too small."""
+    MODE_OFF = "mode_off"
+    """The charger's mode is *off* (`engine.hub.modes`): 0 W, the EV stays plugged."""
+    NO_SOLAR_SURPLUS = "no_solar_surplus"
+    """Solar mode without enough PV surplus for its minimum current: 0 W."""
+    MODE_LIMIT = "mode_limit"
+    """Held by its mode's limit (solar: its share of the PV surplus)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +128,15 @@ class EvChargerInput:
     confirmed yet (what the EV draws then answers an older one); inf when unknown
     (judged against the allocation). Under-use is judged against this, so a raise
     that was held back or is still in flight never counts as an EV's give-back."""
+    held_off: EvAllocationReason | None = None
+    """Why the charger's mode keeps it at 0 W whatever fits (`MODE_OFF`,
+    `NO_SOLAR_SURPLUS`); `None`: it may charge."""
+    mode_max_current_a: float = math.inf
+    """Upper limit per phase (A) set by the charger's mode (solar: its share of
+    the surplus); never below `min_current_a` in effect (a mode that cannot give
+    the minimum holds the charger off instead)."""
+    boost: bool = False
+    """Boost mode: admitted before every other EV, even one in its on-dwell."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -390,7 +407,10 @@ class EvChargerAllocator:
             )
             voltage = self._voltage(charger)
             self._track_demand(memory, charger, voltage, now)
-            ceiling = charger.max_current_a
+            ceiling = min(
+                charger.max_current_a,
+                max(charger.min_current_a, charger.mode_max_current_a),
+            )
             if memory.demand_cap_a is not None:
                 ceiling = max(charger.min_current_a, min(ceiling, memory.demand_cap_a))
             candidates.append(_Candidate(charger, voltage, ceiling))
@@ -456,7 +476,7 @@ class EvChargerAllocator:
             or not math.isfinite(charger.max_current_a)
         ):
             return EvAllocationReason.INVALID_LIMITS
-        return None
+        return charger.held_off
 
     def _forget_disconnected(self, chargers: Sequence[EvChargerInput]) -> None:
         """Drop the memory of sessions that ended: a new EV starts afresh."""
@@ -565,8 +585,8 @@ class EvChargerAllocator:
 
     def _admission_key(
         self, candidate: _Candidate, now: float
-    ) -> tuple[bool, int, bool, float, int]:
-        """Sort key: protected, priority, waiting before charging, then turn.
+    ) -> tuple[bool, bool, int, bool, float, int]:
+        """Sort key: boost, protected, priority, waiting before charging, then turn.
 
         A waiting EV's turn comes the longer it has waited (earliest queue time
         first); among charging EVs the one that started last keeps its slot, so the
@@ -577,7 +597,14 @@ class EvChargerAllocator:
         protected = charging and self._in_dwell(memory, now)
         priority = self._config.priorities.get(candidate.component_id, 0)
         turn = -memory.queued_since if charging else memory.queued_since
-        return (not protected, -priority, charging, turn, candidate.component_id)
+        return (
+            not candidate.charger.boost,
+            not protected,
+            -priority,
+            charging,
+            turn,
+            candidate.component_id,
+        )
 
     def _in_dwell(self, memory: _ChargerMemory, now: float) -> bool:
         return (
@@ -815,6 +842,8 @@ def _explain(
     charger = candidate.charger
     if current >= charger.max_current_a - _EPSILON:
         return EvAllocationReason.CHARGER_MAX
+    if current >= charger.mode_max_current_a - _EPSILON:
+        return EvAllocationReason.MODE_LIMIT
     if current >= candidate.ceiling_a - _EPSILON:
         return EvAllocationReason.DEMAND
     return reason
