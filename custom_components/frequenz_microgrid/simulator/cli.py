@@ -178,7 +178,8 @@ async def run(args: argparse.Namespace) -> None:
     # collection (≈150 ms with 400 components, during which setpoints wait).
     gc.freeze()
     print(f"Simulated microgrid '{sim.scenario.name}' serving; give the integration:")
-    print(sim.url, flush=True)
+    print(sim.url)
+    print(f"Assets API (optional, same port): {sim.assets_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

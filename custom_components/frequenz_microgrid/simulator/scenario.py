@@ -8,7 +8,8 @@ A scenario file (JSON, in `scenarios/`) has three tables:
 - ``ev_arrivals``: which EV arrives at which charger, when, and when it leaves;
 
 and optionally ``telemetry``: how each round's messages are spread, ordered,
-jittered and delayed (`TelemetryTiming`).
+jittered and delayed (`TelemetryTiming`), and ``assets``: what the Assets API tells
+about the microgrid and its components (`MicrogridAssets`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .assets import MicrogridAssets, assets_from_dict
 from .physics.battery import BatteryParams
 from .physics.ev_charger import EvChargerParams, EvSpec
 from .physics.inverter import InverterParams
@@ -82,6 +84,8 @@ class Scenario:
     start_time_of_day_s: float = 12 * 3600.0
     telemetry_timing: TelemetryTiming | None = None
     """How its telemetry rounds are delivered (`None`: the server's default)."""
+    assets: MicrogridAssets = field(default_factory=MicrogridAssets)
+    """What its Assets API tells (the optional ``assets`` table, `assets.py`)."""
     _by_id: dict[int, ComponentSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +159,7 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
         microgrid_id=int(data.get("microgrid_id", 1)),
         start_time_of_day_s=hours * 3600.0 + minutes * 60.0,
         telemetry_timing=None if timing is None else _timing_from_row(timing),
+        assets=assets_from_dict(data.get("assets")),
     )
 
 

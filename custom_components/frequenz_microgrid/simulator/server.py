@@ -12,6 +12,7 @@ from frequenz.client.base.conversion import to_timestamp
 from google.protobuf.timestamp_pb2 import Timestamp
 import grpc
 
+from .assets_service import AssetsService
 from .control import PowerControl, ReceivedSetpoint
 from .faults import Fault, FaultBook
 from .physics.clock import SimClock
@@ -32,6 +33,9 @@ ROUND_SPREAD = 0.5
 
 class MicrogridSimulator:
     """A simulated microgrid served over the real Microgrid API (v1alpha18).
+
+    The same server and port also answer the Assets API (`AssetsService`): the
+    microgrid's and its components' inventory records (`url` serves both).
 
     The physics advance on one `SimClock` (`speed` simulated seconds per real
     second); every `sample_period_s` real seconds the model is advanced and each
@@ -67,6 +71,9 @@ class MicrogridSimulator:
         self._last_delivery: dict[int, float] = {}
         self._sample_time = self._now_timestamp()
         self._service = MicrogridService(self)
+        self._assets_service = AssetsService(self)
+        self.assets_outage = False
+        """While set, every Assets API call fails with UNAVAILABLE (telemetry goes on)."""
         self._server: grpc.aio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._host = "127.0.0.1"
@@ -80,6 +87,7 @@ class MicrogridSimulator:
             raise RuntimeError("the simulator is already running")
         server = grpc.aio.server()
         server.add_generic_rpc_handlers((self._service.generic_handler(),))
+        self._assets_service.add_to(server)
         bound = server.add_insecure_port(f"{host}:{port}")
         if bound == 0:
             raise OSError(f"cannot listen on {host}:{port}")
@@ -124,6 +132,15 @@ class MicrogridSimulator:
     def url(self) -> str:
         """The URL to give the Microgrid API client."""
         return f"grpc://{self._host}:{self._port}"
+
+    @property
+    def assets_url(self) -> str:
+        """The URL to give the Assets API client: the same port, without TLS.
+
+        The Assets client assumes TLS unless the URL says otherwise (the
+        Microgrid client assumes none).
+        """
+        return f"{self.url}?ssl=false"
 
     # --- observations --------------------------------------------------------------
 
