@@ -28,11 +28,15 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from .actions import async_setup_actions
+from .assets_sync import AssetsSync
 from .charger_mode_actions import async_setup_charger_mode_actions
 from .charging_hub_store import ChargingHubSettings
 from .connection import ConnectionProblem, classify_error, open_client
 from .const import (
     CONF_API_KEY,
+    CONF_ASSETS_API_KEY,
+    CONF_ASSETS_SIGNING_SECRET,
+    CONF_ASSETS_URL,
     CONF_DEMO,
     CONF_FRESHNESS_S,
     CONF_SCENARIO,
@@ -42,9 +46,10 @@ from .const import (
     DEFAULT_FRESHNESS_S,
     DEMO_HOST,
     DOMAIN,
+    LOGGER,
 )
 from .coordinator import MicrogridCoordinator
-from .devices import async_register_devices
+from .devices import async_apply_inventory, async_register_devices
 from .engine.graph import Topology, load_topology
 from .engine.microgrid import MicrogridEngine
 from .identity import microgrid_id
@@ -89,6 +94,11 @@ async def async_setup_entry(
             await simulator.stop()
         raise
 
+    assets = _assets_sync(hass, entry, simulator, topology)
+    if assets is not None:
+        # Before devices and steering: names from the start, and no component
+        # outside its operational lifetime is ever steered.
+        await assets.async_refresh()
     coordinator = MicrogridCoordinator(hass, entry)
     engine = MicrogridEngine(
         client,
@@ -106,12 +116,17 @@ async def async_setup_entry(
         coordinator=coordinator,
         status_feed=status_feed,
         repairs=RepairTracker(hass, entry.entry_id, entry.title, topology),
-        devices=async_register_devices(hass, entry, topology),
+        devices=async_register_devices(
+            hass, entry, topology, None if assets is None else assets.inventory
+        ),
         simulator=simulator,
         hub_settings=hub_settings,
+        assets=assets,
     )
     entry.runtime_data = runtime
     try:
+        if assets is not None:
+            assets.steer_within_lifetimes(engine.controller)
         # Modes first: a charger set to off must not charge for a moment.
         await hub_settings.async_load()
         entry.async_on_unload(hub_settings.follow())
@@ -120,6 +135,13 @@ async def async_setup_entry(
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
         entry.async_on_unload(_close_on_stop(hass, runtime))
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+        if assets is not None:
+            assets.listen(
+                lambda inventory: async_apply_inventory(
+                    hass, runtime.devices, inventory
+                )
+            )
+            assets.start()
     except BaseException:
         await runtime.async_close()
         raise
@@ -150,6 +172,43 @@ async def _async_start_demo(hass: HomeAssistant, scenario: str) -> MicrogridSimu
             translation_placeholders={"scenario": scenario, "error": str(err)},
         ) from err
     return simulator
+
+
+def _assets_sync(
+    hass: HomeAssistant,
+    entry: FrequenzMicrogridConfigEntry,
+    simulator: MicrogridSimulator | None,
+    topology: Topology,
+) -> AssetsSync | None:
+    """Prepare reading the Assets API, if the entry has one.
+
+    A demo entry reads its simulator's; a real one the URL of its options. A
+    broken URL (only possible by editing the stored entry) leaves the entry
+    without the inventory, never without telemetry.
+    """
+    api_key: str | None = None
+    secret: str | None = None
+    url: str | None = entry.options.get(CONF_ASSETS_URL)
+    if simulator is not None:
+        url = simulator.assets_url
+    elif url:
+        api_key = entry.options.get(CONF_ASSETS_API_KEY)
+        secret = entry.options.get(CONF_ASSETS_SIGNING_SECRET)
+    else:
+        return None
+    try:
+        return AssetsSync(
+            hass,
+            entry_id=entry.entry_id,
+            title=entry.title,
+            url=url,
+            api_key=api_key,
+            signing_secret=secret,
+            microgrid_id=int(topology.info.id),
+        )
+    except ValueError as err:
+        LOGGER.error("The Assets API URL of %s is not valid: %s", entry.title, err)
+        return None
 
 
 async def _async_connect(

@@ -1,5 +1,10 @@
 """Config flow: connect to a microgrid (or the built-in demo), reauth, reconfigure.
 
+The optional Assets API (URL, key, secret) is asked for in the connect and
+reconfigure forms and in the options, checked by reading the inventory of the
+microgrid the Microgrid API reported (another microgrid is refused), and kept in
+the entry's options.
+
 Every path that stores a URL or credentials first proves they work by reading the
 microgrid's info and component list over the real API; the microgrid id from that
 answer is the entry's unique id, so one microgrid can't be added twice and a
@@ -34,6 +39,7 @@ from homeassistant.helpers.selector import (
 )
 import probatio as vol
 
+from .assets import AssetsProblem, classify_assets_error, probe_assets
 from .connection import (
     ConnectionProblem,
     classify_error,
@@ -41,7 +47,11 @@ from .connection import (
     probe_microgrid,
 )
 from .const import (
+    ASSETS_SETTINGS,
     CONF_API_KEY,
+    CONF_ASSETS_API_KEY,
+    CONF_ASSETS_SIGNING_SECRET,
+    CONF_ASSETS_URL,
     CONF_DEFAULT_PRIORITY,
     CONF_DEMO,
     CONF_FRESHNESS_S,
@@ -80,6 +90,22 @@ ERROR_FIELD: Mapping[ConnectionProblem, str] = {
 }
 """Which form field each problem is shown under (the user sees what to fix)."""
 
+ASSETS_ERROR: Mapping[ConnectionProblem | AssetsProblem, tuple[str, str]] = {
+    ConnectionProblem.INVALID_URL: (CONF_ASSETS_URL, "assets_invalid_url"),
+    ConnectionProblem.CANNOT_CONNECT: (CONF_ASSETS_URL, "assets_cannot_connect"),
+    ConnectionProblem.INVALID_AUTH: (CONF_ASSETS_API_KEY, "assets_invalid_auth"),
+    ConnectionProblem.UNKNOWN: ("base", "unknown"),
+    AssetsProblem.MICROGRID_MISMATCH: ("base", "assets_microgrid_mismatch"),
+}
+"""The field and message of each Assets API problem."""
+
+ASSETS_FIELDS: dict[vol.Marker, Any] = {
+    vol.Optional(CONF_ASSETS_URL): URL_SELECTOR,
+    vol.Optional(CONF_ASSETS_API_KEY): SECRET_SELECTOR,
+    vol.Optional(CONF_ASSETS_SIGNING_SECRET): SECRET_SELECTOR,
+}
+"""The optional Assets API fields (empty URL: no Assets API)."""
+
 
 def _credentials_schema(*, key_required: bool) -> dict[vol.Marker, Any]:
     """Return the API key and signing secret fields of a form."""
@@ -94,6 +120,9 @@ CONNECTION_SCHEMA = vol.Schema(
     {vol.Required(CONF_URL): URL_SELECTOR, **_credentials_schema(key_required=False)}
 )
 """The form of a real microgrid: its URL, an optional API key and signing secret."""
+
+CONNECT_SCHEMA = CONNECTION_SCHEMA.extend(ASSETS_FIELDS)
+"""The connect and reconfigure form: the microgrid and the optional Assets API."""
 
 
 def _box(minimum: float, maximum: float, unit: str | None = None) -> NumberSelector:
@@ -135,11 +164,68 @@ async def _async_probe(data: Mapping[str, Any]) -> MicrogridInfo | ConnectionPro
 
 
 def _url_only(values: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return the URL of earlier input: the only value a form is pre-filled with.
+    """Return the URLs of earlier input: the only values a form is pre-filled with.
 
     Keys and secrets are never sent back to the browser.
     """
-    return {CONF_URL: values[CONF_URL]} if values and CONF_URL in values else {}
+    return (
+        {key: values[key] for key in (CONF_URL, CONF_ASSETS_URL) if key in values}
+        if values
+        else {}
+    )
+
+
+def _assets_settings(
+    user_input: Mapping[str, Any], stored: Mapping[str, Any]
+) -> dict[str, str]:
+    """Return the Assets API options of a form: none when its URL is left empty.
+
+    Empty key and secret fields keep the stored ones.
+    """
+    url = str(user_input.get(CONF_ASSETS_URL) or "").strip()
+    if not url:
+        return {}
+    settings = {CONF_ASSETS_URL: url}
+    for key in (CONF_ASSETS_API_KEY, CONF_ASSETS_SIGNING_SECRET):
+        if value := user_input.get(key) or stored.get(key):
+            settings[key] = value
+    return settings
+
+
+def _without_assets(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the options other than the Assets API settings."""
+    return {key: value for key, value in options.items() if key not in ASSETS_SETTINGS}
+
+
+async def _async_check_assets(
+    settings: Mapping[str, str], microgrid: str | None
+) -> dict[str, str]:
+    """Read the inventory of `microgrid` with `settings`; return the form errors.
+
+    No settings (no Assets API) is fine. The Assets API must know the very
+    microgrid the Microgrid API reported, or the entry would mix two sites.
+    """
+    if not settings or microgrid is None:
+        return {}
+    if not is_sendable_key(settings.get(CONF_ASSETS_API_KEY, "")):
+        return {CONF_ASSETS_API_KEY: "invalid_key_characters"}
+    try:
+        await probe_assets(
+            settings[CONF_ASSETS_URL],
+            int(microgrid),
+            api_key=settings.get(CONF_ASSETS_API_KEY),
+            signing_secret=settings.get(CONF_ASSETS_SIGNING_SECRET),
+            timeout_s=CONNECT_TIMEOUT_S,
+        )
+    except Exception as err:  # every failure becomes a form error
+        problem = classify_assets_error(err)
+        if problem is ConnectionProblem.UNKNOWN:
+            LOGGER.exception("Unexpected error while reading the Assets API")
+        else:
+            LOGGER.debug("Could not read the Assets API: %s", err)
+        field, message = ASSETS_ERROR[problem]
+        return {field: message}
+    return {}
 
 
 class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -184,7 +270,7 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(
-                CONNECTION_SCHEMA, _url_only(prefill)
+                CONNECT_SCHEMA, _url_only(prefill)
             ),
             description_placeholders={"example_url": EXAMPLE_URL},
             errors=errors,
@@ -200,10 +286,14 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
             claimed = await self._async_claim_microgrid(data)
             if isinstance(claimed, MicrogridInfo):
                 self._abort_if_unique_id_configured()
-                return self.async_create_entry(
-                    title=microgrid_title(claimed), data=data
-                )
-            errors = claimed
+                assets = _assets_settings(user_input, {})
+                errors = await _async_check_assets(assets, microgrid_id(claimed))
+                if not errors:
+                    return self.async_create_entry(
+                        title=microgrid_title(claimed), data=data, options=assets
+                    )
+            else:
+                errors = claimed
         return self._show_connection_form("connect", user_input, errors)
 
     async def async_step_demo(
@@ -279,10 +369,18 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
             claimed = await self._async_claim_microgrid(data)
             if isinstance(claimed, MicrogridInfo):
                 self._abort_if_unique_id_mismatch(reason="wrong_microgrid")
-                return self.async_update_reload_and_abort(entry, data=data)
-            errors = claimed
+                assets = _assets_settings(user_input, entry.options)
+                errors = await _async_check_assets(assets, microgrid_id(claimed))
+                if not errors:
+                    return self.async_update_reload_and_abort(
+                        entry,
+                        data=data,
+                        options=_without_assets(entry.options) | assets,
+                    )
+            else:
+                errors = claimed
         return self._show_connection_form(
-            "reconfigure", user_input or entry.data, errors
+            "reconfigure", user_input or {**entry.data, **entry.options}, errors
         )
 
 
@@ -299,12 +397,18 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
         freshness window would make every component count as fresh forever.
         """
         errors: dict[str, str] = {}
+        options = self.config_entry.options
+        # A demo entry reads its own simulator's Assets API.
+        has_assets_fields = not self.config_entry.data.get(CONF_DEMO)
         if user_input is not None:
             errors = {
                 key: "not_a_number"
                 for key in (CONF_FRESHNESS_S, CONF_DEFAULT_PRIORITY)
                 if not math.isfinite(user_input[key])
             }
+            assets = _assets_settings(user_input, options)
+            if not errors and has_assets_fields:
+                errors = await _async_check_assets(assets, self.config_entry.unique_id)
             if not errors:
                 return self.async_create_entry(
                     data={
@@ -313,10 +417,10 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
                         CONF_REAPPLY_SETPOINTS: bool(
                             user_input[CONF_REAPPLY_SETPOINTS]
                         ),
+                        **assets,
                     }
                 )
 
-        options = self.config_entry.options
         schema = vol.Schema(
             {
                 vol.Required(
@@ -335,4 +439,8 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
                 ): BooleanSelector(),
             }
         )
+        if has_assets_fields:
+            schema = self.add_suggested_values_to_schema(
+                schema.extend(ASSETS_FIELDS), _url_only(user_input or options)
+            )
         return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

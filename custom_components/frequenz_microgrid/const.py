@@ -46,3 +46,21 @@ CONNECT_TIMEOUT_S: Final = 15.0
 
 The client's own call timeout is 60 s, far too long for a form the user is waiting on.
 """
+
+# The optional Assets API (the platform's inventory), kept in the entry's options:
+# its URL, API key and signing secret. A demo entry reads its simulator's instead.
+CONF_ASSETS_URL: Final = "assets_url"
+CONF_ASSETS_API_KEY: Final = "assets_api_key"
+CONF_ASSETS_SIGNING_SECRET: Final = "assets_signing_secret"
+ASSETS_SETTINGS: Final = (
+    CONF_ASSETS_URL,
+    CONF_ASSETS_API_KEY,
+    CONF_ASSETS_SIGNING_SECRET,
+)
+
+ASSETS_REFRESH_S: Final = 900.0
+"""How often the inventory is read again (names, lifetimes that begin or end)."""
+ASSETS_RETRY_MIN_S: Final = 30.0
+"""First retry after a failed Assets API read; each failure doubles it…"""
+ASSETS_RETRY_MAX_S: Final = 1800.0
+"""…up to this."""

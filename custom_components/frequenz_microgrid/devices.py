@@ -3,6 +3,8 @@
 Registered once per set-up, before the platforms run: the hub first (component
 devices name it as their `via_device_id`), and devices of components that left
 the topology are removed. Entities find their device through `MicrogridDevices`.
+With an Assets API inventory, its names, makers and models win over the Microgrid
+API's (`async_apply_inventory` updates them after each read).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 
+from .assets import AssetsInventory, DeviceFacts
 from .const import DOMAIN
 from .engine.graph import Topology
 from .identity import entity_unique_id, entry_key_of, microgrid_id, microgrid_title
@@ -62,6 +65,8 @@ class MicrogridDevices:
     info: MicrogridInfo
     hub_device_id: str
     """The hub's device-registry id, which component devices link to."""
+    inventory: AssetsInventory | None = None
+    """The Assets API inventory read at setup (`None`: none configured or read)."""
 
     def unique_id(self, key: str, component: Component | None = None) -> str:
         """Return the unique id of the entity `key` of the hub or of `component`."""
@@ -70,23 +75,45 @@ class MicrogridDevices:
     def device_info(self, component: Component | None = None) -> DeviceInfo:
         """Describe the hub (no component) or one component's device."""
         if component is None:
-            return _hub_device_info(self.entry_key, self.info)
-        return _component_device_info(self.entry_key, component, self.hub_device_id)
+            return _hub_device_info(self.entry_key, self.info, self.inventory)
+        device = _component_device_info(self.entry_key, component, self.hub_device_id)
+        if self.inventory is not None:
+            _apply_facts(device, self.inventory.component_facts(int(component.id)))
+        return device
 
 
-def _hub_device_info(entry_key: str, info: MicrogridInfo) -> DeviceInfo:
+def _apply_facts(device: DeviceInfo, facts: DeviceFacts | None) -> None:
+    """Take the inventory's name, maker and model where it has them."""
+    if facts is None:
+        return
+    if facts.name:
+        device["name"] = facts.name
+        device.pop("translation_key", None)
+        device.pop("translation_placeholders", None)
+    if facts.manufacturer:
+        device["manufacturer"] = facts.manufacturer
+    if facts.model:
+        device["model"] = facts.model
+
+
+def _hub_device_info(
+    entry_key: str, info: MicrogridInfo, inventory: AssetsInventory | None = None
+) -> DeviceInfo:
     """Describe the microgrid itself: the device pool entities belong to.
 
     The microgrid id goes into the serial number (it is what support asks for); the
     delivery area and location are shown by the hub's diagnostic sensors.
     """
-    return DeviceInfo(
+    device = DeviceInfo(
         identifiers={_hub_identifier(entry_key)},
         manufacturer=MANUFACTURER,
         model="Microgrid",
         name=microgrid_title(info),
         serial_number=microgrid_id(info),
     )
+    if inventory is not None:
+        _apply_facts(device, inventory.hub_facts())
+    return device
 
 
 def _component_device_info(
@@ -113,7 +140,10 @@ def _component_device_info(
 
 @callback
 def async_register_devices(
-    hass: HomeAssistant, entry: ConfigEntry[Any], topology: Topology
+    hass: HomeAssistant,
+    entry: ConfigEntry[Any],
+    topology: Topology,
+    inventory: AssetsInventory | None = None,
 ) -> MicrogridDevices:
     """Remove devices of components gone from the topology; register the hub.
 
@@ -132,6 +162,40 @@ def async_register_devices(
         if ours and not ours & wanted:
             registry.async_remove_device(device.id)
     hub = registry.async_get_or_create(
-        config_entry_id=entry.entry_id, **_hub_device_info(entry_key, topology.info)
+        config_entry_id=entry.entry_id,
+        **_hub_device_info(entry_key, topology.info, inventory),
     )
-    return MicrogridDevices(entry_key, topology.info, hub.id)
+    return MicrogridDevices(entry_key, topology.info, hub.id, inventory)
+
+
+@callback
+def async_apply_inventory(
+    hass: HomeAssistant, devices: MicrogridDevices, inventory: AssetsInventory
+) -> None:
+    """Give the registered devices the names, makers and models of `inventory`.
+
+    For reads after setup (the Assets API came back, or an asset was renamed); a
+    name the user gave a device (`name_by_user`) is left alone by the registry.
+    """
+    registry = dr.async_get(hass)
+    targets: list[tuple[tuple[str, str], DeviceFacts | None]] = [
+        (_hub_identifier(devices.entry_key), inventory.hub_facts())
+    ]
+    targets.extend(
+        (_component_identifier(devices.entry_key, component_id), facts)
+        for component_id in inventory.components
+        if (facts := inventory.component_facts(component_id)) is not None
+    )
+    for identifier, facts in targets:
+        device = registry.async_get_device(identifiers={identifier})
+        if device is None or facts is None:
+            continue
+        changes: dict[str, Any] = {}
+        if facts.name and facts.name != device.name:
+            changes["name"] = facts.name
+        if facts.manufacturer and facts.manufacturer != device.manufacturer:
+            changes["manufacturer"] = facts.manufacturer
+        if facts.model and facts.model != device.model:
+            changes["model"] = facts.model
+        if changes:
+            registry.async_update_device(device.id, **changes)

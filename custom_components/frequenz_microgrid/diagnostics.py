@@ -2,27 +2,52 @@
 
 A support request usually needs three things: how the microgrid is wired (components,
 connections, pools and the formulas derived from them), what data arrived lately and
-how old it is, and the entry's settings. The API key, the signing secret and the
-site's coordinates are redacted.
+how old it is, and the entry's settings; for steering questions, the controller's
+state (proposals, bounds per priority, last results, component health); with an
+Assets API, its latest inventory. The keys, signing secrets and URLs of both APIs
+(a URL may carry credentials) and the site's coordinates are redacted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from frequenz.client.microgrid.component import Component
-from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_API_KEY, CONF_SIGNING_SECRET
-from .engine.control import MicrogridController
+from .const import (
+    CONF_API_KEY,
+    CONF_ASSETS_API_KEY,
+    CONF_ASSETS_SIGNING_SECRET,
+    CONF_ASSETS_URL,
+    CONF_SIGNING_SECRET,
+    CONF_URL,
+)
+from .engine.bounds import Bounds, PowerBounds
+from .engine.control import (
+    ComponentSetStatus,
+    ControllerStatus,
+    MicrogridController,
+    PoolStatus,
+)
 from .engine.graph import Topology
+from .engine.health import ComponentStatus
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
 from .runtime import FrequenzMicrogridConfigEntry
 
-TO_REDACT = {CONF_API_KEY, CONF_SIGNING_SECRET, "latitude", "longitude"}
+TO_REDACT = {
+    CONF_API_KEY,
+    CONF_SIGNING_SECRET,
+    CONF_ASSETS_API_KEY,
+    CONF_ASSETS_SIGNING_SECRET,
+    "latitude",
+    "longitude",
+}
 
 
 async def async_get_config_entry_diagnostics(
@@ -34,15 +59,59 @@ async def async_get_config_entry_diagnostics(
     snapshot = runtime.coordinator.data or monitor.snapshot()
     return async_redact_data(
         {
-            "entry": {"data": dict(entry.data), "options": dict(entry.options)},
+            "entry": {
+                "data": _with_safe_urls(entry.data),
+                "options": _with_safe_urls(entry.options),
+            },
             "demo": runtime.simulator is not None,
             "reachable": monitor.reachable,
             "topology": _topology(runtime.engine.topology),
             "snapshot": _snapshot(snapshot, monitor.store),
             "charging_hub": _charging_hub(runtime.engine.controller),
+            "steering": _steering(runtime.engine.controller),
+            "assets": None if runtime.assets is None else runtime.assets.diagnostics(),
         },
         TO_REDACT,
     )
+
+
+URL_OPTIONS_SHOWN = frozenset(
+    {"ssl", "keep_alive", "keep_alive_interval_s", "keep_alive_timeout_s"}
+)
+"""URL query options that configure the channel (any other may be a credential)."""
+
+
+def _with_safe_urls(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the entry's settings with credentials cut out of both APIs' URLs."""
+    return {
+        key: _safe_url(value) if key in (CONF_URL, CONF_ASSETS_URL) else value
+        for key, value in settings.items()
+    }
+
+
+def _safe_url(url: object) -> str:
+    """Return `url` without user info and with unknown query values redacted.
+
+    Host and port stay (support needs them); a `user:password@` part or a token in
+    the query string does not.
+    """
+    try:
+        parts = urlsplit(str(url))
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return REDACTED
+    netloc = host if port is None else f"{host}:{port}"
+    if parts.username or parts.password:
+        netloc = f"{REDACTED}@{netloc}"
+    query = urlencode(
+        [
+            (name, value if name in URL_OPTIONS_SHOWN else REDACTED)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _charging_hub(controller: MicrogridController) -> dict[str, Any]:
@@ -72,6 +141,76 @@ def _charging_hub(controller: MicrogridController) -> dict[str, Any]:
             "discharge_limit_w": controller.battery_discharge_limit_w(),
         },
     }
+
+
+def _steering(controller: MicrogridController) -> dict[str, Any]:
+    """Per pool its proposals, bounds per priority and last results; health."""
+    status: ControllerStatus = controller.status()
+    return {
+        "pools": {
+            pool.value: _pool(pool_status) for pool, pool_status in status.pools.items()
+        },
+        "components": {
+            str(component.component_id): _health(controller, component)
+            for component in status.components
+        },
+    }
+
+
+def _pool(status: PoolStatus) -> dict[str, Any]:
+    return {
+        "component_ids": sorted(status.component_ids),
+        "component_sets": [_component_set(s) for s in status.component_sets],
+    }
+
+
+def _component_set(status: ComponentSetStatus) -> dict[str, Any]:
+    return {
+        "component_ids": sorted(status.component_ids),
+        "proposals": [
+            {
+                "source_id": proposal.source_id,
+                "priority": proposal.priority,
+                "power": proposal.power,
+                "bounds": _bounds(proposal.bounds),
+                "age_s": round(proposal.age_s, 3),
+                "keep_alive": proposal.keep_alive,
+            }
+            for proposal in status.proposals
+        ],
+        "target_power": status.target_power,
+        "system_bounds": _power_bounds(status.system_bounds),
+        "bounds_by_priority": {
+            str(priority): _power_bounds(bounds)
+            for priority, bounds in status.bounds_by_priority.items()
+        },
+        "last_result": status.last_result,
+    }
+
+
+def _health(
+    controller: MicrogridController, component: ComponentStatus
+) -> dict[str, Any]:
+    blocked_until = component.blocked_until
+    return {
+        "kind": component.kind.value,
+        "health": component.health.value,
+        "problem": component.problem,
+        "excluded": component.excluded,
+        "idle": component.idle,
+        "out_of_service": component.out_of_service,
+        "blocked_until": None
+        if blocked_until is None
+        else controller.to_wall_time(blocked_until).isoformat(),
+    }
+
+
+def _bounds(bounds: Bounds) -> dict[str, float | None]:
+    return {"lower": bounds.lower, "upper": bounds.upper}
+
+
+def _power_bounds(bounds: PowerBounds | None) -> dict[str, float] | None:
+    return None if bounds is None else bounds.as_dict()
 
 
 def _topology(topology: Topology) -> dict[str, Any]:

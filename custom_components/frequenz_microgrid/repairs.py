@@ -154,7 +154,10 @@ class RepairTracker:
     def _update_components(
         self, now: float, components: Iterable[ComponentStatus]
     ) -> None:
-        broken = {s.component_id: s for s in components if s.excluded}
+        # Out of service (the inventory's lifetime) is no fault.
+        broken = {
+            s.component_id: s for s in components if s.excluded and not s.out_of_service
+        }
         for component_id in list(self._broken_since):
             if component_id not in broken:
                 del self._broken_since[component_id]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from frequenz.client.microgrid import MicrogridApiClient
 from homeassistant.config_entries import ConfigEntry
 
+from .assets_sync import AssetsSync
 from .charging_hub_store import ChargingHubSettings
 from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
@@ -32,6 +33,8 @@ class MicrogridRuntimeData:
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
     hub_settings: ChargingHubSettings | None = None
     """The charging hub's stored settings (charger modes, battery for EVs)."""
+    assets: AssetsSync | None = None
+    """The Assets API inventory and its reader (`None`: no Assets API)."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:
@@ -51,6 +54,8 @@ class MicrogridRuntimeData:
         try:
             await self.engine.stop()
         finally:
+            if self.assets is not None:
+                await self.assets.async_close()
             await self.client.disconnect()
             if self.simulator is not None:
                 await self.simulator.stop()

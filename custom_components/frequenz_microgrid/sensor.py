@@ -19,6 +19,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from .assets_sensors import assets_sensors
 from .devices import has_device
 from .energy import EnergyTotal
 from .engine.control import ComponentSetStatus
@@ -56,6 +57,7 @@ async def async_setup_entry(
         PoolSensor(entry, d) for d in POOL_SENSORS if d.exists_fn(topology)
     ]
     hub.extend(InfoSensor(entry, d) for d in INFO_SENSORS)
+    hub.extend(assets_sensors(entry))
     hub.extend(EnergySensor(entry, d) for d in ENERGY_SENSORS if d.exists_fn(topology))
     hub.extend(
         SteeringSensor(entry, d) for d in of_steerable_pools(entry, STEERING_SENSORS)

@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.frequenz_microgrid.config_flow import EXAMPLE_URL
 from custom_components.frequenz_microgrid.const import (
+    ASSETS_SETTINGS,
     CONF_API_KEY,
     CONF_DEFAULT_PRIORITY,
     CONF_DEMO,
@@ -368,7 +369,11 @@ async def test_options_defaults_and_update(hass: HomeAssistant) -> None:
     entry = _add_entry(hass, "grpc://host:1")
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.FORM
-    defaults = {key.schema: key.default() for key in _schema(result)}
+    defaults = {
+        key.schema: key.default()
+        for key in _schema(result)
+        if key.schema not in ASSETS_SETTINGS  # optional, no default
+    }
     assert defaults == {
         CONF_FRESHNESS_S: DEFAULT_FRESHNESS_S,
         CONF_DEFAULT_PRIORITY: DEFAULT_PRIORITY,
@@ -393,7 +398,11 @@ async def test_options_defaults_and_update(hass: HomeAssistant) -> None:
 
     # The form shows the stored values next time.
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    defaults = {key.schema: key.default() for key in _schema(result)}
+    defaults = {
+        key.schema: key.default()
+        for key in _schema(result)
+        if key.schema not in ASSETS_SETTINGS  # optional, no default
+    }
     assert defaults[CONF_FRESHNESS_S] == 5.0
 
 

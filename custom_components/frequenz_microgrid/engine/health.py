@@ -44,6 +44,9 @@ MIN_BLOCK = 1.0
 """Seconds a component is blocked after its first failed command."""
 MAX_BLOCK = 30.0
 """Longest block: repeated failures double the block up to this."""
+OUT_OF_SERVICE: Final = "outside its operational lifetime"
+"""Why a component the inventory lists as not (or no longer) in operation gets
+nothing: it is never steered, whatever its telemetry says."""
 NO_EV_CONNECTED: Final = "no EV connected"
 """Why an otherwise fine EV charger gets no power: it is idle, not broken."""
 
@@ -271,6 +274,8 @@ class ComponentStatus:
     """
     idle: bool = False
     """Not working only for lack of anything to do (an EV charger without an EV)."""
+    out_of_service: bool = False
+    """Outside its operational lifetime (the Assets API): left out, not broken."""
 
     @property
     def excluded(self) -> bool:
@@ -310,6 +315,7 @@ class HealthTracker:
         self._readings: dict[int, Reading] = {}
         self._capacities: dict[int, float] = {}
         self._blocks: dict[int, BlockingStatus] = {}
+        self._out_of_service: frozenset[int] = frozenset()
         self._fine_since: dict[int, float] = {}
         """Components judged free of problems, with the oldest reading time used.
 
@@ -338,6 +344,19 @@ class HealthTracker:
         self._kinds[component_id] = kind
         self._blocks.setdefault(component_id, self._new_block())
         self._forget_judgements((component_id,))  # judged as another kind
+
+    def set_out_of_service(self, component_ids: Iterable[int]) -> bool:
+        """Take these components out of steering (all others back in).
+
+        For components outside their operational lifetime: `problem` names the
+        reason, so no pool ever gives them power. Returns whether the set changed.
+        """
+        out = frozenset(component_ids)
+        if out == self._out_of_service:
+            return False
+        self._forget_judgements(out ^ self._out_of_service)
+        self._out_of_service = out
+        return True
 
     def _new_block(self) -> BlockingStatus:
         return BlockingStatus(
@@ -416,6 +435,8 @@ class HealthTracker:
 
     def problem(self, component_id: int, now: float) -> str | None:
         """Return why the telemetry says the component is not working, or `None`."""
+        if component_id in self._out_of_service:
+            return OUT_OF_SERVICE
         fine_since = self._fine_since.get(component_id)
         if fine_since is not None and now - fine_since <= self.max_data_age:
             return None  # the very checks below, on the same inputs, said so
@@ -483,6 +504,7 @@ class HealthTracker:
             blocked_until=self._blocks[component_id].blocked_until if blocked else None,
             # Only a healthy charger reports NO_EV_CONNECTED (`ev_charger_problem`).
             idle=kind is ComponentKind.EV_CHARGER and problem == NO_EV_CONNECTED,
+            out_of_service=problem == OUT_OF_SERVICE,
         )
 
     def statuses(self, now: float) -> list[ComponentStatus]:

@@ -9,8 +9,10 @@ topology table, and lifetimes without bounds):
 
     "assets": {
       "microgrid": {"name": "Garage site", "enterprise_id": 7,
-                    "delivery_area": {"code": "10YDE-EON------1", "code_type": "europe_eic"},
-                    "location": {"latitude": 48.1, "longitude": 11.6, "country_code": "DE"},
+                    "delivery_area": {"code": "10YDE-EON------1",
+                                      "code_type": "europe_eic"},
+                    "location": {"latitude": 48.1, "longitude": 11.6,
+                                 "country_code": "DE"},
                     "status": "active", "created": "2023-05-01T00:00:00+00:00"},
       "components": {"6": {"name": "Wallbox 1", "manufacturer": "ABL", "model": "eM4",
                            "operational_start": "2023-05-01T00:00:00+00:00",

@@ -14,8 +14,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from frequenz.api.common.v1alpha8.grid import delivery_area_pb2
-from frequenz.api.common.v1alpha8.microgrid import lifetime_pb2
-from frequenz.api.common.v1alpha8.microgrid import microgrid_pb2 as common_microgrid_pb2
+from frequenz.api.common.v1alpha8.microgrid import (
+    lifetime_pb2,
+    microgrid_pb2 as common_microgrid_pb2,
+)
 from frequenz.api.common.v1alpha8.microgrid.electrical_components import (
     electrical_components_pb2 as ec_pb2,
 )
@@ -74,8 +76,10 @@ def microgrid_to_proto(scenario: Scenario) -> common_microgrid_pb2.Microgrid:
 def inventory_component_to_proto(
     spec: ComponentSpec, scenario: Scenario
 ) -> ec_pb2.ElectricalComponent:
-    """One component as the inventory records it: its assets record over the
-    topology table's name, maker and model, with its operational lifetime."""
+    """One component as the inventory records it, with its operational lifetime.
+
+    Its assets record's name, maker and model win over the topology table's.
+    """
     record = scenario.assets.component(spec.id)
     message = component_to_proto(spec, scenario.microgrid_id)
     message.name = record.name or spec.name
@@ -147,6 +151,30 @@ class AssetsService(pb_grpc.PlatformAssetsServiceServicer):
             ],
         )
 
+    async def ListGridpools(self, request: Any, context: Context) -> Any:  # noqa: N802
+        """Not simulated."""
+        await _unimplemented(context)
+
+    async def ListGridpoolEnergySchedules(  # noqa: N802
+        self, request: Any, context: Context
+    ) -> Any:
+        """Not simulated."""
+        await _unimplemented(context)
+
+    async def ListMarketTopologyRelations(  # noqa: N802
+        self, request: Any, context: Context
+    ) -> Any:
+        """Not simulated."""
+        await _unimplemented(context)
+
+    async def ListMicrogrids(self, request: Any, context: Context) -> Any:  # noqa: N802
+        """Not simulated."""
+        await _unimplemented(context)
+
+    async def ListMicrogridSensors(self, request: Any, context: Context) -> Any:  # noqa: N802
+        """Not simulated: the simulated microgrids have no sensors."""
+        await _unimplemented(context)
+
     async def _scenario_of(self, microgrid_id: int, context: Context) -> Scenario:
         """The scenario, if it is the microgrid asked for and the API is up."""
         if self._sim.assets_outage:
@@ -157,3 +185,8 @@ class AssetsService(pb_grpc.PlatformAssetsServiceServicer):
                 grpc.StatusCode.NOT_FOUND, f"no microgrid with id {microgrid_id}"
             )
         return scenario
+
+
+async def _unimplemented(context: Context) -> None:
+    """Answer a call the simulator does not serve."""
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not simulated")

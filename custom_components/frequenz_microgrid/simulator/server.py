@@ -73,7 +73,7 @@ class MicrogridSimulator:
         self._service = MicrogridService(self)
         self._assets_service = AssetsService(self)
         self.assets_outage = False
-        """While set, every Assets API call fails with UNAVAILABLE (telemetry goes on)."""
+        """While set, every Assets API call fails (UNAVAILABLE); telemetry goes on."""
         self._server: grpc.aio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._host = "127.0.0.1"

@@ -432,6 +432,16 @@ class MicrogridController:
             steering.forget(component_ids)
         self.on_tick()
 
+    def set_out_of_service(self, component_ids: frozenset[int]) -> None:
+        """Never steer these components (outside their operational lifetime).
+
+        The others are steered again. A change re-distributes at once, so power
+        a left-out component had is placed on the others.
+        """
+        if self._health.set_out_of_service(component_ids):
+            self._notify(health_changed=True)
+            self.on_tick()
+
     # -- views ----------------------------------------------------------------
 
     def pool_components(self, pool: Pool) -> frozenset[int]:
