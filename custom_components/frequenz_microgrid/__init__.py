@@ -138,7 +138,7 @@ async def async_setup_entry(
         if assets is not None:
             assets.listen(
                 lambda inventory: async_apply_inventory(
-                    hass, runtime.devices, inventory
+                    hass, entry.entry_id, runtime.devices, inventory
                 )
             )
             assets.start()

@@ -170,7 +170,10 @@ def async_register_devices(
 
 @callback
 def async_apply_inventory(
-    hass: HomeAssistant, devices: MicrogridDevices, inventory: AssetsInventory
+    hass: HomeAssistant,
+    entry_id: str,
+    devices: MicrogridDevices,
+    inventory: AssetsInventory,
 ) -> None:
     """Give the registered devices the names, makers and models of `inventory`.
 
@@ -187,7 +190,7 @@ def async_apply_inventory(
         if (facts := inventory.component_facts(component_id)) is not None
     )
     for identifier, facts in targets:
-        device = registry.async_get_device(identifiers={identifier})
+        device = registry.async_get_device_by_identifier(identifier, entry_id)
         if device is None or facts is None:
             continue
         changes: dict[str, Any] = {}

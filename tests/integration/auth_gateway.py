@@ -4,7 +4,8 @@ Real microgrids authenticate with an API key (metadata `key`); the simulator doe
 not. To test the config flow's `invalid_auth`, setup's `ConfigEntryAuthFailed` and a
 key revoked while running, this gateway forwards every Microgrid API call as raw
 bytes to the simulator — but only for callers sending the accepted key; the others
-get UNAUTHENTICATED, as from a real API. Changing `accepted_key` revokes the old key
+get UNAUTHENTICATED, as from a real API. Assets API calls are forwarded the same way
+(`assets_url`), for the Assets key's errors. Changing `accepted_key` revokes the old key
 at once, including on streams already open.
 """
 
@@ -14,10 +15,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
+from frequenz.api.platformassets.v1alpha1 import platformassets_pb2
 import grpc
 from grpc import aio
 
 SERVICE = microgrid_pb2.DESCRIPTOR.services_by_name["Microgrid"]
+ASSETS_SERVICE = platformassets_pb2.DESCRIPTOR.services_by_name["PlatformAssetsService"]
+SERVICES = {service.full_name: service for service in (SERVICE, ASSETS_SERVICE)}
 
 
 class AuthGateway:
@@ -36,6 +40,11 @@ class AuthGateway:
     def url(self) -> str:
         """The gateway's URL, for the client."""
         return f"grpc://127.0.0.1:{self.port}"
+
+    @property
+    def assets_url(self) -> str:
+        """The gateway's URL for the Assets API client (which assumes TLS)."""
+        return f"{self.url}?ssl=false"
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
@@ -118,8 +127,9 @@ class _Handler(grpc.GenericRpcHandler):
         self, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method: str = handler_call_details.method
-        name = method.rsplit("/", 1)[-1]
-        descriptor = SERVICE.methods_by_name.get(name)
+        service_name, _, name = method.lstrip("/").rpartition("/")
+        service = SERVICES.get(service_name)
+        descriptor = None if service is None else service.methods_by_name.get(name)
         if descriptor is None:
             return None
         if descriptor.server_streaming:

@@ -358,6 +358,10 @@ class HealthTracker:
         self._out_of_service = out
         return True
 
+    def is_out_of_service(self, component_id: int) -> bool:
+        """Whether the component is outside its operational lifetime (never steered)."""
+        return component_id in self._out_of_service
+
     def _new_block(self) -> BlockingStatus:
         return BlockingStatus(
             min_duration=self._min_block, max_duration=self._max_block

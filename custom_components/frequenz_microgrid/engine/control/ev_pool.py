@@ -156,11 +156,13 @@ class EvPoolSteering(PoolSteering):
             plans.append((component_ids, target, allocation))
         released = self._fitting(plans, readings)
         results: Results = {}
+        health = self.context.health
         for component_ids, target, allocation in plans:
+            # Not even 0 W for a charger outside its operational lifetime.
             setpoints = {
                 cid: released[cid]
                 for cid in allocation.setpoints
-                if can_take_setpoint(store, cid)
+                if can_take_setpoint(store, cid) and not health.is_out_of_service(cid)
             }
             to_send = self._due(component_ids, setpoints, now, component_ids in forced)
             if to_send is None:
