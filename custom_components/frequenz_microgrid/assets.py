@@ -14,10 +14,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 import enum
+import functools
+from importlib import resources
+import math
+import re
+from zoneinfo import ZoneInfo
 
-from frequenz.client.assets import AssetsApiClient, Microgrid
+from frequenz.client.assets import AssetsApiClient, Location, Microgrid
 from frequenz.client.assets.electrical_component import (
     ComponentConnection,
     ElectricalComponent,
@@ -73,6 +78,8 @@ class AssetsInventory:
     microgrid: Microgrid
     components: Mapping[int, ElectricalComponent]
     connections: tuple[ComponentConnection, ...]
+    timezone: str | None = None
+    """The IANA time zone derived from the location (`timezone_of`), if known."""
 
     def lifetime_state(self, component_id: int, at: datetime) -> LifetimeState | None:
         """The component's lifetime state at `at` (`None`: not in the inventory)."""
@@ -173,3 +180,86 @@ def classify_assets_error(err: BaseException) -> ConnectionProblem | AssetsProbl
     if isinstance(err, MicrogridMismatchError):
         return AssetsProblem.MICROGRID_MISMATCH
     return classify_error(err)
+
+
+_COORDINATES = re.compile(r"^([+-]\d+)([+-]\d+)$")
+
+
+def timezone_of(location: Location | None) -> str | None:
+    """Return the IANA time zone of a microgrid's location, derived, if certain.
+
+    The Assets API's location has coordinates and a country code but no time zone.
+    Of the zones tzdata lists for the country (`zone.tab`), the one whose reference
+    city is nearest is taken, but only if it cannot be the wrong clock: every zone
+    of the country keeps the same time (Germany), or the nearest zone with another
+    time is more than twice as far away (Los Angeles, not Austin, Texas, which lies
+    between Denver and Chicago). Of the zones keeping that time the country's main
+    one is named (Berlin, not Büsingen). Otherwise `None`, as without a country.
+    Reads files (call it off the event loop).
+    """
+    if location is None or not location.country_code:
+        return None
+    country = location.country_code.upper()
+    zones = [zone for zone in _zone_table() if country in zone[0]]
+    latitude, longitude = location.latitude, location.longitude
+    if latitude is None or longitude is None:
+        latitude, longitude = zones[0][1:3] if len(zones) == 1 else (math.nan,) * 2
+    scale = math.cos(math.radians(latitude))
+    by_distance = sorted(
+        (math.hypot(lat - latitude, (lon - longitude) * scale), name)
+        for _, lat, lon, name in zones
+    )
+    if not by_distance or math.isnan(by_distance[0][0]):
+        return None
+    nearest_distance, nearest = by_distance[0]
+    clock = _clock_of(nearest)
+    other_times = [d for d, name in by_distance if _clock_of(name) != clock]
+    if other_times and other_times[0] <= 2 * nearest_distance:
+        return None
+    # Of the zones keeping that time, the country's main one (listed first).
+    return next(name for _, _, _, name in zones if _clock_of(name) == clock)
+
+
+def _clock_of(zone: str) -> tuple[timedelta | None, ...]:
+    """A zone's UTC offsets in winter and summer (zones alike keep the same time)."""
+    tz = ZoneInfo(zone)
+    return tuple(
+        datetime(2025, month, 15, 12, tzinfo=tz).utcoffset() for month in (1, 7)
+    )
+
+
+@functools.cache
+def _zone_table() -> tuple[tuple[frozenset[str], float, float, str], ...]:
+    """The zones of tzdata: (country codes, latitude, longitude, zone name)."""
+    text = (
+        resources.files("tzdata")
+        .joinpath("zoneinfo", "zone.tab")
+        .read_text(encoding="utf-8")
+    )
+    zones = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        codes, coordinates, name, *_ = line.split("\t")
+        match = _COORDINATES.match(coordinates)
+        if match is None:
+            continue
+        zones.append(
+            (
+                frozenset(codes.split(",")),
+                _degrees(match.group(1), 2),
+                _degrees(match.group(2), 3),
+                name,
+            )
+        )
+    return tuple(zones)
+
+
+def _degrees(text: str, degree_digits: int) -> float:
+    """Turn tzdata's ±DDMM[SS] / ±DDDMM[SS] into degrees."""
+    sign = -1.0 if text[0] == "-" else 1.0
+    digits = text[1:]
+    degrees = int(digits[:degree_digits])
+    minutes = int(digits[degree_digits : degree_digits + 2])
+    seconds = int(digits[degree_digits + 2 :] or 0)
+    return sign * (degrees + minutes / 60 + seconds / 3600)

@@ -84,6 +84,13 @@ HUB_ASSETS_SENSORS: tuple[AssetsSensorDescription, ...] = (
         value_fn=lambda inventory, _id, _now: _option(inventory.microgrid.status),
     ),
     AssetsSensorDescription(
+        key="timezone",
+        translation_key="timezone",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda inventory, _id, _now: inventory.timezone,
+    ),
+    AssetsSensorDescription(
         key="enterprise_id",
         translation_key="enterprise_id",
         entity_category=EntityCategory.DIAGNOSTIC,

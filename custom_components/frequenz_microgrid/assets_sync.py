@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from .assets import (
     classify_assets_error,
     open_assets_client,
     read_inventory,
+    timezone_of,
 )
 from .const import (
     ASSETS_REFRESH_S,
@@ -97,6 +99,10 @@ class AssetsSync:
         except Exception as err:  # an Assets failure must never reach telemetry
             self._failed(err)
             return False
+        timezone = await self._hass.async_add_executor_job(
+            timezone_of, inventory.microgrid.location
+        )
+        inventory = replace(inventory, timezone=timezone)
         self.inventory = inventory
         self.read_at = self._clock()
         self.last_error = None
@@ -139,6 +145,7 @@ class AssetsSync:
         now = self._clock()
         return {
             "read_at": None if self.read_at is None else self.read_at.isoformat(),
+            "timezone": None if inventory is None else inventory.timezone,
             "last_error": self.last_error,
             "microgrid": None if inventory is None else _microgrid(inventory),
             "components": None

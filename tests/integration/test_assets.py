@@ -14,6 +14,7 @@ import json
 from typing import Any
 from unittest.mock import patch
 
+from frequenz.client.assets import Location
 from homeassistant.components.diagnostics import REDACTED
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
@@ -26,7 +27,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.frequenz_microgrid.assets import AssetsInventory
+from custom_components.frequenz_microgrid.assets import AssetsInventory, timezone_of
 from custom_components.frequenz_microgrid.assets_sync import assets_issue_id
 from custom_components.frequenz_microgrid.const import (
     CONF_API_KEY,
@@ -307,6 +308,7 @@ async def test_diagnostics_show_steering_and_assets_but_no_credentials(
     assert assets["microgrid"]["location"]["latitude"] == REDACTED
     assert assets["components"]["4"]["lifetime_state"] == "retired"
     assert assets["last_error"] is None
+    assert assets["timezone"] == "Europe/Berlin", "derived from the location"
 
 
 def test_diagnostics_cut_credentials_out_of_urls() -> None:
@@ -315,3 +317,27 @@ def test_diagnostics_cut_credentials_out_of_urls() -> None:
         == f"grpc://{REDACTED}@grid.example.com:443?ssl=true&token={REDACTED}"
     )
     assert _safe_url("grpc://127.0.0.1:1234") == "grpc://127.0.0.1:1234"
+
+
+@pytest.mark.parametrize(
+    ("latitude", "longitude", "country", "zone"),
+    [
+        (52.52, 13.405, "DE", "Europe/Berlin"),
+        (47.99, 7.85, "DE", "Europe/Berlin"),  # Freiburg: Büsingen is nearer, same time
+        (34.05, -118.24, "us", "America/Los_Angeles"),
+        (30.27, -97.74, "US", None),  # Austin: Denver and Chicago, both near
+        (40.42, -3.70, "ES", "Europe/Madrid"),  # the Canaries are far away
+        (None, None, "IS", "Atlantic/Reykjavik"),  # one zone: no coordinates needed
+        (None, None, "US", None),
+        (52.52, 13.405, None, None),
+        (0.0, 0.0, "XX", None),
+    ],
+)
+def test_timezone_is_derived_from_the_location(
+    latitude: float | None,
+    longitude: float | None,
+    country: str | None,
+    zone: str | None,
+) -> None:
+    location = Location(latitude=latitude, longitude=longitude, country_code=country)
+    assert timezone_of(location) == zone
