@@ -192,6 +192,15 @@ def _assets_settings(
     return settings
 
 
+def _stored_assets(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the stored Assets API settings.
+
+    Unchanged settings are not probed again: an Assets API outage must not keep
+    the user from changing anything else.
+    """
+    return {key: options[key] for key in ASSETS_SETTINGS if key in options}
+
+
 def _without_assets(options: Mapping[str, Any]) -> dict[str, Any]:
     """Return the options other than the Assets API settings."""
     return {key: value for key, value in options.items() if key not in ASSETS_SETTINGS}
@@ -370,7 +379,8 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
             if isinstance(claimed, MicrogridInfo):
                 self._abort_if_unique_id_mismatch(reason="wrong_microgrid")
                 assets = _assets_settings(user_input, entry.options)
-                errors = await _async_check_assets(assets, microgrid_id(claimed))
+                if assets != _stored_assets(entry.options):
+                    errors = await _async_check_assets(assets, microgrid_id(claimed))
                 if not errors:
                     return self.async_update_reload_and_abort(
                         entry,
@@ -407,7 +417,7 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
                 if not math.isfinite(user_input[key])
             }
             assets = _assets_settings(user_input, options)
-            if not errors and has_assets_fields:
+            if not errors and has_assets_fields and assets != _stored_assets(options):
                 errors = await _async_check_assets(assets, self.config_entry.unique_id)
             if not errors:
                 return self.async_create_entry(

@@ -264,3 +264,31 @@ async def test_demo_options_have_no_assets_fields(hass: HomeAssistant) -> None:
     )
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert CONF_ASSETS_URL not in _schema(result)
+
+
+async def test_options_change_during_an_assets_outage_when_assets_unchanged(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """Stored Assets settings are not probed again; new ones are."""
+    stored = {CONF_ASSETS_URL: simulator.assets_url, CONF_ASSETS_API_KEY: "k"}
+    entry = microgrid_entry(simulator.url, options=OPTIONS | stored)
+    entry.add_to_hass(hass)
+    simulator.assets_outage = True
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    field = next(k for k in _schema(result) if k == CONF_ASSETS_URL)
+    assert field.description == {"suggested_value": simulator.assets_url}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        OPTIONS | {CONF_FRESHNESS_S: 20, CONF_ASSETS_URL: simulator.assets_url},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == OPTIONS | {CONF_FRESHNESS_S: 20.0} | stored
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        OPTIONS | {CONF_ASSETS_URL: simulator.assets_url, CONF_ASSETS_API_KEY: "new"},
+    )
+    assert result["errors"] == {CONF_ASSETS_URL: "assets_cannot_connect"}
+    assert entry.options[CONF_ASSETS_API_KEY] == "k"
