@@ -45,9 +45,12 @@ from .coordinator import MicrogridCoordinator
 from .devices import async_register_devices
 from .engine.graph import Topology, load_topology
 from .engine.microgrid import MicrogridEngine
+from .engine.snapshot import MicrogridSnapshot
 from .identity import microgrid_id
 from .repairs import RepairTracker
+from .report_actions import async_setup_report_actions
 from .runtime import FrequenzMicrogridConfigEntry, MicrogridRuntimeData
+from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator, load_scenario
 from .status_feed import ControllerStatusFeed
 
@@ -56,6 +59,7 @@ PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.NUMBER,
     Platform.BUTTON,
+    Platform.EVENT,
 ]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -64,6 +68,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions, once for every entry (they name their entry)."""
     async_setup_actions(hass)
+    async_setup_report_actions(hass)
     return True
 
 
@@ -85,10 +90,25 @@ async def async_setup_entry(
         raise
 
     coordinator = MicrogridCoordinator(hass, entry)
+    sessions = SessionRecorder(hass, entry.entry_id, topology.ev_charger_ids)
+    try:
+        await sessions.async_load()
+    except BaseException:
+        await client.disconnect()
+        if simulator is not None:
+            await simulator.stop()
+        raise
+
+    @callback
+    def _on_snapshot(snapshot: MicrogridSnapshot) -> None:
+        """Account the sessions first, so entities read them with the snapshot."""
+        sessions.handle_snapshot(snapshot)
+        coordinator.async_set_updated_data(snapshot)
+
     engine = MicrogridEngine(
         client,
         topology,
-        on_snapshot=coordinator.async_set_updated_data,
+        on_snapshot=_on_snapshot,
         on_reachability=coordinator.handle_reachability,
         on_auth_error=coordinator.handle_auth_error,
         freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
@@ -102,6 +122,7 @@ async def async_setup_entry(
         repairs=RepairTracker(hass, entry.entry_id, entry.title, topology),
         devices=async_register_devices(hass, entry, topology),
         simulator=simulator,
+        sessions=sessions,
     )
     entry.runtime_data = runtime
     try:

@@ -11,6 +11,7 @@ from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
 from .engine.microgrid import MicrogridEngine
 from .repairs import RepairTracker
+from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator
 from .status_feed import ControllerStatusFeed
 
@@ -29,6 +30,8 @@ class MicrogridRuntimeData:
     devices: MicrogridDevices
     simulator: MicrogridSimulator | None = None
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
+    sessions: SessionRecorder | None = None
+    """The EV chargers' charging sessions (`None` where the entry tracks none)."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:
@@ -48,6 +51,8 @@ class MicrogridRuntimeData:
         try:
             await self.engine.stop()
         finally:
+            if self.sessions is not None:
+                await self.sessions.async_flush()
             await self.client.disconnect()
             if self.simulator is not None:
                 await self.simulator.stop()

@@ -36,6 +36,7 @@ from .sensor_descriptions import (
     PoolSensorDescription,
     SteeringSensorDescription,
 )
+from .session_sensors import session_sensors
 from .steering_status import pool_set_status
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ async def async_setup_entry(
     hub.extend(
         SteeringSensor(entry, d) for d in of_steerable_pools(entry, STEERING_SENSORS)
     )
+    hub.extend(session_sensors(entry))
     async_add_entities(hub)
 
     # Every (component, sensor) pair that may exist; those that wait for their

@@ -1,0 +1,107 @@
+"""Charging sessions of an entry: tracked from every snapshot, kept in a `Store`.
+
+The engine's `SessionTracker` does the accounting; this wrapper feeds it every
+snapshot (before the entities hear of it, so they read the same state), tells the
+`event` entities when a session starts or ends, and keeps the sessions across
+restarts in `.storage/frequenz_microgrid.<entry>.sessions`:
+
+* at once (after a second) when a session starts or ends;
+* at most once a minute while sessions are open (their energy grows);
+* when the entry unloads or Home Assistant stops (`async_flush`).
+
+An open session restored at start-up continues when its charger still reports
+the cable plugged in, and ends at the last time it was seen plugged otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.storage import Store
+
+from .const import DOMAIN, LOGGER
+from .engine.hub.sessions import SessionChange, SessionTracker
+from .engine.snapshot import MicrogridSnapshot
+
+STORAGE_VERSION: Final = 1
+SAVE_ON_CHANGE_DELAY_S: Final = 1.0
+"""A started or ended session is written after this delay (batching a burst)."""
+SAVE_PROGRESS_INTERVAL_S: Final = 60.0
+"""While sessions are open, their progress is written at most this often."""
+
+
+class SessionRecorder:
+    """The sessions of one entry's EV chargers, persisted and announced."""
+
+    def __init__(
+        self, hass: HomeAssistant, entry_id: str, charger_ids: frozenset[int]
+    ) -> None:
+        """Track `charger_ids`; `async_load` restores what was stored."""
+        self.hass = hass
+        self.tracker = SessionTracker(charger_ids)
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.sessions"
+        )
+        self._listeners: list[Callable[[SessionChange], None]] = []
+        self._progress_saved_at: float | None = None
+
+    async def async_load(self) -> None:
+        """Restore the stored sessions (malformed ones are logged and skipped)."""
+        data = await self._store.async_load()
+        if not data:
+            return
+        problems = self.tracker.restore(data)
+        if problems:
+            LOGGER.warning(
+                "Skipped %d stored charging session(s): %s",
+                len(problems),
+                "; ".join(problems[:5]),
+            )
+
+    @callback
+    def handle_snapshot(self, snapshot: MicrogridSnapshot) -> None:
+        """Account a snapshot; announce and store the sessions it changed."""
+        try:
+            changes = self.tracker.update(snapshot)
+        except Exception:  # a bug here must never stop the snapshots
+            LOGGER.exception("Cannot account charging sessions")
+            return
+        now = self.hass.loop.time()
+        if changes:
+            self._store.async_delay_save(self._data, SAVE_ON_CHANGE_DELAY_S)
+            self._progress_saved_at = now
+        elif self.tracker.open and (
+            self._progress_saved_at is None
+            or now - self._progress_saved_at >= SAVE_PROGRESS_INTERVAL_S
+        ):
+            self._store.async_delay_save(self._data)
+            self._progress_saved_at = now
+        for change in changes:
+            for listener in list(self._listeners):
+                try:
+                    listener(change)
+                except Exception:
+                    LOGGER.exception("A charging session listener failed")
+
+    @callback
+    def async_add_listener(
+        self, listener: Callable[[SessionChange], None]
+    ) -> CALLBACK_TYPE:
+        """Call `listener` for every started and ended session; return the remover."""
+        self._listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    async def async_flush(self) -> None:
+        """Write the sessions now (unload, Home Assistant stopping)."""
+        await self._store.async_save(self._data())
+
+    def _data(self) -> dict[str, Any]:
+        return self.tracker.as_stored()
