@@ -9,6 +9,7 @@ from pathlib import Path
 import xml.etree.ElementTree as ET
 import zipfile
 
+from hypothesis import given, settings, strategies as st
 import pytest
 
 from custom_components.frequenz_microgrid.engine.hub.export import (
@@ -178,3 +179,73 @@ def test_export_names_stay_inside_their_directory(tmp_path: Path) -> None:
     for bad in ("../x.csv", "/etc/passwd", "sub/x.csv", ".."):
         with pytest.raises(ValueError, match=r"plain file name|leaves"):
             path_inside(tmp_path, bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    visits=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=50),  # start minute
+            st.integers(min_value=1, max_value=30),  # minutes plugged in
+            st.lists(st.floats(min_value=0, max_value=400), min_size=1, max_size=30),
+            st.floats(min_value=0, max_value=1),  # solar share
+        ),
+        max_size=8,
+    ),
+    step_s=st.integers(min_value=1, max_value=3600),
+)
+def test_a_report_covering_every_session_conserves_energy_and_time(
+    visits: list[tuple[int, int, list[float], float]], step_s: int
+) -> None:
+    """One visit per charger (a charger's sessions never overlap)."""
+    sessions = []
+    chargers = [6 + n for n in range(8)]
+    for charger_id, (start_min, minutes, slots, solar_share) in zip(
+        chargers, visits, strict=False
+    ):
+        started = T0 + timedelta(minutes=start_min)
+        profile = {
+            int(started.timestamp()) + 60 * n: ProfileSlot(
+                energy_wh=wh, solar_wh=wh * solar_share
+            )
+            for n, wh in enumerate(slots[:minutes])
+        }
+        sessions.append(
+            ChargingSession(
+                charger_id=charger_id,
+                started_at=started,
+                last_seen_connected=started + timedelta(minutes=minutes),
+                ended_at=started + timedelta(minutes=minutes),
+                profile=profile,
+            )
+        )
+    step = timedelta(seconds=step_s)
+    report = build_cluster_report(
+        sessions, chargers, T0, T0 + timedelta(hours=2), step, LATER
+    )
+    energy_wh = sum(slot.energy_wh for s in sessions for slot in s.profile.values())
+    step_h = [
+        (min(t + step, report.end) - t) / timedelta(hours=1) for t in report.times
+    ]
+    profile_wh = sum(
+        kw * 1000 * step_h[i]
+        for values in report.consumption_kw.values()
+        for i, kw in enumerate(values)
+    )
+    assert profile_wh == pytest.approx(energy_wh, abs=1e-6)
+    totals = report.totals
+    assert totals["net_consumption_kwh"] == pytest.approx(energy_wh / 1000, abs=1e-5)
+    parts = [totals["solar_kwh"], totals["battery_kwh"], totals["grid_kwh"]]
+    assert all(isinstance(part, float) and part >= 0 for part in parts)
+    assert sum(p for p in parts if isinstance(p, float)) == pytest.approx(
+        energy_wh / 1000, abs=1e-5
+    )
+    occupied_s = sum(
+        share * step_h[i] * 3600
+        for values in report.occupation.values()
+        for i, share in enumerate(values)
+    )
+    expected_s = sum(s.duration(LATER).total_seconds() for s in sessions)
+    assert occupied_s == pytest.approx(expected_s, abs=1e-3)
+    assert totals["occupied_hours"] == pytest.approx(expected_s / 3600, abs=1e-5)
+    assert all(0.0 <= v <= 1.0 for vs in report.occupation.values() for v in vs)

@@ -139,15 +139,14 @@ def build_cluster_report(
     for session in overlapping:
         table.append(session.record(now))
         occupied += occupied_time(session, start, end, now)
-        if session.charger_id not in energy_wh:
-            continue
-        charger_energy = energy_wh[session.charger_id]
-        charger_occupation = occupation[session.charger_id]
-        for index in _step_range(
-            session.started_at, session.end_or(now), start, step, steps
-        ):
-            share = occupied_time(session, times[index], step_ends[index], now)
-            charger_occupation[index] += share / (step_ends[index] - times[index])
+        # A charger gone from the microgrid has no profile; its energy still counts.
+        charger_energy = energy_wh.get(session.charger_id, [0.0] * steps)
+        if (charger_occupation := occupation.get(session.charger_id)) is not None:
+            for index in _step_range(
+                session.started_at, session.end_or(now), start, step, steps
+            ):
+                share = occupied_time(session, times[index], step_ends[index], now)
+                charger_occupation[index] += share / (step_ends[index] - times[index])
         for slot_start_s, slot in session.profile.items():
             slot_start = datetime.fromtimestamp(slot_start_s, start.tzinfo)
             slot_end = slot_start + _SLOT
