@@ -131,6 +131,7 @@ async def async_setup_entry(
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
         entry.async_on_unload(_close_on_stop(hass, runtime))
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+        sessions.start_following()
     except BaseException:
         await runtime.async_close()
         raise

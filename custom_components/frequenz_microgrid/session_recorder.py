@@ -46,6 +46,7 @@ class SessionRecorder:
         )
         self._listeners: list[Callable[[SessionChange], None]] = []
         self._progress_saved_at: float | None = None
+        self._following = False
 
     async def async_load(self) -> None:
         """Restore the stored sessions (malformed ones are logged and skipped)."""
@@ -61,8 +62,20 @@ class SessionRecorder:
             )
 
     @callback
+    def start_following(self) -> None:
+        """Account snapshots from now on (once the event entities listen).
+
+        Snapshots before that are a gap like any other (not an unplug), so a
+        session restored at start-up is closed or continued only when its event
+        entity can announce it.
+        """
+        self._following = True
+
+    @callback
     def handle_snapshot(self, snapshot: MicrogridSnapshot) -> None:
         """Account a snapshot; announce and store the sessions it changed."""
+        if not self._following:
+            return
         try:
             changes = self.tracker.update(snapshot)
         except Exception:  # a bug here must never stop the snapshots
@@ -100,8 +113,15 @@ class SessionRecorder:
         return remove
 
     async def async_flush(self) -> None:
-        """Write the sessions now (unload, Home Assistant stopping)."""
-        await self._store.async_save(self._data())
+        """Write the sessions now (unload, Home Assistant stopping).
+
+        A failed write is logged, never raised: it must not keep the entry from
+        releasing its components and disconnecting.
+        """
+        try:
+            await self._store.async_save(self._data())
+        except Exception:
+            LOGGER.exception("Cannot store the charging sessions")
 
     def _data(self) -> dict[str, Any]:
         return self.tracker.as_stored()

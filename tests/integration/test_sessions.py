@@ -40,6 +40,7 @@ from custom_components.frequenz_microgrid.simulator.scenario import (
 from .conftest import (
     HOME_MICROGRID_ID,
     entity_id_of,
+    microgrid_entry,
     serving,
     setup_entry,
     state_of,
@@ -446,3 +447,42 @@ def _read_xlsx(data: bytes) -> dict[str, list[list[str]]]:
             ]
             for number, name in enumerate(names, start=1)
         }
+
+
+async def test_stored_sessions_are_shown_and_malformed_ones_skipped(
+    hass: HomeAssistant,
+    simulator: MicrogridSimulator,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A kept session is shown after a restart; a broken record costs only itself."""
+    entry = microgrid_entry(simulator.url)
+    entry.add_to_hass(hass)
+    key = f"{DOMAIN}.{entry.entry_id}.sessions"
+    kept = {
+        "charger_id": DRIVEWAY,
+        "started_at": "2026-12-03T18:00:00+00:00",
+        "last_seen_connected": "2026-12-03T20:00:00+00:00",
+        "ended_at": "2026-12-03T20:00:00+00:00",
+        "solar_wh": 0.0,
+        "battery_wh": 1500.0,
+        "grid_wh": 6000.0,
+        "peak_power_w": 7360.0,
+        "profile": [],
+        "counter": {"total_wh": 7500.0, "last_reading_wh": 91000.0},
+    }
+    hass_storage[key] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": key,
+        "data": {"ended": [{"charger_id": GARAGE, "solar_wh": "x"}, kept], "open": []},
+    }
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    energy = sensor(hass, "session_energy", DRIVEWAY)
+    assert float(energy.state) == pytest.approx(7.5)
+    assert energy.attributes["session"] == "last"
+    assert energy.attributes["battery_kwh"] == pytest.approx(1.5)
+    assert sensor(hass, "session_duration", DRIVEWAY).state == "7200"
+    assert sensor(hass, "session_energy", GARAGE).state == "unknown"
+    assert "Skipped 1 stored charging session" in caplog.text
