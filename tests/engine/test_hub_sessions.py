@@ -135,32 +135,61 @@ def test_shares_are_never_negative_and_add_up_to_one(
 
 def test_a_session_takes_its_energy_from_the_chargers_counter() -> None:
     tracker = SessionTracker([6, 7])
+    # Plugged in, not charging yet; 5 kW PV, no other load: 5 kW exported.
     started = tracker.update(
-        snap(0, charger(6, power_w=0, counter_wh=1000), charger(7, UNPLUGGED))
+        snap(
+            0,
+            charger(6, power_w=0, counter_wh=1000),
+            charger(7, UNPLUGGED),
+            grid_w=-5000,
+            pv_w=-5000,
+        )
     )
     assert [(c.kind, c.session.charger_id) for c in started] == [
         (SessionChangeKind.STARTED, 6)
     ]
-    # 4 kW EV, 5 kW PV, no other load: grid exports 1 kW, all solar.
+    # 9 s later: 10 Wh taken (4 kW), still 5 kW PV and no other load: all solar.
     tracker.update(
-        snap(1, charger(6, power_w=4000, counter_wh=1010), grid_w=-1000, pv_w=-5000)
+        snap(9, charger(6, power_w=4000, counter_wh=1010), grid_w=-1000, pv_w=-5000)
     )
-    # PV gone: all grid.
-    tracker.update(snap(2, charger(6, power_w=11000, counter_wh=1025), grid_w=11000))
-    ended = tracker.update(snap(3, charger(6, UNPLUGGED, power_w=0, counter_wh=1025)))
+    # 9 s later: 15 Wh taken (6 kW over the interval), PV down to 1 kW, 600 W of
+    # household load. Interval means: load 300 W, PV 3 kW, so a 2.7 kW surplus of
+    # the 6 kW: 45 % solar (6.75 Wh), the rest grid (8.25 Wh).
+    tracker.update(
+        snap(18, charger(6, power_w=6000, counter_wh=1025), grid_w=5600, pv_w=-1000)
+    )
+    ended = tracker.update(
+        snap(19, charger(6, UNPLUGGED, power_w=0, counter_wh=1025), grid_w=600)
+    )
     assert [c.kind for c in ended] == [SessionChangeKind.ENDED]
     session = ended[0].session
     assert session.energy_wh == pytest.approx(25.0)
-    assert session.solar_wh == pytest.approx(10.0)
-    assert session.grid_wh == pytest.approx(15.0)
+    assert session.solar_wh == pytest.approx(16.75)
+    assert session.grid_wh == pytest.approx(8.25)
     assert session.battery_wh == 0.0
-    assert session.peak_power_w == 11000
+    assert session.peak_power_w == 6000
     assert session.started_at == T0
-    assert session.ended_at == T0 + timedelta(seconds=3)
+    assert session.ended_at == T0 + timedelta(seconds=19)
     assert session.energy_source == "meter"
     assert tracker.open == {}
     assert tracker.current_or_last(6) is session
     assert tracker.current_or_last(7) is None
+
+
+def test_the_demand_of_an_interval_stays_within_the_measured_ev_power() -> None:
+    """A starting EV counts at full power; a fast clock cannot inflate the demand."""
+    tracker = SessionTracker([6])
+    tracker.update(
+        snap(0, charger(6, power_w=0, counter_wh=0), grid_w=-6000, pv_w=-6000)
+    )
+    # 30 Wh in 1 s would be 108 kW; the EV never drew more than 11 kW, and 6 kW of
+    # PV surplus (no other load) covers 6/11 of that.
+    tracker.update(
+        snap(1, charger(6, power_w=11000, counter_wh=30), grid_w=5000, pv_w=-6000)
+    )
+    session = tracker.open[6]
+    assert session.solar_wh == pytest.approx(30 * 6 / 11)
+    assert session.grid_wh == pytest.approx(30 * 5 / 11)
 
 
 def test_without_a_counter_the_power_is_integrated() -> None:

@@ -157,6 +157,14 @@ async def test_a_simulated_visit_is_one_session_with_the_chargers_energy(
             pytest.approx(record["energy_kwh"], abs=1e-5)
         )
         assert min(record["solar_kwh"], record["battery_kwh"], record["grid_kwh"]) >= 0
+        # Noon, battery idle: the PV surplus over the 600 W household goes to the
+        # EV (16 A × 3 phases), the rest is grid.
+        pv_w = -sim.model.component(5).active_power_w
+        ev_w = 16 * 230 * 3
+        assert record["solar_kwh"] / record["energy_kwh"] == pytest.approx(
+            (pv_w - 600) / ev_w, rel=0.05
+        )
+        assert record["battery_kwh"] == 0.0
         assert record["peak_power_kw"] == pytest.approx(16 * 230 * 3 / 1000, rel=0.01)
         assert record["energy_source"] == "meter"
         assert record["charger_id"] == GARAGE

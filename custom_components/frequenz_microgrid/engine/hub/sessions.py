@@ -8,8 +8,10 @@ EV is connected) and ends with the first one in which it is not. Between the two
   sends one (increases only, a counter reset re-bases), else its power integrated
   with the trapezoid rule between fresh samples (`energy.EnergyTotal`, the
   Energy dashboard's arithmetic, so the two never disagree);
-* each increase is split into solar / battery / grid by the source shares of that
-  snapshot (`attribution.py`), so the three parts always add up to the energy;
+* each increase is split into solar / battery / grid by the source shares of the
+  interval it was taken in (`attribution.py`: the site's flows averaged over the
+  interval's two snapshots, the EVs' demand from the energy all of them took in
+  it), so the three parts always add up to the energy;
 * the peak power and a per-minute profile (for the reports) are kept.
 
 A silent charger is not an unplug: while a charger sends no fresh cable state
@@ -38,7 +40,7 @@ from ...energy import MAX_INTEGRATION_GAP, EnergyTotal, positive_part
 from ..health import ev_cable_connected
 from ..members import AC_POWER, ENERGY_CONSUMED
 from ..snapshot import ComponentSnapshot, MicrogridSnapshot
-from .attribution import SourceShares, snapshot_source_shares
+from .attribution import SiteFlows, SourceShares
 
 SESSIONS_KEPT: Final = 500
 """How many ended sessions are kept (the oldest are dropped first)."""
@@ -247,17 +249,20 @@ class SessionTracker:
         self.ended: deque[ChargingSession] = deque(maxlen=kept)
         """Ended sessions, oldest first."""
         self.last_update: datetime | None = None
+        self._last_flows: tuple[datetime, SiteFlows, float] | None = None
+        """The previous snapshot's time, site flows and EV power."""
 
     def update(self, snapshot: MicrogridSnapshot) -> list[SessionChange]:
         """Account one snapshot; return the sessions it started and ended."""
         now = snapshot.taken_at
         self.last_update = now
         if not snapshot.reachable:
+            self._last_flows = None
             for silent in self.open.values():
                 silent.counter.add_power_sample(now, None)
             return []
         changes: list[SessionChange] = []
-        shares: SourceShares | None = None
+        taken: list[tuple[ChargingSession, float]] = []
         for charger_id in self.charger_ids:
             data = snapshot.component(charger_id)
             session = self.open.get(charger_id)
@@ -274,9 +279,7 @@ class SessionTracker:
                 )
                 self.open[charger_id] = session
                 changes.append(SessionChange(SessionChangeKind.STARTED, session))
-            if shares is None:
-                shares = snapshot_source_shares(snapshot, self._ev_demand_w(snapshot))
-            _account(session, data, now, shares)
+            taken.append((session, _take_reading(session, data, now)))
             if connected:
                 session.last_seen_connected = now
                 continue
@@ -287,6 +290,10 @@ class SessionTracker:
             )
             self._close(session)
             changes.append(SessionChange(SessionChangeKind.ENDED, session))
+        shares = self._interval_shares(snapshot, sum(wh for _, wh in taken))
+        for session, energy_wh in taken:
+            if energy_wh > 0.0:
+                session.add_energy(now, energy_wh, shares)
         return changes
 
     def current_or_last(self, charger_id: int) -> ChargingSession | None:
@@ -336,7 +343,34 @@ class SessionTracker:
         del self.open[session.charger_id]
         self.ended.append(session)
 
-    def _ev_demand_w(self, snapshot: MicrogridSnapshot) -> float:
+    def _interval_shares(
+        self, snapshot: MicrogridSnapshot, ev_energy_wh: float
+    ) -> SourceShares:
+        """The source shares since the previous snapshot (this one's after a gap).
+
+        The site's flows are the mean of the interval's two ends. The EVs' demand
+        is the energy they took over the interval's length, kept between the EV
+        power at its two ends: an EV that started charging just after the previous
+        snapshot drew full power for most of the interval (not the mean of 0 and
+        full power), and a clock that is not the meters' (a simulator running
+        faster than real time) cannot make the demand larger than ever measured.
+        """
+        now = snapshot.taken_at
+        ev_now_w = self._ev_power_w(snapshot)
+        flows = SiteFlows.of_snapshot(snapshot, ev_now_w)
+        previous = self._last_flows
+        self._last_flows = (now, flows, ev_now_w)
+        if previous is None or not timedelta(0) < now - previous[0] <= MAX_UNPLUG_GAP:
+            return flows.ev_shares(ev_now_w)
+        previous_at, previous_flows, ev_before_w = previous
+        hours = (now - previous_at) / timedelta(hours=1)
+        demand_w = min(
+            max(ev_energy_wh / hours, min(ev_before_w, ev_now_w)),
+            max(ev_before_w, ev_now_w),
+        )
+        return flows.mean(previous_flows).ev_shares(demand_w)
+
+    def _ev_power_w(self, snapshot: MicrogridSnapshot) -> float:
         """All EV chargers' power now (their own readings: one instant)."""
         total = 0.0
         for charger_id in self.charger_ids:
@@ -347,13 +381,10 @@ class SessionTracker:
         return total
 
 
-def _account(
-    session: ChargingSession,
-    data: ComponentSnapshot,
-    now: datetime,
-    shares: SourceShares,
-) -> None:
-    """Add what the charger took since the last snapshot to its session."""
+def _take_reading(
+    session: ChargingSession, data: ComponentSnapshot, now: datetime
+) -> float:
+    """Follow the charger's counter (or power); return the energy taken since (Wh)."""
     power = data.value(AC_POWER)
     if power is not None:
         session.peak_power_w = max(session.peak_power_w, power)
@@ -365,9 +396,7 @@ def _account(
         session.counter.add_power_sample(
             now, None if power is None else positive_part(power)
         )
-    added = (session.counter.total_wh or 0.0) - before
-    if added > 0.0:
-        session.add_energy(now, added, shares)
+    return max((session.counter.total_wh or 0.0) - before, 0.0)
 
 
 def _time(value: Any) -> datetime | None:
