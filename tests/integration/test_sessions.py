@@ -127,7 +127,9 @@ async def test_a_simulated_visit_is_one_session_with_the_chargers_energy(
     scenario = home_with([ev(GARAGE, 20, 200)])
     async with serving(hass, scenario, speed=20.0, sample_period_s=0.05) as sim:
         entry = await setup_entry(hass, sim.url)
-        log = EventLog(hass, entity_id_of(hass, uid("session", GARAGE), ("event",)))
+        event_id = entity_id_of(hass, uid("session", GARAGE), ("event",))
+        assert event_id == "event.wallbox_garage_charging_session"  # README's example
+        log = EventLog(hass, event_id)
         assert sensor(hass, "chargers_occupied").state == "0"
         assert sensor(hass, "chargers_free").state == "2"
 
