@@ -6,7 +6,9 @@ snapshot (before the entities hear of it, so they read the same state), tells th
 restarts in `.storage/frequenz_microgrid.<entry>.sessions`:
 
 * at once (after a second) when a session starts or ends;
-* at most once a minute while sessions are open (their energy grows);
+* at most every 5 minutes while sessions are open (their energy grows; what a
+  crash loses of that is only the split and profile detail: the charger's counter
+  baseline is stored, so the energy itself is recounted from the counter);
 * when the entry unloads or Home Assistant stops (`async_flush`).
 
 An open session restored at start-up continues when its charger still reports
@@ -28,7 +30,7 @@ from .engine.snapshot import MicrogridSnapshot
 STORAGE_VERSION: Final = 1
 SAVE_ON_CHANGE_DELAY_S: Final = 1.0
 """A started or ended session is written after this delay (batching a burst)."""
-SAVE_PROGRESS_INTERVAL_S: Final = 60.0
+SAVE_PROGRESS_INTERVAL_S: Final = 300.0
 """While sessions are open, their progress is written at most this often."""
 
 

@@ -39,6 +39,7 @@ def session() -> ChargingSession:
     """Charger 6 from 08:00:30 to 08:03:00: 60 Wh, 120 Wh and 30 Wh by minute."""
     return ChargingSession(
         charger_id=6,
+        profile_slot_s=60,
         started_at=T0 + timedelta(seconds=30),
         last_seen_connected=T0 + timedelta(minutes=3),
         ended_at=T0 + timedelta(minutes=3),
@@ -213,6 +214,7 @@ def test_a_report_covering_every_session_conserves_energy_and_time(
         sessions.append(
             ChargingSession(
                 charger_id=charger_id,
+                profile_slot_s=60,
                 started_at=started,
                 last_seen_connected=started + timedelta(minutes=minutes),
                 ended_at=started + timedelta(minutes=minutes),

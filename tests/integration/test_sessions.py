@@ -195,8 +195,9 @@ async def test_a_simulated_visit_is_one_session_with_the_chargers_energy(
         # The report over the session's minutes: consumption, occupation, totals.
         started = dt_util.parse_datetime(record["started_at"])
         assert started is not None
-        start = started.replace(second=0, microsecond=0)
-        end = start + timedelta(minutes=5)
+        # Whole profile slots (5 min), so the period holds all of the session.
+        start = dt_util.utc_from_timestamp(started.timestamp() // 300 * 300)
+        end = start + timedelta(minutes=10)
         report: dict[str, Any] | None = await hass.services.async_call(
             DOMAIN,
             "get_cluster_report",
@@ -217,11 +218,11 @@ async def test_a_simulated_visit_is_one_session_with_the_chargers_energy(
         assert totals["grid_kwh"] == pytest.approx(record["grid_kwh"], abs=1e-5)
         assert totals["sessions"] == 1
         assert [s["session_id"] for s in report["sessions"]] == [record["session_id"]]
-        assert len(report["times"]) == 5
+        assert len(report["times"]) == 10
         garage_kw = report["consumption_kw"][str(GARAGE)]
         # Average kW per one-minute step back to kWh: the session's energy.
         assert sum(garage_kw) / 60 == pytest.approx(delivered, abs=1e-5)
-        assert report["consumption_kw"][str(DRIVEWAY)] == [0.0] * 5
+        assert report["consumption_kw"][str(DRIVEWAY)] == [0.0] * 10
         occupied_s = sum(report["occupation"][str(GARAGE)]) * 60
         assert occupied_s == pytest.approx(record["duration_s"], abs=0.01)
 

@@ -4,8 +4,8 @@ For a period `[start, end)` cut into steps, per charger:
 
 * **consumption** (datafev's `analyze_consumption_profile`, sheet
   `UnitConsumption`): the average power (kW) each step, from the sessions'
-  per-minute energy profiles (a profile slot's energy is spread evenly over its
-  minute, so a step that is not a whole number of minutes gets its share);
+  energy profiles (a profile slot's energy is spread evenly over the slot, so a
+  step shorter than a slot, or not aligned with one, gets its share);
 * **occupation** (`analyze_occupation_profile`, sheet `UnitOccupation`): the share
   of each step (0–1) an EV was plugged in; datafev samples 0 or 1 at each step's
   start, a share is the same for whole steps and exact for the others;
@@ -30,15 +30,13 @@ import math
 from typing import Any, Final
 
 from .occupancy import occupied_time, utilisation
-from .sessions import PROFILE_SLOT_S, ChargingSession
+from .sessions import ChargingSession
 
 MAX_REPORT_STEPS: Final = 10_000
 """Most steps a report may have (a week at one minute, a year at one hour)."""
 
 MAX_REPORT_CELLS: Final = 2_000_000
 """Most profile values (steps × chargers) a report may have."""
-
-_SLOT = timedelta(seconds=PROFILE_SLOT_S)
 
 
 class ReportRequestError(ValueError):
@@ -147,16 +145,17 @@ def build_cluster_report(
             ):
                 share = occupied_time(session, times[index], step_ends[index], now)
                 charger_occupation[index] += share / (step_ends[index] - times[index])
+        slot_length = timedelta(seconds=session.profile_slot_s)
         for slot_start_s, slot in session.profile.items():
             slot_start = datetime.fromtimestamp(slot_start_s, start.tzinfo)
-            slot_end = slot_start + _SLOT
+            slot_end = slot_start + slot_length
             for index in _step_range(slot_start, slot_end, start, step, steps):
                 overlap = min(slot_end, step_ends[index]) - max(
                     slot_start, times[index]
                 )
                 if overlap <= timedelta(0):
                     continue
-                fraction = overlap / _SLOT
+                fraction = overlap / slot_length
                 charger_energy[index] += slot.energy_wh * fraction
                 total_wh += slot.energy_wh * fraction
                 solar_wh += slot.solar_wh * fraction

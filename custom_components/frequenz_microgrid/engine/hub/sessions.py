@@ -12,7 +12,9 @@ EV is connected) and ends with the first one in which it is not. Between the two
   interval it was taken in (`attribution.py`: the site's flows averaged over the
   interval's two snapshots, the EVs' demand from the energy all of them took in
   it), so the three parts always add up to the energy;
-* the peak power and a per-minute profile (for the reports) are kept.
+* the peak power and an energy profile in 5-minute slots (for the reports) are
+  kept; each session stores its slot length, so a later change of the resolution
+  leaves stored sessions readable.
 
 A silent charger is not an unplug: while a charger sends no fresh cable state
 (telemetry gap, microgrid unreachable, Home Assistant restarting) its session
@@ -45,8 +47,15 @@ from .attribution import SiteFlows, SourceShares
 SESSIONS_KEPT: Final = 500
 """How many ended sessions are kept (the oldest are dropped first)."""
 
-PROFILE_SLOT_S: Final = 60
-"""Resolution of a session's energy profile (seconds): the reports' finest step."""
+PROFILE_SLOT_S: Final = 300
+"""Resolution of a new session's energy profile (seconds).
+
+Five minutes: finer than the 15-minute steps of grid operators and datafev's
+examples, and 500 stored sessions of a depot stay around half a megabyte.
+"""
+
+_STORED_DIGITS: Final = 3
+"""Stored energies are rounded to mWh (the JSON stays short; no meter is finer)."""
 
 MAX_UNPLUG_GAP: Final = MAX_INTEGRATION_GAP
 """An unplug seen within this time of the last plugged observation ends the
@@ -88,7 +97,9 @@ class ChargingSession:
     grid_wh: float = 0.0
     peak_power_w: float = 0.0
     profile: dict[int, ProfileSlot] = field(default_factory=dict)
-    """Energy per `PROFILE_SLOT_S` slot, keyed by the slot's start (Unix seconds)."""
+    """Energy per `profile_slot_s` slot, keyed by the slot's start (Unix seconds)."""
+    profile_slot_s: int = PROFILE_SLOT_S
+    """The length of the profile's slots (seconds)."""
     counter: EnergyTotal = field(default_factory=lambda: EnergyTotal(total_wh=0.0))
     """The session's energy total: the charger's counter, or integrated power."""
     target_energy_wh: float | None = None
@@ -137,7 +148,8 @@ class ChargingSession:
         self.solar_wh += solar
         self.battery_wh += battery
         self.grid_wh += max(energy_wh - solar - battery, 0.0)
-        slot_start = int(at.timestamp()) // PROFILE_SLOT_S * PROFILE_SLOT_S
+        slot_s = self.profile_slot_s
+        slot_start = int(at.timestamp()) // slot_s * slot_s
         slot = self.profile.setdefault(slot_start, ProfileSlot())
         slot.energy_wh += energy_wh
         slot.solar_wh += solar
@@ -179,8 +191,14 @@ class ChargingSession:
             "battery_wh": self.battery_wh,
             "grid_wh": self.grid_wh,
             "peak_power_w": self.peak_power_w,
+            "profile_slot_s": self.profile_slot_s,
             "profile": [
-                [start, slot.energy_wh, slot.solar_wh, slot.battery_wh]
+                [
+                    start,
+                    round(slot.energy_wh, _STORED_DIGITS),
+                    round(slot.solar_wh, _STORED_DIGITS),
+                    round(slot.battery_wh, _STORED_DIGITS),
+                ]
                 for start, slot in sorted(self.profile.items())
             ],
             "counter": self.counter.as_dict(),
@@ -216,6 +234,7 @@ class ChargingSession:
                     )
                     for row in data.get("profile", [])
                 },
+                profile_slot_s=int(data.get("profile_slot_s", PROFILE_SLOT_S)),
                 counter=EnergyTotal.from_dict(data.get("counter") or {}),
                 target_energy_wh=data.get("target_energy_wh"),
                 target_time=_time(data.get("target_time")),
@@ -223,6 +242,8 @@ class ChargingSession:
             )
         except (KeyError, TypeError, IndexError) as err:
             raise ValueError(f"malformed session: {err!r}") from err
+        if session.profile_slot_s <= 0:
+            raise ValueError(f"malformed profile slot: {session.profile_slot_s}")
         if session.counter.total_wh is None:
             session.counter.total_wh = 0.0
         return session
@@ -248,6 +269,8 @@ class SessionTracker:
         """The open session per charger (only chargers with an EV plugged in)."""
         self.ended: deque[ChargingSession] = deque(maxlen=kept)
         """Ended sessions, oldest first."""
+        self._ended_stored: deque[dict[str, Any]] = deque(maxlen=kept)
+        """`as_stored` of each ended session, made once (an ended session is final)."""
         self.last_update: datetime | None = None
         self._last_flows: tuple[datetime, SiteFlows, float] | None = None
         """The previous snapshot's time, site flows and EV power."""
@@ -312,7 +335,7 @@ class SessionTracker:
     def as_stored(self) -> dict[str, Any]:
         """What survives a restart: the ended and the open sessions."""
         return {
-            "ended": [session.as_stored() for session in self.ended],
+            "ended": list(self._ended_stored),
             "open": [session.as_stored() for session in self.open.values()],
         }
 
@@ -336,12 +359,16 @@ class SessionTracker:
                     continue
                 if session.is_open:
                     session.ended_at = session.last_seen_connected
-                self.ended.append(session)
+                self._append_ended(session)
         return problems
 
     def _close(self, session: ChargingSession) -> None:
         del self.open[session.charger_id]
+        self._append_ended(session)
+
+    def _append_ended(self, session: ChargingSession) -> None:
         self.ended.append(session)
+        self._ended_stored.append(session.as_stored())
 
     def _interval_shares(
         self, snapshot: MicrogridSnapshot, ev_energy_wh: float
