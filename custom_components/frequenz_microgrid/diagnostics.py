@@ -9,6 +9,7 @@ site's coordinates are redacted.
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from frequenz.client.microgrid.component import Component
@@ -20,6 +21,7 @@ from .engine.graph import Topology
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
 from .runtime import FrequenzMicrogridConfigEntry
+from .session_recorder import SessionRecorder
 
 TO_REDACT = {CONF_API_KEY, CONF_SIGNING_SECRET, "latitude", "longitude"}
 
@@ -38,9 +40,24 @@ async def async_get_config_entry_diagnostics(
             "reachable": monitor.reachable,
             "topology": _topology(runtime.engine.topology),
             "snapshot": _snapshot(snapshot, monitor.store),
+            "sessions": _sessions(runtime.sessions, snapshot.taken_at),
         },
         TO_REDACT,
     )
+
+
+def _sessions(recorder: SessionRecorder | None, now: datetime) -> dict[str, Any] | None:
+    """The charging sessions: how many are kept, and the open ones in full."""
+    if recorder is None:
+        return None
+    tracker = recorder.tracker
+    return {
+        "kept": len(tracker.ended),
+        "open": [session.record(now) for session in tracker.open.values()],
+        "last_update": (
+            None if tracker.last_update is None else tracker.last_update.isoformat()
+        ),
+    }
 
 
 def _topology(topology: Topology) -> dict[str, Any]:

@@ -21,8 +21,13 @@ import zipfile
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State
 from homeassistant.exceptions import ServiceValidationError
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
 from custom_components.frequenz_microgrid.engine.hub import (
@@ -497,3 +502,21 @@ async def test_stored_sessions_are_shown_and_malformed_ones_skipped(
     assert sensor(hass, "session_duration", DRIVEWAY).state == "7200"
     assert sensor(hass, "session_energy", GARAGE).state == "unknown"
     assert "Skipped 1 stored charging session" in caplog.text
+
+
+async def test_diagnostics_show_the_open_sessions(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    simulator: MicrogridSimulator,
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    entry = await setup_entry(hass, simulator.url)
+    simulator.plug_ev(GARAGE)
+    await wait_for(
+        lambda: sensor(hass, "chargers_occupied").state == "1", what="the EV"
+    )
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    sessions = diagnostics["sessions"]
+    assert sessions["kept"] == 0
+    assert [s["charger_id"] for s in sessions["open"]] == [GARAGE]
+    assert sessions["open"][0]["ended_at"] is None
