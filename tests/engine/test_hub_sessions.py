@@ -226,6 +226,19 @@ def test_a_silent_charger_is_not_an_unplug() -> None:
     assert ended[0].session.ended_at == T0 + timedelta(seconds=120)
 
 
+def test_a_stored_session_keeps_the_energy_of_its_last_interval() -> None:
+    tracker = SessionTracker([6])
+    tracker.update(snap(0, charger(6, counter_wh=0)))
+    tracker.update(snap(1, charger(6, counter_wh=3)))
+    tracker.update(snap(2, charger(6, UNPLUGGED, counter_wh=5)))
+    restored = SessionTracker([6])
+    restored.restore(tracker.as_stored())
+    assert [s.energy_wh for s in restored.ended] == [pytest.approx(5.0)]
+    assert sum(row[1] for row in tracker.as_stored()["ended"][0]["profile"]) == (
+        pytest.approx(5.0)
+    )
+
+
 def test_an_open_session_survives_a_restart_and_continues() -> None:
     before = SessionTracker([6, 7])
     before.update(snap(0, charger(6, counter_wh=100), charger(7, counter_wh=50)))

@@ -286,6 +286,7 @@ class SessionTracker:
             return []
         changes: list[SessionChange] = []
         taken: list[tuple[ChargingSession, float]] = []
+        unplugged: list[ChargingSession] = []
         for charger_id in self.charger_ids:
             data = snapshot.component(charger_id)
             session = self.open.get(charger_id)
@@ -306,6 +307,12 @@ class SessionTracker:
             if connected:
                 session.last_seen_connected = now
                 continue
+            unplugged.append(session)
+        shares = self._interval_shares(snapshot, sum(wh for _, wh in taken))
+        for session, energy_wh in taken:
+            if energy_wh > 0.0:
+                session.add_energy(now, energy_wh, shares)
+        for session in unplugged:  # closed with their last interval's energy
             session.ended_at = (
                 now
                 if now - session.last_seen_connected <= MAX_UNPLUG_GAP
@@ -313,10 +320,6 @@ class SessionTracker:
             )
             self._close(session)
             changes.append(SessionChange(SessionChangeKind.ENDED, session))
-        shares = self._interval_shares(snapshot, sum(wh for _, wh in taken))
-        for session, energy_wh in taken:
-            if energy_wh > 0.0:
-                session.add_energy(now, energy_wh, shares)
         return changes
 
     def current_or_last(self, charger_id: int) -> ChargingSession | None:
