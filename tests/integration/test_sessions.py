@@ -95,6 +95,12 @@ def sensor(hass: HomeAssistant, key: str, charger: int | None = None) -> State:
     return state_of(hass, uid(key, charger), ("sensor",))
 
 
+def session_kwh(hass: HomeAssistant, charger: int) -> float:
+    """The session energy sensor's value; 0 while it shows none yet."""
+    state = sensor(hass, "session_energy", charger).state
+    return 0.0 if state in ("unknown", "unavailable") else float(state)
+
+
 def charger_counter_kwh(sim: MicrogridSimulator, charger: int) -> float:
     """The simulator's own energy counter of the charger (everything it delivered)."""
     return sim.model.component(charger).energy.consumed_wh / 1000.0
@@ -145,7 +151,7 @@ async def test_a_simulated_visit_is_one_session_with_the_chargers_energy(
         assert sensor(hass, "chargers_free").state == "1"
         await wait_for(lambda: log.types() == ["session_started"], what="start event")
         await wait_for(
-            lambda: float(sensor(hass, "session_energy", GARAGE).state or 0) > 0.05,
+            lambda: session_kwh(hass, GARAGE) > 0.05,
             what="the session to take energy",
         )
         assert sensor(hass, "session_energy", GARAGE).attributes["session"] == "current"
@@ -297,12 +303,12 @@ async def test_sessions_survive_a_restart_continued_or_closed(
         await wait_for(
             lambda: (
                 sensor(hass, "chargers_occupied").state == "2"
-                and float(sensor(hass, "session_energy", DRIVEWAY).state or 0) > 0.01
+                and session_kwh(hass, DRIVEWAY) > 0.01
             ),
             what="both EVs charging",
         )
         garage_before = sensor(hass, "session_energy", GARAGE).attributes
-        garage_before_kwh = float(sensor(hass, "session_energy", GARAGE).state)
+        garage_before_kwh = session_kwh(hass, GARAGE)
         driveway_before = sensor(hass, "session_energy", DRIVEWAY).attributes
 
         assert await hass.config_entries.async_unload(entry.entry_id)
@@ -331,7 +337,7 @@ async def test_sessions_survive_a_restart_continued_or_closed(
         # The garage EV is still plugged in: the same session goes on.
         await wait_for(
             lambda: (
-                float(sensor(hass, "session_energy", GARAGE).state) > garage_before_kwh
+                session_kwh(hass, GARAGE) > garage_before_kwh
                 and sensor(hass, "session_energy", GARAGE).attributes["session"]
                 == "current"
             ),
@@ -349,7 +355,7 @@ async def test_sessions_survive_a_restart_continued_or_closed(
             what="the garage EV to leave",
         )
         # Counted from the charger's counter across the restart: nothing lost.
-        assert float(sensor(hass, "session_energy", GARAGE).state) == pytest.approx(
+        assert session_kwh(hass, GARAGE) == pytest.approx(
             charger_counter_kwh(sim, GARAGE), abs=1e-3
         )
         log.remove()
@@ -520,3 +526,62 @@ async def test_diagnostics_show_the_open_sessions(
     assert sessions["kept"] == 0
     assert [s["charger_id"] for s in sessions["open"]] == [GARAGE]
     assert sessions["open"][0]["ended_at"] is None
+
+
+async def test_the_readmes_automation_runs_when_a_session_ends(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """The event entity as a trigger, the record in the automation's templates."""
+    attributes = "trigger.to_state.attributes"
+    await setup_entry(hass, simulator.url)
+    event_id = entity_id_of(hass, uid("session", GARAGE), ("event",))
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": {
+                "alias": "Car left the garage wallbox",
+                "triggers": [
+                    {
+                        "trigger": "state",
+                        "entity_id": event_id,
+                        "not_from": "unavailable",
+                    }
+                ],
+                "conditions": [
+                    {
+                        "condition": "state",
+                        "entity_id": event_id,
+                        "attribute": "event_type",
+                        "state": "session_ended",
+                    }
+                ],
+                "actions": [
+                    {
+                        "event": "car_left",
+                        "event_data": {
+                            "energy_kwh": f"{{{{ {attributes}.energy_kwh }}}}",
+                            "session_id": f"{{{{ {attributes}.session_id }}}}",
+                        },
+                    }
+                ],
+            }
+        },
+    )
+    fired: list[dict[str, Any]] = []
+    hass.bus.async_listen("car_left", lambda event: fired.append(dict(event.data)))
+    simulator.plug_ev(GARAGE)
+    await wait_for(
+        lambda: session_kwh(hass, GARAGE) > 0,
+        timeout_s=20,
+        what="the EV to charge",
+    )
+    await hass.async_block_till_done()
+    assert fired == []  # a start is no end
+    simulator.unplug_ev(GARAGE)
+    await wait_for(lambda: bool(fired), what="the automation")
+    record = event_state(hass, GARAGE).attributes
+    assert record["energy_kwh"] > 0
+    assert fired == [
+        {"energy_kwh": record["energy_kwh"], "session_id": record["session_id"]}
+    ]
