@@ -120,6 +120,9 @@ class SessionRecorder:
         A failed write is logged, never raised: it must not keep the entry from
         releasing its components and disconnecting.
         """
+        tracker = self.tracker
+        if not (tracker.charger_ids or tracker.ended or tracker.open):
+            return  # a microgrid without EV chargers gets no file
         try:
             await self._store.async_save(self._data())
         except Exception:
