@@ -50,7 +50,7 @@ from .identity import microgrid_id
 from .repairs import RepairTracker
 from .report_actions import async_setup_report_actions
 from .runtime import FrequenzMicrogridConfigEntry, MicrogridRuntimeData
-from .session_recorder import SessionRecorder
+from .session_recorder import SessionRecorder, async_remove_sessions
 from .simulator import MicrogridSimulator, load_scenario
 from .status_feed import ControllerStatusFeed
 
@@ -146,6 +146,13 @@ async def async_unload_entry(
     if unloaded:
         await entry.runtime_data.async_close()
     return unloaded
+
+
+async def async_remove_entry(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+) -> None:
+    """Delete what the entry stored outside its config: the charging sessions."""
+    await async_remove_sessions(hass, entry.entry_id)
 
 
 async def _async_start_demo(hass: HomeAssistant, scenario: str) -> MicrogridSimulator:

@@ -34,6 +34,15 @@ SAVE_PROGRESS_INTERVAL_S: Final = 300.0
 """While sessions are open, their progress is written at most this often."""
 
 
+def _store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    return Store(hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.sessions")
+
+
+async def async_remove_sessions(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete an entry's stored sessions (the entry is being removed)."""
+    await _store(hass, entry_id).async_remove()
+
+
 class SessionRecorder:
     """The sessions of one entry's EV chargers, persisted and announced."""
 
@@ -43,9 +52,7 @@ class SessionRecorder:
         """Track `charger_ids`; `async_load` restores what was stored."""
         self.hass = hass
         self.tracker = SessionTracker(charger_ids)
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.sessions"
-        )
+        self._store = _store(hass, entry_id)
         self._listeners: list[Callable[[SessionChange], None]] = []
         self._progress_saved_at: float | None = None
         self._following = False

@@ -585,3 +585,15 @@ async def test_the_readmes_automation_runs_when_a_session_ends(
     assert fired == [
         {"energy_kwh": record["energy_kwh"], "session_id": record["session_id"]}
     ]
+
+
+async def test_removing_the_entry_deletes_its_sessions(
+    hass: HomeAssistant, simulator: MicrogridSimulator, hass_storage: dict[str, Any]
+) -> None:
+    entry = await setup_entry(hass, simulator.url)
+    key = f"{DOMAIN}.{entry.entry_id}.sessions"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert key in hass_storage  # kept across an unload (a restart)
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
