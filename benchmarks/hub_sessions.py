@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 import gc
 import json
 import time
@@ -94,7 +95,7 @@ def main() -> None:
     try:
         for second in range(0, int(DAY.total_seconds()), STEP_S):
             snapshot = _snapshot(second, counters)
-            update_ms.append(_cpu_ms(lambda s=snapshot: tracker.update(s)))
+            update_ms.append(_cpu_ms(partial(tracker.update, snapshot)))
         stored: list[str] = []
         store_ms = _cpu_ms(lambda: stored.append(json.dumps(tracker.as_stored())))
         reports = []
