@@ -16,6 +16,7 @@ not positive and finite, too many rows or an unknown format is a translated
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timedelta
 import math
 from pathlib import Path
@@ -43,7 +44,13 @@ from .engine.hub.export import (
     session_table,
     xlsx_bytes,
 )
-from .engine.hub.reports import ClusterReport, ReportRequestError, build_cluster_report
+from .engine.hub.reports import (
+    ClusterReport,
+    ReportRequestError,
+    build_cluster_report,
+    check_period,
+)
+from .engine.hub.sessions import ChargingSession
 from .runtime import FrequenzMicrogridConfigEntry
 
 SERVICE_GET_CLUSTER_REPORT: Final = "get_cluster_report"
@@ -116,10 +123,12 @@ def async_setup_report_actions(hass: HomeAssistant) -> None:
 
 async def _async_get_cluster_report(call: ServiceCall) -> ServiceResponse:
     entry = _loaded_entry(call)
-    report = _report(
+    request = _checked_request(
         entry, call.data[ATTR_START], call.data[ATTR_END], call.data[ATTR_STEP]
     )
-    return report.as_dict()
+    return await call.hass.async_add_executor_job(
+        lambda: build_cluster_report(*request).as_dict()
+    )
 
 
 async def _async_export_sessions(call: ServiceCall) -> ServiceResponse:
@@ -137,21 +146,12 @@ async def _async_export_sessions(call: ServiceCall) -> ServiceResponse:
     step_s = call.data[ATTR_STEP]
     end = call.data.get(ATTR_END) or dt_util.utcnow()
     start = call.data.get(ATTR_START) or _first_session_start(entry, end, step_s)
-    report = _report(entry, start, end, step_s)
-    if file_format == "csv":
-        content = csv_bytes(session_table(report))
-    else:
-        content = xlsx_bytes(report_sheets(report))
-    name = safe_file_name(
-        "sessions",
-        entry.title,
-        _stamp(report.start),
-        _stamp(report.end),
-        suffix=file_format,
-    )
+    request = _checked_request(entry, start, end, step_s)
     directory = Path(call.hass.config.path(*EXPORT_DIRECTORY))
     try:
-        path = await call.hass.async_add_executor_job(_write, directory, name, content)
+        report, path = await call.hass.async_add_executor_job(
+            _export, request, file_format, entry.title, directory
+        )
     except (OSError, ValueError) as err:
         raise HomeAssistantError(
             translation_domain=DOMAIN,
@@ -167,31 +167,62 @@ async def _async_export_sessions(call: ServiceCall) -> ServiceResponse:
     }
 
 
-def _report(
+type ReportRequest = tuple[
+    list[ChargingSession], tuple[int, ...], datetime, datetime, timedelta, datetime
+]
+"""`build_cluster_report`'s arguments: sessions, chargers, start, end, step, now."""
+
+
+def _checked_request(
     entry: FrequenzMicrogridConfigEntry, start: datetime, end: datetime, step_s: float
-) -> ClusterReport:
-    """Build the entry's report, or refuse the request with a translated error."""
-    recorder = entry.runtime_data.sessions
+) -> ReportRequest:
+    """Check a request in the event loop (translated refusals), fix its inputs.
+
+    The report itself is built in the executor (a week of a depot at one-minute
+    steps is a million values), so it gets copies of the sessions still open:
+    the event loop keeps accounting them meanwhile. Ended sessions never change.
+    """
     if not math.isfinite(step_s):
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="not_finite",
             translation_placeholders={"field": ATTR_STEP, "value": str(step_s)},
         )
+    recorder = entry.runtime_data.sessions
+    charger_ids = () if recorder is None else recorder.tracker.charger_ids
+    start, end = dt_util.as_utc(start), dt_util.as_utc(end)
     try:
-        return build_cluster_report(
-            [] if recorder is None else recorder.tracker.sessions(),
-            () if recorder is None else recorder.tracker.charger_ids,
-            dt_util.as_utc(start),
-            dt_util.as_utc(end),
-            timedelta(seconds=step_s),
-            dt_util.utcnow(),
-        )
+        step = timedelta(seconds=step_s)
+        check_period(start, end, step, len(charger_ids))
     except ReportRequestError as err:
         raise _refused(err) from err
     except OverflowError as err:  # a step beyond what a timedelta holds
         refused = ReportRequestError("report_invalid_step", step=str(step_s))
         raise _refused(refused) from err
+    sessions = (
+        []
+        if recorder is None
+        else [
+            copy.deepcopy(session) if session.is_open else session
+            for session in recorder.tracker.sessions()
+        ]
+    )
+    return (sessions, charger_ids, start, end, step, dt_util.utcnow())
+
+
+def _export(
+    request: ReportRequest, file_format: str, title: str, directory: Path
+) -> tuple[ClusterReport, Path]:
+    """Build the report, render it and write it (in the executor)."""
+    report = build_cluster_report(*request)
+    if file_format == "csv":
+        content = csv_bytes(session_table(report))
+    else:
+        content = xlsx_bytes(report_sheets(report))
+    name = safe_file_name(
+        "sessions", title, _stamp(report.start), _stamp(report.end), suffix=file_format
+    )
+    return report, _write(directory, name, content)
 
 
 def _refused(err: ReportRequestError) -> ServiceValidationError:
