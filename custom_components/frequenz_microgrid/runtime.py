@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from frequenz.client.microgrid import MicrogridApiClient
 from homeassistant.config_entries import ConfigEntry
 
+from .charging_hub_store import ChargingHubSettings
 from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
 from .engine.microgrid import MicrogridEngine
@@ -32,6 +33,8 @@ class MicrogridRuntimeData:
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
     sessions: SessionRecorder | None = None
     """The EV chargers' charging sessions (`None` where the entry tracks none)."""
+    hub_settings: ChargingHubSettings | None = None
+    """The charging hub's stored settings (charger modes, battery for EVs)."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:
