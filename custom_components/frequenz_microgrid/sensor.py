@@ -20,7 +20,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .devices import has_device
-from .energy import EnergyTotal
+from .engine.energy import EnergyTotal
 from .engine.control import ComponentSetStatus
 from .engine.snapshot import MicrogridSnapshot
 from .entity import MicrogridEntity, SteeringEntity, of_steerable_pools

@@ -38,7 +38,7 @@ import enum
 import math
 from typing import Any, Final
 
-from ...energy import MAX_INTEGRATION_GAP, EnergyTotal, positive_part
+from ..energy import MAX_INTEGRATION_GAP, EnergyTotal, positive_part
 from ..health import ev_cable_connected
 from ..members import AC_POWER, ENERGY_CONSUMED
 from ..snapshot import ComponentSnapshot, MicrogridSnapshot
