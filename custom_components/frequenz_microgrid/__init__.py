@@ -52,9 +52,12 @@ from .coordinator import MicrogridCoordinator
 from .devices import async_apply_inventory, async_register_devices
 from .engine.graph import Topology, load_topology
 from .engine.microgrid import MicrogridEngine
+from .engine.snapshot import MicrogridSnapshot
 from .identity import microgrid_id
 from .repairs import RepairTracker
+from .report_actions import async_setup_report_actions
 from .runtime import FrequenzMicrogridConfigEntry, MicrogridRuntimeData
+from .session_recorder import SessionRecorder, async_remove_sessions
 from .simulator import MicrogridSimulator, load_scenario
 from .status_feed import ControllerStatusFeed
 
@@ -63,6 +66,7 @@ PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.NUMBER,
     Platform.BUTTON,
+    Platform.EVENT,
     Platform.SELECT,
     Platform.SWITCH,
 ]
@@ -73,6 +77,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions, once for every entry (they name their entry)."""
     async_setup_actions(hass)
+    async_setup_report_actions(hass)
     async_setup_charger_mode_actions(hass)
     return True
 
@@ -94,16 +99,31 @@ async def async_setup_entry(
             await simulator.stop()
         raise
 
+    coordinator = MicrogridCoordinator(hass, entry)
+    sessions = SessionRecorder(hass, entry.entry_id, topology.ev_charger_ids)
+    try:
+        await sessions.async_load()
+    except BaseException:
+        await client.disconnect()
+        if simulator is not None:
+            await simulator.stop()
+        raise
+
+    @callback
+    def _on_snapshot(snapshot: MicrogridSnapshot) -> None:
+        """Account the sessions first, so entities read them with the snapshot."""
+        sessions.handle_snapshot(snapshot)
+        coordinator.async_set_updated_data(snapshot)
+
     assets = _assets_sync(hass, entry, simulator, topology)
     if assets is not None:
         # Before devices and steering: names from the start, and no component
         # outside its operational lifetime is ever steered.
         await assets.async_refresh()
-    coordinator = MicrogridCoordinator(hass, entry)
     engine = MicrogridEngine(
         client,
         topology,
-        on_snapshot=coordinator.async_set_updated_data,
+        on_snapshot=_on_snapshot,
         on_reachability=coordinator.handle_reachability,
         on_auth_error=coordinator.handle_auth_error,
         freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
@@ -120,6 +140,7 @@ async def async_setup_entry(
             hass, entry, topology, None if assets is None else assets.inventory
         ),
         simulator=simulator,
+        sessions=sessions,
         hub_settings=hub_settings,
         assets=assets,
     )
@@ -135,6 +156,7 @@ async def async_setup_entry(
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
         entry.async_on_unload(_close_on_stop(hass, runtime))
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+        sessions.start_following()
         if assets is not None:
             assets.listen(
                 lambda inventory: async_apply_inventory(
@@ -156,6 +178,13 @@ async def async_unload_entry(
     if unloaded:
         await entry.runtime_data.async_close()
     return unloaded
+
+
+async def async_remove_entry(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+) -> None:
+    """Delete what the entry stored outside its config: the charging sessions."""
+    await async_remove_sessions(hass, entry.entry_id)
 
 
 async def _async_start_demo(hass: HomeAssistant, scenario: str) -> MicrogridSimulator:

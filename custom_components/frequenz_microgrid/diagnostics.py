@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -39,6 +40,7 @@ from .engine.health import ComponentStatus
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
 from .runtime import FrequenzMicrogridConfigEntry
+from .session_recorder import SessionRecorder
 
 TO_REDACT = {
     CONF_API_KEY,
@@ -70,6 +72,7 @@ async def async_get_config_entry_diagnostics(
             "charging_hub": _charging_hub(runtime.engine.controller),
             "steering": _steering(runtime.engine.controller),
             "assets": None if runtime.assets is None else runtime.assets.diagnostics(),
+            "sessions": _sessions(runtime.sessions, snapshot.taken_at),
         },
         TO_REDACT,
     )
@@ -211,6 +214,20 @@ def _bounds(bounds: Bounds) -> dict[str, float | None]:
 
 def _power_bounds(bounds: PowerBounds | None) -> dict[str, float] | None:
     return None if bounds is None else bounds.as_dict()
+
+
+def _sessions(recorder: SessionRecorder | None, now: datetime) -> dict[str, Any] | None:
+    """The charging sessions: how many are kept, and the open ones in full."""
+    if recorder is None:
+        return None
+    tracker = recorder.tracker
+    return {
+        "kept": len(tracker.ended),
+        "open": [session.record(now) for session in tracker.open.values()],
+        "last_update": (
+            None if tracker.last_update is None else tracker.last_update.isoformat()
+        ),
+    }
 
 
 def _topology(topology: Topology) -> dict[str, Any]:

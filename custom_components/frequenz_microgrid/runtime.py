@@ -13,6 +13,7 @@ from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
 from .engine.microgrid import MicrogridEngine
 from .repairs import RepairTracker
+from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator
 from .status_feed import ControllerStatusFeed
 
@@ -31,6 +32,8 @@ class MicrogridRuntimeData:
     devices: MicrogridDevices
     simulator: MicrogridSimulator | None = None
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
+    sessions: SessionRecorder | None = None
+    """The EV chargers' charging sessions (`None` where the entry tracks none)."""
     hub_settings: ChargingHubSettings | None = None
     """The charging hub's stored settings (charger modes, battery for EVs)."""
     assets: AssetsSync | None = None
@@ -54,6 +57,8 @@ class MicrogridRuntimeData:
         try:
             await self.engine.stop()
         finally:
+            if self.sessions is not None:
+                await self.sessions.async_flush()
             if self.assets is not None:
                 await self.assets.async_close()
             await self.client.disconnect()
