@@ -148,7 +148,9 @@ async def test_components_outside_their_lifetime_are_shown_and_never_steered(
         lambda: state_of(hass, f"{uid}_6_excluded").state == "off",
         what="charger 6 steerable",
     )
-    assert state_of(hass, f"{uid}_4_excluded").state == "on"
+    excluded = state_of(hass, f"{uid}_4_excluded")
+    assert excluded.state == "on"
+    assert excluded.attributes["reason"] == OUT_OF_SERVICE
 
     # The only battery is out of service: a battery request reaches nobody.
     response = await call_action(
