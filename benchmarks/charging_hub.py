@@ -65,6 +65,7 @@ from custom_components.frequenz_microgrid.simulator import (
 )
 from custom_components.frequenz_microgrid.simulator.hub_scenario import (
     GRID_METER_ID,
+    HubRatings,
 )
 from custom_components.frequenz_microgrid.simulator.physics.model import (
     MicrogridModel,
@@ -124,10 +125,13 @@ class TickInputs:
 type AllocationStep = Callable[[TickInputs], dict[int, float]]
 
 
-def limit_at(now_s: float) -> float:
-    """The stepped limit in force at `now_s`."""
-    limit = STEPS[0][1]
-    for start, upper in STEPS:
+type Steps = Sequence[tuple[float, float]]
+
+
+def limit_at(steps: Steps, now_s: float) -> float:
+    """The stepped limit in force at `now_s` (forward-filled)."""
+    limit = steps[0][1]
+    for start, upper in steps:
         if start <= now_s:
             limit = upper
     return limit
@@ -276,10 +280,11 @@ class DayResult:
 class HubDay:
     """One day of a hub scenario, stepped tick by tick against an allocation step."""
 
-    def __init__(self, scenario: Scenario, tick_s: float) -> None:
+    def __init__(self, scenario: Scenario, tick_s: float, steps: Steps = STEPS) -> None:
         """Build the physics and an empty telemetry store on simulated time."""
         self.scenario = scenario
         self.tick_s = tick_s
+        self.steps = steps
         self.model = MicrogridModel(scenario)
         self.store = TelemetryStore(
             freshness_s=3 * tick_s, clock=lambda: self.model.now_s
@@ -336,7 +341,7 @@ class HubDay:
             circuit_other[circuit.meter_id] = (l1, l2, l3)
         return TickInputs(
             now_s=now_s,
-            limit_w=limit_at(now_s),
+            limit_w=limit_at(self.steps, now_s),
             other_site_w=other_site,
             chargers=chargers,
             connected_since=self.connected_since,
@@ -351,7 +356,7 @@ class HubDay:
         result = DayResult(name, len(self.charger_ids))
         model = self.model
         grid = model.component(GRID_METER_ID)
-        step_starts = {start for start, _ in STEPS}
+        step_starts = {start for start, _ in self.steps}
         overload_s = sum(r.seconds for r in model.overloads.values())
         now = 0.0
         while now < end_s:
@@ -362,7 +367,7 @@ class HubDay:
             for cid, power in setpoints.items():
                 model.set_active_power(cid, power, SETPOINT_LIFETIME_S)
             before = grid.energy.consumed_wh - grid.energy.delivered_wh
-            limit = limit_at(now)
+            limit = limit_at(self.steps, now)
             model.advance_to(now + self.tick_s)
             after = grid.energy.consumed_wh - grid.energy.delivered_wh
             mean_w = (after - before) * 3600.0 / self.tick_s
@@ -400,13 +405,21 @@ def run_day(
     tick_s: float = 5.0,
     seed: int = 1,
     end_s: float = 86_400.0,
+    steps: Steps = STEPS,
+    ratings: HubRatings | None = None,
+    step: Callable[[Sequence[Circuit]], AllocationStep] | None = None,
 ) -> DayResult:
-    """One simulated day of the hub with one allocation step."""
+    """One simulated day of the hub with one allocation step (by name, or `step`)."""
     scenario = charging_hub_scenario(
-        chargers=chargers, circuits=circuits, sessions=sessions, seed=seed
+        chargers=chargers,
+        circuits=circuits,
+        sessions=sessions,
+        seed=seed,
+        ratings=ratings,
     )
-    day = HubDay(scenario, tick_s)
-    return day.run(allocator, ALLOCATORS[allocator](day.circuits), end_s)
+    day = HubDay(scenario, tick_s, steps)
+    make = step or ALLOCATORS[allocator]
+    return day.run(allocator, make(day.circuits), end_s)
 
 
 def main() -> None:

@@ -44,6 +44,14 @@ class EvArrival:
     depart_at_s: float | None = None
 
 
+_DISTRIBUTION_KEYS = frozenset({"uniform", "normal", "min", "max"})
+
+
+def _pair(data: Any) -> tuple[float, float]:
+    first, second = (float(x) for x in data)
+    return first, second
+
+
 @dataclass(frozen=True, slots=True)
 class Distribution:
     """How one property of an arriving EV is drawn.
@@ -89,15 +97,17 @@ class Distribution:
             return cls.constant(float(data))
         if isinstance(data, list):
             return cls(choices=tuple(float(x) for x in data))
-        if isinstance(data, Mapping):
+        if isinstance(data, Mapping) and set(data) <= _DISTRIBUTION_KEYS:
             low = float(data.get("min", -math.inf))
             high = float(data.get("max", math.inf))
-            if "uniform" in data:
-                a, b = (float(x) for x in data["uniform"])
-                return cls(uniform=(a, b), low=low, high=high)
-            if "normal" in data:
-                mean, sd = (float(x) for x in data["normal"])
-                return cls(normal=(mean, sd), low=low, high=high)
+            uniform = data.get("uniform")
+            normal = data.get("normal")
+            return cls(
+                uniform=None if uniform is None else _pair(uniform),
+                normal=None if normal is None else _pair(normal),
+                low=low,
+                high=high,
+            )
         raise ValueError(f"cannot read a distribution from {data!r}")
 
     def draw(self, rng: random.Random) -> float:
