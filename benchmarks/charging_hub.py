@@ -6,8 +6,9 @@ and a stepped site limit (kW) with 5 kW tolerance. Each tick the chargers'
 telemetry goes from the simulator's physics through the real telemetry path
 (simulator proto → `telemetry_from_proto` → `TelemetryStore`) into
 `ev_charger_input`, as `engine/control/ev_pool.py` feeds the allocator; the
-allocation step turns it into setpoints, which the physics then follows for
-one tick. No gRPC and no real time: the day runs as fast as it computes.
+allocation step turns it into setpoints, which the physics follows from
+`ACTUATION_DELAY_S` after the tick on. No gRPC and no real time: the day runs as
+fast as it computes.
 
 Allocation steps (`ALLOCATORS`):
 
@@ -79,6 +80,10 @@ from custom_components.frequenz_microgrid.simulator.telemetry import (
 VOLTAGE_V = 230.0
 TOLERANCE_W = 5_000.0
 SETPOINT_LIFETIME_S = 60.0
+ACTUATION_DELAY_S = 1.0
+"""Simulated seconds from a tick's telemetry until the chargers follow its setpoints
+(sending, the charger and the EV adjusting): at a step down, the old setpoints
+overshoot the new limit for this long."""
 STEPS: tuple[tuple[float, float], ...] = (
     (0 * 3600.0, 350_000.0),
     (6 * 3600.0, 250_000.0),
@@ -86,7 +91,8 @@ STEPS: tuple[tuple[float, float], ...] = (
     (12 * 3600.0, 220_000.0),
     (16 * 3600.0, 120_000.0),
     (19 * 3600.0, 250_000.0),
-    (22 * 3600.0, 350_000.0),
+    (21 * 3600.0, 100_000.0),
+    (23 * 3600.0, 350_000.0),
 )
 """The site's upper limit over the day: (start, W), forward-filled."""
 CHARGER_METRICS = (
@@ -364,10 +370,12 @@ class HubDay:
             started = time.perf_counter()
             setpoints = step(self._inputs(now))
             result.tick_ms.append((time.perf_counter() - started) * 1000.0)
-            for cid, power in setpoints.items():
-                model.set_active_power(cid, power, SETPOINT_LIFETIME_S)
             before = grid.energy.consumed_wh - grid.energy.delivered_wh
             limit = limit_at(self.steps, now)
+            # The chargers follow the new setpoints a moment after the tick.
+            model.advance_to(now + min(ACTUATION_DELAY_S, self.tick_s))
+            for cid, power in setpoints.items():
+                model.set_active_power(cid, power, SETPOINT_LIFETIME_S)
             model.advance_to(now + self.tick_s)
             after = grid.energy.consumed_wh - grid.energy.delivered_wh
             mean_w = (after - before) * 3600.0 / self.tick_s
