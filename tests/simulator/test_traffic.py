@@ -364,3 +364,29 @@ async def test_a_feeder_meter_reports_its_fuse_as_rated_current() -> None:
     ):
         assert garage.rated_bounds[metric] == Bounds(lower=-80.0, upper=80.0)
     assert Metric.AC_CURRENT_PHASE_1 not in components[2].rated_bounds  # no rating
+
+
+def test_sessions_start_and_end_on_time_however_the_model_is_advanced() -> None:
+    """Arrivals, queue changeovers and departures split steps exactly."""
+    scenario = charging_hub_scenario(chargers=3, circuits=1, sessions=15, seed=8)
+
+    def sessions(hop_s: float) -> list[tuple[int, float, float]]:
+        model = MicrogridModel(scenario)
+        now = 0.0
+        while now < DAY_S:
+            now = min(DAY_S, now + hop_s)
+            model.advance_to(now)
+        return sorted(
+            (r.charger_id, r.plugged_at_s, r.unplugged_at_s)
+            for r in model.finished_sessions
+        )
+
+    in_one_go = sessions(DAY_S)
+    assert len(in_one_go) >= 10
+    assert sessions(37.0) == in_one_go
+    planned = [
+        (a.charger_id, a.arrive_at_s, a.depart_at_s)
+        for a in scenario.arrivals_until(DAY_S)
+        if a.depart_at_s is not None and a.depart_at_s <= DAY_S
+    ]
+    assert in_one_go == sorted(planned)
