@@ -232,6 +232,15 @@ class _Occupancy:
         end = math.inf if depart_s is None else depart_s + CHANGEOVER_S
         self._busy[charger_id].append((start_s - CHANGEOVER_S, end))
 
+    def forget_before(self, at_s: float) -> None:
+        """Drop what ended before `at_s`.
+
+        Arrivals are planned in time order, so endless traffic only needs the
+        sessions still ahead.
+        """
+        for charger_id, busy in self._busy.items():
+            self._busy[charger_id] = [b for b in busy if b[1] > at_s]
+
     def free(self, charger_id: int, start_s: float, depart_s: float) -> bool:
         """Whether a session from `start_s` to `depart_s` fits at this charger."""
         return all(
@@ -331,6 +340,7 @@ class TrafficPlan:
         rng = random.Random(f"ev-traffic:{traffic.seed}")
         occupancy = _Occupancy(self.charger_ids, self.listed)
         for at in self._arrival_times(rng):
+            occupancy.forget_before(at)
             ev = traffic.draw_ev(rng)
             depart = at + traffic.draw_stay_s(rng)
             free = [c for c in self.charger_ids if occupancy.free(c, at, depart)]
@@ -353,6 +363,7 @@ class TrafficPlan:
             at = occupancy.free_from(charger_id, at)
             if at == math.inf:
                 return
+            occupancy.forget_before(at)
             at += rng.expovariate(peak)
             if traffic.end_s is not None and at > traffic.end_s:
                 return
