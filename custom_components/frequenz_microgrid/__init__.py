@@ -28,6 +28,8 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from .actions import async_setup_actions
+from .charger_mode_actions import async_setup_charger_mode_actions
+from .charging_hub_store import ChargingHubSettings
 from .connection import ConnectionProblem, classify_error, open_client
 from .const import (
     CONF_API_KEY,
@@ -56,6 +58,8 @@ PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.NUMBER,
     Platform.BUTTON,
+    Platform.SELECT,
+    Platform.SWITCH,
 ]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -64,6 +68,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions, once for every entry (they name their entry)."""
     async_setup_actions(hass)
+    async_setup_charger_mode_actions(hass)
     return True
 
 
@@ -94,6 +99,7 @@ async def async_setup_entry(
         freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
     )
     status_feed = ControllerStatusFeed(engine.controller, coordinator)
+    hub_settings = ChargingHubSettings(hass, entry.entry_id, engine.controller)
     runtime = MicrogridRuntimeData(
         client=client,
         engine=engine,
@@ -102,9 +108,13 @@ async def async_setup_entry(
         repairs=RepairTracker(hass, entry.entry_id, entry.title, topology),
         devices=async_register_devices(hass, entry, topology),
         simulator=simulator,
+        hub_settings=hub_settings,
     )
     entry.runtime_data = runtime
     try:
+        # Modes first: a charger set to off must not charge for a moment.
+        await hub_settings.async_load()
+        entry.async_on_unload(hub_settings.follow())
         await engine.start()
         coordinator.async_set_updated_data(engine.monitor.snapshot())
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))

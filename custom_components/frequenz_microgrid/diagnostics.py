@@ -16,6 +16,7 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_API_KEY, CONF_SIGNING_SECRET
+from .engine.control import MicrogridController
 from .engine.graph import Topology
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
@@ -38,9 +39,39 @@ async def async_get_config_entry_diagnostics(
             "reachable": monitor.reachable,
             "topology": _topology(runtime.engine.topology),
             "snapshot": _snapshot(snapshot, monitor.store),
+            "charging_hub": _charging_hub(runtime.engine.controller),
         },
         TO_REDACT,
     )
+
+
+def _charging_hub(controller: MicrogridController) -> dict[str, Any]:
+    """Charger modes, what solar mode sees, and the battery-for-EVs bound now."""
+    modes = controller.charger_modes
+    battery = controller.battery_for_evs
+    return {
+        "chargers": {
+            str(charger_id): {
+                "mode": modes.mode(charger_id).value,
+                "boost_remaining_s": modes.boost_remaining_s(charger_id),
+                "after_boost": modes.state(charger_id).after_boost.value,
+                "solar_min_current": modes.state(charger_id).solar_min_current,
+                "solar_charging": modes.solar.is_on(charger_id),
+            }
+            for charger_id in sorted(modes.charger_ids)
+        },
+        "boost_s": modes.default_boost_s,
+        "solar_surplus_w": modes.last_surplus_w,
+        "solar_delays_s": {
+            "start": modes.solar.start_delay_s,
+            "stop": modes.solar.stop_delay_s,
+        },
+        "battery_for_evs": {
+            "allowed": battery.allowed,
+            "floor_soc_pct": battery.floor_soc_pct,
+            "discharge_limit_w": controller.battery_discharge_limit_w(),
+        },
+    }
 
 
 def _topology(topology: Topology) -> dict[str, Any]:

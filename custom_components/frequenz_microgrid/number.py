@@ -28,16 +28,18 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.number import (
     NumberDeviceClass,
+    NumberEntity,
     NumberEntityDescription,
     NumberMode,
     RestoreNumber,
 )
-from homeassistant.const import UnitOfPower
+from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfPower, UnitOfTime
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from .actors import ha_source_id, release_signal
+from .charging_hub_entity import ChargingHubEntity
 from .const import (
     CONF_REAPPLY_SETPOINTS,
     DEFAULT_REAPPLY_SETPOINTS,
@@ -46,7 +48,9 @@ from .const import (
 )
 from .engine import members
 from .engine.bounds import Bounds, PowerBounds, sum_bounds
-from .engine.control import Pool, ProposalStatus
+from .engine.control import MicrogridController, Pool, ProposalStatus
+from .engine.hub.modes import MAX_BOOST_S, check_boost_duration
+from .engine.hub.solar import MAX_DELAY_S, check_delay
 from .engine.power_manager import ProposalRefusedError
 from .engine.results import Error, OutOfBounds, Result
 from .entity import SteeringEntity, of_steerable_pools
@@ -168,6 +172,12 @@ async def async_setup_entry(
     async_add_entities(
         PoolNumber(entry, description)
         for description in of_steerable_pools(entry, NUMBERS)
+    )
+    topology = entry.runtime_data.engine.topology
+    async_add_entities(
+        HubSettingNumber(entry, description)
+        for description in HUB_SETTING_NUMBERS
+        if description.exists_fn(topology.ev_charger_ids, topology.battery_ids)
     )
 
 
@@ -324,3 +334,117 @@ def _failure_reason(result: Result | None) -> str | None:
             return f"outside the allowed power ({ranges})"
         case _:
             return None
+
+
+# --- charging hub settings ----------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubSettingDescription(NumberEntityDescription):
+    """A number setting of the charging hub, read from and written to the engine."""
+
+    value_fn: Callable[[MicrogridController], float]
+    set_fn: Callable[[MicrogridController, float], None]
+    """Apply the value (raises `ValueError` for a value the engine refuses)."""
+    exists_fn: Callable[[frozenset[int], frozenset[int]], bool]
+    """Whether the microgrid needs it, given its charger and battery ids."""
+
+
+def _set_boost_minutes(controller: MicrogridController, minutes: float) -> None:
+    check_boost_duration(minutes * 60.0)
+    controller.charger_modes.default_boost_s = minutes * 60.0
+
+
+def _set_solar_start_delay(controller: MicrogridController, delay_s: float) -> None:
+    controller.charger_modes.solar.start_delay_s = check_delay(delay_s)
+
+
+def _set_solar_stop_delay(controller: MicrogridController, delay_s: float) -> None:
+    controller.charger_modes.solar.stop_delay_s = check_delay(delay_s)
+
+
+def _set_floor_soc(controller: MicrogridController, soc_pct: float) -> None:
+    controller.battery_for_evs.set_floor_soc(soc_pct)
+    controller.on_tick()  # bound (or free) the battery at once
+
+
+HUB_SETTING_NUMBERS: tuple[HubSettingDescription, ...] = (
+    HubSettingDescription(
+        key="boost_duration",
+        translation_key="boost_duration",
+        entity_category=EntityCategory.CONFIG,
+        device_class=NumberDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MINUTES,
+        native_min_value=1.0,
+        native_max_value=MAX_BOOST_S / 60.0,
+        native_step=1.0,
+        mode=NumberMode.BOX,
+        value_fn=lambda c: c.charger_modes.default_boost_s / 60.0,
+        set_fn=_set_boost_minutes,
+        exists_fn=lambda chargers, _batteries: bool(chargers),
+    ),
+    HubSettingDescription(
+        key="solar_start_delay",
+        translation_key="solar_start_delay",
+        entity_category=EntityCategory.CONFIG,
+        device_class=NumberDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        native_min_value=0.0,
+        native_max_value=MAX_DELAY_S,
+        native_step=1.0,
+        mode=NumberMode.BOX,
+        value_fn=lambda c: c.charger_modes.solar.start_delay_s,
+        set_fn=_set_solar_start_delay,
+        exists_fn=lambda chargers, _batteries: bool(chargers),
+    ),
+    HubSettingDescription(
+        key="solar_stop_delay",
+        translation_key="solar_stop_delay",
+        entity_category=EntityCategory.CONFIG,
+        device_class=NumberDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        native_min_value=0.0,
+        native_max_value=MAX_DELAY_S,
+        native_step=1.0,
+        mode=NumberMode.BOX,
+        value_fn=lambda c: c.charger_modes.solar.stop_delay_s,
+        set_fn=_set_solar_stop_delay,
+        exists_fn=lambda chargers, _batteries: bool(chargers),
+    ),
+    HubSettingDescription(
+        key="battery_floor_soc_for_evs",
+        translation_key="battery_floor_soc_for_evs",
+        entity_category=EntityCategory.CONFIG,
+        native_unit_of_measurement=PERCENTAGE,
+        native_min_value=0.0,
+        native_max_value=100.0,
+        native_step=1.0,
+        mode=NumberMode.SLIDER,
+        value_fn=lambda c: c.battery_for_evs.floor_soc_pct,
+        set_fn=_set_floor_soc,
+        exists_fn=lambda chargers, batteries: bool(chargers and batteries),
+    ),
+)
+
+
+class HubSettingNumber(ChargingHubEntity, NumberEntity):
+    """A number setting of the charging hub (kept across restarts by its store)."""
+
+    entity_description: HubSettingDescription
+
+    @property
+    def native_value(self) -> float:
+        """The setting now."""
+        return self.entity_description.value_fn(self.controller)
+
+    async def async_set_native_value(self, value: float) -> None:
+        """Apply the setting (Home Assistant checked it against min and max)."""
+        try:
+            self.entity_description.set_fn(self.controller, value)
+        except ValueError as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_hub_setting",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        self._settings_changed()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from frequenz.client.microgrid import MicrogridApiClient
 from homeassistant.config_entries import ConfigEntry
 
+from .charging_hub_store import ChargingHubSettings
 from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
 from .engine.microgrid import MicrogridEngine
@@ -29,6 +30,8 @@ class MicrogridRuntimeData:
     devices: MicrogridDevices
     simulator: MicrogridSimulator | None = None
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
+    hub_settings: ChargingHubSettings | None = None
+    """The charging hub's stored settings (charger modes, battery for EVs)."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:

@@ -17,6 +17,7 @@ from frequenz.client.microgrid import MicrogridApiClient
 
 from .control import MicrogridController
 from .graph import Topology
+from .hub.site import SiteFlows
 from .monitor import MicrogridMonitor
 from .snapshot import MicrogridSnapshot
 from .telemetry import DEFAULT_FRESHNESS_S
@@ -78,5 +79,6 @@ class MicrogridEngine:
 
         The controller only schedules its tick here, so publishing is not held up.
         """
+        self.controller.observe_site(SiteFlows.from_snapshot(snapshot))
         self.controller.on_tick()
         self._publish(snapshot)

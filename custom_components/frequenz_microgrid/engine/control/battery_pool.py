@@ -25,6 +25,7 @@ from ..distribution.battery import (
     reachable_bounds,
 )
 from ..distribution.battery_results import battery_result
+from ..hub.battery_for_evs import DischargeBudget, DischargeLimit
 from ..power_manager import PowerManager
 from ..results import Request, Result
 from .inputs import BatteryPairs
@@ -51,10 +52,16 @@ class BatteryPoolSteering(PoolSteering):
         manager: PowerManager,
         *,
         exponent: float = 1.0,
+        discharge_limit: DischargeLimit | None = None,
     ) -> None:
-        """Steer every battery of the topology, balancing SoC with `exponent`."""
+        """Steer every battery of the topology, balancing SoC with `exponent`.
+
+        `discharge_limit` bounds the pool's discharge on every round, whatever
+        the targets (the charging hub: no battery energy into the EVs).
+        """
         super().__init__(context, manager, context.topology.battery_ids)
         self._exponent = exponent
+        self._discharge_limit = discharge_limit
         self._battery_pairs = BatteryPairs(context.topology, context.store)
         self._last_pairs: tuple[ComponentSet, float, _Pairs] | None = None
         """The pairs `system_bounds` just built, for the distribution that follows."""
@@ -85,11 +92,14 @@ class BatteryPoolSteering(PoolSteering):
         """Distribute every set's target; 0 W once to a set whose target went away."""
         forced = set(force)
         results: Results = {}
+        budget = DischargeBudget(
+            None if self._discharge_limit is None else self._discharge_limit()
+        )
         for component_ids, target in self._targets():
             releasing = target is None
             result = await self._steer_set(
                 component_ids,
-                0.0 if target is None else target,
+                budget.bound(0.0 if target is None else target),
                 now,
                 force=component_ids in forced or releasing,
             )

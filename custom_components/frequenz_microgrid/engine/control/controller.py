@@ -45,6 +45,9 @@ from ..distribution.ev_chargers import EvAllocatorConfig
 from ..distributor import Distributor
 from ..graph import Topology
 from ..health import HealthTracker
+from ..hub.battery_for_evs import BatteryForEvs
+from ..hub.modes import ChargerModes
+from ..hub.site import SiteFlows
 from ..power_manager import (
     MAX_PROPOSAL_AGE,
     PowerManager,
@@ -135,6 +138,16 @@ class MicrogridController:
         self._context = SteeringContext(
             topology, store, self._health, self._distributor
         )
+        self._site: SiteFlows | None = None
+        self.charger_modes = ChargerModes(
+            topology.ev_charger_ids,
+            clock=clock,
+            nominal_voltage_v=(ev_config or EvAllocatorConfig()).nominal_voltage_v,
+            site=lambda: self._site,
+        )
+        """The charging hub's charger modes (Home Assistant's select writes them)."""
+        self.battery_for_evs = BatteryForEvs()
+        """Whether the battery may discharge into the EVs (the hub's setting)."""
 
         def manager(factory: Callable[[], PowerManager]) -> PowerManager:
             built = factory()
@@ -146,9 +159,13 @@ class MicrogridController:
                 self._context,
                 manager(PowerManager.for_batteries),
                 exponent=battery_exponent,
+                discharge_limit=self.battery_discharge_limit_w,
             ),
             Pool.EV_CHARGERS: EvPoolSteering(
-                self._context, manager(PowerManager.for_ev_chargers), ev_config
+                self._context,
+                manager(PowerManager.for_ev_chargers),
+                ev_config,
+                self.charger_modes,
             ),
             Pool.PV: PvPoolSteering(
                 self._context, manager(PowerManager.for_pv_inverters)
@@ -166,6 +183,7 @@ class MicrogridController:
         self._health_input_ids = health_input_ids(topology)
         self._inputs_at: float | None = None
         """Controller time of the last complete health refresh (`None`: never)."""
+        self.charger_modes.listen(self.on_tick)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -272,6 +290,20 @@ class MicrogridController:
             outcome = self._outcome(steering, ids, priority, results)
         self._notify_dispatch(results, refreshed=refreshed)
         return outcome
+
+    def observe_site(self, site: SiteFlows) -> None:
+        """Take the site's latest power flows (solar surplus, battery for EVs)."""
+        self._site = site
+
+    def battery_discharge_limit_w(self) -> float | None:
+        """The battery pool's discharge limit now (W); `None`: none.
+
+        Only while EVs charge and the battery may not feed them (the hub's
+        setting); never without EV chargers.
+        """
+        if not self._pools[Pool.EV_CHARGERS].component_ids:
+            return None
+        return self.battery_for_evs.discharge_limit_w(self._site)
 
     def on_tick(self) -> None:
         """Re-check everything with the latest telemetry (call once per tick).

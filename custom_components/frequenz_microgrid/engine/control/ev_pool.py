@@ -41,6 +41,7 @@ from ..distribution.ev_fuse import (
 )
 from ..distributor import DispatchReport
 from ..health import ComponentHealth
+from ..hub.modes import ChargerModes
 from ..pools import CURRENT_PHASES
 from ..power_manager import PowerManager
 from ..results import Request
@@ -77,11 +78,14 @@ class EvPoolSteering(PoolSteering):
         context: SteeringContext,
         manager: PowerManager,
         config: EvAllocatorConfig | None = None,
+        modes: ChargerModes | None = None,
     ) -> None:
         """Steer every charger of the topology.
 
         Without a per-phase limit in `config`, the grid connection point's rated
         fuse current is the limit (no limit only if the topology has none).
+        `modes` (the charging hub's charger modes) shape each charger's input
+        before it is allocated; without them every charger charges fast.
         """
         config = config or EvAllocatorConfig()
         if config.phase_limit_a is None:
@@ -93,6 +97,7 @@ class EvPoolSteering(PoolSteering):
         context.store.keep_history(context.topology.ev_charger_ids, CURRENT_PHASES)
         self._allocators: dict[ComponentSet, EvChargerAllocator] = {}
         self._log = ChargerSetpointLog()
+        self.modes = modes
 
     def partition(self) -> list[ComponentSet]:
         """The sets allocated this tick: proposal sets, then everyone else."""
@@ -270,7 +275,7 @@ class EvPoolSteering(PoolSteering):
         self, now: float, readings: dict[int, TimedCurrents | None]
     ) -> dict[int, EvChargerInput]:
         health = self.context.health
-        return {
+        inputs = {
             cid: ev_charger_input(
                 self.context.store,
                 cid,
@@ -285,6 +290,7 @@ class EvPoolSteering(PoolSteering):
             )
             for cid in sorted(self.component_ids)
         }
+        return inputs if self.modes is None else self.modes.apply(inputs, now)
 
     def _due(
         self,

@@ -14,10 +14,17 @@ acts at once) and goes further (spec §4):
   same current unless its charger maximum, its own demand, a phase or the pool target
   (in watts) holds it lower. Each setpoint is either 0 W or between
   ``min_current_a × phases × V`` and ``max_current_a × phases × V``.
+- **Circuits.** Beside the fuse of the whole pool, any number of circuits
+  (`CircuitCapacity`: a feeder's chargers with the current per phase and the
+  power in W left for them this round) bound the chargers behind them; a
+  charger's current never exceeds what any of its circuits leaves on any phase,
+  and sharing is max-min fair within each circuit.
 - **Who charges when not everyone fits.** When the limit cannot give every EV its
   minimum (6 A), EVs are admitted in a deterministic order – priority, then who has
   waited longest – and rotate: an EV that has charged for ``min_dwell_s`` yields to
-  one that is waiting.
+  one that is waiting. A boosted EV (`EvChargerInput.boost`) comes before all.
+- **Modes.** The charging hub's charger modes (`engine.hub.modes`) only narrow an
+  input: a 0 W hold (`held_off`), an upper limit (`mode_max_current_a`) or boost.
 - **Give-back.** An EV that draws well below its allocation for
   ``give_back_after_s`` is capped near what it draws, so the others get the rest
   within seconds; the cap grows back as soon as the EV draws more.
@@ -82,8 +89,16 @@ class EvAllocationReason(StrEnum):
     """Held by the per-phase fuse limit of one of its phases."""
     TARGET = "target"
     """Held by the pool target (watts)."""
+    CIRCUIT_LIMIT = "circuit_limit"
+    """Held by a circuit's power limit (watts: its envelope or fixed kW limit)."""
     HYSTERESIS = "hysteresis"
     """Kept at its previous current: the change would have been too small."""
+    MODE_OFF = "mode_off"
+    """The charger's mode is *off* (`engine.hub.modes`): 0 W, the EV stays plugged."""
+    NO_SOLAR_SURPLUS = "no_solar_surplus"
+    """Solar mode without enough PV surplus for its minimum current: 0 W."""
+    MODE_LIMIT = "mode_limit"
+    """Held by its mode's limit (solar: its share of the PV surplus)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +128,15 @@ class EvChargerInput:
     confirmed yet (what the EV draws then answers an older one); inf when unknown
     (judged against the allocation). Under-use is judged against this, so a raise
     that was held back or is still in flight never counts as an EV's give-back."""
+    held_off: EvAllocationReason | None = None
+    """Why the charger's mode keeps it at 0 W whatever fits (`MODE_OFF`,
+    `NO_SOLAR_SURPLUS`); `None`: it may charge."""
+    mode_max_current_a: float = math.inf
+    """Upper limit per phase (A) set by the charger's mode (solar: its share of
+    the surplus); never below `min_current_a` in effect (a mode that cannot give
+    the minimum holds the charger off instead)."""
+    boost: bool = False
+    """Boost mode: admitted before every other EV, even one in its on-dwell."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,6 +209,52 @@ class EvChargerSetpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class CircuitCapacity:
+    """What one circuit leaves the chargers behind it this round.
+
+    Built by the steering from the circuit's fuse and power limit less its other
+    loads (`engine.hub.circuits`). NaN or negative values count as 0 (no data,
+    no risk); inf means no limit of that kind.
+    """
+
+    circuit_id: str
+    charger_ids: frozenset[int]
+    phase_capacity_a: tuple[float, float, float] = (math.inf, math.inf, math.inf)
+    """Current the chargers may draw per phase together (A)."""
+    power_capacity_w: float = math.inf
+    """Power the chargers may draw together (W)."""
+
+    def sanitized(self) -> CircuitCapacity:
+        """The same with NaN and negative capacities set to 0."""
+        l1, l2, l3 = (_non_negative(c) for c in self.phase_capacity_a)
+        return CircuitCapacity(
+            self.circuit_id,
+            self.charger_ids,
+            (l1, l2, l3),
+            _non_negative(self.power_capacity_w),
+        )
+
+    def less(
+        self, currents_a: tuple[float, float, float], power_w: float
+    ) -> CircuitCapacity:
+        """What is left after chargers planned elsewhere took `currents_a`/`power_w`."""
+        l1, l2, l3 = (
+            cap - used
+            for cap, used in zip(self.phase_capacity_a, currents_a, strict=True)
+        )
+        return CircuitCapacity(
+            self.circuit_id,
+            self.charger_ids,
+            (l1, l2, l3),
+            self.power_capacity_w - power_w,
+        )
+
+
+def _non_negative(value: float) -> float:
+    return value if value > 0.0 else 0.0  # also maps NaN to 0
+
+
+@dataclass(frozen=True, slots=True)
 class EvAllocation:
     """The setpoints of one allocation round and what they add up to."""
 
@@ -192,6 +262,8 @@ class EvAllocation:
     setpoints: dict[int, EvChargerSetpoint]
     phase_capacity_a: tuple[float, float, float]
     """Current available to the EVs per phase this round (inf without a limit)."""
+    circuits: tuple[CircuitCapacity, ...] = ()
+    """The circuit capacities this round was allocated against (sanitized)."""
 
     def powers(self) -> dict[int, float]:
         """Return the setpoint per charger id (W)."""
@@ -210,6 +282,21 @@ class EvAllocation:
             for index, current in enumerate(setpoint.phase_currents_a):
                 sums[index] += current
         return (sums[0], sums[1], sums[2])
+
+    def currents_of(self, charger_ids: frozenset[int]) -> tuple[float, float, float]:
+        """Current the setpoints of `charger_ids` imply on L1, L2, L3 (A)."""
+        sums = [0.0, 0.0, 0.0]
+        for cid, setpoint in self.setpoints.items():
+            if cid in charger_ids:
+                for index, current in enumerate(setpoint.phase_currents_a):
+                    sums[index] += current
+        return (sums[0], sums[1], sums[2])
+
+    def power_of(self, charger_ids: frozenset[int]) -> float:
+        """Sum of the setpoints of `charger_ids` (W)."""
+        return math.fsum(
+            s.power_w for cid, s in self.setpoints.items() if cid in charger_ids
+        )
 
     @property
     def excess_power_w(self) -> float:
@@ -285,6 +372,7 @@ class EvChargerAllocator:
         now: float,
         *,
         other_currents_a: tuple[float, float, float] | None = None,
+        circuits: Sequence[CircuitCapacity] = (),
     ) -> EvAllocation:
         """Return this round's setpoints and remember them for the next round.
 
@@ -298,9 +386,13 @@ class EvChargerAllocator:
                 phase is taken" (no data, no risk) and a negative current (local
                 production) is not credited, as it can vanish at any moment.
                 Ignored without a phase limit.
+            circuits: Further circuits the chargers are behind, each with what it
+                leaves them this round; a charger in none is bound only by the
+                phase limit and the target.
         """
         target = target_w if target_w > 0.0 else 0.0  # also maps NaN to 0
         capacity = self._phase_capacity(other_currents_a)
+        held = tuple(circuit.sanitized() for circuit in circuits)
         setpoints: dict[int, EvChargerSetpoint] = {}
         candidates: list[_Candidate] = []
         self._forget_disconnected(chargers)
@@ -315,16 +407,19 @@ class EvChargerAllocator:
             )
             voltage = self._voltage(charger)
             self._track_demand(memory, charger, voltage, now)
-            ceiling = charger.max_current_a
+            ceiling = min(
+                charger.max_current_a,
+                max(charger.min_current_a, charger.mode_max_current_a),
+            )
             if memory.demand_cap_a is not None:
                 ceiling = max(charger.min_current_a, min(ceiling, memory.demand_cap_a))
             candidates.append(_Candidate(charger, voltage, ceiling))
 
-        admitted, refused = self._admit(candidates, capacity, target, now)
+        admitted, refused = self._admit(candidates, capacity, target, held, now)
         for candidate, reason in refused:
             setpoints[candidate.component_id] = _off(candidate.charger, reason)
 
-        constraints = _constraints(admitted, capacity, target)
+        constraints = _constraints(admitted, capacity, target, held)
         fair = _max_min_fair(admitted, constraints)
         currents = self._apply_hysteresis(admitted, fair, constraints)
         for candidate in admitted:
@@ -338,7 +433,10 @@ class EvChargerAllocator:
             )
         self._remember(setpoints, now)
         return EvAllocation(
-            target_w=target, setpoints=setpoints, phase_capacity_a=capacity
+            target_w=target,
+            setpoints=setpoints,
+            phase_capacity_a=capacity,
+            circuits=held,
         )
 
     # -- inputs ---------------------------------------------------------------
@@ -378,7 +476,7 @@ class EvChargerAllocator:
             or not math.isfinite(charger.max_current_a)
         ):
             return EvAllocationReason.INVALID_LIMITS
-        return None
+        return charger.held_off
 
     def _forget_disconnected(self, chargers: Sequence[EvChargerInput]) -> None:
         """Drop the memory of sessions that ended: a new EV starts afresh."""
@@ -428,6 +526,7 @@ class EvChargerAllocator:
         candidates: Sequence[_Candidate],
         capacity: tuple[float, float, float],
         target_w: float,
+        circuits: Sequence[CircuitCapacity],
         now: float,
     ) -> tuple[list[_Candidate], list[tuple[_Candidate, EvAllocationReason]]]:
         """Choose the EVs that charge: as many as fit at their minimum current.
@@ -435,11 +534,15 @@ class EvChargerAllocator:
         Order: EVs inside their on-dwell first (not rotated out early), then by
         priority, then waiting EVs before charging ones, then by turn (see
         `_admission_key`). An EV that does not fit is skipped, so a smaller one
-        behind it may still fit. Safety overrides dwell: an EV in its dwell that
-        no longer fits is switched off.
+        behind it may still fit – in its circuits as well as in the pool's fuse:
+        an EV whose feeder is full waits while one on another feeder may start.
+        Safety overrides dwell: an EV in its dwell that no longer fits is
+        switched off.
         """
         remaining_phase = list(capacity)
         remaining_power = target_w
+        circuit_phase = [list(c.phase_capacity_a) for c in circuits]
+        circuit_power = [c.power_capacity_w for c in circuits]
         admitted: list[_Candidate] = []
         refused: list[tuple[_Candidate, EvAllocationReason]] = []
         for candidate in sorted(candidates, key=lambda c: self._admission_key(c, now)):
@@ -449,23 +552,41 @@ class EvChargerAllocator:
                 continue
             minimum = candidate.charger.min_current_a
             needed_power = minimum * candidate.watts_per_amp
-            fits = needed_power <= remaining_power + _EPSILON and all(
-                minimum <= remaining_phase[p - 1] + _EPSILON
-                for p in candidate.charger.phases
+            phases = candidate.charger.phases
+            inside = [
+                index
+                for index, circuit in enumerate(circuits)
+                if candidate.component_id in circuit.charger_ids
+            ]
+            fits = (
+                needed_power <= remaining_power + _EPSILON
+                and all(minimum <= remaining_phase[p - 1] + _EPSILON for p in phases)
+                and all(
+                    needed_power <= circuit_power[index] + _EPSILON
+                    and all(
+                        minimum <= circuit_phase[index][p - 1] + _EPSILON
+                        for p in phases
+                    )
+                    for index in inside
+                )
             )
             if not fits:
                 refused.append((candidate, EvAllocationReason.WAITING))
                 continue
             admitted.append(candidate)
             remaining_power -= needed_power
-            for phase in candidate.charger.phases:
+            for phase in phases:
                 remaining_phase[phase - 1] -= minimum
+            for index in inside:
+                circuit_power[index] -= needed_power
+                for phase in phases:
+                    circuit_phase[index][phase - 1] -= minimum
         return admitted, refused
 
     def _admission_key(
         self, candidate: _Candidate, now: float
-    ) -> tuple[bool, int, bool, float, int]:
-        """Sort key: protected, priority, waiting before charging, then turn.
+    ) -> tuple[bool, bool, int, bool, float, int]:
+        """Sort key: boost, protected, priority, waiting before charging, then turn.
 
         A waiting EV's turn comes the longer it has waited (earliest queue time
         first); among charging EVs the one that started last keeps its slot, so the
@@ -476,7 +597,14 @@ class EvChargerAllocator:
         protected = charging and self._in_dwell(memory, now)
         priority = self._config.priorities.get(candidate.component_id, 0)
         turn = -memory.queued_since if charging else memory.queued_since
-        return (not protected, -priority, charging, turn, candidate.component_id)
+        return (
+            not candidate.charger.boost,
+            not protected,
+            -priority,
+            charging,
+            turn,
+            candidate.component_id,
+        )
 
     def _in_dwell(self, memory: _ChargerMemory, now: float) -> bool:
         return (
@@ -572,8 +700,10 @@ def _constraints(
     admitted: Sequence[_Candidate],
     capacity: tuple[float, float, float],
     target_w: float,
+    circuits: Sequence[CircuitCapacity] = (),
 ) -> list[_Constraint]:
-    """The per-phase fuse constraints (A) and the pool target (W)."""
+    """The per-phase fuse constraints (A), the pool target (W), and per circuit
+    its per-phase (A) and power (W) constraints over the chargers behind it."""
     constraints = [
         _Constraint(
             EvAllocationReason.PHASE_LIMIT,
@@ -590,6 +720,25 @@ def _constraints(
             {c.component_id: c.watts_per_amp for c in admitted},
         )
     )
+    for circuit in circuits:
+        behind = [c for c in admitted if c.component_id in circuit.charger_ids]
+        constraints.extend(
+            _Constraint(
+                EvAllocationReason.PHASE_LIMIT,
+                circuit.phase_capacity_a[phase - 1],
+                {c.component_id: 1.0 for c in behind if phase in c.charger.phases},
+            )
+            for phase in PHASES
+            if math.isfinite(circuit.phase_capacity_a[phase - 1])
+        )
+        if math.isfinite(circuit.power_capacity_w):
+            constraints.append(
+                _Constraint(
+                    EvAllocationReason.CIRCUIT_LIMIT,
+                    circuit.power_capacity_w,
+                    {c.component_id: c.watts_per_amp for c in behind},
+                )
+            )
     return [c for c in constraints if c.weights]
 
 
@@ -693,6 +842,8 @@ def _explain(
     charger = candidate.charger
     if current >= charger.max_current_a - _EPSILON:
         return EvAllocationReason.CHARGER_MAX
+    if current >= charger.mode_max_current_a - _EPSILON:
+        return EvAllocationReason.MODE_LIMIT
     if current >= candidate.ceiling_a - _EPSILON:
         return EvAllocationReason.DEMAND
     return reason
