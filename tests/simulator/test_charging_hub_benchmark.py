@@ -6,19 +6,17 @@ stepping between 40 kW and 12 kW: both feeders and the site limit bind.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from benchmarks.charging_hub import (
     AllocationStep,
-    Circuit,
     DayResult,
     TickInputs,
     main,
     run_day,
 )
 from custom_components.frequenz_microgrid.engine.control.inputs import CHARGER_PHASES
+from custom_components.frequenz_microgrid.engine.hub.circuits import CircuitTree
 from custom_components.frequenz_microgrid.simulator.hub_scenario import HubRatings
 
 TINY = {
@@ -64,7 +62,7 @@ def test_the_greedy_split_runs_the_same_day() -> None:
 def test_the_benchmark_sees_an_allocation_that_ignores_the_limits() -> None:
     """Every EV at its maximum: the feeders and the site limit are exceeded."""
 
-    def reckless(_circuits: Sequence[Circuit]) -> AllocationStep:
+    def reckless(_tree: CircuitTree) -> AllocationStep:
         def step(tick: TickInputs) -> dict[int, float]:
             return {
                 cid: charger.max_current_a * CHARGER_PHASES * 230.0
