@@ -26,8 +26,8 @@ Figures per run: `violations_beyond_tolerance` = ticks (after the first tick of
 each new step) whose mean site power the envelope counts as exceeded (above the
 upper limit by more than the tolerance); `phase_overloads` = ticks in which any
 fuse (grid or feeder) carried more current than its rating on some phase, as the
-simulator measures it; `limit_energy_kwh` = energy drawn above the limit; `delivered_kwh` = energy
-the chargers delivered; `sessions_under_1kwh` = sessions that got less than
+simulator measures it; `limit_energy_kwh` = energy drawn above the limit;
+`delivered_kwh` = energy the chargers delivered; `sessions_under_1kwh` = sessions that got less than
 1 kWh; `tick_ms_p99` = the allocation step's wall time per tick (building the
 inputs from the store and allocating), `tick_cpu_ms_p99` the CPU time it took
 (the two differ when other processes share the machine).
