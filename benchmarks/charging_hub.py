@@ -27,10 +27,11 @@ each new step) whose mean site power the envelope counts as exceeded (above the
 upper limit by more than the tolerance); `phase_overloads` = ticks in which any
 fuse (grid or feeder) carried more current than its rating on some phase, as the
 simulator measures it; `limit_energy_kwh` = energy drawn above the limit;
-`delivered_kwh` = energy the chargers delivered; `sessions_under_1kwh` = sessions that got less than
-1 kWh; `tick_ms_p99` = the allocation step's wall time per tick (building the
-inputs from the store and allocating), `tick_cpu_ms_p99` the CPU time it took
-(the two differ when other processes share the machine).
+`delivered_kwh` = energy the chargers delivered; `sessions_under_1kwh` =
+sessions that got less than 1 kWh; `tick_ms_p99` = the allocation step's wall
+time per tick (building the inputs from the store and allocating),
+`tick_cpu_ms_p99` the CPU time it took (the two differ when other processes
+share the machine).
 
     scripts/python -m benchmarks.charging_hub [--chargers 100 --circuits 3
         --sessions 300 --tick-s 5]
