@@ -15,6 +15,8 @@ from frequenz.client.microgrid.metrics import Bounds, Metric
 from hypothesis import given, settings, strategies as st
 import pytest
 
+from custom_components.frequenz_microgrid.engine.graph import load_topology
+from custom_components.frequenz_microgrid.engine.hub.circuits import discover_circuits
 from custom_components.frequenz_microgrid.simulator import (
     Distribution,
     EvArrival,
@@ -390,3 +392,16 @@ def test_sessions_start_and_end_on_time_however_the_model_is_advanced() -> None:
         if a.depart_at_s is not None and a.depart_at_s <= DAY_S
     ]
     assert in_one_go == sorted(planned)
+
+
+async def test_the_engine_discovers_the_depot_garage_as_a_circuit() -> None:
+    async with running_simulator(load_scenario("depot"), speed=1.0) as sim:
+        client = MicrogridApiClient(sim.url)
+        try:
+            topology = await load_topology(client)
+        finally:
+            await client.disconnect()
+    [garage] = discover_circuits(topology)
+    assert garage.meter_id == 50
+    assert garage.phase_limit_a == 80.0
+    assert garage.charger_ids == frozenset(range(51, 61))
