@@ -47,9 +47,12 @@ from .coordinator import MicrogridCoordinator
 from .devices import async_register_devices
 from .engine.graph import Topology, load_topology
 from .engine.microgrid import MicrogridEngine
+from .engine.snapshot import MicrogridSnapshot
 from .identity import microgrid_id
 from .repairs import RepairTracker
+from .report_actions import async_setup_report_actions
 from .runtime import FrequenzMicrogridConfigEntry, MicrogridRuntimeData
+from .session_recorder import SessionRecorder, async_remove_sessions
 from .simulator import MicrogridSimulator, load_scenario
 from .status_feed import ControllerStatusFeed
 
@@ -58,6 +61,7 @@ PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.NUMBER,
     Platform.BUTTON,
+    Platform.EVENT,
     Platform.SELECT,
     Platform.SWITCH,
 ]
@@ -68,6 +72,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions, once for every entry (they name their entry)."""
     async_setup_actions(hass)
+    async_setup_report_actions(hass)
     async_setup_charger_mode_actions(hass)
     return True
 
@@ -90,10 +95,25 @@ async def async_setup_entry(
         raise
 
     coordinator = MicrogridCoordinator(hass, entry)
+    sessions = SessionRecorder(hass, entry.entry_id, topology.ev_charger_ids)
+    try:
+        await sessions.async_load()
+    except BaseException:
+        await client.disconnect()
+        if simulator is not None:
+            await simulator.stop()
+        raise
+
+    @callback
+    def _on_snapshot(snapshot: MicrogridSnapshot) -> None:
+        """Account the sessions first, so entities read them with the snapshot."""
+        sessions.handle_snapshot(snapshot)
+        coordinator.async_set_updated_data(snapshot)
+
     engine = MicrogridEngine(
         client,
         topology,
-        on_snapshot=coordinator.async_set_updated_data,
+        on_snapshot=_on_snapshot,
         on_reachability=coordinator.handle_reachability,
         on_auth_error=coordinator.handle_auth_error,
         freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
@@ -108,6 +128,7 @@ async def async_setup_entry(
         repairs=RepairTracker(hass, entry.entry_id, entry.title, topology),
         devices=async_register_devices(hass, entry, topology),
         simulator=simulator,
+        sessions=sessions,
         hub_settings=hub_settings,
     )
     entry.runtime_data = runtime
@@ -120,6 +141,7 @@ async def async_setup_entry(
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
         entry.async_on_unload(_close_on_stop(hass, runtime))
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+        sessions.start_following()
     except BaseException:
         await runtime.async_close()
         raise
@@ -134,6 +156,13 @@ async def async_unload_entry(
     if unloaded:
         await entry.runtime_data.async_close()
     return unloaded
+
+
+async def async_remove_entry(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+) -> None:
+    """Delete what the entry stored outside its config: the charging sessions."""
+    await async_remove_sessions(hass, entry.entry_id)
 
 
 async def _async_start_demo(hass: HomeAssistant, scenario: str) -> MicrogridSimulator:

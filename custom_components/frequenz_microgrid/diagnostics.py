@@ -9,6 +9,7 @@ site's coordinates are redacted.
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from frequenz.client.microgrid.component import Component
@@ -21,6 +22,7 @@ from .engine.graph import Topology
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
 from .runtime import FrequenzMicrogridConfigEntry
+from .session_recorder import SessionRecorder
 
 TO_REDACT = {CONF_API_KEY, CONF_SIGNING_SECRET, "latitude", "longitude"}
 
@@ -40,6 +42,7 @@ async def async_get_config_entry_diagnostics(
             "topology": _topology(runtime.engine.topology),
             "snapshot": _snapshot(snapshot, monitor.store),
             "charging_hub": _charging_hub(runtime.engine.controller),
+            "sessions": _sessions(runtime.sessions, snapshot.taken_at),
         },
         TO_REDACT,
     )
@@ -71,6 +74,20 @@ def _charging_hub(controller: MicrogridController) -> dict[str, Any]:
             "floor_soc_pct": battery.floor_soc_pct,
             "discharge_limit_w": controller.battery_discharge_limit_w(),
         },
+    }
+
+
+def _sessions(recorder: SessionRecorder | None, now: datetime) -> dict[str, Any] | None:
+    """The charging sessions: how many are kept, and the open ones in full."""
+    if recorder is None:
+        return None
+    tracker = recorder.tracker
+    return {
+        "kept": len(tracker.ended),
+        "open": [session.record(now) for session in tracker.open.values()],
+        "last_update": (
+            None if tracker.last_update is None else tracker.last_update.isoformat()
+        ),
     }
 
 

@@ -12,6 +12,7 @@ from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
 from .engine.microgrid import MicrogridEngine
 from .repairs import RepairTracker
+from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator
 from .status_feed import ControllerStatusFeed
 
@@ -30,6 +31,8 @@ class MicrogridRuntimeData:
     devices: MicrogridDevices
     simulator: MicrogridSimulator | None = None
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
+    sessions: SessionRecorder | None = None
+    """The EV chargers' charging sessions (`None` where the entry tracks none)."""
     hub_settings: ChargingHubSettings | None = None
     """The charging hub's stored settings (charger modes, battery for EVs)."""
     _closed: bool = field(default=False, init=False, repr=False)
@@ -51,6 +54,8 @@ class MicrogridRuntimeData:
         try:
             await self.engine.stop()
         finally:
+            if self.sessions is not None:
+                await self.sessions.async_flush()
             await self.client.disconnect()
             if self.simulator is not None:
                 await self.simulator.stop()

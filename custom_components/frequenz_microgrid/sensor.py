@@ -20,7 +20,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .devices import has_device
-from .energy import EnergyTotal
+from .engine.energy import EnergyTotal
 from .engine.control import ComponentSetStatus
 from .engine.snapshot import MicrogridSnapshot
 from .entity import MicrogridEntity, SteeringEntity, of_steerable_pools
@@ -36,6 +36,7 @@ from .sensor_descriptions import (
     PoolSensorDescription,
     SteeringSensorDescription,
 )
+from .session_sensors import session_sensors
 from .steering_status import pool_set_status
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ async def async_setup_entry(
     hub.extend(
         SteeringSensor(entry, d) for d in of_steerable_pools(entry, STEERING_SENSORS)
     )
+    hub.extend(session_sensors(entry))
     async_add_entities(hub)
 
     # Every (component, sensor) pair that may exist; those that wait for their

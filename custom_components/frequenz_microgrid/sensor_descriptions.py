@@ -48,7 +48,7 @@ from .component_states import (
     STATEFUL_COMPONENTS,
     first_state,
 )
-from .energy import positive_part
+from .engine.energy import positive_part
 from .engine.bounds import PowerBounds
 from .engine.control import ComponentSetStatus, Pool
 from .engine.snapshot import ComponentSnapshot, EnergySnapshot, MicrogridSnapshot

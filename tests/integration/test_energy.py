@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.frequenz_microgrid import sensor
-from custom_components.frequenz_microgrid.energy import EnergyTotal
+from custom_components.frequenz_microgrid.engine.energy import EnergyTotal
 from custom_components.frequenz_microgrid.engine.snapshot import (
     BatteryPoolSnapshot,
     EnergySnapshot,
