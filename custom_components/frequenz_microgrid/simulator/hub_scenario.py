@@ -124,10 +124,3 @@ def charging_hub_scenario(
         start_time_of_day_s=0.0,
         ev_traffic=traffic,
     )
-
-
-def circuit_of(scenario: Scenario, charger_id: int) -> int:
-    """The feeder meter a hub charger hangs from."""
-    parent = scenario.component(charger_id).parent
-    assert parent is not None
-    return parent
