@@ -173,19 +173,26 @@ def test_ev_below_minimum_current_does_not_charge_and_tapers_when_full() -> None
     assert charger.current_a == pytest.approx(16.0, abs=0.1)  # 90 % SoC: half
 
 
-def test_scheduled_ev_arrives_and_departs() -> None:
+def test_scheduled_ev_arrives_departs_and_comes_back() -> None:
+    """The home demo's garage EV: 120 s → 3600 s, then again 7200 s → 21 600 s."""
     model = home()
 
     def plugged() -> bool:
         charger = model.component(EV_CHARGER_1).ev_charger
         return charger is not None and charger.session is not None
 
-    model.advance_to(1799.0)
+    model.advance_to(119.0)
     assert not plugged()
-    model.advance_to(1801.0)
+    model.advance_to(121.0)
     assert plugged()
-    model.advance_to(18_001.0)
+    model.advance_to(3601.0)
     assert not plugged()
+    assert [r.unplugged_at_s for r in model.finished_sessions] == [3600.0]
+    model.advance_to(7201.0)
+    assert plugged()
+    model.advance_to(21_601.0)
+    assert not plugged()
+    assert len(model.finished_sessions) == 3  # the driveway EV left at 14 400 s
 
 
 def test_inverter_with_two_batteries_shares_by_room() -> None:
@@ -238,9 +245,13 @@ def test_shipped_scenarios_have_the_documented_shape() -> None:
     assert home_scenario.component(GRID).fuse_current_a == 40
     depot = load_scenario("depot")
     depot_kinds = [c.kind for c in depot.components]
-    assert depot_kinds.count(Kind.EV_CHARGER) == 12
+    assert depot_kinds.count(Kind.EV_CHARGER) == 22
     assert depot_kinds.count(Kind.PV_INVERTER) == 2
     assert len(depot.children(15)) == 2
+    garage = depot.component(50)  # the garage feeder: its own 80 A per phase
+    assert garage.kind is Kind.METER
+    assert garage.fuse_current_a == 80
+    assert [c.id for c in depot.children(50)] == list(range(51, 61))
 
 
 @pytest.mark.parametrize("count", [2, 7, 100, 1000])

@@ -14,20 +14,28 @@ round's telemetry like a real site.
 
 from .control import ReceivedSetpoint
 from .faults import Fault
-from .physics.ev_charger import EvSpec
+from .hub_scenario import charging_hub_scenario
+from .physics.ev_charger import EvSpec, SessionRecord
 from .scenario import Scenario, available_scenarios, generate_scenario, load_scenario
 from .server import MicrogridSimulator, running_simulator
 from .timing import DeliveryOrder, TelemetryTiming
+from .traffic import Distribution, EvArrival, EvTraffic, TrafficPlan
 
 __all__ = [
     "DeliveryOrder",
+    "Distribution",
+    "EvArrival",
     "EvSpec",
+    "EvTraffic",
     "Fault",
     "MicrogridSimulator",
     "ReceivedSetpoint",
     "Scenario",
+    "SessionRecord",
     "TelemetryTiming",
+    "TrafficPlan",
     "available_scenarios",
+    "charging_hub_scenario",
     "generate_scenario",
     "load_scenario",
     "running_simulator",

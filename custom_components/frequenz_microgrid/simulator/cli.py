@@ -3,7 +3,7 @@
     python -m custom_components.frequenz_microgrid.simulator --scenario home
         --port 50051 --speed 1 [--fault 3:reject_set_power] [--sample-period 1]
         [--telemetry-spread 0.4 --telemetry-order random --telemetry-jitter 0.05
-         --lag 31:3]
+         --lag 31:3] [--ev-rate 6 --ev-seed 7]
 
 While it runs, lines on standard input steer it (see `COMMANDS_HELP`).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import signal
@@ -20,9 +21,12 @@ import sys
 import threading
 
 from .faults import Fault
+from .hub_scenario import charging_hub_scenario
+from .physics.ev_charger import EvSpec
 from .scenario import Scenario, available_scenarios, generate_scenario, load_scenario
 from .server import MicrogridSimulator
 from .timing import DeliveryOrder, TelemetryTiming
+from .traffic import EvTraffic
 
 COMMANDS_HELP = """\
 commands (one per line on stdin):
@@ -30,7 +34,9 @@ commands (one per line on stdin):
   clear ID [FAULT]            clear one fault, or all faults of a component
   end-streams                 end every telemetry stream abruptly
   restart                     restart the server on the same port
-  plug ID / unplug ID         plug an EV into / out of a charger
+  plug ID [SOC [STAY_S]]      plug an EV (at SOC %, leaving after STAY_S) into a charger
+  unplug ID                   unplug the EV at a charger
+  evs                         list the EVs plugged in and the sessions finished
   status                      print setpoint, unsafe-setpoint and overload counts
 faults: """ + ", ".join(name.lower() for name in Fault.__members__)
 
@@ -46,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenario",
         default="home",
-        help=f"{', '.join(available_scenarios())}, a JSON file, or generated:N",
+        help=f"{', '.join(available_scenarios())}, a JSON file, generated:N, or "
+        "hub:N (a charging hub with N chargers)",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50051, help="0 picks a free port")
@@ -85,7 +92,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="delay one component's telemetry (repeatable)",
     )
     timing.add_argument("--telemetry-seed", type=int, default=0)
+    traffic = parser.add_argument_group(
+        "EV traffic", "EVs arriving at random over the day (reproducible per seed)"
+    )
+    traffic.add_argument(
+        "--ev-rate",
+        type=float,
+        metavar="PER_HOUR",
+        help="site-wide EV arrivals per hour (replaces the scenario's rate; 0: none)",
+    )
+    traffic.add_argument(
+        "--ev-seed", type=int, metavar="N", help="seed of the scenario's EV traffic"
+    )
     return parser
+
+
+def traffic_from_args(scenario: Scenario, args: argparse.Namespace) -> Scenario:
+    """The scenario with the EV traffic the options ask for."""
+    traffic = scenario.ev_traffic
+    if args.ev_rate is not None:
+        if args.ev_rate < 0:
+            raise SystemExit("--ev-rate must be ≥ 0")
+        traffic = (
+            dataclasses.replace(
+                traffic or EvTraffic(),
+                arrivals_per_hour=(args.ev_rate,),
+                per_charger=False,
+                sessions=None,
+            )
+            if args.ev_rate > 0
+            else None
+        )
+    if args.ev_seed is not None and traffic is not None:
+        traffic = dataclasses.replace(traffic, seed=args.ev_seed)
+    return dataclasses.replace(scenario, ev_traffic=traffic)
 
 
 def timing_from_args(args: argparse.Namespace) -> TelemetryTiming | None:
@@ -121,10 +161,39 @@ def status_line(sim: MicrogridSimulator) -> str:
 
 
 def scenario_from_arg(text: str) -> Scenario:
-    """`home`, `depot`, a path, or `generated:N` for N generated components."""
+    """`home`, `depot`, a path, `generated:N` (N components) or `hub:N` (chargers)."""
     if text.startswith("generated:"):
         return generate_scenario(int(text.removeprefix("generated:")))
+    if text.startswith("hub:"):
+        return charging_hub_scenario(chargers=int(text.removeprefix("hub:")))
     return load_scenario(text)
+
+
+def evs_lines(sim: MicrogridSimulator) -> str:
+    """The `evs` command: every plugged-in EV, then the finished sessions."""
+    model = sim.model
+    model.advance_to(sim.clock.now())
+    lines = []
+    for charger_id in sim.scenario.charger_ids:
+        charger = model.component(charger_id).ev_charger
+        if charger is None or (session := charger.session) is None:
+            continue
+        departs = (
+            "stays" if session.departs_at_s is None else f"{session.departs_at_s:.0f}s"
+        )
+        lines.append(
+            f"charger {charger_id}: plugged {session.plugged_at_s:.0f}s "
+            f"soc={session.soc_pct:.1f}% {charger.current_a:.1f}A "
+            f"charged={session.charged_wh / 1000:.2f}kWh departs={departs}"
+        )
+    lines.append(f"{len(model.finished_sessions)} sessions finished")
+    lines.extend(
+        f"  charger {r.charger_id}: {r.plugged_at_s:.0f}s–{r.unplugged_at_s:.0f}s "
+        f"{r.charged_wh / 1000:.2f}kWh soc {r.soc_at_arrival_pct:.0f}→"
+        f"{r.soc_at_departure_pct:.0f}%"
+        for r in list(model.finished_sessions)[-10:]
+    )
+    return "\n".join(lines)
 
 
 async def apply_command(sim: MicrogridSimulator, line: str) -> str:
@@ -149,9 +218,13 @@ async def apply_command(sim: MicrogridSimulator, line: str) -> str:
         case ["restart"]:
             await sim.restart()
             return f"restarted on {sim.url}"
-        case ["plug", charger_id]:
-            sim.plug_ev(int(charger_id))
+        case ["plug", charger_id, *rest] if len(rest) <= 2:
+            soc = float(rest[0]) if rest else EvSpec().soc_pct
+            stay = float(rest[1]) if len(rest) == 2 else None
+            sim.plug_ev(int(charger_id), EvSpec(soc_pct=soc), stay_s=stay)
             return f"EV plugged into {charger_id}"
+        case ["evs"]:
+            return evs_lines(sim)
         case ["unplug", charger_id]:
             sim.unplug_ev(int(charger_id))
             return f"EV unplugged from {charger_id}"
@@ -164,7 +237,7 @@ async def apply_command(sim: MicrogridSimulator, line: str) -> str:
 async def run(args: argparse.Namespace) -> None:
     """Serve until interrupted, reading commands from stdin."""
     sim = MicrogridSimulator(
-        scenario_from_arg(args.scenario),
+        traffic_from_args(scenario_from_arg(args.scenario), args),
         speed=args.speed,
         sample_period_s=args.sample_period,
         timing=timing_from_args(args),

@@ -3,7 +3,9 @@
 Every component carries a name, manufacturer, model, rated bounds and the
 category-specific info the client needs to build a complete object (a
 `BatteryInverter`, `LiIonBattery`, `AcEvCharger`, `GridConnectionPoint` with its
-rated fuse current, …) without flagging it as problematic.
+rated fuse current, …) without flagging it as problematic. A meter with a
+circuit rating (a feeder's fuse) reports it as rated per-phase current bounds
+(±`fuse_current_a` on AC_CURRENT_PHASE_1..3): the API has no fuse field for meters.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ _CATEGORY = {
     Kind.BATTERY: ec_pb2.ELECTRICAL_COMPONENT_CATEGORY_BATTERY,
     Kind.EV_CHARGER: ec_pb2.ELECTRICAL_COMPONENT_CATEGORY_EV_CHARGER,
 }
+
+
+_PHASE_CURRENTS = (
+    metrics_pb2.METRIC_AC_CURRENT_PHASE_1,
+    metrics_pb2.METRIC_AC_CURRENT_PHASE_2,
+    metrics_pb2.METRIC_AC_CURRENT_PHASE_3,
+)
 
 
 def category_of(spec: ComponentSpec) -> ec_pb2.ElectricalComponentCategory.ValueType:
@@ -109,12 +118,12 @@ def _rated_bounds(spec: ComponentSpec) -> list[ec_pb2.MetricConfigBounds]:
     if spec.ev_charger is not None:
         bounds = spec.ev_charger.power_bounds()
         ranges.append((metrics_pb2.METRIC_AC_POWER_ACTIVE, 0.0, bounds.inclusion_upper))
-        for metric in (
-            metrics_pb2.METRIC_AC_CURRENT_PHASE_1,
-            metrics_pb2.METRIC_AC_CURRENT_PHASE_2,
-            metrics_pb2.METRIC_AC_CURRENT_PHASE_3,
-        ):
-            ranges.append((metric, 0.0, spec.ev_charger.max_current_a))
+        ranges.extend(
+            (metric, 0.0, spec.ev_charger.max_current_a) for metric in _PHASE_CURRENTS
+        )
+    if spec.kind is Kind.METER and spec.fuse_current_a > 0:
+        fuse = float(spec.fuse_current_a)
+        ranges.extend((metric, -fuse, fuse) for metric in _PHASE_CURRENTS)
     return [
         ec_pb2.MetricConfigBounds(
             metric=metric, config_bounds=bounds_pb2.Bounds(lower=lower, upper=upper)

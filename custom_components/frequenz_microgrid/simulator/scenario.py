@@ -7,16 +7,19 @@ A scenario file (JSON, in `scenarios/`) has three tables:
 - ``initial_state``: per component id, e.g. a battery's ``soc_pct``;
 - ``ev_arrivals``: which EV arrives at which charger, when, and when it leaves;
 
-and optionally ``telemetry``: how each round's messages are spread, ordered,
-jittered and delayed (`TelemetryTiming`), and ``assets``: what the Assets API tells
-about the microgrid and its components (`MicrogridAssets`).
+and optionally ``ev_traffic``: EVs arriving at random, from a seed (`EvTraffic`),
+``telemetry``: how each round's messages are spread, ordered, jittered and delayed
+(`TelemetryTiming`), and ``assets``: what the Assets API tells about the microgrid
+and its components (`MicrogridAssets`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 import enum
+import heapq
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from .physics.battery import BatteryParams
 from .physics.ev_charger import EvChargerParams, EvSpec
 from .physics.inverter import InverterParams
 from .timing import DeliveryOrder, TelemetryTiming
+from .traffic import EvArrival, EvTraffic, TrafficPlan
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
@@ -64,16 +68,6 @@ class ComponentSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class EvArrival:
-    """An EV that plugs into `charger_id` at `arrive_at_s` (simulated seconds)."""
-
-    charger_id: int
-    arrive_at_s: float
-    ev: EvSpec
-    depart_at_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Scenario:
     """A complete microgrid to simulate."""
 
@@ -86,6 +80,8 @@ class Scenario:
     """How its telemetry rounds are delivered (`None`: the server's default)."""
     assets: MicrogridAssets = field(default_factory=MicrogridAssets)
     """What its Assets API tells (the optional ``assets`` table, `assets.py`)."""
+    ev_traffic: EvTraffic | None = None
+    """EVs that arrive at random besides the listed `ev_arrivals`."""
     _by_id: dict[int, ComponentSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +103,40 @@ class Scenario:
                     "which is not an EV charger"
                 )
         object.__setattr__(self, "_by_id", by_id)
+        self.traffic_plan()  # rejects traffic at components that are not chargers
+
+    @property
+    def charger_ids(self) -> list[int]:
+        """The scenario's EV chargers."""
+        return [c.id for c in self.components if c.kind is Kind.EV_CHARGER]
+
+    def traffic_plan(self) -> TrafficPlan | None:
+        """The generated EV arrivals (`None` without `ev_traffic`)."""
+        if self.ev_traffic is None:
+            return None
+        return TrafficPlan(
+            self.ev_traffic,
+            charger_ids=self.charger_ids,
+            listed=self.ev_arrivals,
+            start_tod_s=self.start_time_of_day_s,
+        )
+
+    def arrivals(self) -> Iterator[EvArrival]:
+        """Listed and generated EV arrivals together, earliest first (maybe endless).
+
+        list(itertools.takewhile(lambda a: a.arrive_at_s < 86400, s.arrivals()))
+        """
+        listed = sorted(self.ev_arrivals, key=lambda a: a.arrive_at_s)
+        plan = self.traffic_plan()
+        if plan is None:
+            return iter(listed)
+        return heapq.merge(listed, plan, key=lambda a: a.arrive_at_s)
+
+    def arrivals_until(self, end_s: float) -> list[EvArrival]:
+        """Every EV arriving before simulated time `end_s`, earliest first."""
+        return list(
+            itertools.takewhile(lambda a: a.arrive_at_s < end_s, self.arrivals())
+        )
 
     def component(self, component_id: int) -> ComponentSpec:
         """The spec of one component (KeyError if unknown)."""
@@ -152,6 +182,7 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
     arrivals = tuple(_arrival_from_row(row) for row in data.get("ev_arrivals", []))
     hours, minutes = (int(x) for x in data.get("start_time_of_day", "12:00").split(":"))
     timing = data.get("telemetry")
+    traffic = data.get("ev_traffic")
     return Scenario(
         name=str(data["name"]),
         components=tuple(components),
@@ -160,6 +191,7 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
         start_time_of_day_s=hours * 3600.0 + minutes * 60.0,
         telemetry_timing=None if timing is None else _timing_from_row(timing),
         assets=assets_from_dict(data.get("assets")),
+        ev_traffic=None if traffic is None else EvTraffic.parse(traffic),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import enum
+import math
 
 from ...engine.bounds import PowerBounds
 from .ac import NOMINAL_VOLTAGE_V, PhasePowers
@@ -13,6 +14,19 @@ LOCK_DELAY_S = 2.0
 
 FULL_ACCEPTANCE_UNTIL_PCT = 80.0
 """EVs accept their full current up to this SoC, then linearly less until 100 %."""
+
+TAPER_FLOOR_A = 1.0
+"""Least current an EV below 100 % accepts: the taper ends in a finite time.
+
+A purely linear taper would approach 100 % SoC exponentially and never stop;
+real EVs finish at a small current and then draw nothing."""
+
+CHANGEOVER_S = 60.0
+"""Simulated seconds a charger stays unplugged between two scheduled EVs.
+
+One EV driving off and the next parking: every session ends with the cable
+unplugged for a while, so a client sampling the cable state sees each session
+end before the next one starts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +60,20 @@ class EvSpec:
     efficiency: float = 0.92
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A finished EV session as the simulator saw it (the truth to compare with)."""
+
+    charger_id: int
+    plugged_at_s: float
+    unplugged_at_s: float
+    charged_wh: float
+    """AC energy the charger delivered during the session."""
+    soc_at_arrival_pct: float
+    soc_at_departure_pct: float
+    capacity_wh: float
+
+
 class CableState(enum.Enum):
     """Where the charging cable is, as the API's EV cable state codes describe it."""
 
@@ -62,6 +90,8 @@ class EvSession:
     plugged_at_s: float
     departs_at_s: float | None = None
     soc_pct: float = field(init=False)
+    charged_wh: float = 0.0
+    """AC energy the charger has delivered to this EV so far (Wh)."""
 
     def __post_init__(self) -> None:
         """Start from the EV's state of charge on arrival."""
@@ -86,11 +116,23 @@ class EvSession:
         return CableState.PLUGGED
 
     def acceptance_a(self) -> float:
-        """The current the EV accepts now: full, tapering to 0 A near a full battery."""
+        """The current the EV accepts now: full, tapering near a full battery.
+
+        Linearly less above `FULL_ACCEPTANCE_UNTIL_PCT`, never below
+        `TAPER_FLOOR_A` until the battery is full, then nothing.
+        """
+        if self.soc_pct >= 100.0:
+            return 0.0
         if self.soc_pct <= FULL_ACCEPTANCE_UNTIL_PCT:
             return self.ev.max_current_a
         room = (100.0 - self.soc_pct) / (100.0 - FULL_ACCEPTANCE_UNTIL_PCT)
-        return self.ev.max_current_a * max(room, 0.0)
+        floor = min(TAPER_FLOOR_A, self.ev.max_current_a)
+        return max(self.ev.max_current_a * room, floor)
+
+    @property
+    def full(self) -> bool:
+        """Whether the EV's battery is full (it draws nothing any more)."""
+        return self.soc_pct >= 100.0
 
 
 @dataclass(slots=True)
@@ -100,6 +142,8 @@ class EvChargerState:
     params: EvChargerParams
     session: EvSession | None = None
     current_a: float = 0.0
+    unplugged_at_s: float = -math.inf
+    """When the last EV left (a scheduled EV plugs in `CHANGEOVER_S` later)."""
 
     def cable_state(self, now_s: float) -> CableState:
         """The cable state codes to report."""
@@ -135,6 +179,7 @@ class EvChargerState:
             return
         self.current_a = min(limit_a, self.params.max_current_a, session.acceptance_a())
         power_w = self.phase_powers().total
+        session.charged_wh += power_w * dt_s / 3600.0
         stored_wh = power_w * session.ev.efficiency * dt_s / 3600.0
         session.soc_pct = min(
             session.soc_pct + stored_wh / session.ev.capacity_wh * 100.0, 100.0

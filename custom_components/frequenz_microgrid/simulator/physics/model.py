@@ -14,11 +14,18 @@ import enum
 import itertools
 
 from ...engine.bounds import PowerBounds, intersect_pair, sum_bounds
-from ..scenario import ComponentSpec, EvArrival, Kind, Scenario
+from ..scenario import ComponentSpec, Kind, Scenario
+from ..traffic import EvArrival
 from .ac import PhasePowers
 from .battery import BatteryState
 from .energy import EnergyCounter
-from .ev_charger import EvChargerState, EvSession, EvSpec
+from .ev_charger import (
+    CHANGEOVER_S,
+    EvChargerState,
+    EvSession,
+    EvSpec,
+    SessionRecord,
+)
 from .inverter import pv_output_w, share_among_batteries
 from .overload import OverloadRecord
 
@@ -31,6 +38,9 @@ AC_KINDS = frozenset(
     {Kind.GRID, Kind.METER, Kind.BATTERY_INVERTER, Kind.PV_INVERTER, Kind.EV_CHARGER}
 )
 """Kinds that measure AC power (all but batteries, which report DC power)."""
+
+SESSION_HISTORY = 10_000
+"""Finished EV sessions kept for inspection (the newest): a simulator runs for days."""
 
 
 type Piece = tuple[float, PhasePowers]
@@ -111,11 +121,13 @@ class MicrogridModel:
             for members in self._steered_with.values()
             for member in members[1:]
         }
+        self._upcoming = scenario.arrivals()
+        """Listed and generated EV arrivals not yet due, earliest first."""
+        self._next_arrival: EvArrival | None = next(self._upcoming, None)
         self._pending_arrivals: dict[int, deque[EvArrival]] = {}
-        for arrival in sorted(scenario.ev_arrivals, key=lambda a: a.arrive_at_s):
-            self._pending_arrivals.setdefault(arrival.charger_id, deque()).append(
-                arrival
-            )
+        """Per charger, the EVs due within the current advance or waiting."""
+        self.finished_sessions: deque[SessionRecord] = deque(maxlen=SESSION_HISTORY)
+        """The newest finished EV sessions, oldest first."""
         self.overloads: dict[int, OverloadRecord] = {
             spec.id: OverloadRecord(float(spec.fuse_current_a))
             for spec in scenario.components
@@ -124,6 +136,7 @@ class MicrogridModel:
         """Per rated meter (and the grid connection point): what it carried."""
         self.bounds_at_last_advance: dict[int, PowerBounds] = {}
         """Each battery inverter's setpoint bounds when the last advance began."""
+        self._take_arrivals_until(0.0)
         for runtime in self.components.values():
             self._apply_due_events(runtime, 0.0)
         self._run(0.0, 0.0)
@@ -271,18 +284,51 @@ class MicrogridModel:
         departs_at_s: float | None = None,
     ) -> None:
         """Connect an EV to a charger now (it locks `LOCK_DELAY_S` later)."""
-        charger = self.components[charger_id].ev_charger
-        if charger is None:
-            raise ValueError(f"component {charger_id} is not an EV charger")
+        charger = self._charger(charger_id)
+        self._end_session(charger_id, charger, self.now_s)
         charger.session = EvSession(ev or EvSpec(), self.now_s, departs_at_s)
 
     def unplug_ev(self, charger_id: int) -> None:
         """Disconnect the EV at a charger (no-op if none is connected)."""
+        self._end_session(charger_id, self._charger(charger_id), self.now_s)
+
+    def _charger(self, charger_id: int) -> EvChargerState:
         charger = self.components[charger_id].ev_charger
         if charger is None:
             raise ValueError(f"component {charger_id} is not an EV charger")
+        return charger
+
+    def _end_session(
+        self, charger_id: int, charger: EvChargerState, at_s: float
+    ) -> None:
+        """The EV at a charger leaves at `at_s`: record its session."""
+        session = charger.session
+        if session is None:
+            return
+        self.finished_sessions.append(
+            SessionRecord(
+                charger_id=charger_id,
+                plugged_at_s=session.plugged_at_s,
+                unplugged_at_s=at_s,
+                charged_wh=session.charged_wh,
+                soc_at_arrival_pct=session.ev.soc_pct,
+                soc_at_departure_pct=session.soc_pct,
+                capacity_wh=session.ev.capacity_wh,
+            )
+        )
         charger.session = None
         charger.current_a = 0.0
+        charger.unplugged_at_s = at_s
+
+    def _take_arrivals_until(self, end_s: float) -> None:
+        """Queue the EVs arriving by `end_s` at their chargers."""
+        while (arrival := self._next_arrival) is not None and (
+            arrival.arrive_at_s <= end_s
+        ):
+            self._pending_arrivals.setdefault(arrival.charger_id, deque()).append(
+                arrival
+            )
+            self._next_arrival = next(self._upcoming, None)
 
     # --- time ------------------------------------------------------------------
 
@@ -304,6 +350,7 @@ class MicrogridModel:
 
     def _run(self, start_s: float, end_s: float) -> None:
         """Step every component from `start_s` to `end_s`, leaves first."""
+        self._take_arrivals_until(end_s)
         pieces: dict[int, list[Piece]] = {}
         for component_id in self._bottom_up:
             runtime = self.components[component_id]
@@ -433,8 +480,8 @@ class MicrogridModel:
             times.append(session.locks_at_s)
             if session.departs_at_s is not None:
                 times.append(session.departs_at_s)
-        if arrivals := self._pending_arrivals.get(runtime.spec.id):
-            times.append(arrivals[0].arrive_at_s)
+        elif arrivals := self._pending_arrivals.get(runtime.spec.id):
+            times.append(_plugs_in_at(arrivals[0], charger))
         return min([until_s, *(t for t in times if after_s < t)])
 
     def _apply_due_events(self, runtime: ComponentRuntime, now_s: float) -> None:
@@ -459,14 +506,21 @@ class MicrogridModel:
             and session.departs_at_s is not None
             and session.departs_at_s <= now_s
         ):
-            self.unplug_ev(runtime.spec.id)
+            self._end_session(runtime.spec.id, charger, session.departs_at_s)
         arrivals = self._pending_arrivals.get(runtime.spec.id)
-        while arrivals and arrivals[0].arrive_at_s <= now_s:
-            arrival = arrivals.popleft()
-            if charger.session is None:
-                charger.session = EvSession(
-                    arrival.ev, arrival.arrive_at_s, arrival.depart_at_s
-                )
+        # An EV arriving while another is plugged in waits for it to leave (a
+        # queue); it plugs in `CHANGEOVER_S` after, and gives up at its own
+        # departure.
+        while arrivals and charger.session is None:
+            arrival = arrivals[0]
+            plugs_at = _plugs_in_at(arrival, charger)
+            if arrival.depart_at_s is not None and arrival.depart_at_s <= plugs_at:
+                arrivals.popleft()
+                continue
+            if plugs_at > now_s:
+                break
+            arrivals.popleft()
+            charger.session = EvSession(arrival.ev, plugs_at, arrival.depart_at_s)
 
     def _step_battery_inverter(
         self, runtime: ComponentRuntime, dt_s: float
@@ -516,6 +570,11 @@ class MicrogridModel:
             component_id = queue.pop(0)
             yield component_id
             queue.extend(self._children[component_id])
+
+
+def _plugs_in_at(arrival: EvArrival, charger: EvChargerState) -> float:
+    """When a scheduled EV plugs in: on arrival, or a changeover after the last left."""
+    return max(arrival.arrive_at_s, charger.unplugged_at_s + CHANGEOVER_S)
 
 
 def _account(record: OverloadRecord, start_s: float, pieces: list[Piece]) -> None:
