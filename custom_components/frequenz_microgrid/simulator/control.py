@@ -192,6 +192,11 @@ class PowerControl:
                 grpc.StatusCode.INVALID_ARGUMENT, "no bounds given"
             )
         lifetime = _lifetime(lifetime_s, DEFAULT_BOUNDS_LIFETIME_S, BOUNDS_LIFETIME_S)
+        if self._faults.has(component_id, Fault.REJECT_BOUNDS):
+            raise RequestRefusedError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"component {component_id} refused the bounds (injected fault)",
+            )
         self._model.augment_bounds(
             component_id, PowerBounds.from_ranges(ranges), lifetime, now_s
         )
