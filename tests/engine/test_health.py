@@ -110,7 +110,7 @@ class TestBatteryChecks:
         assert "battery state" in str(battery_problem(standby, 1.0, GOOD_INVERTER, 0.0))
 
     def test_unknown_capacity_is_not_working(self) -> None:
-        for capacity in (None, math.nan):
+        for capacity in (None, math.nan, math.inf, -math.inf):
             assert battery_problem(GOOD_BATTERY, capacity, GOOD_INVERTER, 0.0) == (
                 "battery capacity is unknown"
             )
