@@ -17,8 +17,9 @@ and a summary line (`faults summary ...`). The counters:
 
 - **recovered_s**: real seconds from the moment the fault is cleared until the
   site is back: every entity that was available before the fault is available
-  again, each pool's target is the one its proposals asked for before the fault,
-  the pool's last distribution succeeded, and the simulator runs each steered
+  again, no reauth prompt is left open, each pool's target is the one its
+  proposals ask for (they were changed during the fault: `MIND_CHANGES`), the
+  pool's last distribution succeeded, and the simulator runs each steered
   component at that target (a live setpoint, component running and healthy).
   `timeout` if that does not happen within `RECOVERY_TIMEOUT_S`.
 - **unsafe_setpoints**: setpoints the simulator counted as unsafe (outside the
@@ -56,7 +57,7 @@ import time
 import traceback
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntry, ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
@@ -483,6 +484,10 @@ def _available_entities(site: Site) -> set[str]:
     }
 
 
+def _reauth_flows(site: Site) -> int:
+    return sum(1 for _ in site.entry.async_get_active_flows(site.hass, {SOURCE_REAUTH}))
+
+
 def recovered(
     site: Site, entities: set[str], expected: dict[Pool, float | None]
 ) -> bool:
@@ -490,6 +495,8 @@ def recovered(
     if site.entry.state is not ConfigEntryState.LOADED:
         return False
     if not entities <= _available_entities(site):
+        return False
+    if _reauth_flows(site):
         return False
     status = site.entry.runtime_data.engine.controller.status()
     now = site.sim.model.now_s
@@ -657,7 +664,10 @@ def _why_not_recovered(
         return f"entry {site.entry.state}"
     missing = sorted(entities - _available_entities(site))
     status = site.entry.runtime_data.engine.controller.status()
-    parts = [f"unavailable={missing[:5]}{'…' if len(missing) > 5 else ''}"]
+    parts = [
+        f"unavailable={missing[:5]}{'…' if len(missing) > 5 else ''}",
+        f"reauth_flows={_reauth_flows(site)}",
+    ]
     for pool, component in STEERED.items():
         component_set = next(iter(status.pools[pool].component_sets))
         runtime = site.sim.model.component(component)
@@ -681,15 +691,7 @@ async def run(
     try:
         async with running_home_assistant() as hass:
             entry = await async_add_microgrid(hass, sim.url)
-            hass.config_entries.async_update_entry(
-                entry,
-                options={
-                    CONF_FRESHNESS_S: MIN_FRESHNESS_S,
-                    CONF_DEFAULT_PRIORITY: 0,
-                    CONF_REAPPLY_SETPOINTS: False,
-                },
-            )
-            await hass.async_block_till_done()
+            await shortest_freshness(hass, entry)
             await hass.config_entries.async_unload(entry.entry_id)
             await hass.async_block_till_done()
             for case in cases:
@@ -703,6 +705,22 @@ async def run(
         await sim.stop()
     print(summary(results), flush=True)
     return results
+
+
+async def shortest_freshness(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Set the freshness window to its minimum (2 s), so faults show quickly.
+
+    The entry reloads with the new option.
+    """
+    hass.config_entries.async_update_entry(
+        entry,
+        options={
+            CONF_FRESHNESS_S: MIN_FRESHNESS_S,
+            CONF_DEFAULT_PRIORITY: 0,
+            CONF_REAPPLY_SETPOINTS: False,
+        },
+    )
+    await hass.async_block_till_done()
 
 
 def summary(results: list[CaseResult]) -> str:
