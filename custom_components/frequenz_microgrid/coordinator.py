@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, override
 
+from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
@@ -86,6 +87,22 @@ class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
         elif reachable and self._unreachable_logged:
             self._unreachable_logged = False
             LOGGER.info("Microgrid %s is reachable again", self.config_entry.title)
+            if self._reauth_started:
+                self._drop_stale_reauth()
+
+    @callback
+    def _drop_stale_reauth(self) -> None:
+        """Abort the reauth flow: data flows again, so the stored key works again.
+
+        An API that rejected the key for a while (a glitch at the gateway, a key
+        re-enabled) would otherwise leave a "reauthentication required" prompt for
+        a key that needs no change; a later rejection starts a new flow.
+        """
+        self._reauth_started = False
+        entry = self.config_entry
+        for flow in entry.async_get_active_flows(self.hass, {SOURCE_REAUTH}):
+            self.hass.config_entries.flow.async_abort(flow["flow_id"])
+        LOGGER.info("Microgrid %s accepts the API key again", entry.title)
 
     @callback
     def handle_auth_error(self, err: Exception) -> None:

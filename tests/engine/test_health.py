@@ -110,7 +110,7 @@ class TestBatteryChecks:
         assert "battery state" in str(battery_problem(standby, 1.0, GOOD_INVERTER, 0.0))
 
     def test_unknown_capacity_is_not_working(self) -> None:
-        for capacity in (None, math.nan):
+        for capacity in (None, math.nan, math.inf, -math.inf):
             assert battery_problem(GOOD_BATTERY, capacity, GOOD_INVERTER, 0.0) == (
                 "battery capacity is unknown"
             )
@@ -327,6 +327,22 @@ class TestHealthTracker:
         assert tracker.health(1, 0.3) is NOT_WORKING
         tracker.observe(1, Reading(at=0.4, states=GOOD_BATTERY.states))
         assert tracker.health(1, 0.5) is WORKING
+
+    @pytest.mark.parametrize("failed", [1, 11], ids=["battery", "inverter"])
+    def test_good_telemetry_during_a_block_does_not_lift_it(self, failed: int) -> None:
+        """Only a recovery lifts a block: telemetry that was good all along does not.
+
+        Components stream several messages a second; if each good one lifted the
+        block, a failed command would never keep a component out of the next tick.
+        """
+        tracker = tracker_with_two_batteries()
+        tracker.record_failure({failed}, now=0.0)
+        for at in (0.2, 0.4, 0.6, 0.8):
+            tracker.observe(1, Reading(at=at, states=GOOD_BATTERY.states))
+            tracker.observe(11, Reading(at=at, states=GOOD_INVERTER.states))
+            assert tracker.health(1, at) is UNCERTAIN
+            assert tracker.status(1, at).blocked_until == 1.0
+        assert tracker.health(1, 1.0) is WORKING
 
     def test_stale_inverter_data_stops_the_battery(self) -> None:
         tracker = tracker_with_two_batteries()

@@ -25,6 +25,7 @@ from frequenz.client.microgrid.component._data_samples_proto import (
 )
 from frequenz.client.microgrid.metrics import Bounds, Metric, MetricSample
 from hypothesis import given, settings, strategies as st
+import pytest
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
@@ -284,6 +285,30 @@ def test_decoding_keeps_what_the_store_needs() -> None:
     assert decoded.states is not None
     assert decoded.states.states == {ComponentStateCode.READY}
     assert decoded.states.errors == {UNKNOWN_NUMBER}
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf])
+def test_an_infinite_value_is_read_as_no_value(value: float) -> None:
+    """Both decoders turn ±inf into NaN, which the store shows as no value."""
+    message = components_pb2.ElectricalComponentTelemetry(electrical_component_id=4)
+    power = message.metric_samples.add(metric=metrics_pb2.METRIC_AC_POWER_ACTIVE)
+    power.value.simple_metric.value = value
+    capacity = message.metric_samples.add(metric=metrics_pb2.METRIC_BATTERY_CAPACITY)
+    capacity.value.aggregated_metric.avg_value = value
+    power.sample_time.seconds = capacity.sample_time.seconds = 100
+    for decoded in (
+        telemetry_from_proto(message),
+        telemetry_from_samples(component_data_samples_from_proto(message)),
+    ):
+        assert [metric for metric, _, _ in decoded.readings] == [
+            Metric.AC_POWER_ACTIVE,
+            Metric.BATTERY_CAPACITY,
+        ]
+        assert all(math.isnan(v) for _, v, _ in decoded.readings)
+        store = make_store(FakeClock())
+        store.ingest_message(decoded)
+        assert store.value(4, Metric.AC_POWER_ACTIVE) is None
+        assert store.value(4, Metric.BATTERY_CAPACITY) is None
 
 
 # --- Ingesting compact messages ---------------------------------------------------

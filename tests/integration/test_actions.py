@@ -328,6 +328,62 @@ async def test_schema_refuses_unknown_pool_and_priority_out_of_range(
     assert len(simulator.setpoints) == sent
 
 
+async def test_priorities_at_the_ends_of_the_range_are_accepted(
+    hass: HomeAssistant,
+    setup_integration: FrequenzMicrogridConfigEntry,
+    simulator: MicrogridSimulator,
+) -> None:
+    """±100 are valid priorities (the range is inclusive); ±101 are refused.
+
+    The highest priority pins the battery at 1.5 kW, so the lowest one's -2 kW
+    (battery powers add up across priorities) has no room left; both proposals can
+    be withdrawn by the priority they were proposed at.
+    """
+    entry = setup_integration
+    await wait_until_steerable(entry)
+    for priority, power, actor in ((-100, -2000, "lowest"), (100, 1500, "highest")):
+        response = await call_action(
+            hass,
+            "propose_power",
+            propose(
+                entry,
+                "batteries",
+                power=power,
+                lower=power,
+                upper=power,
+                priority=priority,
+                actor=actor,
+            ),
+        )
+        assert response["priority"] == priority
+    assert response["target_power"] == 1500.0
+    assert simulator.setpoints[-1].power_w == 1500.0
+
+    sent = len(simulator.setpoints)
+    for service in ("propose_power", "withdraw_proposal"):
+        for priority in (-101, 101):
+            with pytest.raises(vol.Invalid):
+                await call_action(
+                    hass,
+                    service,
+                    propose(entry, "batteries", priority=priority, actor="highest"),
+                )
+    assert len(simulator.setpoints) == sent
+
+    response = await call_action(
+        hass,
+        "withdraw_proposal",
+        propose(entry, "batteries", priority=100, actor="highest"),
+    )
+    assert response["target_power"] == -2000.0
+    response = await call_action(
+        hass,
+        "withdraw_proposal",
+        propose(entry, "batteries", priority=-100, actor="lowest"),
+    )
+    assert response["target_power"] is None
+
+
 @pytest.mark.parametrize(
     "service", ["propose_power", "withdraw_proposal", "get_power_status"]
 )

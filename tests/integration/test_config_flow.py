@@ -110,6 +110,9 @@ async def test_connect_with_key_and_secret(
         ("http://127.0.0.1:1", CONF_URL, "invalid_url"),
         ("grpc://127.0.0.1:1?colour=blue", CONF_URL, "invalid_url"),
         ("grpc://:1234", CONF_URL, "invalid_url"),
+        # No port: gRPC has no default one; guessing one would hide the typo.
+        ("grpc://127.0.0.1", CONF_URL, "invalid_url"),
+        ("grpc://localhost?ssl=false", CONF_URL, "invalid_url"),
         ("not a url", CONF_URL, "invalid_url"),
     ],
 )
@@ -418,6 +421,43 @@ async def test_options_reject_out_of_range(hass: HomeAssistant) -> None:
                 CONF_REAPPLY_SETPOINTS: False,
             },
         )
+
+
+@pytest.mark.parametrize("priority", [-100, 100])
+async def test_options_accept_the_ends_of_the_priority_range(
+    hass: HomeAssistant, priority: int
+) -> None:
+    entry = _add_entry(hass, "grpc://host:1")
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_FRESHNESS_S: 5,
+            CONF_DEFAULT_PRIORITY: priority,
+            CONF_REAPPLY_SETPOINTS: False,
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options[CONF_DEFAULT_PRIORITY] == priority
+
+
+@pytest.mark.parametrize("priority", [-101, 101])
+async def test_options_refuse_a_priority_beyond_the_range(
+    hass: HomeAssistant, priority: int
+) -> None:
+    entry = _add_entry(hass, "grpc://host:1")
+    before = dict(entry.options)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    with pytest.raises(Exception, match=r"default_priority|value must be"):
+        await hass.config_entries.options.async_configure(
+            result["flow_id"],
+            {
+                CONF_FRESHNESS_S: 5,
+                CONF_DEFAULT_PRIORITY: priority,
+                CONF_REAPPLY_SETPOINTS: False,
+            },
+        )
+    assert dict(entry.options) == before
 
 
 @pytest.mark.parametrize("key", ["schlüssel", "key\nwith-newline"])

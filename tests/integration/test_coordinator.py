@@ -136,6 +136,15 @@ async def test_revoked_key_starts_reauth_once(
     assert caplog.text.count("rejected the API key") == 1
     assert _grid_power_state(hass, entry) == STATE_UNAVAILABLE
 
+    # The key is accepted again (a glitch at the API): back on its own, and the
+    # reauth prompt for a key that needs no change is gone.
+    gateway.accepted_key = API_KEY
+    await wait_for(lambda: _has_value(hass, entry), timeout_s=15, what="grid power")
+    await wait_for(lambda: not reauth_flows(), what="the stale reauth flow aborted")
+    # A later rejection asks again.
+    gateway.accepted_key = "rotated-again"
+    await wait_for(lambda: bool(reauth_flows()), timeout_s=15, what="a new reauth flow")
+
 
 async def test_many_listeners_are_told_a_chunk_per_loop_iteration(
     hass: HomeAssistant, simulator: MicrogridSimulator

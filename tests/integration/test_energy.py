@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import math
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.sensor import ATTR_STATE_CLASS, SensorStateClass
@@ -83,6 +84,27 @@ def test_round_trip_through_storage() -> None:
     restored = EnergyTotal.from_dict(total.as_dict())
     assert (restored.total_wh, restored.last_reading_wh) == (12.5, 99.0)
     assert EnergyTotal.from_dict({"total_wh": "junk"}).total_wh is None
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_a_non_finite_value_never_enters_the_total(bad: float) -> None:
+    """Home Assistant refuses a non-finite state: one would break the sensor for good.
+
+    A stored one (from a version before this check) is dropped on restore.
+    """
+    total = EnergyTotal()
+    total.add_power_sample(T0, 3600.0)
+    total.add_power_sample(T0 + timedelta(seconds=1), bad)  # a gap, not a sample
+    total.add_power_sample(T0 + timedelta(seconds=2), 3600.0)
+    total.add_power_sample(T0 + timedelta(seconds=3), 3600.0)
+    assert total.total_wh == pytest.approx(1.0)
+    meter = EnergyTotal()
+    meter.add_meter_reading(100.0)
+    meter.add_meter_reading(bad)
+    meter.add_meter_reading(150.0)
+    assert meter.total_wh == pytest.approx(150.0)
+    restored = EnergyTotal.from_dict({"total_wh": bad, "last_reading_wh": bad})
+    assert (restored.total_wh, restored.last_reading_wh) == (None, None)
 
 
 @given(

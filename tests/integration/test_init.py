@@ -120,9 +120,14 @@ async def test_setup_with_the_right_key(
     await setup_entry(hass, gateway.url, data={CONF_API_KEY: API_KEY})
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "grpc://127.0.0.1:1?x=1"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:1", "grpc://127.0.0.1:1?x=1", "grpc://127.0.0.1"]
+)
 async def test_invalid_url_is_a_permanent_error(hass: HomeAssistant, url: str) -> None:
-    assert "not valid" in await _setup_fails(hass, microgrid_entry(url))
+    """A URL that can never work needs the user: no retry, no reauth."""
+    reason = await _setup_fails(hass, microgrid_entry(url))
+    assert "not valid" in reason
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
 
 
 async def test_url_leading_to_another_microgrid_fails(

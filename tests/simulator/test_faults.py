@@ -8,14 +8,16 @@ import math
 
 from frequenz.client.base.exception import (
     OperationPreconditionFailed,
+    OperationUnauthenticated,
     ServiceUnavailable,
 )
 from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid import MicrogridApiClient
 from frequenz.client.microgrid.component import ComponentErrorCode, ComponentStateCode
-from frequenz.client.microgrid.metrics import Metric
+from frequenz.client.microgrid.metrics import Bounds, Metric
 import pytest
 
+from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.cli import (
     apply_command,
@@ -194,3 +196,72 @@ def test_command_line_options() -> None:
         ["11:send_nan"],
     )
     assert len(scenario_from_arg("generated:50").components) == 50
+
+
+async def test_infinite_values(
+    sim: MicrogridSimulator, client: MicrogridApiClient
+) -> None:
+    sim.inject_fault(BATTERY, Fault.SEND_INF)
+    samples = await first_matching(
+        client,
+        BATTERY,
+        [Metric.BATTERY_SOC_PCT, Metric.DC_POWER],
+        lambda s: math.isinf(value(s, Metric.BATTERY_SOC_PCT)),
+    )
+    assert value(samples, Metric.BATTERY_SOC_PCT) == math.inf, "signed like 50 %"
+    assert math.isinf(value(samples, Metric.DC_POWER))
+
+
+async def test_refused_bounds(
+    sim: MicrogridSimulator, client: MicrogridApiClient
+) -> None:
+    bounds = [Bounds(lower=-2000.0, upper=2000.0)]
+    sim.inject_fault(BATTERY_INVERTER, Fault.REJECT_BOUNDS)
+    with pytest.raises(OperationPreconditionFailed):
+        await client.add_component_bounds(
+            ComponentId(BATTERY_INVERTER), Metric.AC_POWER_ACTIVE, bounds
+        )
+    assert sim.model.setpoint_bounds(BATTERY_INVERTER) == PowerBounds(-5000, 5000)
+    sim.clear_fault(BATTERY_INVERTER, Fault.REJECT_BOUNDS)
+    await client.add_component_bounds(
+        ComponentId(BATTERY_INVERTER), Metric.AC_POWER_ACTIVE, bounds
+    )
+    assert sim.model.setpoint_bounds(BATTERY_INVERTER) == PowerBounds(-2000, 2000)
+
+
+async def test_rejected_credentials(
+    sim: MicrogridSimulator, client: MicrogridApiClient
+) -> None:
+    await sim.reject_credentials()
+    with pytest.raises(OperationUnauthenticated):
+        await client.get_microgrid_info()
+    with pytest.raises(OperationUnauthenticated):
+        await client.set_component_power_active(ComponentId(BATTERY_INVERTER), 100.0)
+    assert held_setpoint(sim, BATTERY_INVERTER) is None
+    await sim.reject_credentials(False)
+    await client.get_microgrid_info()
+
+
+async def test_clock_offset_shifts_every_timestamp(
+    sim: MicrogridSimulator, client: MicrogridApiClient
+) -> None:
+    sim.clock_offset_s = 3600.0
+    ahead = await first_matching(
+        client,
+        BATTERY,
+        [Metric.BATTERY_SOC_PCT],
+        lambda s: (
+            s.metric_samples[0].sampled_at > datetime.now(UTC) + timedelta(0, 3000)
+        ),
+    )
+    assert ahead.metric_samples[0].sampled_at < datetime.now(UTC) + timedelta(0, 3700)
+    sim.clock_offset_s = 0.0
+    await first_matching(
+        client,
+        BATTERY,
+        [Metric.BATTERY_SOC_PCT],
+        lambda s: (
+            abs(s.metric_samples[0].sampled_at - datetime.now(UTC))
+            < timedelta(seconds=60)
+        ),
+    )

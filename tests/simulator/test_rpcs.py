@@ -389,3 +389,34 @@ def test_the_setpoint_history_keeps_the_newest_and_stays_bounded(
     assert sim.control.setpoints_received == SETPOINT_HISTORY + 5  # all counted
     assert sim.setpoints[0].power_w == 5.0  # the five oldest are gone
     assert sim.setpoints[-1].power_w == float((SETPOINT_HISTORY + 4) % 3000)
+
+
+async def test_a_setpoint_on_an_advertised_edge_is_safe(
+    sim: MicrogridSimulator, client: MicrogridApiClient
+) -> None:
+    """Bounds and setpoints travel as 32-bit floats: the edge a client sees is safe.
+
+    An SoC-derived bound like −1131.99508… W is advertised as −1131.9951171875 W,
+    a little beyond it; a client clamping to it sends exactly that. One float32
+    step further is beyond what was advertised, and unsafe.
+    """
+    exact = -1131.9950816697285
+    # Inside the model, as the SoC would make it (a client's request is float32).
+    sim.control.augment_bounds(
+        BATTERY_INVERTER, False, [(exact, 5000.0)], 60.0, sim.clock.now()
+    )
+    samples = await first_matching(
+        client,
+        BATTERY_INVERTER,
+        [Metric.AC_POWER_ACTIVE],
+        lambda s: s.metric_samples[0].bounds[0].lower != -5000.0,
+    )
+    advertised = samples.metric_samples[0].bounds[0].lower
+    assert advertised is not None
+    assert advertised == -1131.9951171875 < exact
+    await client.set_component_power_active(ComponentId(BATTERY_INVERTER), advertised)
+    assert sim.unsafe_setpoint_count == 0
+    beyond = -1131.9952392578125  # the next float32 below the advertised edge
+    with pytest.raises(OperationOutOfRange):
+        await client.set_component_power_active(ComponentId(BATTERY_INVERTER), beyond)
+    assert sim.unsafe_setpoint_count == 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+import math
 from typing import Any, Self
 
 MAX_INTEGRATION_GAP = timedelta(seconds=30)
@@ -61,6 +62,8 @@ class EnergyTotal:
         nothing: a summed counter drops when one of its meters resets, so adding the
         new value (as for a single meter) would count the other meters twice.
         """
+        if not math.isfinite(reading_wh):
+            return  # no reading: an infinite total could never be shown again
         self.last_sample_at = None
         self.last_power_w = None
         if self.last_reading_wh is None:
@@ -74,12 +77,13 @@ class EnergyTotal:
         """Integrate the flow's power (already in this counter's direction).
 
         `None` marks a gap: the next fresh sample starts a new segment instead of
-        being joined to the last one. A total that follows a meter ignores power
-        (the meter will account for the gap when it comes back).
+        being joined to the last one, and so does a non-finite power. A total that
+        follows a meter ignores power (the meter will account for the gap when it
+        comes back).
         """
         if self.follows_meter:
             return
-        if power_w is None:
+        if power_w is None or not math.isfinite(power_w):
             self.last_sample_at = None
             self.last_power_w = None
             return
@@ -107,7 +111,12 @@ class EnergyTotal:
 
 
 def _float_or_none(value: Any) -> float | None:
-    """Return `value` as a float if it is a number, else `None`."""
+    """Return `value` as a float if it is a finite number, else `None`.
+
+    A non-finite total stored by an older version would otherwise be restored
+    into a sensor Home Assistant refuses to add, on every start.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    number = float(value)
+    return number if math.isfinite(number) else None

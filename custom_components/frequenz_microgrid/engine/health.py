@@ -152,7 +152,7 @@ def battery_problem(
         return "battery relay is not closed"
     if battery.errors:
         return f"battery errors: {_names(battery.errors)}"
-    if capacity is None or math.isnan(capacity):
+    if capacity is None or not math.isfinite(capacity):
         return "battery capacity is unknown"
     if problem := _age_problem("inverter", inverter, now, max_age):
         return problem

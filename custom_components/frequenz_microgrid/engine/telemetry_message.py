@@ -14,6 +14,11 @@ included), invalid bounds ranges (lower above upper) are dropped, unknown metric
 state and error numbers stay plain `int`s, and the latest state snapshot wins
 (the first one on a tie). `telemetry_from_samples` gives the same message from the
 client's own objects, so there is a single ingest path for both.
+
+Beyond the client: an infinite value is read as NaN. It is no more a measurement
+than NaN is, and everything downstream already treats NaN as "no value"; an
+infinite power or capacity would otherwise reach sensors (which Home Assistant
+refuses to write) and the power distribution.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 import logging
+import math
 
 from frequenz.api.common.v1alpha8.metrics import bounds_pb2
 from frequenz.api.common.v1alpha8.microgrid.electrical_components import (
@@ -97,6 +103,8 @@ def telemetry_from_proto(
             value = variant.aggregated_metric.avg_value
         else:  # no value: the client leaves the sample's value `None`
             continue
+        if value - value != 0.0:  # ±inf (or NaN): no measurement
+            value = math.nan
         number = sample.metric
         bounds = sample.bounds
         readings.append(
@@ -174,6 +182,8 @@ def telemetry_from_samples(samples: ComponentDataSamples) -> TelemetryMessage:
         value = sample.as_single_value()
         if value is None:
             continue
+        if value - value != 0.0:  # ±inf (or NaN): no measurement
+            value = math.nan
         ranges = tuple((bound.lower, bound.upper) for bound in sample.bounds)
         readings.append((sample.metric, value, ranges))
     states: ComponentStates | None = None

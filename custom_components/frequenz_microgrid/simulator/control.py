@@ -21,7 +21,7 @@ from .physics.model import (
     MicrogridModel,
     Operation,
 )
-from .safety import setpoint_allowed
+from .safety import as_advertised, setpoint_allowed
 from .scenario import Kind
 
 SET_POWER_LIFETIME_S = (10.0, 900.0)
@@ -116,8 +116,10 @@ class PowerControl:
         bounds = self._model.setpoint_bounds(component_id)
         assert bounds is not None
         previous = self._previous_bounds.get(component_id, bounds)
-        allowed = setpoint_allowed(power_w, bounds.to_ranges()) or setpoint_allowed(
-            power_w, previous.to_ranges()
+        allowed = any(
+            setpoint_allowed(power_w, ranges)
+            for known in (bounds, previous)
+            for ranges in (known.to_ranges(), as_advertised(known.to_ranges()))
         )
         if not allowed:
             self.unsafe_setpoint_count += 1
@@ -192,6 +194,11 @@ class PowerControl:
                 grpc.StatusCode.INVALID_ARGUMENT, "no bounds given"
             )
         lifetime = _lifetime(lifetime_s, DEFAULT_BOUNDS_LIFETIME_S, BOUNDS_LIFETIME_S)
+        if self._faults.has(component_id, Fault.REJECT_BOUNDS):
+            raise RequestRefusedError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"component {component_id} refused the bounds (injected fault)",
+            )
         self._model.augment_bounds(
             component_id, PowerBounds.from_ranges(ranges), lifetime, now_s
         )

@@ -31,6 +31,10 @@ class Fault(enum.Flag):
     """Every metric value of the component is NaN."""
     ERROR_STATE = enum.auto()
     """The component is in ERROR: it carries 0 W and refuses setpoints."""
+    SEND_INF = enum.auto()
+    """Every metric value of the component is infinite (signed like the value)."""
+    REJECT_BOUNDS = enum.auto()
+    """Augment-bounds requests are refused: gRPC FAILED_PRECONDITION."""
 
     @classmethod
     def parse(cls, text: str) -> Fault:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 import math
+import struct
 
 TOLERANCE_W = 1e-6
 """Rounding a setpoint may carry beyond a range's edge (W)."""
@@ -23,3 +24,23 @@ def setpoint_allowed(power_w: float, ranges: Iterable[tuple[float, float]]) -> b
     return any(
         lower - TOLERANCE_W <= power_w <= upper + TOLERANCE_W for lower, upper in ranges
     )
+
+
+def as_advertised(ranges: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The ranges as telemetry carries them: every edge a 32-bit float.
+
+    The API's bounds (and its setpoints) are protobuf `float`s. A client can only
+    know, and only send, such values: a setpoint exactly on an advertised edge is
+    what a careful client sends when it clamps to the bounds, even where the
+    rounding put that edge a few hundredths of a milliwatt beyond the exact one.
+    """
+    return [(_float32(lower), _float32(upper)) for lower, upper in ranges]
+
+
+def _float32(value: float) -> float:
+    if not math.isfinite(value):
+        return value
+    try:
+        return float(struct.unpack("f", struct.pack("f", value))[0])
+    except OverflowError:  # beyond float32: the wire carries an infinity
+        return math.copysign(math.inf, value)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 import logging
+from typing import Any
 
 from frequenz.client.base.conversion import to_timestamp
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -69,6 +70,9 @@ class MicrogridSimulator:
         self._schedule = None if timing is None else DeliverySchedule(timing)
         self._deliveries: set[asyncio.TimerHandle] = set()
         self._last_delivery: dict[int, float] = {}
+        self.clock_offset_s = 0.0
+        """Added to every timestamp the simulator sends: a microgrid whose clock
+        jumped (positive: ahead of the client's, negative: behind)."""
         self._sample_time = self._now_timestamp()
         self._service = MicrogridService(self)
         self._assets_service = AssetsService(self)
@@ -78,6 +82,8 @@ class MicrogridSimulator:
         self._ticker: asyncio.Task[None] | None = None
         self._host = "127.0.0.1"
         self._port = 0
+        self.rejecting_credentials = False
+        """Whether every call is refused with UNAUTHENTICATED (`reject_credentials`)."""
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -85,7 +91,7 @@ class MicrogridSimulator:
         """Serve on `host:port` (0 picks a free port); return the bound port."""
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
-        server = grpc.aio.server()
+        server = grpc.aio.server(interceptors=(_CredentialCheck(self),))
         server.add_generic_rpc_handlers((self._service.generic_handler(),))
         self._assets_service.add_to(server)
         bound = server.add_insecure_port(f"{host}:{port}")
@@ -194,6 +200,15 @@ class MicrogridSimulator:
         """Remove one fault, or all of a component's faults when `fault` is None."""
         self.faults.clear(component_id, fault)
         self._sync_error_states()
+
+    async def reject_credentials(self, rejecting: bool = True) -> None:
+        """Refuse (or accept again) every call as if the API key had been revoked.
+
+        Open streams end at once, so the client's reconnects meet the refusal.
+        """
+        self.rejecting_credentials = rejecting
+        if rejecting:
+            await self.end_all_streams()
 
     async def end_all_streams(self) -> None:
         """End every open telemetry stream abruptly (the client sees UNAVAILABLE)."""
@@ -311,9 +326,46 @@ class MicrogridSimulator:
                 component_id, self.faults.has(component_id, Fault.ERROR_STATE)
             )
 
-    @staticmethod
-    def _now_timestamp() -> Timestamp:
-        return to_timestamp(datetime.now(UTC))
+    def _now_timestamp(self) -> Timestamp:
+        return to_timestamp(datetime.now(UTC) + timedelta(seconds=self.clock_offset_s))
+
+
+class _CredentialCheck(grpc.aio.ServerInterceptor):
+    """Refuses every call with UNAUTHENTICATED while the simulator says so."""
+
+    def __init__(self, simulator: MicrogridSimulator) -> None:
+        self._simulator = simulator
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails],
+            Awaitable[grpc.RpcMethodHandler[Any, Any] | None],
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or not self._simulator.rejecting_credentials:
+            return handler
+
+        async def refuse(
+            _request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> Any:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid API key")
+
+        async def refuse_stream(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            await refuse(request, context)
+            yield  # pragma: no cover - a generator, for the streaming handler
+
+        codec = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(refuse_stream, **codec)
+        return grpc.unary_unary_rpc_method_handler(refuse, **codec)
 
 
 def round_part_interval_s(sample_period_s: float) -> float:

@@ -207,6 +207,7 @@ def _serialise(
         metrics,
         sample_time,
         nan=faults.has(reading.component_id, Fault.SEND_NAN),
+        inf=faults.has(reading.component_id, Fault.SEND_INF),
     )
     response = microgrid_pb2.ReceiveElectricalComponentTelemetryStreamResponse(
         telemetry=telemetry

@@ -83,11 +83,13 @@ def telemetry_message(
     sample_time: Timestamp,
     *,
     nan: bool = False,
+    inf: bool = False,
 ) -> ec_pb2.ElectricalComponentTelemetry:
     """The telemetry message for one metric filter (an empty filter means all).
 
     Metrics the component does not have are left out, as the API specifies.
-    With `nan`, every value is NaN (a fault the client must cope with).
+    With `nan`, every value is NaN, with `inf` infinite with the value's sign
+    (faults the client must cope with).
     """
     message = ec_pb2.ElectricalComponentTelemetry(
         electrical_component_id=reading.component_id
@@ -101,7 +103,11 @@ def telemetry_message(
         sample = message.metric_samples.add()
         sample.sample_time.CopyFrom(sample_time)
         sample.metric = metric
-        sample.value.simple_metric.value = math.nan if nan else value
+        if nan:
+            value = math.nan
+        elif inf:
+            value = math.copysign(math.inf, value)
+        sample.value.simple_metric.value = value
         for lower, upper in ranges:
             sample.bounds.append(bounds_pb2.Bounds(lower=lower, upper=upper))
     snapshot = message.state_snapshots.add()
