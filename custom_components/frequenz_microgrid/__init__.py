@@ -47,8 +47,10 @@ from .coordinator import MicrogridCoordinator
 from .devices import async_register_devices
 from .engine.graph import Topology, load_topology
 from .engine.microgrid import MicrogridEngine
+from .hub_reservations import HubReservations
 from .identity import microgrid_id
 from .repairs import RepairTracker
+from .reservation_actions import async_setup_reservation_actions
 from .runtime import FrequenzMicrogridConfigEntry, MicrogridRuntimeData
 from .simulator import MicrogridSimulator, load_scenario
 from .status_feed import ControllerStatusFeed
@@ -60,6 +62,7 @@ PLATFORMS: list[Platform] = [
     Platform.BUTTON,
     Platform.SELECT,
     Platform.SWITCH,
+    Platform.CALENDAR,
 ]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -69,6 +72,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions, once for every entry (they name their entry)."""
     async_setup_actions(hass)
     async_setup_charger_mode_actions(hass)
+    async_setup_reservation_actions(hass)
     return True
 
 
@@ -100,6 +104,9 @@ async def async_setup_entry(
     )
     status_feed = ControllerStatusFeed(engine.controller, coordinator)
     hub_settings = ChargingHubSettings(hass, entry.entry_id, engine.controller)
+    reservations = HubReservations(
+        hass, entry.entry_id, topology, HubReservations.grace_min_of(entry.options)
+    )
     runtime = MicrogridRuntimeData(
         client=client,
         engine=engine,
@@ -109,12 +116,15 @@ async def async_setup_entry(
         devices=async_register_devices(hass, entry, topology),
         simulator=simulator,
         hub_settings=hub_settings,
+        reservations=reservations,
     )
     entry.runtime_data = runtime
     try:
         # Modes first: a charger set to off must not charge for a moment.
         await hub_settings.async_load()
         entry.async_on_unload(hub_settings.follow())
+        await reservations.async_load()
+        entry.async_on_unload(reservations.follow(coordinator))
         await engine.start()
         coordinator.async_set_updated_data(engine.monitor.snapshot())
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))

@@ -46,6 +46,7 @@ from .const import (
     CONF_DEMO,
     CONF_FRESHNESS_S,
     CONF_REAPPLY_SETPOINTS,
+    CONF_RESERVATION_GRACE_MIN,
     CONF_SCENARIO,
     CONF_SIGNING_SECRET,
     CONF_URL,
@@ -53,14 +54,17 @@ from .const import (
     DEFAULT_FRESHNESS_S,
     DEFAULT_PRIORITY,
     DEFAULT_REAPPLY_SETPOINTS,
+    DEFAULT_RESERVATION_GRACE_MIN,
     DEMO_SCENARIOS,
     DEMO_UNIQUE_ID_PREFIX,
     DOMAIN,
     LOGGER,
     MAX_FRESHNESS_S,
     MAX_PRIORITY,
+    MAX_RESERVATION_GRACE_MIN,
     MIN_FRESHNESS_S,
     MIN_PRIORITY,
+    MIN_RESERVATION_GRACE_MIN,
 )
 from .identity import microgrid_id, microgrid_title
 
@@ -302,7 +306,11 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             errors = {
                 key: "not_a_number"
-                for key in (CONF_FRESHNESS_S, CONF_DEFAULT_PRIORITY)
+                for key in (
+                    CONF_FRESHNESS_S,
+                    CONF_DEFAULT_PRIORITY,
+                    CONF_RESERVATION_GRACE_MIN,
+                )
                 if not math.isfinite(user_input[key])
             }
             if not errors:
@@ -312,6 +320,9 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
                         CONF_DEFAULT_PRIORITY: int(user_input[CONF_DEFAULT_PRIORITY]),
                         CONF_REAPPLY_SETPOINTS: bool(
                             user_input[CONF_REAPPLY_SETPOINTS]
+                        ),
+                        CONF_RESERVATION_GRACE_MIN: float(
+                            user_input[CONF_RESERVATION_GRACE_MIN]
                         ),
                     }
                 )
@@ -333,6 +344,20 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
                         CONF_REAPPLY_SETPOINTS, DEFAULT_REAPPLY_SETPOINTS
                     ),
                 ): BooleanSelector(),
+                vol.Required(
+                    CONF_RESERVATION_GRACE_MIN,
+                    default=options.get(
+                        CONF_RESERVATION_GRACE_MIN, DEFAULT_RESERVATION_GRACE_MIN
+                    ),
+                ): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_RESERVATION_GRACE_MIN,
+                        max=MAX_RESERVATION_GRACE_MIN,
+                        step=0.1,
+                        mode=NumberSelectorMode.BOX,
+                        unit_of_measurement="min",
+                    )
+                ),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

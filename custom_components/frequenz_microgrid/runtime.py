@@ -11,6 +11,7 @@ from .charging_hub_store import ChargingHubSettings
 from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
 from .engine.microgrid import MicrogridEngine
+from .hub_reservations import HubReservations
 from .repairs import RepairTracker
 from .simulator import MicrogridSimulator
 from .status_feed import ControllerStatusFeed
@@ -32,6 +33,8 @@ class MicrogridRuntimeData:
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
     hub_settings: ChargingHubSettings | None = None
     """The charging hub's stored settings (charger modes, battery for EVs)."""
+    reservations: HubReservations | None = None
+    """The charging hub's reservation book, kept across restarts."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:

@@ -432,3 +432,28 @@ def test_cancel_frees_exactly_its_slot(
             refused(
                 ReservationProblem.OVERLAP, book.reserve, 1, gone.start, gone.end + 1
             )
+
+
+def test_a_charger_without_a_cable_state_does_not_lose_its_booking() -> None:
+    clock = Clock()
+    book = book_of(clock=clock, grace_s=0.0)
+    booked = book.reserve(1, NOW, NOW + HOUR)
+    clock.now = NOW + 600.0
+    assert book.observe(plugged=set(), unknown={1}) == []
+    assert book.in_force(1) == booked
+    assert [r.reason for r in book.observe(plugged=set())] == [ReleaseReason.NO_SHOW]
+
+
+def test_upcoming_is_the_booking_in_force_or_the_next_of_any_charger() -> None:
+    clock = Clock()
+    book = book_of(clock=clock)
+    assert book.upcoming() is None
+    later = book.reserve(2, NOW + 2 * HOUR, NOW + 3 * HOUR)
+    sooner = book.reserve(1, NOW + HOUR, NOW + 2 * HOUR)
+    assert book.upcoming() == sooner
+    clock.now = NOW + 1.5 * HOUR
+    assert book.upcoming() == sooner
+    clock.now = NOW + 2 * HOUR
+    assert book.upcoming() == later
+    clock.now = NOW + 3 * HOUR
+    assert book.upcoming() is None

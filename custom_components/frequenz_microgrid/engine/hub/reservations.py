@@ -347,6 +347,23 @@ class ReservationBook:
         book = self._books.get(charger_id)
         return None if book is None else book.in_force(self._now(at))
 
+    def upcoming(self, at: float | None = None) -> Reservation | None:
+        """The booking in force at `at` (default: now) or starting next, of any charger.
+
+        The earliest-starting one of those; a charger costs one bisect.
+        """
+        now = self._now(at)
+        best: Reservation | None = None
+        for book in self._books.values():
+            index = max(0, bisect_right(book.starts, now) - 1)
+            if index < len(book.bookings) and book.bookings[index].end <= now:
+                index += 1
+            if index < len(book.bookings) and (
+                best is None or book.bookings[index].start < best.start
+            ):
+                best = book.bookings[index]
+        return best
+
     def find_available(self, start: float, end: float) -> list[Availability]:
         """The chargers free for all of ``[start, end)``, the preferred first."""
         self._check_period(start, end, self._clock())
@@ -433,13 +450,19 @@ class ReservationBook:
         return reservation
 
     def observe(
-        self, plugged: Collection[int], at: float | None = None
+        self,
+        plugged: Collection[int],
+        at: float | None = None,
+        *,
+        unknown: Collection[int] = (),
     ) -> list[Released]:
         """Follow the bookings in force with the chargers that have a car now.
 
         A booking in force whose charger has a car is *claimed*; one still
-        unclaimed ``grace_s`` after its start is released as a no-show. Bookings
-        that ended are pruned. Returns what was released or pruned.
+        unclaimed ``grace_s`` after its start is released as a no-show, unless
+        its charger is in `unknown` (no fresh cable state: nobody can say the
+        car is not there). Bookings that ended are pruned. Returns what was
+        released or pruned.
         """
         now = self._now(at)
         released: list[Released] = []
@@ -456,7 +479,7 @@ class ReservationBook:
                 continue
             if charger_id in plugged:
                 claimed.append(replace(current, claimed=True))
-            elif now >= current.start + self.grace_s:
+            elif charger_id not in unknown and now >= current.start + self.grace_s:
                 released.append(Released(current, now, ReleaseReason.NO_SHOW))
                 self._remove(current)
         for reservation in claimed:
