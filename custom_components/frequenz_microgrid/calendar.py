@@ -27,7 +27,15 @@ from homeassistant.components.calendar import (
     CalendarEntityDescription,
     CalendarEvent,
 )
-from homeassistant.components.calendar.const import CalendarEntityFeature
+from homeassistant.components.calendar.const import (
+    EVENT_DESCRIPTION,
+    EVENT_END,
+    EVENT_LOCATION,
+    EVENT_RRULE,
+    EVENT_START,
+    EVENT_SUMMARY,
+    CalendarEntityFeature,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
@@ -191,25 +199,27 @@ class ReservationCalendar(ChargingHubEntity, CalendarEntity):
         self, fields: dict[str, Any]
     ) -> tuple[int | None, float, float, float | None, str | None]:
         """Charger, period, energy and vehicle of an event from the calendar UI."""
-        summary = str(fields.get("summary") or "")
-        charger = _charger_of(str(fields.get("location") or ""))
+        summary = str(fields.get(EVENT_SUMMARY) or "")
+        charger = _charger_of(str(fields.get(EVENT_LOCATION) or ""))
         if charger is None and (found := _CHARGER_IN_SUMMARY.search(summary)):
             charger = int(found.group(1))
         vehicle = _vehicle_of(summary, charger, self.hub)
         energy = None
-        if found_energy := _ENERGY_LINE.search(str(fields.get("description") or "")):
+        if found_energy := _ENERGY_LINE.search(
+            str(fields.get(EVENT_DESCRIPTION) or "")
+        ):
             energy = float(found_energy.group(1).replace(",", "."))
         return (
             charger,
-            _as_timestamp(fields["start"]),
-            _as_timestamp(fields["end"]),
+            _as_timestamp(fields[EVENT_START]),
+            _as_timestamp(fields[EVENT_END]),
             energy,
             vehicle,
         )
 
     @staticmethod
     def _check_single(fields: dict[str, Any]) -> None:
-        if fields.get("rrule"):
+        if fields.get(EVENT_RRULE):
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="reservation_recurring"
             )
