@@ -312,6 +312,11 @@ class ReservationBook:
             self.capacities.values(), key=lambda c: (-c.max_power_w, c.charger_id)
         )
         """Order in which "any" charger is picked: most power first, then lowest id."""
+        self._preferred_books = [
+            (c, self._books[c.charger_id].starts, self._books[c.charger_id].bookings)
+            for c in self._preference
+        ]
+        """The same order with each charger's lists (changed in place, not replaced)."""
         self.history: deque[Released] = deque(maxlen=HISTORY_LENGTH)
         self._listeners: list[Callable[[], None]] = []
 
@@ -618,11 +623,16 @@ class ReservationBook:
                     max=self._max_per_charger,
                 )
             return capacity
-        for capacity in self._preference:
-            book = self._books[capacity.charger_id]
-            if (
-                len(book.bookings) < self._max_per_charger
-                and book.conflict(start, end) is None
+        # The hot path of a busy depot: `_ChargerBook.conflict` inlined, since a
+        # refused "any" asks every charger (a call per charger would double it).
+        limit = self._max_per_charger
+        for capacity, starts, bookings in self._preferred_books:
+            count = len(starts)
+            if count >= limit:
+                continue
+            index = bisect_left(starts, start)
+            if (index == 0 or bookings[index - 1].end <= start) and (
+                index == count or starts[index] >= end
             ):
                 return capacity
         raise ReservationError(ReservationProblem.NO_CHARGER_FREE)
