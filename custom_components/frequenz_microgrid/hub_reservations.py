@@ -103,7 +103,8 @@ class HubReservations:
             return
         try:
             stored = [Reservation.from_dict(item) for item in data["reservations"]]
-        except (KeyError, TypeError, ValueError) as err:
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            # A damaged file must not keep the microgrid from loading.
             _LOGGER.warning("Ignoring damaged reservations: %s", err)
             return
         skipped = self.book.restore(stored)

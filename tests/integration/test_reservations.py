@@ -37,7 +37,7 @@ from custom_components.frequenz_microgrid.simulator.scenario import (
     scenario_from_dict,
 )
 
-from .conftest import entity_id_of, serving, setup_entry, wait_for
+from .conftest import entity_id_of, microgrid_entry, serving, setup_entry, wait_for
 from .steering_helpers import DRIVEWAY_WALLBOX, GARAGE_WALLBOX, call_action
 
 VOLTAGE_V = 230.0
@@ -538,3 +538,32 @@ async def test_a_car_plugged_in_within_the_grace_period_keeps_its_booking(
     assert state is not None
     assert state.state == "on"
     assert state.attributes["plugged_in"] is True
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"reservations": "oops"},
+        {"reservations": [{"id": "x", "charger": "six", "start": 0, "end": 1}]},
+        {"reservations": [{"charger": 6}]},
+        {},
+    ],
+)
+async def test_damaged_stored_bookings_leave_an_empty_book_and_the_entry_loads(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim: MicrogridSimulator,
+    stored: dict[str, Any],
+) -> None:
+    entry = microgrid_entry(sim.url, unique_id=str(sim.scenario.microgrid_id))
+    key = f"frequenz_microgrid.{entry.entry_id}.reservations"
+    hass_storage[key] = {"version": 1, "minor_version": 1, "key": key, "data": stored}
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    loaded = cast(FrequenzMicrogridConfigEntry, entry)
+    assert len(_hub(loaded).book) == 0
+    booked = await call_action(
+        hass, "reserve_charger", _reserve(loaded, _at(10), _at(20), charger="any")
+    )
+    assert booked["charger"] in (GARAGE_WALLBOX, DRIVEWAY_WALLBOX)
