@@ -20,9 +20,10 @@ from .engine.control import MicrogridController
 from .engine.graph import Topology
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
+from .hub_reservations import HubReservations
 from .runtime import FrequenzMicrogridConfigEntry
 
-TO_REDACT = {CONF_API_KEY, CONF_SIGNING_SECRET, "latitude", "longitude"}
+TO_REDACT = {CONF_API_KEY, CONF_SIGNING_SECRET, "latitude", "longitude", "vehicle"}
 
 
 async def async_get_config_entry_diagnostics(
@@ -40,6 +41,7 @@ async def async_get_config_entry_diagnostics(
             "topology": _topology(runtime.engine.topology),
             "snapshot": _snapshot(snapshot, monitor.store),
             "charging_hub": _charging_hub(runtime.engine.controller),
+            "reservations": _reservations(runtime.reservations),
         },
         TO_REDACT,
     )
@@ -71,6 +73,24 @@ def _charging_hub(controller: MicrogridController) -> dict[str, Any]:
             "floor_soc_pct": battery.floor_soc_pct,
             "discharge_limit_w": controller.battery_discharge_limit_w(),
         },
+    }
+
+
+def _reservations(hub: HubReservations | None) -> dict[str, Any] | None:
+    """The booking book: what each charger promises, the bookings, what left."""
+    if hub is None:
+        return None
+    book = hub.book
+    return {
+        "grace_s": book.grace_s,
+        "capacities": {
+            str(cid): asdict(capacity) for cid, capacity in book.capacities.items()
+        },
+        "bookings": [r.as_dict() for r in book],
+        "recently_released": [
+            {"reason": r.reason.value, "at": r.at, **r.reservation.as_dict()}
+            for r in book.history
+        ],
     }
 
 

@@ -26,6 +26,9 @@ import pytest
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.frequenz_microgrid.const import CONF_RESERVATION_GRACE_MIN
+from custom_components.frequenz_microgrid.diagnostics import (
+    async_get_config_entry_diagnostics,
+)
 from custom_components.frequenz_microgrid.hub_reservations import (
     EVENT_RESERVATION_RELEASED,
     HubReservations,
@@ -567,3 +570,22 @@ async def test_damaged_stored_bookings_leave_an_empty_book_and_the_entry_loads(
         hass, "reserve_charger", _reserve(loaded, _at(10), _at(20), charger="any")
     )
     assert booked["charger"] in (GARAGE_WALLBOX, DRIVEWAY_WALLBOX)
+
+
+async def test_diagnostics_show_the_book_without_vehicle_labels(
+    hass: HomeAssistant, sim: MicrogridSimulator
+) -> None:
+    entry = await _entry(hass, sim)
+    booked = await call_action(
+        hass,
+        "reserve_charger",
+        _reserve(entry, _at(60), _at(120), charger=GARAGE_WALLBOX, vehicle="B-XY 123"),
+    )
+    found = (await async_get_config_entry_diagnostics(hass, entry))["reservations"]
+    (booking,) = found["bookings"]
+    assert booking["id"] == booked["reservation_id"]
+    assert booking["vehicle"] == "**REDACTED**"
+    assert found["capacities"][str(GARAGE_WALLBOX)]["max_power_w"] == pytest.approx(
+        WALLBOX_W
+    )
+    assert found["grace_s"] == _hub(entry).book.grace_s
