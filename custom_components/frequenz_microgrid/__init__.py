@@ -53,9 +53,11 @@ from .devices import async_apply_inventory, async_register_devices
 from .engine.graph import Topology, load_topology
 from .engine.microgrid import MicrogridEngine
 from .engine.snapshot import MicrogridSnapshot
+from .hub_reservations import HubReservations
 from .identity import microgrid_id
 from .repairs import RepairTracker
 from .report_actions import async_setup_report_actions
+from .reservation_actions import async_setup_reservation_actions
 from .runtime import FrequenzMicrogridConfigEntry, MicrogridRuntimeData
 from .session_recorder import SessionRecorder, async_remove_sessions
 from .simulator import MicrogridSimulator, load_scenario
@@ -69,6 +71,7 @@ PLATFORMS: list[Platform] = [
     Platform.EVENT,
     Platform.SELECT,
     Platform.SWITCH,
+    Platform.CALENDAR,
 ]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -79,6 +82,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_actions(hass)
     async_setup_report_actions(hass)
     async_setup_charger_mode_actions(hass)
+    async_setup_reservation_actions(hass)
     return True
 
 
@@ -130,6 +134,9 @@ async def async_setup_entry(
     )
     status_feed = ControllerStatusFeed(engine.controller, coordinator)
     hub_settings = ChargingHubSettings(hass, entry.entry_id, engine.controller)
+    reservations = HubReservations(
+        hass, entry.entry_id, topology, HubReservations.grace_min_of(entry.options)
+    )
     runtime = MicrogridRuntimeData(
         client=client,
         engine=engine,
@@ -143,6 +150,7 @@ async def async_setup_entry(
         sessions=sessions,
         hub_settings=hub_settings,
         assets=assets,
+        reservations=reservations,
     )
     entry.runtime_data = runtime
     try:
@@ -151,6 +159,8 @@ async def async_setup_entry(
         # Modes first: a charger set to off must not charge for a moment.
         await hub_settings.async_load()
         entry.async_on_unload(hub_settings.follow())
+        await reservations.async_load()
+        entry.async_on_unload(reservations.follow(coordinator))
         await engine.start()
         coordinator.async_set_updated_data(engine.monitor.snapshot())
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))

@@ -28,6 +28,7 @@ from .engine import members
 from .engine.health import ComponentStatus
 from .engine.snapshot import ComponentSnapshot
 from .entity import MicrogridEntity, SteeringEntity
+from .reserved_sensor import reserved_sensors
 from .steering_status import blocked_until_iso
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ async def async_setup_entry(
         for status in entry.runtime_data.status_feed.status.components
         if status.component_id in components
     )
+    entities.extend(reserved_sensors(entry))
     async_add_entities(entities)
 
 

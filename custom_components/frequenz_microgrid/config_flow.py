@@ -56,6 +56,7 @@ from .const import (
     CONF_DEMO,
     CONF_FRESHNESS_S,
     CONF_REAPPLY_SETPOINTS,
+    CONF_RESERVATION_GRACE_MIN,
     CONF_SCENARIO,
     CONF_SIGNING_SECRET,
     CONF_URL,
@@ -63,14 +64,17 @@ from .const import (
     DEFAULT_FRESHNESS_S,
     DEFAULT_PRIORITY,
     DEFAULT_REAPPLY_SETPOINTS,
+    DEFAULT_RESERVATION_GRACE_MIN,
     DEMO_SCENARIOS,
     DEMO_UNIQUE_ID_PREFIX,
     DOMAIN,
     LOGGER,
     MAX_FRESHNESS_S,
     MAX_PRIORITY,
+    MAX_RESERVATION_GRACE_MIN,
     MIN_FRESHNESS_S,
     MIN_PRIORITY,
+    MIN_RESERVATION_GRACE_MIN,
 )
 from .identity import microgrid_id, microgrid_title
 
@@ -413,7 +417,11 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             errors = {
                 key: "not_a_number"
-                for key in (CONF_FRESHNESS_S, CONF_DEFAULT_PRIORITY)
+                for key in (
+                    CONF_FRESHNESS_S,
+                    CONF_DEFAULT_PRIORITY,
+                    CONF_RESERVATION_GRACE_MIN,
+                )
                 if not math.isfinite(user_input[key])
             }
             assets = _assets_settings(user_input, options)
@@ -428,6 +436,9 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
                             user_input[CONF_REAPPLY_SETPOINTS]
                         ),
                         **assets,
+                        CONF_RESERVATION_GRACE_MIN: float(
+                            user_input[CONF_RESERVATION_GRACE_MIN]
+                        ),
                     }
                 )
 
@@ -447,6 +458,20 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
                         CONF_REAPPLY_SETPOINTS, DEFAULT_REAPPLY_SETPOINTS
                     ),
                 ): BooleanSelector(),
+                vol.Required(
+                    CONF_RESERVATION_GRACE_MIN,
+                    default=options.get(
+                        CONF_RESERVATION_GRACE_MIN, DEFAULT_RESERVATION_GRACE_MIN
+                    ),
+                ): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_RESERVATION_GRACE_MIN,
+                        max=MAX_RESERVATION_GRACE_MIN,
+                        step=0.1,
+                        mode=NumberSelectorMode.BOX,
+                        unit_of_measurement="min",
+                    )
+                ),
             }
         )
         if has_assets_fields:

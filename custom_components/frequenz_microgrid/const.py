@@ -41,6 +41,12 @@ CONF_REAPPLY_SETPOINTS: Final = "reapply_setpoints"
 """Re-send setpoints restored after a Home Assistant restart (off: start neutral)."""
 DEFAULT_REAPPLY_SETPOINTS: Final = False
 
+CONF_RESERVATION_GRACE_MIN: Final = "reservation_grace_min"
+"""Minutes after its start a reservation waits for its car before it is released."""
+DEFAULT_RESERVATION_GRACE_MIN: Final = 15.0
+MIN_RESERVATION_GRACE_MIN: Final = 0.0
+MAX_RESERVATION_GRACE_MIN: Final = 240.0
+
 CONNECT_TIMEOUT_S: Final = 15.0
 """How long validation and setup wait for the microgrid to answer.
 

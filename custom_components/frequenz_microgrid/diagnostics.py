@@ -39,6 +39,7 @@ from .engine.graph import Topology
 from .engine.health import ComponentStatus
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
+from .hub_reservations import HubReservations
 from .runtime import FrequenzMicrogridConfigEntry
 from .session_recorder import SessionRecorder
 
@@ -49,6 +50,7 @@ TO_REDACT = {
     CONF_ASSETS_SIGNING_SECRET,
     "latitude",
     "longitude",
+    "vehicle",
 }
 
 
@@ -73,6 +75,7 @@ async def async_get_config_entry_diagnostics(
             "steering": _steering(runtime.engine.controller),
             "assets": None if runtime.assets is None else runtime.assets.diagnostics(),
             "sessions": _sessions(runtime.sessions, snapshot.taken_at),
+            "reservations": _reservations(runtime.reservations),
         },
         TO_REDACT,
     )
@@ -227,6 +230,21 @@ def _sessions(recorder: SessionRecorder | None, now: datetime) -> dict[str, Any]
         "last_update": (
             None if tracker.last_update is None else tracker.last_update.isoformat()
         ),
+def _reservations(hub: HubReservations | None) -> dict[str, Any] | None:
+    """The booking book: what each charger promises, the bookings, what left."""
+    if hub is None:
+        return None
+    book = hub.book
+    return {
+        "grace_s": book.grace_s,
+        "capacities": {
+            str(cid): asdict(capacity) for cid, capacity in book.capacities.items()
+        },
+        "bookings": [r.as_dict() for r in book],
+        "recently_released": [
+            {"reason": r.reason.value, "at": r.at, **r.reservation.as_dict()}
+            for r in book.history
+        ],
     }
 
 

@@ -12,6 +12,7 @@ from .charging_hub_store import ChargingHubSettings
 from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
 from .engine.microgrid import MicrogridEngine
+from .hub_reservations import HubReservations
 from .repairs import RepairTracker
 from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator
@@ -38,6 +39,8 @@ class MicrogridRuntimeData:
     """The charging hub's stored settings (charger modes, battery for EVs)."""
     assets: AssetsSync | None = None
     """The Assets API inventory and its reader (`None`: no Assets API)."""
+    reservations: HubReservations | None = None
+    """The charging hub's reservation book, kept across restarts."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:

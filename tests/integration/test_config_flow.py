@@ -25,12 +25,14 @@ from custom_components.frequenz_microgrid.const import (
     CONF_DEMO,
     CONF_FRESHNESS_S,
     CONF_REAPPLY_SETPOINTS,
+    CONF_RESERVATION_GRACE_MIN,
     CONF_SCENARIO,
     CONF_SIGNING_SECRET,
     CONF_URL,
     DEFAULT_FRESHNESS_S,
     DEFAULT_PRIORITY,
     DEFAULT_REAPPLY_SETPOINTS,
+    DEFAULT_RESERVATION_GRACE_MIN,
     DOMAIN,
 )
 from custom_components.frequenz_microgrid.simulator import (
@@ -381,6 +383,7 @@ async def test_options_defaults_and_update(hass: HomeAssistant) -> None:
         CONF_FRESHNESS_S: DEFAULT_FRESHNESS_S,
         CONF_DEFAULT_PRIORITY: DEFAULT_PRIORITY,
         CONF_REAPPLY_SETPOINTS: DEFAULT_REAPPLY_SETPOINTS,
+        CONF_RESERVATION_GRACE_MIN: DEFAULT_RESERVATION_GRACE_MIN,
     }
 
     result = await hass.config_entries.options.async_configure(
@@ -389,6 +392,7 @@ async def test_options_defaults_and_update(hass: HomeAssistant) -> None:
             CONF_FRESHNESS_S: 5,
             CONF_DEFAULT_PRIORITY: 20.0,
             CONF_REAPPLY_SETPOINTS: True,
+            CONF_RESERVATION_GRACE_MIN: 2.5,
         },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -396,6 +400,7 @@ async def test_options_defaults_and_update(hass: HomeAssistant) -> None:
         CONF_FRESHNESS_S: 5.0,
         CONF_DEFAULT_PRIORITY: 20,
         CONF_REAPPLY_SETPOINTS: True,
+        CONF_RESERVATION_GRACE_MIN: 2.5,
     }
     assert isinstance(entry.options[CONF_DEFAULT_PRIORITY], int)
 
@@ -478,6 +483,7 @@ async def test_connect_refuses_a_key_grpc_cannot_send(
     [
         (CONF_FRESHNESS_S, math.nan),  # NaN compares as inside any range
         (CONF_DEFAULT_PRIORITY, math.nan),
+        (CONF_RESERVATION_GRACE_MIN, math.nan),
     ],
 )
 async def test_options_refuse_a_value_that_is_not_a_number(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 import json
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
+from homeassistant.util import dt as dt_util
 from hypothesis import HealthCheck, given, settings, strategies as st
 import probatio as vol
 import pytest
@@ -253,6 +255,37 @@ def _action_payloads(
             }
         ),
         "get_power_status": _payload({"config_entry_id": entry}),
+        **_reservation_payloads(entry),
+    }
+
+
+def _reservation_payloads(entry: Field) -> dict[str, st.SearchStrategy[Any]]:
+    """Payloads of the reservation actions: periods around now, chargers, energies."""
+    when = _mostly(
+        st.builds(
+            lambda minutes: (dt_util.now() + timedelta(minutes=minutes)).isoformat(),
+            st.integers(-180, 3 * 24 * 60),
+        ),
+        st.one_of(_TEXT, _NUMBERS, st.just("2026-02-30T25:00:00")),
+    )
+    period = {"start": when, "end": when}
+    return {
+        "reserve_charger": _payload(
+            {
+                "config_entry_id": entry,
+                "charger": _mostly(
+                    st.sampled_from([GARAGE_WALLBOX, DRIVEWAY_WALLBOX, "any", "ANY"]),
+                    _COMPONENT_IDS | _TEXT,
+                ),
+                **period,
+                "energy_kwh": _mostly(st.floats(0, 200), _NUMBERS),
+                "vehicle": _mostly(st.text(max_size=100), st.text(max_size=200)),
+            }
+        ),
+        "cancel_reservation": _payload(
+            {"config_entry_id": entry, "reservation_id": _mostly(_TEXT, _SCALARS)}
+        ),
+        "find_available_chargers": _payload({"config_entry_id": entry, **period}),
     }
 
 
@@ -333,8 +366,11 @@ async def test_actions_refuse_bad_input_with_translated_errors(
 
     async def call(service: str, payload: dict[str, Any]) -> None:
         before = steering_state(simulator, entry)
+        hub = entry.runtime_data.reservations
+        assert hub is not None
+        booked = list(hub.book)
         try:
-            await hass.services.async_call(
+            response = await hass.services.async_call(
                 DOMAIN, service, dict(payload), blocking=True, return_response=True
             )
         except vol.Invalid:
@@ -344,10 +380,13 @@ async def test_actions_refuse_bad_input_with_translated_errors(
             outcome = str(err.translation_key)
         else:
             outcomes["accepted"] = outcomes.get("accepted", 0) + 1
+            if service == "reserve_charger" and response is not None:
+                hub.book.cancel(str(response["reservation_id"]))
             await undo(service, payload)
             return
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         assert steering_state(simulator, entry) == before, (service, payload)
+        assert list(hub.book) == booked, (service, payload)
 
     async def undo(service: str, payload: dict[str, Any]) -> None:
         """Withdraw a proposal the fuzzer made valid; wait out its distribution."""
@@ -377,6 +416,7 @@ async def test_actions_refuse_bad_input_with_translated_errors(
     assert examples >= 1000
     # Past the schema, into each of our checks, and sometimes valid.
     reached = {"accepted", "not_finite", "lower_above_upper", "unknown_component"}
+    reached |= {"reservation_end_not_after_start", "unknown_reservation"}
     assert reached <= outcomes.keys(), outcomes
 
 

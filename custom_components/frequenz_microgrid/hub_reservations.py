@@ -1,0 +1,202 @@
+"""The charging hub's reservations in Home Assistant: the book, its store, no-shows.
+
+One `ReservationBook` per entry (the engine's, Home-Assistant-free), built from
+the topology: every EV charger at its rated charge power, with the circuit fair
+share of the grid fuse and the discovered feeders as its guarantee. The bookings
+are kept in a `Store` and put back at setup; every change is saved shortly after.
+Each microgrid snapshot tells the book which chargers have a car plugged in: a
+booking whose car has not come within the grace period (an option) is released,
+logged, and announced on the bus as `frequenz_microgrid_reservation_released`.
+While the microgrid is away nothing is released: no cable state, no no-show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+import logging
+from typing import Any, Final
+
+from frequenz.client.microgrid.metrics import Metric
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+
+from .const import CONF_RESERVATION_GRACE_MIN, DEFAULT_RESERVATION_GRACE_MIN, DOMAIN
+from .coordinator import MicrogridCoordinator
+from .engine.control.inputs import grid_fuse_a
+from .engine.graph import Topology
+from .engine.health import ev_cable_connected
+from .engine.hub.circuits import build_circuit_tree
+from .engine.hub.reservations import (
+    Released,
+    ReleaseReason,
+    Reservation,
+    ReservationBook,
+    charger_capacities,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+STORAGE_VERSION: Final = 1
+SAVE_DELAY_S: Final = 1.0
+EVENT_RESERVATION_RELEASED: Final = f"{DOMAIN}_reservation_released"
+"""Fired when a booking is released because its car did not come."""
+
+
+def rated_charge_power_w(topology: Topology, charger_id: int) -> float:
+    """A charger's rated charge power from its static bounds (0 W: not stated)."""
+    component = topology.components.get(charger_id)
+    bounds = (
+        None
+        if component is None
+        else component.rated_bounds.get(Metric.AC_POWER_ACTIVE)
+    )
+    upper = None if bounds is None else bounds.upper
+    return max(0.0, float(upper)) if upper is not None else 0.0
+
+
+def build_book(topology: Topology, grace_s: float) -> ReservationBook:
+    """The entry's empty book: every charger, its power and its circuit share."""
+    circuits = build_circuit_tree(topology, grid_fuse_a(topology)).circuits
+    powers = {
+        cid: rated_charge_power_w(topology, cid) for cid in topology.ev_charger_ids
+    }
+    return ReservationBook(
+        charger_capacities(powers, circuits),
+        clock=lambda: dt_util.utcnow().timestamp(),
+        grace_s=grace_s,
+    )
+
+
+class HubReservations:
+    """The entry's reservation book, kept in its store and fed by its snapshots."""
+
+    def __init__(
+        self, hass: HomeAssistant, entry_id: str, topology: Topology, grace_min: float
+    ) -> None:
+        """Build the book for `topology`; `async_load` puts the stored bookings in."""
+        self.hass = hass
+        self.topology = topology
+        self.book = build_book(topology, grace_min * 60.0)
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.reservations"
+        )
+        self._pending = False
+
+    @classmethod
+    def grace_min_of(cls, options: dict[str, Any] | Any) -> float:
+        """The grace period option (minutes)."""
+        return float(
+            options.get(CONF_RESERVATION_GRACE_MIN, DEFAULT_RESERVATION_GRACE_MIN)
+        )
+
+    def charger_name(self, charger_id: int) -> str:
+        """How the calendar names a charger: its own name, else "EV charger <id>"."""
+        component = self.topology.components.get(charger_id)
+        name = None if component is None else component.name
+        return name or f"EV charger {charger_id}"
+
+    async def async_load(self) -> None:
+        """Put the stored bookings back (ended ones and damaged files are dropped)."""
+        data = await self._store.async_load()
+        if not data:
+            return
+        try:
+            stored = [Reservation.from_dict(item) for item in data["reservations"]]
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            # A damaged file must not keep the microgrid from loading.
+            _LOGGER.warning("Ignoring damaged reservations: %s", err)
+            return
+        skipped = self.book.restore(stored)
+        if skipped:
+            _LOGGER.info(
+                "%d stored reservation(s) ended or no longer fit and were dropped",
+                len(skipped),
+            )
+
+    def follow(
+        self, coordinator: MicrogridCoordinator
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
+        """Save every change and watch every snapshot; returns what stops both.
+
+        Stopping writes what is pending at once, so a reload reads the last change.
+        """
+        stop_saving = self.book.listen(self._changed)
+        stop_watching = coordinator.async_add_listener(
+            lambda: self._observe(coordinator)
+        )
+
+        async def stop() -> None:
+            stop_watching()
+            stop_saving()
+            if self._pending:
+                await self._store.async_save(self._data())
+
+        return stop
+
+    @callback
+    def _observe(self, coordinator: MicrogridCoordinator) -> None:
+        """Tell the book which chargers have a car; log and announce the no-shows."""
+        snapshot = coordinator.data
+        if snapshot is None or not snapshot.reachable:
+            return
+        plugged: set[int] = set()
+        unknown: set[int] = set()
+        for charger_id in self.book.charger_ids:
+            data = snapshot.component(charger_id)
+            if data is None or not data.fresh or not data.states:
+                unknown.add(charger_id)
+            elif ev_cable_connected(data.states):
+                plugged.add(charger_id)
+        for released in self.book.observe(plugged, unknown=unknown):
+            if released.reason is ReleaseReason.NO_SHOW:
+                self._announce_no_show(released)
+
+    def _announce_no_show(self, released: Released) -> None:
+        reservation = released.reservation
+        _LOGGER.info(
+            "Reservation %s of %s (%s) released: no car plugged in within %g min "
+            "of its start",
+            reservation.reservation_id,
+            self.charger_name(reservation.charger_id),
+            reservation.vehicle or "no vehicle named",
+            self.book.grace_s / 60.0,
+        )
+        self.hass.bus.async_fire(
+            EVENT_RESERVATION_RELEASED,
+            {"reason": released.reason.value, **reservation_as_dict(reservation)},
+        )
+
+    @callback
+    def _changed(self) -> None:
+        """Save the book shortly (changes in a burst are written once)."""
+        self._pending = True
+        self._store.async_delay_save(self._saved_data, SAVE_DELAY_S)
+
+    def _saved_data(self) -> dict[str, Any]:
+        self._pending = False
+        return self._data()
+
+    def _data(self) -> dict[str, Any]:
+        return {"reservations": [r.as_dict() for r in self.book]}
+
+
+def iso(timestamp: float) -> str:
+    """A POSIX time as an ISO 8601 string in Home Assistant's time zone."""
+    return dt_util.as_local(dt_util.utc_from_timestamp(timestamp)).isoformat()
+
+
+def reservation_as_dict(reservation: Reservation) -> dict[str, Any]:
+    """A booking as a JSON-ready response (times in Home Assistant's time zone)."""
+    return {
+        "reservation_id": reservation.reservation_id,
+        "charger": reservation.charger_id,
+        "start": iso(reservation.start),
+        "end": iso(reservation.end),
+        "vehicle": reservation.vehicle,
+        "energy_kwh": reservation.energy_kwh,
+        "guaranteed_energy_kwh": round(reservation.guaranteed_kwh, 3),
+        "max_energy_kwh": round(reservation.max_kwh, 3),
+        "energy_guaranteed": reservation.energy_guaranteed,
+        "plugged_in": reservation.claimed,
+    }
