@@ -230,6 +230,9 @@ def _sessions(recorder: SessionRecorder | None, now: datetime) -> dict[str, Any]
         "last_update": (
             None if tracker.last_update is None else tracker.last_update.isoformat()
         ),
+    }
+
+
 def _reservations(hub: HubReservations | None) -> dict[str, Any] | None:
     """The booking book: what each charger promises, the bookings, what left."""
     if hub is None:

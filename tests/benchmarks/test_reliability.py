@@ -16,7 +16,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 
 from benchmarks import faults, soak
-from custom_components.frequenz_microgrid.energy import EnergyTotal
+from custom_components.frequenz_microgrid.engine.energy import EnergyTotal
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     load_scenario,
