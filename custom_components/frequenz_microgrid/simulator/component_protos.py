@@ -115,6 +115,17 @@ def _rated_bounds(spec: ComponentSpec) -> list[ec_pb2.MetricConfigBounds]:
             metrics_pb2.METRIC_AC_CURRENT_PHASE_3,
         ):
             ranges.append((metric, 0.0, spec.ev_charger.max_current_a))
+    if spec.kind is Kind.METER and spec.fuse_current_a > 0:
+        # The API has no fuse field for meters: a feeder's rating is stated as
+        # the meter's rated per-phase current (the integration reads it as a
+        # circuit to hold, engine.hub.circuits).
+        rating = float(spec.fuse_current_a)
+        for metric in (
+            metrics_pb2.METRIC_AC_CURRENT_PHASE_1,
+            metrics_pb2.METRIC_AC_CURRENT_PHASE_2,
+            metrics_pb2.METRIC_AC_CURRENT_PHASE_3,
+        ):
+            ranges.append((metric, -rating, rating))
     return [
         ec_pb2.MetricConfigBounds(
             metric=metric, config_bounds=bounds_pb2.Bounds(lower=lower, upper=upper)

@@ -32,7 +32,7 @@ which is not what "released" means for them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 import contextlib
 from datetime import UTC, datetime
 import logging
@@ -45,6 +45,8 @@ from ..distribution.ev_chargers import EvAllocatorConfig
 from ..distributor import Distributor
 from ..graph import Topology
 from ..health import HealthTracker
+from ..hub.circuits import Circuit, build_circuit_tree
+from ..hub.limits import CircuitLimits
 from ..power_manager import (
     MAX_PROPOSAL_AGE,
     PowerManager,
@@ -58,7 +60,12 @@ from ..telemetry import TelemetryStore
 from .battery_pool import BatteryPoolSteering
 from .changes import ChangeDetector
 from .ev_pool import EvPoolSteering
-from .inputs import feed_health, health_input_ids, register_components
+from .inputs import (
+    feed_health,
+    grid_fuse_a,
+    health_input_ids,
+    register_components,
+)
 from .pv_pool import PvPoolSteering
 from .status import (
     ComponentSetStatus,
@@ -101,6 +108,8 @@ class MicrogridController:
             grid connection point's rated fuse current.
         max_proposal_age_s: Age after which a proposal that is not kept alive
             expires (the SDK's 60 s).
+        user_circuits: Sub-circuits the user defined (issue 15), held besides
+            the grid root and the feeders the topology states.
     """
 
     def __init__(
@@ -115,6 +124,7 @@ class MicrogridController:
         battery_exponent: float = 1.0,
         ev_config: EvAllocatorConfig | None = None,
         max_proposal_age_s: float = MAX_PROPOSAL_AGE,
+        user_circuits: Sequence[Circuit] = (),
     ) -> None:
         """Prepare the steering; nothing is sent before `start`."""
         self._clock = clock
@@ -148,7 +158,10 @@ class MicrogridController:
                 exponent=battery_exponent,
             ),
             Pool.EV_CHARGERS: EvPoolSteering(
-                self._context, manager(PowerManager.for_ev_chargers), ev_config
+                self._context,
+                manager(PowerManager.for_ev_chargers),
+                ev_config,
+                circuits_of(topology, ev_config, user_circuits),
             ),
             Pool.PV: PvPoolSteering(
                 self._context, manager(PowerManager.for_pv_inverters)
@@ -402,6 +415,13 @@ class MicrogridController:
 
     # -- views ----------------------------------------------------------------
 
+    @property
+    def circuit_limits(self) -> CircuitLimits:
+        """The circuits, their envelopes (settable) and their last statuses."""
+        steering = self._pools[Pool.EV_CHARGERS]
+        assert isinstance(steering, EvPoolSteering)
+        return steering.limits
+
     def pool_components(self, pool: Pool) -> frozenset[int]:
         """The pool's default component set (all its components)."""
         return self._pools[pool].component_ids
@@ -571,6 +591,22 @@ class MicrogridController:
                     )
                 )
         return tuple(parts)
+
+
+def circuits_of(
+    topology: Topology,
+    ev_config: EvAllocatorConfig | None,
+    user_circuits: Sequence[Circuit],
+) -> CircuitLimits:
+    """The circuit tree, with no envelope set yet.
+
+    The grid root (its fuse is the EV allocator's phase limit), the feeders the
+    topology states, the user's circuits.
+    """
+    limit = None if ev_config is None else ev_config.phase_limit_a
+    if limit is None:
+        limit = grid_fuse_a(topology)
+    return CircuitLimits(build_circuit_tree(topology, limit, user_circuits))
 
 
 def _withdraw_everything(manager: PowerManager) -> None:

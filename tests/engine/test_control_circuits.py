@@ -1,0 +1,174 @@
+"""Circuits held by the EV steering, against the simulator over real gRPC.
+
+A garage feeder (32 A per phase, 2.3 kW of other load) with three chargers,
+and one more charger on the grid: the feeder is discovered from its meter's
+rated current, its phases are never over its rating at the simulated meter, an
+envelope's upper limit holds the feeder's power, and the circuit's status says
+how it stands. The bench asserts 0 unsafe setpoints and 0 overload A·s.
+"""
+
+from __future__ import annotations
+
+import time
+
+from custom_components.frequenz_microgrid.engine.hub.circuits import ROOT_CIRCUIT_ID
+from custom_components.frequenz_microgrid.engine.hub.envelope import (
+    LimitEnvelope,
+    LimitStep,
+)
+from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
+from tests.circuit_scenario import (
+    GARAGE_BASE_LOAD_W,
+    GARAGE_CHARGERS,
+    GARAGE_CIRCUIT,
+    GARAGE_FUSE_A,
+    GARAGE_METER,
+    GRID_FUSE_A,
+    VOLTAGE_V,
+    YARD_CHARGER,
+    garage_scenario,
+)
+from tests.engine.depot_plug_in import phase_currents
+from tests.engine.test_control_bench import Bench, control_bench
+
+EVERY_CHARGER = (*GARAGE_CHARGERS, YARD_CHARGER)
+
+
+def plug_all(bench: Bench) -> None:
+    for charger_id in EVERY_CHARGER:
+        bench.sim.plug_ev(charger_id, EvSpec(phases=3, max_current_a=32.0))
+
+
+def garage_phases(sim: MicrogridSimulator) -> tuple[float, ...]:
+    sim.model.advance_to(sim.clock.now())
+    return phase_currents(sim, GARAGE_METER)
+
+
+def garage_power_w(sim: MicrogridSimulator) -> float:
+    return sum(garage_phases(sim)) * VOLTAGE_V
+
+
+def charger_current_a(sim: MicrogridSimulator, charger_id: int) -> float:
+    sim.model.advance_to(sim.clock.now())
+    charger = sim.model.component(charger_id).ev_charger
+    assert charger is not None
+    return charger.current_a
+
+
+async def test_the_garage_feeder_is_discovered_and_its_fuse_shared_fairly() -> None:
+    async with control_bench(garage_scenario(), speed=2.0) as bench:
+        tree = bench.controller.circuit_limits.tree
+        assert tree.ids == [ROOT_CIRCUIT_ID, GARAGE_CIRCUIT]
+        garage = tree.get(GARAGE_CIRCUIT)
+        assert garage is not None
+        assert garage.charger_ids == frozenset(GARAGE_CHARGERS)
+        assert garage.phase_limit_a == GARAGE_FUSE_A
+        assert garage.meter_id == GARAGE_METER
+
+        plug_all(bench)
+        base_a = GARAGE_BASE_LOAD_W / 3 / VOLTAGE_V
+        fair_a = (GARAGE_FUSE_A - base_a) / len(GARAGE_CHARGERS)
+        peak = [0.0, 0.0, 0.0]
+
+        def settled() -> bool:
+            for index, current in enumerate(garage_phases(bench.sim)):
+                peak[index] = max(peak[index], current)
+            return all(
+                abs(charger_current_a(bench.sim, cid) - fair_a) < 0.5
+                for cid in GARAGE_CHARGERS
+            )
+
+        await bench.wait_for(settled, timeout_s=6.0)
+        # The yard charger gets what the grid fuse leaves beside the full garage.
+        yard_a = GRID_FUSE_A - GARAGE_FUSE_A
+        assert abs(charger_current_a(bench.sim, YARD_CHARGER) - yard_a) < 0.5
+        assert max(peak) <= GARAGE_FUSE_A + 1e-6
+        assert sum(garage_phases(bench.sim)) <= 3 * GRID_FUSE_A
+
+        status = bench.controller.circuit_limits.statuses[GARAGE_CIRCUIT]
+        assert status.step is None
+        assert not status.limit_exceeded
+        assert all(0.0 <= a < 2.0 for a in status.headroom_a)
+
+
+async def test_an_envelope_step_holds_the_feeder_power_and_yields_fairly() -> None:
+    async with control_bench(garage_scenario(), speed=2.0) as bench:
+        plug_all(bench)
+        await bench.wait_for(
+            lambda: all(
+                charger_current_a(bench.sim, cid) > 8.0 for cid in GARAGE_CHARGERS
+            ),
+            timeout_s=6.0,
+        )
+        limits = bench.controller.circuit_limits
+        upper_w = 17_000.0
+        limits.set(
+            GARAGE_CIRCUIT,
+            LimitEnvelope.of([LimitStep(time.time() - 1.0, 0.0, upper_w)], 1000.0),
+        )
+        # 17 kW less 2.3 kW of other load: 14.7 kW = 21.3 A per phase for the
+        # three chargers, 7.1 A each (above the 6 A minimum: all keep charging).
+        share_a = (upper_w - GARAGE_BASE_LOAD_W) / (3 * VOLTAGE_V) / 3
+        # The yard charger gets the grid fuse's room the garage gave back.
+        await bench.wait_for(
+            lambda: (
+                all(
+                    abs(charger_current_a(bench.sim, cid) - share_a) < 0.3
+                    for cid in GARAGE_CHARGERS
+                )
+                and charger_current_a(bench.sim, YARD_CHARGER) == 32.0
+            ),
+            timeout_s=6.0,
+        )
+        assert garage_power_w(bench.sim) <= upper_w + 1.0
+        await bench.controller.tick()
+        status = limits.statuses[GARAGE_CIRCUIT]
+        assert status.step is not None
+        assert (status.step.lower_w, status.step.upper_w) == (0.0, upper_w)
+        assert status.upper_limit_w == upper_w
+        assert not status.limit_exceeded
+        assert abs(status.uncontrollable_w - GARAGE_BASE_LOAD_W) < 50.0
+
+        # A step below what fits the minimum of all three: only some charge.
+        limits.set(
+            GARAGE_CIRCUIT,
+            LimitEnvelope.of([LimitStep(time.time() - 1.0, 0.0, 8000.0)], 1000.0),
+        )
+        await bench.wait_for(
+            lambda: garage_power_w(bench.sim) <= 8000.0 + 1.0, timeout_s=6.0
+        )
+        charging = [
+            cid for cid in GARAGE_CHARGERS if charger_current_a(bench.sim, cid) > 0.0
+        ]
+        assert len(charging) == 1
+        assert limits.clear(GARAGE_CIRCUIT)
+        await bench.wait_for(
+            lambda: garage_power_w(bench.sim) > 8000.0 + 1000.0, timeout_s=6.0
+        )
+
+
+async def test_the_grid_root_envelope_holds_every_charger() -> None:
+    async with control_bench(garage_scenario(), speed=2.0) as bench:
+        plug_all(bench)
+        limits = bench.controller.circuit_limits
+        upper_w = 20_000.0
+        limits.set(
+            ROOT_CIRCUIT_ID,
+            LimitEnvelope.of([LimitStep(time.time() - 1.0, 0.0, upper_w)], 0.0),
+        )
+
+        def grid_power_w() -> float:
+            bench.sim.model.advance_to(bench.sim.clock.now())
+            return sum(phase_currents(bench.sim, 2)) * VOLTAGE_V
+
+        await bench.wait_for(
+            lambda: (
+                all(charger_current_a(bench.sim, c) > 0.0 for c in EVERY_CHARGER)
+                and grid_power_w() <= upper_w + 1.0
+            ),
+            timeout_s=6.0,
+        )
+        await bench.controller.tick()
+        status = limits.statuses[ROOT_CIRCUIT_ID]
+        assert status.upper_limit_w == upper_w
+        assert status.measured_power_w <= upper_w + 100.0
