@@ -67,7 +67,9 @@ def test_a_rated_meter_with_chargers_behind_it_is_a_circuit() -> None:
     assert feeder.phase_limit_a == 50.0
     assert feeder.meter_id == MAIN_METER
     root = tree.get(ROOT_CIRCUIT_ID)
-    assert root is not None and root.root and root.phase_limit_a == 63.0
+    assert root is not None
+    assert root.root
+    assert root.phase_limit_a == 63.0
 
 
 def test_user_circuits_keep_only_known_chargers_and_meters() -> None:
@@ -85,7 +87,8 @@ def test_user_circuits_keep_only_known_chargers_and_meters() -> None:
     garage = tree.get("garage")
     assert garage is not None
     assert garage.charger_ids == frozenset({EV_CHARGER})
-    assert garage.meter_id is None and not garage.metered
+    assert garage.meter_id is None
+    assert not garage.metered
     assert garage.origin == "user"
     assert [c.circuit_id for c in tree.of_charger(EV_CHARGER)] == [
         ROOT_CIRCUIT_ID,
