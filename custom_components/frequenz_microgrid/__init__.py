@@ -28,6 +28,8 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from .actions import async_setup_actions
+from .circuit_actions import async_setup_circuit_actions
+from .circuit_store import CircuitLimitsStore
 from .connection import ConnectionProblem, classify_error, open_client
 from .const import (
     CONF_API_KEY,
@@ -64,6 +66,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions, once for every entry (they name their entry)."""
     async_setup_actions(hass)
+    async_setup_circuit_actions(hass)
     return True
 
 
@@ -85,6 +88,7 @@ async def async_setup_entry(
         raise
 
     coordinator = MicrogridCoordinator(hass, entry)
+    circuit_store = CircuitLimitsStore(hass, entry.entry_id)
     engine = MicrogridEngine(
         client,
         topology,
@@ -100,11 +104,15 @@ async def async_setup_entry(
         coordinator=coordinator,
         status_feed=status_feed,
         repairs=RepairTracker(hass, entry.entry_id, entry.title, topology),
-        devices=async_register_devices(hass, entry, topology),
+        devices=async_register_devices(
+            hass, entry, topology, engine.controller.circuit_limits.tree.ids
+        ),
         simulator=simulator,
+        circuit_store=circuit_store,
     )
     entry.runtime_data = runtime
     try:
+        await circuit_store.async_restore(engine.controller.circuit_limits)
         await engine.start()
         coordinator.async_set_updated_data(engine.monitor.snapshot())
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
@@ -124,6 +132,13 @@ async def async_unload_entry(
     if unloaded:
         await entry.runtime_data.async_close()
     return unloaded
+
+
+async def async_remove_entry(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+) -> None:
+    """Delete what the entry kept on disk (its circuits' power limits)."""
+    await CircuitLimitsStore(hass, entry.entry_id).async_remove()
 
 
 async def _async_start_demo(hass: HomeAssistant, scenario: str) -> MicrogridSimulator:

@@ -7,6 +7,7 @@ the topology are removed. Entities find their device through `MicrogridDevices`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -54,6 +55,10 @@ def _component_identifier(entry_key: str, component_id: int) -> tuple[str, str]:
     return (DOMAIN, f"{entry_key}_{component_id}")
 
 
+def _circuit_identifier(entry_key: str, circuit_id: str) -> tuple[str, str]:
+    return (DOMAIN, f"{entry_key}_circuit_{circuit_id}")
+
+
 @dataclass(frozen=True, slots=True)
 class MicrogridDevices:
     """Where an entry's entities belong: the hub or their component's device."""
@@ -72,6 +77,20 @@ class MicrogridDevices:
         if component is None:
             return _hub_device_info(self.entry_key, self.info)
         return _component_device_info(self.entry_key, component, self.hub_device_id)
+
+    def circuit_unique_id(self, circuit_id: str, key: str) -> str:
+        """Return the unique id of the entity `key` of a circuit."""
+        return f"{self.entry_key}_circuit_{circuit_id}_{key}"
+
+    def circuit_device_info(self, circuit_id: str, name: str) -> DeviceInfo:
+        """Describe a circuit's device (issue 15), linked to the hub device."""
+        return DeviceInfo(
+            identifiers={_circuit_identifier(self.entry_key, circuit_id)},
+            manufacturer=MANUFACTURER,
+            model="Circuit",
+            name=name,
+            via_device_id=self.hub_device_id,
+        )
 
 
 def _hub_device_info(entry_key: str, info: MicrogridInfo) -> DeviceInfo:
@@ -113,11 +132,15 @@ def _component_device_info(
 
 @callback
 def async_register_devices(
-    hass: HomeAssistant, entry: ConfigEntry[Any], topology: Topology
+    hass: HomeAssistant,
+    entry: ConfigEntry[Any],
+    topology: Topology,
+    circuit_ids: Iterable[str] = (),
 ) -> MicrogridDevices:
-    """Remove devices of components gone from the topology; register the hub.
+    """Remove devices of components and circuits gone; register the hub.
 
-    Only component devices are candidates for removal; the hub device always stays.
+    Only component and circuit devices are candidates for removal; the hub
+    device always stays.
     """
     entry_key = entry_key_of(entry)
     wanted = {
@@ -126,6 +149,7 @@ def async_register_devices(
         if has_device(component)
     }
     wanted.add(_hub_identifier(entry_key))
+    wanted.update(_circuit_identifier(entry_key, c) for c in circuit_ids)
     registry = dr.async_get(hass)
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
         ours = {ident for ident in device.identifiers if ident[0] == DOMAIN}

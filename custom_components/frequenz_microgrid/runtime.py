@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from frequenz.client.microgrid import MicrogridApiClient
 from homeassistant.config_entries import ConfigEntry
 
+from .circuit_store import CircuitLimitsStore
 from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
 from .engine.microgrid import MicrogridEngine
@@ -29,6 +30,8 @@ class MicrogridRuntimeData:
     devices: MicrogridDevices
     simulator: MicrogridSimulator | None = None
     """The in-process simulator of a demo entry (`None` for a real microgrid)."""
+    circuit_store: CircuitLimitsStore | None = None
+    """Where the circuits' power limit envelopes are kept across restarts."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:

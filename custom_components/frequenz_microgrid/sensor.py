@@ -19,6 +19,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from .circuit_entities import circuit_sensors
 from .devices import has_device
 from .energy import EnergyTotal
 from .engine.control import ComponentSetStatus
@@ -60,6 +61,7 @@ async def async_setup_entry(
     hub.extend(
         SteeringSensor(entry, d) for d in of_steerable_pools(entry, STEERING_SENSORS)
     )
+    hub.extend(circuit_sensors(entry))
     async_add_entities(hub)
 
     # Every (component, sensor) pair that may exist; those that wait for their
