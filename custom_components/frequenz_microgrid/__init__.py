@@ -13,9 +13,15 @@ before the client disconnects.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from frequenz.client.microgrid import MicrogridApiClient
 from frequenz.microgrid_component_graph import InvalidGraphError
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+)
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import (
@@ -25,10 +31,12 @@ from homeassistant.exceptions import (
     HomeAssistantError,
 )
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .actions import async_setup_actions
 from .circuit_actions import async_setup_circuit_actions
+from .circuit_flow import circuits_fingerprint, user_circuits
 from .circuit_store import CircuitLimitsStore
 from .connection import ConnectionProblem, classify_error, open_client
 from .const import (
@@ -96,6 +104,7 @@ async def async_setup_entry(
         on_reachability=coordinator.handle_reachability,
         on_auth_error=coordinator.handle_auth_error,
         freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
+        user_circuits=user_circuits(entry),
     )
     status_feed = ControllerStatusFeed(engine.controller, coordinator)
     runtime = MicrogridRuntimeData(
@@ -117,6 +126,7 @@ async def async_setup_entry(
         coordinator.async_set_updated_data(engine.monitor.snapshot())
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
         entry.async_on_unload(_close_on_stop(hass, runtime))
+        entry.async_on_unload(_reload_on_new_circuits(hass, entry))
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     except BaseException:
         await runtime.async_close()
@@ -224,6 +234,30 @@ def _setup_error(err: Exception) -> HomeAssistantError:
                 translation_key="cannot_connect",
                 translation_placeholders=placeholders,
             )
+
+
+@callback
+def _reload_on_new_circuits(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+) -> CALLBACK_TYPE:
+    """Reload the entry when its circuit subentries change; returns unsubscribe.
+
+    The steering is built from them. Options changes reload through the options
+    flow (which forbids update listeners), so this follows the entry's change
+    signal and compares the circuits with those it was set up with.
+    """
+    built_from = circuits_fingerprint(entry)
+
+    @callback
+    def _changed(change: ConfigEntryChange, changed: ConfigEntry[Any]) -> None:
+        if (
+            change is ConfigEntryChange.UPDATED
+            and changed.entry_id == entry.entry_id
+            and circuits_fingerprint(changed) != built_from
+        ):
+            hass.config_entries.async_schedule_reload(entry.entry_id)
+
+    return async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _changed)
 
 
 def _close_on_stop(hass: HomeAssistant, runtime: MicrogridRuntimeData) -> CALLBACK_TYPE:
