@@ -163,8 +163,8 @@ def _errors(
     circuit_id = slugify(name)
     taken = {ROOT_CIRCUIT_ID} | {f"meter_{m}" for m in topology.meter_ids}
     taken |= {c.circuit_id for c in user_circuits(entry)}
-    if not name or not circuit_id:
-        errors[CONF_NAME] = "invalid_name"
+    if not any(character.isalnum() for character in name):
+        errors[CONF_NAME] = "invalid_name"  # slugify would make it "unknown"
     elif circuit_id in taken:
         errors[CONF_NAME] = "name_taken"
     chargers = user_input.get(CONF_CHARGERS) or []
