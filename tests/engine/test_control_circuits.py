@@ -9,14 +9,22 @@ how it stands. The bench asserts 0 unsafe setpoints and 0 overload A·s.
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+import pytest
 
 from custom_components.frequenz_microgrid.engine.hub.circuits import ROOT_CIRCUIT_ID
 from custom_components.frequenz_microgrid.engine.hub.envelope import (
     LimitEnvelope,
     LimitStep,
 )
-from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator import (
+    DeliveryOrder,
+    EvSpec,
+    MicrogridSimulator,
+    TelemetryTiming,
+)
 from tests.circuit_scenario import (
     GARAGE_BASE_LOAD_W,
     GARAGE_CHARGERS,
@@ -172,3 +180,45 @@ async def test_the_grid_root_envelope_holds_every_charger() -> None:
         status = limits.statuses[ROOT_CIRCUIT_ID]
         assert status.upper_limit_w == upper_w
         assert status.measured_power_w <= upper_w + 100.0
+
+
+@pytest.mark.parametrize(
+    ("order", "lag"),
+    [
+        (DeliveryOrder.STREAMS, {}),
+        (DeliveryOrder.RANDOM, {}),
+        (DeliveryOrder.REVERSED, {GARAGE_CHARGERS[0]: 0.25}),
+    ],
+)
+async def test_the_feeder_holds_when_telemetry_arrives_out_of_step(
+    order: DeliveryOrder, lag: dict[int, float]
+) -> None:
+    """Issue 13's timing rules hold for the feeder's meter as for the grid's.
+
+    Telemetry spread over each round (the feeder meter first, last or at
+    random; one bay's charger lagging): EVs plugging in one by one, then a
+    stepped limit; the simulated feeder never carries more than its rating
+    (the bench asserts 0 overload ampere-seconds) and the power limit holds.
+    """
+    timing = TelemetryTiming(spread_s=0.09, order=order, jitter_s=0.01, lag_s=lag)
+    async with control_bench(garage_scenario(), speed=2.0, timing=timing) as bench:
+        for charger_id in EVERY_CHARGER:
+            bench.sim.plug_ev(charger_id, EvSpec(phases=3, max_current_a=32.0))
+            await asyncio.sleep(0.3)
+        base_a = GARAGE_BASE_LOAD_W / 3 / VOLTAGE_V
+        fair_a = (GARAGE_FUSE_A - base_a) / len(GARAGE_CHARGERS)
+        await bench.wait_for(
+            lambda: all(
+                abs(charger_current_a(bench.sim, cid) - fair_a) < 0.5
+                for cid in GARAGE_CHARGERS
+            ),
+            timeout_s=8.0,
+        )
+        bench.controller.circuit_limits.set(
+            GARAGE_CIRCUIT,
+            LimitEnvelope.of([LimitStep(time.time() - 1.0, 0.0, 15_000.0)]),
+        )
+        await bench.wait_for(
+            lambda: garage_power_w(bench.sim) <= 15_000.0 + 1.0, timeout_s=6.0
+        )
+        assert max(garage_phases(bench.sim)) <= GARAGE_FUSE_A
