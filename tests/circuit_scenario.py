@@ -69,3 +69,57 @@ def garage_scenario() -> Scenario:
             ],
         }
     )
+
+
+HOUSE_METER = 3
+HOUSE_LOAD_W = 9000.0
+BATTERY_METER = 10
+BATTERY_INVERTER = 11
+BATTERY = 12
+SHAVING_CHARGER = 40
+
+
+def shaving_scenario() -> Scenario:
+    """A 9 kW household, a 10 kW battery at 80 % and one charger on the grid."""
+    return scenario_from_dict(
+        {
+            "name": "peak_shaving",
+            "microgrid_id": 8,
+            "start_time_of_day": "18:00",
+            "topology": [
+                {
+                    "id": 1,
+                    "kind": "grid",
+                    "parent": None,
+                    "name": "Grid connection point",
+                    "fuse_current_a": int(GRID_FUSE_A),
+                },
+                {"id": 2, "kind": "meter", "parent": 1, "name": "Grid meter"},
+                {
+                    "id": HOUSE_METER,
+                    "kind": "meter",
+                    "parent": 2,
+                    "name": "House",
+                    "base_load_w": HOUSE_LOAD_W,
+                },
+                {"id": BATTERY_METER, "kind": "meter", "parent": 2, "name": "Battery"},
+                {
+                    "id": BATTERY_INVERTER,
+                    "kind": "battery_inverter",
+                    "parent": BATTERY_METER,
+                    "name": "Battery inverter",
+                    "rated_power_w": 10_000,
+                },
+                {
+                    "id": BATTERY,
+                    "kind": "battery",
+                    "parent": BATTERY_INVERTER,
+                    "name": "Battery",
+                    "capacity_wh": 20_000,
+                    "max_charge_w": 10_000,
+                    "soc_pct": 80,
+                },
+                _charger(SHAVING_CHARGER, 2, "Driveway charger"),
+            ],
+        }
+    )

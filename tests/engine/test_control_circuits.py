@@ -14,10 +14,15 @@ import time
 
 import pytest
 
+from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.engine.hub.circuits import ROOT_CIRCUIT_ID
 from custom_components.frequenz_microgrid.engine.hub.envelope import (
     LimitEnvelope,
     LimitStep,
+)
+from custom_components.frequenz_microgrid.engine.hub.peak_shaving import (
+    PEAK_SHAVING_PRIORITY,
+    PEAK_SHAVING_SOURCE,
 )
 from custom_components.frequenz_microgrid.simulator import (
     DeliveryOrder,
@@ -26,15 +31,19 @@ from custom_components.frequenz_microgrid.simulator import (
     TelemetryTiming,
 )
 from tests.circuit_scenario import (
+    BATTERY_INVERTER,
     GARAGE_BASE_LOAD_W,
     GARAGE_CHARGERS,
     GARAGE_CIRCUIT,
     GARAGE_FUSE_A,
     GARAGE_METER,
     GRID_FUSE_A,
+    HOUSE_LOAD_W,
+    SHAVING_CHARGER,
     VOLTAGE_V,
     YARD_CHARGER,
     garage_scenario,
+    shaving_scenario,
 )
 from tests.engine.depot_plug_in import phase_currents
 from tests.engine.test_control_bench import Bench, control_bench
@@ -222,3 +231,52 @@ async def test_the_feeder_holds_when_telemetry_arrives_out_of_step(
             lambda: garage_power_w(bench.sim) <= 15_000.0 + 1.0, timeout_s=6.0
         )
         assert max(garage_phases(bench.sim)) <= GARAGE_FUSE_A
+
+
+async def test_batteries_shave_what_the_evs_cannot_yield_below_the_grid_limit() -> None:
+    """Grid limit 6 kW, 9 kW of household: the EV stops, the battery gives 3 kW.
+
+    The EV yields first (it gets 0 W: the household alone is above the limit);
+    the battery discharges the rest through the power manager's peak shaver, and
+    the grid settles at the limit. Clearing the limit withdraws the shaver.
+    """
+    async with control_bench(shaving_scenario(), speed=2.0) as bench:
+        bench.sim.plug_ev(SHAVING_CHARGER, EvSpec(phases=3, max_current_a=32.0))
+        await bench.wait_for(
+            lambda: charger_current_a(bench.sim, SHAVING_CHARGER) > 20.0, timeout_s=6.0
+        )
+        limits = bench.controller.circuit_limits
+        upper_w = 6000.0
+        limits.set(
+            ROOT_CIRCUIT_ID,
+            LimitEnvelope.of([LimitStep(time.time() - 1.0, 0.0, upper_w)], 500.0),
+        )
+
+        def power_w(component_id: int) -> float:
+            bench.sim.model.advance_to(bench.sim.clock.now())
+            return bench.sim.model.component(component_id).active_power_w
+
+        def grid_w() -> float:
+            return power_w(2)
+
+        await bench.wait_for(
+            lambda: (
+                abs(grid_w() - upper_w) < 300.0
+                and charger_current_a(bench.sim, SHAVING_CHARGER) == 0.0
+            ),
+            timeout_s=8.0,
+        )
+        battery = power_w(BATTERY_INVERTER)
+        assert battery < -(HOUSE_LOAD_W - upper_w) + 300.0
+        pool = bench.controller.status().pools[Pool.BATTERIES]
+        proposals = [p for s in pool.component_sets for p in s.proposals]
+        assert [p.source_id for p in proposals] == [PEAK_SHAVING_SOURCE]
+        assert proposals[0].priority == PEAK_SHAVING_PRIORITY
+
+        limits.clear(ROOT_CIRCUIT_ID)
+        await bench.wait_for(
+            lambda: abs(power_w(BATTERY_INVERTER)) < 100.0,
+            timeout_s=6.0,
+        )
+        pool = bench.controller.status().pools[Pool.BATTERIES]
+        assert not [p for s in pool.component_sets for p in s.proposals]

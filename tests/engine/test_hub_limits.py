@@ -24,6 +24,9 @@ from custom_components.frequenz_microgrid.engine.hub.limits import (
     CircuitLimits,
     LimitWatch,
 )
+from custom_components.frequenz_microgrid.engine.hub.peak_shaving import (
+    battery_ceiling_w,
+)
 from tests.engine.topologies import (
     EV_CHARGER,
     HOME_WIRING,
@@ -154,3 +157,14 @@ def test_status_says_limit_exceeded_only_beyond_the_tolerance() -> None:
     }
     assert observed == {9000.0: False, 11_999.0: False, 12_001.0: True}
     assert limits.statuses[ROOT_CIRCUIT_ID].as_dict()["upper_limit_w"] == 10_000.0
+
+
+def test_the_battery_ceiling_keeps_the_grid_at_the_limit() -> None:
+    # 9 kW drawn with the battery idle, limit 6 kW: discharge at least 3 kW.
+    assert battery_ceiling_w(9000.0, 0.0, 6000.0) == -3000.0
+    # Already discharging 3 kW at the limit: stay there.
+    assert battery_ceiling_w(6000.0, -3000.0, 6000.0) == -3000.0
+    # 2 kW of room: the battery may charge up to 2 kW more than now.
+    assert battery_ceiling_w(4000.0, 500.0, 6000.0) == 2500.0
+    assert battery_ceiling_w(math.nan, 0.0, 6000.0) is None
+    assert battery_ceiling_w(4000.0, 0.0, math.inf) is None

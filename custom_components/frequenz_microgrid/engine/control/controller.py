@@ -45,8 +45,13 @@ from ..distribution.ev_chargers import EvAllocatorConfig
 from ..distributor import Distributor
 from ..graph import Topology
 from ..health import HealthTracker
-from ..hub.circuits import Circuit, build_circuit_tree
+from ..hub.circuits import ROOT_CIRCUIT_ID, Circuit, build_circuit_tree
 from ..hub.limits import CircuitLimits
+from ..hub.peak_shaving import (
+    PEAK_SHAVING_PRIORITY,
+    PEAK_SHAVING_SOURCE,
+    battery_ceiling_w,
+)
 from ..power_manager import (
     MAX_PROPOSAL_AGE,
     PowerManager,
@@ -61,6 +66,7 @@ from .battery_pool import BatteryPoolSteering
 from .changes import ChangeDetector
 from .ev_pool import EvPoolSteering
 from .inputs import (
+    FormulaCurrents,
     feed_health,
     grid_fuse_a,
     health_input_ids,
@@ -177,6 +183,8 @@ class MicrogridController:
         steerable = [s.component_ids for s in self._pools.values()]
         self._changes = ChangeDetector(self._health, frozenset().union(*steerable))
         self._health_input_ids = health_input_ids(topology)
+        self._grid_meter = FormulaCurrents(topology.formulas.grid, store)
+        self._battery_meter = FormulaCurrents(topology.formulas.battery, store)
         self._inputs_at: float | None = None
         """Controller time of the last complete health refresh (`None`: never)."""
 
@@ -313,6 +321,8 @@ class MicrogridController:
                 now = self._clock()
                 steering.manager.drop_expired(now)
                 steering.update_system_bounds(now)
+                if pool is Pool.BATTERIES:
+                    self._shave_peak(steering, now)
                 await self._steer_preemptibly(pool, steering, now)
         self._notify()
 
@@ -355,6 +365,48 @@ class MicrogridController:
                 await self.tick()
             except Exception:  # a bug must not end steering for good
                 _LOGGER.exception("Steering tick failed")
+
+    def _shave_peak(self, steering: PoolSteering, now: float) -> None:
+        """Propose (or withdraw) the batteries' peak shaving for the grid circuit.
+
+        See `engine.hub.peak_shaving`: the batteries discharge what is above the
+        grid circuit's power limit after the EV chargers yielded. A proposal for
+        the whole pool that overlaps an actor's subset is refused by the power
+        manager; then no shaving happens (logged once per refusal).
+        """
+        ids = steering.component_ids
+        manager = steering.manager
+        limits = self.circuit_limits
+        root = limits.tree.get(ROOT_CIRCUIT_ID)
+        if root is None or not ids:
+            return
+        store = self._context.store
+        ceiling = battery_ceiling_w(
+            self._grid_meter.power(store),
+            self._battery_meter.power(store),
+            limits.upper_limit_w(root, store.wall_time_s()),
+        )
+        shaving = any(
+            p.source_id == PEAK_SHAVING_SOURCE for p in manager.proposals(ids)
+        )
+        if ceiling is None:
+            if shaving:
+                manager.withdraw(PEAK_SHAVING_SOURCE)
+            return
+        try:
+            manager.propose(
+                Proposal(
+                    source_id=PEAK_SHAVING_SOURCE,
+                    priority=PEAK_SHAVING_PRIORITY,
+                    power=min(0.0, ceiling),
+                    bounds=Bounds(None, ceiling),
+                    component_ids=ids,
+                    creation_time=now,
+                    keep_alive=True,
+                )
+            )
+        except ProposalRefusedError as err:
+            _LOGGER.warning("Peak shaving is not possible now: %s", err)
 
     def _refresh_inputs_if_old(self, now: float) -> bool:
         """Refresh the health view if the last tick's is too old to use.

@@ -111,6 +111,9 @@ class EvPoolSteering(PoolSteering):
             build_circuit_tree(context.topology, config.phase_limit_a)
         )
         self._grid = GridCurrents(context.topology, context.store)
+        self._batteries = FormulaCurrents(
+            context.topology.formulas.battery, context.store
+        )
         self._meters = {
             circuit.circuit_id: FormulaCurrents(f"#{circuit.meter_id}", context.store)
             for circuit in self.limits.tree.circuits
@@ -234,6 +237,8 @@ class EvPoolSteering(PoolSteering):
                 others_a = (0.0, 0.0, 0.0)  # no meter: its chargers alone
             drawn = [max(0.0, a) if not math.isnan(a) else math.nan for a in others_a]
             others_w = math.fsum(drawn) * voltage
+            if circuit.root:
+                others_w += self._battery_discharge_w()
             phase_capacity = (math.inf, math.inf, math.inf)
             if circuit.phase_limit_a is not None and not circuit.root:
                 usable = circuit.phase_limit_a - self.config.fuse_tolerance_a
@@ -253,6 +258,16 @@ class EvPoolSteering(PoolSteering):
                 )
             )
         return found
+
+    def _battery_discharge_w(self) -> float:
+        """What the batteries discharge now (W, ≥ 0; 0 without batteries or data).
+
+        Added back to the grid circuit's other loads for its power limit, so a
+        discharge for peak shaving (`engine.hub.peak_shaving`) lowers the grid
+        draw instead of flowing into the EVs: the EVs yield first.
+        """
+        power = self._batteries.power(self.context.store)
+        return -power if power < 0.0 else 0.0  # NaN: 0
 
     def _record_circuits(
         self,
