@@ -17,6 +17,7 @@ from homeassistant.core import HomeAssistant
 
 from .const import CONF_API_KEY, CONF_SIGNING_SECRET
 from .engine.graph import Topology
+from .engine.hub.limits import CircuitLimits
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
 from .runtime import FrequenzMicrogridConfigEntry
@@ -38,9 +39,31 @@ async def async_get_config_entry_diagnostics(
             "reachable": monitor.reachable,
             "topology": _topology(runtime.engine.topology),
             "snapshot": _snapshot(snapshot, monitor.store),
+            "circuits": _circuits(runtime.engine.controller.circuit_limits),
         },
         TO_REDACT,
     )
+
+
+def _circuits(limits: CircuitLimits) -> list[dict[str, Any]]:
+    """Each circuit: its chargers and limits, the envelope set, the last status."""
+    described: list[dict[str, Any]] = []
+    for circuit in limits.tree.circuits:
+        envelope = limits.envelope(circuit.circuit_id)
+        status = limits.statuses.get(circuit.circuit_id)
+        described.append(
+            {
+                "id": circuit.circuit_id,
+                "origin": circuit.origin,
+                "chargers": sorted(circuit.charger_ids),
+                "fuse_a": circuit.phase_limit_a,
+                "power_limit_w": circuit.power_limit_w,
+                "meter": circuit.meter_id,
+                "envelope": None if envelope is None else envelope.as_dict(),
+                "status": None if status is None else status.as_dict(),
+            }
+        )
+    return described
 
 
 def _topology(topology: Topology) -> dict[str, Any]:

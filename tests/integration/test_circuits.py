@@ -20,6 +20,9 @@ from homeassistant.util import dt as dt_util
 import pytest
 
 from custom_components.frequenz_microgrid.const import DOMAIN
+from custom_components.frequenz_microgrid.diagnostics import (
+    async_get_config_entry_diagnostics,
+)
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from tests.circuit_scenario import (
@@ -145,6 +148,16 @@ async def test_a_stepped_limit_holds_the_garage_and_its_entities_show_it(
             what="energy above the limit counted",
         )
 
+        # The energy counter continues its total across a reload (restored).
+        counted = float(circuit_state(hass, "energy_above_limit"))
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        assert float(circuit_state(hass, "energy_above_limit")) >= counted
+        await wait_for(
+            lambda: float(circuit_state(hass, "energy_above_limit")) > counted,
+            what="energy above the limit counted on after the reload",
+        )
+
         response = await call_action(hass, "clear_power_limits", limits_call(entry))
         assert response == {"circuit": GARAGE_CIRCUIT, "cleared": True}
         # The chargers switched off wait out their on/off dwell (60 s) before
@@ -268,3 +281,8 @@ async def test_limits_survive_a_reload_without_their_past_steps(
             lambda: circuit_state(hass, "limit_in_force") == "20000.0",
             what="the restored limit in force",
         )
+        diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+        garage = next(c for c in diagnostics["circuits"] if c["id"] == GARAGE_CIRCUIT)
+        assert garage["meter"] == GARAGE_METER
+        assert garage["envelope"]["tolerance_w"] == 2000.0
+        assert garage["status"]["upper_limit_w"] == 20_000.0
