@@ -117,7 +117,7 @@ class CircuitEntity(MicrogridEntity):
             circuit.circuit_id, description.key
         )
         self._attr_device_info = devices.circuit_device_info(
-            circuit.circuit_id, circuit.name
+            circuit.circuit_id, circuit.name, root=circuit.root
         )
         self.circuit_id = circuit.circuit_id
         self._limits = entry.runtime_data.engine.controller.circuit_limits

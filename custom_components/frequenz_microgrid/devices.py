@@ -82,15 +82,24 @@ class MicrogridDevices:
         """Return the unique id of the entity `key` of a circuit."""
         return f"{self.entry_key}_circuit_{circuit_id}_{key}"
 
-    def circuit_device_info(self, circuit_id: str, name: str) -> DeviceInfo:
-        """Describe a circuit's device (issue 15), linked to the hub device."""
-        return DeviceInfo(
+    def circuit_device_info(
+        self, circuit_id: str, name: str, *, root: bool = False
+    ) -> DeviceInfo:
+        """Describe a circuit's device (issue 15), linked to the hub device.
+
+        The grid connection's circuit gets a translated name.
+        """
+        device = DeviceInfo(
             identifiers={_circuit_identifier(self.entry_key, circuit_id)},
             manufacturer=MANUFACTURER,
             model="Circuit",
-            name=name,
             via_device_id=self.hub_device_id,
         )
+        if root:
+            device["translation_key"] = "grid_circuit"
+        else:
+            device["name"] = name
+        return device
 
 
 def _hub_device_info(entry_key: str, info: MicrogridInfo) -> DeviceInfo:
