@@ -106,25 +106,49 @@ def _number(maximum: float, unit: str) -> NumberSelector:
 
 
 class CircuitSubentryFlow(ConfigSubentryFlow):
-    """Add a circuit: name, chargers, fuse and/or kW limit, optional meter."""
+    """Add or change a circuit: name, chargers, fuse and/or kW limit, meter."""
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Show the form; validate and create the circuit."""
+        return await self._async_form("user", user_input, None)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a circuit; its id (used by actions and unique ids) stays."""
+        return await self._async_form(
+            "reconfigure", user_input, self._get_reconfigure_subentry()
+        )
+
+    async def _async_form(
+        self,
+        step_id: str,
+        user_input: dict[str, Any] | None,
+        subentry: ConfigSubentry | None,
+    ) -> SubentryFlowResult:
         entry = self._get_entry()
         if entry.state is not ConfigEntryState.LOADED:
             return self.async_abort(reason="entry_not_loaded")
         topology: Topology = entry.runtime_data.engine.topology
         if not topology.ev_charger_ids:
             return self.async_abort(reason="no_chargers")
+        own_id = None if subentry is None else str(subentry.data[CONF_CIRCUIT_ID])
         errors: dict[str, str] = {}
         if user_input is not None:
-            errors = _errors(entry, topology, user_input)
+            errors = _errors(entry, topology, user_input, own_id)
+            if not errors and subentry is not None:
+                return self.async_update_and_abort(
+                    entry,
+                    subentry,
+                    title=str(user_input[CONF_NAME]).strip(),
+                    data=_data(user_input, own_id),
+                )
             if not errors:
                 return self.async_create_entry(
                     title=str(user_input[CONF_NAME]).strip(),
-                    data=_data(user_input),
+                    data=_data(user_input, None),
                     unique_id=slugify(str(user_input[CONF_NAME])),
                 )
         schema = vol.Schema(
@@ -147,22 +171,44 @@ class CircuitSubentryFlow(ConfigSubentryFlow):
                 ),
             }
         )
+        shown = user_input or ({} if subentry is None else _form_values(subentry))
         return self.async_show_form(
-            step_id="user",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(schema, shown),
             errors=errors,
         )
 
 
+def _form_values(subentry: ConfigSubentry) -> dict[str, Any]:
+    """A stored circuit as the form shows it (empty fields left out)."""
+    data = subentry.data
+    values: dict[str, Any] = {
+        CONF_NAME: subentry.title,
+        CONF_CHARGERS: [str(c) for c in data.get(CONF_CHARGERS, [])],
+    }
+    for key in (CONF_FUSE_A, CONF_POWER_LIMIT_KW):
+        if data.get(key) is not None:
+            values[key] = data[key]
+    if data.get(CONF_METER) is not None:
+        values[CONF_METER] = str(data[CONF_METER])
+    return values
+
+
 def _errors(
-    entry: ConfigEntry[Any], topology: Topology, user_input: Mapping[str, Any]
+    entry: ConfigEntry[Any],
+    topology: Topology,
+    user_input: Mapping[str, Any],
+    own_id: str | None,
 ) -> dict[str, str]:
-    """Form errors (translated keys), empty when the circuit can be created."""
+    """Form errors (translated keys), empty when the circuit can be stored.
+
+    `own_id`: the id of the circuit being changed (its name may stay).
+    """
     errors: dict[str, str] = {}
     name = str(user_input.get(CONF_NAME, "")).strip()
     circuit_id = slugify(name)
     taken = {ROOT_CIRCUIT_ID} | {f"meter_{m}" for m in topology.meter_ids}
-    taken |= {c.circuit_id for c in user_circuits(entry)}
+    taken |= {c.circuit_id for c in user_circuits(entry)} - {own_id}
     if not any(character.isalnum() for character in name):
         errors[CONF_NAME] = "invalid_name"  # slugify would make it "unknown"
     elif circuit_id in taken:
@@ -183,13 +229,16 @@ def _errors(
     return errors
 
 
-def _data(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """What the subentry keeps (numbers as numbers, ids as ints)."""
+def _data(user_input: Mapping[str, Any], own_id: str | None) -> dict[str, Any]:
+    """What the subentry keeps (numbers as numbers, ids as ints).
+
+    A changed circuit keeps its id (`own_id`); a new one is named by its slug.
+    """
     fuse = user_input.get(CONF_FUSE_A)
     power = user_input.get(CONF_POWER_LIMIT_KW)
     meter = user_input.get(CONF_METER)
     return {
-        CONF_CIRCUIT_ID: slugify(str(user_input[CONF_NAME])),
+        CONF_CIRCUIT_ID: own_id or slugify(str(user_input[CONF_NAME])),
         CONF_CHARGERS: sorted(int(c) for c in user_input[CONF_CHARGERS]),
         CONF_FUSE_A: None if fuse is None else float(fuse),
         CONF_POWER_LIMIT_KW: None if power is None else float(power),

@@ -121,3 +121,55 @@ async def test_a_user_circuit_is_added_held_and_removed(hass: HomeAssistant) -> 
             what="the entry reloaded without the circuit",
         )
         assert sim.unsafe_setpoint_count == 0
+
+
+async def test_a_user_circuit_can_be_changed_and_keeps_its_id(
+    hass: HomeAssistant,
+) -> None:
+    async with serving(hass, garage_scenario()) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
+        result = await submit(
+            hass,
+            entry,
+            {"name": "Garage bays", "chargers": [str(BAYS[0])], "fuse_a": 10},
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        (subentry_id,) = entry.subentries
+
+        result = dict(await entry.start_subentry_reconfigure_flow(hass, subentry_id))
+        assert result["type"] is FlowResultType.FORM
+        assert result["step_id"] == "reconfigure"
+        result = dict(
+            await hass.config_entries.subentries.async_configure(
+                result["flow_id"],
+                {
+                    "name": "Garage bays east",
+                    "chargers": [str(c) for c in BAYS],
+                    "power_limit_kw": 11,
+                },
+            )
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        await wait_for(
+            lambda: (
+                entry.state is ConfigEntryState.LOADED
+                and (
+                    c := entry.runtime_data.engine.controller.circuit_limits.circuit(
+                        "garage_bays"
+                    )
+                )
+                is not None
+                and c.power_limit_w == 11_000.0
+            ),
+            what="the entry reloaded with the changed circuit",
+        )
+        circuit = entry.runtime_data.engine.controller.circuit_limits.circuit(
+            "garage_bays"
+        )
+        assert circuit is not None
+        assert circuit.name == "Garage bays east"
+        assert circuit.charger_ids == frozenset(BAYS)
+        assert circuit.phase_limit_a is None
