@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 
@@ -137,7 +137,12 @@ async def test_a_user_circuit_can_be_changed_and_keeps_its_id(
         await hass.async_block_till_done()
         (subentry_id,) = entry.subentries
 
-        result = dict(await entry.start_subentry_reconfigure_flow(hass, subentry_id))
+        result = dict(
+            await hass.config_entries.subentries.async_init(
+                (entry.entry_id, SUBENTRY_CIRCUIT),
+                context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+            )
+        )
         assert result["type"] is FlowResultType.FORM
         assert result["step_id"] == "reconfigure"
         result = dict(
