@@ -185,6 +185,8 @@ class MicrogridController:
         self._health_input_ids = health_input_ids(topology)
         self._grid_meter = FormulaCurrents(topology.formulas.grid, store)
         self._battery_meter = FormulaCurrents(topology.formulas.battery, store)
+        self._shaving_refused = False
+        """Whether the last peak-shaving proposal was refused (log once)."""
         self._inputs_at: float | None = None
         """Controller time of the last complete health refresh (`None`: never)."""
 
@@ -372,7 +374,7 @@ class MicrogridController:
         See `engine.hub.peak_shaving`: the batteries discharge what is above the
         grid circuit's power limit after the EV chargers yielded. A proposal for
         the whole pool that overlaps an actor's subset is refused by the power
-        manager; then no shaving happens (logged once per refusal).
+        manager; then no shaving happens (logged once until it works again).
         """
         ids = steering.component_ids
         manager = steering.manager
@@ -406,7 +408,11 @@ class MicrogridController:
                 )
             )
         except ProposalRefusedError as err:
-            _LOGGER.warning("Peak shaving is not possible now: %s", err)
+            if not self._shaving_refused:
+                _LOGGER.warning("Peak shaving is not possible now: %s", err)
+            self._shaving_refused = True
+        else:
+            self._shaving_refused = False
 
     def _refresh_inputs_if_old(self, now: float) -> bool:
         """Refresh the health view if the last tick's is too old to use.
