@@ -122,7 +122,12 @@ async def _async_set_power_limits(call: ServiceCall) -> ServiceResponse:
     return {
         "circuit": circuit_id,
         **envelope_response(limits, circuit_id),
-        "warnings": envelope_warnings(limits, circuit_id, envelope),
+        "warnings": envelope_warnings(
+            limits,
+            circuit_id,
+            envelope,
+            has_batteries=bool(entry.runtime_data.engine.topology.battery_ids),
+        ),
     }
 
 
@@ -262,14 +267,22 @@ def envelope_response(limits: CircuitLimits, circuit_id: str) -> dict[str, Any]:
 
 
 def envelope_warnings(
-    limits: CircuitLimits, circuit_id: str, envelope: LimitEnvelope
+    limits: CircuitLimits,
+    circuit_id: str,
+    envelope: LimitEnvelope,
+    *,
+    has_batteries: bool,
 ) -> list[str]:
     """What the steering cannot do about the envelope, said plainly.
 
     A step whose upper limit is below what the circuit's other loads draw now
     cannot be held by the EV chargers (they go to 0 W and the rest is not ours
-    to switch); steps that ended already are kept only until the next restart.
+    to switch); at the grid connection of a site with batteries, the batteries
+    discharge the rest while they have energy and power. Steps that ended
+    already are not used (and dropped at the next restart).
     """
+    circuit = limits.circuit(circuit_id)
+    shaved = has_batteries and circuit is not None and circuit.root
     warnings: list[str] = []
     status = limits.statuses.get(circuit_id)
     uncontrollable = math.nan if status is None else status.uncontrollable_w
@@ -285,10 +298,15 @@ def envelope_warnings(
             )
             continue
         if math.isfinite(uncontrollable) and step.upper_w < uncontrollable:
+            consequence = (
+                "the EV chargers get 0 W and the batteries must discharge the rest; "
+                "it holds only while they have the energy and power"
+                if shaved
+                else "it cannot be held; the EV chargers on it get 0 W"
+            )
             warnings.append(
                 f"Step {index + 1} (from {_iso(step.start)}): the upper limit "
                 f"{step.upper_w:.0f} W is below the circuit's uncontrollable load "
-                f"(about {uncontrollable:.0f} W now): it cannot be held; the EV "
-                "chargers on it get 0 W."
+                f"(about {uncontrollable:.0f} W now): {consequence}."
             )
     return warnings

@@ -26,17 +26,21 @@ from custom_components.frequenz_microgrid.diagnostics import (
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from tests.circuit_scenario import (
+    BATTERY,
+    BATTERY_INVERTER,
     GARAGE_BASE_LOAD_W,
     GARAGE_CHARGERS,
     GARAGE_CIRCUIT,
     GARAGE_METER,
+    HOUSE_LOAD_W,
     VOLTAGE_V,
     YARD_CHARGER,
     garage_scenario,
+    shaving_scenario,
 )
 
 from .conftest import serving, setup_entry, state_of, wait_for
-from .steering_helpers import call_action
+from .steering_helpers import call_action, wait_until_working
 
 MICROGRID = str(garage_scenario().microgrid_id)
 
@@ -286,3 +290,39 @@ async def test_limits_survive_a_reload_without_their_past_steps(
         assert garage["meter"] == GARAGE_METER
         assert garage["envelope"]["tolerance_w"] == 2000.0
         assert garage["status"]["upper_limit_w"] == 20_000.0
+
+
+async def test_the_grid_limit_is_shaved_by_the_battery_and_the_response_says_so(
+    hass: HomeAssistant,
+) -> None:
+    """9 kW of household under a 6 kW grid limit: the battery gives the rest."""
+    async with serving(hass, shaving_scenario()) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(shaving_scenario().microgrid_id)
+        )
+        await wait_until_working(entry, BATTERY)
+        response = await call_action(
+            hass,
+            "set_power_limits",
+            {
+                "config_entry_id": entry.entry_id,
+                "circuit": "grid",
+                "steps": [{"start": iso(-1), "upper": 6000}],
+                "tolerance": 500,
+            },
+        )
+        (warning,) = response["warnings"]
+        assert "batteries must discharge the rest" in warning
+
+        def grid_w() -> float:
+            sim.model.advance_to(sim.clock.now())
+            return sim.model.component(2).active_power_w
+
+        await wait_for(
+            lambda: abs(grid_w() - 6000.0) < 300.0, what="the grid at the 6 kW limit"
+        )
+        sim.model.advance_to(sim.clock.now())
+        assert sim.model.component(BATTERY_INVERTER).active_power_w < -(
+            HOUSE_LOAD_W - 6000.0 - 300.0
+        )
+        assert sim.unsafe_setpoint_count == 0
