@@ -301,6 +301,14 @@ async def test_the_grid_limit_is_shaved_by_the_battery_and_the_response_says_so(
             hass, sim.url, unique_id=str(shaving_scenario().microgrid_id)
         )
         await wait_until_working(entry, BATTERY)
+        # The warning judges the load measured now: wait until it is known.
+        limits = entry.runtime_data.engine.controller.circuit_limits
+
+        def household_measured() -> bool:
+            status = limits.statuses.get("grid")
+            return status is not None and status.uncontrollable_w > 8000.0
+
+        await wait_for(household_measured, what="the household load measured")
         response = await call_action(
             hass,
             "set_power_limits",
