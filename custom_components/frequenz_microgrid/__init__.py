@@ -13,9 +13,15 @@ before the client disconnects.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from frequenz.client.microgrid import MicrogridApiClient
 from frequenz.microgrid_component_graph import InvalidGraphError
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+)
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import (
@@ -25,12 +31,16 @@ from homeassistant.exceptions import (
     HomeAssistantError,
 )
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .actions import async_setup_actions
 from .assets_sync import AssetsSync
 from .charger_mode_actions import async_setup_charger_mode_actions
 from .charging_hub_store import ChargingHubSettings
+from .circuit_actions import async_setup_circuit_actions
+from .circuit_flow import circuits_fingerprint, user_circuits
+from .circuit_store import CircuitLimitsStore
 from .connection import ConnectionProblem, classify_error, open_client
 from .const import (
     CONF_API_KEY,
@@ -83,6 +93,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_report_actions(hass)
     async_setup_charger_mode_actions(hass)
     async_setup_reservation_actions(hass)
+    async_setup_circuit_actions(hass)
     return True
 
 
@@ -124,6 +135,7 @@ async def async_setup_entry(
         # Before devices and steering: names from the start, and no component
         # outside its operational lifetime is ever steered.
         await assets.async_refresh()
+    circuit_store = CircuitLimitsStore(hass, entry.entry_id)
     engine = MicrogridEngine(
         client,
         topology,
@@ -131,6 +143,7 @@ async def async_setup_entry(
         on_reachability=coordinator.handle_reachability,
         on_auth_error=coordinator.handle_auth_error,
         freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
+        user_circuits=user_circuits(entry),
     )
     status_feed = ControllerStatusFeed(engine.controller, coordinator)
     hub_settings = ChargingHubSettings(hass, entry.entry_id, engine.controller)
@@ -144,16 +157,22 @@ async def async_setup_entry(
         status_feed=status_feed,
         repairs=RepairTracker(hass, entry.entry_id, entry.title, topology),
         devices=async_register_devices(
-            hass, entry, topology, None if assets is None else assets.inventory
+            hass,
+            entry,
+            topology,
+            inventory=None if assets is None else assets.inventory,
+            circuit_ids=engine.controller.circuit_limits.tree.ids,
         ),
         simulator=simulator,
         sessions=sessions,
         hub_settings=hub_settings,
         assets=assets,
         reservations=reservations,
+        circuit_store=circuit_store,
     )
     entry.runtime_data = runtime
     try:
+        await circuit_store.async_restore(engine.controller.circuit_limits)
         if assets is not None:
             assets.steer_within_lifetimes(engine.controller)
         # Modes first: a charger set to off must not charge for a moment.
@@ -165,6 +184,7 @@ async def async_setup_entry(
         coordinator.async_set_updated_data(engine.monitor.snapshot())
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
         entry.async_on_unload(_close_on_stop(hass, runtime))
+        entry.async_on_unload(_reload_on_new_circuits(hass, entry))
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
         sessions.start_following()
         if assets is not None:
@@ -193,8 +213,9 @@ async def async_unload_entry(
 async def async_remove_entry(
     hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
 ) -> None:
-    """Delete what the entry stored outside its config: the charging sessions."""
+    """Delete what the entry kept on disk: sessions and circuits' power limits."""
     await async_remove_sessions(hass, entry.entry_id)
+    await CircuitLimitsStore(hass, entry.entry_id).async_remove()
 
 
 async def _async_start_demo(hass: HomeAssistant, scenario: str) -> MicrogridSimulator:
@@ -317,6 +338,30 @@ def _setup_error(err: Exception) -> HomeAssistantError:
                 translation_key="cannot_connect",
                 translation_placeholders=placeholders,
             )
+
+
+@callback
+def _reload_on_new_circuits(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+) -> CALLBACK_TYPE:
+    """Reload the entry when its circuit subentries change; returns unsubscribe.
+
+    The steering is built from them. Options changes reload through the options
+    flow (which forbids update listeners), so this follows the entry's change
+    signal and compares the circuits with those it was set up with.
+    """
+    built_from = circuits_fingerprint(entry)
+
+    @callback
+    def _changed(change: ConfigEntryChange, changed: ConfigEntry[Any]) -> None:
+        if (
+            change is ConfigEntryChange.UPDATED
+            and changed.entry_id == entry.entry_id
+            and circuits_fingerprint(changed) != built_from
+        ):
+            hass.config_entries.async_schedule_reload(entry.entry_id)
+
+    return async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _changed)
 
 
 def _close_on_stop(hass: HomeAssistant, runtime: MicrogridRuntimeData) -> CALLBACK_TYPE:

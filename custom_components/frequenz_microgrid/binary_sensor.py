@@ -22,6 +22,7 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 
+from .circuit_entities import circuit_binary_sensors
 from .component_states import CABLE_STATES, STATEFUL_COMPONENTS, first_state
 from .devices import has_device
 from .engine import members
@@ -131,6 +132,7 @@ async def async_setup_entry(
         if status.component_id in components
     )
     entities.extend(reserved_sensors(entry))
+    entities.extend(circuit_binary_sensors(entry))
     async_add_entities(entities)
 
 

@@ -22,6 +22,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlowWithReload,
 )
 from homeassistant.core import callback
@@ -40,6 +41,7 @@ from homeassistant.helpers.selector import (
 import probatio as vol
 
 from .assets import AssetsProblem, classify_assets_error, probe_assets
+from .circuit_flow import SUBENTRY_CIRCUIT, CircuitSubentryFlow
 from .connection import (
     ConnectionProblem,
     classify_error,
@@ -245,6 +247,14 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a Frequenz microgrid, or the built-in demo microgrid."""
 
     VERSION = 1
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """User-defined circuits (issue 15) are subentries of the microgrid."""
+        return {SUBENTRY_CIRCUIT: CircuitSubentryFlow}
 
     @staticmethod
     @callback

@@ -9,6 +9,7 @@ API's (`async_apply_inventory` updates them after each read).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -57,6 +58,10 @@ def _component_identifier(entry_key: str, component_id: int) -> tuple[str, str]:
     return (DOMAIN, f"{entry_key}_{component_id}")
 
 
+def _circuit_identifier(entry_key: str, circuit_id: str) -> tuple[str, str]:
+    return (DOMAIN, f"{entry_key}_circuit_{circuit_id}")
+
+
 @dataclass(frozen=True, slots=True)
 class MicrogridDevices:
     """Where an entry's entities belong: the hub or their component's device."""
@@ -79,6 +84,29 @@ class MicrogridDevices:
         device = _component_device_info(self.entry_key, component, self.hub_device_id)
         if self.inventory is not None:
             _apply_facts(device, self.inventory.component_facts(int(component.id)))
+        return device
+
+    def circuit_unique_id(self, circuit_id: str, key: str) -> str:
+        """Return the unique id of the entity `key` of a circuit."""
+        return f"{self.entry_key}_circuit_{circuit_id}_{key}"
+
+    def circuit_device_info(
+        self, circuit_id: str, name: str, *, root: bool = False
+    ) -> DeviceInfo:
+        """Describe a circuit's device (issue 15), linked to the hub device.
+
+        The grid connection's circuit gets a translated name.
+        """
+        device = DeviceInfo(
+            identifiers={_circuit_identifier(self.entry_key, circuit_id)},
+            manufacturer=MANUFACTURER,
+            model="Circuit",
+            via_device_id=self.hub_device_id,
+        )
+        if root:
+            device["translation_key"] = "grid_circuit"
+        else:
+            device["name"] = name
         return device
 
 
@@ -144,10 +172,12 @@ def async_register_devices(
     entry: ConfigEntry[Any],
     topology: Topology,
     inventory: AssetsInventory | None = None,
+    circuit_ids: Iterable[str] = (),
 ) -> MicrogridDevices:
-    """Remove devices of components gone from the topology; register the hub.
+    """Remove devices of components and circuits gone; register the hub.
 
-    Only component devices are candidates for removal; the hub device always stays.
+    Only component and circuit devices are candidates for removal; the hub
+    device always stays.
     """
     entry_key = entry_key_of(entry)
     wanted = {
@@ -156,6 +186,7 @@ def async_register_devices(
         if has_device(component)
     }
     wanted.add(_hub_identifier(entry_key))
+    wanted.update(_circuit_identifier(entry_key, c) for c in circuit_ids)
     registry = dr.async_get(hass)
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
         ours = {ident for ident in device.identifiers if ident[0] == DOMAIN}

@@ -37,6 +37,7 @@ from .engine.control import (
 )
 from .engine.graph import Topology
 from .engine.health import ComponentStatus
+from .engine.hub.limits import CircuitLimits
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.telemetry import TelemetryStore
 from .hub_reservations import HubReservations
@@ -76,6 +77,7 @@ async def async_get_config_entry_diagnostics(
             "assets": None if runtime.assets is None else runtime.assets.diagnostics(),
             "sessions": _sessions(runtime.sessions, snapshot.taken_at),
             "reservations": _reservations(runtime.reservations),
+            "circuits": _circuits(runtime.engine.controller.circuit_limits),
         },
         TO_REDACT,
     )
@@ -249,6 +251,27 @@ def _reservations(hub: HubReservations | None) -> dict[str, Any] | None:
             for r in book.history
         ],
     }
+
+
+def _circuits(limits: CircuitLimits) -> list[dict[str, Any]]:
+    """Each circuit: its chargers and limits, the envelope set, the last status."""
+    described: list[dict[str, Any]] = []
+    for circuit in limits.tree.circuits:
+        envelope = limits.envelope(circuit.circuit_id)
+        status = limits.statuses.get(circuit.circuit_id)
+        described.append(
+            {
+                "id": circuit.circuit_id,
+                "origin": circuit.origin,
+                "chargers": sorted(circuit.charger_ids),
+                "fuse_a": circuit.phase_limit_a,
+                "power_limit_w": circuit.power_limit_w,
+                "meter": circuit.meter_id,
+                "envelope": None if envelope is None else envelope.as_dict(),
+                "status": None if status is None else status.as_dict(),
+            }
+        )
+    return described
 
 
 def _topology(topology: Topology) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from homeassistant.config_entries import ConfigEntry
 
 from .assets_sync import AssetsSync
 from .charging_hub_store import ChargingHubSettings
+from .circuit_store import CircuitLimitsStore
 from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
 from .engine.microgrid import MicrogridEngine
@@ -41,6 +42,8 @@ class MicrogridRuntimeData:
     """The Assets API inventory and its reader (`None`: no Assets API)."""
     reservations: HubReservations | None = None
     """The charging hub's reservation book, kept across restarts."""
+    circuit_store: CircuitLimitsStore | None = None
+    """Where the circuits' power limit envelopes are kept across restarts."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:

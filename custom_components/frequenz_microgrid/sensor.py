@@ -20,9 +20,10 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .assets_sensors import assets_sensors
+from .circuit_entities import circuit_sensors
 from .devices import has_device
-from .engine.energy import EnergyTotal
 from .engine.control import ComponentSetStatus
+from .engine.energy import EnergyTotal
 from .engine.snapshot import MicrogridSnapshot
 from .entity import MicrogridEntity, SteeringEntity, of_steerable_pools
 from .sensor_descriptions import (
@@ -64,6 +65,7 @@ async def async_setup_entry(
         SteeringSensor(entry, d) for d in of_steerable_pools(entry, STEERING_SENSORS)
     )
     hub.extend(session_sensors(entry))
+    hub.extend(circuit_sensors(entry))
     async_add_entities(hub)
 
     # Every (component, sensor) pair that may exist; those that wait for their

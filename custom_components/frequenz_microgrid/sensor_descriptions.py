@@ -48,9 +48,9 @@ from .component_states import (
     STATEFUL_COMPONENTS,
     first_state,
 )
-from .engine.energy import positive_part
 from .engine.bounds import PowerBounds
 from .engine.control import ComponentSetStatus, Pool
+from .engine.energy import positive_part
 from .engine.snapshot import ComponentSnapshot, EnergySnapshot, MicrogridSnapshot
 from .steering_status import granted_bounds
 

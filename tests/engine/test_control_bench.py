@@ -27,6 +27,7 @@ from custom_components.frequenz_microgrid.engine.microgrid import MicrogridEngin
 from custom_components.frequenz_microgrid.engine.monitor import MicrogridMonitor
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
+    Scenario,
     TelemetryTiming,
     load_scenario,
     running_simulator,
@@ -67,7 +68,7 @@ class Bench:
 
 @contextlib.asynccontextmanager
 async def control_bench(
-    scenario: str,
+    scenario: str | Scenario,
     *,
     speed: float = 1.0,
     ticking: bool = True,
@@ -82,7 +83,10 @@ async def control_bench(
     simulator's telemetry.
     """
     async with running_simulator(
-        load_scenario(scenario), speed=speed, sample_period_s=TICK_S, timing=timing
+        load_scenario(scenario) if isinstance(scenario, str) else scenario,
+        speed=speed,
+        sample_period_s=TICK_S,
+        timing=timing,
     ) as sim:
         client = MicrogridApiClient(sim.url)
         try:

@@ -47,15 +47,12 @@ def sites(
             )
         )
     ids = list(range(1, count + 1))
-    circuits = []
+    circuits: list[CircuitCapacity] = []
     # Feeders: each takes a random subset of the chargers; a second one may take
     # a subset of the first (nesting) or of all (overlap is allowed too).
     for index in range(draw(st.integers(min_value=0, max_value=4))):
-        pool = (
-            sorted(circuits[-1].charger_ids)
-            if circuits and draw(st.booleans())
-            else ids
-        )
+        nest = bool(circuits) and draw(st.booleans())
+        pool = sorted(circuits[-1].charger_ids) if nest else ids
         members = draw(st.sets(st.sampled_from(pool), min_size=1))
         fuse = draw(st.none() | st.floats(min_value=0.0, max_value=80.0))
         others = draw(
@@ -78,16 +75,15 @@ def sites(
     return chargers, circuits, root_fuse, target
 
 
-def _check_circuits(
-    allocation: EvAllocation, circuits: list[CircuitCapacity]
-) -> None:
+def _check_circuits(allocation: EvAllocation, circuits: list[CircuitCapacity]) -> None:
     for circuit in circuits:
         held = circuit.sanitized()
         currents = allocation.currents_of(circuit.charger_ids)
         for phase in PHASES:
-            assert (
-                currents[phase - 1] <= held.phase_capacity_a[phase - 1] + SLACK
-            ), (circuit, currents)
+            assert currents[phase - 1] <= held.phase_capacity_a[phase - 1] + SLACK, (
+                circuit,
+                currents,
+            )
         assert allocation.power_of(circuit.charger_ids) <= held.power_capacity_w + (
             SLACK * 1000
         ), circuit
@@ -123,7 +119,9 @@ def test_no_circuit_phase_or_power_limit_is_exceeded(
 
 
 @settings(max_examples=150, deadline=None)
-@given(sites(), st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=6))
+@given(
+    sites(), st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=6)
+)
 def test_circuits_hold_round_after_round(
     site: tuple[list[EvChargerInput], list[CircuitCapacity], float | None, float],
     shrink: list[float],
@@ -160,8 +158,10 @@ def test_circuits_hold_round_after_round(
 def test_sharing_is_max_min_fair_within_each_circuit(
     site: tuple[list[EvChargerInput], list[CircuitCapacity], float | None, float],
 ) -> None:
-    """An EV charging below another on a shared circuit is held by a full
-    constraint in which it has the highest current, or by its own maximum."""
+    """An EV charging below another on a shared circuit is held back for cause.
+
+    By a full constraint in which it has the highest current, or by its maximum.
+    """
     chargers, circuits, root_fuse, target = site
     allocator = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=root_fuse))
     allocation = allocator.allocate(target, chargers, 0.0, circuits=circuits)

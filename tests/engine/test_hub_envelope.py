@@ -102,7 +102,9 @@ def test_invalid_envelopes_name_their_problem(
 def test_in_force_is_the_latest_step_started(
     raw: list[tuple[float, float, float]], at: float
 ) -> None:
-    steps = [LimitStep(start, lower, lower + span) for start, lower, span in sorted(raw)]
+    steps = [
+        LimitStep(start, lower, lower + span) for start, lower, span in sorted(raw)
+    ]
     envelope = LimitEnvelope.of(steps, 0.0)
     started = [s for s in steps if s.start <= at]
     assert envelope.in_force(at) == (started[-1] if started else None)

@@ -64,7 +64,10 @@ async def test_hub_and_component_devices(
         is None
     )
     devices = dr.async_entries_for_config_entry(registry, entry.entry_id)
-    assert len(devices) == 1 + len(home_components()) - 1
+    # Hub, every component but the grid point, and the grid circuit (issue 15).
+    assert len(devices) == 1 + len(home_components()) - 1 + 1
+    circuit = _device(hass, entry.entry_id, f"{ENTRY_KEY}_circuit_grid")
+    assert circuit.via_device_id == _device(hass, entry.entry_id, ENTRY_KEY).id
 
 
 async def test_components_that_vanish_are_removed(
@@ -107,5 +110,6 @@ async def test_devices_of_the_simulated_home(
     devices = dr.async_entries_for_config_entry(
         dr.async_get(hass), setup_integration.entry_id
     )
-    # Hub + meters, inverters, battery and chargers (the grid point has no device).
-    assert len(devices) == 1 + 7
+    # Hub + meters, inverters, battery and chargers (the grid point has no device)
+    # + the grid connection's circuit.
+    assert len(devices) == 1 + 7 + 1

@@ -122,6 +122,9 @@ def _rated_bounds(spec: ComponentSpec) -> list[ec_pb2.MetricConfigBounds]:
             (metric, 0.0, spec.ev_charger.max_current_a) for metric in _PHASE_CURRENTS
         )
     if spec.kind is Kind.METER and spec.fuse_current_a > 0:
+        # The API has no fuse field for meters: a feeder's rating is stated as
+        # the meter's rated per-phase current (the integration reads it as a
+        # circuit to hold, engine.hub.circuits).
         fuse = float(spec.fuse_current_a)
         ranges.extend((metric, -fuse, fuse) for metric in _PHASE_CURRENTS)
     return [

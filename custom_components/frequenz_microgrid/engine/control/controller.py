@@ -32,7 +32,7 @@ which is not what "released" means for them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 import contextlib
 from datetime import UTC, datetime
 import logging
@@ -46,7 +46,14 @@ from ..distributor import Distributor
 from ..graph import Topology
 from ..health import HealthTracker
 from ..hub.battery_for_evs import BatteryForEvs
+from ..hub.circuits import ROOT_CIRCUIT_ID, Circuit, build_circuit_tree
+from ..hub.limits import CircuitLimits
 from ..hub.modes import ChargerModes
+from ..hub.peak_shaving import (
+    PEAK_SHAVING_PRIORITY,
+    PEAK_SHAVING_SOURCE,
+    battery_ceiling_w,
+)
 from ..hub.site import SiteFlows
 from ..power_manager import (
     MAX_PROPOSAL_AGE,
@@ -61,7 +68,13 @@ from ..telemetry import TelemetryStore
 from .battery_pool import BatteryPoolSteering
 from .changes import ChangeDetector
 from .ev_pool import EvPoolSteering
-from .inputs import feed_health, health_input_ids, register_components
+from .inputs import (
+    FormulaCurrents,
+    feed_health,
+    grid_fuse_a,
+    health_input_ids,
+    register_components,
+)
 from .pv_pool import PvPoolSteering
 from .status import (
     ComponentSetStatus,
@@ -104,6 +117,8 @@ class MicrogridController:
             grid connection point's rated fuse current.
         max_proposal_age_s: Age after which a proposal that is not kept alive
             expires (the SDK's 60 s).
+        user_circuits: Sub-circuits the user defined (issue 15), held besides
+            the grid root and the feeders the topology states.
     """
 
     def __init__(
@@ -118,6 +133,7 @@ class MicrogridController:
         battery_exponent: float = 1.0,
         ev_config: EvAllocatorConfig | None = None,
         max_proposal_age_s: float = MAX_PROPOSAL_AGE,
+        user_circuits: Sequence[Circuit] = (),
     ) -> None:
         """Prepare the steering; nothing is sent before `start`."""
         self._clock = clock
@@ -165,6 +181,7 @@ class MicrogridController:
                 self._context,
                 manager(PowerManager.for_ev_chargers),
                 ev_config,
+                circuits_of(topology, ev_config, user_circuits),
                 self.charger_modes,
             ),
             Pool.PV: PvPoolSteering(
@@ -181,6 +198,10 @@ class MicrogridController:
         steerable = [s.component_ids for s in self._pools.values()]
         self._changes = ChangeDetector(self._health, frozenset().union(*steerable))
         self._health_input_ids = health_input_ids(topology)
+        self._grid_meter = FormulaCurrents(topology.formulas.grid, store)
+        self._battery_meter = FormulaCurrents(topology.formulas.battery, store)
+        self._shaving_refused = False
+        """Whether the last peak-shaving proposal was refused (log once)."""
         self._inputs_at: float | None = None
         """Controller time of the last complete health refresh (`None`: never)."""
         self.charger_modes.listen(self.on_tick)
@@ -332,6 +353,8 @@ class MicrogridController:
                 now = self._clock()
                 steering.manager.drop_expired(now)
                 steering.update_system_bounds(now)
+                if pool is Pool.BATTERIES:
+                    self._shave_peak(steering, now)
                 await self._steer_preemptibly(pool, steering, now)
         self._notify()
 
@@ -374,6 +397,52 @@ class MicrogridController:
                 await self.tick()
             except Exception:  # a bug must not end steering for good
                 _LOGGER.exception("Steering tick failed")
+
+    def _shave_peak(self, steering: PoolSteering, now: float) -> None:
+        """Propose (or withdraw) the batteries' peak shaving for the grid circuit.
+
+        See `engine.hub.peak_shaving`: the batteries discharge what is above the
+        grid circuit's power limit after the EV chargers yielded. A proposal for
+        the whole pool that overlaps an actor's subset is refused by the power
+        manager; then no shaving happens (logged once until it works again).
+        """
+        ids = steering.component_ids
+        manager = steering.manager
+        limits = self.circuit_limits
+        root = limits.tree.get(ROOT_CIRCUIT_ID)
+        if root is None or not ids:
+            return
+        store = self._context.store
+        ceiling = battery_ceiling_w(
+            self._grid_meter.power(store),
+            self._battery_meter.power(store),
+            limits.upper_limit_w(root, store.wall_time_s()),
+        )
+        shaving = any(
+            p.source_id == PEAK_SHAVING_SOURCE for p in manager.proposals(ids)
+        )
+        if ceiling is None:
+            if shaving:
+                manager.withdraw(PEAK_SHAVING_SOURCE)
+            return
+        try:
+            manager.propose(
+                Proposal(
+                    source_id=PEAK_SHAVING_SOURCE,
+                    priority=PEAK_SHAVING_PRIORITY,
+                    power=min(0.0, ceiling),
+                    bounds=Bounds(None, ceiling),
+                    component_ids=ids,
+                    creation_time=now,
+                    keep_alive=True,
+                )
+            )
+        except ProposalRefusedError as err:
+            if not self._shaving_refused:
+                _LOGGER.warning("Peak shaving is not possible now: %s", err)
+            self._shaving_refused = True
+        else:
+            self._shaving_refused = False
 
     def _refresh_inputs_if_old(self, now: float) -> bool:
         """Refresh the health view if the last tick's is too old to use.
@@ -443,6 +512,13 @@ class MicrogridController:
             self.on_tick()
 
     # -- views ----------------------------------------------------------------
+
+    @property
+    def circuit_limits(self) -> CircuitLimits:
+        """The circuits, their envelopes (settable) and their last statuses."""
+        steering = self._pools[Pool.EV_CHARGERS]
+        assert isinstance(steering, EvPoolSteering)
+        return steering.limits
 
     def pool_components(self, pool: Pool) -> frozenset[int]:
         """The pool's default component set (all its components)."""
@@ -613,6 +689,22 @@ class MicrogridController:
                     )
                 )
         return tuple(parts)
+
+
+def circuits_of(
+    topology: Topology,
+    ev_config: EvAllocatorConfig | None,
+    user_circuits: Sequence[Circuit],
+) -> CircuitLimits:
+    """The circuit tree, with no envelope set yet.
+
+    The grid root (its fuse is the EV allocator's phase limit), the feeders the
+    topology states, the user's circuits.
+    """
+    limit = None if ev_config is None else ev_config.phase_limit_a
+    if limit is None:
+        limit = grid_fuse_a(topology)
+    return CircuitLimits(build_circuit_tree(topology, limit, user_circuits))
 
 
 def _withdraw_everything(manager: PowerManager) -> None:

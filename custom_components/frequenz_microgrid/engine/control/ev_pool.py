@@ -16,16 +16,28 @@ Component sets: chargers named by a proposal form a set with that set's target;
 all other chargers form one more set with the pool default (full charging). Sets
 are allocated one after the other against the same fuse, each seeing the
 currents planned for the sets before it, so together they never exceed it.
+
+Circuits (`engine.hub.circuits`, spec §4): besides the grid fuse, every circuit
+of the tree bounds its chargers – per phase by its fuse less its other loads
+(a metered feeder's meter paired with its chargers exactly as the grid meter
+is; an unmetered one: its chargers alone), in watts by the upper limit of its
+envelope in force (or its fixed kW limit) less its other loads. Raises are held
+back per circuit as they are for the grid fuse. After each tick every circuit's
+status (headroom, limit exceeded, energy above the limit) is recorded in
+`CircuitLimits`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 import dataclasses
+import math
 
+from .. import members
 from ..bounds import PowerBounds
 from ..distribution.ev_chargers import (
     PHASES,
+    CircuitCapacity,
     EvAllocation,
     EvAllocatorConfig,
     EvChargerAllocator,
@@ -41,6 +53,8 @@ from ..distribution.ev_fuse import (
 )
 from ..distributor import DispatchReport
 from ..health import ComponentHealth
+from ..hub.circuits import Circuit, build_circuit_tree
+from ..hub.limits import CircuitLimits
 from ..hub.modes import ChargerModes
 from ..pools import CURRENT_PHASES
 from ..power_manager import PowerManager
@@ -48,6 +62,7 @@ from ..results import Request
 from .charger_setpoints import ChargerSetpointLog
 from .inputs import (
     CHARGER_PHASES,
+    FormulaCurrents,
     GridCurrents,
     can_take_setpoint,
     charger_currents,
@@ -78,12 +93,15 @@ class EvPoolSteering(PoolSteering):
         context: SteeringContext,
         manager: PowerManager,
         config: EvAllocatorConfig | None = None,
+        limits: CircuitLimits | None = None,
         modes: ChargerModes | None = None,
     ) -> None:
         """Steer every charger of the topology.
 
         Without a per-phase limit in `config`, the grid connection point's rated
         fuse current is the limit (no limit only if the topology has none).
+        Without `limits`, the circuits are the grid root and the feeders the
+        topology states, with no envelope set.
         `modes` (the charging hub's charger modes) shape each charger's input
         before it is allocated; without them every charger charges fast.
         """
@@ -93,7 +111,18 @@ class EvPoolSteering(PoolSteering):
             config = dataclasses.replace(config, phase_limit_a=fuse)
         super().__init__(context, manager, context.topology.ev_charger_ids)
         self.config = config
+        self.limits = limits or CircuitLimits(
+            build_circuit_tree(context.topology, config.phase_limit_a)
+        )
         self._grid = GridCurrents(context.topology, context.store)
+        self._batteries = FormulaCurrents(
+            context.topology.formulas.battery, context.store
+        )
+        self._meters = {
+            circuit.circuit_id: FormulaCurrents(f"#{circuit.meter_id}", context.store)
+            for circuit in self.limits.tree.circuits
+            if circuit.meter_id is not None and not circuit.root
+        }
         context.store.keep_history(context.topology.ev_charger_ids, CURRENT_PHASES)
         self._allocators: dict[ComponentSet, EvChargerAllocator] = {}
         self._log = ChargerSetpointLog()
@@ -139,7 +168,8 @@ class EvPoolSteering(PoolSteering):
         view = store.fresh_view()
         readings = {cid: charger_currents(view, cid) for cid in self.component_ids}
         inputs = self._inputs(now, readings)
-        others = self._other_currents(readings)
+        others = self._other_currents(readings, self._grid, self.component_ids)
+        circuits = self._circuit_capacities(readings, others)
         plans: list[tuple[ComponentSet, float, EvAllocation]] = []
         for component_ids in partition:
             allocator = self._allocators.setdefault(
@@ -151,10 +181,22 @@ class EvPoolSteering(PoolSteering):
                 [inputs[cid] for cid in sorted(component_ids)],
                 now,
                 other_currents_a=others,
+                circuits=[c for c, _ in circuits],
             )
             others = _add(others, allocation.phase_currents_a)
+            circuits = [
+                (
+                    capacity.less(
+                        allocation.currents_of(capacity.charger_ids),
+                        allocation.power_of(capacity.charger_ids),
+                    ),
+                    others_w,
+                )
+                for capacity, others_w in circuits
+            ]
             plans.append((component_ids, target, allocation))
         released = self._fitting(plans, readings)
+        self._record_circuits(plans, circuits)
         results: Results = {}
         health = self.context.health
         for component_ids, target, allocation in plans:
@@ -176,12 +218,127 @@ class EvPoolSteering(PoolSteering):
         await self.context.distributor.release(orphans - still_commanded.keys())
         return results
 
-    def _other_currents(
-        self, readings: dict[int, TimedCurrents | None]
-    ) -> tuple[float, float, float]:
-        """Per phase, the current of every load behind the fuse but the chargers.
+    def _circuit_capacities(
+        self,
+        readings: dict[int, TimedCurrents | None],
+        grid_others_a: PhaseCurrents,
+    ) -> list[tuple[CircuitCapacity, float]]:
+        """What each circuit leaves its chargers now, and its other loads (W).
 
-        The grid meter's reading minus each charger's current at the meter's
+        Per phase: the circuit's fuse less the fuse tolerance and its other
+        loads' current (the grid root's phases are the allocator's own phase
+        limit, so it has none here). In watts: its power limit in force less
+        its other loads, counted as ``current × nominal voltage`` per phase –
+        an upper bound of their power, so the chargers never get too much.
+        Other loads that feed in are not credited (they can stop at any time).
+        """
+        wall = self.context.store.wall_time_s()
+        voltage = self.config.nominal_voltage_v
+        found: list[tuple[CircuitCapacity, float]] = []
+        for circuit in self.limits.tree.circuits:
+            if circuit.root:
+                others_a = grid_others_a
+            elif (meter := self._meters.get(circuit.circuit_id)) is not None:
+                others_a = self._other_currents(readings, meter, circuit.charger_ids)
+            else:
+                others_a = (0.0, 0.0, 0.0)  # no meter: its chargers alone
+            drawn = [max(0.0, a) if not math.isnan(a) else math.nan for a in others_a]
+            others_w = math.fsum(drawn) * voltage
+            if circuit.root:
+                others_w += self._battery_discharge_w()
+            phase_capacity = (math.inf, math.inf, math.inf)
+            if circuit.phase_limit_a is not None and not circuit.root:
+                usable = circuit.phase_limit_a - self.config.fuse_tolerance_a
+                l1, l2, l3 = (usable - a for a in drawn)  # NaN stays NaN: 0 A
+                phase_capacity = (l1, l2, l3)
+            upper = self.limits.upper_limit_w(circuit, wall)
+            power = upper - others_w if math.isfinite(upper) else math.inf
+            found.append(
+                (
+                    CircuitCapacity(
+                        circuit.circuit_id,
+                        circuit.charger_ids & self.component_ids,
+                        phase_capacity,
+                        power,
+                    ),
+                    others_w,
+                )
+            )
+        return found
+
+    def _battery_discharge_w(self) -> float:
+        """What the batteries discharge now (W, ≥ 0; 0 without batteries or data).
+
+        Added back to the grid circuit's other loads for its power limit, so a
+        discharge for peak shaving (`engine.hub.peak_shaving`) lowers the grid
+        draw instead of flowing into the EVs: the EVs yield first.
+        """
+        power = self._batteries.power(self.context.store)
+        return -power if power < 0.0 else 0.0  # NaN: 0
+
+    def _record_circuits(
+        self,
+        plans: list[tuple[ComponentSet, float, EvAllocation]],
+        remaining: list[tuple[CircuitCapacity, float]],
+    ) -> None:
+        """Record each circuit's status: headroom after the setpoints, power, limit.
+
+        Headroom per phase is what the circuit had for its chargers less what
+        they are planned to draw (a held-back raise follows within a round, so
+        the plan is what the circuit is about to carry); for the grid root, the
+        fuse's.
+        """
+        store = self.context.store
+        wall = store.wall_time_s()
+        root_headroom = (math.inf, math.inf, math.inf)
+        if plans:
+            capacity = plans[0][2].phase_capacity_a
+            planned = [0.0, 0.0, 0.0]
+            for _, _, allocation in plans:
+                for index, amps in enumerate(allocation.phase_currents_a):
+                    planned[index] += amps
+            l1, l2, l3 = (
+                cap - amps for cap, amps in zip(capacity, planned, strict=True)
+            )
+            root_headroom = (l1, l2, l3)
+        for circuit, (left, others_w) in zip(
+            self.limits.tree.circuits, remaining, strict=True
+        ):
+            headroom = (
+                root_headroom if circuit.root else left.sanitized().phase_capacity_a
+            )
+            self.limits.observe(
+                circuit,
+                wall,
+                measured_power_w=self._circuit_power(circuit),
+                headroom_a=headroom,
+                uncontrollable_w=others_w,
+            )
+
+    def _circuit_power(self, circuit: Circuit) -> float:
+        """The circuit's measured net consumption (W; NaN: unknown).
+
+        The grid formula for the root, its meter for a metered feeder, the sum
+        of its chargers' measured power otherwise.
+        """
+        store = self.context.store
+        if circuit.root:
+            return self._grid.power(store)
+        if (meter := self._meters.get(circuit.circuit_id)) is not None:
+            return meter.power(store)
+        view = store.fresh_view()
+        powers = [view.value(cid, members.AC_POWER) for cid in circuit.charger_ids]
+        return math.fsum(p if p is not None else math.nan for p in powers)
+
+    def _other_currents(
+        self,
+        readings: dict[int, TimedCurrents | None],
+        meter: FormulaCurrents,
+        charger_ids: Iterable[int],
+    ) -> tuple[float, float, float]:
+        """Per phase, the current of every load behind `meter` but the chargers.
+
+        The meter's reading minus each charger's current at the meter's
         sample time. Of the grid readings kept, the newest one that every
         charger has a reading of the same instant for is used (readings that
         belong together); failing that, the one with the fewest chargers
@@ -190,20 +347,20 @@ class EvPoolSteering(PoolSteering):
         """
         store = self.context.store
         since = store.wall_time_s() - store.freshness_s
-        chargers = sorted(self.component_ids)
+        chargers = sorted(charger_ids)
         kept = {cid: self._kept_times(cid, since) for cid in chargers}
         best: tuple[int, TimedCurrents] | None = None
-        for sampled in self._grid.sample_times(store, since):
+        for sampled in meter.sample_times(store, since):
             unpaired = sum(1 for times in kept.values() if sampled not in times)
             if best is not None and unpaired >= best[0]:
                 continue
-            fuse_at = self._grid.at(store, sampled)
+            fuse_at = meter.at(store, sampled)
             if fuse_at is not None:
                 best = (unpaired, fuse_at)
                 if unpaired == 0:
                     break
         if best is None:
-            fuse = self._grid.measure(store)
+            fuse = meter.measure(store)
             near = [readings[cid] for cid in chargers]
         else:
             fuse = best[1]
@@ -234,7 +391,9 @@ class EvPoolSteering(PoolSteering):
         """The planned setpoints, with raises held back while they don't fit yet.
 
         The capacity is the fuse less the other loads, as the first set was
-        allocated against (`hold_back_raises`).
+        allocated against (`hold_back_raises`); the same for every circuit with
+        a fuse, over its own chargers. A charger keeps the lowest of what its
+        circuits release.
         """
         if not plans:
             return {}
@@ -249,7 +408,20 @@ class EvPoolSteering(PoolSteering):
             for _, _, allocation in plans
             for cid, setpoint in allocation.setpoints.items()
         }
-        return hold_back_raises(planned, plans[0][2].phase_capacity_a)
+        released = hold_back_raises(planned, plans[0][2].phase_capacity_a)
+        for circuit in plans[0][2].circuits:
+            if not any(map(math.isfinite, circuit.phase_capacity_a)):
+                continue
+            inside = {
+                cid: setpoint
+                for cid, setpoint in planned.items()
+                if cid in circuit.charger_ids
+            }
+            for cid, power in hold_back_raises(
+                inside, circuit.phase_capacity_a
+            ).items():
+                released[cid] = min(released[cid], power)
+        return released
 
     async def _send_logged(
         self,

@@ -333,20 +333,26 @@ def grid_fuse_a(topology: Topology) -> float | None:
     return float(grid.rated_fuse_current)
 
 
-class GridCurrents:
-    """Per-phase current through the grid connection point, from the grid formula.
+class FormulaCurrents:
+    """Per-phase current a formula of meters measures (one meter: ``#id``).
 
     Also as it was at earlier sample times: the formula's meters keep a short
     history (`TelemetryStore.keep_history`), so the reading can be paired with
     other components' readings of the same instant.
     """
 
-    def __init__(self, topology: Topology, store: TelemetryStore) -> None:
-        """Compile the topology's grid formula once; keep its meters' history."""
-        text = topology.formulas.grid
+    def __init__(self, text: str | None, store: TelemetryStore) -> None:
+        """Compile the formula once; keep its meters' history."""
         self._formula = None if text is None else compile_formula(text)
         self._members = () if self._formula is None else self._formula.component_ids
         store.keep_history(self._members, CURRENT_PHASES)
+
+    def power(self, store: TelemetryStore) -> float:
+        """The latest active power the formula measures (W; NaN: unknown)."""
+        if self._formula is None:
+            return math.nan
+        values = store.fresh_values(members.AC_POWER, self._members)
+        return _or_nan(self._formula.evaluate(values))
 
     def sample_times(self, store: TelemetryStore, since: float) -> list[float]:
         """The sample times of the meters' kept readings since `since`, newest first."""
@@ -401,6 +407,14 @@ class GridCurrents:
 
 
 _UNKNOWN_CURRENTS = TimedCurrents((math.nan, math.nan, math.nan), math.nan, math.nan)
+
+
+class GridCurrents(FormulaCurrents):
+    """Per-phase current through the grid connection point, from the grid formula."""
+
+    def __init__(self, topology: Topology, store: TelemetryStore) -> None:
+        """Compile the topology's grid formula once; keep its meters' history."""
+        super().__init__(topology.formulas.grid, store)
 
 
 def charger_currents(view: FreshView, charger_id: int) -> TimedCurrents | None:

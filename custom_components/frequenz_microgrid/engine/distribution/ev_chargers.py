@@ -702,8 +702,11 @@ def _constraints(
     target_w: float,
     circuits: Sequence[CircuitCapacity] = (),
 ) -> list[_Constraint]:
-    """The per-phase fuse constraints (A), the pool target (W), and per circuit
-    its per-phase (A) and power (W) constraints over the chargers behind it."""
+    """The constraints the allocation must hold.
+
+    The per-phase fuse (A), the pool target (W), and per circuit its per-phase
+    (A) and power (W) constraints over the chargers behind it.
+    """
     constraints = [
         _Constraint(
             EvAllocationReason.PHASE_LIMIT,

@@ -20,7 +20,7 @@ every circuit, the root included.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 import math
 
@@ -163,7 +163,10 @@ def build_circuit_tree(
     A user-defined circuit keeps only chargers the topology has; one whose id
     collides with an earlier circuit is dropped (ids are unique).
     """
-    circuits = [root_circuit(topology, root_phase_limit_a), *discover_circuits(topology)]
+    circuits = [
+        root_circuit(topology, root_phase_limit_a),
+        *discover_circuits(topology),
+    ]
     taken = {c.circuit_id for c in circuits}
     for circuit in user_defined:
         if circuit.circuit_id in taken:
@@ -183,8 +186,3 @@ def build_circuit_tree(
             )
         )
     return CircuitTree(tuple(circuits))
-
-
-def circuit_ids(circuits: Iterable[Circuit]) -> list[str]:
-    """The ids of `circuits`, in order."""
-    return [c.circuit_id for c in circuits]

@@ -19,10 +19,10 @@ Assistant layer translates; an envelope that fails it is never built.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-import bisect
 import math
 
 

@@ -1,0 +1,246 @@
+"""User-defined circuits as config subentries (subentry type ``circuit``, issue 15).
+
+A circuit the topology does not state – a garage feeder whose meter reports no
+rating, or a group of wallboxes on one breaker – is added here: a name, the
+chargers behind it, a fuse in A per phase and/or a limit in kW, optionally the
+meter that measures it. The entry reloads when its circuits change, and the
+steering holds every circuit from the first tick (`engine.hub.circuits`).
+
+The circuit's id (used by the `set_power_limits` action and in unique ids) is
+the slug of its name, fixed when it is added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import math
+from typing import Any
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigSubentry,
+    ConfigSubentryFlow,
+    SubentryFlowResult,
+)
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+)
+from homeassistant.util import slugify
+import probatio as vol
+
+from .engine.graph import Topology
+from .engine.hub.circuits import ROOT_CIRCUIT_ID, Circuit
+
+SUBENTRY_CIRCUIT = "circuit"
+CONF_NAME = "name"
+CONF_CHARGERS = "chargers"
+CONF_FUSE_A = "fuse_a"
+CONF_POWER_LIMIT_KW = "power_limit_kw"
+CONF_METER = "meter"
+CONF_CIRCUIT_ID = "circuit_id"
+
+MAX_FUSE_A = 10_000
+MAX_POWER_LIMIT_KW = 100_000
+
+
+def user_circuits(entry: ConfigEntry[Any]) -> list[Circuit]:
+    """The circuits the entry's ``circuit`` subentries define, in creation order."""
+    circuits: list[Circuit] = []
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type != SUBENTRY_CIRCUIT:
+            continue
+        circuits.append(circuit_of(subentry))
+    return circuits
+
+
+def circuit_of(subentry: ConfigSubentry) -> Circuit:
+    """The circuit one subentry defines."""
+    data = subentry.data
+    fuse = data.get(CONF_FUSE_A)
+    power_kw = data.get(CONF_POWER_LIMIT_KW)
+    meter = data.get(CONF_METER)
+    return Circuit(
+        circuit_id=str(data[CONF_CIRCUIT_ID]),
+        name=subentry.title,
+        charger_ids=frozenset(int(c) for c in data.get(CONF_CHARGERS, [])),
+        phase_limit_a=None if fuse is None else float(fuse),
+        power_limit_w=None if power_kw is None else float(power_kw) * 1000.0,
+        meter_id=None if meter is None else int(meter),
+        origin="user",
+    )
+
+
+def circuits_fingerprint(entry: ConfigEntry[Any]) -> tuple[Circuit, ...]:
+    """What the steering was built from: reload when this changes."""
+    return tuple(user_circuits(entry))
+
+
+def _options(topology: Topology, ids: frozenset[int]) -> list[SelectOptionDict]:
+    return [
+        SelectOptionDict(
+            value=str(cid),
+            label=f"{topology.components[cid].name or cid} ({cid})",
+        )
+        for cid in sorted(ids)
+    ]
+
+
+def _number(maximum: float, unit: str) -> NumberSelector:
+    return NumberSelector(
+        NumberSelectorConfig(
+            min=0,
+            max=maximum,
+            step=0.1,
+            mode=NumberSelectorMode.BOX,
+            unit_of_measurement=unit,
+        )
+    )
+
+
+class CircuitSubentryFlow(ConfigSubentryFlow):
+    """Add or change a circuit: name, chargers, fuse and/or kW limit, meter."""
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Show the form; validate and create the circuit."""
+        return await self._async_form("user", user_input, None)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a circuit; its id (used by actions and unique ids) stays."""
+        return await self._async_form(
+            "reconfigure", user_input, self._get_reconfigure_subentry()
+        )
+
+    async def _async_form(
+        self,
+        step_id: str,
+        user_input: dict[str, Any] | None,
+        subentry: ConfigSubentry | None,
+    ) -> SubentryFlowResult:
+        entry = self._get_entry()
+        if entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        topology: Topology = entry.runtime_data.engine.topology
+        if not topology.ev_charger_ids:
+            return self.async_abort(reason="no_chargers")
+        own_id = None if subentry is None else str(subentry.data[CONF_CIRCUIT_ID])
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = _errors(entry, topology, user_input, own_id)
+            if not errors and subentry is not None:
+                return self.async_update_and_abort(
+                    entry,
+                    subentry,
+                    title=str(user_input[CONF_NAME]).strip(),
+                    data=_data(user_input, own_id),
+                )
+            if not errors:
+                return self.async_create_entry(
+                    title=str(user_input[CONF_NAME]).strip(),
+                    data=_data(user_input, None),
+                    unique_id=slugify(str(user_input[CONF_NAME])),
+                )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_NAME): TextSelector(),
+                vol.Required(CONF_CHARGERS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=_options(topology, topology.ev_charger_ids),
+                        multiple=True,
+                        mode=SelectSelectorMode.LIST,
+                    )
+                ),
+                vol.Optional(CONF_FUSE_A): _number(MAX_FUSE_A, "A"),
+                vol.Optional(CONF_POWER_LIMIT_KW): _number(MAX_POWER_LIMIT_KW, "kW"),
+                vol.Optional(CONF_METER): SelectSelector(
+                    SelectSelectorConfig(
+                        options=_options(topology, topology.meter_ids),
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                ),
+            }
+        )
+        shown = user_input or ({} if subentry is None else _form_values(subentry))
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(schema, shown),
+            errors=errors,
+        )
+
+
+def _form_values(subentry: ConfigSubentry) -> dict[str, Any]:
+    """A stored circuit as the form shows it (empty fields left out)."""
+    data = subentry.data
+    values: dict[str, Any] = {
+        CONF_NAME: subentry.title,
+        CONF_CHARGERS: [str(c) for c in data.get(CONF_CHARGERS, [])],
+    }
+    for key in (CONF_FUSE_A, CONF_POWER_LIMIT_KW):
+        if data.get(key) is not None:
+            values[key] = data[key]
+    if data.get(CONF_METER) is not None:
+        values[CONF_METER] = str(data[CONF_METER])
+    return values
+
+
+def _errors(
+    entry: ConfigEntry[Any],
+    topology: Topology,
+    user_input: Mapping[str, Any],
+    own_id: str | None,
+) -> dict[str, str]:
+    """Form errors (translated keys), empty when the circuit can be stored.
+
+    `own_id`: the id of the circuit being changed (its name may stay).
+    """
+    errors: dict[str, str] = {}
+    name = str(user_input.get(CONF_NAME, "")).strip()
+    circuit_id = slugify(name)
+    taken = {ROOT_CIRCUIT_ID} | {f"meter_{m}" for m in topology.meter_ids}
+    taken |= {c.circuit_id for c in user_circuits(entry)} - {own_id}
+    if not any(character.isalnum() for character in name):
+        errors[CONF_NAME] = "invalid_name"  # slugify would make it "unknown"
+    elif circuit_id in taken:
+        errors[CONF_NAME] = "name_taken"
+    chargers = user_input.get(CONF_CHARGERS) or []
+    if not chargers or not {int(c) for c in chargers} <= topology.ev_charger_ids:
+        errors[CONF_CHARGERS] = "no_chargers_chosen"
+    fuse = user_input.get(CONF_FUSE_A)
+    power = user_input.get(CONF_POWER_LIMIT_KW)
+    for key, value in ((CONF_FUSE_A, fuse), (CONF_POWER_LIMIT_KW, power)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            errors[key] = "not_a_positive_number"
+    if fuse is None and power is None:
+        errors["base"] = "no_limit"
+    meter = user_input.get(CONF_METER)
+    if meter is not None and int(meter) not in topology.meter_ids:
+        errors[CONF_METER] = "unknown_meter"
+    return errors
+
+
+def _data(user_input: Mapping[str, Any], own_id: str | None) -> dict[str, Any]:
+    """What the subentry keeps (numbers as numbers, ids as ints).
+
+    A changed circuit keeps its id (`own_id`); a new one is named by its slug.
+    """
+    fuse = user_input.get(CONF_FUSE_A)
+    power = user_input.get(CONF_POWER_LIMIT_KW)
+    meter = user_input.get(CONF_METER)
+    return {
+        CONF_CIRCUIT_ID: own_id or slugify(str(user_input[CONF_NAME])),
+        CONF_CHARGERS: sorted(int(c) for c in user_input[CONF_CHARGERS]),
+        CONF_FUSE_A: None if fuse is None else float(fuse),
+        CONF_POWER_LIMIT_KW: None if power is None else float(power),
+        CONF_METER: None if meter is None else int(meter),
+    }

@@ -1,0 +1,75 @@
+"""Keeps each circuit's power limit envelope across restarts (a Home Assistant `Store`).
+
+Written after every `set_power_limits` / `clear_power_limits`, read once at set-up
+before the steering starts, so the first tick already holds the limits. Steps that
+ended before the restart are pruned (the step in force stays); an envelope of a
+circuit that no longer exists, or one that no longer validates, is dropped with a
+warning rather than failing the set-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.storage import Store
+
+from .const import DOMAIN
+from .engine.hub.envelope import InvalidEnvelopeError, LimitEnvelope
+from .engine.hub.limits import CircuitLimits
+
+_LOGGER = logging.getLogger(__name__)
+
+STORAGE_VERSION = 1
+
+
+class CircuitLimitsStore:
+    """The stored envelopes of one config entry's circuits."""
+
+    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
+        """Use the store file of `entry_id` (one per entry)."""
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.circuit_limits.{entry_id}"
+        )
+
+    async def async_restore(self, limits: CircuitLimits) -> None:
+        """Set the stored envelopes on `limits`, pruned to now."""
+        data = await self._store.async_load()
+        if not data:
+            return
+        now = time.time()
+        for circuit_id, raw in (data.get("envelopes") or {}).items():
+            if limits.circuit(circuit_id) is None:
+                _LOGGER.warning(
+                    "Dropping the stored power limits of circuit %s: it no longer "
+                    "exists",
+                    circuit_id,
+                )
+                continue
+            try:
+                envelope = LimitEnvelope.from_dict(raw).pruned(now)
+            except (InvalidEnvelopeError, KeyError, TypeError, ValueError) as err:
+                _LOGGER.warning(
+                    "Dropping the stored power limits of circuit %s: %s",
+                    circuit_id,
+                    err,
+                )
+                continue
+            limits.set(circuit_id, envelope)
+
+    async def async_save(self, limits: CircuitLimits) -> None:
+        """Write every envelope now set."""
+        await self._store.async_save(
+            {
+                "envelopes": {
+                    circuit_id: envelope.as_dict()
+                    for circuit_id, envelope in limits.envelopes.items()
+                }
+            }
+        )
+
+    async def async_remove(self) -> None:
+        """Delete the file (the entry was removed)."""
+        await self._store.async_remove()
