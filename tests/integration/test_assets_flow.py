@@ -24,7 +24,9 @@ from custom_components.frequenz_microgrid.const import (
     CONF_DEFAULT_PRIORITY,
     CONF_FRESHNESS_S,
     CONF_REAPPLY_SETPOINTS,
+    CONF_RESERVATION_GRACE_MIN,
     CONF_URL,
+    DEFAULT_RESERVATION_GRACE_MIN,
     DOMAIN,
 )
 from custom_components.frequenz_microgrid.simulator import (
@@ -40,6 +42,7 @@ OPTIONS = {
     CONF_FRESHNESS_S: 10,
     CONF_DEFAULT_PRIORITY: 0,
     CONF_REAPPLY_SETPOINTS: False,
+    CONF_RESERVATION_GRACE_MIN: DEFAULT_RESERVATION_GRACE_MIN,
 }
 
 
