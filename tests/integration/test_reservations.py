@@ -459,6 +459,7 @@ async def _set_grace(
     options = {
         key.schema: entry.options.get(key.schema, key.default())
         for key in schema.schema
+        if callable(key.default)  # the optional Assets API fields have none
     }
     result = await hass.config_entries.options.async_configure(
         flow["flow_id"], {**options, CONF_RESERVATION_GRACE_MIN: minutes}
