@@ -319,6 +319,7 @@ def main() -> None:
         except error.URLError, OSError, subprocess.SubprocessError, SystemExit:
             print(log.read_text()[-4000:], file=sys.stderr)
             raise
+        log_tail = log.read_text()[-4000:]
     live = [
         e
         for e in measured
@@ -343,6 +344,7 @@ def main() -> None:
     if ink < MIN_INK:
         problems.append(f"the screenshot is nearly blank (ink {ink:.3f})")
     if problems:
+        print(log_tail, file=sys.stderr)  # Home Assistant's own account of why
         sys.exit("dashboard: " + "; ".join(problems))
 
 

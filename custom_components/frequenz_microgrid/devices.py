@@ -81,10 +81,14 @@ class MicrogridDevices:
         """Describe the hub (no component) or one component's device."""
         if component is None:
             return _hub_device_info(self.entry_key, self.info, self.inventory)
-        device = _component_device_info(self.entry_key, component, self.hub_device_id)
-        if self.inventory is not None:
-            _apply_facts(device, self.inventory.component_facts(int(component.id)))
-        return device
+        facts = (
+            None
+            if self.inventory is None
+            else self.inventory.component_facts(int(component.id))
+        )
+        return _component_device_info(
+            self.entry_key, component, self.hub_device_id, facts
+        )
 
     def circuit_unique_id(self, circuit_id: str, key: str) -> str:
         """Return the unique id of the entity `key` of a circuit."""
@@ -97,31 +101,22 @@ class MicrogridDevices:
 
         The grid connection's circuit gets a translated name.
         """
-        device = DeviceInfo(
-            identifiers={_circuit_identifier(self.entry_key, circuit_id)},
+        identifiers = {_circuit_identifier(self.entry_key, circuit_id)}
+        if root:
+            return DeviceInfo(
+                identifiers=identifiers,
+                manufacturer=MANUFACTURER,
+                model="Circuit",
+                via_device_id=self.hub_device_id,
+                translation_key="grid_circuit",
+            )
+        return DeviceInfo(
+            identifiers=identifiers,
             manufacturer=MANUFACTURER,
             model="Circuit",
             via_device_id=self.hub_device_id,
+            name=name,
         )
-        if root:
-            device["translation_key"] = "grid_circuit"
-        else:
-            device["name"] = name
-        return device
-
-
-def _apply_facts(device: DeviceInfo, facts: DeviceFacts | None) -> None:
-    """Take the inventory's name, maker and model where it has them."""
-    if facts is None:
-        return
-    if facts.name:
-        device["name"] = facts.name
-        device.pop("translation_key", None)
-        device.pop("translation_placeholders", None)
-    if facts.manufacturer:
-        device["manufacturer"] = facts.manufacturer
-    if facts.model:
-        device["model"] = facts.model
 
 
 def _hub_device_info(
@@ -132,38 +127,52 @@ def _hub_device_info(
     The microgrid id goes into the serial number (it is what support asks for); the
     delivery area and location are shown by the hub's diagnostic sensors.
     """
-    device = DeviceInfo(
+    facts = None if inventory is None else inventory.hub_facts()
+    return DeviceInfo(
         identifiers={_hub_identifier(entry_key)},
-        manufacturer=MANUFACTURER,
-        model="Microgrid",
-        name=microgrid_title(info),
+        manufacturer=(facts and facts.manufacturer) or MANUFACTURER,
+        model=(facts and facts.model) or "Microgrid",
+        name=(facts and facts.name) or microgrid_title(info),
         serial_number=microgrid_id(info),
     )
-    if inventory is not None:
-        _apply_facts(device, inventory.hub_facts())
-    return device
 
 
 def _component_device_info(
-    entry_key: str, component: Component, hub_device_id: str
+    entry_key: str,
+    component: Component,
+    hub_device_id: str,
+    facts: DeviceFacts | None = None,
 ) -> DeviceInfo:
     """Describe one component, linked to the hub device (`via_device_id`).
 
-    An unnamed component gets a translated name from its category and id.
+    The Assets API's name, maker and model (`facts`) win over the Microgrid
+    API's; an unnamed component gets a translated name from its category and id.
+    Built in one go, never changed afterwards: from Home Assistant 2026.11 a
+    device info is a dataclass whose dict-style access is only a transition aid.
     """
-    device = DeviceInfo(
-        identifiers={_component_identifier(entry_key, int(component.id))},
-        manufacturer=component.manufacturer,
-        model=component.model_name,
-        serial_number=str(int(component.id)),
+    identifiers = {_component_identifier(entry_key, int(component.id))}
+    manufacturer = (facts and facts.manufacturer) or component.manufacturer
+    model = (facts and facts.model) or component.model_name
+    serial_number = str(int(component.id))
+    name = (facts and facts.name) or component.name
+    if name:
+        return DeviceInfo(
+            identifiers=identifiers,
+            manufacturer=manufacturer,
+            model=model,
+            serial_number=serial_number,
+            via_device_id=hub_device_id,
+            name=name,
+        )
+    return DeviceInfo(
+        identifiers=identifiers,
+        manufacturer=manufacturer,
+        model=model,
+        serial_number=serial_number,
         via_device_id=hub_device_id,
+        translation_key=category_key(component.category),
+        translation_placeholders={"component_id": serial_number},
     )
-    if component.name:
-        device["name"] = component.name
-    else:
-        device["translation_key"] = category_key(component.category)
-        device["translation_placeholders"] = {"component_id": str(int(component.id))}
-    return device
 
 
 @callback
