@@ -88,6 +88,14 @@ def _dashboard_entities(*, measured_only: bool = False) -> list[str]:
             for card in view["cards"]
             if not (measured_only and card.get("title") == STEERING_CARD)
             for item in card.get("entities", [])
+            if isinstance(item, dict)
+        }
+        | {
+            item
+            for view in views
+            for card in view["cards"]
+            for item in card.get("entities", [])
+            if isinstance(item, str)
         }
     )
 
@@ -312,9 +320,15 @@ def main() -> None:
                 token = develop_bootstrap.login(base)
                 startup_s = time.monotonic() - started
                 states = _wait_for_live_values(base, token, measured)
-                page_text = _screenshot(
-                    f"{base}/lovelace/microgrid", args.png.resolve(), CARD_TITLES
-                )
+                page_text = ""
+                for view in json.loads(DASHBOARD.read_text())["views"]:
+                    png = args.png.resolve()
+                    if view["path"] != "microgrid":
+                        png = png.with_name(f"{png.stem}-{view['path']}{png.suffix}")
+                    titles = [card["title"] for card in view["cards"]]
+                    page_text += _screenshot(
+                        f"{base}/lovelace/{view['path']}", png, titles
+                    )
                 version = _version(base, token)
         except error.URLError, OSError, subprocess.SubprocessError, SystemExit:
             print(log.read_text()[-4000:], file=sys.stderr)
