@@ -23,6 +23,7 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
 from hypothesis import settings, strategies as st
 import probatio as vol
+import pytest
 
 from custom_components.frequenz_microgrid.circuit_flow import (
     CONF_CHARGERS,
@@ -76,24 +77,21 @@ _CIRCUITS = _mostly(
 )
 """Circuits of the home scenario, and ids or values that are none."""
 
+_EDGE_DATES = st.sampled_from(
+    [
+        "0001-01-01T00:00:00",
+        "9999-12-31T23:59:59",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-12:00",
+    ]
+)
+"""Valid ISO dates at the ends of the calendar (no UTC time for some of them)."""
 _WHEN = _mostly(
     st.builds(
         lambda minutes: (dt_util.now() + timedelta(minutes=minutes)).isoformat(),
         st.integers(-600, 3 * 24 * 60),
     ),
-    st.one_of(
-        _TEXT,
-        _NUMBERS,
-        st.sampled_from(
-            [
-                "2026-02-30T25:00:00",
-                "0001-01-01T00:00:00",
-                "9999-12-31T23:59:59",
-                "0001-01-01T00:00:00+14:00",
-                "9999-12-31T23:59:59-12:00",
-            ]
-        ),
-    ),
+    st.one_of(_EDGE_DATES, _TEXT, _NUMBERS, st.just("2026-02-30T25:00:00")),
 )
 _WATTS = _mostly(st.integers(-50_000, 50_000) | st.floats(-5e4, 5e4), _NUMBERS)
 
@@ -193,7 +191,7 @@ async def test_hub_actions_refuse_bad_input_with_translated_errors(
 
         examples += await run_property(hass, strategy, check, HUB_FUZZ)
 
-    print('OUTCOMES', examples, outcomes)
+    print("OUTCOMES", examples, outcomes)
     assert examples >= 1000, outcomes
     reached = {
         "set_power_limits accepted",
@@ -216,3 +214,24 @@ def undo(entry: FrequenzMicrogridConfigEntry) -> None:
         controller.charger_modes.set_mode(charger_id, ChargerMode.FAST)
         controller.charger_modes.set_solar_min_current(charger_id, False)
     assert controller.charger_modes.states() == {}, controller.charger_modes.states()
+
+
+async def test_a_limit_step_at_the_end_of_the_calendar_is_a_schema_error(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """A start with no UTC time (year 9999 west of UTC) is refused, not a crash.
+
+    Found by the fuzzer: `as_utc` raised `OverflowError` past the schema.
+    """
+    entry = await setup_steerable(hass, simulator)
+    before = hub_state(simulator, entry)
+    for start in ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"):
+        payload = {
+            "config_entry_id": entry.entry_id,
+            "steps": [{"start": start, "upper": 1000}],
+        }
+        with pytest.raises(vol.Invalid):
+            await hass.services.async_call(
+                DOMAIN, "set_power_limits", payload, blocking=True, return_response=True
+            )
+    assert hub_state(simulator, entry) == before
