@@ -44,7 +44,7 @@ from custom_components.frequenz_microgrid.engine.hub.modes import ChargerMode
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
-from .conftest import microgrid_entry
+from .conftest import HOME_MICROGRID_ID, microgrid_entry
 from .steering_helpers import (
     DRIVEWAY_WALLBOX,
     GARAGE_WALLBOX,
@@ -52,7 +52,6 @@ from .steering_helpers import (
     setup_steerable,
 )
 from .test_fuzz_inputs import (
-    pytestmark as pytestmark,
     _ANYTHING,
     _COMPONENT_IDS,
     _NUMBERS,
@@ -64,6 +63,7 @@ from .test_fuzz_inputs import (
     _payload,
     _urls,
     assert_translated,
+    pytestmark as pytestmark,
     run_property,
     steering_state,
 )
@@ -235,3 +235,194 @@ async def test_a_limit_step_at_the_end_of_the_calendar_is_a_schema_error(
                 DOMAIN, "set_power_limits", payload, blocking=True, return_response=True
             )
     assert hub_state(simulator, entry) == before
+
+
+FLOW_FUZZ = settings(FUZZ, max_examples=60)
+"""Per flow step: a valid payload reloads the entry, so fewer than for actions."""
+
+
+async def test_circuit_flow_refuses_bad_input_with_translated_errors(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """Adding and changing circuits: form errors in translations, nothing changed."""
+    entry = await setup_steerable(hass, simulator)
+    translations = TRANSLATIONS["config_subentries"][SUBENTRY_CIRCUIT]
+    outcomes: dict[str, int] = {}
+
+    def count(outcome: str) -> None:
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    async def configure(
+        context: dict[str, Any], payload: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Submit `payload`; the result if the flow accepted it, else None."""
+        before = hub_state(simulator, entry)
+        flow = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, SUBENTRY_CIRCUIT), context=context
+        )
+        assert flow["type"] is FlowResultType.FORM, flow
+        try:
+            result = dict(
+                await hass.config_entries.subentries.async_configure(
+                    flow["flow_id"], dict(payload)
+                )
+            )
+        except vol.Invalid:
+            count("schema")
+            hass.config_entries.subentries.async_abort(flow["flow_id"])
+            assert hub_state(simulator, entry) == before, payload
+            return None
+        if result["type"] is FlowResultType.FORM:
+            hass.config_entries.subentries.async_abort(flow["flow_id"])
+            assert result["errors"], payload
+            for error in result["errors"].values():
+                assert error in translations["error"], (error, payload)
+                count(error)
+            assert hub_state(simulator, entry) == before, payload
+            return None
+        count(f"{context['source']} accepted")
+        await hass.async_block_till_done()
+        return result
+
+    name = _mostly(
+        st.sampled_from(["Garage bays", "Carport", "Bays 2"]),
+        st.sampled_from(["grid", "GRID", f"Meter {GRID_METER}", "!!!", " ", "Ω"])
+        | _TEXT,
+    )
+    chargers = _mostly(
+        st.lists(
+            st.sampled_from([str(GARAGE_WALLBOX), str(DRIVEWAY_WALLBOX)]),
+            min_size=1,
+            max_size=2,
+            unique=True,
+        ),
+        st.lists(st.sampled_from(["999", "", "x", str(GRID_METER)]), max_size=3)
+        | _ANYTHING,
+    )
+    limit = _mostly(st.floats(1, 500) | st.just(0.0), _NUMBERS)
+    form = _payload(
+        {
+            CONF_NAME: name,
+            CONF_CHARGERS: chargers,
+            CONF_FUSE_A: limit,
+            CONF_POWER_LIMIT_KW: limit,
+            CONF_METER: _mostly(
+                st.just(str(GRID_METER)), st.sampled_from(["999", "", "-1"]) | _SCALARS
+            ),
+        }
+    )
+
+    async def add(payload: dict[str, Any]) -> None:
+        if await configure({"source": "user"}, payload) is None:
+            return
+        for subentry_id in list(entry.subentries):
+            hass.config_entries.async_remove_subentry(entry, subentry_id)
+        await hass.async_block_till_done()
+
+    examples = await run_property(hass, form, add, FLOW_FUZZ)
+
+    original = {
+        CONF_NAME: "Garage bays",
+        CONF_CHARGERS: [str(GARAGE_WALLBOX)],
+        CONF_FUSE_A: 16.0,
+    }
+    assert await configure({"source": "user"}, original) is not None
+    (subentry_id,) = entry.subentries
+
+    async def change(payload: dict[str, Any]) -> None:
+        context = {"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id}
+        if await configure(context, payload) is None:
+            return
+        assert await configure(context, original) is not None
+
+    examples += await run_property(hass, form, change, FLOW_FUZZ)
+
+    assert examples >= 120, outcomes
+    reached = {"user accepted", "reconfigure accepted", "no_limit"}
+    reached |= {"name_taken", "not_a_positive_number"}
+    assert reached <= outcomes.keys(), outcomes
+
+
+async def test_reconfigure_and_reauth_refuse_bad_input_with_translated_errors(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """The main entry's reconfigure and reauth: form errors, aborts, data kept."""
+    configured = microgrid_entry(simulator.url)
+    configured.add_to_hass(hass)
+    errors = TRANSLATIONS["config"]["error"]
+    aborts = TRANSLATIONS["config"]["abort"]
+    outcomes: dict[str, int] = {}
+
+    def count(outcome: str) -> None:
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    async def submit(context: dict[str, Any], payload: dict[str, Any]) -> None:
+        before = (dict(configured.data), dict(configured.options))
+        flow = await hass.config_entries.flow.async_init(
+            DOMAIN,
+            context=context,
+            data=dict(configured.data) if context["source"] == SOURCE_REAUTH else None,
+        )
+        if flow["type"] is not FlowResultType.FORM:
+            assert flow["reason"] in aborts, flow
+            count(f"init {flow['reason']}")
+            return
+        try:
+            result = await hass.config_entries.flow.async_configure(
+                flow["flow_id"], dict(payload)
+            )
+        except vol.Invalid:
+            count("schema")
+            hass.config_entries.flow.async_abort(flow["flow_id"])
+            assert (dict(configured.data), dict(configured.options)) == before
+            return
+        if result["type"] is FlowResultType.FORM:
+            hass.config_entries.flow.async_abort(flow["flow_id"])
+            assert result["errors"], payload
+            for error in result["errors"].values():
+                assert error in errors, (error, payload)
+                assert error != "unknown", payload
+                count(error)
+            assert (dict(configured.data), dict(configured.options)) == before
+            return
+        assert result["type"] is FlowResultType.ABORT, result
+        assert result["reason"] in aborts, result
+        count(result["reason"])
+        await hass.async_block_till_done()
+        if result["reason"] not in {"reconfigure_successful", "reauth_successful"}:
+            assert (dict(configured.data), dict(configured.options)) == before
+            return
+        # Only ever this machine's simulator (a valid payload cannot lead elsewhere).
+        assert "//127.0.0.1:" in configured.data[CONF_URL], configured.data
+        hass.config_entries.async_update_entry(configured, data=before[0])
+
+    secret = _mostly(st.text(max_size=20), _ANYTHING)
+    reconfigure = _payload(
+        {
+            CONF_URL: _urls(simulator.port),
+            CONF_API_KEY: secret,
+            CONF_SIGNING_SECRET: secret,
+            CONF_ASSETS_URL: _mostly(st.just(""), _urls(simulator.port).odd),
+        }
+    )
+    reauth = _payload({CONF_API_KEY: secret, CONF_SIGNING_SECRET: secret})
+    examples = await run_property(
+        hass,
+        reconfigure,
+        lambda payload: submit(
+            {"source": SOURCE_RECONFIGURE, "entry_id": configured.entry_id}, payload
+        ),
+        FLOW_FUZZ,
+    )
+    examples += await run_property(
+        hass,
+        reauth,
+        lambda payload: submit(
+            {"source": SOURCE_REAUTH, "entry_id": configured.entry_id}, payload
+        ),
+        FLOW_FUZZ,
+    )
+    assert examples >= 120, outcomes
+    reached = {"reconfigure_successful", "reauth_successful", "invalid_key_characters"}
+    assert reached <= outcomes.keys(), outcomes
+    assert configured.unique_id == str(HOME_MICROGRID_ID)
