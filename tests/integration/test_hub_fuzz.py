@@ -14,9 +14,14 @@ were. A payload the fuzzer happened to make valid is undone.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from homeassistant.config_entries import SOURCE_REAUTH, SOURCE_RECONFIGURE
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    SOURCE_RECONFIGURE,
+    ConfigFlowContext,
+    SubentryFlowContext,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
@@ -253,7 +258,7 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
     async def configure(
-        context: dict[str, Any], payload: dict[str, Any]
+        context: SubentryFlowContext, payload: dict[str, Any]
     ) -> dict[str, Any] | None:
         """Submit `payload`; the result if the flow accepted it, else None."""
         before = hub_state(simulator, entry)
@@ -275,7 +280,8 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
         if result["type"] is FlowResultType.FORM:
             hass.config_entries.subentries.async_abort(flow["flow_id"])
             assert result["errors"], payload
-            for error in result["errors"].values():
+            form_errors = cast(dict[str, str], result["errors"])
+            for error in form_errors.values():
                 assert error in translations["error"], (error, payload)
                 count(error)
             assert hub_state(simulator, entry) == before, payload
@@ -330,7 +336,10 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
     (subentry_id,) = entry.subentries
 
     async def change(payload: dict[str, Any]) -> None:
-        context = {"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id}
+        context: SubentryFlowContext = {
+            "source": SOURCE_RECONFIGURE,
+            "subentry_id": subentry_id,
+        }
         if await configure(context, payload) is None:
             return
         assert await configure(context, original) is not None
@@ -356,7 +365,7 @@ async def test_reconfigure_and_reauth_refuse_bad_input_with_translated_errors(
     def count(outcome: str) -> None:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
-    async def submit(context: dict[str, Any], payload: dict[str, Any]) -> None:
+    async def submit(context: ConfigFlowContext, payload: dict[str, Any]) -> None:
         before = (dict(configured.data), dict(configured.options))
         flow = await hass.config_entries.flow.async_init(
             DOMAIN,
