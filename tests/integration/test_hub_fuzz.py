@@ -95,8 +95,9 @@ _WHEN = _mostly(
     st.builds(
         lambda minutes: (dt_util.now() + timedelta(minutes=minutes)).isoformat(),
         st.integers(-600, 3 * 24 * 60),
-    ),
-    st.one_of(_EDGE_DATES, _TEXT, _NUMBERS, st.just("2026-02-30T25:00:00")),
+    )
+    | _EDGE_DATES,
+    st.one_of(_TEXT, _NUMBERS, st.just("2026-02-30T25:00:00")),
 )
 _WATTS = _mostly(st.integers(-50_000, 50_000) | st.floats(-5e4, 5e4), _NUMBERS)
 
