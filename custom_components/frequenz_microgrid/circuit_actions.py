@@ -64,9 +64,21 @@ def _number(value: Any) -> float:
         raise vol.Invalid("expected a number") from err
 
 
+def _utc_datetime(value: Any) -> datetime:
+    """A date and time in UTC; one with no UTC time (year 1 or 9999) is refused.
+
+    `as_utc` raises `OverflowError` for those, which would escape the schema.
+    """
+    parsed = cv.datetime(value)
+    try:
+        return dt_util.as_utc(parsed)
+    except OverflowError as err:
+        raise vol.Invalid("date and time out of range") from err
+
+
 _STEP = vol.Schema(
     {
-        vol.Required(ATTR_START): cv.datetime,
+        vol.Required(ATTR_START): _utc_datetime,
         vol.Optional(ATTR_LOWER): _number,
         vol.Required(ATTR_UPPER): _number,
     }

@@ -296,6 +296,7 @@ async def run_property[T](
     hass: HomeAssistant,
     strategy: st.SearchStrategy[T],
     check: Callable[[T], Coroutine[Any, Any, None]],
+    fuzz: settings = FUZZ,
 ) -> int:
     """Run `check` on examples of `strategy` until hypothesis is done; count them.
 
@@ -305,7 +306,7 @@ async def run_property[T](
     loop = hass.loop
     examples = 0
 
-    @FUZZ
+    @fuzz
     @given(strategy)
     def prop(example: T) -> None:
         nonlocal examples
