@@ -8,19 +8,24 @@ everything the hub records is checked against the simulator's own truth.
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+import math
 from typing import Any
 
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant
+from homeassistant.util import dt as dt_util
 import pytest
 
-from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.physics.ev_charger import (
     CableState,
 )
 from custom_components.frequenz_microgrid.simulator.scenario import load_scenario
 
-from .conftest import serving, setup_entry, state_of, wait_for
+from .conftest import entity_id_of, serving, setup_entry, state_of, wait_for
+from .steering_helpers import call_action
 
 DEPOT = load_scenario("depot")
 DEPOT_ID = str(DEPOT.microgrid_id)
@@ -120,3 +125,130 @@ async def test_the_depot_garage_charges_several_evs_within_its_feeder(
         sessions.remove()
         assert sim.unsafe_setpoint_count == 0
     assert sim.overload_ampere_seconds == 0.0
+
+
+# -- a stepped grid limit, charger modes and battery-for-EVs at once -----------------
+
+SOLAR_BAY, BOOST_BAY, OFF_BAY, FAST_BAY = 31, 32, 33, 34
+DEPOT_GRID_METER = 2
+DEPOT_EV_METER = 30
+DEPOT_BATTERY_METER = 10
+LIMIT_TOLERANCE_W = 1000.0
+
+
+def power_w(sim: MicrogridSimulator, component_id: int) -> float:
+    sim.model.advance_to(sim.clock.now())
+    return sim.model.component(component_id).active_power_w
+
+
+def hub_entity(hass: HomeAssistant, key: str, component: int | None = None) -> str:
+    middle = "" if component is None else f"{component}_"
+    return entity_id_of(hass, f"{DEPOT_ID}_{middle}{key}", ("select", "switch"))
+
+
+async def test_a_stepped_grid_limit_with_modes_and_no_battery_for_evs(
+    hass: HomeAssistant,
+) -> None:
+    """The grid limit holds; the battery covers the site, never the EVs; off is off.
+
+    Which wins when peak shaving meets battery-for-EVs off: both hold at once. The
+    EVs yield first (their steering counts a battery discharge as absent), so the
+    peak shaver only ever asks the batteries for what the unsteered loads draw
+    above the limit, and the battery-for-EVs bound (the site's load without EVs
+    and batteries) never cuts into that.
+    """
+    async with serving(hass, DEPOT, speed=1.0, sample_period_s=0.2) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id=DEPOT_ID)
+        for bay in (SOLAR_BAY, BOOST_BAY, OFF_BAY, FAST_BAY):
+            sim.plug_ev(bay, EvSpec(phases=3, max_current_a=32.0))
+        await hass.services.async_call(
+            "switch",
+            "turn_off",
+            {"entity_id": hub_entity(hass, "battery_for_evs")},
+            blocking=True,
+        )
+        for bay, mode in ((SOLAR_BAY, "solar"), (OFF_BAY, "off")):
+            await hass.services.async_call(
+                "select",
+                "select_option",
+                {"entity_id": hub_entity(hass, "charger_mode", bay), "option": mode},
+                blocking=True,
+            )
+        await call_action(
+            hass,
+            "set_charger_mode",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": BOOST_BAY,
+                "mode": "boost",
+                "boost_minutes": 30,
+            },
+        )
+        await wait_for(
+            lambda: (
+                power_w(sim, BOOST_BAY) > 10_000 and power_w(sim, FAST_BAY) > 10_000
+            ),
+            what="the boosted and the fast EV charging",
+        )
+        # A first step the EVs can meet by yielding, then one below the rest of
+        # the site's own load: the EVs stop and the batteries cover the excess.
+        before_w = power_w(sim, DEPOT_GRID_METER)
+        site_w = (
+            before_w
+            - power_w(sim, DEPOT_EV_METER)
+            - power_w(sim, 50)
+            - power_w(sim, DEPOT_BATTERY_METER)
+        )
+        first_w, second_w = before_w - 8000.0, site_w - 3000.0
+        now = dt_util.utcnow()
+        step_at = now + timedelta(seconds=6)
+        await call_action(
+            hass,
+            "set_power_limits",
+            {
+                "config_entry_id": entry.entry_id,
+                "circuit": "grid",
+                "steps": [
+                    {
+                        "start": (now - timedelta(minutes=1)).isoformat(),
+                        "upper": first_w,
+                    },
+                    {"start": step_at.isoformat(), "upper": second_w},
+                ],
+                "tolerance": LIMIT_TOLERANCE_W,
+            },
+        )
+        worst: dict[str, float] = {"over_w": -math.inf, "battery_into_evs_w": 0.0}
+
+        def observe() -> None:
+            grid = power_w(sim, DEPOT_GRID_METER)
+            evs = power_w(sim, DEPOT_EV_METER) + power_w(sim, 50)
+            battery = power_w(sim, DEPOT_BATTERY_METER)
+            others = grid - evs - battery  # the site without EVs and batteries
+            # What the batteries discharge beyond what the rest of the site takes
+            # flows to the EVs as far as they draw (the rest to the grid).
+            discharge = max(0.0, -battery)
+            into_evs = min(max(evs, 0.0), discharge - max(others, 0.0))
+            worst["battery_into_evs_w"] = max(worst["battery_into_evs_w"], into_evs)
+            limit = second_w if dt_util.utcnow() >= step_at else first_w
+            worst["over_w"] = max(worst["over_w"], grid - limit)
+            assert power_w(sim, OFF_BAY) == 0.0
+
+        await wait_for(
+            lambda: power_w(sim, DEPOT_GRID_METER) <= first_w + LIMIT_TOLERANCE_W,
+            what="the grid within the first step",
+        )
+        # From the first tick after each step on, within the limit + tolerance.
+        await asyncio.sleep(2.0)
+        while dt_util.utcnow() < step_at + timedelta(seconds=8):
+            if not step_at <= dt_util.utcnow() < step_at + timedelta(seconds=2):
+                observe()
+            await asyncio.sleep(0.2)
+        assert worst["over_w"] <= LIMIT_TOLERANCE_W, worst
+        assert worst["battery_into_evs_w"] <= 500.0, worst
+        # Below the site's own load no EV may draw, boosted or not: the limit
+        # wins over the boost, and the batteries (for the site, not the EVs,
+        # which draw nothing) hold the grid at it.
+        assert power_w(sim, BOOST_BAY) == 0.0
+        assert power_w(sim, DEPOT_BATTERY_METER) < -1000.0
+        assert sim.unsafe_setpoint_count == 0
