@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+import json
 import math
 from typing import Any
 
@@ -22,7 +23,11 @@ from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimu
 from custom_components.frequenz_microgrid.simulator.physics.ev_charger import (
     CableState,
 )
-from custom_components.frequenz_microgrid.simulator.scenario import load_scenario
+from custom_components.frequenz_microgrid.simulator.scenario import (
+    SCENARIO_DIR,
+    load_scenario,
+    scenario_from_dict,
+)
 
 from .conftest import entity_id_of, serving, setup_entry, state_of, wait_for
 from .steering_helpers import call_action
@@ -251,4 +256,78 @@ async def test_a_stepped_grid_limit_with_modes_and_no_battery_for_evs(
         # which draw nothing) hold the grid at it.
         assert power_w(sim, BOOST_BAY) == 0.0
         assert power_w(sim, DEPOT_BATTERY_METER) < -1000.0
+        assert sim.unsafe_setpoint_count == 0
+
+
+# -- a booking at a solar-mode charger ---------------------------------------------
+
+HOME_FILE = SCENARIO_DIR / "home.json"
+HOME_GARAGE = 6
+
+
+class StartedSessions:
+    """Every `session_started` event any charger's event entity fires."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        self.started: list[dict[str, Any]] = []
+
+        def on_change(event: Event[EventStateChangedData]) -> None:
+            new = event.data["new_state"]
+            if (
+                new is not None
+                and new.entity_id.startswith("event.")
+                and new.attributes.get("event_type") == "session_started"
+            ):
+                self.started.append(dict(new.attributes))
+
+        self.remove = hass.bus.async_listen(EVENT_STATE_CHANGED, on_change)
+
+
+async def test_a_booked_car_at_a_solar_charger_keeps_its_booking_and_session_says_so(
+    hass: HomeAssistant,
+) -> None:
+    """Booked, solar mode, the car plugs in within grace: the session names it."""
+    data = json.loads(HOME_FILE.read_text())
+    data["ev_arrivals"] = []
+    async with serving(hass, scenario_from_dict(data)) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id=str(data["microgrid_id"]))
+        started = StartedSessions(hass)
+        await call_action(
+            hass,
+            "set_charger_mode",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": HOME_GARAGE,
+                "mode": "solar",
+            },
+        )
+        now = dt_util.now()
+        booked = await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": HOME_GARAGE,
+                "start": now.isoformat(),
+                "end": (now + timedelta(hours=1)).isoformat(),
+                "vehicle": "Zoe",
+            },
+        )
+        booking_id = booked["reservation_id"]
+        sim.plug_ev(HOME_GARAGE, EvSpec(phases=3, max_current_a=32.0))
+        await wait_for(lambda: len(started.started) == 1, what="the session to start")
+        assert started.started[0]["booking_id"] == booking_id
+        hub = entry.runtime_data.reservations
+        assert hub is not None
+        await wait_for(
+            lambda: getattr(hub.book.get(booking_id), "claimed", False),
+            what="the booking to see its car",
+        )
+        sessions = entry.runtime_data.sessions
+        assert sessions is not None
+        session = sessions.tracker.current_or_last(HOME_GARAGE)
+        assert session is not None
+        assert session.is_open
+        assert session.booking_id == booking_id
+        started.remove()
         assert sim.unsafe_setpoint_count == 0
