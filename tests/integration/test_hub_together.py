@@ -19,6 +19,7 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant
 from homeassistant.util import dt as dt_util
 import pytest
 
+from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.physics.ev_charger import (
     CableState,
@@ -330,4 +331,103 @@ async def test_a_booked_car_at_a_solar_charger_keeps_its_booking_and_session_say
         assert session.is_open
         assert session.booking_id == booking_id
         started.remove()
+        assert sim.unsafe_setpoint_count == 0
+
+
+# -- unload and reload with everything active ---------------------------------------
+
+HOME_DRIVEWAY = 7
+
+
+async def test_a_reload_with_everything_active_writes_and_restores_it_all(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """Modes, battery-for-EVs, a grid limit, a booking and an open session survive."""
+    data = json.loads(HOME_FILE.read_text())
+    data["ev_arrivals"] = []
+    async with serving(hass, scenario_from_dict(data)) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id=str(data["microgrid_id"]))
+        for charger, mode in ((HOME_GARAGE, "solar"), (HOME_DRIVEWAY, "off")):
+            await call_action(
+                hass,
+                "set_charger_mode",
+                {"config_entry_id": entry.entry_id, "charger": charger, "mode": mode},
+            )
+        await hass.services.async_call(
+            "switch",
+            "turn_off",
+            {
+                "entity_id": entity_id_of(
+                    hass, f"{data['microgrid_id']}_battery_for_evs", ("switch",)
+                )
+            },
+            blocking=True,
+        )
+        now = dt_util.now()
+        await call_action(
+            hass,
+            "set_power_limits",
+            {
+                "config_entry_id": entry.entry_id,
+                "circuit": "grid",
+                "steps": [
+                    {"start": (now - timedelta(minutes=1)).isoformat(), "upper": 20_000}
+                ],
+                "tolerance": 1000,
+            },
+        )
+        booked = await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": HOME_GARAGE,
+                "start": now.isoformat(),
+                "end": (now + timedelta(hours=1)).isoformat(),
+            },
+        )
+        sim.plug_ev(HOME_GARAGE, EvSpec(phases=3, max_current_a=32.0))
+        sessions = entry.runtime_data.sessions
+        assert sessions is not None
+        await wait_for(
+            lambda: HOME_GARAGE in sessions.tracker.open, what="the session to open"
+        )
+        session = sessions.tracker.current_or_last(HOME_GARAGE)
+        assert session is not None
+        assert session.is_open
+        session_id = session.session_id
+
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+        # Everything written on unload, nothing left running.
+        prefix = f"{DOMAIN}.{entry.entry_id}"
+        stored_sessions = json.dumps(hass_storage[f"{prefix}.sessions"]["data"])
+        assert '"open": [{"charger_id": 6' in stored_sessions
+        assert booked["reservation_id"] in stored_sessions
+        stored_book = json.dumps(hass_storage[f"{prefix}.reservations"]["data"])
+        assert booked["reservation_id"] in stored_book
+        assert f"{prefix}.charging_hub" in hass_storage
+        assert f"{DOMAIN}.circuit_limits.{entry.entry_id}" in hass_storage
+
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        controller = entry.runtime_data.engine.controller
+        assert controller.charger_modes.state(HOME_GARAGE).mode.value == "solar"
+        assert controller.charger_modes.state(HOME_DRIVEWAY).mode.value == "off"
+        assert controller.battery_for_evs.allowed is False
+        envelope = controller.circuit_limits.envelope("grid")
+        assert envelope is not None
+        step = envelope.in_force(dt_util.utcnow().timestamp())
+        assert step is not None
+        assert step.upper_w == 20_000.0
+        hub = entry.runtime_data.reservations
+        assert hub is not None
+        assert hub.book.get(booked["reservation_id"]) is not None
+        reloaded = entry.runtime_data.sessions
+        assert reloaded is not None
+        restored = reloaded.tracker.current_or_last(HOME_GARAGE)
+        assert restored is not None
+        assert restored.session_id == session_id
+        assert restored.is_open
+        assert restored.booking_id == booked["reservation_id"]
         assert sim.unsafe_setpoint_count == 0
