@@ -180,6 +180,7 @@ async def async_setup_entry(
         entry.async_on_unload(hub_settings.follow())
         await reservations.async_load()
         entry.async_on_unload(reservations.follow(coordinator))
+        entry.async_on_unload(sessions.async_add_listener(reservations.stamp_session))
         await engine.start()
         coordinator.async_set_updated_data(engine.monitor.snapshot())
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))

@@ -34,6 +34,7 @@ from .engine.hub.reservations import (
     ReservationBook,
     charger_capacities,
 )
+from .engine.hub.sessions import SessionChange, SessionChangeKind
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -133,6 +134,21 @@ class HubReservations:
                 await self._store.async_save(self._data())
 
         return stop
+
+    @callback
+    def stamp_session(self, change: SessionChange) -> None:
+        """Mark a session started under a booking with the booking's id.
+
+        Registered before the session entities' listeners, so the
+        `session_started` event and the stored session already carry it.
+        """
+        if change.kind is not SessionChangeKind.STARTED:
+            return
+        booking = self.book.in_force(
+            change.session.charger_id, change.session.started_at.timestamp()
+        )
+        if booking is not None:
+            change.session.booking_id = booking.reservation_id
 
     @callback
     def _observe(self, coordinator: MicrogridCoordinator) -> None:
