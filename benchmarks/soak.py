@@ -320,6 +320,19 @@ async def _soak(
     samples.append(measure(started, site.sim))
     print(samples[-1].line(), flush=True)
     first, last = samples[0], samples[-1]
+    setpoints_before, overloads_before = unsafe_before
+    setpoints_now, overloads_now = site.unsafe()
+    overloaded = {
+        key: round(amp_s - overloads_before.get(key, 0.0), 1)
+        for key, amp_s in overloads_now.items()
+        if amp_s > overloads_before.get(key, 0.0)
+    }
+    print(
+        f"soak unsafe setpoints={setpoints_now - setpoints_before} "
+        f"overloaded_fuses={sorted(k[1] for k in overloaded)} "
+        f"ampere_seconds={sorted(overloaded.values())}",
+        flush=True,
+    )
     return {
         "sim_hours": simulated_h,
         "real_s": real_s,
