@@ -8,6 +8,7 @@ every refusal must surface as a gRPC error.
 from __future__ import annotations
 
 from collections import deque
+import logging
 import math
 from typing import NamedTuple
 
@@ -23,6 +24,8 @@ from .physics.model import (
 )
 from .safety import as_advertised, setpoint_allowed
 from .scenario import Kind
+
+_LOGGER = logging.getLogger(__name__)
 
 SET_POWER_LIFETIME_S = (10.0, 900.0)
 """Allowed `request_lifetime` of a set-power request (seconds, inclusive)."""
@@ -123,6 +126,15 @@ class PowerControl:
         )
         if not allowed:
             self.unsafe_setpoint_count += 1
+            _LOGGER.warning(
+                "Unsafe setpoint at t=%.1f s: component %s, %.1f W; bounds now %s, "
+                "at the last advance %s",
+                now_s,
+                component_id,
+                power_w,
+                bounds.to_ranges(),
+                previous.to_ranges(),
+            )
         self._check_faults(component_id, lifetime)
         if not allowed:
             raise RequestRefusedError(
