@@ -2,8 +2,19 @@
 
 The simulator (`generated:N`, 1 Hz samples) runs in a child process so only Home
 Assistant's side is measured: this process runs the real Home Assistant core with
-the integration added through its config flow. After a warm-up, it measures over
-a window:
+the integration added through its config flow. After a warm-up it measures, in one
+run and side by side, two modes of the same entry, window after window:
+
+- `full`: what users run — telemetry streams in, the engine ticks, and every
+  snapshot reaches the entities, which write their states;
+- `baseline`: the same streams and ticks, but the coordinator tells no entity, so
+  no state is written: what Home Assistant, gRPC and the engine cost without the
+  telemetry → entity write path.
+
+The machine is shared and noisy, so the modes alternate (baseline, full, full,
+baseline, …) over `--rounds` rounds, with a settling pause after each switch (the
+first snapshot after a baseline window writes every changed state at once). Per
+window it records:
 
 - process CPU (every thread of this process: the event loop, gRPC's poller and
   Home Assistant's executors), as % of one core;
@@ -11,50 +22,53 @@ a window:
   which is how long other callbacks held the loop;
 - state writes per second: `state_changed` plus `state_reported` events (a write
   whose state and attributes did not change only reports);
-- garbage-collection pauses per generation (stderr): with thousands of entities the
-  heap is large, and a full collection stops the loop for a long time.
+- garbage-collection pauses per generation (stderr).
 
-`--components 0` measures Home Assistant alone (no simulator, no entry): the
-baseline the integration's cost adds to, and the machine's noise floor for lag.
+Prints one line per microgrid size (each window and the progress go to stderr):
 
-Prints one line (progress and the entity count go to stderr):
+    ingest components=<N> entities=<E> cpu_pct=<full, median of windows>
+        baseline_cpu_pct=<baseline, median> write_path_cpu_pct=<median of
+        full − baseline per round> loop_lag_p50_ms=<x> loop_lag_p99_ms=<y>
+        baseline_loop_lag_p99_ms=<z> writes_per_s=<w> rounds=<R>
 
-    ingest components=<N> cpu_pct=<HA process CPU %> loop_lag_p50_ms=<x>
-        loop_lag_p99_ms=<y> writes_per_s=<z>
+Targets (issue 18): 1,000 components ≤ 10 % of a core, 5,000 ≤ 40 %, loop lag
+p99 < 50 ms (in full mode).
 
-Target at N=1000: under 25 % of one core, lag p99 under 50 ms.
-
-    scripts/python -m benchmarks.ingest [--components N --seconds S]
-    scripts/python -m benchmarks.ingest --profile ingest.pstats   # cProfile the loop
+    scripts/python -m benchmarks.ingest [--components 1000 5000] [--rounds 3]
+        [--seconds 10]
+    scripts/python -m benchmarks.ingest --components 1000 --profile ingest.pstats
+        # cProfile the full-mode windows
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 import cProfile
 from dataclasses import dataclass
 import logging
 import os
 import signal
+import statistics
 import sys
 import time
 from typing import Any, Self
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 
-from benchmarks._ha_harness import (
-    home_assistant_with_generated_microgrid,
-    running_home_assistant,
-)
+from benchmarks._ha_harness import home_assistant_with_generated_microgrid
 from benchmarks._probes import GcPauseMeter, LoopLagProbe
 
 LAG_PROBE_INTERVAL_S = 0.05
-TARGET_CPU_PCT = 25.0
+TARGET_CPU_PCT: Mapping[int, float] = {1000: 10.0, 5000: 40.0}
+"""Issue 18's CPU goal (full mode, % of one core) per microgrid size."""
 TARGET_LAG_P99_MS = 50.0
+FULL = "full"
+BASELINE = "baseline"
 
 
 class StateWriteCounter:
@@ -88,43 +102,113 @@ class StateWriteCounter:
 
 
 @dataclass(frozen=True)
-class IngestResult:
+class Window:
     """What one measurement window saw."""
+
+    mode: str
+    cpu_pct: float
+    loop_cpu_pct: float
+    """The event loop's thread alone (the rest: gRPC's poller, executors)."""
+    lags_ms: list[float]
+    writes_per_s: float
+    gc_pauses: str
+
+    def line(self, components: int, round_no: int) -> str:
+        """One stderr line per window."""
+        return (
+            f"ingest_window components={components} round={round_no} "
+            f"mode={self.mode} cpu_pct={self.cpu_pct:.1f} "
+            f"loop_cpu_pct={self.loop_cpu_pct:.1f} "
+            f"loop_lag_p99_ms={_percentile(self.lags_ms, 99):.2f} "
+            f"writes_per_s={self.writes_per_s:.0f} gc: {self.gc_pauses}"
+        )
+
+
+def _percentile(values: list[float], pct: int) -> float:
+    """The `pct`-th percentile (inclusive method); NaN when empty."""
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Every window of one microgrid size, both modes."""
 
     components: int
     entities: int
-    cpu_pct: float
-    lag_p50_ms: float
-    lag_p99_ms: float
-    writes_per_s: float
-    gc_pauses: str
-    """Human-readable GC pause summary (stderr only)."""
+    windows: list[tuple[int, Window]]
+    """(round, window) in the order measured."""
 
-    def line(self) -> str:
-        """Return the benchmark's one-line report."""
-        return (
-            f"ingest components={self.components} cpu_pct={self.cpu_pct:.1f} "
-            f"loop_lag_p50_ms={self.lag_p50_ms:.2f} "
-            f"loop_lag_p99_ms={self.lag_p99_ms:.2f} "
-            f"writes_per_s={self.writes_per_s:.0f}"
+    def _of(self, mode: str) -> list[Window]:
+        return [window for _, window in self.windows if window.mode == mode]
+
+    def cpu_pct(self, mode: str) -> float:
+        """Median CPU of a mode's windows."""
+        return statistics.median(w.cpu_pct for w in self._of(mode))
+
+    def write_path_cpu_pct(self) -> float:
+        """Median over rounds of full − baseline CPU: the write path's own cost."""
+        by_round: dict[int, dict[str, float]] = {}
+        for round_no, window in self.windows:
+            by_round.setdefault(round_no, {})[window.mode] = window.cpu_pct
+        return statistics.median(
+            modes[FULL] - modes[BASELINE] for modes in by_round.values()
         )
 
-    @property
-    def meets_target(self) -> bool:
-        """Whether the issue's target (CPU and lag p99) is met."""
-        return self.cpu_pct < TARGET_CPU_PCT and self.lag_p99_ms < TARGET_LAG_P99_MS
+    def lag_ms(self, mode: str, pct: int) -> float:
+        """A percentile of the loop lag over all of a mode's windows."""
+        return _percentile([lag for w in self._of(mode) for lag in w.lags_ms], pct)
+
+    def line(self) -> str:
+        """Return the benchmark's line for this size."""
+        full = statistics.median(w.writes_per_s for w in self._of(FULL))
+        return (
+            f"ingest components={self.components} entities={self.entities} "
+            f"cpu_pct={self.cpu_pct(FULL):.1f} "
+            f"baseline_cpu_pct={self.cpu_pct(BASELINE):.1f} "
+            f"write_path_cpu_pct={self.write_path_cpu_pct():.1f} "
+            f"loop_lag_p50_ms={self.lag_ms(FULL, 50):.2f} "
+            f"loop_lag_p99_ms={self.lag_ms(FULL, 99):.2f} "
+            f"baseline_loop_lag_p99_ms={self.lag_ms(BASELINE, 99):.2f} "
+            f"writes_per_s={full:.0f} rounds={len(self._of(FULL))}"
+        )
+
+    def verdict(self) -> str:
+        """Whether the issue's goal is met (full mode), for stderr."""
+        target = TARGET_CPU_PCT.get(self.components)
+        if target is None:
+            return "no target for this size"
+        met = (
+            self.cpu_pct(FULL) <= target and self.lag_ms(FULL, 99) < TARGET_LAG_P99_MS
+        )
+        return (
+            f"target cpu_pct<={target:.0f} loop_lag_p99_ms<{TARGET_LAG_P99_MS:.0f}: "
+            f"{'met' if met else 'MISSED'}"
+        )
 
 
-async def measure(
-    hass: HomeAssistant,
-    n_components: int,
-    duration_s: float,
-    profiler: cProfile.Profile | None = None,
-) -> IngestResult:
+@contextmanager
+def _mode(entry: ConfigEntry, mode: str) -> Iterator[None]:
+    """Run the entry in `mode`: in baseline, the coordinator tells no entity."""
+    coordinator = entry.runtime_data.coordinator
+    if mode == BASELINE:
+        coordinator.async_update_listeners = lambda: None
+    try:
+        yield
+    finally:
+        if mode == BASELINE:
+            del coordinator.async_update_listeners
+
+
+async def measure_window(
+    hass: HomeAssistant, mode: str, duration_s: float, profiler: cProfile.Profile | None
+) -> Window:
     """Measure CPU, loop lag and state writes over `duration_s` seconds."""
     async with LoopLagProbe(LAG_PROBE_INTERVAL_S) as probe:
         with StateWriteCounter(hass) as writes, GcPauseMeter() as gc_pauses:
             cpu_started = time.process_time()
+            loop_cpu_started = time.thread_time()
             started = time.monotonic()
             if profiler is not None:
                 profiler.enable()
@@ -133,82 +217,90 @@ async def measure(
                 profiler.disable()
             elapsed = time.monotonic() - started
             cpu_s = time.process_time() - cpu_started
-    return IngestResult(
-        components=n_components,
-        entities=len(hass.states.async_entity_ids()),
+            loop_cpu_s = time.thread_time() - loop_cpu_started
+    return Window(
+        mode=mode,
         cpu_pct=100 * cpu_s / elapsed,
-        lag_p50_ms=probe.percentile_ms(50),
-        lag_p99_ms=probe.percentile_ms(99),
+        loop_cpu_pct=100 * loop_cpu_s / elapsed,
+        lags_ms=list(probe.lags_ms),
         writes_per_s=writes.count / elapsed,
         gc_pauses=gc_pauses.summary(elapsed),
     )
 
 
-@asynccontextmanager
-async def _home_assistant(n_components: int) -> AsyncIterator[HomeAssistant]:
-    """Home Assistant with a generated microgrid, or alone for 0 (the baseline)."""
-    if n_components == 0:
-        async with running_home_assistant() as hass:
-            yield hass
-        return
+async def run_size(n_components: int, args: argparse.Namespace) -> IngestResult:
+    """Start the simulator and Home Assistant, warm up, alternate modes, tear down."""
+    profiler = cProfile.Profile() if args.profile else None
     setup_started = time.monotonic()
-    async with home_assistant_with_generated_microgrid(n_components) as (hass, _):
+    windows: list[tuple[int, Window]] = []
+    async with home_assistant_with_generated_microgrid(n_components) as (hass, entry):
         _note(
-            f"entry loaded {time.monotonic() - setup_started:.1f} s after start-up "
-            f"began, {len(hass.states.async_entity_ids())} entities so far"
+            f"{n_components} components: entry loaded "
+            f"{time.monotonic() - setup_started:.1f} s after start-up began; "
+            f"warming up {args.warmup:.0f} s"
         )
-        yield hass
+        await asyncio.sleep(args.warmup)
+        entities = len(hass.states.async_entity_ids())
+        for round_no in range(1, args.rounds + 1):
+            # Alternate which mode goes first, so a trend over the run (the
+            # machine getting busier, the heap growing) favours neither.
+            order = (BASELINE, FULL) if round_no % 2 else (FULL, BASELINE)
+            for mode in order:
+                with _mode(entry, mode):
+                    await asyncio.sleep(args.settle)
+                    window = await measure_window(
+                        hass, mode, args.seconds, profiler if mode == FULL else None
+                    )
+                windows.append((round_no, window))
+                _note(window.line(n_components, round_no))
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+        _note(f"profile of the full-mode windows written to {args.profile}")
+    return IngestResult(n_components, entities, windows)
 
 
-async def run(args: argparse.Namespace) -> IngestResult:
-    """Start the simulator and Home Assistant, warm up, measure, tear down.
-
-    SIGTERM cancels the run as Ctrl-C does, so the teardown still stops the
-    simulator's child process instead of leaving it behind.
-    """
+async def run(args: argparse.Namespace) -> None:
+    """Measure each size in turn; SIGTERM cancels as Ctrl-C does (clean teardown)."""
     run_task = asyncio.current_task()
     assert run_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, run_task.cancel)
-    profiler = cProfile.Profile() if args.profile else None
-    async with _home_assistant(args.components) as hass:
-        _note(f"warming up {args.warmup:.0f} s, then measuring {args.seconds:.0f} s")
-        await asyncio.sleep(args.warmup)
-        result = await measure(hass, args.components, args.seconds, profiler)
-    if profiler is not None:
-        profiler.dump_stats(args.profile)
-        _note(f"profile of the measurement window written to {args.profile}")
-    return result
+    for n_components in args.components:
+        result = await run_size(n_components, args)
+        print(result.line(), flush=True)
+        load_1min = os.getloadavg()[0]
+        _note(
+            f"{result.verdict()}; machine load (1 min average) {load_1min:.2f} "
+            f"on {os.cpu_count()} cores"
+        )
 
 
 def _note(message: str) -> None:
-    """Progress goes to stderr: stdout carries only the result line."""
+    """Progress goes to stderr: stdout carries only the result lines."""
     print(message, file=sys.stderr, flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--components", type=int, default=1000, help="0: Home Assistant alone"
+        "--components",
+        type=int,
+        nargs="+",
+        default=[1000, 5000],
+        help="microgrid sizes, measured one after another",
     )
-    parser.add_argument("--seconds", type=float, default=30.0, help="window length")
+    parser.add_argument("--rounds", type=int, default=3, help="windows per mode")
+    parser.add_argument("--seconds", type=float, default=10.0, help="window length")
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="pause after each mode switch"
+    )
     parser.add_argument("--warmup", type=float, default=15.0)
-    parser.add_argument("--profile", help="write a cProfile of the window here")
+    parser.add_argument("--profile", help="write a cProfile of the full windows here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     try:
-        result = asyncio.run(run(args))
+        asyncio.run(run(args))
     except KeyboardInterrupt, asyncio.CancelledError:
         sys.exit("ingest: interrupted")
-    print(result.line(), flush=True)
-    _note(f"gc pauses: {result.gc_pauses}")
-    # Lag is only meaningful on an otherwise idle machine: show how busy it was.
-    load_1min = os.getloadavg()[0]
-    _note(f"machine load (1 min average) {load_1min:.2f} on {os.cpu_count()} cores")
-    _note(
-        f"{result.entities} entities in the state machine; target "
-        f"cpu_pct<{TARGET_CPU_PCT:.0f} loop_lag_p99_ms<{TARGET_LAG_P99_MS:.0f}: "
-        f"{'met' if result.meets_target else 'MISSED'}"
-    )
 
 
 if __name__ == "__main__":

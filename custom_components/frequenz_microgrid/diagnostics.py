@@ -346,14 +346,18 @@ def _snapshot(snapshot: MicrogridSnapshot, store: TelemetryStore) -> dict[str, A
         **pools,
         "freshness_s": store.freshness_s,
         "components": {
-            str(cid): _component_data(snapshot.component(cid), store.age_s(cid))
+            str(cid): _component_data(
+                snapshot.component(cid), store.age_s(cid), store.last_seen(cid)
+            )
             for cid in component_ids
         },
     }
 
 
 def _component_data(
-    component: ComponentSnapshot | None, age_s: float | None
+    component: ComponentSnapshot | None,
+    age_s: float | None,
+    last_seen: datetime | None,
 ) -> dict[str, Any]:
     """One component's data age, latest fresh values, bounds and states."""
     data: dict[str, Any] = {
@@ -364,7 +368,7 @@ def _component_data(
         return data
     return data | {
         "fresh": component.fresh,
-        "last_seen": component.last_seen.isoformat() if component.last_seen else None,
+        "last_seen": last_seen.isoformat() if last_seen else None,
         "metrics": {metric.name: value for metric, value in component.metrics.items()},
         "bounds": {
             metric.name: bounds.as_dict() for metric, bounds in component.bounds.items()

@@ -144,7 +144,7 @@ def test_ingest_keeps_values_bounds_and_latest_states() -> None:
     assert snapshot.warnings == {ComponentErrorCode.OVERTEMPERATURE}
     assert snapshot.errors == frozenset()
     assert snapshot.bounds[POWER] == PowerBounds(-5000.0, 5000.0, -100.0, 100.0)
-    assert snapshot.last_seen == T0
+    assert store.last_seen(4) == T0
 
 
 def test_a_stale_component_snapshot_has_no_values_and_no_states() -> None:
@@ -408,3 +408,78 @@ def test_a_history_kept_for_two_users_keeps_what_both_asked_for() -> None:
     history = store.history(2)
     assert history is not None
     assert history.at(100.0) == {Metric.AC_CURRENT_PHASE_1: 7.0}
+
+
+def test_a_repeated_message_keeps_the_revision_and_the_snapshot_object() -> None:
+    clock = FakeClock()
+    store = make_store(clock)
+    record(store, 4, POWER, 100.0, bounds=PowerBounds(-10.0, 10.0))
+    record_state(store, 4, [ComponentStateCode.READY])
+    revision = store.fresh_view().revision(4)
+    first = store.component_snapshot(4)
+    clock.now += 1.0
+    record(store, 4, POWER, 100.0, bounds=PowerBounds(-10.0, 10.0))
+    record_state(store, 4, [ComponentStateCode.READY])
+    assert store.fresh_view().revision(4) == revision
+    assert store.component_snapshot(4) is first
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["value", "bounds", "states", "new metric", "nan"],
+)
+def test_any_change_gives_a_new_revision_and_snapshot(change: str) -> None:
+    clock = FakeClock()
+    store = make_store(clock)
+    record(store, 4, POWER, 100.0, bounds=PowerBounds(-10.0, 10.0))
+    record_state(store, 4, [ComponentStateCode.READY])
+    revision = store.fresh_view().revision(4)
+    first = store.component_snapshot(4)
+    assert first is not None
+    if change == "value":
+        record(store, 4, POWER, 101.0, bounds=PowerBounds(-10.0, 10.0))
+    elif change == "bounds":
+        record(store, 4, POWER, 100.0, bounds=PowerBounds(-20.0, 10.0))
+    elif change == "states":
+        record_state(store, 4, [ComponentStateCode.ERROR])
+    elif change == "new metric":
+        record(store, 4, Metric.AC_CURRENT_PHASE_1, 2.0)
+    else:
+        record(store, 4, POWER, math.nan)
+    assert store.fresh_view().revision(4) != revision
+    second = store.component_snapshot(4)
+    assert second is not first
+    assert second == store.component_snapshot(4)  # and built as before
+
+
+def test_a_kept_snapshot_still_goes_stale_and_fresh_again() -> None:
+    """Reuse never outlives freshness: a repeated value after a gap is news."""
+    clock = FakeClock()
+    store = make_store(clock)
+    record(store, 4, POWER, 100.0)
+    assert store.component_snapshot(4) is not None
+    clock.now += 10.5  # silent: the value is stale now
+    stale = store.component_snapshot(4)
+    assert stale is not None
+    assert stale.metrics == {}
+    assert not stale.fresh
+    revision = store.fresh_view().revision(4)
+    record(store, 4, POWER, 100.0)  # the same value, fresh again
+    assert store.fresh_view().revision(4) != revision
+    fresh = store.component_snapshot(4)
+    assert fresh is not None
+    assert fresh.metrics == {POWER: 100.0}
+    assert fresh.fresh
+
+
+def test_a_value_kept_fresh_by_repeats_is_never_stale_in_the_snapshot() -> None:
+    clock = FakeClock()
+    store = make_store(clock)
+    record(store, 4, POWER, 100.0)
+    for _ in range(30):  # 30 s of the same value, once a second
+        clock.now += 1.0
+        record(store, 4, POWER, 100.0)
+        snapshot = store.component_snapshot(4)
+        assert snapshot is not None
+        assert snapshot.metrics == {POWER: 100.0}
+        assert snapshot.fresh

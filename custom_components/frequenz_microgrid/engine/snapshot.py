@@ -34,8 +34,6 @@ class ComponentSnapshot:
     states: frozenset[ComponentStateCode | int] = frozenset()
     warnings: frozenset[ComponentErrorCode | int] = frozenset()
     errors: frozenset[ComponentErrorCode | int] = frozenset()
-    last_seen: datetime | None = None
-    """When the component last sent anything (wall clock, UTC)."""
     fresh: bool = False
     """Whether its data is younger than the freshness window."""
 
@@ -95,6 +93,9 @@ class MicrogridSnapshot:
         """Return one component's snapshot, or `None` if it has never sent anything.
 
         A component that went silent keeps its entry with `fresh=False`, no metrics
-        and no states, so its `last_seen` stays visible.
+        and no states (the store still knows when it was last seen).
+
+        A component whose telemetry did not change since the last snapshot has the
+        very same `ComponentSnapshot` object in this one (see `TelemetryStore`).
         """
         return self.components.get(component_id)

@@ -6,6 +6,14 @@ second), so `TelemetryStore.ingest_message` only overwrites the latest value per
 `PowerBounds` only when they changed; everything derived (freshness, pools,
 formulas) is computed once per tick from here.
 
+Most components repeat themselves: an idle battery or charger sends the same
+values second after second. A component's `revision` therefore moves only when
+something it sent *changed* (a value, bounds, states, or a value fresh again after
+it went stale), and its `ComponentSnapshot` is built anew only then or when one of
+its values may have turned stale: otherwise the tick hands out the very same
+object, and whatever was derived from it (an entity's state, a battery pair) is
+known to be unchanged without looking inside.
+
 Freshness is measured by *arrival* time on a monotonic clock, not by the sample's own
 timestamp: a component whose clock is off must not look stale (or fresh), and a
 jump of the wall clock must not expire everything at once. The sample time is kept
@@ -82,7 +90,13 @@ class _ComponentTelemetry:
     last_arrived: float = 0.0
     last_seen: datetime | None = None
     revision: int = 0
-    """The store's write count at this entry's last write (`FreshView.revision`)."""
+    """The store's change count at this entry's last change (`FreshView.revision`)."""
+    snapshot: ComponentSnapshot | None = None
+    """The last snapshot built of this entry, if it may be handed out again."""
+    snapshot_revision: int = 0
+    """The revision `snapshot` was built at."""
+    snapshot_fresh_until: float = -math.inf
+    """Until when every value of `snapshot` stays fresh without new data."""
 
 
 class SampleHistory:
@@ -160,11 +174,14 @@ class FreshView:
         )
 
     def revision(self, component_id: int) -> int:
-        """A number that changes whenever the component's telemetry is written.
+        """A number that changes whenever the component's telemetry changes.
 
-        Unique across the store (0: nothing arrived yet), so something derived from
-        a component's values stays right while its revision is the same — until
-        one of the values it read turns stale (`oldest_fresh_arrival`).
+        A value, bounds or states that differ from the last ones, a new metric, or
+        a value fresh again after it had gone stale; a message repeating the last
+        values leaves it alone. Unique across the store (0: nothing arrived yet),
+        so something derived from a component's values stays right while its
+        revision is the same — until one of the values it read turns stale
+        (`oldest_fresh_arrival`).
         """
         entry = self._components.get(component_id)
         return 0 if entry is None else entry.revision
@@ -251,7 +268,7 @@ class TelemetryStore:
         self._wall_clock = wall_clock
         self._components: dict[int, _ComponentTelemetry] = {}
         self._last_arrival: float | None = None
-        self._writes = 0
+        self._changes = 0
         self._histories: dict[int, SampleHistory] = {}
 
     def now(self) -> float:
@@ -265,36 +282,51 @@ class TelemetryStore:
     def ingest_message(self, message: TelemetryMessage) -> None:
         """Record one message of a component's telemetry stream."""
         now = self._clock()
-        entry = self._entry(message.component_id, now)
+        entry, changed = self._entry(message.component_id, now)
         sampled = message.sampled_at
         if sampled is None:  # no sample time: count it as taken on arrival
             sampled = self._arrival_wall_time(entry)
+        stale_before = now - self.freshness_s
+        record_value = self._record_value
         for metric, value, ranges in message.readings:
-            self._record_value(entry, metric, value, now, sampled)
-            if ranges:
-                self._record_ranges(entry, metric, ranges)
+            if record_value(entry, metric, value, now, sampled, stale_before):
+                changed = True
+            if ranges and self._record_ranges(entry, metric, ranges):
+                changed = True
         history = self._histories.get(message.component_id)
         if history is not None:
             history.record(sampled, ((m, v) for m, v, _ in message.readings))
         states = message.states
         if states is not None:
+            arrived = entry.state_arrived
+            if (
+                arrived is None
+                or arrived < stale_before
+                or states != entry.diagnostics
+            ):
+                changed = True
             entry.diagnostics = states
             entry.state_arrived = now
+        if changed:
+            self._changes += 1
+            entry.revision = self._changes
 
     def ingest(self, samples: ComponentDataSamples) -> None:
         """Record one message in the client library's form."""
         self.ingest_message(telemetry_from_samples(samples))
 
-    def _entry(self, component_id: int, now: float) -> _ComponentTelemetry:
+    def _entry(
+        self, component_id: int, now: float
+    ) -> tuple[_ComponentTelemetry, bool]:
+        """The component's entry, stamped with this arrival; whether it is new."""
         entry = self._components.get(component_id)
+        new = entry is None
         if entry is None:
             entry = self._components[component_id] = _ComponentTelemetry()
         entry.last_arrived = now
         entry.last_seen = self._wall_clock()
         self._last_arrival = now
-        self._writes += 1
-        entry.revision = self._writes
-        return entry
+        return entry, new
 
     @staticmethod
     def _arrival_wall_time(entry: _ComponentTelemetry) -> float:
@@ -309,32 +341,44 @@ class TelemetryStore:
         value: float,
         now: float,
         sampled: float,
-    ) -> None:
+        stale_before: float,
+    ) -> bool:
+        """Keep the value; return whether it changed (NaN always counts as changed).
+
+        A value that repeats a stale one changed too: it is fresh again.
+        """
         reading = entry.readings.get(metric)
         if reading is None:
             entry.readings[metric] = _Reading(value, now, sampled)
         else:  # in place: no new object per sample
+            unchanged = reading.value == value and reading.arrived >= stale_before
             reading.value = value
             reading.arrived = now
             reading.sampled = sampled
+            if unchanged:
+                return False
         if not isinstance(metric, Metric):  # an unknown metric: kept, never shown
-            return
+            return True
         if value == value:  # not NaN
             entry.shown[metric] = value
         else:
             entry.shown.pop(metric, None)
+        return True
 
     @staticmethod
     def _record_ranges(
         entry: _ComponentTelemetry, metric: Metric | int, ranges: tuple[Range, ...]
-    ) -> None:
-        """Keep the bounds of `metric`; rebuilt only when the ranges changed."""
+    ) -> bool:
+        """Keep the bounds of `metric`, rebuilt only when the ranges changed; or not."""
         known = entry.bounds.get(metric)
         if known is None:
             entry.bounds[metric] = _Bounds(ranges, PowerBounds.from_ranges(ranges))
         elif known.ranges != ranges:
             known.ranges = ranges
             known.bounds = PowerBounds.from_ranges(ranges)
+        else:
+            return False
+        return True
 
     def keep_history(
         self,
@@ -377,6 +421,11 @@ class TelemetryStore:
         if entry is None:
             return None
         return self._clock() - entry.last_arrived
+
+    def last_seen(self, component_id: int) -> datetime | None:
+        """When the component last sent anything (wall clock; `None`: never)."""
+        entry = self._components.get(component_id)
+        return None if entry is None else entry.last_seen
 
     def is_fresh(self, component_id: int) -> bool:
         """Return whether the component sent anything within the freshness window."""
@@ -449,15 +498,29 @@ class TelemetryStore:
 
         Stale values and NaN are left out; states of a stale component are
         cleared (an old READY must not make a silent component look working).
+
+        The same object as last time while nothing changed (same revision) and
+        all its values are still fresh: the tick reads every component, and most
+        repeat themselves.
         """
         entry = self._components.get(component_id)
         if entry is None:
             return None
         now = self._clock()
+        if (
+            entry.snapshot is not None
+            and entry.snapshot_revision == entry.revision
+            and now <= entry.snapshot_fresh_until
+        ):
+            return entry.snapshot
         oldest = now - self.freshness_s
         readings = entry.readings
-        if not readings or min(r.arrived for r in readings.values()) >= oldest:
-            metrics = entry.shown.copy()  # all fresh (the usual case)
+        oldest_arrival = min(
+            (r.arrived for r in readings.values()), default=entry.last_arrived
+        )
+        all_fresh = oldest_arrival >= oldest
+        if all_fresh:
+            metrics = entry.shown.copy()  # the usual case
         else:
             metrics = {
                 metric: reading.value
@@ -472,15 +535,25 @@ class TelemetryStore:
             if isinstance(metric, Metric) and metric in metrics
         }
         fresh = now - entry.last_arrived <= self.freshness_s
-        states_fresh = entry.state_arrived is not None and entry.state_arrived >= oldest
+        state_arrived = entry.state_arrived
+        states_fresh = state_arrived is not None and state_arrived >= oldest
         diagnostics = entry.diagnostics if states_fresh else NO_STATES
-        return ComponentSnapshot(
+        snapshot = ComponentSnapshot(
             component_id=component_id,
             metrics=metrics,
             bounds=bounds,
             states=diagnostics.states,
             warnings=diagnostics.warnings,
             errors=diagnostics.errors,
-            last_seen=entry.last_seen,
             fresh=fresh,
         )
+        if all_fresh and fresh and (state_arrived is None or states_fresh):
+            # Nothing in it can go stale before its oldest part does.
+            if state_arrived is not None:
+                oldest_arrival = min(oldest_arrival, state_arrived)
+            entry.snapshot = snapshot
+            entry.snapshot_revision = entry.revision
+            entry.snapshot_fresh_until = oldest_arrival + self.freshness_s
+        else:  # something is stale: what is fresh changes with time alone
+            entry.snapshot = None
+        return snapshot
