@@ -141,6 +141,7 @@ class ComponentBinarySensor(MicrogridEntity, BinarySensorEntity):
 
     entity_description: ComponentBinarySensorDescription
     _value_decides_availability = True
+    _shows_component_data_only = True
 
     @property
     def is_on(self) -> bool | None:

@@ -6,6 +6,13 @@ recorder on a large site, so the base entity writes only when what it shows chan
 and at most once per `min_interval`; a change inside that window is written once the
 window closes, so the last value always lands.
 
+"What it shows" is the value as displayed: a sensor's number rounded to the
+precision the user sees (the registry's display precision, else the suggested
+one), so noise below that precision writes nothing. And an entity that shows only
+its component's data skips even the comparison while the snapshot hands out the
+same component object as before (the store reuses it while nothing changed): on a
+large site most components repeat themselves, second after second.
+
 `MicrogridEntity` takes the entity's description (and its component, if it has
 one) and derives everything else: the unique id, the device, the coordinator.
 `SteeringEntity` also follows the controller's status feed.
@@ -46,13 +53,46 @@ def _shown_value_getter(entity: Entity) -> Callable[[Any], object]:
     A sensor's or number's state is its native value converted by the entity's unit
     and precision, which do not change while it runs (a registry change writes the
     state by itself), so the native value decides the state, without the conversion
-    work of `SensorEntity.state`. A binary sensor's state is `is_on`.
+    work of `SensorEntity.state`; a sensor's number as rounded for display. A
+    binary sensor's state is `is_on`.
     """
-    if isinstance(entity, SensorEntity | NumberEntity):
+    if isinstance(entity, SensorEntity):
+        return _displayed_native_value
+    if isinstance(entity, NumberEntity):
         return attrgetter("native_value")
     if isinstance(entity, BinarySensorEntity):
         return attrgetter("is_on")
     return attrgetter("state")
+
+
+def _displayed_native_value(entity: MicrogridEntity) -> object:
+    """A sensor's native value, rounded as displayed (see `change_precision`)."""
+    value = entity.native_value  # type: ignore[attr-defined]
+    precision = entity.change_precision
+    if precision is None or type(value) is not float:
+        return value
+    return round(value, precision)
+
+
+def display_precision(entity: Entity) -> int | None:
+    """The decimals a sensor shows of its native value (`None`: all, or no sensor).
+
+    The user's choice in the entity registry, else the suggested precision. Only
+    while the state is in the native unit: a converted unit (W shown as kW) has a
+    precision of its own, and then every change counts.
+    """
+    if (
+        not isinstance(entity, SensorEntity)
+        or entity.unit_of_measurement != entity.native_unit_of_measurement
+    ):
+        return None
+    registry_entry = entity.registry_entry
+    options: Mapping[str, Any] | None = (
+        None if registry_entry is None else registry_entry.options.get("sensor")
+    )
+    chosen = None if not options else options.get("display_precision")
+    precision = entity.suggested_display_precision if chosen is None else chosen
+    return precision if isinstance(precision, int) else None
 
 
 class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
@@ -69,6 +109,14 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
 
     min_interval: ClassVar[timedelta] = DEFAULT_MIN_INTERVAL
     """How often the state is written at most."""
+
+    _shows_component_data_only: ClassVar[bool] = False
+    """Whether the state is a function of the component's snapshot alone (and of
+    the availability of data): then a snapshot with the same component object as
+    the last one changes nothing, and the entity is not re-rendered."""
+
+    change_precision: int | None = None
+    """A sensor's decimals that count as a change (`display_precision`)."""
 
     def __init__(
         self,
@@ -91,6 +139,7 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         self._cooldown: CALLBACK_TYPE | None = None
         self._change_pending = False
         self._shown_value_of = _shown_value_getter(self)
+        self._checked_inputs: tuple[bool, bool, ComponentSnapshot | None] | None = None
 
     @property
     def snapshot(self) -> MicrogridSnapshot | None:
@@ -132,7 +181,18 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
     async def async_added_to_hass(self) -> None:
         """Start listening and make sure a pending trailing write dies with us."""
         await super().async_added_to_hass()
+        self._read_change_precision()
         self.async_on_remove(self._cancel_cooldown)
+
+    @callback
+    def async_registry_entry_updated(self) -> None:
+        """The user may have chosen another display precision or unit."""
+        super().async_registry_entry_updated()
+        self._read_change_precision()
+
+    def _read_change_precision(self) -> None:
+        self.change_precision = display_precision(self)
+        self._checked_inputs = None  # what counts as a change may have changed
 
     @callback
     def _async_write_ha_state(self) -> None:
@@ -144,9 +204,35 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         super()._async_write_ha_state()
         self._written = self._rendered()
 
+    def _component_inputs(self) -> tuple[bool, bool, ComponentSnapshot | None]:
+        """What a component-data-only entity's state is made of (compared by identity).
+
+        The coordinator's success, the microgrid's reachability and the component's
+        snapshot object.
+        """
+        snapshot = self.snapshot
+        if snapshot is None:
+            return (self.coordinator.last_update_success, False, None)
+        component_id = self.component_id
+        return (
+            self.coordinator.last_update_success,
+            snapshot.reachable,
+            None if component_id is None else snapshot.components.get(component_id),
+        )
+
     @callback
     def _handle_coordinator_update(self) -> None:
-        """Write now if something changed and the window is open, else later."""
+        """Write now if something changed and the window is open, else later.
+
+        An entity of its component's data alone whose inputs are the very ones of
+        the last update stops here: that update already wrote, scheduled or
+        dismissed what they show.
+        """
+        if self._shows_component_data_only:
+            inputs = self._component_inputs()
+            if inputs == self._checked_inputs:
+                return
+            self._checked_inputs = inputs
         if self._rendered() == self._written:
             self._change_pending = False
             return

@@ -139,6 +139,7 @@ class ComponentSensor(MicrogridEntity, SensorEntity):
 
     entity_description: ComponentSensorDescription
     _value_decides_availability = True
+    _shows_component_data_only = True
 
     @property
     def native_value(self) -> StateType:

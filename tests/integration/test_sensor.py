@@ -249,6 +249,96 @@ async def test_state_writes_are_coalesced(
     assert reported == []
 
 
+async def test_a_state_is_written_when_its_displayed_value_changes(
+    hass: HomeAssistant, platforms: HandFedPlatforms, freezer: FrozenDateTimeFactory
+) -> None:
+    """Noise below the shown precision writes nothing; a shown change, at once.
+
+    And a component sensor whose component hands out the same snapshot object
+    again (nothing changed in the store) is not even re-rendered.
+    """
+    meter = fresh_component(HOUSE_METER, metrics={Metric.AC_POWER_ACTIVE: 800.0})
+    _, coordinator = await platforms.setup(
+        sensor, home_topology(), snapshot_at(components={HOUSE_METER: meter})
+    )
+    entity_id = entity_id_of(hass, f"{ENTRY_KEY}_{HOUSE_METER}_power", SENSOR)
+    written: list[str] = []
+
+    @callback
+    def _ours(event_data: Mapping[str, Any]) -> bool:
+        return bool(event_data["entity_id"] == entity_id)
+
+    @callback
+    def _record(event: Event[Any]) -> None:
+        written.append(hass.states.get(entity_id).state)  # type: ignore[union-attr]
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, _record, _ours)
+    hass.bus.async_listen(EVENT_STATE_REPORTED, _record, _ours)
+    await let_a_second_pass(hass, freezer)
+
+    def push(seconds: float, watts: float | None = None) -> None:
+        component = (
+            meter
+            if watts is None
+            else fresh_component(HOUSE_METER, metrics={Metric.AC_POWER_ACTIVE: watts})
+        )
+        coordinator.async_set_updated_data(
+            snapshot_at(seconds, components={HOUSE_METER: component})
+        )
+
+    push(0.5)  # the first update renders what was written when it was added
+    await hass.async_block_till_done()
+    # The same component object again: not rendered, not written.
+    rendered = 0
+    value_fn = sensor.ComponentSensor.native_value.fget
+    assert value_fn is not None
+
+    def counting(entity: sensor.ComponentSensor) -> Any:
+        nonlocal rendered
+        if entity.entity_id == entity_id:
+            rendered += 1
+        return value_fn(entity)
+
+    with patch.object(sensor.ComponentSensor, "native_value", property(counting)):
+        for i in range(3):
+            push(1 + i)
+            await hass.async_block_till_done()
+        assert rendered == 0
+        # An equal one (rebuilt after its values' freshness ran out): neither.
+        push(4, 800.0)
+        await hass.async_block_till_done()
+        assert rendered == 0
+        # Another value: rendered, but it shows the same (below).
+        push(4.5, 800.2)
+        await hass.async_block_till_done()
+        assert rendered == 1
+    assert written == []
+
+    # Shown with 0 decimals (W): 800.3 W still shows 800 W.
+    push(5, 800.3)
+    await let_a_second_pass(hass, freezer)
+    assert written == []
+    # 800.6 W shows 801 W: written with the very update, not a second later.
+    push(6, 800.6)
+    await hass.async_block_till_done()
+    assert written == ["800.6"]
+
+    # The user shows two decimals: now a hundredth is a change.
+    await let_a_second_pass(hass, freezer)
+    er.async_get(hass).async_update_entity_options(
+        entity_id, "sensor", {"display_precision": 2}
+    )
+    await hass.async_block_till_done()
+    written.clear()
+    await let_a_second_pass(hass, freezer)
+    push(8, 800.61)
+    await hass.async_block_till_done()
+    assert written == ["800.61"]
+    push(9, 800.614)
+    await let_a_second_pass(hass, freezer)
+    assert written == ["800.61"]
+
+
 # --- Against the simulator over real gRPC -----------------------------------------
 
 # The household meter has a 600 W base load, split 50/30/20 % over the phases.
