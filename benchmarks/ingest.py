@@ -179,9 +179,7 @@ class IngestResult:
         target = TARGET_CPU_PCT.get(self.components)
         if target is None:
             return "no target for this size"
-        met = (
-            self.cpu_pct(FULL) <= target and self.lag_ms(FULL, 99) < TARGET_LAG_P99_MS
-        )
+        met = self.cpu_pct(FULL) <= target and self.lag_ms(FULL, 99) < TARGET_LAG_P99_MS
         return (
             f"target cpu_pct<={target:.0f} loop_lag_p99_ms<{TARGET_LAG_P99_MS:.0f}: "
             f"{'met' if met else 'MISSED'}"

@@ -12,8 +12,11 @@ from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.engine.formula import compile_formula
 from custom_components.frequenz_microgrid.engine.pools import (
     CompiledFormulas,
+    PairBoundsCache,
     PairedFormula,
+    component_snapshots,
     compute_snapshot,
+    snapshot_from_components,
 )
 from custom_components.frequenz_microgrid.engine.snapshot import MicrogridSnapshot
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
@@ -102,6 +105,34 @@ def test_battery_pool_bounds_intersect_each_pair_then_add_up(
     # A: battery ±5000 excl ±100, inverter ±4000 → ±4000 excl ±100.
     # B: battery ±3000, inverter ±3500 excl ±200 → ±3000 excl ±200.
     assert snapshot_of(store).battery.bounds == PowerBounds(-7000, 7000, -300, 300)
+
+
+def test_pair_bounds_kept_between_snapshots_follow_every_change(
+    clock: FakeClock, store: TelemetryStore
+) -> None:
+    """A cached pair is reused only while its components are the same objects."""
+    topology = t.home_topology()
+    formulas = CompiledFormulas.from_topology(topology)
+    cache = PairBoundsCache()
+
+    def bounds() -> PowerBounds | None:
+        components = component_snapshots(store, store.component_ids)
+        cached = snapshot_from_components(
+            topology, formulas, components, reachable=True, pair_cache=cache
+        )
+        fresh = snapshot_from_components(topology, formulas, components, reachable=True)
+        assert cached.battery.bounds == fresh.battery.bounds
+        return cached.battery.bounds
+
+    feed_batteries(store)
+    assert bounds() == PowerBounds(-7000, 7000, -300, 300)
+    assert bounds() == PowerBounds(-7000, 7000, -300, 300)  # from the cache
+    record(store, t.INVERTER_A, POWER, 800.0, bounds=PowerBounds(-2000, 2000))
+    assert bounds() == PowerBounds(-5000, 5000, -300, 300)
+    record(store, t.BATTERY_B, Metric.DC_POWER, 1.0, bounds=PowerBounds(-1000, 1000))
+    assert bounds() == PowerBounds(-3000, 3000, -300, 300)
+    record_state(store, t.INVERTER_A, [ComponentStateCode.ERROR])
+    assert bounds() == PowerBounds(-1000, 1000, -200, 200)
 
 
 def test_a_battery_in_error_or_silent_drops_out_of_the_pool(

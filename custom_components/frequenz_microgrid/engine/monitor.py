@@ -60,6 +60,7 @@ from . import members
 from .graph import Topology
 from .pools import (
     CompiledFormulas,
+    PairBoundsCache,
     PairedFormula,
     component_snapshots,
     snapshot_from_components,
@@ -204,6 +205,7 @@ class MicrogridMonitor:
         self._clock = clock
         self._store = TelemetryStore(freshness_s=freshness_s, clock=clock)
         self._formulas = CompiledFormulas.from_topology(topology)
+        self._pair_bounds = PairBoundsCache()
         self._consumer = PairedFormula(
             self._formulas.consumer, self._store, members.AC_POWER
         )
@@ -346,7 +348,11 @@ class MicrogridMonitor:
         """Compute the next snapshot; return whether there is one to publish."""
         try:
             snapshot = snapshot_from_components(
-                self._topology, self._formulas, components, reachable=reachable
+                self._topology,
+                self._formulas,
+                components,
+                reachable=reachable,
+                pair_cache=self._pair_bounds,
             )
             consumer = self._consumer.evaluate(self._store)
             if consumer is not None:  # readings of one instant: no made-up spikes

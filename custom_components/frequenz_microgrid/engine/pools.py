@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 import math
+import operator
 import re
 
 from frequenz.client.microgrid.metrics import Metric
@@ -194,10 +195,49 @@ def pool_soc_and_capacity(
     return (soc_pct, total_x100 / 100.0)
 
 
+class PairBoundsCache:
+    """Each inverter's pair bounds with the component snapshots they came from.
+
+    The store hands out the same `ComponentSnapshot` object while a component's
+    telemetry is unchanged, so a pair whose inverter and batteries are the very
+    objects of last time has the very bounds of last time: aggregating them again
+    every tick (hundreds of pairs on a large site) is skipped.
+    """
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._pairs: dict[
+            int, tuple[tuple[ComponentSnapshot, ...], PowerBounds | None]
+        ] = {}
+
+    def get(
+        self, inverter_id: int, inputs: tuple[ComponentSnapshot, ...]
+    ) -> tuple[PowerBounds | None] | None:
+        """The bounds computed from these very snapshots (in a 1-tuple), or `None`."""
+        cached = self._pairs.get(inverter_id)
+        if cached is None or len(cached[0]) != len(inputs):
+            return None
+        if all(map(operator.is_, cached[0], inputs, strict=True)):
+            return (cached[1],)
+        return None
+
+    def put(
+        self,
+        inverter_id: int,
+        inputs: tuple[ComponentSnapshot, ...],
+        bounds: PowerBounds | None,
+    ) -> None:
+        """Remember the bounds computed from `inputs`."""
+        self._pairs[inverter_id] = (inputs, bounds)
+
+
 def pool_power_bounds(
     topology: Topology,
     components: Mapping[int, ComponentSnapshot],
     batteries: Iterable[int],
+    cache: PairBoundsCache | None = None,
 ) -> PowerBounds | None:
     """Return the battery pool's inclusion and exclusion bounds (spec §5).
 
@@ -207,30 +247,51 @@ def pool_power_bounds(
     without fresh bounds, or whose batteries send none, is left out (as the SDK
     does). `None` when nothing is left.
     """
-    batteries_by_inverter: dict[int, list[PowerBounds]] = {}
+    batteries_by_inverter: dict[int, list[ComponentSnapshot]] = {}
     for battery_id in batteries:
-        battery_bounds = components[battery_id].bounds.get(members.DC_POWER)
+        battery = components[battery_id]
         inverters = topology.inverters_of_battery(battery_id)
-        if battery_bounds is None or not inverters:
+        if members.DC_POWER not in battery.bounds or not inverters:
             continue
-        batteries_by_inverter.setdefault(inverters[0], []).append(battery_bounds)
+        batteries_by_inverter.setdefault(inverters[0], []).append(battery)
     pairs: list[PowerBounds] = []
-    for inverter_id, battery_bounds_list in sorted(batteries_by_inverter.items()):
+    for inverter_id, battery_snapshots in sorted(batteries_by_inverter.items()):
         inverter = components.get(inverter_id)
-        if inverter is None or not _is_healthy(inverter):
+        if inverter is None:
             continue
-        inverter_bounds = inverter.bounds.get(members.AC_POWER)
-        if inverter_bounds is None:
-            continue
-        battery_bounds = aggregate_batteries_behind_inverter(battery_bounds_list)
-        pairs.append(intersect_pair(battery_bounds, inverter_bounds))
+        inputs = (inverter, *battery_snapshots)
+        cached = None if cache is None else cache.get(inverter_id, inputs)
+        if cached is not None:
+            (pair,) = cached
+        else:
+            pair = _pair_bounds(inverter, battery_snapshots)
+            if cache is not None:
+                cache.put(inverter_id, inputs, pair)
+        if pair is not None:
+            pairs.append(pair)
     return sum_bounds(pairs) if pairs else None
+
+
+def _pair_bounds(
+    inverter: ComponentSnapshot, batteries: list[ComponentSnapshot]
+) -> PowerBounds | None:
+    """One pair's bounds; `None` if the inverter is unhealthy or sends none."""
+    if not _is_healthy(inverter):
+        return None
+    inverter_bounds = inverter.bounds.get(members.AC_POWER)
+    if inverter_bounds is None:
+        return None
+    battery_bounds = aggregate_batteries_behind_inverter(
+        [battery.bounds[members.DC_POWER] for battery in batteries]
+    )
+    return intersect_pair(battery_bounds, inverter_bounds)
 
 
 def battery_pool(
     topology: Topology,
     components: Mapping[int, ComponentSnapshot],
     power_w: float | None,
+    pair_cache: PairBoundsCache | None = None,
 ) -> BatteryPoolSnapshot:
     """Return the battery pool's SoC, usable capacity, power and bounds."""
     if not topology.battery_ids:
@@ -241,7 +302,7 @@ def battery_pool(
         soc_pct=soc_pct,
         usable_capacity_wh=capacity_wh,
         power_w=power_w,
-        bounds=pool_power_bounds(topology, components, counted),
+        bounds=pool_power_bounds(topology, components, counted, pair_cache),
     )
 
 
@@ -370,8 +431,13 @@ def snapshot_from_components(
     *,
     reachable: bool,
     taken_at: datetime | None = None,
+    pair_cache: PairBoundsCache | None = None,
 ) -> MicrogridSnapshot:
-    """Compute the pools from the components' snapshots (see `compute_snapshot`)."""
+    """Compute the pools from the components' snapshots (see `compute_snapshot`).
+
+    `pair_cache`: kept from one snapshot to the next, battery pairs whose
+    components did not change are not aggregated again.
+    """
     power = metric_values(components, members.AC_POWER)
     battery_power = _evaluate(formulas.battery, power)
     return MicrogridSnapshot(
@@ -384,7 +450,7 @@ def snapshot_from_components(
         pv_power_w=_evaluate(formulas.pv, power),
         ev_power_w=_evaluate(formulas.ev_charger, power),
         ev_current_a=_per_phase(formulas.ev_charger, components),
-        battery=battery_pool(topology, components, battery_power),
+        battery=battery_pool(topology, components, battery_power, pair_cache),
         energy=energy_counters(topology, formulas, components),
         components=components,
     )

@@ -299,11 +299,7 @@ class TelemetryStore:
         states = message.states
         if states is not None:
             arrived = entry.state_arrived
-            if (
-                arrived is None
-                or arrived < stale_before
-                or states != entry.diagnostics
-            ):
+            if arrived is None or arrived < stale_before or states != entry.diagnostics:
                 changed = True
             entry.diagnostics = states
             entry.state_arrived = now
@@ -315,9 +311,7 @@ class TelemetryStore:
         """Record one message in the client library's form."""
         self.ingest_message(telemetry_from_samples(samples))
 
-    def _entry(
-        self, component_id: int, now: float
-    ) -> tuple[_ComponentTelemetry, bool]:
+    def _entry(self, component_id: int, now: float) -> tuple[_ComponentTelemetry, bool]:
         """The component's entry, stamped with this arrival; whether it is new."""
         entry = self._components.get(component_id)
         new = entry is None

@@ -1,0 +1,160 @@
+"""Control tick: what one steering tick costs, per scenario (issue 18 §4).
+
+Since the charging hub joined the tick (modes, circuits with per-circuit meter
+pairing, peak shaving), every telemetry round re-checks every pool; at high
+simulator speed a slow tick lets the data path fall behind the battery's bounds.
+This runs Home Assistant's core with the integration (added through its config
+flow) on each scenario's simulator (in this process, at 1×, 1 Hz), lets it warm
+up, then profiles a window (cProfile) and reports the controller's tick:
+
+    control_tick scenario=<name> ticks=<n> tick_cpu_ms_mean=<x> tick_cpu_ms_p99=<y>
+        health_ms=<a> steer_ms=<b> shave_ms=<c> bounds_ms=<d>
+
+`tick_cpu_ms_*` is the CPU the tick's own code ran (its awaits excluded), measured
+per tick with a thread-time clock around each of its synchronous steps; the parts
+(means per tick) come from the profile, so they carry its overhead.
+
+    scripts/python -m benchmarks.control_tick [--scenario home depot hub:100]
+        [--seconds 20] [--profile tick.pstats]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Coroutine, Generator
+import cProfile
+import logging
+import pstats
+import statistics
+import sys
+import time
+from typing import Any
+
+from benchmarks._ha_harness import (
+    async_add_microgrid,
+    async_remove_microgrid,
+    running_home_assistant,
+)
+from custom_components.frequenz_microgrid.engine.control.controller import (
+    MicrogridController,
+)
+from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator.cli import scenario_from_arg
+
+PARTS = {
+    "health_ms": "_refresh_inputs_stepwise",
+    "steer_ms": "_steer",
+    "shave_ms": "_shave_peak",
+    "bounds_ms": "update_system_bounds",
+}
+"""The tick's parts, by the function that does each (cumulative profile time)."""
+
+
+class _TimedCoroutine:
+    """Wrap a coroutine; add up the thread CPU of each of its steps."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self._coroutine = coroutine
+        self.cpu_s = 0.0
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine = self._coroutine
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            started = time.thread_time()
+            try:
+                if error is not None:
+                    yielded = coroutine.throw(error)
+                else:
+                    yielded = coroutine.send(value)
+            except StopIteration as stop:
+                self.cpu_s += time.thread_time() - started
+                return stop.value
+            finally:
+                error = None
+            self.cpu_s += time.thread_time() - started
+            try:
+                value = yield yielded
+            except BaseException as err:  # handed to the coroutine
+                error = err
+                value = None
+
+
+async def measure(
+    scenario: str, seconds: float, warmup: float, profile_to: str | None
+) -> str:
+    """Run one scenario; return its line."""
+    sim = MicrogridSimulator(scenario_from_arg(scenario), sample_period_s=1.0)
+    await sim.start()
+    tick_cpu_ms: list[float] = []
+    profiler = cProfile.Profile()
+    try:
+        async with running_home_assistant() as hass:
+            entry = await async_add_microgrid(hass, sim.url)
+            controller: MicrogridController = entry.runtime_data.engine.controller
+            original = controller.tick
+
+            async def timed_tick() -> None:
+                timed = _TimedCoroutine(original())
+                await timed
+                tick_cpu_ms.append(timed.cpu_s * 1000.0)
+
+            await asyncio.sleep(warmup)
+            tick_cpu_ms.clear()
+            controller.tick = timed_tick  # type: ignore[method-assign]
+            profiler.enable()
+            await asyncio.sleep(seconds)
+            profiler.disable()
+            del controller.tick
+            await async_remove_microgrid(hass, entry)
+    finally:
+        await sim.stop()
+    ticks = len(tick_cpu_ms)
+    if profile_to:
+        profiler.dump_stats(profile_to.replace("SCENARIO", scenario.replace(":", "")))
+    stats = pstats.Stats(profiler)
+    parts = dict.fromkeys(PARTS, 0.0)
+    for (_, _, function), row in stats.stats.items():  # type: ignore[attr-defined]
+        for name, wanted in PARTS.items():
+            if function == wanted:
+                parts[name] += row[3]  # cumulative time
+    ordered = sorted(tick_cpu_ms) or [0.0]
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return (
+        f"control_tick scenario={scenario} ticks={ticks} "
+        f"tick_cpu_ms_mean={statistics.fmean(ordered):.2f} "
+        f"tick_cpu_ms_p99={p99:.2f} "
+        + " ".join(
+            f"{name}={1000.0 * total / max(ticks, 1):.2f}"
+            for name, total in parts.items()
+        )
+    )
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Each scenario in turn."""
+    for scenario in args.scenario:
+        line = await measure(scenario, args.seconds, args.warmup, args.profile)
+        print(line, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", nargs="+", default=["home", "depot", "hub:100"])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument(
+        "--profile", help="write each profile here (SCENARIO: the scenario's name)"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        asyncio.run(run(args))
+    except KeyboardInterrupt:
+        sys.exit("control_tick: interrupted")
+
+
+if __name__ == "__main__":
+    main()
