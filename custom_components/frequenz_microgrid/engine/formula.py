@@ -94,19 +94,31 @@ _BINARY: dict[str, Callable[[float, float], float | None]] = {
 }
 
 
-def _binary(operator: str, left: _Node, right: _Node) -> _Node:
-    apply = _BINARY[operator]
+def _chain(first: _Node, rest: list[tuple[str, _Node]]) -> _Node:
+    """``a op b op c …`` left to right, as nested binary operations would.
 
-    def binary(values: Values) -> float | None:
-        a = left(values)
-        if a is None:
-            return None
-        b = right(values)
-        if b is None:
-            return None
-        return apply(a, b)
+    One node for the whole chain, not one per operator: the grid formula of a
+    site with thousands of components is a sum of thousands of terms, and nested
+    closures that deep would exceed Python's recursion limit.
+    """
+    if not rest:
+        return first
+    steps = [(_BINARY[operator], operand) for operator, operand in rest]
 
-    return binary
+    def chain(values: Values) -> float | None:
+        result = first(values)
+        if result is None:
+            return None
+        for apply, operand in steps:
+            value = operand(values)
+            if value is None:
+                return None
+            result = apply(result, value)
+            if result is None:
+                return None
+        return result
+
+    return chain
 
 
 def _coalesce(arguments: list[_Node]) -> _Node:
@@ -175,18 +187,20 @@ class _Parser:
         raise FormulaError(f"Invalid formula {self._text!r}: {reason}")
 
     def _expression(self) -> _Node:
-        node = self._term()
+        first = self._term()
+        rest: list[tuple[str, _Node]] = []
         while (operator := self._peek()) in ("+", "-"):
             self._position += 1
-            node = _binary(operator, node, self._term())
-        return node
+            rest.append((operator, self._term()))
+        return _chain(first, rest)
 
     def _term(self) -> _Node:
-        node = self._unary()
+        first = self._unary()
+        rest: list[tuple[str, _Node]] = []
         while (operator := self._peek()) in ("*", "/"):
             self._position += 1
-            node = _binary(operator, node, self._unary())
-        return node
+            rest.append((operator, self._unary()))
+        return _chain(first, rest)
 
     def _unary(self) -> _Node:
         if self._peek() == "-":
