@@ -10,9 +10,12 @@ up, then profiles a window (cProfile) and reports the controller's tick:
     control_tick scenario=<name> ticks=<n> tick_cpu_ms_mean=<x> tick_cpu_ms_p99=<y>
         health_ms=<a> steer_ms=<b> shave_ms=<c> bounds_ms=<d>
 
-`tick_cpu_ms_*` is the CPU the tick's own code ran (its awaits excluded), measured
-per tick with a thread-time clock around each of its synchronous steps; the parts
-(means per tick) come from the profile, so they carry its overhead.
+`tick_cpu_ms_*` is the CPU the tick coroutine's own steps ran (its awaits
+excluded), measured per tick with a thread-time clock around each step: the health
+refresh, bounds and peak shaving, not the pools' steering, which runs as a task of
+its own (a proposal may pre-empt it). The parts (milliseconds per tick, the
+steering included) come from the profile's cumulative times, so they carry its
+overhead (about 2–3×).
 
     scripts/python -m benchmarks.control_tick [--scenario home depot hub:100]
         [--seconds 20] [--profile tick.pstats]
