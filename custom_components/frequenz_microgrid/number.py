@@ -38,6 +38,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
+from .action_fields import refusal_as
 from .actors import ha_source_id, release_signal
 from .charging_hub_entity import ChargingHubEntity
 from .const import (
@@ -51,7 +52,6 @@ from .engine.bounds import Bounds, PowerBounds, sum_bounds
 from .engine.control import MicrogridController, Pool, ProposalStatus
 from .engine.hub.modes import MAX_BOOST_S, check_boost_duration
 from .engine.hub.solar import MAX_DELAY_S, check_delay
-from .engine.power_manager import ProposalRefusedError
 from .engine.results import Error, OutOfBounds, Result
 from .entity import SteeringEntity, of_steerable_pools
 from .steering_errors import raise_if_nothing_accepted
@@ -291,7 +291,14 @@ class PoolNumber(SteeringEntity, RestoreNumber):
     async def _async_propose(self, value: float) -> None:
         """Send Home Assistant's proposal for `value` to the controller."""
         description = self.entity_description
-        try:
+        # The pool's whole set overlaps a subset an action steers.
+        with refusal_as(
+            lambda error: HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="setpoint_refused",
+                translation_placeholders={"error": error},
+            )
+        ):
             outcome = await self.feed.controller.propose(
                 self.pool,
                 source_id=ha_source_id(self.pool),
@@ -300,13 +307,6 @@ class PoolNumber(SteeringEntity, RestoreNumber):
                 bounds=description.bounds_fn(value),
                 keep_alive=True,
             )
-        except ProposalRefusedError as err:
-            # The pool's whole set overlaps a subset an action steers.
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="setpoint_refused",
-                translation_placeholders={"error": str(err)},
-            ) from err
         self._restored = None
         result = outcome.result
         raise_if_nothing_accepted(result)
