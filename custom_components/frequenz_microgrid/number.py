@@ -346,8 +346,14 @@ class HubSettingDescription(NumberEntityDescription):
     value_fn: Callable[[MicrogridController], float]
     set_fn: Callable[[MicrogridController, float], None]
     """Apply the value (raises `ValueError` for a value the engine refuses)."""
-    exists_fn: Callable[[frozenset[int], frozenset[int]], bool]
+    exists_fn: Callable[[frozenset[int], frozenset[int]], bool] = (
+        lambda chargers, _batteries: bool(chargers)
+    )
     """Whether the microgrid needs it, given its charger and battery ids."""
+    # What every hub setting shares: a configuration value in whole units.
+    entity_category: EntityCategory | None = EntityCategory.CONFIG
+    native_step: float | None = 1.0
+    mode: NumberMode = NumberMode.BOX
 
 
 def _set_boost_minutes(controller: MicrogridController, minutes: float) -> None:
@@ -368,57 +374,51 @@ def _set_floor_soc(controller: MicrogridController, soc_pct: float) -> None:
     controller.on_tick()  # bound (or free) the battery at once
 
 
+def _solar_delay(
+    key: str,
+    value_fn: Callable[[MicrogridController], float],
+    set_fn: Callable[[MicrogridController, float], None],
+) -> HubSettingDescription:
+    """The description of one of solar mode's two delays (seconds, same range)."""
+    return HubSettingDescription(
+        key=key,
+        translation_key=key,
+        device_class=NumberDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        native_min_value=0.0,
+        native_max_value=MAX_DELAY_S,
+        value_fn=value_fn,
+        set_fn=set_fn,
+    )
+
+
 HUB_SETTING_NUMBERS: tuple[HubSettingDescription, ...] = (
     HubSettingDescription(
         key="boost_duration",
         translation_key="boost_duration",
-        entity_category=EntityCategory.CONFIG,
         device_class=NumberDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.MINUTES,
         native_min_value=1.0,
         native_max_value=MAX_BOOST_S / 60.0,
-        native_step=1.0,
-        mode=NumberMode.BOX,
         value_fn=lambda c: c.charger_modes.default_boost_s / 60.0,
         set_fn=_set_boost_minutes,
-        exists_fn=lambda chargers, _batteries: bool(chargers),
     ),
-    HubSettingDescription(
-        key="solar_start_delay",
-        translation_key="solar_start_delay",
-        entity_category=EntityCategory.CONFIG,
-        device_class=NumberDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.SECONDS,
-        native_min_value=0.0,
-        native_max_value=MAX_DELAY_S,
-        native_step=1.0,
-        mode=NumberMode.BOX,
-        value_fn=lambda c: c.charger_modes.solar.start_delay_s,
-        set_fn=_set_solar_start_delay,
-        exists_fn=lambda chargers, _batteries: bool(chargers),
+    _solar_delay(
+        "solar_start_delay",
+        lambda c: c.charger_modes.solar.start_delay_s,
+        _set_solar_start_delay,
     ),
-    HubSettingDescription(
-        key="solar_stop_delay",
-        translation_key="solar_stop_delay",
-        entity_category=EntityCategory.CONFIG,
-        device_class=NumberDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.SECONDS,
-        native_min_value=0.0,
-        native_max_value=MAX_DELAY_S,
-        native_step=1.0,
-        mode=NumberMode.BOX,
-        value_fn=lambda c: c.charger_modes.solar.stop_delay_s,
-        set_fn=_set_solar_stop_delay,
-        exists_fn=lambda chargers, _batteries: bool(chargers),
+    _solar_delay(
+        "solar_stop_delay",
+        lambda c: c.charger_modes.solar.stop_delay_s,
+        _set_solar_stop_delay,
     ),
     HubSettingDescription(
         key="battery_floor_soc_for_evs",
         translation_key="battery_floor_soc_for_evs",
-        entity_category=EntityCategory.CONFIG,
         native_unit_of_measurement=PERCENTAGE,
         native_min_value=0.0,
         native_max_value=100.0,
-        native_step=1.0,
         mode=NumberMode.SLIDER,
         value_fn=lambda c: c.battery_for_evs.floor_soc_pct,
         set_fn=_set_floor_soc,
