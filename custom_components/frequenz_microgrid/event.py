@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 
+from .charging_hub_entity import chargers
 from .engine.hub.sessions import SessionChange, SessionChangeKind
 from .entity import MicrogridEntity
 
@@ -36,13 +37,10 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a session event entity per EV charger."""
-    runtime = entry.runtime_data
-    if runtime.sessions is None:
+    if entry.runtime_data.sessions is None:
         return
-    topology = runtime.engine.topology
     async_add_entities(
-        SessionEvent(entry, SESSION_EVENT, topology.components[charger_id])
-        for charger_id in sorted(topology.ev_charger_ids)
+        SessionEvent(entry, SESSION_EVENT, charger) for charger in chargers(entry)
     )
 
 
