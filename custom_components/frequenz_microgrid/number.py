@@ -96,9 +96,9 @@ class PoolNumberDescription(NumberEntityDescription):
     """Home Assistant's setpoint for one pool, and how it maps to a proposal."""
 
     pool: Pool
-    power_fn: Callable[[float], float]
+    power_fn: Callable[[float], float] = lambda value: value
     """The proposal's power (passive sign convention) for the value set."""
-    value_fn: Callable[[float], float]
+    value_fn: Callable[[float], float] = lambda power: power
     """The value shown for the proposal's power (the inverse of `power_fn`)."""
     bounds_fn: Callable[[float], Bounds]
     """The proposal's bounds for the value set (what lower priorities may use)."""
@@ -109,6 +109,9 @@ class PoolNumberDescription(NumberEntityDescription):
     hardware_first: bool = False
     """Prefer the telemetry range over the controller's (EV chargers without a
     vehicle count as not working, so the controller's range would be 0 W)."""
+    # Every pool number is a power in W.
+    device_class: NumberDeviceClass | None = NumberDeviceClass.POWER
+    native_unit_of_measurement: str | None = UnitOfPower.WATT
 
 
 def _no_bounds(_: float) -> Bounds:
@@ -120,12 +123,8 @@ NUMBERS: tuple[PoolNumberDescription, ...] = (
         key="batteries_setpoint",
         translation_key="batteries_setpoint",
         pool=Pool.BATTERIES,
-        device_class=NumberDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
         native_step=1.0,
         mode=NumberMode.BOX,
-        power_fn=lambda value: value,
-        value_fn=lambda power: power,
         bounds_fn=_no_bounds,
         range_fn=lambda b: (b.inclusion_lower, b.inclusion_upper),
         hardware_range_fn=battery_pool_range,
@@ -134,12 +133,8 @@ NUMBERS: tuple[PoolNumberDescription, ...] = (
         key="ev_chargers_limit",
         translation_key="ev_chargers_limit",
         pool=Pool.EV_CHARGERS,
-        device_class=NumberDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
         native_step=100.0,
         mode=NumberMode.SLIDER,
-        power_fn=lambda value: value,
-        value_fn=lambda power: power,
         bounds_fn=lambda value: Bounds(None, value),
         range_fn=lambda b: (0.0, max(0.0, b.inclusion_upper)),
         hardware_range_fn=reported_range,
@@ -149,8 +144,6 @@ NUMBERS: tuple[PoolNumberDescription, ...] = (
         key="pv_limit",
         translation_key="pv_limit",
         pool=Pool.PV,
-        device_class=NumberDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
         native_step=100.0,
         mode=NumberMode.SLIDER,
         power_fn=lambda value: 0.0 - value,
