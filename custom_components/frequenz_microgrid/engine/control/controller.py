@@ -137,6 +137,7 @@ class MicrogridController:
     ) -> None:
         """Prepare the steering; nothing is sent before `start`."""
         self._clock = clock
+        self._user_circuits = tuple(user_circuits)
         self._health = HealthTracker(max_data_age=store.freshness_s)
         register_components(self._health, topology)
         self._set_power = CompletingSetPowerClient(
@@ -235,6 +236,54 @@ class MicrogridController:
             await self._distributor.release()
         await self._distributor.stop()
         await self._set_power.finish()
+        self._notify()
+
+    async def follow_topology(self, topology: Topology, gone: frozenset[int]) -> None:
+        """Steer a changed topology from now on (components came or went).
+
+        Under every pool's lock, so no distribution runs meanwhile: components
+        that left are dropped by the distributor at once (no setpoint and no
+        keep-alive goes to them any more) and by the health tracker; newcomers
+        are tracked; every pool takes its new components and re-keys its
+        proposals (`PoolSteering.follow_topology`). Then each pool is steered
+        anew, the re-keyed sets in full: a proposal in force is re-distributed
+        over the components that remain, and includes the newcomers when it
+        was for the whole pool.
+        """
+        for pool in self._pools:
+            self._preempt_tick(pool)
+        async with contextlib.AsyncExitStack() as locked:
+            for lock in self._locks.values():
+                await locked.enter_async_context(lock)
+            await self._distributor.drop(gone, topology.battery_inverter_ids)
+            self._health.forget(gone)
+            register_components(self._health, topology)
+            context = SteeringContext(
+                topology, self._context.store, self._health, self._distributor
+            )
+            self._context = context
+            rekeyed: dict[Pool, set[ComponentSet]] = {}
+            for pool, steering in self._pools.items():
+                ids = _pool_ids(topology, pool)
+                if isinstance(steering, EvPoolSteering):
+                    rekeyed[pool] = steering.follow_topology(
+                        context, ids, gone, self._user_circuits
+                    )
+                else:
+                    rekeyed[pool] = steering.follow_topology(context, ids, gone)
+            steerable = [s.component_ids for s in self._pools.values()]
+            self._changes.follow(frozenset().union(*steerable))
+            self._health_input_ids = health_input_ids(topology)
+            store = context.store
+            self._grid_meter = FormulaCurrents(topology.formulas.grid, store)
+            self._battery_meter = FormulaCurrents(topology.formulas.battery, store)
+            now = self._clock()
+            self._feed_health(self._health_input_ids, now)
+            self._inputs_at = now
+            if self._running:
+                for pool, steering in self._pools.items():
+                    steering.update_system_bounds(now)
+                    await self._steer(steering, now, force=frozenset(rekeyed[pool]))
         self._notify()
 
     # -- steering -------------------------------------------------------------
@@ -705,6 +754,17 @@ def circuits_of(
     if limit is None:
         limit = grid_fuse_a(topology)
     return CircuitLimits(build_circuit_tree(topology, limit, user_circuits))
+
+
+def _pool_ids(topology: Topology, pool: Pool) -> frozenset[int]:
+    """The components of `topology` a pool steers."""
+    match pool:
+        case Pool.BATTERIES:
+            return topology.battery_ids
+        case Pool.EV_CHARGERS:
+            return topology.ev_charger_ids
+        case Pool.PV:
+            return topology.pv_inverter_ids
 
 
 def _withdraw_everything(manager: PowerManager) -> None:
