@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 import contextlib
-import math
 from dataclasses import dataclass
+import math
 import time
 
 from frequenz.client.microgrid import MicrogridApiClient
