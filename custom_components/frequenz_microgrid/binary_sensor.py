@@ -31,6 +31,7 @@ from .engine.snapshot import ComponentSnapshot
 from .entity import MicrogridEntity, SteeringEntity
 from .reserved_sensor import reserved_sensors
 from .steering_status import blocked_until_iso
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -118,6 +119,20 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the binary sensors of every component."""
+    async_add_entities(_component_binary_sensors(entry))
+    entities: list[BinarySensorEntity] = []
+    entities.extend(reserved_sensors(entry))
+    entities.extend(circuit_binary_sensors(entry))
+    async_add_entities(entities)
+    async_add_entities_on_topology_change(
+        hass, entry, async_add_entities, lambda _: _component_binary_sensors(entry)
+    )
+
+
+def _component_binary_sensors(
+    entry: FrequenzMicrogridConfigEntry,
+) -> list[BinarySensorEntity]:
+    """Every component's binary sensors, for the topology in use."""
     components = entry.runtime_data.engine.topology.components
     entities: list[BinarySensorEntity] = [
         ComponentBinarySensor(entry, description, component)
@@ -131,9 +146,7 @@ async def async_setup_entry(
         for status in entry.runtime_data.status_feed.status.components
         if status.component_id in components
     )
-    entities.extend(reserved_sensors(entry))
-    entities.extend(circuit_binary_sensors(entry))
-    async_add_entities(entities)
+    return entities
 
 
 class ComponentBinarySensor(MicrogridEntity, BinarySensorEntity):

@@ -15,6 +15,7 @@ from homeassistant.core import HomeAssistant, callback
 
 from .engine.hub.sessions import SessionChange, SessionChangeKind
 from .entity import MicrogridEntity
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -39,11 +40,19 @@ async def async_setup_entry(
     runtime = entry.runtime_data
     if runtime.sessions is None:
         return
-    topology = runtime.engine.topology
-    async_add_entities(
+    async_add_entities(_session_events(entry))
+    async_add_entities_on_topology_change(
+        hass, entry, async_add_entities, lambda _: _session_events(entry)
+    )
+
+
+def _session_events(entry: FrequenzMicrogridConfigEntry) -> list[SessionEvent]:
+    """A session event entity per EV charger of the topology in use."""
+    topology = entry.runtime_data.engine.topology
+    return [
         SessionEvent(entry, SESSION_EVENT, topology.components[charger_id])
         for charger_id in sorted(topology.ev_charger_ids)
-    )
+    ]
 
 
 class SessionEvent(MicrogridEntity, EventEntity):
