@@ -13,7 +13,7 @@ import time
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 
-from custom_components.frequenz_microgrid.const import DOMAIN
+from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
 from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import (
@@ -203,7 +203,8 @@ async def test_a_reconnect_rereads_the_topology(hass: HomeAssistant) -> None:
     async with serving(
         hass, load_scenario("home"), speed=10.0, sample_period_s=0.1
     ) as sim:
-        entry = await setup_entry(hass, sim.url)
+        # The shortest freshness window: the outage shows after 2 s.
+        entry = await setup_entry(hass, sim.url, options={CONF_FRESHNESS_S: 2.0})
         await sim.stop()
         _connect(sim)
         await wait_for(
