@@ -37,8 +37,8 @@ from homeassistant.helpers.event import async_track_time_interval
 
 from .const import CONNECT_TIMEOUT_S, DOMAIN, LOGGER
 from .devices import async_remove_component_devices
-from .engine.graph import load_topology
-from .engine.topology_change import TopologyChange
+from .engine.graph import build_topology
+from .engine.topology_change import TopologyChange, unchanged
 
 if TYPE_CHECKING:
     from .runtime import FrequenzMicrogridConfigEntry
@@ -113,15 +113,30 @@ class TopologyRefresh:
             if not self._running:
                 return None
             runtime = self._entry.runtime_data
+            engine = runtime.engine
+            client = runtime.client
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                    topology = await load_topology(runtime.client)
+                    info, listed, wired = await asyncio.gather(
+                        client.get_microgrid_info(),
+                        client.list_components(),
+                        client.list_connections(),
+                    )
+                components, connections = list(listed), list(wired)
+                if info == engine.topology.info and unchanged(
+                    engine.topology, components, connections
+                ):
+                    return TopologyChange()
+                # Building the graph and its formulas of a large site takes
+                # hundreds of ms: not in the event loop.
+                topology = await self._hass.async_add_executor_job(
+                    build_topology, info, components, connections
+                )
             except (ApiClientError, TimeoutError, InvalidGraphError) as err:
                 LOGGER.debug(
                     "Cannot re-read the topology of %s: %s", self._entry.title, err
                 )
                 return None
-            engine = runtime.engine
             if topology.info.id != engine.topology.info.id:
                 LOGGER.warning(
                     "%s now answers as microgrid %s, not %s: topology not followed",

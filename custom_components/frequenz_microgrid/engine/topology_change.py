@@ -9,7 +9,10 @@ comparison; an unchanged reading compares equal and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from frequenz.client.microgrid.component import Component, ComponentConnection
 
 from .graph import Topology
 
@@ -30,6 +33,25 @@ class TopologyChange:
     def __bool__(self) -> bool:
         """Whether anything changed at all."""
         return bool(self.added or self.removed or self.updated or self.rewired)
+
+
+def unchanged(
+    topology: Topology,
+    components: Iterable[Component],
+    connections: Iterable[ComponentConnection],
+) -> bool:
+    """Whether the API's answers describe `topology` exactly (nothing to build).
+
+    Checked before the component graph and its formulas are built from the
+    answers, which is the expensive part of reading a large microgrid.
+    """
+    known = topology.components
+    count = 0
+    for component in components:
+        count += 1
+        if known.get(int(component.id)) != component:
+            return False
+    return count == len(known) and set(connections) == set(topology.connections)
 
 
 def topology_change(old: Topology, new: Topology) -> TopologyChange:
