@@ -15,8 +15,10 @@ Cases: `unchanged` (the median of several refreshes of the same topology) and
 `changed` (a battery inverter with its battery and an EV charger connected, a PV
 inverter and an EV charger disconnected).
 
-    topology_refresh components=1000 case=unchanged loop_ms=… lag_max_ms=… entities_changed=0
-    topology_refresh components=1000 case=changed loop_ms=… lag_max_ms=… entities_changed=…
+    topology_refresh components=1000 case=unchanged loop_ms=… lag_max_ms=…
+        entities_changed=0
+    topology_refresh components=1000 case=changed loop_ms=… lag_max_ms=…
+        entities_changed=…
 
 Target: ≤ 50 ms of loop time per refresh; 0 entities changed when unchanged.
 
@@ -81,7 +83,7 @@ class TimedCoroutine[T]:
             self.busy_s += time.perf_counter() - started
             try:
                 value, error = (yield yielded), None
-            except BaseException as err:  # noqa: BLE001 - handed to the coroutine
+            except BaseException as err:  # handed on to the coroutine
                 value, error = None, err
 
 
@@ -132,51 +134,51 @@ def _line(n: int, case: str, loop_ms: float, lag_ms: float, changed: int) -> str
 async def run(n_components: int) -> bool:
     """Measure both cases; print a line each; return whether the targets hold."""
     scenario = generate_scenario(n_components)
-    async with running_simulator(scenario, sample_period_s=1.0) as sim:
-        async with running_home_assistant() as hass:
-            entry = await async_add_microgrid(hass, sim.url)
-            try:
-                _note(f"warming up {WARM_UP_S:.0f} s")
-                await asyncio.sleep(WARM_UP_S)
-                runtime: MicrogridRuntimeData = entry.runtime_data
-                runs = [
-                    await _refresh(hass, runtime, 0.2) for _ in range(UNCHANGED_RUNS)
-                ]
-                unchanged_ms = statistics.median(r[0] for r in runs)
-                unchanged_changes = sum(r[2] for r in runs)
-                print(
-                    _line(
-                        n_components,
-                        "unchanged",
-                        unchanged_ms,
-                        max(r[1] for r in runs),
-                        unchanged_changes,
-                    ),
-                    flush=True,
-                )
-                new_inverter = max(c.id for c in scenario.components) + 1
-                meter = 2
-                sim.add_component(
-                    generated_component(new_inverter, Kind.BATTERY_INVERTER, meter)
-                )
-                sim.add_component(
-                    generated_component(new_inverter + 1, Kind.BATTERY, new_inverter)
-                )
-                sim.add_component(
-                    generated_component(new_inverter + 2, Kind.EV_CHARGER, meter)
-                )
-                pv, charger = _first_of(scenario, Kind.PV_INVERTER, Kind.EV_CHARGER)
-                sim.remove_component(pv)
-                sim.remove_component(charger)
-                changed_ms, changed_lag, changed = await _refresh(
-                    hass, runtime, FOLLOW_ON_S
-                )
-                print(
-                    _line(n_components, "changed", changed_ms, changed_lag, changed),
-                    flush=True,
-                )
-            finally:
-                await async_remove_microgrid(hass, entry)
+    async with (
+        running_simulator(scenario, sample_period_s=1.0) as sim,
+        running_home_assistant() as hass,
+    ):
+        entry = await async_add_microgrid(hass, sim.url)
+        try:
+            _note(f"warming up {WARM_UP_S:.0f} s")
+            await asyncio.sleep(WARM_UP_S)
+            runtime: MicrogridRuntimeData = entry.runtime_data
+            runs = [await _refresh(hass, runtime, 0.2) for _ in range(UNCHANGED_RUNS)]
+            unchanged_ms = statistics.median(r[0] for r in runs)
+            unchanged_changes = sum(r[2] for r in runs)
+            print(
+                _line(
+                    n_components,
+                    "unchanged",
+                    unchanged_ms,
+                    max(r[1] for r in runs),
+                    unchanged_changes,
+                ),
+                flush=True,
+            )
+            new_inverter = max(c.id for c in scenario.components) + 1
+            meter = 2
+            sim.add_component(
+                generated_component(new_inverter, Kind.BATTERY_INVERTER, meter)
+            )
+            sim.add_component(
+                generated_component(new_inverter + 1, Kind.BATTERY, new_inverter)
+            )
+            sim.add_component(
+                generated_component(new_inverter + 2, Kind.EV_CHARGER, meter)
+            )
+            pv, charger = _first_of(scenario, Kind.PV_INVERTER, Kind.EV_CHARGER)
+            sim.remove_component(pv)
+            sim.remove_component(charger)
+            changed_ms, changed_lag, changed = await _refresh(
+                hass, runtime, FOLLOW_ON_S
+            )
+            print(
+                _line(n_components, "changed", changed_ms, changed_lag, changed),
+                flush=True,
+            )
+        finally:
+            await async_remove_microgrid(hass, entry)
     return (
         unchanged_ms <= TARGET_LOOP_MS
         and changed_ms <= TARGET_LOOP_MS
