@@ -117,10 +117,13 @@ async def _refresh(
         async with LoopLagProbe(0.01) as probe:
             timed = TimedCoroutine(refresh.async_refresh())
             await timed
+            during = max(probe.lags_ms, default=0.0)
             await hass.async_block_till_done()
             await asyncio.sleep(follow_on_s)
     finally:
         counter.stop()
+    _note(f"longest loop block: during the refresh {during:.1f} ms, overall "
+          f"{max(probe.lags_ms, default=0.0):.1f} ms")
     return timed.busy_s * 1000, max(probe.lags_ms, default=0.0), counter.count
 
 

@@ -125,26 +125,32 @@ async def async_setup_entry(
     entities.extend(circuit_binary_sensors(entry))
     async_add_entities(entities)
     async_add_entities_on_topology_change(
-        hass, entry, async_add_entities, lambda _: _component_binary_sensors(entry)
+        hass,
+        entry,
+        async_add_entities,
+        lambda change: _component_binary_sensors(entry, change.added),
     )
 
 
 def _component_binary_sensors(
-    entry: FrequenzMicrogridConfigEntry,
+    entry: FrequenzMicrogridConfigEntry, only: frozenset[int] | None = None
 ) -> list[BinarySensorEntity]:
-    """Every component's binary sensors, for the topology in use."""
+    """The binary sensors of every component in use (or `only` of those)."""
     components = entry.runtime_data.engine.topology.components
+    wanted = components.keys() if only is None else only & components.keys()
     entities: list[BinarySensorEntity] = [
         ComponentBinarySensor(entry, description, component)
-        for component in components.values()
-        if has_device(component)
+        for component_id in sorted(wanted)
+        if has_device(component := components[component_id])
         for description in COMPONENT_BINARY_SENSORS
         if component.category in description.categories
     ]
+    steerable = {
+        s.component_id for s in entry.runtime_data.status_feed.status.components
+    }
     entities.extend(
-        ExcludedBinarySensor(entry, EXCLUDED, components[status.component_id])
-        for status in entry.runtime_data.status_feed.status.components
-        if status.component_id in components
+        ExcludedBinarySensor(entry, EXCLUDED, components[component_id])
+        for component_id in sorted(steerable & wanted)
     )
     return entities
 

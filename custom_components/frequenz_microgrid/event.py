@@ -42,16 +42,22 @@ async def async_setup_entry(
         return
     async_add_entities(_session_events(entry))
     async_add_entities_on_topology_change(
-        hass, entry, async_add_entities, lambda _: _session_events(entry)
+        hass,
+        entry,
+        async_add_entities,
+        lambda change: _session_events(entry, change.added),
     )
 
 
-def _session_events(entry: FrequenzMicrogridConfigEntry) -> list[SessionEvent]:
-    """A session event entity per EV charger of the topology in use."""
+def _session_events(
+    entry: FrequenzMicrogridConfigEntry, only: frozenset[int] | None = None
+) -> list[SessionEvent]:
+    """A session event entity per EV charger in use (or `only` of those)."""
     topology = entry.runtime_data.engine.topology
+    charger_ids = topology.ev_charger_ids
     return [
         SessionEvent(entry, SESSION_EVENT, topology.components[charger_id])
-        for charger_id in sorted(topology.ev_charger_ids)
+        for charger_id in sorted(charger_ids if only is None else charger_ids & only)
     ]
 
 

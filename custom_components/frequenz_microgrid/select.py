@@ -49,7 +49,11 @@ async def async_setup_entry(
         hass,
         entry,
         async_add_entities,
-        lambda _: [ChargerModeSelect(entry, CHARGER_MODE, c) for c in chargers(entry)],
+        lambda change: [
+            ChargerModeSelect(entry, CHARGER_MODE, charger)
+            for charger in chargers(entry)
+            if int(charger.id) in change.added
+        ],
     )
 
 

@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from frequenz.client.microgrid import ApiClientError
+from frequenz.client.microgrid import ApiClientError, MicrogridInfo
+from frequenz.client.microgrid.component import Component, ComponentConnection
 from frequenz.microgrid_component_graph import InvalidGraphError
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import entity_platform
@@ -37,8 +38,10 @@ from homeassistant.helpers.event import async_track_time_interval
 
 from .const import CONNECT_TIMEOUT_S, DOMAIN, LOGGER
 from .devices import async_remove_component_devices
-from .engine.graph import build_topology
+from .engine.graph import Topology, build_topology
+from .engine.pools import CompiledFormulas
 from .engine.topology_change import TopologyChange, unchanged
+from .engine.topology_fingerprint import TopologyFingerprint, read_fingerprint
 
 if TYPE_CHECKING:
     from .runtime import FrequenzMicrogridConfigEntry
@@ -67,6 +70,8 @@ class TopologyRefresh:
         self._entry = entry
         self._lock = asyncio.Lock()
         self._running = False
+        self._fingerprint: TopologyFingerprint | None = None
+        """The raw answers the topology in use was last confirmed from."""
 
     @callback
     def start(self) -> CALLBACK_TYPE:
@@ -112,55 +117,96 @@ class TopologyRefresh:
         async with self._lock:
             if not self._running:
                 return None
-            runtime = self._entry.runtime_data
-            engine = runtime.engine
-            client = runtime.client
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                    info, listed, wired = await asyncio.gather(
-                        client.get_microgrid_info(),
-                        client.list_components(),
-                        client.list_connections(),
-                    )
-                components, connections = list(listed), list(wired)
-                if info == engine.topology.info and unchanged(
-                    engine.topology, components, connections
-                ):
-                    return TopologyChange()
-                # Building the graph and its formulas of a large site takes
-                # hundreds of ms: not in the event loop.
-                topology = await self._hass.async_add_executor_job(
-                    build_topology, info, components, connections
-                )
+                    reading = await self._async_read()
             except (ApiClientError, TimeoutError, InvalidGraphError) as err:
                 LOGGER.debug(
                     "Cannot re-read the topology of %s: %s", self._entry.title, err
                 )
                 return None
-            if topology.info.id != engine.topology.info.id:
-                LOGGER.warning(
-                    "%s now answers as microgrid %s, not %s: topology not followed",
-                    self._entry.title,
-                    int(topology.info.id),
-                    int(engine.topology.info.id),
-                )
-                return None
-            change = await engine.follow_topology(topology)
-            if not change:
-                return change
-            LOGGER.info(
-                "Topology of %s changed: components %s added, %s removed",
+            if reading is None:
+                return TopologyChange()
+            return await self._async_apply(reading)
+
+    async def _async_read(self) -> _Reading | None:
+        """The topology the API describes now; `None`: the one in use.
+
+        Equal raw answers are the common case and cost next to nothing; others
+        are decoded and compared; only a real change builds a new graph.
+        """
+        runtime = self._entry.runtime_data
+        client = runtime.client
+        fingerprint = await read_fingerprint(client)
+        if fingerprint == self._fingerprint:
+            return None
+        info, listed, wired = await asyncio.gather(
+            client.get_microgrid_info(),
+            client.list_components(),
+            client.list_connections(),
+        )
+        # The client decodes lazily: decoding 1,000 components, comparing them
+        # and building the graph and its formulas, none of it in the event loop.
+        reading = await self._hass.async_add_executor_job(
+            _decode_and_build, runtime.engine.topology, info, listed, wired
+        )
+        self._fingerprint = fingerprint
+        return reading
+
+    async def _async_apply(self, reading: _Reading) -> TopologyChange | None:
+        """Follow a changed topology: the engine, the devices, the platforms."""
+        runtime = self._entry.runtime_data
+        engine = runtime.engine
+        topology, formulas = reading
+        if topology.info.id != engine.topology.info.id:
+            LOGGER.warning(
+                "%s now answers as microgrid %s, not %s: topology not followed",
                 self._entry.title,
-                sorted(change.added),
-                sorted(change.removed),
+                int(topology.info.id),
+                int(engine.topology.info.id),
             )
-            async_remove_component_devices(
-                self._hass, self._entry.entry_id, runtime.devices, change.removed
-            )
-            async_dispatcher_send(
-                self._hass, topology_signal(self._entry.entry_id), change
-            )
+            return None
+        change = await engine.follow_topology(topology, formulas)
+        if not change:
             return change
+        LOGGER.info(
+            "Topology of %s changed: components %s added, %s removed",
+            self._entry.title,
+            sorted(change.added),
+            sorted(change.removed),
+        )
+        async_remove_component_devices(
+            self._hass, self._entry.entry_id, runtime.devices, change.removed
+        )
+        async_dispatcher_send(self._hass, topology_signal(self._entry.entry_id), change)
+        return change
+
+
+type _Reading = tuple[Topology, CompiledFormulas]
+"""A changed topology and its compiled pool formulas."""
+
+
+def _decode_and_build(
+    current: Topology,
+    info: MicrogridInfo,
+    listed: Iterable[Component],
+    wired: Iterable[ComponentConnection],
+) -> _Reading | None:
+    """Decode the API's answers; a changed topology with its formulas, or `None`.
+
+    Runs in the executor: it is pure (the answers have arrived already). The
+    graph library holds the GIL while it generates the pool formulas (~300 ms
+    for 1,000 components), so the event loop still waits for it in pieces of
+    up to ~150 ms; it happens only when the topology really changed.
+
+    Raises:
+        InvalidGraphError: the answers do not form a valid microgrid.
+    """
+    components, connections = list(listed), list(wired)
+    if info == current.info and unchanged(current, components, connections):
+        return None
+    topology = build_topology(info, components, connections)
+    return topology, CompiledFormulas.from_topology(topology)
 
 
 @callback

@@ -139,7 +139,9 @@ async def test_components_come_and_go_without_a_reload(hass: HomeAssistant) -> N
         assert _device(hass, entry, NEW_CHARGER) is not None
         assert er.async_get(hass).async_get(soc_entity) is None
         assert hass.states.get(soc_entity) is None
-        assert held_setpoint(sim, HOME_INVERTER) == 3000.0
+        await wait_for(
+            lambda: held_setpoint(sim, HOME_INVERTER) == 3000.0, what="re-split"
+        )
         await wait_for(lambda: _number(hass, capacity) == before, what="capacity back")
         deadline = time.monotonic() + 1.0
         await wait_for(lambda: time.monotonic() > deadline)

@@ -243,16 +243,23 @@ class MicrogridMonitor:
             asyncio.create_task(self._tick_forever(), name="frequenz-microgrid-tick")
         )
 
-    async def follow_topology(self, topology: Topology, removed: Iterable[int]) -> None:
+    async def follow_topology(
+        self,
+        topology: Topology,
+        removed: Iterable[int],
+        formulas: CompiledFormulas | None = None,
+    ) -> None:
         """Stream, store and compute the pools of a changed topology from now on.
 
         Components that left stop streaming and are forgotten (their values no
         longer count anywhere); new ones start streaming; the pool formulas are
-        the new graph's. The next tick computes its snapshot from the new graph.
+        the new graph's (`formulas`, when the caller compiled them already:
+        ~20 ms for 1,000 components, better done outside the event loop). The
+        next tick computes its snapshot from the new graph.
         """
         gone = frozenset(removed)
         self._topology = topology
-        self._formulas = CompiledFormulas.from_topology(topology)
+        self._formulas = formulas or CompiledFormulas.from_topology(topology)
         self._consumer = PairedFormula(
             self._formulas.consumer, self._store, members.AC_POWER
         )

@@ -245,10 +245,10 @@ class MicrogridController:
         that left are dropped by the distributor at once (no setpoint and no
         keep-alive goes to them any more) and by the health tracker; newcomers
         are tracked; every pool takes its new components and re-keys its
-        proposals (`PoolSteering.follow_topology`). Then each pool is steered
-        anew, the re-keyed sets in full: a proposal in force is re-distributed
-        over the components that remain, and includes the newcomers when it
-        was for the whole pool.
+        proposals (`PoolSteering.follow_topology`). Then a tick is scheduled
+        at once: it re-distributes a proposal in force over the components
+        that remain (including the newcomers when it was for the whole pool),
+        as any tick re-steers a set whose components changed.
         """
         for pool in self._pools:
             self._preempt_tick(pool)
@@ -262,29 +262,20 @@ class MicrogridController:
                 topology, self._context.store, self._health, self._distributor
             )
             self._context = context
-            rekeyed: dict[Pool, set[ComponentSet]] = {}
             for pool, steering in self._pools.items():
                 ids = _pool_ids(topology, pool)
                 if isinstance(steering, EvPoolSteering):
-                    rekeyed[pool] = steering.follow_topology(
-                        context, ids, gone, self._user_circuits
-                    )
+                    steering.follow_topology(context, ids, gone, self._user_circuits)
                 else:
-                    rekeyed[pool] = steering.follow_topology(context, ids, gone)
+                    steering.follow_topology(context, ids, gone)
             steerable = [s.component_ids for s in self._pools.values()]
             self._changes.follow(frozenset().union(*steerable))
             self._health_input_ids = health_input_ids(topology)
             store = context.store
             self._grid_meter = FormulaCurrents(topology.formulas.grid, store)
             self._battery_meter = FormulaCurrents(topology.formulas.battery, store)
-            now = self._clock()
-            self._feed_health(self._health_input_ids, now)
-            self._inputs_at = now
-            if self._running:
-                for pool, steering in self._pools.items():
-                    steering.update_system_bounds(now)
-                    await self._steer(steering, now, force=frozenset(rekeyed[pool]))
-        self._notify()
+            self._inputs_at = None  # a proposal before the tick refreshes first
+        self.on_tick()
 
     # -- steering -------------------------------------------------------------
 

@@ -123,9 +123,10 @@ class PoolSteering(ABC):
 
         Components that left are forgotten at once (the caller has stopped
         keeping them alive); the power manager's sets follow (`PowerManager.
-        follow_components`), and what each set commanded moves with it. The
-        returned sets must be re-distributed: a proposal in force is placed on
-        what remains, or on the pool with its newcomers.
+        follow_components`), and what each set commanded moves with it, so the
+        next steer sees the change of components and re-distributes the set:
+        a proposal in force is placed on what remains, or on the pool with its
+        newcomers.
         """
         renamed = self.manager.follow_components(
             self.component_ids, component_ids, gone
