@@ -9,8 +9,9 @@ a setpoint again; an unchanged topology changes no entity and no device.
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 
 from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
@@ -176,15 +177,16 @@ async def test_an_unchanged_topology_changes_no_entity(hass: HomeAssistant) -> N
         entry = await setup_entry(hass, sim.url)
         runtime = entry.runtime_data
         assert runtime.topology_refresh is not None
-        registry_events: list[Event] = []
+        registry_events: list[str] = []
+
+        @callback
+        def _record(event: Event[Any]) -> None:
+            registry_events.append(str(event.event_type))
+
         entities_before = _entities(hass, entry)
         unsubscribe = [
-            hass.bus.async_listen(
-                er.EVENT_ENTITY_REGISTRY_UPDATED, registry_events.append
-            ),
-            hass.bus.async_listen(
-                dr.EVENT_DEVICE_REGISTRY_UPDATED, registry_events.append
-            ),
+            hass.bus.async_listen(er.EVENT_ENTITY_REGISTRY_UPDATED, _record),
+            hass.bus.async_listen(dr.EVENT_DEVICE_REGISTRY_UPDATED, _record),
         ]
         engine_topology = runtime.engine.topology
         try:
