@@ -175,6 +175,10 @@ class TopologyRefresh:
             sorted(change.added),
             sorted(change.removed),
         )
+        if runtime.sessions is not None:  # sessions at the new chargers too
+            runtime.sessions.tracker.charger_ids = tuple(
+                sorted(topology.ev_charger_ids)
+            )
         async_remove_component_devices(
             self._hass, self._entry.entry_id, runtime.devices, change.removed
         )

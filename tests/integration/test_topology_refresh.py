@@ -113,6 +113,8 @@ async def test_components_come_and_go_without_a_reload(hass: HomeAssistant) -> N
             find_entity_id(hass, f"{KEY}_{NEW_CHARGER}_charger_mode", ("select",))
             is not None
         )
+        assert runtime.sessions is not None
+        assert NEW_CHARGER in runtime.sessions.tracker.charger_ids
         assert runtime.engine.controller.pool_components(Pool.BATTERIES) == {
             4,
             NEW_BATTERY,
