@@ -7,6 +7,7 @@ from dataclasses import replace
 from frequenz.client.microgrid.component import (
     AcEvCharger,
 )
+from hypothesis import given, strategies as st
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.engine.graph import build_topology
@@ -145,3 +146,33 @@ def test_a_forgotten_component_is_no_longer_tracked() -> None:
     assert [s.component_id for s in health.statuses(0.0)] == [BATTERY_A]
     assert health.health(EV_CHARGER, 0.0) is ComponentHealth.NOT_WORKING
     assert health.problem(BATTERY_B, 0.0) == "not a controllable component"
+
+
+@given(
+    sets=st.lists(
+        st.frozensets(st.integers(0, 11), min_size=1, max_size=4), max_size=4
+    ),
+    gone=st.frozensets(st.integers(0, 11)),
+    added=st.frozensets(st.integers(12, 15)),
+)
+def test_re_keyed_proposal_sets_stay_disjoint_and_lose_only_what_left(
+    sets: list[frozenset[int]], gone: frozenset[int], added: frozenset[int]
+) -> None:
+    manager = PowerManager.for_batteries()
+    pool = frozenset(range(12))
+    kept: list[frozenset[int]] = []
+    for index, ids in enumerate(sets):
+        if all(ids.isdisjoint(other) for other in kept):
+            manager.propose(_proposal(ids, f"actor{index}", 100.0 * index, index))
+            kept.append(ids)
+
+    manager.follow_components(pool, (pool - gone) | added, gone)
+
+    books = [ids for ids in manager.component_sets() if manager.proposals(ids)]
+    assert all(not ids & gone for ids in books)
+    assert all(a.isdisjoint(b) for a in books for b in books if a is not b)
+    assert sorted(books, key=sorted) == sorted(
+        {ids - gone for ids in kept if ids - gone}, key=sorted
+    )
+    for ids in books:
+        assert all(p.component_ids == ids for p in manager.proposals(ids))
