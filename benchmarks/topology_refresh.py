@@ -140,7 +140,12 @@ def _line(n: int, case: str, loop_ms: float, lag_ms: float, changed: int) -> str
     )
 
 
-async def run(n_components: int) -> bool:
+async def run(
+    n_components: int,
+    *,
+    warm_up_s: float = WARM_UP_S,
+    follow_on_s: float = FOLLOW_ON_S,
+) -> bool:
     """Measure both cases; print a line each; return whether the targets hold."""
     scenario = generate_scenario(n_components)
     async with (
@@ -149,8 +154,8 @@ async def run(n_components: int) -> bool:
     ):
         entry = await async_add_microgrid(hass, sim.url)
         try:
-            _note(f"warming up {WARM_UP_S:.0f} s")
-            await asyncio.sleep(WARM_UP_S)
+            _note(f"warming up {warm_up_s:.0f} s")
+            await asyncio.sleep(warm_up_s)
             runtime: MicrogridRuntimeData = entry.runtime_data
             runs = [await _refresh(hass, runtime, 0.2) for _ in range(UNCHANGED_RUNS)]
             unchanged_ms = statistics.median(r[0] for r in runs)
@@ -180,7 +185,7 @@ async def run(n_components: int) -> bool:
             sim.remove_component(pv)
             sim.remove_component(charger)
             changed_ms, changed_lag, changed = await _refresh(
-                hass, runtime, FOLLOW_ON_S
+                hass, runtime, follow_on_s
             )
             print(
                 _line(n_components, "changed", changed_ms, changed_lag, changed),
