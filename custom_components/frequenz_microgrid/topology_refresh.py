@@ -13,7 +13,8 @@ else happens (no entity is touched, no state written). When it changed:
   (`async_add_entities_on_topology_change`), which registers the new devices.
 
 A failed read changes nothing and is tried again at the next occasion: the
-microgrid being away is the monitor's business, not this module's.
+microgrid being away is the monitor's business, not this module's. A new wiring
+that is not a valid microgrid is not followed (a warning says why).
 """
 
 from __future__ import annotations
@@ -120,9 +121,17 @@ class TopologyRefresh:
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
                     reading = await self._async_read()
-            except (ApiClientError, TimeoutError, InvalidGraphError) as err:
+            except (ApiClientError, TimeoutError) as err:
                 LOGGER.debug(
                     "Cannot re-read the topology of %s: %s", self._entry.title, err
+                )
+                return None
+            except InvalidGraphError as err:
+                # Kept on the topology in use; said at every refresh until fixed.
+                LOGGER.warning(
+                    "The new wiring of %s is not a valid microgrid, not followed: %s",
+                    self._entry.title,
+                    err,
                 )
                 return None
             if reading is None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
 
 from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
 from custom_components.frequenz_microgrid.engine.control import Pool
@@ -227,3 +228,23 @@ async def test_a_reconnect_rereads_the_topology(hass: HomeAssistant) -> None:
             ),
             what="the new charger after the reconnect",
         )
+
+
+async def test_a_wiring_that_is_no_microgrid_is_not_followed(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(
+        hass, load_scenario("home"), speed=10.0, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(hass, sim.url)
+        runtime = entry.runtime_data
+        assert runtime.topology_refresh is not None
+        topology = runtime.engine.topology
+        # A battery straight behind a meter, without an inverter.
+        sim.add_component(generated_component(30, Kind.BATTERY, GRID_METER))
+
+        assert await runtime.topology_refresh.async_refresh() is None
+
+        assert runtime.engine.topology is topology
+        assert _device(hass, entry, 30) is None
+        assert "is not a valid microgrid" in caplog.text
