@@ -235,6 +235,26 @@ def async_remove_component_devices(
 
 
 @callback
+def async_refresh_component_devices(
+    hass: HomeAssistant,
+    entry_id: str,
+    devices: MicrogridDevices,
+    components: Iterable[Component],
+) -> None:
+    """Describe these components' devices anew (the API re-described them).
+
+    Only devices that exist are touched; a name the user gave stays.
+    """
+    registry = dr.async_get(hass)
+    for component in components:
+        identifier = _component_identifier(devices.entry_key, int(component.id))
+        if registry.async_get_device_by_identifier(identifier, entry_id) is not None:
+            registry.async_get_or_create(
+                config_entry_id=entry_id, **devices.device_info(component)
+            )
+
+
+@callback
 def async_apply_inventory(
     hass: HomeAssistant,
     entry_id: str,

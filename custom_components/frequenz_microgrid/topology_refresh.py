@@ -38,7 +38,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
 from .const import CONNECT_TIMEOUT_S, DOMAIN, LOGGER
-from .devices import async_remove_component_devices
+from .devices import async_refresh_component_devices, async_remove_component_devices
 from .engine.graph import Topology, build_topology
 from .engine.pools import CompiledFormulas
 from .engine.topology_change import TopologyChange, unchanged
@@ -190,6 +190,12 @@ class TopologyRefresh:
             )
         async_remove_component_devices(
             self._hass, self._entry.entry_id, runtime.devices, change.removed
+        )
+        async_refresh_component_devices(
+            self._hass,
+            self._entry.entry_id,
+            runtime.devices,
+            (topology.components[cid] for cid in sorted(change.updated)),
         )
         async_dispatcher_send(self._hass, topology_signal(self._entry.entry_id), change)
         return change

@@ -8,6 +8,7 @@ a setpoint again; an unchanged topology changes no entity and no device.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import time
 from typing import Any
 
@@ -248,3 +249,32 @@ async def test_a_wiring_that_is_no_microgrid_is_not_followed(
         assert runtime.engine.topology is topology
         assert _device(hass, entry, 30) is None
         assert "is not a valid microgrid" in caplog.text
+
+
+async def test_a_component_described_anew_updates_its_device(
+    hass: HomeAssistant,
+) -> None:
+    household = 8
+    async with serving(
+        hass, load_scenario("home"), speed=10.0, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(hass, sim.url)
+        runtime = entry.runtime_data
+        assert runtime.topology_refresh is not None
+        device = _device(hass, entry, household)
+        assert device is not None
+        assert device.name == "Household"
+        spec = sim.scenario.component(household)
+        sim.remove_component(household)
+        sim.add_component(replace(spec, name="Kitchen"))
+
+        change = await runtime.topology_refresh.async_refresh()
+
+        assert change is not None
+        assert change.updated == {household}
+        assert not change.added
+        assert not change.removed
+        renamed = _device(hass, entry, household)
+        assert renamed is not None
+        assert renamed.id == device.id
+        assert renamed.name == "Kitchen"
