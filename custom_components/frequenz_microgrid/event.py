@@ -16,6 +16,7 @@ from homeassistant.core import HomeAssistant, callback
 from .charging_hub_entity import chargers
 from .engine.hub.sessions import SessionChange, SessionChangeKind
 from .entity import MicrogridEntity
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -39,9 +40,24 @@ async def async_setup_entry(
     """Add a session event entity per EV charger."""
     if entry.runtime_data.sessions is None:
         return
-    async_add_entities(
-        SessionEvent(entry, SESSION_EVENT, charger) for charger in chargers(entry)
+    async_add_entities(_session_events(entry))
+    async_add_entities_on_topology_change(
+        hass,
+        entry,
+        async_add_entities,
+        lambda change: _session_events(entry, change.added),
     )
+
+
+def _session_events(
+    entry: FrequenzMicrogridConfigEntry, only: frozenset[int] | None = None
+) -> list[SessionEvent]:
+    """A session event entity per EV charger (or per charger in `only`)."""
+    return [
+        SessionEvent(entry, SESSION_EVENT, charger)
+        for charger in chargers(entry)
+        if only is None or int(charger.id) in only
+    ]
 
 
 class SessionEvent(MicrogridEntity, EventEntity):

@@ -56,6 +56,7 @@ from .engine.results import Error, OutOfBounds, Result
 from .entity import SteeringEntity, of_steerable_pools
 from .steering_errors import raise_if_nothing_accepted
 from .steering_status import granted_bounds, own_proposal, pool_set_status
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -166,12 +167,28 @@ async def async_setup_entry(
         PoolNumber(entry, description)
         for description in of_steerable_pools(entry, NUMBERS)
     )
+    async_add_entities(_hub_setting_numbers(entry))
+    async_add_entities_on_topology_change(
+        hass,
+        entry,
+        async_add_entities,
+        lambda _: [
+            *(PoolNumber(entry, d) for d in of_steerable_pools(entry, NUMBERS)),
+            *_hub_setting_numbers(entry),
+        ],
+    )
+
+
+def _hub_setting_numbers(
+    entry: FrequenzMicrogridConfigEntry,
+) -> list[HubSettingNumber]:
+    """The charging hub's settings the topology in use has a use for."""
     topology = entry.runtime_data.engine.topology
-    async_add_entities(
+    return [
         HubSettingNumber(entry, description)
         for description in HUB_SETTING_NUMBERS
         if description.exists_fn(topology.ev_charger_ids, topology.battery_ids)
-    )
+    ]
 
 
 class PoolNumber(SteeringEntity, RestoreNumber):
