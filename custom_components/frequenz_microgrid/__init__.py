@@ -5,9 +5,10 @@ client (to a real microgrid, or to the built-in simulator a demo entry starts on
 loopback port), loads the topology, builds the engine (`MicrogridEngine`: the
 monitor and the steering controller the actions and number entities talk to) with
 the coordinator as the receiver of its snapshots, registers the devices, and starts
-the status feed and repair issues. Unloading and Home Assistant stop release all of
-it again, in the reverse order: proposals are withdrawn and the components released
-before the client disconnects.
+the status feed, repair issues and the topology refresh (components connected or
+disconnected while it runs: `topology_refresh`). Unloading and Home Assistant
+stop release all of it again, in the reverse order: proposals are withdrawn and
+the components released before the client disconnects.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ from .runtime import FrequenzMicrogridConfigEntry, MicrogridRuntimeData
 from .session_recorder import SessionRecorder, async_remove_sessions
 from .simulator import MicrogridSimulator, load_scenario
 from .status_feed import ControllerStatusFeed
+from .topology_refresh import TopologyRefresh
 
 PLATFORMS: list[Platform] = [
     Platform.SENSOR,
@@ -136,11 +138,19 @@ async def async_setup_entry(
         # outside its operational lifetime is ever steered.
         await assets.async_refresh()
     circuit_store = CircuitLimitsStore(hass, entry.entry_id)
+    topology_refresh = TopologyRefresh(hass, entry)
+
+    @callback
+    def _on_reachability(reachable: bool) -> None:
+        """Log it; a reconnect re-reads the topology (it may have changed)."""
+        coordinator.handle_reachability(reachable)
+        topology_refresh.handle_reachability(reachable)
+
     engine = MicrogridEngine(
         client,
         topology,
         on_snapshot=_on_snapshot,
-        on_reachability=coordinator.handle_reachability,
+        on_reachability=_on_reachability,
         on_auth_error=coordinator.handle_auth_error,
         freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
         user_circuits=user_circuits(entry),
@@ -169,6 +179,7 @@ async def async_setup_entry(
         assets=assets,
         reservations=reservations,
         circuit_store=circuit_store,
+        topology_refresh=topology_refresh,
     )
     entry.runtime_data = runtime
     try:
@@ -187,6 +198,7 @@ async def async_setup_entry(
         entry.async_on_unload(_close_on_stop(hass, runtime))
         entry.async_on_unload(_reload_on_new_circuits(hass, entry))
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+        entry.async_on_unload(topology_refresh.start())
         sessions.start_following()
         if assets is not None:
             assets.listen(

@@ -27,10 +27,16 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv, service
-from homeassistant.helpers.selector import ConfigEntrySelector
+from homeassistant.helpers import config_validation as cv
 import probatio as vol
 
+from .action_fields import (
+    ENTRY_FIELD,
+    ENTRY_SELECTOR,
+    coerce,
+    loaded_entry,
+    refusal_as,
+)
 from .actors import action_source_id, ha_priority
 from .const import (
     DOMAIN,
@@ -41,9 +47,7 @@ from .engine.bounds import Bounds, PowerBounds
 from .engine.control import ControllerStatus, Pool, ProposalOutcome
 from .engine.graph import Topology
 from .engine.health import ComponentStatus
-from .engine.power_manager import ProposalRefusedError
 from .engine.results import result_as_dict
-from .runtime import FrequenzMicrogridConfigEntry
 from .steering_errors import raise_if_nothing_accepted
 from .steering_status import blocked_until_iso
 
@@ -52,7 +56,6 @@ SERVICE_WITHDRAW_PROPOSAL = "withdraw_proposal"
 SERVICE_SET_COMPONENT_BOUNDS = "set_component_bounds"
 SERVICE_GET_POWER_STATUS = "get_power_status"
 
-ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_POOL = "pool"
 ATTR_POWER = "power"
 ATTR_LOWER = "lower"
@@ -70,40 +73,17 @@ VALID_BOUNDS_LIFETIMES_S = tuple(validity.value for validity in Validity)
 """Lifetimes the Microgrid API accepts for added bounds (5 s, 1, 5 and 15 min)."""
 
 
-def _coerce[N: (int, float)](kind: type[N]) -> Callable[[Any], N]:
-    """Return a validator converting a value to `kind`, refusing what won't convert.
-
-    Unlike `vol.Coerce`, whose compiled form lets the `OverflowError` of an integer
-    beyond a float's range (or of an infinite float made an int) escape as no
-    validation error at all, every failed conversion is a schema error here.
-    """
-
-    def coerce(value: Any) -> N:
-        try:
-            return kind(value)
-        except OverflowError as err:
-            raise vol.Invalid(
-                f"expected {kind.__name__}: the number is too large"
-            ) from err
-        except (TypeError, ValueError) as err:
-            raise vol.Invalid(f"expected {kind.__name__}") from err
-
-    return coerce
-
-
-_INT = _coerce(int)
-_ENTRY = vol.Required(ATTR_CONFIG_ENTRY_ID)
-_ENTRY_SELECTOR = ConfigEntrySelector({"integration": DOMAIN})
+_INT = coerce(int)
 _POOL = vol.Required(ATTR_POOL)
 _POOL_VALUE = vol.All(cv.string, vol.In([pool.value for pool in Pool]))
 _ACTOR = vol.Optional(ATTR_ACTOR, default=DEFAULT_ACTOR)
 _ACTOR_VALUE = vol.All(cv.string, vol.Length(min=1, max=100))
 _PRIORITY_VALUE = vol.All(_INT, vol.Range(min=MIN_PRIORITY, max=MAX_PRIORITY))
-_WATTS = _coerce(float)
+_WATTS = coerce(float)
 
 PROPOSE_POWER_SCHEMA = vol.Schema(
     {
-        _ENTRY: _ENTRY_SELECTOR,
+        ENTRY_FIELD: ENTRY_SELECTOR,
         _POOL: _POOL_VALUE,
         vol.Optional(ATTR_POWER): _WATTS,
         vol.Optional(ATTR_LOWER): _WATTS,
@@ -117,7 +97,7 @@ PROPOSE_POWER_SCHEMA = vol.Schema(
 )
 WITHDRAW_PROPOSAL_SCHEMA = vol.Schema(
     {
-        _ENTRY: _ENTRY_SELECTOR,
+        ENTRY_FIELD: ENTRY_SELECTOR,
         _POOL: _POOL_VALUE,
         _ACTOR: _ACTOR_VALUE,
         vol.Optional(ATTR_PRIORITY): _PRIORITY_VALUE,
@@ -125,14 +105,14 @@ WITHDRAW_PROPOSAL_SCHEMA = vol.Schema(
 )
 SET_COMPONENT_BOUNDS_SCHEMA = vol.Schema(
     {
-        _ENTRY: _ENTRY_SELECTOR,
+        ENTRY_FIELD: ENTRY_SELECTOR,
         vol.Required(ATTR_COMPONENT): _INT,
         vol.Required(ATTR_LOWER): _WATTS,
         vol.Required(ATTR_UPPER): _WATTS,
         vol.Optional(ATTR_VALIDITY, default=Validity.ONE_MINUTE.value): _INT,
     }
 )
-GET_POWER_STATUS_SCHEMA = vol.Schema({_ENTRY: _ENTRY_SELECTOR})
+GET_POWER_STATUS_SCHEMA = vol.Schema({ENTRY_FIELD: ENTRY_SELECTOR})
 
 
 @callback
@@ -172,7 +152,7 @@ def async_setup_actions(hass: HomeAssistant) -> None:
 
 
 async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call)
+    entry = loaded_entry(call)
     pool = Pool(call.data[ATTR_POOL])
     power: float | None = call.data.get(ATTR_POWER)
     bounds = Bounds(call.data.get(ATTR_LOWER), call.data.get(ATTR_UPPER))
@@ -196,7 +176,14 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
         pool, call.data.get(ATTR_COMPONENTS), controller.pool_components(pool)
     )
     priority = int(call.data.get(ATTR_PRIORITY, ha_priority(entry)))
-    try:
+    # A component set overlapping another one, or not the pool's, is bad input.
+    with refusal_as(
+        lambda error: ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_proposal",
+            translation_placeholders={"error": error},
+        )
+    ):
         outcome = await controller.propose(
             pool,
             source_id=action_source_id(call.data[ATTR_ACTOR]),
@@ -206,20 +193,12 @@ async def _async_propose_power(call: ServiceCall) -> ServiceResponse:
             component_ids=component_ids,
             keep_alive=True,
         )
-    except ProposalRefusedError as err:
-        # A component set overlapping another one, or not the pool's; any other
-        # error is no bad input and stays what it is.
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_proposal",
-            translation_placeholders={"error": str(err)},
-        ) from err
     raise_if_nothing_accepted(outcome.result)
     return {**_outcome_as_dict(outcome), "priority": priority}
 
 
 async def _async_withdraw_proposal(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call)
+    entry = loaded_entry(call)
     outcome = await entry.runtime_data.engine.controller.withdraw(
         Pool(call.data[ATTR_POOL]),
         source_id=action_source_id(call.data[ATTR_ACTOR]),
@@ -229,7 +208,7 @@ async def _async_withdraw_proposal(call: ServiceCall) -> ServiceResponse:
 
 
 async def _async_set_component_bounds(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call)
+    entry = loaded_entry(call)
     component_id: int = call.data[ATTR_COMPONENT]
     lower: float = call.data[ATTR_LOWER]
     upper: float = call.data[ATTR_UPPER]
@@ -273,20 +252,12 @@ async def _async_set_component_bounds(call: ServiceCall) -> ServiceResponse:
 
 
 async def _async_get_power_status(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call)
+    entry = loaded_entry(call)
     controller = entry.runtime_data.engine.controller
     return status_as_dict(controller.status(), controller.to_wall_time)
 
 
 # --- Validation ------------------------------------------------------------------
-
-
-def _loaded_entry(call: ServiceCall) -> FrequenzMicrogridConfigEntry:
-    """Return the call's config entry, refusing one that is unknown or not loaded."""
-    entry: FrequenzMicrogridConfigEntry = service.async_get_config_entry(
-        call.hass, DOMAIN, call.data[ATTR_CONFIG_ENTRY_ID]
-    )
-    return entry
 
 
 def _check_finite(**values: float | None) -> None:

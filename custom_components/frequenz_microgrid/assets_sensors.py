@@ -40,6 +40,9 @@ class AssetsSensorDescription(SensorEntityDescription):
     """A fact of the inventory: of the microgrid, or of one component (its id)."""
 
     value_fn: Callable[[AssetsInventory, int | None, datetime], AssetsValue]
+    # Inventory facts are diagnostics, mostly of interest when looking into things.
+    entity_category: EntityCategory | None = EntityCategory.DIAGNOSTIC
+    entity_registry_enabled_default: bool = False
 
 
 def _option(value: object) -> str | None:
@@ -78,7 +81,7 @@ HUB_ASSETS_SENSORS: tuple[AssetsSensorDescription, ...] = (
     AssetsSensorDescription(
         key="microgrid_status",
         translation_key="microgrid_status",
-        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=True,
         device_class=SensorDeviceClass.ENUM,
         options=[member.name.lower() for member in MicrogridStatus],
         value_fn=lambda inventory, _id, _now: _option(inventory.microgrid.status),
@@ -86,15 +89,11 @@ HUB_ASSETS_SENSORS: tuple[AssetsSensorDescription, ...] = (
     AssetsSensorDescription(
         key="timezone",
         translation_key="timezone",
-        entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
         value_fn=lambda inventory, _id, _now: inventory.timezone,
     ),
     AssetsSensorDescription(
         key="enterprise_id",
         translation_key="enterprise_id",
-        entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
         value_fn=lambda inventory, _id, _now: str(
             int(inventory.microgrid.enterprise_id)
         ),
@@ -102,8 +101,6 @@ HUB_ASSETS_SENSORS: tuple[AssetsSensorDescription, ...] = (
     AssetsSensorDescription(
         key="delivery_area_code_type",
         translation_key="delivery_area_code_type",
-        entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.ENUM,
         options=[member.name.lower() for member in EnergyMarketCodeType],
         value_fn=lambda inventory, _id, _now: (
@@ -115,8 +112,6 @@ HUB_ASSETS_SENSORS: tuple[AssetsSensorDescription, ...] = (
     AssetsSensorDescription(
         key="microgrid_created",
         translation_key="microgrid_created",
-        entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.TIMESTAMP,
         value_fn=lambda inventory, _id, _now: inventory.microgrid.create_timestamp,
     ),
@@ -126,7 +121,7 @@ COMPONENT_ASSETS_SENSORS: tuple[AssetsSensorDescription, ...] = (
     AssetsSensorDescription(
         key="lifetime_state",
         translation_key="lifetime_state",
-        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=True,
         device_class=SensorDeviceClass.ENUM,
         options=[state.value for state in LifetimeState],
         value_fn=_lifetime_state,
@@ -134,16 +129,12 @@ COMPONENT_ASSETS_SENSORS: tuple[AssetsSensorDescription, ...] = (
     AssetsSensorDescription(
         key="operational_since",
         translation_key="operational_since",
-        entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.TIMESTAMP,
         value_fn=_lifetime_edge("start"),
     ),
     AssetsSensorDescription(
         key="operational_until",
         translation_key="operational_until",
-        entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.TIMESTAMP,
         value_fn=_lifetime_edge("end"),
     ),

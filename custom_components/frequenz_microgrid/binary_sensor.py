@@ -31,6 +31,7 @@ from .engine.snapshot import ComponentSnapshot
 from .entity import MicrogridEntity, SteeringEntity
 from .reserved_sensor import reserved_sensors
 from .steering_status import blocked_until_iso
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -118,22 +119,40 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the binary sensors of every component."""
-    components = entry.runtime_data.engine.topology.components
-    entities: list[BinarySensorEntity] = [
-        ComponentBinarySensor(entry, description, component)
-        for component in components.values()
-        if has_device(component)
-        for description in COMPONENT_BINARY_SENSORS
-        if component.category in description.categories
-    ]
-    entities.extend(
-        ExcludedBinarySensor(entry, EXCLUDED, components[status.component_id])
-        for status in entry.runtime_data.status_feed.status.components
-        if status.component_id in components
-    )
+    async_add_entities(_component_binary_sensors(entry))
+    entities: list[BinarySensorEntity] = []
     entities.extend(reserved_sensors(entry))
     entities.extend(circuit_binary_sensors(entry))
     async_add_entities(entities)
+    async_add_entities_on_topology_change(
+        hass,
+        entry,
+        async_add_entities,
+        lambda change: _component_binary_sensors(entry, change.added),
+    )
+
+
+def _component_binary_sensors(
+    entry: FrequenzMicrogridConfigEntry, only: frozenset[int] | None = None
+) -> list[BinarySensorEntity]:
+    """The binary sensors of every component in use (or `only` of those)."""
+    components = entry.runtime_data.engine.topology.components
+    wanted = components.keys() if only is None else only & components.keys()
+    entities: list[BinarySensorEntity] = [
+        ComponentBinarySensor(entry, description, component)
+        for component_id in sorted(wanted)
+        if has_device(component := components[component_id])
+        for description in COMPONENT_BINARY_SENSORS
+        if component.category in description.categories
+    ]
+    steerable = {
+        s.component_id for s in entry.runtime_data.status_feed.status.components
+    }
+    entities.extend(
+        ExcludedBinarySensor(entry, EXCLUDED, components[component_id])
+        for component_id in sorted(steerable & wanted)
+    )
+    return entities
 
 
 class ComponentBinarySensor(MicrogridEntity, BinarySensorEntity):

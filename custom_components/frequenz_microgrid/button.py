@@ -18,6 +18,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from .actors import ha_priority, ha_source_id, release_signal
 from .engine.control import Pool
 from .entity import MicrogridEntity, of_steerable_pools
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -52,6 +53,14 @@ async def async_setup_entry(
     """Set up a release button for every pool the microgrid has."""
     buttons = of_steerable_pools(entry, RELEASE_BUTTONS)
     async_add_entities(ReleaseButton(entry, description) for description in buttons)
+    async_add_entities_on_topology_change(
+        hass,
+        entry,
+        async_add_entities,
+        lambda _: [
+            ReleaseButton(entry, d) for d in of_steerable_pools(entry, RELEASE_BUTTONS)
+        ],
+    )
 
 
 class ReleaseButton(MicrogridEntity, ButtonEntity):

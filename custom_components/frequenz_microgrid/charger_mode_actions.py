@@ -20,18 +20,16 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import config_validation as cv, service
+from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import probatio as vol
 
-from .actions import _ENTRY, _ENTRY_SELECTOR, _coerce
+from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, coerce, loaded_entry
 from .const import DOMAIN
 from .engine.hub.modes import MAX_BOOST_S, ChargerMode, ChargerModes
-from .runtime import FrequenzMicrogridConfigEntry
 
 SERVICE_SET_CHARGER_MODE = "set_charger_mode"
 
-ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_CHARGER = "charger"
 ATTR_MODE = "mode"
 ATTR_BOOST_MINUTES = "boost_minutes"
@@ -39,12 +37,12 @@ ATTR_BOOST_MINUTES = "boost_minutes"
 
 SET_CHARGER_MODE_SCHEMA = vol.Schema(
     {
-        _ENTRY: _ENTRY_SELECTOR,
-        vol.Required(ATTR_CHARGER): _coerce(int),
+        ENTRY_FIELD: ENTRY_SELECTOR,
+        vol.Required(ATTR_CHARGER): coerce(int),
         vol.Required(ATTR_MODE): vol.All(
             cv.string, vol.In([mode.value for mode in ChargerMode])
         ),
-        vol.Optional(ATTR_BOOST_MINUTES): _coerce(float),
+        vol.Optional(ATTR_BOOST_MINUTES): coerce(float),
     }
 )
 
@@ -62,9 +60,7 @@ def async_setup_charger_mode_actions(hass: HomeAssistant) -> None:
 
 
 async def _async_set_charger_mode(call: ServiceCall) -> ServiceResponse:
-    entry: FrequenzMicrogridConfigEntry = service.async_get_config_entry(
-        call.hass, DOMAIN, call.data[ATTR_CONFIG_ENTRY_ID]
-    )
+    entry = loaded_entry(call)
     runtime = entry.runtime_data
     modes = runtime.engine.controller.charger_modes
     charger_id: int = call.data[ATTR_CHARGER]

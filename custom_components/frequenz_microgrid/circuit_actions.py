@@ -25,11 +25,11 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import config_validation as cv, service
-from homeassistant.helpers.selector import ConfigEntrySelector
+from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import probatio as vol
 
+from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, loaded_entry
 from .const import DOMAIN
 from .engine.hub.circuits import ROOT_CIRCUIT_ID
 from .engine.hub.envelope import (
@@ -39,12 +39,10 @@ from .engine.hub.envelope import (
     LimitStep,
 )
 from .engine.hub.limits import CircuitLimits
-from .runtime import FrequenzMicrogridConfigEntry
 
 SERVICE_SET_POWER_LIMITS = "set_power_limits"
 SERVICE_CLEAR_POWER_LIMITS = "clear_power_limits"
 
-ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_CIRCUIT = "circuit"
 ATTR_STEPS = "steps"
 ATTR_TOLERANCE = "tolerance"
@@ -83,14 +81,12 @@ _STEP = vol.Schema(
         vol.Required(ATTR_UPPER): _number,
     }
 )
-_ENTRY = vol.Required(ATTR_CONFIG_ENTRY_ID)
-_ENTRY_SELECTOR = ConfigEntrySelector({"integration": DOMAIN})
 _CIRCUIT = vol.Optional(ATTR_CIRCUIT, default=ROOT_CIRCUIT_ID)
 _CIRCUIT_VALUE = vol.All(cv.string, vol.Length(min=1, max=100))
 
 SET_POWER_LIMITS_SCHEMA = vol.Schema(
     {
-        _ENTRY: _ENTRY_SELECTOR,
+        ENTRY_FIELD: ENTRY_SELECTOR,
         _CIRCUIT: _CIRCUIT_VALUE,
         vol.Required(ATTR_STEPS): vol.All(
             cv.ensure_list, [_STEP], vol.Length(min=1, max=MAX_STEPS)
@@ -99,7 +95,7 @@ SET_POWER_LIMITS_SCHEMA = vol.Schema(
     }
 )
 CLEAR_POWER_LIMITS_SCHEMA = vol.Schema(
-    {_ENTRY: _ENTRY_SELECTOR, _CIRCUIT: _CIRCUIT_VALUE}
+    {ENTRY_FIELD: ENTRY_SELECTOR, _CIRCUIT: _CIRCUIT_VALUE}
 )
 
 
@@ -123,7 +119,7 @@ def async_setup_circuit_actions(hass: HomeAssistant) -> None:
 
 
 async def _async_set_power_limits(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call)
+    entry = loaded_entry(call)
     limits = entry.runtime_data.engine.controller.circuit_limits
     circuit_id = _known_circuit(limits, call.data[ATTR_CIRCUIT])
     envelope = envelope_from_call(call.data[ATTR_STEPS], call.data[ATTR_TOLERANCE])
@@ -144,7 +140,7 @@ async def _async_set_power_limits(call: ServiceCall) -> ServiceResponse:
 
 
 async def _async_clear_power_limits(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call)
+    entry = loaded_entry(call)
     limits = entry.runtime_data.engine.controller.circuit_limits
     circuit_id = _known_circuit(limits, call.data[ATTR_CIRCUIT])
     cleared = limits.clear(circuit_id)
@@ -155,14 +151,6 @@ async def _async_clear_power_limits(call: ServiceCall) -> ServiceResponse:
 
 
 # --- Validation ------------------------------------------------------------------
-
-
-def _loaded_entry(call: ServiceCall) -> FrequenzMicrogridConfigEntry:
-    """The call's config entry; unknown or not loaded is HA's own translated error."""
-    entry: FrequenzMicrogridConfigEntry = service.async_get_config_entry(
-        call.hass, DOMAIN, call.data[ATTR_CONFIG_ENTRY_ID]
-    )
-    return entry
 
 
 def _known_circuit(limits: CircuitLimits, circuit_id: str) -> str:

@@ -2,7 +2,9 @@
 
 Registered once per set-up, before the platforms run: the hub first (component
 devices name it as their `via_device_id`), and devices of components that left
-the topology are removed. Entities find their device through `MicrogridDevices`.
+the topology are removed; while the entry runs, the topology refresh removes
+the devices of components that leave (`async_remove_component_devices`).
+Entities find their device through `MicrogridDevices`.
 With an Assets API inventory, its names, makers and models win over the Microgrid
 API's (`async_apply_inventory` updates them after each read).
 """
@@ -206,6 +208,50 @@ def async_register_devices(
         **_hub_device_info(entry_key, topology.info, inventory),
     )
     return MicrogridDevices(entry_key, topology.info, hub.id, inventory)
+
+
+@callback
+def async_remove_component_devices(
+    hass: HomeAssistant,
+    entry_id: str,
+    devices: MicrogridDevices,
+    component_ids: Iterable[int],
+) -> int:
+    """Remove the devices of components that left the microgrid; return how many.
+
+    The registry removes their entities with them (and Home Assistant the
+    entities' states), as at setup for components gone while it was stopped.
+    """
+    registry = dr.async_get(hass)
+    removed = 0
+    for component_id in component_ids:
+        device = registry.async_get_device_by_identifier(
+            _component_identifier(devices.entry_key, component_id), entry_id
+        )
+        if device is not None:
+            registry.async_remove_device(device.id)
+            removed += 1
+    return removed
+
+
+@callback
+def async_refresh_component_devices(
+    hass: HomeAssistant,
+    entry_id: str,
+    devices: MicrogridDevices,
+    components: Iterable[Component],
+) -> None:
+    """Describe these components' devices anew (the API re-described them).
+
+    Only devices that exist are touched; a name the user gave stays.
+    """
+    registry = dr.async_get(hass)
+    for component in components:
+        identifier = _component_identifier(devices.entry_key, int(component.id))
+        if registry.async_get_device_by_identifier(identifier, entry_id) is not None:
+            registry.async_get_or_create(
+                config_entry_id=entry_id, **devices.device_info(component)
+            )
 
 
 @callback

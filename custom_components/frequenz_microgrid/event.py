@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 
+from .charging_hub_entity import chargers
 from .engine.hub.sessions import SessionChange, SessionChangeKind
 from .entity import MicrogridEntity
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -36,14 +38,26 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a session event entity per EV charger."""
-    runtime = entry.runtime_data
-    if runtime.sessions is None:
+    if entry.runtime_data.sessions is None:
         return
-    topology = runtime.engine.topology
-    async_add_entities(
-        SessionEvent(entry, SESSION_EVENT, topology.components[charger_id])
-        for charger_id in sorted(topology.ev_charger_ids)
+    async_add_entities(_session_events(entry))
+    async_add_entities_on_topology_change(
+        hass,
+        entry,
+        async_add_entities,
+        lambda change: _session_events(entry, change.added),
     )
+
+
+def _session_events(
+    entry: FrequenzMicrogridConfigEntry, only: frozenset[int] | None = None
+) -> list[SessionEvent]:
+    """A session event entity per EV charger (or per charger in `only`)."""
+    return [
+        SessionEvent(entry, SESSION_EVENT, charger)
+        for charger in chargers(entry)
+        if only is None or int(charger.id) in only
+    ]
 
 
 class SessionEvent(MicrogridEntity, EventEntity):

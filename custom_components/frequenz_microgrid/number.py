@@ -38,6 +38,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
+from .action_fields import refusal_as
 from .actors import ha_source_id, release_signal
 from .charging_hub_entity import ChargingHubEntity
 from .const import (
@@ -51,11 +52,11 @@ from .engine.bounds import Bounds, PowerBounds, sum_bounds
 from .engine.control import MicrogridController, Pool, ProposalStatus
 from .engine.hub.modes import MAX_BOOST_S, check_boost_duration
 from .engine.hub.solar import MAX_DELAY_S, check_delay
-from .engine.power_manager import ProposalRefusedError
 from .engine.results import Error, OutOfBounds, Result
 from .entity import SteeringEntity, of_steerable_pools
 from .steering_errors import raise_if_nothing_accepted
 from .steering_status import granted_bounds, own_proposal, pool_set_status
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -96,9 +97,9 @@ class PoolNumberDescription(NumberEntityDescription):
     """Home Assistant's setpoint for one pool, and how it maps to a proposal."""
 
     pool: Pool
-    power_fn: Callable[[float], float]
+    power_fn: Callable[[float], float] = lambda value: value
     """The proposal's power (passive sign convention) for the value set."""
-    value_fn: Callable[[float], float]
+    value_fn: Callable[[float], float] = lambda power: power
     """The value shown for the proposal's power (the inverse of `power_fn`)."""
     bounds_fn: Callable[[float], Bounds]
     """The proposal's bounds for the value set (what lower priorities may use)."""
@@ -109,6 +110,9 @@ class PoolNumberDescription(NumberEntityDescription):
     hardware_first: bool = False
     """Prefer the telemetry range over the controller's (EV chargers without a
     vehicle count as not working, so the controller's range would be 0 W)."""
+    # Every pool number is a power in W.
+    device_class: NumberDeviceClass | None = NumberDeviceClass.POWER
+    native_unit_of_measurement: str | None = UnitOfPower.WATT
 
 
 def _no_bounds(_: float) -> Bounds:
@@ -120,12 +124,8 @@ NUMBERS: tuple[PoolNumberDescription, ...] = (
         key="batteries_setpoint",
         translation_key="batteries_setpoint",
         pool=Pool.BATTERIES,
-        device_class=NumberDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
         native_step=1.0,
         mode=NumberMode.BOX,
-        power_fn=lambda value: value,
-        value_fn=lambda power: power,
         bounds_fn=_no_bounds,
         range_fn=lambda b: (b.inclusion_lower, b.inclusion_upper),
         hardware_range_fn=battery_pool_range,
@@ -134,12 +134,8 @@ NUMBERS: tuple[PoolNumberDescription, ...] = (
         key="ev_chargers_limit",
         translation_key="ev_chargers_limit",
         pool=Pool.EV_CHARGERS,
-        device_class=NumberDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
         native_step=100.0,
         mode=NumberMode.SLIDER,
-        power_fn=lambda value: value,
-        value_fn=lambda power: power,
         bounds_fn=lambda value: Bounds(None, value),
         range_fn=lambda b: (0.0, max(0.0, b.inclusion_upper)),
         hardware_range_fn=reported_range,
@@ -149,8 +145,6 @@ NUMBERS: tuple[PoolNumberDescription, ...] = (
         key="pv_limit",
         translation_key="pv_limit",
         pool=Pool.PV,
-        device_class=NumberDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
         native_step=100.0,
         mode=NumberMode.SLIDER,
         power_fn=lambda value: 0.0 - value,
@@ -173,12 +167,28 @@ async def async_setup_entry(
         PoolNumber(entry, description)
         for description in of_steerable_pools(entry, NUMBERS)
     )
+    async_add_entities(_hub_setting_numbers(entry))
+    async_add_entities_on_topology_change(
+        hass,
+        entry,
+        async_add_entities,
+        lambda _: [
+            *(PoolNumber(entry, d) for d in of_steerable_pools(entry, NUMBERS)),
+            *_hub_setting_numbers(entry),
+        ],
+    )
+
+
+def _hub_setting_numbers(
+    entry: FrequenzMicrogridConfigEntry,
+) -> list[HubSettingNumber]:
+    """The charging hub's settings the topology in use has a use for."""
     topology = entry.runtime_data.engine.topology
-    async_add_entities(
+    return [
         HubSettingNumber(entry, description)
         for description in HUB_SETTING_NUMBERS
         if description.exists_fn(topology.ev_charger_ids, topology.battery_ids)
-    )
+    ]
 
 
 class PoolNumber(SteeringEntity, RestoreNumber):
@@ -291,7 +301,14 @@ class PoolNumber(SteeringEntity, RestoreNumber):
     async def _async_propose(self, value: float) -> None:
         """Send Home Assistant's proposal for `value` to the controller."""
         description = self.entity_description
-        try:
+        # The pool's whole set overlaps a subset an action steers.
+        with refusal_as(
+            lambda error: HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="setpoint_refused",
+                translation_placeholders={"error": error},
+            )
+        ):
             outcome = await self.feed.controller.propose(
                 self.pool,
                 source_id=ha_source_id(self.pool),
@@ -300,13 +317,6 @@ class PoolNumber(SteeringEntity, RestoreNumber):
                 bounds=description.bounds_fn(value),
                 keep_alive=True,
             )
-        except ProposalRefusedError as err:
-            # The pool's whole set overlaps a subset an action steers.
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="setpoint_refused",
-                translation_placeholders={"error": str(err)},
-            ) from err
         self._restored = None
         result = outcome.result
         raise_if_nothing_accepted(result)
@@ -346,8 +356,14 @@ class HubSettingDescription(NumberEntityDescription):
     value_fn: Callable[[MicrogridController], float]
     set_fn: Callable[[MicrogridController, float], None]
     """Apply the value (raises `ValueError` for a value the engine refuses)."""
-    exists_fn: Callable[[frozenset[int], frozenset[int]], bool]
+    exists_fn: Callable[[frozenset[int], frozenset[int]], bool] = (
+        lambda chargers, _batteries: bool(chargers)
+    )
     """Whether the microgrid needs it, given its charger and battery ids."""
+    # What every hub setting shares: a configuration value in whole units.
+    entity_category: EntityCategory | None = EntityCategory.CONFIG
+    native_step: float | None = 1.0
+    mode: NumberMode = NumberMode.BOX
 
 
 def _set_boost_minutes(controller: MicrogridController, minutes: float) -> None:
@@ -368,57 +384,51 @@ def _set_floor_soc(controller: MicrogridController, soc_pct: float) -> None:
     controller.on_tick()  # bound (or free) the battery at once
 
 
+def _solar_delay(
+    key: str,
+    value_fn: Callable[[MicrogridController], float],
+    set_fn: Callable[[MicrogridController, float], None],
+) -> HubSettingDescription:
+    """The description of one of solar mode's two delays (seconds, same range)."""
+    return HubSettingDescription(
+        key=key,
+        translation_key=key,
+        device_class=NumberDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        native_min_value=0.0,
+        native_max_value=MAX_DELAY_S,
+        value_fn=value_fn,
+        set_fn=set_fn,
+    )
+
+
 HUB_SETTING_NUMBERS: tuple[HubSettingDescription, ...] = (
     HubSettingDescription(
         key="boost_duration",
         translation_key="boost_duration",
-        entity_category=EntityCategory.CONFIG,
         device_class=NumberDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.MINUTES,
         native_min_value=1.0,
         native_max_value=MAX_BOOST_S / 60.0,
-        native_step=1.0,
-        mode=NumberMode.BOX,
         value_fn=lambda c: c.charger_modes.default_boost_s / 60.0,
         set_fn=_set_boost_minutes,
-        exists_fn=lambda chargers, _batteries: bool(chargers),
     ),
-    HubSettingDescription(
-        key="solar_start_delay",
-        translation_key="solar_start_delay",
-        entity_category=EntityCategory.CONFIG,
-        device_class=NumberDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.SECONDS,
-        native_min_value=0.0,
-        native_max_value=MAX_DELAY_S,
-        native_step=1.0,
-        mode=NumberMode.BOX,
-        value_fn=lambda c: c.charger_modes.solar.start_delay_s,
-        set_fn=_set_solar_start_delay,
-        exists_fn=lambda chargers, _batteries: bool(chargers),
+    _solar_delay(
+        "solar_start_delay",
+        lambda c: c.charger_modes.solar.start_delay_s,
+        _set_solar_start_delay,
     ),
-    HubSettingDescription(
-        key="solar_stop_delay",
-        translation_key="solar_stop_delay",
-        entity_category=EntityCategory.CONFIG,
-        device_class=NumberDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.SECONDS,
-        native_min_value=0.0,
-        native_max_value=MAX_DELAY_S,
-        native_step=1.0,
-        mode=NumberMode.BOX,
-        value_fn=lambda c: c.charger_modes.solar.stop_delay_s,
-        set_fn=_set_solar_stop_delay,
-        exists_fn=lambda chargers, _batteries: bool(chargers),
+    _solar_delay(
+        "solar_stop_delay",
+        lambda c: c.charger_modes.solar.stop_delay_s,
+        _set_solar_stop_delay,
     ),
     HubSettingDescription(
         key="battery_floor_soc_for_evs",
         translation_key="battery_floor_soc_for_evs",
-        entity_category=EntityCategory.CONFIG,
         native_unit_of_measurement=PERCENTAGE,
         native_min_value=0.0,
         native_max_value=100.0,
-        native_step=1.0,
         mode=NumberMode.SLIDER,
         value_fn=lambda c: c.battery_for_evs.floor_soc_pct,
         set_fn=_set_floor_soc,

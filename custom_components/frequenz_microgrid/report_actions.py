@@ -30,11 +30,11 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv, service
-from homeassistant.helpers.selector import ConfigEntrySelector
+from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import probatio as vol
 
+from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, loaded_entry
 from .const import DOMAIN
 from .engine.hub.export import (
     csv_bytes,
@@ -56,7 +56,6 @@ from .runtime import FrequenzMicrogridConfigEntry
 SERVICE_GET_CLUSTER_REPORT: Final = "get_cluster_report"
 SERVICE_EXPORT_SESSIONS: Final = "export_sessions"
 
-ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_START: Final = "start"
 ATTR_END: Final = "end"
 ATTR_STEP: Final = "step"
@@ -79,13 +78,9 @@ def _seconds(value: Any) -> float:
         raise vol.Invalid("expected a number of seconds") from err
 
 
-_ENTRY = {
-    vol.Required(ATTR_CONFIG_ENTRY_ID): ConfigEntrySelector({"integration": DOMAIN})
-}
-
 GET_CLUSTER_REPORT_SCHEMA = vol.Schema(
     {
-        **_ENTRY,
+        ENTRY_FIELD: ENTRY_SELECTOR,
         vol.Required(ATTR_START): cv.datetime,
         vol.Required(ATTR_END): cv.datetime,
         vol.Required(ATTR_STEP): _seconds,
@@ -93,7 +88,7 @@ GET_CLUSTER_REPORT_SCHEMA = vol.Schema(
 )
 EXPORT_SESSIONS_SCHEMA = vol.Schema(
     {
-        **_ENTRY,
+        ENTRY_FIELD: ENTRY_SELECTOR,
         vol.Optional(ATTR_START): cv.datetime,
         vol.Optional(ATTR_END): cv.datetime,
         vol.Optional(ATTR_STEP, default=DEFAULT_EXPORT_STEP_S): _seconds,
@@ -122,7 +117,7 @@ def async_setup_report_actions(hass: HomeAssistant) -> None:
 
 
 async def _async_get_cluster_report(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call)
+    entry = loaded_entry(call)
     request = _checked_request(
         entry, call.data[ATTR_START], call.data[ATTR_END], call.data[ATTR_STEP]
     )
@@ -132,7 +127,7 @@ async def _async_get_cluster_report(call: ServiceCall) -> ServiceResponse:
 
 
 async def _async_export_sessions(call: ServiceCall) -> ServiceResponse:
-    entry = _loaded_entry(call)
+    entry = loaded_entry(call)
     file_format = call.data[ATTR_FORMAT].strip().lower()
     if file_format not in EXPORT_FORMATS:
         raise ServiceValidationError(
@@ -279,10 +274,3 @@ def _write(directory: Path, name: str, content: bytes) -> Path:
     path = path_inside(directory, name)
     path.write_bytes(content)
     return path
-
-
-def _loaded_entry(call: ServiceCall) -> FrequenzMicrogridConfigEntry:
-    """The call's entry; Home Assistant refuses one unknown or not loaded."""
-    return service.async_get_config_entry(
-        call.hass, DOMAIN, call.data[ATTR_CONFIG_ENTRY_ID]
-    )

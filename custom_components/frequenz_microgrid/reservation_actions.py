@@ -22,11 +22,11 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import config_validation as cv, service
+from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import probatio as vol
 
-from .actions import _ENTRY, _ENTRY_SELECTOR, _coerce
+from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, coerce, loaded_entry
 from .const import DOMAIN
 from .engine.hub.reservations import (
     ANY_CHARGER,
@@ -36,13 +36,11 @@ from .engine.hub.reservations import (
     ReservationProblem,
 )
 from .hub_reservations import HubReservations, iso, reservation_as_dict
-from .runtime import FrequenzMicrogridConfigEntry
 
 SERVICE_RESERVE_CHARGER = "reserve_charger"
 SERVICE_CANCEL_RESERVATION = "cancel_reservation"
 SERVICE_FIND_AVAILABLE_CHARGERS = "find_available_chargers"
 
-ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_CHARGER = "charger"
 ATTR_START = "start"
 ATTR_END = "end"
@@ -50,7 +48,7 @@ ATTR_ENERGY_KWH = "energy_kwh"
 ATTR_VEHICLE = "vehicle"
 ATTR_RESERVATION_ID = "reservation_id"
 
-_INT = _coerce(int)
+_INT = coerce(int)
 
 
 def charger_or_any(value: Any) -> int | None:
@@ -64,10 +62,10 @@ _PERIOD = {vol.Required(ATTR_START): cv.datetime, vol.Required(ATTR_END): cv.dat
 
 RESERVE_CHARGER_SCHEMA = vol.Schema(
     {
-        _ENTRY: _ENTRY_SELECTOR,
+        ENTRY_FIELD: ENTRY_SELECTOR,
         vol.Optional(ATTR_CHARGER, default=ANY_CHARGER): charger_or_any,
         **_PERIOD,
-        vol.Optional(ATTR_ENERGY_KWH): _coerce(float),
+        vol.Optional(ATTR_ENERGY_KWH): coerce(float),
         vol.Optional(ATTR_VEHICLE): vol.All(
             cv.string, vol.Length(max=MAX_VEHICLE_LENGTH)
         ),
@@ -75,11 +73,11 @@ RESERVE_CHARGER_SCHEMA = vol.Schema(
 )
 CANCEL_RESERVATION_SCHEMA = vol.Schema(
     {
-        _ENTRY: _ENTRY_SELECTOR,
+        ENTRY_FIELD: ENTRY_SELECTOR,
         vol.Required(ATTR_RESERVATION_ID): vol.All(cv.string, vol.Length(min=1)),
     }
 )
-FIND_AVAILABLE_CHARGERS_SCHEMA = vol.Schema({_ENTRY: _ENTRY_SELECTOR, **_PERIOD})
+FIND_AVAILABLE_CHARGERS_SCHEMA = vol.Schema({ENTRY_FIELD: ENTRY_SELECTOR, **_PERIOD})
 
 
 @callback
@@ -169,9 +167,7 @@ def _availability_as_dict(hub: HubReservations, free: Availability) -> dict[str,
 
 
 def _reservations(call: ServiceCall) -> HubReservations:
-    entry: FrequenzMicrogridConfigEntry = service.async_get_config_entry(
-        call.hass, DOMAIN, call.data[ATTR_CONFIG_ENTRY_ID]
-    )
+    entry = loaded_entry(call)
     hub = entry.runtime_data.reservations
     if hub is None:
         raise ServiceValidationError(

@@ -18,6 +18,7 @@ from .repairs import RepairTracker
 from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator
 from .status_feed import ControllerStatusFeed
+from .topology_refresh import TopologyRefresh
 
 
 @dataclass
@@ -44,6 +45,8 @@ class MicrogridRuntimeData:
     """The charging hub's reservation book, kept across restarts."""
     circuit_store: CircuitLimitsStore | None = None
     """Where the circuits' power limit envelopes are kept across restarts."""
+    topology_refresh: TopologyRefresh | None = None
+    """Re-reads the topology periodically and on reconnect (`None`: not yet)."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:

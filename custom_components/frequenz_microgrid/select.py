@@ -19,6 +19,7 @@ from homeassistant.util import dt as dt_util
 
 from .charging_hub_entity import ChargingHubEntity, chargers
 from .engine.hub.modes import ChargerMode
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -43,6 +44,16 @@ async def async_setup_entry(
     """Set up a mode select for every EV charger."""
     async_add_entities(
         ChargerModeSelect(entry, CHARGER_MODE, charger) for charger in chargers(entry)
+    )
+    async_add_entities_on_topology_change(
+        hass,
+        entry,
+        async_add_entities,
+        lambda change: [
+            ChargerModeSelect(entry, CHARGER_MODE, charger)
+            for charger in chargers(entry)
+            if int(charger.id) in change.added
+        ],
     )
 
 

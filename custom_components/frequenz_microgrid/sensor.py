@@ -25,6 +25,7 @@ from .devices import has_device
 from .engine.control import ComponentSetStatus
 from .engine.energy import EnergyTotal
 from .engine.snapshot import MicrogridSnapshot
+from .engine.topology_change import TopologyChange
 from .entity import MicrogridEntity, SteeringEntity, of_steerable_pools
 from .sensor_descriptions import (
     COMPONENT_SENSORS,
@@ -40,6 +41,7 @@ from .sensor_descriptions import (
 )
 from .session_sensors import session_sensors
 from .steering_status import pool_set_status
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from .runtime import FrequenzMicrogridConfigEntry
@@ -102,6 +104,36 @@ async def async_setup_entry(
 
     add_component_sensors()
     entry.async_on_unload(coordinator.async_add_listener(add_component_sensors))
+
+    @callback
+    def topology_changed(change: TopologyChange) -> list[SensorEntity]:
+        """Wait for the new components' sensors; return the pools' for the new graph."""
+        topology = entry.runtime_data.engine.topology
+        waiting[:] = [
+            (component, description)
+            for component, description in waiting
+            if int(component.id) not in change.removed
+        ]
+        waiting.extend(
+            (component, description)
+            for component_id in sorted(change.added)
+            if has_device(component := topology.components[component_id])
+            for description in COMPONENT_SENSORS
+            if component.category in description.categories
+        )
+        add_component_sensors()
+        return [
+            *(PoolSensor(entry, d) for d in POOL_SENSORS if d.exists_fn(topology)),
+            *(EnergySensor(entry, d) for d in ENERGY_SENSORS if d.exists_fn(topology)),
+            *(
+                SteeringSensor(entry, d)
+                for d in of_steerable_pools(entry, STEERING_SENSORS)
+            ),
+        ]
+
+    async_add_entities_on_topology_change(
+        hass, entry, async_add_entities, topology_changed
+    )
 
 
 class PoolSensor(MicrogridEntity, SensorEntity):

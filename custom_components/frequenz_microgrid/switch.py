@@ -21,6 +21,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 
 from .charging_hub_entity import ChargingHubEntity, chargers
+from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -50,14 +51,29 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Set up the solar option per charger, and the hub switch with a battery."""
+    async_add_entities(_switches(entry))
+    async_add_entities_on_topology_change(
+        hass,
+        entry,
+        async_add_entities,
+        lambda change: _switches(entry, change.added),
+    )
+
+
+def _switches(
+    entry: FrequenzMicrogridConfigEntry, only: frozenset[int] | None = None
+) -> list[SwitchEntity]:
+    """The switches the topology in use has a use for (chargers: `only` those)."""
+    all_chargers = list(chargers(entry))
     switches: list[SwitchEntity] = [
         SolarMinCurrentSwitch(entry, SOLAR_MIN_CURRENT, charger)
-        for charger in chargers(entry)
+        for charger in all_chargers
+        if only is None or int(charger.id) in only
     ]
     topology = entry.runtime_data.engine.topology
-    if switches and topology.battery_ids:
+    if all_chargers and topology.battery_ids:
         switches.append(BatteryForEvsSwitch(entry, BATTERY_FOR_EVS))
-    async_add_entities(switches)
+    return switches
 
 
 class SolarMinCurrentSwitch(ChargingHubEntity, SwitchEntity):

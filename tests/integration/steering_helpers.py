@@ -8,9 +8,11 @@ own physics and recorded setpoints.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import json
 from typing import Any
 
-from homeassistant.core import HomeAssistant, State
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 
 from custom_components.frequenz_microgrid.const import DOMAIN
@@ -19,6 +21,7 @@ from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator.scenario import SCENARIO_DIR
 from tests.observations import setpoints_to
 
 from .conftest import entity_id_of, setup_entry, state_of, wait_for
@@ -26,6 +29,18 @@ from .conftest import entity_id_of, setup_entry, state_of, wait_for
 GRID_METER, BATTERY_INVERTER, BATTERY, PV_INVERTER = 2, 3, 4, 5
 GARAGE_WALLBOX, DRIVEWAY_WALLBOX, HOUSEHOLD = 6, 7, 8
 """Components of the `home` scenario."""
+
+
+def home_without_arrivals(**changes: Any) -> dict[str, Any]:
+    """The shipped `home` scenario as tables, without its EV arrivals, changed.
+
+    A fresh copy each call: tests change it freely. Without the arrivals only the
+    EVs a test plugs in itself charge.
+    """
+    data: dict[str, Any] = json.loads((SCENARIO_DIR / "home.json").read_text())
+    data["ev_arrivals"] = []
+    data.update(changes)
+    return data
 
 
 # --- actions -----------------------------------------------------------------------
@@ -159,6 +174,42 @@ def steering_entries(
         ),
         key=lambda e: e.entity_id,
     )
+
+
+class EventLog:
+    """What event entities fired, in order: each event's attributes.
+
+    Only real firings count: an event entity's state is the time it last fired, so
+    a state write that keeps the state (or makes it unavailable) is no new event.
+    `entity_id` limits the log to one entity; `None` logs every event entity.
+    """
+
+    def __init__(self, hass: HomeAssistant, entity_id: str | None = None) -> None:
+        self.fired: list[dict[str, Any]] = []
+
+        def on_change(event: Event[EventStateChangedData]) -> None:
+            new = event.data["new_state"]
+            if (
+                new is None
+                or not new.entity_id.startswith("event.")
+                or (entity_id is not None and new.entity_id != entity_id)
+                or "event_type" not in new.attributes
+                or new.state == "unavailable"
+            ):
+                return
+            old = event.data["old_state"]
+            if old is None or old.state != new.state:
+                self.fired.append(dict(new.attributes))
+
+        self.remove = hass.bus.async_listen(EVENT_STATE_CHANGED, on_change)
+
+    def types(self) -> list[str]:
+        """The event types fired, in order."""
+        return [attributes["event_type"] for attributes in self.fired]
+
+    def of_type(self, event_type: str) -> list[dict[str, Any]]:
+        """The attributes of the events of `event_type`, in order."""
+        return [a for a in self.fired if a["event_type"] == event_type]
 
 
 # --- what reached the simulator ----------------------------------------------------

@@ -10,9 +10,7 @@ unsafe-setpoint counters stay 0 in every test.
 from __future__ import annotations
 
 import asyncio
-import copy
 from datetime import timedelta
-import json
 import math
 from typing import Any, cast
 
@@ -27,7 +25,6 @@ from custom_components.frequenz_microgrid.engine.hub.modes import ChargerMode
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.scenario import (
-    SCENARIO_DIR,
     scenario_from_dict,
 )
 from tests.observations import held_setpoint, setpoints_to
@@ -40,24 +37,18 @@ from .steering_helpers import (
     GARAGE_WALLBOX,
     GRID_METER,
     call_action,
+    home_without_arrivals,
     last_setpoint,
     propose,
+    set_number,
     setup_steerable,
+    wait_for_state,
 )
 
 HOUSEHOLD_W = 600.0
 WATTS_PER_AMP = 3 * 230.0
 MIN_W = 6 * WATTS_PER_AMP
 DOMAINS = ("select", "switch", "number", "binary_sensor", "sensor")
-
-
-def home(**changes: Any) -> dict[str, Any]:
-    """The shipped `home` scenario as tables, without its EV arrivals, changed."""
-    data: dict[str, Any] = json.loads((SCENARIO_DIR / "home.json").read_text())
-    data = copy.deepcopy(data)
-    data["ev_arrivals"] = []
-    data.update(changes)
-    return data
 
 
 def with_fuse(data: dict[str, Any], fuse_a: int) -> dict[str, Any]:
@@ -115,24 +106,13 @@ def charger_power_w(sim: MicrogridSimulator, charger: int) -> float:
     return sim.model.component(charger).active_power_w
 
 
-async def set_number(
-    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry, key: str, value: float
-) -> None:
-    await hass.services.async_call(
-        "number",
-        "set_value",
-        {"entity_id": _entity(hass, entry, key), "value": value},
-        blocking=True,
-    )
-
-
 # -- off -----------------------------------------------------------------------------
 
 
 async def test_off_holds_a_plugged_ev_at_0_w_at_the_simulator(
     hass: HomeAssistant,
 ) -> None:
-    async with serving(hass, scenario_from_dict(home())) as sim:
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
         entry = await _entry(hass, sim)
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
         await wait_for(
@@ -168,7 +148,7 @@ async def test_off_holds_a_plugged_ev_at_0_w_at_the_simulator(
 async def test_solar_follows_the_pv_surplus_and_stops_without_it(
     hass: HomeAssistant,
 ) -> None:
-    scenario = home(
+    scenario = home_without_arrivals(
         ev_arrivals=[
             {
                 "charger": GARAGE_WALLBOX,
@@ -234,7 +214,7 @@ async def test_boost_wins_the_minimum_current_when_the_fuse_only_fits_one(
     hass: HomeAssistant,
 ) -> None:
     # 10 A per phase: one EV at 6 A fits, two do not.
-    scenario = with_fuse(home(start_time_of_day="22:00"), 10)
+    scenario = with_fuse(home_without_arrivals(start_time_of_day="22:00"), 10)
     async with serving(hass, scenario_from_dict(scenario)) as sim:
         entry = await _entry(hass, sim)
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
@@ -281,7 +261,7 @@ async def test_the_battery_does_not_discharge_into_the_evs_when_disallowed(
 ) -> None:
     # Night: no PV, so every watt the battery gives beyond the house feeds the EV.
     async with serving(
-        hass, scenario_from_dict(home(start_time_of_day="22:00"))
+        hass, scenario_from_dict(home_without_arrivals(start_time_of_day="22:00"))
     ) as sim:
         entry = await _entry(hass, sim)
         await call_action(
@@ -369,7 +349,7 @@ async def _sleep_ticks(hass: HomeAssistant, ticks: int) -> None:
 async def test_set_charger_mode_refuses_bad_input_and_changes_nothing(
     hass: HomeAssistant, data: dict[str, Any], key: str
 ) -> None:
-    async with serving(hass, scenario_from_dict(home())) as sim:
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
         entry = await _entry(hass, sim)
         modes = entry.runtime_data.engine.controller.charger_modes
         before = modes.states()
@@ -387,7 +367,7 @@ async def test_set_charger_mode_refuses_bad_input_and_changes_nothing(
 async def test_modes_and_hub_settings_are_kept_across_a_restart(
     hass: HomeAssistant,
 ) -> None:
-    async with serving(hass, scenario_from_dict(home())) as sim:
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
         entry = await _entry(hass, sim)
         await select_mode(hass, entry, GARAGE_WALLBOX, "off")
         await call_action(
@@ -433,11 +413,7 @@ async def test_modes_and_hub_settings_are_kept_across_a_restart(
         assert garage.state == "off"
         # Off from the first setpoint on: never a moment of charging after the restart.
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
-        plugged = _entity(hass, entry, "ev_connected", GARAGE_WALLBOX)
-        await wait_for(
-            lambda: getattr(hass.states.get(plugged), "state", None) == "on",
-            what="the EV to be plugged in",
-        )
+        await wait_for_state(hass, entry, f"{GARAGE_WALLBOX}_ev_connected", "on")
         await _sleep_ticks(hass, 2)
         assert held_setpoint(sim, GARAGE_WALLBOX) == 0.0
         assert charger_power_w(sim, GARAGE_WALLBOX) == 0.0
@@ -458,7 +434,7 @@ async def test_modes_and_hub_settings_are_kept_across_a_restart(
 async def test_damaged_hub_settings_leave_the_defaults_and_the_entry_loads(
     hass: HomeAssistant, hass_storage: dict[str, Any], stored: dict[str, Any]
 ) -> None:
-    async with serving(hass, scenario_from_dict(home())) as sim:
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
         entry = microgrid_entry(sim.url, unique_id=str(sim.scenario.microgrid_id))
         hass_storage[f"frequenz_microgrid.{entry.entry_id}.charging_hub"] = {
             "version": 1,
@@ -489,7 +465,7 @@ async def test_damaged_hub_settings_leave_the_defaults_and_the_entry_loads(
 async def test_a_nan_hub_setting_is_refused_and_changes_nothing(
     hass: HomeAssistant, key: str, value: str
 ) -> None:
-    async with serving(hass, scenario_from_dict(home())) as sim:
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
         entry = await _entry(hass, sim)
         controller = entry.runtime_data.engine.controller
         battery = controller.battery_for_evs
@@ -523,17 +499,13 @@ async def test_solar_at_night_charges_only_with_the_minimum_current_option(
     hass: HomeAssistant,
 ) -> None:
     async with serving(
-        hass, scenario_from_dict(home(start_time_of_day="22:00"))
+        hass, scenario_from_dict(home_without_arrivals(start_time_of_day="22:00"))
     ) as sim:
         entry = await _entry(hass, sim)
         await set_number(hass, entry, "solar_start_delay", 0)
         await select_mode(hass, entry, GARAGE_WALLBOX, "solar")
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
-        plugged = _entity(hass, entry, "ev_connected", GARAGE_WALLBOX)
-        await wait_for(
-            lambda: getattr(hass.states.get(plugged), "state", None) == "on",
-            what="the EV to be plugged in",
-        )
+        await wait_for_state(hass, entry, f"{GARAGE_WALLBOX}_ev_connected", "on")
         await _sleep_ticks(hass, 3)
         # No sun: nothing.
         assert held_setpoint(sim, GARAGE_WALLBOX) == 0.0

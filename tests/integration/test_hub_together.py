@@ -14,8 +14,7 @@ import json
 import math
 from typing import Any
 
-from homeassistant.const import EVENT_STATE_CHANGED
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant
+from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 import pytest
 
@@ -25,13 +24,17 @@ from custom_components.frequenz_microgrid.simulator.physics.ev_charger import (
     CableState,
 )
 from custom_components.frequenz_microgrid.simulator.scenario import (
-    SCENARIO_DIR,
     load_scenario,
     scenario_from_dict,
 )
 
 from .conftest import entity_id_of, serving, setup_entry, state_of, wait_for
-from .steering_helpers import call_action
+from .steering_helpers import (
+    EventLog,
+    call_action,
+    home_without_arrivals,
+    setup_steerable,
+)
 
 DEPOT = load_scenario("depot")
 DEPOT_ID = str(DEPOT.microgrid_id)
@@ -66,32 +69,12 @@ def garage_charging(sim: MicrogridSimulator) -> int:
     return count
 
 
-class EndedSessions:
-    """Every `session_ended` event any charger's event entity fires."""
-
-    def __init__(self, hass: HomeAssistant) -> None:
-        self.ended: list[dict[str, Any]] = []
-
-        def on_change(event: Event[EventStateChangedData]) -> None:
-            new = event.data["new_state"]
-            if (
-                new is not None
-                and new.entity_id.startswith("event.")
-                and new.attributes.get("event_type") == "session_ended"
-            ):
-                old = event.data["old_state"]
-                if old is None or old.state != new.state:
-                    self.ended.append(dict(new.attributes))
-
-        self.remove = hass.bus.async_listen(EVENT_STATE_CHANGED, on_change)
-
-
 async def test_the_depot_garage_charges_several_evs_within_its_feeder(
     hass: HomeAssistant,
 ) -> None:
     """Random garage traffic at speed: no overload, sessions and occupancy true."""
     async with serving(hass, DEPOT, speed=DEPOT_SPEED, sample_period_s=0.05) as sim:
-        sessions = EndedSessions(hass)
+        sessions = EventLog(hass)
         await setup_entry(hass, sim.url, unique_id=DEPOT_ID)
         most_at_once = 0
 
@@ -106,7 +89,8 @@ async def test_the_depot_garage_charges_several_evs_within_its_feeder(
                 any(
                     r.charger_id in GARAGE_CHARGERS for r in sim.model.finished_sessions
                 )
-                and len(sessions.ended) >= len(sim.model.finished_sessions)
+                and len(sessions.of_type("session_ended"))
+                >= len(sim.model.finished_sessions)
             ),
             timeout_s=15,
             what="a garage session to end and be recorded",
@@ -124,8 +108,12 @@ async def test_the_depot_garage_charges_several_evs_within_its_feeder(
             sim.model.finished_sessions, key=lambda r: r.plugged_at_s
         ):
             truth.setdefault(finished.charger_id, []).append(finished.charged_wh / 1000)
-        assert len(sessions.ended) == len(sim.model.finished_sessions) > 0
-        for record in sessions.ended:
+        assert (
+            len(sessions.of_type("session_ended"))
+            == len(sim.model.finished_sessions)
+            > 0
+        )
+        for record in sessions.of_type("session_ended"):
             expected = truth[int(record["charger_id"])].pop(0)
             assert float(record["energy_kwh"]) == pytest.approx(expected, abs=1e-3)
         sessions.remove()
@@ -262,37 +250,17 @@ async def test_a_stepped_grid_limit_with_modes_and_no_battery_for_evs(
 
 # -- a booking at a solar-mode charger ---------------------------------------------
 
-HOME_FILE = SCENARIO_DIR / "home.json"
 HOME_GARAGE = 6
-
-
-class StartedSessions:
-    """Every `session_started` event any charger's event entity fires."""
-
-    def __init__(self, hass: HomeAssistant) -> None:
-        self.started: list[dict[str, Any]] = []
-
-        def on_change(event: Event[EventStateChangedData]) -> None:
-            new = event.data["new_state"]
-            if (
-                new is not None
-                and new.entity_id.startswith("event.")
-                and new.attributes.get("event_type") == "session_started"
-            ):
-                self.started.append(dict(new.attributes))
-
-        self.remove = hass.bus.async_listen(EVENT_STATE_CHANGED, on_change)
 
 
 async def test_a_booked_car_at_a_solar_charger_keeps_its_booking_and_session_says_so(
     hass: HomeAssistant,
 ) -> None:
     """Booked, solar mode, the car plugs in within grace: the session names it."""
-    data = json.loads(HOME_FILE.read_text())
-    data["ev_arrivals"] = []
+    data = home_without_arrivals()
     async with serving(hass, scenario_from_dict(data)) as sim:
-        entry = await setup_entry(hass, sim.url, unique_id=str(data["microgrid_id"]))
-        started = StartedSessions(hass)
+        entry = await setup_steerable(hass, sim)
+        started = EventLog(hass)
         await call_action(
             hass,
             "set_charger_mode",
@@ -316,8 +284,11 @@ async def test_a_booked_car_at_a_solar_charger_keeps_its_booking_and_session_say
         )
         booking_id = booked["reservation_id"]
         sim.plug_ev(HOME_GARAGE, EvSpec(phases=3, max_current_a=32.0))
-        await wait_for(lambda: len(started.started) == 1, what="the session to start")
-        assert started.started[0]["booking_id"] == booking_id
+        await wait_for(
+            lambda: len(started.of_type("session_started")) == 1,
+            what="the session to start",
+        )
+        assert started.of_type("session_started")[0]["booking_id"] == booking_id
         hub = entry.runtime_data.reservations
         assert hub is not None
         await wait_for(
@@ -343,10 +314,9 @@ async def test_a_reload_with_everything_active_writes_and_restores_it_all(
     hass: HomeAssistant, hass_storage: dict[str, Any]
 ) -> None:
     """Modes, battery-for-EVs, a grid limit, a booking and an open session survive."""
-    data = json.loads(HOME_FILE.read_text())
-    data["ev_arrivals"] = []
+    data = home_without_arrivals()
     async with serving(hass, scenario_from_dict(data)) as sim:
-        entry = await setup_entry(hass, sim.url, unique_id=str(data["microgrid_id"]))
+        entry = await setup_steerable(hass, sim)
         for charger, mode in ((HOME_GARAGE, "solar"), (HOME_DRIVEWAY, "off")):
             await call_action(
                 hass,

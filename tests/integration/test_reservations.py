@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 import copy
 from datetime import datetime, timedelta
-import json
 import math
 from typing import Any, cast
 
@@ -36,15 +35,20 @@ from custom_components.frequenz_microgrid.hub_reservations import (
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.scenario import (
-    SCENARIO_DIR,
     scenario_from_dict,
 )
 
-from .conftest import entity_id_of, microgrid_entry, serving, setup_entry, wait_for
-from .steering_helpers import DRIVEWAY_WALLBOX, GARAGE_WALLBOX, call_action
+from .conftest import entity_id_of, microgrid_entry, serving, wait_for
+from .steering_helpers import (
+    DRIVEWAY_WALLBOX,
+    GARAGE_WALLBOX,
+    call_action,
+    home_without_arrivals,
+    setup_steerable,
+)
 
 VOLTAGE_V = 230.0
-HOME = json.loads((SCENARIO_DIR / "home.json").read_text())
+HOME = home_without_arrivals()
 FUSE_A = next(
     row["fuse_current_a"] for row in HOME["topology"] if row["kind"] == "grid"
 )
@@ -55,22 +59,10 @@ FAIR_SHARE_W = FUSE_A * 3 * VOLTAGE_V / 2
 """What each of the two wallboxes gets with both drawing behind the 40 A fuse."""
 
 
-def _home() -> dict[str, Any]:
-    data: dict[str, Any] = copy.deepcopy(HOME)
-    data["ev_arrivals"] = []
-    return data
-
-
 @pytest.fixture
 async def sim(hass: HomeAssistant) -> AsyncIterator[MicrogridSimulator]:
-    async with serving(hass, scenario_from_dict(_home())) as simulator:
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as simulator:
         yield simulator
-
-
-async def _entry(
-    hass: HomeAssistant, sim: MicrogridSimulator
-) -> FrequenzMicrogridConfigEntry:
-    return await setup_entry(hass, sim.url, unique_id=str(sim.scenario.microgrid_id))
 
 
 def _hub(entry: FrequenzMicrogridConfigEntry) -> HubReservations:
@@ -118,7 +110,7 @@ def _stored(hass_storage: dict[str, Any], entry: FrequenzMicrogridConfigEntry) -
 async def test_book_refuse_an_overlap_and_find_what_is_free(
     hass: HomeAssistant, sim: MicrogridSimulator
 ) -> None:
-    entry = await _entry(hass, sim)
+    entry = await setup_steerable(hass, sim)
     start, end = _at(60), _at(180)
     booked = await call_action(
         hass,
@@ -223,7 +215,7 @@ async def test_bad_bookings_are_refused_with_a_translated_error_and_nothing_is_s
     data: dict[str, Any],
     key: str,
 ) -> None:
-    entry = await _entry(hass, sim)
+    entry = await setup_steerable(hass, sim)
     kept = await call_action(
         hass,
         "reserve_charger",
@@ -249,7 +241,7 @@ async def test_bad_bookings_are_refused_with_a_translated_error_and_nothing_is_s
 async def test_cancelling_an_unknown_reservation_is_refused(
     hass: HomeAssistant, sim: MicrogridSimulator
 ) -> None:
-    entry = await _entry(hass, sim)
+    entry = await setup_steerable(hass, sim)
     with pytest.raises(ServiceValidationError) as refused:
         await call_action(
             hass,
@@ -284,7 +276,7 @@ async def test_calendar_create_update_and_delete_go_through_the_same_checks(
     hass_ws_client: WebSocketGenerator,
     sim: MicrogridSimulator,
 ) -> None:
-    entry = await _entry(hass, sim)
+    entry = await setup_steerable(hass, sim)
     calendar = _calendar(hass, entry)
     book = _hub(entry).book
     client = await hass_ws_client(hass)
@@ -427,7 +419,7 @@ async def test_calendar_create_update_and_delete_go_through_the_same_checks(
 async def test_bookings_are_kept_across_a_restart(
     hass: HomeAssistant, sim: MicrogridSimulator
 ) -> None:
-    entry = await _entry(hass, sim)
+    entry = await setup_steerable(hass, sim)
     booked = await call_action(
         hass,
         "reserve_charger",
@@ -472,7 +464,7 @@ async def _set_grace(
 async def test_a_no_show_is_released_after_the_grace_period(
     hass: HomeAssistant, sim: MicrogridSimulator
 ) -> None:
-    entry = await _entry(hass, sim)
+    entry = await setup_steerable(hass, sim)
     await _set_grace(hass, entry, 0.05)  # 3 s
     released: list[Event] = []
     hass.bus.async_listen(EVENT_RESERVATION_RELEASED, released.append)
@@ -513,7 +505,7 @@ async def test_a_no_show_is_released_after_the_grace_period(
 async def test_a_car_plugged_in_within_the_grace_period_keeps_its_booking(
     hass: HomeAssistant, sim: MicrogridSimulator
 ) -> None:
-    entry = await _entry(hass, sim)
+    entry = await setup_steerable(hass, sim)
     await _set_grace(hass, entry, 0.05)  # 3 s
     booked = await call_action(
         hass,
@@ -576,7 +568,7 @@ async def test_damaged_stored_bookings_leave_an_empty_book_and_the_entry_loads(
 async def test_diagnostics_show_the_book_without_vehicle_labels(
     hass: HomeAssistant, sim: MicrogridSimulator
 ) -> None:
-    entry = await _entry(hass, sim)
+    entry = await setup_steerable(hass, sim)
     booked = await call_action(
         hass,
         "reserve_charger",

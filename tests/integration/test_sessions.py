@@ -18,8 +18,7 @@ from typing import Any
 import xml.etree.ElementTree as ET
 import zipfile
 
-from homeassistant.const import EVENT_STATE_CHANGED
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State
+from homeassistant.core import HomeAssistant, State
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_component import DATA_INSTANCES
 from homeassistant.setup import async_setup_component
@@ -52,6 +51,7 @@ from .conftest import (
     state_of,
     wait_for,
 )
+from .steering_helpers import EventLog
 
 GARAGE = 6
 DRIVEWAY = 7
@@ -105,30 +105,6 @@ def session_kwh(hass: HomeAssistant, charger: int) -> float:
 def charger_counter_kwh(sim: MicrogridSimulator, charger: int) -> float:
     """The simulator's own energy counter of the charger (everything it delivered)."""
     return sim.model.component(charger).energy.consumed_wh / 1000.0
-
-
-class EventLog:
-    """The event types an event entity fired, in order, with their attributes."""
-
-    def __init__(self, hass: HomeAssistant, entity_id: str) -> None:
-        self.fired: list[dict[str, Any]] = []
-
-        def on_change(event: Event[EventStateChangedData]) -> None:
-            new = event.data["new_state"]
-            if (
-                event.data["entity_id"] == entity_id
-                and new is not None
-                and "event_type" in new.attributes
-                and new.state != "unavailable"
-            ):
-                old = event.data["old_state"]
-                if old is None or old.state != new.state:
-                    self.fired.append(dict(new.attributes))
-
-        self.remove = hass.bus.async_listen(EVENT_STATE_CHANGED, on_change)
-
-    def types(self) -> list[str]:
-        return [attributes["event_type"] for attributes in self.fired]
 
 
 async def test_a_simulated_visit_is_one_session_with_the_chargers_energy(

@@ -208,6 +208,19 @@ class Distributor:
             self._standing.pop(cid, None)
             self._last_success.pop(cid, None)
 
+    async def drop(
+        self, component_ids: frozenset[int], falls_back_to_zero: frozenset[int]
+    ) -> None:
+        """Components left the microgrid: never send to them again.
+
+        Their standing setpoints are no longer kept alive (nothing is sent: they
+        are gone), and `falls_back_to_zero` is the new topology's.
+        """
+        await self.release(component_ids)
+        for component_id in component_ids:
+            self._locks.pop(component_id, None)
+        self._falls_back_to_zero = falls_back_to_zero
+
     def start(self) -> None:
         """Start the keep-alive loop (idempotent)."""
         if self._keep_alive_task is None or self._keep_alive_task.done():

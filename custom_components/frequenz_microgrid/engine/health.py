@@ -345,6 +345,22 @@ class HealthTracker:
         self._blocks.setdefault(component_id, self._new_block())
         self._forget_judgements((component_id,))  # judged as another kind
 
+    def forget(self, component_ids: Iterable[int]) -> None:
+        """Stop tracking components that left the microgrid (`NOT_WORKING` now).
+
+        A battery left behind by its inverter has no inverter data any more, so
+        it is not working either (its link stays until it is registered anew).
+        """
+        for component_id in component_ids:
+            self._kinds.pop(component_id, None)
+            self._readings.pop(component_id, None)
+            self._capacities.pop(component_id, None)
+            self._blocks.pop(component_id, None)
+            self._fine_since.pop(component_id, None)
+            inverter_id = self._inverter_of.pop(component_id, None)
+            if inverter_id is not None:
+                self._batteries_behind.get(inverter_id, set()).discard(component_id)
+
     def set_out_of_service(self, component_ids: Iterable[int]) -> bool:
         """Take these components out of steering (all others back in).
 

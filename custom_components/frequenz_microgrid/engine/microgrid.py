@@ -19,8 +19,10 @@ from .control import MicrogridController
 from .graph import Topology
 from .hub.site import SiteFlows
 from .monitor import MicrogridMonitor
+from .pools import CompiledFormulas
 from .snapshot import MicrogridSnapshot
 from .telemetry import DEFAULT_FRESHNESS_S
+from .topology_change import TopologyChange, topology_change
 
 
 class MicrogridEngine:
@@ -73,6 +75,26 @@ class MicrogridEngine:
             await self.controller.stop()
         finally:
             await self.monitor.stop()
+
+    async def follow_topology(
+        self, topology: Topology, formulas: CompiledFormulas | None = None
+    ) -> TopologyChange:
+        """Watch and steer a re-read topology; return what changed (falsy: nothing).
+
+        An unchanged topology changes nothing at all. Otherwise the controller
+        goes first, so no setpoint goes to a component that left once this
+        starts (it waits for a distribution in flight); then the monitor stops
+        streaming the components that left, streams the newcomers and computes
+        the pools with the new graph's formulas (`formulas`, if the caller
+        compiled them already) from the next tick on.
+        """
+        change = topology_change(self.topology, topology)
+        if not change:
+            return change
+        self.topology = topology
+        await self.controller.follow_topology(topology, change.removed)
+        await self.monitor.follow_topology(topology, change.removed, formulas)
+        return change
 
     def _steer_then_publish(self, snapshot: MicrogridSnapshot) -> None:
         """Re-check the setpoints with the new telemetry, then hand the snapshot on.

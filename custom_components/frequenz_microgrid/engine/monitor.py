@@ -270,6 +270,8 @@ class MicrogridMonitor:
             self._formulas.consumer, self._store, members.AC_POWER
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._stream_tasks: dict[int, asyncio.Task[None]] = {}
+        """Per streamed component, the task feeding its telemetry into the store."""
         self._streams: dict[int, TelemetryStream] = {}
         self._started_at: float | None = None
         self._reachable = True
@@ -298,22 +300,73 @@ class MicrogridMonitor:
             return
         self._started_at = self._clock()
         for component in streamed_components(self._topology):
-            self._tasks.append(
-                asyncio.create_task(
-                    self._stream(int(component.id), metrics_for(component)),
-                    name=f"frequenz-microgrid-telemetry-{int(component.id)}",
-                )
-            )
+            self._start_stream(component)
         self._tasks.append(
             asyncio.create_task(self._tick_forever(), name="frequenz-microgrid-tick")
         )
 
+    async def follow_topology(
+        self,
+        topology: Topology,
+        removed: Iterable[int],
+        formulas: CompiledFormulas | None = None,
+    ) -> None:
+        """Stream, store and compute the pools of a changed topology from now on.
+
+        Components that left stop streaming and are forgotten (their values no
+        longer count anywhere); new ones start streaming; the pool formulas are
+        the new graph's (`formulas`, when the caller compiled them already:
+        ~20 ms for 1,000 components, better done outside the event loop). The
+        next tick computes its snapshot from the new graph.
+        """
+        gone = frozenset(removed)
+        self._topology = topology
+        self._formulas = formulas or CompiledFormulas.from_topology(topology)
+        self._consumer = PairedFormula(
+            self._formulas.consumer, self._store, members.AC_POWER
+        )
+        streamed = {int(c.id): c for c in streamed_components(topology)}
+        stale = [cid for cid in self._stream_tasks if cid not in streamed]
+        await self._stop_streams(stale)
+        self._store.forget(gone | frozenset(stale))
+        if self._tasks:  # started: stream the newcomers at once
+            for component_id, component in streamed.items():
+                if component_id not in self._stream_tasks:
+                    self._start_stream(component)
+
+    def _start_stream(self, component: Component) -> None:
+        component_id = int(component.id)
+        self._stream_tasks[component_id] = asyncio.create_task(
+            self._stream(component_id, metrics_for(component)),
+            name=f"frequenz-microgrid-telemetry-{component_id}",
+        )
+
+    async def _stop_streams(self, component_ids: list[int]) -> None:
+        """End the streams of these components and wait until they are gone."""
+        tasks = [
+            task
+            for cid in component_ids
+            if (task := self._stream_tasks.pop(cid, None)) is not None
+        ]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        streams = [
+            stream
+            for cid in component_ids
+            if (stream := self._streams.pop(cid, None)) is not None
+        ]
+        await asyncio.gather(
+            *(stream.stop() for stream in streams), return_exceptions=True
+        )
+
     async def stop(self) -> None:
         """Stop every task and stream of the monitor (the caller disconnects)."""
-        tasks = [*self._tasks]
+        tasks = [*self._tasks, *self._stream_tasks.values()]
         if self._probe_task is not None:
             tasks.append(self._probe_task)
         self._tasks.clear()
+        self._stream_tasks.clear()
         self._probe_task = None
         for task in tasks:
             task.cancel()

@@ -392,6 +392,12 @@ class TelemetryStore:
             else:
                 history.widen(watched, depth)
 
+    def forget(self, component_ids: Iterable[int]) -> None:
+        """Drop everything known about these components (they left the microgrid)."""
+        for component_id in component_ids:
+            self._components.pop(component_id, None)
+            self._histories.pop(component_id, None)
+
     def history(self, component_id: int) -> SampleHistory | None:
         """The kept samples of a component (`None`: not kept)."""
         return self._histories.get(component_id)

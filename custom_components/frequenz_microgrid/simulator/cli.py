@@ -23,7 +23,14 @@ import threading
 from .faults import Fault
 from .hub_scenario import charging_hub_scenario
 from .physics.ev_charger import EvSpec
-from .scenario import Scenario, available_scenarios, generate_scenario, load_scenario
+from .scenario import (
+    Kind,
+    Scenario,
+    available_scenarios,
+    generate_scenario,
+    generated_component,
+    load_scenario,
+)
 from .server import MicrogridSimulator
 from .timing import DeliveryOrder, TelemetryTiming
 from .traffic import EvTraffic
@@ -38,6 +45,9 @@ commands (one per line on stdin):
   unplug ID                   unplug the EV at a charger
   evs                         list the EVs plugged in and the sessions finished
   status                      print setpoint, unsafe-setpoint and overload counts
+  add ID KIND PARENT          connect a component live (KIND: meter, battery_inverter,
+                              battery, pv_inverter, ev_charger) behind PARENT
+  remove ID                   disconnect a component live, with all behind it
 faults: """ + ", ".join(name.lower() for name in Fault.__members__)
 
 
@@ -230,6 +240,14 @@ async def apply_command(sim: MicrogridSimulator, line: str) -> str:
             return f"EV unplugged from {charger_id}"
         case ["status"]:
             return status_line(sim)
+        case ["add", component_id, kind, parent]:
+            sim.add_component(
+                generated_component(int(component_id), Kind(kind), int(parent))
+            )
+            return f"component {component_id} ({kind}) added behind {parent}"
+        case ["remove", component_id]:
+            gone = sim.remove_component(int(component_id))
+            return f"removed components {sorted(gone)}"
         case _:
             return f"unknown command {line.strip()!r}\n{COMMANDS_HELP}"
 

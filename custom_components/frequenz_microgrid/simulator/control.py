@@ -7,7 +7,7 @@ every refusal must surface as a gRPC error.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 import logging
 import math
 from typing import NamedTuple
@@ -87,6 +87,9 @@ class PowerControl:
         """Every active-power setpoint received (the history keeps the newest)."""
         self.requests_received = 0
         """Every set-power and augment-bounds request, refused ones included."""
+        self.requests_by_component: Counter[int] = Counter()
+        """Active-power setpoints received per component id, refused ones included
+        (a component removed live must get none afterwards)."""
         self.unsafe_setpoint_count = 0
         self._previous_bounds: dict[int, PowerBounds] = {}
 
@@ -113,6 +116,7 @@ class PowerControl:
                 REJECTED or FAILED status reply.
         """
         self.requests_received += 1
+        self.requests_by_component[component_id] += 1
         lifetime = self._check_request(component_id, power_w, lifetime_s)
         self.setpoints.append(ReceivedSetpoint(now_s, component_id, power_w, lifetime))
         self.setpoints_received += 1

@@ -294,14 +294,19 @@ def generate_scenario(n_components: int, *, name: str | None = None) -> Scenario
         kind = pattern[(next_id - 3) % len(pattern)]
         # A battery hangs from the inverter generated just before it.
         parent = next_id - 1 if kind is Kind.BATTERY else 2
-        components.append(_generated_component(next_id, kind, parent))
+        components.append(generated_component(next_id, kind, parent))
         next_id += 1
     return Scenario(
         name=name or f"generated-{n_components}", components=tuple(components)
     )
 
 
-def _generated_component(component_id: int, kind: Kind, parent: int) -> ComponentSpec:
+def generated_component(component_id: int, kind: Kind, parent: int) -> ComponentSpec:
+    """A component of `kind` with the generated scenarios' ratings.
+
+    10 kW inverters, a 20 kWh battery, 8 kWp of PV, a default EV charger; what
+    `generate_scenario` builds and what the simulator's `add` command connects.
+    """
     base = ComponentSpec(
         component_id, kind, f"{kind.value} {component_id}", parent=parent
     )
@@ -320,5 +325,7 @@ def _generated_component(component_id: int, kind: Kind, parent: int) -> Componen
             )
         case Kind.EV_CHARGER:
             return replace(base, ev_charger=EvChargerParams())
+        case Kind.METER:
+            return base
         case _:
             raise ValueError(f"cannot generate a {kind}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 import logging
 from typing import Any
@@ -20,7 +21,7 @@ from .physics.clock import SimClock
 from .physics.ev_charger import EvSpec
 from .physics.model import MicrogridModel
 from .physics.overload import OverloadRecord
-from .scenario import Scenario
+from .scenario import ComponentSpec, Scenario
 from .servicer import MicrogridService
 from .streams import STEPS_PER_ROUND, Subscription, TelemetryHub
 from .telemetry import MetricId
@@ -214,6 +215,62 @@ class MicrogridSimulator:
         """End every open telemetry stream abruptly (the client sees UNAVAILABLE)."""
         self.hub.end_all()
         await asyncio.sleep(0)
+
+    # --- topology -----------------------------------------------------------------
+
+    def add_component(self, spec: ComponentSpec) -> None:
+        """Connect a new component live, behind `spec.parent`.
+
+        From now on `ListElectricalComponents`/`…Connections` answer with it and
+        it can be streamed and steered. Add a battery inverter before its
+        battery.
+
+        Raises:
+            ValueError: the id is taken, or the parent is unknown.
+        """
+        if self.scenario.has_component(spec.id):
+            raise ValueError(f"component {spec.id} exists already")
+        self._follow(
+            replace(self.scenario, components=(*self.scenario.components, spec))
+        )
+
+    def remove_component(self, component_id: int) -> frozenset[int]:
+        """Disconnect a component live, with everything behind it; return their ids.
+
+        They disappear from the component and connection lists, their telemetry
+        streams end (a new one is refused with NOT_FOUND) and set-power requests
+        for them are refused.
+
+        Raises:
+            KeyError: no such component.
+        """
+        scenario = self.scenario
+        scenario.component(component_id)  # KeyError if unknown
+        gone = {component_id}
+        stack = [component_id]
+        while stack:
+            children = [c.id for c in scenario.children(stack.pop())]
+            gone.update(children)
+            stack.extend(children)
+        self._follow(
+            replace(
+                scenario,
+                components=tuple(c for c in scenario.components if c.id not in gone),
+                ev_arrivals=tuple(
+                    a for a in scenario.ev_arrivals if a.charger_id not in gone
+                ),
+            )
+        )
+        self.hub.end_component(gone)
+        for component_id_gone in gone:
+            self.faults.clear(component_id_gone)
+        return frozenset(gone)
+
+    def _follow(self, scenario: Scenario) -> None:
+        """Serve `scenario` from now on; the model keeps what stays the same."""
+        self.model.advance_to(self.clock.now())
+        self.model.follow_scenario(scenario)
+        self.scenario = scenario
 
     def plug_ev(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 import math
 
@@ -156,7 +156,11 @@ class TelemetryHub:
         """Each group's message, built lazily; `None` for a silent group."""
         cache: dict[int, Readings] = {}
         for (component_id, metrics), subscriptions in groups:
-            if not subscriptions or faults.has(component_id, Fault.STOP_DATA):
+            if (
+                not subscriptions
+                or component_id not in model.components  # removed live
+                or faults.has(component_id, Fault.STOP_DATA)
+            ):
                 yield None
                 continue
             reading = cache.get(component_id)
@@ -188,6 +192,19 @@ class TelemetryHub:
         subscription.offer(
             _serialise(reading, subscription.metrics, sample_time, faults)
         )
+
+    def end_component(self, component_ids: Collection[int]) -> int:
+        """End the open streams of these components with an error (they are gone).
+
+        Returns how many streams were ended.
+        """
+        ended = 0
+        for (component_id, _), subscriptions in self._groups.items():
+            if component_id in component_ids:
+                for subscription in subscriptions:
+                    subscription.offer(END_OF_STREAM)
+                ended += len(subscriptions)
+        return ended
 
     def end_all(self) -> None:
         """Make every open stream end abruptly with an error."""

@@ -66,6 +66,18 @@ class BatteryPoolSteering(PoolSteering):
         self._last_pairs: tuple[ComponentSet, float, _Pairs] | None = None
         """The pairs `system_bounds` just built, for the distribution that follows."""
 
+    def follow_topology(
+        self,
+        context: SteeringContext,
+        component_ids: frozenset[int],
+        gone: frozenset[int],
+    ) -> set[ComponentSet]:
+        """Pair the batteries of the new topology with their inverters."""
+        renamed = super().follow_topology(context, component_ids, gone)
+        self._battery_pairs = BatteryPairs(context.topology, context.store)
+        self._last_pairs = None
+        return renamed
+
     def _pairs(self, component_ids: ComponentSet, now: float) -> _Pairs:
         """The set's usable pairs at `now`, built once per step.
 

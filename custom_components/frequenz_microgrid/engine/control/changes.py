@@ -34,6 +34,12 @@ class ChangeDetector:
         self._pools: Hashable = None
         self._components: dict[int, _HealthKey] = {}
 
+    def follow(self, tracked: Iterable[int]) -> None:
+        """Track these components from now on (the topology changed)."""
+        self._tracked = frozenset(tracked)
+        for gone in self._components.keys() - self._tracked:
+            del self._components[gone]
+
     def pools_changed(self, fingerprint: Hashable) -> bool:
         """Whether the pools' state (proposals, targets, bounds, results) changed."""
         if fingerprint == self._pools:

@@ -137,6 +137,7 @@ class MicrogridController:
     ) -> None:
         """Prepare the steering; nothing is sent before `start`."""
         self._clock = clock
+        self._user_circuits = tuple(user_circuits)
         self._health = HealthTracker(max_data_age=store.freshness_s)
         register_components(self._health, topology)
         self._set_power = CompletingSetPowerClient(
@@ -236,6 +237,45 @@ class MicrogridController:
         await self._distributor.stop()
         await self._set_power.finish()
         self._notify()
+
+    async def follow_topology(self, topology: Topology, gone: frozenset[int]) -> None:
+        """Steer a changed topology from now on (components came or went).
+
+        Under every pool's lock, so no distribution runs meanwhile: components
+        that left are dropped by the distributor at once (no setpoint and no
+        keep-alive goes to them any more) and by the health tracker; newcomers
+        are tracked; every pool takes its new components and re-keys its
+        proposals (`PoolSteering.follow_topology`). Then a tick is scheduled
+        at once: it re-distributes a proposal in force over the components
+        that remain (including the newcomers when it was for the whole pool),
+        as any tick re-steers a set whose components changed.
+        """
+        for pool in self._pools:
+            self._preempt_tick(pool)
+        async with contextlib.AsyncExitStack() as locked:
+            for lock in self._locks.values():
+                await locked.enter_async_context(lock)
+            await self._distributor.drop(gone, topology.battery_inverter_ids)
+            self._health.forget(gone)
+            register_components(self._health, topology)
+            context = SteeringContext(
+                topology, self._context.store, self._health, self._distributor
+            )
+            self._context = context
+            for pool, steering in self._pools.items():
+                ids = _pool_ids(topology, pool)
+                if isinstance(steering, EvPoolSteering):
+                    steering.follow_topology(context, ids, gone, self._user_circuits)
+                else:
+                    steering.follow_topology(context, ids, gone)
+            steerable = [s.component_ids for s in self._pools.values()]
+            self._changes.follow(frozenset().union(*steerable))
+            self._health_input_ids = health_input_ids(topology)
+            store = context.store
+            self._grid_meter = FormulaCurrents(topology.formulas.grid, store)
+            self._battery_meter = FormulaCurrents(topology.formulas.battery, store)
+            self._inputs_at = None  # a proposal before the tick refreshes first
+        self.on_tick()
 
     # -- steering -------------------------------------------------------------
 
@@ -705,6 +745,17 @@ def circuits_of(
     if limit is None:
         limit = grid_fuse_a(topology)
     return CircuitLimits(build_circuit_tree(topology, limit, user_circuits))
+
+
+def _pool_ids(topology: Topology, pool: Pool) -> frozenset[int]:
+    """The components of `topology` a pool steers."""
+    match pool:
+        case Pool.BATTERIES:
+            return topology.battery_ids
+        case Pool.EV_CHARGERS:
+            return topology.ev_charger_ids
+        case Pool.PV:
+            return topology.pv_inverter_ids
 
 
 def _withdraw_everything(manager: PowerManager) -> None:

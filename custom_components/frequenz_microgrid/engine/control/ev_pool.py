@@ -29,7 +29,7 @@ status (headroom, limit exceeded, energy above the limit) is recorded in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 import dataclasses
 import math
 
@@ -118,15 +118,46 @@ class EvPoolSteering(PoolSteering):
         self._batteries = FormulaCurrents(
             context.topology.formulas.battery, context.store
         )
-        self._meters = {
-            circuit.circuit_id: FormulaCurrents(f"#{circuit.meter_id}", context.store)
-            for circuit in self.limits.tree.circuits
-            if circuit.meter_id is not None and not circuit.root
-        }
+        self._meters = self._meter_currents()
         context.store.keep_history(context.topology.ev_charger_ids, CURRENT_PHASES)
         self._allocators: dict[ComponentSet, EvChargerAllocator] = {}
         self._log = ChargerSetpointLog()
         self.modes = modes
+
+    def _meter_currents(self) -> dict[str, FormulaCurrents]:
+        """Each metered feeder's meter, read as its circuit's current."""
+        store = self.context.store
+        return {
+            circuit.circuit_id: FormulaCurrents(f"#{circuit.meter_id}", store)
+            for circuit in self.limits.tree.circuits
+            if circuit.meter_id is not None and not circuit.root
+        }
+
+    def follow_topology(
+        self,
+        context: SteeringContext,
+        component_ids: frozenset[int],
+        gone: frozenset[int],
+        user_circuits: Sequence[Circuit] = (),
+    ) -> set[ComponentSet]:
+        """Allocate the chargers of the new topology within its circuits.
+
+        The circuit tree is rebuilt from the new wiring (the root keeps its
+        phase limit; envelopes set on circuits that remain stay in force).
+        """
+        renamed = super().follow_topology(context, component_ids, gone)
+        topology = context.topology
+        self.limits.tree = build_circuit_tree(
+            topology, self.config.phase_limit_a, user_circuits
+        )
+        self._grid = GridCurrents(topology, context.store)
+        self._batteries = FormulaCurrents(topology.formulas.battery, context.store)
+        self._meters = self._meter_currents()
+        context.store.keep_history(topology.ev_charger_ids, CURRENT_PHASES)
+        self._allocators.clear()
+        if self.modes is not None:
+            self.modes.charger_ids = topology.ev_charger_ids
+        return renamed
 
     def partition(self) -> list[ComponentSet]:
         """The sets allocated this tick: proposal sets, then everyone else."""

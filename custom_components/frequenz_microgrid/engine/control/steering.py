@@ -113,6 +113,35 @@ class PoolSteering(ABC):
         self._sent: dict[ComponentSet, dict[int, float]] = {}
         """Per component set: the setpoints it commanded that were accepted."""
 
+    def follow_topology(
+        self,
+        context: SteeringContext,
+        component_ids: frozenset[int],
+        gone: frozenset[int],
+    ) -> set[ComponentSet]:
+        """Steer `component_ids` of a changed topology; return the re-keyed sets.
+
+        Components that left are forgotten at once (the caller has stopped
+        keeping them alive); the power manager's sets follow (`PowerManager.
+        follow_components`), and what each set commanded moves with it, so the
+        next steer sees the change of components and re-distributes the set:
+        a proposal in force is placed on what remains, or on the pool with its
+        newcomers.
+        """
+        renamed = self.manager.follow_components(
+            self.component_ids, component_ids, gone
+        )
+        self.context = context
+        self.component_ids = component_ids
+        self.forget(gone)
+        for old, new in renamed.items():
+            sent = self._sent.pop(old, None)
+            if sent and new:
+                self._sent.setdefault(new, {}).update(
+                    (cid, power) for cid, power in sent.items() if cid in new
+                )
+        return {new for new in renamed.values() if new}
+
     def component_sets(self) -> list[ComponentSet]:
         """The sets to keep system bounds for: the pool, and every set in use."""
         sets = set(self.manager.component_sets()) | set(self._sent)

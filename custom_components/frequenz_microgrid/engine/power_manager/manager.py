@@ -23,7 +23,7 @@ checks it), only when and what gets re-sent differs:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import enum
 
 from ..bounds import PowerBounds
@@ -203,6 +203,50 @@ class PowerManager:
         if isinstance(result, Success):
             self._in_partial_failure.discard(component_ids)
         return None
+
+    def follow_components(
+        self,
+        old_pool: frozenset[int],
+        new_pool: frozenset[int],
+        gone: frozenset[int],
+    ) -> dict[frozenset[int], frozenset[int]]:
+        """Re-key every component set after the microgrid's components changed.
+
+        The whole pool's set becomes the new pool (with newcomers, without the
+        components that left); any other set loses the components that left,
+        and one left empty is dropped with its proposals. Proposals keep their
+        priorities and ages; sets that end up equal are merged (the newer
+        proposal of a source at a priority wins). The system bounds, targets and
+        results of a re-keyed set are dropped: the caller sets system bounds for
+        the new sets, which recomputes their targets. Returns old → new set for
+        every set that changed (the new one empty when it was dropped).
+        """
+        known = (
+            self._books.keys()
+            | self._system_bounds.keys()
+            | self._targets.keys()
+            | self._results.keys()
+        )
+        renamed: dict[frozenset[int], frozenset[int]] = {}
+        for old in known:
+            new = new_pool if old == old_pool else old - gone
+            if new != old:
+                renamed[old] = new
+        moved: dict[frozenset[int], list[Proposal]] = {}
+        for old in renamed:
+            book = self._books.pop(old, None)
+            self._system_bounds.pop(old, None)
+            self._targets.pop(old, None)
+            self._results.pop(old, None)
+            self._in_partial_failure.discard(old)
+            if book is not None and renamed[old]:
+                moved.setdefault(renamed[old], []).extend(book.in_processing_order())
+        for new, proposals in moved.items():
+            book = self._books.setdefault(new, ProposalBook())
+            for proposal in sorted(proposals, key=lambda p: p.creation_time):
+                book.apply(replace(proposal, component_ids=new))
+            self._system_bounds.pop(new, None)  # recomputed: its members changed
+        return renamed
 
     # -- views ----------------------------------------------------------------
 

@@ -99,28 +99,15 @@ class MicrogridModel:
         """Build every component in its initial state at simulated time 0."""
         self.scenario = scenario
         self.now_s = 0.0
-        self.components: dict[int, ComponentRuntime] = {}
-        for spec in scenario.components:
-            runtime = ComponentRuntime(spec)
-            if spec.kind is Kind.BATTERY and spec.battery is not None:
-                runtime.battery = BatteryState(spec.battery, soc_pct=spec.soc_pct)
-            if spec.kind is Kind.EV_CHARGER and spec.ev_charger is not None:
-                runtime.ev_charger = EvChargerState(spec.ev_charger)
-            self.components[spec.id] = runtime
-        self._children = {
-            c.id: [k.id for k in scenario.children(c.id)] for c in scenario.components
+        self.components: dict[int, ComponentRuntime] = {
+            spec.id: _new_runtime(spec) for spec in scenario.components
         }
-        self._bottom_up = list(reversed(list(self._top_down())))
-        self._steered_with: dict[int, list[ComponentRuntime]] = {
-            cid: [runtime, *self._batteries_under(runtime)]
-            for cid, runtime in self.components.items()
-        }
+        self._children: dict[int, list[int]] = {}
+        self._bottom_up: list[int] = []
+        self._steered_with: dict[int, list[ComponentRuntime]] = {}
         """Per component, the runtimes an event of its step may concern."""
-        self._steered_batteries = {
-            member.spec.id
-            for members in self._steered_with.values()
-            for member in members[1:]
-        }
+        self._steered_batteries: set[int] = set()
+        self._index()
         self._upcoming = scenario.arrivals()
         """Listed and generated EV arrivals not yet due, earliest first."""
         self._next_arrival: EvArrival | None = next(self._upcoming, None)
@@ -128,18 +115,66 @@ class MicrogridModel:
         """Per charger, the EVs due within the current advance or waiting."""
         self.finished_sessions: deque[SessionRecord] = deque(maxlen=SESSION_HISTORY)
         """The newest finished EV sessions, oldest first."""
-        self.overloads: dict[int, OverloadRecord] = {
-            spec.id: OverloadRecord(float(spec.fuse_current_a))
-            for spec in scenario.components
-            if spec.kind in (Kind.GRID, Kind.METER) and spec.fuse_current_a > 0
-        }
+        self.overloads: dict[int, OverloadRecord] = {}
         """Per rated meter (and the grid connection point): what it carried."""
+        self._add_overload_records()
         self.bounds_at_last_advance: dict[int, PowerBounds] = {}
         """Each battery inverter's setpoint bounds when the last advance began."""
         self._take_arrivals_until(0.0)
         for runtime in self.components.values():
             self._apply_due_events(runtime, 0.0)
         self._run(0.0, 0.0)
+
+    def follow_scenario(self, scenario: Scenario) -> None:
+        """Take components added to or removed from the scenario, live.
+
+        A component that stays keeps its state (SoC, EV session, energy
+        counters); a new one starts in its initial state at the current
+        simulated time; a removed one is forgotten, with the EVs due at it.
+        """
+        self.scenario = scenario
+        old = self.components
+        self.components = {
+            spec.id: runtime
+            if (runtime := old.get(spec.id)) is not None and runtime.spec == spec
+            else _new_runtime(spec)
+            for spec in scenario.components
+        }
+        for gone in old.keys() - self.components.keys():
+            self._pending_arrivals.pop(gone, None)
+            self.overloads.pop(gone, None)
+            self.bounds_at_last_advance.pop(gone, None)
+        self._index()
+        self._add_overload_records()
+        for component_id, runtime in self.components.items():
+            if component_id not in old:
+                self._apply_due_events(runtime, self.now_s)
+        self._run(self.now_s, self.now_s)
+
+    def _index(self) -> None:
+        """Work out the wiring the steps follow (at start and after a change)."""
+        scenario = self.scenario
+        self._children = {
+            c.id: [k.id for k in scenario.children(c.id)] for c in scenario.components
+        }
+        self._bottom_up = list(reversed(list(self._top_down())))
+        self._steered_with = {
+            cid: [runtime, *self._batteries_under(runtime)]
+            for cid, runtime in self.components.items()
+        }
+        self._steered_batteries = {
+            member.spec.id
+            for members in self._steered_with.values()
+            for member in members[1:]
+        }
+
+    def _add_overload_records(self) -> None:
+        """Count overloads of every rated meter and grid connection point."""
+        for spec in self.scenario.components:
+            if spec.kind in (Kind.GRID, Kind.METER) and spec.fuse_current_a > 0:
+                self.overloads.setdefault(
+                    spec.id, OverloadRecord(float(spec.fuse_current_a))
+                )
 
     # --- queries -------------------------------------------------------------
 
@@ -325,9 +360,10 @@ class MicrogridModel:
         while (arrival := self._next_arrival) is not None and (
             arrival.arrive_at_s <= end_s
         ):
-            self._pending_arrivals.setdefault(arrival.charger_id, deque()).append(
-                arrival
-            )
+            if arrival.charger_id in self.components:  # not a charger removed live
+                self._pending_arrivals.setdefault(arrival.charger_id, deque()).append(
+                    arrival
+                )
             self._next_arrival = next(self._upcoming, None)
 
     # --- time ------------------------------------------------------------------
@@ -570,6 +606,16 @@ class MicrogridModel:
             component_id = queue.pop(0)
             yield component_id
             queue.extend(self._children[component_id])
+
+
+def _new_runtime(spec: ComponentSpec) -> ComponentRuntime:
+    """A component in its initial state (a battery's SoC, an idle charger)."""
+    runtime = ComponentRuntime(spec)
+    if spec.kind is Kind.BATTERY and spec.battery is not None:
+        runtime.battery = BatteryState(spec.battery, soc_pct=spec.soc_pct)
+    if spec.kind is Kind.EV_CHARGER and spec.ev_charger is not None:
+        runtime.ev_charger = EvChargerState(spec.ev_charger)
+    return runtime
 
 
 def _plugs_in_at(arrival: EvArrival, charger: EvChargerState) -> float:

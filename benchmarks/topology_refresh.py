@@ -1,0 +1,222 @@
+"""Topology refresh: what re-reading the topology costs Home Assistant's event loop.
+
+Home Assistant with the integration on a generated N-component microgrid (the
+simulator runs in this process, so components can be connected and disconnected
+live; it is idle between its 1 Hz rounds). After a warm-up, the entry's
+`TopologyRefresh.async_refresh` is timed step by step: `loop_ms` is the time
+its task held the event loop (the reads' decoding, the comparison, the engine
+following a change, the devices removed and the signal to the platforms; not
+the network wait). `lag_max_ms` is the longest the loop was blocked by anything
+while the refresh and what it set off (entities added) ran, with the
+simulator's and the telemetry's own work included. `entities_changed` counts
+entity-registry events (entities created, updated or removed).
+
+Cases: `unchanged` (the median of several refreshes of the same topology) and
+`changed` (a battery inverter with its battery and an EV charger connected, a PV
+inverter and an EV charger disconnected).
+
+    topology_refresh components=1000 case=unchanged loop_ms=… lag_max_ms=…
+        entities_changed=0
+    topology_refresh components=1000 case=changed loop_ms=… lag_max_ms=…
+        entities_changed=…
+
+Target: ≤ 50 ms of loop time per refresh; 0 entities changed when unchanged.
+An unchanged read compares the raw answers and decodes nothing. A changed one
+decodes and builds the new graph in the executor, but the graph library holds
+the GIL while it generates the pool formulas (~300 ms for 1,000 components), so
+`lag_max_ms` of the `changed` case shows that block although `loop_ms` does not.
+
+    scripts/python -m benchmarks.topology_refresh [--components N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Coroutine, Generator
+import logging
+import statistics
+import sys
+import time
+from typing import Any
+
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+
+from benchmarks._ha_harness import (
+    async_add_microgrid,
+    async_remove_microgrid,
+    running_home_assistant,
+)
+from benchmarks._probes import LoopLagProbe
+from custom_components.frequenz_microgrid.runtime import MicrogridRuntimeData
+from custom_components.frequenz_microgrid.simulator import running_simulator
+from custom_components.frequenz_microgrid.simulator.scenario import (
+    Kind,
+    generate_scenario,
+    generated_component,
+)
+
+TARGET_LOOP_MS = 50.0
+WARM_UP_S = 8.0
+UNCHANGED_RUNS = 5
+FOLLOW_ON_S = 3.0
+"""How long after a changed refresh the loop is watched (entities being added)."""
+
+
+class TimedCoroutine[T]:
+    """Await a coroutine, adding up the time each of its steps holds the loop."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, T]) -> None:
+        """Wrap `coroutine` (run it by awaiting this)."""
+        self._coroutine = coroutine
+        self.busy_s = 0.0
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        """Drive the coroutine step by step, timing each step."""
+        inner = self._coroutine.__await__()
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            started = time.perf_counter()
+            try:
+                yielded = inner.throw(error) if error is not None else inner.send(value)
+            except StopIteration as stop:
+                self.busy_s += time.perf_counter() - started
+                return stop.value  # type: ignore[no-any-return]
+            self.busy_s += time.perf_counter() - started
+            try:
+                value, error = (yield yielded), None
+            except BaseException as err:  # handed on to the coroutine
+                value, error = None, err
+
+
+class RegistryEventCounter:
+    """Counts entity-registry events (entities created, updated, removed)."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Listen from now on (`stop` ends it)."""
+        self.count = 0
+        self._remove = hass.bus.async_listen(
+            er.EVENT_ENTITY_REGISTRY_UPDATED, self._count
+        )
+
+    @callback
+    def _count(self, _event: Event[Any]) -> None:
+        self.count += 1
+
+    def stop(self) -> None:
+        """Stop counting."""
+        self._remove()
+
+
+async def _refresh(
+    hass: HomeAssistant, runtime: MicrogridRuntimeData, follow_on_s: float
+) -> tuple[float, float, int]:
+    """One refresh: its loop time (ms), the longest loop block (ms), entity events."""
+    refresh = runtime.topology_refresh
+    assert refresh is not None
+    counter = RegistryEventCounter(hass)
+    try:
+        async with LoopLagProbe(0.01) as probe:
+            timed = TimedCoroutine(refresh.async_refresh())
+            await timed
+            during = max(probe.lags_ms, default=0.0)
+            await hass.async_block_till_done()
+            await asyncio.sleep(follow_on_s)
+    finally:
+        counter.stop()
+    _note(
+        f"longest loop block: during the refresh {during:.1f} ms, overall "
+        f"{max(probe.lags_ms, default=0.0):.1f} ms"
+    )
+    return timed.busy_s * 1000, max(probe.lags_ms, default=0.0), counter.count
+
+
+def _line(n: int, case: str, loop_ms: float, lag_ms: float, changed: int) -> str:
+    return (
+        f"topology_refresh components={n} case={case} loop_ms={loop_ms:.1f} "
+        f"lag_max_ms={lag_ms:.1f} entities_changed={changed}"
+    )
+
+
+async def run(
+    n_components: int,
+    *,
+    warm_up_s: float = WARM_UP_S,
+    follow_on_s: float = FOLLOW_ON_S,
+) -> bool:
+    """Measure both cases; print a line each; return whether the targets hold."""
+    scenario = generate_scenario(n_components)
+    async with (
+        running_simulator(scenario, sample_period_s=1.0) as sim,
+        running_home_assistant() as hass,
+    ):
+        entry = await async_add_microgrid(hass, sim.url)
+        try:
+            _note(f"warming up {warm_up_s:.0f} s")
+            await asyncio.sleep(warm_up_s)
+            runtime: MicrogridRuntimeData = entry.runtime_data
+            runs = [await _refresh(hass, runtime, 0.2) for _ in range(UNCHANGED_RUNS)]
+            unchanged_ms = statistics.median(r[0] for r in runs)
+            unchanged_changes = sum(r[2] for r in runs)
+            print(
+                _line(
+                    n_components,
+                    "unchanged",
+                    unchanged_ms,
+                    max(r[1] for r in runs),
+                    unchanged_changes,
+                ),
+                flush=True,
+            )
+            new_inverter = max(c.id for c in scenario.components) + 1
+            meter = 2
+            sim.add_component(
+                generated_component(new_inverter, Kind.BATTERY_INVERTER, meter)
+            )
+            sim.add_component(
+                generated_component(new_inverter + 1, Kind.BATTERY, new_inverter)
+            )
+            sim.add_component(
+                generated_component(new_inverter + 2, Kind.EV_CHARGER, meter)
+            )
+            pv, charger = _first_of(scenario, Kind.PV_INVERTER, Kind.EV_CHARGER)
+            sim.remove_component(pv)
+            sim.remove_component(charger)
+            changed_ms, changed_lag, changed = await _refresh(
+                hass, runtime, follow_on_s
+            )
+            print(
+                _line(n_components, "changed", changed_ms, changed_lag, changed),
+                flush=True,
+            )
+        finally:
+            await async_remove_microgrid(hass, entry)
+    return (
+        unchanged_ms <= TARGET_LOOP_MS
+        and changed_ms <= TARGET_LOOP_MS
+        and unchanged_changes == 0
+    )
+
+
+def _first_of(scenario: Any, *kinds: Kind) -> list[int]:
+    return [next(c.id for c in scenario.components if c.kind is k) for k in kinds]
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    """Entry point: `scripts/python -m benchmarks.topology_refresh`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--components", type=int, default=1000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    met = asyncio.run(run(args.components))
+    sys.exit(0 if met else 1)
+
+
+if __name__ == "__main__":
+    main()

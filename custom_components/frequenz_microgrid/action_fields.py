@@ -1,0 +1,78 @@
+"""What every action module shares: the entry field, number coercion, refusals.
+
+Each action names the config entry it steers with the same field and selector,
+converts numbers the same way (so an overflowing number is a schema error, never
+an escaping `OverflowError`) and turns the engine's `ProposalRefusedError` into its
+own translated error. Keeping these here keeps the action modules from importing
+each other's private names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from homeassistant.core import ServiceCall
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import service
+from homeassistant.helpers.selector import ConfigEntrySelector
+import probatio as vol
+
+from .const import DOMAIN
+from .engine.power_manager import ProposalRefusedError
+from .runtime import FrequenzMicrogridConfigEntry
+
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+
+ENTRY_FIELD: Final = vol.Required(ATTR_CONFIG_ENTRY_ID)
+"""Schema key of the entry an action steers (required in every action)."""
+ENTRY_SELECTOR: Final = ConfigEntrySelector({"integration": DOMAIN})
+"""Schema value of `ENTRY_FIELD`: one of this integration's config entries."""
+
+
+def coerce[N: (int, float)](kind: type[N]) -> Callable[[Any], N]:
+    """Return a validator converting a value to `kind`, refusing what won't convert.
+
+    Unlike `vol.Coerce`, whose compiled form lets the `OverflowError` of an integer
+    beyond a float's range (or of an infinite float made an int) escape as no
+    validation error at all, every failed conversion is a schema error here.
+    """
+
+    def coerce_value(value: Any) -> N:
+        try:
+            return kind(value)
+        except OverflowError as err:
+            raise vol.Invalid(
+                f"expected {kind.__name__}: the number is too large"
+            ) from err
+        except (TypeError, ValueError) as err:
+            raise vol.Invalid(f"expected {kind.__name__}") from err
+
+    return coerce_value
+
+
+def loaded_entry(call: ServiceCall) -> FrequenzMicrogridConfigEntry:
+    """Return the call's config entry (its `runtime_data` is the running engine).
+
+    An entry that is unknown or not loaded is Home Assistant's own translated
+    `ServiceValidationError`, raised before any of the action's work.
+    """
+    entry: FrequenzMicrogridConfigEntry = service.async_get_config_entry(
+        call.hass, DOMAIN, call.data[ATTR_CONFIG_ENTRY_ID]
+    )
+    return entry
+
+
+@contextmanager
+def refusal_as(make_error: Callable[[str], HomeAssistantError]) -> Iterator[None]:
+    """Re-raise the engine's `ProposalRefusedError` as the caller's error.
+
+    `make_error` gets the refusal's text and builds the translated error; the
+    caller spells its `translation_key` out literally (the translation tests
+    check every key is a literal with a message). Any other error passes as is.
+    """
+    try:
+        yield
+    except ProposalRefusedError as err:
+        raise make_error(str(err)) from err

@@ -1,0 +1,255 @@
+"""Components connected or disconnected while the entry runs, without a reload.
+
+The topology (components and connections, from the Microgrid API) is re-read
+every `TOPOLOGY_REFRESH_INTERVAL` and each time the microgrid is reachable again
+after an outage (a reconnect is when a changed site is most likely). Nearly
+every read is unchanged: it is compared with the topology in use and nothing
+else happens (no entity is touched, no state written). When it changed:
+
+- the engine follows it (`MicrogridEngine.follow_topology`): streams, pool
+  formulas, pools and proposals; nothing is sent to a component that left;
+- the devices of components that left are removed, with their entities;
+- every platform adds the entities the new topology has and it has not
+  (`async_add_entities_on_topology_change`), which registers the new devices.
+
+A failed read changes nothing and is tried again at the next occasion: the
+microgrid being away is the monitor's business, not this module's. A new wiring
+that is not a valid microgrid is not followed (a warning says why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+from frequenz.client.microgrid import ApiClientError, MicrogridInfo
+from frequenz.client.microgrid.component import Component, ComponentConnection
+from frequenz.microgrid_component_graph import InvalidGraphError
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import entity_platform
+from homeassistant.helpers.dispatcher import (
+    async_dispatcher_connect,
+    async_dispatcher_send,
+)
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_track_time_interval
+
+from .const import CONNECT_TIMEOUT_S, DOMAIN, LOGGER
+from .devices import async_refresh_component_devices, async_remove_component_devices
+from .engine.graph import Topology, build_topology
+from .engine.pools import CompiledFormulas
+from .engine.topology_change import TopologyChange, unchanged
+from .engine.topology_fingerprint import TopologyFingerprint, read_fingerprint
+
+if TYPE_CHECKING:
+    from .runtime import FrequenzMicrogridConfigEntry
+
+TOPOLOGY_REFRESH_INTERVAL: Final = timedelta(minutes=5)
+"""How often the topology is re-read besides on every reconnect.
+
+Components are connected by an installer, not every minute: five minutes shows
+a new one soon enough, and a read costs three small unary calls.
+"""
+
+
+def topology_signal(entry_id: str) -> str:
+    """The dispatcher signal a changed topology of the entry is sent on."""
+    return f"{DOMAIN}_{entry_id}_topology_changed"
+
+
+class TopologyRefresh:
+    """Re-reads one entry's topology and applies a change (`start`)."""
+
+    def __init__(
+        self, hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+    ) -> None:
+        """Prepare; nothing is read before `start` (the entry is not set up yet)."""
+        self._hass = hass
+        self._entry = entry
+        self._lock = asyncio.Lock()
+        self._running = False
+        self._fingerprint: TopologyFingerprint | None = None
+        """The raw answers the topology in use was last confirmed from."""
+
+    @callback
+    def start(self) -> CALLBACK_TYPE:
+        """Re-read periodically from now on; returns a callback that stops it."""
+        self._running = True
+        cancel_interval = async_track_time_interval(
+            self._hass,
+            self._on_interval,
+            TOPOLOGY_REFRESH_INTERVAL,
+            name=f"{DOMAIN} topology refresh",
+            cancel_on_shutdown=True,
+        )
+
+        @callback
+        def _stop() -> None:
+            self._running = False
+            cancel_interval()
+
+        return _stop
+
+    @callback
+    def handle_reachability(self, reachable: bool) -> None:
+        """Re-read when the microgrid is reachable again (a reconnect)."""
+        if reachable and self._running:
+            self._schedule()
+
+    @callback
+    def _on_interval(self, _: datetime) -> None:
+        self._schedule()
+
+    @callback
+    def _schedule(self) -> None:
+        self._entry.async_create_background_task(
+            self._hass, self.async_refresh(), f"{DOMAIN} topology refresh"
+        )
+
+    async def async_refresh(self) -> TopologyChange | None:
+        """Read the topology and apply what changed; `None`: it could not be read.
+
+        Refreshes never overlap: one that comes while another runs waits for it
+        (and then finds nothing new).
+        """
+        async with self._lock:
+            if not self._running:
+                return None
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    reading = await self._async_read()
+            except (ApiClientError, TimeoutError) as err:
+                LOGGER.debug(
+                    "Cannot re-read the topology of %s: %s", self._entry.title, err
+                )
+                return None
+            except InvalidGraphError as err:
+                # Kept on the topology in use; said at every refresh until fixed.
+                LOGGER.warning(
+                    "The new wiring of %s is not a valid microgrid, not followed: %s",
+                    self._entry.title,
+                    err,
+                )
+                return None
+            if reading is None:
+                return TopologyChange()
+            return await self._async_apply(reading)
+
+    async def _async_read(self) -> _Reading | None:
+        """The topology the API describes now; `None`: the one in use.
+
+        Equal raw answers are the common case and cost next to nothing; others
+        are decoded and compared; only a real change builds a new graph.
+        """
+        runtime = self._entry.runtime_data
+        client = runtime.client
+        fingerprint = await read_fingerprint(client)
+        if fingerprint == self._fingerprint:
+            return None
+        info, listed, wired = await asyncio.gather(
+            client.get_microgrid_info(),
+            client.list_components(),
+            client.list_connections(),
+        )
+        # The client decodes lazily: decoding 1,000 components, comparing them
+        # and building the graph and its formulas, none of it in the event loop.
+        reading = await self._hass.async_add_executor_job(
+            _decode_and_build, runtime.engine.topology, info, listed, wired
+        )
+        self._fingerprint = fingerprint
+        return reading
+
+    async def _async_apply(self, reading: _Reading) -> TopologyChange | None:
+        """Follow a changed topology: the engine, the devices, the platforms."""
+        runtime = self._entry.runtime_data
+        engine = runtime.engine
+        topology, formulas = reading
+        if topology.info.id != engine.topology.info.id:
+            LOGGER.warning(
+                "%s now answers as microgrid %s, not %s: topology not followed",
+                self._entry.title,
+                int(topology.info.id),
+                int(engine.topology.info.id),
+            )
+            return None
+        change = await engine.follow_topology(topology, formulas)
+        if not change:
+            return change
+        LOGGER.info(
+            "Topology of %s changed: components %s added, %s removed",
+            self._entry.title,
+            sorted(change.added),
+            sorted(change.removed),
+        )
+        if runtime.sessions is not None:  # sessions at the new chargers too
+            runtime.sessions.tracker.charger_ids = tuple(
+                sorted(topology.ev_charger_ids)
+            )
+        async_remove_component_devices(
+            self._hass, self._entry.entry_id, runtime.devices, change.removed
+        )
+        async_refresh_component_devices(
+            self._hass,
+            self._entry.entry_id,
+            runtime.devices,
+            (topology.components[cid] for cid in sorted(change.updated)),
+        )
+        async_dispatcher_send(self._hass, topology_signal(self._entry.entry_id), change)
+        return change
+
+
+type _Reading = tuple[Topology, CompiledFormulas]
+"""A changed topology and its compiled pool formulas."""
+
+
+def _decode_and_build(
+    current: Topology,
+    info: MicrogridInfo,
+    listed: Iterable[Component],
+    wired: Iterable[ComponentConnection],
+) -> _Reading | None:
+    """Decode the API's answers; a changed topology with its formulas, or `None`.
+
+    Runs in the executor: it is pure (the answers have arrived already). The
+    graph library holds the GIL while it generates the pool formulas (~300 ms
+    for 1,000 components), so the event loop still waits for it in pieces of
+    up to ~150 ms; it happens only when the topology really changed.
+
+    Raises:
+        InvalidGraphError: the answers do not form a valid microgrid.
+    """
+    components, connections = list(listed), list(wired)
+    if info == current.info and unchanged(current, components, connections):
+        return None
+    topology = build_topology(info, components, connections)
+    return topology, CompiledFormulas.from_topology(topology)
+
+
+@callback
+def async_add_entities_on_topology_change(
+    hass: HomeAssistant,
+    entry: FrequenzMicrogridConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    build: Callable[[TopologyChange], Iterable[Entity]],
+) -> None:
+    """Add a platform's entities for a changed topology (call in `async_setup_entry`).
+
+    After each change, `build` returns the platform's entities for the new
+    topology (it may return all of them: those the platform has already, by
+    unique id, are left alone, so nothing existing is re-created).
+    """
+    platform = entity_platform.async_get_current_platform()
+
+    @callback
+    def _changed(change: TopologyChange) -> None:
+        present = {entity.unique_id for entity in platform.entities.values()}
+        new = [entity for entity in build(change) if entity.unique_id not in present]
+        if new:
+            async_add_entities(new)
+
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, topology_signal(entry.entry_id), _changed)
+    )

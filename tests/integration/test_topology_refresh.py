@@ -1,0 +1,280 @@
+"""Components connected or disconnected while the entry runs (issue 17 §2).
+
+Against the simulator over real gRPC: one topology refresh gives new components
+their devices and entities and puts them in the pools; a component that is
+disconnected loses its device and entities, leaves the pools and is never sent
+a setpoint again; an unchanged topology changes no entity and no device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+import time
+from typing import Any
+
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+
+from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
+from custom_components.frequenz_microgrid.engine.control import Pool
+from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
+from custom_components.frequenz_microgrid.simulator import (
+    MicrogridSimulator,
+    load_scenario,
+)
+from custom_components.frequenz_microgrid.simulator.scenario import (
+    Kind,
+    generated_component,
+)
+from custom_components.frequenz_microgrid.topology_refresh import (
+    TOPOLOGY_REFRESH_INTERVAL,
+)
+from tests.observations import held_setpoint
+
+from .conftest import (
+    HOME_MICROGRID_ID,
+    find_entity_id,
+    serving,
+    setup_entry,
+    state_or_none,
+    wait_for,
+)
+
+KEY = str(HOME_MICROGRID_ID)
+GRID_METER = 2
+HOME_INVERTER = 3
+NEW_INVERTER = 20
+NEW_BATTERY = 21
+NEW_CHARGER = 22
+
+
+def _device(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry, cid: int
+) -> dr.DeviceEntry | None:
+    return dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, f"{KEY}_{cid}"), entry.entry_id
+    )
+
+
+def _number(hass: HomeAssistant, unique_id: str) -> float | None:
+    state = state_or_none(hass, unique_id)
+    if state is None or state.state in ("unknown", "unavailable"):
+        return None
+    return float(state.state)
+
+
+def _connect(sim: MicrogridSimulator) -> None:
+    sim.add_component(
+        generated_component(NEW_INVERTER, Kind.BATTERY_INVERTER, GRID_METER)
+    )
+    sim.add_component(generated_component(NEW_BATTERY, Kind.BATTERY, NEW_INVERTER))
+    sim.add_component(generated_component(NEW_CHARGER, Kind.EV_CHARGER, GRID_METER))
+
+
+def test_the_refresh_interval_is_a_few_minutes() -> None:
+    assert TOPOLOGY_REFRESH_INTERVAL.total_seconds() == 300
+
+
+async def test_components_come_and_go_without_a_reload(hass: HomeAssistant) -> None:
+    async with serving(
+        hass, load_scenario("home"), speed=10.0, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(hass, sim.url)
+        runtime = entry.runtime_data
+        assert runtime.topology_refresh is not None
+        capacity = f"{KEY}_battery_usable_capacity"
+        await wait_for(lambda: _number(hass, capacity) is not None, what="capacity")
+        before = _number(hass, capacity)
+        assert before is not None
+        assert _device(hass, entry, NEW_CHARGER) is None
+
+        _connect(sim)
+        change = await runtime.topology_refresh.async_refresh()
+        await hass.async_block_till_done()
+
+        assert change is not None
+        assert change.added == {NEW_INVERTER, NEW_BATTERY, NEW_CHARGER}
+        # Devices and entities appear; the pools include them.
+        await wait_for(
+            lambda: _number(hass, f"{KEY}_{NEW_BATTERY}_soc") is not None,
+            what="the new battery's SoC sensor",
+        )
+        await wait_for(
+            lambda: _number(hass, f"{KEY}_{NEW_CHARGER}_power") is not None,
+            what="the new charger's power sensor",
+        )
+        await wait_for(
+            lambda: (_number(hass, capacity) or 0.0) > before, what="pool capacity"
+        )
+        for cid in (NEW_INVERTER, NEW_BATTERY, NEW_CHARGER):
+            device = _device(hass, entry, cid)
+            assert device is not None
+            assert device.via_device_id == _device_hub(hass, entry).id
+        assert (
+            find_entity_id(hass, f"{KEY}_{NEW_CHARGER}_charger_mode", ("select",))
+            is not None
+        )
+        assert runtime.sessions is not None
+        assert NEW_CHARGER in runtime.sessions.tracker.charger_ids
+        assert runtime.engine.controller.pool_components(Pool.BATTERIES) == {
+            4,
+            NEW_BATTERY,
+        }
+
+        # Steer both batteries, then disconnect the new pair.
+        await runtime.engine.controller.propose(
+            Pool.BATTERIES, source_id="test", priority=1, power=3000.0
+        )
+        await wait_for(
+            lambda: held_setpoint(sim, NEW_INVERTER) is not None, what="split"
+        )
+        soc_entity = find_entity_id(hass, f"{KEY}_{NEW_BATTERY}_soc")
+        assert soc_entity is not None
+
+        sim.remove_component(NEW_INVERTER)
+        change = await runtime.topology_refresh.async_refresh()
+        await hass.async_block_till_done()
+        sent = sim.control.requests_by_component[NEW_INVERTER]
+
+        assert change is not None
+        assert change.removed == {NEW_INVERTER, NEW_BATTERY}
+        assert _device(hass, entry, NEW_INVERTER) is None
+        assert _device(hass, entry, NEW_BATTERY) is None
+        assert _device(hass, entry, NEW_CHARGER) is not None
+        assert er.async_get(hass).async_get(soc_entity) is None
+        assert hass.states.get(soc_entity) is None
+        await wait_for(
+            lambda: held_setpoint(sim, HOME_INVERTER) == 3000.0, what="re-split"
+        )
+        await wait_for(lambda: _number(hass, capacity) == before, what="capacity back")
+        deadline = time.monotonic() + 1.0
+        await wait_for(lambda: time.monotonic() > deadline)
+        assert sim.control.requests_by_component[NEW_INVERTER] == sent
+        assert sim.unsafe_setpoint_count == 0
+
+
+def _device_hub(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+) -> dr.DeviceEntry:
+    hub = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, KEY), entry.entry_id
+    )
+    assert hub is not None
+    return hub
+
+
+def _entities(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
+) -> set[tuple[str, str]]:
+    registry = er.async_get(hass)
+    return {
+        (e.entity_id, e.unique_id)
+        for e in er.async_entries_for_config_entry(registry, entry.entry_id)
+    }
+
+
+async def test_an_unchanged_topology_changes_no_entity(hass: HomeAssistant) -> None:
+    async with serving(
+        hass, load_scenario("home"), speed=10.0, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(hass, sim.url)
+        runtime = entry.runtime_data
+        assert runtime.topology_refresh is not None
+        registry_events: list[str] = []
+
+        @callback
+        def _record(event: Event[Any]) -> None:
+            registry_events.append(str(event.event_type))
+
+        entities_before = _entities(hass, entry)
+        unsubscribe = [
+            hass.bus.async_listen(er.EVENT_ENTITY_REGISTRY_UPDATED, _record),
+            hass.bus.async_listen(dr.EVENT_DEVICE_REGISTRY_UPDATED, _record),
+        ]
+        engine_topology = runtime.engine.topology
+        try:
+            change = await runtime.topology_refresh.async_refresh()
+            await hass.async_block_till_done()
+        finally:
+            for remove in unsubscribe:
+                remove()
+
+        assert change is not None
+        assert not change
+        assert runtime.engine.topology is engine_topology
+        assert registry_events == []
+        assert _entities(hass, entry) == entities_before
+
+
+async def test_a_reconnect_rereads_the_topology(hass: HomeAssistant) -> None:
+    async with serving(
+        hass, load_scenario("home"), speed=10.0, sample_period_s=0.1
+    ) as sim:
+        # The shortest freshness window: the outage shows after 2 s.
+        entry = await setup_entry(hass, sim.url, options={CONF_FRESHNESS_S: 2.0})
+        await sim.stop()
+        _connect(sim)
+        await wait_for(
+            lambda: not entry.runtime_data.engine.monitor.reachable, what="outage"
+        )
+        await sim.restart()
+        await wait_for(
+            lambda: (
+                _device(hass, entry, NEW_CHARGER) is not None
+                or find_entity_id(
+                    hass, f"{KEY}_{NEW_CHARGER}_charger_mode", ("select",)
+                )
+                is not None
+            ),
+            what="the new charger after the reconnect",
+        )
+
+
+async def test_a_wiring_that_is_no_microgrid_is_not_followed(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(
+        hass, load_scenario("home"), speed=10.0, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(hass, sim.url)
+        runtime = entry.runtime_data
+        assert runtime.topology_refresh is not None
+        topology = runtime.engine.topology
+        # A battery straight behind a meter, without an inverter.
+        sim.add_component(generated_component(30, Kind.BATTERY, GRID_METER))
+
+        assert await runtime.topology_refresh.async_refresh() is None
+
+        assert runtime.engine.topology is topology
+        assert _device(hass, entry, 30) is None
+        assert "is not a valid microgrid" in caplog.text
+
+
+async def test_a_component_described_anew_updates_its_device(
+    hass: HomeAssistant,
+) -> None:
+    household = 8
+    async with serving(
+        hass, load_scenario("home"), speed=10.0, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(hass, sim.url)
+        runtime = entry.runtime_data
+        assert runtime.topology_refresh is not None
+        device = _device(hass, entry, household)
+        assert device is not None
+        assert device.name == "Household"
+        spec = sim.scenario.component(household)
+        sim.remove_component(household)
+        sim.add_component(replace(spec, name="Kitchen"))
+
+        change = await runtime.topology_refresh.async_refresh()
+
+        assert change is not None
+        assert change.updated == {household}
+        assert not change.added
+        assert not change.removed
+        renamed = _device(hass, entry, household)
+        assert renamed is not None
+        assert renamed.id == device.id
+        assert renamed.name == "Kitchen"
