@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import inspect
 from typing import Any
 from unittest.mock import patch
 
@@ -290,7 +291,9 @@ async def test_a_state_is_written_when_its_displayed_value_changes(
     await hass.async_block_till_done()
     # The same component object again: not rendered, not written.
     rendered = 0
-    value_fn = sensor.ComponentSensor.native_value.fget
+    native_value = inspect.getattr_static(sensor.ComponentSensor, "native_value")
+    assert isinstance(native_value, property)
+    value_fn = native_value.fget
     assert value_fn is not None
 
     def counting(entity: sensor.ComponentSensor) -> Any:
