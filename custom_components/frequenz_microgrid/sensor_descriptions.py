@@ -462,7 +462,7 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
     _metric(
         "dc_voltage",
         Metric.DC_VOLTAGE,
-        BATTERIES,
+        BATTERIES | INVERTERS,
         measured=True,
         device_class=SensorDeviceClass.VOLTAGE,
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
@@ -473,7 +473,7 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
     _metric(
         "dc_current",
         Metric.DC_CURRENT,
-        BATTERIES,
+        BATTERIES | INVERTERS,
         measured=True,
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,

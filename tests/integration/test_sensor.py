@@ -37,6 +37,7 @@ from custom_components.frequenz_microgrid.simulator.physics.ac import (
 )
 from custom_components.frequenz_microgrid.simulator.telemetry import (
     BATTERY_DC_VOLTAGE_V,
+    PV_DC_VOLTAGE_V,
 )
 
 from .conftest import (
@@ -369,6 +370,8 @@ async def test_detail_telemetry_arrives(
         f"{BATTERY_INVERTER}_frequency",
         f"{SIM_BATTERY}_dc_voltage",
         f"{SIM_BATTERY}_dc_current",
+        f"{PV_INVERTER}_dc_current",
+        f"{BATTERY_INVERTER}_dc_current",
     )
     await wait_for(
         lambda: all(
@@ -398,6 +401,16 @@ async def test_detail_telemetry_arrives(
     assert value(f"{SIM_BATTERY}_dc_current") == pytest.approx(
         battery.dc_power_w / BATTERY_DC_VOLTAGE_V, abs=0.1
     )
+    # Inverters: the battery inverter's DC side is its battery's, PV its strings'.
+    assert value(f"{BATTERY_INVERTER}_dc_voltage") == BATTERY_DC_VOLTAGE_V
+    assert value(f"{BATTERY_INVERTER}_dc_current") == pytest.approx(
+        battery.dc_power_w / BATTERY_DC_VOLTAGE_V, abs=0.1
+    )
+    assert value(f"{PV_INVERTER}_dc_voltage") == PV_DC_VOLTAGE_V
+    assert value(f"{PV_INVERTER}_dc_current") == pytest.approx(
+        pv.active_power_w / PV_DC_VOLTAGE_V, abs=0.1
+    )
+    assert value(f"{PV_INVERTER}_dc_current") < 0  # producing
     await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -94,8 +94,13 @@ dashboard), and for the (mostly disabled) detail sensors: phase powers, reactive
 power (also the bounds of reactive steering) and the AC frequency.
 """
 
-INVERTER_METRICS: tuple[Metric, ...] = (*AC_METRICS, Metric.INVERTER_TEMPERATURE)
-"""What inverters are asked for: the AC metrics plus their temperature sensor's."""
+INVERTER_METRICS: tuple[Metric, ...] = (
+    *AC_METRICS,
+    Metric.INVERTER_TEMPERATURE,
+    Metric.DC_VOLTAGE,
+    Metric.DC_CURRENT,
+)
+"""What inverters are asked for: the AC metrics, their temperature and DC side."""
 
 BATTERY_METRICS: tuple[Metric, ...] = (
     Metric.BATTERY_SOC_PCT,
