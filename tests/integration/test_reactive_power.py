@@ -121,3 +121,17 @@ async def test_bad_reactive_setpoints_are_refused_and_nothing_is_sent(
     assert (control.requests_received, control.reactive_setpoints_received) == before
     assert entry.runtime_data.engine.reactive.setpoints == {}
     assert control.unsafe_setpoint_count == 0
+
+
+async def test_unloading_releases_the_reactive_setpoint(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = await setup_steerable(hass, simulator, BATTERY)
+    await _bounds_known(entry, PV_INVERTER)
+    await _call(hass, entry, PV_INVERTER, -700)
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+    last = simulator.control.reactive_setpoints[-1]
+    assert (last.component_id, last.power_w) == (PV_INVERTER, 0.0)
+    assert simulator.control.unsafe_setpoint_count == 0

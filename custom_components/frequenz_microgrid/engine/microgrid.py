@@ -78,13 +78,16 @@ class MicrogridEngine:
     async def stop(self) -> None:
         """Release every component, then stop streaming (the caller disconnects).
 
-        The controller goes first, while telemetry and the client still work: it
+        The steering goes first, while telemetry and the client still work: the
+        inverters' reactive setpoints are released (0 var), the controller
         withdraws every proposal and sends the batteries back to 0 W.
         """
         try:
-            await self.reactive.stop()
-            await self._reactive_sender.finish()
-            await self.controller.stop()
+            try:  # reactive setpoints back to 0 var, whatever happens to them
+                await self.reactive.stop()
+                await self._reactive_sender.finish()
+            finally:
+                await self.controller.stop()
         finally:
             await self.monitor.stop()
 
