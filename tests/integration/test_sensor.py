@@ -35,6 +35,9 @@ from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimul
 from custom_components.frequenz_microgrid.simulator.physics.ac import (
     NOMINAL_FREQUENCY_HZ,
 )
+from custom_components.frequenz_microgrid.simulator.physics.model import (
+    LOAD_REACTIVE_RATIO,
+)
 from custom_components.frequenz_microgrid.simulator.telemetry import (
     BATTERY_DC_VOLTAGE_V,
     PV_DC_VOLTAGE_V,
@@ -366,6 +369,7 @@ async def test_detail_telemetry_arrives(
     entry = await _setup_sensors_only(hass, simulator)
     wanted = (
         f"{HOUSEHOLD}_power_l3",
+        f"{HOUSEHOLD}_reactive_power",
         f"{PV_INVERTER}_reactive_power",
         f"{BATTERY_INVERTER}_frequency",
         f"{SIM_BATTERY}_dc_voltage",
@@ -390,6 +394,11 @@ async def test_detail_telemetry_arrives(
     assert value(f"{HOUSEHOLD}_power_l1") == pytest.approx(300.0)
     assert value(f"{HOUSEHOLD}_power_l2") == pytest.approx(180.0)
     assert value(f"{HOUSEHOLD}_power_l3") == pytest.approx(120.0)
+    # The household's load has a power factor of 0.95 (inductive).
+    assert value(f"{HOUSEHOLD}_reactive_power") == pytest.approx(
+        600.0 * LOAD_REACTIVE_RATIO
+    )
+    assert value(f"{HOUSEHOLD}_reactive_power") == pytest.approx(197.2, abs=0.1)
     pv = simulator.model.component(PV_INVERTER)
     assert value(f"{PV_INVERTER}_reactive_power") == pytest.approx(
         pv.reactive_power_w, abs=1.0
