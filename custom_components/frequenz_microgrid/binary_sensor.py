@@ -213,6 +213,22 @@ class ComponentBinarySensor(MicrogridEntity, BinarySensorEntity):
         data = self.component_snapshot
         return None if data is None else self.entity_description.is_on_fn(data)
 
+    def _rendered(self) -> tuple[bool, object]:
+        """What a write would show; with attributes, their codes count too.
+
+        The codes (frozensets, cheap to compare on every update) stand for the
+        attributes, so that a new warning while the state stays on is written.
+        """
+        available, state = super()._rendered()
+        data = self.component_snapshot
+        if (
+            not available
+            or data is None
+            or self.entity_description.attributes_fn is None
+        ):
+            return (available, state)
+        return (available, (state, data.errors, data.warnings))
+
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Return the description's attributes of the latest data, if it has any."""

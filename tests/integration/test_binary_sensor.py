@@ -220,6 +220,18 @@ async def test_home_scenario_snapshot_and_live_changes(
         )
         assert problem.attributes["errors"] == ["hardware_inaccessible"]
         assert problem.attributes["warnings"] == []
+        simulator.inject_fault(BATTERY_INVERTER, Fault.WARNING)
+        await wait_for(
+            lambda: (
+                state_of(
+                    hass,
+                    f"{HOME_MICROGRID_ID}_{BATTERY_INVERTER}_problem",
+                    BINARY_SENSOR,
+                ).attributes["warnings"]
+                == ["overtemperature"]
+            ),
+            what="the inverter's warning",
+        )
         simulator.clear_fault(BATTERY_INVERTER)
         await wait_for(
             lambda: _sim_state(hass, BATTERY_INVERTER, "problem") == STATE_OFF,

@@ -88,12 +88,14 @@ def telemetry_message(
     *,
     nan: bool = False,
     inf: bool = False,
+    warning: bool = False,
 ) -> ec_pb2.ElectricalComponentTelemetry:
     """The telemetry message for one metric filter (an empty filter means all).
 
     Metrics the component does not have are left out, as the API specifies.
     With `nan`, every value is NaN, with `inf` infinite with the value's sign
-    (faults the client must cope with).
+    (faults the client must cope with). With `warning`, the state snapshot
+    carries an OVERTEMPERATURE warning.
     """
     message = ec_pb2.ElectricalComponentTelemetry(
         electrical_component_id=reading.component_id
@@ -119,6 +121,11 @@ def telemetry_message(
     snapshot.states.extend(reading.states)
     for code in reading.errors:
         snapshot.errors.add(diagnostic_code=code, message="injected fault")
+    if warning:
+        snapshot.warnings.add(
+            diagnostic_code=S.ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_OVERTEMPERATURE,
+            message="injected warning",
+        )
     return message
 
 
