@@ -66,6 +66,7 @@ from .engine.microgrid import MicrogridEngine
 from .engine.snapshot import MicrogridSnapshot
 from .hub_reservations import HubReservations
 from .identity import microgrid_id
+from .reactive_actions import async_setup_reactive_actions
 from .repairs import RepairTracker
 from .report_actions import async_setup_report_actions
 from .reservation_actions import async_setup_reservation_actions
@@ -96,6 +97,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_charger_mode_actions(hass)
     async_setup_reservation_actions(hass)
     async_setup_circuit_actions(hass)
+    async_setup_reactive_actions(hass)
     return True
 
 

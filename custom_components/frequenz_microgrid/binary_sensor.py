@@ -1,4 +1,9 @@
-"""Binary sensors: EV plugged in, component problem, excluded from control.
+"""Binary sensors: EV plugged in, component problem, relay, excluded from control.
+
+The problem sensor carries the component's error and warning codes as attributes,
+named after the client's `ComponentErrorCode` members (lower case, the keys of
+their translated state-attribute names); a code the client does not know yet
+shows as `code_<number>`.
 
 "Excluded" reads the steering controller's component health: a battery,
 EV charger or PV inverter that may not receive power right now — bad or old
@@ -13,7 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from frequenz.client.microgrid.component import ComponentCategory, ComponentStateCode
+from frequenz.client.microgrid.component import (
+    ComponentCategory,
+    ComponentErrorCode,
+    ComponentStateCode,
+)
 from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
@@ -60,6 +69,31 @@ def has_problem(snapshot: ComponentSnapshot) -> bool:
     return bool(snapshot.errors) or members.ERROR_STATE in snapshot.states
 
 
+def relay_closed(snapshot: ComponentSnapshot) -> bool | None:
+    """Return whether the component's relay is closed; `None` without a relay state."""
+    states = snapshot.states
+    if ComponentStateCode.RELAY_CLOSED in states:
+        return True
+    if ComponentStateCode.RELAY_OPEN in states:
+        return False
+    return None
+
+
+def diagnostic_name(code: ComponentErrorCode | int) -> str:
+    """Return the readable name of an error or warning code."""
+    if isinstance(code, ComponentErrorCode):
+        return code.name.lower()
+    return f"code_{code}"
+
+
+def problem_details(snapshot: ComponentSnapshot) -> dict[str, Any]:
+    """Return the component's error and warning codes by name (sorted)."""
+    return {
+        "errors": sorted(map(diagnostic_name, snapshot.errors)),
+        "warnings": sorted(map(diagnostic_name, snapshot.warnings)),
+    }
+
+
 BLOCKED_REASON = "blocked after a failed command"
 
 
@@ -84,6 +118,8 @@ class ComponentBinarySensorDescription(BinarySensorEntityDescription):
 
     is_on_fn: Callable[[ComponentSnapshot], bool | None]
     categories: frozenset[ComponentCategory]
+    attributes_fn: Callable[[ComponentSnapshot], dict[str, Any]] | None = None
+    """Extra state attributes, computed only when the state is written."""
 
 
 COMPONENT_BINARY_SENSORS: tuple[ComponentBinarySensorDescription, ...] = (
@@ -96,10 +132,20 @@ COMPONENT_BINARY_SENSORS: tuple[ComponentBinarySensorDescription, ...] = (
     ),
     ComponentBinarySensorDescription(
         key="problem",
+        translation_key="problem",
         device_class=BinarySensorDeviceClass.PROBLEM,
         entity_category=EntityCategory.DIAGNOSTIC,
         categories=STATEFUL_COMPONENTS,
         is_on_fn=has_problem,
+        attributes_fn=problem_details,
+    ),
+    ComponentBinarySensorDescription(
+        key="relay",
+        translation_key="relay",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        categories=frozenset({ComponentCategory.BATTERY, ComponentCategory.RELAY}),
+        is_on_fn=relay_closed,
     ),
 )
 
@@ -167,6 +213,29 @@ class ComponentBinarySensor(MicrogridEntity, BinarySensorEntity):
         """Return the fact, `None` when the component's data is unknown or stale."""
         data = self.component_snapshot
         return None if data is None else self.entity_description.is_on_fn(data)
+
+    def _rendered(self) -> tuple[bool, object]:
+        """What a write would show; with attributes, their codes count too.
+
+        The codes (frozensets, cheap to compare on every update) stand for the
+        attributes, so that a new warning while the state stays on is written.
+        """
+        available, state = super()._rendered()
+        data = self.component_snapshot
+        if (
+            not available
+            or data is None
+            or self.entity_description.attributes_fn is None
+        ):
+            return (available, state)
+        return (available, (state, data.errors, data.warnings))
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Return the description's attributes of the latest data, if it has any."""
+        attributes_fn = self.entity_description.attributes_fn
+        data = self.component_snapshot
+        return None if attributes_fn is None or data is None else attributes_fn(data)
 
 
 class ExcludedBinarySensor(SteeringEntity, BinarySensorEntity):

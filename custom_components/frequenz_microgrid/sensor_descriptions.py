@@ -37,7 +37,9 @@ from homeassistant.const import (
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
     UnitOfEnergy,
+    UnitOfFrequency,
     UnitOfPower,
+    UnitOfReactivePower,
     UnitOfTemperature,
 )
 from homeassistant.helpers.typing import StateType
@@ -352,6 +354,11 @@ _VOLTAGE_METRICS = (
     Metric.AC_VOLTAGE_PHASE_2_N,
     Metric.AC_VOLTAGE_PHASE_3_N,
 )
+_PHASE_POWER_METRICS = (
+    Metric.AC_POWER_ACTIVE_PHASE_1,
+    Metric.AC_POWER_ACTIVE_PHASE_2,
+    Metric.AC_POWER_ACTIVE_PHASE_3,
+)
 
 
 def _metric(
@@ -417,6 +424,62 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
             entity_registry_enabled_default=False,
         )
         for phase, metric in zip(PHASES, _VOLTAGE_METRICS, strict=True)
+    ),
+    *(
+        _metric(
+            f"power_l{phase}",
+            metric,
+            AC_COMPONENTS,
+            measured=True,
+            device_class=SensorDeviceClass.POWER,
+            native_unit_of_measurement=UnitOfPower.WATT,
+            suggested_display_precision=0,
+            entity_registry_enabled_default=False,
+        )
+        for phase, metric in zip(PHASES, _PHASE_POWER_METRICS, strict=True)
+    ),
+    _metric(
+        "reactive_power",
+        Metric.AC_POWER_REACTIVE,
+        AC_COMPONENTS,
+        measured=True,
+        device_class=SensorDeviceClass.REACTIVE_POWER,
+        native_unit_of_measurement=UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
+        suggested_display_precision=0,
+        entity_registry_enabled_default=False,
+    ),
+    _metric(
+        "frequency",
+        Metric.AC_FREQUENCY,
+        AC_COMPONENTS,
+        measured=True,
+        device_class=SensorDeviceClass.FREQUENCY,
+        native_unit_of_measurement=UnitOfFrequency.HERTZ,
+        suggested_display_precision=2,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+    ),
+    _metric(
+        "dc_voltage",
+        Metric.DC_VOLTAGE,
+        BATTERIES | INVERTERS,
+        measured=True,
+        device_class=SensorDeviceClass.VOLTAGE,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        suggested_display_precision=1,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+    ),
+    _metric(
+        "dc_current",
+        Metric.DC_CURRENT,
+        BATTERIES | INVERTERS,
+        measured=True,
+        device_class=SensorDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        suggested_display_precision=1,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
     ),
     _metric(
         "soc",

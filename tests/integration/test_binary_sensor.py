@@ -82,6 +82,32 @@ def test_ev_connected(
     assert binary_sensor.ev_connected(_component(EV_CHARGER, *states)) is expected
 
 
+def test_problem_details_name_the_codes() -> None:
+    snapshot = fresh_component(
+        BAT_INV,
+        CABLE.ERROR,
+        errors=frozenset({ComponentErrorCode.OVERVOLTAGE, 9999}),
+    )
+    assert binary_sensor.problem_details(snapshot) == {
+        "errors": ["code_9999", "overvoltage"],
+        "warnings": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ((CABLE.READY, CABLE.RELAY_CLOSED), True),
+        ((CABLE.READY, CABLE.RELAY_OPEN), False),
+        ((CABLE.READY,), None),
+    ],
+)
+def test_relay_closed(
+    states: tuple[ComponentStateCode, ...], expected: bool | None
+) -> None:
+    assert binary_sensor.relay_closed(_component(BAT_INV, *states)) is expected
+
+
 def test_problem_from_errors_or_error_state() -> None:
     assert binary_sensor.has_problem(_component(BAT_INV, CABLE.READY)) is False
     assert binary_sensor.has_problem(_component(BAT_INV, CABLE.ERROR)) is True
@@ -188,6 +214,23 @@ async def test_home_scenario_snapshot_and_live_changes(
         await wait_for(
             lambda: _sim_state(hass, BATTERY_INVERTER, "problem") == STATE_ON,
             what="the inverter's problem",
+        )
+        problem = state_of(
+            hass, f"{HOME_MICROGRID_ID}_{BATTERY_INVERTER}_problem", BINARY_SENSOR
+        )
+        assert problem.attributes["errors"] == ["hardware_inaccessible"]
+        assert problem.attributes["warnings"] == []
+        simulator.inject_fault(BATTERY_INVERTER, Fault.WARNING)
+        await wait_for(
+            lambda: (
+                state_of(
+                    hass,
+                    f"{HOME_MICROGRID_ID}_{BATTERY_INVERTER}_problem",
+                    BINARY_SENSOR,
+                ).attributes["warnings"]
+                == ["overtemperature"]
+            ),
+            what="the inverter's warning",
         )
         simulator.clear_fault(BATTERY_INVERTER)
         await wait_for(

@@ -254,6 +254,17 @@ def _action_payloads(
                 ),
             }
         ),
+        "set_component_reactive_power": _payload(
+            {
+                "config_entry_id": entry,
+                "component": _mostly(
+                    st.sampled_from([BATTERY_INVERTER, PV_INVERTER]), _COMPONENT_IDS
+                ),
+                "power": _mostly(
+                    st.integers(-7000, 7000) | st.floats(-7000, 7000), _NUMBERS
+                ),
+            }
+        ),
         "get_power_status": _payload({"config_entry_id": entry}),
         **_reservation_payloads(entry),
     }
@@ -402,6 +413,10 @@ async def test_actions_refuse_bad_input_with_translated_errors(
                 },
                 blocking=True,
             )
+        if service == "set_component_reactive_power":  # release its keep-alive
+            await hass.services.async_call(
+                DOMAIN, service, {**payload, "power": 0.0}, blocking=True
+            )
         await hass.async_block_till_done()
 
     examples = 0
@@ -418,6 +433,7 @@ async def test_actions_refuse_bad_input_with_translated_errors(
     # Past the schema, into each of our checks, and sometimes valid.
     reached = {"accepted", "not_finite", "lower_above_upper", "unknown_component"}
     reached |= {"reservation_end_not_after_start", "unknown_reservation"}
+    reached |= {"reactive_out_of_bounds", "reactive_not_an_inverter"}
     assert reached <= outcomes.keys(), outcomes
 
 

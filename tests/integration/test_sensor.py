@@ -33,8 +33,25 @@ from custom_components.frequenz_microgrid.engine.snapshot import (
     BatteryPoolSnapshot,
 )
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator.physics.ac import (
+    NOMINAL_FREQUENCY_HZ,
+)
+from custom_components.frequenz_microgrid.simulator.physics.model import (
+    LOAD_REACTIVE_RATIO,
+)
+from custom_components.frequenz_microgrid.simulator.telemetry import (
+    BATTERY_DC_VOLTAGE_V,
+    PV_DC_VOLTAGE_V,
+)
 
-from .conftest import HOME_MICROGRID_ID, entity_id_of, setup_entry, state_of, wait_for
+from .conftest import (
+    HOME_MICROGRID_ID,
+    entity_id_of,
+    setup_entry,
+    state_of,
+    state_or_none,
+    wait_for,
+)
 from .microgrid_factory import (
     BAT_INV,
     BATTERY,
@@ -52,7 +69,12 @@ from .microgrid_factory import (
     let_a_second_pass,
     snapshot_at,
 )
-from .steering_helpers import HOUSEHOLD
+from .steering_helpers import (
+    BATTERY as SIM_BATTERY,
+    BATTERY_INVERTER,
+    HOUSEHOLD,
+    PV_INVERTER,
+)
 
 SENSOR = ("sensor",)
 
@@ -429,6 +451,69 @@ async def test_pool_values_match_the_physics(
     assert value("battery_inclusion_upper") == 5000.0
     assert _sim_state(hass, "3_component_state").state == "ready"
     assert _sim_state(hass, "6_cable_state").state == "unplugged"
+
+
+async def test_detail_telemetry_arrives(
+    hass: HomeAssistant,
+    simulator: MicrogridSimulator,
+    entity_registry_enabled_by_default: None,
+) -> None:
+    """Phase powers, reactive power, frequency and DC values come from the API."""
+    entry = await _setup_sensors_only(hass, simulator)
+    wanted = (
+        f"{HOUSEHOLD}_power_l3",
+        f"{HOUSEHOLD}_reactive_power",
+        f"{PV_INVERTER}_reactive_power",
+        f"{BATTERY_INVERTER}_frequency",
+        f"{SIM_BATTERY}_dc_voltage",
+        f"{SIM_BATTERY}_dc_current",
+        f"{PV_INVERTER}_dc_current",
+        f"{BATTERY_INVERTER}_dc_current",
+    )
+    await wait_for(
+        lambda: all(
+            (state := state_or_none(hass, f"{HOME_MICROGRID_ID}_{key}", SENSOR))
+            is not None
+            and state.state != STATE_UNAVAILABLE
+            for key in wanted
+        ),
+        what="the detail sensors",
+    )
+
+    def value(key: str) -> float:
+        return float(_sim_state(hass, key).state)
+
+    # The household's 600 W base load is split 50/30/20 % over the phases.
+    assert value(f"{HOUSEHOLD}_power_l1") == pytest.approx(300.0)
+    assert value(f"{HOUSEHOLD}_power_l2") == pytest.approx(180.0)
+    assert value(f"{HOUSEHOLD}_power_l3") == pytest.approx(120.0)
+    # The household's load has a power factor of 0.95 (inductive).
+    assert value(f"{HOUSEHOLD}_reactive_power") == pytest.approx(
+        600.0 * LOAD_REACTIVE_RATIO
+    )
+    assert value(f"{HOUSEHOLD}_reactive_power") == pytest.approx(197.2, abs=0.1)
+    pv = simulator.model.component(PV_INVERTER)
+    assert value(f"{PV_INVERTER}_reactive_power") == pytest.approx(
+        pv.reactive_power_w, abs=1.0
+    )
+    assert value(f"{BATTERY_INVERTER}_frequency") == NOMINAL_FREQUENCY_HZ
+    assert value(f"{SIM_BATTERY}_dc_voltage") == BATTERY_DC_VOLTAGE_V
+    battery = simulator.model.component(SIM_BATTERY).battery
+    assert battery is not None
+    assert value(f"{SIM_BATTERY}_dc_current") == pytest.approx(
+        battery.dc_power_w / BATTERY_DC_VOLTAGE_V, abs=0.1
+    )
+    # Inverters: the battery inverter's DC side is its battery's, PV its strings'.
+    assert value(f"{BATTERY_INVERTER}_dc_voltage") == BATTERY_DC_VOLTAGE_V
+    assert value(f"{BATTERY_INVERTER}_dc_current") == pytest.approx(
+        battery.dc_power_w / BATTERY_DC_VOLTAGE_V, abs=0.1
+    )
+    assert value(f"{PV_INVERTER}_dc_voltage") == PV_DC_VOLTAGE_V
+    assert value(f"{PV_INVERTER}_dc_current") == pytest.approx(
+        pv.active_power_w / PV_DC_VOLTAGE_V, abs=0.1
+    )
+    assert value(f"{PV_INVERTER}_dc_current") < 0  # producing
+    await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_stale_component_goes_unavailable_and_recovers(

@@ -20,6 +20,8 @@ from .graph import Topology
 from .hub.site import SiteFlows
 from .monitor import MicrogridMonitor
 from .pools import CompiledFormulas
+from .reactive import ReactivePowerSteering
+from .set_power import CompletingSetPowerClient
 from .snapshot import MicrogridSnapshot
 from .telemetry import DEFAULT_FRESHNESS_S
 from .topology_change import TopologyChange, topology_change
@@ -59,6 +61,14 @@ class MicrogridEngine:
         self.controller = MicrogridController(
             client, topology, self.monitor.store, **controller_options
         )
+        self._reactive_sender = CompletingSetPowerClient(client)
+        self.reactive = ReactivePowerSteering(
+            self._reactive_sender,
+            lambda: self.topology.battery_inverter_ids | self.topology.pv_inverter_ids,
+            self.monitor.store.bounds,
+            lifetime_s=controller_options.get("lifetime_s", 60.0),
+        )
+        """Reactive power of the inverters (per inverter, outside the pools)."""
 
     async def start(self) -> None:
         """Start streaming telemetry and accept proposals."""
@@ -68,11 +78,16 @@ class MicrogridEngine:
     async def stop(self) -> None:
         """Release every component, then stop streaming (the caller disconnects).
 
-        The controller goes first, while telemetry and the client still work: it
+        The steering goes first, while telemetry and the client still work: the
+        inverters' reactive setpoints are released (0 var), the controller
         withdraws every proposal and sends the batteries back to 0 W.
         """
         try:
-            await self.controller.stop()
+            try:  # reactive setpoints back to 0 var, whatever happens to them
+                await self.reactive.stop()
+                await self._reactive_sender.finish()
+            finally:
+                await self.controller.stop()
         finally:
             await self.monitor.stop()
 
@@ -92,6 +107,7 @@ class MicrogridEngine:
         if not change:
             return change
         self.topology = topology
+        self.reactive.forget(change.removed)
         await self.controller.follow_topology(topology, change.removed)
         await self.monitor.follow_topology(topology, change.removed, formulas)
         return change

@@ -84,25 +84,40 @@ AC_METRICS: tuple[Metric, ...] = (
     Metric.AC_VOLTAGE_PHASE_3_N,
     Metric.AC_ENERGY_ACTIVE_CONSUMED,
     Metric.AC_ENERGY_ACTIVE_DELIVERED,
+    Metric.AC_POWER_ACTIVE_PHASE_1,
+    Metric.AC_POWER_ACTIVE_PHASE_2,
+    Metric.AC_POWER_ACTIVE_PHASE_3,
+    Metric.AC_POWER_REACTIVE,
+    Metric.AC_FREQUENCY,
 )
 """What meters, EV chargers and other AC components are asked for.
 
 Power (pools, sensors, steering bounds), per-phase currents (grid and EV current,
 the EV fuse), per-phase voltages (sensors) and the energy counters (Energy
-dashboard). Not phase powers, reactive power or frequency: nothing shows or uses
-them.
+dashboard), and for the (mostly disabled) detail sensors: phase powers, reactive
+power (also the bounds of reactive steering) and the AC frequency.
 """
 
-INVERTER_METRICS: tuple[Metric, ...] = (*AC_METRICS, Metric.INVERTER_TEMPERATURE)
-"""What inverters are asked for: the AC metrics plus their temperature sensor's."""
+INVERTER_METRICS: tuple[Metric, ...] = (
+    *AC_METRICS,
+    Metric.INVERTER_TEMPERATURE,
+    Metric.DC_VOLTAGE,
+    Metric.DC_CURRENT,
+)
+"""What inverters are asked for: the AC metrics, their temperature and DC side."""
 
 BATTERY_METRICS: tuple[Metric, ...] = (
     Metric.BATTERY_SOC_PCT,
     Metric.BATTERY_CAPACITY,
     Metric.BATTERY_TEMPERATURE,
     Metric.DC_POWER,
+    Metric.DC_VOLTAGE,
+    Metric.DC_CURRENT,
 )
-"""What batteries are asked for (SoC bounds ride on the SoC, power bounds on DC)."""
+"""What batteries are asked for (SoC bounds ride on the SoC, power bounds on DC).
+
+DC voltage and current feed the (disabled by default) DC detail sensors.
+"""
 
 RESUBSCRIBE_DELAY_S = 1.0
 """Pause before re-subscribing a stream the server ended (avoids a hot loop)."""

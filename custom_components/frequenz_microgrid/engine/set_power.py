@@ -1,5 +1,7 @@
 """Set-power calls that end: the client's `set_component_power_active`, completed.
 
+(And its `set_component_power_reactive`: the same request with another power type.)
+
 `SetElectricalComponentPower` answers with a stream of two replies: the first says
 whether the request was accepted (and until when it holds), the second is the final
 status. `MicrogridApiClient.set_component_power_active` (0.18) returns the first and
@@ -98,6 +100,44 @@ class CompletingSetPowerClient:
             SetpointRefusedError: The first reply's status was REJECTED or FAILED.
             ApiClientError: The microgrid refused the request or is unreachable.
         """
+        return await self._set_power(
+            component,
+            power,
+            microgrid_pb2.POWER_TYPE_ACTIVE,
+            request_lifetime,
+            validate_arguments,
+        )
+
+    async def set_component_power_reactive(
+        self,
+        component: ComponentId,
+        power: float,
+        *,
+        request_lifetime: timedelta | None = None,
+        validate_arguments: bool = True,
+    ) -> datetime | None:
+        """Set a component's reactive power (var); return until when it holds.
+
+        The client's `set_component_power_reactive`, completed like the active one
+        (same arguments, answer and errors).
+        """
+        return await self._set_power(
+            component,
+            power,
+            microgrid_pb2.POWER_TYPE_REACTIVE,
+            request_lifetime,
+            validate_arguments,
+        )
+
+    async def _set_power(
+        self,
+        component: ComponentId,
+        power: float,
+        power_type: microgrid_pb2.PowerType.ValueType,
+        request_lifetime: timedelta | None,
+        validate_arguments: bool,
+    ) -> datetime | None:
+        """Send one set-power request of `power_type` and read its first reply."""
         lifetime_s = (
             None
             if request_lifetime is None
@@ -112,7 +152,7 @@ class CompletingSetPowerClient:
         call = self._client.stub.SetElectricalComponentPower(
             microgrid_pb2.SetElectricalComponentPowerRequest(
                 electrical_component_id=int(component),
-                power_type=microgrid_pb2.POWER_TYPE_ACTIVE,
+                power_type=power_type,
                 power=power,
                 request_lifetime=lifetime_s,
             ),

@@ -85,6 +85,8 @@ class PowerControl:
         )
         self.setpoints_received = 0
         """Every active-power setpoint received (the history keeps the newest)."""
+        self.reactive_setpoints_received = 0
+        """Every reactive-power setpoint received (the history keeps the newest)."""
         self.requests_received = 0
         """Every set-power and augment-bounds request, refused ones included."""
         self.requests_by_component: Counter[int] = Counter()
@@ -168,9 +170,21 @@ class PowerControl:
         self.reactive_setpoints.append(
             ReceivedSetpoint(now_s, component_id, power_var, lifetime)
         )
-        self._check_faults(component_id, lifetime)
+        self.reactive_setpoints_received += 1
         rated = spec.inverter.rated_power_w
-        if abs(power_var) > rated:
+        allowed = abs(power_var) <= rated
+        if not allowed:  # outside the reactive bounds its telemetry reports
+            self.unsafe_setpoint_count += 1
+            _LOGGER.warning(
+                "Unsafe reactive setpoint at t=%.1f s: component %s, %.1f var; "
+                "bounds ±%.1f var",
+                now_s,
+                component_id,
+                power_var,
+                rated,
+            )
+        self._check_faults(component_id, lifetime)
+        if not allowed:
             raise RequestRefusedError(
                 grpc.StatusCode.OUT_OF_RANGE,
                 f"{power_var} var is outside ±{rated} var of component {component_id}",

@@ -35,6 +35,8 @@ class Fault(enum.Flag):
     """Every metric value of the component is infinite (signed like the value)."""
     REJECT_BOUNDS = enum.auto()
     """Augment-bounds requests are refused: gRPC FAILED_PRECONDITION."""
+    WARNING = enum.auto()
+    """The component reports an OVERTEMPERATURE warning but keeps working."""
 
     @classmethod
     def parse(cls, text: str) -> Fault:

@@ -225,6 +225,7 @@ def _serialise(
         sample_time,
         nan=faults.has(reading.component_id, Fault.SEND_NAN),
         inf=faults.has(reading.component_id, Fault.SEND_INF),
+        warning=faults.has(reading.component_id, Fault.WARNING),
     )
     response = microgrid_pb2.ReceiveElectricalComponentTelemetryStreamResponse(
         telemetry=telemetry

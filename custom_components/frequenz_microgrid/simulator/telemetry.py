@@ -26,6 +26,8 @@ M = metrics_pb2
 S = ec_pb2
 
 BATTERY_DC_VOLTAGE_V = 400.0
+PV_DC_VOLTAGE_V = 600.0
+"""DC voltage of a PV inverter's strings at their maximum power point."""
 """Nominal DC voltage of the simulated battery packs."""
 
 IDLE_THRESHOLD_W = 1.0
@@ -69,6 +71,8 @@ def readings(model: MicrogridModel, component_id: int) -> Readings:
         _add_ac_samples(model, runtime, samples)
     if kind is Kind.BATTERY:
         _add_battery_samples(model, runtime, samples)
+    if kind in (Kind.BATTERY_INVERTER, Kind.PV_INVERTER):
+        _add_inverter_dc_samples(model, runtime, samples)
     errors = (
         (S.ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_HARDWARE_INACCESSIBLE,)
         if runtime.in_error
@@ -84,12 +88,14 @@ def telemetry_message(
     *,
     nan: bool = False,
     inf: bool = False,
+    warning: bool = False,
 ) -> ec_pb2.ElectricalComponentTelemetry:
     """The telemetry message for one metric filter (an empty filter means all).
 
     Metrics the component does not have are left out, as the API specifies.
     With `nan`, every value is NaN, with `inf` infinite with the value's sign
-    (faults the client must cope with).
+    (faults the client must cope with). With `warning`, the state snapshot
+    carries an OVERTEMPERATURE warning.
     """
     message = ec_pb2.ElectricalComponentTelemetry(
         electrical_component_id=reading.component_id
@@ -115,6 +121,11 @@ def telemetry_message(
     snapshot.states.extend(reading.states)
     for code in reading.errors:
         snapshot.errors.add(diagnostic_code=code, message="injected fault")
+    if warning:
+        snapshot.warnings.add(
+            diagnostic_code=S.ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_OVERTEMPERATURE,
+            message="injected warning",
+        )
     return message
 
 
@@ -174,6 +185,35 @@ def _add_battery_samples(
             M.METRIC_DC_VOLTAGE: (BATTERY_DC_VOLTAGE_V, []),
             M.METRIC_DC_CURRENT: (battery.dc_power_w / BATTERY_DC_VOLTAGE_V, []),
             M.METRIC_BATTERY_TEMPERATURE: (battery.temperature_c, []),
+        }
+    )
+
+
+def _add_inverter_dc_samples(
+    model: MicrogridModel,
+    runtime: ComponentRuntime,
+    samples: dict[MetricId, tuple[float, Ranges]],
+) -> None:
+    """DC side of an inverter: its batteries' DC power, or its PV strings'.
+
+    A battery inverter's DC power is what its batteries take (the conversion
+    losses are on the AC side of the model); a PV inverter's is its AC power.
+    """
+    if runtime.spec.kind is Kind.BATTERY_INVERTER:
+        voltage = BATTERY_DC_VOLTAGE_V
+        power = sum(
+            battery.dc_power_w
+            for child in model.children(runtime.spec.id)
+            if (battery := model.component(child).battery) is not None
+        )
+    else:
+        voltage = PV_DC_VOLTAGE_V
+        power = runtime.active_power_w
+    samples.update(
+        {
+            M.METRIC_DC_POWER: (power, []),
+            M.METRIC_DC_VOLTAGE: (voltage, []),
+            M.METRIC_DC_CURRENT: (power / voltage, []),
         }
     )
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 import enum
 import itertools
+import math
 
 from ...engine.bounds import PowerBounds, intersect_pair, sum_bounds
 from ..scenario import ComponentSpec, Kind, Scenario
@@ -28,6 +29,11 @@ from .ev_charger import (
 )
 from .inverter import pv_output_w, share_among_batteries
 from .overload import OverloadRecord
+
+LOAD_POWER_FACTOR = 0.95
+"""Power factor of the loads behind a meter (households, offices: inductive)."""
+LOAD_REACTIVE_RATIO = math.tan(math.acos(LOAD_POWER_FACTOR))
+"""Reactive per active power of a load (≈ 0.33 var per W)."""
 
 CONTROLLABLE_KINDS = frozenset(
     {Kind.BATTERY_INVERTER, Kind.PV_INVERTER, Kind.EV_CHARGER}
@@ -478,7 +484,11 @@ class MicrogridModel:
         return own
 
     def _reactive_power(self, runtime: ComponentRuntime, end_s: float) -> float:
-        """Reactive power at the end of a step: the setpoint, or the children's sum."""
+        """Reactive power at the end of a step: the setpoint, or the children's sum.
+
+        A meter without children measures a load: its reactive power follows the
+        load's power factor (inductive, as motors and power supplies are).
+        """
         setpoint = runtime.reactive_setpoint
         if (
             setpoint is not None
@@ -488,9 +498,10 @@ class MicrogridModel:
             return setpoint.value
         if runtime.spec.kind not in (Kind.METER, Kind.GRID):
             return 0.0
-        return sum(
-            self.components[c].reactive_power_w for c in self._children[runtime.spec.id]
-        )
+        children = self._children[runtime.spec.id]
+        if not children and runtime.spec.kind is Kind.METER:  # a load's own meter
+            return runtime.active_power_w * LOAD_REACTIVE_RATIO
+        return sum(self.components[c].reactive_power_w for c in children)
 
     def _next_event_s(
         self, runtime: ComponentRuntime, after_s: float, before_s: float
