@@ -48,7 +48,7 @@ class Site:
     snapshots: list[MicrogridSnapshot]
 
     async def wait_for(
-        self, condition: Callable[[], bool], timeout_s: float = 3.0
+        self, condition: Callable[[], bool], timeout_s: float = 10.0
     ) -> None:
         async with asyncio.timeout(timeout_s):
             while not condition():  # noqa: ASYNC110 - polls simulator and engine
@@ -105,7 +105,7 @@ async def test_a_battery_connected_live_joins_the_pools_and_its_proposal() -> No
             Pool.BATTERIES, source_id="test", priority=1, power=8000.0
         )
         # The home inverter alone is rated 5 kW: the rest cannot be placed yet.
-        assert held_setpoint(site.sim, HOME_INVERTER) == 5000.0
+        await site.wait_for(lambda: held_setpoint(site.sim, HOME_INVERTER) == 5000.0)
         capacity_before = site.snapshots[-1].battery.usable_capacity_wh
         assert capacity_before is not None
 
