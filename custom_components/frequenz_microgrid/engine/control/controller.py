@@ -55,6 +55,7 @@ from ..hub.peak_shaving import (
     battery_ceiling_w,
 )
 from ..hub.site import SiteFlows
+from ..hub.targets import ChargingTargets, circuit_budgets
 from ..power_manager import (
     MAX_PROPOSAL_AGE,
     PowerManager,
@@ -165,6 +166,15 @@ class MicrogridController:
         """The charging hub's charger modes (Home Assistant's select writes them)."""
         self.battery_for_evs = BatteryForEvs()
         """Whether the battery may discharge into the EVs (the hub's setting)."""
+        self.charging_targets = ChargingTargets(
+            topology.ev_charger_ids,
+            clock=store.wall_time_s,
+            budgets=lambda: circuit_budgets(
+                self.circuit_limits,
+                (ev_config or EvAllocatorConfig()).nominal_voltage_v,
+            ),
+        )
+        """Deadline targets per charger session (Home Assistant's actions set them)."""
 
         def manager(factory: Callable[[], PowerManager]) -> PowerManager:
             built = factory()
@@ -184,6 +194,7 @@ class MicrogridController:
                 ev_config,
                 circuits_of(topology, ev_config, user_circuits),
                 self.charger_modes,
+                self.charging_targets,
             ),
             Pool.PV: PvPoolSteering(
                 self._context, manager(PowerManager.for_pv_inverters)
@@ -206,6 +217,7 @@ class MicrogridController:
         self._inputs_at: float | None = None
         """Controller time of the last complete health refresh (`None`: never)."""
         self.charger_modes.listen(self.on_tick)
+        self.charging_targets.listen(self.on_tick)
 
     # -- lifecycle ------------------------------------------------------------
 

@@ -55,7 +55,8 @@ from ..distributor import DispatchReport
 from ..health import ComponentHealth
 from ..hub.circuits import Circuit, build_circuit_tree
 from ..hub.limits import CircuitLimits
-from ..hub.modes import ChargerModes
+from ..hub.modes import ChargerMode, ChargerModes
+from ..hub.targets import ChargingTargets
 from ..pools import CURRENT_PHASES
 from ..power_manager import PowerManager
 from ..results import Request
@@ -95,6 +96,7 @@ class EvPoolSteering(PoolSteering):
         config: EvAllocatorConfig | None = None,
         limits: CircuitLimits | None = None,
         modes: ChargerModes | None = None,
+        targets: ChargingTargets | None = None,
     ) -> None:
         """Steer every charger of the topology.
 
@@ -104,6 +106,8 @@ class EvPoolSteering(PoolSteering):
         topology states, with no envelope set.
         `modes` (the charging hub's charger modes) shape each charger's input
         before it is allocated; without them every charger charges fast.
+        `targets` (deadline targets) then give each car with a target its
+        laxity, so the allocator serves the least laxity first.
         """
         config = config or EvAllocatorConfig()
         if config.phase_limit_a is None:
@@ -123,6 +127,7 @@ class EvPoolSteering(PoolSteering):
         self._allocators: dict[ComponentSet, EvChargerAllocator] = {}
         self._log = ChargerSetpointLog()
         self.modes = modes
+        self.targets = targets
 
     def _meter_currents(self) -> dict[str, FormulaCurrents]:
         """Each metered feeder's meter, read as its circuit's current."""
@@ -157,6 +162,8 @@ class EvPoolSteering(PoolSteering):
         self._allocators.clear()
         if self.modes is not None:
             self.modes.charger_ids = topology.ev_charger_ids
+        if self.targets is not None:
+            self.targets.charger_ids = topology.ev_charger_ids
         return renamed
 
     def partition(self) -> list[ComponentSet]:
@@ -495,7 +502,16 @@ class EvPoolSteering(PoolSteering):
             )
             for cid in sorted(self.component_ids)
         }
-        return inputs if self.modes is None else self.modes.apply(inputs, now)
+        modes = self.modes
+        shaped = inputs if modes is None else modes.apply(inputs, now)
+        if self.targets is None:
+            return shaped
+        return self.targets.apply(
+            inputs,
+            shaped,
+            solar=lambda cid: modes is not None
+            and modes.mode(cid) is ChargerMode.SOLAR,
+        )
 
     def _due(
         self,

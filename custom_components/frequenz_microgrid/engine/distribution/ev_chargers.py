@@ -25,6 +25,15 @@ acts at once) and goes further (spec §4):
   one that is waiting. A boosted EV (`EvChargerInput.boost`) comes before all.
 - **Modes.** The charging hub's charger modes (`engine.hub.modes`) only narrow an
   input: a 0 W hold (`held_off`), an upper limit (`mode_max_current_a`) or boost.
+- **Who gets the rest first (deadlines).** Once the admitted EVs have their
+  minimum, the current above it is filled in stages (`_staged_fill`): boosted
+  EVs first, then EVs with a deadline target by least laxity first
+  (`EvChargerInput.laxity_s`, datafev's LLF; laxities within
+  ``laxity_tolerance_s`` count as equal and share max-min fairly), then by
+  priority, then an equal split of the rest. Each stage only takes what every
+  constraint leaves after the earlier stages and the later stages' minimums, so
+  the fuse, the circuits and the target bind exactly as before; with no boost,
+  target or priority it is one stage, the plain max-min fair split.
 - **Give-back.** An EV that draws well below its allocation for
   ``give_back_after_s`` is capped near what it draws, so the others get the rest
   within seconds; the cap grows back as soon as the EV draws more.
@@ -137,6 +146,10 @@ class EvChargerInput:
     the minimum holds the charger off instead)."""
     boost: bool = False
     """Boost mode: admitted before every other EV, even one in its on-dwell."""
+    laxity_s: float | None = None
+    """A deadline target's laxity (s): time to departure less the time the
+    remaining energy takes at the charger's maximum power (`engine.hub.targets`);
+    `None`: no target (or it is met). The least laxity gets current first."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,6 +179,9 @@ class EvAllocatorConfig:
     """Current left above what a capped EV draws, so it can ramp up again (A)."""
     priorities: Mapping[int, int] = field(default_factory=dict)
     """Optional priority per charger id (higher is admitted first; default 0)."""
+    laxity_tolerance_s: float = 300.0
+    """Laxities closer than this (s) count as equal: those EVs share fairly
+    instead of flip-flopping as their laxities cross."""
 
     def __post_init__(self) -> None:
         """Reject settings that would make the allocator unsafe or oscillate."""
@@ -180,6 +196,7 @@ class EvAllocatorConfig:
             "give_back_margin_a",
             "give_back_after_s",
             "give_back_headroom_a",
+            "laxity_tolerance_s",
         ):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"{name} must be ≥ 0")
@@ -420,7 +437,7 @@ class EvChargerAllocator:
             setpoints[candidate.component_id] = _off(candidate.charger, reason)
 
         constraints = _constraints(admitted, capacity, target, held)
-        fair = _max_min_fair(admitted, constraints)
+        fair = _staged_fill(admitted, constraints, self._stages(admitted))
         currents = self._apply_hysteresis(admitted, fair, constraints)
         for candidate in admitted:
             current, reason = currents[candidate.component_id]
@@ -606,6 +623,39 @@ class EvChargerAllocator:
             candidate.component_id,
         )
 
+    def _stages(self, admitted: Sequence[_Candidate]) -> dict[int, tuple[int, ...]]:
+        """Each admitted EV's stage key: boost, then laxity group, then priority.
+
+        Lower keys are filled first. Laxities are grouped greedily from the
+        smallest: a group holds every laxity within `laxity_tolerance_s` of its
+        first one, so equal (or nearly equal) laxities share one stage.
+        """
+        laxities = sorted(
+            {
+                c.charger.laxity_s
+                for c in admitted
+                if c.charger.laxity_s is not None and not math.isnan(c.charger.laxity_s)
+            }
+        )
+        group_of: dict[float, int] = {}
+        group, group_start = -1, -math.inf
+        for laxity in laxities:
+            if group < 0 or laxity - group_start > self._config.laxity_tolerance_s:
+                group, group_start = group + 1, laxity
+            group_of[laxity] = group
+        no_target = len(laxities)
+        return {
+            c.component_id: (
+                0 if c.charger.boost else 1,
+                group_of.get(
+                    c.charger.laxity_s if c.charger.laxity_s is not None else math.nan,
+                    no_target,
+                ),
+                -self._config.priorities.get(c.component_id, 0),
+            )
+            for c in admitted
+        }
+
     def _in_dwell(self, memory: _ChargerMemory, now: float) -> bool:
         return (
             memory.last_switch_at is not None
@@ -743,6 +793,53 @@ def _constraints(
                 )
             )
     return [c for c in constraints if c.weights]
+
+
+def _staged_fill(
+    admitted: Sequence[_Candidate],
+    constraints: Sequence[_Constraint],
+    stages: Mapping[int, tuple[int, ...]],
+) -> dict[int, tuple[float, EvAllocationReason]]:
+    """Fill the stages in order; within one stage, max-min fair.
+
+    While a stage is filled, the EVs of earlier stages hold what they got and
+    those of later stages their minimum, so every constraint keeps room for the
+    later minimums (admission made sure all minimums fit). One stage is the
+    plain max-min fair split.
+    """
+    order = sorted(set(stages.values()))
+    if len(order) <= 1:
+        return _max_min_fair(admitted, constraints)
+    chosen: dict[int, tuple[float, EvAllocationReason]] = {}
+    for stage in order:
+        members = [c for c in admitted if stages[c.component_id] == stage]
+        ids = {c.component_id for c in members}
+        held = {
+            c.component_id: chosen[c.component_id][0]
+            if c.component_id in chosen
+            else c.charger.min_current_a
+            for c in admitted
+            if c.component_id not in ids
+        }
+        narrowed = [
+            _Constraint(
+                constraint.reason,
+                constraint.capacity
+                - math.fsum(
+                    weight * held[cid]
+                    for cid, weight in constraint.weights.items()
+                    if cid in held
+                ),
+                {
+                    cid: weight
+                    for cid, weight in constraint.weights.items()
+                    if cid in ids
+                },
+            )
+            for constraint in constraints
+        ]
+        chosen.update(_max_min_fair(members, [c for c in narrowed if c.weights]))
+    return chosen
 
 
 def _max_min_fair(

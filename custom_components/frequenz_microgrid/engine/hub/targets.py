@@ -1,0 +1,737 @@
+"""Deadline targets: an energy wanted by a departure time, per charging session.
+
+A target (`ChargingTarget`) says how much energy a session should have delivered
+(kWh; a SoC target is kept for chargers that report the vehicle's SoC – the
+Microgrid API reports none today, so the Home Assistant layer refuses it) and by
+when. It is set by hand (`set_charging_target`) or comes from a reservation with
+an energy and an end (the booking's end is the departure). A target set while no
+car is plugged in waits for the next session at that charger; it is bound to the
+session that is open when it is set (or the next that starts) and ends with it.
+The energy counts over the whole session, like the session's energy sensor and a
+booking's energy. A target is a floor, not a cap: a fast-mode car goes on
+charging when it is met.
+
+Each steering round `ChargingTargets.apply` gives every car with an unmet target
+its *laxity* (datafev's least-laxity-first):
+
+    laxity = time to departure − remaining energy / charger's maximum power
+
+and the EV allocator serves the least laxity first, after the forced minimums
+and within every circuit's limits (`distribution.ev_chargers._staged_fill`).
+How a target combines with the charger's mode:
+
+- **off** stays off: the target is only reported at risk.
+- **fast** charges by laxity.
+- **boost** comes before every target (the user asked for *now*).
+- **solar** stays on PV surplus while its laxity is above
+  `SOLAR_FALLBACK_LAXITY_S`; below, it charges like fast (from the grid, by
+  laxity) so the car still leaves with its energy.
+
+`forecast` runs the same least-laxity model forward over the circuits' limits
+over time (fuse, fixed kW limit and envelope steps, less what the circuit's
+other loads draw now): each target's expected completion and the energy still
+unmet at its departure; a target with unmet energy is *at risk*. It is a model,
+not a promise: the other loads are held at today's value, plugged cars without
+a target keep their minimum, and the car's own taper near full is unknown.
+`TargetGuarantee` uses it for what a reservation can be promised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+import math
+import time
+from typing import Any, Final
+
+from ..distribution.ev_chargers import EvAllocationReason, EvChargerInput
+from .circuits import Circuit
+from .limits import CircuitLimits
+from .reservations import ChargerCapacity, Reservation
+
+SOLAR_FALLBACK_LAXITY_S: Final = 900.0
+"""A solar-mode car with a target charges from the grid once its laxity is below
+this (s): a quarter of an hour of slack is left for the envelope's steps."""
+MAX_DEPARTURE_AHEAD_S: Final = 7 * 24 * 3600.0
+"""The latest departure a target may name (a week, a booking's longest)."""
+AT_RISK_WH: Final = 100.0
+"""Unmet energy (Wh) from which a target counts as at risk (the model's grain)."""
+DEFAULT_MAX_POWER_W: Final = 3 * 16.0 * 230.0
+"""A charger's power before its first steering round has told its maximum."""
+DEFAULT_MIN_POWER_W: Final = 3 * 6.0 * 230.0
+"""A charger's minimum power before its first steering round has told it."""
+_MAX_FORECAST_STEPS: Final = 720
+_MIN_STEP_S: Final = 60.0
+
+
+class TargetProblem(StrEnum):
+    """Why a target was refused (translation keys)."""
+
+    UNKNOWN_CHARGER = "unknown_charger"
+    NO_AMOUNT = "no_amount"
+    """Neither an energy nor a SoC was given."""
+    BOTH_AMOUNTS = "both_amounts"
+    NOT_FINITE = "not_finite"
+    ENERGY_NOT_POSITIVE = "energy_not_positive"
+    ABOVE_CAPACITY = "above_capacity"
+    """More energy than the vehicle's battery holds."""
+    SOC_OUT_OF_RANGE = "soc_out_of_range"
+    SOC_NOT_REPORTED = "soc_not_reported"
+    """A SoC target at a charger that does not report the vehicle's SoC."""
+    DEPARTURE_NOT_AWARE = "departure_not_aware"
+    DEPARTURE_IN_PAST = "departure_in_past"
+    DEPARTURE_TOO_FAR = "departure_too_far"
+
+
+class InvalidTargetError(ValueError):
+    """A refused target; nothing was stored."""
+
+    def __init__(self, problem: TargetProblem, **details: object) -> None:
+        """Name the problem and what the message needs (placeholders)."""
+        super().__init__(problem.value)
+        self.problem = problem
+        self.details = {key: str(value) for key, value in details.items()}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargingTarget:
+    """What one session should have delivered, and by when."""
+
+    charger_id: int
+    energy_wh: float | None = None
+    """Energy the session should deliver (Wh); `None` for a SoC target."""
+    soc_pct: float | None = None
+    """SoC the vehicle should reach (%); only where the SoC is reported."""
+    departure: datetime
+    """When the car leaves (timezone-aware)."""
+    booking_id: str | None = None
+    """The reservation the target came from (`None`: set by hand)."""
+    session_id: str | None = None
+    """The session it is bound to (`None`: waits for the next plug-in)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (store, action responses)."""
+        return {
+            "charger_id": self.charger_id,
+            "energy_wh": self.energy_wh,
+            "soc_pct": self.soc_pct,
+            "departure": self.departure.isoformat(),
+            "booking_id": self.booking_id,
+            "session_id": self.session_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChargingTarget:
+        """The target `as_dict` wrote (raises on a damaged record)."""
+        departure = datetime.fromisoformat(str(data["departure"]))
+        if departure.tzinfo is None:
+            raise ValueError("departure without a timezone")
+        energy, soc = data.get("energy_wh"), data.get("soc_pct")
+        booking, session = data.get("booking_id"), data.get("session_id")
+        return cls(
+            charger_id=int(data["charger_id"]),
+            energy_wh=None if energy is None else float(energy),
+            soc_pct=None if soc is None else float(soc),
+            departure=departure,
+            booking_id=None if booking is None else str(booking),
+            session_id=None if session is None else str(session),
+        )
+
+
+def validate_target(
+    target: ChargingTarget,
+    *,
+    now: datetime,
+    charger_ids: Iterable[int],
+    capacity_wh: float | None = None,
+    soc_reported: bool = False,
+) -> ChargingTarget:
+    """Return `target` if it is valid, else raise naming the first problem.
+
+    Raises:
+        InvalidTargetError: unknown charger, no or two amounts, NaN/inf, an
+            energy ≤ 0 or above the vehicle's capacity (when known), a SoC
+            outside 0–100 % or not reported, a naive, past or too far departure.
+    """
+    if target.charger_id not in set(charger_ids):
+        raise InvalidTargetError(
+            TargetProblem.UNKNOWN_CHARGER, charger=target.charger_id
+        )
+    if target.energy_wh is None and target.soc_pct is None:
+        raise InvalidTargetError(TargetProblem.NO_AMOUNT)
+    if target.energy_wh is not None and target.soc_pct is not None:
+        raise InvalidTargetError(TargetProblem.BOTH_AMOUNTS)
+    numbers = [target.energy_wh, target.soc_pct, capacity_wh]
+    if not all(math.isfinite(n) for n in numbers if n is not None):
+        raise InvalidTargetError(TargetProblem.NOT_FINITE)
+    if target.energy_wh is not None:
+        if target.energy_wh <= 0.0:
+            raise InvalidTargetError(TargetProblem.ENERGY_NOT_POSITIVE)
+        if capacity_wh is not None and target.energy_wh > capacity_wh:
+            raise InvalidTargetError(
+                TargetProblem.ABOVE_CAPACITY, capacity_kwh=f"{capacity_wh / 1000:g}"
+            )
+    if target.soc_pct is not None:
+        if not 0.0 < target.soc_pct <= 100.0:
+            raise InvalidTargetError(TargetProblem.SOC_OUT_OF_RANGE)
+        if not soc_reported:
+            raise InvalidTargetError(TargetProblem.SOC_NOT_REPORTED)
+    if target.departure.tzinfo is None:
+        raise InvalidTargetError(TargetProblem.DEPARTURE_NOT_AWARE)
+    ahead = (target.departure - now).total_seconds()
+    if ahead <= 0.0:
+        raise InvalidTargetError(TargetProblem.DEPARTURE_IN_PAST)
+    if ahead > MAX_DEPARTURE_AHEAD_S:
+        raise InvalidTargetError(TargetProblem.DEPARTURE_TOO_FAR)
+    return target
+
+
+def laxity_s(
+    remaining_wh: float, departure_s: float, now_s: float, max_power_w: float
+) -> float:
+    """Slack before departure (s): time left less the time the energy takes.
+
+    Negative: even the charger's maximum power from now on misses the target.
+    A charger that cannot charge (0 W) has no slack at all (−inf).
+    """
+    if remaining_wh <= 0.0:
+        return math.inf
+    if not max_power_w > 0.0:
+        return -math.inf
+    return (departure_s - now_s) - remaining_wh * 3600.0 / max_power_w
+
+
+# -- the forecast ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBudget:
+    """What one circuit leaves its chargers over time (W)."""
+
+    charger_ids: frozenset[int]
+    capacity_w: Callable[[float], float]
+    """Power its chargers may draw together at a POSIX time (W)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForecastCar:
+    """One car as the forecast sees it."""
+
+    charger_id: int
+    remaining_wh: float
+    """Energy still wanted (Wh); 0 for a car without a target (takes its minimum)."""
+    departure_s: float = math.inf
+    arrival_s: float = -math.inf
+    max_power_w: float = DEFAULT_MAX_POWER_W
+    min_power_w: float = DEFAULT_MIN_POWER_W
+    has_target: bool = True
+    best_effort: bool = False
+    """Served after every target with what is left (a booking being priced)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outlook:
+    """What the forecast expects for one car."""
+
+    charger_id: int
+    delivered_wh: float
+    unmet_wh: float
+    """Energy still missing at departure (Wh)."""
+    completion_s: float | None
+    """When the target is expected to be met (`None`: not by departure)."""
+
+    @property
+    def at_risk(self) -> bool:
+        """Whether the target is expected to miss by more than the model's grain."""
+        return self.unmet_wh > AT_RISK_WH
+
+
+def forecast(
+    cars: Iterable[ForecastCar],
+    budgets: Iterable[CircuitBudget],
+    now_s: float,
+    *,
+    until_s: float | None = None,
+) -> dict[int, Outlook]:
+    """Run least laxity first forward from `now_s`, step by step.
+
+    Per step: every plugged car without a target takes its minimum where it
+    fits (the allocator's forced minimums), then the targets by least laxity
+    each take up to their maximum power (never less than their minimum, never
+    more than any of their circuits has left), then the best-effort cars.
+    """
+    fleet = list(cars)
+    circuits = list(budgets)
+    horizon = until_s
+    if horizon is None:
+        finite = [c.departure_s for c in fleet if math.isfinite(c.departure_s)]
+        horizon = max(finite, default=now_s)
+    horizon = min(horizon, now_s + MAX_DEPARTURE_AHEAD_S)
+    step = max(_MIN_STEP_S, (horizon - now_s) / _MAX_FORECAST_STEPS)
+    remaining = {c.charger_id: c.remaining_wh for c in fleet}
+    delivered = dict.fromkeys(remaining, 0.0)
+    completion: dict[int, float | None] = {
+        c.charger_id: (now_s if c.has_target and c.remaining_wh <= 0.0 else None)
+        for c in fleet
+    }
+    member_of = {
+        c.charger_id: [
+            i for i, b in enumerate(circuits) if c.charger_id in b.charger_ids
+        ]
+        for c in fleet
+    }
+    at = now_s
+    while at < horizon - 1e-9:
+        dt = min(step, horizon - at)
+        headroom = [max(0.0, _finite_or_zero(b.capacity_w(at))) for b in circuits]
+
+        present = [c for c in fleet if c.arrival_s <= at < c.departure_s]
+        for car in present:
+            if not car.has_target and not car.best_effort:
+                _take(car, car.min_power_w, headroom, member_of[car.charger_id])
+        targets = sorted(
+            (c for c in present if c.has_target and remaining[c.charger_id] > 0.0),
+            key=lambda c: (
+                laxity_s(remaining[c.charger_id], c.departure_s, at, c.max_power_w),
+                c.charger_id,
+            ),
+        )
+        for car in [*targets, *(c for c in present if c.best_effort)]:
+            wanted = car.max_power_w
+            if car.has_target:
+                wanted = min(wanted, remaining[car.charger_id] * 3600.0 / dt)
+            power = _take(car, wanted, headroom, member_of[car.charger_id])
+            if power <= 0.0:
+                continue
+            energy = power * dt / 3600.0
+            if car.has_target and energy >= remaining[car.charger_id] - 1e-9:
+                completion[car.charger_id] = (
+                    at + remaining[car.charger_id] * 3600.0 / power
+                )
+            delivered[car.charger_id] += energy
+            remaining[car.charger_id] = max(0.0, remaining[car.charger_id] - energy)
+        at += dt
+    return {
+        c.charger_id: Outlook(
+            c.charger_id,
+            delivered[c.charger_id],
+            remaining[c.charger_id] if c.has_target else 0.0,
+            completion[c.charger_id],
+        )
+        for c in fleet
+    }
+
+
+def _take(
+    car: ForecastCar, wanted_w: float, headroom: list[float], circuits: list[int]
+) -> float:
+    """Power the car gets of `wanted_w` from its circuits' headroom (taken from it).
+
+    Below its minimum a car cannot charge at all (unless it only wants less).
+    """
+    room = min((headroom[i] for i in circuits), default=math.inf)
+    power = min(wanted_w, room)
+    if power < min(car.min_power_w, wanted_w) - 1e-9:
+        return 0.0
+    for i in circuits:
+        headroom[i] -= power
+    return power
+
+
+def _finite_or_zero(value: float) -> float:
+    """Capacities: inf stays (no limit), NaN counts as 0 (no data, no promise)."""
+    return 0.0 if math.isnan(value) else value
+
+
+def circuit_budgets(
+    limits: CircuitLimits, nominal_voltage_v: float = 230.0
+) -> list[CircuitBudget]:
+    """Each circuit's power for its chargers over time, from its limits.
+
+    The fuse over three phases, the fixed kW limit and the envelope step in
+    force, the lowest, less what the circuit's other loads drew at the last
+    tick (held constant: the best the hub knows of the future).
+    """
+
+    def budget(circuit: Circuit) -> CircuitBudget:
+        fuse_w = (
+            math.inf
+            if circuit.phase_limit_a is None
+            else circuit.phase_limit_a * 3 * nominal_voltage_v
+        )
+        status = limits.statuses.get(circuit.circuit_id)
+        others = 0.0 if status is None else status.uncontrollable_w
+        others_w = others if math.isfinite(others) and others > 0.0 else 0.0
+
+        def capacity(at: float) -> float:
+            return min(fuse_w, limits.upper_limit_w(circuit, at)) - others_w
+
+        return CircuitBudget(circuit.charger_ids, capacity)
+
+    return [budget(c) for c in limits.tree.circuits]
+
+
+# -- the live table -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """A target with where its session stands and what the forecast expects."""
+
+    target: ChargingTarget
+    delivered_wh: float
+    remaining_wh: float
+    laxity_s: float | None
+    """`None` while no car is plugged in, or once the target is met."""
+    outlook: Outlook | None
+
+    @property
+    def at_risk(self) -> bool:
+        """Expected to miss its departure (only once the car is plugged in)."""
+        return self.outlook is not None and self.outlook.at_risk
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (action responses, attributes, diagnostics)."""
+        outlook = self.outlook
+        completion = None if outlook is None else outlook.completion_s
+        return {
+            **self.target.as_dict(),
+            "delivered_wh": round(self.delivered_wh, 3),
+            "remaining_wh": round(self.remaining_wh, 3),
+            "laxity_s": None
+            if self.laxity_s is None or not math.isfinite(self.laxity_s)
+            else round(self.laxity_s, 1),
+            "expected_completion": None
+            if completion is None
+            else datetime.fromtimestamp(completion, UTC).isoformat(),
+            "at_risk": self.at_risk,
+            "unmet_wh": None if outlook is None else round(outlook.unmet_wh, 3),
+        }
+
+
+@dataclass(slots=True)
+class _Session:
+    session_id: str
+    energy_wh: float
+
+
+type Listener = Callable[[], None]
+
+
+class ChargingTargets:
+    """Every charger's target, bound to its session; what the steering reads.
+
+    Args:
+        charger_ids: The chargers a target may be set on.
+        clock: Wall-clock POSIX seconds (injected for tests).
+        budgets: The circuits' power over time for the forecast (none: unlimited).
+    """
+
+    def __init__(
+        self,
+        charger_ids: frozenset[int],
+        *,
+        clock: Callable[[], float] = time.time,
+        budgets: Callable[[], list[CircuitBudget]] = list,
+    ) -> None:
+        """Start with no targets."""
+        self.charger_ids = charger_ids
+        self._clock = clock
+        self.budgets = budgets
+        self._targets: dict[int, ChargingTarget] = {}
+        self._sessions: dict[int, _Session] = {}
+        self._powers: dict[int, tuple[float, float]] = {}
+        """Per charger (min W, max W) from the last steering round."""
+        self._held_off: set[int] = set()
+        """Chargers in mode off in the last round: nothing reaches their target
+        (a solar hold is not one: its target falls back to the grid)."""
+        self._outlooks: dict[int, Outlook] = {}
+        self._listeners: list[Listener] = []
+
+    # -- reading ----------------------------------------------------------------
+
+    def get(self, charger_id: int) -> ChargingTarget | None:
+        """The charger's target, or `None`."""
+        return self._targets.get(charger_id)
+
+    def targets(self) -> dict[int, ChargingTarget]:
+        """Every target, by charger id (a copy)."""
+        return dict(self._targets)
+
+    def state(self, charger_id: int) -> TargetState | None:
+        """The target with its session's progress and forecast, or `None`."""
+        target = self._targets.get(charger_id)
+        if target is None:
+            return None
+        session = self._bound_session(target)
+        delivered = 0.0 if session is None else session.energy_wh
+        remaining = self._remaining(target, delivered)
+        laxity = None
+        if session is not None and remaining > 0.0:
+            laxity = laxity_s(
+                remaining,
+                target.departure.timestamp(),
+                self._clock(),
+                self._max_power(charger_id),
+            )
+        return TargetState(
+            target,
+            delivered,
+            remaining,
+            laxity,
+            self._outlooks.get(charger_id) if session is not None else None,
+        )
+
+    @property
+    def unmet_wh(self) -> float:
+        """The energy the hub forecasts to miss over every plugged-in target (Wh)."""
+        return math.fsum(
+            o.unmet_wh for cid, o in self._outlooks.items() if cid in self._targets
+        )
+
+    # -- changing ---------------------------------------------------------------
+
+    def set(self, target: ChargingTarget) -> TargetState:
+        """Set (replace) the charger's target, bound to its open session if any.
+
+        The caller validates first (`validate_target`).
+        """
+        if target.charger_id not in self.charger_ids:
+            raise KeyError(target.charger_id)
+        session = self._sessions.get(target.charger_id)
+        target = dataclasses.replace(
+            target, session_id=None if session is None else session.session_id
+        )
+        self._targets[target.charger_id] = target
+        self.refresh()
+        self._notify()
+        state = self.state(target.charger_id)
+        assert state is not None
+        return state
+
+    def clear(self, charger_id: int) -> bool:
+        """Remove the charger's target; whether there was one."""
+        removed = self._targets.pop(charger_id, None) is not None
+        self._outlooks.pop(charger_id, None)
+        if removed:
+            self._notify()
+        return removed
+
+    def restore(self, target: ChargingTarget) -> None:
+        """Put back a stored target (ignored for unknown chargers); no forecast yet."""
+        if target.charger_id in self.charger_ids:
+            self._targets[target.charger_id] = target
+
+    def observe_session(
+        self, charger_id: int, session_id: str | None, energy_wh: float
+    ) -> None:
+        """Tell the table the charger's open session (`None`: no car) and its energy.
+
+        Binds an unbound target to the session that just opened; ends a target
+        whose session ended (or that waited past its departure).
+        """
+        if session_id is None:
+            self._sessions.pop(charger_id, None)
+        else:
+            self._sessions[charger_id] = _Session(session_id, energy_wh)
+        target = self._targets.get(charger_id)
+        if target is None:
+            return
+        if target.session_id is None and session_id is not None:
+            self._targets[charger_id] = dataclasses.replace(
+                target, session_id=session_id
+            )
+            self._notify()
+        elif target.session_id is not None and target.session_id != session_id:
+            self.clear(charger_id)  # its session ended: so does the target
+        elif (
+            target.session_id is None and target.departure.timestamp() <= self._clock()
+        ):
+            self.clear(charger_id)  # waited for a car that never came
+
+    def listen(self, callback: Listener) -> Callable[[], None]:
+        """Call `callback` after every change; return the unsubscribe function."""
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+
+        return unsubscribe
+
+    # -- the steering's side ----------------------------------------------------
+
+    def apply(
+        self,
+        unshaped: Mapping[int, EvChargerInput],
+        shaped: Mapping[int, EvChargerInput],
+        *,
+        solar: Callable[[int], bool] = lambda _cid: False,
+    ) -> dict[int, EvChargerInput]:
+        """Give every plugged car with an unmet target its laxity (see module docs).
+
+        `unshaped` are the inputs before the modes, `shaped` after; a solar-mode
+        car whose laxity ran out takes its unshaped input (charges from the
+        grid). Off stays off and boost stays boost.
+        """
+        now = self._clock()
+        result = dict(shaped)
+        self._held_off = {
+            cid
+            for cid, charger in shaped.items()
+            if charger.held_off is EvAllocationReason.MODE_OFF
+        }
+        for cid, charger in unshaped.items():
+            per_amp = len(charger.phases) * (charger.voltage_v or 230.0)
+            self._powers[cid] = (
+                charger.min_current_a * per_amp,
+                charger.max_current_a * per_amp,
+            )
+        for cid, target in self._targets.items():
+            session = self._bound_session(target)
+            if session is None or cid not in shaped:
+                continue
+            remaining = self._remaining(target, session.energy_wh)
+            if remaining <= 0.0:
+                continue
+            laxity = laxity_s(
+                remaining, target.departure.timestamp(), now, self._max_power(cid)
+            )
+            base = shaped[cid]
+            if solar(cid) and laxity < SOLAR_FALLBACK_LAXITY_S:
+                base = unshaped[cid]
+            result[cid] = dataclasses.replace(base, laxity_s=laxity)
+        return result
+
+    def refresh(self) -> None:
+        """Re-run the forecast for the plugged-in targets (no listener is told)."""
+        now = self._clock()
+        cars: list[ForecastCar] = []
+        for cid, session in self._sessions.items():
+            target = self._targets.get(cid)
+            bound = target is not None and target.session_id == session.session_id
+            low, high = self._powers.get(
+                cid, (DEFAULT_MIN_POWER_W, DEFAULT_MAX_POWER_W)
+            )
+            if cid in self._held_off:
+                high = 0.0
+            if target is not None and bound:
+                cars.append(
+                    ForecastCar(
+                        charger_id=cid,
+                        remaining_wh=self._remaining(target, session.energy_wh),
+                        departure_s=target.departure.timestamp(),
+                        max_power_w=high,
+                        min_power_w=low,
+                    )
+                )
+            elif cid not in self._held_off:
+                cars.append(
+                    ForecastCar(
+                        charger_id=cid,
+                        remaining_wh=0.0,
+                        min_power_w=low,
+                        max_power_w=high,
+                        has_target=False,
+                    )
+                )
+        outlooks = forecast(cars, self.budgets(), now)
+        self._outlooks = {
+            cid: outlook for cid, outlook in outlooks.items() if cid in self._targets
+        }
+
+    # -- internals --------------------------------------------------------------
+
+    def _bound_session(self, target: ChargingTarget) -> _Session | None:
+        session = self._sessions.get(target.charger_id)
+        if session is None or session.session_id != target.session_id:
+            return None
+        return session
+
+    def _max_power(self, charger_id: int) -> float:
+        if charger_id in self._held_off:
+            return 0.0
+        return self._powers.get(charger_id, (0.0, DEFAULT_MAX_POWER_W))[1]
+
+    @staticmethod
+    def _remaining(target: ChargingTarget, delivered_wh: float) -> float:
+        if target.energy_wh is None:
+            return 0.0  # a SoC target: no SoC reported, nothing to steer by
+        return max(0.0, target.energy_wh - delivered_wh)
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+
+# -- reservations -----------------------------------------------------------------
+
+
+def _no_bookings(_start: float, _end: float) -> Iterable[Reservation]:
+    return ()
+
+
+class TargetGuarantee:
+    """What a booking can be promised: the same model, the other bookings first.
+
+    A `reservations.Guarantee`: called with the charger's capacity and the
+    period, it runs `forecast` over ``[start, end)`` with every other booking
+    that asks for an energy as a target (arriving at its start, leaving at its
+    end), the other bookings without one at their minimum, and the new booking
+    served last with what is left. The average power over the period comes
+    back (W). Set `bookings` once the book exists (it needs the book and the
+    book needs it).
+    """
+
+    def __init__(
+        self,
+        budgets: Callable[[], list[CircuitBudget]],
+        *,
+        min_power_w: float = DEFAULT_MIN_POWER_W,
+    ) -> None:
+        """Price bookings against `budgets` (the circuits' power over time)."""
+        self._budgets = budgets
+        self._min_power_w = min_power_w
+        self.bookings: Callable[[float, float], Iterable[Reservation]] = _no_bookings
+        """The bookings overlapping a period (`ReservationBook.reservations`)."""
+        self.max_power_w: Mapping[int, float] = {}
+        """Each charger's rated power (W), for the other bookings."""
+
+    def __call__(self, capacity: ChargerCapacity, start: float, end: float) -> float:
+        """The average power (W) the charger can count on over the period."""
+        if not end > start:
+            return 0.0
+        cars = [
+            ForecastCar(
+                charger_id=capacity.charger_id,
+                remaining_wh=0.0,
+                arrival_s=start,
+                departure_s=end,
+                max_power_w=capacity.max_power_w,
+                min_power_w=min(self._min_power_w, capacity.max_power_w),
+                has_target=False,
+                best_effort=True,
+            )
+        ]
+        for booking in self.bookings(start, end):
+            if booking.charger_id == capacity.charger_id:
+                continue
+            max_power = self.max_power_w.get(booking.charger_id, DEFAULT_MAX_POWER_W)
+            cars.append(
+                ForecastCar(
+                    charger_id=booking.charger_id,
+                    remaining_wh=(booking.energy_kwh or 0.0) * 1000.0,
+                    arrival_s=booking.start,
+                    departure_s=booking.end,
+                    max_power_w=max_power,
+                    min_power_w=min(self._min_power_w, max_power),
+                    has_target=booking.energy_kwh is not None,
+                )
+            )
+        outlook = forecast(cars, self._budgets(), start, until_s=end)
+        energy = outlook[capacity.charger_id].delivered_wh
+        return min(float(capacity.max_power_w), energy * 3600.0 / (end - start))

@@ -1,0 +1,542 @@
+"""Deadline targets (issue 16 §1): validation, LLF, forecast, guarantee."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+import itertools
+import math
+
+from hypothesis import assume, given, settings, strategies as st
+import pytest
+
+from custom_components.frequenz_microgrid.engine.distribution.ev_chargers import (
+    PHASES,
+    CircuitCapacity,
+    EvAllocationReason,
+    EvAllocatorConfig,
+    EvChargerAllocator,
+    EvChargerInput,
+)
+from custom_components.frequenz_microgrid.engine.hub.modes import (
+    ChargerMode,
+    ChargerModes,
+)
+from custom_components.frequenz_microgrid.engine.hub.reservations import (
+    ReservationBook,
+    charger_capacities,
+)
+from custom_components.frequenz_microgrid.engine.hub.targets import (
+    SOLAR_FALLBACK_LAXITY_S,
+    ChargingTarget,
+    ChargingTargets,
+    CircuitBudget,
+    ForecastCar,
+    InvalidTargetError,
+    TargetGuarantee,
+    TargetProblem,
+    forecast,
+    laxity_s,
+    validate_target,
+)
+
+SLACK = 1e-6
+VOLTAGE = 230.0
+W_PER_A = 3 * VOLTAGE
+NOW = 1_800_000_000.0
+NOW_DT = datetime.fromtimestamp(NOW, UTC)
+HOUR = 3600.0
+
+
+class Clock:
+    """A wall clock the test moves."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ev(cid: int, laxity: float | None = None, **kwargs: object) -> EvChargerInput:
+    fields: dict[str, object] = {"ev_connected": True, "voltage_v": VOLTAGE}
+    fields.update(kwargs)
+    return EvChargerInput(component_id=cid, laxity_s=laxity, **fields)  # type: ignore[arg-type]
+
+
+def target(
+    charger: int = 1, kwh: float | None = 10.0, hours: float = 2.0, **kwargs: object
+) -> ChargingTarget:
+    return ChargingTarget(
+        charger_id=charger,
+        energy_wh=None if kwh is None else kwh * 1000.0,
+        departure=NOW_DT + timedelta(hours=hours),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# -- validation -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem", "extra"),
+    [
+        (target(charger=9), TargetProblem.UNKNOWN_CHARGER, {}),
+        (target(kwh=None), TargetProblem.NO_AMOUNT, {}),
+        (target(soc_pct=80.0), TargetProblem.BOTH_AMOUNTS, {}),
+        (target(kwh=math.nan), TargetProblem.NOT_FINITE, {}),
+        (target(kwh=math.inf), TargetProblem.NOT_FINITE, {}),
+        (target(kwh=0.0), TargetProblem.ENERGY_NOT_POSITIVE, {}),
+        (target(kwh=-3.0), TargetProblem.ENERGY_NOT_POSITIVE, {}),
+        (target(kwh=80.0), TargetProblem.ABOVE_CAPACITY, {"capacity_wh": 60_000.0}),
+        (target(kwh=None, soc_pct=120.0), TargetProblem.SOC_OUT_OF_RANGE, {}),
+        (target(kwh=None, soc_pct=0.0), TargetProblem.SOC_OUT_OF_RANGE, {}),
+        (target(kwh=None, soc_pct=80.0), TargetProblem.SOC_NOT_REPORTED, {}),
+        (target(hours=-1.0), TargetProblem.DEPARTURE_IN_PAST, {}),
+        (target(hours=0.0), TargetProblem.DEPARTURE_IN_PAST, {}),
+        (target(hours=24 * 8), TargetProblem.DEPARTURE_TOO_FAR, {}),
+        (
+            ChargingTarget(
+                charger_id=1, energy_wh=1000.0, departure=datetime(2027, 1, 1, 12)
+            ),
+            TargetProblem.DEPARTURE_NOT_AWARE,
+            {},
+        ),
+    ],
+)
+def test_bad_targets_are_refused_naming_the_problem(
+    bad: ChargingTarget, problem: TargetProblem, extra: dict[str, float]
+) -> None:
+    with pytest.raises(InvalidTargetError) as caught:
+        validate_target(
+            bad, now=NOW_DT, charger_ids={1, 2}, capacity_wh=extra.get("capacity_wh")
+        )
+    assert caught.value.problem is problem
+
+
+def test_a_valid_target_passes_and_round_trips() -> None:
+    good = target(kwh=20.0, booking_id="r1")
+    assert validate_target(good, now=NOW_DT, charger_ids={1}) is good
+    assert ChargingTarget.from_dict(good.as_dict()) == good
+    soc = target(kwh=None, soc_pct=80.0)
+    assert validate_target(soc, now=NOW_DT, charger_ids={1}, soc_reported=True) is soc
+
+
+def test_laxity_is_slack_before_departure() -> None:
+    # 11 kWh at 11 kW take an hour; two hours left: an hour of slack.
+    assert laxity_s(11_000.0, NOW + 2 * HOUR, NOW, 11_000.0) == pytest.approx(HOUR)
+    assert laxity_s(0.0, NOW + HOUR, NOW, 11_000.0) == math.inf
+    assert laxity_s(1.0, NOW + HOUR, NOW, 0.0) == -math.inf
+    assert laxity_s(33_000.0, NOW + HOUR, NOW, 11_000.0) < 0.0
+
+
+# -- the allocator's stage ----------------------------------------------------------
+
+
+def test_with_scarce_power_the_least_laxity_car_is_served_first() -> None:
+    allocator = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=32.0))
+    allocation = allocator.allocate(
+        1e9, [ev(1, laxity=4 * HOUR), ev(2, laxity=600.0), ev(3)], now=0.0
+    )
+    currents = {cid: s.current_a for cid, s in allocation.setpoints.items()}
+    # Forced minimums (6 A each), then the urgent car takes the rest.
+    assert currents == pytest.approx({1: 6.0, 2: 20.0, 3: 6.0})
+    assert max(allocation.phase_currents_a) <= 32.0 + SLACK
+
+
+def test_the_next_laxity_gets_what_the_first_leaves() -> None:
+    allocator = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=50.0))
+    allocation = allocator.allocate(
+        1e9,
+        [ev(1, laxity=4 * HOUR), ev(2, laxity=600.0, max_current_a=16.0), ev(3)],
+        now=0.0,
+    )
+    currents = {cid: s.current_a for cid, s in allocation.setpoints.items()}
+    assert currents == pytest.approx({1: 28.0, 2: 16.0, 3: 6.0})
+
+
+def test_equal_laxity_shares_equally_and_without_targets_nothing_changes() -> None:
+    config = EvAllocatorConfig(phase_limit_a=40.0)
+    equal = EvChargerAllocator(config).allocate(
+        1e9, [ev(1, laxity=HOUR), ev(2, laxity=HOUR + 60.0), ev(3)], now=0.0
+    )
+    assert equal.setpoints[1].current_a == pytest.approx(17.0)
+    assert equal.setpoints[2].current_a == pytest.approx(17.0)
+    plain = EvChargerAllocator(config).allocate(1e9, [ev(1), ev(2), ev(3)], now=0.0)
+    assert [s.current_a for s in plain.setpoints.values()] == pytest.approx(
+        [40 / 3] * 3
+    )
+
+
+def test_boost_comes_before_a_target_and_priority_after() -> None:
+    config = EvAllocatorConfig(phase_limit_a=50.0, priorities={3: 2})
+    allocation = EvChargerAllocator(config).allocate(
+        1e9,
+        [ev(1, laxity=60.0), ev(2, boost=True), ev(3), ev(4)],
+        now=0.0,
+    )
+    currents = {cid: s.current_a for cid, s in allocation.setpoints.items()}
+    assert currents == pytest.approx({1: 6.0, 2: 32.0, 3: 6.0, 4: 6.0})
+    roomier = EvChargerAllocator(config).allocate(
+        1e9, [ev(1, laxity=60.0), ev(3), ev(4)], now=0.0
+    )
+    currents = {cid: s.current_a for cid, s in roomier.setpoints.items()}
+    assert currents == pytest.approx({1: 32.0, 3: 12.0, 4: 6.0})
+
+
+def test_a_feeder_limit_wins_over_a_deadline() -> None:
+    feeder = CircuitCapacity("garage", frozenset({1, 2}), (20.0, 20.0, 20.0))
+    allocation = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=63.0)).allocate(
+        1e9,
+        [ev(1, laxity=-HOUR), ev(2, laxity=5 * HOUR), ev(3)],
+        now=0.0,
+        circuits=[feeder],
+    )
+    currents = {cid: s.current_a for cid, s in allocation.setpoints.items()}
+    assert currents == pytest.approx({1: 14.0, 2: 6.0, 3: 32.0})
+    assert allocation.setpoints[1].reason is EvAllocationReason.PHASE_LIMIT
+
+
+@st.composite
+def llf_sites(
+    draw: st.DrawFn,
+) -> tuple[list[EvChargerInput], list[CircuitCapacity], float | None]:
+    """Chargers with random laxities, boosts and phases, behind random feeders."""
+    count = draw(st.integers(min_value=1, max_value=8))
+    chargers = [
+        EvChargerInput(
+            component_id=cid,
+            ev_connected=True,
+            phases=draw(st.sampled_from([(1, 2, 3), (1, 2, 3), (1,), (2,), (3,)])),
+            max_current_a=draw(st.sampled_from([16.0, 32.0, 10.0])),
+            voltage_v=VOLTAGE,
+            boost=draw(st.sampled_from([False, False, False, True])),
+            laxity_s=draw(
+                st.none()
+                | st.floats(min_value=-2 * HOUR, max_value=10 * HOUR)
+                | st.just(-math.inf)
+            ),
+        )
+        for cid in range(1, count + 1)
+    ]
+    ids = list(range(1, count + 1))
+    circuits = []
+    for index in range(draw(st.integers(min_value=0, max_value=3))):
+        members = draw(st.sets(st.sampled_from(ids), min_size=1))
+        fuse = draw(st.floats(min_value=0.0, max_value=80.0))
+        power = draw(st.just(math.inf) | st.floats(min_value=0.0, max_value=60_000.0))
+        circuits.append(
+            CircuitCapacity(f"c{index}", frozenset(members), (fuse, fuse, fuse), power)
+        )
+    root = draw(st.none() | st.floats(min_value=0.0, max_value=120.0))
+    return chargers, circuits, root
+
+
+@settings(max_examples=300, deadline=None)
+@given(llf_sites(), st.floats(min_value=0.0, max_value=200_000.0))
+def test_llf_never_exceeds_any_circuit_on_any_phase(
+    site: tuple[list[EvChargerInput], list[CircuitCapacity], float | None],
+    pool_target: float,
+) -> None:
+    chargers, circuits, root = site
+    allocation = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=root)).allocate(
+        pool_target, chargers, 0.0, circuits=circuits
+    )
+    for circuit in circuits:
+        held = circuit.sanitized()
+        currents = allocation.currents_of(circuit.charger_ids)
+        for phase in PHASES:
+            assert currents[phase - 1] <= held.phase_capacity_a[phase - 1] + SLACK
+        assert allocation.power_of(circuit.charger_ids) <= held.power_capacity_w + 1e-3
+    if root is not None:
+        assert max(allocation.phase_currents_a) <= root + SLACK
+    assert allocation.total_power_w <= pool_target + 1e-3
+    by_id = {c.component_id: c for c in chargers}
+    for cid, setpoint in allocation.setpoints.items():
+        assert setpoint.current_a == 0.0 or (
+            by_id[cid].min_current_a - SLACK
+            <= setpoint.current_a
+            <= by_id[cid].max_current_a + SLACK
+        )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.none() | st.floats(min_value=-HOUR, max_value=10 * HOUR),
+        min_size=2,
+        max_size=6,
+    ),
+    st.floats(min_value=12.0, max_value=200.0),
+)
+def test_least_laxity_gets_at_least_as_much_unless_at_its_maximum(
+    laxities: list[float | None], fuse: float
+) -> None:
+    """One shared three-phase feeder: current falls with laxity, ties share."""
+    chargers = [ev(cid, laxity=lax) for cid, lax in enumerate(laxities, start=1)]
+    config = EvAllocatorConfig(phase_limit_a=fuse, laxity_tolerance_s=300.0)
+    allocation = EvChargerAllocator(config).allocate(1e9, chargers, 0.0)
+    current = {cid: s.current_a for cid, s in allocation.setpoints.items()}
+    charging = [c for c in chargers if current[c.component_id] > 0.0]
+    for first, second in itertools.permutations(charging, 2):
+        a, b = first.laxity_s, second.laxity_s
+        urgent = a is not None and (b is None or a < b - 300.0)
+        if urgent:
+            assert (
+                current[first.component_id] >= current[second.component_id] - SLACK
+                or current[first.component_id] >= first.max_current_a - SLACK
+            )
+    # Equal laxity → equal split (same limits, same stage).
+    for first, second in itertools.combinations(charging, 2):
+        if first.laxity_s == second.laxity_s:
+            assert current[first.component_id] == pytest.approx(
+                current[second.component_id]
+            )
+
+
+def _run_targets(
+    needs_kwh: list[float],
+    hours: list[float],
+    fuse: float,
+    step_s: float = 60.0,
+    *,
+    llf: bool = True,
+) -> tuple[list[float], list[float]]:
+    """Drive the allocator minute by minute with live laxities; energy per car (kWh).
+
+    Each EV draws what it was given (so give-back never caps it).
+    """
+    allocator = EvChargerAllocator(EvAllocatorConfig(phase_limit_a=fuse))
+    drawn = [0.0] * len(needs_kwh)
+    delivered = [0.0] * len(needs_kwh)
+    by_departure = [0.0] * len(needs_kwh)
+    now = 0.0
+    end = max(hours) * HOUR
+    while now < end:
+        inputs = []
+        for index, (need, leave) in enumerate(zip(needs_kwh, hours, strict=True)):
+            remaining = need * 1000.0 - delivered[index] * 1000.0
+            inputs.append(
+                ev(
+                    index + 1,
+                    laxity=None
+                    if remaining <= 0.0 or not llf
+                    else laxity_s(remaining, leave * HOUR, now, 32.0 * W_PER_A),
+                    ev_connected=now < leave * HOUR,
+                    measured_currents_a=(drawn[index],) * 3,
+                )
+            )
+        allocation = allocator.allocate(1e9, inputs, now)
+        for index in range(len(needs_kwh)):
+            drawn[index] = allocation.setpoints[index + 1].current_a
+            power = allocation.setpoints[index + 1].power_w
+            delivered[index] += power * step_s / 3.6e6
+            if now + step_s <= hours[index] * HOUR:
+                by_departure[index] = delivered[index]
+        now += step_s
+    return delivered, by_departure
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=1.0, max_value=40.0),
+            st.floats(min_value=1.0, max_value=8.0),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_with_enough_power_every_target_is_met(
+    cars: list[tuple[float, float]],
+) -> None:
+    """A fuse that carries every car at full power: each feasible target is met."""
+    needs = [need for need, _ in cars]
+    hours = [leave for _, leave in cars]
+    assume(all(need <= 32.0 * W_PER_A / 1000 * leave * 0.95 for need, leave in cars))
+    _, by_departure = _run_targets(needs, hours, fuse=32.0 * len(cars))
+    for need, got in zip(needs, by_departure, strict=True):
+        assert got >= need - 0.25  # one minute's grain at 22 kW
+
+
+def test_two_cars_one_fuse_llf_meets_both_where_a_fair_split_misses() -> None:
+    """32 A for two: 30 kWh by 2 h and 10 kWh by 4 h fit only urgent-first."""
+    _, by_departure = _run_targets([30.0, 10.0], [2.0, 4.0], fuse=32.0)
+    assert by_departure[0] >= 30.0 - 0.25
+    assert by_departure[1] >= 10.0 - 0.25
+    # The fair split (the same cars without targets) misses the first one.
+    _, fair = _run_targets([30.0, 10.0], [2.0, 4.0], fuse=32.0, llf=False)
+    assert fair[0] < 30.0 - 5.0
+
+
+# -- the forecast -----------------------------------------------------------------
+
+
+def budget(charger_ids: set[int], watts: float | None = None) -> CircuitBudget:
+    return CircuitBudget(
+        frozenset(charger_ids), lambda _at: math.inf if watts is None else watts
+    )
+
+
+def test_forecast_with_room_completes_before_departure() -> None:
+    outlook = forecast(
+        [ForecastCar(charger_id=1, remaining_wh=11_000.0, departure_s=NOW + 2 * HOUR)],
+        [budget({1})],
+        NOW,
+    )[1]
+    assert outlook.unmet_wh == 0.0
+    assert not outlook.at_risk
+    assert outlook.completion_s == pytest.approx(NOW + 11_000.0 / 11_040.0 * HOUR)
+
+
+def test_forecast_under_a_stepped_envelope_says_what_is_missing() -> None:
+    # 7 kW for the first hour, then nothing: 20 kWh by 3 h cannot happen.
+    stepped = CircuitBudget(
+        frozenset({1}), lambda at: 7_000.0 if at < NOW + HOUR else 0.0
+    )
+    outlook = forecast(
+        [ForecastCar(charger_id=1, remaining_wh=20_000.0, departure_s=NOW + 3 * HOUR)],
+        [stepped],
+        NOW,
+    )[1]
+    assert outlook.delivered_wh == pytest.approx(7_000.0)
+    assert outlook.unmet_wh == pytest.approx(13_000.0)
+    assert outlook.at_risk
+    assert outlook.completion_s is None
+
+
+def test_forecast_serves_the_least_laxity_first_and_keeps_others_minimum() -> None:
+    cars = [
+        ForecastCar(charger_id=1, remaining_wh=10_000.0, departure_s=NOW + HOUR),
+        ForecastCar(charger_id=2, remaining_wh=10_000.0, departure_s=NOW + 8 * HOUR),
+        ForecastCar(charger_id=3, remaining_wh=0.0, has_target=False),
+    ]
+    outlooks = forecast(cars, [budget({1, 2, 3}, 16_000.0)], NOW)
+    assert not outlooks[1].at_risk  # 11 kW for an hour minus the others' minimum
+    assert not outlooks[2].at_risk
+    assert outlooks[1].completion_s is not None
+    assert outlooks[2].completion_s is not None
+    assert outlooks[1].completion_s < outlooks[2].completion_s
+
+
+# -- the table ----------------------------------------------------------------------
+
+
+def table(clock: Clock | None = None) -> ChargingTargets:
+    return ChargingTargets(
+        frozenset({1, 2}),
+        clock=clock or Clock(),
+        budgets=lambda: [budget({1, 2}, 11_040.0)],
+    )
+
+
+def test_a_target_waits_for_the_car_binds_to_its_session_and_ends_with_it() -> None:
+    targets = table()
+    changes: list[int] = []
+    targets.listen(lambda: changes.append(1))
+    state = targets.set(target(kwh=5.0))
+    assert state.target.session_id is None
+    assert not state.at_risk
+    assert state.laxity_s is None
+    targets.observe_session(1, "1-100", 0.0)
+    bound = targets.get(1)
+    assert bound is not None
+    assert bound.session_id == "1-100"
+    targets.observe_session(1, "1-100", 2_000.0)
+    progress = targets.state(1)
+    assert progress is not None
+    assert progress.remaining_wh == pytest.approx(3_000.0)
+    targets.observe_session(1, None, 0.0)
+    assert targets.get(1) is None
+    assert len(changes) == 3  # set, bound, ended
+
+
+def test_a_waiting_target_whose_departure_passed_is_dropped() -> None:
+    clock = Clock()
+    targets = table(clock)
+    targets.set(target(kwh=5.0, hours=1.0))
+    clock.now += 2 * HOUR
+    targets.observe_session(1, None, 0.0)
+    assert targets.get(1) is None
+
+
+def test_at_risk_is_raised_when_the_plugged_car_cannot_make_it() -> None:
+    targets = table()
+    targets.observe_session(1, "1-1", 0.0)
+    state = targets.set(target(kwh=40.0, hours=2.0))  # 22 kWh at most in 2 h
+    assert state.at_risk
+    assert state.outlook is not None
+    assert state.outlook.unmet_wh == pytest.approx(40_000.0 - 2 * 11_040.0, rel=0.01)
+    assert targets.unmet_wh == pytest.approx(state.outlook.unmet_wh)
+    assert targets.set(target(kwh=10.0, hours=2.0)).at_risk is False
+
+
+def test_apply_gives_laxity_and_modes_keep_their_meaning() -> None:
+    clock = Clock()
+    targets = table(clock)
+    modes = ChargerModes(frozenset({1, 2}), clock=lambda: 0.0)
+    for cid in (1, 2):
+        targets.observe_session(cid, f"{cid}-1", 0.0)
+    targets.set(target(1, kwh=11.04, hours=2.0))
+    targets.set(target(2, kwh=11.04, hours=2.0))
+    unshaped = {1: ev(1, max_current_a=16.0), 2: ev(2, max_current_a=16.0)}
+    shaped = modes.apply(unshaped, 0.0)
+    applied = targets.apply(unshaped, shaped)
+    assert applied[1].laxity_s == pytest.approx(HOUR)
+    # Off stays off: held at 0 W, and its target counts as undeliverable.
+    modes.set_mode(2, ChargerMode.OFF)
+    applied = targets.apply(unshaped, modes.apply(unshaped, 0.0))
+    assert applied[2].held_off is EvAllocationReason.MODE_OFF
+    targets.refresh()
+    off_state = targets.state(2)
+    assert off_state is not None
+    assert off_state.at_risk
+
+
+def test_solar_with_a_target_falls_back_to_the_grid_when_laxity_runs_out() -> None:
+    clock = Clock()
+    targets = table(clock)
+    modes = ChargerModes(frozenset({1}), clock=lambda: 0.0)
+    modes.set_mode(1, ChargerMode.SOLAR)
+    targets.observe_session(1, "1-1", 0.0)
+    targets.set(target(1, kwh=11.04, hours=3.0))  # two hours of slack
+    unshaped = {1: ev(1, max_current_a=16.0)}
+    shaped = modes.apply(unshaped, 0.0)  # no site data: no surplus
+    assert shaped[1].held_off is EvAllocationReason.NO_SOLAR_SURPLUS
+
+    def solar(_cid: int) -> bool:
+        return True
+
+    early = targets.apply(unshaped, shaped, solar=solar)
+    assert early[1].held_off is EvAllocationReason.NO_SOLAR_SURPLUS
+    clock.now += 2 * HOUR + 60.0  # slack now below the fallback
+    late = targets.apply(unshaped, shaped, solar=solar)
+    assert late[1].held_off is None
+    assert late[1].laxity_s is not None
+    assert late[1].laxity_s < SOLAR_FALLBACK_LAXITY_S
+
+
+# -- reservations -------------------------------------------------------------------
+
+
+def test_the_guarantee_counts_the_other_bookings_targets_under_the_envelope() -> None:
+    guarantee = TargetGuarantee(lambda: [budget({1, 2}, 16_000.0)])
+    capacities = charger_capacities({1: 11_040.0, 2: 11_040.0})
+    counter = itertools.count(1)
+    book = ReservationBook(
+        capacities,
+        clock=Clock(),
+        guarantee=guarantee,
+        new_id=lambda: f"r{next(counter)}",
+    )
+    guarantee.bookings = book.reservations
+    guarantee.max_power_w = {1: 11_040.0, 2: 11_040.0}
+    alone = book.reserve(1, NOW + HOUR, NOW + 3 * HOUR, energy_kwh=20.0)
+    assert alone.guaranteed_kwh == pytest.approx(22.08, rel=0.01)
+    # The second booking gets what 16 kW leave after the first one's 20 kWh:
+    second = book.reserve(2, NOW + HOUR, NOW + 3 * HOUR, energy_kwh=15.0)
+    # 20 kWh at 11.04 kW take 1.81 h, with 4.96 kW left; then 11.04 kW for 0.19 h.
+    assert second.guaranteed_kwh == pytest.approx(
+        4.96 * 1.8116 + 11.04 * 0.1884, rel=0.01
+    )
+    assert not second.energy_guaranteed
