@@ -74,6 +74,8 @@ from .runtime import FrequenzMicrogridConfigEntry, MicrogridRuntimeData
 from .session_recorder import SessionRecorder, async_remove_sessions
 from .simulator import MicrogridSimulator, load_scenario
 from .status_feed import ControllerStatusFeed
+from .target_actions import async_setup_target_actions
+from .target_store import HubTargets
 from .topology_refresh import TopologyRefresh
 
 PLATFORMS: list[Platform] = [
@@ -98,6 +100,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_reservation_actions(hass)
     async_setup_circuit_actions(hass)
     async_setup_reactive_actions(hass)
+    async_setup_target_actions(hass)
     return True
 
 
@@ -162,6 +165,13 @@ async def async_setup_entry(
     reservations = HubReservations(
         hass, entry.entry_id, topology, HubReservations.grace_min_of(entry.options)
     )
+    targets = HubTargets(
+        hass,
+        entry.entry_id,
+        engine.controller.charging_targets,
+        sessions,
+        reservations,
+    )
     runtime = MicrogridRuntimeData(
         client=client,
         engine=engine,
@@ -180,6 +190,7 @@ async def async_setup_entry(
         hub_settings=hub_settings,
         assets=assets,
         reservations=reservations,
+        targets=targets,
         circuit_store=circuit_store,
         topology_refresh=topology_refresh,
     )
@@ -194,6 +205,9 @@ async def async_setup_entry(
         await reservations.async_load()
         entry.async_on_unload(reservations.follow(coordinator))
         entry.async_on_unload(sessions.async_add_listener(reservations.stamp_session))
+        # After the booking stamp: a session under a booking takes its target.
+        await targets.async_load()
+        entry.async_on_unload(targets.follow(coordinator))
         await engine.start()
         coordinator.async_set_updated_data(engine.monitor.snapshot())
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))

@@ -40,6 +40,7 @@ from .engine.snapshot import ComponentSnapshot
 from .entity import MicrogridEntity, SteeringEntity
 from .reserved_sensor import reserved_sensors
 from .steering_status import blocked_until_iso
+from .target_entities import target_binary_sensors
 from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
@@ -169,6 +170,7 @@ async def async_setup_entry(
     entities: list[BinarySensorEntity] = []
     entities.extend(reserved_sensors(entry))
     entities.extend(circuit_binary_sensors(entry))
+    entities.extend(target_binary_sensors(entry))
     async_add_entities(entities)
     async_add_entities_on_topology_change(
         hass,

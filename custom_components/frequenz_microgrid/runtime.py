@@ -18,6 +18,7 @@ from .repairs import RepairTracker
 from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator
 from .status_feed import ControllerStatusFeed
+from .target_store import HubTargets
 from .topology_refresh import TopologyRefresh
 
 
@@ -43,6 +44,8 @@ class MicrogridRuntimeData:
     """The Assets API inventory and its reader (`None`: no Assets API)."""
     reservations: HubReservations | None = None
     """The charging hub's reservation book, kept across restarts."""
+    targets: HubTargets | None = None
+    """The deadline targets' store and their link to sessions and bookings."""
     circuit_store: CircuitLimitsStore | None = None
     """Where the circuits' power limit envelopes are kept across restarts."""
     topology_refresh: TopologyRefresh | None = None

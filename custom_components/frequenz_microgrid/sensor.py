@@ -41,6 +41,7 @@ from .sensor_descriptions import (
 )
 from .session_sensors import session_sensors
 from .steering_status import pool_set_status
+from .target_entities import target_sensors
 from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ async def async_setup_entry(
     )
     hub.extend(session_sensors(entry))
     hub.extend(circuit_sensors(entry))
+    hub.extend(target_sensors(entry))
     async_add_entities(hub)
 
     # Every (component, sensor) pair that may exist; those that wait for their

@@ -1,0 +1,168 @@
+"""The charging hub's deadline targets in Home Assistant: store, sessions, bookings.
+
+The engine's `ChargingTargets` (the controller's) holds each charger's target and
+gives the steering the laxities. This module keeps it in step with Home
+Assistant:
+
+- every change is saved in a `Store` shortly after, and the targets are put back
+  at setup, still bound to the session they belong to (a session restored open
+  keeps its id, so a restart loses no target);
+- each snapshot tells it every charger's open session and its energy so far (a
+  target ends with its session); the forecast (at risk, expected completion,
+  unmet energy) is re-run every `REFRESH_S` and on every change;
+- a session that starts under a booking with an energy (the booking id is
+  stamped on the session by `HubReservations`) gets the booking's energy by the
+  booking's end as its target, unless a target was set for it by hand;
+- the session record carries the target (`target_energy_wh`, `target_time`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.storage import Store
+
+from .const import DOMAIN
+from .engine.hub.sessions import SessionChange, SessionChangeKind
+from .engine.hub.targets import ChargingTarget, ChargingTargets, InvalidTargetError
+
+if TYPE_CHECKING:
+    from .coordinator import MicrogridCoordinator
+    from .hub_reservations import HubReservations
+    from .session_recorder import SessionRecorder
+
+_LOGGER = logging.getLogger(__name__)
+
+STORAGE_VERSION: Final = 1
+SAVE_DELAY_S: Final = 1.0
+REFRESH_S: Final = 5.0
+"""How often the forecast is re-run while nothing changes (s)."""
+
+
+class HubTargets:
+    """The entry's deadline targets, kept in its store and fed by its sessions."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        targets: ChargingTargets,
+        sessions: SessionRecorder,
+        reservations: HubReservations | None = None,
+    ) -> None:
+        """Keep `targets` in step; `async_load` puts the stored ones back."""
+        self.hass = hass
+        self.targets = targets
+        self.sessions = sessions
+        self.reservations = reservations
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.charging_targets"
+        )
+        self._refreshed_at: float | None = None
+
+    async def async_load(self) -> None:
+        """Put the stored targets back (a damaged record is logged and dropped)."""
+        data = await self._store.async_load()
+        if not data:
+            return
+        records = data.get("targets")
+        if not isinstance(records, list):
+            _LOGGER.warning("Ignoring damaged charging targets")
+            return
+        for record in records:
+            try:
+                self.targets.restore(ChargingTarget.from_dict(record))
+            except (AttributeError, KeyError, TypeError, ValueError) as err:
+                _LOGGER.warning("Ignoring a damaged charging target: %s", err)
+
+    def follow(
+        self, coordinator: MicrogridCoordinator
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
+        """Save every change, watch snapshots and sessions; returns what stops it.
+
+        Register it before the platforms, so its snapshot listener runs before
+        the entities read the forecast.
+        """
+        stop_saving = self.targets.listen(self._changed)
+        stop_watching = coordinator.async_add_listener(self._observe)
+        stop_sessions = self.sessions.async_add_listener(self._session_changed)
+
+        async def stop() -> None:
+            stop_sessions()
+            stop_watching()
+            stop_saving()
+            await self._store.async_save(self._data())
+
+        return stop
+
+    def refresh(self) -> None:
+        """Re-run the forecast now (after an action)."""
+        self.targets.refresh()
+        self._refreshed_at = self.hass.loop.time()
+
+    @callback
+    def _changed(self) -> None:
+        self._store.async_delay_save(self._data, SAVE_DELAY_S)
+
+    @callback
+    def _observe(self) -> None:
+        """Tell the table every open session; end, bind, stamp; re-forecast."""
+        tracker = self.sessions.tracker
+        for charger_id in sorted(self.targets.charger_ids):
+            session = tracker.open.get(charger_id)
+            if session is None:
+                self.targets.observe_session(charger_id, None, 0.0)
+                continue
+            self.targets.observe_session(
+                charger_id, session.session_id, session.energy_wh
+            )
+            target = self.targets.get(charger_id)
+            if target is not None and target.session_id == session.session_id:
+                session.target_energy_wh = target.energy_wh
+                session.target_time = target.departure
+        now = self.hass.loop.time()
+        if self._refreshed_at is None or now - self._refreshed_at >= REFRESH_S:
+            self.refresh()
+
+    @callback
+    def _session_changed(self, change: SessionChange) -> None:
+        """A session that starts under a booking with an energy takes it as target."""
+        session = change.session
+        if (
+            change.kind is not SessionChangeKind.STARTED
+            or session.booking_id is None
+            or self.reservations is None
+        ):
+            return
+        booking = self.reservations.book.get(session.booking_id)
+        if booking is None or booking.energy_kwh is None:
+            return
+        existing = self.targets.get(session.charger_id)
+        if existing is not None and existing.booking_id is None:
+            return  # set by hand for this car: the user's word wins
+        self.targets.observe_session(
+            session.charger_id, session.session_id, session.energy_wh
+        )
+        try:
+            self.targets.set(
+                ChargingTarget(
+                    charger_id=session.charger_id,
+                    energy_wh=booking.energy_kwh * 1000.0,
+                    departure=datetime.fromtimestamp(booking.end, UTC),
+                    booking_id=booking.reservation_id,
+                )
+            )
+        except (KeyError, InvalidTargetError) as err:
+            _LOGGER.warning(
+                "Booking %s gives no target: %s", booking.reservation_id, err
+            )
+        self._refreshed_at = self.hass.loop.time()
+
+    def _data(self) -> dict[str, Any]:
+        return {
+            "targets": [target.as_dict() for target in self.targets.targets().values()]
+        }

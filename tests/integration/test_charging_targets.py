@@ -1,0 +1,252 @@
+"""Deadline targets through Home Assistant, on the simulator (issue 16 §1).
+
+The `home` microgrid (40 A grid fuse, two 32 A three-phase wallboxes) over real
+gRPC: two cars share the fuse, one with an urgent target. The verdicts come from
+the setpoints the simulator received and from the entities a user sees; the
+simulator's overload counter stays 0 (`serving`) and no setpoint is unsafe.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from homeassistant.core import HomeAssistant, State
+from homeassistant.util import dt as dt_util
+import pytest
+
+from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
+from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator.scenario import (
+    scenario_from_dict,
+)
+from tests.observations import held_setpoint
+
+from .conftest import entity_id_of, serving, wait_for
+from .steering_helpers import (
+    DRIVEWAY_WALLBOX,
+    GARAGE_WALLBOX,
+    call_action,
+    home_without_arrivals,
+    setup_steerable,
+)
+
+WATTS_PER_AMP = 3 * 230.0
+DOMAINS = ("sensor", "binary_sensor")
+
+
+def _state(
+    hass: HomeAssistant,
+    entry: FrequenzMicrogridConfigEntry,
+    key: str,
+    charger: int | None = None,
+) -> State:
+    middle = "" if charger is None else f"{charger}_"
+    found = hass.states.get(
+        entity_id_of(hass, f"{entry.unique_id}_{middle}{key}", DOMAINS)
+    )
+    assert found is not None
+    return found
+
+
+def _target(
+    entry: FrequenzMicrogridConfigEntry, charger: int, kwh: float, hours: float
+) -> dict[str, Any]:
+    return {
+        "config_entry_id": entry.entry_id,
+        "charger": charger,
+        "energy_kwh": kwh,
+        "departure": (dt_util.now() + timedelta(hours=hours)).isoformat(),
+    }
+
+
+def _amps(sim: MicrogridSimulator, charger: int) -> float:
+    return (held_setpoint(sim, charger) or 0.0) / WATTS_PER_AMP
+
+
+async def _home(hass: HomeAssistant) -> Any:
+    return serving(hass, scenario_from_dict(home_without_arrivals()))
+
+
+async def test_the_urgent_car_gets_more_of_the_shared_fuse(
+    hass: HomeAssistant,
+) -> None:
+    """Two cars on a 40 A fuse: fair 50/50 until one has a tight departure."""
+    async with await _home(hass) as sim:
+        entry = await setup_steerable(hass, sim, GARAGE_WALLBOX, DRIVEWAY_WALLBOX)
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        sim.plug_ev(DRIVEWAY_WALLBOX, EvSpec(max_current_a=32.0))
+        await wait_for(
+            lambda: (
+                _amps(sim, GARAGE_WALLBOX) > 12.0
+                and _amps(sim, DRIVEWAY_WALLBOX) > 12.0
+            ),
+            timeout_s=20.0,
+            what="both cars to share the fuse",
+        )
+        assert abs(_amps(sim, GARAGE_WALLBOX) - _amps(sim, DRIVEWAY_WALLBOX)) <= 2.0
+
+        # 20 kWh within 1.5 h: 22 kW take 55 min, so the garage car is urgent.
+        response = await call_action(
+            hass, "set_charging_target", _target(entry, GARAGE_WALLBOX, 20.0, 1.5)
+        )
+        assert response["charger"] == GARAGE_WALLBOX
+        assert response["energy_kwh"] == 20.0
+        assert response["session_id"] is not None  # bound to the plugged car
+        assert response["at_risk"] is False
+        assert response["expected_completion"] is not None
+
+        await wait_for(
+            lambda: (
+                _amps(sim, GARAGE_WALLBOX) >= 28.0
+                and _amps(sim, DRIVEWAY_WALLBOX) <= 10.0
+            ),
+            timeout_s=20.0,
+            what="the urgent car to take the fuse's rest",
+        )
+        assert _amps(sim, DRIVEWAY_WALLBOX) >= 6.0 - 1e-6  # its minimum stays
+        assert sim.unsafe_setpoint_count == 0
+        target = _state(hass, entry, "charging_target", GARAGE_WALLBOX)
+        assert float(target.state) == pytest.approx(20.0)
+        assert target.attributes["plugged_in"] is True
+        completion = _state(hass, entry, "target_expected_completion", GARAGE_WALLBOX)
+        assert completion.state not in ("unknown", "unavailable")
+        assert _state(hass, entry, "target_at_risk", GARAGE_WALLBOX).state == "off"
+
+        # Cleared: back to the fair split.
+        cleared = await call_action(
+            hass,
+            "clear_charging_target",
+            {"config_entry_id": entry.entry_id, "charger": GARAGE_WALLBOX},
+        )
+        assert cleared == {"charger": GARAGE_WALLBOX, "cleared": True}
+        await wait_for(
+            lambda: (
+                abs(_amps(sim, GARAGE_WALLBOX) - _amps(sim, DRIVEWAY_WALLBOX)) <= 2.0
+            ),
+            timeout_s=20.0,
+            what="the fair split again",
+        )
+        assert _state(hass, entry, "charging_target", GARAGE_WALLBOX).state == (
+            "unknown"
+        )
+
+
+async def test_at_risk_is_raised_as_soon_as_the_car_plugs_in(
+    hass: HomeAssistant,
+) -> None:
+    """60 kWh in an hour cannot pass a 22 kW charger: at risk on plug-in."""
+    async with await _home(hass) as sim:
+        entry = await setup_steerable(hass, sim, DRIVEWAY_WALLBOX)
+        response = await call_action(
+            hass, "set_charging_target", _target(entry, DRIVEWAY_WALLBOX, 60.0, 1.0)
+        )
+        # No car yet: the target waits for it, nothing is forecast.
+        assert response["session_id"] is None
+        assert response["at_risk"] is False
+        assert _state(hass, entry, "target_at_risk", DRIVEWAY_WALLBOX).state == "off"
+
+        sim.plug_ev(DRIVEWAY_WALLBOX, EvSpec(max_current_a=32.0))
+        await wait_for(
+            lambda: (
+                _state(hass, entry, "target_at_risk", DRIVEWAY_WALLBOX).state == "on"
+            ),
+            timeout_s=15.0,
+            what="the target to be at risk once the car is in",
+        )
+        unmet = float(_state(hass, entry, "target_unmet_energy").state)
+        assert 60.0 - 22.1 <= unmet <= 60.0 - 20.0
+        risk = _state(hass, entry, "target_at_risk", DRIVEWAY_WALLBOX)
+        assert risk.attributes["unmet_kwh"] == pytest.approx(unmet, abs=0.01)
+        completion = _state(hass, entry, "target_expected_completion", DRIVEWAY_WALLBOX)
+        assert completion.state == "unknown"
+        # Steered flat out: the least laxity there is.
+        await wait_for(
+            lambda: _amps(sim, DRIVEWAY_WALLBOX) >= 31.0,
+            timeout_s=15.0,
+            what="full power for the late car",
+        )
+
+
+async def test_a_target_survives_a_restart_and_ends_with_its_session(
+    hass: HomeAssistant,
+) -> None:
+    async with await _home(hass) as sim:
+        entry = await setup_steerable(hass, sim, GARAGE_WALLBOX)
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        await wait_for(
+            lambda: _amps(sim, GARAGE_WALLBOX) > 0.0, what="the car to charge"
+        )
+        await wait_for(
+            lambda: (
+                entry.runtime_data.sessions is not None
+                and GARAGE_WALLBOX in entry.runtime_data.sessions.tracker.open
+            ),
+            what="the session to open",
+        )
+        set_response = await call_action(
+            hass, "set_charging_target", _target(entry, GARAGE_WALLBOX, 30.0, 5.0)
+        )
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+
+        targets = entry.runtime_data.engine.controller.charging_targets
+        kept = targets.get(GARAGE_WALLBOX)
+        assert kept is not None
+        assert kept.session_id == set_response["session_id"]
+        assert kept.energy_wh == pytest.approx(30_000.0)
+        await wait_for(
+            lambda: (
+                _state(hass, entry, "charging_target", GARAGE_WALLBOX).state == "30.0"
+            ),
+            what="the target shown again",
+        )
+
+        sim.unplug_ev(GARAGE_WALLBOX)
+        await wait_for(
+            lambda: targets.get(GARAGE_WALLBOX) is None,
+            timeout_s=15.0,
+            what="the target to end with its session",
+        )
+
+
+async def test_a_booking_with_an_energy_becomes_the_sessions_target(
+    hass: HomeAssistant,
+) -> None:
+    async with await _home(hass) as sim:
+        entry = await setup_steerable(hass, sim, GARAGE_WALLBOX)
+        now = dt_util.now()
+        booked = await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "start": (now - timedelta(minutes=1)).isoformat(),
+                "end": (now + timedelta(hours=2)).isoformat(),
+                "energy_kwh": 15.0,
+            },
+        )
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        targets = entry.runtime_data.engine.controller.charging_targets
+        await wait_for(
+            lambda: targets.get(GARAGE_WALLBOX) is not None,
+            timeout_s=15.0,
+            what="the booking's target",
+        )
+        target = targets.get(GARAGE_WALLBOX)
+        assert target is not None
+        assert target.booking_id == booked["reservation_id"]
+        assert target.energy_wh == pytest.approx(15_000.0)
+        assert target.departure.timestamp() == pytest.approx(
+            (now + timedelta(hours=2)).timestamp(), abs=1.0
+        )
+        await wait_for(
+            lambda: (
+                _state(hass, entry, "charging_target", GARAGE_WALLBOX).attributes.get(
+                    "booking_id"
+                )
+                == booked["reservation_id"]
+            ),
+            what="the booking named on the target sensor",
+        )
