@@ -75,7 +75,7 @@ from .session_recorder import SessionRecorder, async_remove_sessions
 from .simulator import MicrogridSimulator, load_scenario
 from .status_feed import ControllerStatusFeed
 from .target_actions import async_setup_target_actions
-from .target_store import HubTargets
+from .target_store import HubTargets, reservation_guarantee
 from .topology_refresh import TopologyRefresh
 
 PLATFORMS: list[Platform] = [
@@ -162,9 +162,15 @@ async def async_setup_entry(
     )
     status_feed = ControllerStatusFeed(engine.controller, coordinator)
     hub_settings = ChargingHubSettings(hass, entry.entry_id, engine.controller)
+    guarantee = reservation_guarantee(engine.controller, topology)
     reservations = HubReservations(
-        hass, entry.entry_id, topology, HubReservations.grace_min_of(entry.options)
+        hass,
+        entry.entry_id,
+        topology,
+        HubReservations.grace_min_of(entry.options),
+        guarantee,
     )
+    guarantee.bookings = reservations.book.reservations
     targets = HubTargets(
         hass,
         entry.entry_id,

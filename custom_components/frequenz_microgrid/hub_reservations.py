@@ -28,11 +28,13 @@ from .engine.graph import Topology
 from .engine.health import ev_cable_connected
 from .engine.hub.circuits import build_circuit_tree
 from .engine.hub.reservations import (
+    Guarantee,
     Released,
     ReleaseReason,
     Reservation,
     ReservationBook,
     charger_capacities,
+    static_guarantee,
 )
 from .engine.hub.sessions import SessionChange, SessionChangeKind
 
@@ -56,8 +58,13 @@ def rated_charge_power_w(topology: Topology, charger_id: int) -> float:
     return max(0.0, float(upper)) if upper is not None else 0.0
 
 
-def build_book(topology: Topology, grace_s: float) -> ReservationBook:
-    """The entry's empty book: every charger, its power and its circuit share."""
+def build_book(
+    topology: Topology, grace_s: float, guarantee: Guarantee = static_guarantee
+) -> ReservationBook:
+    """The entry's empty book: every charger, its power and its circuit share.
+
+    `guarantee` prices a booking (default: the static circuit share).
+    """
     circuits = build_circuit_tree(topology, grid_fuse_a(topology)).circuits
     powers = {
         cid: rated_charge_power_w(topology, cid) for cid in topology.ev_charger_ids
@@ -66,6 +73,7 @@ def build_book(topology: Topology, grace_s: float) -> ReservationBook:
         charger_capacities(powers, circuits),
         clock=lambda: dt_util.utcnow().timestamp(),
         grace_s=grace_s,
+        guarantee=guarantee,
     )
 
 
@@ -73,12 +81,17 @@ class HubReservations:
     """The entry's reservation book, kept in its store and fed by its snapshots."""
 
     def __init__(
-        self, hass: HomeAssistant, entry_id: str, topology: Topology, grace_min: float
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        topology: Topology,
+        grace_min: float,
+        guarantee: Guarantee = static_guarantee,
     ) -> None:
         """Build the book for `topology`; `async_load` puts the stored bookings in."""
         self.hass = hass
         self.topology = topology
-        self.book = build_book(topology, grace_min * 60.0)
+        self.book = build_book(topology, grace_min * 60.0, guarantee)
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.reservations"
         )

@@ -27,8 +27,17 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN
+from .engine.control import MicrogridController
+from .engine.graph import Topology
 from .engine.hub.sessions import SessionChange, SessionChangeKind
-from .engine.hub.targets import ChargingTarget, ChargingTargets, InvalidTargetError
+from .engine.hub.targets import (
+    ChargingTarget,
+    ChargingTargets,
+    InvalidTargetError,
+    TargetGuarantee,
+    circuit_budgets,
+)
+from .hub_reservations import rated_charge_power_w
 
 if TYPE_CHECKING:
     from .coordinator import MicrogridCoordinator
@@ -41,6 +50,19 @@ STORAGE_VERSION: Final = 1
 SAVE_DELAY_S: Final = 1.0
 REFRESH_S: Final = 5.0
 """How often the forecast is re-run while nothing changes (s)."""
+
+
+def reservation_guarantee(
+    controller: MicrogridController, topology: Topology
+) -> TargetGuarantee:
+    """What a booking can be promised under the envelopes and the other bookings.
+
+    Connect its `bookings` to the book once the book exists.
+    """
+    return TargetGuarantee(
+        lambda: circuit_budgets(controller.circuit_limits),
+        {cid: rated_charge_power_w(topology, cid) for cid in topology.ev_charger_ids},
+    )
 
 
 class HubTargets:

@@ -520,23 +520,35 @@ def test_solar_with_a_target_falls_back_to_the_grid_when_laxity_runs_out() -> No
 
 
 def test_the_guarantee_counts_the_other_bookings_targets_under_the_envelope() -> None:
-    guarantee = TargetGuarantee(lambda: [budget({1, 2}, 16_000.0)])
-    capacities = charger_capacities({1: 11_040.0, 2: 11_040.0})
+    powers = {1: 11_040.0, 2: 11_040.0, 3: 11_040.0}
+    guarantee = TargetGuarantee(lambda: [budget({1, 2, 3}, 20_000.0)], powers)
     counter = itertools.count(1)
     book = ReservationBook(
-        capacities,
+        charger_capacities(powers),
         clock=Clock(),
         guarantee=guarantee,
         new_id=lambda: f"r{next(counter)}",
     )
     guarantee.bookings = book.reservations
-    guarantee.max_power_w = {1: 11_040.0, 2: 11_040.0}
+    # Alone: 20 kW less two walk-ins at their minimum (4.14 kW each).
     alone = book.reserve(1, NOW + HOUR, NOW + 3 * HOUR, energy_kwh=20.0)
-    assert alone.guaranteed_kwh == pytest.approx(22.08, rel=0.01)
-    # The second booking gets what 16 kW leave after the first one's 20 kWh:
+    assert alone.guaranteed_kwh == pytest.approx(2 * 11_040.0 / 1000, rel=0.01)
+    # The second booking gets what is left after the first one's 20 kWh and the
+    # third charger's minimum: 20 − 11.04 − 4.14 kW while the first charges
+    # (1.81 h), then 11.04 kW for the last 0.19 h.
     second = book.reserve(2, NOW + HOUR, NOW + 3 * HOUR, energy_kwh=15.0)
-    # 20 kWh at 11.04 kW take 1.81 h, with 4.96 kW left; then 11.04 kW for 0.19 h.
-    assert second.guaranteed_kwh == pytest.approx(
-        4.96 * 1.8116 + 11.04 * 0.1884, rel=0.01
-    )
+    expected = (20.0 - 11.04 - 4.14) * 1.8116 + 11.04 * 0.1884
+    assert second.guaranteed_kwh == pytest.approx(expected, rel=0.01)
     assert not second.energy_guaranteed
+
+
+def test_the_guarantee_follows_an_envelope_step() -> None:
+    """A limit of 0 W for the second hour halves what two hours can promise."""
+    stepped = CircuitBudget(
+        frozenset({1}), lambda at: math.inf if at < NOW + 2 * HOUR else 0.0
+    )
+    guarantee = TargetGuarantee(lambda: [stepped], {1: 11_040.0})
+    capacity = charger_capacities({1: 11_040.0})[1]
+    assert guarantee(capacity, NOW + HOUR, NOW + 3 * HOUR) == pytest.approx(
+        11_040.0 / 2, rel=0.01
+    )

@@ -676,38 +676,42 @@ def _no_bookings(_start: float, _end: float) -> Iterable[Reservation]:
 
 
 class TargetGuarantee:
-    """What a booking can be promised: the same model, the other bookings first.
+    """What a booking can be promised: the same model, everyone else first.
 
     A `reservations.Guarantee`: called with the charger's capacity and the
     period, it runs `forecast` over ``[start, end)`` with every other booking
     that asks for an energy as a target (arriving at its start, leaving at its
-    end), the other bookings without one at their minimum, and the new booking
-    served last with what is left. The average power over the period comes
-    back (W). Set `bookings` once the book exists (it needs the book and the
-    book needs it).
+    end), every other charger of `max_power_w` (booked without an energy, or a
+    walk-in that may come at any time) drawing its minimum all the time, and the
+    new booking served last with what is left. The average power over the
+    period comes back (W). That is a floor: under least laxity first the
+    booking's own target usually comes before some of them. Set `bookings` once
+    the book exists (it needs the book and the book needs it).
     """
 
     def __init__(
         self,
         budgets: Callable[[], list[CircuitBudget]],
+        max_power_w: Mapping[int, float],
         *,
         min_power_w: float = DEFAULT_MIN_POWER_W,
     ) -> None:
-        """Price bookings against `budgets` (the circuits' power over time)."""
+        """Price bookings of the chargers of `max_power_w` against `budgets`."""
         self._budgets = budgets
         self._min_power_w = min_power_w
+        self.max_power_w = dict(max_power_w)
+        """Each charger's rated power (W)."""
         self.bookings: Callable[[float, float], Iterable[Reservation]] = _no_bookings
         """The bookings overlapping a period (`ReservationBook.reservations`)."""
-        self.max_power_w: Mapping[int, float] = {}
-        """Each charger's rated power (W), for the other bookings."""
 
     def __call__(self, capacity: ChargerCapacity, start: float, end: float) -> float:
         """The average power (W) the charger can count on over the period."""
         if not end > start:
             return 0.0
+        own = capacity.charger_id
         cars = [
             ForecastCar(
-                charger_id=capacity.charger_id,
+                charger_id=own,
                 remaining_wh=0.0,
                 arrival_s=start,
                 departure_s=end,
@@ -717,21 +721,33 @@ class TargetGuarantee:
                 best_effort=True,
             )
         ]
+        with_energy: set[int] = set()
         for booking in self.bookings(start, end):
-            if booking.charger_id == capacity.charger_id:
+            if booking.charger_id == own or booking.energy_kwh is None:
                 continue
+            with_energy.add(booking.charger_id)
             max_power = self.max_power_w.get(booking.charger_id, DEFAULT_MAX_POWER_W)
             cars.append(
                 ForecastCar(
                     charger_id=booking.charger_id,
-                    remaining_wh=(booking.energy_kwh or 0.0) * 1000.0,
+                    remaining_wh=booking.energy_kwh * 1000.0,
                     arrival_s=booking.start,
                     departure_s=booking.end,
                     max_power_w=max_power,
                     min_power_w=min(self._min_power_w, max_power),
-                    has_target=booking.energy_kwh is not None,
                 )
             )
+        cars.extend(
+            ForecastCar(
+                charger_id=charger_id,
+                remaining_wh=0.0,
+                max_power_w=max_power,
+                min_power_w=min(self._min_power_w, max_power),
+                has_target=False,
+            )
+            for charger_id, max_power in self.max_power_w.items()
+            if charger_id != own and charger_id not in with_energy and max_power > 0.0
+        )
         outlook = forecast(cars, self._budgets(), start, until_s=end)
-        energy = outlook[capacity.charger_id].delivered_wh
+        energy = outlook[own].delivered_wh
         return min(float(capacity.max_power_w), energy * 3600.0 / (end - start))
