@@ -16,7 +16,11 @@ from homeassistant.util import dt as dt_util
 import pytest
 
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
-from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator import (
+    EvSpec,
+    MicrogridSimulator,
+    load_scenario,
+)
 from custom_components.frequenz_microgrid.simulator.scenario import (
     scenario_from_dict,
 )
@@ -250,3 +254,34 @@ async def test_a_booking_with_an_energy_becomes_the_sessions_target(
             ),
             what="the booking named on the target sensor",
         )
+
+
+async def test_on_the_depot_garage_feeder_the_urgent_car_gets_more(
+    hass: HomeAssistant,
+) -> None:
+    """Four cars behind the 80 A garage feeder (meter 50): the deadline wins."""
+    depot = load_scenario("depot")
+    bays = (51, 52, 53, 54)
+    async with serving(hass, depot) as sim:
+        entry = await setup_steerable(hass, sim, *bays)
+        for bay in bays:
+            sim.plug_ev(bay, EvSpec(phases=3, max_current_a=32.0))
+        await wait_for(
+            lambda: all(_amps(sim, bay) >= 15.0 for bay in bays),
+            timeout_s=20.0,
+            what="four cars sharing the feeder",
+        )
+        response = await call_action(
+            hass, "set_charging_target", _target(entry, bays[0], 25.0, 1.5)
+        )
+        assert response["at_risk"] is False
+        await wait_for(
+            lambda: (
+                _amps(sim, bays[0]) >= 30.0
+                and all(_amps(sim, bay) <= 17.0 for bay in bays[1:])
+            ),
+            timeout_s=20.0,
+            what="the urgent car to get the most of the feeder",
+        )
+        assert sum(_amps(sim, bay) for bay in bays) <= 80.0 + 1e-6
+        assert sim.unsafe_setpoint_count == 0
