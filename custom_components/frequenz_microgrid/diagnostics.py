@@ -123,7 +123,7 @@ def _safe_url(url: object) -> str:
 
 
 def _charging_hub(controller: MicrogridController) -> dict[str, Any]:
-    """Charger modes, what solar mode sees, and the battery-for-EVs bound now."""
+    """Charger modes, what solar mode sees, the battery-for-EVs bound, targets."""
     modes = controller.charger_modes
     battery = controller.battery_for_evs
     return {
@@ -148,6 +148,12 @@ def _charging_hub(controller: MicrogridController) -> dict[str, Any]:
             "floor_soc_pct": battery.floor_soc_pct,
             "discharge_limit_w": controller.battery_discharge_limit_w(),
         },
+        "targets": {
+            str(charger_id): state.as_dict()
+            for charger_id in sorted(controller.charging_targets.targets())
+            if (state := controller.charging_targets.state(charger_id)) is not None
+        },
+        "target_unmet_wh": controller.charging_targets.unmet_wh,
     }
 
 

@@ -15,6 +15,10 @@ from homeassistant.core import HomeAssistant, State
 from homeassistant.util import dt as dt_util
 import pytest
 
+from custom_components.frequenz_microgrid.const import DOMAIN
+from custom_components.frequenz_microgrid.diagnostics import (
+    async_get_config_entry_diagnostics,
+)
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import (
     EvSpec,
@@ -26,7 +30,7 @@ from custom_components.frequenz_microgrid.simulator.scenario import (
 )
 from tests.observations import held_setpoint
 
-from .conftest import entity_id_of, serving, wait_for
+from .conftest import entity_id_of, microgrid_entry, serving, wait_for
 from .steering_helpers import (
     DRIVEWAY_WALLBOX,
     GARAGE_WALLBOX,
@@ -159,6 +163,10 @@ async def test_at_risk_is_raised_as_soon_as_the_car_plugs_in(
             what="the target to be at risk once the car is in",
         )
         unmet = float(_state(hass, entry, "target_unmet_energy").state)
+        hub = (await async_get_config_entry_diagnostics(hass, entry))["charging_hub"]
+        shown = hub["targets"][str(DRIVEWAY_WALLBOX)]
+        assert shown["at_risk"] is True
+        assert shown["energy_wh"] == 60_000.0
         assert 60.0 - 22.1 <= unmet <= 60.0 - 20.0
         risk = _state(hass, entry, "target_at_risk", DRIVEWAY_WALLBOX)
         assert risk.attributes["unmet_kwh"] == pytest.approx(unmet, abs=0.01)
@@ -285,3 +293,40 @@ async def test_on_the_depot_garage_feeder_the_urgent_car_gets_more(
         )
         assert sum(_amps(sim, bay) for bay in bays) <= 80.0 + 1e-6
         assert sim.unsafe_setpoint_count == 0
+
+
+async def test_stored_targets_come_back_and_a_damaged_one_costs_only_itself(
+    hass: HomeAssistant,
+    simulator: MicrogridSimulator,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry = microgrid_entry(simulator.url)
+    entry.add_to_hass(hass)
+    key = f"{DOMAIN}.{entry.entry_id}.charging_targets"
+    departure = (dt_util.utcnow() + timedelta(hours=3)).isoformat()
+    hass_storage[key] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": key,
+        "data": {
+            "targets": [
+                {"charger_id": GARAGE_WALLBOX, "energy_wh": 1, "departure": "soon"},
+                {
+                    "charger_id": DRIVEWAY_WALLBOX,
+                    "energy_wh": 12_000.0,
+                    "departure": departure,
+                },
+            ]
+        },
+    }
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    targets = entry.runtime_data.engine.controller.charging_targets
+    assert targets.get(GARAGE_WALLBOX) is None
+    kept = targets.get(DRIVEWAY_WALLBOX)
+    assert kept is not None
+    assert kept.energy_wh == 12_000.0
+    assert kept.session_id is None  # no car yet: it waits for the next one
+    assert "Ignoring a damaged charging target" in caplog.text
+    assert float(_state(hass, entry, "charging_target", DRIVEWAY_WALLBOX).state) == 12.0
