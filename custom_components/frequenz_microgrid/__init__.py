@@ -75,7 +75,7 @@ from .session_recorder import SessionRecorder, async_remove_sessions
 from .simulator import MicrogridSimulator, load_scenario
 from .status_feed import ControllerStatusFeed
 from .target_actions import async_setup_target_actions
-from .target_store import HubTargets, reservation_guarantee
+from .target_store import HubTargets, async_remove_targets, reservation_guarantee
 from .topology_refresh import TopologyRefresh
 
 PLATFORMS: list[Platform] = [
@@ -248,8 +248,9 @@ async def async_unload_entry(
 async def async_remove_entry(
     hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
 ) -> None:
-    """Delete what the entry kept on disk: sessions and circuits' power limits."""
+    """Delete what the entry kept on disk: sessions, targets, circuits' limits."""
     await async_remove_sessions(hass, entry.entry_id)
+    await async_remove_targets(hass, entry.entry_id)
     await CircuitLimitsStore(hass, entry.entry_id).async_remove()
 
 

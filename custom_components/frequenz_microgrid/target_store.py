@@ -52,6 +52,15 @@ REFRESH_S: Final = 5.0
 """How often the forecast is re-run while nothing changes (s)."""
 
 
+def _store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    return Store(hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.charging_targets")
+
+
+async def async_remove_targets(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete an entry's stored targets (the entry is being removed)."""
+    await _store(hass, entry_id).async_remove()
+
+
 def reservation_guarantee(
     controller: MicrogridController, topology: Topology
 ) -> TargetGuarantee:
@@ -81,9 +90,7 @@ class HubTargets:
         self.targets = targets
         self.sessions = sessions
         self.reservations = reservations
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.charging_targets"
-        )
+        self._store = _store(hass, entry_id)
         self._refreshed_at: float | None = None
 
     async def async_load(self) -> None:

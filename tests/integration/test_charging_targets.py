@@ -330,3 +330,6 @@ async def test_stored_targets_come_back_and_a_damaged_one_costs_only_itself(
     assert kept.session_id is None  # no car yet: it waits for the next one
     assert "Ignoring a damaged charging target" in caplog.text
     assert float(_state(hass, entry, "charging_target", DRIVEWAY_WALLBOX).state) == 12.0
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage  # removing the entry deletes its targets
