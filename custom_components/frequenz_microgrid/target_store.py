@@ -9,7 +9,8 @@ Assistant:
   keeps its id, so a restart loses no target);
 - each snapshot tells it every charger's open session and its energy so far (a
   target ends with its session); the forecast (at risk, expected completion,
-  unmet energy) is re-run every `REFRESH_S` and on every change;
+  unmet energy) is re-run every `REFRESH_S`, when a car comes or goes, and on
+  every change;
 - a session that starts under a booking with an energy (the booking id is
   stamped on the session by `HubReservations`) gets the booking's energy by the
   booking's end as its target, unless a target was set for it by hand;
@@ -141,12 +142,13 @@ class HubTargets:
     def _observe(self) -> None:
         """Tell the table every open session; end, bind, stamp; re-forecast."""
         tracker = self.sessions.tracker
+        came_or_went = False
         for charger_id in sorted(self.targets.charger_ids):
             session = tracker.open.get(charger_id)
             if session is None:
-                self.targets.observe_session(charger_id, None, 0.0)
+                came_or_went |= self.targets.observe_session(charger_id, None, 0.0)
                 continue
-            self.targets.observe_session(
+            came_or_went |= self.targets.observe_session(
                 charger_id, session.session_id, session.energy_wh
             )
             target = self.targets.get(charger_id)
@@ -154,7 +156,11 @@ class HubTargets:
                 session.target_energy_wh = target.energy_wh
                 session.target_time = target.departure
         now = self.hass.loop.time()
-        if self._refreshed_at is None or now - self._refreshed_at >= REFRESH_S:
+        if (
+            came_or_went
+            or self._refreshed_at is None
+            or now - self._refreshed_at >= REFRESH_S
+        ):
             self.refresh()
 
     @callback

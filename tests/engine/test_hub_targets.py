@@ -440,7 +440,8 @@ def test_a_target_waits_for_the_car_binds_to_its_session_and_ends_with_it() -> N
     assert state.target.session_id is None
     assert not state.at_risk
     assert state.laxity_s is None
-    targets.observe_session(1, "1-100", 0.0)
+    assert targets.observe_session(1, "1-100", 0.0)  # a car came
+    assert not targets.observe_session(1, "1-100", 1.0)
     bound = targets.get(1)
     assert bound is not None
     assert bound.session_id == "1-100"

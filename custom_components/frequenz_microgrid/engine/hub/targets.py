@@ -528,19 +528,22 @@ class ChargingTargets:
 
     def observe_session(
         self, charger_id: int, session_id: str | None, energy_wh: float
-    ) -> None:
+    ) -> bool:
         """Tell the table the charger's open session (`None`: no car) and its energy.
 
         Binds an unbound target to the session that just opened; ends a target
-        whose session ended (or that waited past its departure).
+        whose session ended (or that waited past its departure). Returns whether
+        a car came or went (the forecast is out of date then).
         """
+        known = self._sessions.get(charger_id)
+        came_or_went = (None if known is None else known.session_id) != session_id
         if session_id is None:
             self._sessions.pop(charger_id, None)
         else:
             self._sessions[charger_id] = _Session(session_id, energy_wh)
         target = self._targets.get(charger_id)
         if target is None:
-            return
+            return came_or_went
         if target.session_id is None and session_id is not None:
             self._targets[charger_id] = dataclasses.replace(
                 target, session_id=session_id
@@ -552,6 +555,7 @@ class ChargingTargets:
             target.session_id is None and target.departure.timestamp() <= self._clock()
         ):
             self.clear(charger_id)  # waited for a car that never came
+        return came_or_went
 
     def listen(self, callback: Listener) -> Callable[[], None]:
         """Call `callback` after every change; return the unsubscribe function."""
