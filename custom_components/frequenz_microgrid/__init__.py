@@ -60,6 +60,7 @@ from .const import (
     LOGGER,
 )
 from .coordinator import MicrogridCoordinator
+from .detail_metrics import enabled_detail_metrics
 from .devices import async_apply_inventory, async_register_devices
 from .engine.graph import Topology, load_topology
 from .engine.microgrid import MicrogridEngine
@@ -155,6 +156,7 @@ async def async_setup_entry(
         on_reachability=_on_reachability,
         on_auth_error=coordinator.handle_auth_error,
         freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
+        detail_metrics=enabled_detail_metrics(hass, entry, topology),
         user_circuits=user_circuits(entry),
     )
     status_feed = ControllerStatusFeed(engine.controller, coordinator)
