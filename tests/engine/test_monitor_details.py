@@ -41,23 +41,26 @@ async def test_only_the_named_detail_metrics_are_requested_and_stored() -> None:
     sim = MicrogridSimulator(load_scenario("home"), speed=1.0, sample_period_s=3600)
     await sim.start(host="127.0.0.1", port=0)
     client = MicrogridApiClient(sim.url)
-    snapshots: list[MicrogridSnapshot] = []
+    battery_dc_voltage = asyncio.Event()
+
+    def on_snapshot(snapshot: MicrogridSnapshot) -> None:
+        battery = snapshot.component(BATTERY)
+        if battery is not None and battery.value(Metric.DC_VOLTAGE) is not None:
+            battery_dc_voltage.set()
+
     try:
         topology = await load_topology(client)
         monitor = MicrogridMonitor(
             client,
             topology,
             tick_s=0.1,
-            on_snapshot=snapshots.append,
+            on_snapshot=on_snapshot,
             detail_metrics={BATTERY: frozenset({Metric.DC_VOLTAGE})},
         )
         await monitor.start()
         try:
             async with asyncio.timeout(5.0):
-                while (
-                    battery := monitor.snapshot().component(BATTERY)
-                ) is None or battery.value(Metric.DC_VOLTAGE) is None:
-                    await asyncio.sleep(0.05)
+                await battery_dc_voltage.wait()
             requested = sim.hub.requested_metrics
             assert requested[BATTERY] & _ids(DETAIL_METRICS) == _ids(
                 {Metric.DC_VOLTAGE}

@@ -481,7 +481,7 @@ def _sim_entity_id(hass: HomeAssistant, unique_suffix: str) -> str:
 def _detail_metric_ids(simulator: MicrogridSimulator, component_id: int) -> set[int]:
     """The detail metrics any stream ever asked the simulator for."""
     details = {metric.value for metric in DETAIL_METRICS}
-    return simulator.hub.requested_metrics[component_id] & details
+    return {int(m) for m in simulator.hub.requested_metrics[component_id] & details}
 
 
 async def test_detail_metrics_are_streamed_only_while_a_sensor_wants_them(
@@ -513,8 +513,10 @@ async def test_detail_metrics_are_streamed_only_while_a_sensor_wants_them(
 
     await _enable_and_reload(hass, entry, [f"{SIM_BATTERY}_dc_voltage"])
     await wait_for(
-        lambda: _sim_state(hass, f"{SIM_BATTERY}_dc_voltage").state
-        == str(BATTERY_DC_VOLTAGE_V),
+        lambda: (
+            _sim_state(hass, f"{SIM_BATTERY}_dc_voltage").state
+            == str(BATTERY_DC_VOLTAGE_V)
+        ),
         what="the battery's DC voltage",
     )
     dc_voltage = {Metric.DC_VOLTAGE.value}
