@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 import inspect
 from typing import Any
 from unittest.mock import patch
@@ -10,7 +11,7 @@ from unittest.mock import patch
 from freezegun.api import FrozenDateTimeFactory
 from frequenz.client.microgrid.component import ComponentStateCode
 from frequenz.client.microgrid.metrics import Metric
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import RELOAD_AFTER_UPDATE_DELAY, ConfigEntryState
 from homeassistant.const import (
     EVENT_STATE_CHANGED,
     EVENT_STATE_REPORTED,
@@ -19,9 +20,11 @@ from homeassistant.const import (
 )
 from homeassistant.core import Event, HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_fire_time_changed,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
@@ -461,13 +464,18 @@ async def test_pool_values_match_the_physics(
 async def _enable_and_reload(
     hass: HomeAssistant, entry: MockConfigEntry, unique_suffixes: Iterable[str]
 ) -> None:
-    """Enable these sensors and reload the entry, as Home Assistant does."""
+    """Enable these sensors as a user does; Home Assistant then reloads the entry."""
     registry = er.async_get(hass)
+    runtime = entry.runtime_data
     for suffix in unique_suffixes:
         entity_id = _sim_entity_id(hass, suffix)
         registry.async_update_entity(entity_id, disabled_by=None)
-    assert await hass.config_entries.async_reload(entry.entry_id)
+    async_fire_time_changed(
+        hass, dt_util.utcnow() + timedelta(seconds=RELOAD_AFTER_UPDATE_DELAY + 1)
+    )
     await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data is not runtime  # set up anew
 
 
 def _sim_entity_id(hass: HomeAssistant, unique_suffix: str) -> str:
