@@ -519,7 +519,11 @@ async def test_detail_metrics_are_streamed_only_while_a_sensor_wants_them(
     for inverter in (PV_INVERTER, BATTERY_INVERTER):
         assert _detail_metric_ids(simulator, inverter) == reactive
 
+    assert entry.runtime_data.engine.monitor.detail_metrics == {}
     await _enable_and_reload(hass, entry, [f"{SIM_BATTERY}_dc_voltage"])
+    assert entry.runtime_data.engine.monitor.detail_metrics == {
+        SIM_BATTERY: frozenset({Metric.DC_VOLTAGE})
+    }
     await wait_for(
         lambda: (
             _sim_state(hass, f"{SIM_BATTERY}_dc_voltage").state

@@ -325,6 +325,11 @@ class MicrogridMonitor:
         return self._store
 
     @property
+    def detail_metrics(self) -> Mapping[int, frozenset[Metric]]:
+        """Return what is streamed beyond the engine's needs, per component id."""
+        return self._detail_metrics
+
+    @property
     def reachable(self) -> bool:
         """Return whether data arrived within the freshness window."""
         return self._reachable
