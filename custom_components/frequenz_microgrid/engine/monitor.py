@@ -122,11 +122,12 @@ DETAIL_METRICS: frozenset[Metric] = frozenset(
         Metric.DC_CURRENT,
     }
 )
-"""Metrics nothing in the engine reads, streamed only when the caller asks.
+"""Metrics only (disabled by default) detail sensors show, streamed on request.
 
-Each adds 20–40 % to the cost of decoding and storing a component's messages,
-and only (mostly disabled) detail sensors show them: the caller names, per
-component, those it needs (`MicrogridMonitor`'s `detail_metrics`).
+Together they make decoding and storing a component's messages 20–40 % dearer,
+so the caller names, per component, those it needs (`MicrogridMonitor`'s
+`detail_metrics`). Reactive power is one of them for meters and EV chargers;
+inverters always send it (`INVERTER_METRICS`).
 """
 
 RESUBSCRIBE_DELAY_S = 1.0
