@@ -39,7 +39,9 @@ from homeassistant.components.calendar.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
+import probatio as vol
 
+from .action_fields import utc_datetime
 from .charging_hub_entity import ChargingHubEntity
 from .const import DOMAIN
 from .engine.hub.reservations import (
@@ -48,7 +50,7 @@ from .engine.hub.reservations import (
     Reservation,
     ReservationError,
 )
-from .reservation_actions import reservation_error, timestamp
+from .reservation_actions import reservation_error
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -251,7 +253,12 @@ def _as_timestamp(value: date | datetime) -> float:
     """POSIX seconds of an event's start or end; an all-day date is local midnight."""
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(), tzinfo=dt_util.get_default_time_zone())
-    return timestamp(value)
+    try:
+        return utc_datetime(value).timestamp()
+    except vol.Invalid as err:  # no UTC time (year 1 or 9999 in a far time zone)
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="reservation_not_finite"
+        ) from err
 
 
 def _local(seconds: float) -> datetime:
