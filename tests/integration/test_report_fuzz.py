@@ -13,8 +13,8 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from hypothesis import strategies as st
-import pytest
 import probatio as vol
+import pytest
 
 from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
