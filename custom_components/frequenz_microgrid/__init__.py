@@ -38,7 +38,10 @@ from homeassistant.helpers.typing import ConfigType
 from .actions import async_setup_actions
 from .assets_sync import AssetsSync
 from .charger_mode_actions import async_setup_charger_mode_actions
-from .charging_hub_store import ChargingHubSettings
+from .charging_hub_store import (
+    ChargingHubSettings,
+    async_remove_charging_hub_settings,
+)
 from .circuit_actions import async_setup_circuit_actions
 from .circuit_flow import circuits_fingerprint, user_circuits
 from .circuit_store import CircuitLimitsStore
@@ -64,7 +67,7 @@ from .devices import async_apply_inventory, async_register_devices
 from .engine.graph import Topology, load_topology
 from .engine.microgrid import MicrogridEngine
 from .engine.snapshot import MicrogridSnapshot
-from .hub_reservations import HubReservations
+from .hub_reservations import HubReservations, async_remove_reservations
 from .identity import microgrid_id
 from .reactive_actions import async_setup_reactive_actions
 from .repairs import RepairTracker
@@ -228,9 +231,11 @@ async def async_unload_entry(
 async def async_remove_entry(
     hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
 ) -> None:
-    """Delete what the entry kept on disk: sessions and circuits' power limits."""
+    """Delete what the entry kept on disk: sessions, power limits, hub, bookings."""
     await async_remove_sessions(hass, entry.entry_id)
     await CircuitLimitsStore(hass, entry.entry_id).async_remove()
+    await async_remove_charging_hub_settings(hass, entry.entry_id)
+    await async_remove_reservations(hass, entry.entry_id)
 
 
 async def _async_start_demo(hass: HomeAssistant, scenario: str) -> MicrogridSimulator:

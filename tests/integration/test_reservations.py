@@ -582,3 +582,30 @@ async def test_diagnostics_show_the_book_without_vehicle_labels(
         WALLBOX_W
     )
     assert found["grace_s"] == _hub(entry).book.grace_s
+
+
+async def test_removing_the_entry_deletes_its_bookings_and_hub_settings(
+    hass: HomeAssistant, hass_storage: dict[str, Any], sim: MicrogridSimulator
+) -> None:
+    """Vehicle labels and charger modes do not stay on disk after the removal."""
+    entry = await setup_steerable(hass, sim)
+    await call_action(
+        hass,
+        "reserve_charger",
+        _reserve(entry, _at(60), _at(120), charger=GARAGE_WALLBOX, vehicle="Zoe"),
+    )
+    await call_action(
+        hass,
+        "set_charger_mode",
+        {"config_entry_id": entry.entry_id, "charger": GARAGE_WALLBOX, "mode": "off"},
+    )
+    keys = [
+        f"frequenz_microgrid.{entry.entry_id}.reservations",
+        f"frequenz_microgrid.{entry.entry_id}.charging_hub",
+    ]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert [key for key in keys if key in hass_storage] == keys  # kept on unload
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert [key for key in keys if key in hass_storage] == []
