@@ -486,6 +486,13 @@ async def test_a_nan_hub_setting_is_refused_and_changes_nothing(
                 blocking=True,
             )
         assert refused.value.translation_key == "invalid_hub_setting"
+        # The value and the range, not the engine's English text.
+        placeholders = refused.value.translation_placeholders
+        assert placeholders is not None
+        assert placeholders["value"] == "nan"
+        assert set(placeholders) == {"value", "min", "max"}
+        assert float(placeholders["min"]) < float(placeholders["max"])
+        assert "nan" in str(refused.value)
         assert (
             controller.charger_modes.default_boost_s,
             battery.floor_soc_pct,
