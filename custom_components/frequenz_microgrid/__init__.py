@@ -14,6 +14,9 @@ the components released before the client disconnects.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+import contextlib
+import math
 from typing import Any
 
 from frequenz.client.microgrid import MicrogridApiClient
@@ -38,7 +41,10 @@ from homeassistant.helpers.typing import ConfigType
 from .actions import async_setup_actions
 from .assets_sync import AssetsSync
 from .charger_mode_actions import async_setup_charger_mode_actions
-from .charging_hub_store import ChargingHubSettings
+from .charging_hub_store import (
+    ChargingHubSettings,
+    async_remove_charging_hub_settings,
+)
 from .circuit_actions import async_setup_circuit_actions
 from .circuit_flow import circuits_fingerprint, user_circuits
 from .circuit_store import CircuitLimitsStore
@@ -55,16 +61,19 @@ from .const import (
     CONF_URL,
     CONNECT_TIMEOUT_S,
     DEFAULT_FRESHNESS_S,
+    DEFAULT_RESERVATION_GRACE_MIN,
     DEMO_HOST,
     DOMAIN,
     LOGGER,
 )
 from .coordinator import MicrogridCoordinator
+from .detail_metrics import enabled_detail_metrics
 from .devices import async_apply_inventory, async_register_devices
 from .engine.graph import Topology, load_topology
+from .engine.hub.reservations import MAX_GRACE_S
 from .engine.microgrid import MicrogridEngine
 from .engine.snapshot import MicrogridSnapshot
-from .hub_reservations import HubReservations
+from .hub_reservations import HubReservations, async_remove_reservations
 from .identity import microgrid_id
 from .reactive_actions import async_setup_reactive_actions
 from .repairs import RepairTracker
@@ -107,101 +116,103 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(
     hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
 ) -> bool:
-    """Connect to the microgrid, start monitoring it and set up the platforms."""
-    simulator = (
-        await _async_start_demo(hass, entry.data[CONF_SCENARIO])
-        if entry.data.get(CONF_DEMO)
-        else None
-    )
-    try:
+    """Connect to the microgrid, start monitoring it and set up the platforms.
+
+    Whatever set-up started is stopped again if a later step fails or set-up is
+    cancelled, through one exit stack: until the runtime exists each part undoes
+    itself (in reverse: the client disconnects before its simulator stops), from
+    then on `MicrogridRuntimeData.async_close` releases all of it.
+    """
+    async with contextlib.AsyncExitStack() as cleanup:
+        simulator = (
+            await _async_start_demo(hass, entry.data[CONF_SCENARIO])
+            if entry.data.get(CONF_DEMO)
+            else None
+        )
+        if simulator is not None:
+            cleanup.push_async_callback(simulator.stop)
         url = simulator.url if simulator else entry.data[CONF_URL]
         client, topology = await _async_connect(entry, url)
-    except BaseException:
-        if simulator is not None:
-            await simulator.stop()
-        raise
+        cleanup.push_async_callback(client.disconnect)
 
-    coordinator = MicrogridCoordinator(hass, entry)
-    sessions = SessionRecorder(hass, entry.entry_id, topology.ev_charger_ids)
-    try:
+        coordinator = MicrogridCoordinator(hass, entry)
+        sessions = SessionRecorder(hass, entry.entry_id, topology.ev_charger_ids)
         await sessions.async_load()
-    except BaseException:
-        await client.disconnect()
-        if simulator is not None:
-            await simulator.stop()
-        raise
 
-    @callback
-    def _on_snapshot(snapshot: MicrogridSnapshot) -> None:
-        """Account the sessions first, so entities read them with the snapshot."""
-        sessions.handle_snapshot(snapshot)
-        coordinator.async_set_updated_data(snapshot)
+        @callback
+        def _on_snapshot(snapshot: MicrogridSnapshot) -> None:
+            """Account the sessions first, so entities read them with the snapshot."""
+            sessions.handle_snapshot(snapshot)
+            coordinator.async_set_updated_data(snapshot)
 
-    assets = _assets_sync(hass, entry, simulator, topology)
-    if assets is not None:
-        # Before devices and steering: names from the start, and no component
-        # outside its operational lifetime is ever steered.
-        await assets.async_refresh()
-    circuit_store = CircuitLimitsStore(hass, entry.entry_id)
-    topology_refresh = TopologyRefresh(hass, entry)
+        assets = _assets_sync(hass, entry, simulator, topology)
+        if assets is not None:
+            cleanup.push_async_callback(assets.async_close)
+            # Before devices and steering: names from the start, and no component
+            # outside its operational lifetime is ever steered.
+            await assets.async_refresh()
+        circuit_store = CircuitLimitsStore(hass, entry.entry_id)
+        topology_refresh = TopologyRefresh(hass, entry)
 
-    @callback
-    def _on_reachability(reachable: bool) -> None:
-        """Log it; a reconnect re-reads the topology (it may have changed)."""
-        coordinator.handle_reachability(reachable)
-        topology_refresh.handle_reachability(reachable)
+        @callback
+        def _on_reachability(reachable: bool) -> None:
+            """Log it; a reconnect re-reads the topology (it may have changed)."""
+            coordinator.handle_reachability(reachable)
+            topology_refresh.handle_reachability(reachable)
 
-    engine = MicrogridEngine(
-        client,
-        topology,
-        on_snapshot=_on_snapshot,
-        on_reachability=_on_reachability,
-        on_auth_error=coordinator.handle_auth_error,
-        freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
-        user_circuits=user_circuits(entry),
-    )
-    status_feed = ControllerStatusFeed(engine.controller, coordinator)
-    hub_settings = ChargingHubSettings(hass, entry.entry_id, engine.controller)
-    guarantee = reservation_guarantee(engine.controller, topology)
-    reservations = HubReservations(
-        hass,
-        entry.entry_id,
-        topology,
-        HubReservations.grace_min_of(entry.options),
-        guarantee,
-    )
-    guarantee.bookings = reservations.book.reservations
-    targets = HubTargets(
-        hass,
-        entry.entry_id,
-        engine.controller.charging_targets,
-        sessions,
-        reservations,
-    )
-    runtime = MicrogridRuntimeData(
-        client=client,
-        engine=engine,
-        coordinator=coordinator,
-        status_feed=status_feed,
-        repairs=RepairTracker(hass, entry.entry_id, entry.title, topology),
-        devices=async_register_devices(
-            hass,
-            entry,
+        engine = MicrogridEngine(
+            client,
             topology,
-            inventory=None if assets is None else assets.inventory,
-            circuit_ids=engine.controller.circuit_limits.tree.ids,
-        ),
-        simulator=simulator,
-        sessions=sessions,
-        hub_settings=hub_settings,
-        assets=assets,
-        reservations=reservations,
-        targets=targets,
-        circuit_store=circuit_store,
-        topology_refresh=topology_refresh,
-    )
-    entry.runtime_data = runtime
-    try:
+            on_snapshot=_on_snapshot,
+            on_reachability=_on_reachability,
+            on_auth_error=coordinator.handle_auth_error,
+            freshness_s=float(entry.options.get(CONF_FRESHNESS_S, DEFAULT_FRESHNESS_S)),
+            detail_metrics=enabled_detail_metrics(hass, entry, topology),
+            user_circuits=user_circuits(entry),
+        )
+        status_feed = ControllerStatusFeed(engine.controller, coordinator)
+        hub_settings = ChargingHubSettings(hass, entry.entry_id, engine.controller)
+        guarantee = reservation_guarantee(engine.controller, topology)
+        reservations = HubReservations(
+            hass,
+            entry.entry_id,
+            topology,
+            reservation_grace_min(entry.options),
+            guarantee,
+        )
+        guarantee.bookings = reservations.book.reservations
+        targets = HubTargets(
+            hass,
+            entry.entry_id,
+            engine.controller.charging_targets,
+            sessions,
+            reservations,
+        )
+        runtime = MicrogridRuntimeData(
+            client=client,
+            engine=engine,
+            coordinator=coordinator,
+            status_feed=status_feed,
+            repairs=RepairTracker(hass, entry.entry_id, entry.title, topology),
+            devices=async_register_devices(
+                hass,
+                entry,
+                topology,
+                inventory=None if assets is None else assets.inventory,
+                circuit_ids=engine.controller.circuit_limits.tree.ids,
+            ),
+            simulator=simulator,
+            sessions=sessions,
+            hub_settings=hub_settings,
+            assets=assets,
+            reservations=reservations,
+            targets=targets,
+            circuit_store=circuit_store,
+            topology_refresh=topology_refresh,
+        )
+        entry.runtime_data = runtime
+        cleanup.pop_all()  # the runtime releases all of it from here on
+        cleanup.push_async_callback(runtime.async_close)
         await circuit_store.async_restore(engine.controller.circuit_limits)
         if assets is not None:
             assets.steer_within_lifetimes(engine.controller)
@@ -229,10 +240,24 @@ async def async_setup_entry(
                 )
             )
             assets.start()
-    except BaseException:
-        await runtime.async_close()
-        raise
+        cleanup.pop_all()  # set up: keep it all running
     return True
+
+
+def reservation_grace_min(options: Mapping[str, Any]) -> float:
+    """The reservation grace option (minutes), bounded to what the book accepts.
+
+    A stored value that is not a number, not finite or out of range (an edited
+    file, an older version's bounds) must not keep the entry from setting up: it
+    falls back to the default or is clamped into 0 … `MAX_GRACE_S`.
+    """
+    try:
+        grace_min = HubReservations.grace_min_of(options)
+    except TypeError, ValueError:
+        grace_min = DEFAULT_RESERVATION_GRACE_MIN
+    if not math.isfinite(grace_min):
+        grace_min = DEFAULT_RESERVATION_GRACE_MIN
+    return min(max(grace_min, 0.0), MAX_GRACE_S / 60.0)
 
 
 async def async_unload_entry(
@@ -248,10 +273,12 @@ async def async_unload_entry(
 async def async_remove_entry(
     hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry
 ) -> None:
-    """Delete what the entry kept on disk: sessions, targets, circuits' limits."""
+    """Delete what the entry kept on disk: sessions, targets, limits, hub, bookings."""
     await async_remove_sessions(hass, entry.entry_id)
     await async_remove_targets(hass, entry.entry_id)
     await CircuitLimitsStore(hass, entry.entry_id).async_remove()
+    await async_remove_charging_hub_settings(hass, entry.entry_id)
+    await async_remove_reservations(hass, entry.entry_id)
 
 
 async def _async_start_demo(hass: HomeAssistant, scenario: str) -> MicrogridSimulator:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Final
 
 from homeassistant.core import ServiceCall
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import service
+from homeassistant.helpers import config_validation as cv, service
 from homeassistant.helpers.selector import ConfigEntrySelector
+from homeassistant.util import dt as dt_util
 import probatio as vol
 
 from .const import DOMAIN
@@ -50,6 +52,21 @@ def coerce[N: (int, float)](kind: type[N]) -> Callable[[Any], N]:
             raise vol.Invalid(f"expected {kind.__name__}") from err
 
     return coerce_value
+
+
+def utc_datetime(value: Any) -> datetime:
+    """Return a date and time (naive: Home Assistant's time zone) in UTC.
+
+    The one conversion every action (and the calendar) uses. A time with no UTC
+    equivalent (year 1 east of UTC, year 9999 west of it) makes `as_utc` raise
+    `OverflowError`, which a schema would let escape as an unknown error; here it
+    is a validation error like any other bad time.
+    """
+    parsed = cv.datetime(value)
+    try:
+        return dt_util.as_utc(parsed)
+    except OverflowError as err:
+        raise vol.Invalid("date and time out of range") from err
 
 
 def loaded_entry(call: ServiceCall) -> FrequenzMicrogridConfigEntry:

@@ -39,7 +39,9 @@ from homeassistant.components.calendar.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
+import probatio as vol
 
+from .action_fields import utc_datetime
 from .charging_hub_entity import ChargingHubEntity
 from .const import DOMAIN
 from .engine.hub.reservations import (
@@ -48,7 +50,7 @@ from .engine.hub.reservations import (
     Reservation,
     ReservationError,
 )
-from .reservation_actions import reservation_error, timestamp
+from .reservation_actions import reservation_error
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -66,6 +68,7 @@ RESERVATIONS = CalendarEntityDescription(
 _CHARGER_IN_SUMMARY = re.compile(
     r"\b(?:ev\s+)?charger\s*#?\s*(\d+)\s*:?\s*", re.IGNORECASE
 )
+_CHARGER_ID = re.compile(r"[0-9]+")
 _ENERGY_LINE = re.compile(
     r"^\s*energy\s*:\s*([0-9]+(?:[.,][0-9]+)?)\s*kwh\s*$",
     re.IGNORECASE | re.MULTILINE,
@@ -200,7 +203,7 @@ class ReservationCalendar(ChargingHubEntity, CalendarEntity):
     ) -> tuple[int | None, float, float, float | None, str | None]:
         """Charger, period, energy and vehicle of an event from the calendar UI."""
         summary = str(fields.get(EVENT_SUMMARY) or "")
-        charger = _charger_of(str(fields.get(EVENT_LOCATION) or ""))
+        charger = _charger_of(str(fields.get(EVENT_LOCATION) or ""), self.hub)
         if charger is None and (found := _CHARGER_IN_SUMMARY.search(summary)):
             charger = int(found.group(1))
         vehicle = _vehicle_of(summary, charger, self.hub)
@@ -225,14 +228,38 @@ class ReservationCalendar(ChargingHubEntity, CalendarEntity):
             )
 
 
-def _charger_of(location: str) -> int | None:
-    """The charger an event's location names (`None`: any)."""
+def _charger_of(location: str, hub: HubReservations) -> int | None:
+    """The charger an event's location names (`None`: any charger).
+
+    Exactly one of: empty or "any", a charger id (an unknown one is the book's
+    refusal), or a charger's name as the calendar shows it, in any case. Anything
+    else is refused: a loose match ("Bay 2 left" as charger 2, an unknown name as
+    any charger) would book a charger the user did not mean.
+    """
     text = location.strip()
-    if not text or text.lower() == ANY_CHARGER:
+    if not text or text.casefold() == ANY_CHARGER:
         return None
-    if found := re.search(r"\d+", text):
-        return int(found.group(0))
-    return None
+    if _CHARGER_ID.fullmatch(text):
+        return int(text)
+    named = [
+        charger_id
+        for charger_id in hub.book.charger_ids
+        if hub.charger_name(charger_id).casefold() == text.casefold()
+    ]
+    if len(named) == 1:
+        return named[0]
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="reservation_unknown_charger",
+        translation_placeholders={
+            "charger": text,
+            "chargers": ", ".join(
+                f"{charger_id} ({hub.charger_name(charger_id)})"
+                for charger_id in hub.book.charger_ids
+            )
+            or "-",
+        },
+    )
 
 
 def _vehicle_of(summary: str, charger: int | None, hub: HubReservations) -> str | None:
@@ -251,7 +278,12 @@ def _as_timestamp(value: date | datetime) -> float:
     """POSIX seconds of an event's start or end; an all-day date is local midnight."""
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(), tzinfo=dt_util.get_default_time_zone())
-    return timestamp(value)
+    try:
+        return utc_datetime(value).timestamp()
+    except vol.Invalid as err:  # no UTC time (year 1 or 9999 in a far time zone)
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="reservation_not_finite"
+        ) from err
 
 
 def _local(seconds: float) -> datetime:

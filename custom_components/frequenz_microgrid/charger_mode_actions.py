@@ -9,7 +9,6 @@ is refused with a translated `ServiceValidationError`, and nothing changes.
 from __future__ import annotations
 
 from datetime import timedelta
-import math
 from typing import Any
 
 from homeassistant.core import (
@@ -26,7 +25,12 @@ import probatio as vol
 
 from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, coerce, loaded_entry
 from .const import DOMAIN
-from .engine.hub.modes import MAX_BOOST_S, ChargerMode, ChargerModes
+from .engine.hub.modes import (
+    MAX_BOOST_S,
+    ChargerMode,
+    ChargerModes,
+    check_boost_duration,
+)
 
 SERVICE_SET_CHARGER_MODE = "set_charger_mode"
 
@@ -92,7 +96,9 @@ def _check_boost_minutes(mode: ChargerMode, minutes: float) -> None:
             translation_key="boost_minutes_without_boost",
             translation_placeholders={"mode": mode.value},
         )
-    if not (math.isfinite(minutes) and 0.0 < minutes * 60.0 <= MAX_BOOST_S):
+    try:
+        check_boost_duration(minutes * 60.0)
+    except ValueError as err:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="invalid_boost_duration",
@@ -100,7 +106,7 @@ def _check_boost_minutes(mode: ChargerMode, minutes: float) -> None:
                 "minutes": str(minutes),
                 "max": f"{MAX_BOOST_S / 60.0:g}",
             },
-        )
+        ) from err
 
 
 def charger_mode_as_dict(modes: ChargerModes, charger_id: int) -> dict[str, Any]:

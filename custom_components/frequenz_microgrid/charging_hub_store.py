@@ -30,6 +30,17 @@ STORAGE_VERSION: Final = 1
 SAVE_DELAY_S: Final = 1.0
 
 
+def _store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    return Store(hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.charging_hub")
+
+
+async def async_remove_charging_hub_settings(
+    hass: HomeAssistant, entry_id: str
+) -> None:
+    """Delete the entry's stored hub settings (the entry was removed)."""
+    await _store(hass, entry_id).async_remove()
+
+
 class ChargingHubSettings:
     """Loads, applies and saves the hub settings of one entry's controller."""
 
@@ -37,9 +48,7 @@ class ChargingHubSettings:
         self, hass: HomeAssistant, entry_id: str, controller: MicrogridController
     ) -> None:
         """Keep the settings of `controller` in the entry's own store."""
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.charging_hub"
-        )
+        self._store = _store(hass, entry_id)
         self.controller = controller
         self._pending = False
 

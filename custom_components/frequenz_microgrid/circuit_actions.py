@@ -29,7 +29,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import probatio as vol
 
-from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, loaded_entry
+from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, loaded_entry, utc_datetime
 from .const import DOMAIN
 from .engine.hub.circuits import ROOT_CIRCUIT_ID
 from .engine.hub.envelope import (
@@ -62,21 +62,9 @@ def _number(value: Any) -> float:
         raise vol.Invalid("expected a number") from err
 
 
-def _utc_datetime(value: Any) -> datetime:
-    """A date and time in UTC; one with no UTC time (year 1 or 9999) is refused.
-
-    `as_utc` raises `OverflowError` for those, which would escape the schema.
-    """
-    parsed = cv.datetime(value)
-    try:
-        return dt_util.as_utc(parsed)
-    except OverflowError as err:
-        raise vol.Invalid("date and time out of range") from err
-
-
 _STEP = vol.Schema(
     {
-        vol.Required(ATTR_START): _utc_datetime,
+        vol.Required(ATTR_START): utc_datetime,
         vol.Optional(ATTR_LOWER): _number,
         vol.Required(ATTR_UPPER): _number,
     }
@@ -178,7 +166,7 @@ def envelope_from_call(
     for step in steps:
         upper = float(step[ATTR_UPPER])
         lower = step.get(ATTR_LOWER)
-        start: datetime = dt_util.as_utc(step[ATTR_START])
+        start: datetime = step[ATTR_START]
         built.append(
             LimitStep(
                 start.timestamp(),

@@ -39,8 +39,14 @@ class CircuitLimitsStore:
         data = await self._store.async_load()
         if not data:
             return
+        envelopes = data.get("envelopes") if isinstance(data, dict) else None
+        if not isinstance(envelopes, dict):
+            # A damaged file must not keep the microgrid from loading.
+            if envelopes is not None or not isinstance(data, dict):
+                _LOGGER.warning("Ignoring damaged stored power limits: %r", data)
+            return
         now = time.time()
-        for circuit_id, raw in (data.get("envelopes") or {}).items():
+        for circuit_id, raw in envelopes.items():
             if limits.circuit(circuit_id) is None:
                 _LOGGER.warning(
                     "Dropping the stored power limits of circuit %s: it no longer "

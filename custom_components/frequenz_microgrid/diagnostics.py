@@ -72,6 +72,10 @@ async def async_get_config_entry_diagnostics(
             "reachable": monitor.reachable,
             "topology": _topology(runtime.engine.topology),
             "snapshot": _snapshot(snapshot, monitor.store),
+            "detail_metrics": {
+                str(component_id): sorted(metric.name for metric in metrics)
+                for component_id, metrics in sorted(monitor.detail_metrics.items())
+            },
             "charging_hub": _charging_hub(runtime.engine.controller),
             "steering": _steering(runtime.engine.controller),
             "assets": None if runtime.assets is None else runtime.assets.diagnostics(),

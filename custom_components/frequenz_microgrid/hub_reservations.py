@@ -229,3 +229,14 @@ def reservation_as_dict(reservation: Reservation) -> dict[str, Any]:
         "energy_guaranteed": reservation.energy_guaranteed,
         "plugged_in": reservation.claimed,
     }
+
+
+async def async_remove_reservations(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete the entry's stored bookings and vehicle labels (the entry was removed).
+
+    The store key is the one `HubReservations` keeps its book in.
+    """
+    store: Store[dict[str, Any]] = Store(
+        hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.reservations"
+    )
+    await store.async_remove()

@@ -455,6 +455,10 @@ class HubSettingNumber(ChargingHubEntity, NumberEntity):
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="invalid_hub_setting",
-                translation_placeholders={"error": str(err)},
+                translation_placeholders={
+                    "value": f"{value:g}",
+                    "min": f"{self.min_value:g}",
+                    "max": f"{self.max_value:g}",
+                },
             ) from err
         self._settings_changed()

@@ -34,7 +34,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import probatio as vol
 
-from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, loaded_entry
+from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, loaded_entry, utc_datetime
 from .const import DOMAIN
 from .engine.hub.export import (
     csv_bytes,
@@ -81,16 +81,16 @@ def _seconds(value: Any) -> float:
 GET_CLUSTER_REPORT_SCHEMA = vol.Schema(
     {
         ENTRY_FIELD: ENTRY_SELECTOR,
-        vol.Required(ATTR_START): cv.datetime,
-        vol.Required(ATTR_END): cv.datetime,
+        vol.Required(ATTR_START): utc_datetime,
+        vol.Required(ATTR_END): utc_datetime,
         vol.Required(ATTR_STEP): _seconds,
     }
 )
 EXPORT_SESSIONS_SCHEMA = vol.Schema(
     {
         ENTRY_FIELD: ENTRY_SELECTOR,
-        vol.Optional(ATTR_START): cv.datetime,
-        vol.Optional(ATTR_END): cv.datetime,
+        vol.Optional(ATTR_START): utc_datetime,
+        vol.Optional(ATTR_END): utc_datetime,
         vol.Optional(ATTR_STEP, default=DEFAULT_EXPORT_STEP_S): _seconds,
         vol.Required(ATTR_FORMAT): cv.string,
     }
@@ -185,7 +185,6 @@ def _checked_request(
         )
     recorder = entry.runtime_data.sessions
     charger_ids = () if recorder is None else recorder.tracker.charger_ids
-    start, end = dt_util.as_utc(start), dt_util.as_utc(end)
     try:
         step = timedelta(seconds=step_s)
         check_period(start, end, step, len(charger_ids))
@@ -259,7 +258,10 @@ def _first_session_start(
         [] if recorder is None else [s.started_at for s in recorder.tracker.sessions()]
     )
     if not starts or not math.isfinite(step_s) or step_s <= 0:
-        return dt_util.as_utc(end) - DEFAULT_EXPORT_PERIOD
+        try:
+            return end - DEFAULT_EXPORT_PERIOD
+        except OverflowError:  # end in year 1: an empty period, refused as such
+            return end
     first = min(starts).timestamp()
     return dt_util.utc_from_timestamp(math.floor(first / step_s) * step_s)
 

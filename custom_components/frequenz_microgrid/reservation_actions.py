@@ -23,10 +23,15 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
-from homeassistant.util import dt as dt_util
 import probatio as vol
 
-from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, coerce, loaded_entry
+from .action_fields import (
+    ENTRY_FIELD,
+    ENTRY_SELECTOR,
+    coerce,
+    loaded_entry,
+    utc_datetime,
+)
 from .const import DOMAIN
 from .engine.hub.reservations import (
     ANY_CHARGER,
@@ -58,7 +63,7 @@ def charger_or_any(value: Any) -> int | None:
     return _INT(value)
 
 
-_PERIOD = {vol.Required(ATTR_START): cv.datetime, vol.Required(ATTR_END): cv.datetime}
+_PERIOD = {vol.Required(ATTR_START): utc_datetime, vol.Required(ATTR_END): utc_datetime}
 
 RESERVE_CHARGER_SCHEMA = vol.Schema(
     {
@@ -107,10 +112,11 @@ def async_setup_reservation_actions(hass: HomeAssistant) -> None:
 
 
 def timestamp(value: datetime) -> float:
-    """POSIX seconds of a datetime; a naive one is in Home Assistant's time zone."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt_util.get_default_time_zone())
-    return value.timestamp()
+    """POSIX seconds of a datetime; a naive one is in Home Assistant's time zone.
+
+    Raises `vol.Invalid` for a time with no UTC equivalent (see `utc_datetime`).
+    """
+    return utc_datetime(value).timestamp()
 
 
 async def _async_reserve_charger(call: ServiceCall) -> ServiceResponse:

@@ -2,7 +2,8 @@
 
 The entities of the sensor platform. What each sensor shows (unit, device class,
 value function) is in `sensor_descriptions.py`; here they are created — component
-sensors per phase only once the component has sent that metric — and run.
+sensors per phase only once the component has sent that metric, detail sensors
+(streamed on demand, `detail_metrics.py`) for every component at once — and run.
 """
 
 from __future__ import annotations

@@ -112,6 +112,12 @@ class ComponentSensorDescription(SensorEntityDescription):
     categories: frozenset[ComponentCategory]
     measured_metric: Metric | None = None
     """When set, the sensor is only created once the component has sent this metric."""
+    on_demand_metric: Metric | None = None
+    """A detail metric streamed from the component only while this sensor is enabled.
+
+    Such a sensor exists (disabled by default) for every component of its
+    categories from the start, without waiting for data that is not streamed.
+    """
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -367,15 +373,21 @@ def _metric(
     categories: frozenset[ComponentCategory],
     *,
     measured: bool = False,
+    on_demand: bool = False,
     **kw: Any,
 ) -> ComponentSensorDescription:
-    """Describe a sensor showing one metric of a component as sent."""
+    """Describe a sensor showing one metric of a component as sent.
+
+    `measured`: created once the component sent the metric; `on_demand`: the
+    metric is streamed only while the sensor is enabled.
+    """
     return ComponentSensorDescription(
         key=key,
         translation_key=key,
         state_class=SensorStateClass.MEASUREMENT,
         categories=categories,
         measured_metric=metric if measured else None,
+        on_demand_metric=metric if on_demand else None,
         value_fn=lambda c: c.value(metric),
         **kw,
     )
@@ -430,7 +442,7 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
             f"power_l{phase}",
             metric,
             AC_COMPONENTS,
-            measured=True,
+            on_demand=True,
             device_class=SensorDeviceClass.POWER,
             native_unit_of_measurement=UnitOfPower.WATT,
             suggested_display_precision=0,
@@ -442,7 +454,7 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
         "reactive_power",
         Metric.AC_POWER_REACTIVE,
         AC_COMPONENTS,
-        measured=True,
+        on_demand=True,
         device_class=SensorDeviceClass.REACTIVE_POWER,
         native_unit_of_measurement=UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
         suggested_display_precision=0,
@@ -452,7 +464,7 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
         "frequency",
         Metric.AC_FREQUENCY,
         AC_COMPONENTS,
-        measured=True,
+        on_demand=True,
         device_class=SensorDeviceClass.FREQUENCY,
         native_unit_of_measurement=UnitOfFrequency.HERTZ,
         suggested_display_precision=2,
@@ -463,7 +475,7 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
         "dc_voltage",
         Metric.DC_VOLTAGE,
         BATTERIES | INVERTERS,
-        measured=True,
+        on_demand=True,
         device_class=SensorDeviceClass.VOLTAGE,
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         suggested_display_precision=1,
@@ -474,7 +486,7 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
         "dc_current",
         Metric.DC_CURRENT,
         BATTERIES | INVERTERS,
-        measured=True,
+        on_demand=True,
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=1,

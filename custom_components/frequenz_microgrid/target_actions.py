@@ -14,7 +14,6 @@ departure in the past or more than a week ahead – each a translated
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from homeassistant.core import (
@@ -25,11 +24,16 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import probatio as vol
 
-from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, coerce, loaded_entry
+from .action_fields import (
+    ENTRY_FIELD,
+    ENTRY_SELECTOR,
+    coerce,
+    loaded_entry,
+    utc_datetime,
+)
 from .const import DOMAIN
 from .engine.hub.targets import (
     ChargingTarget,
@@ -55,7 +59,7 @@ SET_CHARGING_TARGET_SCHEMA = vol.Schema(
         vol.Required(ATTR_CHARGER): coerce(int),
         vol.Optional(ATTR_ENERGY_KWH): coerce(float),
         vol.Optional(ATTR_SOC): coerce(float),
-        vol.Required(ATTR_DEPARTURE): cv.datetime,
+        vol.Required(ATTR_DEPARTURE): utc_datetime,
         vol.Optional(ATTR_VEHICLE_CAPACITY_KWH): coerce(float),
     }
 )
@@ -81,13 +85,6 @@ def async_setup_target_actions(hass: HomeAssistant) -> None:
         schema=CLEAR_CHARGING_TARGET_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
-
-
-def aware(value: datetime) -> datetime:
-    """A naive datetime is in Home Assistant's time zone."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt_util.get_default_time_zone())
-    return value
 
 
 def target_as_response(state: TargetState, targets: ChargingTargets) -> dict[str, Any]:
@@ -121,7 +118,7 @@ async def _async_set_charging_target(call: ServiceCall) -> ServiceResponse:
         charger_id=call.data[ATTR_CHARGER],
         energy_wh=None if energy is None else energy * 1000.0,
         soc_pct=call.data.get(ATTR_SOC),
-        departure=aware(call.data[ATTR_DEPARTURE]),
+        departure=call.data[ATTR_DEPARTURE],
     )
     if capacity is not None and not capacity > 0.0:
         raise ServiceValidationError(

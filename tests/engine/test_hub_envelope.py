@@ -111,3 +111,35 @@ def test_in_force_is_the_latest_step_started(
     assert LimitEnvelope.from_dict(envelope.as_dict()) == envelope
     later = [s.start for s in steps if s.start > at]
     assert envelope.next_change(at) == (later[0] if later else None)
+
+
+def _in_force_by_scan(envelope: LimitEnvelope, at: float) -> LimitStep | None:
+    """The step in force at `at`, found by walking all steps (the reference)."""
+    found = None
+    for step in envelope.steps:
+        if step.start <= at:
+            found = step
+    return found
+
+
+@given(
+    starts=st.lists(
+        st.floats(min_value=-1e6, max_value=1e6), min_size=1, max_size=50, unique=True
+    ),
+    probes=st.lists(st.floats(min_value=-2e6, max_value=2e6), max_size=20),
+)
+def test_the_indexed_lookup_equals_a_linear_scan(
+    starts: list[float], probes: list[float]
+) -> None:
+    envelope = LimitEnvelope.of(
+        LimitStep(start, 0.0, float(index))
+        for index, start in enumerate(sorted(starts))
+    )
+    for at in [*probes, *starts]:
+        expected = _in_force_by_scan(envelope, at)
+        assert envelope.in_force(at) == expected
+        following = [s.start for s in envelope.steps if s.start > at]
+        assert envelope.next_change(at) == (min(following) if following else None)
+        kept = envelope.pruned(at)
+        assert kept.in_force(at) == expected
+        assert kept.steps[-1] == envelope.steps[-1]

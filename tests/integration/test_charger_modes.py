@@ -13,6 +13,7 @@ import asyncio
 from datetime import timedelta
 import math
 from typing import Any, cast
+from unittest.mock import patch
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
@@ -485,6 +486,13 @@ async def test_a_nan_hub_setting_is_refused_and_changes_nothing(
                 blocking=True,
             )
         assert refused.value.translation_key == "invalid_hub_setting"
+        # The value and the range, not the engine's English text.
+        placeholders = refused.value.translation_placeholders
+        assert placeholders is not None
+        assert placeholders["value"] == "nan"
+        assert set(placeholders) == {"value", "min", "max"}
+        assert float(placeholders["min"]) < float(placeholders["max"])
+        assert "nan" in str(refused.value)
         assert (
             controller.charger_modes.default_boost_s,
             battery.floor_soc_pct,
@@ -525,3 +533,38 @@ async def test_solar_at_night_charges_only_with_the_minimum_current_option(
         await _sleep_ticks(hass, 2)
         assert held_setpoint(sim, GARAGE_WALLBOX) == MIN_W
         assert sim.unsafe_setpoint_count == 0
+
+
+async def test_the_boost_minutes_are_checked_by_the_engine_check(
+    hass: HomeAssistant,
+) -> None:
+    """The action keeps no copy of the bounds: a tighter engine check refuses too."""
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await _entry(hass, sim)
+        modes = entry.runtime_data.engine.controller.charger_modes
+        before = modes.states()
+
+        def at_most_five_minutes(duration_s: float) -> None:
+            if not duration_s <= 300.0:
+                raise ValueError("too long")
+
+        with (
+            patch(
+                "custom_components.frequenz_microgrid.charger_mode_actions"
+                ".check_boost_duration",
+                at_most_five_minutes,
+            ),
+            pytest.raises(ServiceValidationError) as refused,
+        ):
+            await call_action(
+                hass,
+                "set_charger_mode",
+                {
+                    "config_entry_id": entry.entry_id,
+                    "charger": GARAGE_WALLBOX,
+                    "mode": "boost",
+                    "boost_minutes": 10,
+                },
+            )
+        assert refused.value.translation_key == "invalid_boost_duration"
+        assert modes.states() == before

@@ -39,7 +39,7 @@ from tests.circuit_scenario import (
     shaving_scenario,
 )
 
-from .conftest import serving, setup_entry, state_of, wait_for
+from .conftest import microgrid_entry, serving, setup_entry, state_of, wait_for
 from .steering_helpers import call_action, wait_until_working
 
 MICROGRID = str(garage_scenario().microgrid_id)
@@ -334,3 +334,26 @@ async def test_the_grid_limit_is_shaved_by_the_battery_and_the_response_says_so(
             HOUSE_LOAD_W - 6000.0 - 300.0
         )
         assert sim.unsafe_setpoint_count == 0
+
+
+@pytest.mark.parametrize(
+    "stored", [["not", "a", "dict"], {"envelopes": ["a", "list"]}, {"envelopes": 7}]
+)
+async def test_a_damaged_limits_file_is_ignored_and_the_entry_loads(
+    hass: HomeAssistant, hass_storage: dict[str, Any], stored: Any
+) -> None:
+    async with serving(hass, garage_scenario()) as sim:
+        entry = microgrid_entry(sim.url, unique_id=MICROGRID)
+        key = f"{DOMAIN}.circuit_limits.{entry.entry_id}"
+        hass_storage[key] = {"version": 1, "key": key, "data": stored}
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        loaded: FrequenzMicrogridConfigEntry = entry
+        assert loaded.runtime_data.engine.controller.circuit_limits.envelopes == {}
+        await call_action(
+            hass,
+            "set_power_limits",
+            limits_call(loaded, steps=[{"start": iso(-1), "upper": 20_000}]),
+        )
+        assert (await hass.config_entries.async_unload(entry.entry_id)) is True

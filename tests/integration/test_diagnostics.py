@@ -99,5 +99,8 @@ async def test_diagnostics_content_and_redaction(
     assert component["fresh"] is True
     assert 0 <= component["age_s"] < 10
     assert 0 <= component["metrics"]["BATTERY_SOC_PCT"] <= 100
+    # Detail sensors are disabled by default: none of their metrics is streamed.
+    assert diagnostics["detail_metrics"] == {}
+    assert "DC_VOLTAGE" not in component["metrics"]
     assert diagnostics["reachable"] is True
     assert diagnostics["demo"] is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from unittest.mock import patch
 
 from frequenz.client.microgrid import MicrogridApiClient
@@ -12,16 +13,19 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components import frequenz_microgrid
 from custom_components.frequenz_microgrid.const import (
     CONF_API_KEY,
     CONF_DEFAULT_PRIORITY,
     CONF_DEMO,
     CONF_FRESHNESS_S,
     CONF_REAPPLY_SETPOINTS,
+    CONF_RESERVATION_GRACE_MIN,
     CONF_SCENARIO,
     DEFAULT_PRIORITY,
     DOMAIN,
 )
+from custom_components.frequenz_microgrid.engine.hub.reservations import MAX_GRACE_S
 from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
@@ -248,3 +252,64 @@ async def test_failure_after_connecting_releases_everything(
     ):
         await _setup_fails(hass, entry)
     assert not _connected(entry.runtime_data.client)
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [
+        "custom_components.frequenz_microgrid.MicrogridEngine",
+        "custom_components.frequenz_microgrid.HubReservations.async_load",
+    ],
+)
+async def test_a_failed_set_up_stops_what_it_started_and_can_be_retried(
+    hass: HomeAssistant, failing: str
+) -> None:
+    """Before the runtime exists (the engine) and after (loading the bookings)."""
+    started: list[MicrogridSimulator] = []
+    clients: list[MicrogridApiClient] = []
+    integration = "custom_components.frequenz_microgrid"
+    start_demo = frequenz_microgrid._async_start_demo
+    connect = frequenz_microgrid._async_connect
+
+    async def _start_demo(*args: Any) -> MicrogridSimulator:
+        simulator: MicrogridSimulator = await start_demo(*args)
+        started.append(simulator)
+        return simulator
+
+    async def _connect(*args: Any) -> Any:
+        client, topology = await connect(*args)
+        clients.append(client)
+        return client, topology
+
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="demo_home",
+        data={CONF_DEMO: True, CONF_SCENARIO: "home"},
+    )
+    with (
+        patch(f"{integration}._async_start_demo", _start_demo),
+        patch(f"{integration}._async_connect", _connect),
+        patch(failing, side_effect=RuntimeError("boom")),
+    ):
+        await _setup_fails(hass, entry)
+    (simulator,) = started
+    (client,) = clients
+    assert not _connected(client)
+    assert not simulator.running
+
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    assert entry.state is ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize("grace", [-5, 1e9, float("nan"), "soon"])
+async def test_a_bad_stored_grace_option_is_bounded_and_the_entry_loads(
+    hass: HomeAssistant, simulator: MicrogridSimulator, grace: object
+) -> None:
+    entry = microgrid_entry(simulator.url, options={CONF_RESERVATION_GRACE_MIN: grace})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    loaded: FrequenzMicrogridConfigEntry = entry
+    reservations = loaded.runtime_data.reservations
+    assert reservations is not None
+    assert 0.0 <= reservations.book.grace_s <= MAX_GRACE_S

@@ -14,12 +14,16 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from hypothesis import strategies as st
 import probatio as vol
+import pytest
 
 from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
 from .conftest import setup_entry
 from .test_fuzz_inputs import assert_translated, run_property
+
+FAR_TIMES = ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00")
+"""Valid times with no UTC equivalent (converting them overflows)."""
 
 _TIMES = st.one_of(
     st.datetimes(
@@ -30,7 +34,7 @@ _TIMES = st.one_of(
     st.datetimes(min_value=datetime(2026, 12, 1), max_value=datetime(2026, 12, 8)).map(
         datetime.isoformat
     ),
-    st.sampled_from(["", "yesterday", "2026-13-01T00:00:00", "0", "NaN"]),
+    st.sampled_from(["", "yesterday", "2026-13-01T00:00:00", "0", "NaN", *FAR_TIMES]),
     st.integers(),
     st.none(),
 )
@@ -45,6 +49,32 @@ _FORMATS = st.one_of(
     st.text(max_size=20),
     st.integers(),
 )
+
+
+@pytest.mark.parametrize("field", ["start", "end"])
+@pytest.mark.parametrize("far", FAR_TIMES)
+async def test_a_time_without_a_utc_equivalent_is_a_schema_error_in_every_action(
+    hass: HomeAssistant, simulator: MicrogridSimulator, field: str, far: str
+) -> None:
+    """Not an `OverflowError` ("Unknown error"): reports, exports, limits, bookings."""
+    entry = await setup_entry(hass, simulator.url)
+    period = {"start": "2026-12-01T00:00:00+00:00", "end": "2026-12-02T00:00:00+00:00"}
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("get_cluster_report", {**period, field: far}),
+        ("export_sessions", {**period, field: far, "format": "csv"}),
+        ("reserve_charger", {**period, field: far}),
+        ("find_available_chargers", {**period, field: far}),
+        ("set_power_limits", {"steps": [{"start": far, "upper": 1000.0}]}),
+    ]
+    for service, data in calls:
+        with pytest.raises(vol.Invalid, match="out of range"):
+            await hass.services.async_call(
+                DOMAIN,
+                service,
+                {"config_entry_id": entry.entry_id, **data},
+                blocking=True,
+                return_response=True,
+            )
 
 
 def _payload(entry_id: str, *, export: bool) -> st.SearchStrategy[dict[str, Any]]:

@@ -583,3 +583,81 @@ async def test_diagnostics_show_the_book_without_vehicle_labels(
         WALLBOX_W
     )
     assert found["grace_s"] == _hub(entry).book.grace_s
+
+
+async def test_removing_the_entry_deletes_its_bookings_and_hub_settings(
+    hass: HomeAssistant, hass_storage: dict[str, Any], sim: MicrogridSimulator
+) -> None:
+    """Vehicle labels and charger modes do not stay on disk after the removal."""
+    entry = await setup_steerable(hass, sim)
+    await call_action(
+        hass,
+        "reserve_charger",
+        _reserve(entry, _at(60), _at(120), charger=GARAGE_WALLBOX, vehicle="Zoe"),
+    )
+    await call_action(
+        hass,
+        "set_charger_mode",
+        {"config_entry_id": entry.entry_id, "charger": GARAGE_WALLBOX, "mode": "off"},
+    )
+    keys = [
+        f"frequenz_microgrid.{entry.entry_id}.reservations",
+        f"frequenz_microgrid.{entry.entry_id}.charging_hub",
+    ]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert [key for key in keys if key in hass_storage] == keys  # kept on unload
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert [key for key in keys if key in hass_storage] == []
+
+
+async def test_the_calendar_location_names_a_charger_exactly_or_is_refused(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    sim: MicrogridSimulator,
+) -> None:
+    """An id, "any"/empty or a charger's name (any case); never a loose match."""
+    entry = await setup_steerable(hass, sim)
+    calendar = _calendar(hass, entry)
+    hub = _hub(entry)
+    client = await hass_ws_client(hass)
+
+    async def send(kind: str, location: str, **extra: Any) -> dict[str, Any]:
+        await client.send_json_auto_id(
+            {
+                "type": f"calendar/event/{kind}",
+                "entity_id": calendar,
+                **extra,
+                "event": {
+                    "summary": "Zoe",
+                    "location": location,
+                    "dtstart": _at(60).isoformat(),
+                    "dtend": _at(90).isoformat(),
+                },
+            }
+        )
+        answer: dict[str, Any] = await client.receive_json()
+        return answer
+
+    garage_name = hub.charger_name(GARAGE_WALLBOX)
+    for location in ("Bay 2 left", f"{GARAGE_WALLBOX}a", "Carport", f"{garage_name}!"):
+        answer = await send("create", location)
+        assert not answer["success"], location
+        # The translated reservation_unknown_charger message, naming it.
+        assert "is not an EV charger" in answer["error"]["message"]
+        assert location in answer["error"]["message"]
+    assert len(hub.book) == 0
+
+    assert (await send("create", garage_name.upper()))["success"]
+    (booked,) = list(hub.book)
+    assert booked.charger_id == GARAGE_WALLBOX
+    # Moved by name onto the other charger; a loose name leaves it where it is.
+    driveway_name = hub.charger_name(DRIVEWAY_WALLBOX)
+    uid = {"uid": booked.reservation_id}
+    assert (await send("update", driveway_name.lower(), **uid))["success"]
+    moved = hub.book.get(booked.reservation_id)
+    assert moved is not None
+    assert moved.charger_id == DRIVEWAY_WALLBOX
+    assert not (await send("update", f"Bay {GARAGE_WALLBOX}", **uid))["success"]
+    assert hub.book.get(booked.reservation_id) == moved

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 import inspect
 from typing import Any
 from unittest.mock import patch
@@ -10,7 +11,7 @@ from unittest.mock import patch
 from freezegun.api import FrozenDateTimeFactory
 from frequenz.client.microgrid.component import ComponentStateCode
 from frequenz.client.microgrid.metrics import Metric
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import RELOAD_AFTER_UPDATE_DELAY, ConfigEntryState
 from homeassistant.const import (
     EVENT_STATE_CHANGED,
     EVENT_STATE_REPORTED,
@@ -19,9 +20,11 @@ from homeassistant.const import (
 )
 from homeassistant.core import Event, HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_fire_time_changed,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
@@ -29,6 +32,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.frequenz_microgrid import sensor, sensor_descriptions
 from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
+from custom_components.frequenz_microgrid.engine.monitor import DETAIL_METRICS
 from custom_components.frequenz_microgrid.engine.snapshot import (
     BatteryPoolSnapshot,
 )
@@ -399,6 +403,10 @@ async def test_home_scenario_snapshot(
 ) -> None:
     with patch("custom_components.frequenz_microgrid.PLATFORMS", [Platform.SENSOR]):
         entry = await _setup_sensors_only(hass, simulator)
+        # Every entity was created enabled: after the reload that enabling causes,
+        # the detail sensors' metrics are streamed too.
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
         await wait_for(
             lambda: (
                 _all_available(hass, entry)
@@ -453,23 +461,105 @@ async def test_pool_values_match_the_physics(
     assert _sim_state(hass, "6_cable_state").state == "unplugged"
 
 
+async def _enable_and_reload(
+    hass: HomeAssistant, entry: MockConfigEntry, unique_suffixes: Iterable[str]
+) -> None:
+    """Enable these sensors as a user does; Home Assistant then reloads the entry."""
+    registry = er.async_get(hass)
+    runtime = entry.runtime_data
+    for suffix in unique_suffixes:
+        entity_id = _sim_entity_id(hass, suffix)
+        registry.async_update_entity(entity_id, disabled_by=None)
+    async_fire_time_changed(
+        hass, dt_util.utcnow() + timedelta(seconds=RELOAD_AFTER_UPDATE_DELAY + 1)
+    )
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data is not runtime  # set up anew
+
+
+def _sim_entity_id(hass: HomeAssistant, unique_suffix: str) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{HOME_MICROGRID_ID}_{unique_suffix}"
+    )
+    assert entity_id is not None, unique_suffix
+    return entity_id
+
+
+def _detail_metric_ids(simulator: MicrogridSimulator, component_id: int) -> set[int]:
+    """The detail metrics any stream ever asked the simulator for."""
+    details = {metric.value for metric in DETAIL_METRICS}
+    return {int(m) for m in simulator.hub.requested_metrics[component_id] & details}
+
+
+async def test_detail_metrics_are_streamed_only_while_a_sensor_wants_them(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """Disabled detail sensors exist at once; enabling one streams its metric."""
+    entry = await _setup_sensors_only(hass, simulator)
+    await wait_for(lambda: _all_available(hass, entry), what="the sensors")
+    registry = er.async_get(hass)
+    for suffix in (
+        f"{HOUSEHOLD}_power_l1",
+        f"{HOUSEHOLD}_reactive_power",
+        f"{HOUSEHOLD}_frequency",
+        f"{SIM_BATTERY}_dc_voltage",
+        f"{SIM_BATTERY}_dc_current",
+        f"{PV_INVERTER}_dc_voltage",
+    ):
+        registry_entry = registry.async_get(_sim_entity_id(hass, suffix))
+        assert registry_entry is not None
+        assert registry_entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    # Nothing asks for a detail metric, but the inverters' reactive power: its
+    # bounds validate reactive steering.
+    reactive = {Metric.AC_POWER_REACTIVE.value}
+    for component_id in (HOUSEHOLD, SIM_BATTERY):
+        assert simulator.hub.requested_metrics[component_id]
+        assert _detail_metric_ids(simulator, component_id) == set()
+    for inverter in (PV_INVERTER, BATTERY_INVERTER):
+        assert _detail_metric_ids(simulator, inverter) == reactive
+
+    assert entry.runtime_data.engine.monitor.detail_metrics == {}
+    await _enable_and_reload(hass, entry, [f"{SIM_BATTERY}_dc_voltage"])
+    assert entry.runtime_data.engine.monitor.detail_metrics == {
+        SIM_BATTERY: frozenset({Metric.DC_VOLTAGE})
+    }
+    await wait_for(
+        lambda: (
+            _sim_state(hass, f"{SIM_BATTERY}_dc_voltage").state
+            == str(BATTERY_DC_VOLTAGE_V)
+        ),
+        what="the battery's DC voltage",
+    )
+    dc_voltage = {Metric.DC_VOLTAGE.value}
+    assert _detail_metric_ids(simulator, SIM_BATTERY) == dc_voltage
+    assert simulator.hub.streamed_metrics(SIM_BATTERY) & dc_voltage == dc_voltage
+    # Only that component's stream asks for it: not the battery inverter's.
+    assert _detail_metric_ids(simulator, BATTERY_INVERTER) == reactive
+    assert _detail_metric_ids(simulator, HOUSEHOLD) == set()
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_detail_telemetry_arrives(
-    hass: HomeAssistant,
-    simulator: MicrogridSimulator,
-    entity_registry_enabled_by_default: None,
+    hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
     """Phase powers, reactive power, frequency and DC values come from the API."""
     entry = await _setup_sensors_only(hass, simulator)
     wanted = (
+        f"{HOUSEHOLD}_power_l1",
+        f"{HOUSEHOLD}_power_l2",
         f"{HOUSEHOLD}_power_l3",
         f"{HOUSEHOLD}_reactive_power",
         f"{PV_INVERTER}_reactive_power",
         f"{BATTERY_INVERTER}_frequency",
         f"{SIM_BATTERY}_dc_voltage",
         f"{SIM_BATTERY}_dc_current",
-        f"{PV_INVERTER}_dc_current",
+        f"{BATTERY_INVERTER}_dc_voltage",
         f"{BATTERY_INVERTER}_dc_current",
+        f"{PV_INVERTER}_dc_voltage",
+        f"{PV_INVERTER}_dc_current",
     )
+    await _enable_and_reload(hass, entry, wanted)
     await wait_for(
         lambda: all(
             (state := state_or_none(hass, f"{HOME_MICROGRID_ID}_{key}", SENSOR))

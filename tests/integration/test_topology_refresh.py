@@ -18,6 +18,7 @@ import pytest
 
 from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
 from custom_components.frequenz_microgrid.engine.control import Pool
+from custom_components.frequenz_microgrid.engine.monitor import DETAIL_METRICS
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
@@ -42,6 +43,7 @@ from .conftest import (
 )
 
 KEY = str(HOME_MICROGRID_ID)
+_DETAIL_METRIC_IDS = {metric.value for metric in DETAIL_METRICS}
 GRID_METER = 2
 HOME_INVERTER = 3
 NEW_INVERTER = 20
@@ -115,6 +117,16 @@ async def test_components_come_and_go_without_a_reload(hass: HomeAssistant) -> N
             find_entity_id(hass, f"{KEY}_{NEW_CHARGER}_charger_mode", ("select",))
             is not None
         )
+        # Their detail sensors are new, hence disabled: nothing more is streamed.
+        registry = er.async_get(hass)
+        for cid, key in ((NEW_BATTERY, "dc_voltage"), (NEW_CHARGER, "frequency")):
+            detail = find_entity_id(hass, f"{KEY}_{cid}_{key}")
+            assert detail is not None
+            detail_entry = registry.async_get(detail)
+            assert detail_entry is not None
+            assert detail_entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+            assert sim.hub.requested_metrics[cid]
+            assert not sim.hub.requested_metrics[cid] & _DETAIL_METRIC_IDS
         assert runtime.sessions is not None
         assert NEW_CHARGER in runtime.sessions.tracker.charger_ids
         assert runtime.engine.controller.pool_components(Pool.BATTERIES) == {

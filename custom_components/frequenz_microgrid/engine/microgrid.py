@@ -10,10 +10,11 @@ snapshot, with a change of reachability and with a rejected key.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from frequenz.client.microgrid import MicrogridApiClient
+from frequenz.client.microgrid.metrics import Metric
 
 from .control import MicrogridController
 from .graph import Topology
@@ -40,10 +41,13 @@ class MicrogridEngine:
         on_auth_error: Callable[[Exception], None] | None = None,
         freshness_s: float = DEFAULT_FRESHNESS_S,
         tick_s: float = 1.0,
+        detail_metrics: Mapping[int, frozenset[Metric]] | None = None,
         **controller_options: Any,
     ) -> None:
         """Wire the monitor and the controller; `start()` sets them running.
 
+        `detail_metrics`: per component id, what to stream beyond what the engine
+        reads (the monitor's `detail_metrics`: metrics only sensors show).
         `controller_options` are `MicrogridController`'s keyword arguments (its
         clock, set-power lifetime and timeout, distribution tuning).
         """
@@ -57,6 +61,7 @@ class MicrogridEngine:
             on_snapshot=self._steer_then_publish,
             on_reachability=on_reachability,
             on_auth_error=on_auth_error,
+            detail_metrics=detail_metrics,
         )
         self.controller = MicrogridController(
             client, topology, self.monitor.store, **controller_options

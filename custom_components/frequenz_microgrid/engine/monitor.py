@@ -20,7 +20,9 @@ normally finishes for good: the monitor then opens a new one after
 `RESUBSCRIBE_DELAY_S`.
 
 Only what something reads is requested (sensors, pools, the controller): every
-extra metric costs decoding and storing for each component, every second.
+extra metric costs decoding and storing for each component, every second. Detail
+metrics only sensors show (`DETAIL_METRICS`) are streamed from the components the
+caller names (`detail_metrics`: those whose sensor is enabled).
 
 Ticks: computing a snapshot of a large microgrid takes a while, so the tick task
 builds it in slices and yields to the event loop between the slices, the pools and
@@ -35,7 +37,7 @@ go to `on_auth_error`, once per outage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 import contextlib
 import dataclasses
 from datetime import UTC, datetime
@@ -84,39 +86,48 @@ AC_METRICS: tuple[Metric, ...] = (
     Metric.AC_VOLTAGE_PHASE_3_N,
     Metric.AC_ENERGY_ACTIVE_CONSUMED,
     Metric.AC_ENERGY_ACTIVE_DELIVERED,
-    Metric.AC_POWER_ACTIVE_PHASE_1,
-    Metric.AC_POWER_ACTIVE_PHASE_2,
-    Metric.AC_POWER_ACTIVE_PHASE_3,
-    Metric.AC_POWER_REACTIVE,
-    Metric.AC_FREQUENCY,
 )
-"""What meters, EV chargers and other AC components are asked for.
+"""What meters, EV chargers and other AC components are always asked for.
 
 Power (pools, sensors, steering bounds), per-phase currents (grid and EV current,
 the EV fuse), per-phase voltages (sensors) and the energy counters (Energy
-dashboard), and for the (mostly disabled) detail sensors: phase powers, reactive
-power (also the bounds of reactive steering) and the AC frequency.
+dashboard).
 """
 
 INVERTER_METRICS: tuple[Metric, ...] = (
     *AC_METRICS,
     Metric.INVERTER_TEMPERATURE,
-    Metric.DC_VOLTAGE,
-    Metric.DC_CURRENT,
+    Metric.AC_POWER_REACTIVE,
 )
-"""What inverters are asked for: the AC metrics, their temperature and DC side."""
+"""What inverters are always asked for: the AC metrics, their temperature and
+reactive power, whose bounds validate reactive steering (`reactive.py`)."""
 
 BATTERY_METRICS: tuple[Metric, ...] = (
     Metric.BATTERY_SOC_PCT,
     Metric.BATTERY_CAPACITY,
     Metric.BATTERY_TEMPERATURE,
     Metric.DC_POWER,
-    Metric.DC_VOLTAGE,
-    Metric.DC_CURRENT,
 )
-"""What batteries are asked for (SoC bounds ride on the SoC, power bounds on DC).
+"""What batteries are always asked for (SoC bounds ride on the SoC, power bounds
+on DC)."""
 
-DC voltage and current feed the (disabled by default) DC detail sensors.
+DETAIL_METRICS: frozenset[Metric] = frozenset(
+    {
+        Metric.AC_POWER_ACTIVE_PHASE_1,
+        Metric.AC_POWER_ACTIVE_PHASE_2,
+        Metric.AC_POWER_ACTIVE_PHASE_3,
+        Metric.AC_POWER_REACTIVE,
+        Metric.AC_FREQUENCY,
+        Metric.DC_VOLTAGE,
+        Metric.DC_CURRENT,
+    }
+)
+"""Metrics only (disabled by default) detail sensors show, streamed on request.
+
+Together they make decoding and storing a component's messages 20–40 % dearer,
+so the caller names, per component, those it needs (`MicrogridMonitor`'s
+`detail_metrics`). Reactive power is one of them for meters and EV chargers;
+inverters always send it (`INVERTER_METRICS`).
 """
 
 RESUBSCRIBE_DELAY_S = 1.0
@@ -128,13 +139,18 @@ SNAPSHOT_SLICE = 250
 _TelemetryRequest = microgrid_pb2.ReceiveElectricalComponentTelemetryStreamRequest
 
 
-def metrics_for(component: Component) -> tuple[Metric, ...]:
-    """Return the metrics to stream from `component`."""
+def metrics_for(
+    component: Component, details: Iterable[Metric] = ()
+) -> tuple[Metric, ...]:
+    """Return the metrics to stream from `component`: its own plus `details`."""
     if isinstance(component, Battery):
-        return BATTERY_METRICS
-    if isinstance(component, Inverter):
-        return INVERTER_METRICS
-    return AC_METRICS
+        own = BATTERY_METRICS
+    elif isinstance(component, Inverter):
+        own = INVERTER_METRICS
+    else:
+        own = AC_METRICS
+    extra = set(details).difference(own)
+    return (*own, *sorted(extra, key=lambda metric: metric.value))
 
 
 def streamed_components(topology: Topology) -> list[Component]:
@@ -267,10 +283,19 @@ class MicrogridMonitor:
         on_snapshot: Callable[[MicrogridSnapshot], None],
         on_reachability: Callable[[bool], None] | None = None,
         on_auth_error: Callable[[Exception], None] | None = None,
+        detail_metrics: Mapping[int, frozenset[Metric]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Prepare the monitor; `start()` subscribes to the streams."""
+        """Prepare the monitor; `start()` subscribes to the streams.
+
+        `detail_metrics`: per component id, the metrics to stream from it in
+        addition to those the engine reads (for instance `DETAIL_METRICS` that
+        an enabled sensor shows); fixed for the monitor's lifetime.
+        """
         self._client = client
+        self._detail_metrics: Mapping[int, frozenset[Metric]] = dict(
+            detail_metrics or {}
+        )
         self._topology = topology
         self._freshness_s = freshness_s
         self._tick_s = tick_s
@@ -299,6 +324,11 @@ class MicrogridMonitor:
     def store(self) -> TelemetryStore:
         """Return the telemetry store (the distributor reads bounds and states)."""
         return self._store
+
+    @property
+    def detail_metrics(self) -> Mapping[int, frozenset[Metric]]:
+        """Return what is streamed beyond the engine's needs, per component id."""
+        return self._detail_metrics
 
     @property
     def reachable(self) -> bool:
@@ -352,7 +382,10 @@ class MicrogridMonitor:
     def _start_stream(self, component: Component) -> None:
         component_id = int(component.id)
         self._stream_tasks[component_id] = asyncio.create_task(
-            self._stream(component_id, metrics_for(component)),
+            self._stream(
+                component_id,
+                metrics_for(component, self._detail_metrics.get(component_id, ())),
+            ),
             name=f"frequenz-microgrid-telemetry-{component_id}",
         )
 

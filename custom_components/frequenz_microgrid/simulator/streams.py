@@ -62,6 +62,8 @@ class TelemetryHub:
         """Start with no streams."""
         self._groups: dict[StreamKey, list[Subscription]] = defaultdict(list)
         self.messages_sent = 0
+        self.requested_metrics: defaultdict[int, set[MetricId]] = defaultdict(set)
+        """Per component, every metric a stream ever asked for (tests read it)."""
 
     @property
     def group_count(self) -> int:
@@ -78,8 +80,18 @@ class TelemetryHub:
     ) -> Subscription:
         """Open a stream (the caller must `unsubscribe` it when it ends)."""
         subscription = Subscription(component_id, metrics)
+        self.requested_metrics[component_id].update(metrics)
         self._groups[(component_id, metrics)].append(subscription)
         return subscription
+
+    def streamed_metrics(self, component_id: int) -> frozenset[MetricId]:
+        """The metrics the open streams of a component ask for."""
+        return frozenset(
+            metric
+            for (streamed_id, metrics) in self._groups
+            if streamed_id == component_id
+            for metric in metrics
+        )
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Forget a stream that ended."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 import math
 
@@ -80,6 +80,12 @@ class LimitEnvelope:
 
     steps: tuple[LimitStep, ...]
     tolerance_w: float = 0.0
+    _starts: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    """The steps' starts, built once: looked up several times per circuit a tick."""
+
+    def __post_init__(self) -> None:
+        """Keep the starts for `_index_at` (frozen: set through `object`)."""
+        object.__setattr__(self, "_starts", tuple(step.start for step in self.steps))
 
     @classmethod
     def of(cls, steps: Iterable[LimitStep], tolerance_w: float = 0.0) -> LimitEnvelope:
@@ -108,7 +114,7 @@ class LimitEnvelope:
 
     def _index_at(self, at: float) -> int:
         """Index of the step in force at `at`; −1 before the first step."""
-        return bisect.bisect_right([s.start for s in self.steps], at) - 1
+        return bisect.bisect_right(self._starts, at) - 1
 
     def in_force(self, at: float) -> LimitStep | None:
         """The step in force at `at`; `None` before the first one (no limit yet)."""

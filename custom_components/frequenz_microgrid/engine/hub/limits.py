@@ -137,10 +137,10 @@ class CircuitLimits:
 
     def upper_limit_w(self, circuit: Circuit, at: float) -> float:
         """The power limit in force: envelope upper limit and fixed limit, the lower."""
-        limit = math.inf if circuit.power_limit_w is None else circuit.power_limit_w
         envelope = self._envelopes.get(circuit.circuit_id)
-        step = None if envelope is None else envelope.in_force(at)
-        return limit if step is None else min(limit, step.upper_w)
+        return _upper_limit_w(
+            circuit, None if envelope is None else envelope.in_force(at)
+        )
 
     def observe(
         self,
@@ -155,7 +155,7 @@ class CircuitLimits:
         envelope = self._envelopes.get(circuit.circuit_id)
         step = None if envelope is None else envelope.in_force(at)
         tolerance = 0.0 if envelope is None else envelope.tolerance_w
-        upper = self.upper_limit_w(circuit, at)
+        upper = _upper_limit_w(circuit, step)
         watch = self._watches.setdefault(circuit.circuit_id, LimitWatch())
         status = CircuitStatus(
             circuit_id=circuit.circuit_id,
@@ -174,3 +174,9 @@ class CircuitLimits:
     def _changed(self) -> None:
         for listener in list(self._listeners):
             listener()
+
+
+def _upper_limit_w(circuit: Circuit, step: LimitStep | None) -> float:
+    """The lower of the circuit's fixed power limit and the step's upper limit."""
+    limit = math.inf if circuit.power_limit_w is None else circuit.power_limit_w
+    return limit if step is None else min(limit, step.upper_w)
