@@ -267,6 +267,21 @@ def test_a_no_show_is_released_after_the_grace_period() -> None:
     assert book.history[-1].reason is ReleaseReason.NO_SHOW
 
 
+def test_a_booking_made_after_its_start_waits_the_grace_period_from_then() -> None:
+    clock = Clock(NOW + 1200.0)  # booked 20 minutes into its period
+    book = book_of(clock=clock, grace_s=600.0)
+    booked = book.reserve(1, NOW, NOW + HOUR)
+    assert book.observe(plugged=set()) == []
+    clock.now = NOW + 1200.0 + 599.0
+    assert book.observe(plugged=set()) == []
+    assert book.in_force(1) == booked
+    clock.now = NOW + 1200.0 + 600.0
+    released = book.observe(plugged=set())
+    assert [(r.reservation, r.reason) for r in released] == [
+        (booked, ReleaseReason.NO_SHOW)
+    ]
+
+
 def test_a_car_plugged_in_within_the_grace_period_keeps_the_booking() -> None:
     clock = Clock()
     book = book_of(clock=clock, grace_s=600.0)

@@ -130,6 +130,15 @@ class Reservation:
         return self.end - self.start
 
     @property
+    def waits_from(self) -> float:
+        """When the grace period for its car starts: its start, or when it was made.
+
+        A booking made after its period began (booked at 14:20 for 14:00–18:00, the
+        car on its way) gets the whole grace period, not a release at once.
+        """
+        return max(self.start, self.created)
+
+    @property
     def energy_guaranteed(self) -> bool:
         """Whether the asked energy is within the guarantee (no ask: yes)."""
         return self.energy_kwh is None or self.energy_kwh <= self.guaranteed_kwh + 1e-9
@@ -464,7 +473,8 @@ class ReservationBook:
         """Follow the bookings in force with the chargers that have a car now.
 
         A booking in force whose charger has a car is *claimed*; one still
-        unclaimed ``grace_s`` after its start is released as a no-show, unless
+        unclaimed ``grace_s`` after its start (or after it was made, for one
+        made once its period had begun) is released as a no-show, unless
         its charger is in `unknown` (no fresh cable state: nobody can say the
         car is not there). Bookings that ended are pruned. Returns what was
         released or pruned.
@@ -484,7 +494,7 @@ class ReservationBook:
                 continue
             if charger_id in plugged:
                 claimed.append(replace(current, claimed=True))
-            elif charger_id not in unknown and now >= current.start + self.grace_s:
+            elif charger_id not in unknown and now >= current.waits_from + self.grace_s:
                 released.append(Released(current, now, ReleaseReason.NO_SHOW))
                 self._remove(current)
         for reservation in claimed:
