@@ -331,6 +331,8 @@ def test_a_charger_holds_a_bounded_number_of_future_bookings() -> None:
         NOW + 5 * HOUR,
         NOW + 6 * HOUR,
     )
+    # Not offered either: a free period on a full charger cannot be booked.
+    assert book.find_available(NOW + 5 * HOUR, NOW + 6 * HOUR) == []
 
 
 # -- storage -----------------------------------------------------------------------

@@ -384,7 +384,12 @@ class ReservationBook:
         duration = end - start
         found = []
         for capacity in self._preference:
-            if self._books[capacity.charger_id].conflict(start, end) is None:
+            book = self._books[capacity.charger_id]
+            # What `reserve` would accept: free for the period and under the cap.
+            if (
+                len(book.bookings) < self._max_per_charger
+                and book.conflict(start, end) is None
+            ):
                 guaranteed_w = self._guaranteed_w(capacity, start, end)
                 found.append(
                     Availability(
