@@ -110,6 +110,26 @@ class RegistryEventCounter:
         self._remove()
 
 
+async def _registry_settled(
+    hass: HomeAssistant, quiet_s: float = 1.0, timeout_s: float = 60.0
+) -> None:
+    """Wait until no entity was registered for `quiet_s`.
+
+    Sensors that wait for their first measurement (per-phase values,
+    temperatures) are registered once it arrives; on a busy machine that can be
+    after the warm-up, and would be counted against the refresh.
+    """
+    async with asyncio.timeout(timeout_s):
+        while True:
+            counter = RegistryEventCounter(hass)
+            try:
+                await asyncio.sleep(quiet_s)
+            finally:
+                counter.stop()
+            if counter.count == 0:
+                return
+
+
 async def _refresh(
     hass: HomeAssistant, runtime: MicrogridRuntimeData, follow_on_s: float
 ) -> tuple[float, float, int]:
@@ -156,6 +176,7 @@ async def run(
         try:
             _note(f"warming up {warm_up_s:.0f} s")
             await asyncio.sleep(warm_up_s)
+            await _registry_settled(hass)
             runtime: MicrogridRuntimeData = entry.runtime_data
             runs = [await _refresh(hass, runtime, 0.2) for _ in range(UNCHANGED_RUNS)]
             unchanged_ms = statistics.median(r[0] for r in runs)
