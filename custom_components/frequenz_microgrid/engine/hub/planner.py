@@ -463,6 +463,7 @@ def plan_charging(
     _fill_pv(by_departure, capacity, pv_of)
     _fill_cheapest(by_departure, capacity, price_of)
     _fill_earliest(by_departure, capacity)
+    _repair(by_departure, capacity, price_of)
 
     plans = [
         _need_plan(n, start, slot_s, price_of) for n in sorted(planning, key=_order)
@@ -552,30 +553,94 @@ def _fill_pv(
                 left_w -= amps * need.watts_per_amp
 
 
+def _price_order(need: _Need, price_of: Sequence[float | None]) -> list[int]:
+    """The need's priced slots, cheapest first (earlier first at equal price)."""
+    return sorted(
+        (s for s in need.window if price_of[s] is not None),
+        key=lambda s: (price_of[s], s),
+    )
+
+
 def _fill_cheapest(
     needs: Sequence[_Need], capacity: _Capacity, price_of: Sequence[float | None]
 ) -> None:
-    """Round by round, each need (earliest departure first) takes its cheapest slot."""
-    queues: list[tuple[_Need, list[int]]] = [
-        (
-            need,
-            sorted(
-                (s for s in need.window if price_of[s] is not None),
-                key=lambda s: (price_of[s], s),
-                reverse=True,
-            ),
-        )
-        for need in needs
-    ]
-    active = [q for q in queues if q[1] and q[0].left_wh > _EPSILON_WH]
-    while active:
-        for need, slots in active:
-            while slots:
-                slot = slots.pop()
-                if _give(need, slot, capacity) > 0.0:
-                    need.grid_source.setdefault(slot, SlotSource.CHEAP)
-                    break
-        active = [q for q in active if q[1] and q[0].left_wh > _EPSILON_WH]
+    """Each need, earliest departure first, takes the cheapest slots of its window."""
+    for need in needs:
+        for slot in _price_order(need, price_of):
+            if need.left_wh <= _EPSILON_WH:
+                break
+            if _give(need, slot, capacity) > 0.0:
+                need.grid_source.setdefault(slot, SlotSource.CHEAP)
+
+
+def _repair(
+    needs: Sequence[_Need], capacity: _Capacity, price_of: Sequence[float | None]
+) -> None:
+    """Move other needs' grid energy out of the slots an unmet need depends on.
+
+    Taking slots earliest departure first can leave a need short where another
+    took a slot it could as well have had elsewhere (its window is wider). For
+    each need still short, slot by slot (cheapest first), each other need with
+    grid energy in that slot moves it to its own other slots where they have
+    room, but only where that frees room the short need can use; what does not
+    move stays where it was, so no need ever loses energy.
+    """
+    for short in needs:
+        if short.left_wh <= _EPSILON_WH:
+            continue
+        order = _price_order(short, price_of)
+        order += sorted(s for s in short.window if price_of[s] is None)
+        for slot in order:
+            if short.left_wh <= _EPSILON_WH:
+                break
+            for other in needs:
+                if other is short or short.left_wh <= _EPSILON_WH:
+                    continue
+                grid_a = other.amps.get(slot, 0.0) - other.pv_amps.get(slot, 0.0)
+                if grid_a <= 0.0 or not set(other.circuits) & set(short.circuits):
+                    continue
+                _move_out(other, short, slot, grid_a, capacity, price_of)
+            if _give(short, slot, capacity) > 0.0:
+                source = SlotSource.CHEAP if price_of[slot] is not None else None
+                short.grid_source.setdefault(slot, source or SlotSource.DEADLINE)
+
+
+def _move_out(
+    other: _Need,
+    short: _Need,
+    slot: int,
+    grid_a: float,
+    capacity: _Capacity,
+    price_of: Sequence[float | None],
+) -> None:
+    """Move `other`'s grid current in `slot` elsewhere if that lets `short` in."""
+    before = min(capacity.room_a(short, slot), short.need.max_current_a)
+    capacity.take(other, slot, -grid_a)
+    after = min(capacity.room_a(short, slot), short.need.max_current_a)
+    have = short.amps.get(slot, 0.0)
+    capacity.take(other, slot, grid_a)
+    if after <= before + 1e-9 or have + after < short.need.min_current_a - 1e-9:
+        return
+    seconds = other.window[slot]
+    moved_wh = grid_a * other.watts_per_amp * seconds / 3600.0
+    capacity.take(other, slot, -grid_a)
+    other.amps[slot] -= grid_a
+    kept_left = other.left_wh
+    other.left_wh = moved_wh
+    alternatives = _price_order(other, price_of)
+    alternatives += sorted(s for s in other.window if price_of[s] is None)
+    for target in alternatives:
+        if other.left_wh <= _EPSILON_WH:
+            break
+        if target != slot and _give(other, target, capacity) > 0.0:
+            source = SlotSource.CHEAP if price_of[target] is not None else None
+            other.grid_source.setdefault(target, source or SlotSource.DEADLINE)
+    # Whatever found no other slot goes back where it was (the room is still there).
+    if other.left_wh > _EPSILON_WH:
+        back_a = other.left_wh * 3600.0 / (seconds * other.watts_per_amp)
+        capacity.take(other, slot, back_a)
+        other.amps[slot] += back_a
+    other.left_wh = kept_left
 
 
 def _fill_earliest(needs: Sequence[_Need], capacity: _Capacity) -> None:
