@@ -46,9 +46,11 @@ from .reservations import Reservation
 
 SLOT_S = 900.0
 """The planning slot: 15 minutes, the granularity of day-ahead prices since 2025."""
-HORIZON_S = 7 * 86400.0
-"""How far ahead a plan reaches: a week, the longest booking; energy a need
-could only get beyond it counts as unmet."""
+HORIZON_S = 2 * 86400.0
+"""Needs starting later than this from now wait for a later plan (day-ahead
+prices reach ~36 h); a need within reach is planned up to its departure."""
+LONGEST_NEED_S = 8 * 86400.0
+"""No plan reaches further than this (a booking lasts at most a week)."""
 PHASE_COUNT = 3
 _EPSILON_WH = 1e-6
 
@@ -425,10 +427,12 @@ def plan_charging(
     """Plan every need at once: PV surplus, then cheapest slots, then deadline.
 
     Needs that `ChargingNeed.check` refuses, or whose departure has passed, are
-    planned with nothing and their whole energy unmet. A charger behind no
-    circuit is limited by its own maximum only.
+    planned with nothing and their whole energy unmet; needs starting beyond
+    `horizon_s` from now are left for a later plan. A charger behind no circuit
+    is limited by its own maximum only.
     """
     start = math.floor(now / slot_s) * slot_s
+    reach = now + horizon_s
     valid: list[ChargingNeed] = []
     refused: list[ChargingNeed] = []
     for need in needs:
@@ -437,8 +441,10 @@ def plan_charging(
         except InvalidNeedError:
             refused.append(need)
             continue
+        if need.earliest_start >= reach:
+            continue
         (valid if need.departure > now and need.energy_wh > 0 else refused).append(need)
-    last = min(max((n.departure for n in valid), default=now), now + horizon_s)
+    last = min(max((n.departure for n in valid), default=now), now + LONGEST_NEED_S)
     count = max(0, math.ceil((last - start) / slot_s))
     capacity = _Capacity(circuits, start, slot_s, count, voltage_v)
     circuit_index: dict[int, list[int]] = {}
