@@ -21,8 +21,10 @@ from custom_components.frequenz_microgrid.engine.hub.planner import (
     ChargingPlan,
     PlanCircuit,
     SlotSource,
+    envelope_upper_w,
     needs_from_reservations,
     plan_charging,
+    slot_uppers_w,
 )
 from custom_components.frequenz_microgrid.engine.hub.reservations import Reservation
 
@@ -481,3 +483,28 @@ def test_one_need_takes_pv_then_the_cheapest_priced_then_unpriced_slots(
     assert planned.unmet_wh == pytest.approx(
         max(0.0, energy_wh - planned.planned_wh), abs=1e-3
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-8, 40), st.floats(-1e5, 1e5)),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda t: t[0],
+    ),
+    st.integers(0, 30),
+)
+def test_slot_uppers_walk_agrees_with_the_per_slot_lookup(
+    steps: list[tuple[int, float]], count: int
+) -> None:
+    """The one-walk slot limits equal the lowest upper limit in force per slot."""
+    envelope = LimitEnvelope.of(
+        LimitStep(NOW + q * SLOT_S / 3, -1e6, max(u, -1e6)) for q, u in sorted(steps)
+    )
+    walked = slot_uppers_w(envelope, NOW, SLOT_S, count)
+    looked_up = [
+        envelope_upper_w(envelope, NOW + i * SLOT_S, NOW + (i + 1) * SLOT_S)
+        for i in range(count)
+    ]
+    assert walked == looked_up

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 import math
+from typing import NamedTuple
 
 from .circuits import Circuit
 from .envelope import LimitEnvelope
@@ -108,7 +109,11 @@ class ChargingNeed:
             self.max_current_a,
             self.min_current_a,
         )
-        if not all(map(math.isfinite, numbers)) or not self.phases:
+        if (
+            not all(map(math.isfinite, numbers))
+            or not self.phases
+            or not set(self.phases) <= {1, 2, 3}
+        ):
             raise InvalidNeedError(PlanProblem.NOT_FINITE, self.charger_id)
         if self.departure <= self.earliest_start:
             raise InvalidNeedError(
@@ -148,9 +153,11 @@ class PlanCircuit:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedSlot:
-    """What a need draws in one slot (a mean over the slot's part in its window)."""
+class PlannedSlot(NamedTuple):
+    """What a need draws in one slot (a mean over the slot's part in its window).
+
+    A named tuple: a plan of a whole depot holds thousands, built at every re-plan.
+    """
 
     start: float
     end: float
@@ -340,6 +347,29 @@ def envelope_upper_w(envelope: LimitEnvelope, start: float, end: float) -> float
     return lowest
 
 
+def slot_uppers_w(
+    envelope: LimitEnvelope, start: float, slot_s: float, count: int
+) -> list[float]:
+    """`envelope_upper_w` of `count` slots from `start`, in one walk of the steps."""
+    steps = envelope.steps
+    uppers: list[float] = []
+    index = 0
+    for slot in range(count):
+        slot_start = start + slot * slot_s
+        slot_end = slot_start + slot_s
+        while index + 1 < len(steps) and steps[index + 1].start <= slot_start:
+            index += 1
+        if steps[index].start <= slot_start:
+            lowest, later = steps[index].upper_w, index + 1
+        else:
+            lowest, later = math.inf, index
+        while later < len(steps) and steps[later].start < slot_end:
+            lowest = min(lowest, steps[later].upper_w)
+            later += 1
+        uppers.append(lowest)
+    return uppers
+
+
 @dataclass(slots=True)
 class _Need:
     """A need while planning: its window per slot and what it got so far."""
@@ -347,9 +377,11 @@ class _Need:
     need: ChargingNeed
     index: int
     watts_per_amp: float
+    phase_index: tuple[int, ...]
+    """The need's phases, 0-based."""
     circuits: list[int]
     window: dict[int, float]
-    """Slot → seconds of the slot inside the need's window."""
+    """Slot → seconds of the slot inside the need's window, in slot order."""
     left_wh: float
     amps: dict[int, float] = field(default_factory=dict)
     pv_amps: dict[int, float] = field(default_factory=dict)
@@ -369,6 +401,7 @@ class _Capacity:
     ) -> None:
         self.power_w: list[list[float]] = []
         self.phase_a: list[list[list[float]]] = []
+        """Per circuit, per phase (0-based), per slot."""
         for circuit in circuits:
             other = max(0.0, circuit.other_load_w)
             fuse = (
@@ -379,38 +412,37 @@ class _Capacity:
             static = (
                 math.inf if circuit.power_limit_w is None else circuit.power_limit_w
             )
-            powers: list[float] = []
-            for slot in range(count):
-                slot_start = start + slot * slot_s
-                limit = static
-                if circuit.envelope is not None:
-                    limit = min(
-                        limit,
-                        envelope_upper_w(
-                            circuit.envelope, slot_start, slot_start + slot_s
-                        ),
-                    )
-                powers.append(max(0.0, limit - other))
-            self.power_w.append(powers)
-            self.phase_a.append([[fuse] * PHASE_COUNT for _ in range(count)])
+            uppers = (
+                slot_uppers_w(circuit.envelope, start, slot_s, count)
+                if circuit.envelope is not None
+                else [math.inf] * count
+            )
+            self.power_w.append([max(0.0, min(static, u) - other) for u in uppers])
+            self.phase_a.append([[fuse] * count for _ in range(PHASE_COUNT)])
 
     def room_a(self, need: _Need, slot: int) -> float:
         """The per-phase current the need could still add in the slot."""
         room = math.inf
+        watts_per_amp = need.watts_per_amp
         for circuit in need.circuits:
-            room = min(room, self.power_w[circuit][slot] / need.watts_per_amp)
-            phases = self.phase_a[circuit][slot]
-            for phase in need.need.phases:
-                room = min(room, phases[phase - 1])
-        return max(0.0, room)
+            free = self.power_w[circuit][slot] / watts_per_amp
+            if free < room:
+                room = free
+            phases = self.phase_a[circuit]
+            for phase in need.phase_index:
+                free = phases[phase][slot]
+                if free < room:
+                    room = free
+        return room if room > 0.0 else 0.0
 
     def take(self, need: _Need, slot: int, amps: float) -> None:
         """Book `amps` per phase of the need's phases in the slot on its circuits."""
+        watts = amps * need.watts_per_amp
         for circuit in need.circuits:
-            self.power_w[circuit][slot] -= amps * need.watts_per_amp
-            phases = self.phase_a[circuit][slot]
-            for phase in need.need.phases:
-                phases[phase - 1] -= amps
+            self.power_w[circuit][slot] -= watts
+            phases = self.phase_a[circuit]
+            for phase in need.phase_index:
+                phases[phase][slot] -= amps
 
 
 def plan_charging(
@@ -508,6 +540,7 @@ def _need_in_slots(
         need=need,
         index=index,
         watts_per_amp=len(need.phases) * voltage_v,
+        phase_index=tuple(phase - 1 for phase in need.phases),
         circuits=list(circuit_index.get(need.charger_id, ())),
         window=window,
         left_wh=need.energy_wh,
@@ -595,7 +628,7 @@ def _repair(
         if short.left_wh <= _EPSILON_WH:
             continue
         order = _price_order(short, price_of)
-        order += sorted(s for s in short.window if price_of[s] is None)
+        order += [s for s in short.window if price_of[s] is None]
         for slot in order:
             if short.left_wh <= _EPSILON_WH:
                 break
@@ -634,7 +667,7 @@ def _move_out(
     kept_left = other.left_wh
     other.left_wh = moved_wh
     alternatives = _price_order(other, price_of)
-    alternatives += sorted(s for s in other.window if price_of[s] is None)
+    alternatives += [s for s in other.window if price_of[s] is None]
     for target in alternatives:
         if other.left_wh <= _EPSILON_WH:
             break
@@ -652,7 +685,7 @@ def _move_out(
 def _fill_earliest(needs: Sequence[_Need], capacity: _Capacity) -> None:
     """What is still missing, as early as it fits (earliest departure first)."""
     for need in needs:
-        for slot in sorted(need.window):
+        for slot in need.window:
             if need.left_wh <= _EPSILON_WH:
                 break
             if _give(need, slot, capacity) > 0.0:
