@@ -64,8 +64,10 @@ from .devices import async_apply_inventory, async_register_devices
 from .engine.graph import Topology, load_topology
 from .engine.microgrid import MicrogridEngine
 from .engine.snapshot import MicrogridSnapshot
+from .hub_plan import HubPlanner, seed_demo_bookings
 from .hub_reservations import HubReservations
 from .identity import microgrid_id
+from .plan_actions import async_setup_plan_actions
 from .reactive_actions import async_setup_reactive_actions
 from .repairs import RepairTracker
 from .report_actions import async_setup_report_actions
@@ -98,6 +100,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_reservation_actions(hass)
     async_setup_circuit_actions(hass)
     async_setup_reactive_actions(hass)
+    async_setup_plan_actions(hass)
     return True
 
 
@@ -162,6 +165,15 @@ async def async_setup_entry(
     reservations = HubReservations(
         hass, entry.entry_id, topology, HubReservations.grace_min_of(entry.options)
     )
+    planner = HubPlanner(
+        hass,
+        controller=engine.controller,
+        topology=topology,
+        options=entry.options,
+        reservations=reservations,
+        sessions=sessions,
+        simulator=simulator,
+    )
     runtime = MicrogridRuntimeData(
         client=client,
         engine=engine,
@@ -182,6 +194,7 @@ async def async_setup_entry(
         reservations=reservations,
         circuit_store=circuit_store,
         topology_refresh=topology_refresh,
+        planner=planner,
     )
     entry.runtime_data = runtime
     try:
@@ -194,8 +207,11 @@ async def async_setup_entry(
         await reservations.async_load()
         entry.async_on_unload(reservations.follow(coordinator))
         entry.async_on_unload(sessions.async_add_listener(reservations.stamp_session))
+        if simulator is not None:
+            seed_demo_bookings(reservations, simulator, engine.controller)
         await engine.start()
         coordinator.async_set_updated_data(engine.monitor.snapshot())
+        entry.async_on_unload(planner.async_start(coordinator))
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
         entry.async_on_unload(_close_on_stop(hass, runtime))
         entry.async_on_unload(_reload_on_new_circuits(hass, entry))

@@ -43,8 +43,11 @@ from typing import Any
 
 from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, STATE_UNAVAILABLE
 from homeassistant.core import State
+from homeassistant.helpers.selector import EntitySelector, EntitySelectorConfig
 from homeassistant.util import dt as dt_util
+import probatio as vol
 
+from .const import CONF_PRICE_ENTITY, CONF_PV_FORECAST_ENTITY
 from .engine.hub.forecast import ForecastPoint, TimeSeries
 
 START_KEYS = ("start", "start_time", "startsAt", "from", "period_start", "time")
@@ -55,6 +58,26 @@ POWER_KEYS = ("value", "power", "watts", "pv_w")
 PRICE_ROW_ATTRIBUTES = ("forecast", "prices", "data", "rates")
 PV_ROW_ATTRIBUTES = ("forecast", "data")
 SOLCAST_ATTRIBUTES = ("detailedForecast", "detailed_forecast")
+FORECAST_FIELDS: dict[Any, Any] = {
+    vol.Optional(CONF_PRICE_ENTITY): EntitySelector(
+        EntitySelectorConfig(domain="sensor")
+    ),
+    vol.Optional(CONF_PV_FORECAST_ENTITY): EntitySelector(
+        EntitySelectorConfig(domain="sensor")
+    ),
+}
+"""The options flow's optional forecast entities (empty: plan without)."""
+
+
+def forecast_options(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """The chosen forecast entities to store (a cleared field is left out)."""
+    return {
+        key: str(user_input[key])
+        for key in (CONF_PRICE_ENTITY, CONF_PV_FORECAST_ENTITY)
+        if user_input.get(key)
+    }
+
+
 DEFAULT_PERIOD_S = 3600.0
 """How long a lone row without an end lasts (an hour, the coarsest usual step)."""
 

@@ -9,8 +9,9 @@ A scenario file (JSON, in `scenarios/`) has three tables:
 
 and optionally ``ev_traffic``: EVs arriving at random, from a seed (`EvTraffic`),
 ``telemetry``: how each round's messages are spread, ordered, jittered and delayed
-(`TelemetryTiming`), and ``assets``: what the Assets API tells about the microgrid
-and its components (`MicrogridAssets`).
+(`TelemetryTiming`), ``assets``: what the Assets API tells about the microgrid
+and its components (`MicrogridAssets`), and ``bookings``, ``price_forecast`` and
+``pv_forecast``: what the charging planner gets in a demo (`plan_inputs`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .assets import MicrogridAssets, assets_from_dict
 from .physics.battery import BatteryParams
 from .physics.ev_charger import EvChargerParams, EvSpec
 from .physics.inverter import InverterParams
+from .plan_inputs import PlanInputs, plan_inputs_from_dict
 from .timing import DeliveryOrder, TelemetryTiming
 from .traffic import EvArrival, EvTraffic, TrafficPlan
 
@@ -82,6 +84,8 @@ class Scenario:
     """What its Assets API tells (the optional ``assets`` table, `assets.py`)."""
     ev_traffic: EvTraffic | None = None
     """EVs that arrive at random besides the listed `ev_arrivals`."""
+    plan_inputs: PlanInputs = field(default_factory=PlanInputs)
+    """Bookings and price/PV forecasts for the charging planner (`plan_inputs`)."""
     _by_id: dict[int, ComponentSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +104,13 @@ class Scenario:
             if charger is None or charger.kind is not Kind.EV_CHARGER:
                 raise ValueError(
                     f"scenario {self.name}: EV arrival at {arrival.charger_id}, "
+                    "which is not an EV charger"
+                )
+        for booking in self.plan_inputs.bookings:
+            charger = by_id.get(booking.charger_id)
+            if charger is None or charger.kind is not Kind.EV_CHARGER:
+                raise ValueError(
+                    f"scenario {self.name}: booking at {booking.charger_id}, "
                     "which is not an EV charger"
                 )
         object.__setattr__(self, "_by_id", by_id)
@@ -192,6 +203,7 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
         telemetry_timing=None if timing is None else _timing_from_row(timing),
         assets=assets_from_dict(data.get("assets")),
         ev_traffic=None if traffic is None else EvTraffic.parse(traffic),
+        plan_inputs=plan_inputs_from_dict(data),
     )
 
 
