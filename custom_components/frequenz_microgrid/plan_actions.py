@@ -41,7 +41,8 @@ ATTR_REFRESH = "refresh"
 GET_CHARGING_PLAN_SCHEMA = vol.Schema(
     {
         ENTRY_FIELD: ENTRY_SELECTOR,
-        vol.Optional(ATTR_CHARGER): coerce(int),
+        # A float, so NaN and 31.5 reach the handler's translated refusal.
+        vol.Optional(ATTR_CHARGER): coerce(float),
         vol.Optional(ATTR_START): cv.datetime,
         vol.Optional(ATTR_END): cv.datetime,
         vol.Optional(ATTR_REFRESH, default=False): cv.boolean,
@@ -77,12 +78,13 @@ async def _async_get_charging_plan(call: ServiceCall) -> ServiceResponse:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="plan_unavailable"
         )
-    charger = call.data.get(ATTR_CHARGER)
-    if charger is not None and charger not in planner.topology.ev_charger_ids:
+    asked = call.data.get(ATTR_CHARGER)
+    charger = None if asked is None or not asked.is_integer() else int(asked)
+    if asked is not None and charger not in planner.topology.ev_charger_ids:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="plan_unknown_charger",
-            translation_placeholders={"charger": str(charger)},
+            translation_placeholders={"charger": f"{asked:g}"},
         )
     start = _timestamp(call, ATTR_START)
     end = _timestamp(call, ATTR_END)

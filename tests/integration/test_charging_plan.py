@@ -1,0 +1,224 @@
+"""The charging plan through Home Assistant, on the simulator over real gRPC.
+
+Issue 16 §3/§4 as a user meets it: the `home` microgrid (40 A fuse, two 32 A
+wallboxes) without its scripted arrivals; a price sensor with Nord Pool's
+``raw_today`` rows chosen in the options; a booking with an energy; the garage
+wallbox in *smart* mode. The verdicts come from the simulator (the setpoints it
+holds) and from `get_charging_plan`'s response. A demo entry plans with its
+simulator's own price and PV series and starts with the scenario's bookings, one
+of them at risk. The simulator's overload and unsafe counters stay 0.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+import math
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.util import dt as dt_util
+import probatio as vol
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.frequenz_microgrid.const import (
+    CONF_DEMO,
+    CONF_PRICE_ENTITY,
+    CONF_SCENARIO,
+    DOMAIN,
+)
+from custom_components.frequenz_microgrid.engine.hub.planner import SLOT_S
+from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
+from custom_components.frequenz_microgrid.simulator import EvSpec
+from custom_components.frequenz_microgrid.simulator.scenario import (
+    scenario_from_dict,
+)
+from tests.observations import held_setpoint
+
+from .conftest import entity_id_of, serving, setup_entry, wait_for
+from .steering_helpers import GARAGE_WALLBOX, call_action, home_without_arrivals
+
+PRICE_SENSOR = "sensor.test_day_ahead_price"
+MIN_W = 6 * 3 * 230.0
+
+
+def _slot_start(offset: int) -> datetime:
+    """The start of the 15-minute slot `offset` slots from the current one."""
+    now = dt_util.utcnow().timestamp()
+    start = math.floor(now / SLOT_S) * SLOT_S + offset * SLOT_S
+    return dt_util.utc_from_timestamp(start)
+
+
+def _set_prices(hass: HomeAssistant, cheap_slots: set[int]) -> None:
+    """Nord Pool's attribute form: 0.40 per kWh, 0.05 in `cheap_slots` (16 slots)."""
+    rows = [
+        {
+            "start": _slot_start(i).isoformat(),
+            "end": _slot_start(i + 1).isoformat(),
+            "value": 0.05 if i in cheap_slots else 0.40,
+        }
+        for i in range(16)
+    ]
+    hass.states.async_set(
+        PRICE_SENSOR,
+        "0.4",
+        {"raw_today": rows, "raw_tomorrow": [], "unit": "kWh", "currency": "EUR"},
+    )
+
+
+async def _plan(hass: HomeAssistant, entry_id: str, **data: Any) -> dict[str, Any]:
+    return await call_action(
+        hass, "get_charging_plan", {"config_entry_id": entry_id, **data}
+    )
+
+
+async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
+    hass: HomeAssistant,
+) -> None:
+    _set_prices(hass, cheap_slots={6})
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass,
+            sim.url,
+            unique_id=str(sim.scenario.microgrid_id),
+            options={CONF_PRICE_ENTITY: PRICE_SENSOR},
+        )
+        now = dt_util.now()
+        await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "start": now.isoformat(),
+                "end": (now + timedelta(hours=3)).isoformat(),
+                "energy_kwh": 2.0,
+            },
+        )
+        await hass.services.async_call(
+            "select",
+            "select_option",
+            {
+                "entity_id": entity_id_of(
+                    hass, f"{entry.unique_id}_{GARAGE_WALLBOX}_charger_mode", ["select"]
+                ),
+                "option": "smart",
+            },
+            blocking=True,
+        )
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+
+        plan = await _plan(hass, entry.entry_id, refresh=True)
+        (need,) = plan["chargers"][str(GARAGE_WALLBOX)]
+        assert plan["sources"]["price"] == PRICE_SENSOR
+        assert need["unmet_kwh"] == 0.0
+        assert need["planned_kwh"] == pytest.approx(2.0, abs=1e-3)
+        assert {s["source"] for s in need["slots"]} == {"cheap"}
+        assert {s["price"] for s in need["slots"]} == {0.05}
+        assert need["cost"] == pytest.approx(0.05 * 2.0, abs=1e-3)
+        # Now is not the cheap slot: the smart charger is held at 0 W.
+        await wait_for(
+            lambda: held_setpoint(sim, GARAGE_WALLBOX) == 0.0, what="held at 0 W"
+        )
+
+        # The price sensor changes: now is the cheapest slot; the hub re-plans.
+        _set_prices(hass, cheap_slots={0, 1})
+        await wait_for(
+            lambda: (held_setpoint(sim, GARAGE_WALLBOX) or 0.0) >= MIN_W,
+            what="charging in the cheap slot now",
+        )
+        plan = await _plan(hass, entry.entry_id, charger=GARAGE_WALLBOX)
+        (need,) = plan["chargers"][str(GARAGE_WALLBOX)]
+        first = need["slots"][0]
+        assert dt_util.parse_datetime(first["start"]) <= dt_util.utcnow()
+        assert first["source"] == "cheap"
+        # Never more than the plan's power (and never an unsafe setpoint).
+        assert (held_setpoint(sim, GARAGE_WALLBOX) or 0.0) <= first["power_w"] + 1.0
+        assert sim.unsafe_setpoint_count == 0
+
+
+BAD_INPUT: list[tuple[dict[str, Any], str]] = [
+    ({"charger": 999}, "plan_unknown_charger"),
+    (
+        {"start": "2030-01-01T12:00:00+00:00", "end": "2030-01-01T11:00:00+00:00"},
+        "plan_end_not_after_start",
+    ),
+    ({"end": "2020-01-01T11:00:00+00:00"}, "plan_in_the_past"),
+    ({"charger": math.nan}, "plan_unknown_charger"),
+    ({"charger": 6.5}, "plan_unknown_charger"),
+]
+"""Refused input and its translation key."""
+
+
+async def test_get_charging_plan_refuses_bad_input(hass: HomeAssistant) -> None:
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        before = planner.plan
+        for data, key in BAD_INPUT:
+            with pytest.raises(ServiceValidationError) as refused:
+                await _plan(hass, entry.entry_id, **data)
+            assert refused.value.translation_key == key, data
+            assert refused.value.translation_domain == DOMAIN
+            assert planner.plan is before, data
+        # What is not a time at all is the schema's refusal.
+        with pytest.raises(vol.Invalid):
+            await _plan(hass, entry.entry_id, start="nan")
+
+
+async def test_the_demo_plans_its_bookings_with_its_own_forecasts(
+    hass: HomeAssistant,
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="demo_depot",
+        title="Demo depot",
+        data={CONF_DEMO: True, CONF_SCENARIO: "depot"},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    try:
+        assert entry.state is ConfigEntryState.LOADED
+        loaded: FrequenzMicrogridConfigEntry = entry  # type: ignore[assignment]
+        reservations = loaded.runtime_data.reservations
+        assert reservations is not None
+        scenario = loaded.runtime_data.simulator
+        assert scenario is not None
+        assert len(reservations.book) == len(scenario.scenario.plan_inputs.bookings)
+
+        plan = await _plan(hass, entry.entry_id, refresh=True)
+        assert plan["sources"] == {"price": "simulator", "pv_forecast": "simulator"}
+        booked = {
+            int(cid)
+            for cid, needs in plan["chargers"].items()
+            for need in needs
+            if need["origin"]
+        }
+        assert booked == {b.charger_id for b in scenario.scenario.plan_inputs.bookings}
+        slots = [
+            s for needs in plan["chargers"].values() for n in needs for s in n["slots"]
+        ]
+        assert all(s["price"] is not None for s in slots)
+        # One booking is at risk: the garage feeder cannot deliver all three.
+        at_risk = [
+            (int(cid), need["unmet_kwh"])
+            for cid, needs in plan["chargers"].items()
+            for need in needs
+            if need["unmet_kwh"] > 0.0
+        ]
+        assert [cid for cid, _ in at_risk] == [53]
+        # Booked chargers start in smart mode.
+        mode = hass.states.get(
+            entity_id_of(hass, f"{entry.unique_id}_53_charger_mode", ["select"])
+        )
+        assert mode is not None
+        assert mode.state == "smart"
+    finally:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
