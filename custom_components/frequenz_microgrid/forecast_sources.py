@@ -47,7 +47,7 @@ from homeassistant.helpers.selector import EntitySelector, EntitySelectorConfig
 from homeassistant.util import dt as dt_util
 import probatio as vol
 
-from .const import CONF_PRICE_ENTITY, CONF_PV_FORECAST_ENTITY
+from .const import CONF_PRICE_ENTITY, CONF_PV_FORECAST_ENTITY, FORECAST_SETTINGS
 from .engine.hub.forecast import ForecastPoint, TimeSeries
 
 START_KEYS = ("start", "start_time", "startsAt", "from", "period_start", "time")
@@ -72,9 +72,7 @@ FORECAST_FIELDS: dict[Any, Any] = {
 def forecast_options(user_input: Mapping[str, Any]) -> dict[str, str]:
     """The chosen forecast entities to store (a cleared field is left out)."""
     return {
-        key: str(user_input[key])
-        for key in (CONF_PRICE_ENTITY, CONF_PV_FORECAST_ENTITY)
-        if user_input.get(key)
+        key: str(user_input[key]) for key in FORECAST_SETTINGS if user_input.get(key)
     }
 
 

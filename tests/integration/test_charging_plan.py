@@ -132,7 +132,9 @@ async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
         plan = await _plan(hass, entry.entry_id, charger=GARAGE_WALLBOX)
         (need,) = plan["chargers"][str(GARAGE_WALLBOX)]
         first = need["slots"][0]
-        assert dt_util.parse_datetime(first["start"]) <= dt_util.utcnow()
+        first_start = dt_util.parse_datetime(first["start"])
+        assert first_start is not None
+        assert first_start <= dt_util.utcnow()
         assert first["source"] == "cheap"
         # Never more than the plan's power (and never an unsafe setpoint).
         assert (held_setpoint(sim, GARAGE_WALLBOX) or 0.0) <= first["power_w"] + 1.0
@@ -185,7 +187,7 @@ async def test_the_demo_plans_its_bookings_with_its_own_forecasts(
     await hass.async_block_till_done()
     try:
         assert entry.state is ConfigEntryState.LOADED
-        loaded: FrequenzMicrogridConfigEntry = entry  # type: ignore[assignment]
+        loaded: FrequenzMicrogridConfigEntry = entry
         reservations = loaded.runtime_data.reservations
         assert reservations is not None
         scenario = loaded.runtime_data.simulator
