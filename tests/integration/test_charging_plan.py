@@ -17,6 +17,7 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
 import probatio as vol
@@ -24,9 +25,16 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.frequenz_microgrid.const import (
+    CONF_DEFAULT_PRIORITY,
     CONF_DEMO,
+    CONF_FRESHNESS_S,
     CONF_PRICE_ENTITY,
+    CONF_PV_FORECAST_ENTITY,
+    CONF_REAPPLY_SETPOINTS,
+    CONF_RESERVATION_GRACE_MIN,
     CONF_SCENARIO,
+    DEFAULT_FRESHNESS_S,
+    DEFAULT_PRIORITY,
     DOMAIN,
 )
 from custom_components.frequenz_microgrid.engine.hub.planner import SLOT_S
@@ -224,3 +232,51 @@ async def test_the_demo_plans_its_bookings_with_its_own_forecasts(
     finally:
         assert await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done()
+
+
+async def test_forecast_entities_are_chosen_and_cleared_in_the_options(
+    hass: HomeAssistant,
+) -> None:
+    """The options flow stores the entities; the reloaded entry plans with them."""
+    _set_prices(hass, cheap_slots={2})
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        required = {
+            CONF_FRESHNESS_S: DEFAULT_FRESHNESS_S,
+            CONF_DEFAULT_PRIORITY: DEFAULT_PRIORITY,
+            CONF_REAPPLY_SETPOINTS: False,
+            CONF_RESERVATION_GRACE_MIN: 15.0,
+        }
+        flow = await hass.config_entries.options.async_init(entry.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            flow["flow_id"],
+            {
+                **required,
+                CONF_PRICE_ENTITY: PRICE_SENSOR,
+                CONF_PV_FORECAST_ENTITY: "sensor.solar_forecast",
+            },
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        assert entry.options[CONF_PRICE_ENTITY] == PRICE_SENSOR
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        assert planner.sources() == {
+            "price": PRICE_SENSOR,
+            "pv_forecast": "sensor.solar_forecast",
+        }
+        assert planner.prices().mean(
+            _slot_start(2).timestamp(), _slot_start(3).timestamp()
+        ) == pytest.approx(0.05)
+        # A missing PV entity is no forecast, not an error.
+        assert not planner.pv_forecast()
+
+        flow = await hass.config_entries.options.async_init(entry.entry_id)
+        await hass.config_entries.options.async_configure(flow["flow_id"], required)
+        await hass.async_block_till_done()
+        assert CONF_PRICE_ENTITY not in entry.options
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        assert planner.sources() == {"price": None, "pv_forecast": None}
