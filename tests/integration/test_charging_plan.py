@@ -130,6 +130,16 @@ async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
         await wait_for(
             lambda: held_setpoint(sim, GARAGE_WALLBOX) == 0.0, what="held at 0 W"
         )
+        # The charger's "planned power" sensor shows the slot now and the plan.
+        sensor = hass.states.get(
+            entity_id_of(
+                hass, f"{entry.unique_id}_{GARAGE_WALLBOX}_planned_power", ["sensor"]
+            )
+        )
+        assert sensor is not None
+        assert float(sensor.state) == 0.0
+        (shown,) = sensor.attributes["needs"]
+        assert shown["slots"] == need["slots"]
 
         # The price sensor changes: now is the cheapest slot; the hub re-plans.
         _set_prices(hass, cheap_slots={0, 1})
