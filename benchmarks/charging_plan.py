@@ -17,8 +17,9 @@ does:
 - ``planned``: every charger in *smart* mode (`ChargerModes`, the engine's own
   mode table) following the hub's plan (`engine.hub.planner`), on top of the
   live fair split (`charging_hub.NestedCircuitAllocation`) that holds every
-  circuit. The hub re-plans at plug-ins and departures only (not every tick);
-  `replan_ms_p99` is the 99th percentile of those re-plans' wall time.
+  circuit. The hub re-plans at plug-ins, departures and 15-minute slot
+  boundaries, as `hub_plan.HubPlanner` does (not every tick); `replan_ms_p99` is
+  the 99th percentile of those re-plans' wall time.
 - ``fair``: the live fair share without a plan (`NestedCircuitAllocation`).
 - ``greedy``: earliest come, each as much as is left (`charging_hub.greedy_allocation`).
 
@@ -240,7 +241,7 @@ class HubWeek:
         on_change: Callable[[float, dict[int, Session], dict[int, float]], None]
         | None = None,
     ) -> WeekResult:
-        """Run the week; `on_change` hears of plug-ins and departures."""
+        """Run the week; `on_change` hears of plug-ins, departures and slot starts."""
         result = WeekResult(name, len(self.sessions))
         by_charger: dict[int, list[Session]] = {}
         for session in sorted(self.sessions, key=lambda s: s.start):
@@ -267,7 +268,9 @@ class HubWeek:
                     delivered[cid] = 0.0
                     connected_since[cid] = now
                     changed = True
-            if changed and on_change is not None:
+            # Home Assistant's planner also re-plans at every slot boundary.
+            at_boundary = (now - START) % SLOT_S == 0.0
+            if (changed or (at_boundary and plugged)) and on_change is not None:
                 on_change(now, plugged, delivered)
             step_in_force = self.envelope.in_force(now)
             limit = math.inf if step_in_force is None else step_in_force.upper_w
