@@ -98,6 +98,7 @@ class HubPlanner:
         self.extra_needs: Callable[[float], Sequence[ChargingNeed]] = lambda _now: ()
         """More needs (the deadline targets), connected by their owner."""
         self.replans = 0
+        self._stopped = False
         self._coordinator: MicrogridCoordinator | None = None
         self._listeners: list[CALLBACK_TYPE] = []
         self._debouncer = Debouncer(
@@ -168,6 +169,7 @@ class HubPlanner:
 
         @callback
         def stop() -> None:
+            self._stopped = True
             for unsubscribe in unsubscribes:
                 unsubscribe()
             self._debouncer.async_shutdown()
@@ -240,17 +242,24 @@ class HubPlanner:
         except Exception:  # a bad source must never stop the hub
             _LOGGER.exception("Cannot gather the charging plan's inputs")
             return
-        self.plan = await self.hass.async_add_executor_job(
-            partial(
-                plan_charging,
-                needs,
-                circuits,
-                now=now,
-                prices=prices,
-                pv_surplus_w=surplus,
-                voltage_v=self.voltage_v,
+        try:
+            plan = await self.hass.async_add_executor_job(
+                partial(
+                    plan_charging,
+                    needs,
+                    circuits,
+                    now=now,
+                    prices=prices,
+                    pv_surplus_w=surplus,
+                    voltage_v=self.voltage_v,
+                )
             )
-        )
+        except Exception:  # keep the last plan rather than stop the hub
+            _LOGGER.exception("Cannot make the charging plan")
+            return
+        if self._stopped:
+            return
+        self.plan = plan
         self.replans += 1
         self.controller.on_tick()
         for listener in list(self._listeners):

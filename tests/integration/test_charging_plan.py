@@ -11,6 +11,7 @@ of them at risk. The simulator's overload and unsafe counters stay 0.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 import math
 from typing import Any
@@ -290,3 +291,59 @@ async def test_forecast_entities_are_chosen_and_cleared_in_the_options(
         planner = entry.runtime_data.planner
         assert planner is not None
         assert planner.sources() == {"price": None, "pv_forecast": None}
+
+
+async def test_replans_on_changes_not_on_ticks(hass: HomeAssistant) -> None:
+    """Ticks leave the plan alone; a booking and an envelope each re-plan it."""
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        await wait_for(lambda: planner.plan is not None, what="the first plan")
+        replans = planner.replans
+        await asyncio.sleep(1.5)  # several telemetry rounds and steering ticks
+        assert planner.replans == replans
+
+        now = dt_util.now()
+        await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "start": (now + timedelta(minutes=30)).isoformat(),
+                "end": (now + timedelta(hours=2)).isoformat(),
+                "energy_kwh": 60.0,
+            },
+        )
+        await wait_for(lambda: planner.replans > replans, what="a re-plan")
+        plan = planner.plan
+        assert plan is not None
+        (booked,) = plan.of_charger(GARAGE_WALLBOX)
+        # 60 kWh in 1.5 h is more than one 22 kW wallbox delivers: reported.
+        assert booked.unmet_wh == pytest.approx(60_000.0 - booked.planned_wh)
+        assert booked.unmet_wh > 0.0
+
+        replans = planner.replans
+        start = (dt_util.utcnow() - timedelta(minutes=1)).isoformat()
+        await call_action(
+            hass,
+            "set_power_limits",
+            {
+                "config_entry_id": entry.entry_id,
+                "circuit": "grid",
+                "steps": [{"start": start, "upper": 5_000}],
+            },
+        )
+        await wait_for(
+            lambda: planner.replans > replans, what="a re-plan", timeout_s=5.0
+        )
+        plan = planner.plan
+        assert plan is not None
+        assert all(
+            slot.power_w <= 5_000.0 + 1e-6
+            for need in plan.of_charger(GARAGE_WALLBOX)
+            for slot in need.slots
+        )
