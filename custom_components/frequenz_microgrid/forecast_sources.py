@@ -29,6 +29,12 @@ PV (mean power in W over each period):
   30 minutes.
 - The generic rows above with a ``value``/``power``/``watts`` in W.
 
+Home Assistant's own **Nord Pool** integration keeps only the current price in its
+sensors; the rest is behind its ``nordpool.get_prices_for_date`` action. When the
+chosen price entity is one of its sensors, `async_nordpool_prices` calls that
+action for today and tomorrow (prices per MWh, divided by 1000) for the
+sensor's area.
+
 A state that is missing, unavailable or has no usable rows gives an empty
 series: the planner then plans without it (never with invented values).
 """
@@ -36,13 +42,15 @@ series: the planner then plans without it (never with invented values).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 import itertools
 import math
 from typing import Any
 
 from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, STATE_UNAVAILABLE
-from homeassistant.core import State
+from homeassistant.core import HomeAssistant, State
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.selector import EntitySelector, EntitySelectorConfig
 from homeassistant.util import dt as dt_util
 import probatio as vol
@@ -75,6 +83,9 @@ def forecast_options(user_input: Mapping[str, Any]) -> dict[str, str]:
         key: str(user_input[key]) for key in FORECAST_SETTINGS if user_input.get(key)
     }
 
+
+NORDPOOL = "nordpool"
+NORDPOOL_GET_PRICES = "get_prices_for_date"
 
 DEFAULT_PERIOD_S = 3600.0
 """How long a lone row without an end lasts (an hour, the coarsest usual step)."""
@@ -227,3 +238,47 @@ def state_series(state: State | None, *, pv: bool) -> TimeSeries:
     if state is None or state.state == STATE_UNAVAILABLE:
         return TimeSeries()
     return pv_series(state.attributes) if pv else price_series(state.attributes)
+
+
+async def async_nordpool_prices(
+    hass: HomeAssistant, entity_id: str
+) -> TimeSeries | None:
+    """Today's and tomorrow's prices of a Nord Pool sensor's area (per kWh).
+
+    `None` when the entity is not one of Home Assistant's Nord Pool sensors (or
+    its action is not there); an empty series when the action fails or has no
+    prices (tomorrow's come in the early afternoon).
+    """
+    entry = er.async_get(hass).async_get(entity_id)
+    if (
+        entry is None
+        or entry.platform != NORDPOOL
+        or entry.config_entry_id is None
+        or not hass.services.has_service(NORDPOOL, NORDPOOL_GET_PRICES)
+    ):
+        return None
+    today = dt_util.now().date()
+    rows: list[Any] = []
+    for day in (today, today + timedelta(days=1)):
+        try:
+            response = await hass.services.async_call(
+                NORDPOOL,
+                NORDPOOL_GET_PRICES,
+                {"config_entry": entry.config_entry_id, "date": day.isoformat()},
+                blocking=True,
+                return_response=True,
+            )
+        except HomeAssistantError:
+            continue
+        if isinstance(response, Mapping):
+            rows.extend(_area_rows(response, entry.unique_id))
+    return rows_series(rows, ("price",), scale=1 / 1000.0)
+
+
+def _area_rows(response: Mapping[str, Any], unique_id: str) -> list[Any]:
+    """The rows of the sensor's area (its unique id starts with the area)."""
+    areas = [area for area in response if unique_id.startswith(f"{area}-")]
+    if not areas and len(response) == 1:
+        areas = list(response)
+    rows = response.get(areas[0]) if areas else None
+    return list(rows) if isinstance(rows, list) else []

@@ -18,7 +18,9 @@ power (three phases). Circuits carry their envelopes and, on the grid circuit,
 nothing else: the live steering still holds every fuse and limit each tick, so
 the plan is an upper bound that steering can only lower.
 
-Forecasts: the entities chosen in the options (`forecast_sources`); a demo entry
+Forecasts: the entities chosen in the options (`forecast_sources`; a sensor of
+Home Assistant's Nord Pool integration through its action, fetched at most
+hourly); a demo entry
 without chosen entities uses its simulator's own series (see
 `simulator.plan_inputs`). The PV forecast becomes a surplus by taking off the
 site's other consumption as last measured (grid − EVs − battery − PV).
@@ -56,7 +58,7 @@ from .engine.hub.planner import (
     needs_from_reservations,
     plan_charging,
 )
-from .forecast_sources import state_series
+from .forecast_sources import async_nordpool_prices, state_series
 from .hub_reservations import HubReservations, rated_charge_power_w
 from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator
@@ -64,6 +66,8 @@ from .simulator.plan_inputs import simulator_series
 
 _LOGGER = logging.getLogger(__name__)
 
+NORDPOOL_TTL_S = 3600.0
+"""How long fetched Nord Pool prices are used before they are asked for again."""
 REPLAN_COOLDOWN_S = 2.0
 """Changes within this long after a re-plan are planned together once."""
 PHASES = 3
@@ -99,6 +103,8 @@ class HubPlanner:
         """More needs (the deadline targets), connected by their owner."""
         self.replans = 0
         self._stopped = False
+        self._nordpool: tuple[float, TimeSeries] | None = None
+        """Home Assistant's Nord Pool prices, when fetched (time, prices)."""
         self._coordinator: MicrogridCoordinator | None = None
         self._listeners: list[CALLBACK_TYPE] = []
         self._debouncer = Debouncer(
@@ -119,6 +125,8 @@ class HubPlanner:
 
     def prices(self) -> TimeSeries:
         """The price forecast in use (per kWh; empty: none)."""
+        if self._nordpool is not None:
+            return self._nordpool[1]
         if self.price_entity is not None:
             return state_series(self.hass.states.get(self.price_entity), pv=False)
         if self.simulator is not None:
@@ -234,6 +242,7 @@ class HubPlanner:
     async def async_replan(self) -> None:
         """Plan now with the current inputs (in the executor); swap the plan in."""
         now = time.time()
+        await self._async_fetch_nordpool(now)
         try:
             needs = self.needs(now)
             circuits = self.circuits()
@@ -264,6 +273,15 @@ class HubPlanner:
         self.controller.on_tick()
         for listener in list(self._listeners):
             listener()
+
+    async def _async_fetch_nordpool(self, now: float) -> None:
+        """Fetch the Nord Pool action's prices, at most every `NORDPOOL_TTL_S`."""
+        if self.price_entity is None or (
+            self._nordpool is not None and now - self._nordpool[0] < NORDPOOL_TTL_S
+        ):
+            return
+        prices = await async_nordpool_prices(self.hass, self.price_entity)
+        self._nordpool = None if prices is None else (now, prices)
 
     def _delivered_by_booking(self) -> dict[str, float]:
         """What each booking's open session has delivered so far (Wh)."""

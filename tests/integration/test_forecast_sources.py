@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 import math
+from typing import Any
 
-from homeassistant.core import State
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    State,
+    SupportsResponse,
+)
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.frequenz_microgrid.forecast_sources import (
+    async_nordpool_prices,
     price_series,
     pv_series,
     state_series,
@@ -133,3 +144,62 @@ def test_missing_or_unavailable_state_gives_no_forecast() -> None:
     state = State("sensor.price", "0.2", {"raw_today": rows})
     assert state_series(state, pv=False).mean(TS0, TS0 + 900) == pytest.approx(0.2)
     assert not state_series(state, pv=True)
+
+
+async def test_home_assistant_nord_pool_prices_come_through_its_action(
+    hass: HomeAssistant,
+) -> None:
+    """A core Nord Pool sensor: its action's rows for its area, per MWh → per kWh."""
+    nordpool = MockConfigEntry(domain="nordpool", data={"areas": ["SE3", "SE4"]})
+    nordpool.add_to_hass(hass)
+    registry = er.async_get(hass)
+    sensor = registry.async_get_or_create(
+        "sensor",
+        "nordpool",
+        "SE3-current_price",
+        config_entry=nordpool,
+        suggested_object_id="nord_pool_se3_current_price",
+    )
+    other = registry.async_get_or_create("sensor", "other", "price")
+    asked: list[dict[str, Any]] = []
+    today = dt_util.now().replace(hour=0, minute=0, second=0, microsecond=0)
+
+    async def get_prices(call: ServiceCall) -> ServiceResponse:
+        asked.append(dict(call.data))
+        day = today if call.data["date"] == today.date().isoformat() else None
+        if day is None:
+            return {"SE3": [], "SE4": []}
+        return {
+            "SE3": [
+                {
+                    "start": (day + timedelta(minutes=15 * i)).isoformat(),
+                    "end": (day + timedelta(minutes=15 * (i + 1))).isoformat(),
+                    "price": 100.0 + i,
+                }
+                for i in range(96)
+            ],
+            "SE4": [
+                {
+                    "start": day.isoformat(),
+                    "end": (day + timedelta(minutes=15)).isoformat(),
+                    "price": 999.0,
+                }
+            ],
+        }
+
+    hass.services.async_register(
+        "nordpool",
+        "get_prices_for_date",
+        get_prices,
+        supports_response=SupportsResponse.ONLY,
+    )
+
+    series = await async_nordpool_prices(hass, sensor.entity_id)
+    assert series is not None
+    start = today.timestamp()
+    assert series.mean(start, start + 900) == pytest.approx(0.100)
+    assert series.mean(start + 900, start + 1800) == pytest.approx(0.101)
+    assert len(series.points) == 96
+    assert [a["config_entry"] for a in asked] == [nordpool.entry_id] * 2
+    assert await async_nordpool_prices(hass, other.entity_id) is None
+    assert await async_nordpool_prices(hass, "sensor.not_registered") is None
