@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 import math
 
 from hypothesis import given, settings, strategies as st
@@ -23,6 +25,7 @@ from custom_components.frequenz_microgrid.engine.hub.planner import (
     SlotSource,
     envelope_upper_w,
     needs_from_reservations,
+    needs_from_targets,
     plan_charging,
     slot_uppers_w,
 )
@@ -302,6 +305,36 @@ def test_needs_from_reservations() -> None:
             departure=NOW + HOUR,
             max_current_a=32.0,
             origin="a",
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The shape of issue 16 §1's `ChargingTarget`."""
+
+    charger_id: int
+    energy_wh: float | None
+    soc_pct: float | None
+    departure: datetime
+
+
+def test_needs_from_targets() -> None:
+    leave = datetime.fromtimestamp(NOW + 2 * HOUR, UTC)
+    targets = [
+        Target(1, 10_000.0, None, leave),
+        Target(2, None, 80.0, leave),  # SoC only: not planned here
+        Target(3, 5_000.0, None, datetime.fromtimestamp(NOW - 1, UTC)),  # gone
+        Target(4, 2_000.0, None, leave),  # already delivered
+    ]
+    needs = needs_from_targets(targets, now=NOW, delivered_wh={1: 4_000.0, 4: 2_000.0})
+    assert needs == [
+        ChargingNeed(
+            charger_id=1,
+            energy_wh=6_000.0,
+            earliest_start=NOW,
+            departure=NOW + 2 * HOUR,
+            origin="target",
         )
     ]
 

@@ -36,9 +36,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from .circuits import Circuit
 from .envelope import LimitEnvelope
@@ -330,6 +331,58 @@ def needs_from_reservations(
                 max_current_a=(max_current_a or {}).get(cid, 16.0),
                 phases=(phases or {}).get(cid, (1, 2, 3)),
                 origin=reservation.reservation_id,
+            )
+        )
+    return needs
+
+
+class DeadlineTarget(Protocol):
+    """What the planner reads of a deadline target (issue 16 §1's `ChargingTarget`)."""
+
+    @property
+    def charger_id(self) -> int:
+        """The charger the target is for."""
+
+    @property
+    def energy_wh(self) -> float | None:
+        """The energy wanted (`None`: a SoC target not turned into energy)."""
+
+    @property
+    def departure(self) -> datetime:
+        """When the energy is wanted by."""
+
+
+def needs_from_targets(
+    targets: Iterable[DeadlineTarget],
+    *,
+    now: float,
+    delivered_wh: Mapping[int, float] | None = None,
+    max_current_a: Mapping[int, float] | None = None,
+    phases: Mapping[int, tuple[int, ...]] | None = None,
+) -> list[ChargingNeed]:
+    """A need per target with an energy still missing, from now to its departure.
+
+    `delivered_wh` is what each charger's session already delivered (by charger).
+    A target with only a SoC (no energy) is skipped: its owner knows the vehicle.
+    """
+    needs: list[ChargingNeed] = []
+    for target in targets:
+        cid = target.charger_id
+        if target.energy_wh is None:
+            continue
+        left = target.energy_wh - (delivered_wh or {}).get(cid, 0.0)
+        departure = target.departure.timestamp()
+        if left <= 0.0 or departure <= now:
+            continue
+        needs.append(
+            ChargingNeed(
+                charger_id=cid,
+                energy_wh=left,
+                earliest_start=now,
+                departure=departure,
+                max_current_a=(max_current_a or {}).get(cid, 16.0),
+                phases=(phases or {}).get(cid, (1, 2, 3)),
+                origin="target",
             )
         )
     return needs
