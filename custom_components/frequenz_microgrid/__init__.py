@@ -73,8 +73,10 @@ from .engine.graph import Topology, load_topology
 from .engine.hub.reservations import MAX_GRACE_S
 from .engine.microgrid import MicrogridEngine
 from .engine.snapshot import MicrogridSnapshot
+from .hub_plan import HubPlanner, seed_demo_bookings
 from .hub_reservations import HubReservations, async_remove_reservations
 from .identity import microgrid_id
+from .plan_actions import async_setup_plan_actions
 from .reactive_actions import async_setup_reactive_actions
 from .repairs import RepairTracker
 from .report_actions import async_setup_report_actions
@@ -110,6 +112,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_circuit_actions(hass)
     async_setup_reactive_actions(hass)
     async_setup_target_actions(hass)
+    async_setup_plan_actions(hass)
     return True
 
 
@@ -188,6 +191,15 @@ async def async_setup_entry(
             sessions,
             reservations,
         )
+        planner = HubPlanner(
+            hass,
+            controller=engine.controller,
+            topology=topology,
+            options=entry.options,
+            reservations=reservations,
+            sessions=sessions,
+            simulator=simulator,
+        )
         runtime = MicrogridRuntimeData(
             client=client,
             engine=engine,
@@ -209,6 +221,7 @@ async def async_setup_entry(
             targets=targets,
             circuit_store=circuit_store,
             topology_refresh=topology_refresh,
+            planner=planner,
         )
         entry.runtime_data = runtime
         cleanup.pop_all()  # the runtime releases all of it from here on
@@ -225,8 +238,11 @@ async def async_setup_entry(
         # After the booking stamp: a session under a booking takes its target.
         await targets.async_load()
         entry.async_on_unload(targets.follow(coordinator))
+        if simulator is not None:
+            seed_demo_bookings(reservations, simulator, engine.controller)
         await engine.start()
         coordinator.async_set_updated_data(engine.monitor.snapshot())
+        entry.async_on_unload(planner.async_start(coordinator))
         entry.async_on_unload(runtime.repairs.follow(coordinator, status_feed))
         entry.async_on_unload(_close_on_stop(hass, runtime))
         entry.async_on_unload(_reload_on_new_circuits(hass, entry))

@@ -78,6 +78,7 @@ from .const import (
     MIN_PRIORITY,
     MIN_RESERVATION_GRACE_MIN,
 )
+from .forecast_sources import FORECAST_FIELDS, forecast_options
 from .identity import microgrid_id, microgrid_title
 
 URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
@@ -449,6 +450,7 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
                         CONF_RESERVATION_GRACE_MIN: float(
                             user_input[CONF_RESERVATION_GRACE_MIN]
                         ),
+                        **forecast_options(user_input),
                     }
                 )
 
@@ -483,6 +485,9 @@ class MicrogridOptionsFlow(OptionsFlowWithReload):
                     )
                 ),
             }
+        )
+        schema = self.add_suggested_values_to_schema(
+            schema.extend(FORECAST_FIELDS), forecast_options(user_input or options)
         )
         if has_assets_fields:
             schema = self.add_suggested_values_to_schema(

@@ -47,6 +47,13 @@ DEFAULT_RESERVATION_GRACE_MIN: Final = 15.0
 MIN_RESERVATION_GRACE_MIN: Final = 0.0
 MAX_RESERVATION_GRACE_MIN: Final = 240.0
 
+CONF_PRICE_ENTITY: Final = "price_entity"
+"""Optional: a sensor whose attributes forecast the energy price (charging plan)."""
+CONF_PV_FORECAST_ENTITY: Final = "pv_forecast_entity"
+"""Optional: a sensor whose attributes forecast the PV production (charging plan)."""
+FORECAST_SETTINGS: Final = (CONF_PRICE_ENTITY, CONF_PV_FORECAST_ENTITY)
+"""The options naming the charging plan's forecast entities (optional, no default)."""
+
 CONNECT_TIMEOUT_S: Final = 15.0
 """How long validation and setup wait for the microgrid to answer.
 

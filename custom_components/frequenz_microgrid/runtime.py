@@ -13,6 +13,7 @@ from .circuit_store import CircuitLimitsStore
 from .coordinator import MicrogridCoordinator
 from .devices import MicrogridDevices
 from .engine.microgrid import MicrogridEngine
+from .hub_plan import HubPlanner
 from .hub_reservations import HubReservations
 from .repairs import RepairTracker
 from .session_recorder import SessionRecorder
@@ -50,6 +51,8 @@ class MicrogridRuntimeData:
     """Where the circuits' power limit envelopes are kept across restarts."""
     topology_refresh: TopologyRefresh | None = None
     """Re-reads the topology periodically and on reconnect (`None`: not yet)."""
+    planner: HubPlanner | None = None
+    """The charging hub's plan, re-made when its inputs change."""
     _closed: bool = field(default=False, init=False, repr=False)
 
     async def async_close(self) -> None:

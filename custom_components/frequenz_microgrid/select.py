@@ -1,9 +1,10 @@
-"""Selects: each EV charger's mode (off, fast, solar, boost).
+"""Selects: each EV charger's mode (off, fast, solar, boost, smart).
 
 *Off* holds the charger at 0 W with the EV plugged in; *fast* charges as much as
 the fuse and the pool target allow; *solar* only from PV surplus; *boost* charges
 first, before every other EV, for the hub's boost duration and then returns to
-the mode before it (the attributes say when and to which). The engine applies the
+the mode before it (the attributes say when and to which); *smart* follows the
+hub's charging plan (`engine.hub.planner`). The engine applies the
 mode on its next round (at once); the choice is kept across restarts.
 """
 

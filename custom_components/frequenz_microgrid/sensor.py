@@ -28,6 +28,7 @@ from .engine.energy import EnergyTotal
 from .engine.snapshot import MicrogridSnapshot
 from .engine.topology_change import TopologyChange
 from .entity import MicrogridEntity, SteeringEntity, of_steerable_pools
+from .plan_sensors import plan_sensors
 from .sensor_descriptions import (
     COMPONENT_SENSORS,
     ENERGY_SENSORS,
@@ -71,6 +72,7 @@ async def async_setup_entry(
     hub.extend(session_sensors(entry))
     hub.extend(circuit_sensors(entry))
     hub.extend(target_sensors(entry))
+    hub.extend(plan_sensors(entry))
     async_add_entities(hub)
 
     # Every (component, sensor) pair that may exist; those that wait for their

@@ -34,6 +34,7 @@ from custom_components.frequenz_microgrid.const import (
     DEFAULT_REAPPLY_SETPOINTS,
     DEFAULT_RESERVATION_GRACE_MIN,
     DOMAIN,
+    FORECAST_SETTINGS,
 )
 from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
@@ -377,7 +378,7 @@ async def test_options_defaults_and_update(hass: HomeAssistant) -> None:
     defaults = {
         key.schema: key.default()
         for key in _schema(result)
-        if key.schema not in ASSETS_SETTINGS  # optional, no default
+        if key.schema not in (*ASSETS_SETTINGS, *FORECAST_SETTINGS)  # optional
     }
     assert defaults == {
         CONF_FRESHNESS_S: DEFAULT_FRESHNESS_S,
@@ -409,7 +410,7 @@ async def test_options_defaults_and_update(hass: HomeAssistant) -> None:
     defaults = {
         key.schema: key.default()
         for key in _schema(result)
-        if key.schema not in ASSETS_SETTINGS  # optional, no default
+        if key.schema not in (*ASSETS_SETTINGS, *FORECAST_SETTINGS)  # optional
     }
     assert defaults[CONF_FRESHNESS_S] == 5.0
 

@@ -9,8 +9,9 @@ A scenario file (JSON, in `scenarios/`) has three tables:
 
 and optionally ``ev_traffic``: EVs arriving at random, from a seed (`EvTraffic`),
 ``telemetry``: how each round's messages are spread, ordered, jittered and delayed
-(`TelemetryTiming`), and ``assets``: what the Assets API tells about the microgrid
-and its components (`MicrogridAssets`).
+(`TelemetryTiming`), ``assets``: what the Assets API tells about the microgrid
+and its components (`MicrogridAssets`), and ``bookings``, ``price_forecast`` and
+``pv_forecast``: what the charging planner gets in a demo (`plan_inputs`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .assets import MicrogridAssets, assets_from_dict
 from .physics.battery import BatteryParams
 from .physics.ev_charger import EvChargerParams, EvSpec
 from .physics.inverter import InverterParams
+from .plan_inputs import PlanInputs, plan_inputs_from_dict
 from .timing import DeliveryOrder, TelemetryTiming
 from .traffic import EvArrival, EvTraffic, TrafficPlan
 
@@ -82,6 +84,8 @@ class Scenario:
     """What its Assets API tells (the optional ``assets`` table, `assets.py`)."""
     ev_traffic: EvTraffic | None = None
     """EVs that arrive at random besides the listed `ev_arrivals`."""
+    plan_inputs: PlanInputs = field(default_factory=PlanInputs)
+    """Bookings and price/PV forecasts for the charging planner (`plan_inputs`)."""
     _by_id: dict[int, ComponentSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -183,6 +187,16 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
     hours, minutes = (int(x) for x in data.get("start_time_of_day", "12:00").split(":"))
     timing = data.get("telemetry")
     traffic = data.get("ev_traffic")
+    plan_inputs = plan_inputs_from_dict(data)
+    chargers = {c.id for c in components if c.kind is Kind.EV_CHARGER}
+    for booking in plan_inputs.bookings:
+        # Checked when read, not in `Scenario`: a charger removed live may
+        # leave a booking behind (the book then refuses it).
+        if booking.charger_id not in chargers:
+            raise ValueError(
+                f"scenario {data['name']}: booking at {booking.charger_id}, "
+                "which is not an EV charger"
+            )
     return Scenario(
         name=str(data["name"]),
         components=tuple(components),
@@ -192,6 +206,7 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
         telemetry_timing=None if timing is None else _timing_from_row(timing),
         assets=assets_from_dict(data.get("assets")),
         ev_traffic=None if traffic is None else EvTraffic.parse(traffic),
+        plan_inputs=plan_inputs,
     )
 
 

@@ -106,6 +106,8 @@ class EvAllocationReason(StrEnum):
     """The charger's mode is *off* (`engine.hub.modes`): 0 W, the EV stays plugged."""
     NO_SOLAR_SURPLUS = "no_solar_surplus"
     """Solar mode without enough PV surplus for its minimum current: 0 W."""
+    NOT_IN_PLAN = "not_in_plan"
+    """Smart mode in a slot the charging plan leaves empty: 0 W."""
     MODE_LIMIT = "mode_limit"
     """Held by its mode's limit (solar: its share of the PV surplus)."""
 

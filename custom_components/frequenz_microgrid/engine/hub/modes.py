@@ -10,6 +10,10 @@ Per charger (spec §4, issue 15):
   hysteresis and an optional minimum current (`solar`).
 - **boost** — admitted before every other EV (even one in its on-dwell) for a set
   time, then back to the mode it had before.
+- **smart** — follows the current 15-minute slot of the hub's charging plan
+  (`planner`): at most the planned power, held off in a slot the plan leaves
+  empty; without a need in the plan (no booking with an energy, no target) it
+  charges as *fast* does.
 
 A mode only ever *lowers* what a charger gets: it becomes a 0 W hold, an upper
 limit or an admission order on the allocator's input (`EvChargerInput.held_off`,
@@ -50,6 +54,7 @@ class ChargerMode(StrEnum):
     FAST = "fast"
     SOLAR = "solar"
     BOOST = "boost"
+    SMART = "smart"
 
 
 DEFAULT_MODE = ChargerMode.FAST
@@ -69,6 +74,8 @@ class ChargerModeState:
 
 
 type Listener = Callable[[], None]
+type PlannedPower = Callable[[int], float | None]
+"""The plan's power for a charger now (W); `None`: the plan has no need for it."""
 
 
 class ChargerModes:
@@ -90,6 +97,7 @@ class ChargerModes:
         nominal_voltage_v: float = 230.0,
         site: Callable[[], SiteFlows | None] = lambda: None,
         solar: SolarSharing | None = None,
+        planned_power_w: PlannedPower = lambda _charger_id: None,
     ) -> None:
         """Start every charger in the default mode (fast)."""
         self.charger_ids = charger_ids
@@ -103,6 +111,8 @@ class ChargerModes:
         """The boost duration used when none is given (Home Assistant's number)."""
         self.last_surplus_w: float | None = None
         """The solar surplus of the last round (diagnostics)."""
+        self.planned_power_w = planned_power_w
+        """What smart mode follows (the hub's charging plan, set by its owner)."""
 
     # -- reading ----------------------------------------------------------------
 
@@ -222,6 +232,8 @@ class ChargerModes:
                         solar_draw += drawn
                     if _may_charge(charger):
                         solar.append((charger, self._solar_charger(charger, state)))
+                case ChargerMode.SMART:
+                    shaped[charger_id] = self._follow_plan(charger)
                 case ChargerMode.FAST:
                     pass
         surplus = solar_surplus_w(self._site(), solar_draw)
@@ -240,6 +252,19 @@ class ChargerModes:
                 )
             shaped[charger.component_id] = limited
         return shaped
+
+    def _follow_plan(self, charger: EvChargerInput) -> EvChargerInput:
+        """Smart mode: the plan's power now as an upper limit, or a hold at 0 W."""
+        planned = self.planned_power_w(charger.component_id)
+        if planned is None or not math.isfinite(planned):
+            return charger
+        if planned <= 0.0:
+            return dataclasses.replace(charger, held_off=EvAllocationReason.NOT_IN_PLAN)
+        watts_per_amp = len(charger.phases) * self._nominal_voltage_v
+        return dataclasses.replace(
+            charger,
+            mode_max_current_a=min(charger.mode_max_current_a, planned / watts_per_amp),
+        )
 
     def _solar_charger(
         self, charger: EvChargerInput, state: ChargerModeState

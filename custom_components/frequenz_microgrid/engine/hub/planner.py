@@ -1,0 +1,777 @@
+"""The hub's charging plan: every charging need at once, in 15-minute slots.
+
+datafev schedules one EV at a time (`ChargerCluster` with a smart reservation's
+scheduled energy) and evcc plans per charge point, blind to the circuits they
+share, so two cars on one feeder both plan the same cheap night hours and one
+misses its departure. Here one plan covers the whole hub: per charging need
+(charger, energy to deliver, earliest start, departure) the planner
+
+1. fills **PV surplus** first (free energy, shared in order of departure),
+2. then the **cheapest** slots of the price forecast, round by round: each need
+   in order of departure takes its next cheapest slot, so no need grabs every
+   cheap slot a tighter one depends on,
+3. then **deadline**: whatever is still missing, as early as possible, in slots
+   without a price (beyond the forecast, or no price source at all),
+
+and never exceeds any circuit's limits on any phase in any slot: a circuit's
+fuse (A per phase, less its other loads spread over the phases), its fixed
+power limit and the lowest upper limit its envelope (`envelope.LimitEnvelope`)
+holds during the slot. Limits win over deadlines: what does not fit is left
+unmet, and the plan says so per need.
+
+PV power is counted against every limit like grid power (conservative: a
+feeder's fuse carries it either way, and the grid circuit's envelope is then
+held even if the forecast was too sunny).
+
+A slot's power is a mean: charging at the minimum current for part of a slot
+is how a need smaller than a whole slot at minimum current is delivered, so a
+slot is used only where the minimum current fits, and the average may be lower.
+
+Times are POSIX seconds (UTC); energies Wh; prices per kWh in the forecast's
+currency. Pure computation, no I/O: the Home Assistant layer re-plans when
+prices, forecasts, plug-ins, targets or envelopes change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+import math
+from typing import NamedTuple, Protocol
+
+from .circuits import Circuit
+from .envelope import LimitEnvelope
+from .forecast import TimeSeries
+from .reservations import Reservation
+
+SLOT_S = 900.0
+"""The planning slot: 15 minutes, the granularity of day-ahead prices since 2025."""
+HORIZON_S = 2 * 86400.0
+"""Needs starting later than this from now wait for a later plan (day-ahead
+prices reach ~36 h); a need within reach is planned up to its departure."""
+LONGEST_NEED_S = 8 * 86400.0
+"""No plan reaches further than this (a booking lasts at most a week)."""
+PHASE_COUNT = 3
+_EPSILON_WH = 1e-6
+
+
+class SlotSource(StrEnum):
+    """Why energy was planned in a slot (the pass that placed it)."""
+
+    PV = "pv"
+    CHEAP = "cheap"
+    DEADLINE = "deadline"
+
+
+class PlanProblem(StrEnum):
+    """Why a need is not planned (translation keys / response codes)."""
+
+    NOT_FINITE = "plan_not_finite"
+    DEPARTURE_NOT_AFTER_START = "plan_departure_not_after_start"
+    IN_THE_PAST = "plan_in_the_past"
+    UNKNOWN_CHARGER = "plan_unknown_charger"
+
+
+class InvalidNeedError(ValueError):
+    """A charging need that cannot be planned; nothing was planned for it."""
+
+    def __init__(self, problem: PlanProblem, charger_id: int) -> None:
+        """Name the problem and the need's charger."""
+        super().__init__(f"{problem.value} (charger {charger_id})")
+        self.problem = problem
+        self.charger_id = charger_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargingNeed:
+    """Energy one charger should deliver between `earliest_start` and `departure`."""
+
+    charger_id: int
+    energy_wh: float
+    earliest_start: float
+    departure: float
+    max_current_a: float = 16.0
+    """Per phase: the charger's (and vehicle's) maximum."""
+    min_current_a: float = 6.0
+    """Per phase: below it the EV does not charge (IEC 61851: 6 A)."""
+    phases: tuple[int, ...] = (1, 2, 3)
+    """Phases (1–3) the EV draws on."""
+    origin: str = ""
+    """Where the need comes from (a reservation id, ``target``): shown in the plan."""
+
+    def check(self) -> None:
+        """Raise `InvalidNeedError` unless the need can be planned at all."""
+        numbers = (
+            self.energy_wh,
+            self.earliest_start,
+            self.departure,
+            self.max_current_a,
+            self.min_current_a,
+        )
+        if (
+            not all(map(math.isfinite, numbers))
+            or not self.phases
+            or not set(self.phases) <= {1, 2, 3}
+        ):
+            raise InvalidNeedError(PlanProblem.NOT_FINITE, self.charger_id)
+        if self.departure <= self.earliest_start:
+            raise InvalidNeedError(
+                PlanProblem.DEPARTURE_NOT_AFTER_START, self.charger_id
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanCircuit:
+    """A circuit as the planner holds it: static limits, envelope, other loads."""
+
+    circuit_id: str
+    charger_ids: frozenset[int]
+    phase_limit_a: float | None = None
+    power_limit_w: float | None = None
+    envelope: LimitEnvelope | None = None
+    other_load_w: float = 0.0
+    """The circuit's other loads, expected to go on (W; e.g. the last measured
+    uncontrollable power); taken from the power limits and, spread evenly, from
+    each phase's fuse."""
+
+    @classmethod
+    def of(
+        cls,
+        circuit: Circuit,
+        envelope: LimitEnvelope | None = None,
+        other_load_w: float = 0.0,
+    ) -> PlanCircuit:
+        """The planner's view of a circuit of the tree."""
+        return cls(
+            circuit_id=circuit.circuit_id,
+            charger_ids=circuit.charger_ids,
+            phase_limit_a=circuit.phase_limit_a,
+            power_limit_w=circuit.power_limit_w,
+            envelope=envelope,
+            other_load_w=other_load_w if math.isfinite(other_load_w) else 0.0,
+        )
+
+
+class PlannedSlot(NamedTuple):
+    """What a need draws in one slot (a mean over the slot's part in its window).
+
+    A named tuple: a plan of a whole depot holds thousands, built at every re-plan.
+    """
+
+    start: float
+    end: float
+    power_w: float
+    pv_w: float
+    """The part of `power_w` planned from the PV surplus."""
+    source: SlotSource
+    """The pass that placed most of the power."""
+    price: float | None
+    """The forecast price per kWh (`None`: unknown)."""
+    energy_wh: float
+
+    @property
+    def grid_wh(self) -> float:
+        """The energy not covered by PV (Wh)."""
+        return self.energy_wh * (1.0 - self.pv_w / self.power_w) if self.power_w else 0
+
+    @property
+    def cost(self) -> float | None:
+        """What the grid energy costs at the forecast price (`None`: unknown)."""
+        return None if self.price is None else self.price * self.grid_wh / 1000.0
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-able form (the action's response, the sensor's attribute)."""
+        cost = self.cost
+        return {
+            "start": self.start,
+            "end": self.end,
+            "power_w": round(self.power_w, 1),
+            "pv_w": round(self.pv_w, 1),
+            "source": self.source.value,
+            "price": self.price,
+            "energy_kwh": round(self.energy_wh / 1000.0, 4),
+            "cost": None if cost is None else round(cost, 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NeedPlan:
+    """The slots planned for one need, and what is left unmet."""
+
+    need: ChargingNeed
+    slots: tuple[PlannedSlot, ...]
+    unmet_wh: float
+
+    @property
+    def planned_wh(self) -> float:
+        """The energy the plan delivers (Wh)."""
+        return math.fsum(s.energy_wh for s in self.slots)
+
+    @property
+    def cost(self) -> float:
+        """The plan's grid cost where the price is known."""
+        return math.fsum(c for s in self.slots if (c := s.cost) is not None)
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-able form."""
+        need = self.need
+        return {
+            "charger": need.charger_id,
+            "origin": need.origin,
+            "earliest_start": need.earliest_start,
+            "departure": need.departure,
+            "energy_kwh": round(need.energy_wh / 1000.0, 4),
+            "planned_kwh": round(self.planned_wh / 1000.0, 4),
+            "unmet_kwh": round(self.unmet_wh / 1000.0, 4),
+            "cost": round(self.cost, 4),
+            "slots": [slot.as_dict() for slot in self.slots],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingPlan:
+    """The hub's plan: every need's slots, from `start` in `slot_s` steps."""
+
+    created: float
+    start: float
+    slot_s: float
+    needs: tuple[NeedPlan, ...] = ()
+    _by_charger: dict[int, list[NeedPlan]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        """Index the needs by charger (read every tick by the smart mode)."""
+        for need_plan in self.needs:
+            self._by_charger.setdefault(need_plan.need.charger_id, []).append(need_plan)
+
+    @property
+    def unmet_wh(self) -> float:
+        """Energy the plan cannot deliver, all needs together (Wh)."""
+        return math.fsum(n.unmet_wh for n in self.needs)
+
+    @property
+    def cost(self) -> float:
+        """The plan's grid cost where prices are known."""
+        return math.fsum(n.cost for n in self.needs)
+
+    def of_charger(self, charger_id: int) -> list[NeedPlan]:
+        """The charger's planned needs, in order of earliest start."""
+        return list(self._by_charger.get(charger_id, ()))
+
+    def power_w(self, charger_id: int, at: float) -> float | None:
+        """The power the plan gives the charger at `at`.
+
+        `None` when the charger has no need in the plan covering `at` (its mode
+        then decides alone); 0 W when the plan holds it back now.
+        """
+        covering = [
+            n
+            for n in self._by_charger.get(charger_id, ())
+            if n.need.earliest_start <= at < n.need.departure
+        ]
+        if not covering:
+            return None
+        return math.fsum(
+            slot.power_w
+            for n in covering
+            for slot in n.slots
+            if slot.start <= at < slot.end
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-able form: per charger its needs with their slots."""
+        chargers: dict[str, list[dict[str, object]]] = {}
+        for need_plan in self.needs:
+            chargers.setdefault(str(need_plan.need.charger_id), []).append(
+                need_plan.as_dict()
+            )
+        return {
+            "created": self.created,
+            "slot_s": self.slot_s,
+            "unmet_kwh": round(self.unmet_wh / 1000.0, 4),
+            "cost": round(self.cost, 4),
+            "chargers": chargers,
+        }
+
+
+def needs_from_reservations(
+    reservations: Iterable[Reservation],
+    *,
+    now: float,
+    delivered_wh: Mapping[str, float] | None = None,
+    max_current_a: Mapping[int, float] | None = None,
+    phases: Mapping[int, tuple[int, ...]] | None = None,
+) -> list[ChargingNeed]:
+    """A need per booking with an energy that has not ended yet.
+
+    `delivered_wh` is what each booking (by id) already got, subtracted from its
+    energy; `max_current_a` / `phases` describe each charger (default 16 A on
+    three phases). A booking without an energy asks for nothing to plan.
+    """
+    delivered_wh = delivered_wh or {}
+    needs: list[ChargingNeed] = []
+    for reservation in reservations:
+        if reservation.energy_kwh is None or reservation.end <= now:
+            continue
+        left = reservation.energy_kwh * 1000.0 - delivered_wh.get(
+            reservation.reservation_id, 0.0
+        )
+        if left <= 0.0:
+            continue
+        cid = reservation.charger_id
+        needs.append(
+            ChargingNeed(
+                charger_id=cid,
+                energy_wh=left,
+                earliest_start=reservation.start,
+                departure=reservation.end,
+                max_current_a=(max_current_a or {}).get(cid, 16.0),
+                phases=(phases or {}).get(cid, (1, 2, 3)),
+                origin=reservation.reservation_id,
+            )
+        )
+    return needs
+
+
+class DeadlineTarget(Protocol):
+    """What the planner reads of a deadline target (issue 16 §1's `ChargingTarget`)."""
+
+    @property
+    def charger_id(self) -> int:
+        """The charger the target is for."""
+
+    @property
+    def energy_wh(self) -> float | None:
+        """The energy wanted (`None`: a SoC target not turned into energy)."""
+
+    @property
+    def departure(self) -> datetime:
+        """When the energy is wanted by."""
+
+
+def needs_from_targets(
+    targets: Iterable[DeadlineTarget],
+    *,
+    now: float,
+    delivered_wh: Mapping[int, float] | None = None,
+    max_current_a: Mapping[int, float] | None = None,
+    phases: Mapping[int, tuple[int, ...]] | None = None,
+) -> list[ChargingNeed]:
+    """A need per target with an energy still missing, from now to its departure.
+
+    `delivered_wh` is what each charger's session already delivered (by charger).
+    A target with only a SoC (no energy) is skipped: its owner knows the vehicle.
+    """
+    needs: list[ChargingNeed] = []
+    for target in targets:
+        cid = target.charger_id
+        if target.energy_wh is None:
+            continue
+        left = target.energy_wh - (delivered_wh or {}).get(cid, 0.0)
+        departure = target.departure.timestamp()
+        if left <= 0.0 or departure <= now:
+            continue
+        needs.append(
+            ChargingNeed(
+                charger_id=cid,
+                energy_wh=left,
+                earliest_start=now,
+                departure=departure,
+                max_current_a=(max_current_a or {}).get(cid, 16.0),
+                phases=(phases or {}).get(cid, (1, 2, 3)),
+                origin="target",
+            )
+        )
+    return needs
+
+
+def envelope_upper_w(envelope: LimitEnvelope, start: float, end: float) -> float:
+    """The lowest upper limit the envelope holds during ``[start, end)`` (inf: none)."""
+    lowest = math.inf
+    step = envelope.in_force(start)
+    if step is not None:
+        lowest = step.upper_w
+    for later in envelope.steps:
+        if start < later.start < end:
+            lowest = min(lowest, later.upper_w)
+    return lowest
+
+
+def slot_uppers_w(
+    envelope: LimitEnvelope, start: float, slot_s: float, count: int
+) -> list[float]:
+    """`envelope_upper_w` of `count` slots from `start`, in one walk of the steps."""
+    steps = envelope.steps
+    uppers: list[float] = []
+    index = 0
+    for slot in range(count):
+        slot_start = start + slot * slot_s
+        slot_end = slot_start + slot_s
+        while index + 1 < len(steps) and steps[index + 1].start <= slot_start:
+            index += 1
+        if steps[index].start <= slot_start:
+            lowest, later = steps[index].upper_w, index + 1
+        else:
+            lowest, later = math.inf, index
+        while later < len(steps) and steps[later].start < slot_end:
+            lowest = min(lowest, steps[later].upper_w)
+            later += 1
+        uppers.append(lowest)
+    return uppers
+
+
+@dataclass(slots=True)
+class _Need:
+    """A need while planning: its window per slot and what it got so far."""
+
+    need: ChargingNeed
+    index: int
+    watts_per_amp: float
+    phase_index: tuple[int, ...]
+    """The need's phases, 0-based."""
+    circuits: list[int]
+    window: dict[int, float]
+    """Slot → seconds of the slot inside the need's window, in slot order."""
+    left_wh: float
+    amps: dict[int, float] = field(default_factory=dict)
+    pv_amps: dict[int, float] = field(default_factory=dict)
+    grid_source: dict[int, SlotSource] = field(default_factory=dict)
+
+
+class _Capacity:
+    """Per circuit and slot: the power and per-phase current still free."""
+
+    def __init__(
+        self,
+        circuits: Sequence[PlanCircuit],
+        start: float,
+        slot_s: float,
+        count: int,
+        voltage_v: float,
+    ) -> None:
+        self.power_w: list[list[float]] = []
+        self.phase_a: list[list[list[float]]] = []
+        """Per circuit, per phase (0-based), per slot."""
+        for circuit in circuits:
+            other = max(0.0, circuit.other_load_w)
+            fuse = (
+                math.inf
+                if circuit.phase_limit_a is None
+                else max(0.0, circuit.phase_limit_a - other / (PHASE_COUNT * voltage_v))
+            )
+            static = (
+                math.inf if circuit.power_limit_w is None else circuit.power_limit_w
+            )
+            uppers = (
+                slot_uppers_w(circuit.envelope, start, slot_s, count)
+                if circuit.envelope is not None
+                else [math.inf] * count
+            )
+            self.power_w.append([max(0.0, min(static, u) - other) for u in uppers])
+            self.phase_a.append([[fuse] * count for _ in range(PHASE_COUNT)])
+
+    def room_a(self, need: _Need, slot: int) -> float:
+        """The per-phase current the need could still add in the slot."""
+        room = math.inf
+        watts_per_amp = need.watts_per_amp
+        for circuit in need.circuits:
+            free = self.power_w[circuit][slot] / watts_per_amp
+            if free < room:
+                room = free
+            phases = self.phase_a[circuit]
+            for phase in need.phase_index:
+                free = phases[phase][slot]
+                if free < room:
+                    room = free
+        return room if room > 0.0 else 0.0
+
+    def take(self, need: _Need, slot: int, amps: float) -> None:
+        """Book `amps` per phase of the need's phases in the slot on its circuits."""
+        watts = amps * need.watts_per_amp
+        for circuit in need.circuits:
+            self.power_w[circuit][slot] -= watts
+            phases = self.phase_a[circuit]
+            for phase in need.phase_index:
+                phases[phase][slot] -= amps
+
+
+def plan_charging(
+    needs: Iterable[ChargingNeed],
+    circuits: Sequence[PlanCircuit],
+    *,
+    now: float,
+    prices: TimeSeries | None = None,
+    pv_surplus_w: TimeSeries | None = None,
+    slot_s: float = SLOT_S,
+    horizon_s: float = HORIZON_S,
+    voltage_v: float = 230.0,
+) -> ChargingPlan:
+    """Plan every need at once: PV surplus, then cheapest slots, then deadline.
+
+    Needs that `ChargingNeed.check` refuses, or whose departure has passed, are
+    planned with nothing and their whole energy unmet; needs starting beyond
+    `horizon_s` from now are left for a later plan. A charger behind no circuit
+    is limited by its own maximum only.
+    """
+    start = math.floor(now / slot_s) * slot_s
+    reach = now + horizon_s
+    valid: list[ChargingNeed] = []
+    refused: list[ChargingNeed] = []
+    for need in needs:
+        try:
+            need.check()
+        except InvalidNeedError:
+            refused.append(need)
+            continue
+        if need.earliest_start >= reach:
+            continue
+        (valid if need.departure > now and need.energy_wh > 0 else refused).append(need)
+    last = min(max((n.departure for n in valid), default=now), now + LONGEST_NEED_S)
+    count = max(0, math.ceil((last - start) / slot_s))
+    capacity = _Capacity(circuits, start, slot_s, count, voltage_v)
+    circuit_index: dict[int, list[int]] = {}
+    for index, circuit in enumerate(circuits):
+        for charger_id in circuit.charger_ids:
+            circuit_index.setdefault(charger_id, []).append(index)
+
+    planning = [
+        _need_in_slots(need, index, circuit_index, start, now, slot_s, count, voltage_v)
+        for index, need in enumerate(valid)
+    ]
+    by_departure = sorted(
+        planning, key=lambda n: (n.need.departure, n.need.earliest_start, n.index)
+    )
+    price_of = prices.slot_means(start, slot_s, count) if prices else [None] * count
+    pv_of = (
+        pv_surplus_w.slot_means(start, slot_s, count)
+        if pv_surplus_w
+        else [None] * count
+    )
+
+    _fill_pv(by_departure, capacity, pv_of)
+    _fill_cheapest(by_departure, capacity, price_of)
+    _fill_earliest(by_departure, capacity)
+    _repair(by_departure, capacity, price_of)
+
+    plans = [
+        _need_plan(n, start, slot_s, price_of) for n in sorted(planning, key=_order)
+    ]
+    plans.extend(NeedPlan(need, (), max(0.0, need.energy_wh)) for need in refused)
+    plans.sort(key=lambda p: (p.need.charger_id, p.need.earliest_start))
+    return ChargingPlan(created=now, start=start, slot_s=slot_s, needs=tuple(plans))
+
+
+def _order(need: _Need) -> tuple[int, float]:
+    return (need.need.charger_id, need.need.earliest_start)
+
+
+def _need_in_slots(
+    need: ChargingNeed,
+    index: int,
+    circuit_index: Mapping[int, list[int]],
+    start: float,
+    now: float,
+    slot_s: float,
+    count: int,
+    voltage_v: float,
+) -> _Need:
+    """The need's window as seconds per slot, from now on."""
+    begin = max(need.earliest_start, now)
+    window: dict[int, float] = {}
+    first = max(0, math.floor((begin - start) / slot_s))
+    for slot in range(first, count):
+        slot_start = start + slot * slot_s
+        if slot_start >= need.departure:
+            break
+        seconds = min(slot_start + slot_s, need.departure) - max(slot_start, begin)
+        if seconds > 0.0:
+            window[slot] = seconds
+    return _Need(
+        need=need,
+        index=index,
+        watts_per_amp=len(need.phases) * voltage_v,
+        phase_index=tuple(phase - 1 for phase in need.phases),
+        circuits=list(circuit_index.get(need.charger_id, ())),
+        window=window,
+        left_wh=need.energy_wh,
+    )
+
+
+def _give(
+    need: _Need,
+    slot: int,
+    capacity: _Capacity,
+    limit_a: float = math.inf,
+) -> float:
+    """Add what fits of the need's rest in the slot; return the amps added.
+
+    Nothing where even the minimum current does not fit (with what the need
+    has in the slot already).
+    """
+    if need.left_wh <= _EPSILON_WH:
+        return 0.0
+    seconds = need.window[slot]
+    have = need.amps.get(slot, 0.0)
+    room = min(capacity.room_a(need, slot), need.need.max_current_a - have, limit_a)
+    if room <= 0.0 or have + room < need.need.min_current_a - 1e-9:
+        return 0.0
+    wanted = need.left_wh * 3600.0 / (seconds * need.watts_per_amp)
+    amps = min(room, wanted)
+    if amps <= 0.0:
+        return 0.0
+    capacity.take(need, slot, amps)
+    need.amps[slot] = have + amps
+    need.left_wh = max(0.0, need.left_wh - amps * need.watts_per_amp * seconds / 3600)
+    return amps
+
+
+def _fill_pv(
+    needs: Sequence[_Need], capacity: _Capacity, pv_of: Sequence[float | None]
+) -> None:
+    """Share each slot's PV surplus among the needs in it, earliest departure first."""
+    for slot, surplus in enumerate(pv_of):
+        if surplus is None or surplus <= 0.0:
+            continue
+        left_w = surplus
+        for need in needs:
+            if slot not in need.window or left_w <= 0.0:
+                continue
+            amps = _give(need, slot, capacity, left_w / need.watts_per_amp)
+            if amps > 0.0:
+                need.pv_amps[slot] = need.pv_amps.get(slot, 0.0) + amps
+                left_w -= amps * need.watts_per_amp
+
+
+def _price_order(need: _Need, price_of: Sequence[float | None]) -> list[int]:
+    """The need's priced slots, cheapest first (earlier first at equal price)."""
+    return sorted(
+        (s for s in need.window if price_of[s] is not None),
+        key=lambda s: (price_of[s], s),
+    )
+
+
+def _fill_cheapest(
+    needs: Sequence[_Need], capacity: _Capacity, price_of: Sequence[float | None]
+) -> None:
+    """Each need, earliest departure first, takes the cheapest slots of its window."""
+    for need in needs:
+        for slot in _price_order(need, price_of):
+            if need.left_wh <= _EPSILON_WH:
+                break
+            if _give(need, slot, capacity) > 0.0:
+                need.grid_source.setdefault(slot, SlotSource.CHEAP)
+
+
+def _repair(
+    needs: Sequence[_Need], capacity: _Capacity, price_of: Sequence[float | None]
+) -> None:
+    """Move other needs' grid energy out of the slots an unmet need depends on.
+
+    Taking slots earliest departure first can leave a need short where another
+    took a slot it could as well have had elsewhere (its window is wider). For
+    each need still short, slot by slot (cheapest first), each other need with
+    grid energy in that slot moves it to its own other slots where they have
+    room, but only where that frees room the short need can use; what does not
+    move stays where it was, so no need ever loses energy.
+    """
+    for short in needs:
+        if short.left_wh <= _EPSILON_WH:
+            continue
+        order = _price_order(short, price_of)
+        order += [s for s in short.window if price_of[s] is None]
+        for slot in order:
+            if short.left_wh <= _EPSILON_WH:
+                break
+            for other in needs:
+                if other is short or short.left_wh <= _EPSILON_WH:
+                    continue
+                grid_a = other.amps.get(slot, 0.0) - other.pv_amps.get(slot, 0.0)
+                if grid_a <= 0.0 or not set(other.circuits) & set(short.circuits):
+                    continue
+                _move_out(other, short, slot, grid_a, capacity, price_of)
+            if _give(short, slot, capacity) > 0.0:
+                source = SlotSource.CHEAP if price_of[slot] is not None else None
+                short.grid_source.setdefault(slot, source or SlotSource.DEADLINE)
+
+
+def _move_out(
+    other: _Need,
+    short: _Need,
+    slot: int,
+    grid_a: float,
+    capacity: _Capacity,
+    price_of: Sequence[float | None],
+) -> None:
+    """Move `other`'s grid current in `slot` elsewhere if that lets `short` in."""
+    before = min(capacity.room_a(short, slot), short.need.max_current_a)
+    capacity.take(other, slot, -grid_a)
+    after = min(capacity.room_a(short, slot), short.need.max_current_a)
+    have = short.amps.get(slot, 0.0)
+    capacity.take(other, slot, grid_a)
+    if after <= before + 1e-9 or have + after < short.need.min_current_a - 1e-9:
+        return
+    seconds = other.window[slot]
+    moved_wh = grid_a * other.watts_per_amp * seconds / 3600.0
+    capacity.take(other, slot, -grid_a)
+    other.amps[slot] -= grid_a
+    kept_left = other.left_wh
+    other.left_wh = moved_wh
+    alternatives = _price_order(other, price_of)
+    alternatives += [s for s in other.window if price_of[s] is None]
+    for target in alternatives:
+        if other.left_wh <= _EPSILON_WH:
+            break
+        if target != slot and _give(other, target, capacity) > 0.0:
+            source = SlotSource.CHEAP if price_of[target] is not None else None
+            other.grid_source.setdefault(target, source or SlotSource.DEADLINE)
+    # Whatever found no other slot goes back where it was (the room is still there).
+    if other.left_wh > _EPSILON_WH:
+        back_a = other.left_wh * 3600.0 / (seconds * other.watts_per_amp)
+        capacity.take(other, slot, back_a)
+        other.amps[slot] += back_a
+    other.left_wh = kept_left
+
+
+def _fill_earliest(needs: Sequence[_Need], capacity: _Capacity) -> None:
+    """What is still missing, as early as it fits (earliest departure first)."""
+    for need in needs:
+        for slot in need.window:
+            if need.left_wh <= _EPSILON_WH:
+                break
+            if _give(need, slot, capacity) > 0.0:
+                need.grid_source.setdefault(slot, SlotSource.DEADLINE)
+
+
+def _need_plan(
+    need: _Need, start: float, slot_s: float, price_of: Sequence[float | None]
+) -> NeedPlan:
+    slots: list[PlannedSlot] = []
+    for slot in sorted(need.amps):
+        amps = need.amps[slot]
+        if amps <= 0.0:
+            continue
+        seconds = need.window[slot]
+        power = amps * need.watts_per_amp
+        pv = min(power, need.pv_amps.get(slot, 0.0) * need.watts_per_amp)
+        source = (
+            SlotSource.PV
+            if pv >= power - pv
+            else need.grid_source.get(slot, SlotSource.DEADLINE)
+        )
+        slot_start = start + slot * slot_s
+        slots.append(
+            PlannedSlot(
+                start=max(slot_start, need.need.earliest_start),
+                end=min(slot_start + slot_s, need.need.departure),
+                power_w=power,
+                pv_w=pv,
+                source=source,
+                price=price_of[slot],
+                energy_wh=power * seconds / 3600.0,
+            )
+        )
+    unmet = need.left_wh if need.left_wh > _EPSILON_WH else 0.0
+    return NeedPlan(need.need, tuple(slots), unmet)

@@ -1,0 +1,368 @@
+"""The charging hub's plan in Home Assistant: inputs gathered, re-planned on change.
+
+`HubPlanner` owns the entry's current `ChargingPlan` (`engine.hub.planner`) and
+hands each charger's planned power to the chargers in *smart* mode
+(`ChargerModes.planned_power_w`). It re-plans, debounced, when something the
+plan depends on changes — not on every tick:
+
+- the bookings (the reservation book's listener),
+- a plug-in or unplug (the session recorder's started/ended sessions),
+- a circuit's envelope (`CircuitLimits.listen`),
+- the price or PV forecast entity's state,
+- every 15-minute slot boundary (forecasts roll on, a slot's plan ends).
+
+Inputs: each booking with an energy (less what its open session already
+delivered) becomes a need (`needs_from_reservations`); so does each deadline
+target set by hand (`needs_from_targets`, less what its session delivered; a
+target a booking gave is that booking's need already), and setting, clearing or
+binding a target re-plans. Each charger's maximum current comes from its rated
+power (three phases). Circuits carry their envelopes and, on the grid circuit,
+nothing else: the live steering still holds every fuse and limit each tick, so
+the plan is an upper bound that steering can only lower.
+
+Forecasts: the entities chosen in the options (`forecast_sources`; a sensor of
+Home Assistant's Nord Pool integration through its action, fetched at most
+hourly); a demo entry
+without chosen entities uses its simulator's own series (see
+`simulator.plan_inputs`). The PV forecast becomes a surplus by taking off the
+site's other consumption as last measured (grid − EVs − battery − PV).
+
+Planning runs in the executor (a 100-charger depot takes a few ms to tens of
+ms); the plan is swapped in whole, so readers never see half a plan.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+import logging
+import time
+from typing import Any
+
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.event import (
+    async_track_state_change_event,
+    async_track_time_change,
+)
+
+from .const import CONF_PRICE_ENTITY, CONF_PV_FORECAST_ENTITY
+from .coordinator import MicrogridCoordinator
+from .engine.control.controller import MicrogridController
+from .engine.graph import Topology
+from .engine.hub.forecast import ForecastPoint, TimeSeries
+from .engine.hub.modes import ChargerMode
+from .engine.hub.planner import (
+    ChargingNeed,
+    ChargingPlan,
+    PlanCircuit,
+    needs_from_reservations,
+    needs_from_targets,
+    plan_charging,
+)
+from .forecast_sources import async_nordpool_prices, state_series
+from .hub_reservations import HubReservations, rated_charge_power_w
+from .session_recorder import SessionRecorder
+from .simulator import MicrogridSimulator
+from .simulator.plan_inputs import simulator_series
+
+_LOGGER = logging.getLogger(__name__)
+
+NORDPOOL_TTL_S = 3600.0
+"""How long fetched Nord Pool prices are used before they are asked for again."""
+REPLAN_COOLDOWN_S = 2.0
+"""Changes within this long after a re-plan are planned together once."""
+PHASES = 3
+
+
+class HubPlanner:
+    """The entry's charging plan, its inputs, and when it is re-made."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        *,
+        controller: MicrogridController,
+        topology: Topology,
+        options: dict[str, Any] | Any,
+        reservations: HubReservations | None = None,
+        sessions: SessionRecorder | None = None,
+        simulator: MicrogridSimulator | None = None,
+        voltage_v: float = 230.0,
+    ) -> None:
+        """Gather the plan's sources; `async_start` begins following them."""
+        self.hass = hass
+        self.controller = controller
+        self.topology = topology
+        self.reservations = reservations
+        self.sessions = sessions
+        self.simulator = simulator
+        self.voltage_v = voltage_v
+        self.price_entity: str | None = options.get(CONF_PRICE_ENTITY) or None
+        self.pv_entity: str | None = options.get(CONF_PV_FORECAST_ENTITY) or None
+        self.plan: ChargingPlan | None = None
+        self.replans = 0
+        self._stopped = False
+        self._nordpool: tuple[float, TimeSeries] | None = None
+        """Home Assistant's Nord Pool prices, when fetched (time, prices)."""
+        self._coordinator: MicrogridCoordinator | None = None
+        self._listeners: list[CALLBACK_TYPE] = []
+        self._debouncer = Debouncer(
+            hass,
+            _LOGGER,
+            cooldown=REPLAN_COOLDOWN_S,
+            immediate=True,
+            function=self.async_replan,
+        )
+        controller.charger_modes.planned_power_w = self.planned_power_w
+
+    # -- reading ----------------------------------------------------------------
+
+    def planned_power_w(self, charger_id: int) -> float | None:
+        """The plan's power for the charger now (`None`: no need planned for it)."""
+        plan = self.plan
+        return None if plan is None else plan.power_w(charger_id, time.time())
+
+    def prices(self) -> TimeSeries:
+        """The price forecast in use (per kWh; empty: none)."""
+        if self._nordpool is not None:
+            return self._nordpool[1]
+        if self.price_entity is not None:
+            return state_series(self.hass.states.get(self.price_entity), pv=False)
+        if self.simulator is not None:
+            return simulator_series(self.simulator, pv=False, now=time.time())
+        return TimeSeries()
+
+    def pv_forecast(self) -> TimeSeries:
+        """The PV forecast in use (W; empty: none)."""
+        if self.pv_entity is not None:
+            return state_series(self.hass.states.get(self.pv_entity), pv=True)
+        if self.simulator is not None:
+            return simulator_series(self.simulator, pv=True, now=time.time())
+        return TimeSeries()
+
+    def sources(self) -> dict[str, str | None]:
+        """Where the forecasts come from (responses, diagnostics)."""
+        simulated = "simulator" if self.simulator is not None else None
+        return {
+            "price": self.price_entity or simulated,
+            "pv_forecast": self.pv_entity or simulated,
+        }
+
+    # -- following ----------------------------------------------------------------
+
+    @callback
+    def async_start(self, coordinator: MicrogridCoordinator) -> CALLBACK_TYPE:
+        """Follow every source of the plan and plan once; returns what stops it."""
+        self._coordinator = coordinator
+        unsubscribes: list[CALLBACK_TYPE] = []
+        if self.reservations is not None:
+            unsubscribes.append(self.reservations.book.listen(self.request))
+        if self.sessions is not None:
+            unsubscribes.append(
+                self.sessions.async_add_listener(lambda _change: self.request())
+            )
+        unsubscribes.append(self.controller.circuit_limits.listen(self.request))
+        unsubscribes.append(self.controller.charging_targets.listen(self.request))
+        entities = [e for e in (self.price_entity, self.pv_entity) if e]
+        if entities:
+            unsubscribes.append(
+                async_track_state_change_event(self.hass, entities, self._on_state)
+            )
+        unsubscribes.append(
+            async_track_time_change(
+                self.hass, self._on_slot, minute=(0, 15, 30, 45), second=1
+            )
+        )
+        self.request()
+
+        @callback
+        def stop() -> None:
+            self._stopped = True
+            for unsubscribe in unsubscribes:
+                unsubscribe()
+            self._debouncer.async_shutdown()
+            self.controller.charger_modes.planned_power_w = lambda _cid: None
+            self.plan = None
+
+        return stop
+
+    @callback
+    def add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `listener` after every new plan; returns the remover."""
+        self._listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def request(self) -> None:
+        """Ask for a re-plan (debounced: a burst of changes plans once)."""
+        self._debouncer.async_schedule_call()
+
+    @callback
+    def _on_state(self, _event: Event[Any]) -> None:
+        self.request()
+
+    @callback
+    def _on_slot(self, _now: datetime) -> None:
+        self.request()
+
+    # -- planning -------------------------------------------------------------------
+
+    def needs(self, now: float) -> list[ChargingNeed]:
+        """Every need to plan now: the bookings with an energy, then the extras."""
+        max_current = {
+            cid: rated_charge_power_w(self.topology, cid) / (PHASES * self.voltage_v)
+            for cid in self.topology.ev_charger_ids
+        }
+        max_current = {cid: a for cid, a in max_current.items() if a > 0.0}
+        needs: list[ChargingNeed] = []
+        if self.reservations is not None:
+            needs = needs_from_reservations(
+                self.reservations.book.reservations(now, now + 8 * 86400.0),
+                now=now,
+                delivered_wh=self._delivered_by_booking(),
+                max_current_a=max_current,
+            )
+        needs.extend(self._target_needs(now, max_current))
+        return needs
+
+    def _target_needs(
+        self, now: float, max_current: dict[int, float]
+    ) -> list[ChargingNeed]:
+        """The deadline targets set by hand, less what their sessions delivered."""
+        targets = self.controller.charging_targets
+        by_hand = [t for t in targets.targets().values() if t.booking_id is None]
+        delivered: dict[int, float] = {}
+        for target in by_hand:
+            state = targets.state(target.charger_id)
+            if state is not None:
+                delivered[target.charger_id] = state.delivered_wh
+        return needs_from_targets(
+            by_hand, now=now, delivered_wh=delivered, max_current_a=max_current
+        )
+
+    def circuits(self) -> list[PlanCircuit]:
+        """Every circuit of the tree with its envelope."""
+        limits = self.controller.circuit_limits
+        return [
+            PlanCircuit.of(circuit, limits.envelope(circuit.circuit_id))
+            for circuit in limits.tree.circuits
+        ]
+
+    async def async_replan(self) -> None:
+        """Plan now with the current inputs (in the executor); swap the plan in."""
+        now = time.time()
+        await self._async_fetch_nordpool(now)
+        try:
+            needs = self.needs(now)
+            circuits = self.circuits()
+            prices = self.prices()
+            surplus = self._surplus(self.pv_forecast())
+        except Exception:  # a bad source must never stop the hub
+            _LOGGER.exception("Cannot gather the charging plan's inputs")
+            return
+        try:
+            plan = await self.hass.async_add_executor_job(
+                partial(
+                    plan_charging,
+                    needs,
+                    circuits,
+                    now=now,
+                    prices=prices,
+                    pv_surplus_w=surplus,
+                    voltage_v=self.voltage_v,
+                )
+            )
+        except Exception:  # keep the last plan rather than stop the hub
+            _LOGGER.exception("Cannot make the charging plan")
+            return
+        if self._stopped:
+            return
+        self.plan = plan
+        self.replans += 1
+        self.controller.on_tick()
+        for listener in list(self._listeners):
+            listener()
+
+    async def _async_fetch_nordpool(self, now: float) -> None:
+        """Fetch the Nord Pool action's prices, at most every `NORDPOOL_TTL_S`."""
+        if self.price_entity is None or (
+            self._nordpool is not None and now - self._nordpool[0] < NORDPOOL_TTL_S
+        ):
+            return
+        prices = await async_nordpool_prices(self.hass, self.price_entity)
+        self._nordpool = None if prices is None else (now, prices)
+
+    def _delivered_by_booking(self) -> dict[str, float]:
+        """What each booking's open session has delivered so far (Wh)."""
+        if self.sessions is None:
+            return {}
+        return {
+            session.booking_id: session.energy_wh
+            for session in self.sessions.tracker.open.values()
+            if session.booking_id is not None
+        }
+
+    def _surplus(self, forecast: TimeSeries) -> TimeSeries:
+        """The PV forecast less the site's other consumption as last measured."""
+        if not forecast:
+            return forecast
+        other = self._other_consumption_w()
+        return TimeSeries.of(
+            ForecastPoint(p.start, p.end, max(0.0, p.value - other))
+            for p in forecast.points
+        )
+
+    def _other_consumption_w(self) -> float:
+        coordinator = self._coordinator
+        snapshot = None if coordinator is None else coordinator.data
+        if snapshot is None or not snapshot.reachable:
+            return 0.0
+        parts = (
+            snapshot.grid_power_w,
+            snapshot.ev_power_w,
+            snapshot.battery.power_w,
+            snapshot.pv_power_w,
+        )
+        grid, ev, battery, pv = (0.0 if p is None else p for p in parts)
+        return max(0.0, grid - ev - battery - pv)
+
+
+def seed_demo_bookings(
+    reservations: HubReservations,
+    simulator: MicrogridSimulator,
+    controller: MicrogridController,
+) -> int:
+    """Book the scenario's bookings into an empty book (a demo's first start).
+
+    Times count from now, as the simulator starts now. Each booked charger is
+    put in *smart* mode, so the demo follows its plan from the start. A book
+    that already holds bookings (a restart) is left alone; a booking that does
+    not fit is logged and skipped. Returns how many were booked.
+    """
+    if len(reservations.book):
+        return 0
+    now = time.time()
+    booked = 0
+    for booking in simulator.scenario.plan_inputs.bookings:
+        try:
+            reservations.book.reserve(
+                booking.charger_id,
+                now + booking.start_s,
+                now + booking.end_s,
+                energy_kwh=booking.energy_kwh,
+                vehicle=booking.vehicle,
+            )
+        except ValueError as err:
+            _LOGGER.warning("Demo booking at %s skipped: %s", booking.charger_id, err)
+            continue
+        booked += 1
+        if booking.charger_id in controller.charger_modes.charger_ids:
+            controller.charger_modes.set_mode(booking.charger_id, ChargerMode.SMART)
+    return booked

@@ -1,0 +1,543 @@
+"""The hub's charging planner: PV, then cheapest, then deadline, within every limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+import math
+
+from hypothesis import given, settings, strategies as st
+import pytest
+
+from custom_components.frequenz_microgrid.engine.hub.envelope import (
+    LimitEnvelope,
+    LimitStep,
+)
+from custom_components.frequenz_microgrid.engine.hub.forecast import (
+    ForecastPoint,
+    TimeSeries,
+)
+from custom_components.frequenz_microgrid.engine.hub.planner import (
+    SLOT_S,
+    ChargingNeed,
+    ChargingPlan,
+    PlanCircuit,
+    SlotSource,
+    envelope_upper_w,
+    needs_from_reservations,
+    needs_from_targets,
+    plan_charging,
+    slot_uppers_w,
+)
+from custom_components.frequenz_microgrid.engine.hub.reservations import Reservation
+
+NOW = 1_800_000_000.0
+"""A slot boundary (2027-01-15 08:00 UTC)."""
+HOUR = 3600.0
+V = 230.0
+FULL_16A_W = 16 * 3 * V
+"""A three-phase 16 A charger at full power (11,040 W)."""
+
+
+def need(
+    charger_id: int = 1,
+    energy_kwh: float = 11.04,
+    start_h: float = 0.0,
+    end_h: float = 8.0,
+    **kwargs: object,
+) -> ChargingNeed:
+    return ChargingNeed(
+        charger_id=charger_id,
+        energy_wh=energy_kwh * 1000.0,
+        earliest_start=NOW + start_h * HOUR,
+        departure=NOW + end_h * HOUR,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def series(values: list[float], start: float = NOW) -> TimeSeries:
+    """One value per 15-minute slot from `start`."""
+    return TimeSeries.of(
+        ForecastPoint(start + i * SLOT_S, start + (i + 1) * SLOT_S, v)
+        for i, v in enumerate(values)
+    )
+
+
+ROOT = PlanCircuit(circuit_id="grid", charger_ids=frozenset(range(1, 11)))
+
+
+def slot_index(start: float) -> int:
+    return int((start - NOW) // SLOT_S)
+
+
+def test_no_forecast_charges_as_early_as_possible_as_deadline() -> None:
+    plan = plan_charging([need(energy_kwh=11.04)], [ROOT], now=NOW)
+
+    (planned,) = plan.needs
+    assert [slot_index(s.start) for s in planned.slots] == [0, 1, 2, 3]
+    assert all(s.source is SlotSource.DEADLINE for s in planned.slots)
+    assert all(s.power_w == pytest.approx(FULL_16A_W) for s in planned.slots)
+    assert planned.unmet_wh == 0.0
+    assert planned.planned_wh == pytest.approx(11_040.0)
+
+
+def test_cheapest_slots_are_chosen() -> None:
+    prices = [0.30] * 32
+    for cheap in (5, 9, 20, 31):
+        prices[cheap] = 0.10
+    plan = plan_charging(
+        [need(energy_kwh=11.04)], [ROOT], now=NOW, prices=series(prices)
+    )
+
+    (planned,) = plan.needs
+    assert [slot_index(s.start) for s in planned.slots] == [5, 9, 20, 31]
+    assert all(s.source is SlotSource.CHEAP for s in planned.slots)
+    assert planned.cost == pytest.approx(0.10 * 11.04)
+
+
+def test_pv_first_then_cheapest_then_deadline() -> None:
+    """PV covers slot 2, prices are known for 4 slots only, the rest is deadline."""
+    pv = [0.0, 0.0, FULL_16A_W, 0.0]
+    prices = series([0.40, 0.20, 0.30, 0.10])  # slots 0-3 only
+    plan = plan_charging(
+        [need(energy_kwh=11.04 * 6 / 4, end_h=4.0)],
+        [ROOT],
+        now=NOW,
+        prices=prices,
+        pv_surplus_w=series(pv),
+    )
+
+    (planned,) = plan.needs
+    sources = {slot_index(s.start): s.source for s in planned.slots}
+    assert sources == {
+        0: SlotSource.CHEAP,
+        1: SlotSource.CHEAP,
+        2: SlotSource.PV,
+        3: SlotSource.CHEAP,
+        4: SlotSource.DEADLINE,
+        5: SlotSource.DEADLINE,
+    }
+    pv_slot = next(s for s in planned.slots if slot_index(s.start) == 2)
+    assert pv_slot.cost == pytest.approx(0.0)
+    assert planned.unmet_wh == 0.0
+
+
+def test_pv_surplus_is_shared_not_exceeded() -> None:
+    surplus = 8_000.0
+    plan = plan_charging(
+        [need(1, 2.0, end_h=0.25), need(2, 2.0, end_h=0.25)],
+        [ROOT],
+        now=NOW,
+        pv_surplus_w=series([surplus]),
+    )
+    pv_total = sum(s.pv_w for n in plan.needs for s in n.slots)
+    assert pv_total == pytest.approx(surplus)
+
+
+def test_envelope_too_low_reports_unmet_energy() -> None:
+    envelope = LimitEnvelope.of([LimitStep(NOW, -1e6, 5_000.0)])
+    circuit = PlanCircuit(
+        circuit_id="grid", charger_ids=frozenset({1}), envelope=envelope
+    )
+    plan = plan_charging([need(energy_kwh=30.0, end_h=2.0)], [circuit], now=NOW)
+
+    (planned,) = plan.needs
+    assert all(s.power_w <= 5_000.0 + 1e-6 for s in planned.slots)
+    assert planned.planned_wh == pytest.approx(10_000.0)
+    assert planned.unmet_wh == pytest.approx(20_000.0)
+    assert plan.unmet_wh == pytest.approx(20_000.0)
+
+
+def test_charges_before_a_step_down_of_the_envelope() -> None:
+    """The plan sees the envelope drop at 1 h and delivers before it."""
+    envelope = LimitEnvelope.of(
+        [LimitStep(NOW, -1e6, 30_000.0), LimitStep(NOW + HOUR, -1e6, 0.0)]
+    )
+    circuit = PlanCircuit(
+        circuit_id="grid", charger_ids=frozenset({1, 2}), envelope=envelope
+    )
+    plan = plan_charging(
+        [need(1, 11.04, end_h=4.0), need(2, 11.04, end_h=4.0)],
+        [circuit],
+        now=NOW,
+        prices=series([0.1] * 16),
+    )
+    assert plan.unmet_wh == pytest.approx(0.0, abs=1e-3)
+    assert all(s.start < NOW + HOUR for n in plan.needs for s in n.slots)
+
+
+def test_tighter_departure_is_not_starved_by_a_later_one() -> None:
+    """Both need the only cheap hour; the one leaving first gets served."""
+    circuit = PlanCircuit(
+        circuit_id="grid", charger_ids=frozenset({1, 2}), power_limit_w=FULL_16A_W
+    )
+    plan = plan_charging(
+        [need(2, 11.04, end_h=8.0), need(1, 11.04, end_h=1.0)],
+        [circuit],
+        now=NOW,
+        prices=series([0.1] * 4 + [0.5] * 28),
+    )
+    first, second = plan.needs
+    assert first.need.charger_id == 1
+    assert first.unmet_wh == pytest.approx(0.0, abs=1e-3)
+    assert second.unmet_wh == pytest.approx(0.0, abs=1e-3)
+    assert all(slot_index(s.start) >= 4 for s in second.slots)
+
+
+def test_a_wider_window_gives_way_to_a_need_that_depends_on_the_slot() -> None:
+    """A narrow window's need gets the slot a wider one took first.
+
+    A (leaves at 8 h, plugged since 0 h) first takes the cheap 6-7 h; B (6-9 h)
+    needs every hour it has, so A's hour moves back into A's wider window.
+    """
+    circuit = PlanCircuit(
+        circuit_id="grid", charger_ids=frozenset({1, 2}), power_limit_w=FULL_16A_W
+    )
+    prices = [0.3] * 24 + [0.1] * 8 + [0.3] * 4
+    plan = plan_charging(
+        [need(1, 11.04, end_h=8.0), need(2, 3 * 11.04, start_h=6.0, end_h=9.0)],
+        [circuit],
+        now=NOW,
+        prices=series(prices),
+    )
+    a, _b = plan.needs
+    assert plan.unmet_wh == pytest.approx(0.0, abs=1e-3)
+    assert all(s.start < NOW + 6 * HOUR for s in a.slots)
+    assert_within_limits(plan, [circuit])
+
+
+def test_slot_below_the_minimum_current_is_not_used() -> None:
+    circuit = PlanCircuit(
+        circuit_id="grid", charger_ids=frozenset({1}), phase_limit_a=5.0
+    )
+    plan = plan_charging([need(energy_kwh=5.0, end_h=2.0)], [circuit], now=NOW)
+    assert plan.needs[0].slots == ()
+    assert plan.needs[0].unmet_wh == pytest.approx(5_000.0)
+
+
+def test_one_phase_ev_uses_its_phase_only() -> None:
+    """Two one-phase EVs on L1 share the L1 fuse; a three-phase one would not fit."""
+    circuit = PlanCircuit(
+        circuit_id="f", charger_ids=frozenset({1, 2}), phase_limit_a=20.0
+    )
+    plan = plan_charging(
+        [
+            need(1, 10.0, end_h=8.0, phases=(1,)),
+            need(2, 10.0, end_h=8.0, phases=(1,)),
+        ],
+        [circuit],
+        now=NOW,
+    )
+    assert_within_limits(plan, [circuit])
+    for slot in range(32):
+        amps = sum(
+            s.power_w / V
+            for n in plan.needs
+            for s in n.slots
+            if slot_index(s.start) == slot
+        )
+        assert amps <= 20.0 + 1e-6
+
+
+def test_invalid_and_past_needs_are_all_unmet() -> None:
+    plan = plan_charging(
+        [
+            need(1, 5.0, start_h=2.0, end_h=1.0),
+            need(2, math.nan),
+            need(3, 5.0, start_h=-3.0, end_h=-1.0),
+        ],
+        [ROOT],
+        now=NOW,
+    )
+    assert [n.slots for n in plan.needs] == [(), (), ()]
+    assert [n.unmet_wh for n in plan.needs[::2]] == [5_000.0, 5_000.0]
+
+
+def test_power_at_follows_the_current_slot() -> None:
+    plan = plan_charging(
+        [need(energy_kwh=11.04 / 4, start_h=0.0, end_h=2.0)],
+        [ROOT],
+        now=NOW,
+        prices=series([0.3, 0.1, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]),
+    )
+    assert plan.power_w(1, NOW + 60) == 0.0
+    assert plan.power_w(1, NOW + SLOT_S + 60) == pytest.approx(FULL_16A_W)
+    assert plan.power_w(1, NOW + 3 * HOUR) is None
+    assert plan.power_w(2, NOW) is None
+
+
+def test_a_slot_already_begun_counts_only_its_rest() -> None:
+    now = NOW + SLOT_S / 2
+    plan = plan_charging([need(energy_kwh=11.04)], [ROOT], now=now)
+    first = plan.needs[0].slots[0]
+    assert first.energy_wh == pytest.approx(FULL_16A_W * SLOT_S / 2 / HOUR)
+
+
+def test_needs_from_reservations() -> None:
+    reservations = [
+        Reservation(
+            reservation_id="a",
+            charger_id=3,
+            start=NOW,
+            end=NOW + HOUR,
+            energy_kwh=10.0,
+        ),
+        Reservation(reservation_id="b", charger_id=4, start=NOW, end=NOW + HOUR),
+        Reservation(
+            reservation_id="c",
+            charger_id=5,
+            start=NOW - 2 * HOUR,
+            end=NOW - HOUR,
+            energy_kwh=5.0,
+        ),
+    ]
+    needs = needs_from_reservations(
+        reservations,
+        now=NOW,
+        delivered_wh={"a": 4_000.0},
+        max_current_a={3: 32.0},
+    )
+    assert needs == [
+        ChargingNeed(
+            charger_id=3,
+            energy_wh=6_000.0,
+            earliest_start=NOW,
+            departure=NOW + HOUR,
+            max_current_a=32.0,
+            origin="a",
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The shape of issue 16 §1's `ChargingTarget`."""
+
+    charger_id: int
+    energy_wh: float | None
+    soc_pct: float | None
+    departure: datetime
+
+
+def test_needs_from_targets() -> None:
+    leave = datetime.fromtimestamp(NOW + 2 * HOUR, UTC)
+    targets = [
+        Target(1, 10_000.0, None, leave),
+        Target(2, None, 80.0, leave),  # SoC only: not planned here
+        Target(3, 5_000.0, None, datetime.fromtimestamp(NOW - 1, UTC)),  # gone
+        Target(4, 2_000.0, None, leave),  # already delivered
+    ]
+    needs = needs_from_targets(targets, now=NOW, delivered_wh={1: 4_000.0, 4: 2_000.0})
+    assert needs == [
+        ChargingNeed(
+            charger_id=1,
+            energy_wh=6_000.0,
+            earliest_start=NOW,
+            departure=NOW + 2 * HOUR,
+            origin="target",
+        )
+    ]
+
+
+def test_plan_as_dict_is_json_ready() -> None:
+    import json
+
+    plan = plan_charging(
+        [need(energy_kwh=5.0)], [ROOT], now=NOW, prices=series([0.2] * 32)
+    )
+    data = json.loads(json.dumps(plan.as_dict()))
+    slots = data["chargers"]["1"][0]["slots"]
+    assert {s["source"] for s in slots} == {"cheap"}
+    assert data["unmet_kwh"] == 0.0
+
+
+# --- properties -------------------------------------------------------------------
+
+
+def assert_within_limits(plan: ChargingPlan, circuits: list[PlanCircuit]) -> None:
+    """No circuit above its fuse on any phase or its power limits in any slot."""
+    load_w: dict[tuple[str, float], float] = {}
+    load_a: dict[tuple[str, float, int], float] = {}
+    for need_plan in plan.needs:
+        phases = need_plan.need.phases
+        for slot in need_plan.slots:
+            slot_start = math.floor(slot.start / SLOT_S) * SLOT_S
+            for circuit in circuits:
+                if need_plan.need.charger_id not in circuit.charger_ids:
+                    continue
+                key = (circuit.circuit_id, slot_start)
+                load_w[key] = load_w.get(key, 0.0) + slot.power_w
+                for phase in phases:
+                    pkey = (circuit.circuit_id, slot_start, phase)
+                    load_a[pkey] = load_a.get(pkey, 0.0) + slot.power_w / (
+                        len(phases) * V
+                    )
+    by_id = {c.circuit_id: c for c in circuits}
+    for (circuit_id, slot_start), watts in load_w.items():
+        circuit = by_id[circuit_id]
+        limit = circuit.power_limit_w if circuit.power_limit_w is not None else math.inf
+        if circuit.envelope is not None:
+            for step in circuit.envelope.steps:
+                nxt = circuit.envelope.next_change(step.start)
+                ends = math.inf if nxt is None else nxt
+                if step.start < slot_start + SLOT_S and ends > slot_start:
+                    limit = min(limit, step.upper_w)
+        assert watts <= max(0.0, limit) + 1e-6, (circuit_id, slot_start)
+    for (circuit_id, _slot, _phase), amps in load_a.items():
+        fuse = by_id[circuit_id].phase_limit_a
+        assert fuse is None or amps <= fuse + 1e-6
+
+
+@st.composite
+def scenarios(
+    draw: st.DrawFn,
+) -> tuple[list[ChargingNeed], list[PlanCircuit], TimeSeries, TimeSeries]:
+    chargers = draw(st.integers(1, 8))
+    feeder = frozenset(range(1, chargers // 2 + 2))
+    steps = draw(
+        st.lists(
+            st.tuples(st.integers(0, 24), st.floats(0.0, 80_000.0)),
+            min_size=1,
+            max_size=4,
+            unique_by=lambda t: t[0],
+        )
+    )
+    envelope = LimitEnvelope.of(
+        LimitStep(NOW + q * SLOT_S, -1e6, upper) for q, upper in sorted(steps)
+    )
+    circuits = [
+        PlanCircuit(
+            circuit_id="grid",
+            charger_ids=frozenset(range(1, chargers + 1)),
+            phase_limit_a=draw(st.sampled_from([None, 40.0, 63.0])),
+            envelope=envelope,
+        ),
+        PlanCircuit(
+            circuit_id="feeder",
+            charger_ids=feeder,
+            phase_limit_a=draw(st.floats(0.0, 50.0)),
+            power_limit_w=draw(st.sampled_from([None, 7_000.0, 20_000.0])),
+        ),
+    ]
+    needs = [
+        ChargingNeed(
+            charger_id=cid,
+            energy_wh=draw(st.floats(0.0, 60_000.0)),
+            earliest_start=NOW + draw(st.integers(-4, 20)) * SLOT_S,
+            departure=NOW + draw(st.integers(21, 40)) * SLOT_S,
+            max_current_a=draw(st.sampled_from([16.0, 32.0])),
+            phases=draw(st.sampled_from([(1, 2, 3), (1,), (2,), (3,)])),
+        )
+        for cid in range(1, chargers + 1)
+    ]
+    price_count = draw(st.integers(0, 40))
+    prices = series(
+        draw(st.lists(st.floats(-0.1, 1.0), min_size=price_count, max_size=price_count))
+    )
+    pv = series(draw(st.lists(st.floats(0.0, 20_000.0), max_size=40)))
+    return needs, circuits, prices, pv
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios())
+def test_plan_never_exceeds_a_limit_and_accounts_for_every_need(
+    scenario: tuple[list[ChargingNeed], list[PlanCircuit], TimeSeries, TimeSeries],
+) -> None:
+    needs, circuits, prices, pv = scenario
+    plan = plan_charging(needs, circuits, now=NOW, prices=prices, pv_surplus_w=pv)
+
+    assert_within_limits(plan, circuits)
+    for need_plan in plan.needs:
+        wanted = need_plan.need.energy_wh
+        assert need_plan.planned_wh + need_plan.unmet_wh == pytest.approx(
+            wanted, abs=1e-3
+        )
+        for slot in need_plan.slots:
+            per_phase = slot.power_w / (len(need_plan.need.phases) * V)
+            assert per_phase <= need_plan.need.max_current_a + 1e-9
+            assert need_plan.need.earliest_start <= slot.start < slot.end
+            assert slot.end <= need_plan.need.departure
+            assert slot.start >= NOW - 1e-9
+    for index in range(40):
+        start = NOW + index * SLOT_S
+        surplus = pv.mean(start, start + SLOT_S) or 0.0
+        used = sum(
+            s.pv_w
+            for n in plan.needs
+            for s in n.slots
+            if start <= s.start < start + SLOT_S
+        )
+        assert used <= surplus + 1e-6
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=16, max_size=16),
+    st.lists(st.floats(0.0, 12_000.0), min_size=16, max_size=16),
+    st.floats(1_000.0, 80_000.0),
+    st.integers(4, 16),
+)
+def test_one_need_takes_pv_then_the_cheapest_priced_then_unpriced_slots(
+    prices: list[float], pv: list[float], energy_wh: float, priced: int
+) -> None:
+    """One need without limits in the way: PV, then cheapest, then unpriced.
+
+    Every priced slot left out is no cheaper than any taken, and an unpriced slot
+    is used only once every priced slot is full.
+    """
+    plan = plan_charging(
+        [need(energy_kwh=energy_wh / 1000.0, end_h=4.0)],
+        [ROOT],
+        now=NOW,
+        prices=series(prices[:priced]),
+        pv_surplus_w=series(pv),
+    )
+    (planned,) = plan.needs
+    by_slot = {slot_index(s.start): s for s in planned.slots}
+    grid_w = {i: s.power_w - s.pv_w for i, s in by_slot.items()}
+    room = {
+        i: FULL_16A_W - (by_slot[i].pv_w if i in by_slot else 0.0) for i in range(16)
+    }
+    # PV below the minimum current cannot charge on its own
+    min_w = 6 * 3 * V
+    pv_possible = sum(min(p, FULL_16A_W) * SLOT_S / HOUR for p in pv if p >= min_w)
+    # PV first: all the PV it could take, or everything it needs
+    pv_taken = sum(s.pv_w * SLOT_S / HOUR for s in planned.slots)
+    assert pv_taken == pytest.approx(min(pv_possible, energy_wh), rel=1e-6, abs=1e-3)
+    # cheapest: no priced slot left unused is cheaper than one used
+    used = [i for i in range(priced) if grid_w.get(i, 0.0) > 1e-6]
+    unused = [j for j in range(priced) if grid_w.get(j, 0.0) <= 1e-6 and room[j] > 1e-6]
+    if used and unused:
+        assert min(prices[j] for j in unused) >= max(prices[i] for i in used) - 1e-12
+    unpriced_used = any(grid_w.get(i, 0.0) > 1e-6 for i in range(priced, 16))
+    if unpriced_used:
+        # every priced slot where the minimum current fits is full
+        assert all(grid_w.get(i, 0.0) >= room[i] - 1e-6 for i in range(priced))
+    assert planned.unmet_wh == pytest.approx(
+        max(0.0, energy_wh - planned.planned_wh), abs=1e-3
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-8, 40), st.floats(-1e5, 1e5)),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda t: t[0],
+    ),
+    st.integers(0, 30),
+)
+def test_slot_uppers_walk_agrees_with_the_per_slot_lookup(
+    steps: list[tuple[int, float]], count: int
+) -> None:
+    """The one-walk slot limits equal the lowest upper limit in force per slot."""
+    envelope = LimitEnvelope.of(
+        LimitStep(NOW + q * SLOT_S / 3, -1e6, max(u, -1e6)) for q, u in sorted(steps)
+    )
+    walked = slot_uppers_w(envelope, NOW, SLOT_S, count)
+    looked_up = [
+        envelope_upper_w(envelope, NOW + i * SLOT_S, NOW + (i + 1) * SLOT_S)
+        for i in range(count)
+    ]
+    assert walked == looked_up

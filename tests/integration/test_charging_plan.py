@@ -1,0 +1,424 @@
+"""The charging plan through Home Assistant, on the simulator over real gRPC.
+
+Issue 16 §3/§4 as a user meets it: the `home` microgrid (40 A fuse, two 32 A
+wallboxes) without its scripted arrivals; a price sensor with Nord Pool's
+``raw_today`` rows chosen in the options; a booking with an energy; the garage
+wallbox in *smart* mode. The verdicts come from the simulator (the setpoints it
+holds) and from `get_charging_plan`'s response. A demo entry plans with its
+simulator's own price and PV series and starts with the scenario's bookings, one
+of them at risk. The simulator's overload and unsafe counters stay 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+import math
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.util import dt as dt_util
+import probatio as vol
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.frequenz_microgrid.const import (
+    CONF_DEFAULT_PRIORITY,
+    CONF_DEMO,
+    CONF_FRESHNESS_S,
+    CONF_PRICE_ENTITY,
+    CONF_PV_FORECAST_ENTITY,
+    CONF_REAPPLY_SETPOINTS,
+    CONF_RESERVATION_GRACE_MIN,
+    CONF_SCENARIO,
+    DEFAULT_FRESHNESS_S,
+    DEFAULT_PRIORITY,
+    DOMAIN,
+)
+from custom_components.frequenz_microgrid.engine.hub.planner import SLOT_S
+from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
+from custom_components.frequenz_microgrid.simulator import EvSpec
+from custom_components.frequenz_microgrid.simulator.scenario import (
+    scenario_from_dict,
+)
+from tests.observations import held_setpoint
+
+from .conftest import entity_id_of, serving, setup_entry, wait_for
+from .steering_helpers import (
+    DRIVEWAY_WALLBOX,
+    GARAGE_WALLBOX,
+    call_action,
+    home_without_arrivals,
+)
+
+PRICE_SENSOR = "sensor.test_day_ahead_price"
+MIN_W = 6 * 3 * 230.0
+
+
+def _slot_start(offset: int) -> datetime:
+    """The start of the 15-minute slot `offset` slots from the current one."""
+    now = dt_util.utcnow().timestamp()
+    start = math.floor(now / SLOT_S) * SLOT_S + offset * SLOT_S
+    return dt_util.utc_from_timestamp(start)
+
+
+def _set_prices(hass: HomeAssistant, cheap_slots: set[int]) -> None:
+    """Nord Pool's attribute form: 0.40 per kWh, 0.05 in `cheap_slots` (16 slots)."""
+    rows = [
+        {
+            "start": _slot_start(i).isoformat(),
+            "end": _slot_start(i + 1).isoformat(),
+            "value": 0.05 if i in cheap_slots else 0.40,
+        }
+        for i in range(16)
+    ]
+    hass.states.async_set(
+        PRICE_SENSOR,
+        "0.4",
+        {"raw_today": rows, "raw_tomorrow": [], "unit": "kWh", "currency": "EUR"},
+    )
+
+
+async def _plan(hass: HomeAssistant, entry_id: str, **data: Any) -> dict[str, Any]:
+    return await call_action(
+        hass, "get_charging_plan", {"config_entry_id": entry_id, **data}
+    )
+
+
+async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
+    hass: HomeAssistant,
+) -> None:
+    _set_prices(hass, cheap_slots={6})
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass,
+            sim.url,
+            unique_id=str(sim.scenario.microgrid_id),
+            options={CONF_PRICE_ENTITY: PRICE_SENSOR},
+        )
+        now = dt_util.now()
+        await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "start": now.isoformat(),
+                "end": (now + timedelta(hours=3)).isoformat(),
+                "energy_kwh": 2.0,
+            },
+        )
+        await hass.services.async_call(
+            "select",
+            "select_option",
+            {
+                "entity_id": entity_id_of(
+                    hass, f"{entry.unique_id}_{GARAGE_WALLBOX}_charger_mode", ["select"]
+                ),
+                "option": "smart",
+            },
+            blocking=True,
+        )
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+
+        plan = await _plan(hass, entry.entry_id, refresh=True)
+        (need,) = plan["chargers"][str(GARAGE_WALLBOX)]
+        assert plan["sources"]["price"] == PRICE_SENSOR
+        assert need["unmet_kwh"] == 0.0
+        assert need["planned_kwh"] == pytest.approx(2.0, abs=1e-3)
+        assert {s["source"] for s in need["slots"]} == {"cheap"}
+        assert {s["price"] for s in need["slots"]} == {0.05}
+        assert need["cost"] == pytest.approx(0.05 * 2.0, abs=1e-3)
+        # Now is not the cheap slot: the smart charger is held at 0 W.
+        await wait_for(
+            lambda: held_setpoint(sim, GARAGE_WALLBOX) == 0.0, what="held at 0 W"
+        )
+        # The charger's "planned power" sensor shows the slot now and the plan.
+        sensor = hass.states.get(
+            entity_id_of(
+                hass, f"{entry.unique_id}_{GARAGE_WALLBOX}_planned_power", ["sensor"]
+            )
+        )
+        assert sensor is not None
+        assert float(sensor.state) == 0.0
+        (shown,) = sensor.attributes["needs"]
+        assert shown["slots"] == need["slots"]
+
+        # The price sensor changes: now is the cheapest slot; the hub re-plans.
+        _set_prices(hass, cheap_slots={0, 1})
+        await wait_for(
+            lambda: (held_setpoint(sim, GARAGE_WALLBOX) or 0.0) >= MIN_W,
+            what="charging in the cheap slot now",
+        )
+        plan = await _plan(hass, entry.entry_id, charger=GARAGE_WALLBOX)
+        (need,) = plan["chargers"][str(GARAGE_WALLBOX)]
+        first = need["slots"][0]
+        first_start = dt_util.parse_datetime(first["start"])
+        assert first_start is not None
+        assert first_start <= dt_util.utcnow()
+        assert first["source"] == "cheap"
+        # Never more than the plan's power (and never an unsafe setpoint).
+        assert (held_setpoint(sim, GARAGE_WALLBOX) or 0.0) <= first["power_w"] + 1.0
+        assert sim.unsafe_setpoint_count == 0
+
+
+BAD_INPUT: list[tuple[dict[str, Any], str]] = [
+    ({"charger": 999}, "plan_unknown_charger"),
+    (
+        {"start": "2030-01-01T12:00:00+00:00", "end": "2030-01-01T11:00:00+00:00"},
+        "plan_end_not_after_start",
+    ),
+    ({"end": "2020-01-01T11:00:00+00:00"}, "plan_in_the_past"),
+    ({"charger": math.nan}, "plan_unknown_charger"),
+    ({"charger": 6.5}, "plan_unknown_charger"),
+]
+"""Refused input and its translation key."""
+
+
+async def test_get_charging_plan_refuses_bad_input(hass: HomeAssistant) -> None:
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        before = planner.plan
+        for data, key in BAD_INPUT:
+            with pytest.raises(ServiceValidationError) as refused:
+                await _plan(hass, entry.entry_id, **data)
+            assert refused.value.translation_key == key, data
+            assert refused.value.translation_domain == DOMAIN
+            assert planner.plan is before, data
+        # What is not a time at all is the schema's refusal.
+        with pytest.raises(vol.Invalid):
+            await _plan(hass, entry.entry_id, start="nan")
+
+
+async def test_the_demo_plans_its_bookings_with_its_own_forecasts(
+    hass: HomeAssistant,
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="demo_depot",
+        title="Demo depot",
+        data={CONF_DEMO: True, CONF_SCENARIO: "depot"},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    try:
+        assert entry.state is ConfigEntryState.LOADED
+        loaded: FrequenzMicrogridConfigEntry = entry
+        reservations = loaded.runtime_data.reservations
+        assert reservations is not None
+        scenario = loaded.runtime_data.simulator
+        assert scenario is not None
+        assert len(reservations.book) == len(scenario.scenario.plan_inputs.bookings)
+
+        plan = await _plan(hass, entry.entry_id, refresh=True)
+        assert plan["sources"] == {"price": "simulator", "pv_forecast": "simulator"}
+        booked = {
+            int(cid)
+            for cid, needs in plan["chargers"].items()
+            for need in needs
+            if need["origin"]
+        }
+        assert booked == {b.charger_id for b in scenario.scenario.plan_inputs.bookings}
+        slots = [
+            s for needs in plan["chargers"].values() for n in needs for s in n["slots"]
+        ]
+        assert all(s["price"] is not None for s in slots)
+        # One booking is at risk: the garage feeder cannot deliver all three.
+        at_risk = [
+            (int(cid), need["unmet_kwh"])
+            for cid, needs in plan["chargers"].items()
+            for need in needs
+            if need["unmet_kwh"] > 0.0
+        ]
+        assert [cid for cid, _ in at_risk] == [53]
+        # Booked chargers start in smart mode.
+        mode = hass.states.get(
+            entity_id_of(hass, f"{entry.unique_id}_53_charger_mode", ["select"])
+        )
+        assert mode is not None
+        assert mode.state == "smart"
+    finally:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+
+
+async def test_forecast_entities_are_chosen_and_cleared_in_the_options(
+    hass: HomeAssistant,
+) -> None:
+    """The options flow stores the entities; the reloaded entry plans with them."""
+    _set_prices(hass, cheap_slots={2})
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        required = {
+            CONF_FRESHNESS_S: DEFAULT_FRESHNESS_S,
+            CONF_DEFAULT_PRIORITY: DEFAULT_PRIORITY,
+            CONF_REAPPLY_SETPOINTS: False,
+            CONF_RESERVATION_GRACE_MIN: 15.0,
+        }
+        flow = await hass.config_entries.options.async_init(entry.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            flow["flow_id"],
+            {
+                **required,
+                CONF_PRICE_ENTITY: PRICE_SENSOR,
+                CONF_PV_FORECAST_ENTITY: "sensor.solar_forecast",
+            },
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        assert entry.options[CONF_PRICE_ENTITY] == PRICE_SENSOR
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        assert planner.sources() == {
+            "price": PRICE_SENSOR,
+            "pv_forecast": "sensor.solar_forecast",
+        }
+        assert planner.prices().mean(
+            _slot_start(2).timestamp(), _slot_start(3).timestamp()
+        ) == pytest.approx(0.05)
+        # A missing PV entity is no forecast, not an error.
+        assert not planner.pv_forecast()
+
+        flow = await hass.config_entries.options.async_init(entry.entry_id)
+        await hass.config_entries.options.async_configure(flow["flow_id"], required)
+        await hass.async_block_till_done()
+        assert CONF_PRICE_ENTITY not in entry.options
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        assert planner.sources() == {"price": None, "pv_forecast": None}
+
+
+async def test_replans_on_changes_not_on_ticks(hass: HomeAssistant) -> None:
+    """Ticks leave the plan alone; a booking and an envelope each re-plan it."""
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        await wait_for(lambda: planner.plan is not None, what="the first plan")
+        replans = planner.replans
+        await asyncio.sleep(1.5)  # several telemetry rounds and steering ticks
+        assert planner.replans == replans
+
+        now = dt_util.now()
+        await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "start": (now + timedelta(minutes=30)).isoformat(),
+                "end": (now + timedelta(hours=2)).isoformat(),
+                "energy_kwh": 60.0,
+            },
+        )
+        await wait_for(lambda: planner.replans > replans, what="a re-plan")
+        plan = planner.plan
+        assert plan is not None
+        (booked,) = plan.of_charger(GARAGE_WALLBOX)
+        # 60 kWh in 1.5 h is more than one 22 kW wallbox delivers: reported.
+        assert booked.unmet_wh == pytest.approx(60_000.0 - booked.planned_wh)
+        assert booked.unmet_wh > 0.0
+
+        replans = planner.replans
+        start = (dt_util.utcnow() - timedelta(minutes=1)).isoformat()
+        await call_action(
+            hass,
+            "set_power_limits",
+            {
+                "config_entry_id": entry.entry_id,
+                "circuit": "grid",
+                "steps": [{"start": start, "upper": 5_000}],
+            },
+        )
+        await wait_for(
+            lambda: planner.replans > replans, what="a re-plan", timeout_s=5.0
+        )
+        plan = planner.plan
+        assert plan is not None
+        assert all(
+            slot.power_w <= 5_000.0 + 1e-6
+            for need in plan.of_charger(GARAGE_WALLBOX)
+            for slot in need.slots
+        )
+
+
+async def test_a_target_set_by_hand_is_planned_and_a_bookings_only_once(
+    hass: HomeAssistant,
+) -> None:
+    """Setting and clearing a target re-plans; a booking's target is planned once."""
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        await wait_for(lambda: planner.plan is not None, what="the first plan")
+        replans = planner.replans
+        departure = dt_util.now() + timedelta(hours=3)
+        await call_action(
+            hass,
+            "set_charging_target",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": DRIVEWAY_WALLBOX,
+                "energy_kwh": 12.0,
+                "departure": departure.isoformat(),
+            },
+        )
+        await wait_for(lambda: planner.replans > replans, what="a re-plan")
+        plan = planner.plan
+        assert plan is not None
+        (planned,) = plan.of_charger(DRIVEWAY_WALLBOX)
+        assert planned.need.origin == "target"
+        assert planned.need.energy_wh == pytest.approx(12_000.0)
+        assert planned.need.departure == pytest.approx(departure.timestamp())
+        assert planned.planned_wh == pytest.approx(12_000.0, rel=1e-3)
+
+        replans = planner.replans
+        await call_action(
+            hass,
+            "clear_charging_target",
+            {"config_entry_id": entry.entry_id, "charger": DRIVEWAY_WALLBOX},
+        )
+        await wait_for(lambda: planner.replans > replans, what="a re-plan")
+        assert planner.plan is not None
+        assert planner.plan.of_charger(DRIVEWAY_WALLBOX) == []
+
+        # A booking with an energy: its session takes it as target when the car
+        # plugs in; the plan still holds one need for it (the booking's).
+        now = dt_util.now()
+        await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "start": now.isoformat(),
+                "end": (now + timedelta(hours=4)).isoformat(),
+                "energy_kwh": 5.0,
+            },
+        )
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        targets = entry.runtime_data.engine.controller.charging_targets
+        await wait_for(
+            lambda: targets.get(GARAGE_WALLBOX) is not None, what="booking's target"
+        )
+        replans = planner.replans
+        await wait_for(lambda: planner.replans > replans, what="a re-plan")
+        plan = planner.plan
+        assert plan is not None
+        (booked,) = plan.of_charger(GARAGE_WALLBOX)
+        assert booked.need.origin != "target"
+        assert sim.unsafe_setpoint_count == 0
