@@ -9,7 +9,9 @@ plan depends on changes — not on every tick:
 - a plug-in or unplug (the session recorder's started/ended sessions),
 - a circuit's envelope (`CircuitLimits.listen`),
 - the price or PV forecast entity's state,
-- every 15-minute slot boundary (forecasts roll on, a slot's plan ends).
+- every 15-minute slot boundary (forecasts roll on, a slot's plan ends),
+- a deadline target set, cleared or bound to its session,
+- a topology change (a charger came or went).
 
 Inputs: each booking with an energy (less what its open session already
 delivered) becomes a need (`needs_from_reservations`); so does each deadline
@@ -33,6 +35,7 @@ ms); the plan is swapped in whole, so readers never see half a plan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 import logging
@@ -41,6 +44,7 @@ from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.event import (
     async_track_state_change_event,
     async_track_time_change,
@@ -65,6 +69,7 @@ from .hub_reservations import HubReservations, rated_charge_power_w
 from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator
 from .simulator.plan_inputs import simulator_series
+from .topology_refresh import topology_signal
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -83,7 +88,8 @@ class HubPlanner:
         hass: HomeAssistant,
         *,
         controller: MicrogridController,
-        topology: Topology,
+        entry_id: str,
+        topology: Callable[[], Topology],
         options: dict[str, Any] | Any,
         reservations: HubReservations | None = None,
         sessions: SessionRecorder | None = None,
@@ -93,7 +99,8 @@ class HubPlanner:
         """Gather the plan's sources; `async_start` begins following them."""
         self.hass = hass
         self.controller = controller
-        self.topology = topology
+        self.entry_id = entry_id
+        self._topology = topology
         self.reservations = reservations
         self.sessions = sessions
         self.simulator = simulator
@@ -151,6 +158,11 @@ class HubPlanner:
 
     # -- following ----------------------------------------------------------------
 
+    @property
+    def topology(self) -> Topology:
+        """The microgrid as last read (chargers come and go without a reload)."""
+        return self._topology()
+
     @callback
     def async_start(self, coordinator: MicrogridCoordinator) -> CALLBACK_TYPE:
         """Follow every source of the plan and plan once; returns what stops it."""
@@ -164,6 +176,13 @@ class HubPlanner:
             )
         unsubscribes.append(self.controller.circuit_limits.listen(self.request))
         unsubscribes.append(self.controller.charging_targets.listen(self.request))
+        unsubscribes.append(
+            async_dispatcher_connect(
+                self.hass,
+                topology_signal(self.entry_id),
+                lambda _change: self.request(),
+            )
+        )
         entities = [e for e in (self.price_entity, self.pv_entity) if e]
         if entities:
             unsubscribes.append(
@@ -215,10 +234,11 @@ class HubPlanner:
     # -- planning -------------------------------------------------------------------
 
     def needs(self, now: float) -> list[ChargingNeed]:
-        """Every need to plan now: the bookings with an energy, then the extras."""
+        """Every need to plan now: the bookings with an energy, then the targets."""
+        topology = self.topology
         max_current = {
-            cid: rated_charge_power_w(self.topology, cid) / (PHASES * self.voltage_v)
-            for cid in self.topology.ev_charger_ids
+            cid: rated_charge_power_w(topology, cid) / (PHASES * self.voltage_v)
+            for cid in topology.ev_charger_ids
         }
         max_current = {cid: a for cid, a in max_current.items() if a > 0.0}
         needs: list[ChargingNeed] = []

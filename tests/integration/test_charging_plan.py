@@ -42,6 +42,8 @@ from custom_components.frequenz_microgrid.engine.hub.planner import SLOT_S
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import EvSpec
 from custom_components.frequenz_microgrid.simulator.scenario import (
+    Kind,
+    generated_component,
     scenario_from_dict,
 )
 from tests.observations import held_setpoint
@@ -55,6 +57,7 @@ from .steering_helpers import (
 )
 
 PRICE_SENSOR = "sensor.test_day_ahead_price"
+NEW_CHARGER = 22
 MIN_W = 6 * 3 * 230.0
 
 
@@ -422,3 +425,31 @@ async def test_a_target_set_by_hand_is_planned_and_a_bookings_only_once(
         (booked,) = plan.of_charger(GARAGE_WALLBOX)
         assert booked.need.origin != "target"
         assert sim.unsafe_setpoint_count == 0
+
+
+async def test_a_charger_connected_later_is_planned_without_a_reload(
+    hass: HomeAssistant,
+) -> None:
+    """A topology change re-plans with the new charger (rated power, plan queries)."""
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        runtime = entry.runtime_data
+        planner = runtime.planner
+        assert planner is not None
+        assert runtime.topology_refresh is not None
+        await wait_for(lambda: planner.plan is not None, what="the first plan")
+        with pytest.raises(ServiceValidationError) as refused:
+            await _plan(hass, entry.entry_id, charger=NEW_CHARGER)
+        assert refused.value.translation_key == "plan_unknown_charger"
+
+        replans = planner.replans
+        sim.add_component(generated_component(NEW_CHARGER, Kind.EV_CHARGER, 2))
+        change = await runtime.topology_refresh.async_refresh()
+        assert change is not None
+        assert NEW_CHARGER in change.added
+        await wait_for(lambda: planner.replans > replans, what="a re-plan")
+        assert NEW_CHARGER in planner.topology.ev_charger_ids
+        plan = await _plan(hass, entry.entry_id, charger=NEW_CHARGER)
+        assert plan["chargers"] == {}  # known now, nothing planned for it yet
