@@ -180,7 +180,7 @@ class HubPlanner:
             async_dispatcher_connect(
                 self.hass,
                 topology_signal(self.entry_id),
-                lambda _change: self.request(),
+                self._on_topology_change,
             )
         )
         entities = [e for e in (self.price_entity, self.pv_entity) if e]
@@ -229,6 +229,11 @@ class HubPlanner:
 
     @callback
     def _on_slot(self, _now: datetime) -> None:
+        self.request()
+
+    @callback
+    def _on_topology_change(self, _change: object) -> None:
+        """A callback: the dispatcher runs anything else in the executor."""
         self.request()
 
     # -- planning -------------------------------------------------------------------
