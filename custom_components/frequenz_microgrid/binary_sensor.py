@@ -176,7 +176,10 @@ async def async_setup_entry(
         hass,
         entry,
         async_add_entities,
-        lambda change: _component_binary_sensors(entry, change.added),
+        lambda change: [
+            *_component_binary_sensors(entry, change.added),
+            *target_binary_sensors(entry),  # of chargers connected later too
+        ],
     )
 
 

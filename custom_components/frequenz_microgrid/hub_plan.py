@@ -35,10 +35,12 @@ ms); the plan is swapped in whole, so readers never see half a plan.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 import logging
+import math
 import time
 from typing import Any
 
@@ -53,10 +55,13 @@ from homeassistant.helpers.event import (
 from .const import CONF_PRICE_ENTITY, CONF_PV_FORECAST_ENTITY
 from .coordinator import MicrogridCoordinator
 from .engine.control.controller import MicrogridController
+from .engine.control.inputs import DEFAULT_MIN_CURRENT_A
 from .engine.graph import Topology
+from .engine.hub.circuits import PHASE_CURRENTS
 from .engine.hub.forecast import ForecastPoint, TimeSeries
 from .engine.hub.modes import ChargerMode
 from .engine.hub.planner import (
+    SLOT_S,
     ChargingNeed,
     ChargingPlan,
     PlanCircuit,
@@ -78,6 +83,9 @@ NORDPOOL_TTL_S = 3600.0
 REPLAN_COOLDOWN_S = 2.0
 """Changes within this long after a re-plan are planned together once."""
 PHASES = 3
+MAX_PLAN_AGE_S = 2 * SLOT_S
+"""A plan re-made at every slot boundary is never older than one slot; past two,
+re-planning failed and the plan no longer holds smart chargers back."""
 
 
 class HubPlanner:
@@ -114,6 +122,7 @@ class HubPlanner:
         """Home Assistant's Nord Pool prices, when fetched (time, prices)."""
         self._coordinator: MicrogridCoordinator | None = None
         self._listeners: list[CALLBACK_TYPE] = []
+        self._planning = asyncio.Lock()
         self._debouncer = Debouncer(
             hass,
             _LOGGER,
@@ -126,9 +135,16 @@ class HubPlanner:
     # -- reading ----------------------------------------------------------------
 
     def planned_power_w(self, charger_id: int) -> float | None:
-        """The plan's power for the charger now (`None`: no need planned for it)."""
+        """The plan's power for the charger now (`None`: no need planned for it).
+
+        A plan older than `MAX_PLAN_AGE_S` (re-planning keeps failing) holds
+        nobody back any more: the chargers charge by their deadlines instead.
+        """
         plan = self.plan
-        return None if plan is None else plan.power_w(charger_id, time.time())
+        now = time.time()
+        if plan is None or now - plan.created > MAX_PLAN_AGE_S:
+            return None
+        return plan.power_w(charger_id, now)
 
     def prices(self) -> TimeSeries:
         """The price forecast in use (per kWh; empty: none)."""
@@ -241,11 +257,13 @@ class HubPlanner:
     def needs(self, now: float) -> list[ChargingNeed]:
         """Every need to plan now: the bookings with an energy, then the targets."""
         topology = self.topology
-        max_current = {
-            cid: rated_charge_power_w(topology, cid) / (PHASES * self.voltage_v)
+        shapes = {
+            cid: shape
             for cid in topology.ev_charger_ids
+            if (shape := charger_shape(topology, cid, self.voltage_v)) is not None
         }
-        max_current = {cid: a for cid, a in max_current.items() if a > 0.0}
+        max_current = {cid: amps for cid, (amps, _) in shapes.items()}
+        phases = {cid: used for cid, (_, used) in shapes.items()}
         needs: list[ChargingNeed] = []
         if self.reservations is not None:
             needs = needs_from_reservations(
@@ -253,12 +271,24 @@ class HubPlanner:
                 now=now,
                 delivered_wh=self._delivered_by_booking(),
                 max_current_a=max_current,
+                phases=phases,
             )
-        needs.extend(self._target_needs(now, max_current))
-        return needs
+        by_hand = self._target_needs(now, max_current, phases)
+        # A target set by hand wins over the charger's booking while they
+        # overlap (as in the live steering): plan the car once, not twice.
+        until = {need.charger_id: need.departure for need in by_hand}
+        needs = [
+            need
+            for need in needs
+            if need.earliest_start >= until.get(need.charger_id, -math.inf)
+        ]
+        return needs + by_hand
 
     def _target_needs(
-        self, now: float, max_current: dict[int, float]
+        self,
+        now: float,
+        max_current: dict[int, float],
+        phases: dict[int, tuple[int, ...]],
     ) -> list[ChargingNeed]:
         """The deadline targets set by hand, less what their sessions delivered."""
         targets = self.controller.charging_targets
@@ -269,21 +299,47 @@ class HubPlanner:
             if state is not None:
                 delivered[target.charger_id] = state.delivered_wh
         return needs_from_targets(
-            by_hand, now=now, delivered_wh=delivered, max_current_a=max_current
+            by_hand,
+            now=now,
+            delivered_wh=delivered,
+            max_current_a=max_current,
+            phases=phases,
         )
 
     def circuits(self) -> list[PlanCircuit]:
-        """Every circuit of the tree with its envelope."""
+        """Every circuit of the tree with its envelope and its other loads.
+
+        The other loads as last measured are expected to go on (the best the hub
+        knows of them): the evening's 3 kW of a house are not the cars' to plan.
+        """
         limits = self.controller.circuit_limits
-        return [
-            PlanCircuit.of(circuit, limits.envelope(circuit.circuit_id))
-            for circuit in limits.tree.circuits
-        ]
+        circuits: list[PlanCircuit] = []
+        for circuit in limits.tree.circuits:
+            status = limits.statuses.get(circuit.circuit_id)
+            circuits.append(
+                PlanCircuit.of(
+                    circuit,
+                    limits.envelope(circuit.circuit_id),
+                    other_load_w=0.0 if status is None else status.other_load_w,
+                )
+            )
+        return circuits
 
     async def async_replan(self) -> None:
-        """Plan now with the current inputs (in the executor); swap the plan in."""
+        """Plan now with the current inputs (in the executor); swap the plan in.
+
+        One at a time (an action's refresh and the debouncer may meet), so an
+        older plan never replaces a newer one.
+        """
+        async with self._planning:
+            await self._async_replan()
+
+    async def _async_replan(self) -> None:
+        try:
+            await self._async_fetch_nordpool(time.time())
+        except Exception:  # prices are optional: plan without the fetch
+            _LOGGER.exception("Cannot fetch the Nord Pool prices for the plan")
         now = time.time()
-        await self._async_fetch_nordpool(now)
         try:
             needs = self.needs(now)
             circuits = self.circuits()
@@ -391,3 +447,34 @@ def seed_demo_bookings(
         if booking.charger_id in controller.charger_modes.charger_ids:
             controller.charger_modes.set_mode(booking.charger_id, ChargerMode.SMART)
     return booked
+
+
+def charger_shape(
+    topology: Topology, charger_id: int, voltage_v: float
+) -> tuple[float, tuple[int, ...]] | None:
+    """A charger's maximum current per phase and its phases, from its rated bounds.
+
+    Per-phase rated currents win where stated (the phases that have one). Else
+    the rated power: on three phases unless that gives less than the 6 A a car
+    needs to charge at all — a 3.7 kW wallbox is a single-phase 16 A one, not a
+    three-phase 5.4 A one that could never be planned. `None`: nothing stated.
+    """
+    component = topology.components.get(charger_id)
+    if component is None:
+        return None
+    stated = {
+        phase: float(bounds.upper)
+        for phase, metric in enumerate(PHASE_CURRENTS, start=1)
+        if (bounds := component.rated_bounds.get(metric)) is not None
+        and bounds.upper is not None
+        and math.isfinite(bounds.upper)
+        and bounds.upper > 0.0
+    }
+    if stated:
+        return min(stated.values()), tuple(sorted(stated))
+    power_w = rated_charge_power_w(topology, charger_id)
+    if power_w <= 0.0:
+        return None
+    if power_w / (PHASES * voltage_v) >= DEFAULT_MIN_CURRENT_A:
+        return power_w / (PHASES * voltage_v), (1, 2, 3)
+    return power_w / voltage_v, (1,)

@@ -134,6 +134,10 @@ async def async_setup_entry(
                 SteeringSensor(entry, d)
                 for d in of_steerable_pools(entry, STEERING_SENSORS)
             ),
+            # The hub's per-charger sensors, for chargers connected later.
+            *session_sensors(entry),
+            *target_sensors(entry),
+            *plan_sensors(entry),
         ]
 
     async_add_entities_on_topology_change(

@@ -26,7 +26,7 @@ from custom_components.frequenz_microgrid.engine.hub.reservations import (
     charger_capacities,
 )
 from custom_components.frequenz_microgrid.engine.hub.targets import (
-    SOLAR_FALLBACK_LAXITY_S,
+    DEADLINE_FALLBACK_LAXITY_S,
     ChargingTarget,
     ChargingTargets,
     CircuitBudget,
@@ -510,13 +510,13 @@ def test_solar_with_a_target_falls_back_to_the_grid_when_laxity_runs_out() -> No
     def solar(_cid: int) -> bool:
         return True
 
-    early = targets.apply(unshaped, shaped, solar=solar)
+    early = targets.apply(unshaped, shaped, waits=solar)
     assert early[1].held_off is EvAllocationReason.NO_SOLAR_SURPLUS
     clock.now += 2 * HOUR + 60.0  # slack now below the fallback
-    late = targets.apply(unshaped, shaped, solar=solar)
+    late = targets.apply(unshaped, shaped, waits=solar)
     assert late[1].held_off is None
     assert late[1].laxity_s is not None
-    assert late[1].laxity_s < SOLAR_FALLBACK_LAXITY_S
+    assert late[1].laxity_s < DEADLINE_FALLBACK_LAXITY_S
 
 
 # -- reservations -------------------------------------------------------------------
@@ -555,3 +555,27 @@ def test_the_guarantee_follows_an_envelope_step() -> None:
     assert guarantee(capacity, NOW + HOUR, NOW + 3 * HOUR) == pytest.approx(
         11_040.0 / 2, rel=0.01
     )
+
+
+def test_smart_with_a_target_falls_back_when_the_plan_leaves_too_little() -> None:
+    clock = Clock()
+    targets = table(clock)
+    modes = ChargerModes(
+        frozenset({1}), clock=lambda: 0.0, planned_power_w=lambda _cid: 0.0
+    )
+    modes.set_mode(1, ChargerMode.SMART)
+    targets.observe_session(1, "1-1", 0.0)
+    targets.set(target(1, kwh=11.04, hours=3.0))  # two hours of slack
+    unshaped = {1: ev(1, max_current_a=16.0)}
+    shaped = modes.apply(unshaped, 0.0)  # the plan holds it off now
+    assert shaped[1].held_off is EvAllocationReason.NOT_IN_PLAN
+
+    def smart(_cid: int) -> bool:
+        return True
+
+    early = targets.apply(unshaped, shaped, waits=smart)
+    assert early[1].held_off is EvAllocationReason.NOT_IN_PLAN
+    clock.now += 2 * HOUR + 60.0  # slack now below the fallback
+    late = targets.apply(unshaped, shaped, waits=smart)
+    assert late[1].held_off is None
+    assert late[1].max_current_a == 16.0

@@ -48,7 +48,7 @@ from custom_components.frequenz_microgrid.simulator.scenario import (
 )
 from tests.observations import held_setpoint
 
-from .conftest import entity_id_of, serving, setup_entry, wait_for
+from .conftest import entity_id_of, find_entity_id, serving, setup_entry, wait_for
 from .steering_helpers import (
     DRIVEWAY_WALLBOX,
     GARAGE_WALLBOX,
@@ -453,3 +453,18 @@ async def test_a_charger_connected_later_is_planned_without_a_reload(
         assert NEW_CHARGER in planner.topology.ev_charger_ids
         plan = await _plan(hass, entry.entry_id, charger=NEW_CHARGER)
         assert plan["chargers"] == {}  # known now, nothing planned for it yet
+        # Its hub entities come without a reload: planned power, target, at risk.
+        for key, platform in (
+            ("planned_power", "sensor"),
+            ("charging_target", "sensor"),
+            ("target_at_risk", "binary_sensor"),
+        ):
+            await wait_for(
+                lambda key=key, platform=platform: (
+                    find_entity_id(
+                        hass, f"{entry.unique_id}_{NEW_CHARGER}_{key}", (platform,)
+                    )
+                    is not None
+                ),
+                what=f"the new charger's {key}",
+            )

@@ -509,8 +509,9 @@ class EvPoolSteering(PoolSteering):
         return self.targets.apply(
             inputs,
             shaped,
-            solar=lambda cid: (
-                modes is not None and modes.mode(cid) is ChargerMode.SOLAR
+            waits=lambda cid: (
+                modes is not None
+                and modes.mode(cid) in (ChargerMode.SOLAR, ChargerMode.SMART)
             ),
         )
 

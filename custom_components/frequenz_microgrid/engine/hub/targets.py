@@ -23,9 +23,11 @@ How a target combines with the charger's mode:
 - **off** stays off: the target is only reported at risk.
 - **fast** charges by laxity.
 - **boost** comes before every target (the user asked for *now*).
-- **solar** stays on PV surplus while its laxity is above
-  `SOLAR_FALLBACK_LAXITY_S`; below, it charges like fast (from the grid, by
-  laxity) so the car still leaves with its energy.
+- **solar** stays on PV surplus, **smart** follows the charging plan, while
+  its laxity is above `DEADLINE_FALLBACK_LAXITY_S`; below, it charges like fast
+  (from the grid, by laxity) so the car still leaves with its energy — a plan
+  is a forecast, and the live envelope or the other loads can leave less than
+  it counted on.
 
 `forecast` runs the same least-laxity model forward over the circuits' limits
 over time (fuse, fixed kW limit and envelope steps, less what the circuit's
@@ -53,9 +55,9 @@ from .circuits import Circuit
 from .limits import CircuitLimits
 from .reservations import ChargerCapacity, Reservation
 
-SOLAR_FALLBACK_LAXITY_S: Final = 900.0
-"""A solar-mode car with a target charges from the grid once its laxity is below
-this (s): a quarter of an hour of slack is left for the envelope's steps."""
+DEADLINE_FALLBACK_LAXITY_S: Final = 900.0
+"""A solar- or smart-mode car with a target charges like fast once its laxity is
+below this (s): a quarter of an hour of slack is left for the envelope's steps."""
 MAX_DEPARTURE_AHEAD_S: Final = 7 * 24 * 3600.0
 """The latest departure a target may name (a week, a booking's longest)."""
 AT_RISK_WH: Final = 100.0
@@ -364,8 +366,7 @@ def circuit_budgets(
             else circuit.phase_limit_a * 3 * nominal_voltage_v
         )
         status = limits.statuses.get(circuit.circuit_id)
-        others = 0.0 if status is None else status.uncontrollable_w
-        others_w = others if math.isfinite(others) and others > 0.0 else 0.0
+        others_w = 0.0 if status is None else status.other_load_w
 
         def capacity(at: float) -> float:
             return min(fuse_w, limits.upper_limit_w(circuit, at)) - others_w
@@ -574,13 +575,13 @@ class ChargingTargets:
         unshaped: Mapping[int, EvChargerInput],
         shaped: Mapping[int, EvChargerInput],
         *,
-        solar: Callable[[int], bool] = lambda _cid: False,
+        waits: Callable[[int], bool] = lambda _cid: False,
     ) -> dict[int, EvChargerInput]:
         """Give every plugged car with an unmet target its laxity (see module docs).
 
-        `unshaped` are the inputs before the modes, `shaped` after; a solar-mode
-        car whose laxity ran out takes its unshaped input (charges from the
-        grid). Off stays off and boost stays boost.
+        `unshaped` are the inputs before the modes, `shaped` after; a car whose
+        mode `waits` (solar, smart) and whose laxity ran out takes its unshaped
+        input (charges from the grid). Off stays off and boost stays boost.
         """
         now = self._clock()
         result = dict(shaped)
@@ -606,7 +607,7 @@ class ChargingTargets:
                 remaining, target.departure.timestamp(), now, self._max_power(cid)
             )
             base = shaped[cid]
-            if solar(cid) and laxity < SOLAR_FALLBACK_LAXITY_S:
+            if waits(cid) and laxity < DEADLINE_FALLBACK_LAXITY_S:
                 base = unshaped[cid]
             result[cid] = dataclasses.replace(base, laxity_s=laxity)
         return result
