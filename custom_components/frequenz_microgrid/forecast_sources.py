@@ -33,7 +33,8 @@ Home Assistant's own **Nord Pool** integration keeps only the current price in i
 sensors; the rest is behind its ``nordpool.get_prices_for_date`` action. When the
 chosen price entity is one of its sensors, `async_nordpool_prices` calls that
 action for today and tomorrow (prices per MWh, divided by 1000) for the
-sensor's area.
+sensor's area. Likewise Home Assistant's Forecast.Solar sensors carry no series:
+`async_forecast_solar_pv` asks its `get_forecast` action.
 
 A state that is missing, unavailable or has no usable rows gives an empty
 series: the planner then plans without it (never with invented values).
@@ -86,6 +87,8 @@ def forecast_options(user_input: Mapping[str, Any]) -> dict[str, str]:
 
 NORDPOOL = "nordpool"
 NORDPOOL_GET_PRICES = "get_prices_for_date"
+FORECAST_SOLAR = "forecast_solar"
+FORECAST_SOLAR_GET_FORECAST = "get_forecast"
 
 DEFAULT_PERIOD_S = 3600.0
 """How long a lone row without an end lasts (an hour, the coarsest usual step)."""
@@ -273,6 +276,39 @@ async def async_nordpool_prices(
         if isinstance(response, Mapping):
             rows.extend(_area_rows(response, entry.unique_id))
     return rows_series(rows, ("price",), scale=1 / 1000.0)
+
+
+async def async_forecast_solar_pv(
+    hass: HomeAssistant, entity_id: str
+) -> TimeSeries | None:
+    """The PV forecast of a Forecast.Solar sensor's entry, through its action (W).
+
+    Home Assistant's Forecast.Solar sensors carry no series in their attributes;
+    its `get_forecast` action returns the entry's `wh_period` and `watts`.
+    `None` when the entity is not one of its sensors (or the action is not
+    there); an empty series when the action fails.
+    """
+    entry = er.async_get(hass).async_get(entity_id)
+    if (
+        entry is None
+        or entry.platform != FORECAST_SOLAR
+        or entry.config_entry_id is None
+        or not hass.services.has_service(FORECAST_SOLAR, FORECAST_SOLAR_GET_FORECAST)
+    ):
+        return None
+    try:
+        response = await hass.services.async_call(
+            FORECAST_SOLAR,
+            FORECAST_SOLAR_GET_FORECAST,
+            {"config_entry": entry.config_entry_id},
+            blocking=True,
+            return_response=True,
+        )
+    except HomeAssistantError:
+        return TimeSeries()
+    if not isinstance(response, Mapping):
+        return TimeSeries()
+    return pv_series(response)
 
 
 def _area_rows(response: Mapping[str, Any], unique_id: str) -> list[Any]:

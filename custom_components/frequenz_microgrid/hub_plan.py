@@ -69,7 +69,11 @@ from .engine.hub.planner import (
     needs_from_targets,
     plan_charging,
 )
-from .forecast_sources import async_nordpool_prices, state_series
+from .forecast_sources import (
+    async_forecast_solar_pv,
+    async_nordpool_prices,
+    state_series,
+)
 from .hub_reservations import HubReservations, rated_charge_power_w
 from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator
@@ -78,8 +82,9 @@ from .topology_refresh import topology_signal
 
 _LOGGER = logging.getLogger(__name__)
 
-NORDPOOL_TTL_S = 3600.0
-"""How long fetched Nord Pool prices are used before they are asked for again."""
+ACTION_TTL_S = 3600.0
+"""How long what Nord Pool's and Forecast.Solar's actions gave is used before
+they are asked again (both publish a few times a day)."""
 REPLAN_COOLDOWN_S = 2.0
 """Changes within this long after a re-plan are planned together once."""
 PHASES = 3
@@ -119,6 +124,8 @@ class HubPlanner:
         self.replans = 0
         self._stopped = False
         self._nordpool: tuple[float, TimeSeries] | None = None
+        self._forecast_solar: tuple[float, TimeSeries] | None = None
+        """Home Assistant's Forecast.Solar forecast, when fetched (time, watts)."""
         """Home Assistant's Nord Pool prices, when fetched (time, prices)."""
         self._coordinator: MicrogridCoordinator | None = None
         self._listeners: list[CALLBACK_TYPE] = []
@@ -158,6 +165,8 @@ class HubPlanner:
 
     def pv_forecast(self) -> TimeSeries:
         """The PV forecast in use (W; empty: none)."""
+        if self._forecast_solar is not None:
+            return self._forecast_solar[1]
         if self.pv_entity is not None:
             return state_series(self.hass.states.get(self.pv_entity), pv=True)
         if self.simulator is not None:
@@ -336,9 +345,9 @@ class HubPlanner:
 
     async def _async_replan(self) -> None:
         try:
-            await self._async_fetch_nordpool(time.time())
-        except Exception:  # prices are optional: plan without the fetch
-            _LOGGER.exception("Cannot fetch the Nord Pool prices for the plan")
+            await self._async_fetch_actions(time.time())
+        except Exception:  # forecasts are optional: plan without the fetch
+            _LOGGER.exception("Cannot fetch the forecasts for the charging plan")
         now = time.time()
         try:
             needs = self.needs(now)
@@ -371,14 +380,18 @@ class HubPlanner:
         for listener in list(self._listeners):
             listener()
 
-    async def _async_fetch_nordpool(self, now: float) -> None:
-        """Fetch the Nord Pool action's prices, at most every `NORDPOOL_TTL_S`."""
-        if self.price_entity is None or (
-            self._nordpool is not None and now - self._nordpool[0] < NORDPOOL_TTL_S
-        ):
-            return
-        prices = await async_nordpool_prices(self.hass, self.price_entity)
-        self._nordpool = None if prices is None else (now, prices)
+    async def _async_fetch_actions(self, now: float) -> None:
+        """Fetch what Nord Pool's and Forecast.Solar's actions give, at most hourly.
+
+        An empty answer is asked again at the next re-plan (tomorrow's prices
+        come in the early afternoon); a full one is kept `ACTION_TTL_S`.
+        """
+        if self.price_entity is not None and _due(self._nordpool, now):
+            prices = await async_nordpool_prices(self.hass, self.price_entity)
+            self._nordpool = None if prices is None else (now, prices)
+        if self.pv_entity is not None and _due(self._forecast_solar, now):
+            watts = await async_forecast_solar_pv(self.hass, self.pv_entity)
+            self._forecast_solar = None if watts is None else (now, watts)
 
     def _delivered_by_booking(self) -> dict[str, float]:
         """What each booking's open session has delivered so far (Wh)."""
@@ -478,3 +491,8 @@ def charger_shape(
     if power_w / (PHASES * voltage_v) >= DEFAULT_MIN_CURRENT_A:
         return power_w / (PHASES * voltage_v), (1, 2, 3)
     return power_w / voltage_v, (1,)
+
+
+def _due(fetched: tuple[float, TimeSeries] | None, now: float) -> bool:
+    """Whether an action's forecast is to be fetched (again) now."""
+    return fetched is None or not fetched[1] or now - fetched[0] >= ACTION_TTL_S

@@ -459,12 +459,9 @@ async def test_a_charger_connected_later_is_planned_without_a_reload(
             ("charging_target", "sensor"),
             ("target_at_risk", "binary_sensor"),
         ):
-            await wait_for(
-                lambda key=key, platform=platform: (
-                    find_entity_id(
-                        hass, f"{entry.unique_id}_{NEW_CHARGER}_{key}", (platform,)
-                    )
-                    is not None
-                ),
-                what=f"the new charger's {key}",
-            )
+            unique_id = f"{entry.unique_id}_{NEW_CHARGER}_{key}"
+
+            def present(unique_id: str = unique_id, platform: str = platform) -> bool:
+                return find_entity_id(hass, unique_id, (platform,)) is not None
+
+            await wait_for(present, what=f"the new charger's {key}")
