@@ -95,9 +95,17 @@ DEFAULT_PERIOD_S = 3600.0
 
 
 def to_timestamp(value: Any) -> float | None:
-    """POSIX seconds of a datetime, an ISO string or a number; `None` if not one."""
+    """POSIX seconds of a datetime, an ISO string or a number; `None` if not one.
+
+    A time without an offset is Home Assistant's local time (as in its actions
+    and templates), not UTC: a naive 18:00 price row in Berlin is 17:00 UTC.
+    """
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=dt_util.UTC)
+        moment = (
+            value
+            if value.tzinfo
+            else value.replace(tzinfo=dt_util.get_default_time_zone())
+        )
         return moment.timestamp()
     if isinstance(value, bool):
         return None

@@ -244,3 +244,18 @@ async def test_home_assistant_forecast_solar_comes_through_its_action(
     assert series.mean(start + 3600, start + 7200) == pytest.approx(2000.0)
     assert asked == [{"config_entry": solar.entry_id}]
     assert await async_forecast_solar_pv(hass, other.entity_id) is None
+
+
+async def test_times_without_an_offset_are_home_assistants_local_time(
+    hass: HomeAssistant,
+) -> None:
+    """A naive 18:00 row in Berlin (winter) starts at 17:00 UTC, as HA reads times."""
+    await hass.config.async_set_time_zone("Europe/Berlin")
+    rows = [
+        {"start": "2027-01-15T18:00:00", "end": "2027-01-15T19:00:00", "price": 0.3},
+        {"start": datetime(2027, 1, 15, 19, 0), "price": 0.1},
+    ]
+    series = price_series({"prices": rows})
+    five_pm_utc = datetime(2027, 1, 15, 17, 0, tzinfo=UTC).timestamp()
+    assert series.mean(five_pm_utc, five_pm_utc + 3600) == pytest.approx(0.3)
+    assert series.mean(five_pm_utc + 3600, five_pm_utc + 7200) == pytest.approx(0.1)
