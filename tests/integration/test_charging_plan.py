@@ -188,13 +188,16 @@ async def test_get_charging_plan_refuses_bad_input(hass: HomeAssistant) -> None:
         )
         planner = entry.runtime_data.planner
         assert planner is not None
-        before = planner.plan
+        await wait_for(lambda: planner.plan is not None, what="the first plan")
+        before, replans = planner.plan, planner.replans
         for data, key in BAD_INPUT:
             with pytest.raises(ServiceValidationError) as refused:
-                await _plan(hass, entry.entry_id, **data)
+                await _plan(hass, entry.entry_id, refresh=True, **data)
             assert refused.value.translation_key == key, data
             assert refused.value.translation_domain == DOMAIN
+            # Refused before anything was done: not even the asked re-plan.
             assert planner.plan is before, data
+            assert planner.replans == replans, data
         # What is not a time at all is the schema's refusal.
         with pytest.raises(vol.Invalid):
             await _plan(hass, entry.entry_id, start="nan")
