@@ -59,7 +59,7 @@ from .engine.control.inputs import DEFAULT_MIN_CURRENT_A
 from .engine.graph import Topology
 from .engine.hub.circuits import PHASE_CURRENTS
 from .engine.hub.forecast import ForecastPoint, TimeSeries
-from .engine.hub.modes import ChargerMode
+from .engine.hub.modes import DEFAULT_MODE, ChargerMode
 from .engine.hub.planner import (
     SLOT_S,
     ChargingNeed,
@@ -457,8 +457,13 @@ def seed_demo_bookings(
             _LOGGER.warning("Demo booking at %s skipped: %s", booking.charger_id, err)
             continue
         booked += 1
-        if booking.charger_id in controller.charger_modes.charger_ids:
-            controller.charger_modes.set_mode(booking.charger_id, ChargerMode.SMART)
+        modes = controller.charger_modes
+        # Smart for the demo's bookings, unless the user chose another mode
+        # (a restart after the bookings ran out books them again).
+        if booking.charger_id in modes.charger_ids and (
+            modes.mode(booking.charger_id) is DEFAULT_MODE
+        ):
+            modes.set_mode(booking.charger_id, ChargerMode.SMART)
     return booked
 
 
