@@ -502,7 +502,7 @@ def test_one_need_takes_pv_then_the_cheapest_priced_then_unpriced_slots(
     min_w = 6 * 3 * V
     pv_possible = sum(min(p, FULL_16A_W) * SLOT_S / HOUR for p in pv if p >= min_w)
     # PV first: all the PV it could take, or everything it needs
-    pv_taken = sum(s.pv_w * SLOT_S / HOUR for s in planned.slots)
+    pv_taken = sum(s.energy_wh - s.grid_wh for s in planned.slots)
     assert pv_taken == pytest.approx(min(pv_possible, energy_wh), rel=1e-6, abs=1e-3)
     # cheapest: no priced slot left unused is cheaper than one used
     used = [i for i in range(priced) if grid_w.get(i, 0.0) > 1e-6]
