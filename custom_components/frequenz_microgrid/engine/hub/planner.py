@@ -465,7 +465,8 @@ class _Need:
 class _Capacity:
     """Per circuit and slot: the power and per-phase current still free.
 
-    Per charger and slot: the current booked, all its needs together (`_Need.charger_a`).
+    Per charger and slot: the current booked, all its needs together
+    (`_Need.charger_a`).
     """
 
     def __init__(
