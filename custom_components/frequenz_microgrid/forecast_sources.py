@@ -260,13 +260,8 @@ async def async_nordpool_prices(
     its action is not there); an empty series when the action fails or has no
     prices (tomorrow's come in the early afternoon).
     """
-    entry = er.async_get(hass).async_get(entity_id)
-    if (
-        entry is None
-        or entry.platform != NORDPOOL
-        or entry.config_entry_id is None
-        or not hass.services.has_service(NORDPOOL, NORDPOOL_GET_PRICES)
-    ):
+    entry = _entry_with_action(hass, entity_id, NORDPOOL, NORDPOOL_GET_PRICES)
+    if entry is None or entry.config_entry_id is None:
         return None
     today = dt_util.now().date()
     rows: list[Any] = []
@@ -296,13 +291,10 @@ async def async_forecast_solar_pv(
     `None` when the entity is not one of its sensors (or the action is not
     there); an empty series when the action fails.
     """
-    entry = er.async_get(hass).async_get(entity_id)
-    if (
-        entry is None
-        or entry.platform != FORECAST_SOLAR
-        or entry.config_entry_id is None
-        or not hass.services.has_service(FORECAST_SOLAR, FORECAST_SOLAR_GET_FORECAST)
-    ):
+    entry = _entry_with_action(
+        hass, entity_id, FORECAST_SOLAR, FORECAST_SOLAR_GET_FORECAST
+    )
+    if entry is None or entry.config_entry_id is None:
         return None
     try:
         response = await hass.services.async_call(
@@ -317,6 +309,20 @@ async def async_forecast_solar_pv(
     if not isinstance(response, Mapping):
         return TimeSeries()
     return pv_series(response)
+
+
+def _entry_with_action(
+    hass: HomeAssistant, entity_id: str, domain: str, service: str
+) -> er.RegistryEntry | None:
+    """The entity's registry entry if `domain` made it and offers `service`."""
+    entry = er.async_get(hass).async_get(entity_id)
+    if (
+        entry is None
+        or entry.platform != domain
+        or not hass.services.has_service(domain, service)
+    ):
+        return None
+    return entry
 
 
 def _area_rows(response: Mapping[str, Any], unique_id: str) -> list[Any]:
