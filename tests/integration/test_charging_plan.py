@@ -85,6 +85,29 @@ def _set_prices(hass: HomeAssistant, cheap_slots: set[int]) -> None:
     )
 
 
+async def _book_garage(
+    hass: HomeAssistant,
+    entry: FrequenzMicrogridConfigEntry,
+    energy_kwh: float,
+    *,
+    end_in: timedelta,
+    start_in: timedelta = timedelta(0),
+) -> None:
+    """Book the garage wallbox from now + `start_in` to now + `end_in`."""
+    now = dt_util.now()
+    await call_action(
+        hass,
+        "reserve_charger",
+        {
+            "config_entry_id": entry.entry_id,
+            "charger": GARAGE_WALLBOX,
+            "start": (now + start_in).isoformat(),
+            "end": (now + end_in).isoformat(),
+            "energy_kwh": energy_kwh,
+        },
+    )
+
+
 async def _plan(hass: HomeAssistant, entry_id: str, **data: Any) -> dict[str, Any]:
     return await call_action(
         hass, "get_charging_plan", {"config_entry_id": entry_id, **data}
@@ -102,18 +125,7 @@ async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
             unique_id=str(sim.scenario.microgrid_id),
             options={CONF_PRICE_ENTITY: PRICE_SENSOR},
         )
-        now = dt_util.now()
-        await call_action(
-            hass,
-            "reserve_charger",
-            {
-                "config_entry_id": entry.entry_id,
-                "charger": GARAGE_WALLBOX,
-                "start": now.isoformat(),
-                "end": (now + timedelta(hours=3)).isoformat(),
-                "energy_kwh": 2.0,
-            },
-        )
+        await _book_garage(hass, entry, 2.0, end_in=timedelta(hours=3))
         await hass.services.async_call(
             "select",
             "select_option",
@@ -317,17 +329,8 @@ async def test_replans_on_changes_not_on_ticks(hass: HomeAssistant) -> None:
         await asyncio.sleep(1.5)  # several telemetry rounds and steering ticks
         assert planner.replans == replans
 
-        now = dt_util.now()
-        await call_action(
-            hass,
-            "reserve_charger",
-            {
-                "config_entry_id": entry.entry_id,
-                "charger": GARAGE_WALLBOX,
-                "start": (now + timedelta(minutes=30)).isoformat(),
-                "end": (now + timedelta(hours=2)).isoformat(),
-                "energy_kwh": 60.0,
-            },
+        await _book_garage(
+            hass, entry, 60.0, end_in=timedelta(hours=2), start_in=timedelta(minutes=30)
         )
         await wait_for(lambda: planner.replans > replans, what="a re-plan")
         plan = planner.plan
@@ -404,18 +407,7 @@ async def test_a_target_set_by_hand_is_planned_and_a_bookings_only_once(
 
         # A booking with an energy: its session takes it as target when the car
         # plugs in; the plan still holds one need for it (the booking's).
-        now = dt_util.now()
-        await call_action(
-            hass,
-            "reserve_charger",
-            {
-                "config_entry_id": entry.entry_id,
-                "charger": GARAGE_WALLBOX,
-                "start": now.isoformat(),
-                "end": (now + timedelta(hours=4)).isoformat(),
-                "energy_kwh": 5.0,
-            },
-        )
+        await _book_garage(hass, entry, 5.0, end_in=timedelta(hours=4))
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
         targets = entry.runtime_data.engine.controller.charging_targets
         await wait_for(
