@@ -217,8 +217,8 @@ async def test_a_failed_refresh_is_reported_to_the_owner(bench: Bench) -> None:
 
 
 def test_lifetime_must_be_within_the_api_range() -> None:
-    class NoClient:
-        async def set_component_power_active(self, *_: object, **__: object) -> None:
+    class NoClient(FakeSetPowerClient):
+        async def handle(self, component_id: int, power: float) -> None:
             raise AssertionError("not called")
 
     with pytest.raises(ValueError, match="lifetime_s"):
@@ -238,6 +238,16 @@ class FakeSetPowerClient:
     ) -> datetime | None:
         await self.handle(int(component), power)
         return None
+
+    async def set_component_power_reactive(
+        self,
+        component: ComponentId,
+        power: float,
+        *,
+        request_lifetime: timedelta | None = None,
+        validate_arguments: bool = True,
+    ) -> datetime | None:
+        raise AssertionError("the distributor sends no reactive power")
 
     async def handle(self, component_id: int, power: float) -> None:
         """Take one call (subclasses decide how)."""

@@ -29,6 +29,8 @@ from typing import Protocol
 from frequenz.client.base.exception import ApiClientError, OperationOutOfRange
 from frequenz.client.common.microgrid.components import ComponentId
 
+from .set_power import SetPowerClient
+
 _LOGGER = logging.getLogger(__name__)
 
 MIN_LIFETIME_S = 10.0
@@ -54,19 +56,6 @@ def _let_io_threads_run() -> None:
 
 
 _SCHED_YIELD: Callable[[], None] | None = getattr(os, "sched_yield", None)
-
-
-class SetPowerClient(Protocol):
-    """The part of `MicrogridApiClient` the distributor needs (easy to fake)."""
-
-    async def set_component_power_active(  # noqa: D102
-        self,
-        component: ComponentId,
-        power: float,
-        *,
-        request_lifetime: timedelta | None = None,
-        validate_arguments: bool = True,
-    ) -> datetime | None: ...
 
 
 class SetPowerObserver(Protocol):
