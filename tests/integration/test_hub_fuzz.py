@@ -305,6 +305,16 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
             hass.config_entries.async_remove_subentry(entry, subentry_id)
         await hass.async_block_till_done()
 
+    # Each refusal the test counts on once for sure, whatever the fuzzer draws
+    # on this machine (as hypothesis's @example would).
+    garage = [str(GARAGE_WALLBOX)]
+    for explicit in (
+        {CONF_NAME: "grid", CONF_CHARGERS: garage, CONF_FUSE_A: 16.0},
+        {CONF_NAME: "Carport", CONF_CHARGERS: garage},
+        {CONF_NAME: "Carport", CONF_CHARGERS: garage, CONF_FUSE_A: 0.0},
+    ):
+        await add(explicit)
+    assert {"name_taken", "no_limit", "not_a_positive_number"} <= outcomes.keys()
     examples = await run_property(hass, form, add, FLOW_FUZZ)
 
     original = {
@@ -324,6 +334,7 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
             return
         assert await configure(context, original) is not None
 
+    await change(original)
     examples += await run_property(hass, form, change, FLOW_FUZZ)
 
     assert examples >= 120, outcomes
