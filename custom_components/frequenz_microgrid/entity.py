@@ -130,11 +130,16 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         on a component.
         """
         runtime = entry.runtime_data
-        super().__init__(runtime.coordinator)
+        self.component_id = None if component is None else int(component.id)
+        # The coordinator tells an entity of its component's data alone only
+        # when that component changed (the context names it).
+        super().__init__(
+            runtime.coordinator,
+            self.component_id if self._shows_component_data_only else None,
+        )
         self.entity_description = description
         self._attr_unique_id = runtime.devices.unique_id(description.key, component)
         self._attr_device_info = runtime.devices.device_info(component)
-        self.component_id = None if component is None else int(component.id)
         self._written: tuple[bool, object] | None = None
         self._cooldown: CALLBACK_TYPE | None = None
         self._change_pending = False
@@ -203,6 +208,10 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         """
         super()._async_write_ha_state()
         self._written = self._rendered()
+        if self._shows_component_data_only:
+            # What was just written is what these inputs show: the coordinator
+            # tells the entity only of a change, so the first one must count.
+            self._checked_inputs = self._component_inputs()
 
     def _component_inputs(self) -> tuple[bool, bool, ComponentSnapshot | None]:
         """What a component-data-only entity's state is made of (compared by identity).

@@ -244,3 +244,42 @@ async def test_a_listener_that_raises_does_not_end_the_round() -> None:
         listeners.call_all()
     await asyncio.sleep(0)
     assert told == [1]
+
+
+async def test_a_round_of_changes_tells_only_the_changed_keys_and_the_unkeyed() -> None:
+    listeners = ChunkedListeners(asyncio.get_running_loop(), chunk_size=10)
+    told: list[str] = []
+
+    def teller(name: str) -> Callable[[], None]:
+        return lambda: told.append(name)
+
+    listeners.add(teller("every"))
+    listeners.add(teller("a1"), key=1)
+    listeners.add(teller("a2"), key=1)
+    remove_b = listeners.add(teller("b"), key=2)
+    listeners.call_changed([1, 3])
+    assert sorted(told) == ["a1", "a2", "every"]
+    told.clear()
+    remove_b()
+    listeners.call_changed([2])
+    assert told == ["every"], "a removed listener is not told"
+    told.clear()
+    listeners.call_all()
+    assert sorted(told) == ["a1", "a2", "every"]
+
+
+async def test_a_restarted_round_still_tells_those_the_last_had_not_reached() -> None:
+    listeners = ChunkedListeners(asyncio.get_running_loop(), chunk_size=1)
+    told: list[str] = []
+
+    def teller(name: str) -> Callable[[], None]:
+        return lambda: told.append(name)
+
+    for key in (1, 2, 3):
+        listeners.add(teller(f"k{key}"), key=key)
+    listeners.call_changed([1, 2, 3])
+    assert told == ["k1"], "one chunk at once"
+    listeners.call_changed([3])  # k2 changed in the round before: still told
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert told == ["k1", "k2", "k3"]
