@@ -37,6 +37,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from .actors import ha_priority
 from .coordinator import MicrogridCoordinator
 from .engine.control import ControllerStatus, Pool
+from .engine.graph import Topology
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 
 if TYPE_CHECKING:
@@ -45,6 +46,35 @@ if TYPE_CHECKING:
 
 DEFAULT_MIN_INTERVAL: Final = timedelta(seconds=1)
 """Shortest time between two state writes of one entity."""
+
+LARGE_SITE_COMPONENTS: Final = 1_200
+"""Above this many components with a device, their entities start disabled.
+
+Home Assistant adds at most 10,000 enabled entities per config entry
+(`MAX_ENABLED_ENTITIES_PER_CONFIG_ENTRY`) and drops every one past that with a
+warning. A component has about seven entities enabled by default, so from
+~1,350 components on, whichever components' entities happened to come last
+would have none. Above this size every component entity starts disabled
+instead (the hub's pool, energy and steering entities stay enabled): the user
+enables those wanted, and each enabled one is also one less to update and
+write on every tick.
+"""
+
+
+def is_large_site(topology: Topology) -> bool:
+    """Whether the site has more components with a device than `LARGE_SITE_COMPONENTS`.
+
+    Counted from the topology's id sets (meters, inverters, batteries, EV
+    chargers): every component entity asks.
+    """
+    devices = (
+        len(topology.meter_ids)
+        + len(topology.battery_inverter_ids)
+        + len(topology.pv_inverter_ids)
+        + len(topology.battery_ids)
+        + len(topology.ev_charger_ids)
+    )
+    return devices > LARGE_SITE_COMPONENTS
 
 
 def _shown_value_getter(entity: Entity) -> Callable[[Any], object]:
@@ -140,6 +170,8 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         self.entity_description = description
         self._attr_unique_id = runtime.devices.unique_id(description.key, component)
         self._attr_device_info = runtime.devices.device_info(component)
+        if component is not None and is_large_site(runtime.engine.topology):
+            self._attr_entity_registry_enabled_default = False
         self._written: tuple[bool, object] | None = None
         self._cooldown: CALLBACK_TYPE | None = None
         self._change_pending = False

@@ -41,7 +41,7 @@ from .snapshot import (
     MicrogridSnapshot,
     PhaseValues,
 )
-from .telemetry import TelemetryStore
+from .telemetry import SampleHistory, TelemetryStore
 
 CURRENT_PHASES = (
     Metric.AC_CURRENT_PHASE_1,
@@ -387,25 +387,33 @@ class PairedFormula:
         if formula is None:
             return None
         since = store.wall_time_s() - store.freshness_s
-        histories = [
-            (cid, history)
-            for cid in formula.component_ids
-            if (history := store.history(cid)) is not None and history.times()
-        ]
-        times = sorted(
-            {at for _, history in histories for at in history.times() if at >= since},
-            reverse=True,
-        )
-        for sampled in times:
-            values: dict[int, float] = {}
-            for cid, history in histories:
-                found = history.at(sampled)
-                if found is None or self._metric not in found:
-                    break
-                values[cid] = found[self._metric]
-            else:
-                return formula.evaluate(values)
-        return None
+        metric = self._metric
+        # The newest sample time at which every member that kept any samples
+        # has a reading of the metric: the intersection of their times.
+        shared: set[float] | None = None
+        histories: list[tuple[int, SampleHistory]] = []
+        for cid in formula.component_ids:
+            history = store.history(cid)
+            if history is None:
+                continue
+            times = history.times_of(metric)
+            if times is None:  # kept nothing yet: does not count
+                continue
+            histories.append((cid, history))
+            shared = times if shared is None else shared.intersection(times)
+            if not shared:
+                return None
+        if not shared:
+            return None
+        sampled = max(shared)
+        if sampled < since:
+            return None
+        values: dict[int, float] = {}
+        for cid, history in histories:
+            found = history.at(sampled)
+            assert found is not None
+            values[cid] = found[metric]
+        return formula.evaluate(values)
 
 
 def component_snapshots(

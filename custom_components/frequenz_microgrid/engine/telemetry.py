@@ -40,6 +40,7 @@ from .snapshot import ComponentSnapshot
 from .telemetry_message import (
     NO_STATES,
     ComponentStates,
+    MetricReading,
     Range,
     TelemetryMessage,
     telemetry_from_samples,
@@ -107,28 +108,33 @@ class SampleHistory:
     rounds before the latest, as a round's messages arrive spread out.
     """
 
-    __slots__ = ("_depth", "_metrics", "_samples")
+    __slots__ = ("_depth", "_metrics", "_samples", "_watched")
 
     def __init__(self, metrics: frozenset[Metric | int], depth: int) -> None:
         """Keep `metrics` of the newest `depth` samples."""
         self._metrics = metrics
+        self._watched = tuple(metrics)
+        """The same metrics, for `in` by identity: a `Metric`'s hash is a
+        Python-level call, and every reading of every message is checked."""
         self._depth = depth
         self._samples: dict[float, dict[Metric | int, float]] = {}
 
     def widen(self, metrics: frozenset[Metric | int], depth: int) -> None:
         """Keep these metrics too, and at least `depth` samples (several users)."""
         self._metrics |= metrics
+        self._watched = tuple(self._metrics)
         self._depth = max(self._depth, depth)
 
-    def record(
-        self, sampled: float, readings: Iterable[tuple[Metric | int, float]]
-    ) -> None:
-        """Keep one message's values of the watched metrics."""
-        values = {m: v for m, v in readings if m in self._metrics}
-        if not values:
-            return
-        self._samples.setdefault(sampled, {}).update(values)
-        if len(self._samples) > self._depth:
+    def record(self, sampled: float, readings: Iterable[MetricReading]) -> None:
+        """Keep one message's values of the watched metrics (bounds are ignored)."""
+        watched = self._watched
+        values: dict[Metric | int, float] | None = None
+        for metric, value, _ in readings:
+            if metric in watched:
+                if values is None:
+                    values = self._samples.setdefault(sampled, {})
+                values[metric] = value
+        if values is not None and len(self._samples) > self._depth:
             del self._samples[min(self._samples)]
 
     def at(self, sampled: float) -> dict[Metric | int, float] | None:
@@ -138,6 +144,12 @@ class SampleHistory:
     def times(self) -> list[float]:
         """The sample times kept, newest first."""
         return sorted(self._samples, reverse=True)
+
+    def times_of(self, metric: Metric | int) -> set[float] | None:
+        """The sample times kept with a value of `metric` (`None`: none kept at all)."""
+        if not self._samples:
+            return None
+        return {at for at, values in self._samples.items() if metric in values}
 
 
 class FreshView:
@@ -295,7 +307,7 @@ class TelemetryStore:
                 changed = True
         history = self._histories.get(message.component_id)
         if history is not None:
-            history.record(sampled, ((m, v) for m, v, _ in message.readings))
+            history.record(sampled, message.readings)
         states = message.states
         if states is not None:
             arrived = entry.state_arrived
