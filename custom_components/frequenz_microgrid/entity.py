@@ -176,7 +176,7 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         self._cooldown: CALLBACK_TYPE | None = None
         self._change_pending = False
         self._shown_value_of = _shown_value_getter(self)
-        self._checked_inputs: tuple[bool, bool, ComponentSnapshot | None] | None = None
+        self._checked_inputs: tuple[object, ...] | None = None
 
     @property
     def snapshot(self) -> MicrogridSnapshot | None:
@@ -240,10 +240,18 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         """
         super()._async_write_ha_state()
         self._written = self._rendered()
-        if self._shows_component_data_only:
-            # What was just written is what these inputs show: the coordinator
-            # tells the entity only of a change, so the first one must count.
-            self._checked_inputs = self._component_inputs()
+        # What was just written is what these inputs show: the coordinator tells
+        # a component-data entity only of a change, so the first one must count.
+        self._checked_inputs = self._render_inputs()
+
+    def _render_inputs(self) -> tuple[object, ...] | None:
+        """All the state is made of, if the entity can tell (compared with `==`).
+
+        While they equal those of the last update, that update already wrote,
+        scheduled or dismissed what they show, and the entity is not re-rendered.
+        `None`: no such shortcut, render on every update.
+        """
+        return self._component_inputs() if self._shows_component_data_only else None
 
     def _component_inputs(self) -> tuple[bool, bool, ComponentSnapshot | None]:
         """What a component-data-only entity's state is made of (compared by identity).
@@ -269,8 +277,8 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         the last update stops here: that update already wrote, scheduled or
         dismissed what they show.
         """
-        if self._shows_component_data_only:
-            inputs = self._component_inputs()
+        inputs = self._render_inputs()
+        if inputs is not None:
             if inputs == self._checked_inputs:
                 return
             self._checked_inputs = inputs

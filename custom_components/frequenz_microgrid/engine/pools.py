@@ -41,7 +41,7 @@ from .snapshot import (
     MicrogridSnapshot,
     PhaseValues,
 )
-from .telemetry import SampleHistory, TelemetryStore
+from .telemetry import TelemetryStore
 
 CURRENT_PHASES = (
     Metric.AC_CURRENT_PHASE_1,
@@ -388,32 +388,28 @@ class PairedFormula:
             return None
         since = store.wall_time_s() - store.freshness_s
         metric = self._metric
-        # The newest sample time at which every member that kept any samples
-        # has a reading of the metric: the intersection of their times.
-        shared: set[float] | None = None
-        histories: list[tuple[int, SampleHistory]] = []
-        for cid in formula.component_ids:
-            history = store.history(cid)
-            if history is None:
-                continue
-            times = history.times_of(metric)
-            if times is None:  # kept nothing yet: does not count
-                continue
-            histories.append((cid, history))
-            shared = times if shared is None else shared.intersection(times)
-            if not shared:
-                return None
-        if not shared:
+        histories = [
+            (cid, history)
+            for cid in formula.component_ids
+            if (history := store.history(cid)) is not None and not history.is_empty()
+        ]
+        if not histories:
             return None
-        sampled = max(shared)
-        if sampled < since:
-            return None
-        values: dict[int, float] = {}
-        for cid, history in histories:
-            found = history.at(sampled)
-            assert found is not None
-            values[cid] = found[metric]
-        return formula.evaluate(values)
+        # An instant every member shares is one of any member's own: the first
+        # member's times, newest first, are the only candidates (most often the
+        # newest or the one before it is complete).
+        for sampled in histories[0][1].times():
+            if sampled < since:
+                break
+            values: dict[int, float] = {}
+            for cid, history in histories:
+                found = history.at(sampled)
+                if found is None or metric not in found:
+                    break
+                values[cid] = found[metric]
+            else:
+                return formula.evaluate(values)
+        return None
 
 
 def component_snapshots(

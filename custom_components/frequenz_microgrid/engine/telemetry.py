@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import math
+from operator import attrgetter
 import time
 
 from frequenz.client.microgrid.component import (
@@ -45,6 +46,8 @@ from .telemetry_message import (
     TelemetryMessage,
     telemetry_from_samples,
 )
+
+_ARRIVED = attrgetter("arrived")
 
 DEFAULT_FRESHNESS_S = 10.0
 """Data older than this is stale (spec §3: "data older than 10 s → not working")."""
@@ -89,6 +92,8 @@ class _ComponentTelemetry:
     """The latest state snapshot, as the message brought it."""
     state_arrived: float | None = None
     last_arrived: float = 0.0
+    all_arrived: float | None = None
+    """When every reading last arrived in one message (`None`: not all at once)."""
     last_seen: datetime | None = None
     revision: int = 0
     """The store's change count at this entry's last change (`FreshView.revision`)."""
@@ -145,11 +150,9 @@ class SampleHistory:
         """The sample times kept, newest first."""
         return sorted(self._samples, reverse=True)
 
-    def times_of(self, metric: Metric | int) -> set[float] | None:
-        """The sample times kept with a value of `metric` (`None`: none kept at all)."""
-        if not self._samples:
-            return None
-        return {at for at, values in self._samples.items() if metric in values}
+    def is_empty(self) -> bool:
+        """Whether no sample was kept (yet)."""
+        return not self._samples
 
 
 class FreshView:
@@ -299,12 +302,31 @@ class TelemetryStore:
         if sampled is None:  # no sample time: count it as taken on arrival
             sampled = self._arrival_wall_time(entry)
         stale_before = now - self.freshness_s
-        record_value = self._record_value
+        readings = entry.readings
+        stamped = 0  # readings this message stamped first (one sent twice: once)
         for metric, value, ranges in message.readings:
-            if record_value(entry, metric, value, now, sampled, stale_before):
+            reading = readings.get(metric)
+            if reading is None:
+                readings[metric] = _Reading(value, now, sampled)
+                stamped += 1
+                value_changed = True
+            else:  # in place: no new object per sample
+                if reading.arrived != now:
+                    stamped += 1
+                # NaN always counts as changed; a value that repeats a stale one
+                # too: it is fresh again.
+                value_changed = reading.value != value or reading.arrived < stale_before
+                reading.value = value
+                reading.arrived = now
+                reading.sampled = sampled
+            if value_changed:
                 changed = True
+                self._show(entry, metric, value)
             if ranges and self._record_ranges(entry, metric, ranges):
                 changed = True
+        # Usually a message brings every metric the component ever sent: then the
+        # oldest of its readings arrived now (`component_snapshot` needs it).
+        entry.all_arrived = now if stamped == len(readings) else None
         history = self._histories.get(message.component_id)
         if history is not None:
             history.record(sampled, message.readings)
@@ -341,35 +363,14 @@ class TelemetryStore:
         return entry.last_seen.timestamp()
 
     @staticmethod
-    def _record_value(
-        entry: _ComponentTelemetry,
-        metric: Metric | int,
-        value: float,
-        now: float,
-        sampled: float,
-        stale_before: float,
-    ) -> bool:
-        """Keep the value; return whether it changed (NaN always counts as changed).
-
-        A value that repeats a stale one changed too: it is fresh again.
-        """
-        reading = entry.readings.get(metric)
-        if reading is None:
-            entry.readings[metric] = _Reading(value, now, sampled)
-        else:  # in place: no new object per sample
-            unchanged = reading.value == value and reading.arrived >= stale_before
-            reading.value = value
-            reading.arrived = now
-            reading.sampled = sampled
-            if unchanged:
-                return False
+    def _show(entry: _ComponentTelemetry, metric: Metric | int, value: float) -> None:
+        """Keep a new or changed value where snapshots copy it from (NaN: none)."""
         if not isinstance(metric, Metric):  # an unknown metric: kept, never shown
-            return True
+            return
         if value == value:  # not NaN
             entry.shown[metric] = value
         else:
             entry.shown.pop(metric, None)
-        return True
 
     @staticmethod
     def _record_ranges(
@@ -527,9 +528,11 @@ class TelemetryStore:
             return entry.snapshot
         oldest = now - self.freshness_s
         readings = entry.readings
-        oldest_arrival = min(
-            (r.arrived for r in readings.values()), default=entry.last_arrived
-        )
+        oldest_arrival = entry.all_arrived
+        if oldest_arrival is None:
+            oldest_arrival = min(
+                map(_ARRIVED, readings.values()), default=entry.last_arrived
+            )
         all_fresh = oldest_arrival >= oldest
         if all_fresh:
             metrics = entry.shown.copy()  # the usual case
