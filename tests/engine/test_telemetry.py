@@ -483,3 +483,51 @@ def test_a_value_kept_fresh_by_repeats_is_never_stale_in_the_snapshot() -> None:
         assert snapshot is not None
         assert snapshot.metrics == {POWER: 100.0}
         assert snapshot.fresh
+
+
+_SNAPSHOT_METRICS = (POWER, Metric.AC_CURRENT_PHASE_1, Metric.DC_POWER)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=6.0),  # seconds before the message
+            st.lists(
+                st.tuples(
+                    st.sampled_from(_SNAPSHOT_METRICS),
+                    st.sampled_from([1.0, 2.0, math.nan]),
+                ),
+                max_size=4,  # a metric may come twice, or not at all
+            ),
+        ),
+        max_size=25,
+    )
+)
+def test_a_snapshot_shows_each_metrics_latest_fresh_value(
+    steps: list[tuple[float, list[tuple[Metric, float]]]],
+) -> None:
+    """Whatever subsets of metrics arrive when: exactly the fresh, non-NaN ones.
+
+    Spelled out from the messages alone, against the store's shortcuts (reused
+    snapshots, readings known to have arrived all at once).
+    """
+    clock = FakeClock()
+    store = make_store(clock)
+    latest: dict[Metric, tuple[float, float]] = {}  # metric → (value, arrival)
+    for pause_s, readings in steps:
+        clock.now += pause_s
+        store.ingest_message(
+            TelemetryMessage(4, [(metric, value, ()) for metric, value in readings])
+        )
+        for metric, value in readings:
+            latest[metric] = (value, clock.now)
+        for later_s in (0.0, 4.0):  # as sent, and once more after a silence
+            clock.now += later_s
+            snapshot = store.component_snapshot(4)
+            assert snapshot is not None
+            assert snapshot.metrics == {
+                metric: value
+                for metric, (value, arrived) in latest.items()
+                if clock.now - arrived <= 10.0 and not math.isnan(value)
+            }
