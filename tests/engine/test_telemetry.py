@@ -6,6 +6,7 @@ library's own conversion (the oracle) on generated messages.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 import math
 
@@ -24,15 +25,27 @@ from frequenz.client.microgrid.component._data_samples_proto import (
     component_data_samples_from_proto,
 )
 from frequenz.client.microgrid.metrics import Bounds, Metric, MetricSample
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given, settings, strategies as st
 import pytest
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
+from custom_components.frequenz_microgrid.engine.monitor import (
+    BATTERY_METRICS,
+    INVERTER_METRICS,
+)
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
 from custom_components.frequenz_microgrid.engine.telemetry_message import (
     TelemetryMessage,
     telemetry_from_proto,
     telemetry_from_samples,
+)
+from custom_components.frequenz_microgrid.simulator import (
+    load_scenario,
+    telemetry as sim_telemetry,
+)
+from custom_components.frequenz_microgrid.simulator.physics.model import (
+    MicrogridModel,
 )
 from tests.observations import record, record_state
 
@@ -531,3 +544,46 @@ def test_a_snapshot_shows_each_metrics_latest_fresh_value(
                 for metric, (value, arrived) in latest.items()
                 if clock.now - arrived <= 10.0 and not math.isnan(value)
             }
+
+
+@pytest.mark.parametrize("scenario", ["home", "depot"])
+def test_the_simulators_messages_decode_as_the_client_decodes_them(
+    scenario: str,
+) -> None:
+    """Every component's real messages, as streamed and with faults, both ways.
+
+    The monitor's metric filter and one asking for metrics the component lacks
+    (left out), NaN and infinite values, a warning, an error, a sample time
+    with nanoseconds; serialised and parsed as gRPC hands them over.
+    """
+    model = MicrogridModel(load_scenario(scenario))
+    model.advance_to(45.0)  # EVs arrived, batteries and PV under way
+    sample_time = Timestamp(seconds=1_764_000_123, nanos=987_654_321)
+    every_metric = [metric.value for metric in Metric]
+    decoded = 0
+    for component_id in model.components:
+        reading = sim_telemetry.readings(model, component_id)
+        faulty = dataclasses.replace(
+            reading,
+            errors=(components_pb2.ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_OVERCURRENT,),
+        )
+        for shown, metrics, faults in (
+            (reading, [], {}),
+            (reading, [m.value for m in INVERTER_METRICS + BATTERY_METRICS], {}),
+            (reading, every_metric, {"nan": True}),
+            (reading, [], {"inf": True}),
+            (faulty, [], {"warning": True}),
+        ):
+            message = sim_telemetry.telemetry_message(
+                shown, metrics, sample_time, **faults
+            )
+            wire = components_pb2.ElectricalComponentTelemetry.FromString(
+                message.SerializeToString()
+            )
+            ours = telemetry_from_proto(wire)
+            assert ours == telemetry_from_samples(
+                component_data_samples_from_proto(wire)
+            )
+            assert ours.sampled_at == 1_764_000_123.987654
+            decoded += len(ours.readings)
+    assert decoded > 100
