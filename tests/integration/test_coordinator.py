@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import dataclasses
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_REAUTH
@@ -21,6 +22,7 @@ from custom_components.frequenz_microgrid.const import (
     DOMAIN,
 )
 from custom_components.frequenz_microgrid.engine.control import Pool
+from custom_components.frequenz_microgrid.engine.snapshot import MicrogridSnapshot
 from custom_components.frequenz_microgrid.listener_chunks import (
     CHUNK_SIZE,
     ChunkedListeners,
@@ -283,3 +285,42 @@ async def test_a_restarted_round_still_tells_those_the_last_had_not_reached() ->
     for _ in range(5):
         await asyncio.sleep(0)
     assert told == ["k1", "k2", "k3"]
+
+
+async def test_a_components_listeners_hear_only_of_its_changes(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """A listener with a component id as context: told when that one changed.
+
+    Or when reachability changed; listeners without a context every time.
+    """
+    entry = await _set_up(hass, simulator.url)
+    coordinator = entry.runtime_data.coordinator
+    await wait_for(lambda: _has_value(hass, entry), what="grid power")
+    await entry.runtime_data.engine.monitor.stop()  # only this test's updates from here
+    data = coordinator.data
+    changing, steady = sorted(data.components)[:2]
+    told: list[str] = []
+    coordinator.async_add_listener(lambda: told.append("every"))
+    coordinator.async_add_listener(lambda: told.append("changing"), changing)
+    coordinator.async_add_listener(lambda: told.append("steady"), steady)
+
+    async def publish(snapshot: MicrogridSnapshot) -> list[str]:
+        told.clear()
+        coordinator.async_set_updated_data(snapshot)
+        await hass.async_block_till_done()
+        return sorted(told)
+
+    components = dict(data.components)
+    components[changing] = dataclasses.replace(components[changing])  # a new object
+    changed = dataclasses.replace(data, components=components)
+    assert await publish(changed) == ["changing", "every"]
+    assert await publish(changed) == ["every"]
+    lost = dataclasses.replace(changed, reachable=False)
+    assert await publish(lost) == ["changing", "every", "steady"]
+    gone = dict(components)
+    del gone[steady]  # left the snapshot: its listeners hear of it
+    assert await publish(dataclasses.replace(lost, components=gone)) == [
+        "every",
+        "steady",
+    ]
