@@ -103,6 +103,10 @@ class _ComponentTelemetry:
     """The revision `snapshot` was built at."""
     snapshot_fresh_until: float = -math.inf
     """Until when every value of `snapshot` stays fresh without new data."""
+    last_built: ComponentSnapshot | None = None
+    """The last snapshot built of this entry, reusable or not."""
+    bounds_changed: bool = True
+    """Whether any bounds changed since `last_built` was built."""
 
 
 class SampleHistory:
@@ -137,10 +141,32 @@ class SampleHistory:
         for metric, value, _ in readings:
             if metric in watched:
                 if values is None:
-                    values = self._samples.setdefault(sampled, {})
+                    values = self._values_at(sampled)
+                    if values is None:  # older than all the newest `depth`
+                        return
                 values[metric] = value
-        if values is not None and len(self._samples) > self._depth:
-            del self._samples[min(self._samples)]
+
+    def _values_at(self, sampled: float) -> dict[Metric | int, float] | None:
+        """The values kept for `sampled`, made room for; `None`: too old to keep.
+
+        When full, the oldest sample's dict is emptied and reused: a new one per
+        message would live for `depth` seconds, and that many objects surviving
+        the youngest garbage collection make collections run more often.
+        """
+        samples = self._samples
+        values = samples.get(sampled)
+        if values is not None:
+            return values
+        if len(samples) < self._depth:
+            values = samples[sampled] = {}
+            return values
+        oldest = min(samples)
+        if sampled < oldest:
+            return None
+        values = samples.pop(oldest)
+        values.clear()
+        samples[sampled] = values
+        return values
 
     def at(self, sampled: float) -> dict[Metric | int, float] | None:
         """The values sampled at exactly `sampled`, or `None`."""
@@ -385,6 +411,7 @@ class TelemetryStore:
             known.bounds = PowerBounds.from_ranges(ranges)
         else:
             return False
+        entry.bounds_changed = True
         return True
 
     def keep_history(
@@ -544,11 +571,20 @@ class TelemetryStore:
                 and reading.arrived >= oldest
                 and metric in entry.shown  # not NaN
             }
-        bounds = {
-            metric: known.bounds
-            for metric, known in entry.bounds.items()
-            if isinstance(metric, Metric) and metric in metrics
-        }
+        last = entry.last_built
+        if (
+            last is not None
+            and not entry.bounds_changed
+            and metrics.keys() == last.metrics.keys()
+        ):  # the same bounds: share the dict (one object less per change)
+            bounds = last.bounds
+        else:
+            bounds = {
+                metric: known.bounds
+                for metric, known in entry.bounds.items()
+                if isinstance(metric, Metric) and metric in metrics
+            }
+            entry.bounds_changed = False
         fresh = now - entry.last_arrived <= self.freshness_s
         state_arrived = entry.state_arrived
         states_fresh = state_arrived is not None and state_arrived >= oldest
@@ -562,6 +598,7 @@ class TelemetryStore:
             errors=diagnostics.errors,
             fresh=fresh,
         )
+        entry.last_built = snapshot
         if all_fresh and fresh and (state_arrived is None or states_fresh):
             # Nothing in it can go stale before its oldest part does.
             if state_arrived is not None:
