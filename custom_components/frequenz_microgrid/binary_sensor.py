@@ -254,6 +254,19 @@ class ExcludedBinarySensor(SteeringEntity, BinarySensorEntity):
         assert self.component_id is not None
         return self.feed.component(self.component_id)
 
+    def _render_inputs(self) -> tuple[object, ...]:
+        """The data's availability and the component's status, which alone decide.
+
+        The health tracker hands out the same status while it is the same: one
+        sensor per steerable component, and most statuses stay, tick after tick.
+        """
+        snapshot = self.snapshot
+        return (
+            self.coordinator.last_update_success,
+            snapshot is not None and snapshot.reachable,
+            self._status,
+        )
+
     @property
     def is_on(self) -> bool | None:
         """Return whether the component is excluded (`None`: not tracked)."""

@@ -6,7 +6,12 @@ the microgrid becomes unreachable and once when it is back, and starts a reauth
 flow when the API rejects the key. Reconnecting is the monitor's job: no reload.
 
 Its listeners (one per entity) are told in chunks (`listener_chunks`): thousands
-at once would stall the event loop on a large microgrid.
+at once would stall the event loop on a large microgrid. A listener added with a
+component id as its context shows that component's data alone: it is told only
+when that component's snapshot object changed (the store hands out the same one
+while the component repeats itself), or the coordinator's success or the
+microgrid's reachability did. On a 1,000-component site that spares most of
+~7,000 entity callbacks a second.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
             hass, LOGGER, config_entry=entry, name=f"{DOMAIN} {entry.title}"
         )
         self._chunked_listeners = ChunkedListeners(hass.loop)
+        self._told: tuple[bool, MicrogridSnapshot | None] = (False, None)
+        """The success and the snapshot the listeners were last told of."""
         self._unreachable_logged = False
         self._reauth_started = False
 
@@ -56,16 +63,36 @@ class MicrogridCoordinator(DataUpdateCoordinator[MicrogridSnapshot]):
     ) -> Callable[[], None]:
         """Listen for snapshots; told in chunks by `async_update_listeners`.
 
-        Nothing polls (no update interval), so there is no refresh to schedule for
-        the first listener; the entities pass no context.
+        `context`: `None`, or the id of the one component whose data alone the
+        listener shows (then told only when that component changed). Nothing
+        polls (no update interval), so there is no refresh to schedule for the
+        first listener.
         """
-        return self._chunked_listeners.add(update_callback)
+        return self._chunked_listeners.add(update_callback, context)
 
     @callback
     @override
     def async_update_listeners(self) -> None:
-        """Tell the entities in chunks: thousands at once would stall the loop."""
-        self._chunked_listeners.call_all()
+        """Tell the entities in chunks: thousands at once would stall the loop.
+
+        Only the components whose snapshot is another object than in the last
+        snapshot told (every one when the success or reachability changed).
+        """
+        success, snapshot = self.last_update_success, self.data
+        told_success, told = self._told
+        self._told = (success, snapshot)
+        if (
+            told is None
+            or snapshot is None
+            or success != told_success
+            or snapshot.reachable != told.reachable
+        ):
+            self._chunked_listeners.call_all()
+            return
+        now, before = snapshot.components, told.components
+        changed = [cid for cid, data in now.items() if before.get(cid) is not data]
+        changed.extend(cid for cid in before if cid not in now)
+        self._chunked_listeners.call_changed(changed)
 
     async def async_shutdown(self) -> None:
         """Drop a round of entity updates still in progress, then shut down."""

@@ -37,6 +37,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from .actors import ha_priority
 from .coordinator import MicrogridCoordinator
 from .engine.control import ControllerStatus, Pool
+from .engine.graph import Topology
 from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 
 if TYPE_CHECKING:
@@ -45,6 +46,35 @@ if TYPE_CHECKING:
 
 DEFAULT_MIN_INTERVAL: Final = timedelta(seconds=1)
 """Shortest time between two state writes of one entity."""
+
+LARGE_SITE_COMPONENTS: Final = 1_200
+"""Above this many components with a device, their entities start disabled.
+
+Home Assistant adds at most 10,000 enabled entities per config entry
+(`MAX_ENABLED_ENTITIES_PER_CONFIG_ENTRY`) and drops every one past that with a
+warning. A component has about seven entities enabled by default, so from
+~1,350 components on, whichever components' entities happened to come last
+would have none. Above this size every component entity starts disabled
+instead (the hub's pool, energy and steering entities stay enabled): the user
+enables those wanted, and each enabled one is also one less to update and
+write on every tick.
+"""
+
+
+def is_large_site(topology: Topology) -> bool:
+    """Whether the site has more components with a device than `LARGE_SITE_COMPONENTS`.
+
+    Counted from the topology's id sets (meters, inverters, batteries, EV
+    chargers): every component entity asks.
+    """
+    devices = (
+        len(topology.meter_ids)
+        + len(topology.battery_inverter_ids)
+        + len(topology.pv_inverter_ids)
+        + len(topology.battery_ids)
+        + len(topology.ev_charger_ids)
+    )
+    return devices > LARGE_SITE_COMPONENTS
 
 
 def _shown_value_getter(entity: Entity) -> Callable[[Any], object]:
@@ -130,16 +160,23 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         on a component.
         """
         runtime = entry.runtime_data
-        super().__init__(runtime.coordinator)
+        self.component_id = None if component is None else int(component.id)
+        # The coordinator tells an entity of its component's data alone only
+        # when that component changed (the context names it).
+        super().__init__(
+            runtime.coordinator,
+            self.component_id if self._shows_component_data_only else None,
+        )
         self.entity_description = description
         self._attr_unique_id = runtime.devices.unique_id(description.key, component)
         self._attr_device_info = runtime.devices.device_info(component)
-        self.component_id = None if component is None else int(component.id)
+        if component is not None and is_large_site(runtime.engine.topology):
+            self._attr_entity_registry_enabled_default = False
         self._written: tuple[bool, object] | None = None
         self._cooldown: CALLBACK_TYPE | None = None
         self._change_pending = False
         self._shown_value_of = _shown_value_getter(self)
-        self._checked_inputs: tuple[bool, bool, ComponentSnapshot | None] | None = None
+        self._checked_inputs: tuple[object, ...] | None = None
 
     @property
     def snapshot(self) -> MicrogridSnapshot | None:
@@ -203,6 +240,18 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         """
         super()._async_write_ha_state()
         self._written = self._rendered()
+        # What was just written is what these inputs show: the coordinator tells
+        # a component-data entity only of a change, so the first one must count.
+        self._checked_inputs = self._render_inputs()
+
+    def _render_inputs(self) -> tuple[object, ...] | None:
+        """All the state is made of, if the entity can tell (compared with `==`).
+
+        While they equal those of the last update, that update already wrote,
+        scheduled or dismissed what they show, and the entity is not re-rendered.
+        `None`: no such shortcut, render on every update.
+        """
+        return self._component_inputs() if self._shows_component_data_only else None
 
     def _component_inputs(self) -> tuple[bool, bool, ComponentSnapshot | None]:
         """What a component-data-only entity's state is made of (compared by identity).
@@ -228,8 +277,8 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         the last update stops here: that update already wrote, scheduled or
         dismissed what they show.
         """
-        if self._shows_component_data_only:
-            inputs = self._component_inputs()
+        inputs = self._render_inputs()
+        if inputs is not None:
             if inputs == self._checked_inputs:
                 return
             self._checked_inputs = inputs

@@ -67,6 +67,13 @@ class SessionEvent(MicrogridEntity, EventEntity):
         """Always: sessions are announced whenever they happen."""
         return True
 
+    def _render_inputs(self) -> tuple[object, ...]:
+        """Nothing a snapshot brings: the state changes only when an event fires.
+
+        So the entity is not re-rendered on every tick (it writes when it fires).
+        """
+        return ()
+
     async def async_added_to_hass(self) -> None:
         """Also listen for the entry's session changes."""
         await super().async_added_to_hass()

@@ -17,6 +17,7 @@ listener reads the latest data anyway.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable, Iterable
 import itertools
 import math
 import time
@@ -53,30 +54,65 @@ class ChunkedListeners:
         self._chunk_size = chunk_size
         self._budget_s = budget_s
         self._listeners: dict[int, CALLBACK_TYPE] = {}
+        self._by_key: dict[Hashable, dict[int, None]] = {None: {}}
+        """Listener ids per key (`None`: told in every round), in the order added."""
         self._ids = itertools.count()
         self._next_chunk: asyncio.Handle | None = None
+        self._round: list[int] = []
+        self._round_next = 0
+        """The running round's listeners and the index of the next one to call."""
 
     def __bool__(self) -> bool:
         """Whether anybody listens."""
         return bool(self._listeners)
 
     @callback
-    def add(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call `update` in every round from now on; return its remover."""
-        key = next(self._ids)
-        self._listeners[key] = update
+    def add(self, update: CALLBACK_TYPE, key: Hashable = None) -> CALLBACK_TYPE:
+        """Call `update` in rounds from now on; return its remover.
+
+        Without a key in every round; with one, in `call_all` rounds and in
+        `call_changed` rounds that name its key.
+        """
+        listener_id = next(self._ids)
+        self._listeners[listener_id] = update
+        self._by_key.setdefault(key, {})[listener_id] = None
 
         @callback
         def remove() -> None:
-            self._listeners.pop(key, None)
+            self._listeners.pop(listener_id, None)
+            same_key = self._by_key.get(key)
+            if same_key is not None:
+                same_key.pop(listener_id, None)
+                if not same_key and key is not None:
+                    del self._by_key[key]
 
         return remove
 
     @callback
     def call_all(self) -> None:
-        """Start a round over the current listeners (restarting a running one)."""
+        """Start a round over every listener (restarting a running one)."""
         self.cancel()
         self._call_chunk(list(self._listeners), 0)
+
+    @callback
+    def call_changed(self, keys: Iterable[Hashable]) -> None:
+        """Start a round over the listeners of `keys` and those without a key.
+
+        Listeners a running round had yet to call are called in this one too:
+        what changed for them then has not been told yet.
+        """
+        by_key = self._by_key
+        running = self._next_chunk is not None
+        pending = self._round[self._round_next :] if running else []
+        self.cancel()
+        ids = [*pending, *by_key[None]]
+        for key in keys:
+            same_key = by_key.get(key)
+            if same_key is not None:
+                ids.extend(same_key)
+        if pending:
+            ids = list(dict.fromkeys(ids))
+        self._call_chunk(ids, 0)
 
     @callback
     def cancel(self) -> None:
@@ -88,6 +124,7 @@ class ChunkedListeners:
     def _call_chunk(self, ids: list[int], start: int) -> None:
         """Call listeners from `ids[start]` on, until the chunk is full or over time."""
         self._next_chunk = None
+        self._round = ids
         end = min(start + self._chunk_size, len(ids))
         deadline = (
             math.inf
@@ -104,5 +141,6 @@ class ChunkedListeners:
                     if time.perf_counter() > deadline:
                         break
         finally:  # even if a listener raised: the others still hear of it
+            self._round_next = index
             if index < len(ids):
                 self._next_chunk = self._loop.call_soon(self._call_chunk, ids, index)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from frequenz.client.microgrid.component import ComponentErrorCode, ComponentStateCode
 from frequenz.client.microgrid.metrics import Metric
+from hypothesis import example, given, settings, strategies as st
 import pytest
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
@@ -264,3 +265,72 @@ def test_a_formula_that_subtracts_meters_pairs_readings_of_one_instant() -> None
     assert consumer.evaluate(store) == 5_000.0
     store.ingest_message(_power_message(10, 30_000.0, 101))
     assert consumer.evaluate(store) == 5_000.0
+
+
+def _paired_by_scanning(
+    formula_text: str, store: TelemetryStore, metric: Metric
+) -> float | None:
+    """The pairing rule spelled out: newest shared instant, scanning every time."""
+    formula = compile_formula(formula_text)
+    since = store.wall_time_s() - store.freshness_s
+    histories = [
+        (cid, history)
+        for cid in formula.component_ids
+        if (history := store.history(cid)) is not None and history.times()
+    ]
+    times = sorted(
+        {at for _, history in histories for at in history.times() if at >= since},
+        reverse=True,
+    )
+    for sampled in times:
+        values: dict[int, float] = {}
+        for cid, history in histories:
+            found = history.at(sampled)
+            if found is None or metric not in found:
+                break
+            values[cid] = found[metric]
+        else:
+            return formula.evaluate(values)
+    return None
+
+
+_PAIRED_MEMBERS = (2, 10)
+
+
+@settings(max_examples=300, deadline=None)
+@example(
+    messages=[
+        (cid, sampled_s, Metric.AC_POWER_ACTIVE, float(cid * sampled_s))
+        for sampled_s in (100, 101)
+        for cid in _PAIRED_MEMBERS
+    ],
+    now_s=105,
+)
+@given(
+    messages=st.lists(
+        st.tuples(
+            st.sampled_from(_PAIRED_MEMBERS),
+            st.integers(min_value=97, max_value=102),
+            st.sampled_from([Metric.AC_POWER_ACTIVE, Metric.AC_CURRENT_PHASE_1]),
+            st.floats(min_value=-1e5, max_value=1e5),
+        ),
+        max_size=40,
+    ),
+    now_s=st.integers(min_value=104, max_value=114),
+)
+def test_a_paired_formula_takes_the_newest_instant_every_member_shares(
+    messages: list[tuple[int, int, Metric, float]], now_s: int
+) -> None:
+    """Whatever arrived in whatever order: the newest fresh instant all share."""
+    wall = datetime.fromtimestamp(now_s, UTC)
+    store = TelemetryStore(wall_clock=lambda: wall)
+    text = "#2 - #10"
+    consumer = PairedFormula(compile_formula(text), store, Metric.AC_POWER_ACTIVE)
+    store.keep_history(_PAIRED_MEMBERS, (Metric.AC_CURRENT_PHASE_1,), depth=4)
+    for component_id, sampled_s, metric, value in messages:
+        store.ingest_message(
+            TelemetryMessage(component_id, [(metric, value, ())], sampled_at=sampled_s)
+        )
+        assert consumer.evaluate(store) == _paired_by_scanning(
+            text, store, Metric.AC_POWER_ACTIVE
+        )

@@ -6,6 +6,7 @@ library's own conversion (the oracle) on generated messages.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 import math
 
@@ -24,15 +25,27 @@ from frequenz.client.microgrid.component._data_samples_proto import (
     component_data_samples_from_proto,
 )
 from frequenz.client.microgrid.metrics import Bounds, Metric, MetricSample
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given, settings, strategies as st
 import pytest
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
+from custom_components.frequenz_microgrid.engine.monitor import (
+    BATTERY_METRICS,
+    INVERTER_METRICS,
+)
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
 from custom_components.frequenz_microgrid.engine.telemetry_message import (
     TelemetryMessage,
     telemetry_from_proto,
     telemetry_from_samples,
+)
+from custom_components.frequenz_microgrid.simulator import (
+    load_scenario,
+    telemetry as sim_telemetry,
+)
+from custom_components.frequenz_microgrid.simulator.physics.model import (
+    MicrogridModel,
 )
 from tests.observations import record, record_state
 
@@ -483,3 +496,144 @@ def test_a_value_kept_fresh_by_repeats_is_never_stale_in_the_snapshot() -> None:
         assert snapshot is not None
         assert snapshot.metrics == {POWER: 100.0}
         assert snapshot.fresh
+
+
+_SNAPSHOT_METRICS = (POWER, Metric.AC_CURRENT_PHASE_1, Metric.DC_POWER)
+_SNAPSHOT_RANGES: tuple[tuple[tuple[float, float], ...], ...] = (
+    (),
+    ((0.0, 5.0),),
+    ((-1.0, 1.0),),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=6.0),  # seconds before the message
+            st.lists(
+                st.tuples(
+                    st.sampled_from(_SNAPSHOT_METRICS),
+                    st.sampled_from([1.0, 2.0, math.nan]),
+                    st.sampled_from(_SNAPSHOT_RANGES),
+                ),
+                max_size=4,  # a metric may come twice, or not at all
+            ),
+        ),
+        max_size=25,
+    )
+)
+def test_a_snapshot_shows_each_metrics_latest_fresh_value(
+    steps: list[
+        tuple[float, list[tuple[Metric, float, tuple[tuple[float, float], ...]]]]
+    ],
+) -> None:
+    """Whatever subsets of metrics arrive when: exactly the fresh, non-NaN ones.
+
+    With the latest bounds sent for each of them. Spelled out from the messages
+    alone, against the store's shortcuts (reused snapshots and bounds, readings
+    known to have arrived all at once).
+    """
+    clock = FakeClock()
+    store = make_store(clock)
+    latest: dict[Metric, tuple[float, float]] = {}  # metric → (value, arrival)
+    ranges_sent: dict[Metric, tuple[tuple[float, float], ...]] = {}
+    for pause_s, readings in steps:
+        clock.now += pause_s
+        store.ingest_message(TelemetryMessage(4, list(readings)))
+        for metric, value, ranges in readings:
+            latest[metric] = (value, clock.now)
+            if ranges:
+                ranges_sent[metric] = ranges
+        for later_s in (0.0, 4.0):  # as sent, and once more after a silence
+            clock.now += later_s
+            snapshot = store.component_snapshot(4)
+            assert snapshot is not None
+            shown = {
+                metric: value
+                for metric, (value, arrived) in latest.items()
+                if clock.now - arrived <= 10.0 and not math.isnan(value)
+            }
+            assert snapshot.metrics == shown
+            assert snapshot.bounds == {
+                metric: PowerBounds.from_ranges(ranges_sent[metric])
+                for metric in shown
+                if metric in ranges_sent
+            }
+
+
+@pytest.mark.parametrize("scenario", ["home", "depot"])
+def test_the_simulators_messages_decode_as_the_client_decodes_them(
+    scenario: str,
+) -> None:
+    """Every component's real messages, as streamed and with faults, both ways.
+
+    The monitor's metric filter and one asking for metrics the component lacks
+    (left out), NaN and infinite values, a warning, an error, a sample time
+    with nanoseconds; serialised and parsed as gRPC hands them over.
+    """
+    model = MicrogridModel(load_scenario(scenario))
+    model.advance_to(45.0)  # EVs arrived, batteries and PV under way
+    sample_time = Timestamp(seconds=1_764_000_123, nanos=987_654_321)
+    every_metric = [metric.value for metric in Metric]
+    decoded = 0
+    for component_id in model.components:
+        reading = sim_telemetry.readings(model, component_id)
+        faulty = dataclasses.replace(
+            reading,
+            errors=(components_pb2.ELECTRICAL_COMPONENT_DIAGNOSTIC_CODE_OVERCURRENT,),
+        )
+        for shown, metrics, faults in (
+            (reading, [], {}),
+            (reading, [m.value for m in INVERTER_METRICS + BATTERY_METRICS], {}),
+            (reading, every_metric, {"nan": True}),
+            (reading, [], {"inf": True}),
+            (faulty, [], {"warning": True}),
+        ):
+            message = sim_telemetry.telemetry_message(
+                shown, metrics, sample_time, **faults
+            )
+            wire = components_pb2.ElectricalComponentTelemetry.FromString(
+                message.SerializeToString()
+            )
+            ours = telemetry_from_proto(wire)
+            assert ours == telemetry_from_samples(
+                component_data_samples_from_proto(wire)
+            )
+            assert ours.sampled_at == 1_764_000_123.987654
+            decoded += len(ours.readings)
+    assert decoded > 100
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    messages=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=8),  # sample time
+            st.sampled_from([POWER, Metric.AC_CURRENT_PHASE_1, Metric.DC_POWER]),
+            st.floats(min_value=-10.0, max_value=10.0),
+        ),
+        max_size=30,
+    )
+)
+def test_a_history_keeps_the_newest_samples_of_its_metrics(
+    messages: list[tuple[int, Metric, float]],
+) -> None:
+    """The newest `depth` sample times with a watched value, late ones included."""
+    store = make_store(FakeClock())
+    store.keep_history([4], (POWER, Metric.AC_CURRENT_PHASE_1), depth=3)
+    expected: dict[float, dict[Metric | int, float]] = {}
+    for sampled_s, metric, value in messages:
+        store.ingest_message(
+            TelemetryMessage(4, [(metric, value, ())], sampled_at=float(sampled_s))
+        )
+        if metric is Metric.DC_POWER:  # not watched
+            continue
+        expected.setdefault(float(sampled_s), {})[metric] = value
+        if len(expected) > 3:
+            del expected[min(expected)]
+        history = store.history(4)
+        assert history is not None
+        assert history.times() == sorted(expected, reverse=True)
+        for at, values in expected.items():
+            assert history.at(at) == values

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import dataclasses
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_REAUTH
@@ -21,6 +22,7 @@ from custom_components.frequenz_microgrid.const import (
     DOMAIN,
 )
 from custom_components.frequenz_microgrid.engine.control import Pool
+from custom_components.frequenz_microgrid.engine.snapshot import MicrogridSnapshot
 from custom_components.frequenz_microgrid.listener_chunks import (
     CHUNK_SIZE,
     ChunkedListeners,
@@ -244,3 +246,81 @@ async def test_a_listener_that_raises_does_not_end_the_round() -> None:
         listeners.call_all()
     await asyncio.sleep(0)
     assert told == [1]
+
+
+async def test_a_round_of_changes_tells_only_the_changed_keys_and_the_unkeyed() -> None:
+    listeners = ChunkedListeners(asyncio.get_running_loop(), chunk_size=10)
+    told: list[str] = []
+
+    def teller(name: str) -> Callable[[], None]:
+        return lambda: told.append(name)
+
+    listeners.add(teller("every"))
+    listeners.add(teller("a1"), key=1)
+    listeners.add(teller("a2"), key=1)
+    remove_b = listeners.add(teller("b"), key=2)
+    listeners.call_changed([1, 3])
+    assert sorted(told) == ["a1", "a2", "every"]
+    told.clear()
+    remove_b()
+    listeners.call_changed([2])
+    assert told == ["every"], "a removed listener is not told"
+    told.clear()
+    listeners.call_all()
+    assert sorted(told) == ["a1", "a2", "every"]
+
+
+async def test_a_restarted_round_still_tells_those_the_last_had_not_reached() -> None:
+    listeners = ChunkedListeners(asyncio.get_running_loop(), chunk_size=1)
+    told: list[str] = []
+
+    def teller(name: str) -> Callable[[], None]:
+        return lambda: told.append(name)
+
+    for key in (1, 2, 3):
+        listeners.add(teller(f"k{key}"), key=key)
+    listeners.call_changed([1, 2, 3])
+    assert told == ["k1"], "one chunk at once"
+    listeners.call_changed([3])  # k2 changed in the round before: still told
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert told == ["k1", "k2", "k3"]
+
+
+async def test_a_components_listeners_hear_only_of_its_changes(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """A listener with a component id as context: told when that one changed.
+
+    Or when reachability changed; listeners without a context every time.
+    """
+    entry = await _set_up(hass, simulator.url)
+    coordinator = entry.runtime_data.coordinator
+    await wait_for(lambda: _has_value(hass, entry), what="grid power")
+    await entry.runtime_data.engine.monitor.stop()  # only this test's updates from here
+    data = coordinator.data
+    changing, steady = sorted(data.components)[:2]
+    told: list[str] = []
+    coordinator.async_add_listener(lambda: told.append("every"))
+    coordinator.async_add_listener(lambda: told.append("changing"), changing)
+    coordinator.async_add_listener(lambda: told.append("steady"), steady)
+
+    async def publish(snapshot: MicrogridSnapshot) -> list[str]:
+        told.clear()
+        coordinator.async_set_updated_data(snapshot)
+        await hass.async_block_till_done()
+        return sorted(told)
+
+    components = dict(data.components)
+    components[changing] = dataclasses.replace(components[changing])  # a new object
+    changed = dataclasses.replace(data, components=components)
+    assert await publish(changed) == ["changing", "every"]
+    assert await publish(changed) == ["every"]
+    lost = dataclasses.replace(changed, reachable=False)
+    assert await publish(lost) == ["changing", "every", "steady"]
+    gone = dict(components)
+    del gone[steady]  # left the snapshot: its listeners hear of it
+    assert await publish(dataclasses.replace(lost, components=gone)) == [
+        "every",
+        "steady",
+    ]

@@ -29,7 +29,11 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.frequenz_microgrid import sensor, sensor_descriptions
+from custom_components.frequenz_microgrid import (
+    entity as entity_module,
+    sensor,
+    sensor_descriptions,
+)
 from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
 from custom_components.frequenz_microgrid.engine.monitor import DETAIL_METRICS
@@ -657,3 +661,44 @@ async def test_stale_component_goes_unavailable_and_recovers(
         lambda: _sim_available(hass, "grid_power"), what="the pools to recover"
     )
     assert entry.state is ConfigEntryState.LOADED
+
+
+@pytest.mark.parametrize(
+    ("large_above", "components_enabled"), [(2, False), (100, True)]
+)
+async def test_a_large_sites_component_entities_start_disabled(
+    hass: HomeAssistant,
+    platforms: HandFedPlatforms,
+    large_above: int,
+    components_enabled: bool,
+) -> None:
+    """Above the size, components' entities start disabled; the hub's do not.
+
+    Home Assistant would otherwise drop every enabled entity past 10,000 per
+    entry, whichever came last.
+    """
+    registry = er.async_get(hass)
+    meter = fresh_component(HOUSE_METER, metrics={Metric.AC_POWER_ACTIVE: 800.0})
+    with patch.object(entity_module, "LARGE_SITE_COMPONENTS", large_above):
+        assert entity_module.is_large_site(home_topology()) is not components_enabled
+        await platforms.setup(
+            sensor, home_topology(), snapshot_at(components={HOUSE_METER: meter})
+        )
+
+    def disabled(unique_suffix: str) -> bool:
+        entity_id = registry.async_get_entity_id(
+            "sensor", DOMAIN, f"{ENTRY_KEY}_{unique_suffix}"
+        )
+        assert entity_id is not None
+        registry_entry = registry.async_get(entity_id)
+        assert registry_entry is not None
+        return registry_entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+
+    assert disabled(f"{HOUSE_METER}_power") is not components_enabled
+    assert disabled(f"{BATTERY}_soc") is not components_enabled
+    assert not disabled("grid_power")
+    assert state_or_none(hass, f"{ENTRY_KEY}_grid_power", SENSOR) is not None
+    meter_power = state_or_none(hass, f"{ENTRY_KEY}_{HOUSE_METER}_power", SENSOR)
+    assert (meter_power is not None) is components_enabled
+    if meter_power is not None:
+        assert meter_power.state == "800.0"

@@ -317,6 +317,9 @@ class HealthTracker:
         self._blocks: dict[int, BlockingStatus] = {}
         self._out_of_service: frozenset[int] = frozenset()
         self._fine_since: dict[int, float] = {}
+        self._last_status: dict[int, ComponentStatus] = {}
+        """Each component's last status: handed out again while it is the same
+        (every component's status is asked for on every tick, and most stay)."""
         """Components judged free of problems, with the oldest reading time used.
 
         The judgement holds, without re-running the checks, while that reading is
@@ -357,6 +360,7 @@ class HealthTracker:
             self._capacities.pop(component_id, None)
             self._blocks.pop(component_id, None)
             self._fine_since.pop(component_id, None)
+            self._last_status.pop(component_id, None)
             inverter_id = self._inverter_of.pop(component_id, None)
             if inverter_id is not None:
                 self._batteries_behind.get(inverter_id, set()).discard(component_id)
@@ -516,16 +520,27 @@ class HealthTracker:
             health = ComponentHealth.UNCERTAIN
         else:
             health = ComponentHealth.WORKING
-        return ComponentStatus(
+        blocked_until = self._blocks[component_id].blocked_until if blocked else None
+        last = self._last_status.get(component_id)
+        if (
+            last is not None
+            and last.kind is kind
+            and last.health is health
+            and last.problem == problem
+            and last.blocked_until == blocked_until
+        ):  # `idle` and `out_of_service` follow from kind and problem
+            return last
+        status = self._last_status[component_id] = ComponentStatus(
             component_id=component_id,
             kind=kind,
             health=health,
             problem=problem,
-            blocked_until=self._blocks[component_id].blocked_until if blocked else None,
+            blocked_until=blocked_until,
             # Only a healthy charger reports NO_EV_CONNECTED (`ev_charger_problem`).
             idle=kind is ComponentKind.EV_CHARGER and problem == NO_EV_CONNECTED,
             out_of_service=problem == OUT_OF_SERVICE,
         )
+        return status
 
     def statuses(self, now: float) -> list[ComponentStatus]:
         """Return every tracked component's status, by component id."""

@@ -387,22 +387,26 @@ class PairedFormula:
         if formula is None:
             return None
         since = store.wall_time_s() - store.freshness_s
+        metric = self._metric
         histories = [
             (cid, history)
             for cid in formula.component_ids
-            if (history := store.history(cid)) is not None and history.times()
+            if (history := store.history(cid)) is not None and not history.is_empty()
         ]
-        times = sorted(
-            {at for _, history in histories for at in history.times() if at >= since},
-            reverse=True,
-        )
-        for sampled in times:
+        if not histories:
+            return None
+        # An instant every member shares is one of any member's own: the first
+        # member's times, newest first, are the only candidates (most often the
+        # newest or the one before it is complete).
+        for sampled in histories[0][1].times():
+            if sampled < since:
+                break
             values: dict[int, float] = {}
             for cid, history in histories:
                 found = history.at(sampled)
-                if found is None or self._metric not in found:
+                if found is None or metric not in found:
                     break
-                values[cid] = found[self._metric]
+                values[cid] = found[metric]
             else:
                 return formula.evaluate(values)
         return None

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import math
+from operator import attrgetter
 import time
 
 from frequenz.client.microgrid.component import (
@@ -40,10 +41,13 @@ from .snapshot import ComponentSnapshot
 from .telemetry_message import (
     NO_STATES,
     ComponentStates,
+    MetricReading,
     Range,
     TelemetryMessage,
     telemetry_from_samples,
 )
+
+_ARRIVED = attrgetter("arrived")
 
 DEFAULT_FRESHNESS_S = 10.0
 """Data older than this is stale (spec §3: "data older than 10 s → not working")."""
@@ -88,6 +92,8 @@ class _ComponentTelemetry:
     """The latest state snapshot, as the message brought it."""
     state_arrived: float | None = None
     last_arrived: float = 0.0
+    all_arrived: float | None = None
+    """When every reading last arrived in one message (`None`: not all at once)."""
     last_seen: datetime | None = None
     revision: int = 0
     """The store's change count at this entry's last change (`FreshView.revision`)."""
@@ -97,6 +103,10 @@ class _ComponentTelemetry:
     """The revision `snapshot` was built at."""
     snapshot_fresh_until: float = -math.inf
     """Until when every value of `snapshot` stays fresh without new data."""
+    last_built: ComponentSnapshot | None = None
+    """The last snapshot built of this entry, reusable or not."""
+    bounds_changed: bool = True
+    """Whether any bounds changed since `last_built` was built."""
 
 
 class SampleHistory:
@@ -107,29 +117,56 @@ class SampleHistory:
     rounds before the latest, as a round's messages arrive spread out.
     """
 
-    __slots__ = ("_depth", "_metrics", "_samples")
+    __slots__ = ("_depth", "_metrics", "_samples", "_watched")
 
     def __init__(self, metrics: frozenset[Metric | int], depth: int) -> None:
         """Keep `metrics` of the newest `depth` samples."""
         self._metrics = metrics
+        self._watched = tuple(metrics)
+        """The same metrics, for `in` by identity: a `Metric`'s hash is a
+        Python-level call, and every reading of every message is checked."""
         self._depth = depth
         self._samples: dict[float, dict[Metric | int, float]] = {}
 
     def widen(self, metrics: frozenset[Metric | int], depth: int) -> None:
         """Keep these metrics too, and at least `depth` samples (several users)."""
         self._metrics |= metrics
+        self._watched = tuple(self._metrics)
         self._depth = max(self._depth, depth)
 
-    def record(
-        self, sampled: float, readings: Iterable[tuple[Metric | int, float]]
-    ) -> None:
-        """Keep one message's values of the watched metrics."""
-        values = {m: v for m, v in readings if m in self._metrics}
-        if not values:
-            return
-        self._samples.setdefault(sampled, {}).update(values)
-        if len(self._samples) > self._depth:
-            del self._samples[min(self._samples)]
+    def record(self, sampled: float, readings: Iterable[MetricReading]) -> None:
+        """Keep one message's values of the watched metrics (bounds are ignored)."""
+        watched = self._watched
+        values: dict[Metric | int, float] | None = None
+        for metric, value, _ in readings:
+            if metric in watched:
+                if values is None:
+                    values = self._values_at(sampled)
+                    if values is None:  # older than all the newest `depth`
+                        return
+                values[metric] = value
+
+    def _values_at(self, sampled: float) -> dict[Metric | int, float] | None:
+        """The values kept for `sampled`, made room for; `None`: too old to keep.
+
+        When full, the oldest sample's dict is emptied and reused: a new one per
+        message would live for `depth` seconds, and that many objects surviving
+        the youngest garbage collection make collections run more often.
+        """
+        samples = self._samples
+        values = samples.get(sampled)
+        if values is not None:
+            return values
+        if len(samples) < self._depth:
+            values = samples[sampled] = {}
+            return values
+        oldest = min(samples)
+        if sampled < oldest:
+            return None
+        values = samples.pop(oldest)
+        values.clear()
+        samples[sampled] = values
+        return values
 
     def at(self, sampled: float) -> dict[Metric | int, float] | None:
         """The values sampled at exactly `sampled`, or `None`."""
@@ -138,6 +175,10 @@ class SampleHistory:
     def times(self) -> list[float]:
         """The sample times kept, newest first."""
         return sorted(self._samples, reverse=True)
+
+    def is_empty(self) -> bool:
+        """Whether no sample was kept (yet)."""
+        return not self._samples
 
 
 class FreshView:
@@ -287,15 +328,34 @@ class TelemetryStore:
         if sampled is None:  # no sample time: count it as taken on arrival
             sampled = self._arrival_wall_time(entry)
         stale_before = now - self.freshness_s
-        record_value = self._record_value
+        readings = entry.readings
+        stamped = 0  # readings this message stamped first (one sent twice: once)
         for metric, value, ranges in message.readings:
-            if record_value(entry, metric, value, now, sampled, stale_before):
+            reading = readings.get(metric)
+            if reading is None:
+                readings[metric] = _Reading(value, now, sampled)
+                stamped += 1
+                value_changed = True
+            else:  # in place: no new object per sample
+                if reading.arrived != now:
+                    stamped += 1
+                # NaN always counts as changed; a value that repeats a stale one
+                # too: it is fresh again.
+                value_changed = reading.value != value or reading.arrived < stale_before
+                reading.value = value
+                reading.arrived = now
+                reading.sampled = sampled
+            if value_changed:
                 changed = True
+                self._show(entry, metric, value)
             if ranges and self._record_ranges(entry, metric, ranges):
                 changed = True
+        # Usually a message brings every metric the component ever sent: then the
+        # oldest of its readings arrived now (`component_snapshot` needs it).
+        entry.all_arrived = now if stamped == len(readings) else None
         history = self._histories.get(message.component_id)
         if history is not None:
-            history.record(sampled, ((m, v) for m, v, _ in message.readings))
+            history.record(sampled, message.readings)
         states = message.states
         if states is not None:
             arrived = entry.state_arrived
@@ -329,35 +389,14 @@ class TelemetryStore:
         return entry.last_seen.timestamp()
 
     @staticmethod
-    def _record_value(
-        entry: _ComponentTelemetry,
-        metric: Metric | int,
-        value: float,
-        now: float,
-        sampled: float,
-        stale_before: float,
-    ) -> bool:
-        """Keep the value; return whether it changed (NaN always counts as changed).
-
-        A value that repeats a stale one changed too: it is fresh again.
-        """
-        reading = entry.readings.get(metric)
-        if reading is None:
-            entry.readings[metric] = _Reading(value, now, sampled)
-        else:  # in place: no new object per sample
-            unchanged = reading.value == value and reading.arrived >= stale_before
-            reading.value = value
-            reading.arrived = now
-            reading.sampled = sampled
-            if unchanged:
-                return False
+    def _show(entry: _ComponentTelemetry, metric: Metric | int, value: float) -> None:
+        """Keep a new or changed value where snapshots copy it from (NaN: none)."""
         if not isinstance(metric, Metric):  # an unknown metric: kept, never shown
-            return True
+            return
         if value == value:  # not NaN
             entry.shown[metric] = value
         else:
             entry.shown.pop(metric, None)
-        return True
 
     @staticmethod
     def _record_ranges(
@@ -372,6 +411,7 @@ class TelemetryStore:
             known.bounds = PowerBounds.from_ranges(ranges)
         else:
             return False
+        entry.bounds_changed = True
         return True
 
     def keep_history(
@@ -515,9 +555,11 @@ class TelemetryStore:
             return entry.snapshot
         oldest = now - self.freshness_s
         readings = entry.readings
-        oldest_arrival = min(
-            (r.arrived for r in readings.values()), default=entry.last_arrived
-        )
+        oldest_arrival = entry.all_arrived
+        if oldest_arrival is None:
+            oldest_arrival = min(
+                map(_ARRIVED, readings.values()), default=entry.last_arrived
+            )
         all_fresh = oldest_arrival >= oldest
         if all_fresh:
             metrics = entry.shown.copy()  # the usual case
@@ -529,11 +571,20 @@ class TelemetryStore:
                 and reading.arrived >= oldest
                 and metric in entry.shown  # not NaN
             }
-        bounds = {
-            metric: known.bounds
-            for metric, known in entry.bounds.items()
-            if isinstance(metric, Metric) and metric in metrics
-        }
+        last = entry.last_built
+        if (
+            last is not None
+            and not entry.bounds_changed
+            and metrics.keys() == last.metrics.keys()
+        ):  # the same bounds: share the dict (one object less per change)
+            bounds = last.bounds
+        else:
+            bounds = {
+                metric: known.bounds
+                for metric, known in entry.bounds.items()
+                if isinstance(metric, Metric) and metric in metrics
+            }
+            entry.bounds_changed = False
         fresh = now - entry.last_arrived <= self.freshness_s
         state_arrived = entry.state_arrived
         states_fresh = state_arrived is not None and state_arrived >= oldest
@@ -547,6 +598,7 @@ class TelemetryStore:
             errors=diagnostics.errors,
             fresh=fresh,
         )
+        entry.last_built = snapshot
         if all_fresh and fresh and (state_arrived is None or states_fresh):
             # Nothing in it can go stale before its oldest part does.
             if state_arrived is not None:

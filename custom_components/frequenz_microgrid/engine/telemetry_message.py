@@ -38,6 +38,7 @@ from frequenz.client.microgrid.component import (
     ComponentStateCode,
 )
 from frequenz.client.microgrid.metrics import Metric
+from google.protobuf.timestamp_pb2 import Timestamp
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ _ERRORS: dict[int, ComponentErrorCode] = {
     member.value: member for member in ComponentErrorCode
 }
 _NO_DIAGNOSTICS: frozenset[ComponentErrorCode | int] = frozenset()
+_TIMESTAMP_SECONDS_MIN = -62_135_596_800
+_TIMESTAMP_SECONDS_MAX = 253_402_300_799
+"""What protobuf's `Timestamp` accepts (years 1 to 9999)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,13 @@ class ComponentStates:
 
 NO_STATES = ComponentStates(frozenset(), _NO_DIAGNOSTICS, _NO_DIAGNOSTICS)
 """No states known (yet, or any more)."""
+
+_PLAIN_STATES: dict[tuple[int, ...], ComponentStates] = {}
+"""Snapshots without warnings or errors, by their state codes in message order.
+
+A component sends the same few states second after second: decoding hands out
+one object per combination, and the store finds it unchanged by identity."""
+_PLAIN_STATES_KEPT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +107,15 @@ def telemetry_from_proto(
     readings: list[MetricReading] = []
     for sample in message.metric_samples:
         variant = sample.value
-        kind = variant.WhichOneof("metric_value_variant")
-        if kind == "simple_metric":
-            value = variant.simple_metric.value
-        elif kind == "aggregated_metric":
-            value = variant.aggregated_metric.avg_value
-        else:  # no value: the client leaves the sample's value `None`
-            continue
+        # Nearly every value is a simple one: read it first, and ask which kind
+        # it is only when it reads 0.0 (an unset variant reads 0.0 as well).
+        value = variant.simple_metric.value
+        if value == 0.0:
+            kind = variant.WhichOneof("metric_value_variant")
+            if kind == "aggregated_metric":
+                value = variant.aggregated_metric.avg_value
+            elif kind != "simple_metric":  # no value: the client leaves it `None`
+                continue
         if value - value != 0.0:  # ±inf (or NaN): no measurement
             value = math.nan
         number = sample.metric
@@ -120,10 +133,23 @@ def telemetry_from_proto(
         component_id=message.electrical_component_id,
         readings=readings,
         states=_latest_states_from_proto(snapshots) if snapshots else None,
-        sampled_at=_known_time(samples[0].sample_time.ToMicroseconds() / 1e6)
-        if samples
-        else None,
+        sampled_at=_sample_time(samples[0].sample_time) if samples else None,
     )
+
+
+def _sample_time(timestamp: Timestamp) -> float | None:
+    """A sample time in POSIX seconds, at microseconds as the client's datetimes.
+
+    `Timestamp.ToMicroseconds() / 1e6`, without its Python-level call; an
+    invalid timestamp raises `ValueError` as there (the message is dropped).
+    """
+    seconds, nanos = timestamp.seconds, timestamp.nanos
+    if not (
+        _TIMESTAMP_SECONDS_MIN <= seconds <= _TIMESTAMP_SECONDS_MAX
+        and 0 <= nanos < 1_000_000_000
+    ):
+        raise ValueError(f"Invalid timestamp: {seconds} s, {nanos} ns")
+    return _known_time((seconds * 1_000_000 + nanos // 1000) / 1e6)
 
 
 def _known_time(posix_s: float) -> float | None:
@@ -157,13 +183,27 @@ def _latest_states_from_proto(
             key=lambda s: (s.origin_time.seconds, s.origin_time.nanos // 1000),
         )
     codes = latest.states
+    warnings, errors = latest.warnings, latest.errors
+    if not warnings and not errors:  # the usual case: one object per set of codes
+        key = tuple(codes)
+        known = _PLAIN_STATES.get(key)
+        if known is None:
+            if len(_PLAIN_STATES) >= _PLAIN_STATES_KEPT:
+                _PLAIN_STATES.clear()
+            known = _PLAIN_STATES[key] = ComponentStates(
+                _state_codes(codes), _NO_DIAGNOSTICS, _NO_DIAGNOSTICS
+            )
+        return known
     return ComponentStates(
-        states=frozenset(
-            map(_STATES.get, codes, codes, strict=True)
-        ),  # unknown: the number
-        warnings=_diagnostics(latest.warnings),
-        errors=_diagnostics(latest.errors),
+        states=_state_codes(codes),
+        warnings=_diagnostics(warnings),
+        errors=_diagnostics(errors),
     )
+
+
+def _state_codes(codes: Sequence[int]) -> frozenset[ComponentStateCode | int]:
+    """The state codes as the client's enum members (unknown: the number)."""
+    return frozenset(map(_STATES.get, codes, codes, strict=True))
 
 
 def _diagnostics(
