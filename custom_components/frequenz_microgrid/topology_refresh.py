@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from frequenz.client.microgrid import ApiClientError, MicrogridInfo
-from frequenz.client.microgrid.component import Component, ComponentConnection
+from frequenz.client.microgrid import ApiClientError
 from frequenz.microgrid_component_graph import InvalidGraphError
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import entity_platform
@@ -39,7 +38,7 @@ from homeassistant.helpers.event import async_track_time_interval
 
 from .const import CONNECT_TIMEOUT_S, DOMAIN, LOGGER
 from .devices import async_refresh_component_devices, async_remove_component_devices
-from .engine.graph import Topology, build_topology
+from .engine.graph import Topology, build_topology_off_loop, decode_off_loop
 from .engine.pools import CompiledFormulas
 from .engine.topology_change import TopologyChange, unchanged
 from .engine.topology_fingerprint import TopologyFingerprint, read_fingerprint
@@ -138,35 +137,35 @@ class TopologyRefresh:
                 return TopologyChange()
             return await self._async_apply(reading)
 
-    async def _async_read(self) -> _Reading | None:
+    async def _async_read(self) -> Topology | None:
         """The topology the API describes now; `None`: the one in use.
 
         Equal raw answers are the common case and cost next to nothing; others
-        are decoded and compared; only a real change builds a new graph.
+        are decoded (in the executor) and compared; only a real change builds a
+        new graph, without holding the event loop (`build_topology_off_loop`).
         """
         runtime = self._entry.runtime_data
-        client = runtime.client
-        fingerprint = await read_fingerprint(client)
-        if fingerprint == self._fingerprint:
+        raw = await read_fingerprint(runtime.client)
+        if raw == self._fingerprint:
             return None
-        info, listed, wired = await asyncio.gather(
-            client.get_microgrid_info(),
-            client.list_components(),
-            client.list_connections(),
-        )
-        # The client decodes lazily: decoding 1,000 components, comparing them
-        # and building the graph and its formulas, none of it in the event loop.
-        reading = await self._hass.async_add_executor_job(
-            _decode_and_build, runtime.engine.topology, info, listed, wired
-        )
-        self._fingerprint = fingerprint
-        return reading
+        decoded = await decode_off_loop(raw)
+        info, components, connections = decoded
+        current = runtime.engine.topology
+        if info == current.info and unchanged(current, components, connections):
+            self._fingerprint = raw
+            return None
+        topology = await build_topology_off_loop(raw, decoded)
+        self._fingerprint = raw
+        return topology
 
-    async def _async_apply(self, reading: _Reading) -> TopologyChange | None:
+    async def _async_apply(self, topology: Topology) -> TopologyChange | None:
         """Follow a changed topology: the engine, the devices, the platforms."""
         runtime = self._entry.runtime_data
         engine = runtime.engine
-        topology, formulas = reading
+        # Compiling 1,000 components' formulas is pure Python: a thread's work.
+        formulas = await self._hass.async_add_executor_job(
+            CompiledFormulas.from_topology, topology
+        )
         if topology.info.id != engine.topology.info.id:
             LOGGER.warning(
                 "%s now answers as microgrid %s, not %s: topology not followed",
@@ -199,33 +198,6 @@ class TopologyRefresh:
         )
         async_dispatcher_send(self._hass, topology_signal(self._entry.entry_id), change)
         return change
-
-
-type _Reading = tuple[Topology, CompiledFormulas]
-"""A changed topology and its compiled pool formulas."""
-
-
-def _decode_and_build(
-    current: Topology,
-    info: MicrogridInfo,
-    listed: Iterable[Component],
-    wired: Iterable[ComponentConnection],
-) -> _Reading | None:
-    """Decode the API's answers; a changed topology with its formulas, or `None`.
-
-    Runs in the executor: it is pure (the answers have arrived already). The
-    graph library holds the GIL while it generates the pool formulas (~300 ms
-    for 1,000 components), so the event loop still waits for it in pieces of
-    up to ~150 ms; it happens only when the topology really changed.
-
-    Raises:
-        InvalidGraphError: the answers do not form a valid microgrid.
-    """
-    components, connections = list(listed), list(wired)
-    if info == current.info and unchanged(current, components, connections):
-        return None
-    topology = build_topology(info, components, connections)
-    return topology, CompiledFormulas.from_topology(topology)
 
 
 @callback
