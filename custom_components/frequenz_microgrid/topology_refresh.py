@@ -7,10 +7,17 @@ every read is unchanged: it is compared with the topology in use and nothing
 else happens (no entity is touched, no state written). When it changed:
 
 - the engine follows it (`MicrogridEngine.follow_topology`): streams, pool
-  formulas, pools and proposals; nothing is sent to a component that left;
-- the devices of components that left are removed, with their entities;
+  formulas, pools, circuits and proposals; nothing is sent to a component
+  that left;
+- the reservation book takes the new chargers (bookings of chargers that left
+  are dropped), the sessions and the repair issues know the new components;
+- the devices of components and circuits that left are removed, with their
+  entities;
 - every platform adds the entities the new topology has and it has not
-  (`async_add_entities_on_topology_change`), which registers the new devices.
+  (`async_add_entities_on_topology_change`), which registers the new devices
+  (components, and circuits of new feeders); entities of a pool that has no
+  components any more (the last PV inverter left) are removed from the entity
+  registry, as those of a removed device are.
 
 A failed read changes nothing and is tried again at the next occasion: the
 microgrid being away is the monitor's business, not this module's. A new wiring
@@ -27,7 +34,7 @@ from typing import TYPE_CHECKING, Final
 from frequenz.client.microgrid import ApiClientError
 from frequenz.microgrid_component_graph import InvalidGraphError
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import entity_platform
+from homeassistant.helpers import entity_platform, entity_registry as er
 from homeassistant.helpers.dispatcher import (
     async_dispatcher_connect,
     async_dispatcher_send,
@@ -37,7 +44,11 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
 from .const import CONNECT_TIMEOUT_S, DOMAIN, LOGGER
-from .devices import async_refresh_component_devices, async_remove_component_devices
+from .devices import (
+    async_refresh_component_devices,
+    async_remove_circuit_devices,
+    async_remove_component_devices,
+)
 from .engine.graph import Topology, build_topology_off_loop, decode_off_loop
 from .engine.pools import CompiledFormulas
 from .engine.topology_change import TopologyChange, unchanged
@@ -174,9 +185,11 @@ class TopologyRefresh:
                 int(engine.topology.info.id),
             )
             return None
+        circuits_before = set(engine.controller.circuit_limits.tree.ids)
         change = await engine.follow_topology(topology, formulas)
         if not change:
             return change
+        circuits = engine.controller.circuit_limits.tree
         LOGGER.info(
             "Topology of %s changed: components %s added, %s removed",
             self._entry.title,
@@ -187,8 +200,17 @@ class TopologyRefresh:
             runtime.sessions.tracker.charger_ids = tuple(
                 sorted(topology.ev_charger_ids)
             )
+        if runtime.reservations is not None:
+            runtime.reservations.follow_topology(topology, circuits.circuits)
+        runtime.repairs.follow_topology(topology)
         async_remove_component_devices(
             self._hass, self._entry.entry_id, runtime.devices, change.removed
+        )
+        async_remove_circuit_devices(
+            self._hass,
+            self._entry.entry_id,
+            runtime.devices,
+            circuits_before - set(circuits.ids),
         )
         async_refresh_component_devices(
             self._hass,
@@ -206,19 +228,36 @@ def async_add_entities_on_topology_change(
     entry: FrequenzMicrogridConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
     build: Callable[[TopologyChange], Iterable[Entity]],
+    *,
+    governs: Callable[[Entity], bool] | None = None,
 ) -> None:
     """Add a platform's entities for a changed topology (call in `async_setup_entry`).
 
     After each change, `build` returns the platform's entities for the new
     topology (it may return all of them: those the platform has already, by
     unique id, are left alone, so nothing existing is re-created).
+
+    `governs`: the platform's entities `build` returns *all* of (say, the pool
+    entities): one of those it no longer returns (its pool has no components
+    left) is removed from the entity registry, as with a removed device.
     """
     platform = entity_platform.async_get_current_platform()
 
     @callback
     def _changed(change: TopologyChange) -> None:
-        present = {entity.unique_id for entity in platform.entities.values()}
-        new = [entity for entity in build(change) if entity.unique_id not in present]
+        built = list(build(change))
+        present = {entity.unique_id: entity for entity in platform.entities.values()}
+        if governs is not None:
+            wanted = {entity.unique_id for entity in built}
+            registry = er.async_get(hass)
+            for unique_id, entity in present.items():
+                if (
+                    unique_id not in wanted
+                    and governs(entity)
+                    and registry.async_get(entity.entity_id) is not None
+                ):
+                    registry.async_remove(entity.entity_id)
+        new = [entity for entity in built if entity.unique_id not in present]
         if new:
             async_add_entities(new)
 

@@ -22,8 +22,8 @@ runs it as `__main__`, with the parent's `sys.path`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable, Sequence
+import contextlib
 import json
 import logging
 import os
