@@ -179,11 +179,11 @@ async def async_setup_entry(
         async_add_entities,
         lambda change: [
             *_component_binary_sensors(entry, change.added),
-            *reserved_sensors(entry),
+            *reserved_sensors(entry, change.added),
             *circuit_binary_sensors(entry),
-            *target_binary_sensors(entry),
+            *target_binary_sensors(entry, change.added),
         ],
-        governs=lambda entity: isinstance(entity, CircuitLimitExceeded),
+        governs=(CircuitLimitExceeded,),
     )
 
 

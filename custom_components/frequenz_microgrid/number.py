@@ -176,7 +176,7 @@ async def async_setup_entry(
             *(PoolNumber(entry, d) for d in of_steerable_pools(entry, NUMBERS)),
             *_hub_setting_numbers(entry),
         ],
-        governs=lambda entity: isinstance(entity, PoolNumber),
+        governs=(PoolNumber,),
     )
 
 

@@ -134,10 +134,10 @@ async def async_setup_entry(
                 SteeringSensor(entry, d)
                 for d in of_steerable_pools(entry, STEERING_SENSORS)
             ),
-            *session_sensors(entry),
+            *session_sensors(entry, change.added),
             *circuit_sensors(entry),
-            *target_sensors(entry),
-            *plan_sensors(entry),
+            *target_sensors(entry, change.added),
+            *plan_sensors(entry, change.added),
         ]
 
     async_add_entities_on_topology_change(
@@ -145,9 +145,7 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         topology_changed,
-        governs=lambda entity: isinstance(
-            entity, (PoolSensor, EnergySensor, SteeringSensor, *CIRCUIT_SENSOR_TYPES)
-        ),
+        governs=(PoolSensor, EnergySensor, SteeringSensor, *CIRCUIT_SENSOR_TYPES),
     )
 
 

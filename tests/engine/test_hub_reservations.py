@@ -508,3 +508,7 @@ def test_new_chargers_are_bookable_and_a_gone_one_takes_its_bookings() -> None:
     assert [
         a.charger_id for a in book.find_available(NOW + 5 * HOUR, NOW + 6 * HOUR)
     ] == [1, 3]
+    # Nothing dropped, nothing to hear: the bookings are the same.
+    changes.clear()
+    assert book.follow_chargers(charger_capacities({1: 11_000.0, 3: 7_000.0})) == []
+    assert changes == []

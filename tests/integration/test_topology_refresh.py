@@ -358,8 +358,17 @@ async def test_a_new_feeder_is_a_circuit_and_its_charger_bookable(
         assert FEEDER_CHARGER in hub.book.charger_ids
         share = hub.book.capacities[FEEDER_CHARGER].guaranteed_power_w
         assert share == pytest.approx(FEEDER_FUSE_A * 3 * 230.0)
-        booking = hub.book.reserve(FEEDER_CHARGER, now + 3600, now + 7200)
+        booking = hub.book.reserve(
+            FEEDER_CHARGER, now + 3600, now + 7200, energy_kwh=5.0
+        )
         assert booking.charger_id == FEEDER_CHARGER
+        # The charging plan plans for it.
+        assert runtime.planner is not None
+        (need,) = [
+            n for n in runtime.planner.needs(now) if n.charger_id == FEEDER_CHARGER
+        ]
+        assert need.energy_wh == pytest.approx(5000.0)
+        assert need.max_current_a > 0.0
         assert hub.charger_name(FEEDER_CHARGER) == f"ev_charger {FEEDER_CHARGER}"
         for key in ("reserved", "charging_target", "target_at_risk"):
             assert find_entity_id(hass, f"{KEY}_{FEEDER_CHARGER}_{key}") is not None, (

@@ -544,6 +544,8 @@ class ReservationBook:
         takes its bookings with it (nothing can charge there; they are released
         as `CHARGER_GONE`). Chargers that stay keep their bookings and the
         promises made with them; new bookings are priced on the new capacities.
+        The listeners hear of it only when bookings were dropped (they follow
+        the bookings; on a large hub each hearing rewrites every charger's state).
         """
         now = self._clock()
         dropped = [
@@ -566,7 +568,8 @@ class ReservationBook:
             (c, self._books[c.charger_id].starts, self._books[c.charger_id].bookings)
             for c in self._preference
         ]
-        self._changed()
+        if dropped:
+            self._changed()
         return dropped
 
     def listen(self, listener: Callable[[], None]) -> Callable[[], None]:
