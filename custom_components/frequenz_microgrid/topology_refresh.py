@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 from frequenz.client.microgrid import ApiClientError
 from frequenz.microgrid_component_graph import InvalidGraphError
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import entity_platform, entity_registry as er
 from homeassistant.helpers.dispatcher import (
@@ -224,6 +225,7 @@ class TopologyRefresh:
             runtime.devices,
             (topology.components[cid] for cid in sorted(change.updated)),
         )
+        await asyncio.sleep(0)  # what the removals set off, apart from the additions
         async_dispatcher_send(self._hass, topology_signal(self._entry.entry_id), change)
         return change
 
@@ -263,8 +265,12 @@ def async_add_entities_on_topology_change(
     platform = entity_platform.async_get_current_platform()
     governed = frozenset(governs)
 
-    @callback
-    def _changed(change: TopologyChange) -> None:
+    async def _changed(change: TopologyChange) -> None:
+        # Each platform in a loop iteration of its own: adding and removing
+        # entities on a large site would otherwise hold the loop in one piece.
+        await asyncio.sleep(0)
+        if entry.state is not ConfigEntryState.LOADED:  # unloading meanwhile
+            return
         built = list(build(change))
         present = {entity.unique_id: entity for entity in platform.entities.values()}
         if governed:  # an exact class look-up: thousands of entities on large sites
