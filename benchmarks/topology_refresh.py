@@ -8,12 +8,14 @@ its task held the event loop (the engine following a change, the devices
 removed; not the network wait nor the work in the executor or the child
 process; the platforms add and remove entities in tasks of their own).
 `block_ms` is the longest the loop was blocked while the refresh and the
-platforms' tasks it set off ran: the stall a user would notice. Both leave out the process's garbage
-collections: `gc_max_ms` is the longest one meanwhile (a full collection of
-this process, Home Assistant with a 1,000-component simulator in it, takes
-0.5–2 s every few seconds on a small machine, refresh or not). `lag_max_ms` is
-the longest the loop was blocked by anything while the refresh and what it
-set off (entities added) ran, GC, the simulator and the telemetry included.
+platforms' tasks it set off ran: the stall a user would notice. Both leave
+out the process's garbage collections, reported as `gc_max_ms` (the longest
+one meanwhile): a full collection of this process (Home Assistant with a
+1,000-component simulator in it) takes 0.4–2 s on a small machine, and a
+real change is followed by one (its allocations tip it over; as long a
+window without a change had none). `lag_max_ms` is the longest the loop was
+blocked by anything while the refresh and what it set off ran, GC, the
+simulator and the telemetry included.
 `entities_changed` counts entity-registry events (created, updated, removed).
 
 Cases: `unchanged` (the median of several refreshes of the same topology) and

@@ -55,7 +55,7 @@ from .engine.graph import Topology, build_topology_off_loop
 from .engine.pools import CompiledFormulas
 from .engine.topology_change import TopologyChange, unchanged
 from .engine.topology_fingerprint import TopologyFingerprint, read_fingerprint
-from .engine.topology_worker import Decoded, RawTopology, decode
+from .engine.topology_worker import CachingDecoder, Decoded, RawTopology
 
 if TYPE_CHECKING:
     from .runtime import FrequenzMicrogridConfigEntry
@@ -86,6 +86,8 @@ class TopologyRefresh:
         self._running = False
         self._fingerprint: TopologyFingerprint | None = None
         """The raw answers the topology in use was last confirmed from."""
+        self._decoder = CachingDecoder()
+        """Decodes only the components whose answers changed since last time."""
 
     @callback
     def start(self) -> CALLBACK_TYPE:
@@ -164,7 +166,7 @@ class TopologyRefresh:
             return None
         current = runtime.engine.topology
         decoded = await self._hass.async_add_executor_job(
-            _decode_if_changed, current, raw
+            _decode_if_changed, self._decoder, current, raw
         )
         if decoded is None:
             self._fingerprint = raw
@@ -230,12 +232,14 @@ class TopologyRefresh:
         return change
 
 
-def _decode_if_changed(current: Topology, raw: RawTopology) -> Decoded | None:
+def _decode_if_changed(
+    decoder: CachingDecoder, current: Topology, raw: RawTopology
+) -> Decoded | None:
     """The raw answers decoded, or `None` if they describe `current` (executor).
 
-    Decoding and comparing 1,000 components is ~0.2 s of pure Python.
+    Decoding and comparing 1,000 components is up to ~0.2 s of pure Python.
     """
-    decoded = decode(raw)
+    decoded = decoder.decode(raw)
     info, components, connections = decoded
     if info == current.info and unchanged(current, components, connections):
         return None

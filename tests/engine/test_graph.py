@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 import logging
+import operator
 
 from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid import MicrogridApiClient
@@ -25,6 +27,8 @@ from custom_components.frequenz_microgrid.engine.topology_fingerprint import (
     read_fingerprint,
 )
 from custom_components.frequenz_microgrid.engine.topology_worker import (
+    CachingDecoder,
+    decode,
     formulas_in_child_process,
 )
 from custom_components.frequenz_microgrid.simulator import running_simulator
@@ -139,3 +143,29 @@ async def test_a_failing_child_process_falls_back_to_this_one(
         built = await build_topology_off_loop(raw, decoded)
     assert built.formulas == build_topology(*decoded).formulas
     assert "child process failed" in caplog.text
+
+
+async def test_the_caching_decoder_decodes_only_what_changed() -> None:
+    async with running_simulator(generate_scenario(20)) as sim:
+        client = MicrogridApiClient(sim.url)
+        try:
+            before = await read_fingerprint(client)
+            spec = sim.scenario.component(5)
+            sim.remove_component(5)
+            sim.add_component(replace(spec, name="Renamed"))
+            after = await read_fingerprint(client)
+        finally:
+            await client.disconnect()
+    decoder = CachingDecoder()
+    _, first, first_wiring = decoder.decode(before)
+    _, again, again_wiring = decoder.decode(before)
+    assert all(map(operator.is_, first, again, strict=True))
+    assert all(map(operator.is_, first_wiring, again_wiring, strict=True))
+    info, changed, wiring = decoder.decode(after)
+    assert (info, changed, wiring) == decode(after)
+    by_id = {int(c.id): c for c in first}
+    for component in changed:
+        if int(component.id) == 5:
+            assert component.name == "Renamed"
+        else:
+            assert component is by_id[int(component.id)]
