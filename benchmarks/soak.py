@@ -2,7 +2,7 @@
 
 Home Assistant's core runs in this process (`benchmarks._ha_harness`) with the
 integration on the `home` scenario, served by a simulator in the same event loop
-running a whole day in `--minutes` real minutes (default 6: 240× real time). Every
+running a whole day in `--minutes` real minutes (default 3: 480× real time). Every
 real second three actors propose new values (tariff: batteries ±4 kW at priority
 10; curtailer: PV 0 … −6 kW; charging manager: EV chargers 0 … 22 kW), EVs plug
 into free chargers and leave after one to four simulated hours, and every
@@ -15,20 +15,33 @@ run and at the end (after the last fault has cleared and a full collection):
     soak sample t_s=<real s> sim_h=<simulated hours> rss_mb=<resident memory>
         tasks=<integration tasks> grpc_calls=<open client calls>
 
-and one summary line:
+the event loop's stalls over the run (`soak stalls ...`, see below), and one
+summary line:
 
     soak sim_hours=24.0 real_s=<s> proposals=<n> ev_sessions=<n> faults=<n>
         rss_start_mb=<a> rss_end_mb=<b> tasks_start=<a> tasks_end=<b>
-        grpc_calls_start=<a> grpc_calls_end=<b> unsafe_setpoints=0 exceptions=0
-        lingering_tasks=0
+        grpc_calls_start=<a> grpc_calls_end=<b> unsafe_setpoints=0
+        overloaded_fuses=0 exceptions=0 lingering_tasks=0
 
 - **tasks**: asyncio tasks alive, other than the simulator's and its gRPC
   server's (Home Assistant's own count too, but they are few and steady).
 - **grpc_calls**: gRPC client calls (`grpc.aio.Call`) alive and not done: streams
   and set-power calls the integration holds open.
-- **unsafe_setpoints**, **exceptions**, **lingering_tasks**: as in
-  `benchmarks.faults` (overloaded fuses count as unsafe; refused actions with a
-  translated error do not count as exceptions).
+- **unsafe_setpoints**: setpoints the simulator judged outside the bounds its
+  telemetry showed (now or one round before: what a client could know). Each is
+  logged by the simulator with both bounds.
+- **overloaded_fuses**: fuses that carried more than their rating, whoever's
+  setpoints added up to it (the physical counterpart; `benchmarks.faults` adds the
+  two up).
+- **exceptions**, **lingering_tasks**: as in `benchmarks.faults` (refused
+  actions with a translated error do not count as exceptions).
+- **stalls**: `soak stalls longest_ms=<ms> longest_sim_s=<s> over_250ms=<n>
+  sampling_ms_max=<ms> full_gcs=<n> full_gc_longest_ms=<ms>`: how long the event
+  loop was held (a 50 ms sleep's overshoot), the longest as simulated seconds,
+  and how long the soak's own samples took (a full collection and a scan of every
+  object for open calls: on a busy 2-core machine these are the ~1 s stalls).
+  While the loop is held nothing reacts — neither the integration nor the
+  simulator's rounds; the physics catch up in one step afterwards.
 
     scripts/python -m benchmarks.soak [--minutes M] [--hours H] [--seed S]
 
@@ -54,6 +67,7 @@ from homeassistant.exceptions import HomeAssistantError
 import psutil
 
 from benchmarks._ha_harness import async_add_microgrid, running_home_assistant
+from benchmarks._probes import GcPauseMeter, LoopLagProbe
 from benchmarks.faults import (
     FaultCase,
     Site,
@@ -61,7 +75,6 @@ from benchmarks.faults import (
     fault_cases,
     is_simulator_task,
     shortest_freshness,
-    unsafe_since,
 )
 from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.engine.control import Pool
@@ -76,11 +89,16 @@ SAMPLE_PERIOD_S = 0.1
 """Real seconds between telemetry rounds: at 480× a round every 48 simulated
 seconds, so the bounds a setpoint is judged against (those of the round before)
 are as close to what the integration knew as at real time with 1 s rounds."""
-DEFAULT_MINUTES = 6.0
-"""240×: at 480× (3 minutes) on a busy 2-core machine the integration's tick ran
-two telemetry rounds (0.2 s real, 96 simulated s) behind, and a battery setpoint
-clamped to the SoC-driven discharge bound of two rounds before counted as unsafe
-(the simulator forgives one round); at 240× the same seed gives 0."""
+DEFAULT_MINUTES = 3.0
+"""480×. It once defaulted to 240× because 480× counted 4–10 unsafe battery
+setpoints; each was a keep-alive refresh re-sending a discharge decided before the
+battery's SoC-driven bound shrank below it, though the integration had the
+narrower bound (0.01–0.1 s old). At 480× a 60 s request lifetime lasts 0.125 s of
+real time, so refreshes came every ~0.08 s and the bug showed; refreshes are
+now checked against the latest bounds (`Distributor(still_allowed=...)`)."""
+STALL_MS = 250.0
+"""Loop stalls longer than this are counted (`over_250ms`): 2 simulated minutes
+at 480×."""
 FAULT_EVERY_S = 20.0
 """Real seconds between faults (2.7 simulated hours at the default speed)."""
 FAULT_HOLD_S = 3.0
@@ -135,6 +153,29 @@ class Sample:
             f"soak sample t_s={self.t_s:.0f} sim_h={self.sim_h:.1f} "
             f"rss_mb={self.rss_mb:.1f} tasks={self.tasks} "
             f"grpc_calls={self.grpc_calls}"
+        )
+
+
+@dataclass
+class Stalls:
+    """How long the event loop was held, and by what (the soak's own samples)."""
+
+    probe: LoopLagProbe
+    gc: GcPauseMeter
+    sampling_ms: list[float]
+    speed: float
+
+    def line(self) -> str:
+        """`soak stalls ...`."""
+        lags = self.probe.lags_ms
+        longest = max(lags, default=0.0)
+        full = self.gc.pauses_ms(2)
+        return (
+            f"soak stalls longest_ms={longest:.0f} "
+            f"longest_sim_s={longest / 1000 * self.speed:.0f} "
+            f"over_{STALL_MS:.0f}ms={sum(lag > STALL_MS for lag in lags)} "
+            f"sampling_ms_max={max(self.sampling_ms, default=0.0):.0f} "
+            f"full_gcs={len(full)} full_gc_longest_ms={max(full, default=0.0):.0f}"
         )
 
 
@@ -234,11 +275,17 @@ async def run(
 
     The simulated day (or `simulated_hours`) spans the `minutes`, warm-up
     included; the end is measured `settle_s` after it (and after the last fault
-    has cleared). Keep the speed at about 500× or below: the simulator forgives a
-    setpoint judged on the bounds of one telemetry round before (0.1 s real), and
-    the integration's data path takes that long in real time, so at thousands× the
-    battery's SoC-driven bounds move more between two rounds than any client
-    could follow, and setpoints count as unsafe for the compression alone.
+    has cleared).
+
+    A faster day is harsher, not more lenient, up to where it stops saying much:
+    a setpoint's 60 s request lifetime lasts 60/speed real seconds (0.125 s at
+    480×: refreshed every ~0.08 s, lapsing to the component's default whenever
+    the loop is held longer), a loop stall of 1 s moves the physics 8 simulated
+    minutes in one step, and the simulator forgives a setpoint judged on the
+    bounds of one telemetry round before (0.1 s real, 48 simulated s at 480×).
+    Measured 0 unsafe setpoints at 480×, 960× and 1,440× on a busy 2-core
+    machine; beyond that a lifetime is shorter than a loop turn and a day holds
+    only a fault or two.
     """
     duration_s = minutes * 60.0
     rng = random.Random(seed)
@@ -286,6 +333,32 @@ async def _soak(
 ) -> dict[str, Any]:
     site = Site(hass, entry, sim, timing.fault_hold_s)
     actors = Actors(hass, entry, rng)
+    stalls = Stalls(LoopLagProbe(0.05), GcPauseMeter(), [], sim.clock.speed)
+    stalls.probe.start()
+    stalls.gc.start()
+    try:
+        result = await _soak_loop(site, actors, rng, cases, timing, stalls)
+    finally:
+        await stalls.probe.stop()
+        stalls.gc.stop()
+    print(stalls.line(), flush=True)
+    return result
+
+
+async def _soak_loop(
+    site: Site,
+    actors: Actors,
+    rng: random.Random,
+    cases: list[FaultCase],
+    timing: Timing,
+    stalls: Stalls,
+) -> dict[str, Any]:
+    def sample() -> None:
+        began = time.perf_counter()
+        samples.append(measure(started, site.sim))
+        stalls.sampling_ms.append((time.perf_counter() - began) * 1000)
+        print(samples[-1].line(), flush=True)
+
     started = time.perf_counter()
     unsafe_before = site.unsafe()
     ev_sessions = 0
@@ -312,8 +385,7 @@ async def _soak(
             active, fault_ends = None, None
             next_fault = now + timing.fault_every_s
         if now >= next_sample:
-            samples.append(measure(started, site.sim))
-            print(samples[-1].line(), flush=True)
+            sample()
             next_sample += sample_every
         await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - now)))
     simulated_h = site.sim.model.now_s / 3600.0
@@ -321,8 +393,8 @@ async def _soak(
     if active is not None:
         await active.clear(site)
     await asyncio.sleep(timing.settle_s)
-    samples.append(measure(started, site.sim))
-    print(samples[-1].line(), flush=True)
+    sample()
+    await asyncio.sleep(0.1)  # the lag probe records the last sample's stall
     first, last = samples[0], samples[-1]
     setpoints_before, overloads_before = unsafe_before
     setpoints_now, overloads_now = site.unsafe()
@@ -349,7 +421,8 @@ async def _soak(
         "tasks_end": last.tasks,
         "grpc_calls_start": first.grpc_calls,
         "grpc_calls_end": last.grpc_calls,
-        "unsafe_setpoints": unsafe_since(unsafe_before, site),
+        "unsafe_setpoints": setpoints_now - setpoints_before,
+        "overloaded_fuses": len(overloaded),
         "exceptions": actors.unexpected_errors + site.unexpected_errors,
     }
 
@@ -366,6 +439,7 @@ def summary(result: dict[str, Any]) -> str:
         f"grpc_calls_start={result['grpc_calls_start']} "
         f"grpc_calls_end={result['grpc_calls_end']} "
         f"unsafe_setpoints={result['unsafe_setpoints']} "
+        f"overloaded_fuses={result['overloaded_fuses']} "
         f"exceptions={result['exceptions']} "
         f"lingering_tasks={result['lingering_tasks']}"
     )

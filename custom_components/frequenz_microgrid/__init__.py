@@ -195,7 +195,8 @@ async def async_setup_entry(
         planner = HubPlanner(
             hass,
             controller=engine.controller,
-            topology=topology,
+            entry_id=entry.entry_id,
+            topology=lambda: engine.topology,
             options=entry.options,
             reservations=reservations,
             sessions=sessions,

@@ -33,7 +33,8 @@ Home Assistant's own **Nord Pool** integration keeps only the current price in i
 sensors; the rest is behind its ``nordpool.get_prices_for_date`` action. When the
 chosen price entity is one of its sensors, `async_nordpool_prices` calls that
 action for today and tomorrow (prices per MWh, divided by 1000) for the
-sensor's area.
+sensor's area. Likewise Home Assistant's Forecast.Solar sensors carry no series:
+`async_forecast_solar_pv` asks its `get_forecast` action.
 
 A state that is missing, unavailable or has no usable rows gives an empty
 series: the planner then plans without it (never with invented values).
@@ -86,15 +87,25 @@ def forecast_options(user_input: Mapping[str, Any]) -> dict[str, str]:
 
 NORDPOOL = "nordpool"
 NORDPOOL_GET_PRICES = "get_prices_for_date"
+FORECAST_SOLAR = "forecast_solar"
+FORECAST_SOLAR_GET_FORECAST = "get_forecast"
 
 DEFAULT_PERIOD_S = 3600.0
 """How long a lone row without an end lasts (an hour, the coarsest usual step)."""
 
 
 def to_timestamp(value: Any) -> float | None:
-    """POSIX seconds of a datetime, an ISO string or a number; `None` if not one."""
+    """POSIX seconds of a datetime, an ISO string or a number; `None` if not one.
+
+    A time without an offset is Home Assistant's local time (as in its actions
+    and templates), not UTC: a naive 18:00 price row in Berlin is 17:00 UTC.
+    """
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=dt_util.UTC)
+        moment = (
+            value
+            if value.tzinfo
+            else value.replace(tzinfo=dt_util.get_default_time_zone())
+        )
         return moment.timestamp()
     if isinstance(value, bool):
         return None
@@ -249,13 +260,8 @@ async def async_nordpool_prices(
     its action is not there); an empty series when the action fails or has no
     prices (tomorrow's come in the early afternoon).
     """
-    entry = er.async_get(hass).async_get(entity_id)
-    if (
-        entry is None
-        or entry.platform != NORDPOOL
-        or entry.config_entry_id is None
-        or not hass.services.has_service(NORDPOOL, NORDPOOL_GET_PRICES)
-    ):
+    entry = _entry_with_action(hass, entity_id, NORDPOOL, NORDPOOL_GET_PRICES)
+    if entry is None or entry.config_entry_id is None:
         return None
     today = dt_util.now().date()
     rows: list[Any] = []
@@ -273,6 +279,50 @@ async def async_nordpool_prices(
         if isinstance(response, Mapping):
             rows.extend(_area_rows(response, entry.unique_id))
     return rows_series(rows, ("price",), scale=1 / 1000.0)
+
+
+async def async_forecast_solar_pv(
+    hass: HomeAssistant, entity_id: str
+) -> TimeSeries | None:
+    """The PV forecast of a Forecast.Solar sensor's entry, through its action (W).
+
+    Home Assistant's Forecast.Solar sensors carry no series in their attributes;
+    its `get_forecast` action returns the entry's `wh_period` and `watts`.
+    `None` when the entity is not one of its sensors (or the action is not
+    there); an empty series when the action fails.
+    """
+    entry = _entry_with_action(
+        hass, entity_id, FORECAST_SOLAR, FORECAST_SOLAR_GET_FORECAST
+    )
+    if entry is None or entry.config_entry_id is None:
+        return None
+    try:
+        response = await hass.services.async_call(
+            FORECAST_SOLAR,
+            FORECAST_SOLAR_GET_FORECAST,
+            {"config_entry": entry.config_entry_id},
+            blocking=True,
+            return_response=True,
+        )
+    except HomeAssistantError:
+        return TimeSeries()
+    if not isinstance(response, Mapping):
+        return TimeSeries()
+    return pv_series(response)
+
+
+def _entry_with_action(
+    hass: HomeAssistant, entity_id: str, domain: str, service: str
+) -> er.RegistryEntry | None:
+    """The entity's registry entry if `domain` made it and offers `service`."""
+    entry = er.async_get(hass).async_get(entity_id)
+    if (
+        entry is None
+        or entry.platform != domain
+        or not hass.services.has_service(domain, service)
+    ):
+        return None
+    return entry
 
 
 def _area_rows(response: Mapping[str, Any], unique_id: str) -> list[Any]:

@@ -9,7 +9,9 @@ plan depends on changes — not on every tick:
 - a plug-in or unplug (the session recorder's started/ended sessions),
 - a circuit's envelope (`CircuitLimits.listen`),
 - the price or PV forecast entity's state,
-- every 15-minute slot boundary (forecasts roll on, a slot's plan ends).
+- every 15-minute slot boundary (forecasts roll on, a slot's plan ends),
+- a deadline target set, cleared or bound to its session,
+- a topology change (a charger came or went).
 
 Inputs: each booking with an energy (less what its open session already
 delivered) becomes a need (`needs_from_reservations`); so does each deadline
@@ -33,14 +35,18 @@ ms); the plan is swapped in whole, so readers never see half a plan.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 import logging
+import math
 import time
 from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.event import (
     async_track_state_change_event,
     async_track_time_change,
@@ -49,10 +55,13 @@ from homeassistant.helpers.event import (
 from .const import CONF_PRICE_ENTITY, CONF_PV_FORECAST_ENTITY
 from .coordinator import MicrogridCoordinator
 from .engine.control.controller import MicrogridController
+from .engine.control.inputs import DEFAULT_MIN_CURRENT_A
 from .engine.graph import Topology
+from .engine.hub.circuits import PHASE_CURRENTS
 from .engine.hub.forecast import ForecastPoint, TimeSeries
-from .engine.hub.modes import ChargerMode
+from .engine.hub.modes import DEFAULT_MODE, ChargerMode
 from .engine.hub.planner import (
+    SLOT_S,
     ChargingNeed,
     ChargingPlan,
     PlanCircuit,
@@ -60,19 +69,28 @@ from .engine.hub.planner import (
     needs_from_targets,
     plan_charging,
 )
-from .forecast_sources import async_nordpool_prices, state_series
+from .forecast_sources import (
+    async_forecast_solar_pv,
+    async_nordpool_prices,
+    state_series,
+)
 from .hub_reservations import HubReservations, rated_charge_power_w
 from .session_recorder import SessionRecorder
 from .simulator import MicrogridSimulator
 from .simulator.plan_inputs import simulator_series
+from .topology_refresh import topology_signal
 
 _LOGGER = logging.getLogger(__name__)
 
-NORDPOOL_TTL_S = 3600.0
-"""How long fetched Nord Pool prices are used before they are asked for again."""
+ACTION_TTL_S = 3600.0
+"""How long what Nord Pool's and Forecast.Solar's actions gave is used before
+they are asked again (both publish a few times a day)."""
 REPLAN_COOLDOWN_S = 2.0
 """Changes within this long after a re-plan are planned together once."""
 PHASES = 3
+MAX_PLAN_AGE_S = 2 * SLOT_S
+"""A plan re-made at every slot boundary is never older than one slot; past two,
+re-planning failed and the plan no longer holds smart chargers back."""
 
 
 class HubPlanner:
@@ -83,7 +101,8 @@ class HubPlanner:
         hass: HomeAssistant,
         *,
         controller: MicrogridController,
-        topology: Topology,
+        entry_id: str,
+        topology: Callable[[], Topology],
         options: dict[str, Any] | Any,
         reservations: HubReservations | None = None,
         sessions: SessionRecorder | None = None,
@@ -93,7 +112,8 @@ class HubPlanner:
         """Gather the plan's sources; `async_start` begins following them."""
         self.hass = hass
         self.controller = controller
-        self.topology = topology
+        self.entry_id = entry_id
+        self._topology = topology
         self.reservations = reservations
         self.sessions = sessions
         self.simulator = simulator
@@ -104,9 +124,12 @@ class HubPlanner:
         self.replans = 0
         self._stopped = False
         self._nordpool: tuple[float, TimeSeries] | None = None
+        self._forecast_solar: tuple[float, TimeSeries] | None = None
+        """Home Assistant's Forecast.Solar forecast, when fetched (time, watts)."""
         """Home Assistant's Nord Pool prices, when fetched (time, prices)."""
         self._coordinator: MicrogridCoordinator | None = None
         self._listeners: list[CALLBACK_TYPE] = []
+        self._planning = asyncio.Lock()
         self._debouncer = Debouncer(
             hass,
             _LOGGER,
@@ -119,9 +142,16 @@ class HubPlanner:
     # -- reading ----------------------------------------------------------------
 
     def planned_power_w(self, charger_id: int) -> float | None:
-        """The plan's power for the charger now (`None`: no need planned for it)."""
+        """The plan's power for the charger now (`None`: no need planned for it).
+
+        A plan older than `MAX_PLAN_AGE_S` (re-planning keeps failing) holds
+        nobody back any more: the chargers charge by their deadlines instead.
+        """
         plan = self.plan
-        return None if plan is None else plan.power_w(charger_id, time.time())
+        now = time.time()
+        if plan is None or now - plan.created > MAX_PLAN_AGE_S:
+            return None
+        return plan.power_w(charger_id, now)
 
     def prices(self) -> TimeSeries:
         """The price forecast in use (per kWh; empty: none)."""
@@ -135,6 +165,8 @@ class HubPlanner:
 
     def pv_forecast(self) -> TimeSeries:
         """The PV forecast in use (W; empty: none)."""
+        if self._forecast_solar is not None:
+            return self._forecast_solar[1]
         if self.pv_entity is not None:
             return state_series(self.hass.states.get(self.pv_entity), pv=True)
         if self.simulator is not None:
@@ -151,6 +183,11 @@ class HubPlanner:
 
     # -- following ----------------------------------------------------------------
 
+    @property
+    def topology(self) -> Topology:
+        """The microgrid as last read (chargers come and go without a reload)."""
+        return self._topology()
+
     @callback
     def async_start(self, coordinator: MicrogridCoordinator) -> CALLBACK_TYPE:
         """Follow every source of the plan and plan once; returns what stops it."""
@@ -164,6 +201,13 @@ class HubPlanner:
             )
         unsubscribes.append(self.controller.circuit_limits.listen(self.request))
         unsubscribes.append(self.controller.charging_targets.listen(self.request))
+        unsubscribes.append(
+            async_dispatcher_connect(
+                self.hass,
+                topology_signal(self.entry_id),
+                self._on_topology_change,
+            )
+        )
         entities = [e for e in (self.price_entity, self.pv_entity) if e]
         if entities:
             unsubscribes.append(
@@ -212,15 +256,23 @@ class HubPlanner:
     def _on_slot(self, _now: datetime) -> None:
         self.request()
 
+    @callback
+    def _on_topology_change(self, _change: object) -> None:
+        """A callback: the dispatcher runs anything else in the executor."""
+        self.request()
+
     # -- planning -------------------------------------------------------------------
 
     def needs(self, now: float) -> list[ChargingNeed]:
-        """Every need to plan now: the bookings with an energy, then the extras."""
-        max_current = {
-            cid: rated_charge_power_w(self.topology, cid) / (PHASES * self.voltage_v)
-            for cid in self.topology.ev_charger_ids
+        """Every need to plan now: the bookings with an energy, then the targets."""
+        topology = self.topology
+        shapes = {
+            cid: shape
+            for cid in topology.ev_charger_ids
+            if (shape := charger_shape(topology, cid, self.voltage_v)) is not None
         }
-        max_current = {cid: a for cid, a in max_current.items() if a > 0.0}
+        max_current = {cid: amps for cid, (amps, _) in shapes.items()}
+        phases = {cid: used for cid, (_, used) in shapes.items()}
         needs: list[ChargingNeed] = []
         if self.reservations is not None:
             needs = needs_from_reservations(
@@ -228,12 +280,24 @@ class HubPlanner:
                 now=now,
                 delivered_wh=self._delivered_by_booking(),
                 max_current_a=max_current,
+                phases=phases,
             )
-        needs.extend(self._target_needs(now, max_current))
-        return needs
+        by_hand = self._target_needs(now, max_current, phases)
+        # A target set by hand wins over the charger's booking while they
+        # overlap (as in the live steering): plan the car once, not twice.
+        until = {need.charger_id: need.departure for need in by_hand}
+        needs = [
+            need
+            for need in needs
+            if need.earliest_start >= until.get(need.charger_id, -math.inf)
+        ]
+        return needs + by_hand
 
     def _target_needs(
-        self, now: float, max_current: dict[int, float]
+        self,
+        now: float,
+        max_current: dict[int, float],
+        phases: dict[int, tuple[int, ...]],
     ) -> list[ChargingNeed]:
         """The deadline targets set by hand, less what their sessions delivered."""
         targets = self.controller.charging_targets
@@ -244,21 +308,47 @@ class HubPlanner:
             if state is not None:
                 delivered[target.charger_id] = state.delivered_wh
         return needs_from_targets(
-            by_hand, now=now, delivered_wh=delivered, max_current_a=max_current
+            by_hand,
+            now=now,
+            delivered_wh=delivered,
+            max_current_a=max_current,
+            phases=phases,
         )
 
     def circuits(self) -> list[PlanCircuit]:
-        """Every circuit of the tree with its envelope."""
+        """Every circuit of the tree with its envelope and its other loads.
+
+        The other loads as last measured are expected to go on (the best the hub
+        knows of them): the evening's 3 kW of a house are not the cars' to plan.
+        """
         limits = self.controller.circuit_limits
-        return [
-            PlanCircuit.of(circuit, limits.envelope(circuit.circuit_id))
-            for circuit in limits.tree.circuits
-        ]
+        circuits: list[PlanCircuit] = []
+        for circuit in limits.tree.circuits:
+            status = limits.statuses.get(circuit.circuit_id)
+            circuits.append(
+                PlanCircuit.of(
+                    circuit,
+                    limits.envelope(circuit.circuit_id),
+                    other_load_w=0.0 if status is None else status.other_load_w,
+                )
+            )
+        return circuits
 
     async def async_replan(self) -> None:
-        """Plan now with the current inputs (in the executor); swap the plan in."""
+        """Plan now with the current inputs (in the executor); swap the plan in.
+
+        One at a time (an action's refresh and the debouncer may meet), so an
+        older plan never replaces a newer one.
+        """
+        async with self._planning:
+            await self._async_replan()
+
+    async def _async_replan(self) -> None:
+        try:
+            await self._async_fetch_actions(time.time())
+        except Exception:  # forecasts are optional: plan without the fetch
+            _LOGGER.exception("Cannot fetch the forecasts for the charging plan")
         now = time.time()
-        await self._async_fetch_nordpool(now)
         try:
             needs = self.needs(now)
             circuits = self.circuits()
@@ -290,14 +380,18 @@ class HubPlanner:
         for listener in list(self._listeners):
             listener()
 
-    async def _async_fetch_nordpool(self, now: float) -> None:
-        """Fetch the Nord Pool action's prices, at most every `NORDPOOL_TTL_S`."""
-        if self.price_entity is None or (
-            self._nordpool is not None and now - self._nordpool[0] < NORDPOOL_TTL_S
-        ):
-            return
-        prices = await async_nordpool_prices(self.hass, self.price_entity)
-        self._nordpool = None if prices is None else (now, prices)
+    async def _async_fetch_actions(self, now: float) -> None:
+        """Fetch what Nord Pool's and Forecast.Solar's actions give, at most hourly.
+
+        An empty answer is asked again at the next re-plan (tomorrow's prices
+        come in the early afternoon); a full one is kept `ACTION_TTL_S`.
+        """
+        if self.price_entity is not None and _due(self._nordpool, now):
+            prices = await async_nordpool_prices(self.hass, self.price_entity)
+            self._nordpool = None if prices is None else (now, prices)
+        if self.pv_entity is not None and _due(self._forecast_solar, now):
+            watts = await async_forecast_solar_pv(self.hass, self.pv_entity)
+            self._forecast_solar = None if watts is None else (now, watts)
 
     def _delivered_by_booking(self) -> dict[str, float]:
         """What each booking's open session has delivered so far (Wh)."""
@@ -363,6 +457,47 @@ def seed_demo_bookings(
             _LOGGER.warning("Demo booking at %s skipped: %s", booking.charger_id, err)
             continue
         booked += 1
-        if booking.charger_id in controller.charger_modes.charger_ids:
-            controller.charger_modes.set_mode(booking.charger_id, ChargerMode.SMART)
+        modes = controller.charger_modes
+        # Smart for the demo's bookings, unless the user chose another mode
+        # (a restart after the bookings ran out books them again).
+        if booking.charger_id in modes.charger_ids and (
+            modes.mode(booking.charger_id) is DEFAULT_MODE
+        ):
+            modes.set_mode(booking.charger_id, ChargerMode.SMART)
     return booked
+
+
+def charger_shape(
+    topology: Topology, charger_id: int, voltage_v: float
+) -> tuple[float, tuple[int, ...]] | None:
+    """A charger's maximum current per phase and its phases, from its rated bounds.
+
+    Per-phase rated currents win where stated (the phases that have one). Else
+    the rated power: on three phases unless that gives less than the 6 A a car
+    needs to charge at all — a 3.7 kW wallbox is a single-phase 16 A one, not a
+    three-phase 5.4 A one that could never be planned. `None`: nothing stated.
+    """
+    component = topology.components.get(charger_id)
+    if component is None:
+        return None
+    stated = {
+        phase: float(bounds.upper)
+        for phase, metric in enumerate(PHASE_CURRENTS, start=1)
+        if (bounds := component.rated_bounds.get(metric)) is not None
+        and bounds.upper is not None
+        and math.isfinite(bounds.upper)
+        and bounds.upper > 0.0
+    }
+    if stated:
+        return min(stated.values()), tuple(sorted(stated))
+    power_w = rated_charge_power_w(topology, charger_id)
+    if power_w <= 0.0:
+        return None
+    if power_w / (PHASES * voltage_v) >= DEFAULT_MIN_CURRENT_A:
+        return power_w / (PHASES * voltage_v), (1, 2, 3)
+    return power_w / voltage_v, (1,)
+
+
+def _due(fetched: tuple[float, TimeSeries] | None, now: float) -> bool:
+    """Whether an action's forecast is to be fetched (again) now."""
+    return fetched is None or not fetched[1] or now - fetched[0] >= ACTION_TTL_S

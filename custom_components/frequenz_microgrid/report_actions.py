@@ -235,16 +235,10 @@ def _refused(err: ReportRequestError) -> ServiceValidationError:
                 translation_key="report_invalid_step",
                 translation_placeholders=placeholders,
             )
-        case "report_too_many_rows":
+        case _:  # "report_too_many_rows", the last of `check_period`'s reasons
             return ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="report_too_many_rows",
-                translation_placeholders=placeholders,
-            )
-        case _:
-            return ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="report_naive_time",
                 translation_placeholders=placeholders,
             )
 

@@ -373,13 +373,11 @@ def _metric(
     categories: frozenset[ComponentCategory],
     *,
     measured: bool = False,
-    on_demand: bool = False,
     **kw: Any,
 ) -> ComponentSensorDescription:
     """Describe a sensor showing one metric of a component as sent.
 
-    `measured`: created once the component sent the metric; `on_demand`: the
-    metric is streamed only while the sensor is enabled.
+    `measured`: created once the component sent the metric.
     """
     return ComponentSensorDescription(
         key=key,
@@ -387,8 +385,25 @@ def _metric(
         state_class=SensorStateClass.MEASUREMENT,
         categories=categories,
         measured_metric=metric if measured else None,
-        on_demand_metric=metric if on_demand else None,
         value_fn=lambda c: c.value(metric),
+        **kw,
+    )
+
+
+def _on_demand_metric(
+    key: str, metric: Metric, categories: frozenset[ComponentCategory], **kw: Any
+) -> ComponentSensorDescription:
+    """Describe a detail sensor whose metric is streamed only while it is enabled.
+
+    Always disabled by default: enabled, it widens every component's telemetry
+    stream (`detail_metrics`), so only a user who wants the detail pays for it.
+    """
+    return _metric(
+        key,
+        metric,
+        categories,
+        on_demand_metric=metric,
+        entity_registry_enabled_default=False,
         **kw,
     )
 
@@ -438,60 +453,50 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
         for phase, metric in zip(PHASES, _VOLTAGE_METRICS, strict=True)
     ),
     *(
-        _metric(
+        _on_demand_metric(
             f"power_l{phase}",
             metric,
             AC_COMPONENTS,
-            on_demand=True,
             device_class=SensorDeviceClass.POWER,
             native_unit_of_measurement=UnitOfPower.WATT,
             suggested_display_precision=0,
-            entity_registry_enabled_default=False,
         )
         for phase, metric in zip(PHASES, _PHASE_POWER_METRICS, strict=True)
     ),
-    _metric(
+    _on_demand_metric(
         "reactive_power",
         Metric.AC_POWER_REACTIVE,
         AC_COMPONENTS,
-        on_demand=True,
         device_class=SensorDeviceClass.REACTIVE_POWER,
         native_unit_of_measurement=UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
         suggested_display_precision=0,
-        entity_registry_enabled_default=False,
     ),
-    _metric(
+    _on_demand_metric(
         "frequency",
         Metric.AC_FREQUENCY,
         AC_COMPONENTS,
-        on_demand=True,
         device_class=SensorDeviceClass.FREQUENCY,
         native_unit_of_measurement=UnitOfFrequency.HERTZ,
         suggested_display_precision=2,
         entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
     ),
-    _metric(
+    _on_demand_metric(
         "dc_voltage",
         Metric.DC_VOLTAGE,
         BATTERIES | INVERTERS,
-        on_demand=True,
         device_class=SensorDeviceClass.VOLTAGE,
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         suggested_display_precision=1,
         entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
     ),
-    _metric(
+    _on_demand_metric(
         "dc_current",
         Metric.DC_CURRENT,
         BATTERIES | INVERTERS,
-        on_demand=True,
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=1,
         entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
     ),
     _metric(
         "soc",

@@ -9,8 +9,10 @@ Assistant:
   keeps its id, so a restart loses no target);
 - each snapshot tells it every charger's open session and its energy so far (a
   target ends with its session); the forecast (at risk, expected completion,
-  unmet energy) is re-run every `REFRESH_S`, when a car comes or goes, and on
-  every change;
+  unmet energy) is re-run when one of its inputs changed
+  (`ChargingTargets.forecast_stale`: a car came or went, a target, a power
+  range or mode, a circuit's limits or other loads, a car's energy off the
+  expectation) and at least every `FORECAST_MAX_AGE_S`, not on every round;
 - a session that starts under a booking with an energy (the booking id is
   stamped on the session by `HubReservations`) gets the booking's energy by the
   booking's end as its target, unless a target was set for it by hand;
@@ -49,8 +51,6 @@ _LOGGER = logging.getLogger(__name__)
 
 STORAGE_VERSION: Final = 1
 SAVE_DELAY_S: Final = 1.0
-REFRESH_S: Final = 5.0
-"""How often the forecast is re-run while nothing changes (s)."""
 
 
 def _store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
@@ -92,7 +92,6 @@ class HubTargets:
         self.sessions = sessions
         self.reservations = reservations
         self._store = _store(hass, entry_id)
-        self._refreshed_at: float | None = None
 
     async def async_load(self) -> None:
         """Put the stored targets back (a damaged record is logged and dropped)."""
@@ -132,7 +131,6 @@ class HubTargets:
     def refresh(self) -> None:
         """Re-run the forecast now (after an action)."""
         self.targets.refresh()
-        self._refreshed_at = self.hass.loop.time()
 
     @callback
     def _changed(self) -> None:
@@ -155,12 +153,7 @@ class HubTargets:
             if target is not None and target.session_id == session.session_id:
                 session.target_energy_wh = target.energy_wh
                 session.target_time = target.departure
-        now = self.hass.loop.time()
-        if (
-            came_or_went
-            or self._refreshed_at is None
-            or now - self._refreshed_at >= REFRESH_S
-        ):
+        if came_or_went or self.targets.forecast_stale():
             self.refresh()
 
     @callback
@@ -195,7 +188,6 @@ class HubTargets:
             _LOGGER.warning(
                 "Booking %s gives no target: %s", booking.reservation_id, err
             )
-        self._refreshed_at = self.hass.loop.time()
 
     def _data(self) -> dict[str, Any]:
         return {

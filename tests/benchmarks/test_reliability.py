@@ -77,13 +77,15 @@ async def test_soak_benchmark_for_twenty_seconds(
     assert result["proposals"] >= 3 * 15
     assert (
         result["unsafe_setpoints"],
+        result["overloaded_fuses"],
         result["exceptions"],
         result["lingering_tasks"],
-    ) == (0, 0, 0)
+    ) == (0, 0, 0, 0)
     assert result["grpc_calls_start"] > 0, "the telemetry streams are open calls"
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == soak.summary(result)
     assert sum(line.startswith("soak sample ") for line in lines) >= 2
+    assert sum(line.startswith("soak stalls longest_ms=") for line in lines) == 1
 
 
 def test_errors_of_the_integration_are_counted() -> None:

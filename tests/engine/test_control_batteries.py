@@ -243,3 +243,62 @@ async def test_a_standing_setpoint_that_became_unsafe_is_corrected_at_once() -> 
         (batteries,) = bench.controller.status().pools[Pool.BATTERIES].component_sets
         assert batteries.target_power == 1000.0  # clamped to the new system bounds
         assert batteries.system_bounds == PowerBounds(-1000.0, 1000.0)
+
+
+async def test_a_keep_alive_never_re_sends_what_the_battery_no_longer_allows() -> None:
+    """A refresh re-sends a value decided earlier: checked on the latest bounds.
+
+    No tick runs unless the controller asks for one (`ticking=False`), so nothing
+    but the keep-alive would send 3000 W again (speed 20, lifetime 10 s: a
+    refresh every ~0.3 s of real time). The battery, not the inverter, narrows
+    its bounds (a discharge bound shrinking with the SoC is the same thing).
+    """
+    async with control_bench(
+        "home", speed=20.0, lifetime_s=10.0, ticking=False
+    ) as bench:
+        await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.x", priority=1, power=3000.0
+        )
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 3000.0
+        sent_before = len(setpoints_to(bench.sim, HOME_INVERTER))
+
+        bench.sim.model.augment_bounds(
+            HOME_BATTERY, PowerBounds(-1000.0, 1000.0), 600.0
+        )
+        await asyncio.sleep(1.0)  # three refresh periods
+
+        assert bench.sim.unsafe_setpoint_count == 0
+        sent = setpoints_to(bench.sim, HOME_INVERTER)[sent_before:]
+        assert sent[0] == 1000.0  # re-distributed within the battery's new bounds
+        assert set(sent) == {1000.0}  # and kept alive as such
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 1000.0
+
+
+async def test_a_keep_alive_holds_back_once_the_battery_data_is_stale() -> None:
+    """Stale telemetry allows nothing: the refresh is withheld, the battery released.
+
+    Again only the keep-alive could re-send (`ticking=False`); the battery's
+    stream stays open but silent, so its data is stale after the 0.5 s freshness
+    window (10 simulated seconds at speed 20).
+    """
+    async with control_bench(
+        "home", speed=20.0, lifetime_s=10.0, ticking=False, freshness_s=0.5
+    ) as bench:
+        await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.x", priority=1, power=3000.0
+        )
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 3000.0
+
+        bench.sim.inject_fault(HOME_BATTERY, Fault.STOP_DATA)
+        stale_from = bench.sim.clock.now() + 0.5 * bench.sim.clock.speed
+        await asyncio.sleep(1.5)  # the freshness window, then three refreshes
+
+        late = [
+            s
+            for s in bench.sim.setpoints
+            # (5 simulated s: a refresh checked just before may arrive just after)
+            if s.component_id == HOME_INVERTER and s.sim_time > stale_from + 5.0
+        ]
+        assert late == []  # nothing re-sent on stale data
+        await bench.wait_for(lambda: held_setpoint(bench.sim, HOME_INVERTER) is None)
+        bench.sim.clear_fault(HOME_BATTERY)

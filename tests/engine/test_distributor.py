@@ -216,9 +216,40 @@ async def test_a_failed_refresh_is_reported_to_the_owner(bench: Bench) -> None:
         assert distributor.standing_setpoints == {}
 
 
+async def test_a_refresh_the_latest_bounds_exclude_is_withheld_and_reported(
+    bench: Bench,
+) -> None:
+    allowed = {BATTERY_INVERTER: True, PV_INVERTER: True}
+    lost: list[frozenset[int]] = []
+    reported = asyncio.Event()
+
+    def on_lost(ids: frozenset[int]) -> None:
+        lost.append(ids)
+        reported.set()
+
+    distributor = Distributor(
+        bench.client,
+        lifetime_s=10.0,
+        on_setpoints_lost=on_lost,
+        still_allowed=lambda cid, _power: allowed[cid],
+    )
+    async with keeping_alive(distributor):
+        await distributor.apply({BATTERY_INVERTER: 800.0, PV_INVERTER: -500.0})
+        allowed[BATTERY_INVERTER] = False  # e.g. the battery's bound shrank
+        async with asyncio.timeout(3):
+            await reported.wait()
+        assert lost == [frozenset({BATTERY_INVERTER})]
+        assert distributor.standing_setpoints == {PV_INVERTER: -500.0}
+        # The PV limit is still refreshed; the battery's 800 W never again.
+        pv_before = len(setpoints_to(bench.sim, PV_INVERTER))
+        await asyncio.sleep(1.0)
+        assert len(setpoints_to(bench.sim, PV_INVERTER)) > pv_before
+    assert setpoints_to(bench.sim, BATTERY_INVERTER) == [800.0]
+
+
 def test_lifetime_must_be_within_the_api_range() -> None:
-    class NoClient:
-        async def set_component_power_active(self, *_: object, **__: object) -> None:
+    class NoClient(FakeSetPowerClient):
+        async def handle(self, component_id: int, power: float) -> None:
             raise AssertionError("not called")
 
     with pytest.raises(ValueError, match="lifetime_s"):
@@ -238,6 +269,16 @@ class FakeSetPowerClient:
     ) -> datetime | None:
         await self.handle(int(component), power)
         return None
+
+    async def set_component_power_reactive(
+        self,
+        component: ComponentId,
+        power: float,
+        *,
+        request_lifetime: timedelta | None = None,
+        validate_arguments: bool = True,
+    ) -> datetime | None:
+        raise AssertionError("the distributor sends no reactive power")
 
     async def handle(self, component_id: int, power: float) -> None:
         """Take one call (subclasses decide how)."""

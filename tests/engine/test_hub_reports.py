@@ -104,12 +104,6 @@ def test_a_step_shorter_than_a_profile_slot_gets_its_share() -> None:
             timedelta(seconds=1),
             "report_too_many_rows",
         ),
-        (
-            T0.replace(tzinfo=None),
-            T0 + timedelta(1),
-            timedelta(hours=1),
-            "report_naive_time",
-        ),
     ],
 )
 def test_bad_requests_are_refused_before_any_work(

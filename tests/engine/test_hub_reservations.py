@@ -358,6 +358,23 @@ def test_bookings_survive_a_round_trip_and_ended_or_colliding_ones_are_left_out(
     assert skipped == [ended, colliding, unknown]
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (NOW, math.inf),
+        (math.nan, NOW + HOUR),
+        (NOW, NOW + 1e12),  # ends in year ~33,700: no calendar can show it
+        (NOW + 400 * 24 * HOUR, NOW + 401 * 24 * HOUR),
+        (NOW + HOUR, NOW),
+    ],
+)
+def test_a_damaged_stored_period_is_left_out(start: float, end: float) -> None:
+    damaged = Reservation(reservation_id="d", charger_id=1, start=start, end=end)
+    book = book_of(clock=Clock())
+    assert book.restore([damaged]) == [damaged]
+    assert list(book) == []
+
+
 # -- properties --------------------------------------------------------------------
 
 _requests = st.lists(

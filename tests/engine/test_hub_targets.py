@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 import itertools
 import math
@@ -17,6 +18,15 @@ from custom_components.frequenz_microgrid.engine.distribution.ev_chargers import
     EvChargerAllocator,
     EvChargerInput,
 )
+from custom_components.frequenz_microgrid.engine.hub.circuits import (
+    Circuit,
+    CircuitTree,
+)
+from custom_components.frequenz_microgrid.engine.hub.envelope import (
+    LimitEnvelope,
+    LimitStep,
+)
+from custom_components.frequenz_microgrid.engine.hub.limits import CircuitLimits
 from custom_components.frequenz_microgrid.engine.hub.modes import (
     ChargerMode,
     ChargerModes,
@@ -26,7 +36,10 @@ from custom_components.frequenz_microgrid.engine.hub.reservations import (
     charger_capacities,
 )
 from custom_components.frequenz_microgrid.engine.hub.targets import (
-    SOLAR_FALLBACK_LAXITY_S,
+    DEADLINE_FALLBACK_LAXITY_S,
+    ENERGY_DRIFT_WH,
+    FORECAST_MAX_AGE_S,
+    OTHERS_CHANGE_W,
     ChargingTarget,
     ChargingTargets,
     CircuitBudget,
@@ -34,6 +47,7 @@ from custom_components.frequenz_microgrid.engine.hub.targets import (
     InvalidTargetError,
     TargetGuarantee,
     TargetProblem,
+    circuit_budgets,
     forecast,
     laxity_s,
     validate_target,
@@ -510,13 +524,152 @@ def test_solar_with_a_target_falls_back_to_the_grid_when_laxity_runs_out() -> No
     def solar(_cid: int) -> bool:
         return True
 
-    early = targets.apply(unshaped, shaped, solar=solar)
+    early = targets.apply(unshaped, shaped, waits=solar)
     assert early[1].held_off is EvAllocationReason.NO_SOLAR_SURPLUS
     clock.now += 2 * HOUR + 60.0  # slack now below the fallback
-    late = targets.apply(unshaped, shaped, solar=solar)
+    late = targets.apply(unshaped, shaped, waits=solar)
     assert late[1].held_off is None
     assert late[1].laxity_s is not None
-    assert late[1].laxity_s < SOLAR_FALLBACK_LAXITY_S
+    assert late[1].laxity_s < DEADLINE_FALLBACK_LAXITY_S
+
+
+# -- when the forecast runs -----------------------------------------------------------
+
+
+ROOT = Circuit(
+    circuit_id="grid",
+    name="Grid",
+    charger_ids=frozenset({1, 2}),
+    phase_limit_a=32.0,
+    root=True,
+)
+
+
+def live_table(clock: Clock) -> tuple[ChargingTargets, CircuitLimits]:
+    """A table forecasting over real circuit limits, both chargers plugged in."""
+    limits = CircuitLimits(CircuitTree((ROOT,)))
+    targets = ChargingTargets(
+        frozenset({1, 2}), clock=clock, budgets=lambda: circuit_budgets(limits)
+    )
+    for cid in (1, 2):
+        targets.observe_session(cid, f"{cid}-1", 0.0)
+    targets.set(target(1, kwh=20.0, hours=4.0))
+    assert not targets.forecast_stale()
+    return targets, limits
+
+
+def others(limits: CircuitLimits, watts: float) -> None:
+    """The root's other loads as the EV steering records them each tick."""
+    limits.observe(
+        ROOT,
+        NOW,
+        measured_power_w=watts,
+        headroom_a=(0.0, 0.0, 0.0),
+        uncontrollable_w=watts,
+    )
+
+
+def test_the_forecast_runs_once_before_anything_and_then_only_when_due() -> None:
+    clock = Clock()
+    targets = ChargingTargets(frozenset({1}), clock=clock)
+    assert targets.forecast_stale()  # never ran (restored targets: none yet)
+    targets.refresh()
+    assert not targets.forecast_stale()
+    clock.now += FORECAST_MAX_AGE_S - 1.0
+    assert not targets.forecast_stale()
+    clock.now += 1.0
+    assert targets.forecast_stale()  # the expected completion ages: at least this
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "plug_in",
+        "unplug",
+        "target_cleared",
+        "envelope_set",
+        "envelope_cleared",
+        "fixed_limit",
+        "others_moved",
+        "charger_range",
+        "mode_off",
+    ],
+)
+def test_each_input_of_the_forecast_makes_it_due(change: str) -> None:
+    clock = Clock()
+    targets, limits = live_table(clock)
+    envelope = LimitEnvelope.of([LimitStep(NOW + HOUR, 0.0, 5_000.0)])
+    if change == "envelope_cleared":
+        limits.set("grid", envelope)
+        targets.refresh()
+        assert not targets.forecast_stale()
+    inputs = {1: ev(1, max_current_a=16.0), 2: ev(2, max_current_a=16.0)}
+    targets.apply(inputs, inputs)
+    targets.refresh()
+    assert not targets.forecast_stale()
+    clock.now += 1.0
+    match change:
+        case "plug_in":
+            targets.charger_ids = frozenset({1, 2, 3})
+            targets.observe_session(3, "3-1", 0.0)
+        case "unplug":
+            targets.observe_session(2, None, 0.0)
+        case "target_cleared":
+            assert targets.clear(1)
+        case "envelope_set":
+            limits.set("grid", envelope)
+        case "envelope_cleared":
+            assert limits.clear("grid")
+        case "fixed_limit":
+            limits.tree = CircuitTree((replace(ROOT, power_limit_w=9_000.0),))
+        case "others_moved":
+            others(limits, OTHERS_CHANGE_W + 1.0)
+        case "charger_range":
+            slower = {**inputs, 2: ev(2, max_current_a=10.0)}
+            targets.apply(slower, slower)
+        case "mode_off":
+            held = {**inputs, 2: ev(2, held_off=EvAllocationReason.MODE_OFF)}
+            targets.apply(inputs, held)
+    assert targets.forecast_stale(), change
+
+
+def test_what_the_forecast_does_not_model_leaves_it_as_it_is() -> None:
+    """Other loads flickering, the same inputs again, a car charging as expected."""
+    clock = Clock()
+    targets, limits = live_table(clock)
+    others(limits, OTHERS_CHANGE_W - 1.0)
+    inputs = {1: ev(1, max_current_a=16.0), 2: ev(2, max_current_a=16.0)}
+    targets.apply(inputs, inputs)
+    targets.refresh()
+    state = targets.state(1)
+    assert state is not None
+    assert state.outlook is not None
+    power_w = state.outlook.power_w
+    assert power_w > 0.0
+    others(limits, 0.0)  # back, within the grain
+    targets.apply(inputs, inputs)
+    for _ in range(50):  # 50 s of charging at the expected power
+        clock.now += 1.0
+        delivered = power_w * (clock.now - NOW) / HOUR
+        targets.observe_session(1, "1-1", delivered)
+        assert not targets.forecast_stale()
+
+
+def test_a_car_that_strays_from_the_expected_energy_is_forecast_again() -> None:
+    """A car that stalls (or draws less than planned) drifts from the run's path."""
+    clock = Clock()
+    targets, _ = live_table(clock)
+    state = targets.state(1)
+    assert state is not None
+    assert state.outlook is not None
+    power_w = state.outlook.power_w
+    stall_s = ENERGY_DRIFT_WH / power_w * HOUR  # the drift is one grain by then
+    clock.now += stall_s - 1.0
+    assert not targets.forecast_stale()
+    clock.now += 2.0
+    assert targets.forecast_stale()
+    targets.refresh()
+    assert not targets.forecast_stale()
 
 
 # -- reservations -------------------------------------------------------------------
@@ -555,3 +708,27 @@ def test_the_guarantee_follows_an_envelope_step() -> None:
     assert guarantee(capacity, NOW + HOUR, NOW + 3 * HOUR) == pytest.approx(
         11_040.0 / 2, rel=0.01
     )
+
+
+def test_smart_with_a_target_falls_back_when_the_plan_leaves_too_little() -> None:
+    clock = Clock()
+    targets = table(clock)
+    modes = ChargerModes(
+        frozenset({1}), clock=lambda: 0.0, planned_power_w=lambda _cid: 0.0
+    )
+    modes.set_mode(1, ChargerMode.SMART)
+    targets.observe_session(1, "1-1", 0.0)
+    targets.set(target(1, kwh=11.04, hours=3.0))  # two hours of slack
+    unshaped = {1: ev(1, max_current_a=16.0)}
+    shaped = modes.apply(unshaped, 0.0)  # the plan holds it off now
+    assert shaped[1].held_off is EvAllocationReason.NOT_IN_PLAN
+
+    def smart(_cid: int) -> bool:
+        return True
+
+    early = targets.apply(unshaped, shaped, waits=smart)
+    assert early[1].held_off is EvAllocationReason.NOT_IN_PLAN
+    clock.now += 2 * HOUR + 60.0  # slack now below the fallback
+    late = targets.apply(unshaped, shaped, waits=smart)
+    assert late[1].held_off is None
+    assert late[1].max_current_a == 16.0

@@ -142,7 +142,15 @@ async def test_values_equal_the_simulated_physics(bench: Bench) -> None:
 async def test_a_silent_component_goes_stale_without_a_made_up_value(
     bench: Bench,
 ) -> None:
-    await wait_for(bench, lambda: has_grid_power(bench.observed), 5.0, "first values")
+    await wait_for(
+        bench,
+        lambda: (
+            bench.observed.snapshots != []
+            and bench.observed.latest.pv_power_w is not None
+        ),
+        5.0,
+        "a first PV value (it must be known before it can go stale)",
+    )
     bench.sim.inject_fault(PV_INVERTER, Fault.STOP_DATA)
     bench.sim.tick()
     await wait_for(

@@ -28,6 +28,16 @@ class FakeSender:
         self.sent: list[tuple[int, float]] = []
         self.refuse = False
 
+    async def set_component_power_active(
+        self,
+        component: ComponentId,
+        power: float,
+        *,
+        request_lifetime: timedelta | None = None,
+        validate_arguments: bool = True,
+    ) -> datetime | None:
+        raise AssertionError("the reactive steering sends no active power")
+
     async def set_component_power_reactive(
         self,
         component: ComponentId,

@@ -42,11 +42,13 @@ from custom_components.frequenz_microgrid.engine.hub.planner import SLOT_S
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import EvSpec
 from custom_components.frequenz_microgrid.simulator.scenario import (
+    Kind,
+    generated_component,
     scenario_from_dict,
 )
 from tests.observations import held_setpoint
 
-from .conftest import entity_id_of, serving, setup_entry, wait_for
+from .conftest import entity_id_of, find_entity_id, serving, setup_entry, wait_for
 from .steering_helpers import (
     DRIVEWAY_WALLBOX,
     GARAGE_WALLBOX,
@@ -55,6 +57,7 @@ from .steering_helpers import (
 )
 
 PRICE_SENSOR = "sensor.test_day_ahead_price"
+NEW_CHARGER = 22
 MIN_W = 6 * 3 * 230.0
 
 
@@ -82,6 +85,29 @@ def _set_prices(hass: HomeAssistant, cheap_slots: set[int]) -> None:
     )
 
 
+async def _book_garage(
+    hass: HomeAssistant,
+    entry: FrequenzMicrogridConfigEntry,
+    energy_kwh: float,
+    *,
+    end_in: timedelta,
+    start_in: timedelta = timedelta(0),
+) -> None:
+    """Book the garage wallbox from now + `start_in` to now + `end_in`."""
+    now = dt_util.now()
+    await call_action(
+        hass,
+        "reserve_charger",
+        {
+            "config_entry_id": entry.entry_id,
+            "charger": GARAGE_WALLBOX,
+            "start": (now + start_in).isoformat(),
+            "end": (now + end_in).isoformat(),
+            "energy_kwh": energy_kwh,
+        },
+    )
+
+
 async def _plan(hass: HomeAssistant, entry_id: str, **data: Any) -> dict[str, Any]:
     return await call_action(
         hass, "get_charging_plan", {"config_entry_id": entry_id, **data}
@@ -99,18 +125,7 @@ async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
             unique_id=str(sim.scenario.microgrid_id),
             options={CONF_PRICE_ENTITY: PRICE_SENSOR},
         )
-        now = dt_util.now()
-        await call_action(
-            hass,
-            "reserve_charger",
-            {
-                "config_entry_id": entry.entry_id,
-                "charger": GARAGE_WALLBOX,
-                "start": now.isoformat(),
-                "end": (now + timedelta(hours=3)).isoformat(),
-                "energy_kwh": 2.0,
-            },
-        )
+        await _book_garage(hass, entry, 2.0, end_in=timedelta(hours=3))
         await hass.services.async_call(
             "select",
             "select_option",
@@ -185,13 +200,16 @@ async def test_get_charging_plan_refuses_bad_input(hass: HomeAssistant) -> None:
         )
         planner = entry.runtime_data.planner
         assert planner is not None
-        before = planner.plan
+        await wait_for(lambda: planner.plan is not None, what="the first plan")
+        before, replans = planner.plan, planner.replans
         for data, key in BAD_INPUT:
             with pytest.raises(ServiceValidationError) as refused:
-                await _plan(hass, entry.entry_id, **data)
+                await _plan(hass, entry.entry_id, refresh=True, **data)
             assert refused.value.translation_key == key, data
             assert refused.value.translation_domain == DOMAIN
+            # Refused before anything was done: not even the asked re-plan.
             assert planner.plan is before, data
+            assert planner.replans == replans, data
         # What is not a time at all is the schema's refusal.
         with pytest.raises(vol.Invalid):
             await _plan(hass, entry.entry_id, start="nan")
@@ -311,17 +329,8 @@ async def test_replans_on_changes_not_on_ticks(hass: HomeAssistant) -> None:
         await asyncio.sleep(1.5)  # several telemetry rounds and steering ticks
         assert planner.replans == replans
 
-        now = dt_util.now()
-        await call_action(
-            hass,
-            "reserve_charger",
-            {
-                "config_entry_id": entry.entry_id,
-                "charger": GARAGE_WALLBOX,
-                "start": (now + timedelta(minutes=30)).isoformat(),
-                "end": (now + timedelta(hours=2)).isoformat(),
-                "energy_kwh": 60.0,
-            },
+        await _book_garage(
+            hass, entry, 60.0, end_in=timedelta(hours=2), start_in=timedelta(minutes=30)
         )
         await wait_for(lambda: planner.replans > replans, what="a re-plan")
         plan = planner.plan
@@ -398,18 +407,7 @@ async def test_a_target_set_by_hand_is_planned_and_a_bookings_only_once(
 
         # A booking with an energy: its session takes it as target when the car
         # plugs in; the plan still holds one need for it (the booking's).
-        now = dt_util.now()
-        await call_action(
-            hass,
-            "reserve_charger",
-            {
-                "config_entry_id": entry.entry_id,
-                "charger": GARAGE_WALLBOX,
-                "start": now.isoformat(),
-                "end": (now + timedelta(hours=4)).isoformat(),
-                "energy_kwh": 5.0,
-            },
-        )
+        await _book_garage(hass, entry, 5.0, end_in=timedelta(hours=4))
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
         targets = entry.runtime_data.engine.controller.charging_targets
         await wait_for(
@@ -422,3 +420,43 @@ async def test_a_target_set_by_hand_is_planned_and_a_bookings_only_once(
         (booked,) = plan.of_charger(GARAGE_WALLBOX)
         assert booked.need.origin != "target"
         assert sim.unsafe_setpoint_count == 0
+
+
+async def test_a_charger_connected_later_is_planned_without_a_reload(
+    hass: HomeAssistant,
+) -> None:
+    """A topology change re-plans with the new charger (rated power, plan queries)."""
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        runtime = entry.runtime_data
+        planner = runtime.planner
+        assert planner is not None
+        assert runtime.topology_refresh is not None
+        await wait_for(lambda: planner.plan is not None, what="the first plan")
+        with pytest.raises(ServiceValidationError) as refused:
+            await _plan(hass, entry.entry_id, charger=NEW_CHARGER)
+        assert refused.value.translation_key == "plan_unknown_charger"
+
+        replans = planner.replans
+        sim.add_component(generated_component(NEW_CHARGER, Kind.EV_CHARGER, 2))
+        change = await runtime.topology_refresh.async_refresh()
+        assert change is not None
+        assert NEW_CHARGER in change.added
+        await wait_for(lambda: planner.replans > replans, what="a re-plan")
+        assert NEW_CHARGER in planner.topology.ev_charger_ids
+        plan = await _plan(hass, entry.entry_id, charger=NEW_CHARGER)
+        assert plan["chargers"] == {}  # known now, nothing planned for it yet
+        # Its hub entities come without a reload: planned power, target, at risk.
+        for key, platform in (
+            ("planned_power", "sensor"),
+            ("charging_target", "sensor"),
+            ("target_at_risk", "binary_sensor"),
+        ):
+            unique_id = f"{entry.unique_id}_{NEW_CHARGER}_{key}"
+
+            def present(unique_id: str = unique_id, platform: str = platform) -> bool:
+                return find_entity_id(hass, unique_id, (platform,)) is not None
+
+            await wait_for(present, what=f"the new charger's {key}")

@@ -180,6 +180,48 @@ async def test_at_risk_is_raised_as_soon_as_the_car_plugs_in(
         )
 
 
+async def test_a_new_limit_is_forecast_at_once_not_at_the_next_periodic_run(
+    hass: HomeAssistant,
+) -> None:
+    """An envelope set or cleared re-runs the forecast within a snapshot or two.
+
+    The forecast otherwise runs at most every `FORECAST_MAX_AGE_S` (60 s): the
+    verdict must come well before that.
+    """
+    async with await _home(hass) as sim:
+        entry = await setup_steerable(hass, sim, DRIVEWAY_WALLBOX)
+        sim.plug_ev(DRIVEWAY_WALLBOX, EvSpec(max_current_a=32.0))
+        await call_action(
+            hass, "set_charging_target", _target(entry, DRIVEWAY_WALLBOX, 10.0, 2.0)
+        )
+
+        def at_risk() -> bool:
+            return _state(hass, entry, "target_at_risk", DRIVEWAY_WALLBOX).state == "on"
+
+        await wait_for(
+            lambda: (
+                _state(
+                    hass, entry, "target_expected_completion", DRIVEWAY_WALLBOX
+                ).state
+                not in {"unknown", "unavailable"}
+            ),
+            timeout_s=15.0,
+            what="an expected completion for the plugged-in car",
+        )
+        assert not at_risk()
+        # 1 kW for the next three hours: below the car's minimum, nothing flows.
+        limit = {"config_entry_id": entry.entry_id, "circuit": "grid"}
+        start = (dt_util.utcnow() - timedelta(minutes=1)).isoformat()
+        await call_action(
+            hass,
+            "set_power_limits",
+            {**limit, "steps": [{"start": start, "upper": 1000}]},
+        )
+        await wait_for(at_risk, timeout_s=10.0, what="at risk under the new limit")
+        await call_action(hass, "clear_power_limits", limit)
+        await wait_for(lambda: not at_risk(), timeout_s=10.0, what="no longer at risk")
+
+
 async def test_a_target_survives_a_restart_and_ends_with_its_session(
     hass: HomeAssistant,
 ) -> None:

@@ -19,6 +19,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.frequenz_microgrid.forecast_sources import (
+    async_forecast_solar_pv,
     async_nordpool_prices,
     price_series,
     pv_series,
@@ -203,3 +204,58 @@ async def test_home_assistant_nord_pool_prices_come_through_its_action(
     assert [a["config_entry"] for a in asked] == [nordpool.entry_id] * 2
     assert await async_nordpool_prices(hass, other.entity_id) is None
     assert await async_nordpool_prices(hass, "sensor.not_registered") is None
+
+
+async def test_home_assistant_forecast_solar_comes_through_its_action(
+    hass: HomeAssistant,
+) -> None:
+    """A core Forecast.Solar sensor has no series: its action's wh_period is used."""
+    solar = MockConfigEntry(domain="forecast_solar", data={})
+    solar.add_to_hass(hass)
+    registry = er.async_get(hass)
+    sensor = registry.async_get_or_create(
+        "sensor", "forecast_solar", "energy_production_today", config_entry=solar
+    )
+    other = registry.async_get_or_create("sensor", "other", "pv")
+    hour = dt_util.now().replace(minute=0, second=0, microsecond=0)
+    asked: list[dict[str, Any]] = []
+
+    async def get_forecast(call: ServiceCall) -> ServiceResponse:
+        asked.append(dict(call.data))
+        return {
+            "watts": {},
+            "wh_period": {
+                (hour + timedelta(hours=i)).isoformat(): 1000 * (i + 1)
+                for i in range(3)
+            },
+        }
+
+    assert await async_forecast_solar_pv(hass, sensor.entity_id) is None  # no action
+    hass.services.async_register(
+        "forecast_solar",
+        "get_forecast",
+        get_forecast,
+        supports_response=SupportsResponse.ONLY,
+    )
+    series = await async_forecast_solar_pv(hass, sensor.entity_id)
+    assert series is not None
+    start = hour.timestamp()
+    assert series.mean(start, start + 3600) == pytest.approx(1000.0)
+    assert series.mean(start + 3600, start + 7200) == pytest.approx(2000.0)
+    assert asked == [{"config_entry": solar.entry_id}]
+    assert await async_forecast_solar_pv(hass, other.entity_id) is None
+
+
+async def test_times_without_an_offset_are_home_assistants_local_time(
+    hass: HomeAssistant,
+) -> None:
+    """A naive 18:00 row in Berlin (winter) starts at 17:00 UTC, as HA reads times."""
+    await hass.config.async_set_time_zone("Europe/Berlin")
+    rows = [
+        {"start": "2027-01-15T18:00:00", "end": "2027-01-15T19:00:00", "price": 0.3},
+        {"start": datetime(2027, 1, 15, 19, 0), "price": 0.1},
+    ]
+    series = price_series({"prices": rows})
+    five_pm_utc = datetime(2027, 1, 15, 17, 0, tzinfo=UTC).timestamp()
+    assert series.mean(five_pm_utc, five_pm_utc + 3600) == pytest.approx(0.3)
+    assert series.mean(five_pm_utc + 3600, five_pm_utc + 7200) == pytest.approx(0.1)

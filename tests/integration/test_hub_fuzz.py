@@ -1,7 +1,7 @@
 """Bad input, fuzzed, for the charging-hub actions and flows (issue 18, §3).
 
-The same harness as `test_fuzz_inputs` (one simulator over real gRPC, hypothesis
-derandomized in the executor) for what came later: `set_power_limits`,
+The harness of `fuzz` (one simulator over real gRPC, hypothesis derandomized in
+the executor) for what came later: `set_power_limits`,
 `clear_power_limits`, `set_charger_mode`, the circuit subentry flow (add and
 change) and the main entry's reconfigure and reauth flows.
 
@@ -13,7 +13,6 @@ were. A payload the fuzzer happened to make valid is undone.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, cast
 
 from homeassistant.config_entries import (
@@ -24,8 +23,6 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.exceptions import ServiceValidationError
-from homeassistant.util import dt as dt_util
 from hypothesis import settings, strategies as st
 import probatio as vol
 import pytest
@@ -50,35 +47,38 @@ from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfig
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
 from .conftest import HOME_MICROGRID_ID, microgrid_entry
+from .fuzz import (
+    ANYTHING,
+    COMPONENT_IDS,
+    FUZZ,
+    FUZZ_WARNINGS,
+    NUMBERS,
+    SCALARS,
+    TEXT,
+    TRANSLATIONS,
+    fuzz_actions,
+    mostly,
+    payloads,
+    run_property,
+    steering_state,
+    times_from_now,
+    urls,
+)
 from .steering_helpers import (
     DRIVEWAY_WALLBOX,
     GARAGE_WALLBOX,
     GRID_METER,
     setup_steerable,
 )
-from .test_fuzz_inputs import (
-    _ANYTHING,
-    _COMPONENT_IDS,
-    _NUMBERS,
-    _SCALARS,
-    _TEXT,
-    FUZZ,
-    TRANSLATIONS,
-    _mostly,
-    _payload,
-    _urls,
-    assert_translated,
-    pytestmark as pytestmark,
-    run_property,
-    steering_state,
-)
+
+pytestmark = FUZZ_WARNINGS
 
 HUB_FUZZ = settings(FUZZ, max_examples=400)
 """Per action: 1,200 payloads in all, a few seconds."""
 
-_CIRCUITS = _mostly(
+_CIRCUITS = mostly(
     st.sampled_from(["grid", f"meter_{GRID_METER}"]),
-    st.sampled_from(["", " grid", "GRID", "meter_0", "unknown"]) | _TEXT | _NUMBERS,
+    st.sampled_from(["", " grid", "GRID", "meter_0", "unknown"]) | TEXT | NUMBERS,
 )
 """Circuits of the home scenario, and ids or values that are none."""
 
@@ -91,20 +91,16 @@ _EDGE_DATES = st.sampled_from(
     ]
 )
 """Valid ISO dates at the ends of the calendar (no UTC time for some of them)."""
-_WHEN = _mostly(
-    st.builds(
-        lambda minutes: (dt_util.now() + timedelta(minutes=minutes)).isoformat(),
-        st.integers(-600, 3 * 24 * 60),
-    )
-    | _EDGE_DATES,
-    st.one_of(_TEXT, _NUMBERS, st.just("2026-02-30T25:00:00")),
+_WHEN = mostly(
+    times_from_now(st.integers(-600, 3 * 24 * 60)) | _EDGE_DATES,
+    st.one_of(TEXT, NUMBERS, st.just("2026-02-30T25:00:00")),
 )
-_WATTS = _mostly(st.integers(-50_000, 50_000) | st.floats(-5e4, 5e4), _NUMBERS)
+_WATTS = mostly(st.integers(-50_000, 50_000) | st.floats(-5e4, 5e4), NUMBERS)
 
 
 @st.composite
 def _steps(draw: st.DrawFn) -> list[Any]:
-    step = _payload({"start": _WHEN, "lower": _WATTS, "upper": _WATTS})
+    step = payloads({"start": _WHEN, "lower": _WATTS, "upper": _WATTS})
     return draw(st.lists(step, min_size=0, max_size=4))
 
 
@@ -132,70 +128,53 @@ async def test_hub_actions_refuse_bad_input_with_translated_errors(
     """≥ 1,000 payloads to the hub actions: translated refusals that change nothing."""
     entry = await setup_steerable(hass, simulator)
     other_id = "not-an-entry"
-    entry_field = _mostly(st.just(entry.entry_id), st.just(other_id) | _TEXT)
-    chargers = _mostly(
+    entry_field = mostly(st.just(entry.entry_id), st.just(other_id) | TEXT)
+    chargers = mostly(
         st.sampled_from([GARAGE_WALLBOX, DRIVEWAY_WALLBOX, str(GARAGE_WALLBOX)]),
-        _COMPONENT_IDS,
+        COMPONENT_IDS,
     )
     strategies = {
-        "set_power_limits": _payload(
+        "set_power_limits": payloads(
             {
                 "config_entry_id": entry_field,
                 "circuit": _CIRCUITS,
-                "steps": _mostly(_steps(), _ANYTHING),
-                "tolerance": _mostly(st.floats(0, 500), _NUMBERS),
+                "steps": mostly(_steps(), ANYTHING),
+                "tolerance": mostly(st.floats(0, 500), NUMBERS),
             }
         ),
-        "clear_power_limits": _payload(
+        "clear_power_limits": payloads(
             {"config_entry_id": entry_field, "circuit": _CIRCUITS}
         ),
-        "set_charger_mode": _payload(
+        "set_charger_mode": payloads(
             {
                 "config_entry_id": entry_field,
                 "charger": chargers,
-                "mode": _mostly(
+                "mode": mostly(
                     st.sampled_from(
                         [ChargerMode.BOOST.value] + [mode.value for mode in ChargerMode]
                     ),
-                    st.sampled_from(["BOOST", "auto", "", " fast"]) | _TEXT,
+                    st.sampled_from(["BOOST", "auto", "", " fast"]) | TEXT,
                 ),
-                "boost_minutes": _mostly(
+                "boost_minutes": mostly(
                     st.floats(0.5, 24 * 60)
                     | st.integers(1, 24 * 60)
                     | st.sampled_from([0, -1, 1441, 1e6]),
-                    _NUMBERS,
+                    NUMBERS,
                 ),
             }
         ),
     }
-    outcomes: dict[str, int] = {}
 
-    async def call(service: str, payload: dict[str, Any]) -> None:
-        before = hub_state(simulator, entry)
-        try:
-            await hass.services.async_call(
-                DOMAIN, service, dict(payload), blocking=True, return_response=True
-            )
-        except vol.Invalid:
-            outcome = "schema"
-        except ServiceValidationError as err:
-            assert_translated(err)
-            outcome = str(err.translation_key)
-        else:
-            outcomes[f"{service} accepted"] = outcomes.get(f"{service} accepted", 0) + 1
-            undo(entry)
-            await hass.async_block_till_done()
-            return
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        assert hub_state(simulator, entry) == before, (service, payload)
+    async def undo_call(*_: Any) -> None:
+        undo(entry)
 
-    examples = 0
-    for service, strategy in strategies.items():
-
-        async def check(payload: dict[str, Any], service: str = service) -> None:
-            await call(service, payload)
-
-        examples += await run_property(hass, strategy, check, HUB_FUZZ)
+    examples, outcomes = await fuzz_actions(
+        hass,
+        list(strategies.items()),
+        state=lambda: hub_state(simulator, entry),
+        undo=undo_call,
+        fuzz=HUB_FUZZ,
+    )
 
     print("OUTCOMES", examples, outcomes)
     assert examples >= 1000, outcomes
@@ -291,12 +270,12 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
         await hass.async_block_till_done()
         return result
 
-    name = _mostly(
+    name = mostly(
         st.sampled_from(["Garage bays", "Carport", "Bays 2"]),
         st.sampled_from(["grid", "GRID", f"Meter {GRID_METER}", "!!!", " ", "Ω"])
-        | _TEXT,
+        | TEXT,
     )
-    chargers = _mostly(
+    chargers = mostly(
         st.lists(
             st.sampled_from([str(GARAGE_WALLBOX), str(DRIVEWAY_WALLBOX)]),
             min_size=1,
@@ -304,17 +283,17 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
             unique=True,
         ),
         st.lists(st.sampled_from(["999", "", "x", str(GRID_METER)]), max_size=3)
-        | _ANYTHING,
+        | ANYTHING,
     )
-    limit = _mostly(st.floats(1, 500) | st.just(0.0), _NUMBERS)
-    form = _payload(
+    limit = mostly(st.floats(1, 500) | st.just(0.0), NUMBERS)
+    form = payloads(
         {
             CONF_NAME: name,
             CONF_CHARGERS: chargers,
             CONF_FUSE_A: limit,
             CONF_POWER_LIMIT_KW: limit,
-            CONF_METER: _mostly(
-                st.just(str(GRID_METER)), st.sampled_from(["999", "", "-1"]) | _SCALARS
+            CONF_METER: mostly(
+                st.just(str(GRID_METER)), st.sampled_from(["999", "", "-1"]) | SCALARS
             ),
         }
     )
@@ -326,6 +305,16 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
             hass.config_entries.async_remove_subentry(entry, subentry_id)
         await hass.async_block_till_done()
 
+    # Each refusal the test counts on once for sure, whatever the fuzzer draws
+    # on this machine (as hypothesis's @example would).
+    garage = [str(GARAGE_WALLBOX)]
+    for explicit in (
+        {CONF_NAME: "grid", CONF_CHARGERS: garage, CONF_FUSE_A: 16.0},
+        {CONF_NAME: "Carport", CONF_CHARGERS: garage},
+        {CONF_NAME: "Carport", CONF_CHARGERS: garage, CONF_FUSE_A: 0.0},
+    ):
+        await add(explicit)
+    assert {"name_taken", "no_limit", "not_a_positive_number"} <= outcomes.keys()
     examples = await run_property(hass, form, add, FLOW_FUZZ)
 
     original = {
@@ -345,6 +334,7 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
             return
         assert await configure(context, original) is not None
 
+    await change(original)
     examples += await run_property(hass, form, change, FLOW_FUZZ)
 
     assert examples >= 120, outcomes
@@ -406,16 +396,16 @@ async def test_reconfigure_and_reauth_refuse_bad_input_with_translated_errors(
         assert "//127.0.0.1:" in configured.data[CONF_URL], configured.data
         hass.config_entries.async_update_entry(configured, data=before[0])
 
-    secret = _mostly(st.text(max_size=20), _ANYTHING)
-    reconfigure = _payload(
+    secret = mostly(st.text(max_size=20), ANYTHING)
+    reconfigure = payloads(
         {
-            CONF_URL: _urls(simulator.port),
+            CONF_URL: urls(simulator.port),
             CONF_API_KEY: secret,
             CONF_SIGNING_SECRET: secret,
-            CONF_ASSETS_URL: _mostly(st.just(""), _urls(simulator.port).odd),
+            CONF_ASSETS_URL: mostly(st.just(""), urls(simulator.port).odd),
         }
     )
-    reauth = _payload({CONF_API_KEY: secret, CONF_SIGNING_SECRET: secret})
+    reauth = payloads({CONF_API_KEY: secret, CONF_SIGNING_SECRET: secret})
     examples = await run_property(
         hass,
         reconfigure,

@@ -20,7 +20,7 @@ from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
 from .conftest import setup_entry
-from .test_fuzz_inputs import assert_translated, run_property
+from .fuzz import assert_translated, run_property
 
 FAR_TIMES = ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00")
 """Valid times with no UTC equivalent (converting them overflows)."""

@@ -137,6 +137,22 @@ def test_enum_options_are_the_translated_state_names() -> None:
     ]
 
 
+def test_on_demand_detail_sensors_are_disabled_by_default() -> None:
+    """Enabled, a detail sensor widens every component's stream: opt-in only."""
+    detail = {
+        d.key: d.entity_registry_enabled_default
+        for d in sensor_descriptions.COMPONENT_SENSORS
+        if d.on_demand_metric is not None
+    }
+    assert detail == {
+        **{f"power_l{phase}": False for phase in (1, 2, 3)},
+        "reactive_power": False,
+        "frequency": False,
+        "dc_voltage": False,
+        "dc_current": False,
+    }
+
+
 async def test_pool_sensors_follow_the_topology(
     hass: HomeAssistant, platforms: HandFedPlatforms
 ) -> None:

@@ -29,6 +29,8 @@ from typing import Protocol
 from frequenz.client.base.exception import ApiClientError, OperationOutOfRange
 from frequenz.client.common.microgrid.components import ComponentId
 
+from .set_power import SetPowerClient
+
 _LOGGER = logging.getLogger(__name__)
 
 MIN_LIFETIME_S = 10.0
@@ -56,19 +58,6 @@ def _let_io_threads_run() -> None:
 _SCHED_YIELD: Callable[[], None] | None = getattr(os, "sched_yield", None)
 
 
-class SetPowerClient(Protocol):
-    """The part of `MicrogridApiClient` the distributor needs (easy to fake)."""
-
-    async def set_component_power_active(  # noqa: D102
-        self,
-        component: ComponentId,
-        power: float,
-        *,
-        request_lifetime: timedelta | None = None,
-        validate_arguments: bool = True,
-    ) -> datetime | None: ...
-
-
 class SetPowerObserver(Protocol):
     """Told about every set-power outcome (`HealthTracker` implements it)."""
 
@@ -89,6 +78,8 @@ class DispatchReport:
     """Setpoint per component that was refused, failed or timed out."""
     errors: dict[int, str] = field(default_factory=dict)
     """Why each failed component failed (short, for logs and responses)."""
+    withheld: dict[int, float] = field(default_factory=dict)
+    """Refreshes not sent: the latest telemetry no longer allows the setpoint."""
 
     @property
     def succeeded_power(self) -> float:
@@ -108,6 +99,18 @@ class _Superseded(enum.Enum):
 
 
 _SUPERSEDED = _Superseded.TOKEN
+
+
+class _Withheld(enum.Enum):
+    """Outcome of a refresh not sent because the setpoint is no longer allowed."""
+
+    TOKEN = enum.auto()
+
+
+_WITHHELD = _Withheld.TOKEN
+
+type StillAllowed = Callable[[int, float], bool]
+"""Whether a standing setpoint (component, W) may be sent again as it is."""
 
 
 @dataclass(slots=True, eq=False)
@@ -140,6 +143,14 @@ class Distributor:
             component (an EV charger, a PV inverter, whose default is to charge or
             produce without limit) 0 W is a limit like any other: kept alive.
         clock: Monotonic seconds (injected for tests).
+        still_allowed: Asked right before a refresh goes out whether the
+            standing setpoint is still allowed by the latest telemetry (its
+            component's bounds, fresh). A refresh re-sends a value decided
+            earlier, on older bounds: a battery's discharge bound shrinks with its
+            SoC, an inverter derates. One that is no longer allowed is not sent;
+            it stops standing (it lapses, the component falls back to its
+            default) and the owner is told through `on_setpoints_lost`, to
+            re-distribute on the latest telemetry. `None`: every refresh is sent.
     """
 
     def __init__(
@@ -153,6 +164,7 @@ class Distributor:
         on_setpoints_lost: Callable[[frozenset[int]], None] | None = None,
         falls_back_to_zero: frozenset[int] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
+        still_allowed: StillAllowed | None = None,
     ) -> None:
         if not MIN_LIFETIME_S <= lifetime_s <= MAX_LIFETIME_S:
             raise ValueError(
@@ -169,6 +181,7 @@ class Distributor:
         self._on_setpoints_lost = on_setpoints_lost
         self._falls_back_to_zero = falls_back_to_zero
         self._clock = clock
+        self._still_allowed = still_allowed
         self._standing: dict[int, _Standing] = {}
         self._last_success: dict[int, float] = {}
         self._keep_alive_task: asyncio.Task[None] | None = None
@@ -241,7 +254,9 @@ class Distributor:
 
         A refresh never outlives its setpoint: if the setpoint is replaced or
         released while the refresh waits for its component, the refresh is dropped
-        (see `_dispatch_one`).
+        (see `_dispatch_one`). Nor does it outlive its safety: one the latest
+        telemetry no longer allows is withheld (`still_allowed`), and the owner
+        hears of it as a lost setpoint.
         """
         now = self._clock()
         due = {cid: s for cid, s in self._standing.items() if s.refresh_at <= now}
@@ -250,8 +265,9 @@ class Distributor:
         report = await self._send(
             {cid: s.power for cid, s in due.items()}, refreshing=due
         )
-        if report.failed and self._on_setpoints_lost is not None:
-            self._on_setpoints_lost(frozenset(report.failed))
+        lost = report.failed.keys() | report.withheld.keys()
+        if lost and self._on_setpoints_lost is not None:
+            self._on_setpoints_lost(frozenset(lost))
         return report
 
     def setpoint_failed(self, component_id: int, power: float) -> None:
@@ -311,7 +327,7 @@ class Distributor:
             return report
         ids = list(setpoints)
         loop = asyncio.get_running_loop()
-        calls: list[asyncio.Task[datetime | str | _Superseded | None]] = []
+        calls: list[asyncio.Task[datetime | str | _Superseded | _Withheld | None]] = []
         try:
             for index, cid in enumerate(ids):
                 calls.append(
@@ -336,6 +352,9 @@ class Distributor:
         for cid, outcome in zip(ids, outcomes, strict=True):
             if outcome is _SUPERSEDED:
                 continue
+            if outcome is _WITHHELD:
+                report.withheld[cid] = setpoints[cid]
+                continue
             if isinstance(outcome, str):
                 report.failed[cid] = setpoints[cid]
                 report.errors[cid] = outcome
@@ -345,13 +364,15 @@ class Distributor:
 
     async def _dispatch_one(
         self, component_id: int, power: float, refreshing: _Standing | None
-    ) -> datetime | str | _Superseded | None:
+    ) -> datetime | str | _Superseded | _Withheld | None:
         """Send one setpoint and record it, one call per component at a time.
 
         Calls to the same component are serialised, so a keep-alive refresh of an
         older value can never reach the microgrid after a newer setpoint. A refresh
         whose setpoint was replaced or released meanwhile is dropped
-        (`_SUPERSEDED`) and changes nothing.
+        (`_SUPERSEDED`) and changes nothing. A refresh the latest telemetry no
+        longer allows is withheld (`_WITHHELD`): checked here, with nothing
+        awaited before the call starts, so no newer telemetry slips in between.
         """
         lock = self._locks.setdefault(component_id, asyncio.Lock())
         async with lock:
@@ -359,6 +380,19 @@ class Distributor:
                 refreshing
             ):
                 return _SUPERSEDED
+            if (
+                refreshing is not None
+                and self._still_allowed is not None
+                and not self._still_allowed(component_id, power)
+            ):
+                del self._standing[component_id]
+                _LOGGER.debug(
+                    "Not refreshing %s W to component %s: its latest bounds no "
+                    "longer allow it; it is re-distributed",
+                    power,
+                    component_id,
+                )
+                return _WITHHELD
             outcome = await self._send_one(component_id, power)
             if refreshing is not None and self._standing.get(component_id) is not (
                 refreshing

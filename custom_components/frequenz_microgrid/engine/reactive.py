@@ -18,28 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 import logging
 import math
-from typing import Protocol
 
 from frequenz.client.base.exception import ApiClientError
 from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid.metrics import Metric
 
 from .bounds import PowerBounds
+from .set_power import SetPowerClient
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class ReactiveSender(Protocol):
-    """What sends a reactive setpoint (`CompletingSetPowerClient`)."""
-
-    async def set_component_power_reactive(  # noqa: D102
-        self,
-        component: ComponentId,
-        power: float,
-        *,
-        request_lifetime: timedelta | None = None,
-        validate_arguments: bool = True,
-    ) -> datetime | None: ...
 
 
 class ReactiveRefusedError(ValueError):
@@ -71,7 +58,7 @@ class ReactivePowerSteering:
 
     def __init__(
         self,
-        sender: ReactiveSender,
+        sender: SetPowerClient,
         inverter_ids: Callable[[], frozenset[int]],
         bounds: Callable[[int, Metric], PowerBounds | None],
         *,

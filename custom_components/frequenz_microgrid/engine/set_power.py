@@ -28,6 +28,7 @@ from collections.abc import Callable
 import contextlib
 from datetime import datetime, timedelta
 import math
+from typing import Protocol
 
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
 from frequenz.client.base.conversion import to_datetime
@@ -49,6 +50,38 @@ _NOT_APPLIED = frozenset(
     }
 )
 """Statuses saying the setpoint is not in force (OVERRIDDEN: a newer one is)."""
+
+
+class SetPowerClient(Protocol):
+    """What sends setpoints: the client's two set-power calls (easy to fake).
+
+    `CompletingSetPowerClient` is the one in use (and `MicrogridApiClient` fits).
+    The distributor sends active power through it, the reactive steering
+    reactive power; each fake in the tests answers the one its subject sends
+    and fails the other.
+    """
+
+    async def set_component_power_active(
+        self,
+        component: ComponentId,
+        power: float,
+        *,
+        request_lifetime: timedelta | None = None,
+        validate_arguments: bool = True,
+    ) -> datetime | None:
+        """Set a component's active power (W); return until when it holds."""
+        ...
+
+    async def set_component_power_reactive(
+        self,
+        component: ComponentId,
+        power: float,
+        *,
+        request_lifetime: timedelta | None = None,
+        validate_arguments: bool = True,
+    ) -> datetime | None:
+        """Set a component's reactive power (var); return until when it holds."""
+        ...
 
 
 class SetpointRefusedError(ApiClientError):

@@ -95,6 +95,20 @@ class BatteryPoolSteering(PoolSteering):
         self._last_pairs = (component_ids, now, pairs)
         return pairs
 
+    def still_allows(self, component_id: int, power: float) -> bool:
+        """Whether the inverter's pair, as its latest telemetry has it, allows `power`.
+
+        The pair's bounds (the inverter's and its batteries' together, the SoC
+        limits included) are those a tick checks a standing setpoint against: a
+        battery's discharge bound shrinks as its SoC falls, so a refresh of a
+        value decided some time ago may no longer be allowed. An unusable pair
+        (stale or incomplete data) allows nothing but 0 W.
+        """
+        if power == 0.0:
+            return True
+        pair = self._battery_pairs.pair(component_id)
+        return pair is not None and pair.bounds.allows(power)
+
     def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
         """What the set's usable pairs can serve (`reachable_bounds`)."""
         pairs, _ = self._pairs(component_ids, now)

@@ -152,6 +152,7 @@ class MicrogridController:
             on_setpoints_lost=self._on_setpoints_lost,
             falls_back_to_zero=topology.battery_inverter_ids,
             clock=clock,
+            still_allowed=self._still_allowed,
         )
         self._context = SteeringContext(
             topology, store, self._health, self._distributor
@@ -542,6 +543,21 @@ class MicrogridController:
                 steering.manager.record_result(result)
                 results.setdefault(component_ids, result)
         return results
+
+    def _still_allowed(self, component_id: int, power: float) -> bool:
+        """Whether a standing setpoint may be refreshed as it is (the distributor asks).
+
+        The pool that commands the component judges it on the latest telemetry
+        (`PoolSteering.still_allows`). One that is not allowed is withheld and
+        reported lost (`_on_setpoints_lost`): the tick that follows re-distributes
+        the set within the latest bounds. Without this, a keep-alive re-sent a
+        battery discharge decided before the SoC-driven bound shrank below it
+        (the soak at 480×: ten unsafe setpoints, every one a refresh).
+        """
+        for steering in self._pools.values():
+            if steering.commands(component_id):
+                return steering.still_allows(component_id, power)
+        return True
 
     def _on_setpoint_failed(self, component_id: int, power: float) -> None:
         """An accepted setpoint failed at the microgrid (its final reply)."""

@@ -60,6 +60,7 @@ from ..hub.targets import ChargingTargets
 from ..pools import CURRENT_PHASES
 from ..power_manager import PowerManager
 from ..results import Request
+from ..telemetry import FreshView
 from .charger_setpoints import ChargerSetpointLog
 from .inputs import (
     CHARGER_PHASES,
@@ -234,7 +235,7 @@ class EvPoolSteering(PoolSteering):
             ]
             plans.append((component_ids, target, allocation))
         released = self._fitting(plans, readings)
-        self._record_circuits(plans, circuits)
+        self._record_circuits(plans, circuits, view)
         results: Results = {}
         health = self.context.health
         for component_ids, target, allocation in plans:
@@ -318,6 +319,7 @@ class EvPoolSteering(PoolSteering):
         self,
         plans: list[tuple[ComponentSet, float, EvAllocation]],
         remaining: list[tuple[CircuitCapacity, float]],
+        view: FreshView,
     ) -> None:
         """Record each circuit's status: headroom after the setpoints, power, limit.
 
@@ -348,23 +350,23 @@ class EvPoolSteering(PoolSteering):
             self.limits.observe(
                 circuit,
                 wall,
-                measured_power_w=self._circuit_power(circuit),
+                measured_power_w=self._circuit_power(circuit, view),
                 headroom_a=headroom,
                 uncontrollable_w=others_w,
             )
 
-    def _circuit_power(self, circuit: Circuit) -> float:
+    def _circuit_power(self, circuit: Circuit, view: FreshView) -> float:
         """The circuit's measured net consumption (W; NaN: unknown).
 
         The grid formula for the root, its meter for a metered feeder, the sum
-        of its chargers' measured power otherwise.
+        of its chargers' measured power otherwise (read in `view`, the tick's
+        one view of the store: the same instant as the allocation's readings).
         """
         store = self.context.store
         if circuit.root:
             return self._grid.power(store)
         if (meter := self._meters.get(circuit.circuit_id)) is not None:
             return meter.power(store)
-        view = store.fresh_view()
         powers = [view.value(cid, members.AC_POWER) for cid in circuit.charger_ids]
         return math.fsum(p if p is not None else math.nan for p in powers)
 
@@ -509,8 +511,9 @@ class EvPoolSteering(PoolSteering):
         return self.targets.apply(
             inputs,
             shaped,
-            solar=lambda cid: (
-                modes is not None and modes.mode(cid) is ChargerMode.SOLAR
+            waits=lambda cid: (
+                modes is not None
+                and modes.mode(cid) in (ChargerMode.SOLAR, ChargerMode.SMART)
             ),
         )
 

@@ -195,6 +195,11 @@ class BatteryPairs:
                 unreachable += view.value(inverter_id, members.AC_POWER) or 0.0
         return pairs, unreachable
 
+    def pair(self, inverter_id: int) -> InverterBatteries | None:
+        """The inverter's pair from the latest fresh telemetry (`None`: unusable)."""
+        batteries = self._topology.batteries_of_inverter(inverter_id)
+        return self._pair(self._store.fresh_view(), inverter_id, batteries)
+
     def _pair(
         self, view: FreshView, inverter_id: int, batteries: tuple[int, ...]
     ) -> InverterBatteries | None:

@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 import math
 
+from .. import members
 from ..bounds import PowerBounds
 from ..distributor import DispatchReport, Distributor
 from ..graph import Topology
@@ -161,6 +162,24 @@ class PoolSteering(ABC):
         for sent in self._sent.values():
             for cid in component_ids:
                 sent.pop(cid, None)
+
+    def commands(self, component_id: int) -> bool:
+        """Whether one of this pool's sets holds a setpoint on the component."""
+        return any(component_id in sent for sent in self._sent.values())
+
+    def still_allows(self, component_id: int, power: float) -> bool:
+        """Whether the latest telemetry allows a standing setpoint to be re-sent.
+
+        The distributor asks before each keep-alive refresh: the value was
+        decided on the bounds of its time. 0 W always (how a component is
+        released); any other value only inside the component's fresh AC bounds
+        — unknown or stale bounds allow nothing, as on a tick a component
+        without fresh bounds gets no setpoint.
+        """
+        if power == 0.0:
+            return True
+        bounds = self.context.store.fresh_view().bounds(component_id, members.AC_POWER)
+        return bounds is not None and bounds.allows(power)
 
     def commanded(self) -> dict[int, float]:
         """Every setpoint this pool has standing, per component."""

@@ -32,7 +32,7 @@ from ..graph import Topology
 ROOT_CIRCUIT_ID = "grid"
 """The id of the grid connection point's circuit (every charger is behind it)."""
 
-_PHASE_CURRENTS = (
+PHASE_CURRENTS = (
     Metric.AC_CURRENT_PHASE_1,
     Metric.AC_CURRENT_PHASE_2,
     Metric.AC_CURRENT_PHASE_3,
@@ -96,7 +96,7 @@ def meter_rating_a(topology: Topology, meter_id: int) -> float | None:
         return None
     uppers = [
         bounds.upper
-        for metric in _PHASE_CURRENTS
+        for metric in PHASE_CURRENTS
         if (bounds := component.rated_bounds.get(metric)) is not None
         and bounds.upper is not None
         and math.isfinite(bounds.upper)

@@ -26,6 +26,10 @@ class ForecastPoint:
     value: float
 
 
+def _start(point: ForecastPoint) -> float:
+    return point.start
+
+
 @dataclass(frozen=True, slots=True)
 class TimeSeries:
     """Forecast points sorted by start, not overlapping, all finite.
@@ -74,7 +78,7 @@ class TimeSeries:
         """
         if not self.points or end <= start:
             return None
-        index = max(0, bisect_right([p.start for p in self.points], start) - 1)
+        index = max(0, bisect_right(self.points, start, key=_start) - 1)
         weighted = 0.0
         covered = 0.0
         for point in self.points[index:]:

@@ -45,6 +45,15 @@ class CircuitStatus:
     uncontrollable_w: float
     """What the circuit's other loads drew (W; estimated; NaN: unknown)."""
 
+    @property
+    def other_load_w(self) -> float:
+        """The other loads to expect ahead (W): as last drawn, 0 when unknown.
+
+        Forecasts and plans hold it constant, the best the hub knows of them.
+        """
+        load = self.uncontrollable_w
+        return load if math.isfinite(load) and load > 0.0 else 0.0
+
     def as_dict(self) -> dict[str, object]:
         """A JSON-able form (diagnostics, action responses)."""
         return {

@@ -7,11 +7,13 @@ misses its departure. Here one plan covers the whole hub: per charging need
 (charger, energy to deliver, earliest start, departure) the planner
 
 1. fills **PV surplus** first (free energy, shared in order of departure),
-2. then the **cheapest** slots of the price forecast, round by round: each need
-   in order of departure takes its next cheapest slot, so no need grabs every
-   cheap slot a tighter one depends on,
+2. then the **cheapest** slots of the price forecast: each need in order of
+   departure takes the cheapest slots of its window it still needs,
 3. then **deadline**: whatever is still missing, as early as possible, in slots
    without a price (beyond the forecast, or no price source at all),
+4. and last a **repair**: a need still short gets the slots it depends on from
+   needs with a wider window, whose energy moves to their other slots (so a
+   need leaving later does not keep a cheap slot a tighter one cannot miss),
 
 and never exceeds any circuit's limits on any phase in any slot: a circuit's
 fuse (A per phase, less its other loads spread over the phases), its fixed
@@ -23,9 +25,13 @@ PV power is counted against every limit like grid power (conservative: a
 feeder's fuse carries it either way, and the grid circuit's envelope is then
 held even if the forecast was too sunny).
 
-A slot's power is a mean: charging at the minimum current for part of a slot
-is how a need smaller than a whole slot at minimum current is delivered, so a
-slot is used only where the minimum current fits, and the average may be lower.
+A slot a need uses is booked at the minimum current at least, for the whole
+slot: the live allocator raises any limit below the minimum up to it, so a plan
+that counted on less would overrun its circuits. A slot where the minimum does
+not fit is not used; a need smaller than a slot at minimum current is delivered
+before the slot ends (the car is full), so a slot's energy can be less than its
+power over the slot. A charger with several needs at once (a booking and a
+target) gets no more than its maximum current in a slot, all needs together.
 
 Times are POSIX seconds (UTC); energies Wh; prices per kWh in the forecast's
 currency. Pure computation, no I/O: the Home Assistant layer re-plans when
@@ -155,7 +161,11 @@ class PlanCircuit:
 
 
 class PlannedSlot(NamedTuple):
-    """What a need draws in one slot (a mean over the slot's part in its window).
+    """What a need is given in one slot (over the slot's part in its window).
+
+    `power_w` is what the slot books on the circuits, the minimum current at
+    least; `energy_wh` is what the need takes of it, less than `power_w` over
+    the slot where the car is full before the slot ends.
 
     A named tuple: a plan of a whole depot holds thousands, built at every re-plan.
     """
@@ -174,7 +184,9 @@ class PlannedSlot(NamedTuple):
     @property
     def grid_wh(self) -> float:
         """The energy not covered by PV (Wh)."""
-        return self.energy_wh * (1.0 - self.pv_w / self.power_w) if self.power_w else 0
+        if not self.power_w:
+            return 0.0
+        return self.energy_wh * (1.0 - self.pv_w / self.power_w)
 
     @property
     def cost(self) -> float | None:
@@ -264,13 +276,16 @@ class ChargingPlan:
     def power_w(self, charger_id: int, at: float) -> float | None:
         """The power the plan gives the charger at `at`.
 
-        `None` when the charger has no need in the plan covering `at` (its mode
-        then decides alone); 0 W when the plan holds it back now.
+        `None` when no need of the charger covering `at` got any energy in the
+        plan (none covers it, or the plan could not place any: below the
+        minimum current, all capacity taken): its mode then decides alone, as
+        holding it at 0 W would hold it for ever. 0 W when the plan holds it
+        back now because its energy is planned in other slots.
         """
         covering = [
             n
             for n in self._by_charger.get(charger_id, ())
-            if n.need.earliest_start <= at < n.need.departure
+            if n.slots and n.need.earliest_start <= at < n.need.departure
         ]
         if not covering:
             return None
@@ -433,16 +448,26 @@ class _Need:
     phase_index: tuple[int, ...]
     """The need's phases, 0-based."""
     circuits: list[int]
+    charger_a: list[float]
+    """Per slot: the current booked on the need's charger, all its needs together
+    (the list is shared by the charger's needs)."""
     window: dict[int, float]
     """Slot → seconds of the slot inside the need's window, in slot order."""
     left_wh: float
     amps: dict[int, float] = field(default_factory=dict)
+    """Slot → the current booked per phase (0, or the minimum current at least)."""
+    wh: dict[int, float] = field(default_factory=dict)
+    """Slot → the energy the need takes of what is booked."""
     pv_amps: dict[int, float] = field(default_factory=dict)
     grid_source: dict[int, SlotSource] = field(default_factory=dict)
 
 
 class _Capacity:
-    """Per circuit and slot: the power and per-phase current still free."""
+    """Per circuit and slot: the power and per-phase current still free.
+
+    Per charger and slot: the current booked, all its needs together
+    (`_Need.charger_a`).
+    """
 
     def __init__(
         self,
@@ -452,6 +477,9 @@ class _Capacity:
         count: int,
         voltage_v: float,
     ) -> None:
+        self.count = count
+        self.charger_a: dict[int, list[float]] = {}
+        """Per charger, per slot: the current booked (per phase)."""
         self.power_w: list[list[float]] = []
         self.phase_a: list[list[list[float]]] = []
         """Per circuit, per phase (0-based), per slot."""
@@ -473,9 +501,16 @@ class _Capacity:
             self.power_w.append([max(0.0, min(static, u) - other) for u in uppers])
             self.phase_a.append([[fuse] * count for _ in range(PHASE_COUNT)])
 
+    def booked_a(self, charger_id: int) -> list[float]:
+        """The charger's booked current per slot (one list for all its needs)."""
+        booked = self.charger_a.get(charger_id)
+        if booked is None:
+            booked = self.charger_a[charger_id] = [0.0] * self.count
+        return booked
+
     def room_a(self, need: _Need, slot: int) -> float:
         """The per-phase current the need could still add in the slot."""
-        room = math.inf
+        room = need.need.max_current_a - need.charger_a[slot]
         watts_per_amp = need.watts_per_amp
         for circuit in need.circuits:
             free = self.power_w[circuit][slot] / watts_per_amp
@@ -491,6 +526,7 @@ class _Capacity:
     def take(self, need: _Need, slot: int, amps: float) -> None:
         """Book `amps` per phase of the need's phases in the slot on its circuits."""
         watts = amps * need.watts_per_amp
+        need.charger_a[slot] += amps
         for circuit in need.circuits:
             self.power_w[circuit][slot] -= watts
             phases = self.phase_a[circuit]
@@ -538,7 +574,9 @@ def plan_charging(
             circuit_index.setdefault(charger_id, []).append(index)
 
     planning = [
-        _need_in_slots(need, index, circuit_index, start, now, slot_s, count, voltage_v)
+        _need_in_slots(
+            need, index, circuit_index, capacity, start, now, slot_s, voltage_v
+        )
         for index, need in enumerate(valid)
     ]
     by_departure = sorted(
@@ -572,17 +610,17 @@ def _need_in_slots(
     need: ChargingNeed,
     index: int,
     circuit_index: Mapping[int, list[int]],
+    capacity: _Capacity,
     start: float,
     now: float,
     slot_s: float,
-    count: int,
     voltage_v: float,
 ) -> _Need:
     """The need's window as seconds per slot, from now on."""
     begin = max(need.earliest_start, now)
     window: dict[int, float] = {}
     first = max(0, math.floor((begin - start) / slot_s))
-    for slot in range(first, count):
+    for slot in range(first, capacity.count):
         slot_start = start + slot * slot_s
         if slot_start >= need.departure:
             break
@@ -595,6 +633,7 @@ def _need_in_slots(
         watts_per_amp=len(need.phases) * voltage_v,
         phase_index=tuple(phase - 1 for phase in need.phases),
         circuits=list(circuit_index.get(need.charger_id, ())),
+        charger_a=capacity.booked_a(need.charger_id),
         window=window,
         left_wh=need.energy_wh,
     )
@@ -608,23 +647,36 @@ def _give(
 ) -> float:
     """Add what fits of the need's rest in the slot; return the amps added.
 
-    Nothing where even the minimum current does not fit (with what the need
-    has in the slot already).
+    A slot the need uses is booked at the minimum current at least, for the
+    whole slot (the live allocator raises a lower limit to the minimum), and
+    its energy is what that delivers, up to the need's rest: nothing where the
+    minimum does not fit. What the slot has booked already and not used (a
+    short rest given back to it) is used first.
     """
     if need.left_wh <= _EPSILON_WH:
         return 0.0
-    seconds = need.window[slot]
     have = need.amps.get(slot, 0.0)
-    room = min(capacity.room_a(need, slot), need.need.max_current_a - have, limit_a)
-    if room <= 0.0 or have + room < need.need.min_current_a - 1e-9:
+    wh_per_amp = need.watts_per_amp * need.window[slot] / 3600.0
+    if have > 0.0:
+        spare_wh = have * wh_per_amp - need.wh[slot]
+        if spare_wh > _EPSILON_WH:
+            used = min(spare_wh, need.left_wh)
+            need.wh[slot] += used
+            need.left_wh -= used
+            if need.left_wh <= _EPSILON_WH:
+                return 0.0
+    at_least = need.need.min_current_a - have
+    room = min(capacity.room_a(need, slot), limit_a)
+    if room <= 0.0 or room < at_least - 1e-9:
         return 0.0
-    wanted = need.left_wh * 3600.0 / (seconds * need.watts_per_amp)
-    amps = min(room, wanted)
+    amps = min(room, max(need.left_wh / wh_per_amp, at_least))
     if amps <= 0.0:
         return 0.0
     capacity.take(need, slot, amps)
     need.amps[slot] = have + amps
-    need.left_wh = max(0.0, need.left_wh - amps * need.watts_per_amp * seconds / 3600)
+    energy = min(need.left_wh, amps * wh_per_amp)
+    need.wh[slot] = need.wh.get(slot, 0.0) + energy
+    need.left_wh = max(0.0, need.left_wh - energy)
     return amps
 
 
@@ -689,9 +741,12 @@ def _repair(
                 if other is short or short.left_wh <= _EPSILON_WH:
                     continue
                 grid_a = other.amps.get(slot, 0.0) - other.pv_amps.get(slot, 0.0)
-                if grid_a <= 0.0 or not set(other.circuits) & set(short.circuits):
+                if grid_a <= 0.0 or (
+                    other.charger_a is not short.charger_a
+                    and set(other.circuits).isdisjoint(short.circuits)
+                ):
                     continue
-                _move_out(other, short, slot, grid_a, capacity, price_of)
+                _move_out(other, short, slot, capacity, price_of)
             if _give(short, slot, capacity) > 0.0:
                 source = SlotSource.CHEAP if price_of[slot] is not None else None
                 short.grid_source.setdefault(slot, source or SlotSource.DEADLINE)
@@ -701,11 +756,20 @@ def _move_out(
     other: _Need,
     short: _Need,
     slot: int,
-    grid_a: float,
     capacity: _Capacity,
     price_of: Sequence[float | None],
 ) -> None:
-    """Move `other`'s grid current in `slot` elsewhere if that lets `short` in."""
+    """Move `other`'s grid current in `slot` elsewhere if that lets `short` in.
+
+    What stays in the slot (its PV part, and then the minimum current at
+    least) keeps as much of the slot's energy as it delivers.
+    """
+    amps = other.amps[slot]
+    pv_a = other.pv_amps.get(slot, 0.0)
+    keep_a = max(pv_a, other.need.min_current_a) if pv_a > 0.0 else 0.0
+    grid_a = amps - keep_a
+    if grid_a <= 1e-9:
+        return
     before = min(capacity.room_a(short, slot), short.need.max_current_a)
     capacity.take(other, slot, -grid_a)
     after = min(capacity.room_a(short, slot), short.need.max_current_a)
@@ -713,12 +777,14 @@ def _move_out(
     capacity.take(other, slot, grid_a)
     if after <= before + 1e-9 or have + after < short.need.min_current_a - 1e-9:
         return
-    seconds = other.window[slot]
-    moved_wh = grid_a * other.watts_per_amp * seconds / 3600.0
+    wh_per_amp = other.watts_per_amp * other.window[slot] / 3600.0
+    slot_wh = other.wh[slot]
+    kept_wh = min(slot_wh, keep_a * wh_per_amp)
     capacity.take(other, slot, -grid_a)
-    other.amps[slot] -= grid_a
+    other.amps[slot] = keep_a
+    other.wh[slot] = kept_wh
     kept_left = other.left_wh
-    other.left_wh = moved_wh
+    other.left_wh = slot_wh - kept_wh
     alternatives = _price_order(other, price_of)
     alternatives += [s for s in other.window if price_of[s] is None]
     for target in alternatives:
@@ -727,11 +793,13 @@ def _move_out(
         if target != slot and _give(other, target, capacity) > 0.0:
             source = SlotSource.CHEAP if price_of[target] is not None else None
             other.grid_source.setdefault(target, source or SlotSource.DEADLINE)
-    # Whatever found no other slot goes back where it was (the room is still there).
+    # Whatever found no other slot goes back where it was (the room is still
+    # there: it held `amps`, the minimum current at least).
     if other.left_wh > _EPSILON_WH:
-        back_a = other.left_wh * 3600.0 / (seconds * other.watts_per_amp)
+        back_a = max(other.left_wh / wh_per_amp, other.need.min_current_a - keep_a)
         capacity.take(other, slot, back_a)
-        other.amps[slot] += back_a
+        other.amps[slot] = keep_a + back_a
+        other.wh[slot] = kept_wh + other.left_wh
     other.left_wh = kept_left
 
 
@@ -753,7 +821,6 @@ def _need_plan(
         amps = need.amps[slot]
         if amps <= 0.0:
             continue
-        seconds = need.window[slot]
         power = amps * need.watts_per_amp
         pv = min(power, need.pv_amps.get(slot, 0.0) * need.watts_per_amp)
         source = (
@@ -770,7 +837,7 @@ def _need_plan(
                 pv_w=pv,
                 source=source,
                 price=price_of[slot],
-                energy_wh=power * seconds / 3600.0,
+                energy_wh=need.wh[slot],
             )
         )
     unmet = need.left_wh if need.left_wh > _EPSILON_WH else 0.0

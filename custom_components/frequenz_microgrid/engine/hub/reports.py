@@ -54,11 +54,11 @@ def check_period(
 ) -> int:
     """Return the number of steps of a valid request, else raise.
 
-    Refused: a start not before the end, a step that is not a positive finite
-    duration, more than `MAX_REPORT_STEPS` steps or `MAX_REPORT_CELLS` values.
+    `start` and `end` are timezone-aware (the actions' schema makes every time
+    UTC, `action_fields.utc_datetime`). Refused: a start not before the end, a
+    step that is not a positive finite duration, more than `MAX_REPORT_STEPS`
+    steps or `MAX_REPORT_CELLS` values.
     """
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ReportRequestError("report_naive_time")
     if start >= end:
         raise ReportRequestError(
             "report_empty_period", start=start.isoformat(), end=end.isoformat()

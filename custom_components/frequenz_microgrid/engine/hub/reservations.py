@@ -515,8 +515,10 @@ class ReservationBook:
     def restore(self, reservations: Iterable[Reservation]) -> list[Reservation]:
         """Put stored bookings back (after a restart); returns those left out.
 
-        Left out: bookings that ended meanwhile, of a charger that is gone, or
-        that collide with one already restored.
+        Left out: bookings that ended meanwhile, of a charger that is gone,
+        that collide with one already restored, or whose period no booking may
+        have (a damaged record: not finite, too long, too far ahead; a date past
+        year 9999 would break every calendar view of the book).
         """
         now = self._clock()
         skipped = []
@@ -524,9 +526,8 @@ class ReservationBook:
             book = self._books.get(reservation.charger_id)
             if (
                 book is None
-                or reservation.end <= now
+                or not self._period_allowed(reservation.start, reservation.end, now)
                 or reservation.reservation_id in self._by_id
-                or not reservation.start < reservation.end
                 or book.conflict(reservation.start, reservation.end) is not None
             ):
                 skipped.append(reservation)
@@ -593,6 +594,13 @@ class ReservationBook:
                 ReservationProblem.UNKNOWN_RESERVATION, reservation=reservation_id
             )
         return reservation
+
+    def _period_allowed(self, start: float, end: float, now: float) -> bool:
+        try:
+            self._check_period(start, end, now)
+        except ReservationError:
+            return False
+        return True
 
     def _check_period(self, start: float, end: float, now: float) -> None:
         if not (math.isfinite(start) and math.isfinite(end)):

@@ -23,9 +23,11 @@ How a target combines with the charger's mode:
 - **off** stays off: the target is only reported at risk.
 - **fast** charges by laxity.
 - **boost** comes before every target (the user asked for *now*).
-- **solar** stays on PV surplus while its laxity is above
-  `SOLAR_FALLBACK_LAXITY_S`; below, it charges like fast (from the grid, by
-  laxity) so the car still leaves with its energy.
+- **solar** stays on PV surplus, **smart** follows the charging plan, while
+  its laxity is above `DEADLINE_FALLBACK_LAXITY_S`; below, it charges like fast
+  (from the grid, by laxity) so the car still leaves with its energy — a plan
+  is a forecast, and the live envelope or the other loads can leave less than
+  it counted on.
 
 `forecast` runs the same least-laxity model forward over the circuits' limits
 over time (fuse, fixed kW limit and envelope steps, less what the circuit's
@@ -34,14 +36,23 @@ unmet at its departure; a target with unmet energy is *at risk*. It is a model,
 not a promise: the other loads are held at today's value, plugged cars without
 a target keep their minimum, and the car's own taper near full is unknown.
 `TargetGuarantee` uses it for what a reservation can be promised.
+
+The live table re-runs the forecast only when one of its inputs changed
+(`ChargingTargets.forecast_stale`): a car came or went, a target was set or
+cleared, a charger's power range or mode changed, a circuit's limits or
+envelope changed, a circuit's other loads moved by more than
+`OTHERS_CHANGE_W`, or a car's delivered energy strayed more than
+`ENERGY_DRIFT_WH` from what the last run expected by now — and at least every
+`FORECAST_MAX_AGE_S`. At 100 chargers with 20 targets one run costs tens of
+milliseconds on the event loop; most rounds change nothing it models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 import contextlib
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 import math
@@ -53,9 +64,9 @@ from .circuits import Circuit
 from .limits import CircuitLimits
 from .reservations import ChargerCapacity, Reservation
 
-SOLAR_FALLBACK_LAXITY_S: Final = 900.0
-"""A solar-mode car with a target charges from the grid once its laxity is below
-this (s): a quarter of an hour of slack is left for the envelope's steps."""
+DEADLINE_FALLBACK_LAXITY_S: Final = 900.0
+"""A solar- or smart-mode car with a target charges like fast once its laxity is
+below this (s): a quarter of an hour of slack is left for the envelope's steps."""
 MAX_DEPARTURE_AHEAD_S: Final = 7 * 24 * 3600.0
 """The latest departure a target may name (a week, a booking's longest)."""
 AT_RISK_WH: Final = 100.0
@@ -64,6 +75,15 @@ DEFAULT_MAX_POWER_W: Final = 3 * 16.0 * 230.0
 """A charger's power before its first steering round has told its maximum."""
 DEFAULT_MIN_POWER_W: Final = 3 * 6.0 * 230.0
 """A charger's minimum power before its first steering round has told it."""
+FORECAST_MAX_AGE_S: Final = 60.0
+"""The forecast is re-run at least this often (s) while nothing it models changes:
+the expected completion is shown in minutes."""
+ENERGY_DRIFT_WH: Final = AT_RISK_WH
+"""A car whose delivered energy is off the last run's expectation by more than
+this (Wh, the model's grain) is forecast again."""
+OTHERS_CHANGE_W: Final = 500.0
+"""A circuit whose other loads moved by more than this (W) since the last run is
+forecast again (a kettle, not the household's flicker)."""
 _MAX_FORECAST_STEPS: Final = 720
 _MIN_STEP_S: Final = 60.0
 
@@ -213,8 +233,13 @@ class CircuitBudget:
     """What one circuit leaves its chargers over time (W)."""
 
     charger_ids: frozenset[int]
-    capacity_w: Callable[[float], float]
+    capacity_w: Callable[[float], float] = field(compare=False)
     """Power its chargers may draw together at a POSIX time (W)."""
+    limits: Hashable = None
+    """What `capacity_w` is made of besides `others_w` (equal limits: the same
+    capacity over time); `None` for a budget given as a bare function."""
+    others_w: float = field(default=0.0, compare=False)
+    """What the circuit's other loads take off (W, held constant)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +268,8 @@ class Outlook:
     """Energy still missing at departure (Wh)."""
     completion_s: float | None
     """When the target is expected to be met (`None`: not by departure)."""
+    power_w: float = 0.0
+    """The power the car gets in the first step (W): what it should draw now."""
 
     @property
     def at_risk(self) -> bool:
@@ -274,6 +301,7 @@ def forecast(
     step = max(_MIN_STEP_S, (horizon - now_s) / _MAX_FORECAST_STEPS)
     remaining = {c.charger_id: c.remaining_wh for c in fleet}
     delivered = dict.fromkeys(remaining, 0.0)
+    first_power: dict[int, float] = {}
     completion: dict[int, float | None] = {
         c.charger_id: (now_s if c.has_target and c.remaining_wh <= 0.0 else None)
         for c in fleet
@@ -305,6 +333,8 @@ def forecast(
             if car.has_target:
                 wanted = min(wanted, remaining[car.charger_id] * 3600.0 / dt)
             power = _take(car, wanted, headroom, member_of[car.charger_id])
+            if at == now_s:
+                first_power[car.charger_id] = power
             if power <= 0.0:
                 continue
             energy = power * dt / 3600.0
@@ -321,6 +351,7 @@ def forecast(
             delivered[c.charger_id],
             remaining[c.charger_id] if c.has_target else 0.0,
             completion[c.charger_id],
+            first_power.get(c.charger_id, 0.0),
         )
         for c in fleet
     }
@@ -364,13 +395,17 @@ def circuit_budgets(
             else circuit.phase_limit_a * 3 * nominal_voltage_v
         )
         status = limits.statuses.get(circuit.circuit_id)
-        others = 0.0 if status is None else status.uncontrollable_w
-        others_w = others if math.isfinite(others) and others > 0.0 else 0.0
+        others_w = 0.0 if status is None else status.other_load_w
 
         def capacity(at: float) -> float:
             return min(fuse_w, limits.upper_limit_w(circuit, at)) - others_w
 
-        return CircuitBudget(circuit.charger_ids, capacity)
+        return CircuitBudget(
+            circuit.charger_ids,
+            capacity,
+            (circuit, fuse_w, limits.envelope(circuit.circuit_id)),
+            others_w,
+        )
 
     return [budget(c) for c in limits.tree.circuits]
 
@@ -419,6 +454,27 @@ class _Session:
     energy_wh: float
 
 
+@dataclass(frozen=True, slots=True)
+class _ForecastRun:
+    """One run of the forecast: when, on what, and what it expected."""
+
+    at_s: float
+    cars: list[ForecastCar]
+    budgets: list[CircuitBudget]
+    outlooks: dict[int, Outlook]
+
+
+def _shape(car: ForecastCar) -> tuple[object, ...]:
+    """A car's forecast inputs but its remaining energy (which moves every round)."""
+    return (
+        car.charger_id,
+        car.has_target,
+        car.departure_s,
+        car.min_power_w,
+        car.max_power_w,
+    )
+
+
 type Listener = Callable[[], None]
 
 
@@ -450,6 +506,8 @@ class ChargingTargets:
         """Chargers in mode off in the last round: nothing reaches their target
         (a solar hold is not one: its target falls back to the grid)."""
         self._outlooks: dict[int, Outlook] = {}
+        self._last_run: _ForecastRun | None = None
+        """The inputs and results of the forecast's last run (`None`: never ran)."""
         self._listeners: list[Listener] = []
 
     # -- reading ----------------------------------------------------------------
@@ -574,13 +632,13 @@ class ChargingTargets:
         unshaped: Mapping[int, EvChargerInput],
         shaped: Mapping[int, EvChargerInput],
         *,
-        solar: Callable[[int], bool] = lambda _cid: False,
+        waits: Callable[[int], bool] = lambda _cid: False,
     ) -> dict[int, EvChargerInput]:
         """Give every plugged car with an unmet target its laxity (see module docs).
 
-        `unshaped` are the inputs before the modes, `shaped` after; a solar-mode
-        car whose laxity ran out takes its unshaped input (charges from the
-        grid). Off stays off and boost stays boost.
+        `unshaped` are the inputs before the modes, `shaped` after; a car whose
+        mode `waits` (solar, smart) and whose laxity ran out takes its unshaped
+        input (charges from the grid). Off stays off and boost stays boost.
         """
         now = self._clock()
         result = dict(shaped)
@@ -606,7 +664,7 @@ class ChargingTargets:
                 remaining, target.departure.timestamp(), now, self._max_power(cid)
             )
             base = shaped[cid]
-            if solar(cid) and laxity < SOLAR_FALLBACK_LAXITY_S:
+            if waits(cid) and laxity < DEADLINE_FALLBACK_LAXITY_S:
                 base = unshaped[cid]
             result[cid] = dataclasses.replace(base, laxity_s=laxity)
         return result
@@ -614,6 +672,48 @@ class ChargingTargets:
     def refresh(self) -> None:
         """Re-run the forecast for the plugged-in targets (no listener is told)."""
         now = self._clock()
+        cars = self._forecast_cars()
+        budgets = self.budgets()
+        outlooks = forecast(cars, budgets, now)
+        self._outlooks = {
+            cid: outlook for cid, outlook in outlooks.items() if cid in self._targets
+        }
+        self._last_run = _ForecastRun(now, cars, budgets, outlooks)
+
+    def forecast_stale(self) -> bool:
+        """Whether the forecast's inputs changed since it last ran (module docs).
+
+        Cheap next to `refresh`: the cars and budgets are rebuilt and compared,
+        nothing is run forward.
+        """
+        run = self._last_run
+        if run is None:
+            return True
+        now = self._clock()
+        elapsed = now - run.at_s
+        if not 0.0 <= elapsed < FORECAST_MAX_AGE_S:
+            return True
+        cars = self._forecast_cars()
+        if [_shape(car) for car in cars] != [_shape(car) for car in run.cars]:
+            return True  # a car came or went, a target, a power range or mode
+        for car, before in zip(cars, run.cars, strict=True):
+            if not car.has_target:
+                continue
+            outlook = run.outlooks.get(car.charger_id)
+            drawn_wh = 0.0 if outlook is None else outlook.power_w * elapsed / 3600.0
+            expected_wh = max(0.0, before.remaining_wh - drawn_wh)
+            if abs(car.remaining_wh - expected_wh) > ENERGY_DRIFT_WH:
+                return True
+        budgets = self.budgets()
+        if budgets != run.budgets:
+            return True  # the circuits, their fuses, limits or envelopes
+        return any(
+            abs(now_budget.others_w - then.others_w) > OTHERS_CHANGE_W
+            for now_budget, then in zip(budgets, run.budgets, strict=True)
+        )
+
+    def _forecast_cars(self) -> list[ForecastCar]:
+        """Every plugged car as the forecast sees it (a car held off: none)."""
         cars: list[ForecastCar] = []
         for cid, session in self._sessions.items():
             target = self._targets.get(cid)
@@ -643,10 +743,7 @@ class ChargingTargets:
                         has_target=False,
                     )
                 )
-        outlooks = forecast(cars, self.budgets(), now)
-        self._outlooks = {
-            cid: outlook for cid, outlook in outlooks.items() if cid in self._targets
-        }
+        return cars
 
     # -- internals --------------------------------------------------------------
 
