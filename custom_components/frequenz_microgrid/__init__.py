@@ -180,6 +180,7 @@ async def async_setup_entry(
             hass,
             entry.entry_id,
             topology,
+            engine.controller.circuit_limits.tree.circuits,
             reservation_grace_min(entry.options),
             guarantee,
         )

@@ -31,10 +31,11 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 
-from .circuit_entities import circuit_binary_sensors
+from .circuit_entities import CircuitLimitExceeded, circuit_binary_sensors
 from .component_states import CABLE_STATES, STATEFUL_COMPONENTS, first_state
 from .devices import has_device
 from .engine import members
+from .engine.control import Pool
 from .engine.health import ComponentStatus
 from .engine.snapshot import ComponentSnapshot
 from .entity import MicrogridEntity, SteeringEntity
@@ -178,8 +179,11 @@ async def async_setup_entry(
         async_add_entities,
         lambda change: [
             *_component_binary_sensors(entry, change.added),
-            *target_binary_sensors(entry),  # of chargers connected later too
+            *reserved_sensors(entry, change.added),
+            *circuit_binary_sensors(entry),
+            *target_binary_sensors(entry, change.added),
         ],
+        governs=(CircuitLimitExceeded,),
     )
 
 
@@ -196,9 +200,10 @@ def _component_binary_sensors(
         for description in COMPONENT_BINARY_SENSORS
         if component.category in description.categories
     ]
+    controller = entry.runtime_data.engine.controller
     steerable = {
         s.component_id for s in entry.runtime_data.status_feed.status.components
-    }
+    }.union(*(controller.pool_components(pool) for pool in Pool))
     entities.extend(
         ExcludedBinarySensor(entry, EXCLUDED, components[component_id])
         for component_id in sorted(steerable & wanted)

@@ -60,6 +60,7 @@ async def async_setup_entry(
         lambda _: [
             ReleaseButton(entry, d) for d in of_steerable_pools(entry, RELEASE_BUTTONS)
         ],
+        governs=(ReleaseButton,),
     )
 
 

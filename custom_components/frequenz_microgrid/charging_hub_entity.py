@@ -7,7 +7,7 @@ is back), and every change is stored (`ChargingHubSettings`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 from frequenz.client.microgrid.component import Component
@@ -39,8 +39,14 @@ class ChargingHubEntity(MicrogridEntity):
         self.async_write_ha_state()
 
 
-def chargers(entry: FrequenzMicrogridConfigEntry) -> Iterator[Component]:
-    """The microgrid's EV chargers, by id (each has a device and a mode)."""
+def chargers(
+    entry: FrequenzMicrogridConfigEntry, only: Collection[int] | None = None
+) -> Iterator[Component]:
+    """The microgrid's EV chargers, by id (each has a device and a mode).
+
+    `only`: just those of these ids (say, the chargers a topology change added).
+    """
     topology = entry.runtime_data.engine.topology
     for charger_id in sorted(topology.ev_charger_ids):
-        yield topology.components[charger_id]
+        if only is None or charger_id in only:
+            yield topology.components[charger_id]

@@ -228,3 +228,10 @@ def circuit_binary_sensors(
         CircuitLimitExceeded(entry, LIMIT_EXCEEDED, circuit)
         for circuit in entry.runtime_data.engine.controller.circuit_limits.tree.circuits
     ]
+
+
+CIRCUIT_SENSOR_TYPES: tuple[type[SensorEntity], ...] = (
+    CircuitSensor,
+    CircuitEnergySensor,
+)
+"""The sensor classes of circuits (`circuit_sensors` returns all of them)."""

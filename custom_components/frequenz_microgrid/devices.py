@@ -235,6 +235,23 @@ def async_remove_component_devices(
 
 
 @callback
+def async_remove_circuit_devices(
+    hass: HomeAssistant,
+    entry_id: str,
+    devices: MicrogridDevices,
+    circuit_ids: Iterable[str],
+) -> None:
+    """Remove the devices of circuits that are gone (their feeder meter left)."""
+    registry = dr.async_get(hass)
+    for circuit_id in circuit_ids:
+        device = registry.async_get_device_by_identifier(
+            _circuit_identifier(devices.entry_key, circuit_id), entry_id
+        )
+        if device is not None:
+            registry.async_remove_device(device.id)
+
+
+@callback
 def async_refresh_component_devices(
     hass: HomeAssistant,
     entry_id: str,

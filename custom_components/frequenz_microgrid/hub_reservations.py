@@ -1,8 +1,11 @@
 """The charging hub's reservations in Home Assistant: the book, its store, no-shows.
 
 One `ReservationBook` per entry (the engine's, Home-Assistant-free), built from
-the topology: every EV charger at its rated charge power, with the circuit fair
-share of the grid fuse and the discovered feeders as its guarantee. The bookings
+the topology: every EV charger at its rated charge power, with its fair share
+of the circuits the EV steering enforces (the grid fuse, the discovered feeders
+and the user's circuits: the controller's very circuit tree) as its static
+guarantee. When the topology changes without a reload (`follow_topology`), new
+chargers are bookable at once and the bookings of chargers that left go. The bookings
 are kept in a `Store` and put back at setup; every change is saved shortly after.
 Each microgrid snapshot tells the book which chargers have a car plugged in: a
 booking whose car has not come within the grace period (an option) is released,
@@ -12,7 +15,7 @@ While the microgrid is away nothing is released: no cable state, no no-show.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 import logging
 from typing import Any, Final
 
@@ -23,11 +26,11 @@ from homeassistant.util import dt as dt_util
 
 from .const import CONF_RESERVATION_GRACE_MIN, DEFAULT_RESERVATION_GRACE_MIN, DOMAIN
 from .coordinator import MicrogridCoordinator
-from .engine.control.inputs import grid_fuse_a
 from .engine.graph import Topology
 from .engine.health import ev_cable_connected
-from .engine.hub.circuits import build_circuit_tree
+from .engine.hub.circuits import Circuit
 from .engine.hub.reservations import (
+    ChargerCapacity,
     Guarantee,
     Released,
     ReleaseReason,
@@ -37,6 +40,7 @@ from .engine.hub.reservations import (
     static_guarantee,
 )
 from .engine.hub.sessions import SessionChange, SessionChangeKind
+from .engine.hub.targets import TargetGuarantee
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,19 +62,31 @@ def rated_charge_power_w(topology: Topology, charger_id: int) -> float:
     return max(0.0, float(upper)) if upper is not None else 0.0
 
 
+def rated_charge_powers_w(topology: Topology) -> dict[int, float]:
+    """Every charger's rated charge power (`rated_charge_power_w`)."""
+    return {cid: rated_charge_power_w(topology, cid) for cid in topology.ev_charger_ids}
+
+
+def charger_capacities_of(
+    topology: Topology, circuits: Iterable[Circuit]
+) -> dict[int, ChargerCapacity]:
+    """Every charger of `topology`: its rated power and its share of `circuits`."""
+    return charger_capacities(rated_charge_powers_w(topology), circuits)
+
+
 def build_book(
-    topology: Topology, grace_s: float, guarantee: Guarantee = static_guarantee
+    topology: Topology,
+    circuits: Iterable[Circuit],
+    grace_s: float,
+    guarantee: Guarantee = static_guarantee,
 ) -> ReservationBook:
     """The entry's empty book: every charger, its power and its circuit share.
 
+    `circuits`: those the EV steering enforces (`CircuitLimits.tree`).
     `guarantee` prices a booking (default: the static circuit share).
     """
-    circuits = build_circuit_tree(topology, grid_fuse_a(topology)).circuits
-    powers = {
-        cid: rated_charge_power_w(topology, cid) for cid in topology.ev_charger_ids
-    }
     return ReservationBook(
-        charger_capacities(powers, circuits),
+        charger_capacities_of(topology, circuits),
         clock=lambda: dt_util.utcnow().timestamp(),
         grace_s=grace_s,
         guarantee=guarantee,
@@ -85,13 +101,15 @@ class HubReservations:
         hass: HomeAssistant,
         entry_id: str,
         topology: Topology,
+        circuits: Iterable[Circuit],
         grace_min: float,
         guarantee: Guarantee = static_guarantee,
     ) -> None:
         """Build the book for `topology`; `async_load` puts the stored bookings in."""
         self.hass = hass
         self.topology = topology
-        self.book = build_book(topology, grace_min * 60.0, guarantee)
+        self.guarantee = guarantee
+        self.book = build_book(topology, circuits, grace_min * 60.0, guarantee)
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.reservations"
         )
@@ -109,6 +127,19 @@ class HubReservations:
         component = self.topology.components.get(charger_id)
         name = None if component is None else component.name
         return name or f"EV charger {charger_id}"
+
+    def follow_topology(self, topology: Topology, circuits: Iterable[Circuit]) -> None:
+        """Book the chargers of a changed topology (see the module); logs drops."""
+        if isinstance(self.guarantee, TargetGuarantee):  # prices the new ones too
+            self.guarantee.max_power_w = rated_charge_powers_w(topology)
+        dropped = self.book.follow_chargers(charger_capacities_of(topology, circuits))
+        for reservation in dropped:  # named while the old topology still knows it
+            _LOGGER.warning(
+                "Reservation %s of %s was dropped: the charger left the microgrid",
+                reservation.reservation_id,
+                self.charger_name(reservation.charger_id),
+            )
+        self.topology = topology
 
     async def async_load(self) -> None:
         """Put the stored bookings back (ended ones and damaged files are dropped)."""

@@ -176,6 +176,7 @@ async def async_setup_entry(
             *(PoolNumber(entry, d) for d in of_steerable_pools(entry, NUMBERS)),
             *_hub_setting_numbers(entry),
         ],
+        governs=(PoolNumber,),
     )
 
 

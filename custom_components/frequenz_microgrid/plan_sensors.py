@@ -11,6 +11,7 @@ sees the plan without an action call. The slots are left out of the recorder
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from frequenz.client.microgrid.component import Component
@@ -39,12 +40,16 @@ PLANNED_POWER = SensorEntityDescription(
 )
 
 
-def plan_sensors(entry: FrequenzMicrogridConfigEntry) -> list[PlannedPowerSensor]:
-    """A "planned power" sensor for every EV charger (none without a planner)."""
+def plan_sensors(
+    entry: FrequenzMicrogridConfigEntry, only: Collection[int] | None = None
+) -> list[PlannedPowerSensor]:
+    """A "planned power" sensor per EV charger, `only` those (none: no planner)."""
     planner = entry.runtime_data.planner
     if planner is None:
         return []
-    return [PlannedPowerSensor(entry, planner, charger) for charger in chargers(entry)]
+    return [
+        PlannedPowerSensor(entry, planner, charger) for charger in chargers(entry, only)
+    ]
 
 
 class PlannedPowerSensor(ChargingHubEntity, SensorEntity):

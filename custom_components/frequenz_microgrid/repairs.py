@@ -139,6 +139,15 @@ class RepairTracker:
         self._update_components(now, components)
 
     @callback
+    def follow_topology(self, topology: Topology) -> None:
+        """Name the components of a changed topology (issues of gone ones clear).
+
+        A component that left is no longer among the statuses judged, so its
+        issue is withdrawn at the next judgement.
+        """
+        self._topology = topology
+
+    @callback
     def clear(self) -> None:
         """Remove every issue of the entry and forget the problems' history."""
         for issue_id in list(self._open):

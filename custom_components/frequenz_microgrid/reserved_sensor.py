@@ -8,6 +8,7 @@ clock (re-rendered with every snapshot, so it turns on when a booking starts).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from frequenz.client.microgrid.component import Component
@@ -27,12 +28,16 @@ if TYPE_CHECKING:
 RESERVED = BinarySensorEntityDescription(key="reserved", translation_key="reserved")
 
 
-def reserved_sensors(entry: FrequenzMicrogridConfigEntry) -> list[ReservedBinarySensor]:
-    """A "reserved" sensor for every EV charger (none without a book)."""
+def reserved_sensors(
+    entry: FrequenzMicrogridConfigEntry, only: Collection[int] | None = None
+) -> list[ReservedBinarySensor]:
+    """A "reserved" sensor per EV charger, `only` those (none without a book)."""
     hub = entry.runtime_data.reservations
     if hub is None:
         return []
-    return [ReservedBinarySensor(entry, hub, charger) for charger in chargers(entry)]
+    return [
+        ReservedBinarySensor(entry, hub, charger) for charger in chargers(entry, only)
+    ]
 
 
 class ReservedBinarySensor(ChargingHubEntity, BinarySensorEntity):

@@ -21,7 +21,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .assets_sensors import assets_sensors
-from .circuit_entities import circuit_sensors
+from .circuit_entities import CIRCUIT_SENSOR_TYPES, circuit_sensors
 from .devices import has_device
 from .engine.control import ComponentSetStatus
 from .engine.energy import EnergyTotal
@@ -134,14 +134,18 @@ async def async_setup_entry(
                 SteeringSensor(entry, d)
                 for d in of_steerable_pools(entry, STEERING_SENSORS)
             ),
-            # The hub's per-charger sensors, for chargers connected later.
-            *session_sensors(entry),
-            *target_sensors(entry),
-            *plan_sensors(entry),
+            *session_sensors(entry, change.added),
+            *circuit_sensors(entry),
+            *target_sensors(entry, change.added),
+            *plan_sensors(entry, change.added),
         ]
 
     async_add_entities_on_topology_change(
-        hass, entry, async_add_entities, topology_changed
+        hass,
+        entry,
+        async_add_entities,
+        topology_changed,
+        governs=(PoolSensor, EnergySensor, SteeringSensor, *CIRCUIT_SENSOR_TYPES),
     )
 
 

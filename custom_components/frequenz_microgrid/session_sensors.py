@@ -13,7 +13,7 @@ unplug); the occupancy sensors follow the live data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -122,8 +122,13 @@ OCCUPANCY_SENSORS: tuple[OccupancySensorDescription, ...] = (
 )
 
 
-def session_sensors(entry: FrequenzMicrogridConfigEntry) -> list[SensorEntity]:
-    """The session and occupancy sensors of an entry with EV chargers."""
+def session_sensors(
+    entry: FrequenzMicrogridConfigEntry, only: Collection[int] | None = None
+) -> list[SensorEntity]:
+    """The session and occupancy sensors of an entry with EV chargers.
+
+    `only`: the session sensors of just these chargers (and the occupancy ones).
+    """
     runtime = entry.runtime_data
     recorder = runtime.sessions
     if recorder is None or not recorder.tracker.charger_ids:
@@ -135,6 +140,7 @@ def session_sensors(entry: FrequenzMicrogridConfigEntry) -> list[SensorEntity]:
     sensors.extend(
         ChargerSessionSensor(entry, description, topology.components[charger_id])
         for charger_id in recorder.tracker.charger_ids
+        if only is None or charger_id in only
         for description in SESSION_SENSORS
     )
     return sensors

@@ -14,6 +14,7 @@ once, the forecast with the snapshots (`HubTargets` re-runs it).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,24 +65,26 @@ UNMET_ENERGY = SensorEntityDescription(
 )
 
 
-def target_sensors(entry: FrequenzMicrogridConfigEntry) -> list[SensorEntity]:
-    """The target sensors of every charger and the hub's unmet energy."""
+def target_sensors(
+    entry: FrequenzMicrogridConfigEntry, only: Collection[int] | None = None
+) -> list[SensorEntity]:
+    """The target sensors of every charger (or `only` those) and the unmet energy."""
     if not entry.runtime_data.engine.topology.ev_charger_ids:
         return []
     sensors: list[SensorEntity] = [UnmetEnergySensor(entry, UNMET_ENERGY)]
-    for charger in chargers(entry):
+    for charger in chargers(entry, only):
         sensors.append(ChargingTargetSensor(entry, CHARGING_TARGET, charger))
         sensors.append(ExpectedCompletionSensor(entry, EXPECTED_COMPLETION, charger))
     return sensors
 
 
 def target_binary_sensors(
-    entry: FrequenzMicrogridConfigEntry,
+    entry: FrequenzMicrogridConfigEntry, only: Collection[int] | None = None
 ) -> list[BinarySensorEntity]:
-    """A *target at risk* sensor for every charger."""
+    """A *target at risk* sensor for every charger (or `only` those)."""
     return [
         TargetAtRiskSensor(entry, TARGET_AT_RISK, charger)
-        for charger in chargers(entry)
+        for charger in chargers(entry, only)
     ]
 
 

@@ -40,7 +40,7 @@ from .engine.hub.targets import (
     TargetGuarantee,
     circuit_budgets,
 )
-from .hub_reservations import rated_charge_power_w
+from .hub_reservations import rated_charge_powers_w
 
 if TYPE_CHECKING:
     from .coordinator import MicrogridCoordinator
@@ -71,7 +71,7 @@ def reservation_guarantee(
     """
     return TargetGuarantee(
         lambda: circuit_budgets(controller.circuit_limits),
-        {cid: rated_charge_power_w(topology, cid) for cid in topology.ev_charger_ids},
+        rated_charge_powers_w(topology),
     )
 
 

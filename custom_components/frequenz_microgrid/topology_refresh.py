@@ -7,10 +7,18 @@ every read is unchanged: it is compared with the topology in use and nothing
 else happens (no entity is touched, no state written). When it changed:
 
 - the engine follows it (`MicrogridEngine.follow_topology`): streams, pool
-  formulas, pools and proposals; nothing is sent to a component that left;
-- the devices of components that left are removed, with their entities;
+  formulas, pools, circuits and proposals; nothing is sent to a component
+  that left;
+- the reservation book takes the new chargers (bookings of chargers that left
+  are dropped); the sessions, the charging plan and the repair issues know the
+  new components;
+- the devices of components and circuits that left are removed, with their
+  entities;
 - every platform adds the entities the new topology has and it has not
-  (`async_add_entities_on_topology_change`), which registers the new devices.
+  (`async_add_entities_on_topology_change`), which registers the new devices
+  (components, and circuits of new feeders); entities of a pool that has no
+  components any more (the last PV inverter left) are removed from the entity
+  registry, as those of a removed device are.
 
 A failed read changes nothing and is tried again at the next occasion: the
 microgrid being away is the monitor's business, not this module's. A new wiring
@@ -24,11 +32,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from frequenz.client.microgrid import ApiClientError, MicrogridInfo
-from frequenz.client.microgrid.component import Component, ComponentConnection
+from frequenz.client.microgrid import ApiClientError
 from frequenz.microgrid_component_graph import InvalidGraphError
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import entity_platform
+from homeassistant.helpers import entity_platform, entity_registry as er
 from homeassistant.helpers.dispatcher import (
     async_dispatcher_connect,
     async_dispatcher_send,
@@ -38,11 +46,16 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
 
 from .const import CONNECT_TIMEOUT_S, DOMAIN, LOGGER
-from .devices import async_refresh_component_devices, async_remove_component_devices
-from .engine.graph import Topology, build_topology
+from .devices import (
+    async_refresh_component_devices,
+    async_remove_circuit_devices,
+    async_remove_component_devices,
+)
+from .engine.graph import Topology, build_topology_off_loop
 from .engine.pools import CompiledFormulas
 from .engine.topology_change import TopologyChange, unchanged
 from .engine.topology_fingerprint import TopologyFingerprint, read_fingerprint
+from .engine.topology_worker import CachingDecoder, Decoded, RawTopology
 
 if TYPE_CHECKING:
     from .runtime import FrequenzMicrogridConfigEntry
@@ -73,6 +86,8 @@ class TopologyRefresh:
         self._running = False
         self._fingerprint: TopologyFingerprint | None = None
         """The raw answers the topology in use was last confirmed from."""
+        self._decoder = CachingDecoder()
+        """Decodes only the components whose answers changed since last time."""
 
     @callback
     def start(self) -> CALLBACK_TYPE:
@@ -138,35 +153,36 @@ class TopologyRefresh:
                 return TopologyChange()
             return await self._async_apply(reading)
 
-    async def _async_read(self) -> _Reading | None:
+    async def _async_read(self) -> Topology | None:
         """The topology the API describes now; `None`: the one in use.
 
         Equal raw answers are the common case and cost next to nothing; others
-        are decoded and compared; only a real change builds a new graph.
+        are decoded (in the executor) and compared; only a real change builds a
+        new graph, without holding the event loop (`build_topology_off_loop`).
         """
         runtime = self._entry.runtime_data
-        client = runtime.client
-        fingerprint = await read_fingerprint(client)
-        if fingerprint == self._fingerprint:
+        raw = await read_fingerprint(runtime.client)
+        if raw == self._fingerprint:
             return None
-        info, listed, wired = await asyncio.gather(
-            client.get_microgrid_info(),
-            client.list_components(),
-            client.list_connections(),
+        current = runtime.engine.topology
+        decoded = await self._hass.async_add_executor_job(
+            _decode_if_changed, self._decoder, current, raw
         )
-        # The client decodes lazily: decoding 1,000 components, comparing them
-        # and building the graph and its formulas, none of it in the event loop.
-        reading = await self._hass.async_add_executor_job(
-            _decode_and_build, runtime.engine.topology, info, listed, wired
-        )
-        self._fingerprint = fingerprint
-        return reading
+        if decoded is None:
+            self._fingerprint = raw
+            return None
+        topology = await build_topology_off_loop(raw, decoded)
+        self._fingerprint = raw
+        return topology
 
-    async def _async_apply(self, reading: _Reading) -> TopologyChange | None:
+    async def _async_apply(self, topology: Topology) -> TopologyChange | None:
         """Follow a changed topology: the engine, the devices, the platforms."""
         runtime = self._entry.runtime_data
         engine = runtime.engine
-        topology, formulas = reading
+        # Compiling 1,000 components' formulas is pure Python: a thread's work.
+        formulas = await self._hass.async_add_executor_job(
+            CompiledFormulas.from_topology, topology
+        )
         if topology.info.id != engine.topology.info.id:
             LOGGER.warning(
                 "%s now answers as microgrid %s, not %s: topology not followed",
@@ -175,9 +191,11 @@ class TopologyRefresh:
                 int(engine.topology.info.id),
             )
             return None
+        circuits_before = set(engine.controller.circuit_limits.tree.ids)
         change = await engine.follow_topology(topology, formulas)
         if not change:
             return change
+        circuits = engine.controller.circuit_limits.tree
         LOGGER.info(
             "Topology of %s changed: components %s added, %s removed",
             self._entry.title,
@@ -188,8 +206,19 @@ class TopologyRefresh:
             runtime.sessions.tracker.charger_ids = tuple(
                 sorted(topology.ev_charger_ids)
             )
+        if runtime.reservations is not None:
+            runtime.reservations.follow_topology(topology, circuits.circuits)
+        runtime.repairs.follow_topology(topology)
+        if runtime.planner is not None:  # re-plan with the new chargers
+            runtime.planner.request()
         async_remove_component_devices(
             self._hass, self._entry.entry_id, runtime.devices, change.removed
+        )
+        async_remove_circuit_devices(
+            self._hass,
+            self._entry.entry_id,
+            runtime.devices,
+            circuits_before - set(circuits.ids),
         )
         async_refresh_component_devices(
             self._hass,
@@ -197,35 +226,23 @@ class TopologyRefresh:
             runtime.devices,
             (topology.components[cid] for cid in sorted(change.updated)),
         )
+        await asyncio.sleep(0)  # what the removals set off, apart from the additions
         async_dispatcher_send(self._hass, topology_signal(self._entry.entry_id), change)
         return change
 
 
-type _Reading = tuple[Topology, CompiledFormulas]
-"""A changed topology and its compiled pool formulas."""
+def _decode_if_changed(
+    decoder: CachingDecoder, current: Topology, raw: RawTopology
+) -> Decoded | None:
+    """The raw answers decoded, or `None` if they describe `current` (executor).
 
-
-def _decode_and_build(
-    current: Topology,
-    info: MicrogridInfo,
-    listed: Iterable[Component],
-    wired: Iterable[ComponentConnection],
-) -> _Reading | None:
-    """Decode the API's answers; a changed topology with its formulas, or `None`.
-
-    Runs in the executor: it is pure (the answers have arrived already). The
-    graph library holds the GIL while it generates the pool formulas (~300 ms
-    for 1,000 components), so the event loop still waits for it in pieces of
-    up to ~150 ms; it happens only when the topology really changed.
-
-    Raises:
-        InvalidGraphError: the answers do not form a valid microgrid.
+    Decoding and comparing 1,000 components is up to ~0.2 s of pure Python.
     """
-    components, connections = list(listed), list(wired)
+    decoded = decoder.decode(raw)
+    info, components, connections = decoded
     if info == current.info and unchanged(current, components, connections):
         return None
-    topology = build_topology(info, components, connections)
-    return topology, CompiledFormulas.from_topology(topology)
+    return decoded
 
 
 @callback
@@ -234,19 +251,42 @@ def async_add_entities_on_topology_change(
     entry: FrequenzMicrogridConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
     build: Callable[[TopologyChange], Iterable[Entity]],
+    *,
+    governs: Iterable[type[Entity]] = (),
 ) -> None:
     """Add a platform's entities for a changed topology (call in `async_setup_entry`).
 
     After each change, `build` returns the platform's entities for the new
     topology (it may return all of them: those the platform has already, by
     unique id, are left alone, so nothing existing is re-created).
+
+    `governs`: the entity classes `build` returns *all* entities of (say, the
+    pool entities): an entity of exactly such a class that it no longer returns
+    (its pool has no components left) is removed from the entity registry, as
+    with a removed device.
     """
     platform = entity_platform.async_get_current_platform()
+    governed = frozenset(governs)
 
-    @callback
-    def _changed(change: TopologyChange) -> None:
-        present = {entity.unique_id for entity in platform.entities.values()}
-        new = [entity for entity in build(change) if entity.unique_id not in present]
+    async def _changed(change: TopologyChange) -> None:
+        # Each platform in a loop iteration of its own: adding and removing
+        # entities on a large site would otherwise hold the loop in one piece.
+        await asyncio.sleep(0)
+        if entry.state is not ConfigEntryState.LOADED:  # unloading meanwhile
+            return
+        built = list(build(change))
+        present = {entity.unique_id: entity for entity in platform.entities.values()}
+        if governed:  # an exact class look-up: thousands of entities on large sites
+            wanted = {entity.unique_id for entity in built}
+            registry = er.async_get(hass)
+            for unique_id, entity in present.items():
+                if (
+                    type(entity) in governed
+                    and unique_id not in wanted
+                    and registry.async_get(entity.entity_id) is not None
+                ):
+                    registry.async_remove(entity.entity_id)
+        new = [entity for entity in built if entity.unique_id not in present]
         if new:
             async_add_entities(new)
 

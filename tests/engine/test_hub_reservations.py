@@ -491,3 +491,41 @@ def test_upcoming_is_the_booking_in_force_or_the_next_of_any_charger() -> None:
     assert book.upcoming() == later
     clock.now = NOW + 3 * HOUR
     assert book.upcoming() is None
+
+
+# -- a changed topology ----------------------------------------------------------
+
+
+def test_new_chargers_are_bookable_and_a_gone_one_takes_its_bookings() -> None:
+    book = book_of({1: 11_000.0, 2: 22_000.0})
+    changes: list[None] = []
+    book.listen(lambda: changes.append(None))
+    kept = book.reserve(1, NOW + HOUR, NOW + 2 * HOUR)
+    gone = book.reserve(2, NOW + HOUR, NOW + 2 * HOUR)
+    later = book.reserve(2, NOW + 3 * HOUR, NOW + 4 * HOUR)
+    changes.clear()
+
+    dropped = book.follow_chargers(charger_capacities({1: 11_000.0, 3: 7_000.0}))
+
+    assert dropped == [gone, later]
+    assert changes == [None]  # saved once
+    assert book.charger_ids == [1, 3]
+    assert list(book) == [kept]
+    assert [(r.reservation, r.reason) for r in book.history] == [
+        (gone, ReleaseReason.CHARGER_GONE),
+        (later, ReleaseReason.CHARGER_GONE),
+    ]
+    refused(
+        ReservationProblem.UNKNOWN_CHARGER, book.reserve, 2, NOW + HOUR, NOW + 2 * HOUR
+    )
+    # The newcomer is bookable, and "any charger" considers it (1 is taken).
+    anyone = book.reserve(None, NOW + HOUR, NOW + 2 * HOUR)
+    assert anyone.charger_id == 3
+    assert anyone.max_kwh == pytest.approx(7.0)
+    assert [
+        a.charger_id for a in book.find_available(NOW + 5 * HOUR, NOW + 6 * HOUR)
+    ] == [1, 3]
+    # Nothing dropped, nothing to hear: the bookings are the same.
+    changes.clear()
+    assert book.follow_chargers(charger_capacities({1: 11_000.0, 3: 7_000.0})) == []
+    assert changes == []

@@ -16,9 +16,15 @@ from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator.scenario import (
+    Kind,
+    generated_component,
+)
 
 from .conftest import setup_entry, wait_for
 from .steering_helpers import PV_INVERTER, wait_until_working
+
+GRID_METER = 2
 
 GRACE_S = 1.0
 
@@ -113,3 +119,36 @@ async def test_unload_removes_the_entrys_issues(
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert _our_issues(hass) == []
+
+
+async def test_a_component_connected_live_is_named_and_its_issue_goes_with_it(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    entry = await _set_up(hass, simulator)
+    refresh = entry.runtime_data.topology_refresh
+    assert refresh is not None
+    new_inverter = 20
+    simulator.add_component(
+        generated_component(new_inverter, Kind.BATTERY_INVERTER, GRID_METER)
+    )
+    new_battery = 21  # the battery pool's components are its batteries
+    simulator.add_component(
+        generated_component(new_battery, Kind.BATTERY, new_inverter)
+    )
+    change = await refresh.async_refresh()
+    assert change is not None
+    assert new_inverter in change.added
+    issue_id = repairs.component_issue_id(entry.entry_id, new_battery)
+
+    await wait_until_working(entry, new_battery)
+
+    simulator.inject_fault(new_inverter, Fault.ERROR_STATE)
+    await wait_for(lambda: _issue(hass, issue_id) is not None, what="its issue")
+    issue = _issue(hass, issue_id)
+    assert issue is not None
+    placeholders = issue.translation_placeholders or {}
+    assert placeholders["component"] == f"battery {new_battery} (#{new_battery})"
+
+    simulator.remove_component(new_inverter)
+    await refresh.async_refresh()
+    await wait_for(lambda: _issue(hass, issue_id) is None, what="the issue withdrawn")

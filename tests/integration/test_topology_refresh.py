@@ -290,3 +290,188 @@ async def test_a_component_described_anew_updates_its_device(
         assert renamed is not None
         assert renamed.id == device.id
         assert renamed.name == "Kitchen"
+
+
+FEEDER = 30
+FEEDER_CHARGER = 31
+FEEDER_FUSE_A = 8  # its share (5.5 kW) is below the charger's 9.2 kW
+PV_INVERTER = 5
+GARAGE_CHARGER = 6
+
+
+def _circuit_device(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry, circuit_id: str
+) -> dr.DeviceEntry | None:
+    return dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, f"{KEY}_circuit_{circuit_id}"), entry.entry_id
+    )
+
+
+async def test_a_new_feeder_is_a_circuit_and_its_charger_bookable(
+    hass: HomeAssistant,
+) -> None:
+    """A new rated meter with a charger: circuit device, entities and bookings.
+
+    The booking of a charger that is then disconnected goes with it, as do the
+    feeder's circuit device and entities when the feeder is disconnected.
+    """
+    async with serving(
+        hass, load_scenario("home"), speed=10.0, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(hass, sim.url)
+        runtime = entry.runtime_data
+        assert runtime.topology_refresh is not None
+        hub = runtime.reservations
+        assert hub is not None
+        circuit = f"meter_{FEEDER}"
+        assert _circuit_device(hass, entry, circuit) is None
+        now = time.time()
+        garage_booking = hub.book.reserve(GARAGE_CHARGER, now + 3600, now + 7200)
+
+        sim.add_component(
+            replace(
+                generated_component(FEEDER, Kind.METER, GRID_METER),
+                fuse_current_a=FEEDER_FUSE_A,
+            )
+        )
+        sim.add_component(generated_component(FEEDER_CHARGER, Kind.EV_CHARGER, FEEDER))
+        change = await runtime.topology_refresh.async_refresh()
+        await hass.async_block_till_done()
+        assert change is not None
+        assert change.added == {FEEDER, FEEDER_CHARGER}
+
+        # The circuit: the controller enforces it, it has a device and entities.
+        assert circuit in runtime.engine.controller.circuit_limits.tree.ids
+        device = _circuit_device(hass, entry, circuit)
+        assert device is not None
+        limit_in_force = find_entity_id(hass, f"{KEY}_circuit_{circuit}_limit_in_force")
+        exceeded = find_entity_id(hass, f"{KEY}_circuit_{circuit}_limit_exceeded")
+        assert limit_in_force is not None
+        assert exceeded is not None
+        registry = er.async_get(hass)
+        for entity_id in (limit_in_force, exceeded):
+            registered = registry.async_get(entity_id)
+            assert registered is not None
+            assert registered.device_id == device.id
+        # The new charger is bookable, its share is the feeder's fuse, it has
+        # its reservation, target and plan entities, and its own name.
+        assert FEEDER_CHARGER in hub.book.charger_ids
+        share = hub.book.capacities[FEEDER_CHARGER].guaranteed_power_w
+        assert share == pytest.approx(FEEDER_FUSE_A * 3 * 230.0)
+        booking = hub.book.reserve(
+            FEEDER_CHARGER, now + 3600, now + 7200, energy_kwh=5.0
+        )
+        assert booking.charger_id == FEEDER_CHARGER
+        # The charging plan plans for it.
+        assert runtime.planner is not None
+        (need,) = [
+            n for n in runtime.planner.needs(now) if n.charger_id == FEEDER_CHARGER
+        ]
+        assert need.energy_wh == pytest.approx(5000.0)
+        assert need.max_current_a > 0.0
+        assert hub.charger_name(FEEDER_CHARGER) == f"ev_charger {FEEDER_CHARGER}"
+        for key in ("reserved", "charging_target", "target_at_risk"):
+            assert find_entity_id(hass, f"{KEY}_{FEEDER_CHARGER}_{key}") is not None, (
+                key
+            )
+
+        # The garage charger and the feeder leave: their bookings and circuit go.
+        sim.remove_component(GARAGE_CHARGER)
+        sim.remove_component(FEEDER)
+        change = await runtime.topology_refresh.async_refresh()
+        await hass.async_block_till_done()
+        assert change is not None
+        assert change.removed == {GARAGE_CHARGER, FEEDER, FEEDER_CHARGER}
+        assert hub.book.get(garage_booking.reservation_id) is None
+        assert hub.book.get(booking.reservation_id) is None
+        assert GARAGE_CHARGER not in hub.book.charger_ids
+        assert [r.reason.value for r in hub.book.history] == [
+            "charger_gone",
+            "charger_gone",
+        ]
+        assert circuit not in runtime.engine.controller.circuit_limits.tree.ids
+        assert _circuit_device(hass, entry, circuit) is None
+        assert registry.async_get(limit_in_force) is None
+        assert registry.async_get(exceeded) is None
+        assert hass.states.get(limit_in_force) is None
+
+
+async def test_a_pool_without_components_loses_its_entities(
+    hass: HomeAssistant,
+) -> None:
+    """The last PV inverter leaves: the PV pool's entities are removed, no others.
+
+    Connected again, the pool's entities come back.
+    """
+    async with serving(
+        hass, load_scenario("home"), speed=10.0, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(hass, sim.url)
+        runtime = entry.runtime_data
+        assert runtime.topology_refresh is not None
+        pv_entities = {
+            f"{KEY}_pv_power": ("sensor",),
+            f"{KEY}_pv_limit": ("number",),
+            f"{KEY}_pv_release": ("button",),
+        }
+        kept = [f"{KEY}_grid_power", f"{KEY}_batteries_setpoint"]
+        entity_ids = {
+            unique_id: find_entity_id(hass, unique_id, domains)
+            for unique_id, domains in pv_entities.items()
+        }
+        assert None not in entity_ids.values()
+        kept_ids = [find_entity_id(hass, unique_id) for unique_id in kept]
+        assert None not in kept_ids
+        unique_ids = {
+            registered.entity_id: registered.unique_id
+            for registered in er.async_entries_for_config_entry(
+                er.async_get(hass), entry.entry_id
+            )
+        }
+        registry_events: list[tuple[str, str]] = []
+
+        @callback
+        def _record(event: Event[Any]) -> None:
+            registry_events.append((event.data["action"], event.data["entity_id"]))
+
+        unsubscribe = hass.bus.async_listen(er.EVENT_ENTITY_REGISTRY_UPDATED, _record)
+        try:
+            sim.remove_component(PV_INVERTER)
+            change = await runtime.topology_refresh.async_refresh()
+            await hass.async_block_till_done()
+        finally:
+            unsubscribe()
+        assert change is not None
+        assert change.removed == {PV_INVERTER}
+
+        for entity_id in entity_ids.values():
+            assert entity_id is not None
+            assert er.async_get(hass).async_get(entity_id) is None
+            assert hass.states.get(entity_id) is None
+            assert ("remove", entity_id) in registry_events
+        for entity_id in kept_ids:
+            assert entity_id is not None
+            assert er.async_get(hass).async_get(entity_id) is not None
+        # Only the PV inverter's own entities and the PV pool's went.
+        removed = {
+            unique_ids[entity_id]
+            for action, entity_id in registry_events
+            if action == "remove"
+        }
+        assert removed
+        assert {
+            unique_id
+            for unique_id in removed
+            if not unique_id.startswith((f"{KEY}_{PV_INVERTER}_", f"{KEY}_pv_"))
+        } == set()
+        assert not [event for event in registry_events if event[0] == "create"]
+
+        sim.add_component(
+            generated_component(PV_INVERTER, Kind.PV_INVERTER, GRID_METER)
+        )
+        change = await runtime.topology_refresh.async_refresh()
+        await hass.async_block_till_done()
+        assert change is not None
+        assert change.added == {PV_INVERTER}
+        for unique_id, domains in pv_entities.items():
+            assert find_entity_id(hass, unique_id, domains) is not None, unique_id

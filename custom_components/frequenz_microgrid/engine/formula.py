@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+import functools
 import math
 import re
 from typing import NoReturn
@@ -252,8 +253,13 @@ class Formula:
         return self._root(values)
 
 
+@functools.lru_cache(maxsize=32)
 def compile_formula(text: str) -> Formula:
     """Parse `text` once into an evaluable `Formula`.
+
+    Remembered per text (a `Formula` is immutable): the pool formulas of a new
+    topology are compiled in the executor (`CompiledFormulas`), and what the
+    steering compiles of the same strings in the event loop is then at hand.
 
     Raises:
         FormulaError: `text` is not a valid formula.

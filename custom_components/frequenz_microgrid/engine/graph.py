@@ -4,7 +4,10 @@ Loaded once per connection from the Microgrid API. The wiring goes through
 `frequenz-microgrid-component-graph`, the library the Frequenz SDK uses, so the pool
 formulas (which meter or inverter measures which pool, with which fallbacks) are the
 same ones the SDK evaluates; we only keep the formula strings and compile them
-ourselves (see `formula.py`).
+ourselves (see `formula.py`). Generating them holds the GIL for a long time on a
+large site, so `load_topology` and `build_topology_off_loop` generate a large
+site's formulas in a child process (`topology_worker.py`) and do the rest in an
+executor thread: the event loop is never held for long.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 import logging
+from typing import Final
 
-from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid import MicrogridApiClient, MicrogridInfo
 from frequenz.client.microgrid.component import (
     Battery,
@@ -26,16 +29,26 @@ from frequenz.client.microgrid.component import (
     Meter,
     SolarInverter,
 )
-from frequenz.microgrid_component_graph import (
-    ComponentGraph,
-    ComponentGraphConfig,
-    FormulaGenerationError,
+
+from .topology_fingerprint import read_fingerprint
+from .topology_worker import (
+    Decoded,
+    Generated,
+    RawTopology,
+    WorkerError,
+    decode,
+    formulas_in_child_process,
+    generate_formulas,
 )
 
 _LOGGER = logging.getLogger(__name__)
 
-type MicrogridGraph = ComponentGraph[Component, ComponentConnection, ComponentId]
-"""The component graph over the client's own component and connection objects."""
+CHILD_PROCESS_MIN_COMPONENTS: Final = 200
+"""From this size on a site's formulas are generated in a child process.
+
+Below it the graph library takes a few tens of milliseconds at most, less than
+starting a process costs (tests and homes build in a thread).
+"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +67,13 @@ class PoolFormulas:
     consumer: str | None = None
     producer: str | None = None
 
+    @classmethod
+    def from_generated(cls, generated: Generated) -> PoolFormulas:
+        """Take the generated formulas; say why any is missing."""
+        for problem in generated["problems"]:
+            _LOGGER.warning(problem)
+        return cls(**generated["formulas"])
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Topology:
@@ -62,7 +82,6 @@ class Topology:
     info: MicrogridInfo
     components: Mapping[int, Component]
     connections: tuple[ComponentConnection, ...]
-    graph: MicrogridGraph
     battery_ids: frozenset[int] = frozenset()
     battery_inverter_ids: frozenset[int] = frozenset()
     pv_inverter_ids: frozenset[int] = frozenset()
@@ -131,22 +150,17 @@ def _ids_of(components: Iterable[Component], kind: type[Component]) -> frozenset
     return frozenset(int(c.id) for c in components if isinstance(c, kind))
 
 
-def _formula_or_none(name: str, generate: Callable[[], str]) -> str | None:
-    """Generate a formula; `None` (logged) when the graph cannot express it."""
-    try:
-        return generate()
-    except FormulaGenerationError as err:
-        _LOGGER.warning("Cannot build the %s formula: %s", name, err)
-        return None
-
-
 def build_topology(
     info: MicrogridInfo,
     components: Iterable[Component],
     connections: Iterable[ComponentConnection],
-    config: ComponentGraphConfig | None = None,
+    formulas: PoolFormulas | None = None,
 ) -> Topology:
-    """Build a `Topology` from the API's answers (pure; used by `load_topology`).
+    """Build a `Topology` from the API's answers (pure).
+
+    `formulas`: generated already (by a child process, which also checked the
+    wiring); otherwise they are generated here, holding the GIL all along
+    (see `load_topology`).
 
     Raises:
         frequenz.microgrid_component_graph.InvalidGraphError: the components and
@@ -155,9 +169,10 @@ def build_topology(
     """
     component_list = list(components)
     connection_list = tuple(connections)
-    graph: MicrogridGraph = ComponentGraph(
-        component_list, connection_list, config or ComponentGraphConfig()
-    )
+    if formulas is None:
+        formulas = PoolFormulas.from_generated(
+            generate_formulas(component_list, connection_list)
+        )
     parents: dict[int, list[int]] = {}
     children: dict[int, list[int]] = {}
     for conn in connection_list:
@@ -165,37 +180,15 @@ def build_topology(
         parents.setdefault(destination, []).append(source)
         children.setdefault(source, []).append(destination)
 
-    battery_ids = _ids_of(component_list, Battery)
-    pv_inverter_ids = _ids_of(component_list, SolarInverter)
-    ev_charger_ids = _ids_of(component_list, EvCharger)
     grid_ids = sorted(_ids_of(component_list, GridConnectionPoint))
-    formulas = PoolFormulas(
-        # An empty pool has no formula (the library would answer "0.0"): there is
-        # nothing to measure, so the pool gets no entities rather than a fake 0 W.
-        battery=_formula_or_none("battery", lambda: graph.battery_formula(None))
-        if battery_ids
-        else None,
-        ev_charger=_formula_or_none(
-            "EV charger", lambda: graph.ev_charger_formula(None)
-        )
-        if ev_charger_ids
-        else None,
-        pv=_formula_or_none("PV", lambda: graph.pv_formula(None))
-        if pv_inverter_ids
-        else None,
-        grid=_formula_or_none("grid", graph.grid_formula),
-        consumer=_formula_or_none("consumer", graph.consumer_formula),
-        producer=_formula_or_none("producer", graph.producer_formula),
-    )
     return Topology(
         info=info,
         components={int(c.id): c for c in component_list},
         connections=connection_list,
-        graph=graph,
-        battery_ids=battery_ids,
+        battery_ids=_ids_of(component_list, Battery),
         battery_inverter_ids=_ids_of(component_list, BatteryInverter),
-        pv_inverter_ids=pv_inverter_ids,
-        ev_charger_ids=ev_charger_ids,
+        pv_inverter_ids=_ids_of(component_list, SolarInverter),
+        ev_charger_ids=_ids_of(component_list, EvCharger),
         meter_ids=_ids_of(component_list, Meter),
         grid_id=grid_ids[0] if grid_ids else None,
         formulas=formulas,
@@ -204,10 +197,44 @@ def build_topology(
     )
 
 
-async def load_topology(
-    client: MicrogridApiClient, config: ComponentGraphConfig | None = None
-) -> Topology:
+async def decode_off_loop(raw: RawTopology) -> Decoded:
+    """Decode the API's raw answers in an executor thread (~0.3 s per 1,000)."""
+    return await asyncio.to_thread(decode, raw)
+
+
+async def build_topology_off_loop(raw: RawTopology, decoded: Decoded) -> Topology:
+    """`build_topology` without holding the event loop for long.
+
+    A large site's formulas come from a child process (the graph library would
+    hold the GIL, and so the loop, for up to a second); should the child fail,
+    they are generated in the thread after all. Everything else runs in an
+    executor thread, in pure Python that gives the loop its turns.
+
+    Raises:
+        frequenz.microgrid_component_graph.InvalidGraphError: the answers do
+            not form a valid microgrid.
+    """
+    info, components, connections = decoded
+    formulas: PoolFormulas | None = None
+    if len(components) >= CHILD_PROCESS_MIN_COMPONENTS:
+        try:
+            formulas = PoolFormulas.from_generated(await formulas_in_child_process(raw))
+        except WorkerError as err:
+            _LOGGER.warning(
+                "Pool formulas generated in Home Assistant's process (slow for "
+                "%d components): the child process failed: %s",
+                len(components),
+                err,
+            )
+    return await asyncio.to_thread(
+        build_topology, info, components, connections, formulas
+    )
+
+
+async def load_topology(client: MicrogridApiClient) -> Topology:
     """Fetch the microgrid's metadata, components and connections and build a graph.
+
+    The answers are decoded and built off the event loop (`build_topology_off_loop`).
 
     Raises:
         frequenz.client.microgrid.ApiClientError: the API cannot be reached or
@@ -216,9 +243,5 @@ async def load_topology(
             wiring is not a valid graph.
 
     """
-    info, components, connections = await asyncio.gather(
-        client.get_microgrid_info(),
-        client.list_components(),
-        client.list_connections(),
-    )
-    return build_topology(info, components, connections, config)
+    raw = await read_fingerprint(client)
+    return await build_topology_off_loop(raw, await decode_off_loop(raw))

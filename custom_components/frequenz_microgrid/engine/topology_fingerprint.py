@@ -5,6 +5,8 @@ component objects takes tens of milliseconds of the event loop; nearly every
 periodic re-read finds the same answers. The raw answers (the protobuf
 messages, serialized deterministically) are compared instead: equal bytes are
 an unchanged topology, and only a difference is decoded and compared for real.
+The same bytes are what the topology is then decoded and built from
+(`graph.load_topology`, `graph.build_topology_off_loop`): no second read.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from frequenz.client.base.client import call_stub_method
 from frequenz.client.microgrid import MicrogridApiClient
 from google.protobuf.empty_pb2 import Empty
 
+from .topology_worker import RawTopology
+
 CALL_TIMEOUT_S = 60.0
 """Per call, as the client's own unary calls."""
 
-type TopologyFingerprint = tuple[bytes, bytes, bytes]
+type TopologyFingerprint = RawTopology
 """The microgrid's metadata, components and connections as the API sent them."""
 
 

@@ -92,6 +92,8 @@ class ReleaseReason(StrEnum):
     ENDED = "ended"
     NO_SHOW = "no_show"
     CANCELLED = "cancelled"
+    CHARGER_GONE = "charger_gone"
+    """The charger left the microgrid (`ReservationBook.follow_chargers`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,6 +535,43 @@ class ReservationBook:
             self._insert(reservation)
         self._changed()
         return skipped
+
+    def follow_chargers(
+        self, capacities: Mapping[int, ChargerCapacity]
+    ) -> list[Reservation]:
+        """Book the chargers of a changed topology; returns the bookings dropped.
+
+        New chargers are bookable at once. A charger that left the microgrid
+        takes its bookings with it (nothing can charge there; they are released
+        as `CHARGER_GONE`). Chargers that stay keep their bookings and the
+        promises made with them; new bookings are priced on the new capacities.
+        The listeners hear of it only when bookings were dropped (they follow
+        the bookings; on a large hub each hearing rewrites every charger's state).
+        """
+        now = self._clock()
+        dropped = [
+            reservation
+            for charger_id in sorted(self._books.keys() - capacities.keys())
+            for reservation in self._books[charger_id].bookings
+        ]
+        for reservation in dropped:
+            self._remove(reservation)
+            self.history.append(Released(reservation, now, ReleaseReason.CHARGER_GONE))
+        self.capacities = dict(capacities)
+        self._books = {
+            cid: self._books[cid] if cid in self._books else _ChargerBook()
+            for cid in self.capacities
+        }
+        self._preference = sorted(
+            self.capacities.values(), key=lambda c: (-c.max_power_w, c.charger_id)
+        )
+        self._preferred_books = [
+            (c, self._books[c.charger_id].starts, self._books[c.charger_id].bookings)
+            for c in self._preference
+        ]
+        if dropped:
+            self._changed()
+        return dropped
 
     def listen(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` after every change; returns what stops it."""
