@@ -209,8 +209,6 @@ class TopologyRefresh:
         if runtime.reservations is not None:
             runtime.reservations.follow_topology(topology, circuits.circuits)
         runtime.repairs.follow_topology(topology)
-        if runtime.planner is not None:  # re-plan with the new chargers
-            runtime.planner.request()
         async_remove_component_devices(
             self._hass, self._entry.entry_id, runtime.devices, change.removed
         )
