@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 import json
@@ -234,6 +234,25 @@ async def run_property[T](
     return examples
 
 
+async def send_explicit[T](
+    outcomes: Mapping[str, int],
+    check: Callable[[T], Coroutine[Any, Any, None]],
+    examples: Iterable[tuple[T, str]],
+) -> None:
+    """Run `check` on each example, before any fuzzing; each counts its one outcome.
+
+    As hypothesis's ``@example`` would: the outcomes a test counts on are reached
+    whatever the fuzzer draws (its draws differ between a run alone and one in
+    the xdist suite). `check` counts into `outcomes`; an example that counts
+    anything but exactly its expected outcome is a wrong example and fails here.
+    """
+    for example, expected in examples:
+        before = Counter(outcomes)
+        await check(example)
+        added = Counter(outcomes) - before
+        assert added == Counter({expected: 1}), (example, expected, added)
+
+
 def assert_translated(err: ServiceValidationError) -> None:
     """The error names a translation; ours must exist in `en.json`."""
     assert err.translation_domain is not None, repr(err)
@@ -274,6 +293,9 @@ def steering_state(
 type Undo = Callable[[str, dict[str, Any], ServiceResponse], Coroutine[Any, Any, None]]
 """Undo an accepted call: its service, its payload and its response."""
 
+type Explicit = tuple[str, dict[str, Any], str]
+"""A call sent before the fuzzing: its service, its payload, its expected outcome."""
+
 
 async def fuzz_actions(
     hass: HomeAssistant,
@@ -282,15 +304,16 @@ async def fuzz_actions(
     state: Callable[[], object],
     undo: Undo,
     fuzz: settings = FUZZ,
-    explicit: Sequence[tuple[str, dict[str, Any]]] = (),
+    explicit: Sequence[Explicit] = (),
 ) -> tuple[int, Counter[str]]:
     """Call each service with its payloads; return the examples and the outcomes.
 
     Every call is refused with a translated error (outcome: ``schema`` or its
     translation key), leaving `state()` as it was, or accepted (outcome:
     ``<service> accepted``) and undone before the next payload. The `explicit`
-    calls go first, as hypothesis's ``@example`` would: each refusal a test
-    counts on is then reached whatever the fuzzer draws on a machine.
+    calls go first through the same check (`send_explicit`), each asserted to
+    have its expected outcome: each outcome a test counts on is then reached
+    whatever the fuzzer draws on a machine.
     """
     outcomes: Counter[str] = Counter()
 
@@ -313,8 +336,14 @@ async def fuzz_actions(
         outcomes[outcome] += 1
         assert state() == before, (service, payload)
 
-    for service, payload in explicit:
-        await call(service, payload)
+    async def call_explicit(sent: tuple[str, dict[str, Any]]) -> None:
+        await call(*sent)
+
+    await send_explicit(
+        outcomes,
+        call_explicit,
+        [((service, payload), outcome) for service, payload, outcome in explicit],
+    )
     examples = 0
     for service, strategy in calls:
 

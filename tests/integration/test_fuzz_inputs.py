@@ -10,11 +10,13 @@ microgrid.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.util import dt as dt_util
 from hypothesis import strategies as st
 import probatio as vol
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -53,6 +55,7 @@ from .fuzz import (
     mostly,
     payloads,
     run_property,
+    send_explicit,
     steering_state,
     times_from_now,
     urls,
@@ -202,6 +205,37 @@ async def test_actions_refuse_bad_input_with_translated_errors(
                 DOMAIN, service, {**payload, "power": 0.0}, blocking=True
             )
 
+    in_an_hour = (dt_util.now() + timedelta(hours=1)).isoformat()
+    explicit: list[tuple[str, dict[str, Any], str]] = [
+        ("get_power_status", {}, "get_power_status accepted"),
+        ("propose_power", {"pool": "batteries", "power": "nan"}, "not_finite"),
+        (
+            "propose_power",
+            {"pool": "batteries", "lower": 1000, "upper": -1000},
+            "lower_above_upper",
+        ),
+        (
+            "propose_power",
+            {"pool": "batteries", "power": 0, "components": [PV_INVERTER]},
+            "unknown_component",
+        ),
+        (
+            "find_available_chargers",
+            {"start": in_an_hour, "end": in_an_hour},
+            "reservation_end_not_after_start",
+        ),
+        ("cancel_reservation", {"reservation_id": "none"}, "unknown_reservation"),
+        (
+            "set_component_reactive_power",
+            {"component": BATTERY_INVERTER, "power": 1e9},
+            "reactive_out_of_bounds",
+        ),
+        (
+            "set_component_reactive_power",
+            {"component": BATTERY, "power": 0},
+            "reactive_not_an_inverter",
+        ),
+    ]
     examples, outcomes = await fuzz_actions(
         hass,
         list(
@@ -211,6 +245,10 @@ async def test_actions_refuse_bad_input_with_translated_errors(
         ),
         state=lambda: (steering_state(simulator, entry), list(hub.book)),
         undo=undo,
+        explicit=[
+            (service, {"config_entry_id": entry.entry_id} | payload, outcome)
+            for service, payload, outcome in explicit
+        ],
     )
 
     assert examples >= 1000
@@ -320,6 +358,29 @@ async def test_flows_refuse_bad_input_with_translated_errors(
             ),
             CONF_REAPPLY_SETPOINTS: mostly(st.booleans(), SCALARS),
         }
+    )
+    # What the fuzzer must reach past the schema, once for sure.
+    await send_explicit(
+        outcomes,
+        lambda payload: config_step("connect", payload),
+        [
+            ({CONF_URL: simulator.url}, "already_configured"),
+            ({CONF_URL: "no url at all"}, "invalid_url"),
+        ],
+    )
+    await send_explicit(
+        outcomes,
+        options_step,
+        [
+            (
+                {
+                    CONF_FRESHNESS_S: 10.0,
+                    CONF_DEFAULT_PRIORITY: 0,
+                    CONF_REAPPLY_SETPOINTS: True,
+                },
+                "options stored",
+            )
+        ],
     )
     examples = await run_property(
         hass, connect, lambda payload: config_step("connect", payload)

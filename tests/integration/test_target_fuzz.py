@@ -111,12 +111,18 @@ async def test_target_actions_refuse_bad_input_with_translated_errors(
         "charger": GARAGE_WALLBOX,
         "departure": hour.isoformat(),
     }
-    refusals: list[dict[str, Any]] = [
-        {"charger": 999, "energy_kwh": 5},
-        {"energy_kwh": 0},
-        {"energy_kwh": 5, "departure": "2020-01-01T00:00:00+00:00"},
-        {"energy_kwh": 5, "departure": (hour + timedelta(days=9)).isoformat()},
-        {"soc": 80},
+    refusals: list[tuple[dict[str, Any], str]] = [
+        ({"charger": 999, "energy_kwh": 5}, "unknown_charger"),
+        ({"energy_kwh": 0}, "target_energy_not_positive"),
+        (
+            {"energy_kwh": 5, "departure": "2020-01-01T00:00:00+00:00"},
+            "target_departure_in_past",
+        ),
+        (
+            {"energy_kwh": 5, "departure": (hour + timedelta(days=9)).isoformat()},
+            "target_departure_too_far",
+        ),
+        ({"soc": 80}, "target_soc_not_reported"),
     ]
     examples, outcomes = await fuzz_actions(
         hass,
@@ -124,7 +130,10 @@ async def test_target_actions_refuse_bad_input_with_translated_errors(
         state=lambda: target_state(simulator, entry),
         undo=undo,
         fuzz=TARGET_FUZZ,
-        explicit=[("set_charging_target", base | payload) for payload in refusals],
+        explicit=[
+            ("set_charging_target", base | payload, outcome)
+            for payload, outcome in refusals
+        ],
     )
 
     print("OUTCOMES", examples, outcomes)
