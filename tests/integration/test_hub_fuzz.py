@@ -23,6 +23,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.util import dt as dt_util
 from hypothesis import settings, strategies as st
 import probatio as vol
 import pytest
@@ -60,6 +61,7 @@ from .fuzz import (
     mostly,
     payloads,
     run_property,
+    send_explicit,
     steering_state,
     times_from_now,
     urls,
@@ -168,12 +170,46 @@ async def test_hub_actions_refuse_bad_input_with_translated_errors(
     async def undo_call(*_: Any) -> None:
         undo(entry)
 
+    soon = dt_util.now().isoformat()
+    explicit: list[tuple[str, dict[str, Any], str]] = [
+        (
+            "set_power_limits",
+            {"steps": [{"start": soon, "upper": 50_000}]},
+            "set_power_limits accepted",
+        ),
+        ("clear_power_limits", {}, "clear_power_limits accepted"),
+        (
+            "set_charger_mode",
+            {"charger": GARAGE_WALLBOX, "mode": "fast"},
+            "set_charger_mode accepted",
+        ),
+        (
+            "set_power_limits",
+            {"circuit": "unknown", "steps": [{"start": soon, "upper": 50_000}]},
+            "unknown_circuit",
+        ),
+        ("set_charger_mode", {"charger": 999, "mode": "fast"}, "unknown_charger"),
+        (
+            "set_power_limits",
+            {"steps": [{"start": soon, "lower": 1000, "upper": -1000}]},
+            "envelope_lower_above_upper",
+        ),
+        (
+            "set_charger_mode",
+            {"charger": GARAGE_WALLBOX, "mode": "boost", "boost_minutes": 0},
+            "invalid_boost_duration",
+        ),
+    ]
     examples, outcomes = await fuzz_actions(
         hass,
         list(strategies.items()),
         state=lambda: hub_state(simulator, entry),
         undo=undo_call,
         fuzz=HUB_FUZZ,
+        explicit=[
+            (service, {"config_entry_id": entry.entry_id} | payload, outcome)
+            for service, payload, outcome in explicit
+        ],
     )
 
     print("OUTCOMES", examples, outcomes)
@@ -308,13 +344,21 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
     # Each refusal the test counts on once for sure, whatever the fuzzer draws
     # on this machine (as hypothesis's @example would).
     garage = [str(GARAGE_WALLBOX)]
-    for explicit in (
-        {CONF_NAME: "grid", CONF_CHARGERS: garage, CONF_FUSE_A: 16.0},
-        {CONF_NAME: "Carport", CONF_CHARGERS: garage},
-        {CONF_NAME: "Carport", CONF_CHARGERS: garage, CONF_FUSE_A: 0.0},
-    ):
-        await add(explicit)
-    assert {"name_taken", "no_limit", "not_a_positive_number"} <= outcomes.keys()
+    await send_explicit(
+        outcomes,
+        add,
+        [
+            (
+                {CONF_NAME: "grid", CONF_CHARGERS: garage, CONF_FUSE_A: 16.0},
+                "name_taken",
+            ),
+            ({CONF_NAME: "Carport", CONF_CHARGERS: garage}, "no_limit"),
+            (
+                {CONF_NAME: "Carport", CONF_CHARGERS: garage, CONF_FUSE_A: 0.0},
+                "not_a_positive_number",
+            ),
+        ],
+    )
     examples = await run_property(hass, form, add, FLOW_FUZZ)
 
     original = {
@@ -406,22 +450,36 @@ async def test_reconfigure_and_reauth_refuse_bad_input_with_translated_errors(
         }
     )
     reauth = payloads({CONF_API_KEY: secret, CONF_SIGNING_SECRET: secret})
-    examples = await run_property(
-        hass,
-        reconfigure,
-        lambda payload: submit(
+
+    async def submit_reconfigure(payload: dict[str, Any]) -> None:
+        await submit(
             {"source": SOURCE_RECONFIGURE, "entry_id": configured.entry_id}, payload
-        ),
-        FLOW_FUZZ,
-    )
-    examples += await run_property(
-        hass,
-        reauth,
-        lambda payload: submit(
+        )
+
+    async def submit_reauth(payload: dict[str, Any]) -> None:
+        await submit(
             {"source": SOURCE_REAUTH, "entry_id": configured.entry_id}, payload
-        ),
-        FLOW_FUZZ,
+        )
+
+    # The outcomes the test counts on, once for sure (as hypothesis's @example).
+    await send_explicit(
+        outcomes,
+        submit_reconfigure,
+        [
+            ({CONF_URL: simulator.url}, "reconfigure_successful"),
+            ({CONF_URL: simulator.url, CONF_API_KEY: "clé"}, "invalid_key_characters"),
+        ],
     )
+    await send_explicit(
+        outcomes,
+        submit_reauth,
+        [
+            ({CONF_API_KEY: "another-key"}, "reauth_successful"),
+            ({CONF_API_KEY: "key\n"}, "invalid_key_characters"),
+        ],
+    )
+    examples = await run_property(hass, reconfigure, submit_reconfigure, FLOW_FUZZ)
+    examples += await run_property(hass, reauth, submit_reauth, FLOW_FUZZ)
     assert examples >= 120, outcomes
     reached = {"reconfigure_successful", "reauth_successful", "invalid_key_characters"}
     assert reached <= outcomes.keys(), outcomes

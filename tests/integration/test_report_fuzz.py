@@ -20,7 +20,7 @@ from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
 from .conftest import setup_entry
-from .fuzz import assert_translated, run_property
+from .fuzz import assert_translated, run_property, send_explicit
 
 FAR_TIMES = ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00")
 """Valid times with no UTC equivalent (converting them overflows)."""
@@ -117,6 +117,26 @@ async def test_report_actions_answer_or_refuse_every_payload(
         if service == "export_sessions":
             assert Path(str(response["path"])).parent == exports
 
+    async def call_explicit(sent: tuple[str, dict[str, Any]]) -> None:
+        service, payload = sent
+        await call(service, {"config_entry_id": entry.entry_id} | payload)
+
+    # The outcomes the test counts on, once for sure (as hypothesis's @example).
+    day = {"start": "2026-12-01T00:00:00+00:00", "end": "2026-12-02T00:00:00+00:00"}
+    await send_explicit(
+        outcomes,
+        call_explicit,
+        [
+            (("get_cluster_report", {**day, "step": 900}), "accepted"),
+            (("export_sessions", {**day, "format": "csv"}), "accepted"),
+            (
+                ("get_cluster_report", {**day, "end": day["start"], "step": 900}),
+                "report_empty_period",
+            ),
+            (("get_cluster_report", {**day, "step": 0}), "report_invalid_step"),
+            (("get_cluster_report", {**day, "step": "nan"}), "not_finite"),
+        ],
+    )
     examples = 0
     for service in ("get_cluster_report", "export_sessions"):
         strategy = _payload(entry.entry_id, export=service == "export_sessions")
