@@ -344,21 +344,15 @@ async def test_circuit_flow_refuses_bad_input_with_translated_errors(
     # Each refusal the test counts on once for sure, whatever the fuzzer draws
     # on this machine (as hypothesis's @example would).
     garage = [str(GARAGE_WALLBOX)]
-    await send_explicit(
-        outcomes,
-        add,
-        [
-            (
-                {CONF_NAME: "grid", CONF_CHARGERS: garage, CONF_FUSE_A: 16.0},
-                "name_taken",
-            ),
-            ({CONF_NAME: "Carport", CONF_CHARGERS: garage}, "no_limit"),
-            (
-                {CONF_NAME: "Carport", CONF_CHARGERS: garage, CONF_FUSE_A: 0.0},
-                "not_a_positive_number",
-            ),
-        ],
-    )
+    refusals: list[tuple[dict[str, Any], str]] = [
+        ({CONF_NAME: "grid", CONF_CHARGERS: garage, CONF_FUSE_A: 16.0}, "name_taken"),
+        ({CONF_NAME: "Carport", CONF_CHARGERS: garage}, "no_limit"),
+        (
+            {CONF_NAME: "Carport", CONF_CHARGERS: garage, CONF_FUSE_A: 0.0},
+            "not_a_positive_number",
+        ),
+    ]
+    await send_explicit(outcomes, add, refusals)
     examples = await run_property(hass, form, add, FLOW_FUZZ)
 
     original = {

@@ -123,20 +123,17 @@ async def test_report_actions_answer_or_refuse_every_payload(
 
     # The outcomes the test counts on, once for sure (as hypothesis's @example).
     day = {"start": "2026-12-01T00:00:00+00:00", "end": "2026-12-02T00:00:00+00:00"}
-    await send_explicit(
-        outcomes,
-        call_explicit,
-        [
-            (("get_cluster_report", {**day, "step": 900}), "accepted"),
-            (("export_sessions", {**day, "format": "csv"}), "accepted"),
-            (
-                ("get_cluster_report", {**day, "end": day["start"], "step": 900}),
-                "report_empty_period",
-            ),
-            (("get_cluster_report", {**day, "step": 0}), "report_invalid_step"),
-            (("get_cluster_report", {**day, "step": "nan"}), "not_finite"),
-        ],
-    )
+    explicit: list[tuple[tuple[str, dict[str, Any]], str]] = [
+        (("get_cluster_report", {**day, "step": 900}), "accepted"),
+        (("export_sessions", {**day, "format": "csv"}), "accepted"),
+        (
+            ("get_cluster_report", {**day, "end": day["start"], "step": 900}),
+            "report_empty_period",
+        ),
+        (("get_cluster_report", {**day, "step": 0}), "report_invalid_step"),
+        (("get_cluster_report", {**day, "step": "nan"}), "not_finite"),
+    ]
+    await send_explicit(outcomes, call_explicit, explicit)
     examples = 0
     for service in ("get_cluster_report", "export_sessions"):
         strategy = _payload(entry.entry_id, export=service == "export_sessions")
