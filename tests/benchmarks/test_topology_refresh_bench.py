@@ -12,7 +12,8 @@ from .test_reliability import restore_default_time_zone  # noqa: F401 - autouse
 
 LINE = re.compile(
     r"topology_refresh components=40 case=(unchanged|changed) "
-    r"loop_ms=\d+\.\d lag_max_ms=\d+\.\d entities_changed=(\d+)"
+    r"loop_ms=\d+\.\d block_ms=\d+\.\d lag_max_ms=\d+\.\d gc_max_ms=\d+\.\d "
+    r"entities_changed=(\d+)"
 )
 
 
