@@ -41,7 +41,7 @@ from custom_components.frequenz_microgrid.const import (
 from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
 
-from .conftest import HOME_MICROGRID_ID, microgrid_entry
+from .conftest import HOME_MICROGRID_ID, microgrid_entry, wait_for
 from .fuzz import (
     ANYTHING,
     COMPONENT_IDS,
@@ -205,6 +205,17 @@ async def test_actions_refuse_bad_input_with_translated_errors(
                 DOMAIN, service, {**payload, "power": 0.0}, blocking=True
             )
 
+    reactive = entry.runtime_data.engine.reactive
+
+    def reactive_bounds_known() -> bool:
+        try:
+            reactive.check(BATTERY_INVERTER, 0.0)
+        except ValueError:
+            return False
+        return True
+
+    # The explicit out-of-bounds call needs the inverter's reactive bounds.
+    await wait_for(reactive_bounds_known, what="the inverter's reactive bounds")
     in_an_hour = (dt_util.now() + timedelta(hours=1)).isoformat()
     explicit: list[tuple[str, dict[str, Any], str]] = [
         ("get_power_status", {}, "get_power_status accepted"),
