@@ -8,7 +8,11 @@ each with an energy to deliver by its departure: half are booked ahead in a
 `ReservationBook` (overlap-checked; the planner knows them from the start), the
 others plug in unannounced and set a deadline target at plug-in. A car arrives
 at its start, leaves at its departure and draws what its charger is given until
-its energy is delivered.
+its energy is delivered. A tenth of the bookings are no-shows: the plan holds
+room for them until the booking is released 15 minutes after its start (as the
+reservation book does). The depot's other loads (40 kW by day, 15 kW at night)
+share the site limit; the plan takes them as last measured, as Home Assistant's
+planner does.
 
 Engine level, no Home Assistant and no gRPC: every tick (60 s) each strategy
 turns the chargers' state into `TickInputs` and setpoints, as the live EV pool
@@ -105,6 +109,16 @@ CHARGERS = 100
 FEEDERS = 3
 MET_WITHIN_WH = 10.0
 """A session short of less than this got its energy (a tick's rounding)."""
+NO_SHOW_SHARE = 0.1
+"""Bookings whose car never comes (the plan holds room for them until released)."""
+GRACE_S = 15 * 60.0
+"""A booking whose car has not come this long after its start is released."""
+
+
+def site_other_w(now: float) -> float:
+    """The depot's other loads (W): workshop and offices by day, less at night."""
+    hour = (now - START) % 86400.0 / 3600.0
+    return 40_000.0 if 7.0 <= hour < 19.0 else 15_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +130,8 @@ class Session:
     end: float
     energy_wh: float
     booked: bool
+    arrives: bool = True
+    """False: a booking whose car never comes (no session, nothing unmet)."""
 
 
 def depot_tree(chargers: int, feeders: int, ratings: HubRatings) -> CircuitTree:
@@ -189,7 +205,9 @@ def week_sessions(rng: random.Random, chargers: int, count: int) -> list[Session
             if at + stay > START + WEEK_S:
                 break
             energy = min(rng.uniform(10_000.0, 60_000.0), 11_000.0 * stay / 3600.0)
-            sessions.append(Session(cid, at, at + stay, energy, rng.random() < 0.5))
+            booked = rng.random() < 0.5
+            arrives = not booked or rng.random() >= NO_SHOW_SHARE
+            sessions.append(Session(cid, at, at + stay, energy, booked, arrives))
             at += stay + rng.uniform(0.5, 8) * 3600.0
     return sessions
 
@@ -242,9 +260,10 @@ class HubWeek:
         | None = None,
     ) -> WeekResult:
         """Run the week; `on_change` hears of plug-ins, departures and slot starts."""
-        result = WeekResult(name, len(self.sessions))
+        arriving = [s for s in self.sessions if s.arrives]
+        result = WeekResult(name, len(arriving))
         by_charger: dict[int, list[Session]] = {}
-        for session in sorted(self.sessions, key=lambda s: s.start):
+        for session in sorted(arriving, key=lambda s: s.start):
             by_charger.setdefault(session.charger_id, []).append(session)
         plugged: dict[int, Session] = {}
         delivered: dict[int, float] = {}
@@ -278,12 +297,13 @@ class HubWeek:
                 cid: _charger(cid, cid in plugged, drawing[cid])
                 for cid in self.charger_ids
             }
+            other_w = site_other_w(now)
             setpoints = step(
                 TickInputs(
                     now_s=now,
                     limit_w=limit,
-                    other_site_w=0.0,
-                    other_site_a=zero,
+                    other_site_w=other_w,
+                    other_site_a=(other_w / (CHARGER_PHASES * VOLTAGE_V),) * 3,
                     root_fuse_a=self.tree.circuits[0].phase_limit_a,
                     chargers=inputs,
                     connected_since=connected_since,
@@ -301,7 +321,7 @@ class HubWeek:
                 drawing[cid] = max(0.0, min(setpoints.get(cid, 0.0), wanted))
                 delivered[cid] += drawing[cid] * TICK_S / 3600.0
                 site_w += drawing[cid]
-            if site_w > limit + 1e-6:
+            if site_w + other_w > limit + 1e-6:
                 result.limit_ticks += 1
             result.delivered_wh += site_w * TICK_S / 3600.0
             price = self.price_of[int((now - START) // SLOT_S)] or 0.0
@@ -353,9 +373,8 @@ class PlannedHub:
     ) -> None:
         """The fair split under the smart modes, the circuits and the bookings."""
         self._fair = NestedCircuitAllocation(tree)
-        self._circuits = [
-            PlanCircuit.of(c, envelope if c.root else None) for c in tree.circuits
-        ]
+        self._tree = tree
+        self._envelope = envelope
         self._prices = prices
         self._reservations = list(reservations)
         self._replan_ms = result_replan_ms
@@ -379,6 +398,14 @@ class PlannedHub:
     ) -> None:
         """Plan the bookings still ahead and the plugged-in deadline targets."""
         started, started_cpu = time.perf_counter(), time.thread_time()
+        # A booking whose car has not come within the grace is released, as the
+        # reservation book does: until then the plan holds room for it.
+        self._reservations = [
+            r
+            for r in self._reservations
+            if r.start + GRACE_S > now
+            or ((s := plugged.get(r.charger_id)) is not None and s.start == r.start)
+        ]
         booked_ids = {r.reservation_id: r for r in self._reservations if r.end > now}
         done = {
             rid: delivered[r.charger_id]
@@ -403,7 +430,16 @@ class PlannedHub:
             for cid, s in plugged.items()
             if not s.booked and s.energy_wh > delivered[cid]
         ]
-        self.plan = plan_charging(needs, self._circuits, now=now, prices=self._prices)
+        # The other loads as last measured, as HubPlanner takes them.
+        circuits = [
+            PlanCircuit.of(
+                c,
+                self._envelope if c.root else None,
+                other_load_w=site_other_w(now) if c.root else 0.0,
+            )
+            for c in self._tree.circuits
+        ]
+        self.plan = plan_charging(needs, circuits, now=now, prices=self._prices)
         self._replan_ms.append((time.perf_counter() - started) * 1000.0)
         self.replan_cpu_ms.append((time.thread_time() - started_cpu) * 1000.0)
 
