@@ -101,12 +101,10 @@ def to_timestamp(value: Any) -> float | None:
     and templates), not UTC: a naive 18:00 price row in Berlin is 17:00 UTC.
     """
     if isinstance(value, datetime):
-        moment = (
-            value
-            if value.tzinfo
-            else value.replace(tzinfo=dt_util.get_default_time_zone())
-        )
-        return moment.timestamp()
+        try:
+            return dt_util.as_utc(value).timestamp()  # naive: HA's time zone
+        except OverflowError:
+            return None
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):

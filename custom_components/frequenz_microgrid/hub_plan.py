@@ -27,7 +27,7 @@ Home Assistant's Nord Pool integration through its action, fetched at most
 hourly); a demo entry
 without chosen entities uses its simulator's own series (see
 `simulator.plan_inputs`). The PV forecast becomes a surplus by taking off the
-site's other consumption as last measured (grid − EVs − battery − PV).
+site's other consumption as last measured (the graph's consumer formula).
 
 Planning runs in the executor (a 100-charger depot takes a few ms to tens of
 ms); the plan is swapped in whole, so readers never see half a plan.
@@ -36,7 +36,7 @@ ms); the plan is swapped in whole, so readers never see half a plan.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 import logging
@@ -57,7 +57,7 @@ from .coordinator import MicrogridCoordinator
 from .engine.control.controller import MicrogridController
 from .engine.control.inputs import DEFAULT_MIN_CURRENT_A
 from .engine.graph import Topology
-from .engine.hub.circuits import PHASE_CURRENTS
+from .engine.hub.circuits import rated_phase_currents_a
 from .engine.hub.forecast import ForecastPoint, TimeSeries
 from .engine.hub.modes import DEFAULT_MODE, ChargerMode
 from .engine.hub.planner import (
@@ -103,7 +103,7 @@ class HubPlanner:
         controller: MicrogridController,
         entry_id: str,
         topology: Callable[[], Topology],
-        options: dict[str, Any] | Any,
+        options: Mapping[str, Any],
         reservations: HubReservations | None = None,
         sessions: SessionRecorder | None = None,
         simulator: MicrogridSimulator | None = None,
@@ -414,18 +414,13 @@ class HubPlanner:
         )
 
     def _other_consumption_w(self) -> float:
+        """The site's consumers besides its components (the consumer formula)."""
         coordinator = self._coordinator
         snapshot = None if coordinator is None else coordinator.data
         if snapshot is None or not snapshot.reachable:
             return 0.0
-        parts = (
-            snapshot.grid_power_w,
-            snapshot.ev_power_w,
-            snapshot.battery.power_w,
-            snapshot.pv_power_w,
-        )
-        grid, ev, battery, pv = (0.0 if p is None else p for p in parts)
-        return max(0.0, grid - ev - battery - pv)
+        consumers = snapshot.consumer_power_w
+        return 0.0 if consumers is None else max(0.0, consumers)
 
 
 def seed_demo_bookings(
@@ -480,14 +475,7 @@ def charger_shape(
     component = topology.components.get(charger_id)
     if component is None:
         return None
-    stated = {
-        phase: float(bounds.upper)
-        for phase, metric in enumerate(PHASE_CURRENTS, start=1)
-        if (bounds := component.rated_bounds.get(metric)) is not None
-        and bounds.upper is not None
-        and math.isfinite(bounds.upper)
-        and bounds.upper > 0.0
-    }
+    stated = rated_phase_currents_a(component)
     if stated:
         return min(stated.values()), tuple(sorted(stated))
     power_w = rated_charge_power_w(topology, charger_id)

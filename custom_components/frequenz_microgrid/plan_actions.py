@@ -26,7 +26,13 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import probatio as vol
 
-from .action_fields import ENTRY_FIELD, ENTRY_SELECTOR, coerce, loaded_entry
+from .action_fields import (
+    ENTRY_FIELD,
+    ENTRY_SELECTOR,
+    coerce,
+    loaded_entry,
+    utc_datetime,
+)
 from .const import DOMAIN
 from .engine.hub.planner import ChargingPlan, NeedPlan, PlannedSlot
 from .hub_plan import HubPlanner
@@ -43,8 +49,8 @@ GET_CHARGING_PLAN_SCHEMA = vol.Schema(
         ENTRY_FIELD: ENTRY_SELECTOR,
         # A float, so NaN and 31.5 reach the handler's translated refusal.
         vol.Optional(ATTR_CHARGER): coerce(float),
-        vol.Optional(ATTR_START): cv.datetime,
-        vol.Optional(ATTR_END): cv.datetime,
+        vol.Optional(ATTR_START): utc_datetime,
+        vol.Optional(ATTR_END): utc_datetime,
         vol.Optional(ATTR_REFRESH, default=False): cv.boolean,
     }
 )
@@ -64,11 +70,7 @@ def async_setup_plan_actions(hass: HomeAssistant) -> None:
 
 def _timestamp(call: ServiceCall, key: str) -> float | None:
     value = call.data.get(key)
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt_util.get_default_time_zone())
-    return float(value.timestamp())
+    return None if value is None else float(value.timestamp())
 
 
 async def _async_get_charging_plan(call: ServiceCall) -> ServiceResponse:

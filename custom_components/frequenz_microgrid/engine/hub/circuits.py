@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 import math
 
-from frequenz.client.microgrid.component import Meter
+from frequenz.client.microgrid.component import Component, Meter
 from frequenz.client.microgrid.metrics import Metric
 
 from ..graph import Topology
@@ -32,7 +32,7 @@ from ..graph import Topology
 ROOT_CIRCUIT_ID = "grid"
 """The id of the grid connection point's circuit (every charger is behind it)."""
 
-PHASE_CURRENTS = (
+_PHASE_CURRENTS = (
     Metric.AC_CURRENT_PHASE_1,
     Metric.AC_CURRENT_PHASE_2,
     Metric.AC_CURRENT_PHASE_3,
@@ -94,15 +94,23 @@ def meter_rating_a(topology: Topology, meter_id: int) -> float | None:
     component = topology.components.get(meter_id)
     if not isinstance(component, Meter):
         return None
-    uppers = [
-        bounds.upper
-        for metric in PHASE_CURRENTS
+    uppers = rated_phase_currents_a(component)
+    return min(uppers.values()) if uppers else None
+
+
+def rated_phase_currents_a(component: Component) -> dict[int, float]:
+    """The per-phase current ratings a component states (phase 1–3 → A).
+
+    Only finite upper bounds above 0 A count; a phase without one is left out.
+    """
+    return {
+        phase: float(bounds.upper)
+        for phase, metric in enumerate(_PHASE_CURRENTS, start=1)
         if (bounds := component.rated_bounds.get(metric)) is not None
         and bounds.upper is not None
         and math.isfinite(bounds.upper)
         and bounds.upper > 0.0
-    ]
-    return min(uppers) if uppers else None
+    }
 
 
 def chargers_behind(topology: Topology, component_id: int) -> frozenset[int]:
