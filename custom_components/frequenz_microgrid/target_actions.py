@@ -133,6 +133,8 @@ async def _async_set_charging_target(call: ServiceCall) -> ServiceResponse:
         )
     except InvalidTargetError as err:
         raise target_error(err, targets) from err
+    if runtime.targets is not None:
+        runtime.targets.sync_sessions()
     state = targets.set(wanted)
     if runtime.targets is not None:
         runtime.targets.refresh()

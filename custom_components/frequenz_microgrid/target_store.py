@@ -139,6 +139,17 @@ class HubTargets:
     @callback
     def _observe(self) -> None:
         """Tell the table every open session; end, bind, stamp; re-forecast."""
+        if self.sync_sessions() or self.targets.forecast_stale():
+            self.refresh()
+
+    @callback
+    def sync_sessions(self) -> bool:
+        """Tell the table every open session now; whether a car came or went.
+
+        The snapshot listener runs in a later chunk than the session tracker; an
+        action that sets a target syncs first, so a car plugged in a moment ago
+        is already the target's session.
+        """
         tracker = self.sessions.tracker
         came_or_went = False
         for charger_id in sorted(self.targets.charger_ids):
@@ -153,8 +164,7 @@ class HubTargets:
             if target is not None and target.session_id == session.session_id:
                 session.target_energy_wh = target.energy_wh
                 session.target_time = target.departure
-        if came_or_went or self.targets.forecast_stale():
-            self.refresh()
+        return came_or_went
 
     @callback
     def _session_changed(self, change: SessionChange) -> None:
