@@ -95,8 +95,10 @@ async def test_the_urgent_car_gets_more_of_the_shared_fuse(
         assert abs(_amps(sim, GARAGE_WALLBOX) - _amps(sim, DRIVEWAY_WALLBOX)) <= 2.0
         # The steering reads the charger's plug state at once; the session opens
         # with the next snapshot (up to a tick later on a busy machine).
+        sessions = entry.runtime_data.sessions
+        assert sessions is not None
         await wait_for(
-            lambda: GARAGE_WALLBOX in entry.runtime_data.sessions.tracker.open,
+            lambda: GARAGE_WALLBOX in sessions.tracker.open,
             timeout_s=10.0,
             what="the garage car's session to open",
         )
