@@ -11,7 +11,8 @@ plan depends on changes — not on every tick:
 - the price or PV forecast entity's state,
 - every 15-minute slot boundary (forecasts roll on, a slot's plan ends),
 - a deadline target set, cleared or bound to its session,
-- a topology change (a charger came or went).
+- a topology change (a charger came or went),
+- a charger's mode (a need is planned as its charger will charge: `NeedRun`).
 
 Inputs: each booking with an energy (less what its open session already
 delivered) becomes a need (`needs_from_reservations`); so does each deadline
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+import dataclasses
 from datetime import datetime
 from functools import partial
 import logging
@@ -65,6 +67,7 @@ from .engine.hub.planner import (
     ChargingNeed,
     ChargingPlan,
     PlanCircuit,
+    need_run,
     needs_from_reservations,
     needs_from_targets,
     plan_charging,
@@ -201,6 +204,7 @@ class HubPlanner:
             )
         unsubscribes.append(self.controller.circuit_limits.listen(self.request))
         unsubscribes.append(self.controller.charging_targets.listen(self.request))
+        unsubscribes.append(self.controller.charger_modes.listen(self.request))
         unsubscribes.append(
             async_dispatcher_connect(
                 self.hass,
@@ -291,7 +295,11 @@ class HubPlanner:
             for need in needs
             if need.earliest_start >= until.get(need.charger_id, -math.inf)
         ]
-        return needs + by_hand
+        modes = self.controller.charger_modes
+        return [
+            dataclasses.replace(need, runs=need_run(modes.mode(need.charger_id)))
+            for need in needs + by_hand
+        ]
 
     def _target_needs(
         self,

@@ -143,6 +143,7 @@ def _need(
     ]
     return {
         "origin": need.origin,
+        "runs": need.runs.value,
         "earliest_start": iso(need.earliest_start),
         "departure": iso(need.departure),
         "energy_kwh": round(need.energy_wh / 1000.0, 3),

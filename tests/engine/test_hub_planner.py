@@ -17,13 +17,16 @@ from custom_components.frequenz_microgrid.engine.hub.forecast import (
     ForecastPoint,
     TimeSeries,
 )
+from custom_components.frequenz_microgrid.engine.hub.modes import ChargerMode
 from custom_components.frequenz_microgrid.engine.hub.planner import (
     SLOT_S,
     ChargingNeed,
     ChargingPlan,
+    NeedRun,
     PlanCircuit,
     SlotSource,
     envelope_upper_w,
+    need_run,
     needs_from_reservations,
     needs_from_targets,
     plan_charging,
@@ -546,6 +549,7 @@ def scenarios(
             departure=NOW + draw(st.integers(21, 40)) * SLOT_S,
             max_current_a=draw(st.sampled_from([16.0, 32.0])),
             phases=draw(st.sampled_from([(1, 2, 3), (1,), (2,), (3,)])),
+            runs=draw(st.sampled_from(NeedRun)),
         )
         for cid in range(1, chargers + 1)
     ]
@@ -603,6 +607,7 @@ def chargers_with_several_needs(
     for cid in range(1, chargers + 1):
         max_current_a = draw(st.sampled_from([10.0, 16.0, 32.0]))
         phases = draw(st.sampled_from([(1, 2, 3), (1,), (2,)]))
+        runs = draw(st.sampled_from(NeedRun))  # one mode per charger
         for number in range(draw(st.integers(1, 3))):
             begin = draw(st.integers(-2, 12))
             needs.append(
@@ -614,6 +619,7 @@ def chargers_with_several_needs(
                     max_current_a=max_current_a,
                     phases=phases,
                     origin=f"need {number}",
+                    runs=runs,
                 )
             )
     circuits = [
@@ -740,3 +746,111 @@ def test_slot_uppers_walk_agrees_with_the_per_slot_lookup(
         for i in range(count)
     ]
     assert walked == looked_up
+
+
+# -- needs planned as their chargers will charge ----------------------------------
+
+SHARED_16A = PlanCircuit(
+    circuit_id="feeder", charger_ids=frozenset({1, 2}), phase_limit_a=16.0
+)
+"""Two chargers on one 16 A feeder: one car at full power fills it."""
+
+
+@pytest.mark.parametrize(
+    ("mode", "runs"),
+    [
+        (ChargerMode.SMART, NeedRun.PLANNED),
+        (ChargerMode.FAST, NeedRun.AT_ONCE),
+        (ChargerMode.BOOST, NeedRun.AT_ONCE),
+        (ChargerMode.SOLAR, NeedRun.SOLAR),
+        (ChargerMode.OFF, NeedRun.OFF),
+    ],
+)
+def test_each_mode_has_its_way_of_running(mode: ChargerMode, runs: NeedRun) -> None:
+    assert need_run(mode) is runs
+
+
+def test_a_fast_car_is_planned_at_once_and_the_smart_one_around_it() -> None:
+    # The cheap hours are the first two; the fast car charges now regardless.
+    prices = series([0.10] * 8 + [0.40] * 24)
+    fast = need(1, energy_kwh=22.08, end_h=8.0, runs=NeedRun.AT_ONCE)
+    smart = need(2, energy_kwh=11.04, end_h=8.0)
+
+    plan = plan_charging([fast, smart], [ROOT, SHARED_16A], now=NOW, prices=prices)
+
+    by_charger = {n.need.charger_id: n for n in plan.needs}
+    fast_slots = [slot_index(s.start) for s in by_charger[1].slots]
+    assert fast_slots == list(range(8))  # from now on, at full power
+    assert all(s.source is SlotSource.AT_ONCE for s in by_charger[1].slots)
+    smart_slots = [slot_index(s.start) for s in by_charger[2].slots]
+    # The cheap slots are taken by the car that charges anyway: the smart one
+    # goes to the next cheapest (not the same slots: the feeder holds one car).
+    assert set(smart_slots).isdisjoint(fast_slots)
+    assert by_charger[2].unmet_wh == 0.0
+    assert by_charger[1].as_dict()["runs"] == "at_once"
+
+
+def test_had_the_fast_car_followed_the_plan_it_would_have_waited_for_cheap_slots() -> (
+    None
+):
+    """The same need in smart mode: the contrast that shows the mode matters."""
+    prices = series([0.40] * 4 + [0.10] * 4 + [0.40] * 24)
+    fast = need(1, energy_kwh=11.04, end_h=8.0, runs=NeedRun.AT_ONCE)
+    smart = need(1, energy_kwh=11.04, end_h=8.0)
+
+    at_once = plan_charging([fast], [ROOT], now=NOW, prices=prices)
+    planned = plan_charging([smart], [ROOT], now=NOW, prices=prices)
+
+    assert [slot_index(s.start) for s in at_once.needs[0].slots] == [0, 1, 2, 3]
+    assert [slot_index(s.start) for s in planned.needs[0].slots] == [4, 5, 6, 7]
+    assert at_once.cost > planned.cost
+
+
+def test_a_fast_car_takes_the_pv_surplus_it_draws_before_the_planned_ones() -> None:
+    surplus = [FULL_16A_W / 2] * 4 + [0.0] * 28
+    fast = need(1, energy_kwh=5.52, end_h=8.0, runs=NeedRun.AT_ONCE)
+    smart = need(2, energy_kwh=2.76, end_h=8.0)
+
+    plan = plan_charging([fast, smart], [ROOT], now=NOW, pv_surplus_w=series(surplus))
+
+    by_charger = {n.need.charger_id: n for n in plan.needs}
+    fast_pv = sum(s.pv_w for s in by_charger[1].slots)
+    assert fast_pv == pytest.approx(2 * FULL_16A_W / 2)  # two slots at full power
+    smart_pv = sum(s.pv_w * (s.end - s.start) / 3600.0 for s in by_charger[2].slots)
+    # What is left of the surplus (two slots of half a car) goes to the smart car.
+    assert smart_pv == pytest.approx(2.76 * 1000.0)
+
+
+def test_a_solar_car_takes_pv_then_the_latest_slots_as_its_deadline_forces() -> None:
+    surplus = [FULL_16A_W] * 2 + [0.0] * 30
+    solar = need(1, energy_kwh=11.04 + 5.52, end_h=8.0, runs=NeedRun.SOLAR)
+
+    plan = plan_charging(
+        [solar],
+        [ROOT],
+        now=NOW,
+        pv_surplus_w=series(surplus),
+        prices=series([0.1] * 32),
+    )
+
+    (planned,) = plan.needs
+    sources = {slot_index(s.start): s.source for s in planned.slots}
+    assert sources[0] is SlotSource.PV
+    assert sources[1] is SlotSource.PV
+    # The rest (an hour at full power) at the very end, not in the cheap slots.
+    rest = [i for i, src in sources.items() if src is not SlotSource.PV]
+    assert rest == [28, 29, 30, 31]
+    assert planned.unmet_wh == 0.0
+
+
+def test_a_charger_that_is_off_charges_nothing_and_says_so() -> None:
+    off = need(1, energy_kwh=11.04, runs=NeedRun.OFF)
+    smart = need(2, energy_kwh=11.04)
+
+    plan = plan_charging([off, smart], [ROOT, SHARED_16A], now=NOW)
+
+    by_charger = {n.need.charger_id: n for n in plan.needs}
+    assert by_charger[1].slots == ()
+    assert by_charger[1].unmet_wh == pytest.approx(11_040.0)
+    assert [slot_index(s.start) for s in by_charger[2].slots] == [0, 1, 2, 3]
+    assert plan.power_w(1, NOW) is None  # the plan holds nobody back for it

@@ -126,6 +126,12 @@ async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
             options={CONF_PRICE_ENTITY: PRICE_SENSOR},
         )
         await _book_garage(hass, entry, 2.0, end_in=timedelta(hours=3))
+        # In fast mode (the default) the car charges at once, whatever the
+        # prices: the plan says so, and books it from the start of the booking.
+        plan = await _plan(hass, entry.entry_id, refresh=True)
+        (need,) = plan["chargers"][str(GARAGE_WALLBOX)]
+        assert need["runs"] == "at_once"
+        assert {s["source"] for s in need["slots"]} == {"at_once"}
         await hass.services.async_call(
             "select",
             "select_option",
@@ -137,6 +143,19 @@ async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
             },
             blocking=True,
         )
+
+        async def planned_in_smart_mode() -> bool:
+            plan = await _plan(hass, entry.entry_id)
+            return [n["runs"] for n in plan["chargers"][str(GARAGE_WALLBOX)]] == [
+                "planned"
+            ]
+
+        # The mode change alone re-plans (no refresh asked for).
+        for _ in range(100):
+            if await planned_in_smart_mode():
+                break
+            await asyncio.sleep(0.1)
+        assert await planned_in_smart_mode()
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
 
         plan = await _plan(hass, entry.entry_id, refresh=True)

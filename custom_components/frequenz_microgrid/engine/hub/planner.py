@@ -21,6 +21,14 @@ power limit and the lowest upper limit its envelope (`envelope.LimitEnvelope`)
 holds during the slot. Limits win over deadlines: what does not fit is left
 unmet, and the plan says so per need.
 
+A need whose charger does not follow the plan is planned as it will charge,
+so the others are planned around what it really takes (`NeedRun`): a charger in
+*fast* or *boost* mode charges as much as it may from now on (booked first,
+earliest slots), one in *solar* mode takes PV surplus and the rest only as the
+deadline forces it (the latest slots), one that is *off* charges nothing (its
+whole energy is unmet). Only *smart* needs follow the PV / cheap / deadline
+passes and the repair.
+
 PV power is counted against every limit like grid power (conservative: a
 feeder's fuse carries it either way, and the grid circuit's envelope is then
 held even if the forecast was too sunny).
@@ -50,6 +58,7 @@ from typing import NamedTuple, Protocol
 from .circuits import Circuit
 from .envelope import LimitEnvelope
 from .forecast import TimeSeries
+from .modes import ChargerMode
 from .reservations import Reservation
 
 SLOT_S = 900.0
@@ -69,6 +78,21 @@ class SlotSource(StrEnum):
     PV = "pv"
     CHEAP = "cheap"
     DEADLINE = "deadline"
+    AT_ONCE = "at_once"
+    """The charger charges at once whatever the plan (fast or boost mode)."""
+
+
+class NeedRun(StrEnum):
+    """How the need's charger will charge, i.e. what the plan can count on."""
+
+    PLANNED = "planned"
+    """It follows the plan (smart mode)."""
+    AT_ONCE = "at_once"
+    """As much as it may from now on (fast and boost mode)."""
+    SOLAR = "solar"
+    """PV surplus, and the rest only when the deadline forces it (solar mode)."""
+    OFF = "off"
+    """Nothing (the charger is off)."""
 
 
 class PlanProblem(StrEnum):
@@ -90,6 +114,19 @@ class InvalidNeedError(ValueError):
         self.charger_id = charger_id
 
 
+def need_run(mode: ChargerMode) -> NeedRun:
+    """How a charger in `mode` charges a need (a boost charges at once)."""
+    match mode:
+        case ChargerMode.SMART:
+            return NeedRun.PLANNED
+        case ChargerMode.SOLAR:
+            return NeedRun.SOLAR
+        case ChargerMode.OFF:
+            return NeedRun.OFF
+        case ChargerMode.FAST | ChargerMode.BOOST:
+            return NeedRun.AT_ONCE
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargingNeed:
     """Energy one charger should deliver between `earliest_start` and `departure`."""
@@ -106,6 +143,8 @@ class ChargingNeed:
     """Phases (1–3) the EV draws on."""
     origin: str = ""
     """Where the need comes from (a reservation id, ``target``): shown in the plan."""
+    runs: NeedRun = NeedRun.PLANNED
+    """How its charger will charge (its mode): only planned needs follow the plan."""
 
     def check(self) -> None:
         """Raise `InvalidNeedError` unless the need can be planned at all."""
@@ -232,6 +271,7 @@ class NeedPlan:
         return {
             "charger": need.charger_id,
             "origin": need.origin,
+            "runs": need.runs.value,
             "earliest_start": need.earliest_start,
             "departure": need.departure,
             "energy_kwh": round(need.energy_wh / 1000.0, 4),
@@ -583,16 +623,24 @@ def plan_charging(
         planning, key=lambda n: (n.need.departure, n.need.earliest_start, n.index)
     )
     price_of = prices.slot_means(start, slot_s, count) if prices else [None] * count
-    pv_of = (
+    pv_of: list[float | None] = (
         pv_surplus_w.slot_means(start, slot_s, count)
         if pv_surplus_w
         else [None] * count
     )
 
-    _fill_pv(by_departure, capacity, pv_of)
-    _fill_cheapest(by_departure, capacity, price_of)
-    _fill_earliest(by_departure, capacity)
-    _repair(by_departure, capacity, price_of)
+    def running(*runs: NeedRun) -> list[_Need]:
+        return [n for n in by_departure if n.need.runs in runs]
+
+    planned = running(NeedRun.PLANNED)
+    solar = running(NeedRun.SOLAR)
+    # What charges whatever the plan says goes first: the others plan around it.
+    _fill_at_once(running(NeedRun.AT_ONCE), capacity, pv_of)
+    _fill_pv(running(NeedRun.PLANNED, NeedRun.SOLAR), capacity, pv_of)
+    _fill_latest(solar, capacity)
+    _fill_cheapest(planned, capacity, price_of)
+    _fill_earliest(planned, capacity)
+    _repair(planned, capacity, price_of)
 
     plans = [
         _need_plan(n, start, slot_s, price_of) for n in sorted(planning, key=_order)
@@ -803,10 +851,53 @@ def _move_out(
     other.left_wh = kept_left
 
 
-def _fill_earliest(needs: Sequence[_Need], capacity: _Capacity) -> None:
+def _fill_earliest(
+    needs: Sequence[_Need],
+    capacity: _Capacity,
+    source: SlotSource = SlotSource.DEADLINE,
+) -> None:
     """What is still missing, as early as it fits (earliest departure first)."""
     for need in needs:
         for slot in need.window:
+            if need.left_wh <= _EPSILON_WH:
+                break
+            if _give(need, slot, capacity) > 0.0:
+                need.grid_source.setdefault(slot, source)
+
+
+def _fill_at_once(
+    needs: Sequence[_Need], capacity: _Capacity, pv_of: list[float | None]
+) -> None:
+    """Needs that charge at once, as much as fits from now on (fast, boost).
+
+    Their cars take the PV surplus first where there is some (it is theirs
+    physically: they draw before any planned car), so it is counted as theirs
+    and what is left of it goes to the others.
+    """
+    for need in needs:
+        for slot in need.window:
+            if need.left_wh <= _EPSILON_WH:
+                break
+            amps = _give(need, slot, capacity)
+            if amps <= 0.0:
+                continue
+            need.grid_source.setdefault(slot, SlotSource.AT_ONCE)
+            surplus = pv_of[slot]
+            if surplus is not None and surplus > 0.0:
+                pv_a = min(amps, surplus / need.watts_per_amp)
+                need.pv_amps[slot] = need.pv_amps.get(slot, 0.0) + pv_a
+                pv_of[slot] = surplus - pv_a * need.watts_per_amp
+
+
+def _fill_latest(needs: Sequence[_Need], capacity: _Capacity) -> None:
+    """What solar needs still miss, as late as it fits: their deadline fallback.
+
+    A car in solar mode charges from the grid only once its departure leaves no
+    slack (`ChargingTargets`' fallback), so its grid energy lands at the end of
+    its window; the latest departure goes first, as it has the latest slots.
+    """
+    for need in reversed(needs):
+        for slot in reversed(need.window):
             if need.left_wh <= _EPSILON_WH:
                 break
             if _give(need, slot, capacity) > 0.0:
