@@ -64,6 +64,7 @@ from .engine.hub.forecast import ForecastPoint, TimeSeries
 from .engine.hub.modes import DEFAULT_MODE, ChargerMode
 from .engine.hub.planner import (
     SLOT_S,
+    TARGET_ORIGIN,
     ChargingNeed,
     ChargingPlan,
     PlanCircuit,
@@ -72,6 +73,7 @@ from .engine.hub.planner import (
     needs_from_targets,
     plan_charging,
 )
+from .engine.hub.targets import ChargingTarget
 from .forecast_sources import (
     async_forecast_solar_pv,
     async_nordpool_prices,
@@ -141,6 +143,7 @@ class HubPlanner:
             function=self.async_replan,
         )
         controller.charger_modes.planned_power_w = self.planned_power_w
+        controller.charging_targets.planned_unmet_wh = self.planned_unmet_wh
 
     # -- reading ----------------------------------------------------------------
 
@@ -155,6 +158,24 @@ class HubPlanner:
         if plan is None or now - plan.created > MAX_PLAN_AGE_S:
             return None
         return plan.power_w(charger_id, now)
+
+    def planned_unmet_wh(self, target: ChargingTarget) -> float | None:
+        """What the plan leaves unmet of a target whose car follows it (smart mode).
+
+        Such a car charges as planned, so the plan says whether it is at risk,
+        not the live forecast (which assumes it charges by least laxity now).
+        `None` for other modes, a stale plan, or a target the plan has no need
+        for (then the live forecast decides).
+        """
+        plan = self.plan
+        if (
+            plan is None
+            or time.time() - plan.created > MAX_PLAN_AGE_S
+            or self.controller.charger_modes.mode(target.charger_id)
+            is not ChargerMode.SMART
+        ):
+            return None
+        return plan.unmet_wh_of(target.charger_id, target.booking_id or TARGET_ORIGIN)
 
     def prices(self) -> TimeSeries:
         """The price forecast in use (per kWh; empty: none)."""
@@ -231,6 +252,7 @@ class HubPlanner:
                 unsubscribe()
             self._debouncer.async_shutdown()
             self.controller.charger_modes.planned_power_w = lambda _cid: None
+            self.controller.charging_targets.planned_unmet_wh = lambda _t: None
             self.plan = None
 
         return stop

@@ -91,7 +91,7 @@ def target_as_response(state: TargetState, targets: ChargingTargets) -> dict[str
     """The target in kWh, its forecast, and the hub's unmet energy."""
     record = state.as_dict()
     energy = state.target.energy_wh
-    unmet = None if state.outlook is None else state.outlook.unmet_wh
+    unmet = state.unmet_wh
     return {
         "charger": state.target.charger_id,
         "energy_kwh": None if energy is None else round(energy / 1000.0, 3),

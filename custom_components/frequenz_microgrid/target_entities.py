@@ -170,9 +170,10 @@ class TargetAtRiskSensor(_TargetEntity, BinarySensorEntity):
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """The energy forecast to be missing at departure (kWh)."""
         state = self.target_state
-        if state is None or state.outlook is None:
+        unmet = None if state is None else state.unmet_wh
+        if unmet is None:
             return None
-        return {"unmet_kwh": round(state.outlook.unmet_wh / 1000.0, 3)}
+        return {"unmet_kwh": round(unmet / 1000.0, 3)}
 
 
 class UnmetEnergySensor(_TargetEntity, SensorEntity):

@@ -732,3 +732,42 @@ def test_smart_with_a_target_falls_back_when_the_plan_leaves_too_little() -> Non
     late = targets.apply(unshaped, shaped, waits=smart)
     assert late[1].held_off is None
     assert late[1].max_current_a == 16.0
+
+
+def test_a_car_that_follows_a_plan_is_at_risk_as_the_plan_says() -> None:
+    targets = table()
+    targets.observe_session(1, "1-100", 0.0)
+    targets.set(target(kwh=5.0))
+    targets.refresh()
+    live = targets.state(1)
+    assert live is not None
+    assert live.outlook is not None
+    assert not live.at_risk  # the live forecast: 11 kW for 5 kWh, easily
+    assert live.unmet_wh == live.outlook.unmet_wh
+
+    planned: dict[int, float | None] = {1: 2_500.0}
+    targets.planned_unmet_wh = lambda t: planned[t.charger_id]
+    short = targets.state(1)
+    assert short is not None
+    assert short.at_risk
+    assert short.unmet_wh == 2_500.0
+    assert short.as_dict()["unmet_wh"] == 2_500.0
+    assert targets.unmet_wh == 2_500.0  # the hub's sum takes the same answer
+
+    planned[1] = 0.0
+    met = targets.state(1)
+    assert met is not None
+    assert not met.at_risk
+    planned[1] = None  # no plan for it: the live forecast decides again
+    fallback = targets.state(1)
+    assert fallback is not None
+    assert fallback.unmet_wh == live.unmet_wh
+
+    # No car plugged in: never at risk, whatever a plan says.
+    targets.observe_session(1, None, 0.0)
+    targets.set(target(kwh=5.0))
+    planned[1] = 5_000.0
+    waiting = targets.state(1)
+    assert waiting is not None
+    assert waiting.unmet_wh is None
+    assert not waiting.at_risk

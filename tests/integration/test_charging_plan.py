@@ -479,3 +479,87 @@ async def test_a_charger_connected_later_is_planned_without_a_reload(
                 return find_entity_id(hass, unique_id, (platform,)) is not None
 
             await wait_for(present, what=f"the new charger's {key}")
+
+
+async def test_a_smart_cars_risk_is_the_plans_which_knows_a_booked_car_comes(
+    hass: HomeAssistant,
+) -> None:
+    """The live forecast sees one car and no risk; the plan sees the booked one.
+
+    The garage car (smart) wants 35 kWh within 2 h: alone on the 40 A fuse it
+    gets 22 kW, 44 kWh. But a car booked on the driveway from +15 min to
+    +75 min takes 32 A of the fuse then, so the plan it follows cannot deliver:
+    at risk, with the plan's unmet energy. In fast mode the car charges by the
+    live forecast again, which (knowing no booking) says it makes it.
+    """
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        now = dt_util.now()
+        await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": DRIVEWAY_WALLBOX,
+                "start": (now + timedelta(minutes=15)).isoformat(),
+                "end": (now + timedelta(minutes=75)).isoformat(),
+                "energy_kwh": 20.0,
+            },
+        )
+        mode_entity = entity_id_of(
+            hass, f"{entry.unique_id}_{GARAGE_WALLBOX}_charger_mode", ["select"]
+        )
+        await hass.services.async_call(
+            "select",
+            "select_option",
+            {"entity_id": mode_entity, "option": "smart"},
+            blocking=True,
+        )
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        sessions = entry.runtime_data.sessions
+        assert sessions is not None
+        await wait_for(
+            lambda: GARAGE_WALLBOX in sessions.tracker.open, what="the session"
+        )
+        target = {
+            "config_entry_id": entry.entry_id,
+            "charger": GARAGE_WALLBOX,
+            "energy_kwh": 35.0,
+            "departure": (now + timedelta(hours=2)).isoformat(),
+        }
+        await call_action(hass, "set_charging_target", target)
+        plan = await _plan(hass, entry.entry_id, refresh=True)
+        (garage,) = plan["chargers"][str(GARAGE_WALLBOX)]
+        assert garage["origin"] == "target"
+        assert garage["unmet_kwh"] > 1.0
+
+        at_risk = entity_id_of(
+            hass,
+            f"{entry.unique_id}_{GARAGE_WALLBOX}_target_at_risk",
+            ["binary_sensor"],
+        )
+        await wait_for(
+            lambda: (s := hass.states.get(at_risk)) is not None and s.state == "on",
+            what="at risk by the plan",
+        )
+        response = await call_action(hass, "set_charging_target", target)
+        assert response["at_risk"] is True
+        assert response["unmet_kwh"] == pytest.approx(garage["unmet_kwh"], abs=0.5)
+
+        # Fast mode: the car does not wait for the plan; the live forecast says
+        # it makes it (it knows of no booked car).
+        await hass.services.async_call(
+            "select",
+            "select_option",
+            {"entity_id": mode_entity, "option": "fast"},
+            blocking=True,
+        )
+        await wait_for(
+            lambda: (s := hass.states.get(at_risk)) is not None and s.state == "off",
+            what="no longer at risk in fast mode",
+        )
+        assert sim.unsafe_setpoint_count == 0

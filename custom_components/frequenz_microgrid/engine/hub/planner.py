@@ -69,6 +69,8 @@ prices reach ~36 h); a need within reach is planned up to its departure."""
 LONGEST_NEED_S = 8 * 86400.0
 """No plan reaches further than this (a booking lasts at most a week)."""
 PHASE_COUNT = 3
+TARGET_ORIGIN = "target"
+"""The origin of a need from a deadline target set by hand (a booking's: its id)."""
 _EPSILON_WH = 1e-6
 
 
@@ -336,6 +338,19 @@ class ChargingPlan:
             if slot.start <= at < slot.end
         )
 
+    def unmet_wh_of(self, charger_id: int, origin: str) -> float | None:
+        """What the plan leaves unmet of the charger's need from `origin`.
+
+        `None` when the plan has no such need (nothing left to deliver, a SoC
+        target, beyond the horizon).
+        """
+        unmet = [
+            n.unmet_wh
+            for n in self._by_charger.get(charger_id, ())
+            if n.need.origin == origin
+        ]
+        return math.fsum(unmet) if unmet else None
+
     def as_dict(self) -> dict[str, object]:
         """A JSON-able form: per charger its needs with their slots."""
         chargers: dict[str, list[dict[str, object]]] = {}
@@ -437,7 +452,7 @@ def needs_from_targets(
                 departure=departure,
                 max_current_a=(max_current_a or {}).get(cid, 16.0),
                 phases=(phases or {}).get(cid, (1, 2, 3)),
-                origin="target",
+                origin=TARGET_ORIGIN,
             )
         )
     return needs

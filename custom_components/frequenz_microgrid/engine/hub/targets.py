@@ -423,11 +423,24 @@ class TargetState:
     laxity_s: float | None
     """`None` while no car is plugged in, or once the target is met."""
     outlook: Outlook | None
+    planned_unmet_wh: float | None = None
+    """What the hub's plan leaves unmet, when the car follows the plan (smart
+    mode): then the plan, not the live forecast, says whether it is at risk."""
+
+    @property
+    def unmet_wh(self) -> float | None:
+        """The energy expected to be missing at departure (`None`: not plugged in)."""
+        if self.outlook is None:
+            return None
+        if self.planned_unmet_wh is not None:
+            return self.planned_unmet_wh
+        return self.outlook.unmet_wh
 
     @property
     def at_risk(self) -> bool:
         """Expected to miss its departure (only once the car is plugged in)."""
-        return self.outlook is not None and self.outlook.at_risk
+        unmet = self.unmet_wh
+        return unmet is not None and unmet > AT_RISK_WH
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form (action responses, attributes, diagnostics)."""
@@ -444,7 +457,7 @@ class TargetState:
             if completion is None
             else datetime.fromtimestamp(completion, UTC).isoformat(),
             "at_risk": self.at_risk,
-            "unmet_wh": None if outlook is None else round(outlook.unmet_wh, 3),
+            "unmet_wh": None if self.unmet_wh is None else round(self.unmet_wh, 3),
         }
 
 
@@ -509,6 +522,11 @@ class ChargingTargets:
         self._last_run: _ForecastRun | None = None
         """The inputs and results of the forecast's last run (`None`: never ran)."""
         self._listeners: list[Listener] = []
+        self.planned_unmet_wh: Callable[[ChargingTarget], float | None] = (
+            lambda _target: None
+        )
+        """What the hub's plan leaves unmet of a target whose car follows it
+        (`None`: its car does not follow a plan, or the plan has no such need)."""
 
     # -- reading ----------------------------------------------------------------
 
@@ -542,13 +560,17 @@ class ChargingTargets:
             remaining,
             laxity,
             self._outlooks.get(charger_id) if session is not None else None,
+            self.planned_unmet_wh(target),
         )
 
     @property
     def unmet_wh(self) -> float:
-        """The energy the hub forecasts to miss over every plugged-in target (Wh)."""
+        """The energy the hub expects to miss over every plugged-in target (Wh)."""
+        states = (self.state(charger_id) for charger_id in self._targets)
         return math.fsum(
-            o.unmet_wh for cid, o in self._outlooks.items() if cid in self._targets
+            unmet
+            for state in states
+            if state is not None and (unmet := state.unmet_wh) is not None
         )
 
     # -- changing ---------------------------------------------------------------
