@@ -15,12 +15,12 @@ While the microgrid is away nothing is released: no cable state, no no-show.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 import logging
 from typing import Any, Final
 
 from frequenz.client.microgrid.metrics import Metric
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
@@ -39,7 +39,7 @@ from .engine.hub.reservations import (
     charger_capacities,
     static_guarantee,
 )
-from .engine.hub.sessions import SessionChange, SessionChangeKind
+from .engine.hub.sessions import ChargingSession, SessionChange, SessionChangeKind
 from .engine.hub.targets import TargetGuarantee
 
 _LOGGER = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class HubReservations:
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.reservations"
         )
         self._pending = False
+        self._stamp_listeners: list[Callable[[ChargingSession], None]] = []
 
     @classmethod
     def grace_min_of(cls, options: dict[str, Any] | Any) -> float:
@@ -160,16 +161,24 @@ class HubReservations:
             )
 
     def follow(
-        self, coordinator: MicrogridCoordinator
+        self,
+        coordinator: MicrogridCoordinator,
+        open_sessions: Callable[[], Mapping[int, ChargingSession]] = dict,
     ) -> Callable[[], Coroutine[Any, Any, None]]:
         """Save every change and watch every snapshot; returns what stops both.
 
-        Stopping writes what is pending at once, so a reload reads the last change.
+        `open_sessions`: the open session per charger (the session tracker's),
+        for the cars that plugged in before their booking began. Stopping writes
+        what is pending at once, so a reload reads the last change.
         """
         stop_saving = self.book.listen(self._changed)
-        stop_watching = coordinator.async_add_listener(
-            lambda: self._observe(coordinator)
-        )
+
+        @callback
+        def observe() -> None:
+            self._stamp_waiting_cars(open_sessions())
+            self._observe(coordinator)
+
+        stop_watching = coordinator.async_add_listener(observe)
 
         async def stop() -> None:
             stop_watching()
@@ -193,6 +202,52 @@ class HubReservations:
         )
         if booking is not None:
             change.session.booking_id = booking.reservation_id
+
+    @callback
+    def listen_stamped(
+        self, listener: Callable[[ChargingSession], None]
+    ) -> CALLBACK_TYPE:
+        """Call `listener` with each open session a booking took over later.
+
+        (A session that starts under a booking is stamped at its start,
+        `stamp_session`, and announced as started.)
+        """
+        self._stamp_listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            if listener in self._stamp_listeners:
+                self._stamp_listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def _stamp_waiting_cars(self, open_sessions: Mapping[int, ChargingSession]) -> None:
+        """A car already plugged in when its booking begins is the booking's car.
+
+        Drivers come early (or book while parked): the session opened under no
+        booking, so once the booking is in force it takes the session over — its
+        energy counts for the booking (the plan), and the booking's energy
+        becomes the car's target — instead of treating the booking as empty.
+        """
+        for charger_id, session in open_sessions.items():
+            if session.booking_id is not None:
+                continue
+            booking = self.book.in_force(charger_id)
+            if booking is None:
+                continue
+            session.booking_id = booking.reservation_id
+            _LOGGER.debug(
+                "Reservation %s takes over the session %s of the car plugged in "
+                "before it began",
+                booking.reservation_id,
+                session.session_id,
+            )
+            for listener in list(self._stamp_listeners):
+                try:
+                    listener(session)
+                except Exception:
+                    _LOGGER.exception("A reservation stamp listener failed")
 
     @callback
     def _observe(self, coordinator: MicrogridCoordinator) -> None:

@@ -32,7 +32,7 @@ from homeassistant.helpers.storage import Store
 from .const import DOMAIN
 from .engine.control import MicrogridController
 from .engine.graph import Topology
-from .engine.hub.sessions import SessionChange, SessionChangeKind
+from .engine.hub.sessions import ChargingSession, SessionChange, SessionChangeKind
 from .engine.hub.targets import (
     ChargingTarget,
     ChargingTargets,
@@ -119,8 +119,14 @@ class HubTargets:
         stop_saving = self.targets.listen(self._changed)
         stop_watching = coordinator.async_add_listener(self._observe)
         stop_sessions = self.sessions.async_add_listener(self._session_changed)
+        stop_stamps = (
+            self.reservations.listen_stamped(self._take_booking_target)
+            if self.reservations is not None
+            else (lambda: None)
+        )
 
         async def stop() -> None:
+            stop_stamps()
             stop_sessions()
             stop_watching()
             stop_saving()
@@ -169,12 +175,13 @@ class HubTargets:
     @callback
     def _session_changed(self, change: SessionChange) -> None:
         """A session that starts under a booking with an energy takes it as target."""
-        session = change.session
-        if (
-            change.kind is not SessionChangeKind.STARTED
-            or session.booking_id is None
-            or self.reservations is None
-        ):
+        if change.kind is SessionChangeKind.STARTED:
+            self._take_booking_target(change.session)
+
+    @callback
+    def _take_booking_target(self, session: ChargingSession) -> None:
+        """The session's booking's energy becomes its target (unless set by hand)."""
+        if session.booking_id is None or self.reservations is None:
             return
         booking = self.reservations.book.get(session.booking_id)
         if booking is None or booking.energy_kwh is None:

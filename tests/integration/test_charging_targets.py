@@ -319,6 +319,52 @@ async def test_a_booking_with_an_energy_becomes_the_sessions_target(
         )
 
 
+async def test_a_car_plugged_in_before_its_booking_is_the_bookings_once_it_begins(
+    hass: HomeAssistant,
+) -> None:
+    """Drivers come early: the booking takes over the session, energy and target."""
+    async with await _home(hass) as sim:
+        entry = await setup_steerable(hass, sim, GARAGE_WALLBOX)
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        sessions = entry.runtime_data.sessions
+        assert sessions is not None
+        await wait_for(
+            lambda: GARAGE_WALLBOX in sessions.tracker.open, what="the session"
+        )
+        session = sessions.tracker.open[GARAGE_WALLBOX]
+        assert session.booking_id is None  # no booking when it plugged in
+        now = dt_util.now()
+        booked = await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "start": (now + timedelta(seconds=2)).isoformat(),
+                "end": (now + timedelta(hours=2)).isoformat(),
+                "energy_kwh": 15.0,
+            },
+        )
+        targets = entry.runtime_data.engine.controller.charging_targets
+        await wait_for(
+            lambda: (
+                (target := targets.get(GARAGE_WALLBOX)) is not None
+                and target.booking_id == booked["reservation_id"]
+            ),
+            timeout_s=15.0,
+            what="the booking to take over the car's session and give its target",
+        )
+        assert session.booking_id == booked["reservation_id"]
+        target = targets.get(GARAGE_WALLBOX)
+        assert target is not None
+        assert target.session_id == session.session_id
+        assert target.energy_wh == pytest.approx(15_000.0)
+        # Its car is here: never released as a no-show.
+        reservations = entry.runtime_data.reservations
+        assert reservations is not None
+        assert reservations.book.get(booked["reservation_id"]) is not None
+
+
 async def test_on_the_depot_garage_feeder_the_urgent_car_gets_more(
     hass: HomeAssistant,
 ) -> None:
