@@ -71,6 +71,7 @@ from .inputs import (
     currents_near,
     ev_charger_input,
     grid_fuse_a,
+    kept_sample_times,
     summed_ac_bounds,
 )
 from .status import Pool
@@ -206,7 +207,7 @@ class EvPoolSteering(PoolSteering):
         self._log.forget_before(store.wall_time_s() - store.freshness_s)
         view = store.fresh_view()
         readings = {cid: charger_currents(view, cid) for cid in self.component_ids}
-        inputs = self._inputs(now, readings)
+        inputs = self._inputs(now, readings, view)
         others = self._other_currents(readings, self._grid, self.component_ids)
         circuits = self._circuit_capacities(readings, others)
         plans: list[tuple[ComponentSet, float, EvAllocation]] = []
@@ -388,7 +389,7 @@ class EvPoolSteering(PoolSteering):
         store = self.context.store
         since = store.wall_time_s() - store.freshness_s
         chargers = sorted(charger_ids)
-        kept = {cid: self._kept_times(cid, since) for cid in chargers}
+        kept = {cid: kept_sample_times(store, cid, since) for cid in chargers}
         best: tuple[int, TimedCurrents] | None = None
         for sampled in meter.sample_times(store, since):
             unpaired = sum(1 for times in kept.values() if sampled not in times)
@@ -405,7 +406,8 @@ class EvPoolSteering(PoolSteering):
         else:
             fuse = best[1]
             near = [
-                currents_near(store, cid, fuse.first_sampled, since) for cid in chargers
+                currents_near(store, cid, fuse.first_sampled, since, kept=kept[cid])
+                for cid in chargers
             ]
         return uncontrolled_currents(
             fuse.currents_a,
@@ -414,14 +416,6 @@ class EvPoolSteering(PoolSteering):
                 for cid, reading in zip(chargers, near, strict=True)
             ],
         )
-
-    def _kept_times(self, charger_id: int, since: float) -> frozenset[float]:
-        """The sample times of a fresh charger's kept readings since `since`."""
-        store = self.context.store
-        history = store.history(charger_id)
-        if history is None or not store.is_fresh(charger_id):
-            return frozenset()
-        return frozenset(at for at in history.times() if at >= since)
 
     def _fitting(
         self,
@@ -486,8 +480,12 @@ class EvPoolSteering(PoolSteering):
         return report
 
     def _inputs(
-        self, now: float, readings: dict[int, TimedCurrents | None]
+        self,
+        now: float,
+        readings: dict[int, TimedCurrents | None],
+        view: FreshView,
     ) -> dict[int, EvChargerInput]:
+        """Each charger's allocator input, read in `view` (as `readings` were)."""
         health = self.context.health
         inputs = {
             cid: ev_charger_input(
@@ -501,6 +499,8 @@ class EvPoolSteering(PoolSteering):
                     if (reading := readings[cid]) is None
                     else reading.first_sampled,
                 ),
+                view=view,
+                currents=reading,
             )
             for cid in sorted(self.component_ids)
         }

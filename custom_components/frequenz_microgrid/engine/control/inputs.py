@@ -283,6 +283,8 @@ def ev_charger_input(
     working: bool,
     nominal_voltage_v: float,
     confirmed_limit_a: float | None = math.inf,
+    view: FreshView | None = None,
+    currents: TimedCurrents | None = None,
 ) -> EvChargerInput:
     """One charger's allocator input from its cable state, currents and bounds.
 
@@ -293,13 +295,20 @@ def ev_charger_input(
     needs for that current, while the fuse is charged on the one phase only.
     Minimum and maximum current come from the charger's bounds (exclusion upper
     edge and inclusion upper bound); without bounds the charger is not used.
+
+    A caller that reads many chargers at once passes its `view` of the store
+    and each charger's `currents` it read in that view (`charger_currents`),
+    so they are not looked up again.
     """
-    view = store.fresh_view()
-    currents = tuple(_value(view, charger_id, metric) for metric in CURRENT_PHASES)
-    l1, l2, l3 = currents
+    if view is None:
+        view = store.fresh_view()
+    if currents is not None:
+        l1, l2, l3 = currents.currents_a
+    else:
+        l1, l2, l3 = (_value(view, charger_id, metric) for metric in CURRENT_PHASES)
     drawing = tuple(
         phase
-        for phase, current in zip(ALL_PHASES, currents, strict=True)
+        for phase, current in zip(ALL_PHASES, (l1, l2, l3), strict=True)
         if current > _DRAWING_THRESHOLD_A
     )
     phases = drawing or ALL_PHASES
@@ -436,19 +445,36 @@ def charger_currents(view: FreshView, charger_id: int) -> TimedCurrents | None:
     return TimedCurrents((l1, l2, l3), min(known), max(known))
 
 
+def kept_sample_times(
+    store: TelemetryStore, component_id: int, since: float
+) -> list[float]:
+    """A fresh component's kept sample times since `since`, newest first.
+
+    Empty for a component that is not fresh or keeps no history.
+    """
+    history = store.history(component_id)
+    if history is None or not store.is_fresh(component_id):
+        return []
+    return [at for at in history.times() if at >= since]
+
+
 def currents_near(
-    store: TelemetryStore, component_id: int, sampled: float, since: float
+    store: TelemetryStore,
+    component_id: int,
+    sampled: float,
+    since: float,
+    *,
+    kept: list[float] | None = None,
 ) -> TimedCurrents | None:
     """A fresh component's kept currents sampled at `sampled`, or nearest before it.
 
     Without a kept reading at or before `sampled` (since `since`), the oldest
     one after it. `None` for a component that is not fresh or kept nothing.
+    `kept`: its `kept_sample_times` since `since`, if the caller has them.
     """
+    times = kept_sample_times(store, component_id, since) if kept is None else kept
     history = store.history(component_id)
-    if history is None or not store.is_fresh(component_id):
-        return None
-    times = [at for at in history.times() if at >= since]  # newest first
-    if not times:
+    if not times or history is None:
         return None
     chosen = next((at for at in times if at <= sampled), times[-1])
     values = history.at(chosen) or {}
