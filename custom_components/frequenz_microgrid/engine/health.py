@@ -507,12 +507,16 @@ class HealthTracker:
         The working ones; when none works, the uncertain ones (a blocked component
         is better than none); else nothing.
         """
-        by_health: dict[ComponentHealth, set[int]] = {h: set() for h in ComponentHealth}
+        # Lists, not a dict by `ComponentHealth`: an enum's hash is a Python call.
+        working: list[int] = []
+        uncertain: list[int] = []
         for component_id in component_ids:
-            by_health[self.health(component_id, now)].add(component_id)
-        return frozenset(
-            by_health[ComponentHealth.WORKING] or by_health[ComponentHealth.UNCERTAIN]
-        )
+            health = self.health(component_id, now)
+            if health is ComponentHealth.WORKING:
+                working.append(component_id)
+            elif health is ComponentHealth.UNCERTAIN:
+                uncertain.append(component_id)
+        return frozenset(working or uncertain)
 
     def status(self, component_id: int, now: float) -> ComponentStatus:
         """Return a component's health with its reason and block expiry."""

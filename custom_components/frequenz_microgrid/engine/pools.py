@@ -404,9 +404,11 @@ class PairedFormula:
             values: dict[int, float] = {}
             for cid, history in histories:
                 found = history.at(sampled)
-                if found is None or metric not in found:
+                # One look-up (a `Metric`'s hash is a Python-level call), not two.
+                value = None if found is None else found.get(metric)
+                if value is None:
                     break
-                values[cid] = found[metric]
+                values[cid] = value
             else:
                 return formula.evaluate(values)
         return None
