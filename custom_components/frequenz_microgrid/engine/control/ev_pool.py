@@ -60,7 +60,7 @@ from ..hub.targets import ChargingTargets
 from ..pools import CURRENT_PHASES
 from ..power_manager import PowerManager
 from ..results import Request
-from ..telemetry import FreshView
+from ..telemetry import FreshView, SampleHistory
 from .charger_setpoints import ChargerSetpointLog
 from .inputs import (
     CHARGER_PHASES,
@@ -71,7 +71,6 @@ from .inputs import (
     currents_near,
     ev_charger_input,
     grid_fuse_a,
-    kept_sample_times,
     summed_ac_bounds,
 )
 from .status import Pool
@@ -389,10 +388,17 @@ class EvPoolSteering(PoolSteering):
         store = self.context.store
         since = store.wall_time_s() - store.freshness_s
         chargers = sorted(charger_ids)
-        kept = {cid: kept_sample_times(store, cid, since) for cid in chargers}
+        # What each fresh charger keeps (`None`: nothing usable): a meter's
+        # sample time (never before `since`) is one of a charger's kept ones
+        # when its history has a reading of it.
+        kept: list[SampleHistory | None] = [
+            store.history(cid) if store.is_fresh(cid) else None for cid in chargers
+        ]
         best: tuple[int, TimedCurrents] | None = None
         for sampled in meter.sample_times(store, since):
-            unpaired = sum(1 for times in kept.values() if sampled not in times)
+            unpaired = sum(
+                1 for history in kept if history is None or history.at(sampled) is None
+            )
             if best is not None and unpaired >= best[0]:
                 continue
             fuse_at = meter.at(store, sampled)
@@ -406,8 +412,7 @@ class EvPoolSteering(PoolSteering):
         else:
             fuse = best[1]
             near = [
-                currents_near(store, cid, fuse.first_sampled, since, kept=kept[cid])
-                for cid in chargers
+                currents_near(store, cid, fuse.first_sampled, since) for cid in chargers
             ]
         return uncontrolled_currents(
             fuse.currents_a,

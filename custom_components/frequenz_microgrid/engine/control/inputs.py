@@ -445,36 +445,23 @@ def charger_currents(view: FreshView, charger_id: int) -> TimedCurrents | None:
     return TimedCurrents((l1, l2, l3), min(known), max(known))
 
 
-def kept_sample_times(
-    store: TelemetryStore, component_id: int, since: float
-) -> list[float]:
-    """A fresh component's kept sample times since `since`, newest first.
-
-    Empty for a component that is not fresh or keeps no history.
-    """
-    history = store.history(component_id)
-    if history is None or not store.is_fresh(component_id):
-        return []
-    return [at for at in history.times() if at >= since]
-
-
 def currents_near(
-    store: TelemetryStore,
-    component_id: int,
-    sampled: float,
-    since: float,
-    *,
-    kept: list[float] | None = None,
+    store: TelemetryStore, component_id: int, sampled: float, since: float
 ) -> TimedCurrents | None:
     """A fresh component's kept currents sampled at `sampled`, or nearest before it.
 
     Without a kept reading at or before `sampled` (since `since`), the oldest
     one after it. `None` for a component that is not fresh or kept nothing.
-    `kept`: its `kept_sample_times` since `since`, if the caller has them.
     """
-    times = kept_sample_times(store, component_id, since) if kept is None else kept
     history = store.history(component_id)
-    if not times or history is None:
+    if history is None or not store.is_fresh(component_id):
+        return None
+    found = history.at(sampled) if sampled >= since else None
+    if found is not None:  # the usual case: no need to sort what is kept
+        l1, l2, l3 = (found.get(metric, math.nan) for metric in CURRENT_PHASES)
+        return TimedCurrents((l1, l2, l3), sampled, sampled)
+    times = [at for at in history.times() if at >= since]  # newest first
+    if not times:
         return None
     chosen = next((at for at in times if at <= sampled), times[-1])
     values = history.at(chosen) or {}
