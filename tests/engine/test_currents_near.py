@@ -11,6 +11,7 @@ from custom_components.frequenz_microgrid.engine.distribution.ev_fuse import (
 from custom_components.frequenz_microgrid.engine.pools import CURRENT_PHASES
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
 from custom_components.frequenz_microgrid.engine.telemetry_message import (
+    MetricReading,
     TelemetryMessage,
 )
 
@@ -31,7 +32,7 @@ def _store_with_samples(*sampled: float) -> tuple[TelemetryStore, _Clock]:
     store = TelemetryStore(clock=clock)
     store.keep_history([CHARGER], CURRENT_PHASES)
     for at in sampled:
-        readings = [
+        readings: list[MetricReading] = [
             (metric, at + phase, ()) for phase, metric in enumerate(CURRENT_PHASES)
         ]
         store.ingest_message(TelemetryMessage(CHARGER, readings, sampled_at=at))
