@@ -312,6 +312,9 @@ class HealthTracker:
         self._kinds: dict[int, ComponentKind] = {}
         self._inverter_of: dict[int, int] = {}
         self._batteries_behind: dict[int, set[int]] = {}
+        self._affected: dict[int, tuple[int, ...]] = {}
+        """`_affected_by`, per component asked about; emptied whenever a
+        component is registered or forgotten (every reading asks it)."""
         self._readings: dict[int, Reading] = {}
         self._capacities: dict[int, float] = {}
         self._blocks: dict[int, BlockingStatus] = {}
@@ -349,6 +352,7 @@ class HealthTracker:
 
     def _register(self, component_id: int, kind: ComponentKind) -> None:
         self._kinds[component_id] = kind
+        self._affected.clear()
         self._blocks.setdefault(component_id, self._new_block())
         self._forget_judgements((component_id,))  # judged as another kind
 
@@ -368,6 +372,7 @@ class HealthTracker:
             inverter_id = self._inverter_of.pop(component_id, None)
             if inverter_id is not None:
                 self._batteries_behind.get(inverter_id, set()).discard(component_id)
+        self._affected.clear()
 
     def set_out_of_service(self, component_ids: Iterable[int]) -> bool:
         """Take these components out of steering (all others back in).
@@ -585,12 +590,16 @@ class HealthTracker:
             and reading.warnings == last.warnings
         )
 
-    def _affected_by(self, component_id: int) -> list[int]:
+    def _affected_by(self, component_id: int) -> tuple[int, ...]:
         """Tracked components whose health depends on this component's telemetry."""
+        known = self._affected.get(component_id)
+        if known is not None:
+            return known
         affected = sorted(self._batteries_behind.get(component_id, ()))
         if component_id in self._kinds and component_id not in affected:
             affected.append(component_id)
-        return affected
+        known = self._affected[component_id] = tuple(affected)
+        return known
 
     def _expand(self, component_ids: Iterable[int]) -> set[int]:
         """Map ids from a result to tracked components (an inverter → its batteries)."""
