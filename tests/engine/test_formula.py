@@ -161,3 +161,49 @@ def test_a_sum_of_thousands_of_components_evaluates() -> None:
     assert formula.evaluate({cid: 1.0 for cid in ids if cid != 4321}) is None
     mixed = compile_formula(" - ".join(f"#{cid}" for cid in ids))
     assert mixed.evaluate(dict.fromkeys(ids, 1.0)) == 1.0 - 4999.0
+
+
+_sum_terms = st.lists(
+    st.tuples(
+        st.sampled_from(["+", "-"]),
+        st.integers(min_value=1, max_value=6),
+        st.sampled_from([None, 0.0, -1.5, 2.0]),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(
+    terms=_sum_terms,
+    values=st.dictionaries(
+        st.integers(min_value=1, max_value=6),
+        st.one_of(st.floats(min_value=-1e4, max_value=1e4), st.just(NAN)),
+    ),
+)
+def test_a_sum_of_component_terms_evaluates_as_the_general_chain(
+    terms: list[tuple[str, int, float | None]], values: dict[int, float]
+) -> None:
+    """Pool formulas (sums of ``#N`` and ``COALESCE(#N, c)``) take a faster path.
+
+    It must give exactly what the general evaluation gives: the same terms
+    written so the fast path does not apply (``MIN(#N)``, a three-argument
+    ``COALESCE``) mean the same, and go the general way.
+    """
+
+    def written(cid: int, fallback: float | None, *, plain: bool) -> str:
+        if fallback is None:
+            return f"#{cid}" if plain else f"MIN(#{cid})"
+        if plain:
+            return f"COALESCE(#{cid}, {fallback!r})"
+        return f"COALESCE(#{cid}, {fallback!r}, {fallback!r})"
+
+    def text(*, plain: bool) -> str:
+        first, *rest = terms
+        return written(first[1], first[2], plain=plain) + "".join(
+            f" {op} {written(cid, fallback, plain=plain)}" for op, cid, fallback in rest
+        )
+
+    fast = compile_formula(text(plain=True)).evaluate(values)
+    general = compile_formula(text(plain=False)).evaluate(values)
+    assert fast == general

@@ -407,3 +407,21 @@ class TestHealthTracker:
         message(1, {State.READY, State.RELAY_CLOSED}, 20_000.0)
         assert tracker.health(1, now + 10.0) is WORKING
         assert tracker.health(1, now + 10.5) is NOT_WORKING
+
+
+def test_a_battery_registered_later_follows_its_inverter_seen_before() -> None:
+    """Who depends on whose telemetry is kept; a new registration renews it."""
+    tracker = HealthTracker()
+    tracker.observe(2, GOOD_INVERTER)  # nobody depends on inverter 2 yet
+    tracker.add_battery(3, 2)
+    tracker.observe(3, GOOD_BATTERY, capacity=10_000.0)
+    tracker.observe(2, Reading(at=0.5, states=GOOD_INVERTER.states))
+    assert tracker.health(3, 1.0) is WORKING
+    tracker.observe(2, Reading(at=1.5, states=frozenset({State.ERROR})))
+    assert tracker.health(3, 2.0) is NOT_WORKING
+    tracker.forget([3])
+    tracker.add_battery(4, 2)
+    tracker.observe(4, GOOD_BATTERY, capacity=10_000.0)
+    assert tracker.health(4, 2.0) is NOT_WORKING  # inverter 2 is in ERROR
+    tracker.observe(2, Reading(at=2.5, states=GOOD_INVERTER.states))
+    assert tracker.health(4, 3.0) is WORKING

@@ -222,10 +222,47 @@ def _tracker(registrations: list[_Reregister]) -> HealthTracker:
         _Reregister(_PV, "battery"),
     ]
 )
+@example(  # a charger judged idle repeats itself, then an EV plugs in
+    [
+        _Observation(_CHARGER, 0.0, _STATE_SETS[2], frozenset(), None),
+        1.0,
+        _Observation(_CHARGER, 0.0, _STATE_SETS[2], frozenset(), None),
+        _Observation(_CHARGER, 0.0, _STATE_SETS[0], frozenset(), None),
+    ]
+)
+@example(  # a battery judged broken repeats itself; its inverter's state changes
+    [
+        _Observation(_INVERTER, 0.0, _STATE_SETS[0], frozenset(), None),
+        _Observation(_BATTERY, 0.0, _STATE_SETS[4], frozenset(), 50_000.0),
+        1.0,
+        _Observation(_BATTERY, 0.0, _STATE_SETS[4], frozenset(), 50_000.0),
+        _Observation(_INVERTER, 0.0, _STATE_SETS[4], frozenset(), None),
+        _Observation(_BATTERY, 0.0, _STATE_SETS[0], frozenset(), 50_000.0),
+    ]
+)
+@example(  # an older repeat of a judged reading, then the judged one ages out
+    [
+        _Observation(_PV, 0.0, _STATE_SETS[0], frozenset(), None),
+        _Observation(_PV, 5.0, _STATE_SETS[0], frozenset(), None),
+        MAX_DATA_AGE - 2.0,
+        3.0,
+    ]
+)
+@example(  # a repeat with a new capacity
+    [
+        _Observation(_INVERTER, 0.0, _STATE_SETS[0], frozenset(), None),
+        _Observation(_BATTERY, 0.0, _STATE_SETS[0], frozenset(), 50_000.0),
+        _Observation(_BATTERY, 0.0, _STATE_SETS[0], frozenset(), float("nan")),
+    ]
+)
 def test_a_tracker_judges_as_one_fed_only_the_latest_inputs(
     steps: list[_Observation | float | _CapacityOnly | _Reregister],
 ) -> None:
-    """Judgements kept between calls never outlive the inputs they were made on."""
+    """Judgements kept between calls never outlive the inputs they were made on.
+
+    Nor a reading that repeats the last one's contents: what it keeps holds only
+    as long as the oldest reading it was made from is fresh.
+    """
     registrations: list[_Reregister] = []
     tracker = _tracker(registrations)
     readings: dict[int, Reading] = {}

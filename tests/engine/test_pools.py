@@ -136,6 +136,46 @@ def test_pair_bounds_kept_between_snapshots_follow_every_change(
     assert bounds() == PowerBounds(-1000, 1000, -200, 200)
 
 
+def test_pool_figures_kept_between_snapshots_follow_every_change(
+    clock: FakeClock, store: TelemetryStore
+) -> None:
+    """The pool's SoC, capacity and bounds are reused only while nothing changed.
+
+    Each step changes one input of one battery or inverter (or lets everything
+    go stale): the kept figures must follow, equal to figures computed afresh.
+    """
+    topology = t.home_topology()
+    formulas = CompiledFormulas.from_topology(topology)
+    cache = PairBoundsCache()
+
+    def pool() -> tuple[float | None, float | None, PowerBounds | None]:
+        components = component_snapshots(store, store.component_ids)
+        cached = snapshot_from_components(
+            topology, formulas, components, reachable=True, pair_cache=cache
+        ).battery
+        fresh = snapshot_from_components(
+            topology, formulas, components, reachable=True
+        ).battery
+        assert cached == fresh
+        return (cached.soc_pct, cached.usable_capacity_wh, cached.bounds)
+
+    feed_batteries(store)
+    first = pool()
+    assert pool() == first  # from the cache
+    record(store, t.BATTERY_A, SOC, 70.0)
+    moved = pool()
+    assert moved[0] != first[0]
+    record(store, t.BATTERY_B, CAPACITY, 20_000.0)
+    grown = pool()
+    assert grown[1] != moved[1]
+    record(store, t.INVERTER_B, POWER, 100.0, bounds=PowerBounds(-500, 500))
+    assert pool()[2] != grown[2]
+    record_state(store, t.BATTERY_B, [ComponentStateCode.ERROR])
+    assert pool()[1] == pytest.approx(8000.0)
+    clock.now += 11.0  # everything goes stale
+    assert pool() == (None, None, None)
+
+
 def test_a_battery_in_error_or_silent_drops_out_of_the_pool(
     clock: FakeClock, store: TelemetryStore
 ) -> None:

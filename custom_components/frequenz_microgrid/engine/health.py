@@ -312,20 +312,27 @@ class HealthTracker:
         self._kinds: dict[int, ComponentKind] = {}
         self._inverter_of: dict[int, int] = {}
         self._batteries_behind: dict[int, set[int]] = {}
+        self._affected: dict[int, tuple[int, ...]] = {}
+        """`_affected_by`, per component asked about; emptied whenever a
+        component is registered or forgotten (every reading asks it)."""
         self._readings: dict[int, Reading] = {}
         self._capacities: dict[int, float] = {}
         self._blocks: dict[int, BlockingStatus] = {}
         self._out_of_service: frozenset[int] = frozenset()
-        self._fine_since: dict[int, float] = {}
+        self._judged: dict[int, tuple[str | None, float]] = {}
+        """Per component, its last telemetry judgement (`problem`) and the sample
+        time of the oldest reading it used (`math.inf`: it used none).
+
+        Made while every reading it used was fresh, the judgement depends on
+        their contents alone, so it holds without re-running the checks while
+        that oldest reading is not too old and the inputs keep their contents
+        (a reading that repeats the last one's contents keeps it; any other
+        input change drops it). Every component's health is asked for several
+        times per tick (the working sets, the statuses, the EV inputs).
+        """
         self._last_status: dict[int, ComponentStatus] = {}
         """Each component's last status: handed out again while it is the same
         (every component's status is asked for on every tick, and most stay)."""
-        """Components judged free of problems, with the oldest reading time used.
-
-        The judgement holds, without re-running the checks, while that reading is
-        not too old and the component's inputs stay the same (an input change
-        drops it). Steering asks for the health of every battery per proposal.
-        """
 
     # -- registration ---------------------------------------------------------
 
@@ -345,6 +352,7 @@ class HealthTracker:
 
     def _register(self, component_id: int, kind: ComponentKind) -> None:
         self._kinds[component_id] = kind
+        self._affected.clear()
         self._blocks.setdefault(component_id, self._new_block())
         self._forget_judgements((component_id,))  # judged as another kind
 
@@ -359,11 +367,12 @@ class HealthTracker:
             self._readings.pop(component_id, None)
             self._capacities.pop(component_id, None)
             self._blocks.pop(component_id, None)
-            self._fine_since.pop(component_id, None)
+            self._judged.pop(component_id, None)
             self._last_status.pop(component_id, None)
             inverter_id = self._inverter_of.pop(component_id, None)
             if inverter_id is not None:
                 self._batteries_behind.get(inverter_id, set()).discard(component_id)
+        self._affected.clear()
 
     def set_out_of_service(self, component_ids: Iterable[int]) -> bool:
         """Take these components out of steering (all others back in).
@@ -402,10 +411,12 @@ class HealthTracker:
         # (nearly all of them, on every tick).
         blocked = [c for c in affected if self._blocks[c].blocked_until is not None]
         was_ok = {cid: self.problem(cid, reading.at) is None for cid in blocked}
+        repeats = self._repeats(component_id, reading, capacity)
         self._readings[component_id] = reading
         if capacity is not None:
             self._capacities[component_id] = capacity
-        self._forget_judgements(affected)
+        if not repeats:  # a newer reading of the same contents judges the same
+            self._forget_judgements(affected)
         for cid in blocked:
             if not was_ok[cid] and self.problem(cid, reading.at) is None:
                 self._blocks[cid].unblock()
@@ -461,28 +472,30 @@ class HealthTracker:
         """Return why the telemetry says the component is not working, or `None`."""
         if component_id in self._out_of_service:
             return OUT_OF_SERVICE
-        fine_since = self._fine_since.get(component_id)
-        if fine_since is not None and now - fine_since <= self.max_data_age:
-            return None  # the very checks below, on the same inputs, said so
+        age = self.max_data_age
+        judged = self._judged.get(component_id)
+        if judged is not None and now - judged[1] <= age:
+            return judged[0]  # the very checks below, on the same inputs, said so
         kind = self._kinds.get(component_id)
         reading = self._readings.get(component_id)
-        age = self.max_data_age
+        oldest = math.inf if reading is None else reading.at
         match kind:
             case ComponentKind.BATTERY:
                 inverter = self._readings.get(self._inverter_of[component_id])
                 capacity = self._capacities.get(component_id)
                 problem = battery_problem(reading, capacity, inverter, now, age)
-                if problem is None and reading is not None and inverter is not None:
-                    self._fine_since[component_id] = min(reading.at, inverter.at)
-                return problem
+                if inverter is not None:
+                    oldest = min(oldest, inverter.at)
             case ComponentKind.EV_CHARGER:
                 problem = ev_charger_problem(reading, now, age)
             case ComponentKind.PV_INVERTER:
                 problem = pv_inverter_problem(reading, now, age)
             case None:
                 return "not a controllable component"
-        if problem is None and reading is not None:
-            self._fine_since[component_id] = reading.at
+        if now - oldest <= age:
+            # Every reading used was fresh: the verdict follows from their
+            # contents alone (not so a verdict of age, whose text names it).
+            self._judged[component_id] = (problem, oldest)
         return problem
 
     def health(self, component_id: int, now: float) -> ComponentHealth:
@@ -499,12 +512,16 @@ class HealthTracker:
         The working ones; when none works, the uncertain ones (a blocked component
         is better than none); else nothing.
         """
-        by_health: dict[ComponentHealth, set[int]] = {h: set() for h in ComponentHealth}
+        # Lists, not a dict by `ComponentHealth`: an enum's hash is a Python call.
+        working: list[int] = []
+        uncertain: list[int] = []
         for component_id in component_ids:
-            by_health[self.health(component_id, now)].add(component_id)
-        return frozenset(
-            by_health[ComponentHealth.WORKING] or by_health[ComponentHealth.UNCERTAIN]
-        )
+            health = self.health(component_id, now)
+            if health is ComponentHealth.WORKING:
+                working.append(component_id)
+            elif health is ComponentHealth.UNCERTAIN:
+                uncertain.append(component_id)
+        return frozenset(working or uncertain)
 
     def status(self, component_id: int, now: float) -> ComponentStatus:
         """Return a component's health with its reason and block expiry."""
@@ -551,14 +568,38 @@ class HealthTracker:
     def _forget_judgements(self, component_ids: Iterable[int]) -> None:
         """Forget the judgements that relied on these components' old inputs."""
         for component_id in component_ids:
-            self._fine_since.pop(component_id, None)
+            self._judged.pop(component_id, None)
 
-    def _affected_by(self, component_id: int) -> list[int]:
+    def _repeats(
+        self, component_id: int, reading: Reading, capacity: float | None
+    ) -> bool:
+        """Whether `reading` only repeats the component's last one, sampled later.
+
+        The same states, errors, warnings (and capacity): every judgement made
+        from the last one is what this one gives too, for as long as it holds.
+        Telemetry repeats itself nearly always, and the health of every
+        component is fed on every tick.
+        """
+        last = self._readings.get(component_id)
+        return (
+            last is not None
+            and reading.at >= last.at
+            and (capacity is None or capacity == self._capacities.get(component_id))
+            and reading.states == last.states
+            and reading.errors == last.errors
+            and reading.warnings == last.warnings
+        )
+
+    def _affected_by(self, component_id: int) -> tuple[int, ...]:
         """Tracked components whose health depends on this component's telemetry."""
+        known = self._affected.get(component_id)
+        if known is not None:
+            return known
         affected = sorted(self._batteries_behind.get(component_id, ()))
         if component_id in self._kinds and component_id not in affected:
             affected.append(component_id)
-        return affected
+        known = self._affected[component_id] = tuple(affected)
+        return known
 
     def _expand(self, component_ids: Iterable[int]) -> set[int]:
         """Map ids from a result to tracked components (an inverter → its batteries)."""

@@ -195,22 +195,68 @@ def pool_soc_and_capacity(
     return (soc_pct, total_x100 / 100.0)
 
 
+type _PoolFigures = tuple[float | None, float | None, PowerBounds | None]
+"""The battery pool's SoC, usable capacity and power bounds."""
+
+
 class PairBoundsCache:
     """Each inverter's pair bounds with the component snapshots they came from.
 
     The store hands out the same `ComponentSnapshot` object while a component's
     telemetry is unchanged, so a pair whose inverter and batteries are the very
     objects of last time has the very bounds of last time: aggregating them again
-    every tick (hundreds of pairs on a large site) is skipped.
+    every tick (hundreds of pairs on a large site) is skipped. So is the whole
+    pool's SoC, capacity and bounds while every battery and inverter of the
+    topology is the very object of last time (idle batteries repeat themselves).
     """
 
-    __slots__ = ("_pairs",)
+    __slots__ = ("_pairs", "_pool", "_pool_ids")
 
     def __init__(self) -> None:
         """Start empty."""
         self._pairs: dict[
             int, tuple[tuple[ComponentSnapshot, ...], PowerBounds | None]
         ] = {}
+        self._pool_ids: tuple[Topology, tuple[int, ...]] | None = None
+        """The topology last asked about, and its batteries and their inverters."""
+        self._pool: tuple[tuple[ComponentSnapshot | None, ...], _PoolFigures] | None = (
+            None
+        )
+        """The pool's figures, with the snapshots (`pool_inputs`) they came from."""
+
+    def pool_inputs(
+        self, topology: Topology, components: Mapping[int, ComponentSnapshot]
+    ) -> tuple[ComponentSnapshot | None, ...]:
+        """Everything the battery pool is computed from, in a fixed order.
+
+        Each battery's snapshot and its (first) inverter's (`None`: none).
+        """
+        known = self._pool_ids
+        if known is None or known[0] is not topology:
+            ids: list[int] = []
+            for battery_id in sorted(topology.battery_ids):
+                ids.append(battery_id)
+                ids.extend(topology.inverters_of_battery(battery_id)[:1])
+            known = self._pool_ids = (topology, tuple(ids))
+            self._pool = None  # another topology: nothing computed holds
+        return tuple(map(components.get, known[1]))
+
+    def pool(self, inputs: tuple[ComponentSnapshot | None, ...]) -> _PoolFigures | None:
+        """The pool's figures computed from these very snapshots, or `None`."""
+        cached = self._pool
+        if (
+            cached is None
+            or len(cached[0]) != len(inputs)
+            or not all(map(operator.is_, cached[0], inputs, strict=True))
+        ):
+            return None
+        return cached[1]
+
+    def put_pool(
+        self, inputs: tuple[ComponentSnapshot | None, ...], figures: _PoolFigures
+    ) -> None:
+        """Remember the pool's figures computed from `inputs`."""
+        self._pool = (inputs, figures)
 
     def get(
         self, inverter_id: int, inputs: tuple[ComponentSnapshot, ...]
@@ -293,16 +339,31 @@ def battery_pool(
     power_w: float | None,
     pair_cache: PairBoundsCache | None = None,
 ) -> BatteryPoolSnapshot:
-    """Return the battery pool's SoC, usable capacity, power and bounds."""
+    """Return the battery pool's SoC, usable capacity, power and bounds.
+
+    `pair_cache`: kept from one call to the next, the figures of last time are
+    reused while the batteries and inverters are the very same snapshots.
+    """
     if not topology.battery_ids:
         return BatteryPoolSnapshot()
-    counted = counting_batteries(topology, components)
-    soc_pct, capacity_wh = pool_soc_and_capacity(components[b] for b in counted)
+    inputs = None
+    figures = None
+    if pair_cache is not None:
+        inputs = pair_cache.pool_inputs(topology, components)
+        figures = pair_cache.pool(inputs)
+    if figures is None:
+        counted = counting_batteries(topology, components)
+        soc_pct, capacity_wh = pool_soc_and_capacity(components[b] for b in counted)
+        bounds = pool_power_bounds(topology, components, counted, pair_cache)
+        figures = (soc_pct, capacity_wh, bounds)
+        if pair_cache is not None and inputs is not None:
+            pair_cache.put_pool(inputs, figures)
+    soc_pct, capacity_wh, bounds = figures
     return BatteryPoolSnapshot(
         soc_pct=soc_pct,
         usable_capacity_wh=capacity_wh,
         power_w=power_w,
-        bounds=pool_power_bounds(topology, components, counted, pair_cache),
+        bounds=bounds,
     )
 
 
@@ -404,9 +465,11 @@ class PairedFormula:
             values: dict[int, float] = {}
             for cid, history in histories:
                 found = history.at(sampled)
-                if found is None or metric not in found:
+                # One look-up (a `Metric`'s hash is a Python-level call), not two.
+                value = None if found is None else found.get(metric)
+                if value is None:
                     break
-                values[cid] = found[metric]
+                values[cid] = value
             else:
                 return formula.evaluate(values)
         return None

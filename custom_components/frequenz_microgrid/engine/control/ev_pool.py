@@ -60,7 +60,7 @@ from ..hub.targets import ChargingTargets
 from ..pools import CURRENT_PHASES
 from ..power_manager import PowerManager
 from ..results import Request
-from ..telemetry import FreshView
+from ..telemetry import FreshView, SampleHistory
 from .charger_setpoints import ChargerSetpointLog
 from .inputs import (
     CHARGER_PHASES,
@@ -206,7 +206,7 @@ class EvPoolSteering(PoolSteering):
         self._log.forget_before(store.wall_time_s() - store.freshness_s)
         view = store.fresh_view()
         readings = {cid: charger_currents(view, cid) for cid in self.component_ids}
-        inputs = self._inputs(now, readings)
+        inputs = self._inputs(now, readings, view)
         others = self._other_currents(readings, self._grid, self.component_ids)
         circuits = self._circuit_capacities(readings, others)
         plans: list[tuple[ComponentSet, float, EvAllocation]] = []
@@ -388,10 +388,17 @@ class EvPoolSteering(PoolSteering):
         store = self.context.store
         since = store.wall_time_s() - store.freshness_s
         chargers = sorted(charger_ids)
-        kept = {cid: self._kept_times(cid, since) for cid in chargers}
+        # What each fresh charger keeps (`None`: nothing usable): a meter's
+        # sample time (never before `since`) is one of a charger's kept ones
+        # when its history has a reading of it.
+        kept: list[SampleHistory | None] = [
+            store.history(cid) if store.is_fresh(cid) else None for cid in chargers
+        ]
         best: tuple[int, TimedCurrents] | None = None
         for sampled in meter.sample_times(store, since):
-            unpaired = sum(1 for times in kept.values() if sampled not in times)
+            unpaired = sum(
+                1 for history in kept if history is None or history.at(sampled) is None
+            )
             if best is not None and unpaired >= best[0]:
                 continue
             fuse_at = meter.at(store, sampled)
@@ -414,14 +421,6 @@ class EvPoolSteering(PoolSteering):
                 for cid, reading in zip(chargers, near, strict=True)
             ],
         )
-
-    def _kept_times(self, charger_id: int, since: float) -> frozenset[float]:
-        """The sample times of a fresh charger's kept readings since `since`."""
-        store = self.context.store
-        history = store.history(charger_id)
-        if history is None or not store.is_fresh(charger_id):
-            return frozenset()
-        return frozenset(at for at in history.times() if at >= since)
 
     def _fitting(
         self,
@@ -486,8 +485,12 @@ class EvPoolSteering(PoolSteering):
         return report
 
     def _inputs(
-        self, now: float, readings: dict[int, TimedCurrents | None]
+        self,
+        now: float,
+        readings: dict[int, TimedCurrents | None],
+        view: FreshView,
     ) -> dict[int, EvChargerInput]:
+        """Each charger's allocator input, read in `view` (as `readings` were)."""
         health = self.context.health
         inputs = {
             cid: ev_charger_input(
@@ -501,6 +504,8 @@ class EvPoolSteering(PoolSteering):
                     if (reading := readings[cid]) is None
                     else reading.first_sampled,
                 ),
+                view=view,
+                currents=reading,
             )
             for cid in sorted(self.component_ids)
         }

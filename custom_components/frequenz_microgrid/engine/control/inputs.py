@@ -283,6 +283,8 @@ def ev_charger_input(
     working: bool,
     nominal_voltage_v: float,
     confirmed_limit_a: float | None = math.inf,
+    view: FreshView | None = None,
+    currents: TimedCurrents | None = None,
 ) -> EvChargerInput:
     """One charger's allocator input from its cable state, currents and bounds.
 
@@ -293,13 +295,20 @@ def ev_charger_input(
     needs for that current, while the fuse is charged on the one phase only.
     Minimum and maximum current come from the charger's bounds (exclusion upper
     edge and inclusion upper bound); without bounds the charger is not used.
+
+    A caller that reads many chargers at once passes its `view` of the store
+    and each charger's `currents` it read in that view (`charger_currents`),
+    so they are not looked up again.
     """
-    view = store.fresh_view()
-    currents = tuple(_value(view, charger_id, metric) for metric in CURRENT_PHASES)
-    l1, l2, l3 = currents
+    if view is None:
+        view = store.fresh_view()
+    if currents is not None:
+        l1, l2, l3 = currents.currents_a
+    else:
+        l1, l2, l3 = (_value(view, charger_id, metric) for metric in CURRENT_PHASES)
     drawing = tuple(
         phase
-        for phase, current in zip(ALL_PHASES, currents, strict=True)
+        for phase, current in zip(ALL_PHASES, (l1, l2, l3), strict=True)
         if current > _DRAWING_THRESHOLD_A
     )
     phases = drawing or ALL_PHASES
@@ -447,6 +456,10 @@ def currents_near(
     history = store.history(component_id)
     if history is None or not store.is_fresh(component_id):
         return None
+    found = history.at(sampled) if sampled >= since else None
+    if found is not None:  # the usual case: no need to sort what is kept
+        l1, l2, l3 = (found.get(metric, math.nan) for metric in CURRENT_PHASES)
+        return TimedCurrents((l1, l2, l3), sampled, sampled)
     times = [at for at in history.times() if at >= since]  # newest first
     if not times:
         return None
