@@ -406,6 +406,9 @@ def test_values_keep_their_sample_time_and_a_kept_history_pairs_rounds() -> None
     view = store.fresh_view()
     assert view.sampled_at(2, Metric.AC_CURRENT_PHASE_1) == 102.0
     assert view.sampled_at(3, Metric.AC_CURRENT_PHASE_1) == wall.timestamp()
+    assert view.sampled_value(2, Metric.AC_CURRENT_PHASE_1) == (12.0, 102.0)
+    assert view.sampled_value(2, Metric.AC_CURRENT_PHASE_2) is None  # never sent
+    assert view.sampled_value(9, Metric.AC_CURRENT_PHASE_1) is None  # unknown
     history = store.history(2)
     assert history is not None
     assert history.times() == [102.0, 101.0]  # the newest two
@@ -637,3 +640,19 @@ def test_a_history_keeps_the_newest_samples_of_its_metrics(
         assert history.times() == sorted(expected, reverse=True)
         for at, values in expected.items():
             assert history.at(at) == values
+
+
+def test_a_stale_or_nan_value_has_no_sample_time_either() -> None:
+    clock = FakeClock()
+    store = TelemetryStore(freshness_s=10.0, clock=clock)
+    store.ingest_message(telemetry_from_proto(_current_message(2, 10.0, 100)))
+    fresh = store.fresh_view()
+    assert fresh.sampled_value(2, Metric.AC_CURRENT_PHASE_1) == (10.0, 100.0)
+    clock.now += 11.0
+    stale = store.fresh_view()
+    assert stale.sampled_value(2, Metric.AC_CURRENT_PHASE_1) is None
+    assert stale.sampled_at(2, Metric.AC_CURRENT_PHASE_1) is None
+    store.ingest_message(telemetry_from_proto(_current_message(2, math.nan, 101)))
+    nan = store.fresh_view()
+    assert nan.sampled_value(2, Metric.AC_CURRENT_PHASE_1) is None
+    assert nan.sampled_at(2, Metric.AC_CURRENT_PHASE_1) is None

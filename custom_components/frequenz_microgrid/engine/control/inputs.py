@@ -437,11 +437,11 @@ def charger_currents(view: FreshView, charger_id: int) -> TimedCurrents | None:
     All three come in one message; the oldest of their sample times is kept in
     the unlikely case they came in different ones.
     """
-    times = [view.sampled_at(charger_id, metric) for metric in CURRENT_PHASES]
-    known = [at for at in times if at is not None]
+    readings = [view.sampled_value(charger_id, metric) for metric in CURRENT_PHASES]
+    known = [reading[1] for reading in readings if reading is not None]
     if not known:
         return None
-    l1, l2, l3 = (_value(view, charger_id, metric) for metric in CURRENT_PHASES)
+    l1, l2, l3 = (math.nan if r is None else r[0] for r in readings)
     return TimedCurrents((l1, l2, l3), min(known), max(known))
 
 
