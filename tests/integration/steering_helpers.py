@@ -17,6 +17,7 @@ from homeassistant.helpers import entity_registry as er
 
 from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.engine.health import ComponentHealth
+from custom_components.frequenz_microgrid.engine.hub.sessions import ChargingSession
 from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
@@ -254,3 +255,22 @@ async def plug_ev_and_wait_for_charging(
     charging = last_setpoint(sim, charger)
     assert charging is not None
     return charging
+
+
+async def open_session(
+    entry: FrequenzMicrogridConfigEntry, charger_id: int
+) -> ChargingSession:
+    """Wait for the charger's session to open and return it.
+
+    The steering reads a charger's plug state from the telemetry at once; its
+    session opens with the next published snapshot (a tick later on a busy
+    machine), which is what a target or a booking binds to.
+    """
+    sessions = entry.runtime_data.sessions
+    assert sessions is not None
+    await wait_for(
+        lambda: charger_id in sessions.tracker.open,
+        timeout_s=10.0,
+        what=f"the session of charger {charger_id} to open",
+    )
+    return sessions.tracker.open[charger_id]

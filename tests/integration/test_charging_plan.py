@@ -54,6 +54,7 @@ from .steering_helpers import (
     GARAGE_WALLBOX,
     call_action,
     home_without_arrivals,
+    open_session,
 )
 
 PRICE_SENSOR = "sensor.test_day_ahead_price"
@@ -520,11 +521,7 @@ async def test_a_smart_cars_risk_is_the_plans_which_knows_a_booked_car_comes(
             blocking=True,
         )
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
-        sessions = entry.runtime_data.sessions
-        assert sessions is not None
-        await wait_for(
-            lambda: GARAGE_WALLBOX in sessions.tracker.open, what="the session"
-        )
+        await open_session(entry, GARAGE_WALLBOX)
         target = {
             "config_entry_id": entry.entry_id,
             "charger": GARAGE_WALLBOX,

@@ -36,6 +36,7 @@ from .steering_helpers import (
     GARAGE_WALLBOX,
     call_action,
     home_without_arrivals,
+    open_session,
     setup_steerable,
 )
 
@@ -95,13 +96,7 @@ async def test_the_urgent_car_gets_more_of_the_shared_fuse(
         assert abs(_amps(sim, GARAGE_WALLBOX) - _amps(sim, DRIVEWAY_WALLBOX)) <= 2.0
         # The steering reads the charger's plug state at once; the session opens
         # with the next snapshot (up to a tick later on a busy machine).
-        sessions = entry.runtime_data.sessions
-        assert sessions is not None
-        await wait_for(
-            lambda: GARAGE_WALLBOX in sessions.tracker.open,
-            timeout_s=10.0,
-            what="the garage car's session to open",
-        )
+        await open_session(entry, GARAGE_WALLBOX)
         # As if the targets' snapshot listener were still a chunk behind (a large
         # site): the action binds to the tracker's open session all the same.
         targets = entry.runtime_data.engine.controller.charging_targets
@@ -326,12 +321,7 @@ async def test_a_car_plugged_in_before_its_booking_is_the_bookings_once_it_begin
     async with await _home(hass) as sim:
         entry = await setup_steerable(hass, sim, GARAGE_WALLBOX)
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
-        sessions = entry.runtime_data.sessions
-        assert sessions is not None
-        await wait_for(
-            lambda: GARAGE_WALLBOX in sessions.tracker.open, what="the session"
-        )
-        session = sessions.tracker.open[GARAGE_WALLBOX]
+        session = await open_session(entry, GARAGE_WALLBOX)
         assert session.booking_id is None  # no booking when it plugged in
         now = dt_util.now()
         booked = await call_action(
