@@ -28,6 +28,8 @@ on the thread-time clock over its own steps only:
 
     control_tick engine components=<N> ticks=<n> monitor_cpu_ms=<a>
         controller_cpu_ms=<b> steer_cpu_ms=<c> total_cpu_ms=<a+b+c>
+    scripts/python -m benchmarks.control_tick --engine 5000 [--ticks 20]
+        [--profile engine.pstats]   # cProfile of the driven ticks
 
 (medians per tick; ~1 % of a core per 10 ms).
 """
@@ -157,8 +159,15 @@ async def measure(
     )
 
 
-async def measure_engine(n_components: int, ticks: int, warmup_s: float) -> str:
-    """The engine's periodic work on `generated:N`, without Home Assistant."""
+async def measure_engine(
+    n_components: int, ticks: int, warmup_s: float, profile: str | None = None
+) -> str:
+    """The engine's periodic work on `generated:N`, without Home Assistant.
+
+    With `profile`, the driven ticks (not the telemetry between them) are
+    profiled into that file; the figures then carry the profiler's overhead.
+    """
+    profiler = cProfile.Profile() if profile else None
     with simulator_process(n_components) as (url, _):
         client = MicrogridApiClient(url)
         try:
@@ -178,15 +187,21 @@ async def measure_engine(n_components: int, ticks: int, warmup_s: float) -> str:
             for _ in range(ticks):
                 await asyncio.sleep(1.0)
                 steer_cpu_s[0] = 0.0
+                if profiler is not None:
+                    profiler.enable()
                 monitor_tick = _TimedCoroutine(monitor._tick_in_slices())
                 await monitor_tick
                 controller_tick = _TimedCoroutine(controller.tick())
                 await controller_tick
+                if profiler is not None:
+                    profiler.disable()
                 rows.append((monitor_tick.cpu_s, controller_tick.cpu_s, steer_cpu_s[0]))
             controller._running = True
             await engine.stop()
         finally:
             await client.disconnect()
+    if profiler is not None and profile:
+        profiler.dump_stats(profile)
     monitor_ms, controller_ms, steer_ms = (
         1000.0 * statistics.median(row[index] for row in rows) for index in range(3)
     )
@@ -214,7 +229,8 @@ def _time_steering(steering: PoolSteering, total_s: list[float]) -> None:
 async def run(args: argparse.Namespace) -> None:
     """Each scenario in turn (or the engine alone, `--engine`)."""
     if args.engine:
-        print(await measure_engine(args.engine, args.ticks, args.warmup), flush=True)
+        line = await measure_engine(args.engine, args.ticks, args.warmup, args.profile)
+        print(line, flush=True)
         return
     for scenario in args.scenario:
         line = await measure(scenario, args.seconds, args.warmup, args.profile)

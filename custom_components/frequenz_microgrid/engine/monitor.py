@@ -43,6 +43,7 @@ import dataclasses
 from datetime import UTC, datetime
 import logging
 import time
+from typing import cast
 
 from frequenz.api.microgrid.v1alpha18 import microgrid_pb2
 from frequenz.client.base.retry import LinearBackoff, Strategy
@@ -137,6 +138,7 @@ SNAPSHOT_SLICE = 250
 """Components whose snapshots are taken per event-loop iteration of a tick."""
 
 _TelemetryRequest = microgrid_pb2.ReceiveElectricalComponentTelemetryStreamRequest
+_TelemetryResponse = microgrid_pb2.ReceiveElectricalComponentTelemetryStreamResponse
 
 
 def metrics_for(
@@ -230,6 +232,19 @@ class TelemetryStream:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
+    def _deliver(
+        self,
+        response: _TelemetryResponse,
+        on_message: Callable[[TelemetryMessage], None],
+    ) -> None:
+        """Decode one response and hand it on; a message that won't decode is logged."""
+        try:
+            message = telemetry_from_proto(response.telemetry)
+        except Exception:  # one bad message must not end the stream
+            _LOGGER.exception("%s: cannot decode %s", self._name, response)
+            return
+        on_message(message)
+
     async def _run(self) -> None:
         on_message = self._on_message
         while True:
@@ -239,13 +254,14 @@ class TelemetryStream:
                 call = self._stub.ReceiveElectricalComponentTelemetryStream(
                     self._request
                 )
-                async for response in call:
-                    try:
-                        message = telemetry_from_proto(response.telemetry)
-                    except Exception:  # one bad message must not end the stream
-                        _LOGGER.exception("%s: cannot decode %s", self._name, response)
-                        continue
-                    on_message(message)
+                # `read()`, not `async for`: grpc's iterator keeps the last
+                # message while it waits for the next one. Nothing of a message
+                # is kept across the wait here: what every waiting stream
+                # (thousands on a large site) holds outlives the young garbage
+                # collections, and each of them traverses all of it.
+                while (response := await call.read()) is not grpc.aio.EOF:
+                    self._deliver(cast(_TelemetryResponse, response), on_message)
+                    del response
             except grpc.aio.AioRpcError as err:
                 error = err
             if error is None:
