@@ -490,6 +490,29 @@ async def test_grpc_threads_get_the_cpu_once_the_first_requests_are_handed_over(
     assert 1 < yields <= 8  # once per batch handed over, not once per call
 
 
+async def test_a_thousand_setpoints_are_built_a_bounded_batch_per_loop_turn() -> None:
+    """A large site's keep-alive or first EV setpoints: the loop is never held long.
+
+    Building a call takes ~50–100 µs; doubling batches alone would build 512
+    calls in one turn of the event loop.
+    """
+    client = DeferredWriteClient()
+    client.answer.set()
+    distributor = Distributor(client, lifetime_s=10.0)
+    setpoints = {100 + index: 1000.0 for index in range(1000)}
+
+    report = await distributor.apply(setpoints)
+
+    assert report.succeeded == setpoints
+    batches = [
+        len(list(run))
+        for built, run in itertools.groupby(client.log, key=lambda e: e[0] == "built")
+        if built
+    ]
+    assert sum(batches) == 1000
+    assert max(batches) <= distributor_module.MAX_CALLS_PER_TURN
+
+
 async def test_cancelling_a_dispatch_while_it_starts_cancels_every_call() -> None:
     client = DeferredWriteClient()  # never answers
     distributor = Distributor(client, lifetime_s=10.0)

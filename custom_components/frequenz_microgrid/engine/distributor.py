@@ -36,6 +36,10 @@ _LOGGER = logging.getLogger(__name__)
 MIN_LIFETIME_S = 10.0
 MAX_LIFETIME_S = 900.0
 REFRESH_SPREAD = 0.1
+MAX_CALLS_PER_TURN = 64
+"""Calls built in one event-loop turn at most (a call takes ~50–100 µs to build):
+a site's keep-alive refresh or an EV pool's first setpoints can be 1,000 calls,
+which would otherwise hold the loop for tens of milliseconds per batch."""
 """Refreshes come up to this share of the refresh time early, depending on the
 component: setpoints sent together (a pool's, at start-up) are refreshed one by one
 over a few seconds, not as one burst that holds up a proposal meanwhile."""
@@ -320,7 +324,8 @@ class Distributor:
         while the number of extra loop turns stays logarithmic; after each turn,
         gRPC's threads get the CPU to send them (`_let_io_threads_run`). Each call
         starts eagerly (runs up to its RPC at once): a task of ours would wait one
-        more loop turn, behind whatever else is queued.
+        more loop turn, behind whatever else is queued. No more than
+        `MAX_CALLS_PER_TURN` calls are built in one turn.
         """
         report = DispatchReport()
         if not setpoints:
@@ -341,7 +346,10 @@ class Distributor:
                         eager_start=True,
                     )
                 )
-                if index & (index + 1) == 0:  # after the 1st, 2nd, 4th, 8th, … call
+                # After the 1st, 2nd, 4th, 8th, … call, and every 64th at most.
+                if index & (index + 1) == 0 or index % MAX_CALLS_PER_TURN == (
+                    MAX_CALLS_PER_TURN - 1
+                ):
                     await asyncio.sleep(0)  # their requests are handed to gRPC
                     _let_io_threads_run()  # and its threads may send them now
             outcomes = await asyncio.gather(*calls)
