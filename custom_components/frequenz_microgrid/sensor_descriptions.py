@@ -439,16 +439,14 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
         for phase, metric in zip(PHASES, _CURRENT_METRICS, strict=True)
     ),
     *(
-        _metric(
+        _on_demand_metric(
             f"voltage_l{phase}",
             metric,
             AC_COMPONENTS,
-            measured=True,
             device_class=SensorDeviceClass.VOLTAGE,
             native_unit_of_measurement=UnitOfElectricPotential.VOLT,
             suggested_display_precision=1,
             entity_category=EntityCategory.DIAGNOSTIC,
-            entity_registry_enabled_default=False,
         )
         for phase, metric in zip(PHASES, _VOLTAGE_METRICS, strict=True)
     ),

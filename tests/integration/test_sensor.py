@@ -43,6 +43,7 @@ from custom_components.frequenz_microgrid.engine.snapshot import (
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.physics.ac import (
     NOMINAL_FREQUENCY_HZ,
+    NOMINAL_VOLTAGE_V,
 )
 from custom_components.frequenz_microgrid.simulator.physics.model import (
     LOAD_REACTIVE_RATIO,
@@ -150,6 +151,7 @@ def test_on_demand_detail_sensors_are_disabled_by_default() -> None:
     }
     assert detail == {
         **{f"power_l{phase}": False for phase in (1, 2, 3)},
+        **{f"voltage_l{phase}": False for phase in (1, 2, 3)},
         "reactive_power": False,
         "frequency": False,
         "dc_voltage": False,
@@ -521,6 +523,7 @@ async def test_detail_metrics_are_streamed_only_while_a_sensor_wants_them(
     registry = er.async_get(hass)
     for suffix in (
         f"{HOUSEHOLD}_power_l1",
+        f"{HOUSEHOLD}_voltage_l1",
         f"{HOUSEHOLD}_reactive_power",
         f"{HOUSEHOLD}_frequency",
         f"{SIM_BATTERY}_dc_voltage",
@@ -563,12 +566,15 @@ async def test_detail_metrics_are_streamed_only_while_a_sensor_wants_them(
 async def test_detail_telemetry_arrives(
     hass: HomeAssistant, simulator: MicrogridSimulator
 ) -> None:
-    """Phase powers, reactive power, frequency and DC values come from the API."""
+    """Phase powers and voltages, reactive power, frequency and DC values arrive."""
     entry = await _setup_sensors_only(hass, simulator)
     wanted = (
         f"{HOUSEHOLD}_power_l1",
         f"{HOUSEHOLD}_power_l2",
         f"{HOUSEHOLD}_power_l3",
+        f"{HOUSEHOLD}_voltage_l1",
+        f"{HOUSEHOLD}_voltage_l2",
+        f"{HOUSEHOLD}_voltage_l3",
         f"{HOUSEHOLD}_reactive_power",
         f"{PV_INVERTER}_reactive_power",
         f"{BATTERY_INVERTER}_frequency",
@@ -597,6 +603,8 @@ async def test_detail_telemetry_arrives(
     assert value(f"{HOUSEHOLD}_power_l1") == pytest.approx(300.0)
     assert value(f"{HOUSEHOLD}_power_l2") == pytest.approx(180.0)
     assert value(f"{HOUSEHOLD}_power_l3") == pytest.approx(120.0)
+    for phase in (1, 2, 3):
+        assert value(f"{HOUSEHOLD}_voltage_l{phase}") == NOMINAL_VOLTAGE_V
     # The household's load has a power factor of 0.95 (inductive).
     assert value(f"{HOUSEHOLD}_reactive_power") == pytest.approx(
         600.0 * LOAD_REACTIVE_RATIO

@@ -82,17 +82,14 @@ AC_METRICS: tuple[Metric, ...] = (
     Metric.AC_CURRENT_PHASE_1,
     Metric.AC_CURRENT_PHASE_2,
     Metric.AC_CURRENT_PHASE_3,
-    Metric.AC_VOLTAGE_PHASE_1_N,
-    Metric.AC_VOLTAGE_PHASE_2_N,
-    Metric.AC_VOLTAGE_PHASE_3_N,
     Metric.AC_ENERGY_ACTIVE_CONSUMED,
     Metric.AC_ENERGY_ACTIVE_DELIVERED,
 )
 """What meters, EV chargers and other AC components are always asked for.
 
 Power (pools, sensors, steering bounds), per-phase currents (grid and EV current,
-the EV fuse), per-phase voltages (sensors) and the energy counters (Energy
-dashboard).
+the EV fuse) and the energy counters (Energy dashboard). Per-phase voltages are
+detail metrics: only their (disabled by default) sensors read them.
 """
 
 INVERTER_METRICS: tuple[Metric, ...] = (
@@ -117,6 +114,9 @@ DETAIL_METRICS: frozenset[Metric] = frozenset(
         Metric.AC_POWER_ACTIVE_PHASE_1,
         Metric.AC_POWER_ACTIVE_PHASE_2,
         Metric.AC_POWER_ACTIVE_PHASE_3,
+        Metric.AC_VOLTAGE_PHASE_1_N,
+        Metric.AC_VOLTAGE_PHASE_2_N,
+        Metric.AC_VOLTAGE_PHASE_3_N,
         Metric.AC_POWER_REACTIVE,
         Metric.AC_FREQUENCY,
         Metric.DC_VOLTAGE,
