@@ -525,16 +525,14 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
         suggested_display_precision=1,
         entity_category=EntityCategory.DIAGNOSTIC,
     ),
-    _metric(
+    _on_demand_metric(
         "inverter_temperature",
         Metric.INVERTER_TEMPERATURE,
         INVERTERS,
-        measured=True,
         device_class=SensorDeviceClass.TEMPERATURE,
         native_unit_of_measurement=UnitOfTemperature.CELSIUS,
         suggested_display_precision=1,
         entity_category=EntityCategory.DIAGNOSTIC,
-        entity_registry_enabled_default=False,
     ),
     ComponentSensorDescription(
         key="component_state",

@@ -9,7 +9,13 @@ from __future__ import annotations
 import asyncio
 
 from frequenz.client.microgrid import MicrogridApiClient
-from frequenz.client.microgrid.component import BatteryInverter, LiIonBattery, Meter
+from frequenz.client.microgrid.component import (
+    AcEvCharger,
+    BatteryInverter,
+    LiIonBattery,
+    Meter,
+    SolarInverter,
+)
 from frequenz.client.microgrid.metrics import Metric
 
 from custom_components.frequenz_microgrid.engine.graph import load_topology
@@ -90,7 +96,9 @@ def test_metrics_for_adds_the_details_once() -> None:
     meter = topologies.component(Meter, 1)
     inverter = topologies.component(BatteryInverter, 2)
     battery = topologies.component(LiIonBattery, 3)
-    for component in (meter, inverter, battery):
+    pv = topologies.component(SolarInverter, 4)
+    charger = topologies.component(AcEvCharger, 5)
+    for component in (meter, inverter, battery, pv, charger):
         own = metrics_for(component)
         assert not set(own) & DETAIL_METRICS - {Metric.AC_POWER_REACTIVE}
         assert metrics_for(component, ()) == own
@@ -100,3 +108,32 @@ def test_metrics_for_adds_the_details_once() -> None:
         assert set(with_details) == set(own) | DETAIL_METRICS
     assert Metric.AC_POWER_REACTIVE in metrics_for(inverter)
     assert Metric.AC_POWER_REACTIVE not in metrics_for(meter)
+
+
+def test_each_kind_streams_the_energy_counters_that_are_read() -> None:
+    """A counter nothing reads is not streamed.
+
+    Grid meters and battery inverters count both ways; PV only delivers, EV
+    chargers only consume (`pools.energy_counters`, the sessions).
+    """
+    consumed, delivered = (
+        Metric.AC_ENERGY_ACTIVE_CONSUMED,
+        Metric.AC_ENERGY_ACTIVE_DELIVERED,
+    )
+    for kind in (Meter, BatteryInverter):
+        own = set(metrics_for(topologies.component(kind, 1)))
+        assert {consumed, delivered} <= own, kind
+    pv = set(metrics_for(topologies.component(SolarInverter, 2)))
+    assert delivered in pv
+    assert consumed not in pv
+    charger = set(metrics_for(topologies.component(AcEvCharger, 3)))
+    assert consumed in charger
+    assert delivered not in charger
+    # What steering reads stays: power and the per-phase currents.
+    for metrics in (pv, charger):
+        assert {
+            Metric.AC_POWER_ACTIVE,
+            Metric.AC_CURRENT_PHASE_1,
+            Metric.AC_CURRENT_PHASE_2,
+            Metric.AC_CURRENT_PHASE_3,
+        } <= metrics

@@ -51,6 +51,7 @@ from custom_components.frequenz_microgrid.simulator.physics.model import (
 from custom_components.frequenz_microgrid.simulator.telemetry import (
     BATTERY_DC_VOLTAGE_V,
     PV_DC_VOLTAGE_V,
+    inverter_temperature_c,
 )
 
 from .conftest import (
@@ -154,6 +155,7 @@ def test_on_demand_detail_sensors_are_disabled_by_default() -> None:
         **{f"voltage_l{phase}": False for phase in (1, 2, 3)},
         "reactive_power": False,
         "frequency": False,
+        "inverter_temperature": False,
         "dc_voltage": False,
         "dc_current": False,
     }
@@ -578,6 +580,7 @@ async def test_detail_telemetry_arrives(
         f"{HOUSEHOLD}_reactive_power",
         f"{PV_INVERTER}_reactive_power",
         f"{BATTERY_INVERTER}_frequency",
+        f"{PV_INVERTER}_inverter_temperature",
         f"{SIM_BATTERY}_dc_voltage",
         f"{SIM_BATTERY}_dc_current",
         f"{BATTERY_INVERTER}_dc_voltage",
@@ -615,6 +618,11 @@ async def test_detail_telemetry_arrives(
         pv.reactive_power_w, abs=1.0
     )
     assert value(f"{BATTERY_INVERTER}_frequency") == NOMINAL_FREQUENCY_HZ
+    # Producing at noon, the PV inverter's heat sink is above the ambient 25 °C.
+    assert value(f"{PV_INVERTER}_inverter_temperature") == pytest.approx(
+        inverter_temperature_c(pv), abs=0.5
+    )
+    assert value(f"{PV_INVERTER}_inverter_temperature") > 25.0
     assert value(f"{SIM_BATTERY}_dc_voltage") == BATTERY_DC_VOLTAGE_V
     battery = simulator.model.component(SIM_BATTERY).battery
     assert battery is not None

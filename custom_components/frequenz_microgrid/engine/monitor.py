@@ -56,8 +56,10 @@ from frequenz.client.microgrid import (
 from frequenz.client.microgrid.component import (
     Battery,
     Component,
+    EvCharger,
     GridConnectionPoint,
     Inverter,
+    SolarInverter,
 )
 from frequenz.client.microgrid.metrics import Metric
 import grpc
@@ -92,13 +94,23 @@ the EV fuse) and the energy counters (Energy dashboard). Per-phase voltages are
 detail metrics: only their (disabled by default) sensors read them.
 """
 
-INVERTER_METRICS: tuple[Metric, ...] = (
-    *AC_METRICS,
-    Metric.INVERTER_TEMPERATURE,
-    Metric.AC_POWER_REACTIVE,
+INVERTER_METRICS: tuple[Metric, ...] = (*AC_METRICS, Metric.AC_POWER_REACTIVE)
+"""What inverters are always asked for: the AC metrics and reactive power, whose
+bounds validate reactive steering (`reactive.py`)."""
+
+PV_INVERTER_METRICS: tuple[Metric, ...] = tuple(
+    metric for metric in INVERTER_METRICS if metric is not members.ENERGY_CONSUMED
 )
-"""What inverters are always asked for: the AC metrics, their temperature and
-reactive power, whose bounds validate reactive steering (`reactive.py`)."""
+"""A PV inverter's: only its delivered energy counts (PV production)."""
+
+EV_CHARGER_METRICS: tuple[Metric, ...] = tuple(
+    metric for metric in AC_METRICS if metric is not members.ENERGY_DELIVERED
+)
+"""An EV charger's: only its consumed energy counts (EV charging, sessions).
+
+The energy counters read per component are those `pools.energy_counters` sums
+and the sessions follow; a counter nothing reads is decoded and stored a
+thousand times a second on a large site for nothing."""
 
 BATTERY_METRICS: tuple[Metric, ...] = (
     Metric.BATTERY_SOC_PCT,
@@ -119,6 +131,7 @@ DETAIL_METRICS: frozenset[Metric] = frozenset(
         Metric.AC_VOLTAGE_PHASE_3_N,
         Metric.AC_POWER_REACTIVE,
         Metric.AC_FREQUENCY,
+        Metric.INVERTER_TEMPERATURE,
         Metric.DC_VOLTAGE,
         Metric.DC_CURRENT,
     }
@@ -147,8 +160,12 @@ def metrics_for(
     """Return the metrics to stream from `component`: its own plus `details`."""
     if isinstance(component, Battery):
         own = BATTERY_METRICS
+    elif isinstance(component, SolarInverter):
+        own = PV_INVERTER_METRICS
     elif isinstance(component, Inverter):
         own = INVERTER_METRICS
+    elif isinstance(component, EvCharger):
+        own = EV_CHARGER_METRICS
     else:
         own = AC_METRICS
     extra = set(details).difference(own)

@@ -27,6 +27,9 @@ S = ec_pb2
 
 BATTERY_DC_VOLTAGE_V = 400.0
 PV_DC_VOLTAGE_V = 600.0
+INVERTER_AMBIENT_C = 25.0
+INVERTER_FULL_LOAD_RISE_C = 20.0
+"""An inverter's heat sink: ambient plus this much at rated power (steady state)."""
 """DC voltage of a PV inverter's strings at their maximum power point."""
 """Nominal DC voltage of the simulated battery packs."""
 
@@ -214,8 +217,18 @@ def _add_inverter_dc_samples(
             M.METRIC_DC_POWER: (power, []),
             M.METRIC_DC_VOLTAGE: (voltage, []),
             M.METRIC_DC_CURRENT: (power / voltage, []),
+            M.METRIC_INVERTER_TEMPERATURE: (inverter_temperature_c(runtime), []),
         }
     )
+
+
+def inverter_temperature_c(runtime: ComponentRuntime) -> float:
+    """The heat sink's temperature: rising with the share of rated power."""
+    inverter = runtime.spec.inverter
+    if inverter is None or inverter.rated_power_w <= 0:
+        return INVERTER_AMBIENT_C
+    load = min(abs(runtime.active_power_w) / inverter.rated_power_w, 1.0)
+    return INVERTER_AMBIENT_C + INVERTER_FULL_LOAD_RISE_C * load
 
 
 def _states(model: MicrogridModel, runtime: ComponentRuntime) -> tuple[StateCode, ...]:
