@@ -49,7 +49,12 @@ from .const import (
 )
 from .engine import members
 from .engine.bounds import Bounds, PowerBounds, sum_bounds
-from .engine.control import MicrogridController, Pool, ProposalStatus
+from .engine.control import (
+    ControllerStatus,
+    MicrogridController,
+    Pool,
+    ProposalStatus,
+)
 from .engine.hub.modes import MAX_BOOST_S, check_boost_duration
 from .engine.hub.solar import MAX_DELAY_S, check_delay
 from .engine.results import Error, OutOfBounds, Result
@@ -238,17 +243,42 @@ class PoolNumber(SteeringEntity, RestoreNumber):
         """The highest value the pool can take now."""
         return self._range()[1]
 
+    _range_of: tuple[object, object, int, tuple[float, float]] | None = None
+    """The last range and the snapshot, status and priority it was found for."""
+
     def _range(self) -> tuple[float, float]:
         """Min and max from the first known, finite power range.
 
         Home Assistant's granted bounds, then the pool's system bounds, then the
         telemetry (EV and PV: telemetry first); 0…0 while nothing is known.
+        Found once per snapshot and controller status (a render asks for both
+        edges, and the telemetry's range sums every component's bounds).
         """
-        description = self.entity_description
-        controller_range = granted_bounds(
-            pool_set_status(self.controller_status, self.pool), self.priority
+        snapshot, status, priority = (
+            self.snapshot,
+            self.controller_status,
+            self.priority,
         )
-        snapshot = self.snapshot
+        known = self._range_of
+        if (
+            known is not None
+            and known[0] is snapshot
+            and known[1] is status
+            and known[2] == priority
+        ):
+            return known[3]
+        found = self._find_range(snapshot, status, priority)
+        self._range_of = (snapshot, status, priority, found)
+        return found
+
+    def _find_range(
+        self,
+        snapshot: MicrogridSnapshot | None,
+        status: ControllerStatus,
+        priority: int,
+    ) -> tuple[float, float]:
+        description = self.entity_description
+        controller_range = granted_bounds(pool_set_status(status, self.pool), priority)
         hardware_range = (
             None
             if snapshot is None

@@ -302,3 +302,35 @@ async def test_a_keep_alive_holds_back_once_the_battery_data_is_stale() -> None:
         assert late == []  # nothing re-sent on stale data
         await bench.wait_for(lambda: held_setpoint(bench.sim, HOME_INVERTER) is None)
         bench.sim.clear_fault(HOME_BATTERY)
+
+
+async def test_a_result_is_shown_as_one_dict_until_the_next_result() -> None:
+    """The status hands out the same result dict while the result is the same.
+
+    Entities compare what they show once per snapshot: a 1,250-charger pool's
+    result rebuilt as a new dict every time was milliseconds per second.
+    """
+    async with control_bench("depot") as bench:
+        controller = bench.controller
+        await controller.propose(
+            Pool.BATTERIES, source_id="a", priority=1, power=30_000.0
+        )
+
+        def shown() -> dict[str, object] | None:
+            (batteries,) = controller.status().pools[Pool.BATTERIES].component_sets
+            return batteries.last_result
+
+        first = shown()
+        assert first is not None
+        assert first["requested_power"] == 30_000.0
+        assert shown() is first  # the same result: the same dict
+
+        await controller.propose(
+            Pool.BATTERIES, source_id="a", priority=1, power=-12_000.0
+        )
+        second = shown()
+        assert second is not first
+        assert second is not None
+        assert second["requested_power"] == -12_000.0
+        assert first["requested_power"] == 30_000.0  # the old one left as it was
+        assert shown() is second

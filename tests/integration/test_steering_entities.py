@@ -203,3 +203,31 @@ async def test_failing_inverter_partial_failure_exclusion_and_recovery(
     assert last_setpoint(simulator, BATTERY_INVERTER) == 2000.0
     assert held_setpoint(simulator, BATTERY_INVERTER) is not None
     assert simulator.unsafe_setpoint_count == 0
+
+
+async def test_last_result_shows_each_new_result_of_the_same_kind(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """Two successes in a row: the sensor's details follow the newer one.
+
+    Only the attributes change (the state stays `success`), and the shown
+    attributes are frozen once per result: a stale cache would keep the first.
+    """
+    entry = await setup_steerable(hass, simulator, BATTERY)
+    for power in (1500.0, -800.0):
+        await set_number(hass, entry, "batteries_setpoint", power)
+        await wait_for(
+            lambda power=power: (
+                state(hass, entry, "batteries_last_result").attributes.get(
+                    "requested_power"
+                )
+                == power
+            ),
+            what=f"the last result of {power} W",
+        )
+        shown = state(hass, entry, "batteries_last_result")
+        assert shown.state == "success"
+        assert sum(
+            float(value) for value in shown.attributes["setpoints"].values()
+        ) == pytest.approx(power, abs=0.01)
+    assert simulator.unsafe_setpoint_count == 0

@@ -37,6 +37,7 @@ import contextlib
 from datetime import UTC, datetime
 import logging
 import time
+from typing import Any
 
 from frequenz.client.microgrid import MicrogridApiClient
 
@@ -217,6 +218,8 @@ class MicrogridController:
         """Whether the last peak-shaving proposal was refused (log once)."""
         self._inputs_at: float | None = None
         """Controller time of the last complete health refresh (`None`: never)."""
+        self._result_views: dict[ComponentSet, tuple[Result, dict[str, Any]]] = {}
+        """Per component set: its last result and that result's `result_as_dict`."""
         self.charger_modes.listen(self.on_tick)
         self.charging_targets.listen(self.on_tick)
 
@@ -595,9 +598,10 @@ class MicrogridController:
     def status(self) -> ControllerStatus:
         """Proposals, targets, bounds and results per pool, and component health."""
         now = self._clock()
+        views, self._result_views = self._result_views, {}
         return ControllerStatus(
             pools={
-                pool: self._pool_status(steering, now)
+                pool: self._pool_status(steering, now, views)
                 for pool, steering in self._pools.items()
             },
             components=tuple(self._health.statuses(now)),
@@ -665,12 +669,17 @@ class MicrogridController:
             result=result,
         )
 
-    def _pool_status(self, steering: PoolSteering, now: float) -> PoolStatus:
+    def _pool_status(
+        self,
+        steering: PoolSteering,
+        now: float,
+        views: dict[ComponentSet, tuple[Result, dict[str, Any]]],
+    ) -> PoolStatus:
         manager = steering.manager
         sets: list[ComponentSetStatus] = []
         for ids in manager.component_sets():
             proposals = manager.proposals(ids)
-            last_result = manager.last_result(ids)
+            last_result = self._result_view(ids, manager.last_result(ids), views)
             sets.append(
                 ComponentSetStatus(
                     component_ids=ids,
@@ -691,9 +700,7 @@ class MicrogridController:
                         p.priority: manager.report(ids, p.priority).bounds
                         for p in proposals
                     },
-                    last_result=None
-                    if last_result is None
-                    else result_as_dict(last_result),
+                    last_result=last_result,
                 )
             )
         return PoolStatus(
@@ -701,6 +708,28 @@ class MicrogridController:
             component_ids=steering.component_ids,
             component_sets=tuple(sets),
         )
+
+    def _result_view(
+        self,
+        ids: ComponentSet,
+        result: Result | None,
+        views: dict[ComponentSet, tuple[Result, dict[str, Any]]],
+    ) -> dict[str, Any] | None:
+        """A result as a dict: the same object while the result is the same.
+
+        The status is computed once per snapshot; a pool of 1,250 chargers'
+        result lists every component and setpoint, so converting it anew every
+        second cost milliseconds, and its entity compared a new dict each time.
+        `views`: those of the last status (only the sets still there are kept).
+        """
+        if result is None:
+            return None
+        known = views.get(ids)
+        view = known[1] if known is not None and known[0] is result else None
+        if view is None:
+            view = result_as_dict(result)
+        self._result_views[ids] = (result, view)
+        return view
 
     def _notify(self, *, health_changed: bool | None = None) -> None:
         """Tell the listeners, if anything they can see changed.
