@@ -216,15 +216,12 @@ async def test_last_result_shows_each_new_result_of_the_same_kind(
     entry = await setup_steerable(hass, simulator, BATTERY)
     for power in (1500.0, -800.0):
         await set_number(hass, entry, "batteries_setpoint", power)
-        await wait_for(
-            lambda power=power: (
-                state(hass, entry, "batteries_last_result").attributes.get(
-                    "requested_power"
-                )
-                == power
-            ),
-            what=f"the last result of {power} W",
-        )
+
+        def shows(power: float = power) -> bool:
+            shown = state(hass, entry, "batteries_last_result")
+            return bool(shown.attributes.get("requested_power") == power)
+
+        await wait_for(shows, what=f"the last result of {power} W")
         shown = state(hass, entry, "batteries_last_result")
         assert shown.state == "success"
         assert sum(
