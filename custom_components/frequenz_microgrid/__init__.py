@@ -235,9 +235,8 @@ async def async_setup_entry(
         await hub_settings.async_load()
         entry.async_on_unload(hub_settings.follow())
         await reservations.async_load()
-        entry.async_on_unload(
-            reservations.follow(coordinator, lambda: sessions.tracker.open)
-        )
+        entry.async_on_unload(reservations.follow(coordinator, sessions.open_sessions))
+        entry.async_on_unload(reservations.listen_stamped(sessions.session_changed))
         entry.async_on_unload(sessions.async_add_listener(reservations.stamp_session))
         # After the booking stamp: a session under a booking takes its target.
         await targets.async_load()

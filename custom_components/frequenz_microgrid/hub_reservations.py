@@ -15,7 +15,7 @@ While the microgrid is away nothing is released: no cable state, no no-show.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Set
 import logging
 from typing import Any, Final
 
@@ -175,8 +175,9 @@ class HubReservations:
 
         @callback
         def observe() -> None:
-            self._stamp_waiting_cars(open_sessions())
-            self._observe(coordinator)
+            plugged = self._observe(coordinator)
+            if plugged:
+                self._stamp_waiting_cars(open_sessions(), plugged)
 
         stop_watching = coordinator.async_add_listener(observe)
 
@@ -222,16 +223,21 @@ class HubReservations:
         return remove
 
     @callback
-    def _stamp_waiting_cars(self, open_sessions: Mapping[int, ChargingSession]) -> None:
+    def _stamp_waiting_cars(
+        self, open_sessions: Mapping[int, ChargingSession], plugged: Set[int]
+    ) -> None:
         """A car already plugged in when its booking begins is the booking's car.
 
         Drivers come early (or book while parked): the session opened under no
         booking, so once the booking is in force it takes the session over — its
         energy counts for the booking (the plan), and the booking's energy
         becomes the car's target — instead of treating the booking as empty.
+        Only a car this snapshot shows plugged in: a session still open in the
+        tracker may be one whose car left unseen (Home Assistant was down, the
+        microgrid unreachable, the charger's data stale).
         """
         for charger_id, session in open_sessions.items():
-            if session.booking_id is not None:
+            if session.booking_id is not None or charger_id not in plugged:
                 continue
             booking = self.book.in_force(charger_id)
             if booking is None:
@@ -250,11 +256,14 @@ class HubReservations:
                     _LOGGER.exception("A reservation stamp listener failed")
 
     @callback
-    def _observe(self, coordinator: MicrogridCoordinator) -> None:
-        """Tell the book which chargers have a car; log and announce the no-shows."""
+    def _observe(self, coordinator: MicrogridCoordinator) -> set[int]:
+        """Tell the book which chargers have a car; log and announce the no-shows.
+
+        Returns the chargers with a car plugged in (none while unreachable).
+        """
         snapshot = coordinator.data
         if snapshot is None or not snapshot.reachable:
-            return
+            return set()
         plugged: set[int] = set()
         unknown: set[int] = set()
         for charger_id in self.book.charger_ids:
@@ -266,6 +275,7 @@ class HubReservations:
         for released in self.book.observe(plugged, unknown=unknown):
             if released.reason is ReleaseReason.NO_SHOW:
                 self._announce_no_show(released)
+        return plugged
 
     def _announce_no_show(self, released: Released) -> None:
         reservation = released.reservation

@@ -17,14 +17,14 @@ the cable plugged in, and ends at the last time it was seen plugged otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, LOGGER
-from .engine.hub.sessions import SessionChange, SessionTracker
+from .engine.hub.sessions import ChargingSession, SessionChange, SessionTracker
 from .engine.snapshot import MicrogridSnapshot
 
 STORAGE_VERSION: Final = 1
@@ -79,6 +79,22 @@ class SessionRecorder:
         entity can announce it.
         """
         self._following = True
+
+    def open_sessions(self) -> Mapping[int, ChargingSession]:
+        """The open session per charger, once snapshots are accounted.
+
+        None before that: a session restored at start-up may have ended while
+        Home Assistant was down, and only the first accounted snapshot says so.
+        """
+        return self.tracker.open if self._following else {}
+
+    @callback
+    def session_changed(self, _session: ChargingSession) -> None:
+        """Store the sessions soon: one of them was changed from outside.
+
+        (A booking that took over an open session: a restart must not lose it.)
+        """
+        self._store.async_delay_save(self._data, SAVE_ON_CHANGE_DELAY_S)
 
     @callback
     def handle_snapshot(self, snapshot: MicrogridSnapshot) -> None:

@@ -22,6 +22,7 @@ from custom_components.frequenz_microgrid.diagnostics import (
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import (
     EvSpec,
+    Fault,
     MicrogridSimulator,
     load_scenario,
 )
@@ -315,7 +316,7 @@ async def test_a_booking_with_an_energy_becomes_the_sessions_target(
 
 
 async def test_a_car_plugged_in_before_its_booking_is_the_bookings_once_it_begins(
-    hass: HomeAssistant,
+    hass: HomeAssistant, hass_storage: dict[str, Any]
 ) -> None:
     """Drivers come early: the booking takes over the session, energy and target."""
     async with await _home(hass) as sim:
@@ -352,6 +353,88 @@ async def test_a_car_plugged_in_before_its_booking_is_the_bookings_once_it_begin
         # Its car is here: never released as a no-show.
         reservations = entry.runtime_data.reservations
         assert reservations is not None
+        assert reservations.book.get(booked["reservation_id"]) is not None
+        # Stored soon (not with the next progress save, minutes later): a restart
+        # keeps the session the booking's.
+        key = f"{DOMAIN}.{entry.entry_id}.sessions"
+
+        def stored_booking_id() -> object:
+            stored = hass_storage.get(key, {}).get("data", {}).get("open", [])
+            return next((s.get("booking_id") for s in stored), None)
+
+        await wait_for(
+            lambda: stored_booking_id() == booked["reservation_id"],
+            timeout_s=5.0,
+            what="the taken-over session to be stored",
+        )
+
+
+async def test_a_booking_takes_over_no_session_whose_car_left_unseen(
+    hass: HomeAssistant,
+) -> None:
+    """A session still open only because nobody saw the car leave is not taken.
+
+    The charger's data goes stale, the car leaves meanwhile and a booking of the
+    charger begins: the tracker still holds the session open (a gap is no
+    unplug), but no snapshot shows a car, so the booking does not take it over;
+    once data is back the session ends, under no booking.
+    """
+    async with await _home(hass) as sim:
+        entry = await setup_steerable(hass, sim, GARAGE_WALLBOX)
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        session = await open_session(entry, GARAGE_WALLBOX)
+        sim.inject_fault(GARAGE_WALLBOX, Fault.STOP_DATA)
+        coordinator = entry.runtime_data.coordinator
+
+        def stale() -> bool:
+            data = coordinator.data.component(GARAGE_WALLBOX)
+            return data is None or not data.fresh
+
+        await wait_for(stale, timeout_s=15.0, what="the charger's data to go stale")
+        sim.unplug_ev(GARAGE_WALLBOX)
+        now = dt_util.now()
+        booked = await call_action(
+            hass,
+            "reserve_charger",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "start": (now + timedelta(seconds=1)).isoformat(),
+                "end": (now + timedelta(hours=2)).isoformat(),
+                "energy_kwh": 15.0,
+            },
+        )
+        reservations = entry.runtime_data.reservations
+        assert reservations is not None
+        await wait_for(
+            lambda: reservations.book.in_force(GARAGE_WALLBOX) is not None,
+            what="the booking to begin",
+        )
+        sessions = entry.runtime_data.sessions
+        assert sessions is not None
+        # Several snapshots with the booking in force, the session still open.
+        for _ in range(3):
+            before = coordinator.data
+
+            def next_one(before: object = before) -> bool:
+                return coordinator.data is not before
+
+            await wait_for(next_one, what="the next snapshot")
+        assert stale()
+        assert sessions.tracker.open.get(GARAGE_WALLBOX) is session
+        assert session.booking_id is None
+
+        sim.clear_fault(GARAGE_WALLBOX)
+        await wait_for(
+            lambda: GARAGE_WALLBOX not in sessions.tracker.open,
+            timeout_s=15.0,
+            what="the session to end once the charger reports again",
+        )
+        assert session.booking_id is None
+        target = entry.runtime_data.engine.controller.charging_targets.get(
+            GARAGE_WALLBOX
+        )
+        assert target is None or target.session_id != session.session_id
         assert reservations.book.get(booked["reservation_id"]) is not None
 
 
