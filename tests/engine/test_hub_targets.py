@@ -774,3 +774,29 @@ def test_a_car_that_follows_a_plan_is_at_risk_as_the_plan_says() -> None:
     assert waiting is not None
     assert waiting.unmet_wh is None
     assert not waiting.at_risk
+
+
+def test_the_plans_unmet_energy_is_never_more_than_what_is_left() -> None:
+    """The plan's figure is from when it was made: charging since counts."""
+    targets = table()
+    targets.observe_session(1, "1-100", 0.0)
+    targets.set(target(kwh=5.0))
+    targets.planned_unmet_wh = lambda _t: 4_000.0  # the plan placed 1 kWh
+    targets.refresh()
+    planned = targets.state(1)
+    assert planned is not None
+    assert planned.unmet_wh == 4_000.0
+    assert planned.at_risk
+
+    targets.observe_session(1, "1-100", 4_200.0)  # charged freely meanwhile
+    nearly = targets.state(1)
+    assert nearly is not None
+    assert nearly.remaining_wh == pytest.approx(800.0)
+    assert nearly.unmet_wh == pytest.approx(800.0)
+    assert targets.unmet_wh == pytest.approx(800.0)
+
+    targets.observe_session(1, "1-100", 5_100.0)  # met before the next re-plan
+    met = targets.state(1)
+    assert met is not None
+    assert met.unmet_wh == 0.0
+    assert not met.at_risk

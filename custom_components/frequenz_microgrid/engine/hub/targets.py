@@ -429,11 +429,15 @@ class TargetState:
 
     @property
     def unmet_wh(self) -> float | None:
-        """The energy expected to be missing at departure (`None`: not plugged in)."""
+        """The energy expected to be missing at departure (`None`: not plugged in).
+
+        The plan's figure dates from when it was made (re-plans run per slot):
+        never more than what is still left to charge now.
+        """
         if self.outlook is None:
             return None
         if self.planned_unmet_wh is not None:
-            return self.planned_unmet_wh
+            return min(self.planned_unmet_wh, max(0.0, self.remaining_wh))
         return self.outlook.unmet_wh
 
     @property
