@@ -32,6 +32,7 @@ from homeassistant.helpers.storage import Store
 from .const import DOMAIN
 from .engine.control import MicrogridController
 from .engine.graph import Topology
+from .engine.hub.reservations import ReleaseReason
 from .engine.hub.sessions import ChargingSession, SessionChange, SessionChangeKind
 from .engine.hub.targets import (
     ChargingTarget,
@@ -51,6 +52,8 @@ _LOGGER = logging.getLogger(__name__)
 
 STORAGE_VERSION: Final = 1
 SAVE_DELAY_S: Final = 1.0
+_WITHDRAWN: Final = frozenset({ReleaseReason.CANCELLED, ReleaseReason.CHARGER_GONE})
+"""Why a booking leaves the book without having run to its end."""
 
 
 def _store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
@@ -124,8 +127,14 @@ class HubTargets:
             if self.reservations is not None
             else (lambda: None)
         )
+        stop_bookings = (
+            self.reservations.book.listen(self._drop_withdrawn_bookings)
+            if self.reservations is not None
+            else (lambda: None)
+        )
 
         async def stop() -> None:
+            stop_bookings()
             stop_stamps()
             stop_sessions()
             stop_watching()
@@ -204,6 +213,38 @@ class HubTargets:
         except (KeyError, InvalidTargetError) as err:
             _LOGGER.warning(
                 "Booking %s gives no target: %s", booking.reservation_id, err
+            )
+
+    @callback
+    def _drop_withdrawn_bookings(self) -> None:
+        """A cancelled booking takes its target and its claim on the car along.
+
+        Its energy was the target; steering on towards a promise nobody holds any
+        more would be wrong, and the session it took over must be free for the
+        next booking of the charger. (A booking that ended keeps both: its
+        target ends at its departure, and the session stays the booking's.)
+        """
+        assert self.reservations is not None
+        book = self.reservations.book
+        withdrawn = {
+            released.reservation.reservation_id
+            for released in book.history
+            if released.reason in _WITHDRAWN
+        }
+        for charger_id, target in list(self.targets.targets().items()):
+            if target.booking_id is None or target.booking_id not in withdrawn:
+                continue
+            if book.get(target.booking_id) is not None:
+                continue
+            self.targets.clear(charger_id)
+            session = self.sessions.tracker.open.get(charger_id)
+            if session is not None and session.booking_id == target.booking_id:
+                session.booking_id = None
+                self.sessions.session_changed(session)
+            _LOGGER.debug(
+                "Booking %s was withdrawn: its target of charger %s is cleared",
+                target.booking_id,
+                charger_id,
             )
 
     def _data(self) -> dict[str, Any]:

@@ -315,6 +315,24 @@ async def test_a_booking_with_an_energy_becomes_the_sessions_target(
         )
 
 
+async def _book_the_garage(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry, *, starts_in_s: float
+) -> dict[str, Any]:
+    """Book the garage wallbox for two hours and 15 kWh, from shortly on."""
+    now = dt_util.now()
+    return await call_action(
+        hass,
+        "reserve_charger",
+        {
+            "config_entry_id": entry.entry_id,
+            "charger": GARAGE_WALLBOX,
+            "start": (now + timedelta(seconds=starts_in_s)).isoformat(),
+            "end": (now + timedelta(hours=2)).isoformat(),
+            "energy_kwh": 15.0,
+        },
+    )
+
+
 async def test_a_car_plugged_in_before_its_booking_is_the_bookings_once_it_begins(
     hass: HomeAssistant, hass_storage: dict[str, Any]
 ) -> None:
@@ -324,18 +342,7 @@ async def test_a_car_plugged_in_before_its_booking_is_the_bookings_once_it_begin
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
         session = await open_session(entry, GARAGE_WALLBOX)
         assert session.booking_id is None  # no booking when it plugged in
-        now = dt_util.now()
-        booked = await call_action(
-            hass,
-            "reserve_charger",
-            {
-                "config_entry_id": entry.entry_id,
-                "charger": GARAGE_WALLBOX,
-                "start": (now + timedelta(seconds=2)).isoformat(),
-                "end": (now + timedelta(hours=2)).isoformat(),
-                "energy_kwh": 15.0,
-            },
-        )
+        booked = await _book_the_garage(hass, entry, starts_in_s=2.0)
         targets = entry.runtime_data.engine.controller.charging_targets
         await wait_for(
             lambda: (
@@ -369,6 +376,47 @@ async def test_a_car_plugged_in_before_its_booking_is_the_bookings_once_it_begin
         )
 
 
+async def test_a_cancelled_booking_takes_its_target_along_and_frees_the_car(
+    hass: HomeAssistant,
+) -> None:
+    """Cancelled: no target of it is steered on, and the next booking takes over."""
+    async with await _home(hass) as sim:
+        entry = await setup_steerable(hass, sim, GARAGE_WALLBOX)
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        session = await open_session(entry, GARAGE_WALLBOX)
+        first = await _book_the_garage(hass, entry, starts_in_s=1.0)
+        targets = entry.runtime_data.engine.controller.charging_targets
+
+        def target_of(booking: dict[str, Any]) -> bool:
+            target = targets.get(GARAGE_WALLBOX)
+            return (
+                target is not None
+                and target.booking_id == booking["reservation_id"] == session.booking_id
+            )
+
+        await wait_for(
+            lambda: target_of(first), timeout_s=15.0, what="the first takeover"
+        )
+        await call_action(
+            hass,
+            "cancel_reservation",
+            {
+                "config_entry_id": entry.entry_id,
+                "reservation_id": first["reservation_id"],
+            },
+        )
+        assert targets.get(GARAGE_WALLBOX) is None
+        assert session.booking_id is None
+        assert entry.runtime_data.sessions is not None
+        assert entry.runtime_data.sessions.tracker.open[GARAGE_WALLBOX] is session
+
+        second = await _book_the_garage(hass, entry, starts_in_s=1.0)
+        await wait_for(
+            lambda: target_of(second), timeout_s=15.0, what="the second takeover"
+        )
+        assert sim.unsafe_setpoint_count == 0
+
+
 async def test_a_booking_takes_over_no_session_whose_car_left_unseen(
     hass: HomeAssistant,
 ) -> None:
@@ -392,18 +440,7 @@ async def test_a_booking_takes_over_no_session_whose_car_left_unseen(
 
         await wait_for(stale, timeout_s=15.0, what="the charger's data to go stale")
         sim.unplug_ev(GARAGE_WALLBOX)
-        now = dt_util.now()
-        booked = await call_action(
-            hass,
-            "reserve_charger",
-            {
-                "config_entry_id": entry.entry_id,
-                "charger": GARAGE_WALLBOX,
-                "start": (now + timedelta(seconds=1)).isoformat(),
-                "end": (now + timedelta(hours=2)).isoformat(),
-                "energy_kwh": 15.0,
-            },
-        )
+        booked = await _book_the_garage(hass, entry, starts_in_s=1.0)
         reservations = entry.runtime_data.reservations
         assert reservations is not None
         await wait_for(
