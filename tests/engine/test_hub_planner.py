@@ -585,6 +585,8 @@ def test_plan_never_exceeds_a_limit_and_accounts_for_every_need(
             assert need_plan.need.earliest_start <= slot.start < slot.end
             assert slot.end <= need_plan.need.departure
             assert slot.start >= NOW - 1e-9
+        if need_plan.need.runs is NeedRun.OFF:  # an off charger charges nothing
+            assert need_plan.slots == ()
     for index in range(40):
         start = NOW + index * SLOT_S
         surplus = pv.mean(start, start + SLOT_S) or 0.0
@@ -595,6 +597,27 @@ def test_plan_never_exceeds_a_limit_and_accounts_for_every_need(
             if start <= s.start < start + SLOT_S
         )
         assert used <= surplus + 1e-6
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenarios())
+def test_cars_charging_at_once_are_planned_as_if_the_planned_ones_were_not_there(
+    scenario: tuple[list[ChargingNeed], list[PlanCircuit], TimeSeries, TimeSeries],
+) -> None:
+    """Fast and boosting cars charge at once whatever the plan: they come first.
+
+    The plan's smart cars fit around them, never the other way round.
+    """
+    needs, circuits, prices, pv = scenario
+    at_once = [need for need in needs if need.runs is NeedRun.AT_ONCE]
+    alone = plan_charging(at_once, circuits, now=NOW, prices=prices, pv_surplus_w=pv)
+    together = plan_charging(needs, circuits, now=NOW, prices=prices, pv_surplus_w=pv)
+
+    together_by_charger = {n.need.charger_id: n for n in together.needs}
+    for need_plan in alone.needs:
+        shared = together_by_charger[need_plan.need.charger_id]
+        assert shared.slots == need_plan.slots
+        assert shared.unmet_wh == pytest.approx(need_plan.unmet_wh)
 
 
 @st.composite
