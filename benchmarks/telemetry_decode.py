@@ -49,6 +49,7 @@ from custom_components.frequenz_microgrid.engine.monitor import (
     DETAIL_METRICS,
     metrics_for,
     streamed_components,
+    telemetry_request,
 )
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
 from custom_components.frequenz_microgrid.engine.telemetry_message import (
@@ -59,7 +60,6 @@ from custom_components.frequenz_microgrid.simulator import (
     generate_scenario,
 )
 
-_Request = microgrid_pb2.ReceiveElectricalComponentTelemetryStreamRequest
 _Response = microgrid_pb2.ReceiveElectricalComponentTelemetryStreamResponse
 MetricSet = Callable[[Component], Sequence[Metric]]
 METRIC_SETS: dict[str, MetricSet] = {
@@ -110,12 +110,7 @@ async def collect(
     by_kind: defaultdict[str, list[bytes]] = defaultdict(list)
 
     async def read(component: Component) -> None:
-        request = _Request(
-            electrical_component_id=int(component.id),
-            filter=_Request.ComponentTelemetryStreamFilter(
-                metrics=sorted({metric.value for metric in metrics(component)})
-            ),
-        )
+        request = telemetry_request(int(component.id), metrics(component))
         call = stub.ReceiveElectricalComponentTelemetryStream(request)
         try:
             for _ in range(per_component):

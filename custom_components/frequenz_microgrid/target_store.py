@@ -234,8 +234,6 @@ class HubTargets:
         for charger_id, target in list(self.targets.targets().items()):
             if target.booking_id is None or target.booking_id not in withdrawn:
                 continue
-            if book.get(target.booking_id) is not None:
-                continue
             self.targets.clear(charger_id)
             session = self.sessions.tracker.open.get(charger_id)
             if session is not None and session.booking_id == target.booking_id:

@@ -186,6 +186,18 @@ def streamed_components(topology: Topology) -> list[Component]:
     return streamed
 
 
+def telemetry_request(
+    component_id: int, metrics: Iterable[Metric]
+) -> _TelemetryRequest:
+    """The stream request for `metrics` of one component (each asked for once)."""
+    return _TelemetryRequest(
+        electrical_component_id=component_id,
+        filter=_TelemetryRequest.ComponentTelemetryStreamFilter(
+            metrics=sorted({metric.value for metric in metrics})
+        ),
+    )
+
+
 def _retry_strategy_of(client: MicrogridApiClient) -> Strategy | None:
     """Return the client's stream retry strategy (`None`: the library's default).
 
@@ -217,12 +229,7 @@ class TelemetryStream:
         """Start streaming (needs a running event loop); `stop()` ends it."""
         self._name = f"frequenz-microgrid-telemetry-{component_id}"
         self._stub = client.stub
-        self._request = _TelemetryRequest(
-            electrical_component_id=component_id,
-            filter=_TelemetryRequest.ComponentTelemetryStreamFilter(
-                metrics=sorted({metric.value for metric in metrics})
-            ),
-        )
+        self._request = telemetry_request(component_id, metrics)
         strategy = _retry_strategy_of(client)
         self._retry = LinearBackoff() if strategy is None else strategy.copy()
         self._on_message = on_message

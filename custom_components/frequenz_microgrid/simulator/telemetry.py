@@ -26,12 +26,13 @@ M = metrics_pb2
 S = ec_pb2
 
 BATTERY_DC_VOLTAGE_V = 400.0
-PV_DC_VOLTAGE_V = 600.0
-INVERTER_AMBIENT_C = 25.0
-INVERTER_FULL_LOAD_RISE_C = 20.0
-"""An inverter's heat sink: ambient plus this much at rated power (steady state)."""
-"""DC voltage of a PV inverter's strings at their maximum power point."""
 """Nominal DC voltage of the simulated battery packs."""
+PV_DC_VOLTAGE_V = 600.0
+"""DC voltage of a PV inverter's strings at their maximum power point."""
+INVERTER_AMBIENT_C = 25.0
+"""An inverter's heat-sink temperature when idle."""
+INVERTER_FULL_LOAD_RISE_C = 20.0
+"""How much warmer the heat sink runs at rated power (steady state)."""
 
 IDLE_THRESHOLD_W = 1.0
 """Below this magnitude (W) a battery or inverter reports READY, not (DIS)CHARGING."""
