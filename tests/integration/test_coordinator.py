@@ -210,7 +210,9 @@ async def test_controller_changes_reach_many_entities_a_chunk_at_a_time(
 
     assert told_at_once
     assert told_at_once[0] <= CHUNK_SIZE, "one chunk at once, the rest later"
-    await wait_for(lambda: len(told) >= 600, what="every listener told")
+    # A second change (the dispatch's own) may restart the round from the first
+    # listener: count who was told, not how often.
+    await wait_for(lambda: len(set(told)) >= 600, what="every listener told")
     assert sorted(set(told)) == list(range(600))
 
 
