@@ -165,6 +165,8 @@ async def test_an_unchanged_topology_changes_nothing() -> None:
         await controller.propose(
             Pool.BATTERIES, source_id="test", priority=1, power=1000.0
         )
+        # Until the inverter's bounds have arrived, the proposal waits for a tick.
+        await site.wait_for(lambda: held_setpoint(site.sim, HOME_INVERTER) == 1000.0)
         pools = _pools(controller.status())
         received = site.sim.control.setpoints_received
         topology = site.engine.topology
