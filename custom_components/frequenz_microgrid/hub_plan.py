@@ -317,11 +317,23 @@ class HubPlanner:
             for need in needs
             if need.earliest_start >= until.get(need.charger_id, -math.inf)
         ]
+        return [self._as_charged(need, now) for need in needs + by_hand]
+
+    def _as_charged(self, need: ChargingNeed, now: float) -> ChargingNeed:
+        """The need as its charger's mode charges it.
+
+        A boost charges at once until it ends, then as the mode it returns to.
+        """
         modes = self.controller.charger_modes
-        return [
-            dataclasses.replace(need, runs=need_run(modes.mode(need.charger_id)))
-            for need in needs + by_hand
-        ]
+        state = modes.state(need.charger_id)
+        boost_left_s = modes.boost_remaining_s(need.charger_id)
+        if state.mode is ChargerMode.BOOST and boost_left_s is not None:
+            return dataclasses.replace(
+                need,
+                runs=need_run(state.after_boost),
+                at_once_until=now + boost_left_s,
+            )
+        return dataclasses.replace(need, runs=need_run(state.mode))
 
     def _target_needs(
         self,

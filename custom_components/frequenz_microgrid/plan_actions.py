@@ -144,6 +144,7 @@ def _need(
     return {
         "origin": need.origin,
         "runs": need.runs.value,
+        "boost_until": None if need.at_once_until is None else iso(need.at_once_until),
         "earliest_start": iso(need.earliest_start),
         "departure": iso(need.departure),
         "energy_kwh": round(need.energy_wh / 1000.0, 3),

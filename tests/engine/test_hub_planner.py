@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 import math
@@ -550,6 +551,9 @@ def scenarios(
             max_current_a=draw(st.sampled_from([16.0, 32.0])),
             phases=draw(st.sampled_from([(1, 2, 3), (1,), (2,), (3,)])),
             runs=draw(st.sampled_from(NeedRun)),
+            at_once_until=draw(
+                st.one_of(st.none(), st.floats(NOW - SLOT_S, NOW + 45 * SLOT_S))
+            ),
         )
         for cid in range(1, chargers + 1)
     ]
@@ -586,7 +590,11 @@ def test_plan_never_exceeds_a_limit_and_accounts_for_every_need(
             assert slot.end <= need_plan.need.departure
             assert slot.start >= NOW - 1e-9
         if need_plan.need.runs is NeedRun.OFF:  # an off charger charges nothing
-            assert need_plan.slots == ()
+            boost_until = need_plan.need.at_once_until  # but through its boost
+            assert all(
+                boost_until is not None and s.start < boost_until
+                for s in need_plan.slots
+            )
     for index in range(40):
         start = NOW + index * SLOT_S
         surplus = pv.mean(start, start + SLOT_S) or 0.0
@@ -606,18 +614,48 @@ def test_cars_charging_at_once_are_planned_as_if_the_planned_ones_were_not_there
 ) -> None:
     """Fast and boosting cars charge at once whatever the plan: they come first.
 
-    The plan's smart cars fit around them, never the other way round.
+    The plan's smart cars fit around them, never the other way round. A boost
+    only until it ends: its slots before then are those of the same car in
+    fast mode with the slots that begin before the boost's end as its window.
     """
     needs, circuits, prices, pv = scenario
-    at_once = [need for need in needs if need.runs is NeedRun.AT_ONCE]
+    at_once = [
+        _at_once_part(need)
+        for need in needs
+        if need.runs is NeedRun.AT_ONCE or need.at_once_until is not None
+    ]
     alone = plan_charging(at_once, circuits, now=NOW, prices=prices, pv_surplus_w=pv)
     together = plan_charging(needs, circuits, now=NOW, prices=prices, pv_surplus_w=pv)
 
     together_by_charger = {n.need.charger_id: n for n in together.needs}
     for need_plan in alone.needs:
         shared = together_by_charger[need_plan.need.charger_id]
-        assert shared.slots == need_plan.slots
-        assert shared.unmet_wh == pytest.approx(need_plan.unmet_wh)
+        if shared.need.runs is NeedRun.AT_ONCE:
+            assert shared.slots == need_plan.slots
+            assert shared.unmet_wh == pytest.approx(need_plan.unmet_wh)
+            continue
+        # What the boost booked stays; the rest is planned as the mode says.
+        boosted = [s for s in shared.slots if s.start < need_plan.need.departure]
+        assert [(s.start, s.power_w, s.source) for s in boosted] == [
+            (s.start, s.power_w, s.source) for s in need_plan.slots
+        ]
+        assert shared.unmet_wh <= need_plan.unmet_wh + 1e-6
+
+
+def _at_once_part(need: ChargingNeed) -> ChargingNeed:
+    """The need's part its charger charges at once, as a fast-mode need.
+
+    A boost's part ends with the slot in which the boost ends.
+    """
+    if need.at_once_until is None or need.runs is NeedRun.AT_ONCE:
+        return dataclasses.replace(need, runs=NeedRun.AT_ONCE, at_once_until=None)
+    slots = math.ceil((need.at_once_until - NOW) / SLOT_S)
+    return dataclasses.replace(
+        need,
+        runs=NeedRun.AT_ONCE,
+        at_once_until=None,
+        departure=min(need.departure, NOW + slots * SLOT_S),
+    )
 
 
 @st.composite
@@ -877,3 +915,67 @@ def test_a_charger_that_is_off_charges_nothing_and_says_so() -> None:
     assert by_charger[1].unmet_wh == pytest.approx(11_040.0)
     assert [slot_index(s.start) for s in by_charger[2].slots] == [0, 1, 2, 3]
     assert plan.power_w(1, NOW) is None  # the plan holds nobody back for it
+
+
+def test_a_boost_charges_at_once_until_it_ends_then_as_the_mode_it_returns_to() -> None:
+    # Expensive now, cheap from hour 4: the boost charges now for its hour,
+    # the rest of the car's need waits for the cheap slots (it returns to smart).
+    prices = series([0.40] * 16 + [0.10] * 16)
+    boosted = need(1, energy_kwh=22.08, end_h=8.0, at_once_until=NOW + 1.0 * HOUR)
+
+    (planned,) = plan_charging([boosted], [ROOT], now=NOW, prices=prices).needs
+
+    sources = {slot_index(s.start): s.source for s in planned.slots}
+    assert sources == {
+        **dict.fromkeys(range(4), SlotSource.AT_ONCE),
+        **dict.fromkeys(range(16, 20), SlotSource.CHEAP),
+    }
+    assert all(s.power_w == pytest.approx(FULL_16A_W) for s in planned.slots)
+    assert planned.unmet_wh == 0.0
+    assert planned.as_dict()["boost_until"] == NOW + HOUR
+
+
+def test_a_boost_ending_inside_a_slot_holds_that_slot_and_lets_the_plan_go_on() -> None:
+    # The boost ends 5 minutes into slot 1; slot 1 is booked at once to its end,
+    # and a smart car on the same feeder gets the slots from then on.
+    boosted = need(1, energy_kwh=22.08, end_h=8.0, at_once_until=NOW + SLOT_S + 300.0)
+    smart = need(2, energy_kwh=5.52, end_h=4.0)
+    prices = series([0.10] * 4 + [0.40] * 28)
+
+    plan = plan_charging([boosted, smart], [ROOT, SHARED_16A], now=NOW, prices=prices)
+
+    by_charger = {n.need.charger_id: n for n in plan.needs}
+    at_once = [
+        slot_index(s.start)
+        for s in by_charger[1].slots
+        if s.source is SlotSource.AT_ONCE
+    ]
+    assert at_once == [0, 1]
+    # The cheap slots 2 and 3 are free again after the boost: the smart car,
+    # leaving first, takes them; the boosted car's rest goes to later slots.
+    smart_slots = {slot_index(s.start) for s in by_charger[2].slots}
+    assert smart_slots == {2, 3}
+    rest = [s for s in by_charger[1].slots if s.source is not SlotSource.AT_ONCE]
+    assert min(slot_index(s.start) for s in rest) >= 4
+    assert by_charger[1].unmet_wh == 0.0
+    assert_within_limits(plan, [ROOT, SHARED_16A])
+
+
+def test_a_boost_keeps_its_slots_even_when_a_tighter_car_misses_its_departure() -> None:
+    # One car fits the feeder; the boosted car charges now whatever the plan, so
+    # the smart car leaving in an hour cannot have those slots: it is unmet,
+    # not planned into slots the boosting car really takes.
+    boosted = need(1, energy_kwh=22.08, end_h=8.0, at_once_until=NOW + HOUR)
+    tight = need(2, energy_kwh=2.76, end_h=1.0)
+
+    plan = plan_charging([boosted, tight], [ROOT, SHARED_16A], now=NOW)
+
+    by_charger = {n.need.charger_id: n for n in plan.needs}
+    assert [
+        slot_index(s.start)
+        for s in by_charger[1].slots
+        if s.source is SlotSource.AT_ONCE
+    ] == [0, 1, 2, 3]
+    assert by_charger[2].slots == ()
+    assert by_charger[2].unmet_wh == pytest.approx(2760.0)
+    assert_within_limits(plan, [ROOT, SHARED_16A])

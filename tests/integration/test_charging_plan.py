@@ -200,6 +200,51 @@ async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
         assert sim.unsafe_setpoint_count == 0
 
 
+async def test_a_boost_is_planned_at_once_until_it_ends_then_as_smart(
+    hass: HomeAssistant,
+) -> None:
+    _set_prices(hass, cheap_slots={6})
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass,
+            sim.url,
+            unique_id=str(sim.scenario.microgrid_id),
+            options={CONF_PRICE_ENTITY: PRICE_SENSOR},
+        )
+        await _book_garage(hass, entry, 20.0, end_in=timedelta(hours=3))
+        for mode, extra in (("smart", {}), ("boost", {"boost_minutes": 20})):
+            response = await call_action(
+                hass,
+                "set_charger_mode",
+                {
+                    "config_entry_id": entry.entry_id,
+                    "charger": GARAGE_WALLBOX,
+                    "mode": mode,
+                    **extra,
+                },
+            )
+        assert response["after_boost"] == "smart"
+        boost_until = dt_util.parse_datetime(response["boost_until"])
+        assert boost_until is not None
+
+        plan = await _plan(hass, entry.entry_id, refresh=True)
+        (need,) = plan["chargers"][str(GARAGE_WALLBOX)]
+        # After the boost the car is smart again: the plan says so, charges
+        # at once only in the slots the boost reaches, and the rest cheaply.
+        assert need["runs"] == "planned"
+        planned_until = dt_util.parse_datetime(need["boost_until"])
+        assert planned_until is not None
+        assert abs((planned_until - boost_until).total_seconds()) < 2.0
+        at_once = [s for s in need["slots"] if s["source"] == "at_once"]
+        assert at_once
+        for slot in at_once:
+            start = dt_util.parse_datetime(slot["start"])
+            assert start is not None
+            assert start < boost_until
+        assert any(s["source"] == "cheap" for s in need["slots"])
+        assert need["unmet_kwh"] == 0.0
+
+
 BAD_INPUT: list[tuple[dict[str, Any], str]] = [
     ({"charger": 999}, "plan_unknown_charger"),
     (

@@ -23,11 +23,12 @@ unmet, and the plan says so per need.
 
 A need whose charger does not follow the plan is planned as it will charge,
 so the others are planned around what it really takes (`NeedRun`): a charger in
-*fast* or *boost* mode charges as much as it may from now on (booked first,
-earliest slots), one in *solar* mode takes PV surplus and the rest only as the
-deadline forces it (the latest slots), one that is *off* charges nothing (its
-whole energy is unmet). Only *smart* needs follow the PV / cheap / deadline
-passes and the repair.
+*fast* mode charges as much as it may from now on (booked first, earliest
+slots), one in *boost* mode does so until its boost ends and then as the mode
+it returns to (`ChargingNeed.at_once_until`), one in *solar* mode takes PV
+surplus and the rest only as the deadline forces it (the latest slots), one
+that is *off* charges nothing (its whole energy is unmet). Only *smart* needs
+follow the PV / cheap / deadline passes and the repair.
 
 PV power is counted against every limit like grid power (conservative: a
 feeder's fuse carries it either way, and the grid circuit's envelope is then
@@ -147,6 +148,9 @@ class ChargingNeed:
     """Where the need comes from (a reservation id, ``target``): shown in the plan."""
     runs: NeedRun = NeedRun.PLANNED
     """How its charger will charge (its mode): only planned needs follow the plan."""
+    at_once_until: float | None = None
+    """A boost's end: until then the charger charges at once whatever `runs`
+    says (the mode it returns to), from then on as `runs` says."""
 
     def check(self) -> None:
         """Raise `InvalidNeedError` unless the need can be planned at all."""
@@ -156,6 +160,7 @@ class ChargingNeed:
             self.departure,
             self.max_current_a,
             self.min_current_a,
+            self.at_once_until if self.at_once_until is not None else 0.0,
         )
         if (
             not all(map(math.isfinite, numbers))
@@ -274,6 +279,7 @@ class NeedPlan:
             "charger": need.charger_id,
             "origin": need.origin,
             "runs": need.runs.value,
+            "boost_until": need.at_once_until,
             "earliest_start": need.earliest_start,
             "departure": need.departure,
             "energy_kwh": round(need.energy_wh / 1000.0, 4),
@@ -508,6 +514,10 @@ class _Need:
     (the list is shared by the charger's needs)."""
     window: dict[int, float]
     """Slot → seconds of the slot inside the need's window, in slot order."""
+    at_once: tuple[int, ...]
+    """The slots (in order) its charger charges at once whatever the plan: the whole
+    window in fast mode, in boost mode those that begin before the boost ends
+    (to the slot's end: a smart charger then follows the slot's power)."""
     left_wh: float
     amps: dict[int, float] = field(default_factory=dict)
     """Slot → the current booked per phase (0, or the minimum current at least)."""
@@ -649,8 +659,17 @@ def plan_charging(
 
     planned = running(NeedRun.PLANNED)
     solar = running(NeedRun.SOLAR)
-    # What charges whatever the plan says goes first: the others plan around it.
-    _fill_at_once(running(NeedRun.AT_ONCE), capacity, pv_of)
+    # What charges whatever the plan says goes first: the others plan around it,
+    # in order of when charging at once ends (the departure, or a boost's slot).
+    at_once = sorted(
+        (n for n in planning if n.at_once),
+        key=lambda n: (
+            min(n.need.departure, start + (n.at_once[-1] + 1) * slot_s),
+            n.need.earliest_start,
+            n.index,
+        ),
+    )
+    _fill_at_once(at_once, capacity, pv_of)
     _fill_pv(running(NeedRun.PLANNED, NeedRun.SOLAR), capacity, pv_of)
     _fill_latest(solar, capacity)
     _fill_cheapest(planned, capacity, price_of)
@@ -690,6 +709,7 @@ def _need_in_slots(
         seconds = min(slot_start + slot_s, need.departure) - max(slot_start, begin)
         if seconds > 0.0:
             window[slot] = seconds
+    at_once_until = math.inf if need.runs is NeedRun.AT_ONCE else need.at_once_until
     return _Need(
         need=need,
         index=index,
@@ -698,6 +718,11 @@ def _need_in_slots(
         circuits=list(circuit_index.get(need.charger_id, ())),
         charger_a=capacity.booked_a(need.charger_id),
         window=window,
+        at_once=tuple(
+            slot
+            for slot in window
+            if at_once_until is not None and start + slot * slot_s < at_once_until
+        ),
         left_wh=need.energy_wh,
     )
 
@@ -804,9 +829,13 @@ def _repair(
                 if other is short or short.left_wh <= _EPSILON_WH:
                     continue
                 grid_a = other.amps.get(slot, 0.0) - other.pv_amps.get(slot, 0.0)
-                if grid_a <= 0.0 or (
-                    other.charger_a is not short.charger_a
-                    and set(other.circuits).isdisjoint(short.circuits)
+                if (
+                    grid_a <= 0.0
+                    or other.grid_source.get(slot) is SlotSource.AT_ONCE
+                    or (
+                        other.charger_a is not short.charger_a
+                        and set(other.circuits).isdisjoint(short.circuits)
+                    )
                 ):
                     continue
                 _move_out(other, short, slot, capacity, price_of)
@@ -885,12 +914,13 @@ def _fill_at_once(
 ) -> None:
     """Needs that charge at once, as much as fits from now on (fast, boost).
 
-    Their cars take the PV surplus first where there is some (it is theirs
-    physically: they draw before any planned car), so it is counted as theirs
-    and what is left of it goes to the others.
+    A boost only until it ends (`_Need.at_once`): the rest of its need is
+    planned as the mode it returns to. Their cars take the PV surplus first
+    where there is some (it is theirs physically: they draw before any planned
+    car), so it is counted as theirs and what is left of it goes to the others.
     """
     for need in needs:
-        for slot in need.window:
+        for slot in need.at_once:
             if need.left_wh <= _EPSILON_WH:
                 break
             amps = _give(need, slot, capacity)
