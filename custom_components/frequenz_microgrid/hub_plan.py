@@ -57,7 +57,7 @@ from homeassistant.helpers.event import (
 from .const import CONF_PRICE_ENTITY, CONF_PV_FORECAST_ENTITY
 from .coordinator import MicrogridCoordinator
 from .engine.control.controller import MicrogridController
-from .engine.control.inputs import DEFAULT_MIN_CURRENT_A
+from .engine.control.inputs import DEFAULT_MIN_CURRENT_A, DRAWING_THRESHOLD_A
 from .engine.graph import Topology
 from .engine.hub.circuits import rated_phase_currents_a
 from .engine.hub.forecast import ForecastPoint, TimeSeries
@@ -68,12 +68,14 @@ from .engine.hub.planner import (
     ChargingNeed,
     ChargingPlan,
     PlanCircuit,
+    UnplannedDraw,
     need_run,
     needs_from_reservations,
     needs_from_targets,
     plan_charging,
 )
 from .engine.hub.targets import ChargingTarget
+from .engine.pools import CURRENT_PHASES
 from .forecast_sources import (
     async_forecast_solar_pv,
     async_nordpool_prices,
@@ -357,6 +359,44 @@ class HubPlanner:
             phases=phases,
         )
 
+    def unplanned(self, now: float, needs: list[ChargingNeed]) -> list[UnplannedDraw]:
+        """Cars charging at once now that no need describes (fast or boost mode).
+
+        The plan holds what they draw until their boost ends or their charger's
+        next need begins, so the smart cars are not planned into it.
+        """
+        coordinator = self._coordinator
+        snapshot = None if coordinator is None else coordinator.data
+        if snapshot is None or not snapshot.reachable:
+            return []
+        modes = self.controller.charger_modes
+        draws: list[UnplannedDraw] = []
+        for charger_id in self.topology.ev_charger_ids:
+            mode = modes.mode(charger_id)
+            component = snapshot.component(charger_id)
+            if mode not in (ChargerMode.FAST, ChargerMode.BOOST) or component is None:
+                continue
+            ahead = [
+                n.earliest_start
+                for n in needs
+                if n.charger_id == charger_id and n.departure > now
+            ]
+            if any(start <= now for start in ahead):
+                continue  # a need in force describes the car
+            l1, l2, l3 = (component.value(m) or 0.0 for m in CURRENT_PHASES)
+            if max(l1, l2, l3) <= DRAWING_THRESHOLD_A:
+                continue
+            until = min(ahead, default=math.inf)
+            boost_left_s = modes.boost_remaining_s(charger_id)
+            if mode is ChargerMode.BOOST and boost_left_s is not None:
+                until = min(until, now + boost_left_s)
+            draws.append(
+                UnplannedDraw(
+                    charger_id=charger_id, currents_a=(l1, l2, l3), until=until
+                )
+            )
+        return draws
+
     def circuits(self) -> list[PlanCircuit]:
         """Every circuit of the tree with its envelope and its other loads.
 
@@ -393,6 +433,7 @@ class HubPlanner:
         now = time.time()
         try:
             needs = self.needs(now)
+            unplanned = self.unplanned(now, needs)
             circuits = self.circuits()
             prices = self.prices()
             surplus = self._surplus(self.pv_forecast())
@@ -409,6 +450,7 @@ class HubPlanner:
                     prices=prices,
                     pv_surplus_w=surplus,
                     voltage_v=self.voltage_v,
+                    unplanned=unplanned,
                 )
             )
         except Exception:  # keep the last plan rather than stop the hub

@@ -12,6 +12,7 @@ changes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from homeassistant.core import (
@@ -129,6 +130,15 @@ def plan_response(
         "unmet_kwh": round(sum(n["unmet_kwh"] for n in shown), 3),
         "cost": round(sum(n["cost"] for n in shown), 4),
         "chargers": chargers,
+        "charging_outside_the_plan": [
+            {
+                "charger": draw.charger_id,
+                "currents_a": [round(a, 2) for a in draw.currents_a],
+                "until": iso(draw.until) if math.isfinite(draw.until) else None,
+            }
+            for draw in (() if plan is None else plan.unplanned)
+            if charger is None or draw.charger_id == charger
+        ],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from custom_components.frequenz_microgrid.engine.hub.planner import (
     NeedRun,
     PlanCircuit,
     SlotSource,
+    UnplannedDraw,
     envelope_upper_w,
     need_run,
     needs_from_reservations,
@@ -477,10 +479,33 @@ def phase_currents(plan: ChargingPlan) -> dict[tuple[int, int], float]:
     return amps
 
 
-def assert_within_limits(plan: ChargingPlan, circuits: list[PlanCircuit]) -> None:
-    """No circuit above its fuse on any phase or its power limits in any slot."""
+def assert_within_limits(
+    plan: ChargingPlan,
+    circuits: list[PlanCircuit],
+    held: Sequence[UnplannedDraw] = (),
+) -> None:
+    """No circuit above its fuse on any phase or its power limits in any slot.
+
+    Cars drawing outside the plan (`held`) come first: the needs get what they
+    leave (nothing where they alone are above a limit).
+    """
     load_w: dict[tuple[str, float], float] = {}
     load_a: dict[tuple[str, float, int], float] = {}
+    held_w: dict[tuple[str, float], float] = {}
+    held_a: dict[tuple[str, float, int], float] = {}
+    for car in held:
+        for index in range(80):
+            slot_start = NOW + index * SLOT_S
+            if slot_start >= car.until:
+                break
+            for circuit in circuits:
+                if car.charger_id not in circuit.charger_ids:
+                    continue
+                key = (circuit.circuit_id, slot_start)
+                held_w[key] = held_w.get(key, 0.0) + sum(car.currents_a) * V
+                for phase, amps in enumerate(car.currents_a, start=1):
+                    pkey = (circuit.circuit_id, slot_start, phase)
+                    held_a[pkey] = held_a.get(pkey, 0.0) + amps
     for need_plan in plan.needs:
         phases = need_plan.need.phases
         for slot in need_plan.slots:
@@ -505,10 +530,12 @@ def assert_within_limits(plan: ChargingPlan, circuits: list[PlanCircuit]) -> Non
                 ends = math.inf if nxt is None else nxt
                 if step.start < slot_start + SLOT_S and ends > slot_start:
                     limit = min(limit, step.upper_w)
+        limit -= held_w.get((circuit_id, slot_start), 0.0)
         assert watts <= max(0.0, limit) + 1e-6, (circuit_id, slot_start)
-    for (circuit_id, _slot, _phase), amps in load_a.items():
+    for (circuit_id, slot_start, phase), amps in load_a.items():
         fuse = by_id[circuit_id].phase_limit_a
-        assert fuse is None or amps <= fuse + 1e-6
+        taken = held_a.get((circuit_id, slot_start, phase), 0.0)
+        assert fuse is None or amps <= max(0.0, fuse - taken) + 1e-6
 
 
 @st.composite
@@ -605,6 +632,50 @@ def test_plan_never_exceeds_a_limit_and_accounts_for_every_need(
             if start <= s.start < start + SLOT_S
         )
         assert used <= surplus + 1e-6
+
+
+@st.composite
+def scenarios_with_cars_outside_the_plan(
+    draw: st.DrawFn,
+) -> tuple[list[ChargingNeed], list[PlanCircuit], list[UnplannedDraw]]:
+    """`scenarios`, and two more chargers whose cars charge outside the plan."""
+    needs, circuits, _, _ = draw(scenarios())
+    outside = (100, 101)
+    circuits = [
+        dataclasses.replace(
+            c,
+            charger_ids=c.charger_ids
+            | (frozenset(outside) if c.circuit_id == "grid" else {outside[0]}),
+        )
+        for c in circuits
+    ]
+    amps = st.floats(0.0, 32.0)
+    held = [
+        UnplannedDraw(
+            charger_id=cid,
+            currents_a=(draw(amps), draw(amps), draw(amps)),
+            until=draw(
+                st.sampled_from([math.inf, NOW, NOW + 3 * SLOT_S, NOW + 25 * SLOT_S])
+            ),
+        )
+        for cid in outside
+    ]
+    return needs, circuits, held
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenarios_with_cars_outside_the_plan())
+def test_the_plan_fits_around_cars_charging_outside_it(
+    scenario: tuple[list[ChargingNeed], list[PlanCircuit], list[UnplannedDraw]],
+) -> None:
+    needs, circuits, held = scenario
+    plan = plan_charging(needs, circuits, now=NOW, unplanned=held)
+
+    assert_within_limits(plan, circuits, held)
+    for need_plan in plan.needs:
+        assert need_plan.planned_wh + need_plan.unmet_wh == pytest.approx(
+            need_plan.need.energy_wh, abs=1e-3
+        )
 
 
 @settings(max_examples=100, deadline=None)
@@ -979,3 +1050,40 @@ def test_a_boost_keeps_its_slots_even_when_a_tighter_car_misses_its_departure() 
     assert by_charger[2].slots == ()
     assert by_charger[2].unmet_wh == pytest.approx(2760.0)
     assert_within_limits(plan, [ROOT, SHARED_16A])
+
+
+def test_a_car_charging_outside_the_plan_is_held_and_the_smart_one_planned_around() -> (
+    None
+):
+    # A fast car without a booking or target draws 10 A per phase on the 16 A
+    # feeder: a smart car there has 6 A left, and only until the fast car's own
+    # booking (from hour 1) takes over; then the booking is planned as a need.
+    drawing = UnplannedDraw(
+        charger_id=1, currents_a=(10.0, 10.0, 10.0), until=NOW + HOUR
+    )
+    smart = need(2, energy_kwh=11.04, end_h=8.0)
+
+    plan = plan_charging([smart], [ROOT, SHARED_16A], now=NOW, unplanned=[drawing])
+
+    (planned,) = plan.needs
+    per_phase = {slot_index(s.start): s.power_w / (3 * V) for s in planned.slots}
+    assert all(per_phase[i] <= 6.0 + 1e-9 for i in range(4) if i in per_phase)
+    assert per_phase[4] == pytest.approx(16.0)  # the feeder is whole again
+    assert planned.unmet_wh == 0.0
+    assert plan.unplanned == (drawing,)
+
+
+def test_a_one_phase_car_outside_the_plan_is_held_on_its_phase_only() -> None:
+    drawing = UnplannedDraw(charger_id=1, currents_a=(16.0, 0.0, 0.0))
+    on_l1 = need(2, energy_kwh=3.68, end_h=2.0, phases=(1,))
+    on_l2 = need(3, energy_kwh=3.68, end_h=2.0, phases=(2,))
+    feeder = PlanCircuit(
+        circuit_id="feeder", charger_ids=frozenset({1, 2, 3}), phase_limit_a=16.0
+    )
+
+    plan = plan_charging([on_l1, on_l2], [ROOT, feeder], now=NOW, unplanned=[drawing])
+
+    by_charger = {n.need.charger_id: n for n in plan.needs}
+    assert by_charger[2].slots == ()  # L1 is full for as far as the plan reaches
+    assert by_charger[2].unmet_wh == pytest.approx(3680.0)
+    assert by_charger[3].unmet_wh == 0.0

@@ -245,6 +245,56 @@ async def test_a_boost_is_planned_at_once_until_it_ends_then_as_smart(
         assert need["unmet_kwh"] == 0.0
 
 
+async def test_a_car_charging_outside_the_plan_leaves_the_smart_car_what_it_leaves(
+    hass: HomeAssistant,
+) -> None:
+    """A fast car without a booking draws now: the plan holds its current."""
+    _set_prices(hass, cheap_slots={0, 1, 2, 3})
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass,
+            sim.url,
+            unique_id=str(sim.scenario.microgrid_id),
+            options={CONF_PRICE_ENTITY: PRICE_SENSOR},
+        )
+        sim.plug_ev(DRIVEWAY_WALLBOX, EvSpec(max_current_a=32.0))
+        await wait_for(
+            lambda: (held_setpoint(sim, DRIVEWAY_WALLBOX) or 0.0) >= 20 * 3 * 230.0,
+            what="the fast car to charge",
+        )
+        await call_action(
+            hass,
+            "set_charger_mode",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "mode": "smart",
+            },
+        )
+        await _book_garage(hass, entry, 20.0, end_in=timedelta(hours=3))
+
+        async def drawing_seen() -> dict[str, Any]:
+            for _ in range(100):
+                plan = await _plan(hass, entry.entry_id, refresh=True)
+                (outside,) = plan["charging_outside_the_plan"] or [None]
+                if outside is not None and min(outside["currents_a"]) >= 20.0:
+                    return plan
+                await asyncio.sleep(0.1)
+            raise AssertionError("the fast car's draw never reached the plan")
+
+        plan = await drawing_seen()
+        (outside,) = plan["charging_outside_the_plan"]
+        assert outside["charger"] == DRIVEWAY_WALLBOX
+        assert outside["until"] is None  # fast mode, no booking ahead
+        (need,) = plan["chargers"][str(GARAGE_WALLBOX)]
+        assert need["slots"]
+        # The 40 A fuse less what the fast car draws is all the smart car gets.
+        left_w = (40.0 - max(outside["currents_a"])) * 3 * 230.0
+        assert max(s["power_w"] for s in need["slots"]) <= left_w + 1.0
+        assert sim.overload_ampere_seconds == 0.0
+        assert sim.unsafe_setpoint_count == 0
+
+
 BAD_INPUT: list[tuple[dict[str, Any], str]] = [
     ({"charger": 999}, "plan_unknown_charger"),
     (

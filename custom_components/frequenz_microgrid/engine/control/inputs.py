@@ -32,7 +32,7 @@ from ..telemetry import FreshView, TelemetryStore
 _NAN_BOUNDS = PowerBounds(math.nan, math.nan, math.nan, math.nan)
 """Unknown bounds: the battery distribution skips (or fills) a NaN side."""
 
-_DRAWING_THRESHOLD_A = 1.0
+DRAWING_THRESHOLD_A = 1.0
 """A phase carrying more than this is one the EV charges on."""
 
 CHARGER_PHASES = 3
@@ -309,7 +309,7 @@ def ev_charger_input(
     drawing = tuple(
         phase
         for phase, current in zip(ALL_PHASES, (l1, l2, l3), strict=True)
-        if current > _DRAWING_THRESHOLD_A
+        if current > DRAWING_THRESHOLD_A
     )
     phases = drawing or ALL_PHASES
     watts_per_amp = CHARGER_PHASES * nominal_voltage_v

@@ -175,6 +175,23 @@ class ChargingNeed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UnplannedDraw:
+    """A car charging at once that no need describes: what it draws, held on.
+
+    A charger in fast or boost mode without a booking or target in force: the
+    plan cannot know how much its car still takes, so, like the circuits' other
+    loads, its currents as last measured are expected to go on until `until`
+    (the boost's end, the charger's next need, or as far as the plan reaches).
+    Every re-plan (each slot, each plug-in and unplug) takes them anew.
+    """
+
+    charger_id: int
+    currents_a: tuple[float, float, float]
+    """Per phase (A), as last measured."""
+    until: float = math.inf
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlanCircuit:
     """A circuit as the planner holds it: static limits, envelope, other loads."""
 
@@ -298,6 +315,8 @@ class ChargingPlan:
     start: float
     slot_s: float
     needs: tuple[NeedPlan, ...] = ()
+    unplanned: tuple[UnplannedDraw, ...] = ()
+    """The cars charging at once outside any need, held on their circuits."""
     _by_charger: dict[int, list[NeedPlan]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -566,6 +585,27 @@ class _Capacity:
             self.power_w.append([max(0.0, min(static, u) - other) for u in uppers])
             self.phase_a.append([[fuse] * count for _ in range(PHASE_COUNT)])
 
+    def hold(
+        self,
+        draw: UnplannedDraw,
+        circuits: Iterable[int],
+        slots: int,
+        voltage_v: float,
+    ) -> None:
+        """Take what a car charging outside the plan draws, in the first slots."""
+        currents = [c if math.isfinite(c) and c > 0.0 else 0.0 for c in draw.currents_a]
+        power_w = math.fsum(currents) * voltage_v
+        booked = self.booked_a(draw.charger_id)
+        for slot in range(min(max(0, slots), self.count)):
+            booked[slot] += max(currents)
+            for circuit in circuits:
+                self.power_w[circuit][slot] = max(
+                    0.0, self.power_w[circuit][slot] - power_w
+                )
+                for phase, current in enumerate(currents):
+                    free = self.phase_a[circuit][phase]
+                    free[slot] = max(0.0, free[slot] - current)
+
     def booked_a(self, charger_id: int) -> list[float]:
         """The charger's booked current per slot (one list for all its needs)."""
         booked = self.charger_a.get(charger_id)
@@ -609,8 +649,12 @@ def plan_charging(
     slot_s: float = SLOT_S,
     horizon_s: float = HORIZON_S,
     voltage_v: float = 230.0,
+    unplanned: Iterable[UnplannedDraw] = (),
 ) -> ChargingPlan:
     """Plan every need at once: PV surplus, then cheapest slots, then deadline.
+
+    What `unplanned` cars draw is held on their circuits first, in every slot
+    before their `until`: the needs are planned around it.
 
     Needs that `ChargingNeed.check` refuses, or whose departure has passed, are
     planned with nothing and their whole energy unmet; needs starting beyond
@@ -638,6 +682,12 @@ def plan_charging(
         for charger_id in circuit.charger_ids:
             circuit_index.setdefault(charger_id, []).append(index)
 
+    unplanned = tuple(unplanned)
+    for draw in unplanned:
+        slots = (
+            math.ceil((draw.until - start) / slot_s) if draw.until < reach else count
+        )
+        capacity.hold(draw, circuit_index.get(draw.charger_id, ()), slots, voltage_v)
     planning = [
         _need_in_slots(
             need, index, circuit_index, capacity, start, now, slot_s, voltage_v
@@ -681,7 +731,13 @@ def plan_charging(
     ]
     plans.extend(NeedPlan(need, (), max(0.0, need.energy_wh)) for need in refused)
     plans.sort(key=lambda p: (p.need.charger_id, p.need.earliest_start))
-    return ChargingPlan(created=now, start=start, slot_s=slot_s, needs=tuple(plans))
+    return ChargingPlan(
+        created=now,
+        start=start,
+        slot_s=slot_s,
+        needs=tuple(plans),
+        unplanned=tuple(unplanned),
+    )
 
 
 def _order(need: _Need) -> tuple[int, float]:
