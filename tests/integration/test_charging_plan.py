@@ -12,6 +12,8 @@ of them at risk. The simulator's overload and unsafe counters stay 0.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+import contextlib
 from datetime import datetime, timedelta
 import math
 from typing import Any
@@ -40,7 +42,7 @@ from custom_components.frequenz_microgrid.const import (
 )
 from custom_components.frequenz_microgrid.engine.hub.planner import SLOT_S
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
-from custom_components.frequenz_microgrid.simulator import EvSpec
+from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.scenario import (
     Kind,
     generated_component,
@@ -86,6 +88,22 @@ def _set_prices(hass: HomeAssistant, cheap_slots: set[int]) -> None:
     )
 
 
+@contextlib.asynccontextmanager
+async def _priced_home(
+    hass: HomeAssistant, cheap_slots: set[int]
+) -> AsyncIterator[tuple[MicrogridSimulator, FrequenzMicrogridConfigEntry]]:
+    """The home microgrid without arrivals, planning with the test's price sensor."""
+    _set_prices(hass, cheap_slots)
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass,
+            sim.url,
+            unique_id=str(sim.scenario.microgrid_id),
+            options={CONF_PRICE_ENTITY: PRICE_SENSOR},
+        )
+        yield sim, entry
+
+
 async def _book_garage(
     hass: HomeAssistant,
     entry: FrequenzMicrogridConfigEntry,
@@ -118,14 +136,7 @@ async def _plan(hass: HomeAssistant, entry_id: str, **data: Any) -> dict[str, An
 async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
     hass: HomeAssistant,
 ) -> None:
-    _set_prices(hass, cheap_slots={6})
-    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
-        entry = await setup_entry(
-            hass,
-            sim.url,
-            unique_id=str(sim.scenario.microgrid_id),
-            options={CONF_PRICE_ENTITY: PRICE_SENSOR},
-        )
+    async with _priced_home(hass, cheap_slots={6}) as (sim, entry):
         await _book_garage(hass, entry, 2.0, end_in=timedelta(hours=3))
         # In fast mode (the default) the car charges at once, whatever the
         # prices: the plan says so, and books it from the start of the booking.
@@ -203,14 +214,7 @@ async def test_smart_mode_waits_for_the_cheap_slot_then_charges(
 async def test_a_boost_is_planned_at_once_until_it_ends_then_as_smart(
     hass: HomeAssistant,
 ) -> None:
-    _set_prices(hass, cheap_slots={6})
-    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
-        entry = await setup_entry(
-            hass,
-            sim.url,
-            unique_id=str(sim.scenario.microgrid_id),
-            options={CONF_PRICE_ENTITY: PRICE_SENSOR},
-        )
+    async with _priced_home(hass, cheap_slots={6}) as (_sim, entry):
         await _book_garage(hass, entry, 20.0, end_in=timedelta(hours=3))
         for mode, extra in (("smart", {}), ("boost", {"boost_minutes": 20})):
             response = await call_action(
@@ -249,14 +253,7 @@ async def test_a_car_charging_outside_the_plan_leaves_the_smart_car_what_it_leav
     hass: HomeAssistant,
 ) -> None:
     """A fast car without a booking draws now: the plan holds its current."""
-    _set_prices(hass, cheap_slots={0, 1, 2, 3})
-    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
-        entry = await setup_entry(
-            hass,
-            sim.url,
-            unique_id=str(sim.scenario.microgrid_id),
-            options={CONF_PRICE_ENTITY: PRICE_SENSOR},
-        )
+    async with _priced_home(hass, cheap_slots={0, 1, 2, 3}) as (sim, entry):
         sim.plug_ev(DRIVEWAY_WALLBOX, EvSpec(max_current_a=32.0))
         await wait_for(
             lambda: (held_setpoint(sim, DRIVEWAY_WALLBOX) or 0.0) >= 20 * 3 * 230.0,
