@@ -135,6 +135,9 @@ class HubPlanner:
         """Home Assistant's Forecast.Solar forecast, when fetched (time, watts)."""
         """Home Assistant's Nord Pool prices, when fetched (time, prices)."""
         self._coordinator: MicrogridCoordinator | None = None
+        self._drawing_seen: frozenset[tuple[int, int]] = frozenset()
+        """The chargers last seen charging at once, with their current in steps
+        of `DRAW_STEP_A` (`_on_snapshot`)."""
         self._listeners: list[CALLBACK_TYPE] = []
         self._planning = asyncio.Lock()
         self._debouncer = Debouncer(
@@ -228,6 +231,7 @@ class HubPlanner:
         unsubscribes.append(self.controller.circuit_limits.listen(self.request))
         unsubscribes.append(self.controller.charging_targets.listen(self.request))
         unsubscribes.append(self.controller.charger_modes.listen(self.request))
+        unsubscribes.append(coordinator.async_add_listener(self._on_snapshot))
         unsubscribes.append(
             async_dispatcher_connect(
                 self.hass,
@@ -365,17 +369,9 @@ class HubPlanner:
         The plan holds what they draw until their boost ends or their charger's
         next need begins, so the smart cars are not planned into it.
         """
-        coordinator = self._coordinator
-        snapshot = None if coordinator is None else coordinator.data
-        if snapshot is None or not snapshot.reachable:
-            return []
         modes = self.controller.charger_modes
         draws: list[UnplannedDraw] = []
-        for charger_id in self.topology.ev_charger_ids:
-            mode = modes.mode(charger_id)
-            component = snapshot.component(charger_id)
-            if mode not in (ChargerMode.FAST, ChargerMode.BOOST) or component is None:
-                continue
+        for charger_id, currents in self._drawing_at_once().items():
             ahead = [
                 n.earliest_start
                 for n in needs
@@ -383,19 +379,48 @@ class HubPlanner:
             ]
             if any(start <= now for start in ahead):
                 continue  # a need in force describes the car
-            l1, l2, l3 = (component.value(m) or 0.0 for m in CURRENT_PHASES)
-            if max(l1, l2, l3) <= DRAWING_THRESHOLD_A:
-                continue
             until = min(ahead, default=math.inf)
             boost_left_s = modes.boost_remaining_s(charger_id)
-            if mode is ChargerMode.BOOST and boost_left_s is not None:
+            if boost_left_s is not None:
                 until = min(until, now + boost_left_s)
             draws.append(
-                UnplannedDraw(
-                    charger_id=charger_id, currents_a=(l1, l2, l3), until=until
-                )
+                UnplannedDraw(charger_id=charger_id, currents_a=currents, until=until)
             )
         return draws
+
+    def _drawing_at_once(self) -> dict[int, tuple[float, float, float]]:
+        """The chargers in fast or boost mode whose car draws now: their currents."""
+        coordinator = self._coordinator
+        snapshot = None if coordinator is None else coordinator.data
+        if snapshot is None or not snapshot.reachable:
+            return {}
+        modes = self.controller.charger_modes
+        drawing: dict[int, tuple[float, float, float]] = {}
+        for charger_id in self.topology.ev_charger_ids:
+            component = snapshot.component(charger_id)
+            if component is None or modes.mode(charger_id) not in _AT_ONCE_MODES:
+                continue
+            l1, l2, l3 = (_amps(component.value(m)) for m in CURRENT_PHASES)
+            if max(l1, l2, l3) > DRAWING_THRESHOLD_A:
+                drawing[charger_id] = (l1, l2, l3)
+        return drawing
+
+    @callback
+    def _on_snapshot(self) -> None:
+        """Re-plan when a car charging at once (fast, boost) changes its draw.
+
+        A car plugged in draws only once its charger lets it, after the
+        plug-in's re-plan, and ramps up; a full one stops drawing with its car
+        still there. Each changes what the plan must hold for it; a current
+        that moves less than `DRAW_STEP_A` does not.
+        """
+        drawing = frozenset(
+            (charger_id, round(max(currents) / DRAW_STEP_A))
+            for charger_id, currents in self._drawing_at_once().items()
+        )
+        if drawing != self._drawing_seen:
+            self._drawing_seen = drawing
+            self.request()
 
     def circuits(self) -> list[PlanCircuit]:
         """Every circuit of the tree with its envelope and its other loads.
@@ -505,6 +530,17 @@ class HubPlanner:
             return 0.0
         consumers = snapshot.consumer_power_w
         return 0.0 if consumers is None else max(0.0, consumers)
+
+
+DRAW_STEP_A = 4.0
+"""A car charging outside the plan re-plans when its current moved this much."""
+_AT_ONCE_MODES = frozenset({ChargerMode.FAST, ChargerMode.BOOST})
+"""The modes whose cars charge whatever the plan says."""
+
+
+def _amps(value: float | None) -> float:
+    """A measured current, 0 where unknown."""
+    return value if value is not None and math.isfinite(value) else 0.0
 
 
 def seed_demo_bookings(

@@ -90,11 +90,12 @@ def _set_prices(hass: HomeAssistant, cheap_slots: set[int]) -> None:
 
 @contextlib.asynccontextmanager
 async def _priced_home(
-    hass: HomeAssistant, cheap_slots: set[int]
+    hass: HomeAssistant, cheap_slots: set[int], speed: float = 1.0
 ) -> AsyncIterator[tuple[MicrogridSimulator, FrequenzMicrogridConfigEntry]]:
     """The home microgrid without arrivals, planning with the test's price sensor."""
     _set_prices(hass, cheap_slots)
-    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+    scenario = scenario_from_dict(home_without_arrivals())
+    async with serving(hass, scenario, speed=speed) as sim:
         entry = await setup_entry(
             hass,
             sim.url,
@@ -252,13 +253,15 @@ async def test_a_boost_is_planned_at_once_until_it_ends_then_as_smart(
 async def test_a_car_charging_outside_the_plan_leaves_the_smart_car_what_it_leaves(
     hass: HomeAssistant,
 ) -> None:
-    """A fast car without a booking draws now: the plan holds its current."""
-    async with _priced_home(hass, cheap_slots={0, 1, 2, 3}) as (sim, entry):
-        sim.plug_ev(DRIVEWAY_WALLBOX, EvSpec(max_current_a=32.0))
-        await wait_for(
-            lambda: (held_setpoint(sim, DRIVEWAY_WALLBOX) or 0.0) >= 20 * 3 * 230.0,
-            what="the fast car to charge",
-        )
+    """A fast car without a booking draws now: the plan holds its current.
+
+    The plan follows the car by itself (no refresh asked for): held once it
+    draws, let go once it is full and draws nothing, still plugged in.
+    """
+    async with _priced_home(hass, cheap_slots={0, 1, 2, 3}, speed=2.0) as (
+        sim,
+        entry,
+    ):
         await call_action(
             hass,
             "set_charger_mode",
@@ -269,17 +272,22 @@ async def test_a_car_charging_outside_the_plan_leaves_the_smart_car_what_it_leav
             },
         )
         await _book_garage(hass, entry, 20.0, end_in=timedelta(hours=3))
+        # Full after about 20 s (at twice the speed), tapering from 80 %.
+        small = EvSpec(max_current_a=32.0, capacity_wh=200.0, soc_pct=50.0)
+        sim.plug_ev(DRIVEWAY_WALLBOX, small)
 
-        async def drawing_seen() -> dict[str, Any]:
-            for _ in range(100):
-                plan = await _plan(hass, entry.entry_id, refresh=True)
-                (outside,) = plan["charging_outside_the_plan"] or [None]
-                if outside is not None and min(outside["currents_a"]) >= 20.0:
+        async def plan_once(held: bool) -> dict[str, Any]:
+            for _ in range(500):
+                plan = await _plan(hass, entry.entry_id)
+                outside = plan["charging_outside_the_plan"]
+                if not held and not outside:
+                    return plan
+                if held and outside and max(outside[0]["currents_a"]) >= 20.0:
                     return plan
                 await asyncio.sleep(0.1)
-            raise AssertionError("the fast car's draw never reached the plan")
+            raise AssertionError(f"the plan never held the fast car: {held}")
 
-        plan = await drawing_seen()
+        plan = await plan_once(held=True)
         (outside,) = plan["charging_outside_the_plan"]
         assert outside["charger"] == DRIVEWAY_WALLBOX
         assert outside["until"] is None  # fast mode, no booking ahead
@@ -288,6 +296,13 @@ async def test_a_car_charging_outside_the_plan_leaves_the_smart_car_what_it_leav
         # The 40 A fuse less what the fast car draws is all the smart car gets.
         left_w = (40.0 - max(outside["currents_a"])) * 3 * 230.0
         assert max(s["power_w"] for s in need["slots"]) <= left_w + 1.0
+
+        plan = await plan_once(held=False)
+        charger = sim.model.component(DRIVEWAY_WALLBOX).ev_charger
+        assert charger is not None
+        assert charger.session is not None  # full, and still plugged in
+        (need,) = plan["chargers"][str(GARAGE_WALLBOX)]
+        assert max(s["power_w"] for s in need["slots"]) > left_w + 1.0
         assert sim.overload_ampere_seconds == 0.0
         assert sim.unsafe_setpoint_count == 0
 
