@@ -389,19 +389,31 @@ class HubPlanner:
         return draws
 
     def _drawing_at_once(self) -> dict[int, tuple[float, float, float]]:
-        """The chargers in fast or boost mode whose car draws now: their currents."""
+        """The chargers in fast or boost mode whose car draws now: their currents.
+
+        Looked at on every snapshot: the currents first, as most chargers of a
+        large site are idle, and the mode only of those that draw.
+        """
         coordinator = self._coordinator
         snapshot = None if coordinator is None else coordinator.data
         if snapshot is None or not snapshot.reachable:
             return {}
-        modes = self.controller.charger_modes
+        mode_of = self.controller.charger_modes.mode
+        components = snapshot.components
+        phase_1, phase_2, phase_3 = CURRENT_PHASES
         drawing: dict[int, tuple[float, float, float]] = {}
         for charger_id in self.topology.ev_charger_ids:
-            component = snapshot.component(charger_id)
-            if component is None or modes.mode(charger_id) not in _AT_ONCE_MODES:
+            component = components.get(charger_id)
+            if component is None:
                 continue
-            l1, l2, l3 = (_amps(component.value(m)) for m in CURRENT_PHASES)
-            if max(l1, l2, l3) > DRAWING_THRESHOLD_A:
+            metrics = component.metrics
+            l1 = _amps(metrics.get(phase_1))
+            l2 = _amps(metrics.get(phase_2))
+            l3 = _amps(metrics.get(phase_3))
+            if (
+                max(l1, l2, l3) > DRAWING_THRESHOLD_A
+                and mode_of(charger_id) in _AT_ONCE_MODES
+            ):
                 drawing[charger_id] = (l1, l2, l3)
         return drawing
 
