@@ -1087,3 +1087,31 @@ def test_a_one_phase_car_outside_the_plan_is_held_on_its_phase_only() -> None:
     assert by_charger[2].slots == ()  # L1 is full for as far as the plan reaches
     assert by_charger[2].unmet_wh == pytest.approx(3680.0)
     assert by_charger[3].unmet_wh == 0.0
+
+
+def test_a_car_charging_outside_the_plan_takes_the_pv_surplus_first() -> None:
+    # It draws 11 kW where the forecast leaves 11 kW of surplus: none is left
+    # for the smart car, which is planned from the grid (cheap slots) instead.
+    drawing = UnplannedDraw(charger_id=1, currents_a=(16.0, 16.0, 16.0))
+    smart = need(2, energy_kwh=2.76, end_h=2.0)
+    surplus = series([FULL_16A_W] * 8)
+
+    plan = plan_charging(
+        [smart], [ROOT], now=NOW, pv_surplus_w=surplus, unplanned=[drawing]
+    )
+
+    (planned,) = plan.needs
+    assert planned.slots
+    assert sum(s.pv_w for s in planned.slots) == 0.0
+    assert planned.unmet_wh == 0.0
+
+
+def test_a_draw_that_ended_already_holds_nothing() -> None:
+    ended = UnplannedDraw(charger_id=1, currents_a=(16.0, 16.0, 16.0), until=NOW - 1.0)
+    smart = need(2, energy_kwh=11.04, end_h=1.0)
+
+    plan = plan_charging([smart], [ROOT, SHARED_16A], now=NOW, unplanned=[ended])
+
+    (planned,) = plan.needs
+    assert [slot_index(s.start) for s in planned.slots] == [0, 1, 2, 3]
+    assert planned.unmet_wh == 0.0

@@ -683,10 +683,10 @@ def plan_charging(
             circuit_index.setdefault(charger_id, []).append(index)
 
     unplanned = tuple(unplanned)
-    for draw in unplanned:
-        slots = (
-            math.ceil((draw.until - start) / slot_s) if draw.until < reach else count
-        )
+    held_slots = [
+        _held_slots(draw.until, start, slot_s, reach, count) for draw in unplanned
+    ]
+    for draw, slots in zip(unplanned, held_slots, strict=True):
         capacity.hold(draw, circuit_index.get(draw.charger_id, ()), slots, voltage_v)
     planning = [
         _need_in_slots(
@@ -703,6 +703,13 @@ def plan_charging(
         if pv_surplus_w
         else [None] * count
     )
+    for draw, slots in zip(unplanned, held_slots, strict=True):
+        # Like a car planned at once, it draws the PV surplus before any other.
+        draw_w = math.fsum(a for a in draw.currents_a if a > 0.0) * voltage_v
+        for slot in range(slots):
+            surplus = pv_of[slot]
+            if surplus is not None:
+                pv_of[slot] = max(0.0, surplus - draw_w)
 
     def running(*runs: NeedRun) -> list[_Need]:
         return [n for n in by_departure if n.need.runs in runs]
@@ -738,6 +745,17 @@ def plan_charging(
         needs=tuple(plans),
         unplanned=tuple(unplanned),
     )
+
+
+def _held_slots(
+    until: float, start: float, slot_s: float, reach: float, count: int
+) -> int:
+    """How many slots from the first a draw held until `until` covers."""
+    if not until > start:  # ended already (or NaN)
+        return 0
+    if until >= reach:
+        return count
+    return min(count, math.ceil((until - start) / slot_s))
 
 
 def _order(need: _Need) -> tuple[int, float]:
