@@ -12,7 +12,10 @@ plan depends on changes — not on every tick:
 - every 15-minute slot boundary (forecasts roll on, a slot's plan ends),
 - a deadline target set, cleared or bound to its session,
 - a topology change (a charger came or went),
-- a charger's mode (a need is planned as its charger will charge: `NeedRun`).
+- a charger's mode (a need is planned as its charger will charge: `NeedRun`),
+- a car charging at once outside any need (`UnplannedDraw`) that starts or stops
+  drawing, or whose current moved by `DRAW_STEP_A` (at most every
+  `DRAW_REPLAN_MIN_S`: a busy depot's cars move all the time).
 
 Inputs: each booking with an energy (less what its open session already
 delivered) becomes a need (`needs_from_reservations`); so does each deadline
@@ -138,6 +141,7 @@ class HubPlanner:
         self._drawing_seen: frozenset[tuple[int, int]] = frozenset()
         """The chargers last seen charging at once, with their current in steps
         of `DRAW_STEP_A` (`_on_snapshot`)."""
+        self._draw_replanned_at = -math.inf
         self._listeners: list[CALLBACK_TYPE] = []
         self._planning = asyncio.Lock()
         self._debouncer = Debouncer(
@@ -424,15 +428,24 @@ class HubPlanner:
         A car plugged in draws only once its charger lets it, after the
         plug-in's re-plan, and ramps up; a full one stops drawing with its car
         still there. Each changes what the plan must hold for it; a current
-        that moves less than `DRAW_STEP_A` does not.
+        that moves less than `DRAW_STEP_A` does not, and one that does re-plans
+        at most every `DRAW_REPLAN_MIN_S`.
         """
         drawing = frozenset(
             (charger_id, round(max(currents) / DRAW_STEP_A))
             for charger_id, currents in self._drawing_at_once().items()
         )
-        if drawing != self._drawing_seen:
-            self._drawing_seen = drawing
-            self.request()
+        seen = self._drawing_seen
+        if drawing == seen:
+            return
+        now = time.monotonic()
+        if {cid for cid, _ in drawing} == {cid for cid, _ in seen} and (
+            now - self._draw_replanned_at < DRAW_REPLAN_MIN_S
+        ):
+            return  # only currents moved, and lately: told on a later snapshot
+        self._drawing_seen = drawing
+        self._draw_replanned_at = now
+        self.request()
 
     def circuits(self) -> list[PlanCircuit]:
         """Every circuit of the tree with its envelope and its other loads.
@@ -546,6 +559,8 @@ class HubPlanner:
 
 DRAW_STEP_A = 4.0
 """A car charging outside the plan re-plans when its current moved this much."""
+DRAW_REPLAN_MIN_S = 30.0
+"""Currents moving re-plan at most this often (a car starting or stopping: at once)."""
 _AT_ONCE_MODES = frozenset({ChargerMode.FAST, ChargerMode.BOOST})
 """The modes whose cars charge whatever the plan says."""
 
