@@ -307,6 +307,38 @@ async def test_a_car_charging_outside_the_plan_leaves_the_smart_car_what_it_leav
         assert sim.unsafe_setpoint_count == 0
 
 
+async def test_cars_outside_the_plan_re_plan_when_they_start_or_stop_at_once(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting or stopping re-plans at once; a moving current at most every 30 s."""
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        drawing: dict[int, tuple[float, float, float]] = {}
+        requests: list[dict[int, tuple[float, float, float]]] = []
+        monkeypatch.setattr(planner, "_drawing_at_once", lambda: dict(drawing))
+        monkeypatch.setattr(planner, "request", lambda: requests.append(dict(drawing)))
+
+        def told(**currents: float) -> bool:
+            drawing.clear()
+            drawing.update({int(k[1:]): (a, a, a) for k, a in currents.items()})
+            before = len(requests)
+            planner._on_snapshot()
+            return len(requests) > before
+
+        assert told(c7=10.0)  # starts drawing
+        assert not told(c7=10.5)  # less than a 4 A step
+        assert not told(c7=20.0)  # a step, but a re-plan came just now
+        assert told(c7=20.0, c6=16.0)  # another starts: at once
+        assert told(c6=16.0)  # one stops: at once
+        planner._draw_replanned_at -= 31.0
+        assert told(c6=24.0)  # a step, 30 s after the last re-plan
+        assert not told(c6=24.0)  # nothing changed
+
+
 BAD_INPUT: list[tuple[dict[str, Any], str]] = [
     ({"charger": 999}, "plan_unknown_charger"),
     (
