@@ -1071,6 +1071,9 @@ def test_a_car_charging_outside_the_plan_is_held_and_the_smart_one_planned_aroun
     assert per_phase[4] == pytest.approx(16.0)  # the feeder is whole again
     assert planned.unmet_wh == 0.0
     assert plan.unplanned == (drawing,)
+    assert plan.as_dict()["charging_outside_the_plan"] == [
+        {"charger": 1, "currents_a": [10.0, 10.0, 10.0], "until": NOW + HOUR}
+    ]
 
 
 def test_a_one_phase_car_outside_the_plan_is_held_on_its_phase_only() -> None:

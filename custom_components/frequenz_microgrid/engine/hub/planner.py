@@ -190,6 +190,14 @@ class UnplannedDraw:
     """Per phase (A), as last measured."""
     until: float = math.inf
 
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-able form (`until` is `None` while no end is known)."""
+        return {
+            "charger": self.charger_id,
+            "currents_a": list(self.currents_a),
+            "until": self.until if math.isfinite(self.until) else None,
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanCircuit:
@@ -389,6 +397,7 @@ class ChargingPlan:
             "unmet_kwh": round(self.unmet_wh / 1000.0, 4),
             "cost": round(self.cost, 4),
             "chargers": chargers,
+            "charging_outside_the_plan": [draw.as_dict() for draw in self.unplanned],
         }
 
 
