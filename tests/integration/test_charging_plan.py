@@ -41,6 +41,7 @@ from custom_components.frequenz_microgrid.const import (
     DOMAIN,
 )
 from custom_components.frequenz_microgrid.engine.hub.planner import SLOT_S
+from custom_components.frequenz_microgrid.hub_plan import HubPlanner
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.scenario import (
@@ -103,6 +104,20 @@ async def _priced_home(
             options={CONF_PRICE_ENTITY: PRICE_SENSOR},
         )
         yield sim, entry
+
+
+@contextlib.asynccontextmanager
+async def _home_planner(
+    hass: HomeAssistant,
+) -> AsyncIterator[tuple[MicrogridSimulator, FrequenzMicrogridConfigEntry, HubPlanner]]:
+    """The home microgrid without arrivals and its entry's planner."""
+    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        planner = entry.runtime_data.planner
+        assert planner is not None
+        yield sim, entry, planner
 
 
 async def _book_garage(
@@ -311,12 +326,7 @@ async def test_cars_outside_the_plan_re_plan_when_they_start_or_stop_at_once(
     hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Starting or stopping re-plans at once; a moving current at most every 30 s."""
-    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
-        entry = await setup_entry(
-            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
-        )
-        planner = entry.runtime_data.planner
-        assert planner is not None
+    async with _home_planner(hass) as (_sim, _entry, planner):
         drawing: dict[int, tuple[float, float, float]] = {}
         requests: list[dict[int, tuple[float, float, float]]] = []
         monkeypatch.setattr(planner, "_drawing_at_once", lambda: dict(drawing))
@@ -353,12 +363,7 @@ BAD_INPUT: list[tuple[dict[str, Any], str]] = [
 
 
 async def test_get_charging_plan_refuses_bad_input(hass: HomeAssistant) -> None:
-    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
-        entry = await setup_entry(
-            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
-        )
-        planner = entry.runtime_data.planner
-        assert planner is not None
+    async with _home_planner(hass) as (_sim, entry, planner):
         await wait_for(lambda: planner.plan is not None, what="the first plan")
         before, replans = planner.plan, planner.replans
         for data, key in BAD_INPUT:
@@ -477,12 +482,7 @@ async def test_forecast_entities_are_chosen_and_cleared_in_the_options(
 
 async def test_replans_on_changes_not_on_ticks(hass: HomeAssistant) -> None:
     """Ticks leave the plan alone; a booking and an envelope each re-plan it."""
-    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
-        entry = await setup_entry(
-            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
-        )
-        planner = entry.runtime_data.planner
-        assert planner is not None
+    async with _home_planner(hass) as (_sim, entry, planner):
         await wait_for(lambda: planner.plan is not None, what="the first plan")
         replans = planner.replans
         await asyncio.sleep(1.5)  # several telemetry rounds and steering ticks
@@ -526,12 +526,7 @@ async def test_a_target_set_by_hand_is_planned_and_a_bookings_only_once(
     hass: HomeAssistant,
 ) -> None:
     """Setting and clearing a target re-plans; a booking's target is planned once."""
-    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
-        entry = await setup_entry(
-            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
-        )
-        planner = entry.runtime_data.planner
-        assert planner is not None
+    async with _home_planner(hass) as (sim, entry, planner):
         await wait_for(lambda: planner.plan is not None, what="the first plan")
         replans = planner.replans
         departure = dt_util.now() + timedelta(hours=3)
@@ -632,12 +627,7 @@ async def test_a_smart_cars_risk_is_the_plans_which_knows_a_booked_car_comes(
     at risk, with the plan's unmet energy. In fast mode the car charges by the
     live forecast again, which (knowing no booking) says it makes it.
     """
-    async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
-        entry = await setup_entry(
-            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
-        )
-        planner = entry.runtime_data.planner
-        assert planner is not None
+    async with _home_planner(hass) as (sim, entry, _planner):
         now = dt_util.now()
         await call_action(
             hass,
