@@ -370,8 +370,9 @@ class HubPlanner:
     def unplanned(self, now: float, needs: list[ChargingNeed]) -> list[UnplannedDraw]:
         """Cars charging at once now that no need describes (fast or boost mode).
 
-        The plan holds what they draw until their boost ends or their charger's
-        next need begins, so the smart cars are not planned into it.
+        The plan holds what they draw until their charger's next need begins,
+        or their boost ends (unless it returns to fast), so the smart cars are
+        not planned into it.
         """
         modes = self.controller.charger_modes
         draws: list[UnplannedDraw] = []
@@ -385,7 +386,10 @@ class HubPlanner:
                 continue  # a need in force describes the car
             until = min(ahead, default=math.inf)
             boost_left_s = modes.boost_remaining_s(charger_id)
-            if boost_left_s is not None:
+            if (
+                boost_left_s is not None
+                and modes.state(charger_id).after_boost is not ChargerMode.FAST
+            ):  # a boost returning to fast charges on at once
                 until = min(until, now + boost_left_s)
             draws.append(
                 UnplannedDraw(charger_id=charger_id, currents_a=currents, until=until)

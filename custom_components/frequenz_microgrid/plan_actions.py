@@ -133,7 +133,7 @@ def plan_response(
         "charging_outside_the_plan": [
             {
                 "charger": draw.charger_id,
-                "currents_a": [round(a, 2) for a in draw.currents_a],
+                "currents_a": [round(a, 2) for a in draw.held_a],
                 "until": iso(draw.until) if math.isfinite(draw.until) else None,
             }
             for draw in (() if plan is None else plan.unplanned)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
+import json
 import math
 
 from hypothesis import given, settings, strategies as st
@@ -716,16 +717,24 @@ def test_cars_charging_at_once_are_planned_as_if_the_planned_ones_were_not_there
 def _at_once_part(need: ChargingNeed) -> ChargingNeed:
     """The need's part its charger charges at once, as a fast-mode need.
 
-    A boost's part ends with the slot in which the boost ends.
+    A boost returning to smart holds its last slot to the slot's end (the car
+    then follows the slot's power); to any other mode it ends with the boost.
     """
     if need.at_once_until is None or need.runs is NeedRun.AT_ONCE:
         return dataclasses.replace(need, runs=NeedRun.AT_ONCE, at_once_until=None)
-    slots = math.ceil((need.at_once_until - NOW) / SLOT_S)
+    until = need.at_once_until
+    begin = max(need.earliest_start, NOW)
+    if begin >= until:
+        end = begin  # no part at once: refused alone, nothing together
+    elif need.runs is NeedRun.PLANNED:
+        end = NOW + math.ceil((until - NOW) / SLOT_S) * SLOT_S
+    else:
+        end = until
     return dataclasses.replace(
         need,
         runs=NeedRun.AT_ONCE,
         at_once_until=None,
-        departure=min(need.departure, NOW + slots * SLOT_S),
+        departure=min(need.departure, end),
     )
 
 
@@ -1118,3 +1127,52 @@ def test_a_draw_that_ended_already_holds_nothing() -> None:
     (planned,) = plan.needs
     assert [slot_index(s.start) for s in planned.slots] == [0, 1, 2, 3]
     assert planned.unmet_wh == 0.0
+
+
+def test_a_boost_returning_to_off_is_planned_only_until_it_ends() -> None:
+    # Off after a one-minute boost: a minute at full power, the rest unmet.
+    boosted = need(1, energy_kwh=11.04, runs=NeedRun.OFF, at_once_until=NOW + 60.0)
+
+    (planned,) = plan_charging([boosted], [ROOT], now=NOW).needs
+
+    assert planned.planned_wh == pytest.approx(FULL_16A_W * 60.0 / HOUR)
+    assert planned.unmet_wh == pytest.approx(11_040.0 - FULL_16A_W * 60.0 / HOUR)
+
+
+def test_a_need_beginning_after_its_boost_ended_is_not_charged_at_once() -> None:
+    # The boost ends 5 minutes into the slot, the booking begins at 10: solar.
+    later = need(
+        1,
+        energy_kwh=2.76,
+        start_h=600.0 / HOUR,
+        runs=NeedRun.SOLAR,
+        at_once_until=NOW + 300.0,
+    )
+
+    (planned,) = plan_charging([later], [ROOT], now=NOW).needs
+
+    assert all(s.source is not SlotSource.AT_ONCE for s in planned.slots)
+
+
+def test_a_draw_ending_inside_a_slot_leaves_its_chargers_next_need_that_slot() -> None:
+    # The car draws outside the plan until its booking begins, mid-slot; the
+    # booking is the same car going on: it is planned from its start.
+    drawing = UnplannedDraw(
+        charger_id=1, currents_a=(16.0, 16.0, 16.0), until=NOW + 450.0
+    )
+    booking = need(1, energy_kwh=11.04, start_h=450.0 / HOUR, runs=NeedRun.AT_ONCE)
+
+    (planned,) = plan_charging([booking], [ROOT], now=NOW, unplanned=[drawing]).needs
+
+    assert planned.slots[0].start == NOW + 450.0
+
+
+def test_a_draw_with_unknown_currents_holds_nothing_and_stays_json_ready() -> None:
+    drawing = UnplannedDraw(charger_id=1, currents_a=(math.nan, 10.0, -3.0))
+    smart = need(2, energy_kwh=2.76, end_h=2.0)
+
+    plan = plan_charging([smart], [ROOT], now=NOW, unplanned=[drawing])
+
+    assert json.loads(json.dumps(plan.as_dict(), allow_nan=False))[
+        "charging_outside_the_plan"
+    ] == [{"charger": 1, "currents_a": [0.0, 10.0, 0.0], "until": None}]

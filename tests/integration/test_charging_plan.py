@@ -40,6 +40,7 @@ from custom_components.frequenz_microgrid.const import (
     DEFAULT_PRIORITY,
     DOMAIN,
 )
+from custom_components.frequenz_microgrid.engine.hub.modes import ChargerMode
 from custom_components.frequenz_microgrid.engine.hub.planner import SLOT_S
 from custom_components.frequenz_microgrid.hub_plan import HubPlanner
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
@@ -347,6 +348,26 @@ async def test_cars_outside_the_plan_re_plan_when_they_start_or_stop_at_once(
         planner._draw_replanned_at -= 31.0
         assert told(c6=24.0)  # a step, 30 s after the last re-plan
         assert not told(c6=24.0)  # nothing changed
+
+
+async def test_a_boosting_car_outside_the_plan_is_held_past_its_boost_unless_smart(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A boost returning to fast charges on; one returning to smart stops."""
+    async with _home_planner(hass) as (_sim, _entry, planner):
+        modes = planner.controller.charger_modes
+        monkeypatch.setattr(
+            planner, "_drawing_at_once", lambda: {DRIVEWAY_WALLBOX: (16.0,) * 3}
+        )
+        now = dt_util.utcnow().timestamp()
+        modes.set_mode(DRIVEWAY_WALLBOX, ChargerMode.BOOST, boost_s=600.0)
+        (draw,) = planner.unplanned(now, [])
+        assert draw.until == math.inf  # the boost returns to fast (the default)
+
+        modes.set_mode(DRIVEWAY_WALLBOX, ChargerMode.SMART)
+        modes.set_mode(DRIVEWAY_WALLBOX, ChargerMode.BOOST, boost_s=600.0)
+        (draw,) = planner.unplanned(now, [])
+        assert draw.until == pytest.approx(now + 600.0, abs=5.0)
 
 
 BAD_INPUT: list[tuple[dict[str, Any], str]] = [

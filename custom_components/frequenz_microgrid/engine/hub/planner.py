@@ -190,11 +190,19 @@ class UnplannedDraw:
     """Per phase (A), as last measured."""
     until: float = math.inf
 
+    @property
+    def held_a(self) -> tuple[float, float, float]:
+        """The currents the plan holds: 0 for an unknown (NaN) or negative one."""
+        l1, l2, l3 = (
+            a if math.isfinite(a) and a > 0.0 else 0.0 for a in self.currents_a
+        )
+        return (l1, l2, l3)
+
     def as_dict(self) -> dict[str, object]:
         """A JSON-able form (`until` is `None` while no end is known)."""
         return {
             "charger": self.charger_id,
-            "currents_a": list(self.currents_a),
+            "currents_a": list(self.held_a),
             "until": self.until if math.isfinite(self.until) else None,
         }
 
@@ -542,10 +550,14 @@ class _Need:
     (the list is shared by the charger's needs)."""
     window: dict[int, float]
     """Slot → seconds of the slot inside the need's window, in slot order."""
-    at_once: tuple[int, ...]
-    """The slots (in order) its charger charges at once whatever the plan: the whole
-    window in fast mode, in boost mode those that begin before the boost ends
-    (to the slot's end: a smart charger then follows the slot's power)."""
+    at_once: dict[int, float]
+    """Slot → seconds its charger charges at once whatever the plan, in slot
+    order: the whole window in fast mode; in boost mode the slots whose part in
+    the window begins before the boost ends, to the slot's end if the boost
+    returns to smart (the charger then follows the slot's power), else to the
+    boost's end."""
+    at_once_end: float
+    """When charging at once ends (for the order in which such needs are booked)."""
     left_wh: float
     amps: dict[int, float] = field(default_factory=dict)
     """Slot → the current booked per phase (0, or the minimum current at least)."""
@@ -601,12 +613,15 @@ class _Capacity:
         slots: int,
         voltage_v: float,
     ) -> None:
-        """Take what a car charging outside the plan draws, in the first slots."""
-        currents = [c if math.isfinite(c) and c > 0.0 else 0.0 for c in draw.currents_a]
+        """Take what a car charging outside the plan draws, in the first slots.
+
+        On its circuits only: the charger's own need that follows the draw (a
+        booking beginning inside the draw's last slot) is the same car going
+        on, not a second one beside it.
+        """
+        currents = draw.held_a
         power_w = math.fsum(currents) * voltage_v
-        booked = self.booked_a(draw.charger_id)
         for slot in range(min(max(0, slots), self.count)):
-            booked[slot] += max(currents)
             for circuit in circuits:
                 self.power_w[circuit][slot] = max(
                     0.0, self.power_w[circuit][slot] - power_w
@@ -714,7 +729,7 @@ def plan_charging(
     )
     for draw, slots in zip(unplanned, held_slots, strict=True):
         # Like a car planned at once, it draws the PV surplus before any other.
-        draw_w = math.fsum(a for a in draw.currents_a if a > 0.0) * voltage_v
+        draw_w = math.fsum(draw.held_a) * voltage_v
         for slot in range(slots):
             surplus = pv_of[slot]
             if surplus is not None:
@@ -729,11 +744,7 @@ def plan_charging(
     # in order of when charging at once ends (the departure, or a boost's slot).
     at_once = sorted(
         (n for n in planning if n.at_once),
-        key=lambda n: (
-            min(n.need.departure, start + (n.at_once[-1] + 1) * slot_s),
-            n.need.earliest_start,
-            n.index,
-        ),
+        key=lambda n: (n.at_once_end, n.need.earliest_start, n.index),
     )
     _fill_at_once(at_once, capacity, pv_of)
     _fill_pv(running(NeedRun.PLANNED, NeedRun.SOLAR), capacity, pv_of)
@@ -792,7 +803,20 @@ def _need_in_slots(
         seconds = min(slot_start + slot_s, need.departure) - max(slot_start, begin)
         if seconds > 0.0:
             window[slot] = seconds
-    at_once_until = math.inf if need.runs is NeedRun.AT_ONCE else need.at_once_until
+    at_once: dict[int, float] = {}
+    at_once_end = need.departure
+    if need.runs is NeedRun.AT_ONCE:
+        at_once = window
+    elif (until := need.at_once_until) is not None:
+        to_slot_end = need.runs is NeedRun.PLANNED
+        for slot, seconds in window.items():
+            slot_start = start + slot * slot_s
+            from_s = max(slot_start, begin)
+            if from_s >= until:
+                break
+            at_once[slot] = seconds if to_slot_end else min(seconds, until - from_s)
+            end = slot_start + slot_s if to_slot_end else until
+            at_once_end = min(need.departure, end)
     return _Need(
         need=need,
         index=index,
@@ -801,11 +825,8 @@ def _need_in_slots(
         circuits=list(circuit_index.get(need.charger_id, ())),
         charger_a=capacity.booked_a(need.charger_id),
         window=window,
-        at_once=tuple(
-            slot
-            for slot in window
-            if at_once_until is not None and start + slot * slot_s < at_once_until
-        ),
+        at_once=at_once,
+        at_once_end=at_once_end,
         left_wh=need.energy_wh,
     )
 
@@ -815,6 +836,7 @@ def _give(
     slot: int,
     capacity: _Capacity,
     limit_a: float = math.inf,
+    seconds: float | None = None,
 ) -> float:
     """Add what fits of the need's rest in the slot; return the amps added.
 
@@ -822,12 +844,14 @@ def _give(
     whole slot (the live allocator raises a lower limit to the minimum), and
     its energy is what that delivers, up to the need's rest: nothing where the
     minimum does not fit. What the slot has booked already and not used (a
-    short rest given back to it) is used first.
+    short rest given back to it) is used first. `seconds`: how long of the
+    slot the current flows (a boost ending inside it); its window if `None`.
     """
     if need.left_wh <= _EPSILON_WH:
         return 0.0
     have = need.amps.get(slot, 0.0)
-    wh_per_amp = need.watts_per_amp * need.window[slot] / 3600.0
+    flowing_s = need.window[slot] if seconds is None else seconds
+    wh_per_amp = need.watts_per_amp * flowing_s / 3600.0
     if have > 0.0:
         spare_wh = have * wh_per_amp - need.wh[slot]
         if spare_wh > _EPSILON_WH:
@@ -1003,10 +1027,10 @@ def _fill_at_once(
     car), so it is counted as theirs and what is left of it goes to the others.
     """
     for need in needs:
-        for slot in need.at_once:
+        for slot, seconds in need.at_once.items():
             if need.left_wh <= _EPSILON_WH:
                 break
-            amps = _give(need, slot, capacity)
+            amps = _give(need, slot, capacity, seconds=seconds)
             if amps <= 0.0:
                 continue
             need.grid_source.setdefault(slot, SlotSource.AT_ONCE)
