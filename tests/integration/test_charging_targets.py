@@ -279,17 +279,7 @@ async def test_a_booking_with_an_energy_becomes_the_sessions_target(
     async with await _home(hass) as sim:
         entry = await setup_steerable(hass, sim, GARAGE_WALLBOX)
         now = dt_util.now()
-        booked = await call_action(
-            hass,
-            "reserve_charger",
-            {
-                "config_entry_id": entry.entry_id,
-                "charger": GARAGE_WALLBOX,
-                "start": (now - timedelta(minutes=1)).isoformat(),
-                "end": (now + timedelta(hours=2)).isoformat(),
-                "energy_kwh": 15.0,
-            },
-        )
+        booked = await _book_the_garage(hass, entry, starts_in_s=-60.0)
         sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
         targets = entry.runtime_data.engine.controller.charging_targets
         await wait_for(
@@ -318,7 +308,7 @@ async def test_a_booking_with_an_energy_becomes_the_sessions_target(
 async def _book_the_garage(
     hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry, *, starts_in_s: float
 ) -> dict[str, Any]:
-    """Book the garage wallbox for two hours and 15 kWh, from shortly on."""
+    """Book the garage wallbox for 15 kWh from `starts_in_s` to two hours on."""
     now = dt_util.now()
     return await call_action(
         hass,

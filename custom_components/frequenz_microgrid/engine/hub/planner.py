@@ -621,7 +621,7 @@ class _Capacity:
         """
         currents = draw.held_a
         power_w = math.fsum(currents) * voltage_v
-        for slot in range(min(max(0, slots), self.count)):
+        for slot in range(slots):
             for circuit in circuits:
                 self.power_w[circuit][slot] = max(
                     0.0, self.power_w[circuit][slot] - power_w
@@ -741,7 +741,7 @@ def plan_charging(
     planned = running(NeedRun.PLANNED)
     solar = running(NeedRun.SOLAR)
     # What charges whatever the plan says goes first: the others plan around it,
-    # in order of when charging at once ends (the departure, or a boost's slot).
+    # in order of when charging at once ends (the departure, or the boost's end).
     at_once = sorted(
         (n for n in planning if n.at_once),
         key=lambda n: (n.at_once_end, n.need.earliest_start, n.index),
