@@ -74,12 +74,14 @@ from custom_components.frequenz_microgrid.engine.hub.modes import (
     ChargerMode,
     ChargerModes,
 )
+from custom_components.frequenz_microgrid.engine.hub.plan_needs import (
+    needs_from_reservations,
+)
 from custom_components.frequenz_microgrid.engine.hub.planner import (
     SLOT_S,
     ChargingNeed,
     ChargingPlan,
     PlanCircuit,
-    needs_from_reservations,
     plan_charging,
 )
 from custom_components.frequenz_microgrid.engine.hub.reservations import (

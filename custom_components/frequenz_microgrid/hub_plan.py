@@ -65,6 +65,7 @@ from .engine.graph import Topology
 from .engine.hub.circuits import rated_phase_currents_a
 from .engine.hub.forecast import ForecastPoint, TimeSeries
 from .engine.hub.modes import DEFAULT_MODE, ChargerMode
+from .engine.hub.plan_needs import needs_from_reservations, needs_from_targets
 from .engine.hub.planner import (
     SLOT_S,
     TARGET_ORIGIN,
@@ -73,8 +74,6 @@ from .engine.hub.planner import (
     PlanCircuit,
     UnplannedDraw,
     need_run,
-    needs_from_reservations,
-    needs_from_targets,
     plan_charging,
 )
 from .engine.hub.targets import ChargingTarget

@@ -21,6 +21,10 @@ from custom_components.frequenz_microgrid.engine.hub.forecast import (
     TimeSeries,
 )
 from custom_components.frequenz_microgrid.engine.hub.modes import ChargerMode
+from custom_components.frequenz_microgrid.engine.hub.plan_needs import (
+    needs_from_reservations,
+    needs_from_targets,
+)
 from custom_components.frequenz_microgrid.engine.hub.planner import (
     SLOT_S,
     ChargingNeed,
@@ -31,8 +35,6 @@ from custom_components.frequenz_microgrid.engine.hub.planner import (
     UnplannedDraw,
     envelope_upper_w,
     need_run,
-    needs_from_reservations,
-    needs_from_targets,
     plan_charging,
     slot_uppers_w,
 )
