@@ -1,14 +1,16 @@
 """Fault matrix: the integration in a real Home Assistant, faults at the simulator.
 
 Home Assistant's core runs in this process (`benchmarks._ha_harness`) with the
-integration set up through its config flow on the `home` scenario; the simulator
-runs in the same event loop, so the benchmark can switch its faults directly and
-read its safety counters. For each fault, one after another and then several
-overlapping, the entry is set up afresh and three actors make their proposals
-(tariff: batteries 1 kW at priority 10; peak guard: batteries bounds ±3 kW at
-priority 50; curtailer: PV −1.5 kW). The fault is injected, the tariff actor
-changes its mind during it (so commands are sent into the fault), the fault is
-held and cleared, and the entry is finally unloaded. One line per fault:
+integration set up through its config flow on the `home` scenario (`--scenario
+depot`: three battery inverters, two PV inverters and 22 EV chargers with cars;
+`depot_tight_fuse`: the same behind a fuse smaller than the cars ask; `LAYOUTS`);
+the simulator runs in the same event loop, so the benchmark can switch its faults
+directly and read its safety counters. For each fault, one after another and then
+several overlapping, the entry is set up afresh and three actors make their
+proposals (tariff: batteries 1 kW at priority 10; peak guard: batteries bounds ±3 kW
+at priority 50; curtailer: PV −1.5 kW). The fault is injected, the tariff actor
+changes its mind during it (so commands are sent into the fault), the fault is held
+and cleared, and the entry is finally unloaded. One line per fault:
 
     faults fault=<name> recovered_s=<x> unsafe_setpoints=0 exceptions=0
         lost_proposals=0 lingering_tasks=0
@@ -19,8 +21,8 @@ and a summary line (`faults summary ...`). The counters:
   site is back: every entity that was available before the fault is available
   again, no reauth prompt is left open, each pool's target is the one its
   proposals ask for (they were changed during the fault: `MIND_CHANGES`), the
-  pool's last distribution succeeded, and the simulator runs each steered
-  component at that target (a live setpoint, component running and healthy).
+  pool's last distribution succeeded, and every component of the pool runs (a
+  live setpoint, running and healthy) with setpoints that add up to that target.
   `timeout` if that does not happen within `RECOVERY_TIMEOUT_S`.
 - **unsafe_setpoints**: setpoints the simulator counted as unsafe (outside the
   component's bounds or in its exclusion zone; a battery's SoC limits are part of
@@ -38,6 +40,7 @@ and a summary line (`faults summary ...`). The counters:
   a moment after the entry is unloaded, other than the simulator's own.
 
     scripts/python -m benchmarks.faults [--hold S] [--only NAME ...]
+        [--scenario home|depot|depot_tight_fuse]
 
 Goal: recovered_s ≤ 5 for every fault, every other counter 0.
 """
@@ -52,6 +55,7 @@ import dataclasses
 from dataclasses import dataclass, field
 import logging
 import math
+import operator
 from pathlib import Path
 import time
 import traceback
@@ -83,8 +87,91 @@ from custom_components.frequenz_microgrid.simulator.scenario import (
     Scenario,
 )
 
-GRID_METER, BATTERY_INVERTER, BATTERY, PV_INVERTER = 2, 3, 4, 5
-"""Components of the `home` scenario."""
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a scenario's faults strike, and what its steered pools set.
+
+    The faults hit one component of each kind (`battery_inverter` and its
+    `battery`, one `pv_inverter`, the `grid_meter`); recovery is checked on
+    every component of each steered pool, whose setpoints must add up to the
+    pool's target.
+    """
+
+    scenario: str
+    """The shipped scenario (`load_scenario`)."""
+    grid_meter: int
+    battery_inverter: int
+    battery: int
+    pv_inverter: int
+    steered: dict[Pool, tuple[int, ...]]
+    prepare: Callable[[Scenario], Scenario] = lambda scenario: scenario
+    """The scenario as the matrix runs it."""
+
+
+def cars_plugged_in_early(scenario: Scenario) -> Scenario:
+    """`scenario` with its listed cars arriving in its first seconds, for as long.
+
+    The benchmark runs at 1× for a few minutes; the depot's cars would come
+    hours later. With the building they ask ~190 A a phase.
+    """
+    arrivals = tuple(
+        dataclasses.replace(
+            arrival,
+            arrive_at_s=1.0 + 0.5 * index,
+            depart_at_s=None
+            if arrival.depart_at_s is None
+            else 1.0 + 0.5 * index + arrival.depart_at_s - arrival.arrive_at_s,
+        )
+        for index, arrival in enumerate(scenario.ev_arrivals)
+    )
+    return dataclasses.replace(scenario, ev_arrivals=arrivals)
+
+
+TIGHT_FUSE_A = 160
+"""The grid fuse of `depot_tight_fuse`: less than the depot's cars and building draw."""
+
+
+def with_tight_fuse(scenario: Scenario) -> Scenario:
+    """`cars_plugged_in_early`, behind a grid fuse of `TIGHT_FUSE_A`.
+
+    The EV allocation then holds the fuse through every fault, while the
+    actors' proposals move the batteries and PV below the same fuse.
+    """
+    components = tuple(
+        dataclasses.replace(c, fuse_current_a=TIGHT_FUSE_A)
+        if c.kind is Kind.GRID
+        else c
+        for c in scenario.components
+    )
+    return cars_plugged_in_early(dataclasses.replace(scenario, components=components))
+
+
+DEPOT = Layout(
+    scenario="depot",
+    grid_meter=2,
+    battery_inverter=11,
+    battery=12,
+    pv_inverter=21,
+    steered={Pool.BATTERIES: (11, 13, 15), Pool.PV: (21, 22)},
+    prepare=cars_plugged_in_early,
+)
+LAYOUTS = {
+    "home": Layout(
+        scenario="home",
+        grid_meter=2,
+        battery_inverter=3,
+        battery=4,
+        pv_inverter=5,
+        steered={Pool.BATTERIES: (3,), Pool.PV: (5,)},
+    ),
+    # Three battery inverters (one with an exclusion zone, one with two
+    # batteries), two PV inverters, 22 EV chargers behind two feeders, the
+    # listed cars plugged in from the start.
+    "depot": DEPOT,
+    "depot_tight_fuse": dataclasses.replace(DEPOT, prepare=with_tight_fuse),
+}
+"""The scenarios the matrix runs on (`--scenario`)."""
 HOLD_S = 4.0
 """How long a fault is held by default: longer than the freshness window (2 s)."""
 RECOVERY_TIMEOUT_S = 30.0
@@ -111,8 +198,6 @@ PROPOSALS = (
     ),
     Proposal("curtailer", Pool.PV, {"power": -1500, "priority": 0}),
 )
-STEERED = {Pool.BATTERIES: BATTERY_INVERTER, Pool.PV: PV_INVERTER}
-"""The component each steered pool sets (one each in `home`)."""
 EXPECTED_TARGETS: dict[Pool, float | None] = {Pool.BATTERIES: 1000.0, Pool.PV: -1500.0}
 """What the proposals ask for: the tariff's 1 kW is within the peak guard's ±3 kW
 (battery powers add up across priorities), the curtailer's −1.5 kW for PV."""
@@ -133,6 +218,7 @@ class Site:
     entry: ConfigEntry
     sim: MicrogridSimulator
     hold_s: float
+    layout: Layout
     unexpected_errors: int = 0
     retired: list[MicrogridSimulator] = field(default_factory=list)
     """Simulators replaced by a topology change (their counters still count)."""
@@ -174,16 +260,18 @@ class FaultCase:
     """Run once, mid-hold (e.g. a call that must be refused cleanly)."""
 
 
-def component_fault(fault: Fault, *components: int) -> tuple[FaultStep, FaultStep]:
-    """Inject/clear a simulator `Fault` on `components`."""
+def component_fault(
+    fault: Fault, *components: Callable[[Layout], int]
+) -> tuple[FaultStep, FaultStep]:
+    """Inject/clear a simulator `Fault` on `components` (picked from the layout)."""
 
     async def inject(site: Site) -> None:
         for component in components:
-            site.sim.inject_fault(component, fault)
+            site.sim.inject_fault(component(site.layout), fault)
 
     async def clear(site: Site) -> None:
         for component in components:
-            site.sim.clear_fault(component, fault)
+            site.sim.clear_fault(component(site.layout), fault)
 
     return inject, clear
 
@@ -222,13 +310,13 @@ async def _accept_credentials(site: Site) -> None:
     await site.sim.reject_credentials(False)
 
 
-def with_heat_pump(scenario: Scenario) -> Scenario:
+def with_heat_pump(scenario: Scenario, grid_meter: int) -> Scenario:
     """`scenario` with one more meter (a 1.5 kW heat pump) below the grid meter."""
     heat_pump = ComponentSpec(
         id=max(c.id for c in scenario.components) + 1,
         kind=Kind.METER,
         name="Heat pump",
-        parent=GRID_METER,
+        parent=grid_meter,
         base_load_w=1500.0,
     )
     return dataclasses.replace(scenario, components=(*scenario.components, heat_pump))
@@ -239,7 +327,9 @@ async def _change_topology(site: Site) -> None:
     port = site.sim.port
     await site.sim.stop()
     site.retired.append(site.sim)
-    site.sim = MicrogridSimulator(with_heat_pump(site.sim.scenario))
+    site.sim = MicrogridSimulator(
+        with_heat_pump(site.sim.scenario, site.layout.grid_meter)
+    )
     await site.sim.start(port=port)
 
 
@@ -277,7 +367,7 @@ async def _refused_bounds(site: Site) -> None:
 
 
 async def _bounds_accepted_again(site: Site) -> None:
-    site.sim.clear_fault(BATTERY_INVERTER, Fault.REJECT_BOUNDS)
+    site.sim.clear_fault(site.layout.battery_inverter, Fault.REJECT_BOUNDS)
     try:
         await _set_bounds(site)
     except Exception:
@@ -290,7 +380,7 @@ async def _set_bounds(site: Site) -> None:
         "set_component_bounds",
         {
             "config_entry_id": site.entry.entry_id,
-            "component": BATTERY_INVERTER,
+            "component": site.layout.battery_inverter,
             "lower": -4000,
             "upper": 4000,
             "validity": 5,
@@ -310,13 +400,17 @@ def _combine(*steps: FaultStep) -> FaultStep:
 
 def fault_cases() -> list[FaultCase]:
     """Every single fault, then overlapping ones."""
-    silent = component_fault(Fault.STOP_DATA, BATTERY_INVERTER)
-    nan = component_fault(Fault.SEND_NAN, GRID_METER, BATTERY, BATTERY_INVERTER)
-    inf = component_fault(Fault.SEND_INF, GRID_METER, BATTERY, BATTERY_INVERTER)
-    error = component_fault(Fault.ERROR_STATE, BATTERY_INVERTER)
-    rejected = component_fault(Fault.REPLY_REJECTED, BATTERY_INVERTER, PV_INVERTER)
-    failed = component_fault(Fault.REPLY_FAILED, BATTERY_INVERTER, PV_INVERTER)
-    timeout = component_fault(Fault.TIMEOUT_SET_POWER, BATTERY_INVERTER, PV_INVERTER)
+    meter = operator.attrgetter("grid_meter")
+    inverter = operator.attrgetter("battery_inverter")
+    battery = operator.attrgetter("battery")
+    pv = operator.attrgetter("pv_inverter")
+    silent = component_fault(Fault.STOP_DATA, inverter)
+    nan = component_fault(Fault.SEND_NAN, meter, battery, inverter)
+    inf = component_fault(Fault.SEND_INF, meter, battery, inverter)
+    error = component_fault(Fault.ERROR_STATE, inverter)
+    rejected = component_fault(Fault.REPLY_REJECTED, inverter, pv)
+    failed = component_fault(Fault.REPLY_FAILED, inverter, pv)
+    timeout = component_fault(Fault.TIMEOUT_SET_POWER, inverter, pv)
     single = [
         FaultCase("server_restart", _restart_down, _restart_up),
         FaultCase("dropped_streams", _drop_streams, _stop_dropping),
@@ -329,7 +423,7 @@ def fault_cases() -> list[FaultCase]:
         FaultCase("set_power_timeout", *timeout),
         FaultCase(
             "bounds_refused",
-            component_fault(Fault.REJECT_BOUNDS, BATTERY_INVERTER)[0],
+            component_fault(Fault.REJECT_BOUNDS, inverter)[0],
             _bounds_accepted_again,
             during=_refused_bounds,
         ),
@@ -500,21 +594,25 @@ def recovered(
         return False
     status = site.entry.runtime_data.engine.controller.status()
     now = site.sim.model.now_s
-    for pool, component in STEERED.items():
+    for pool, components in site.layout.steered.items():
         component_set = next(iter(status.pools[pool].component_sets))
         result = component_set.last_result
         if component_set.target_power != expected[pool]:
             return False
         if result is None or result.get("kind") != "success":
             return False
-        runtime = site.sim.model.component(component)
-        setpoint = runtime.active_setpoint
-        if (
-            setpoint is None
-            or setpoint.expires_at_s <= now
-            or not math.isclose(setpoint.value, expected[pool] or 0.0, abs_tol=1.0)
-            or not runtime.producing_power
-        ):
+        total = 0.0
+        for component in components:
+            runtime = site.sim.model.component(component)
+            setpoint = runtime.active_setpoint
+            if (
+                setpoint is None
+                or setpoint.expires_at_s <= now
+                or not runtime.producing_power
+            ):
+                return False
+            total += setpoint.value
+        if not math.isclose(total, expected[pool] or 0.0, abs_tol=len(components)):
             return False
     return True
 
@@ -586,10 +684,11 @@ async def run_case(
     sim: MicrogridSimulator,
     case: FaultCase,
     hold_s: float,
-) -> tuple[CaseResult, MicrogridSimulator]:
-    """Set the entry up, run one fault case, unload; return its result."""
+    layout: Layout,
+) -> tuple[CaseResult, Site]:
+    """Set the entry up, run one fault case, unload; return its result and site."""
     tasks_before = asyncio.all_tasks()
-    site = Site(hass, entry, sim, hold_s)
+    site = Site(hass, entry, sim, hold_s, layout)
     with counting_errors() as errors:
         await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
@@ -653,7 +752,7 @@ async def run_case(
             len(lingering),
             details,
         ),
-        site.sim,
+        site,
     )
 
 
@@ -668,25 +767,30 @@ def _why_not_recovered(
         f"unavailable={missing[:5]}{'…' if len(missing) > 5 else ''}",
         f"reauth_flows={_reauth_flows(site)}",
     ]
-    for pool, component in STEERED.items():
+    for pool, components in site.layout.steered.items():
         component_set = next(iter(status.pools[pool].component_sets))
-        runtime = site.sim.model.component(component)
+        runtimes = {c: site.sim.model.component(c) for c in components}
         parts.append(
             f"{pool.value}: target={component_set.target_power} "
             f"expected={expected[pool]} result="
-            f"{(component_set.last_result or {}).get('kind')} "
-            f"sim_setpoint={runtime.active_setpoint} in_error={runtime.in_error}"
+            f"{(component_set.last_result or {}).get('kind')} sim_setpoints="
+            + ", ".join(
+                f"{c}: {r.active_setpoint} in_error={r.in_error}"
+                for c, r in runtimes.items()
+            )
         )
     return "; ".join(parts)
 
 
 async def run(
-    hold_s: float = HOLD_S, only: list[str] | None = None
+    hold_s: float = HOLD_S, only: list[str] | None = None, scenario: str = "home"
 ) -> list[CaseResult]:
-    """Run the fault matrix; print one line per fault and a summary."""
+    """Run the fault matrix on `scenario`; print one line per fault and a summary."""
     cases = [c for c in fault_cases() if not only or c.name in only]
     results: list[CaseResult] = []
-    sim = MicrogridSimulator(load_scenario("home"))
+    layout = LAYOUTS[scenario]
+    sim = MicrogridSimulator(layout.prepare(load_scenario(layout.scenario)))
+    sims = [sim]
     await sim.start()
     try:
         async with running_home_assistant() as hass:
@@ -695,7 +799,9 @@ async def run(
             await hass.config_entries.async_unload(entry.entry_id)
             await hass.async_block_till_done()
             for case in cases:
-                result, sim = await run_case(hass, entry, sim, case, hold_s)
+                result, site = await run_case(hass, entry, sim, case, hold_s, layout)
+                sim = site.sim
+                sims.extend(s for s in (*site.retired, sim) if s not in sims)
                 results.append(result)
                 print(result.line(), flush=True)
                 for detail in result.details:
@@ -703,8 +809,32 @@ async def run(
             await hass.config_entries.async_remove(entry.entry_id)
     finally:
         await sim.stop()
+    print(fuse_peaks(sims), flush=True)
     print(summary(results), flush=True)
     return results
+
+
+def fuse_peaks(sims: list[MicrogridSimulator]) -> str:
+    """Each fuse's highest per-phase current over the run, against its rating.
+
+    Shows whether the allocation had to hold a fuse at all (the `depot`'s cars
+    ask more than its fuse carries); exceeding one counts as unsafe per case.
+    """
+    peaks: dict[int, tuple[float, float, float, float]] = {}
+    for sim in sims:
+        for meter, record in sim.overloads.items():
+            peak, _, over_s, over_as = peaks.get(meter, (0.0, 0.0, 0.0, 0.0))
+            peaks[meter] = (
+                max(peak, record.peak_a),
+                record.rating_a,
+                over_s + record.seconds,
+                over_as + record.ampere_seconds,
+            )
+    return "faults fuses " + " ".join(
+        f"component={meter} peak_a={peak:.1f} rating_a={rating:g} "
+        f"overloaded_s={over_s:.1f} overload_as={over_as:.1f}"
+        for meter, (peak, rating, over_s, over_as) in sorted(peaks.items())
+    )
 
 
 async def shortest_freshness(hass: HomeAssistant, entry: ConfigEntry) -> None:
@@ -742,9 +872,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hold", type=float, default=HOLD_S)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--scenario", choices=sorted(LAYOUTS), default="home")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(run(args.hold, args.only))
+    asyncio.run(run(args.hold, args.only, args.scenario))
 
 
 if __name__ == "__main__":

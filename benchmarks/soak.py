@@ -69,6 +69,7 @@ import psutil
 from benchmarks._ha_harness import async_add_microgrid, running_home_assistant
 from benchmarks._probes import GcPauseMeter, LoopLagProbe
 from benchmarks.faults import (
+    LAYOUTS,
     FaultCase,
     Site,
     counting_errors,
@@ -331,7 +332,7 @@ async def _soak(
     cases: list[FaultCase],
     timing: Timing,
 ) -> dict[str, Any]:
-    site = Site(hass, entry, sim, timing.fault_hold_s)
+    site = Site(hass, entry, sim, timing.fault_hold_s, LAYOUTS["home"])
     actors = Actors(hass, entry, rng)
     stalls = Stalls(LoopLagProbe(0.05), GcPauseMeter(), [], sim.clock.speed)
     stalls.probe.start()

@@ -102,7 +102,13 @@ def test_errors_of_the_integration_are_counted() -> None:
 
 async def test_unsafe_setpoints_and_overloads_are_counted() -> None:
     sim = MicrogridSimulator(load_scenario("home"))
-    site = faults.Site(hass=None, entry=None, sim=sim, hold_s=0.0)  # type: ignore[arg-type]
+    site = faults.Site(
+        hass=None,  # type: ignore[arg-type]
+        entry=None,  # type: ignore[arg-type]
+        sim=sim,
+        hold_s=0.0,
+        layout=faults.LAYOUTS["home"],
+    )
     before = site.unsafe()
     sim.control.unsafe_setpoint_count += 1
     grid = next(iter(sim.model.overloads.values()))
@@ -121,3 +127,34 @@ async def test_simulator_tasks_are_told_apart() -> None:
         assert not faults.is_simulator_task(own)
     finally:
         await sim.stop()
+
+
+FUSES = re.compile(r"component=(\d+) peak_a=([\d.]+) rating_a=([\d.]+) ")
+
+
+@pytest.mark.slow
+async def test_fault_benchmark_on_the_depot_sums_its_pools(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Pools of several inverters recover to setpoints adding up to their targets.
+
+    The depot's cars charge meanwhile: the fuse line shows what they drew.
+    """
+    results = await faults.run(hold_s=2.5, only=["error_state"], scenario="depot")
+
+    (result,) = results
+    assert result.recovered_s is not None, result.details
+    assert (
+        result.unsafe_setpoints,
+        result.exceptions,
+        result.lost_proposals,
+        result.lingering_tasks,
+    ) == (0, 0, 0, 0), result.details
+    lines = capsys.readouterr().out.splitlines()
+    (fuse_line,) = [line for line in lines if line.startswith("faults fuses ")]
+    peaks = {
+        int(meter): (float(peak), float(rating))
+        for meter, peak, rating in FUSES.findall(fuse_line)
+    }
+    grid_peak, grid_rating = peaks[1]
+    assert 0.0 < grid_peak <= grid_rating == 250.0
