@@ -28,6 +28,7 @@ from ..distribution.battery_results import battery_result
 from ..hub.battery_for_evs import DischargeBudget, DischargeLimit
 from ..power_manager import PowerManager
 from ..results import Request, Result
+from .grid_fuse import FuseBudget, FuseRoomOf, measured_power_w
 from .inputs import BatteryPairs
 from .status import Pool
 from .steering import (
@@ -53,15 +54,19 @@ class BatteryPoolSteering(PoolSteering):
         *,
         exponent: float = 1.0,
         discharge_limit: DischargeLimit | None = None,
+        fuse_room: FuseRoomOf | None = None,
     ) -> None:
         """Steer every battery of the topology, balancing SoC with `exponent`.
 
         `discharge_limit` bounds the pool's discharge on every round, whatever
-        the targets (the charging hub: no battery energy into the EVs).
+        the targets (the charging hub: no battery energy into the EVs);
+        `fuse_room` bounds its charge and discharge by the grid fuse
+        (`grid_fuse`).
         """
         super().__init__(context, manager, context.topology.battery_ids)
         self._exponent = exponent
         self._discharge_limit = discharge_limit
+        self._fuse_room = fuse_room
         self._battery_pairs = BatteryPairs(context.topology, context.store)
         self._last_pairs: tuple[ComponentSet, float, _Pairs] | None = None
         """The pairs `system_bounds` just built, for the distribution that follows."""
@@ -121,11 +126,13 @@ class BatteryPoolSteering(PoolSteering):
         budget = DischargeBudget(
             None if self._discharge_limit is None else self._discharge_limit()
         )
-        for component_ids, target in self._targets():
+        targets = list(self._targets())
+        fuse = self._fuse_budget([ids for ids, _ in targets])
+        for component_ids, target in targets:
             releasing = target is None
             result = await self._steer_set(
                 component_ids,
-                budget.bound(0.0 if target is None else target),
+                fuse.bound(budget.bound(0.0 if target is None else target)),
                 now,
                 force=component_ids in forced or releasing,
             )
@@ -134,6 +141,27 @@ class BatteryPoolSteering(PoolSteering):
             if result is not None:
                 results[component_ids] = result
         return results
+
+    def _fuse_budget(self, steered: Iterable[ComponentSet]) -> FuseBudget:
+        """The grid fuse's room for this round's sets (`grid_fuse`).
+
+        Not even looked up without a set to steer (no cost on a quiet site).
+        """
+        steered = list(steered)
+        if self._fuse_room is None or not steered:
+            return FuseBudget(None)
+        topology = self.context.topology
+        inverters = topology.battery_inverter_ids
+        steered_inverters = {
+            inverter
+            for component_ids in steered
+            for battery in component_ids
+            for inverter in topology.inverters_of_battery(battery)
+        }
+        return FuseBudget(
+            self._fuse_room(inverters),
+            measured_power_w(self.context.store, inverters - steered_inverters),
+        )
 
     async def _steer_set(
         self, component_ids: ComponentSet, target: float, now: float, *, force: bool

@@ -70,6 +70,7 @@ from ..telemetry import TelemetryStore
 from .battery_pool import BatteryPoolSteering
 from .changes import ChangeDetector
 from .ev_pool import EvPoolSteering
+from .grid_fuse import GridFuse
 from .inputs import (
     FormulaCurrents,
     feed_health,
@@ -183,12 +184,20 @@ class MicrogridController:
             built.max_proposal_age = max_proposal_age_s
             return built
 
+        self._grid_meter = FormulaCurrents(topology.formulas.grid, store)
+        self._grid_fuse = GridFuse(
+            self._grid_meter,
+            store,
+            topology,
+            voltage_v=(ev_config or EvAllocatorConfig()).nominal_voltage_v,
+        )
         self._pools: dict[Pool, PoolSteering] = {
             Pool.BATTERIES: BatteryPoolSteering(
                 self._context,
                 manager(PowerManager.for_batteries),
                 exponent=battery_exponent,
                 discharge_limit=self.battery_discharge_limit_w,
+                fuse_room=self._grid_fuse.room,
             ),
             Pool.EV_CHARGERS: EvPoolSteering(
                 self._context,
@@ -199,7 +208,9 @@ class MicrogridController:
                 self.charging_targets,
             ),
             Pool.PV: PvPoolSteering(
-                self._context, manager(PowerManager.for_pv_inverters)
+                self._context,
+                manager(PowerManager.for_pv_inverters),
+                fuse_room=self._grid_fuse.room,
             ),
         }
         self._locks = {pool: asyncio.Lock() for pool in self._pools}
@@ -212,7 +223,6 @@ class MicrogridController:
         steerable = [s.component_ids for s in self._pools.values()]
         self._changes = ChangeDetector(self._health, frozenset().union(*steerable))
         self._health_input_ids = health_input_ids(topology)
-        self._grid_meter = FormulaCurrents(topology.formulas.grid, store)
         self._battery_meter = FormulaCurrents(topology.formulas.battery, store)
         self._shaving_refused = False
         """Whether the last peak-shaving proposal was refused (log once)."""
@@ -289,6 +299,7 @@ class MicrogridController:
             self._health_input_ids = health_input_ids(topology)
             store = context.store
             self._grid_meter = FormulaCurrents(topology.formulas.grid, store)
+            self._grid_fuse.follow(self._grid_meter, topology)
             self._battery_meter = FormulaCurrents(topology.formulas.battery, store)
             self._inputs_at = None  # a proposal before the tick refreshes first
         self.on_tick()

@@ -16,6 +16,7 @@ from ..bounds import PowerBounds
 from ..distribution.pv import distribute_pv_power
 from ..power_manager import PowerManager
 from ..results import Request
+from .grid_fuse import FuseBudget, FuseRoomOf, measured_power_w
 from .inputs import pv_inputs, summed_ac_bounds
 from .status import Pool
 from .steering import (
@@ -32,9 +33,21 @@ class PvPoolSteering(PoolSteering):
 
     pool = Pool.PV
 
-    def __init__(self, context: SteeringContext, manager: PowerManager) -> None:
-        """Steer every PV inverter of the topology."""
+    def __init__(
+        self,
+        context: SteeringContext,
+        manager: PowerManager,
+        *,
+        fuse_room: FuseRoomOf | None = None,
+    ) -> None:
+        """Steer every PV inverter of the topology.
+
+        `fuse_room` bounds the production limits by the grid fuse (`grid_fuse`):
+        neither more curtailment than the fuse carries for import, nor more
+        production than it carries for export.
+        """
         super().__init__(context, manager, context.topology.pv_inverter_ids)
+        self._fuse_room = fuse_room
 
     def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
         """The working inverters' bounds added up."""
@@ -45,11 +58,15 @@ class PvPoolSteering(PoolSteering):
         """Curtail every set with a target; restore full production when it ends."""
         forced = set(force)
         results: Results = {}
-        for component_ids, target in self._targets():
+        targets = list(self._targets())
+        fuse = self._fuse_budget([ids for ids, _ in targets])
+        for component_ids, target in targets:
             releasing = target is None
             if target is None:
                 system = self.system_bounds(component_ids, now)
                 target = self.manager.default_power.of(system)
+            else:
+                target = fuse.bound(target)
             working = self.context.health.working(component_ids, now)
             inputs = pv_inputs(self.context.store, working)
             setpoints = distribute_pv_power(target, inputs)
@@ -67,3 +84,18 @@ class PvPoolSteering(PoolSteering):
                 await self.context.distributor.release(frozenset(setpoints))
                 self._drop(component_ids)
         return results
+
+    def _fuse_budget(self, steered: Iterable[ComponentSet]) -> FuseBudget:
+        """The grid fuse's room for this round's sets (`grid_fuse`).
+
+        Not even looked up without a set to steer (no cost on a quiet site).
+        """
+        steered = list(steered)
+        if self._fuse_room is None or not steered:
+            return FuseBudget(None)
+        unsteered = self.component_ids.difference(*steered)
+        return FuseBudget(
+            self._fuse_room(self.component_ids),
+            measured_power_w(self.context.store, unsteered),
+            production_limits=True,
+        )

@@ -1,0 +1,257 @@
+"""The grid fuse for the battery and PV pools: no command that overloads it.
+
+The EV allocation holds the grid fuse per phase (spec §4). The battery and PV
+pools follow their targets within their components' bounds, as in the Frequenz
+SDK, so a battery charge (or a PV curtailment) above what the fuse carries would
+overload it for as long as it stands, and a discharge (or PV production) above
+what it carries for export likewise. Their targets are therefore bounded, on
+every round, by the room the fuse leaves the pool:
+
+- the load besides the pool and the EV chargers ("others") is, per phase, the
+  grid's current less the pool's share (its power spread evenly over the three
+  phases) less the chargers' currents, all as they were when the grid's reading
+  was sampled (readings that belong together, spec §4);
+- import: the pool may draw up to the fuse less the others on the phase with the
+  least room. The chargers do not count: they yield to the pool at their next
+  round (as they do to any other load), and only what they cannot free is
+  forbidden;
+- export: the pool may feed in up to the fuse plus the others on the phase with
+  the least room, again without the chargers: a car that stops charging would
+  otherwise leave the export above the fuse.
+
+A pool's or a charger's reading taken at another instant than the grid's is
+bracketed by its kept readings just before and just after that instant; the
+bound takes the side that leaves less room, so a reading out of step can only
+make it stricter for a round. A battery's power is only ever moved towards
+zero: never turned into a discharge (or the other way round), nor raised, to
+relieve the fuse of a load the pool did not cause (spec: never send power
+against the request's direction). A PV production limit is moved either way
+within the room. Without a fuse, or while the grid's currents
+are unknown, nothing is bounded (as before).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+import math
+
+from frequenz.client.microgrid.metrics import Metric
+
+from .. import members
+from ..distribution.ev_fuse import TimedCurrents
+from ..graph import Topology
+from ..pools import CURRENT_PHASES
+from ..telemetry import TelemetryStore
+from .inputs import FormulaCurrents, grid_fuse_a
+
+PHASES = 3
+"""The pools' inverters are three-phase: their power splits evenly over L1–L3."""
+
+type _Bracket = tuple[float, float]
+"""The least and the most a value may have been at an instant."""
+
+
+@dataclass(frozen=True, slots=True)
+class FuseRoom:
+    """The range of a pool's total power the grid fuse allows now (W, passive sign)."""
+
+    lowest_w: float
+    """The most the pool may feed in (negative: discharge, production)."""
+    highest_w: float
+    """The most the pool may draw (positive: charge)."""
+
+
+class GridFuse:
+    """Computes a pool's `FuseRoom` from the grid's and the chargers' currents."""
+
+    def __init__(
+        self,
+        grid: FormulaCurrents,
+        store: TelemetryStore,
+        topology: Topology,
+        *,
+        voltage_v: float,
+    ) -> None:
+        """Bound the pools of `topology` below its grid fuse (`grid`: its currents)."""
+        self._store = store
+        self._watts_per_amp = PHASES * voltage_v
+        self.follow(grid, topology)
+
+    def follow(self, grid: FormulaCurrents, topology: Topology) -> None:
+        """Take a changed topology's fuse, grid formula, chargers and inverters.
+
+        The pools' power and the chargers' currents keep a short history, to be
+        paired with the grid's reading.
+        """
+        self._fuse_a = grid_fuse_a(topology)
+        self._grid = grid
+        self._chargers = tuple(sorted(topology.ev_charger_ids))
+        self._store.keep_history(self._chargers, CURRENT_PHASES)
+        self._store.keep_history(
+            topology.battery_inverter_ids | topology.pv_inverter_ids,
+            (members.AC_POWER,),
+        )
+
+    def room(self, inverter_ids: Iterable[int]) -> FuseRoom | None:
+        """The room of the pool of these inverters; `None`: not bounded."""
+        fuse = self._fuse_a
+        if fuse is None:
+            return None
+        inverters = tuple(inverter_ids)
+        grid = self._paired_grid(inverters)
+        if not all(math.isfinite(current) for current in grid.currents_a):
+            return None
+        at = grid.last_sampled
+        pool_low, pool_high = _summed(
+            self._store, inverters, members.AC_POWER, at, positive=False
+        )
+        most_others: list[float] = []
+        least_others: list[float] = []
+        for grid_a, metric in zip(grid.currents_a, CURRENT_PHASES, strict=True):
+            ev_low, ev_high = _summed(
+                self._store, self._chargers, metric, at, positive=True
+            )
+            most_others.append(grid_a - pool_low / self._watts_per_amp - ev_low)
+            least_others.append(grid_a - pool_high / self._watts_per_amp - ev_high)
+        import_a = min(fuse - other for other in most_others)
+        export_a = min(fuse + other for other in least_others)
+        return FuseRoom(
+            lowest_w=-export_a * self._watts_per_amp,
+            highest_w=import_a * self._watts_per_amp,
+        )
+
+    def _paired_grid(self, inverters: Sequence[int]) -> TimedCurrents:
+        """The newest grid reading every fresh inverter of the pool has one of.
+
+        A round of telemetry arrives spread out: the grid's newest reading may
+        already count a setpoint the pool's readings of the same instant have
+        not shown yet. Bracketing those (`_bracket`) is safe but strict, and a
+        strict round followed by an exact one would move the pool up and down.
+        Without any such reading: the newest one (bracketed).
+        """
+        store = self._store
+        since = store.wall_time_s() - store.freshness_s
+        fresh = [cid for cid in inverters if store.is_fresh(cid)]
+        for sampled in self._grid.sample_times(store, since):
+            if all(
+                (history := store.history(cid)) is not None
+                and members.AC_POWER in (history.at(sampled) or {})
+                for cid in fresh
+            ):
+                paired = self._grid.at(store, sampled)
+                if paired is not None:
+                    return paired
+        return self._grid.measure(store)
+
+
+def _summed(
+    store: TelemetryStore,
+    component_ids: Iterable[int],
+    metric: Metric | int,
+    at: float,
+    *,
+    positive: bool,
+) -> _Bracket:
+    """The components' `metric` at `at`, added up, bracketed (unknown: 0).
+
+    `positive`: a charger's current (never below 0 when it draws).
+    """
+    low = high = 0.0
+    for component_id in component_ids:
+        least, most = _bracket(store, component_id, metric, at)
+        if positive:
+            least, most = max(0.0, least), max(0.0, most)
+        low += least
+        high += most
+    return low, high
+
+
+def _bracket(
+    store: TelemetryStore, component_id: int, metric: Metric | int, at: float
+) -> _Bracket:
+    """A component's `metric` at `at`: its kept readings just before and after.
+
+    Exact when one was sampled at `at`. Without kept readings, its latest fresh
+    value; not even that: 0 (a component that tells nothing is not steered).
+    """
+    history = store.history(component_id)
+    values: Sequence[float] = ()
+    if history is not None and store.is_fresh(component_id):
+        before: float | None = None
+        after: float | None = None
+        for sampled in history.times():  # newest first
+            value = (history.at(sampled) or {}).get(metric)
+            if value is None or math.isnan(value):
+                continue
+            if sampled > at:
+                after = value
+            else:
+                before = value
+                if sampled == at:  # sampled with the grid: exact
+                    after = None
+                break
+        values = [v for v in (before, after) if v is not None]
+    if not values:
+        latest = store.value(component_id, metric)
+        values = () if latest is None else (latest,)
+    if not values:
+        return 0.0, 0.0
+    return min(values), max(values)
+
+
+class FuseBudget:
+    """Hands out a pool's `FuseRoom` to its component sets of one steering round.
+
+    The sets are steered one after the other; together (with whatever the
+    pool's unsteered inverters draw) they stay within the room.
+    """
+
+    def __init__(
+        self,
+        room: FuseRoom | None,
+        unsteered_w: float = 0.0,
+        *,
+        production_limits: bool = False,
+    ) -> None:
+        """Start a round with `room` (`None`: nothing bounded).
+
+        `production_limits`: the targets are PV production limits (≤ 0 W), which
+        may be moved either way within the room (a higher limit only lets the
+        inverters produce more); otherwise targets are powers to run at, which
+        the room only ever moves towards 0 W.
+        """
+        self._room = room
+        self._taken_w = unsteered_w
+        self._limits = production_limits
+
+    def bound(self, target_w: float) -> float:
+        """`target_w` within what the room still leaves.
+
+        A power to run at is only ever lowered towards 0 W: a charge may be cut
+        (to 0 W at most, never turned into a discharge), a discharge likewise,
+        and neither is raised to relieve the fuse of a load the pool did not
+        cause.
+        """
+        room = self._room
+        if room is None:
+            return target_w
+        highest = room.highest_w - self._taken_w
+        lowest = room.lowest_w - self._taken_w
+        if self._limits:
+            bounded = min(max(target_w, lowest), highest, 0.0)
+        elif target_w >= 0.0:
+            bounded = max(0.0, min(target_w, highest))
+        else:
+            bounded = min(0.0, max(target_w, lowest))
+        self._taken_w += bounded
+        return bounded
+
+
+type FuseRoomOf = Callable[[Iterable[int]], FuseRoom | None]
+"""A pool's room below the grid fuse, by its inverters (`GridFuse.room`)."""
+
+
+def measured_power_w(store: TelemetryStore, inverter_ids: Iterable[int]) -> float:
+    """The inverters' measured AC power added up (W; unknown ones count 0)."""
+    return math.fsum(store.fresh_values(members.AC_POWER, inverter_ids).values())

@@ -1,0 +1,123 @@
+"""The grid fuse bounds the battery and PV pools, not only the EV chargers.
+
+Against the simulator over real gRPC: the bench fails any test during which the
+simulator saw a fuse carry more than its rating (`control_bench`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from custom_components.frequenz_microgrid.engine.control import Pool
+from custom_components.frequenz_microgrid.engine.control.grid_fuse import (
+    FuseBudget,
+    FuseRoom,
+)
+from custom_components.frequenz_microgrid.simulator import (
+    MicrogridSimulator,
+    load_scenario,
+)
+from custom_components.frequenz_microgrid.simulator.scenario import Kind, Scenario
+from tests.engine.test_control_bench import control_bench
+from tests.observations import held_setpoint
+
+DEPOT_BATTERY_INVERTERS = (11, 13, 15)
+GRID = 1
+
+
+def depot_behind(fuse_a: int) -> Scenario:
+    """The depot without cars, behind a grid fuse of `fuse_a`."""
+    depot = load_scenario("depot")
+    return dataclasses.replace(
+        depot,
+        ev_arrivals=(),
+        ev_traffic=None,
+        components=tuple(
+            dataclasses.replace(c, fuse_current_a=fuse_a) if c.kind is Kind.GRID else c
+            for c in depot.components
+        ),
+    )
+
+
+def held_sum(sim: MicrogridSimulator, component_ids: tuple[int, ...]) -> float:
+    """What the components follow now, added up (W)."""
+    return sum(held_setpoint(sim, cid) or 0.0 for cid in component_ids)
+
+
+async def test_a_battery_charge_stops_at_the_grid_fuse() -> None:
+    """100 kW asked behind a 100 A fuse: the batteries draw what it carries.
+
+    The building draws ~14 A and the PV feeds in ~27 A a phase: ~78 kW are left
+    for the batteries, at 100 A on the busiest phase — steadily, not up and down.
+    """
+    async with control_bench(depot_behind(100)) as bench:
+        outcome = await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.charge", priority=10, power=100_000.0
+        )
+        assert outcome.target_power == 100_000.0
+        held = []
+        for _ in range(5):
+            await asyncio.sleep(0.3)
+            held.append(held_sum(bench.sim, DEPOT_BATTERY_INVERTERS))
+        assert 60_000.0 < min(held) <= max(held) < 100_000.0
+        assert max(held) - min(held) < 1_000.0, held
+        peak = bench.sim.overloads[GRID].peak_a
+        assert 95.0 < peak <= 100.0 + 0.01
+
+
+async def test_a_battery_discharge_stops_at_the_grid_fuse_for_export() -> None:
+    """Discharging into the grid: no more than the fuse carries the other way."""
+    async with control_bench(depot_behind(60)) as bench:
+        await bench.controller.propose(
+            Pool.BATTERIES,
+            source_id="automation.sell",
+            priority=10,
+            power=-100_000.0,
+        )
+        for _ in range(4):
+            await asyncio.sleep(0.3)
+        held = held_sum(bench.sim, DEPOT_BATTERY_INVERTERS)
+        assert -100_000.0 < held < -10_000.0
+        assert bench.sim.overloads[GRID].peak_a <= 60.0 + 0.01
+
+
+async def test_a_small_charge_is_not_bounded() -> None:
+    async with control_bench(depot_behind(100)) as bench:
+        await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.charge", priority=10, power=9_000.0
+        )
+        await asyncio.sleep(0.3)
+        assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == pytest.approx(9_000.0)
+
+
+def test_the_room_is_shared_by_the_sets_of_a_round() -> None:
+    budget = FuseBudget(FuseRoom(lowest_w=-5_000.0, highest_w=8_000.0), 1_000.0)
+    assert budget.bound(5_000.0) == 5_000.0
+    assert budget.bound(5_000.0) == 2_000.0  # 1 kW unsteered + 5 kW already taken
+    assert budget.bound(-20_000.0) == -13_000.0  # back down to the export room
+
+
+def test_the_fuse_only_moves_a_battery_towards_zero() -> None:
+    """Others alone above the fuse: a charge is cut to 0 W, nothing is raised."""
+    overloaded = FuseRoom(lowest_w=-50_000.0, highest_w=-3_000.0)
+    assert FuseBudget(overloaded).bound(10_000.0) == 0.0
+    assert FuseBudget(overloaded).bound(-1_000.0) == -1_000.0
+    exporting = FuseRoom(lowest_w=2_000.0, highest_w=40_000.0)
+    assert FuseBudget(exporting).bound(-10_000.0) == 0.0
+    assert FuseBudget(exporting).bound(1_000.0) == 1_000.0
+
+
+def test_a_production_limit_moves_either_way_within_the_room() -> None:
+    """Curtailing less is what the fuse needs when the site imports at it."""
+    importing = FuseRoom(lowest_w=-50_000.0, highest_w=-3_000.0)
+    assert FuseBudget(importing, production_limits=True).bound(-1_000.0) == -3_000.0
+    exporting = FuseRoom(lowest_w=-8_000.0, highest_w=40_000.0)
+    assert FuseBudget(exporting, production_limits=True).bound(-20_000.0) == -8_000.0
+    assert FuseBudget(exporting, production_limits=True).bound(-5_000.0) == -5_000.0
+
+
+def test_without_a_room_nothing_is_bounded() -> None:
+    assert FuseBudget(None).bound(1e9) == 1e9
