@@ -121,3 +121,23 @@ def test_a_production_limit_moves_either_way_within_the_room() -> None:
 
 def test_without_a_room_nothing_is_bounded() -> None:
     assert FuseBudget(None).bound(1e9) == 1e9
+
+
+async def test_a_pv_limit_keeps_the_export_within_the_grid_fuse() -> None:
+    """Full production asked behind a 10 A fuse: the limit leaves the fuse's export.
+
+    The building draws ~8.7 A on its lightest phase; the PV may feed in 18.7 A a
+    phase there (12.9 kW) instead of the ~18.7 kW the sun gives.
+    """
+    async with control_bench(depot_behind(10)) as bench:
+        await bench.controller.propose(
+            Pool.PV, source_id="automation.full", priority=10, power=-50_000.0
+        )
+        for _ in range(4):
+            await asyncio.sleep(0.3)
+        assert held_sum(bench.sim, (21, 22)) == pytest.approx(-12_900.0, rel=0.03)
+        # Unsteered, the PV fed in above the fuse until the limit: count afresh.
+        fuse = bench.sim.overloads[GRID]
+        fuse.peak_a = fuse.ampere_seconds = fuse.seconds = 0.0
+        await asyncio.sleep(1.0)
+        assert 9.0 < bench.sim.overloads[GRID].peak_a <= 10.0 + 0.01
