@@ -16,6 +16,7 @@ back-off is honoured.
 from __future__ import annotations
 
 from collections.abc import Iterable
+import math
 
 from ..bounds import PowerBounds
 from ..distribution.battery import (
@@ -67,6 +68,9 @@ class BatteryPoolSteering(PoolSteering):
         self._exponent = exponent
         self._discharge_limit = discharge_limit
         self._fuse_room = fuse_room
+        self.wanted_w: float | None = None
+        """What the sets' targets asked of the pool last round, before the grid
+        fuse bounded them (`None`: no target): the EV chargers leave room for it."""
         self._battery_pairs = BatteryPairs(context.topology, context.store)
         self._last_pairs: tuple[ComponentSet, float, _Pairs] | None = None
         """The pairs `system_bounds` just built, for the distribution that follows."""
@@ -128,11 +132,20 @@ class BatteryPoolSteering(PoolSteering):
         )
         targets = list(self._targets())
         fuse = self._fuse_budget([ids for ids, _ in targets])
-        for component_ids, target in targets:
+        wanted = [
+            (ids, None if target is None else budget.bound(target))
+            for ids, target in targets
+        ]
+        self.wanted_w = (
+            math.fsum(w for _, w in wanted if w is not None)
+            if any(w is not None for _, w in wanted)
+            else None
+        )
+        for component_ids, target in wanted:
             releasing = target is None
             result = await self._steer_set(
                 component_ids,
-                fuse.bound(budget.bound(0.0 if target is None else target)),
+                fuse.bound(0.0 if target is None else target),
                 now,
                 force=component_ids in forced or releasing,
             )

@@ -213,6 +213,9 @@ class MicrogridController:
                 fuse_room=self._grid_fuse.room,
             ),
         }
+        ev_pool = self._pools[Pool.EV_CHARGERS]
+        assert isinstance(ev_pool, EvPoolSteering)
+        ev_pool.pending_import_w = self._pending_import_w
         self._locks = {pool: asyncio.Lock() for pool in self._pools}
         self._tick_dispatch: dict[Pool, asyncio.Task[Results]] = {}
         """Per pool: the tick's dispatch in flight (a proposal cancels it)."""
@@ -382,6 +385,20 @@ class MicrogridController:
     def observe_site(self, site: SiteFlows) -> None:
         """Take the site's latest power flows (solar surplus, battery for EVs)."""
         self._site = site
+
+    def _pending_import_w(self, at: float) -> float:
+        """What the battery and PV pools want to add to the import since `at` (W)."""
+        total = 0.0
+        for pool in (Pool.BATTERIES, Pool.PV):
+            steering = self._pools[pool]
+            assert isinstance(steering, BatteryPoolSteering | PvPoolSteering)
+            inverters = (
+                self._context.topology.battery_inverter_ids
+                if pool is Pool.BATTERIES
+                else steering.component_ids
+            )
+            total += self._grid_fuse.pending_import_w(inverters, steering.wanted_w, at)
+        return total
 
     def battery_discharge_limit_w(self) -> float | None:
         """The battery pool's discharge limit now (W); `None`: none.

@@ -29,7 +29,7 @@ status (headroom, limit exceeded, energy above the limit) is recorded in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 import dataclasses
 import math
 
@@ -127,6 +127,11 @@ class EvPoolSteering(PoolSteering):
         context.store.keep_history(context.topology.ev_charger_ids, CURRENT_PHASES)
         self._allocators: dict[ComponentSet, EvChargerAllocator] = {}
         self._log = ChargerSetpointLog()
+        self.pending_import_w: Callable[[float], float] | None = None
+        """What the battery and PV pools are about to add to the grid's import
+        beyond what it showed at a sample time (W; `GridFuse.pending_import_w`):
+        the chargers leave it free, so those pools raise into room the fuse has
+        (`grid_fuse`) instead of into the chargers' current."""
         self.modes = modes
         self.targets = targets
 
@@ -414,13 +419,21 @@ class EvPoolSteering(PoolSteering):
             near = [
                 currents_near(store, cid, fuse.first_sampled, since) for cid in chargers
             ]
-        return uncontrolled_currents(
+        others = uncontrolled_currents(
             fuse.currents_a,
             [
                 current_at_fuse_sample(reading, fuse, self._log.of(cid))
                 for cid, reading in zip(chargers, near, strict=True)
             ],
         )
+        pending = self.pending_import_w
+        if meter is not self._grid or pending is None:
+            return others
+        extra_a = pending(fuse.first_sampled) / (
+            CHARGER_PHASES * self.config.nominal_voltage_v
+        )
+        l1, l2, l3 = (current + extra_a for current in others)
+        return (l1, l2, l3)
 
     def _fitting(
         self,

@@ -11,10 +11,11 @@ every round, by the room the fuse leaves the pool:
   grid's current less the pool's share (its power spread evenly over the three
   phases) less the chargers' currents, all as they were when the grid's reading
   was sampled (readings that belong together, spec §4);
-- import: the pool may draw up to the fuse less the others on the phase with the
-  least room. The chargers do not count: they yield to the pool at their next
-  round (as they do to any other load), and only what they cannot free is
-  forbidden;
+- import: the pool may draw up to the fuse less the others and the chargers on
+  the phase with the least room: it raises only into room the grid shows free.
+  What it wants beyond that the chargers leave free at their next round
+  (`pending_import_w`, counted like a load), so the raise follows a round later
+  and never meets the chargers' current on the way;
 - export: the pool may feed in up to the fuse plus the others on the phase with
   the least room, again without the chargers: a car that stops charging would
   otherwise leave the export above the fuse.
@@ -109,10 +110,8 @@ class GridFuse:
         most_others: list[float] = []
         least_others: list[float] = []
         for grid_a, metric in zip(grid.currents_a, CURRENT_PHASES, strict=True):
-            ev_low, ev_high = _summed(
-                self._store, self._chargers, metric, at, positive=True
-            )
-            most_others.append(grid_a - pool_low / self._watts_per_amp - ev_low)
+            _, ev_high = _summed(self._store, self._chargers, metric, at, positive=True)
+            most_others.append(grid_a - pool_low / self._watts_per_amp)
             least_others.append(grid_a - pool_high / self._watts_per_amp - ev_high)
         import_a = min(fuse - other for other in most_others)
         export_a = min(fuse + other for other in least_others)
@@ -120,6 +119,22 @@ class GridFuse:
             lowest_w=-export_a * self._watts_per_amp,
             highest_w=import_a * self._watts_per_amp,
         )
+
+    def pending_import_w(
+        self, inverter_ids: Iterable[int], wanted_w: float | None, at: float
+    ) -> float:
+        """How much more than at `at` a pool wants to draw (W, ≥ 0).
+
+        Its target less the least it may have drawn then (`_bracket`): the EV
+        chargers leave that free (`EvPoolSteering.pending_import_w`), and the
+        pool raises into it once the grid shows it free.
+        """
+        if wanted_w is None or self._fuse_a is None:
+            return 0.0
+        low, _ = _summed(
+            self._store, inverter_ids, members.AC_POWER, at, positive=False
+        )
+        return max(0.0, wanted_w - low)
 
     def _paired_grid(self, inverters: Sequence[int]) -> TimedCurrents:
         """The newest grid reading every fresh inverter of the pool has one of.

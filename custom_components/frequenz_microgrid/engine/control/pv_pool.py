@@ -11,6 +11,7 @@ lapses) and the setpoints are then no longer kept alive.
 from __future__ import annotations
 
 from collections.abc import Iterable
+import math
 
 from ..bounds import PowerBounds
 from ..distribution.pv import distribute_pv_power
@@ -48,6 +49,10 @@ class PvPoolSteering(PoolSteering):
         """
         super().__init__(context, manager, context.topology.pv_inverter_ids)
         self._fuse_room = fuse_room
+        self.wanted_w: float | None = None
+        """The production limits the sets' targets asked for last round, before
+        the grid fuse bounded them (`None`: no target): a limit above what the
+        inverters produce adds import, and the EV chargers leave room for it."""
 
     def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
         """The working inverters' bounds added up."""
@@ -60,6 +65,8 @@ class PvPoolSteering(PoolSteering):
         results: Results = {}
         targets = list(self._targets())
         fuse = self._fuse_budget([ids for ids, _ in targets])
+        asked = [target for _, target in targets if target is not None]
+        self.wanted_w = math.fsum(asked) if asked else None
         for component_ids, target in targets:
             releasing = target is None
             if target is None:
