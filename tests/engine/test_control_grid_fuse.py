@@ -7,6 +7,7 @@ simulator saw a fuse carry more than its rating (`control_bench`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import dataclasses
 
 import pytest
@@ -141,3 +142,56 @@ async def test_a_pv_limit_keeps_the_export_within_the_grid_fuse() -> None:
         fuse.peak_a = fuse.ampere_seconds = fuse.seconds = 0.0
         await asyncio.sleep(1.0)
         assert 9.0 < bench.sim.overloads[GRID].peak_a <= 10.0 + 0.01
+
+
+def depot_with_cars_behind(fuse_a: int) -> Scenario:
+    """The depot's twelve listed cars plugged in within its first seconds."""
+    depot = depot_behind(fuse_a)
+    listed = load_scenario("depot").ev_arrivals
+    return dataclasses.replace(
+        depot,
+        ev_arrivals=tuple(
+            dataclasses.replace(
+                arrival,
+                arrive_at_s=0.5 * index,
+                depart_at_s=None
+                if arrival.depart_at_s is None
+                else 0.5 * index + arrival.depart_at_s - arrival.arrive_at_s,
+            )
+            for index, arrival in enumerate(listed)
+        ),
+    )
+
+
+async def test_a_battery_charge_waits_for_the_chargers_to_make_room() -> None:
+    """The cars hold most of the fuse; a battery charge gets its room from them.
+
+    12 kW are 17.4 A a phase, more than the ~13 A the cars leave free. The
+    controller ticks only when the test says so: the proposal's own steering
+    raises the battery into the free room only (the chargers have not moved
+    yet, and the bench fails on any overload); the chargers then leave free
+    what the battery still wants, and the battery follows a tick later.
+    """
+    async with control_bench(depot_with_cars_behind(160), ticking=False) as bench:
+        grid = bench.sim.model.component(2)
+
+        async def ticked_until(condition: Callable[[], bool], ticks: int) -> bool:
+            for _ in range(ticks):
+                if condition():
+                    return True
+                await bench.controller.tick()
+                await asyncio.sleep(0.25)
+            return condition()
+
+        assert await ticked_until(lambda: max(grid.phases.currents()) > 140.0, 60)
+        await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.charge", priority=10, power=12_000.0
+        )
+        await asyncio.sleep(0.3)
+        first = held_sum(bench.sim, DEPOT_BATTERY_INVERTERS)
+        assert 0.0 < first < 11_000.0
+        assert await ticked_until(
+            lambda: abs(held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) - 12_000.0) < 1.0,
+            12,
+        )
+        assert max(grid.phases.currents()) <= 160.0 + 0.01
