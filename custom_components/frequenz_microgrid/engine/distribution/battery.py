@@ -480,9 +480,20 @@ def _split(
         )
         if not reservation.zones_bind:
             powers, excess = sdk_finish(reservation)
-            if _adds_up(power, powers, excess) and _all_safe(powers, ratios, view):
+            usable = _adds_up(power, powers, excess) and _all_safe(powers, ratios, view)
+            if not usable:
+                return safe_split(power, ratios, view.minimum, view.upper)
+            if excess <= _ALLOWED_TOLERANCE:
                 return powers, excess
-            return safe_split(power, ratios, view.minimum, view.upper)
+            # The SDK left some unplaced (a pair that takes nothing, whose zone
+            # edge is the request, counts as reserved): never less than the safe
+            # split would place.
+            safe_powers, safe_excess = safe_split(
+                power, ratios, view.minimum, view.upper
+            )
+            if safe_excess < excess - _ALLOWED_TOLERANCE:
+                return safe_powers, safe_excess
+            return powers, excess
     safe_powers, safe_excess = safe_split(power, ratios, view.minimum, view.upper)
     if _sdk_cannot_place_more(power, safe_excess):
         return safe_powers, safe_excess

@@ -56,6 +56,10 @@ used (never worse than the greedy one).
 """
 
 
+_NEGLIGIBLE_RATIO = 1e-12
+"""A pair's availability ratio below this share of the largest counts as none."""
+
+
 def safe_split(
     power: float,
     ratios: Sequence[float],
@@ -76,18 +80,26 @@ def safe_split(
     """
     count = len(ratios)
     powers = [0.0] * count
+    # Weights relative to the largest: the split only depends on their ratios,
+    # and a pair's share per weight (the level) stays finite. A pair whose
+    # ratio is below `_NEGLIGIBLE_RATIO` of the largest (a subnormal capacity
+    # from broken telemetry, say) takes nothing instead of making it overflow.
+    largest = max((r for r in ratios if math.isfinite(r)), default=0.0)
     candidates = [
         i
         for i, ratio, minimum, upper in zip(
             range(count), ratios, min_powers, upper_bounds, strict=True
         )
-        if ratio > 0.0 and upper > 0.0 and minimum <= upper
+        if largest > 0.0
+        and largest * _NEGLIGIBLE_RATIO < ratio <= largest
+        and upper > 0.0
+        and minimum <= upper
     ]
     if not candidates:
         return powers, power
     # From here on, per-candidate lists (position k is pair candidates[k]): every
     # step below reads them in order instead of looking pairs up by index.
-    weights = [ratios[i] for i in candidates]
+    weights = [ratios[i] / largest for i in candidates]
     minimums = [min_powers[i] for i in candidates]
     uppers = [upper_bounds[i] for i in candidates]
 
