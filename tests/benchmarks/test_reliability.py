@@ -28,6 +28,18 @@ LINE = re.compile(
 )
 
 
+def assert_recovered_cleanly(result: faults.CaseResult) -> None:
+    """The case recovered in time, with every other counter at 0."""
+    assert result.recovered_s is not None, result.details
+    assert result.recovered_s <= faults.RECOVERY_TIMEOUT_S
+    assert (
+        result.unsafe_setpoints,
+        result.exceptions,
+        result.lost_proposals,
+        result.lingering_tasks,
+    ) == (0, 0, 0, 0), result.details
+
+
 @pytest.fixture(autouse=True)
 def restore_default_time_zone() -> Iterator[None]:
     """The benchmarks' Home Assistant sets its time zone process-wide; undo it."""
@@ -44,14 +56,7 @@ async def test_fault_benchmark_on_three_faults(
 
     assert [r.name for r in results] == names
     for result in results:
-        assert result.recovered_s is not None, result.details
-        assert result.recovered_s <= faults.RECOVERY_TIMEOUT_S
-        assert (
-            result.unsafe_setpoints,
-            result.exceptions,
-            result.lost_proposals,
-            result.lingering_tasks,
-        ) == (0, 0, 0, 0), result.details
+        assert_recovered_cleanly(result)
     lines = capsys.readouterr().out.splitlines()
     assert [line for line in lines if LINE.fullmatch(line)] == [
         r.line() for r in results
@@ -143,13 +148,7 @@ async def test_fault_benchmark_on_the_depot_sums_its_pools(
     results = await faults.run(hold_s=2.5, only=["error_state"], scenario="depot")
 
     (result,) = results
-    assert result.recovered_s is not None, result.details
-    assert (
-        result.unsafe_setpoints,
-        result.exceptions,
-        result.lost_proposals,
-        result.lingering_tasks,
-    ) == (0, 0, 0, 0), result.details
+    assert_recovered_cleanly(result)
     lines = capsys.readouterr().out.splitlines()
     (fuse_line,) = [line for line in lines if line.startswith("faults fuses ")]
     peaks = {
