@@ -155,6 +155,11 @@ class BatteryPoolSteering(PoolSteering):
                 results[component_ids] = result
         return results
 
+    @property
+    def inverter_ids(self) -> frozenset[int]:
+        """The inverters that carry the pool's power (what the grid fuse sees)."""
+        return self.context.topology.battery_inverter_ids
+
     def _fuse_budget(self, steered: Iterable[ComponentSet]) -> FuseBudget:
         """The grid fuse's room for this round's sets (`grid_fuse`).
 
@@ -164,7 +169,7 @@ class BatteryPoolSteering(PoolSteering):
         if self._fuse_room is None or not steered:
             return FuseBudget(None)
         topology = self.context.topology
-        inverters = topology.battery_inverter_ids
+        inverters = self.inverter_ids
         steered_inverters = {
             inverter
             for component_ids in steered

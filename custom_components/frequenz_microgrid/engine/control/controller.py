@@ -392,12 +392,9 @@ class MicrogridController:
         for pool in (Pool.BATTERIES, Pool.PV):
             steering = self._pools[pool]
             assert isinstance(steering, BatteryPoolSteering | PvPoolSteering)
-            inverters = (
-                self._context.topology.battery_inverter_ids
-                if pool is Pool.BATTERIES
-                else steering.component_ids
+            total += self._grid_fuse.pending_import_w(
+                steering.inverter_ids, steering.wanted_w, at
             )
-            total += self._grid_fuse.pending_import_w(inverters, steering.wanted_w, at)
         return total
 
     def battery_discharge_limit_w(self) -> float | None:

@@ -60,7 +60,7 @@ from ..hub.targets import ChargingTargets
 from ..pools import CURRENT_PHASES
 from ..power_manager import PowerManager
 from ..results import Request
-from ..telemetry import FreshView, SampleHistory
+from ..telemetry import FreshView
 from .charger_setpoints import ChargerSetpointLog
 from .inputs import (
     CHARGER_PHASES,
@@ -393,24 +393,7 @@ class EvPoolSteering(PoolSteering):
         store = self.context.store
         since = store.wall_time_s() - store.freshness_s
         chargers = sorted(charger_ids)
-        # What each fresh charger keeps (`None`: nothing usable): a meter's
-        # sample time (never before `since`) is one of a charger's kept ones
-        # when its history has a reading of it.
-        kept: list[SampleHistory | None] = [
-            store.history(cid) if store.is_fresh(cid) else None for cid in chargers
-        ]
-        best: tuple[int, TimedCurrents] | None = None
-        for sampled in meter.sample_times(store, since):
-            unpaired = sum(
-                1 for history in kept if history is None or history.at(sampled) is None
-            )
-            if best is not None and unpaired >= best[0]:
-                continue
-            fuse_at = meter.at(store, sampled)
-            if fuse_at is not None:
-                best = (unpaired, fuse_at)
-                if unpaired == 0:
-                    break
+        best = meter.newest_paired(store, chargers, since)
         if best is None:
             fuse = meter.measure(store)
             near = [readings[cid] for cid in chargers]

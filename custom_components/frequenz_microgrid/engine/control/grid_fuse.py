@@ -137,27 +137,18 @@ class GridFuse:
         return max(0.0, wanted_w - low)
 
     def _paired_grid(self, inverters: Sequence[int]) -> TimedCurrents:
-        """The newest grid reading every fresh inverter of the pool has one of.
+        """The grid reading the pool's inverters have readings of (`newest_paired`).
 
         A round of telemetry arrives spread out: the grid's newest reading may
         already count a setpoint the pool's readings of the same instant have
         not shown yet. Bracketing those (`_bracket`) is safe but strict, and a
         strict round followed by an exact one would move the pool up and down.
-        Without any such reading: the newest one (bracketed).
+        Without any kept reading: the newest one (bracketed).
         """
         store = self._store
         since = store.wall_time_s() - store.freshness_s
-        fresh = [cid for cid in inverters if store.is_fresh(cid)]
-        for sampled in self._grid.sample_times(store, since):
-            if all(
-                (history := store.history(cid)) is not None
-                and members.AC_POWER in (history.at(sampled) or {})
-                for cid in fresh
-            ):
-                paired = self._grid.at(store, sampled)
-                if paired is not None:
-                    return paired
-        return self._grid.measure(store)
+        best = self._grid.newest_paired(store, inverters, since)
+        return self._grid.measure(store) if best is None else best[1]
 
 
 def _summed(

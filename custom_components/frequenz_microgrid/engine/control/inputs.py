@@ -8,7 +8,7 @@ never given power on old data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 import math
 
@@ -396,6 +396,33 @@ class FormulaCurrents:
             return None
         l1, l2, l3 = (float(current or 0.0) for current in currents)
         return TimedCurrents((l1, l2, l3), sampled, sampled)
+
+    def newest_paired(
+        self, store: TelemetryStore, component_ids: Sequence[int], since: float
+    ) -> tuple[int, TimedCurrents] | None:
+        """The kept reading most of `component_ids` have one of the same instant.
+
+        Of the readings sampled since `since`, the newest one that every fresh
+        component has a kept reading of the same sample time for; failing that,
+        the one with the fewest without (their count is returned with it).
+        `None` without any kept reading.
+        """
+        kept = [
+            store.history(cid) if store.is_fresh(cid) else None for cid in component_ids
+        ]
+        best: tuple[int, TimedCurrents] | None = None
+        for sampled in self.sample_times(store, since):
+            unpaired = sum(
+                1 for history in kept if history is None or history.at(sampled) is None
+            )
+            if best is not None and unpaired >= best[0]:
+                continue
+            reading = self.at(store, sampled)
+            if reading is not None:
+                best = (unpaired, reading)
+                if unpaired == 0:
+                    break
+        return best
 
     def measure(self, store: TelemetryStore) -> TimedCurrents:
         """Return the latest L1–L3 in amperes and when they were sampled.

@@ -92,6 +92,11 @@ class PvPoolSteering(PoolSteering):
                 self._drop(component_ids)
         return results
 
+    @property
+    def inverter_ids(self) -> frozenset[int]:
+        """The inverters that carry the pool's power (its own components)."""
+        return self.component_ids
+
     def _fuse_budget(self, steered: Iterable[ComponentSet]) -> FuseBudget:
         """The grid fuse's room for this round's sets (`grid_fuse`).
 
@@ -100,9 +105,9 @@ class PvPoolSteering(PoolSteering):
         steered = list(steered)
         if self._fuse_room is None or not steered:
             return FuseBudget(None)
-        unsteered = self.component_ids.difference(*steered)
+        unsteered = self.inverter_ids.difference(*steered)
         return FuseBudget(
-            self._fuse_room(self.component_ids),
+            self._fuse_room(self.inverter_ids),
             measured_power_w(self.context.store, unsteered),
             production_limits=True,
         )
