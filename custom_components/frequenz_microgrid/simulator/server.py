@@ -33,6 +33,12 @@ ROUND_SPREAD = 0.5
 """The share of the sample period a round's parts are spread over (`_tick_forever`)."""
 
 
+_GRPC_RPC_TASK = "rpc_task"
+"""The name grpc.aio's server gives the task of each call it serves."""
+_RPC_UNWIND_S = 1.0
+"""How long `stop` waits for the cancelled calls' tasks to unwind."""
+
+
 class MicrogridSimulator:
     """A simulated microgrid served over the real Microgrid API (v1alpha18).
 
@@ -118,7 +124,13 @@ class MicrogridSimulator:
         self._deliveries.clear()
         server, self._server = self._server, None
         if server is not None:
+            rpcs = [t for t in asyncio.all_tasks() if t.get_name() == _GRPC_RPC_TASK]
             await server.stop(None)
+            # gRPC cancels the calls in flight but returns before their tasks
+            # have unwound: give them a moment, so nothing of ours outlives stop.
+            pending = [t for t in rpcs if not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=_RPC_UNWIND_S)
 
     async def restart(self) -> None:
         """Stop and start again on the same host and port (clients reconnect)."""
