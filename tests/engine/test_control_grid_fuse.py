@@ -10,23 +10,34 @@ import asyncio
 from collections.abc import Callable
 import dataclasses
 
+from frequenz.client.microgrid.metrics import Metric
 import pytest
 
 from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.engine.control.grid_fuse import (
+    GRID_CURRENTS_UNKNOWN,
+    GRID_FUSE,
     FuseBudget,
     FuseRoom,
 )
+from custom_components.frequenz_microgrid.engine.control.inputs import FormulaCurrents
+from custom_components.frequenz_microgrid.engine.results import (
+    Result,
+    result_as_dict,
+)
+from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
 from custom_components.frequenz_microgrid.simulator import (
+    Fault,
     MicrogridSimulator,
     load_scenario,
 )
 from custom_components.frequenz_microgrid.simulator.scenario import Kind, Scenario
 from tests.engine.test_control_bench import control_bench
-from tests.observations import held_setpoint
+from tests.observations import held_setpoint, record
 
 DEPOT_BATTERY_INVERTERS = (11, 13, 15)
 GRID = 1
+GRID_METER = 2
 
 
 def depot_behind(fuse_a: int) -> Scenario:
@@ -87,11 +98,109 @@ async def test_a_battery_discharge_stops_at_the_grid_fuse_for_export() -> None:
 
 async def test_a_small_charge_is_not_bounded() -> None:
     async with control_bench(depot_behind(100)) as bench:
-        await bench.controller.propose(
+        outcome = await bench.controller.propose(
             Pool.BATTERIES, source_id="automation.charge", priority=10, power=9_000.0
         )
         await asyncio.sleep(0.3)
         assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == pytest.approx(9_000.0)
+        assert outcome.result is not None
+        assert "limited_by" not in result_as_dict(outcome.result)
+
+
+def limited_by(result: Result | None) -> str | None:
+    """What the response says reduced the pool's target (`None`: nothing)."""
+    assert result is not None
+    reason = result_as_dict(result).get("limited_by")
+    assert reason is None or isinstance(reason, str)
+    return reason
+
+
+async def test_the_response_says_the_grid_fuse_reduced_the_target() -> None:
+    async with control_bench(depot_behind(100)) as bench:
+        outcome = await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.charge", priority=10, power=100_000.0
+        )
+        assert outcome.result is not None
+        assert outcome.result.request.power < 100_000.0
+        assert limited_by(outcome.result) == GRID_FUSE
+
+
+async def test_a_blind_grid_holds_the_batteries_where_they_stand() -> None:
+    """The grid meter sends NaN: no charge beyond the one standing, until it is back.
+
+    Moving towards 0 W stays allowed (the hold then stands there); once the
+    meter's currents are back, the fuse's room is known again and the pool
+    charges as the fuse allows.
+    """
+    async with control_bench(depot_behind(100)) as bench:
+
+        async def charge(power: float) -> Result | None:
+            outcome = await bench.controller.propose(
+                Pool.BATTERIES, source_id="automation.charge", priority=10, power=power
+            )
+            await asyncio.sleep(0.5)
+            return outcome.result
+
+        assert limited_by(await charge(20_000.0)) is None
+        assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == pytest.approx(20_000.0)
+
+        bench.sim.inject_fault(GRID_METER, Fault.SEND_NAN)
+        await asyncio.sleep(2.5)  # past the grid meter's kept readings
+        held = await charge(60_000.0)
+        assert limited_by(held) == GRID_CURRENTS_UNKNOWN
+        assert held is not None
+        assert held.request.power == pytest.approx(20_000.0)
+        for _ in range(3):
+            await asyncio.sleep(0.3)
+            assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == pytest.approx(
+                20_000.0
+            )
+
+        assert limited_by(await charge(5_000.0)) is None
+        assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == pytest.approx(5_000.0)
+        assert limited_by(await charge(60_000.0)) == GRID_CURRENTS_UNKNOWN
+        assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == pytest.approx(5_000.0)
+        assert limited_by(await charge(-8_000.0)) == GRID_CURRENTS_UNKNOWN
+        assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == 0.0
+
+        bench.sim.clear_fault(GRID_METER)
+        await asyncio.sleep(0.5)  # the meter's currents arrive again
+        assert limited_by(await charge(60_000.0)) is None
+        assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == pytest.approx(60_000.0)
+
+
+def test_a_grid_meter_without_phase_currents_leaves_the_pools_unbounded() -> None:
+    """Nothing to lose: a meter that sends power but no currents is no fuse reading.
+
+    A meter that sent nothing yet, or that sent its currents once, is one whose
+    currents are unknown now: the pools are held.
+    """
+    store = TelemetryStore()
+    grid = FormulaCurrents(f"#{GRID_METER}", store)
+    assert grid.may_measure(store)  # silent so far
+    record(store, GRID_METER, Metric.AC_POWER_ACTIVE, 1_000.0)
+    assert not grid.may_measure(store)
+    for phase in (
+        Metric.AC_CURRENT_PHASE_1,
+        Metric.AC_CURRENT_PHASE_2,
+        Metric.AC_CURRENT_PHASE_3,
+    ):
+        record(store, GRID_METER, phase, float("nan"))
+    assert grid.may_measure(store)
+    assert not FormulaCurrents(None, store).may_measure(store)
+
+
+def test_a_blind_room_only_lets_a_pool_move_towards_zero() -> None:
+    held = FuseRoom(lowest_w=0.0, highest_w=20_000.0, blind=True)
+    assert FuseBudget(held).bound_explained(60_000.0) == (
+        20_000.0,
+        GRID_CURRENTS_UNKNOWN,
+    )
+    assert FuseBudget(held).bound_explained(5_000.0) == (5_000.0, None)
+    assert FuseBudget(held).bound_explained(-5_000.0) == (0.0, GRID_CURRENTS_UNKNOWN)
+    producing = FuseRoom(lowest_w=-7_000.0, highest_w=0.0, blind=True)
+    limits = FuseBudget(producing, production_limits=True)
+    assert limits.bound_explained(-50_000.0) == (-7_000.0, GRID_CURRENTS_UNKNOWN)
 
 
 def test_the_room_is_shared_by_the_sets_of_a_round() -> None:

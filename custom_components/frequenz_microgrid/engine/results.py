@@ -22,6 +22,9 @@ class Request:
     component_ids: frozenset[int]
     adjust_power: bool = True
     """Clamp a request outside the inclusion bounds instead of refusing it."""
+    limited_by: str | None = None
+    """Why `power` is less than the pool's target (e.g. ``grid_fuse``); `None`:
+    it is the target."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +97,8 @@ def result_as_dict(result: Result) -> dict[str, Any]:
         "requested_power": result.request.power,
         "components": sorted(result.request.component_ids),
     }
+    if result.request.limited_by is not None:
+        data["limited_by"] = result.request.limited_by
     match result:
         case Success() | PartialFailure():
             data["succeeded_power"] = result.succeeded_power

@@ -493,6 +493,14 @@ class TelemetryStore:
         entry = self._components.get(component_id)
         return None if entry is None else entry.last_seen
 
+    def has_sent(self, component_id: int, metric: Metric | int) -> bool | None:
+        """Whether the component ever sent `metric` (`None`: it sent nothing yet).
+
+        Ever, however old or NaN: whether the metric is part of what it sends.
+        """
+        entry = self._components.get(component_id)
+        return None if entry is None else metric in entry.readings
+
     def is_fresh(self, component_id: int) -> bool:
         """Return whether the component sent anything within the freshness window."""
         age = self.age_s(component_id)

@@ -143,9 +143,11 @@ class BatteryPoolSteering(PoolSteering):
         )
         for component_ids, target in wanted:
             releasing = target is None
+            power, limited_by = fuse.bound_explained(0.0 if target is None else target)
             result = await self._steer_set(
-                component_ids,
-                fuse.bound(0.0 if target is None else target),
+                Request(
+                    power=power, component_ids=component_ids, limited_by=limited_by
+                ),
                 now,
                 force=component_ids in forced or releasing,
             )
@@ -182,12 +184,12 @@ class BatteryPoolSteering(PoolSteering):
         )
 
     async def _steer_set(
-        self, component_ids: ComponentSet, target: float, now: float, *, force: bool
+        self, request: Request, now: float, *, force: bool
     ) -> Result | None:
-        """Distribute one set's target; return the result if anything was decided."""
+        """Distribute one set's request; return the result if anything was decided."""
+        component_ids, target = request.component_ids, request.power
         pairs, unreachable = self._pairs(component_ids, now)
         self._last_pairs = None
-        request = Request(power=target, component_ids=component_ids)
         outcome = distribute_battery_power(
             target, pairs, exponent=self._exponent, unreachable_power=unreachable
         )

@@ -190,6 +190,7 @@ class MicrogridController:
             store,
             topology,
             voltage_v=(ev_config or EvAllocatorConfig()).nominal_voltage_v,
+            standing=lambda: self._distributor.standing_setpoints,
         )
         self._pools: dict[Pool, PoolSteering] = {
             Pool.BATTERIES: BatteryPoolSteering(

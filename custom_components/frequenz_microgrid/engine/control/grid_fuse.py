@@ -27,13 +27,20 @@ make it stricter for a round. A battery's power is only ever moved towards
 zero: never turned into a discharge (or the other way round), nor raised, to
 relieve the fuse of a load the pool did not cause (spec: never send power
 against the request's direction). A PV production limit is moved either way
-within the room. Without a fuse, or while the grid's currents
-are unknown, nothing is bounded (as before).
+within the room. Without a fuse nothing is bounded.
+
+While the grid's currents are unknown (its meter silent, or sending NaN), the
+fuse's room cannot be known either: the pool is held where it stands — it may
+move towards 0 W, but neither draw nor feed in more than it was commanded or
+measured to when the grid went blind (`FuseRoom.blind`), as the EV chargers
+hold their minimum then. A grid whose meters send no phase currents at all
+(they were never part of its telemetry) is not bounded: there is no fuse
+reading to lose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 import math
 
@@ -61,6 +68,19 @@ class FuseRoom:
     """The most the pool may feed in (negative: discharge, production)."""
     highest_w: float
     """The most the pool may draw (positive: charge)."""
+    blind: bool = False
+    """The grid's currents are unknown: the room is where the pool stands."""
+
+    @property
+    def reason(self) -> str:
+        """Why a target was reduced to this room (service responses)."""
+        return GRID_CURRENTS_UNKNOWN if self.blind else GRID_FUSE
+
+
+GRID_FUSE = "grid_fuse"
+"""A target was reduced to what the grid fuse carries."""
+GRID_CURRENTS_UNKNOWN = "grid_currents_unknown"
+"""A target was held where the pool stood: the grid's currents are unknown."""
 
 
 class GridFuse:
@@ -73,9 +93,15 @@ class GridFuse:
         topology: Topology,
         *,
         voltage_v: float,
+        standing: Callable[[], Mapping[int, float]],
     ) -> None:
-        """Bound the pools of `topology` below its grid fuse (`grid`: its currents)."""
+        """Bound the pools of `topology` below its grid fuse (`grid`: its currents).
+
+        `standing`: the setpoints the components are commanded to now (W, by
+        component id), where a pool is held while the grid's currents are unknown.
+        """
         self._store = store
+        self._standing = standing
         self._watts_per_amp = PHASES * voltage_v
         self.follow(grid, topology)
 
@@ -102,7 +128,9 @@ class GridFuse:
         inverters = tuple(inverter_ids)
         grid = self._paired_grid(inverters)
         if not all(math.isfinite(current) for current in grid.currents_a):
-            return None
+            if not self._grid.may_measure(self._store):
+                return None  # no fuse reading to lose: not bounded
+            return self._held(inverters)
         at = grid.last_sampled
         pool_low, pool_high = _summed(
             self._store, inverters, members.AC_POWER, at, positive=False
@@ -118,6 +146,22 @@ class GridFuse:
         return FuseRoom(
             lowest_w=-export_a * self._watts_per_amp,
             highest_w=import_a * self._watts_per_amp,
+        )
+
+    def _held(self, inverters: Sequence[int]) -> FuseRoom:
+        """The room of a pool while the grid is blind: from 0 W to where it stands.
+
+        Where it stands: its setpoints and its measured power, whichever is
+        further from 0 W on each side (a battery that has not reached its
+        setpoint yet keeps it; an unsteered PV keeps what it produces).
+        """
+        standing = self._standing()
+        commanded = math.fsum(standing.get(inverter, 0.0) for inverter in inverters)
+        measured = measured_power_w(self._store, inverters)
+        return FuseRoom(
+            lowest_w=min(0.0, commanded, measured),
+            highest_w=max(0.0, commanded, measured),
+            blind=True,
         )
 
     def pending_import_w(
@@ -230,6 +274,13 @@ class FuseBudget:
         self._room = room
         self._taken_w = unsteered_w
         self._limits = production_limits
+
+    def bound_explained(self, target_w: float) -> tuple[float, str | None]:
+        """`bound`, and why the target was reduced (`None`: it was not)."""
+        bounded = self.bound(target_w)
+        if bounded == target_w or self._room is None:
+            return bounded, None
+        return bounded, self._room.reason
 
     def bound(self, target_w: float) -> float:
         """`target_w` within what the room still leaves.

@@ -361,6 +361,21 @@ class FormulaCurrents:
         self._members = () if self._formula is None else self._formula.component_ids
         store.keep_history(self._members, CURRENT_PHASES)
 
+    def may_measure(self, store: TelemetryStore) -> bool:
+        """Whether the formula's meters measure the currents, known now or not.
+
+        Not when there is no formula, or when a meter that has sent telemetry
+        never sent a phase current: its currents are not part of what it sends.
+        A meter that sent nothing yet (silent since it was subscribed) may.
+        """
+        if self._formula is None:
+            return False
+        return all(
+            store.has_sent(member, metric) is not False
+            for member in self._members
+            for metric in CURRENT_PHASES
+        )
+
     def power(self, store: TelemetryStore) -> float:
         """The latest active power the formula measures (W; NaN: unknown)."""
         if self._formula is None:

@@ -69,11 +69,12 @@ class PvPoolSteering(PoolSteering):
         self.wanted_w = math.fsum(asked) if asked else None
         for component_ids, target in targets:
             releasing = target is None
+            limited_by: str | None = None
             if target is None:
                 system = self.system_bounds(component_ids, now)
                 target = self.manager.default_power.of(system)
             else:
-                target = fuse.bound(target)
+                target, limited_by = fuse.bound_explained(target)
             working = self.context.health.working(component_ids, now)
             inputs = pv_inputs(self.context.store, working)
             setpoints = distribute_pv_power(target, inputs)
@@ -85,7 +86,9 @@ class PvPoolSteering(PoolSteering):
                     continue
                 to_send = changes
             report = await self._send(component_ids, setpoints, to_send)
-            request = Request(power=target, component_ids=component_ids)
+            request = Request(
+                power=target, component_ids=component_ids, limited_by=limited_by
+            )
             results[component_ids] = dispatch_result(request, setpoints, report)
             if releasing:
                 await self.context.distributor.release(frozenset(setpoints))
