@@ -38,6 +38,7 @@ from tests.observations import held_setpoint, record
 DEPOT_BATTERY_INVERTERS = (11, 13, 15)
 GRID = 1
 GRID_METER = 2
+HOME_BATTERY_INVERTER = 3
 
 
 def depot_behind(fuse_a: int) -> Scenario:
@@ -304,3 +305,87 @@ async def test_a_battery_charge_waits_for_the_chargers_to_make_room() -> None:
             12,
         )
         assert max(grid.phases.currents()) <= 160.0 + 0.01
+
+
+def home_on_one_line(fuse_a: int) -> Scenario:
+    """The home without PV or cars, its battery inverter on L1, behind `fuse_a`.
+
+    A single-phase battery inverter (as the home's Sunny Island is in reality)
+    puts its whole power on one line: 5 kW are 21.7 A there, not 7.2 A a phase.
+    """
+    home = load_scenario("home")
+    components = []
+    for spec in home.components:
+        if spec.kind is Kind.PV_INVERTER:
+            continue
+        if spec.kind is Kind.GRID:
+            spec = dataclasses.replace(spec, fuse_current_a=fuse_a)
+        if spec.inverter is not None:
+            spec = dataclasses.replace(
+                spec, inverter=dataclasses.replace(spec.inverter, phase=1)
+            )
+        components.append(spec)
+    return dataclasses.replace(
+        home, components=tuple(components), ev_arrivals=(), ev_traffic=None
+    )
+
+
+async def test_a_single_phase_battery_charges_up_to_the_fuse_on_its_line() -> None:
+    """5 kW asked behind a 16 A fuse: L1 carries the house's 1.3 A and the battery.
+
+    Taken as three-phase, 5 kW would look like 7.2 A a phase and be sent whole,
+    21.7 A on L1. Read from its phase currents, the battery gets what L1 leaves:
+    (16 − 1.3) A × 230 V ≈ 3.38 kW, and L2 and L3 stay at the house's load.
+    """
+    async with control_bench(home_on_one_line(16)) as bench:
+        outcome = await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.charge", priority=10, power=5_000.0
+        )
+        assert limited_by(outcome.result) == GRID_FUSE
+        held = []
+        for _ in range(4):
+            await asyncio.sleep(0.3)
+            held.append(held_setpoint(bench.sim, HOME_BATTERY_INVERTER) or 0.0)
+        assert held == pytest.approx([3_381.0] * 4, abs=60.0)
+        l1, l2, l3 = bench.sim.model.component(GRID_METER).phases.currents()
+        assert 15.5 < l1 <= 16.0 + 0.01
+        assert l2 < 1.0
+        assert l3 < 1.0
+        assert bench.sim.overloads[GRID].peak_a <= 16.0 + 0.01
+
+
+async def test_a_single_phase_pool_leaves_the_other_lines_to_the_chargers() -> None:
+    """The battery on L1 wants more than the car leaves it: L1 is made free for it.
+
+    The car draws the same current on all three lines, as much as L1 allows; for
+    the battery's pending import the charger makes 21.7 A of room on L1 (taken
+    as three-phase it would make 7.2 A, and L1 would be overloaded once the
+    battery follows), and keeps charging at what is left.
+    """
+    scenario = home_on_one_line(32)
+    scenario = dataclasses.replace(
+        scenario,
+        ev_arrivals=(
+            dataclasses.replace(
+                load_scenario("depot").ev_arrivals[0], charger_id=6, arrive_at_s=0.0
+            ),
+        ),
+    )
+    async with control_bench(scenario) as bench:
+        grid = bench.sim.model.component(GRID_METER)
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            if max(grid.phases.currents()) > 25.0:
+                break
+        await bench.controller.propose(
+            Pool.BATTERIES, source_id="automation.charge", priority=10, power=5_000.0
+        )
+        for _ in range(12):
+            await asyncio.sleep(0.25)
+        held = held_setpoint(bench.sim, HOME_BATTERY_INVERTER) or 0.0
+        l1, l2, l3 = grid.phases.currents()
+        assert held == pytest.approx(5_000.0, abs=1.0)
+        assert l1 <= 32.0 + 0.01
+        assert l2 > 6.0  # the car still charges (at ~9 A: L1 less 23 A)
+        assert l3 > 6.0
+        assert bench.sim.overloads[GRID].peak_a <= 32.0 + 0.01

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import pytest
 
 from custom_components.frequenz_microgrid.engine.bounds import PowerBounds
@@ -15,13 +19,17 @@ from custom_components.frequenz_microgrid.simulator.physics.ev_charger import (
     CableState,
 )
 from custom_components.frequenz_microgrid.simulator.physics.inverter import (
+    InverterParams,
     daylight_factor,
 )
 from custom_components.frequenz_microgrid.simulator.physics.model import (
     MicrogridModel,
     Operation,
 )
-from custom_components.frequenz_microgrid.simulator.scenario import Kind
+from custom_components.frequenz_microgrid.simulator.scenario import (
+    Kind,
+    scenario_from_dict,
+)
 
 from .conftest import (
     BATTERY,
@@ -32,6 +40,14 @@ from .conftest import (
     GRID_METER,
     HOUSEHOLD_METER,
     PV_INVERTER,
+)
+
+SCENARIOS = (
+    Path(__file__).parents[2]
+    / "custom_components"
+    / "frequenz_microgrid"
+    / "simulator"
+    / "scenarios"
 )
 
 
@@ -149,6 +165,55 @@ def test_ev_cable_plugs_then_locks_then_charges() -> None:
     assert charger.session is not None
     # 11.04 kW for 10 minutes at 92 % efficiency into 50 kWh.
     assert charger.session.soc_pct == pytest.approx(20 + 11_040 * 0.92 / 6 / 500)
+
+
+def single_phase_home(phase: int) -> MicrogridModel:
+    """The home scenario with its battery and PV inverters wired to one line."""
+    scenario = load_scenario("home")
+    components = []
+    for spec in scenario.components:
+        if spec.inverter is not None:
+            spec = dataclasses.replace(
+                spec, inverter=dataclasses.replace(spec.inverter, phase=phase)
+            )
+        components.append(spec)
+    return MicrogridModel(dataclasses.replace(scenario, components=tuple(components)))
+
+
+@pytest.mark.parametrize("phase", [1, 2, 3])
+def test_a_single_phase_inverter_carries_its_power_on_its_line(phase: int) -> None:
+    model = single_phase_home(phase)  # noon: the PV produces
+    model.set_active_power(BATTERY_INVERTER, 4_600.0, lifetime_s=60)
+    model.advance_to(1.0)
+    expected = [0.0, 0.0, 0.0]
+    expected[phase - 1] = 4_600.0
+    assert model.component(BATTERY_INVERTER).phases.as_tuple() == pytest.approx(
+        tuple(expected)
+    )
+    pv = model.component(PV_INVERTER)
+    assert pv.phases.as_tuple()[phase - 1] == pytest.approx(pv.active_power_w)
+    assert pv.active_power_w < -1_000.0
+
+
+def test_a_scenario_row_names_an_inverters_line() -> None:
+    """`"phase": 2` in a scenario file wires the inverter to L2; absent: three-phase."""
+    data = json.loads(
+        (SCENARIOS / "home.json").read_text(encoding="utf-8"),
+    )
+    for row in data["topology"]:
+        if row["id"] == BATTERY_INVERTER:
+            row["phase"] = 2
+    scenario = scenario_from_dict(data)
+    inverters = {s.id: s.inverter for s in scenario.components if s.inverter}
+    assert inverters[BATTERY_INVERTER] is not None
+    assert inverters[BATTERY_INVERTER].phase == 2
+    assert inverters[PV_INVERTER] is not None
+    assert inverters[PV_INVERTER].phase is None
+
+
+def test_an_inverter_on_a_line_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(ValueError, match="1, 2 or 3"):
+        InverterParams(rated_power_w=5_000.0, phase=4)
 
 
 def test_single_phase_ev_draws_on_one_phase_only() -> None:

@@ -250,6 +250,7 @@ def _component_from_row(row: Mapping[str, Any]) -> ComponentSpec:
             inverter = InverterParams(
                 rated_power_w=float(row["rated_power_w"]),
                 exclusion_w=float(row.get("exclusion_w", 0.0)),
+                phase=None if row.get("phase") is None else int(row["phase"]),
             )
             return replace(
                 spec,

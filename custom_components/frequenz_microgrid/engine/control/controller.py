@@ -43,6 +43,7 @@ from frequenz.client.microgrid import MicrogridApiClient
 
 from ..bounds import Bounds
 from ..distribution.ev_chargers import EvAllocatorConfig
+from ..distribution.ev_fuse import PhaseCurrents
 from ..distributor import Distributor
 from ..graph import Topology
 from ..health import HealthTracker
@@ -216,7 +217,7 @@ class MicrogridController:
         }
         ev_pool = self._pools[Pool.EV_CHARGERS]
         assert isinstance(ev_pool, EvPoolSteering)
-        ev_pool.pending_import_w = self._pending_import_w
+        ev_pool.pending_import_a = self._pending_import_a
         self._locks = {pool: asyncio.Lock() for pool in self._pools}
         self._tick_dispatch: dict[Pool, asyncio.Task[Results]] = {}
         """Per pool: the tick's dispatch in flight (a proposal cancels it)."""
@@ -387,15 +388,16 @@ class MicrogridController:
         """Take the site's latest power flows (solar surplus, battery for EVs)."""
         self._site = site
 
-    def _pending_import_w(self, at: float) -> float:
-        """What the battery and PV pools want to add to the import since `at` (W)."""
-        total = 0.0
+    def _pending_import_a(self, at: float) -> PhaseCurrents:
+        """What the battery and PV pools want to add to the import since `at` (A)."""
+        total: PhaseCurrents = (0.0, 0.0, 0.0)
         for pool in (Pool.BATTERIES, Pool.PV):
             steering = self._pools[pool]
             assert isinstance(steering, BatteryPoolSteering | PvPoolSteering)
-            total += self._grid_fuse.pending_import_w(
+            l1, l2, l3 = self._grid_fuse.pending_import_a(
                 steering.inverter_ids, steering.wanted_w, at
             )
+            total = (total[0] + l1, total[1] + l2, total[2] + l3)
         return total
 
     def battery_discharge_limit_w(self) -> float | None:

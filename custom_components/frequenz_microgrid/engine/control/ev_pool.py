@@ -127,11 +127,12 @@ class EvPoolSteering(PoolSteering):
         context.store.keep_history(context.topology.ev_charger_ids, CURRENT_PHASES)
         self._allocators: dict[ComponentSet, EvChargerAllocator] = {}
         self._log = ChargerSetpointLog()
-        self.pending_import_w: Callable[[float], float] | None = None
+        self.pending_import_a: Callable[[float], PhaseCurrents] | None = None
         """What the battery and PV pools are about to add to the grid's import
-        beyond what it showed at a sample time (W; `GridFuse.pending_import_w`):
-        the chargers leave it free, so those pools raise into room the fuse has
-        (`grid_fuse`) instead of into the chargers' current."""
+        beyond what it showed at a sample time (A per line;
+        `GridFuse.pending_import_a`): the chargers leave it free, so those pools
+        raise into room the fuse has (`grid_fuse`) instead of into the chargers'
+        current."""
         self.modes = modes
         self.targets = targets
 
@@ -409,14 +410,10 @@ class EvPoolSteering(PoolSteering):
                 for cid, reading in zip(chargers, near, strict=True)
             ],
         )
-        pending = self.pending_import_w
+        pending = self.pending_import_a
         if meter is not self._grid or pending is None:
             return others
-        extra_a = pending(fuse.first_sampled) / (
-            CHARGER_PHASES * self.config.nominal_voltage_v
-        )
-        l1, l2, l3 = (current + extra_a for current in others)
-        return (l1, l2, l3)
+        return _add(others, pending(fuse.first_sampled))
 
     def _fitting(
         self,

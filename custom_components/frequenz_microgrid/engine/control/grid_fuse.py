@@ -8,13 +8,19 @@ what it carries for export likewise. Their targets are therefore bounded, on
 every round, by the room the fuse leaves the pool:
 
 - the load besides the pool and the EV chargers ("others") is, per phase, the
-  grid's current less the pool's share (its power spread evenly over the three
-  phases) less the chargers' currents, all as they were when the grid's reading
-  was sampled (readings that belong together, spec §4);
+  grid's current less the pool's share less the chargers' currents, all as they
+  were when the grid's reading was sampled (readings that belong together, spec
+  §4). Each inverter's power is spread over L1–L3 as its own phase currents
+  show (`phase_shares`): evenly for a three-phase inverter, all on one line for a
+  single-phase one;
+- the pool's power is turned into current on each phase at the largest share
+  any of its inverters puts there (the split among them is the distribution's);
+  an inverter that has not yet carried enough current to tell counts as if all
+  its power could be on any one line;
 - import: the pool may draw up to the fuse less the others and the chargers on
   the phase with the least room: it raises only into room the grid shows free.
   What it wants beyond that the chargers leave free at their next round
-  (`pending_import_w`, counted like a load), so the raise follows a round later
+  (`pending_import_a`, counted like a load), so the raise follows a round later
   and never meets the chargers' current on the way;
 - export: the pool may feed in up to the fuse plus the others on the phase with
   the least room, again without the chargers: a car that stops charging would
@@ -47,14 +53,18 @@ import math
 from frequenz.client.microgrid.metrics import Metric
 
 from .. import members
-from ..distribution.ev_fuse import TimedCurrents
+from ..distribution.ev_fuse import PhaseCurrents, TimedCurrents
 from ..graph import Topology
 from ..pools import CURRENT_PHASES
 from ..telemetry import TelemetryStore
 from .inputs import FormulaCurrents, grid_fuse_a
 
-PHASES = 3
-"""The pools' inverters are three-phase: their power splits evenly over L1–L3."""
+type PhaseShares = tuple[float, float, float]
+"""The fractions of an inverter's power on L1, L2, L3 (adding up to 1)."""
+
+LEARN_SHARES_FROM_A = 3.0
+"""Phase currents (|L1| + |L2| + |L3|) an inverter must carry for its shares to be
+read from them: below, a few amperes of noise would decide them."""
 
 type _Bracket = tuple[float, float]
 """The least and the most a value may have been at an instant."""
@@ -102,7 +112,9 @@ class GridFuse:
         """
         self._store = store
         self._standing = standing
-        self._watts_per_amp = PHASES * voltage_v
+        self._voltage_v = voltage_v
+        self._shares: dict[int, PhaseShares] = {}
+        """Each inverter's phase shares, as last seen carrying current."""
         self.follow(grid, topology)
 
     def follow(self, grid: FormulaCurrents, topology: Topology) -> None:
@@ -115,10 +127,28 @@ class GridFuse:
         self._grid = grid
         self._chargers = tuple(sorted(topology.ev_charger_ids))
         self._store.keep_history(self._chargers, CURRENT_PHASES)
-        self._store.keep_history(
-            topology.battery_inverter_ids | topology.pv_inverter_ids,
-            (members.AC_POWER,),
-        )
+        inverters = topology.battery_inverter_ids | topology.pv_inverter_ids
+        self._store.keep_history(inverters, (members.AC_POWER,))
+        self._shares = {
+            inverter: shares
+            for inverter, shares in self._shares.items()
+            if inverter in inverters
+        }
+
+    def phase_shares(self, inverter_id: int) -> PhaseShares | None:
+        """How the inverter's power spreads over L1–L3 (`None`: not known yet).
+
+        Read from its latest phase currents while they add up to
+        `LEARN_SHARES_FROM_A` or more, and remembered for when it is idle.
+        """
+        store = self._store
+        currents = [store.value(inverter_id, metric) for metric in CURRENT_PHASES]
+        magnitudes = [abs(c) for c in currents if c is not None]
+        total = math.fsum(magnitudes)
+        if len(magnitudes) == len(currents) and total >= LEARN_SHARES_FROM_A:
+            l1, l2, l3 = (magnitude / total for magnitude in magnitudes)
+            self._shares[inverter_id] = (l1, l2, l3)
+        return self._shares.get(inverter_id)
 
     def room(self, inverter_ids: Iterable[int]) -> FuseRoom | None:
         """The room of the pool of these inverters; `None`: not bounded."""
@@ -132,21 +162,57 @@ class GridFuse:
                 return None  # no fuse reading to lose: not bounded
             return self._held(inverters)
         at = grid.last_sampled
-        pool_low, pool_high = _summed(
-            self._store, inverters, members.AC_POWER, at, positive=False
-        )
-        most_others: list[float] = []
-        least_others: list[float] = []
-        for grid_a, metric in zip(grid.currents_a, CURRENT_PHASES, strict=True):
+        shares = [self.phase_shares(inverter) for inverter in inverters]
+        pool_low, pool_high = self._pool_currents(inverters, shares, at)
+        amps_per_watt = self._amps_per_watt(shares)
+        highest_w = lowest_w = math.inf
+        for phase, metric in enumerate(CURRENT_PHASES):
+            if amps_per_watt[phase] == 0.0:
+                continue  # the pool puts nothing on this line
             _, ev_high = _summed(self._store, self._chargers, metric, at, positive=True)
-            most_others.append(grid_a - pool_low / self._watts_per_amp)
-            least_others.append(grid_a - pool_high / self._watts_per_amp - ev_high)
-        import_a = min(fuse - other for other in most_others)
-        export_a = min(fuse + other for other in least_others)
-        return FuseRoom(
-            lowest_w=-export_a * self._watts_per_amp,
-            highest_w=import_a * self._watts_per_amp,
-        )
+            grid_a = grid.currents_a[phase]
+            most_others = grid_a - pool_low[phase]
+            least_others = grid_a - pool_high[phase] - ev_high
+            highest_w = min(highest_w, (fuse - most_others) / amps_per_watt[phase])
+            lowest_w = min(lowest_w, (fuse + least_others) / amps_per_watt[phase])
+        return FuseRoom(lowest_w=-lowest_w, highest_w=highest_w)
+
+    def _pool_currents(
+        self, inverters: Sequence[int], shares: Sequence[PhaseShares | None], at: float
+    ) -> tuple[list[float], list[float]]:
+        """The least and the most current the pool carried on L1–L3 at `at` (A).
+
+        Each inverter's power at `at` (`_bracket`) on its shares of the lines; an
+        inverter whose shares are unknown carried anywhere from none to all of it
+        on each line.
+        """
+        low = [0.0, 0.0, 0.0]
+        high = [0.0, 0.0, 0.0]
+        for inverter, known in zip(inverters, shares, strict=True):
+            least_w, most_w = _bracket(self._store, inverter, members.AC_POWER, at)
+            for phase in range(3):
+                fractions = (0.0, 1.0) if known is None else (known[phase],)
+                amps = [
+                    power * fraction / self._voltage_v
+                    for power in (least_w, most_w)
+                    for fraction in fractions
+                ]
+                low[phase] += min(amps)
+                high[phase] += max(amps)
+        return low, high
+
+    def _amps_per_watt(self, shares: Sequence[PhaseShares | None]) -> PhaseShares:
+        """The most current a watt more of the pool may put on each line (A/W).
+
+        The largest share any of its inverters has there, as the distribution
+        may give the watt to any of them; an unknown one may put it on any line.
+        """
+        per_line = [0.0, 0.0, 0.0]
+        for known in shares:
+            for phase in range(3):
+                share = 1.0 if known is None else known[phase]
+                per_line[phase] = max(per_line[phase], share / self._voltage_v)
+        return (per_line[0], per_line[1], per_line[2])
 
     def _held(self, inverters: Sequence[int]) -> FuseRoom:
         """The room of a pool while the grid is blind: from 0 W to where it stands.
@@ -164,21 +230,27 @@ class GridFuse:
             blind=True,
         )
 
-    def pending_import_w(
+    def pending_import_a(
         self, inverter_ids: Iterable[int], wanted_w: float | None, at: float
-    ) -> float:
-        """How much more than at `at` a pool wants to draw (W, ≥ 0).
+    ) -> PhaseCurrents:
+        """How much more current than at `at` a pool wants to draw, per line (A, ≥ 0).
 
-        Its target less the least it may have drawn then (`_bracket`): the EV
-        chargers leave that free (`EvPoolSteering.pending_import_w`), and the
-        pool raises into it once the grid shows it free.
+        Its target less the least it may have drawn then (`_bracket`), on the
+        lines its inverters carry it (`_amps_per_watt`): the EV chargers leave
+        that free (`EvPoolSteering.pending_import_a`), and the pool raises into
+        it once the grid shows it free.
         """
         if wanted_w is None or self._fuse_a is None:
-            return 0.0
-        low, _ = _summed(
-            self._store, inverter_ids, members.AC_POWER, at, positive=False
+            return (0.0, 0.0, 0.0)
+        inverters = tuple(inverter_ids)
+        low, _ = _summed(self._store, inverters, members.AC_POWER, at, positive=False)
+        pending_w = max(0.0, wanted_w - low)
+        if pending_w == 0.0:
+            return (0.0, 0.0, 0.0)
+        l1, l2, l3 = self._amps_per_watt(
+            [self.phase_shares(inverter) for inverter in inverters]
         )
-        return max(0.0, wanted_w - low)
+        return (pending_w * l1, pending_w * l2, pending_w * l3)
 
     def _paired_grid(self, inverters: Sequence[int]) -> TimedCurrents:
         """The grid reading the pool's inverters have readings of (`newest_paired`).

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import math
 
 from ...engine.bounds import PowerBounds
+from .ac import PhasePowers
 from .battery import BatteryState
 
 
@@ -16,6 +17,20 @@ class InverterParams:
 
     rated_power_w: float
     exclusion_w: float = 0.0
+    phase: int | None = None
+    """The line a single-phase inverter is wired to (1–3); `None`: three-phase."""
+
+    def __post_init__(self) -> None:
+        """Refuse a line that does not exist."""
+        if self.phase is not None and self.phase not in (1, 2, 3):
+            raise ValueError(f"an inverter's phase is 1, 2 or 3, not {self.phase}")
+
+    def phase_powers(self, total_w: float) -> PhasePowers:
+        """How `total_w` spreads over L1–L3: evenly, or all on its one line."""
+        if self.phase is None:
+            return PhasePowers.balanced(total_w)
+        fractions = tuple(1.0 if line == self.phase else 0.0 for line in (1, 2, 3))
+        return PhasePowers.split(total_w, (fractions[0], fractions[1], fractions[2]))
 
     def rated_bounds(self) -> PowerBounds:
         """Its own AC bounds: ±rated power, minus the exclusion zone if any."""

@@ -588,7 +588,7 @@ class MicrogridModel:
             batteries, share_among_batteries(power, batteries), strict=True
         ):
             battery.carry(share, dt_s)
-        runtime.phases = PhasePowers.balanced(power)
+        runtime.phases = _inverter_phases(runtime, power)
         return bounds
 
     def _step_pv_inverter(self, runtime: ComponentRuntime, at_s: float) -> None:
@@ -597,7 +597,7 @@ class MicrogridModel:
             return
         limit = runtime.active_setpoint.value if runtime.active_setpoint else None
         power = pv_output_w(runtime.spec.pv_peak_w, self.time_of_day_s(at_s), limit)
-        runtime.phases = PhasePowers.balanced(power)
+        runtime.phases = _inverter_phases(runtime, power)
 
     def _step_ev_charger(
         self, runtime: ComponentRuntime, at_s: float, dt_s: float
@@ -640,3 +640,13 @@ def _account(record: OverloadRecord, start_s: float, pieces: list[Piece]) -> Non
     for until_s, phases in pieces:
         record.carry(phases, until_s - at_s)
         at_s = until_s
+
+
+def _inverter_phases(runtime: ComponentRuntime, power_w: float) -> PhasePowers:
+    """An inverter's power over L1–L3 (three-phase unless its spec says a line)."""
+    inverter = runtime.spec.inverter
+    return (
+        PhasePowers.balanced(power_w)
+        if inverter is None
+        else inverter.phase_powers(power_w)
+    )
