@@ -10,22 +10,17 @@ import asyncio
 from collections.abc import Callable
 import dataclasses
 
-from frequenz.client.microgrid.metrics import Metric
 import pytest
 
 from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.engine.control.grid_fuse import (
     GRID_CURRENTS_UNKNOWN,
     GRID_FUSE,
-    FuseBudget,
-    FuseRoom,
 )
-from custom_components.frequenz_microgrid.engine.control.inputs import FormulaCurrents
 from custom_components.frequenz_microgrid.engine.results import (
     Result,
     result_as_dict,
 )
-from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
 from custom_components.frequenz_microgrid.simulator import (
     Fault,
     MicrogridSimulator,
@@ -33,7 +28,7 @@ from custom_components.frequenz_microgrid.simulator import (
 )
 from custom_components.frequenz_microgrid.simulator.scenario import Kind, Scenario
 from tests.engine.test_control_bench import control_bench
-from tests.observations import held_setpoint, record
+from tests.observations import held_setpoint
 
 DEPOT_BATTERY_INVERTERS = (11, 13, 15)
 GRID = 1
@@ -168,70 +163,6 @@ async def test_a_blind_grid_holds_the_batteries_where_they_stand() -> None:
         await asyncio.sleep(0.5)  # the meter's currents arrive again
         assert limited_by(await charge(60_000.0)) is None
         assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == pytest.approx(60_000.0)
-
-
-def test_a_grid_meter_without_phase_currents_leaves_the_pools_unbounded() -> None:
-    """Nothing to lose: a meter that sends power but no currents is no fuse reading.
-
-    A meter that sent nothing yet, or that sent its currents once, is one whose
-    currents are unknown now: the pools are held.
-    """
-    store = TelemetryStore()
-    grid = FormulaCurrents(f"#{GRID_METER}", store)
-    assert grid.may_measure(store)  # silent so far
-    record(store, GRID_METER, Metric.AC_POWER_ACTIVE, 1_000.0)
-    assert not grid.may_measure(store)
-    for phase in (
-        Metric.AC_CURRENT_PHASE_1,
-        Metric.AC_CURRENT_PHASE_2,
-        Metric.AC_CURRENT_PHASE_3,
-    ):
-        record(store, GRID_METER, phase, float("nan"))
-    assert grid.may_measure(store)
-    assert not FormulaCurrents(None, store).may_measure(store)
-
-
-def test_a_blind_room_only_lets_a_pool_move_towards_zero() -> None:
-    held = FuseRoom(lowest_w=0.0, highest_w=20_000.0, blind=True)
-    assert FuseBudget(held).bound_explained(60_000.0) == (
-        20_000.0,
-        GRID_CURRENTS_UNKNOWN,
-    )
-    assert FuseBudget(held).bound_explained(5_000.0) == (5_000.0, None)
-    assert FuseBudget(held).bound_explained(-5_000.0) == (0.0, GRID_CURRENTS_UNKNOWN)
-    producing = FuseRoom(lowest_w=-7_000.0, highest_w=0.0, blind=True)
-    limits = FuseBudget(producing, production_limits=True)
-    assert limits.bound_explained(-50_000.0) == (-7_000.0, GRID_CURRENTS_UNKNOWN)
-
-
-def test_the_room_is_shared_by_the_sets_of_a_round() -> None:
-    budget = FuseBudget(FuseRoom(lowest_w=-5_000.0, highest_w=8_000.0), 1_000.0)
-    assert budget.bound(5_000.0) == 5_000.0
-    assert budget.bound(5_000.0) == 2_000.0  # 1 kW unsteered + 5 kW already taken
-    assert budget.bound(-20_000.0) == -13_000.0  # back down to the export room
-
-
-def test_the_fuse_only_moves_a_battery_towards_zero() -> None:
-    """Others alone above the fuse: a charge is cut to 0 W, nothing is raised."""
-    overloaded = FuseRoom(lowest_w=-50_000.0, highest_w=-3_000.0)
-    assert FuseBudget(overloaded).bound(10_000.0) == 0.0
-    assert FuseBudget(overloaded).bound(-1_000.0) == -1_000.0
-    exporting = FuseRoom(lowest_w=2_000.0, highest_w=40_000.0)
-    assert FuseBudget(exporting).bound(-10_000.0) == 0.0
-    assert FuseBudget(exporting).bound(1_000.0) == 1_000.0
-
-
-def test_a_production_limit_moves_either_way_within_the_room() -> None:
-    """Curtailing less is what the fuse needs when the site imports at it."""
-    importing = FuseRoom(lowest_w=-50_000.0, highest_w=-3_000.0)
-    assert FuseBudget(importing, production_limits=True).bound(-1_000.0) == -3_000.0
-    exporting = FuseRoom(lowest_w=-8_000.0, highest_w=40_000.0)
-    assert FuseBudget(exporting, production_limits=True).bound(-20_000.0) == -8_000.0
-    assert FuseBudget(exporting, production_limits=True).bound(-5_000.0) == -5_000.0
-
-
-def test_without_a_room_nothing_is_bounded() -> None:
-    assert FuseBudget(None).bound(1e9) == 1e9
 
 
 async def test_a_pv_limit_keeps_the_export_within_the_grid_fuse() -> None:
@@ -388,4 +319,52 @@ async def test_a_single_phase_pool_leaves_the_other_lines_to_the_chargers() -> N
         assert l1 <= 32.0 + 0.01
         assert l2 > 6.0  # the car still charges (at ~9 A: L1 less 23 A)
         assert l3 > 6.0
+        assert bench.sim.overloads[GRID].peak_a <= 32.0 + 0.01
+
+
+def depot_on_two_lines(fuse_a: int) -> Scenario:
+    """Two of the depot's battery inverters, 11 on L2 and 13 on L1; no PV, no cars."""
+    depot = load_scenario("depot")
+    components = []
+    for spec in depot.components:
+        if spec.kind in (Kind.PV_INVERTER, Kind.EV_CHARGER) or spec.id in (15, 16, 17):
+            continue
+        if spec.kind is Kind.GRID:
+            spec = dataclasses.replace(spec, fuse_current_a=fuse_a)
+        if spec.inverter is not None and spec.id in (11, 13):
+            line = 2 if spec.id == 11 else 1
+            spec = dataclasses.replace(
+                spec, inverter=dataclasses.replace(spec.inverter, phase=line)
+            )
+        components.append(spec)
+    return dataclasses.replace(
+        depot, components=tuple(components), ev_arrivals=(), ev_traffic=None
+    )
+
+
+async def test_a_discharge_on_one_line_makes_no_room_for_a_charge_on_another() -> None:
+    """8 kW fed in on L2 do not let 10 kW be drawn on L1 behind 32 A.
+
+    Found by review: the budget netted the two, and L1 carried 57.4 A.
+    """
+    async with control_bench(depot_on_two_lines(32)) as bench:
+        await bench.controller.propose(
+            Pool.BATTERIES,
+            source_id="automation.sell",
+            priority=10,
+            power=-8_000.0,
+            component_ids=frozenset({12}),
+        )
+        await asyncio.sleep(1.0)
+        outcome = await bench.controller.propose(
+            Pool.BATTERIES,
+            source_id="automation.charge",
+            priority=10,
+            power=10_000.0,
+            component_ids=frozenset({14}),
+        )
+        assert limited_by(outcome.result) == GRID_FUSE
+        await asyncio.sleep(1.0)
+        assert held_setpoint(bench.sim, 11) == pytest.approx(-8_000.0)
+        assert 0.0 < (held_setpoint(bench.sim, 13) or 0.0) < 10_000.0
         assert bench.sim.overloads[GRID].peak_a <= 32.0 + 0.01

@@ -91,6 +91,8 @@ class _ComponentTelemetry:
     diagnostics: ComponentStates = NO_STATES
     """The latest state snapshot, as the message brought it."""
     state_arrived: float | None = None
+    first_arrived: float = 0.0
+    """When its first message arrived (monotonic)."""
     last_arrived: float = 0.0
     all_arrived: float | None = None
     """When every reading last arrived in one message (`None`: not all at once)."""
@@ -402,7 +404,9 @@ class TelemetryStore:
         entry = self._components.get(component_id)
         new = entry is None
         if entry is None:
-            entry = self._components[component_id] = _ComponentTelemetry()
+            entry = self._components[component_id] = _ComponentTelemetry(
+                first_arrived=now
+            )
         entry.last_arrived = now
         entry.last_seen = self._wall_clock()
         self._last_arrival = now
@@ -493,13 +497,21 @@ class TelemetryStore:
         entry = self._components.get(component_id)
         return None if entry is None else entry.last_seen
 
-    def has_sent(self, component_id: int, metric: Metric | int) -> bool | None:
-        """Whether the component ever sent `metric` (`None`: it sent nothing yet).
+    def sends(self, component_id: int, metric: Metric | int) -> bool | None:
+        """Whether `metric` is part of what the component sends (`None`: not yet known).
 
-        Ever, however old or NaN: whether the metric is part of what it sends.
+        `True` once it sent it, however old or NaN; `False` once it has been
+        sending for longer than the freshness window without it (a metric may
+        come in a message of its own); `None` before that.
         """
         entry = self._components.get(component_id)
-        return None if entry is None else metric in entry.readings
+        if entry is None:
+            return None
+        if metric in entry.readings:
+            return True
+        if self._clock() - entry.first_arrived <= self.freshness_s:
+            return None
+        return False
 
     def is_fresh(self, component_id: int) -> bool:
         """Return whether the component sent anything within the freshness window."""

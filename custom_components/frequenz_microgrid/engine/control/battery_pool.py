@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 import math
 
+from .. import members
 from ..bounds import PowerBounds
 from ..distribution.battery import (
     BatteryDistribution,
@@ -29,7 +30,7 @@ from ..distribution.battery_results import battery_result
 from ..hub.battery_for_evs import DischargeBudget, DischargeLimit
 from ..power_manager import PowerManager
 from ..results import Request, Result
-from .grid_fuse import FuseBudget, FuseRoomOf, measured_power_w
+from .grid_fuse import FuseBudget, FuseRoomOf
 from .inputs import BatteryPairs
 from .status import Pool
 from .steering import (
@@ -143,7 +144,9 @@ class BatteryPoolSteering(PoolSteering):
         )
         for component_ids, target in wanted:
             releasing = target is None
-            power, limited_by = fuse.bound_explained(0.0 if target is None else target)
+            power, limited_by = fuse.bound_explained(
+                0.0 if target is None else target, self._inverters_of(component_ids)
+            )
             result = await self._steer_set(
                 Request(
                     power=power, component_ids=component_ids, limited_by=limited_by
@@ -170,17 +173,19 @@ class BatteryPoolSteering(PoolSteering):
         steered = list(steered)
         if self._fuse_room is None or not steered:
             return FuseBudget(None)
+        unsteered = self.inverter_ids.difference(*map(self._inverters_of, steered))
+        return FuseBudget(
+            self._fuse_room(self.inverter_ids),
+            self.context.store.fresh_values(members.AC_POWER, unsteered).values(),
+        )
+
+    def _inverters_of(self, component_ids: ComponentSet) -> frozenset[int]:
+        """The inverters of a set's batteries."""
         topology = self.context.topology
-        inverters = self.inverter_ids
-        steered_inverters = {
+        return frozenset(
             inverter
-            for component_ids in steered
             for battery in component_ids
             for inverter in topology.inverters_of_battery(battery)
-        }
-        return FuseBudget(
-            self._fuse_room(inverters),
-            measured_power_w(self.context.store, inverters - steered_inverters),
         )
 
     async def _steer_set(

@@ -7,16 +7,14 @@ overload it for as long as it stands, and a discharge (or PV production) above
 what it carries for export likewise. Their targets are therefore bounded, on
 every round, by the room the fuse leaves the pool:
 
-- the load besides the pool and the EV chargers ("others") is, per phase, the
+- the load besides the pool and the EV chargers ("others") is, per line, the
   grid's current less the pool's share less the chargers' currents, all as they
   were when the grid's reading was sampled (readings that belong together, spec
   §4). Each inverter's power is spread over L1–L3 as its own phase currents
   show (`phase_shares`): evenly for a three-phase inverter, all on one line for a
-  single-phase one;
-- the pool's power is turned into current on each phase at the largest share
-  any of its inverters puts there (the split among them is the distribution's);
-  an inverter that has not yet carried enough current to tell counts as if all
-  its power could be on any one line;
+  single-phase one, anywhere for one not seen carrying power yet;
+- the pool's power is turned into current on each line at the most share any
+  of its inverters may put there (the split among them is the distribution's);
 - import: the pool may draw up to the fuse less the others and the chargers on
   the phase with the least room: it raises only into room the grid shows free.
   What it wants beyond that the chargers leave free at their next round
@@ -33,15 +31,16 @@ make it stricter for a round. A battery's power is only ever moved towards
 zero: never turned into a discharge (or the other way round), nor raised, to
 relieve the fuse of a load the pool did not cause (spec: never send power
 against the request's direction). A PV production limit is moved either way
-within the room. Without a fuse nothing is bounded.
+within the room. The sets of a round share the room (`FuseBudget`), what they
+draw apart from what they feed in: the room is per line, and a discharge on one
+line frees nothing on another. Without a fuse nothing is bounded.
 
 While the grid's currents are unknown (its meter silent, or sending NaN), the
-fuse's room cannot be known either: the pool is held where it stands — it may
-move towards 0 W, but neither draw nor feed in more than it was commanded or
-measured to when the grid went blind (`FuseRoom.blind`), as the EV chargers
-hold their minimum then. A grid whose meters send no phase currents at all
-(they were never part of its telemetry) is not bounded: there is no fuse
-reading to lose.
+fuse's room cannot be known either: each inverter is held where it stands — it
+may move towards 0 W, but neither draw nor feed in more than it was commanded
+or measured to (`FuseRoom.held_w`), as the EV chargers hold their minimum then.
+A grid whose meters send no phase currents at all (`TelemetryStore.sends`) is
+not bounded: there is no fuse reading to lose.
 """
 
 from __future__ import annotations
@@ -58,13 +57,7 @@ from ..graph import Topology
 from ..pools import CURRENT_PHASES
 from ..telemetry import TelemetryStore
 from .inputs import FormulaCurrents, grid_fuse_a
-
-type PhaseShares = tuple[float, float, float]
-"""The fractions of an inverter's power on L1, L2, L3 (adding up to 1)."""
-
-LEARN_SHARES_FROM_A = 3.0
-"""Phase currents (|L1| + |L2| + |L3|) an inverter must carry for its shares to be
-read from them: below, a few amperes of noise would decide them."""
+from .phase_shares import Lines, PhaseShareBook, PhaseShares
 
 type _Bracket = tuple[float, float]
 """The least and the most a value may have been at an instant."""
@@ -78,8 +71,14 @@ class FuseRoom:
     """The most the pool may feed in (negative: discharge, production)."""
     highest_w: float
     """The most the pool may draw (positive: charge)."""
-    blind: bool = False
-    """The grid's currents are unknown: the room is where the pool stands."""
+    held_w: Mapping[int, _Bracket] | None = None
+    """While the grid's currents are unknown: per inverter, the range from 0 W to
+    where it stands (`GridFuse._held`); the two totals above are then unused."""
+
+    @property
+    def blind(self) -> bool:
+        """Whether the grid's currents are unknown (the pool is held)."""
+        return self.held_w is not None
 
     @property
     def reason(self) -> str:
@@ -113,8 +112,8 @@ class GridFuse:
         self._store = store
         self._standing = standing
         self._voltage_v = voltage_v
-        self._shares: dict[int, PhaseShares] = {}
-        """Each inverter's phase shares, as last seen carrying current."""
+        self.shares = PhaseShareBook(store, voltage_v)
+        """Which lines each inverter's power is on."""
         self.follow(grid, topology)
 
     def follow(self, grid: FormulaCurrents, topology: Topology) -> None:
@@ -129,26 +128,7 @@ class GridFuse:
         self._store.keep_history(self._chargers, CURRENT_PHASES)
         inverters = topology.battery_inverter_ids | topology.pv_inverter_ids
         self._store.keep_history(inverters, (members.AC_POWER,))
-        self._shares = {
-            inverter: shares
-            for inverter, shares in self._shares.items()
-            if inverter in inverters
-        }
-
-    def phase_shares(self, inverter_id: int) -> PhaseShares | None:
-        """How the inverter's power spreads over L1–L3 (`None`: not known yet).
-
-        Read from its latest phase currents while they add up to
-        `LEARN_SHARES_FROM_A` or more, and remembered for when it is idle.
-        """
-        store = self._store
-        currents = [store.value(inverter_id, metric) for metric in CURRENT_PHASES]
-        magnitudes = [abs(c) for c in currents if c is not None]
-        total = math.fsum(magnitudes)
-        if len(magnitudes) == len(currents) and total >= LEARN_SHARES_FROM_A:
-            l1, l2, l3 = (magnitude / total for magnitude in magnitudes)
-            self._shares[inverter_id] = (l1, l2, l3)
-        return self._shares.get(inverter_id)
+        self.shares.keep_only(inverters)
 
     def room(self, inverter_ids: Iterable[int]) -> FuseRoom | None:
         """The room of the pool of these inverters; `None`: not bounded."""
@@ -162,7 +142,7 @@ class GridFuse:
                 return None  # no fuse reading to lose: not bounded
             return self._held(inverters)
         at = grid.last_sampled
-        shares = [self.phase_shares(inverter) for inverter in inverters]
+        shares = [self.shares.of(inverter) for inverter in inverters]
         pool_low, pool_high = self._pool_currents(inverters, shares, at)
         amps_per_watt = self._amps_per_watt(shares)
         highest_w = lowest_w = math.inf
@@ -178,57 +158,58 @@ class GridFuse:
         return FuseRoom(lowest_w=-lowest_w, highest_w=highest_w)
 
     def _pool_currents(
-        self, inverters: Sequence[int], shares: Sequence[PhaseShares | None], at: float
+        self, inverters: Sequence[int], shares: Sequence[PhaseShares], at: float
     ) -> tuple[list[float], list[float]]:
         """The least and the most current the pool carried on L1–L3 at `at` (A).
 
-        Each inverter's power at `at` (`_bracket`) on its shares of the lines; an
-        inverter whose shares are unknown carried anywhere from none to all of it
-        on each line.
+        Each inverter's power at `at` (`_bracket`) on the least and the most
+        share it may have had on each line.
         """
         low = [0.0, 0.0, 0.0]
         high = [0.0, 0.0, 0.0]
-        for inverter, known in zip(inverters, shares, strict=True):
+        for inverter, share in zip(inverters, shares, strict=True):
             least_w, most_w = _bracket(self._store, inverter, members.AC_POWER, at)
             for phase in range(3):
-                fractions = (0.0, 1.0) if known is None else (known[phase],)
                 amps = [
                     power * fraction / self._voltage_v
                     for power in (least_w, most_w)
-                    for fraction in fractions
+                    for fraction in (share.least[phase], share.most[phase])
                 ]
                 low[phase] += min(amps)
                 high[phase] += max(amps)
         return low, high
 
-    def _amps_per_watt(self, shares: Sequence[PhaseShares | None]) -> PhaseShares:
+    def _amps_per_watt(self, shares: Iterable[PhaseShares]) -> Lines:
         """The most current a watt more of the pool may put on each line (A/W).
 
-        The largest share any of its inverters has there, as the distribution
-        may give the watt to any of them; an unknown one may put it on any line.
+        The most share any of its inverters may have there, as the distribution
+        may give the watt to any of them.
         """
         per_line = [0.0, 0.0, 0.0]
-        for known in shares:
+        for share in shares:
             for phase in range(3):
-                share = 1.0 if known is None else known[phase]
-                per_line[phase] = max(per_line[phase], share / self._voltage_v)
-        return (per_line[0], per_line[1], per_line[2])
+                per_line[phase] = max(per_line[phase], share.most[phase])
+        l1, l2, l3 = (most / self._voltage_v for most in per_line)
+        return (l1, l2, l3)
 
     def _held(self, inverters: Sequence[int]) -> FuseRoom:
-        """The room of a pool while the grid is blind: from 0 W to where it stands.
+        """The room of a pool while the grid is blind: each inverter where it stands.
 
-        Where it stands: its setpoints and its measured power, whichever is
+        Where it stands: its setpoint and its measured power, whichever is
         further from 0 W on each side (a battery that has not reached its
-        setpoint yet keeps it; an unsteered PV keeps what it produces).
+        setpoint yet keeps it; an unsteered PV keeps what it produces). Per
+        inverter, so that no set takes what another set stands at.
         """
         standing = self._standing()
-        commanded = math.fsum(standing.get(inverter, 0.0) for inverter in inverters)
-        measured = measured_power_w(self._store, inverters)
-        return FuseRoom(
-            lowest_w=min(0.0, commanded, measured),
-            highest_w=max(0.0, commanded, measured),
-            blind=True,
-        )
+        held: dict[int, _Bracket] = {}
+        for inverter in inverters:
+            commanded = standing.get(inverter, 0.0)
+            measured = self._store.value(inverter, members.AC_POWER) or 0.0
+            held[inverter] = (
+                min(0.0, commanded, measured),
+                max(0.0, commanded, measured),
+            )
+        return FuseRoom(lowest_w=0.0, highest_w=0.0, held_w=held)
 
     def pending_import_a(
         self, inverter_ids: Iterable[int], wanted_w: float | None, at: float
@@ -240,17 +221,17 @@ class GridFuse:
         that free (`EvPoolSteering.pending_import_a`), and the pool raises into
         it once the grid shows it free.
         """
-        if wanted_w is None or self._fuse_a is None:
+        if wanted_w is None or wanted_w <= 0.0 or self._fuse_a is None:
             return (0.0, 0.0, 0.0)
         inverters = tuple(inverter_ids)
-        low, _ = _summed(self._store, inverters, members.AC_POWER, at, positive=False)
-        pending_w = max(0.0, wanted_w - low)
-        if pending_w == 0.0:
-            return (0.0, 0.0, 0.0)
-        l1, l2, l3 = self._amps_per_watt(
-            [self.phase_shares(inverter) for inverter in inverters]
+        shares = [self.shares.of(inverter) for inverter in inverters]
+        drawn_low, _ = self._pool_currents(inverters, shares, at)
+        per_watt = self._amps_per_watt(shares)
+        l1, l2, l3 = (
+            max(0.0, wanted_w * per_watt[phase] - max(0.0, drawn_low[phase]))
+            for phase in range(3)
         )
-        return (pending_w * l1, pending_w * l2, pending_w * l3)
+        return (l1, l2, l3)
 
     def _paired_grid(self, inverters: Sequence[int]) -> TimedCurrents:
         """The grid reading the pool's inverters have readings of (`newest_paired`).
@@ -326,61 +307,74 @@ class FuseBudget:
     """Hands out a pool's `FuseRoom` to its component sets of one steering round.
 
     The sets are steered one after the other; together (with whatever the
-    pool's unsteered inverters draw) they stay within the room.
+    pool's unsteered inverters run at) they stay within the room. What draws
+    and what feeds in are kept apart: the room is per line, and a discharge on
+    L2 frees nothing on L1, so it must not lend its watts to a charge there.
     """
 
     def __init__(
         self,
         room: FuseRoom | None,
-        unsteered_w: float = 0.0,
+        unsteered_w: Iterable[float] = (),
         *,
         production_limits: bool = False,
     ) -> None:
         """Start a round with `room` (`None`: nothing bounded).
 
-        `production_limits`: the targets are PV production limits (≤ 0 W), which
-        may be moved either way within the room (a higher limit only lets the
-        inverters produce more); otherwise targets are powers to run at, which
-        the room only ever moves towards 0 W.
+        `unsteered_w`: what each of the pool's inverters without a set to
+        steer runs at. `production_limits`: the targets are PV production
+        limits (≤ 0 W), which may be moved either way within the room (a higher
+        limit only lets the inverters produce more); otherwise targets are
+        powers to run at, which the room only ever moves towards 0 W.
         """
         self._room = room
-        self._taken_w = unsteered_w
+        unsteered = list(unsteered_w)
+        self._drawn_w = math.fsum(max(0.0, power) for power in unsteered)
+        self._fed_w = math.fsum(min(0.0, power) for power in unsteered)
         self._limits = production_limits
 
-    def bound_explained(self, target_w: float) -> tuple[float, str | None]:
+    def bound_explained(
+        self, target_w: float, inverter_ids: Iterable[int]
+    ) -> tuple[float, str | None]:
         """`bound`, and why the target was reduced (`None`: it was not)."""
-        bounded = self.bound(target_w)
+        bounded = self.bound(target_w, inverter_ids)
         if bounded == target_w or self._room is None:
             return bounded, None
         return bounded, self._room.reason
 
-    def bound(self, target_w: float) -> float:
-        """`target_w` within what the room still leaves.
+    def bound(self, target_w: float, inverter_ids: Iterable[int]) -> float:
+        """`target_w` of the set of these inverters within what the room leaves.
 
         A power to run at is only ever lowered towards 0 W: a charge may be cut
         (to 0 W at most, never turned into a discharge), a discharge likewise,
         and neither is raised to relieve the fuse of a load the pool did not
-        cause.
+        cause. While the grid is blind, a set is held where its own inverters
+        stand.
         """
         room = self._room
         if room is None:
             return target_w
-        highest = room.highest_w - self._taken_w
-        lowest = room.lowest_w - self._taken_w
+        if room.held_w is not None:
+            held = [room.held_w.get(inverter, (0.0, 0.0)) for inverter in inverter_ids]
+            lowest = math.fsum(low for low, _ in held)
+            highest = math.fsum(high for _, high in held)
+        else:
+            lowest = room.lowest_w - self._fed_w
+            highest = room.highest_w - self._drawn_w
+            if self._limits:  # production lowers the import wherever it is
+                highest -= self._fed_w
         if self._limits:
             bounded = min(max(target_w, lowest), highest, 0.0)
         elif target_w >= 0.0:
             bounded = max(0.0, min(target_w, highest))
         else:
             bounded = min(0.0, max(target_w, lowest))
-        self._taken_w += bounded
+        if bounded > 0.0:
+            self._drawn_w += bounded
+        else:
+            self._fed_w += bounded
         return bounded
 
 
 type FuseRoomOf = Callable[[Iterable[int]], FuseRoom | None]
 """A pool's room below the grid fuse, by its inverters (`GridFuse.room`)."""
-
-
-def measured_power_w(store: TelemetryStore, inverter_ids: Iterable[int]) -> float:
-    """The inverters' measured AC power added up (W; unknown ones count 0)."""
-    return math.fsum(store.fresh_values(members.AC_POWER, inverter_ids).values())

@@ -364,14 +364,14 @@ class FormulaCurrents:
     def may_measure(self, store: TelemetryStore) -> bool:
         """Whether the formula's meters measure the currents, known now or not.
 
-        Not when there is no formula, or when a meter that has sent telemetry
-        never sent a phase current: its currents are not part of what it sends.
-        A meter that sent nothing yet (silent since it was subscribed) may.
+        Not when there is no formula, or when a meter's phase currents are not
+        part of what it sends (`TelemetryStore.sends`). A meter that sent
+        nothing yet (silent since it was subscribed) may.
         """
         if self._formula is None:
             return False
         return all(
-            store.has_sent(member, metric) is not False
+            store.sends(member, metric) is not False
             for member in self._members
             for metric in CURRENT_PHASES
         )

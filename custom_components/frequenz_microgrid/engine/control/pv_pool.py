@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 import math
 
+from .. import members
 from ..bounds import PowerBounds
 from ..distribution.pv import distribute_pv_power
 from ..power_manager import PowerManager
 from ..results import Request
-from .grid_fuse import FuseBudget, FuseRoomOf, measured_power_w
+from .grid_fuse import FuseBudget, FuseRoomOf
 from .inputs import pv_inputs, summed_ac_bounds
 from .status import Pool
 from .steering import (
@@ -74,7 +75,7 @@ class PvPoolSteering(PoolSteering):
                 system = self.system_bounds(component_ids, now)
                 target = self.manager.default_power.of(system)
             else:
-                target, limited_by = fuse.bound_explained(target)
+                target, limited_by = fuse.bound_explained(target, component_ids)
             working = self.context.health.working(component_ids, now)
             inputs = pv_inputs(self.context.store, working)
             setpoints = distribute_pv_power(target, inputs)
@@ -111,6 +112,6 @@ class PvPoolSteering(PoolSteering):
         unsteered = self.inverter_ids.difference(*steered)
         return FuseBudget(
             self._fuse_room(self.inverter_ids),
-            measured_power_w(self.context.store, unsteered),
+            self.context.store.fresh_values(members.AC_POWER, unsteered).values(),
             production_limits=True,
         )
