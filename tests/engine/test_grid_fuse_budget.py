@@ -108,3 +108,26 @@ def test_a_blind_grid_holds_a_production_limit_at_what_it_produces() -> None:
     limits = FuseBudget(held, production_limits=True)
     assert limits.bound_explained(-50_000.0, SET_A) == (-7_000.0, GRID_CURRENTS_UNKNOWN)
     assert limits.bound_explained(-2_000.0, SET_A) == (-2_000.0, None)
+
+
+def test_inverters_of_unknown_lines_cost_room_only_when_given_power() -> None:
+    """The room if they take nothing more, unless the split gives them power.
+
+    Inverter 30 never carried power (its lines are unknown): counted as if all
+    of its power could be on any one line, the pool has 1 kW; if the split
+    leaves it out, the known inverters have the 3 kW their lines leave.
+    """
+    room = FuseRoom(
+        lowest_w=-1_000.0,
+        highest_w=1_000.0,
+        unknown=frozenset({30}),
+        hopeful_w=(-3_000.0, 3_000.0),
+    )
+    budget = FuseBudget(room)
+    assert budget.allowance(2_000.0, SET_A, hopeful=True) == (2_000.0, None)
+    assert budget.allowance(2_000.0, SET_A) == (1_000.0, GRID_FUSE)
+    assert not budget.uses_unknown({10: 2_000.0, 30: 0.0})
+    assert budget.uses_unknown({10: 1_000.0, 30: 1_000.0})
+    budget.take(2_000.0)
+    assert budget.allowance(2_000.0, SET_B, hopeful=True) == (1_000.0, GRID_FUSE)
+    assert not FuseBudget(None).uses_unknown({30: 1_000.0})

@@ -46,8 +46,8 @@ def test_unknown_until_it_carries_power_then_remembered() -> None:
     store = TelemetryStore()
     book = PhaseShareBook(store, 230.0)
     assert book.of(INVERTER) is UNKNOWN  # sent nothing yet
-    reading(store, 0.0, (1.0, 0.5, 0.5))
-    assert book.of(INVERTER) is UNKNOWN  # 2 A: too little to tell
+    reading(store, 0.0, (0.4, 0.2, 0.2))
+    assert book.of(INVERTER) is UNKNOWN  # 0.8 A: too little to tell
     reading(store, -4_600.0, (-20.0, 0.0, 0.0))  # discharging on L1
     assert book.of(INVERTER) == PhaseShares((1.0, 0.0, 0.0), (1.0, 0.0, 0.0))
     reading(store, 0.0, (0.0, 0.0, 0.0))

@@ -144,13 +144,10 @@ class BatteryPoolSteering(PoolSteering):
         )
         for component_ids, target in wanted:
             releasing = target is None
-            power, limited_by = fuse.bound_explained(
-                0.0 if target is None else target, self._inverters_of(component_ids)
-            )
             result = await self._steer_set(
-                Request(
-                    power=power, component_ids=component_ids, limited_by=limited_by
-                ),
+                component_ids,
+                0.0 if target is None else target,
+                fuse,
                 now,
                 force=component_ids in forced or releasing,
             )
@@ -189,14 +186,37 @@ class BatteryPoolSteering(PoolSteering):
         )
 
     async def _steer_set(
-        self, request: Request, now: float, *, force: bool
+        self,
+        component_ids: ComponentSet,
+        wanted: float,
+        fuse: FuseBudget,
+        now: float,
+        *,
+        force: bool,
     ) -> Result | None:
-        """Distribute one set's request; return the result if anything was decided."""
-        component_ids, target = request.component_ids, request.power
+        """Distribute one set's target; return the result if anything was decided.
+
+        Within the grid fuse's room: the room left if the inverters whose lines
+        are not known yet take no power, unless the split gives them some (then
+        the room as if all of theirs could be on any one line).
+        """
         pairs, unreachable = self._pairs(component_ids, now)
         self._last_pairs = None
+        inverters = self._inverters_of(component_ids)
+        target, limited_by = fuse.allowance(wanted, inverters, hopeful=True)
         outcome = distribute_battery_power(
             target, pairs, exponent=self._exponent, unreachable_power=unreachable
+        )
+        if isinstance(outcome, BatteryDistribution) and fuse.uses_unknown(
+            outcome.setpoints
+        ):
+            target, limited_by = fuse.allowance(wanted, inverters)
+            outcome = distribute_battery_power(
+                target, pairs, exponent=self._exponent, unreachable_power=unreachable
+            )
+        fuse.take(target)
+        request = Request(
+            power=target, component_ids=component_ids, limited_by=limited_by
         )
         if not isinstance(outcome, BatteryDistribution):
             # Nothing can be sent: stop keeping alive what this set commanded.

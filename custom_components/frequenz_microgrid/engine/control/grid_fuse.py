@@ -57,7 +57,7 @@ from ..graph import Topology
 from ..pools import CURRENT_PHASES
 from ..telemetry import TelemetryStore
 from .inputs import FormulaCurrents, grid_fuse_a
-from .phase_shares import Lines, PhaseShareBook, PhaseShares
+from .phase_shares import UNKNOWN, Lines, PhaseShareBook, PhaseShares
 
 type _Bracket = tuple[float, float]
 """The least and the most a value may have been at an instant."""
@@ -74,6 +74,11 @@ class FuseRoom:
     held_w: Mapping[int, _Bracket] | None = None
     """While the grid's currents are unknown: per inverter, the range from 0 W to
     where it stands (`GridFuse._held`); the two totals above are then unused."""
+    unknown: frozenset[int] = frozenset()
+    """The pool's inverters whose lines are not known yet (`phase_shares`)."""
+    hopeful_w: _Bracket | None = None
+    """(lowest, highest) if the `unknown` inverters take no power: the more
+    room, when the distribution leaves them out (`None`: as above)."""
 
     @property
     def blind(self) -> bool:
@@ -144,18 +149,30 @@ class GridFuse:
         at = grid.last_sampled
         shares = [self.shares.of(inverter) for inverter in inverters]
         pool_low, pool_high = self._pool_currents(inverters, shares, at)
-        amps_per_watt = self._amps_per_watt(shares)
-        highest_w = lowest_w = math.inf
+        free_import: list[float] = []
+        free_export: list[float] = []
         for phase, metric in enumerate(CURRENT_PHASES):
-            if amps_per_watt[phase] == 0.0:
-                continue  # the pool puts nothing on this line
             _, ev_high = _summed(self._store, self._chargers, metric, at, positive=True)
             grid_a = grid.currents_a[phase]
-            most_others = grid_a - pool_low[phase]
-            least_others = grid_a - pool_high[phase] - ev_high
-            highest_w = min(highest_w, (fuse - most_others) / amps_per_watt[phase])
-            lowest_w = min(lowest_w, (fuse + least_others) / amps_per_watt[phase])
-        return FuseRoom(lowest_w=-lowest_w, highest_w=highest_w)
+            free_import.append(fuse - (grid_a - pool_low[phase]))
+            free_export.append(fuse + (grid_a - pool_high[phase] - ev_high))
+        lowest_w, highest_w = _room_w(
+            free_import, free_export, self._amps_per_watt(shares)
+        )
+        unknown = frozenset(
+            inverter
+            for inverter, share in zip(inverters, shares, strict=True)
+            if share is UNKNOWN
+        )
+        if not unknown:
+            return FuseRoom(lowest_w=lowest_w, highest_w=highest_w)
+        known = [share for share in shares if share is not UNKNOWN]
+        return FuseRoom(
+            lowest_w=lowest_w,
+            highest_w=highest_w,
+            unknown=unknown,
+            hopeful_w=_room_w(free_import, free_export, self._amps_per_watt(known)),
+        )
 
     def _pool_currents(
         self, inverters: Sequence[int], shares: Sequence[PhaseShares], at: float
@@ -226,6 +243,9 @@ class GridFuse:
         inverters = tuple(inverter_ids)
         shares = [self.shares.of(inverter) for inverter in inverters]
         drawn_low, _ = self._pool_currents(inverters, shares, at)
+        # As much as the pool's room may let it take on each line (an inverter
+        # whose lines are unknown: all of it on any one), so that the chargers
+        # never raise into current the pool is about to draw.
         per_watt = self._amps_per_watt(shares)
         l1, l2, l3 = (
             max(0.0, wanted_w * per_watt[phase] - max(0.0, drawn_low[phase]))
@@ -246,6 +266,21 @@ class GridFuse:
         since = store.wall_time_s() - store.freshness_s
         best = self._grid.newest_paired(store, inverters, since)
         return self._grid.measure(store) if best is None else best[1]
+
+
+def _room_w(
+    free_import_a: Sequence[float],
+    free_export_a: Sequence[float],
+    amps_per_watt: Lines,
+) -> _Bracket:
+    """(lowest, highest) pool power: the tightest line at its current per watt."""
+    highest_w = lowest_w = math.inf
+    for phase, per_watt in enumerate(amps_per_watt):
+        if per_watt == 0.0:
+            continue  # the pool puts nothing on this line
+        highest_w = min(highest_w, free_import_a[phase] / per_watt)
+        lowest_w = min(lowest_w, free_export_a[phase] / per_watt)
+    return -lowest_w, highest_w
 
 
 def _summed(
@@ -336,31 +371,41 @@ class FuseBudget:
     def bound_explained(
         self, target_w: float, inverter_ids: Iterable[int]
     ) -> tuple[float, str | None]:
-        """`bound`, and why the target was reduced (`None`: it was not)."""
-        bounded = self.bound(target_w, inverter_ids)
-        if bounded == target_w or self._room is None:
-            return bounded, None
-        return bounded, self._room.reason
+        """`allowance` for the set of these inverters, taken from the room."""
+        bounded, reason = self.allowance(target_w, inverter_ids)
+        self.take(bounded)
+        return bounded, reason
 
     def bound(self, target_w: float, inverter_ids: Iterable[int]) -> float:
+        """`bound_explained` without the reason."""
+        return self.bound_explained(target_w, inverter_ids)[0]
+
+    def allowance(
+        self, target_w: float, inverter_ids: Iterable[int], *, hopeful: bool = False
+    ) -> tuple[float, str | None]:
         """`target_w` of the set of these inverters within what the room leaves.
 
-        A power to run at is only ever lowered towards 0 W: a charge may be cut
-        (to 0 W at most, never turned into a discharge), a discharge likewise,
-        and neither is raised to relieve the fuse of a load the pool did not
-        cause. While the grid is blind, a set is held where its own inverters
-        stand.
+        With why it was reduced (`None`: it was not); nothing is taken from the
+        room yet (`take`). A power to run at is only ever lowered towards 0 W: a
+        charge may be cut (to 0 W at most, never turned into a discharge), a
+        discharge likewise, and neither is raised to relieve the fuse of a load
+        the pool did not cause. While the grid is blind, a set is held where its
+        own inverters stand. `hopeful`: the room if the inverters whose lines
+        are unknown take no power (`uses_unknown` tells whether they did).
         """
         room = self._room
         if room is None:
-            return target_w
+            return target_w, None
         if room.held_w is not None:
             held = [room.held_w.get(inverter, (0.0, 0.0)) for inverter in inverter_ids]
             lowest = math.fsum(low for low, _ in held)
             highest = math.fsum(high for _, high in held)
         else:
-            lowest = room.lowest_w - self._fed_w
-            highest = room.highest_w - self._drawn_w
+            lowest, highest = room.lowest_w, room.highest_w
+            if hopeful and room.hopeful_w is not None:
+                lowest, highest = room.hopeful_w
+            lowest -= self._fed_w
+            highest -= self._drawn_w
             if self._limits:  # production lowers the import wherever it is
                 highest -= self._fed_w
         if self._limits:
@@ -369,11 +414,22 @@ class FuseBudget:
             bounded = max(0.0, min(target_w, highest))
         else:
             bounded = min(0.0, max(target_w, lowest))
-        if bounded > 0.0:
-            self._drawn_w += bounded
+        return bounded, None if bounded == target_w else room.reason
+
+    def uses_unknown(self, setpoints: Mapping[int, float]) -> bool:
+        """Whether these setpoints give power to an inverter whose lines are unknown."""
+        room = self._room
+        return room is not None and any(
+            power != 0.0 and inverter in room.unknown
+            for inverter, power in setpoints.items()
+        )
+
+    def take(self, power_w: float) -> None:
+        """Count a set's power as taken from the room (what it draws or feeds in)."""
+        if power_w > 0.0:
+            self._drawn_w += power_w
         else:
-            self._fed_w += bounded
-        return bounded
+            self._fed_w += power_w
 
 
 type FuseRoomOf = Callable[[Iterable[int]], FuseRoom | None]

@@ -31,7 +31,7 @@ from ..telemetry import TelemetryStore
 type Lines = tuple[float, float, float]
 """One value per line: L1, L2, L3."""
 
-LEARN_FROM_A = 3.0
+LEARN_FROM_A = 1.0
 """The phase currents (|L1| + |L2| + |L3|) a reading must carry to teach shares."""
 
 POWER_MATCH = 0.5
