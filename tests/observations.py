@@ -62,3 +62,13 @@ def record_state(
             ComponentStates(frozenset(states), frozenset(warnings), frozenset(errors)),
         )
     )
+
+
+class ManualClock:
+    """A monotonic clock a test moves by hand (`clock.now += …`)."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -13,7 +13,7 @@ from custom_components.frequenz_microgrid.engine.control.phase_shares import (
     PhaseShares,
 )
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
-from tests.observations import record
+from tests.observations import ManualClock, record
 
 INVERTER = 3
 METER = 2
@@ -22,16 +22,6 @@ CURRENTS = (
     Metric.AC_CURRENT_PHASE_2,
     Metric.AC_CURRENT_PHASE_3,
 )
-
-
-class Clock:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def reading(
@@ -79,7 +69,7 @@ def test_an_odd_reading_widens_the_shares_instead_of_dropping_a_line() -> None:
 
 def test_an_inverter_without_phase_currents_is_taken_as_three_phase() -> None:
     """Only once it has sent for longer than the freshness window without any."""
-    clock = Clock()
+    clock = ManualClock()
     store = TelemetryStore(clock=clock)
     book = PhaseShareBook(store, 230.0)
     record(store, INVERTER, Metric.AC_POWER_ACTIVE, -3_000.0)
@@ -96,7 +86,7 @@ def test_a_grid_meter_without_phase_currents_leaves_the_pools_unbounded() -> Non
     A meter that sent nothing yet, that has just begun to send, or that sent its
     currents once, is one whose currents are unknown now: the pools are held.
     """
-    clock = Clock()
+    clock = ManualClock()
     store = TelemetryStore(clock=clock)
     grid = FormulaCurrents(f"#{METER}", store)
     assert grid.may_measure(store)  # silent so far
