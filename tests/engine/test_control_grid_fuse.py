@@ -10,17 +10,21 @@ import asyncio
 from collections.abc import Callable
 import dataclasses
 
+from frequenz.client.microgrid.metrics import Metric
 import pytest
 
 from custom_components.frequenz_microgrid.engine.control import Pool
 from custom_components.frequenz_microgrid.engine.control.grid_fuse import (
     GRID_CURRENTS_UNKNOWN,
     GRID_FUSE,
+    GridFuse,
 )
+from custom_components.frequenz_microgrid.engine.control.inputs import FormulaCurrents
 from custom_components.frequenz_microgrid.engine.results import (
     Result,
     result_as_dict,
 )
+from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
 from custom_components.frequenz_microgrid.simulator import (
     Fault,
     MicrogridSimulator,
@@ -28,12 +32,17 @@ from custom_components.frequenz_microgrid.simulator import (
 )
 from custom_components.frequenz_microgrid.simulator.scenario import Kind, Scenario
 from tests.engine.test_control_bench import control_bench
-from tests.observations import held_setpoint
+from tests.observations import held_setpoint, record
 
 DEPOT_BATTERY_INVERTERS = (11, 13, 15)
 GRID = 1
 GRID_METER = 2
 HOME_BATTERY_INVERTER = 3
+CURRENTS = (
+    Metric.AC_CURRENT_PHASE_1,
+    Metric.AC_CURRENT_PHASE_2,
+    Metric.AC_CURRENT_PHASE_3,
+)
 
 
 def depot_behind(fuse_a: int) -> Scenario:
@@ -368,3 +377,28 @@ async def test_a_discharge_on_one_line_makes_no_room_for_a_charge_on_another() -
         assert held_setpoint(bench.sim, 11) == pytest.approx(-8_000.0)
         assert 0.0 < (held_setpoint(bench.sim, 13) or 0.0) < 10_000.0
         assert bench.sim.overloads[GRID].peak_a <= 32.0 + 0.01
+
+
+async def test_the_chargers_keep_free_what_a_curtailment_adds_to_the_import() -> None:
+    """PV producing 6.9 kW curtailed to 2 kW: 4.9 kW more import, 7.1 A a line."""
+    async with control_bench("home") as bench:
+        store = TelemetryStore()
+        fuse = GridFuse(
+            FormulaCurrents(f"#{GRID_METER}", store),
+            store,
+            bench.topology,
+            voltage_v=230.0,
+            standing=dict,
+        )
+        pv_inverter = 5
+        record(store, pv_inverter, Metric.AC_POWER_ACTIVE, -6_900.0)
+        for metric in CURRENTS:
+            record(store, pv_inverter, metric, -10.0)
+        later = store.wall_time_s() + 1.0
+        assert fuse.pending_import_a((pv_inverter,), -2_000.0, later) == pytest.approx(
+            ((6_900.0 - 2_000.0) / 690.0,) * 3
+        )
+        assert fuse.pending_import_a((pv_inverter,), -6_900.0, later) == (
+            pytest.approx((0.0,) * 3, abs=1e-9)
+        )
+        assert fuse.pending_import_a((pv_inverter,), None, later) == (0.0, 0.0, 0.0)

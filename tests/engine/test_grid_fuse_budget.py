@@ -20,9 +20,13 @@ SET_B = (20,)
 
 def test_the_room_is_shared_by_the_sets_of_a_round() -> None:
     budget = FuseBudget(FuseRoom(lowest_w=-5_000.0, highest_w=8_000.0), (1_000.0,))
-    assert budget.bound(5_000.0, SET_A) == 5_000.0
-    assert budget.bound(5_000.0, SET_B) == 2_000.0  # 1 kW unsteered + 5 kW taken
-    assert budget.bound(-20_000.0, SET_A) == -5_000.0  # the export room, untouched
+    assert budget.bound_explained(5_000.0, SET_A)[0] == 5_000.0
+    assert (
+        budget.bound_explained(5_000.0, SET_B)[0] == 2_000.0
+    )  # 1 kW unsteered + 5 kW taken
+    assert (
+        budget.bound_explained(-20_000.0, SET_A)[0] == -5_000.0
+    )  # the export room, untouched
 
 
 def test_a_discharge_lends_no_room_to_a_charge() -> None:
@@ -32,40 +36,47 @@ def test_a_discharge_lends_no_room_to_a_charge() -> None:
     round, leaves a charge the 460 W of import room there is, not 5.46 kW.
     """
     room = FuseRoom(lowest_w=-50_000.0, highest_w=460.0)
-    assert FuseBudget(room, (-5_000.0,)).bound(5_000.0, SET_A) == 460.0
+    assert FuseBudget(room, (-5_000.0,)).bound_explained(5_000.0, SET_A)[0] == 460.0
     budget = FuseBudget(room)
-    assert budget.bound(-8_000.0, SET_A) == -8_000.0
-    assert budget.bound(10_000.0, SET_B) == 460.0
+    assert budget.bound_explained(-8_000.0, SET_A)[0] == -8_000.0
+    assert budget.bound_explained(10_000.0, SET_B)[0] == 460.0
     exporting = FuseRoom(lowest_w=-460.0, highest_w=50_000.0)
-    assert FuseBudget(exporting, (5_000.0,)).bound(-5_000.0, SET_A) == -460.0
+    assert (
+        FuseBudget(exporting, (5_000.0,)).bound_explained(-5_000.0, SET_A)[0] == -460.0
+    )
 
 
 def test_the_fuse_only_moves_a_battery_towards_zero() -> None:
     """Others alone above the fuse: a charge is cut to 0 W, nothing is raised."""
     overloaded = FuseRoom(lowest_w=-50_000.0, highest_w=-3_000.0)
-    assert FuseBudget(overloaded).bound(10_000.0, SET_A) == 0.0
-    assert FuseBudget(overloaded).bound(-1_000.0, SET_A) == -1_000.0
+    assert FuseBudget(overloaded).bound_explained(10_000.0, SET_A)[0] == 0.0
+    assert FuseBudget(overloaded).bound_explained(-1_000.0, SET_A)[0] == -1_000.0
     exporting = FuseRoom(lowest_w=2_000.0, highest_w=40_000.0)
-    assert FuseBudget(exporting).bound(-10_000.0, SET_A) == 0.0
-    assert FuseBudget(exporting).bound(1_000.0, SET_A) == 1_000.0
+    assert FuseBudget(exporting).bound_explained(-10_000.0, SET_A)[0] == 0.0
+    assert FuseBudget(exporting).bound_explained(1_000.0, SET_A)[0] == 1_000.0
 
 
 def test_a_production_limit_moves_either_way_within_the_room() -> None:
     """Curtailing less is what the fuse needs when the site imports at it."""
     importing = FuseRoom(lowest_w=-50_000.0, highest_w=-3_000.0)
     limits = FuseBudget(importing, production_limits=True)
-    assert limits.bound(-1_000.0, SET_A) == -3_000.0
-    assert limits.bound(-1_000.0, SET_B) == -1_000.0  # SET_A's production counts
+    assert limits.bound_explained(-1_000.0, SET_A)[0] == -3_000.0
+    assert (
+        limits.bound_explained(-1_000.0, SET_B)[0] == -1_000.0
+    )  # SET_A's production counts
     exporting = FuseRoom(lowest_w=-8_000.0, highest_w=40_000.0)
     limits = FuseBudget(exporting, production_limits=True)
-    assert limits.bound(-20_000.0, SET_A) == -8_000.0
+    assert limits.bound_explained(-20_000.0, SET_A)[0] == -8_000.0
     assert (
-        FuseBudget(exporting, production_limits=True).bound(-5_000.0, SET_A) == -5_000.0
+        FuseBudget(exporting, production_limits=True).bound_explained(-5_000.0, SET_A)[
+            0
+        ]
+        == -5_000.0
     )
 
 
 def test_without_a_room_nothing_is_bounded() -> None:
-    assert FuseBudget(None).bound(1e9, SET_A) == 1e9
+    assert FuseBudget(None).bound_explained(1e9, SET_A)[0] == 1e9
     assert FuseBudget(None).bound_explained(1e9, SET_A) == (1e9, None)
 
 
@@ -99,8 +110,8 @@ def test_a_blind_grid_holds_each_set_where_its_own_inverters_stand() -> None:
         lowest_w=0.0, highest_w=0.0, held_w={10: (0.0, 10_000.0), 20: (-10_000.0, 0.0)}
     )
     budget = FuseBudget(both_ways)
-    assert budget.bound(10_000.0, SET_A) == 10_000.0
-    assert budget.bound(-10_000.0, SET_B) == -10_000.0
+    assert budget.bound_explained(10_000.0, SET_A)[0] == 10_000.0
+    assert budget.bound_explained(-10_000.0, SET_B)[0] == -10_000.0
 
 
 def test_a_blind_grid_holds_a_production_limit_at_what_it_produces() -> None:

@@ -234,21 +234,30 @@ class GridFuse:
         """How much more current than at `at` a pool wants to draw, per line (A, ≥ 0).
 
         Its target less the least it may have drawn then (`_bracket`), on the
-        lines its inverters carry it (`_amps_per_watt`): the EV chargers leave
+        lines its inverters carry it: a charge raised, a discharge or a PV
+        production curtailed or stopped all add import. The EV chargers leave
         that free (`EvPoolSteering.pending_import_a`), and the pool raises into
         it once the grid shows it free.
         """
-        if wanted_w is None or wanted_w <= 0.0 or self._fuse_a is None:
-            return (0.0, 0.0, 0.0)
         inverters = tuple(inverter_ids)
+        if wanted_w is None or self._fuse_a is None or not inverters:
+            return (0.0, 0.0, 0.0)
         shares = [self.shares.of(inverter) for inverter in inverters]
         drawn_low, _ = self._pool_currents(inverters, shares, at)
-        # As much as the pool's room may let it take on each line (an inverter
-        # whose lines are unknown: all of it on any one), so that the chargers
-        # never raise into current the pool is about to draw.
-        per_watt = self._amps_per_watt(shares)
+        # The most current the target may mean on each line (an inverter whose
+        # lines are unknown: all of a draw, none of a feed-in, on any one), so
+        # that the chargers never raise into current the pool is about to draw.
+        if wanted_w >= 0.0:
+            per_watt = self._amps_per_watt(shares)
+        else:
+            per_line = [min(s.least[phase] for s in shares) for phase in range(3)]
+            per_watt = (
+                per_line[0] / self._voltage_v,
+                per_line[1] / self._voltage_v,
+                per_line[2] / self._voltage_v,
+            )
         l1, l2, l3 = (
-            max(0.0, wanted_w * per_watt[phase] - max(0.0, drawn_low[phase]))
+            max(0.0, wanted_w * per_watt[phase] - drawn_low[phase])
             for phase in range(3)
         )
         return (l1, l2, l3)
@@ -375,10 +384,6 @@ class FuseBudget:
         bounded, reason = self.allowance(target_w, inverter_ids)
         self.take(bounded)
         return bounded, reason
-
-    def bound(self, target_w: float, inverter_ids: Iterable[int]) -> float:
-        """`bound_explained` without the reason."""
-        return self.bound_explained(target_w, inverter_ids)[0]
 
     def allowance(
         self, target_w: float, inverter_ids: Iterable[int], *, hopeful: bool = False
