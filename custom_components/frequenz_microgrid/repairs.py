@@ -1,10 +1,12 @@
 """Repair issues: tell the user about problems that outlast a hiccup.
 
-Two situations need a person rather than patience: a component the controller has
-excluded as broken for a long time (its power is missing from the pool), and a
-microgrid that stays unreachable. Short outages are normal and already visible as
-unavailable entities, so an issue only appears once the problem has lasted longer
-than a grace period, and it disappears by itself as soon as the problem is gone.
+Three situations need a person rather than patience: a component the controller
+has excluded as broken for a long time (its power is missing from the pool), a
+microgrid that stays unreachable, and a grid whose phase currents stay unknown
+(the grid fuse cannot be watched, so the pools are held where they stand). Short
+outages are normal and already visible as unavailable entities, so an issue only
+appears once the problem has lasted longer than a grace period, and it disappears
+by itself as soon as the problem is gone.
 Nothing here can be fixed from Home Assistant, so the issues are not fixable.
 """
 
@@ -30,9 +32,12 @@ BROKEN_ISSUE_AFTER_S = 600.0
 """A component excluded as broken for longer than this gets an issue (10 min)."""
 UNREACHABLE_ISSUE_AFTER_S = 300.0
 """A microgrid unreachable for longer than this gets an issue (5 min)."""
+GRID_BLIND_ISSUE_AFTER_S = 300.0
+"""Grid currents unknown for longer than this get an issue (5 min)."""
 
 ISSUE_COMPONENT_BROKEN = "component_broken"
 ISSUE_UNREACHABLE = "microgrid_unreachable"
+ISSUE_GRID_CURRENTS_UNKNOWN = "grid_currents_unknown"
 
 
 def component_issue_id(entry_id: str, component_id: int) -> str:
@@ -43,6 +48,11 @@ def component_issue_id(entry_id: str, component_id: int) -> str:
 def unreachable_issue_id(entry_id: str) -> str:
     """Return the issue id of an entry's unreachable microgrid."""
     return f"{ISSUE_UNREACHABLE}_{entry_id}"
+
+
+def grid_currents_issue_id(entry_id: str) -> str:
+    """Return the issue id of an entry's grid whose currents are unknown."""
+    return f"{ISSUE_GRID_CURRENTS_UNKNOWN}_{entry_id}"
 
 
 class RepairTracker:
@@ -69,6 +79,7 @@ class RepairTracker:
         self._topology = topology
         self._clock = clock
         self._unreachable_since: float | None = None
+        self._grid_blind_since: float | None = None
         self._broken_since: dict[int, float] = {}
         self._open: set[str] = set()
 
@@ -89,9 +100,11 @@ class RepairTracker:
         def judge() -> None:
             nonlocal due
             due = None
+            status = feed.status
             self.update(
                 reachable=coordinator.data.reachable,
-                components=feed.status.components,
+                components=status.components,
+                grid_currents_unknown=status.grid_currents_unknown,
             )
 
         @callback
@@ -112,12 +125,19 @@ class RepairTracker:
         return stop
 
     @callback
-    def update(self, *, reachable: bool, components: Iterable[ComponentStatus]) -> None:
+    def update(
+        self,
+        *,
+        reachable: bool,
+        components: Iterable[ComponentStatus],
+        grid_currents_unknown: bool = False,
+    ) -> None:
         """Raise issues for problems that lasted too long; clear the solved ones.
 
-        While the microgrid is unreachable every component looks broken; only the
-        unreachable issue is raised then (component issues are withdrawn), and the
-        components' clocks restart once data flows again.
+        While the microgrid is unreachable every component looks broken and the
+        grid's currents are unknown; only the unreachable issue is raised then
+        (the others are withdrawn), and their clocks restart once data flows
+        again.
         """
         now = self._clock()
         issue_id = unreachable_issue_id(self._entry_id)
@@ -126,6 +146,7 @@ class RepairTracker:
             self._delete(issue_id)
         else:
             self._forget_components()
+            self._update_grid(now, blind=False)
             if self._unreachable_since is None:
                 self._unreachable_since = now
             if now - self._unreachable_since >= UNREACHABLE_ISSUE_AFTER_S:
@@ -137,6 +158,7 @@ class RepairTracker:
                 )
             return
         self._update_components(now, components)
+        self._update_grid(now, blind=grid_currents_unknown)
 
     @callback
     def follow_topology(self, topology: Topology) -> None:
@@ -153,6 +175,7 @@ class RepairTracker:
         for issue_id in list(self._open):
             self._delete(issue_id)
         self._unreachable_since = None
+        self._grid_blind_since = None
         self._broken_since.clear()
 
     def _forget_components(self) -> None:
@@ -185,6 +208,22 @@ class RepairTracker:
                         "minutes": str(round((now - since) / 60)),
                     },
                 )
+
+    def _update_grid(self, now: float, *, blind: bool) -> None:
+        issue_id = grid_currents_issue_id(self._entry_id)
+        if not blind:
+            self._grid_blind_since = None
+            self._delete(issue_id)
+            return
+        if self._grid_blind_since is None:
+            self._grid_blind_since = now
+        if now - self._grid_blind_since >= GRID_BLIND_ISSUE_AFTER_S:
+            self._create(
+                issue_id,
+                ISSUE_GRID_CURRENTS_UNKNOWN,
+                ir.IssueSeverity.WARNING,
+                {"title": self._title},
+            )
 
     def _component_name(self, component_id: int) -> str:
         component = self._topology.components.get(component_id)

@@ -148,9 +148,11 @@ async def test_a_blind_grid_holds_the_batteries_where_they_stand() -> None:
 
         assert limited_by(await charge(20_000.0)) is None
         assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == pytest.approx(20_000.0)
+        assert not bench.controller.status().grid_currents_unknown
 
         bench.sim.inject_fault(GRID_METER, Fault.SEND_NAN)
         await asyncio.sleep(2.5)  # past the grid meter's kept readings
+        assert bench.controller.status().grid_currents_unknown  # a repair issue
         held = await charge(60_000.0)
         assert limited_by(held) == GRID_CURRENTS_UNKNOWN
         assert held is not None
@@ -170,6 +172,7 @@ async def test_a_blind_grid_holds_the_batteries_where_they_stand() -> None:
 
         bench.sim.clear_fault(GRID_METER)
         await asyncio.sleep(0.5)  # the meter's currents arrive again
+        assert not bench.controller.status().grid_currents_unknown
         assert limited_by(await charge(60_000.0)) is None
         assert held_sum(bench.sim, DEPOT_BATTERY_INVERTERS) == pytest.approx(60_000.0)
 

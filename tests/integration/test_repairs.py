@@ -6,6 +6,8 @@ in seconds; everything else is the real integration over gRPC.
 
 from __future__ import annotations
 
+import asyncio
+
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -34,6 +36,7 @@ def short_grace_periods(monkeypatch: pytest.MonkeyPatch) -> None:
     """Raise issues after a second instead of minutes."""
     monkeypatch.setattr(repairs, "BROKEN_ISSUE_AFTER_S", GRACE_S)
     monkeypatch.setattr(repairs, "UNREACHABLE_ISSUE_AFTER_S", GRACE_S)
+    monkeypatch.setattr(repairs, "GRID_BLIND_ISSUE_AFTER_S", GRACE_S)
 
 
 async def _set_up(
@@ -106,6 +109,48 @@ async def test_unreachable_microgrid_issue_raised_and_cleared(
     for spec in simulator.scenario.components:
         simulator.clear_fault(spec.id)
     await wait_for(lambda: _issue(hass, issue_id) is None, what="the issue cleared")
+
+
+async def test_grid_currents_unknown_issue_raised_and_cleared(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """The grid meter sends NaN: the fuse is not watched, and the user is told."""
+    entry = await _set_up(hass, simulator)
+    issue_id = repairs.grid_currents_issue_id(entry.entry_id)
+    await wait_until_working(entry, PV_INVERTER)
+    await wait_for(lambda: _our_issues(hass) == [], what="no issue")
+
+    simulator.inject_fault(GRID_METER, Fault.SEND_NAN)
+    seconds = await wait_for(
+        lambda: _issue(hass, issue_id) is not None,
+        what="a grid-currents issue",
+    )
+    assert seconds >= GRACE_S, "not before the grace period"
+    issue = _issue(hass, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "grid_currents_unknown"
+    assert issue.severity is ir.IssueSeverity.WARNING
+    assert not issue.is_fixable
+    assert (issue.translation_placeholders or {})["title"] == entry.title
+    assert _our_issues(hass) == [issue_id]
+    assert entry.runtime_data.engine.monitor.reachable
+
+    simulator.clear_fault(GRID_METER)
+    await wait_for(lambda: _issue(hass, issue_id) is None, what="the issue cleared")
+
+
+async def test_no_grid_currents_issue_while_unreachable(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """Nothing arrives at all: the unreachable issue says it, not a grid one."""
+    entry = await _set_up(hass, simulator)
+    await wait_for(lambda: entry.runtime_data.engine.monitor.reachable, what="data")
+    for spec in simulator.scenario.components:
+        simulator.inject_fault(spec.id, Fault.STOP_DATA)
+    unreachable = repairs.unreachable_issue_id(entry.entry_id)
+    await wait_for(lambda: _issue(hass, unreachable) is not None, what="unreachable")
+    await asyncio.sleep(2 * GRACE_S)
+    assert _our_issues(hass) == [unreachable]
 
 
 async def test_unload_removes_the_entrys_issues(

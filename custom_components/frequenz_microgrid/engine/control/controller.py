@@ -633,6 +633,7 @@ class MicrogridController:
                 for pool, steering in self._pools.items()
             },
             components=tuple(self._health.statuses(now)),
+            grid_currents_unknown=self._grid_fuse.currents_unknown(),
         )
 
     def to_wall_time(self, at: float) -> datetime:

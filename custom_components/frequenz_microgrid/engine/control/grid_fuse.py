@@ -174,6 +174,20 @@ class GridFuse:
             hopeful_w=_room_w(free_import, free_export, self._amps_per_watt(known)),
         )
 
+    def currents_unknown(self) -> bool:
+        """Whether the fuse is watched but the grid's currents are unknown now.
+
+        What holds the pools where they stand (`room`) and the EV chargers at
+        their minimum. Not while the grid has no fuse, nor when its meters send
+        no phase currents at all (nothing is watched then).
+        """
+        if self._fuse_a is None:
+            return False
+        currents = self._grid.measure(self._store).currents_a
+        if all(math.isfinite(current) for current in currents):
+            return False
+        return self._grid.may_measure(self._store)
+
     def _pool_currents(
         self, inverters: Sequence[int], shares: Sequence[PhaseShares], at: float
     ) -> tuple[list[float], list[float]]:

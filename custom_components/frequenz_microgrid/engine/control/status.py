@@ -82,6 +82,9 @@ class ControllerStatus:
     pools: dict[Pool, PoolStatus]
     components: tuple[ComponentStatus, ...]
     """Every steerable component's health, reason and block expiry."""
+    grid_currents_unknown: bool = False
+    """The grid has a fuse, but its phase currents are unknown now: the pools
+    are held where they stand and the EV chargers at their minimum."""
 
 
 def monotonic_to_wall_time(at: float, now: float, wall_now: datetime) -> datetime:
