@@ -162,7 +162,7 @@ def _charging_hub(controller: MicrogridController) -> dict[str, Any]:
 
 
 def _steering(controller: MicrogridController) -> dict[str, Any]:
-    """Per pool its proposals, bounds per priority and last results; health."""
+    """Per pool its proposals, bounds and last results; health; a blind grid fuse."""
     status: ControllerStatus = controller.status()
     return {
         "pools": {
@@ -172,6 +172,7 @@ def _steering(controller: MicrogridController) -> dict[str, Any]:
             str(component.component_id): _health(controller, component)
             for component in status.components
         },
+        "grid_currents_unknown": status.grid_currents_unknown,
     }
 
 

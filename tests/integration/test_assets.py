@@ -302,6 +302,7 @@ async def test_diagnostics_show_steering_and_assets_but_no_credentials(
     assert health["4"]["out_of_service"] is True
     assert health["6"]["out_of_service"] is False
     assert health["6"]["excluded"] is False, "idle without an EV, not excluded"
+    assert diagnostics["steering"]["grid_currents_unknown"] is False
 
     # The inventory, with the site's coordinates redacted.
     assets = diagnostics["assets"]

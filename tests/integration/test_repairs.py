@@ -14,6 +14,9 @@ import pytest
 
 from custom_components.frequenz_microgrid import repairs
 from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S, DOMAIN
+from custom_components.frequenz_microgrid.diagnostics import (
+    async_get_config_entry_diagnostics,
+)
 from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
@@ -134,6 +137,8 @@ async def test_grid_currents_unknown_issue_raised_and_cleared(
     assert (issue.translation_placeholders or {})["title"] == entry.title
     assert _our_issues(hass) == [issue_id]
     assert entry.runtime_data.engine.monitor.reachable
+    support = await async_get_config_entry_diagnostics(hass, entry)
+    assert support["steering"]["grid_currents_unknown"] is True
 
     simulator.clear_fault(GRID_METER)
     await wait_for(lambda: _issue(hass, issue_id) is None, what="the issue cleared")
