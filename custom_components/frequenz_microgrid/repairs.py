@@ -78,8 +78,8 @@ class RepairTracker:
         self._title = title
         self._topology = topology
         self._clock = clock
-        self._unreachable_since: float | None = None
-        self._grid_blind_since: float | None = None
+        self._entry_problem_since: dict[str, float] = {}
+        """Per issue id of an entry-wide problem: since when it lasts."""
         self._broken_since: dict[int, float] = {}
         self._open: set[str] = set()
 
@@ -140,25 +140,24 @@ class RepairTracker:
         again.
         """
         now = self._clock()
-        issue_id = unreachable_issue_id(self._entry_id)
-        if reachable:
-            self._unreachable_since = None
-            self._delete(issue_id)
-        else:
+        self._judge_entry_problem(
+            now,
+            ISSUE_UNREACHABLE,
+            ir.IssueSeverity.ERROR,
+            lasting=not reachable,
+            after_s=UNREACHABLE_ISSUE_AFTER_S,
+        )
+        if not reachable:
             self._forget_components()
-            self._update_grid(now, blind=False)
-            if self._unreachable_since is None:
-                self._unreachable_since = now
-            if now - self._unreachable_since >= UNREACHABLE_ISSUE_AFTER_S:
-                self._create(
-                    issue_id,
-                    ISSUE_UNREACHABLE,
-                    ir.IssueSeverity.ERROR,
-                    {"title": self._title},
-                )
-            return
-        self._update_components(now, components)
-        self._update_grid(now, blind=grid_currents_unknown)
+        self._judge_entry_problem(
+            now,
+            ISSUE_GRID_CURRENTS_UNKNOWN,
+            ir.IssueSeverity.WARNING,
+            lasting=reachable and grid_currents_unknown,
+            after_s=GRID_BLIND_ISSUE_AFTER_S,
+        )
+        if reachable:
+            self._update_components(now, components)
 
     @callback
     def follow_topology(self, topology: Topology) -> None:
@@ -174,8 +173,7 @@ class RepairTracker:
         """Remove every issue of the entry and forget the problems' history."""
         for issue_id in list(self._open):
             self._delete(issue_id)
-        self._unreachable_since = None
-        self._grid_blind_since = None
+        self._entry_problem_since.clear()
         self._broken_since.clear()
 
     def _forget_components(self) -> None:
@@ -209,21 +207,24 @@ class RepairTracker:
                     },
                 )
 
-    def _update_grid(self, now: float, *, blind: bool) -> None:
-        issue_id = grid_currents_issue_id(self._entry_id)
-        if not blind:
-            self._grid_blind_since = None
+    def _judge_entry_problem(
+        self,
+        now: float,
+        translation_key: str,
+        severity: ir.IssueSeverity,
+        *,
+        lasting: bool,
+        after_s: float,
+    ) -> None:
+        """Raise the entry's issue once the problem lasted `after_s`; clear it."""
+        issue_id = f"{translation_key}_{self._entry_id}"
+        if not lasting:
+            self._entry_problem_since.pop(issue_id, None)
             self._delete(issue_id)
             return
-        if self._grid_blind_since is None:
-            self._grid_blind_since = now
-        if now - self._grid_blind_since >= GRID_BLIND_ISSUE_AFTER_S:
-            self._create(
-                issue_id,
-                ISSUE_GRID_CURRENTS_UNKNOWN,
-                ir.IssueSeverity.WARNING,
-                {"title": self._title},
-            )
+        since = self._entry_problem_since.setdefault(issue_id, now)
+        if now - since >= after_s:
+            self._create(issue_id, translation_key, severity, {"title": self._title})
 
     def _component_name(self, component_id: int) -> str:
         component = self._topology.components.get(component_id)
