@@ -20,6 +20,7 @@ from custom_components.frequenz_microgrid.engine.health import (
     ComponentStatus,
 )
 from custom_components.frequenz_microgrid.engine.results import (
+    Error,
     PartialFailure,
     Success,
 )
@@ -334,3 +335,53 @@ async def test_a_result_is_shown_as_one_dict_until_the_next_result() -> None:
         assert second["requested_power"] == -12_000.0
         assert first["requested_power"] == 30_000.0  # the old one left as it was
         assert shown() is second
+
+
+async def test_a_battery_that_can_no_longer_be_steered_is_stopped() -> None:
+    """Its data turns NaN while it charges: 0 W at once, not the old charge.
+
+    Found by an end-to-end probe: with the charge withdrawn and a discharge
+    asked while the battery sent NaN, no pair was usable and nothing was sent,
+    so the inverter went on charging at +3 kW for the setpoint's lifetime
+    (60 s), against the discharge asked.
+    """
+    async with control_bench("home") as bench:
+        controller = bench.controller
+        await controller.propose(
+            Pool.BATTERIES, source_id="charge", priority=1, power=3000.0
+        )
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 3000.0
+
+        bench.sim.inject_fault(HOME_BATTERY, Fault.SEND_NAN)
+        await bench.wait_for(lambda: held_setpoint(bench.sim, HOME_INVERTER) == 0.0)
+        # Shown as excluded, with the reason (not working yet never steered).
+        status = status_of(controller.status(), HOME_BATTERY)
+        assert status.health is ComponentHealth.NOT_WORKING
+        assert status.problem == "battery capacity is unknown"
+        await controller.withdraw(Pool.BATTERIES, source_id="charge")
+        outcome = await controller.propose(
+            Pool.BATTERIES, source_id="discharge", priority=1, power=-3000.0
+        )
+        assert isinstance(outcome.result, Error)  # nothing usable to discharge
+        for _ in range(3):  # held at 0 W: neither the old charge nor blind power
+            await asyncio.sleep(0.5)
+            assert held_setpoint(bench.sim, HOME_INVERTER) == 0.0
+
+        bench.sim.clear_fault(HOME_BATTERY)
+        await bench.wait_for(lambda: held_setpoint(bench.sim, HOME_INVERTER) == -3000.0)
+        assert bench.sim.unsafe_setpoint_count == 0
+
+
+async def test_a_battery_taken_out_of_service_gets_not_even_a_stop() -> None:
+    """Outside its operational lifetime nothing goes to it, not even 0 W."""
+    async with control_bench("home") as bench:
+        controller = bench.controller
+        await controller.propose(
+            Pool.BATTERIES, source_id="charge", priority=1, power=3000.0
+        )
+        assert held_setpoint(bench.sim, HOME_INVERTER) == 3000.0
+        sent_before = len(setpoints_to(bench.sim, HOME_INVERTER))
+
+        controller.set_out_of_service(frozenset({HOME_BATTERY}))
+        await asyncio.sleep(1.5)  # the change re-distributes at once; then ticks
+        assert setpoints_to(bench.sim, HOME_INVERTER)[sent_before:] == []

@@ -100,6 +100,9 @@ class Reading:
     states: frozenset[StateCode] = frozenset()
     errors: frozenset[ErrorCode] = frozenset()
     warnings: frozenset[ErrorCode] = frozenset()
+    missing: str | None = None
+    """What the component's fresh data lacks that steering needs (e.g. a
+    battery's SoC sent as NaN); `None`: nothing."""
 
     @classmethod
     def from_sample(
@@ -141,7 +144,11 @@ def battery_problem(
 
     Working: fresh data from both; the battery READY/CHARGING/DISCHARGING with its
     relay closed, no errors (warnings are fine) and a known capacity; the inverter
-    STANDBY/READY/CHARGING/DISCHARGING with no errors (the SDK's checks).
+    STANDBY/READY/CHARGING/DISCHARGING with no errors (the SDK's checks). Beyond
+    the SDK, a battery whose SoC or SoC limits are unknown (`Reading.missing`)
+    is not working either: the distribution cannot use it, and a user should
+    see it excluded, with the reason, rather than a working battery that never
+    gets power.
     """
     if problem := _age_problem("battery", battery, now, max_age):
         return problem
@@ -154,6 +161,8 @@ def battery_problem(
         return f"battery errors: {_names(battery.errors)}"
     if capacity is None or not math.isfinite(capacity):
         return "battery capacity is unknown"
+    if battery.missing is not None:
+        return battery.missing
     if problem := _age_problem("inverter", inverter, now, max_age):
         return problem
     assert inverter is not None
@@ -584,7 +593,11 @@ class HealthTracker:
         return (
             last is not None
             and reading.at >= last.at
-            and (capacity is None or capacity == self._capacities.get(component_id))
+            and (
+                capacity is None
+                or _same_value(capacity, self._capacities.get(component_id))
+            )
+            and reading.missing == last.missing
             and reading.states == last.states
             and reading.errors == last.errors
             and reading.warnings == last.warnings
@@ -609,6 +622,13 @@ class HealthTracker:
                 tracked.add(component_id)
             tracked.update(self._batteries_behind.get(component_id, ()))
         return tracked
+
+
+def _same_value(value: float, other: float | None) -> bool:
+    """Equal, NaN being the same as NaN (an unknown capacity that stays so)."""
+    if other is None:
+        return False
+    return value == other or (math.isnan(value) and math.isnan(other))
 
 
 def _capacity(samples: ComponentDataSamples) -> float | None:

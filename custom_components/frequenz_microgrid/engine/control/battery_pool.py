@@ -4,7 +4,10 @@ Per component set with a target (spec §2–§3): the working batteries are pair
 with their inverters, the measured power of requested-but-unusable inverters is
 subtracted, the rest is split by `distribute_battery_power` and sent to the
 inverters. Nothing goes to an inverter whose batteries are not all working; an
-inverter that drops out stops being kept alive (nothing is sent to it).
+inverter that drops out while it runs a setpoint is stopped (0 W, once) and then
+no longer kept alive: a battery that can no longer be steered (its data stale,
+NaN or incomplete, or blocked) must not run an old command, perhaps against the
+one asked now, until the command's lifetime lapses.
 
 On a tick the split is recomputed from the latest telemetry and sent only when it
 moved noticeably, when the pairs changed, or when a standing setpoint is no longer
@@ -15,7 +18,7 @@ back-off is honoured.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 import math
 
 from .. import members
@@ -27,11 +30,12 @@ from ..distribution.battery import (
     reachable_bounds,
 )
 from ..distribution.battery_results import battery_result
+from ..distributor import DispatchReport
 from ..hub.battery_for_evs import DischargeBudget, DischargeLimit
 from ..power_manager import PowerManager
 from ..results import Request, Result
 from .grid_fuse import FuseBudget, FuseRoomOf
-from .inputs import BatteryPairs
+from .inputs import BatteryPairs, can_take_setpoint
 from .status import Pool
 from .steering import (
     ComponentSet,
@@ -233,6 +237,41 @@ class BatteryPoolSteering(PoolSteering):
             to_send = changes
         report = await self._send(component_ids, setpoints, to_send)
         return battery_result(request, outcome, failed_inverters=report.failed)
+
+    async def _send(
+        self,
+        component_ids: ComponentSet,
+        setpoints: Mapping[int, float],
+        to_send: Mapping[int, float],
+    ) -> DispatchReport:
+        """As `PoolSteering._send`, but an inverter left out is stopped first.
+
+        0 W once to each inverter this set commanded to run that the new
+        setpoints leave out (its pair is no longer usable), if it can take a
+        command (fresh, not in error) and neither it nor its batteries are
+        outside their operational lifetime (never even 0 W then); then it is
+        released like the others, and returns to its default when 0 W lapses.
+        """
+        old = self._sent.get(component_ids, {})
+        stops = {
+            inverter: 0.0
+            for inverter, power in old.items()
+            if power != 0.0 and inverter not in setpoints and self._may_stop(inverter)
+        }
+        if stops:
+            await self.context.distributor.apply(stops)
+        return await super()._send(component_ids, setpoints, to_send)
+
+    def _may_stop(self, inverter_id: int) -> bool:
+        """Whether a 0 W stop may go to the inverter (see `_send`)."""
+        ctx = self.context
+        return can_take_setpoint(ctx.store, inverter_id) and not any(
+            ctx.health.is_out_of_service(component_id)
+            for component_id in (
+                inverter_id,
+                *ctx.topology.batteries_of_inverter(inverter_id),
+            )
+        )
 
     def _is_blocked(self, component_id: int, now: float) -> bool:
         """Whether a battery behind the inverter is blocked after a failed command."""

@@ -90,18 +90,33 @@ def feed_health(
         states = store.states(component_id)
         if age is None or states is None:
             continue
-        capacity = (
-            store.value(component_id, members.CAPACITY)
-            if component_id in topology.battery_ids
-            else None
-        )
+        capacity: float | None = None
+        missing: str | None = None
+        if component_id in topology.battery_ids:
+            # Unknown now (NaN or not sent) is unknown: not the last good value.
+            capacity = store.value(component_id, members.CAPACITY)
+            capacity = math.nan if capacity is None else capacity
+            missing = _battery_missing(store, component_id)
         reading = Reading(
             at=now - age,
             states=states.states,
             errors=states.errors,
             warnings=states.warnings,
+            missing=missing,
         )
         health.observe(component_id, reading, capacity=capacity)
+
+
+def _battery_missing(store: TelemetryStore, battery_id: int) -> str | None:
+    """What a battery's fresh data lacks that its distribution needs, if anything."""
+    if store.value(battery_id, members.SOC) is None:
+        return "battery SoC is unknown"
+    window = store.bounds(battery_id, members.SOC)
+    if window is None or any(
+        math.isnan(edge) for edge in (window.inclusion_lower, window.inclusion_upper)
+    ):
+        return "battery SoC limits are unknown"
+    return None
 
 
 def _value(
