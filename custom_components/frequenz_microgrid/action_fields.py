@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Final
+import math
+from typing import Any, Final, cast
 
 from homeassistant.core import ServiceCall
 from homeassistant.exceptions import HomeAssistantError
@@ -38,10 +39,23 @@ def coerce[N: (int, float)](kind: type[N]) -> Callable[[Any], N]:
 
     Unlike `vol.Coerce`, whose compiled form lets the `OverflowError` of an integer
     beyond a float's range (or of an infinite float made an int) escape as no
-    validation error at all, every failed conversion is a schema error here.
+    validation error at all, every failed conversion is a schema error here. Nor
+    is anything truncated or read as a number that is none: an int is refused a
+    fraction (`int(1.5)` would steer priority 1, or component 3 for 3.9) and
+    either kind a boolean.
     """
+    whole = cast(type, kind) is int
 
     def coerce_value(value: Any) -> N:
+        if isinstance(value, bool):
+            raise vol.Invalid(f"expected {kind.__name__}, got a boolean")
+        if (
+            whole
+            and isinstance(value, float)
+            and math.isfinite(value)
+            and not value.is_integer()
+        ):
+            raise vol.Invalid("expected int: a whole number")
         try:
             return kind(value)
         except OverflowError as err:

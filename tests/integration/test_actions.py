@@ -328,6 +328,40 @@ async def test_schema_refuses_unknown_pool_and_priority_out_of_range(
     assert len(simulator.setpoints) == sent
 
 
+async def test_schema_refuses_fractions_and_booleans_where_numbers_are_asked(
+    hass: HomeAssistant,
+    setup_integration: FrequenzMicrogridConfigEntry,
+    simulator: MicrogridSimulator,
+) -> None:
+    """Nothing is truncated: priority 1.5 is no priority 1, component 3.9 no 3.
+
+    A whole number sent as a float (a template's 2.0) is that number.
+    """
+    entry = setup_integration
+    await wait_until_steerable(entry)
+    sent = len(simulator.setpoints)
+    for odd in (
+        {"priority": 1.5},
+        {"priority": True},
+        {"components": [BATTERY + 0.9]},
+        {"power": True},
+    ):
+        with pytest.raises(vol.Invalid):
+            await call_action(
+                hass,
+                "propose_power",
+                {**propose(entry, "batteries", power=1000), **odd},
+            )
+    assert len(simulator.setpoints) == sent
+    status = entry.runtime_data.engine.controller.status()
+    assert not any(s.proposals for s in status.pools[Pool.BATTERIES].component_sets)
+
+    response = await call_action(
+        hass, "propose_power", propose(entry, "batteries", power=1000, priority=2.0)
+    )
+    assert response["priority"] == 2
+
+
 async def test_priorities_at_the_ends_of_the_range_are_accepted(
     hass: HomeAssistant,
     setup_integration: FrequenzMicrogridConfigEntry,
