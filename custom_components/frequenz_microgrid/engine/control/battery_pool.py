@@ -223,9 +223,10 @@ class BatteryPoolSteering(PoolSteering):
             power=target, component_ids=component_ids, limited_by=limited_by
         )
         if not isinstance(outcome, BatteryDistribution):
-            # Nothing can be sent: stop keeping alive what this set commanded.
+            # Nothing to distribute: stop keeping alive what this set commanded
+            # (and stop the inverters that can no longer be steered).
             was_steered = self._is_steered(component_ids)
-            await self._send(component_ids, {}, {})
+            await self._send_stopping(component_ids, {}, {}, pairs)
             return battery_result(request, outcome) if force or was_steered else None
         setpoints = outcome.setpoints
         to_send = setpoints
@@ -235,35 +236,38 @@ class BatteryPoolSteering(PoolSteering):
             if changes is None:
                 return None
             to_send = changes
-        report = await self._send(component_ids, setpoints, to_send)
+        report = await self._send_stopping(component_ids, setpoints, to_send, pairs)
         return battery_result(request, outcome, failed_inverters=report.failed)
 
-    async def _send(
+    async def _send_stopping(
         self,
         component_ids: ComponentSet,
         setpoints: Mapping[int, float],
         to_send: Mapping[int, float],
+        usable: Iterable[InverterBatteries],
     ) -> DispatchReport:
-        """As `PoolSteering._send`, but an inverter left out is stopped first.
+        """`_send`, after a stop to each inverter whose pair is no longer usable.
 
-        0 W once to each inverter this set commanded to run that the new
-        setpoints leave out (its pair is no longer usable), if it can take a
-        command (fresh, not in error) and neither it nor its batteries are
-        outside their operational lifetime (never even 0 W then); then it is
-        released like the others, and returns to its default when 0 W lapses.
+        0 W once to each inverter this set commanded to run that is not among
+        the `usable` pairs any more, if it can take a command (fresh, not in
+        error) and neither it nor its batteries are outside their operational
+        lifetime (never even 0 W then); `_send` then releases it like any
+        inverter left out, and it returns to its default when the 0 W lapses.
+        A usable inverter left out (a target inside its exclusion zone) keeps
+        its setpoint until it lapses, as before: nothing is sent then.
         """
-        old = self._sent.get(component_ids, {})
+        kept = {pair.inverter_id for pair in usable}
         stops = {
             inverter: 0.0
-            for inverter, power in old.items()
-            if power != 0.0 and inverter not in setpoints and self._may_stop(inverter)
+            for inverter, power in self._sent.get(component_ids, {}).items()
+            if power != 0.0 and inverter not in kept and self._may_stop(inverter)
         }
         if stops:
             await self.context.distributor.apply(stops)
-        return await super()._send(component_ids, setpoints, to_send)
+        return await self._send(component_ids, setpoints, to_send)
 
     def _may_stop(self, inverter_id: int) -> bool:
-        """Whether a 0 W stop may go to the inverter (see `_send`)."""
+        """Whether a 0 W stop may go to the inverter (`_send_stopping`)."""
         ctx = self.context
         return can_take_setpoint(ctx.store, inverter_id) and not any(
             ctx.health.is_out_of_service(component_id)
