@@ -54,3 +54,14 @@ def test_back_in_service_and_unchanged_sets() -> None:
     assert tracker.set_out_of_service([])
     assert tracker.working([11, 21], 1.0) == {11, 21}
     assert not tracker.status(21, 1.0).out_of_service
+
+
+def test_a_battery_behind_a_retired_inverter_is_out_of_service_too() -> None:
+    """Its power would go through the inverter, which must get nothing."""
+    tracker = _tracker()
+    assert tracker.working([11, 21], 1.0) == {11, 21}
+    assert tracker.set_out_of_service([20])
+    assert tracker.working([11, 21], 1.0) == {11}
+    assert tracker.status(21, 1.0).problem == OUT_OF_SERVICE
+    assert tracker.set_out_of_service([])
+    assert tracker.working([11, 21], 1.0) == {11, 21}

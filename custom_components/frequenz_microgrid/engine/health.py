@@ -478,8 +478,15 @@ class HealthTracker:
     # -- views ----------------------------------------------------------------
 
     def problem(self, component_id: int, now: float) -> str | None:
-        """Return why the telemetry says the component is not working, or `None`."""
-        if component_id in self._out_of_service:
+        """Return why the telemetry says the component is not working, or `None`.
+
+        A battery behind an inverter outside its operational lifetime is out of
+        service too: its power would go through that inverter.
+        """
+        if (
+            component_id in self._out_of_service
+            or self._inverter_of.get(component_id) in self._out_of_service
+        ):
             return OUT_OF_SERVICE
         age = self.max_data_age
         judged = self._judged.get(component_id)

@@ -18,7 +18,7 @@ back-off is honoured.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 import math
 
 from .. import members
@@ -79,6 +79,9 @@ class BatteryPoolSteering(PoolSteering):
         self._battery_pairs = BatteryPairs(context.topology, context.store)
         self._last_pairs: tuple[ComponentSet, float, _Pairs] | None = None
         """The pairs `system_bounds` just built, for the distribution that follows."""
+        self._lost: dict[ComponentSet, set[int]] = {}
+        """Per set, inverters forgotten while running (a refresh withheld or
+        failed): stopped at the set's next round if they cannot be steered."""
 
     def follow_topology(
         self,
@@ -88,6 +91,7 @@ class BatteryPoolSteering(PoolSteering):
     ) -> set[ComponentSet]:
         """Pair the batteries of the new topology with their inverters."""
         renamed = super().follow_topology(context, component_ids, gone)
+        self._lost.clear()  # keyed by the old sets; the gone must get nothing
         self._battery_pairs = BatteryPairs(context.topology, context.store)
         self._last_pairs = None
         return renamed
@@ -226,7 +230,7 @@ class BatteryPoolSteering(PoolSteering):
             # Nothing to distribute: stop keeping alive what this set commanded
             # (and stop the inverters that can no longer be steered).
             was_steered = self._is_steered(component_ids)
-            await self._send_stopping(component_ids, {}, {}, pairs)
+            await self._send_stopping(component_ids, {}, {}, pairs, now)
             return battery_result(request, outcome) if force or was_steered else None
         setpoints = outcome.setpoints
         to_send = setpoints
@@ -236,8 +240,33 @@ class BatteryPoolSteering(PoolSteering):
             if changes is None:
                 return None
             to_send = changes
-        report = await self._send_stopping(component_ids, setpoints, to_send, pairs)
+        report = await self._send_stopping(
+            component_ids, setpoints, to_send, pairs, now
+        )
         return battery_result(request, outcome, failed_inverters=report.failed)
+
+    def _commanded_through(
+        self, component_id: int, component_ids: ComponentSet
+    ) -> bool:
+        """Whether the inverter feeds a battery of the set (its setpoints do)."""
+        return any(
+            battery in component_ids
+            for battery in self.context.topology.batteries_of_inverter(component_id)
+        )
+
+    def forget(self, component_ids: Collection[int]) -> None:
+        """As `PoolSteering.forget`, remembering the inverters that were running.
+
+        A refresh withheld because the inverter's pair is no longer usable
+        forgets it before any tick; the set's next round then stops it
+        (`_send_stopping`) rather than letting the old setpoint run on for the
+        rest of its lifetime.
+        """
+        for ids, sent in self._sent.items():
+            running = {cid for cid in component_ids if sent.get(cid, 0.0) != 0.0}
+            if running:
+                self._lost.setdefault(ids, set()).update(running)
+        super().forget(component_ids)
 
     async def _send_stopping(
         self,
@@ -245,36 +274,53 @@ class BatteryPoolSteering(PoolSteering):
         setpoints: Mapping[int, float],
         to_send: Mapping[int, float],
         usable: Iterable[InverterBatteries],
+        now: float,
     ) -> DispatchReport:
-        """`_send`, after a stop to each inverter whose pair is no longer usable.
+        """`_send`, with a stop to each inverter whose pair is no longer usable.
 
-        0 W once to each inverter this set commanded to run that is not among
-        the `usable` pairs any more, if it can take a command (fresh, not in
-        error) and neither it nor its batteries are outside their operational
-        lifetime (never even 0 W then); `_send` then releases it like any
-        inverter left out, and it returns to its default when the 0 W lapses.
-        A usable inverter left out (a target inside its exclusion zone) keeps
-        its setpoint until it lapses, as before: nothing is sent then.
+        0 W once, in the same batch, to each inverter this set commanded to run
+        (or whose running setpoint was just forgotten) that is not among the
+        `usable` pairs any more, if it may take a stop (`_may_stop`). `_send`
+        releases it like any inverter left out; it returns to its default when
+        the 0 W lapses. A usable inverter left out (a target inside its
+        exclusion zone) keeps its setpoint until it lapses: nothing is sent.
+        The stops are not part of the set's result.
         """
         kept = {pair.inverter_id for pair in usable}
+        running = {
+            inverter
+            for inverter, power in self._sent.get(component_ids, {}).items()
+            if power != 0.0
+        } | self._lost.pop(component_ids, set())
         stops = {
             inverter: 0.0
-            for inverter, power in self._sent.get(component_ids, {}).items()
-            if power != 0.0 and inverter not in kept and self._may_stop(inverter)
+            for inverter in sorted(running)
+            if inverter not in kept and self._may_stop(inverter, now)
         }
-        if stops:
-            await self.context.distributor.apply(stops)
-        return await self._send(component_ids, setpoints, to_send)
+        report = await self._send(component_ids, setpoints, {**to_send, **stops})
+        for outcomes in (report.succeeded, report.failed, report.errors):
+            for inverter in stops:
+                if inverter not in setpoints:
+                    outcomes.pop(inverter, None)
+        return report
 
-    def _may_stop(self, inverter_id: int) -> bool:
-        """Whether a 0 W stop may go to the inverter (`_send_stopping`)."""
+    def _may_stop(self, inverter_id: int, now: float) -> bool:
+        """Whether a 0 W stop may go to the inverter (`_send_stopping`).
+
+        Not when it cannot take a command (silent, in error), when it or a
+        battery behind it is outside its operational lifetime (never even 0 W
+        then), nor while a battery behind it is blocked after a failed command
+        (the back-off is honoured).
+        """
         ctx = self.context
-        return can_take_setpoint(ctx.store, inverter_id) and not any(
-            ctx.health.is_out_of_service(component_id)
-            for component_id in (
-                inverter_id,
-                *ctx.topology.batteries_of_inverter(inverter_id),
+        batteries = ctx.topology.batteries_of_inverter(inverter_id)
+        return (
+            can_take_setpoint(ctx.store, inverter_id)
+            and not any(
+                ctx.health.is_out_of_service(component_id)
+                for component_id in (inverter_id, *batteries)
             )
+            and not self._is_blocked(inverter_id, now)
         )
 
     def _is_blocked(self, component_id: int, now: float) -> bool:

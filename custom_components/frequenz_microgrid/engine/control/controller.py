@@ -299,6 +299,11 @@ class MicrogridController:
                     steering.follow_topology(context, ids, gone, self._user_circuits)
                 else:
                     steering.follow_topology(context, ids, gone)
+            # A setpoint no pool commands any more is not kept alive for good.
+            commanded = set().union(*(s.commanded() for s in self._pools.values()))
+            orphans = self._distributor.standing_setpoints.keys() - commanded
+            if orphans:
+                await self._distributor.release(frozenset(orphans))
             steerable = [s.component_ids for s in self._pools.values()]
             self._changes.follow(frozenset().union(*steerable))
             self._health_input_ids = health_input_ids(topology)

@@ -139,9 +139,21 @@ class PoolSteering(ABC):
             sent = self._sent.pop(old, None)
             if sent and new:
                 self._sent.setdefault(new, {}).update(
-                    (cid, power) for cid, power in sent.items() if cid in new
+                    (cid, power)
+                    for cid, power in sent.items()
+                    if self._commanded_through(cid, new)
                 )
         return {new for new in renamed.values() if new}
+
+    def _commanded_through(
+        self, component_id: int, component_ids: ComponentSet
+    ) -> bool:
+        """Whether a setpoint to `component_id` serves the set `component_ids`.
+
+        A pool whose setpoints go to other components than its sets name (the
+        batteries' inverters) says so; here they are the set's own.
+        """
+        return component_id in component_ids
 
     def component_sets(self) -> list[ComponentSet]:
         """The sets to keep system bounds for: the pool, and every set in use."""
