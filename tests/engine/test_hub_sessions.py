@@ -133,6 +133,23 @@ def test_shares_are_never_negative_and_add_up_to_one(
 # --- sessions ----------------------------------------------------------------
 
 
+def test_a_session_ends_when_its_charger_leaves_the_microgrid() -> None:
+    """Found by a probe: it stayed open for good, and no `session_ended` fired."""
+    tracker = SessionTracker([6, 7])
+    tracker.update(snap(0, charger(6, power_w=0, counter_wh=1000)))
+    tracker.update(snap(9, charger(6, power_w=4000, counter_wh=1010)))
+    tracker.charger_ids = (7,)  # charger 6 was removed (topology refresh)
+    ended = tracker.update(snap(10, charger(7, UNPLUGGED)))
+    assert [(c.kind, c.session.charger_id) for c in ended] == [
+        (SessionChangeKind.ENDED, 6)
+    ]
+    session = ended[0].session
+    assert session.ended_at == T0 + timedelta(seconds=9)  # last seen plugged in
+    assert session.energy_wh == pytest.approx(10.0)
+    assert tracker.open == {}
+    assert tracker.update(snap(11, charger(7, UNPLUGGED))) == []
+
+
 def test_a_session_takes_its_energy_from_the_chargers_counter() -> None:
     tracker = SessionTracker([6, 7])
     # Plugged in, not charging yet; 5 kW PV, no other load: 5 kW exported.

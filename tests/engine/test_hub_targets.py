@@ -471,6 +471,23 @@ def test_a_target_waits_for_the_car_binds_to_its_session_and_ends_with_it() -> N
     assert len(changes) == 3  # set, bound, ended
 
 
+def test_a_target_ends_when_its_charger_leaves_the_microgrid() -> None:
+    """Found by a probe: the plan went on reserving 11 kW for a removed charger."""
+    targets = table()
+    changes: list[int] = []
+    targets.set(target(kwh=5.0))
+    targets.observe_session(1, "1-100", 0.0)
+    targets.listen(lambda: changes.append(1))
+    targets.charger_ids = frozenset({1, 2})  # unchanged: nothing ends
+    assert targets.get(1) is not None
+    assert changes == []
+    targets.charger_ids = frozenset({2})
+    assert targets.get(1) is None
+    assert targets.state(1) is None
+    assert 1 not in targets.targets()
+    assert changes == [1]
+
+
 def test_a_waiting_target_whose_departure_passed_is_dropped() -> None:
     clock = Clock()
     targets = table(clock)

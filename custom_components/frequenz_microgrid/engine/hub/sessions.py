@@ -287,7 +287,8 @@ class SessionTracker:
         changes: list[SessionChange] = []
         taken: list[tuple[ChargingSession, float]] = []
         unplugged: list[ChargingSession] = []
-        for charger_id in self.charger_ids:
+        tracked = self.charger_ids
+        for charger_id in tracked:
             data = snapshot.component(charger_id)
             session = self.open.get(charger_id)
             if data is None or not data.fresh or not data.states:
@@ -318,6 +319,12 @@ class SessionTracker:
                 if now - session.last_seen_connected <= MAX_UNPLUG_GAP
                 else session.last_seen_connected
             )
+            self._close(session)
+            changes.append(SessionChange(SessionChangeKind.ENDED, session))
+        for session in [s for s in self.open.values() if s.charger_id not in tracked]:
+            # Its charger left the microgrid: ended when last seen plugged in
+            # (as at a restore), not left open for good.
+            session.ended_at = session.last_seen_connected
             self._close(session)
             changes.append(SessionChange(SessionChangeKind.ENDED, session))
         return changes

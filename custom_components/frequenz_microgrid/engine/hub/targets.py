@@ -512,10 +512,10 @@ class ChargingTargets:
         budgets: Callable[[], list[CircuitBudget]] = list,
     ) -> None:
         """Start with no targets."""
-        self.charger_ids = charger_ids
+        self._targets: dict[int, ChargingTarget] = {}
+        self._charger_ids = charger_ids
         self._clock = clock
         self.budgets = budgets
-        self._targets: dict[int, ChargingTarget] = {}
         self._sessions: dict[int, _Session] = {}
         self._powers: dict[int, tuple[float, float]] = {}
         """Per charger (min W, max W) from the last steering round."""
@@ -531,6 +531,29 @@ class ChargingTargets:
         )
         """What the hub's plan leaves unmet of a target whose car follows it
         (`None`: its car does not follow a plan, or the plan has no such need)."""
+
+    @property
+    def charger_ids(self) -> frozenset[int]:
+        """The chargers a target may be set on."""
+        return self._charger_ids
+
+    @charger_ids.setter
+    def charger_ids(self, charger_ids: frozenset[int]) -> None:
+        """Follow a changed topology: the targets of chargers that left end.
+
+        Otherwise the plan would go on reserving power for a charger that is
+        gone, and the other cars would be planned around it.
+        """
+        self._charger_ids = charger_ids
+        gone = [c for c in self._targets if c not in charger_ids]
+        for charger_id in gone:
+            del self._targets[charger_id]
+            self._outlooks.pop(charger_id, None)
+            self._sessions.pop(charger_id, None)
+            self._powers.pop(charger_id, None)
+            self._held_off.discard(charger_id)
+        if gone:
+            self._notify()
 
     # -- reading ----------------------------------------------------------------
 
