@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Iterable
-from datetime import datetime, timedelta
 import math
 
-from frequenz.client.common.microgrid.components import ComponentId
 from frequenz.client.microgrid.component import ComponentStateCode as State
 
 from custom_components.frequenz_microgrid.engine import members
@@ -37,6 +35,7 @@ from custom_components.frequenz_microgrid.engine.graph import build_topology
 from custom_components.frequenz_microgrid.engine.health import HealthTracker
 from custom_components.frequenz_microgrid.engine.power_manager import PowerManager
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
+from tests.engine.test_distributor import FakeSetPowerClient
 from tests.engine.topologies import (
     BATTERY_A,
     BATTERY_B,
@@ -54,7 +53,7 @@ POOL = frozenset({BATTERY_A, BATTERY_B})
 SOC_WINDOW = PowerBounds(10.0, 90.0)
 
 
-class RecordingClient:
+class RecordingClient(FakeSetPowerClient):
     """Accepts every setpoint, after `delay_s` for the inverters in `slow`."""
 
     def __init__(self) -> None:
@@ -62,28 +61,10 @@ class RecordingClient:
         self.slow: set[int] = set()
         self.delay_s = 3.0
 
-    async def set_component_power_active(
-        self,
-        component: ComponentId,
-        power: float,
-        *,
-        request_lifetime: timedelta | None = None,
-        validate_arguments: bool = True,
-    ) -> datetime | None:
-        self.calls.append((int(component), power))
-        if int(component) in self.slow:
+    async def handle(self, component_id: int, power: float) -> None:
+        self.calls.append((component_id, power))
+        if component_id in self.slow:
             await asyncio.sleep(self.delay_s)
-        return None
-
-    async def set_component_power_reactive(
-        self,
-        component: ComponentId,
-        power: float,
-        *,
-        request_lifetime: timedelta | None = None,
-        validate_arguments: bool = True,
-    ) -> datetime | None:
-        raise AssertionError("no reactive power in these cases")
 
 
 def good(store: TelemetryStore, inverter: int, battery: int) -> None:
