@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from hypothesis import given, settings, strategies as st
+import pytest
 
 from custom_components.frequenz_microgrid.engine.distribution.ev_chargers import (
     PHASES,
@@ -213,3 +214,32 @@ def test_sharing_is_max_min_fair_within_each_circuit(
                     bottleneck = True
                     break
             assert bottleneck, (low, current, circuit)
+
+
+def test_a_power_limit_counts_a_one_phase_ev_at_what_it_draws() -> None:
+    """A one-phase car behind a three-phase charger draws a third of its setpoint.
+
+    As the integration describes it (`ev_charger_input`): its setpoint carries
+    3 × 230 W per ampere, its one phase 230 W. Under an 11.4 kW power limit a
+    three-phase and a one-phase car share the limit by what the circuit's meter
+    counts; counted at their setpoints' watts (found by a probe) the one-phase
+    car drew 1.9 kW of its 5.7 kW share and 3.8 kW of the limit went unused.
+    """
+    three = EvChargerInput(component_id=1, ev_connected=True, max_current_a=32.0)
+    one = EvChargerInput(
+        component_id=2,
+        ev_connected=True,
+        phases=(1,),
+        voltage_v=3 * VOLTAGE,
+        max_current_a=32.0,
+    )
+    circuit = CircuitCapacity("grid", frozenset({1, 2}), power_capacity_w=11_400.0)
+    allocator = EvChargerAllocator(EvAllocatorConfig(nominal_voltage_v=VOLTAGE))
+    allocation = allocator.allocate(math.inf, [three, one], now=0.0, circuits=[circuit])
+    drawn_w = math.fsum(allocation.currents_of(frozenset({1, 2}))) * VOLTAGE
+    assert drawn_w == pytest.approx(11_400.0)
+    # Max-min fair per ampere: both cars at the same current, 11.4 kW / 4 lines.
+    current = 11_400.0 / (4 * VOLTAGE)
+    assert allocation.setpoints[1].current_a == pytest.approx(current)
+    assert allocation.setpoints[2].current_a == pytest.approx(current)
+    assert allocation.setpoints[2].power_w == pytest.approx(3 * VOLTAGE * current)

@@ -233,7 +233,10 @@ class EvPoolSteering(PoolSteering):
                 (
                     capacity.less(
                         allocation.currents_of(capacity.charger_ids),
-                        allocation.power_of(capacity.charger_ids),
+                        # What they draw (a one-phase EV: a third of its
+                        # setpoint's watts), as the circuit's meter counts it.
+                        math.fsum(allocation.currents_of(capacity.charger_ids))
+                        * self.config.nominal_voltage_v,
                     ),
                     others_w,
                 )

@@ -347,6 +347,8 @@ class _Candidate:
     voltage_v: float
     ceiling_a: float
     """Charger maximum, lowered by the give-back cap."""
+    nominal_voltage_v: float
+    """The allocator's nominal phase voltage (the EV's own phases carry it)."""
 
     @property
     def component_id(self) -> int:
@@ -356,6 +358,23 @@ class _Candidate:
     def watts_per_amp(self) -> float:
         """Setpoint watts per ampere of per-phase current."""
         return len(self.charger.phases) * self.voltage_v
+
+    @property
+    def drawn_watts_per_amp(self) -> float:
+        """Active power the EV draws per ampere of per-phase current (W/A).
+
+        On its own phases only: a one-phase EV behind a three-phase charger
+        draws a third of the watts its setpoint carries (`watts_per_amp`, over
+        the charger's three phases). A circuit's power limit is measured at its
+        meter, so it is charged with these; never less than the setpoint's
+        watts over the EV's share of the charger's phases (a voltage above the
+        nominal one).
+        """
+        phases = len(self.charger.phases)
+        return max(
+            phases * self.nominal_voltage_v,
+            self.watts_per_amp * phases / len(ALL_PHASES),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,7 +451,9 @@ class EvChargerAllocator:
             )
             if memory.demand_cap_a is not None:
                 ceiling = max(charger.min_current_a, min(ceiling, memory.demand_cap_a))
-            candidates.append(_Candidate(charger, voltage, ceiling))
+            candidates.append(
+                _Candidate(charger, voltage, ceiling, self._config.nominal_voltage_v)
+            )
 
         admitted, refused = self._admit(candidates, capacity, target, held, now)
         for candidate, reason in refused:
@@ -571,6 +592,7 @@ class EvChargerAllocator:
                 continue
             minimum = candidate.charger.min_current_a
             needed_power = minimum * candidate.watts_per_amp
+            drawn_power = minimum * candidate.drawn_watts_per_amp
             phases = candidate.charger.phases
             inside = [
                 index
@@ -581,7 +603,7 @@ class EvChargerAllocator:
                 needed_power <= remaining_power + _EPSILON
                 and all(minimum <= remaining_phase[p - 1] + _EPSILON for p in phases)
                 and all(
-                    needed_power <= circuit_power[index] + _EPSILON
+                    drawn_power <= circuit_power[index] + _EPSILON
                     and all(
                         minimum <= circuit_phase[index][p - 1] + _EPSILON
                         for p in phases
@@ -597,7 +619,7 @@ class EvChargerAllocator:
             for phase in phases:
                 remaining_phase[phase - 1] -= minimum
             for index in inside:
-                circuit_power[index] -= needed_power
+                circuit_power[index] -= drawn_power
                 for phase in phases:
                     circuit_phase[index][phase - 1] -= minimum
         return admitted, refused
@@ -791,7 +813,7 @@ def _constraints(
                 _Constraint(
                     EvAllocationReason.CIRCUIT_LIMIT,
                     circuit.power_capacity_w,
-                    {c.component_id: c.watts_per_amp for c in behind},
+                    {c.component_id: c.drawn_watts_per_amp for c in behind},
                 )
             )
     return [c for c in constraints if c.weights]
