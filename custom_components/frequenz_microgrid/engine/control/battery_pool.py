@@ -6,7 +6,7 @@ subtracted, the rest is split by `distribute_battery_power` and sent to the
 inverters. Nothing goes to an inverter whose batteries are not all working; an
 inverter that drops out while it runs a setpoint is stopped (0 W, once) and then
 no longer kept alive: a battery that can no longer be steered (its data stale,
-NaN or incomplete, or blocked) must not run an old command, perhaps against the
+NaN or incomplete) must not run an old command, perhaps against the
 one asked now, until the command's lifetime lapses.
 
 On a tick the split is recomputed from the latest telemetry and sent only when it
@@ -299,9 +299,8 @@ class BatteryPoolSteering(PoolSteering):
         }
         report = await self._send(component_ids, setpoints, {**to_send, **stops})
         for outcomes in (report.succeeded, report.failed, report.errors):
-            for inverter in stops:
-                if inverter not in setpoints:
-                    outcomes.pop(inverter, None)
+            for inverter in stops:  # never among `setpoints` (not usable)
+                outcomes.pop(inverter, None)
         return report
 
     def _may_stop(self, inverter_id: int, now: float) -> bool:
