@@ -61,266 +61,32 @@ give-back caps); it never reads a clock, so every behaviour is reproducible.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-import itertools
+from dataclasses import dataclass
 import math
 
-PHASES: tuple[int, int, int] = (1, 2, 3)
-"""Phase numbers L1, L2, L3 as used in `EvChargerInput.phases`."""
+from .ev_allocation import (
+    ALL_PHASES,
+    PHASES,
+    CircuitCapacity,
+    EvAllocation,
+    EvAllocationReason,
+    EvAllocatorConfig,
+    EvChargerInput,
+    EvChargerSetpoint,
+)
+from .ev_fair_share import EPSILON, Candidate, Constraint, constraints_of, staged_fill
 
-ALL_PHASES: tuple[int, ...] = PHASES
-"""The phases of a three-phase EV (the default)."""
-
-_EPSILON = 1e-9
-
-
-class EvAllocationReason(StrEnum):
-    """Why a charger got the setpoint it got (shown in diagnostics)."""
-
-    NO_EV = "no_ev"
-    """No EV connected: 0 W."""
-    NOT_WORKING = "not_working"
-    """The charger is not working (status tracking): 0 W."""
-    INVALID_LIMITS = "invalid_limits"
-    """The charger's maximum current is below its minimum: 0 W."""
-    WAITING = "waiting"
-    """An EV is connected but the minimum current does not fit now: 0 W."""
-    DWELL = "dwell"
-    """Switched off less than `min_dwell_s` ago; may not switch on yet: 0 W."""
-    FAIR_SHARE = "fair_share"
-    """Charging at the common level (when rounding leaves no tighter reason)."""
-    CHARGER_MAX = "charger_max"
-    """Charging at the charger's maximum current."""
-    DEMAND = "demand"
-    """Capped near what the EV draws (give-back); the rest went to others."""
-    PHASE_LIMIT = "phase_limit"
-    """Held by the per-phase fuse limit of one of its phases."""
-    TARGET = "target"
-    """Held by the pool target (watts)."""
-    CIRCUIT_LIMIT = "circuit_limit"
-    """Held by a circuit's power limit (watts: its envelope or fixed kW limit)."""
-    HYSTERESIS = "hysteresis"
-    """Kept at its previous current: the change would have been too small."""
-    MODE_OFF = "mode_off"
-    """The charger's mode is *off* (`engine.hub.modes`): 0 W, the EV stays plugged."""
-    NO_SOLAR_SURPLUS = "no_solar_surplus"
-    """Solar mode without enough PV surplus for its minimum current: 0 W."""
-    NOT_IN_PLAN = "not_in_plan"
-    """Smart mode in a slot the charging plan leaves empty: 0 W."""
-    MODE_LIMIT = "mode_limit"
-    """Held by its mode's limit (solar: its share of the PV surplus)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EvChargerInput:
-    """What the allocator needs to know about one charger, from its latest data."""
-
-    component_id: int
-    ev_connected: bool
-    """From the cable state: plugged or locked at both the EV and the station."""
-    working: bool = True
-    """From component status tracking (spec §3)."""
-    phases: tuple[int, ...] = ALL_PHASES
-    """Phases (1–3) the EV draws on: ``(1, 2, 3)`` or e.g. ``(2,)`` for 1-phase."""
-    measured_currents_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    """Measured current on L1, L2, L3 (A); NaN where unknown."""
-    measured_power_w: float = math.nan
-    """Measured active power (W); the fallback when phase currents are unknown."""
-    min_current_a: float = 6.0
-    """Smallest current (per phase) at which the EV charges at all (IEC 61851)."""
-    max_current_a: float = 32.0
-    """Largest current (per phase) the charger allows."""
-    voltage_v: float | None = None
-    """Phase voltage the charger converts watts with; `None` = nominal voltage."""
-    confirmed_limit_a: float | None = math.inf
-    """Per-phase current its standing setpoint allows, once a reading taken after
-    that setpoint arrived confirms it; `None` while a newer setpoint is not
-    confirmed yet (what the EV draws then answers an older one); inf when unknown
-    (judged against the allocation). Under-use is judged against this, so a raise
-    that was held back or is still in flight never counts as an EV's give-back."""
-    held_off: EvAllocationReason | None = None
-    """Why the charger's mode keeps it at 0 W whatever fits (`MODE_OFF`,
-    `NO_SOLAR_SURPLUS`); `None`: it may charge."""
-    mode_max_current_a: float = math.inf
-    """Upper limit per phase (A) set by the charger's mode (solar: its share of
-    the surplus); never below `min_current_a` in effect (a mode that cannot give
-    the minimum holds the charger off instead)."""
-    boost: bool = False
-    """Boost mode: admitted before every other EV, even one in its on-dwell."""
-    laxity_s: float | None = None
-    """A deadline target's laxity (s): time to departure less the time the
-    remaining energy takes at the charger's maximum power (`engine.hub.targets`);
-    `None`: no target (or it is met). The least laxity gets current first."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EvAllocatorConfig:
-    """Tuning of the allocator; the defaults suit a home or small depot."""
-
-    phase_limit_a: float | None = None
-    """Per-phase fuse / cluster limit (A) for all chargers together; None = none."""
-    fuse_tolerance_a: float = 0.0
-    """Headroom kept below `phase_limit_a` (A).
-
-    datafev lets a cluster exceed its limit by its tolerance; a fuse must never be
-    exceeded, so here the tolerance works the other way: it is kept free for meter
-    noise and for EVs that overshoot while ramping.
-    """
-    nominal_voltage_v: float = 230.0
-    """Phase voltage used when a charger reports none."""
-    hysteresis_a: float = 1.0
-    """Changes of a charger's current smaller than this are not sent (A)."""
-    min_dwell_s: float = 60.0
-    """Minimum time between two on/off switches of one charger (relay wear)."""
-    give_back_margin_a: float = 3.0
-    """An EV drawing this much below its allocation (A) is under-using it."""
-    give_back_after_s: float = 3.0
-    """How long an EV must under-use before its unused current goes to others."""
-    give_back_headroom_a: float = 2.0
-    """Current left above what a capped EV draws, so it can ramp up again (A)."""
-    priorities: Mapping[int, int] = field(default_factory=dict)
-    """Optional priority per charger id (higher is admitted first; default 0)."""
-    laxity_tolerance_s: float = 300.0
-    """Laxities closer than this (s) count as equal: those EVs share fairly
-    instead of flip-flopping as their laxities cross."""
-
-    def __post_init__(self) -> None:
-        """Reject settings that would make the allocator unsafe or oscillate."""
-        if self.phase_limit_a is not None and not self.phase_limit_a >= 0.0:
-            raise ValueError("phase_limit_a must be ≥ 0 A")
-        if not self.nominal_voltage_v > 0.0:
-            raise ValueError("nominal_voltage_v must be > 0 V")
-        for name in (
-            "fuse_tolerance_a",
-            "hysteresis_a",
-            "min_dwell_s",
-            "give_back_margin_a",
-            "give_back_after_s",
-            "give_back_headroom_a",
-            "laxity_tolerance_s",
-        ):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"{name} must be ≥ 0")
-        if self.give_back_headroom_a > self.give_back_margin_a:
-            # A capped EV would immediately count as under-using its new cap and
-            # be capped again and again.
-            raise ValueError("give_back_headroom_a must not exceed give_back_margin_a")
-
-
-@dataclass(frozen=True, slots=True)
-class EvChargerSetpoint:
-    """The allocator's decision for one charger."""
-
-    component_id: int
-    power_w: float
-    """The setpoint to send (W): 0 or between the charger's min and max power."""
-    current_a: float
-    """Current per phase (A) the setpoint implies on each of `phases`."""
-    phases: tuple[int, ...]
-    reason: EvAllocationReason
-
-    @property
-    def phase_currents_a(self) -> tuple[float, float, float]:
-        """Current this setpoint implies on L1, L2, L3 (A)."""
-        l1, l2, l3 = (self.current_a if p in self.phases else 0.0 for p in PHASES)
-        return (l1, l2, l3)
-
-
-@dataclass(frozen=True, slots=True)
-class CircuitCapacity:
-    """What one circuit leaves the chargers behind it this round.
-
-    Built by the steering from the circuit's fuse and power limit less its other
-    loads (`engine.hub.circuits`). NaN or negative values count as 0 (no data,
-    no risk); inf means no limit of that kind.
-    """
-
-    circuit_id: str
-    charger_ids: frozenset[int]
-    phase_capacity_a: tuple[float, float, float] = (math.inf, math.inf, math.inf)
-    """Current the chargers may draw per phase together (A)."""
-    power_capacity_w: float = math.inf
-    """Power the chargers may draw together (W)."""
-
-    def sanitized(self) -> CircuitCapacity:
-        """The same with NaN and negative capacities set to 0."""
-        l1, l2, l3 = (_non_negative(c) for c in self.phase_capacity_a)
-        return CircuitCapacity(
-            self.circuit_id,
-            self.charger_ids,
-            (l1, l2, l3),
-            _non_negative(self.power_capacity_w),
-        )
-
-    def less(
-        self, currents_a: tuple[float, float, float], power_w: float
-    ) -> CircuitCapacity:
-        """What is left after chargers planned elsewhere took `currents_a`/`power_w`."""
-        l1, l2, l3 = (
-            cap - used
-            for cap, used in zip(self.phase_capacity_a, currents_a, strict=True)
-        )
-        return CircuitCapacity(
-            self.circuit_id,
-            self.charger_ids,
-            (l1, l2, l3),
-            self.power_capacity_w - power_w,
-        )
-
-
-def _non_negative(value: float) -> float:
-    return value if value > 0.0 else 0.0  # also maps NaN to 0
-
-
-@dataclass(frozen=True, slots=True)
-class EvAllocation:
-    """The setpoints of one allocation round and what they add up to."""
-
-    target_w: float
-    setpoints: dict[int, EvChargerSetpoint]
-    phase_capacity_a: tuple[float, float, float]
-    """Current available to the EVs per phase this round (inf without a limit)."""
-    circuits: tuple[CircuitCapacity, ...] = ()
-    """The circuit capacities this round was allocated against (sanitized)."""
-
-    def powers(self) -> dict[int, float]:
-        """Return the setpoint per charger id (W)."""
-        return {cid: s.power_w for cid, s in self.setpoints.items()}
-
-    @property
-    def total_power_w(self) -> float:
-        """Sum of all setpoints (W)."""
-        return math.fsum(s.power_w for s in self.setpoints.values())
-
-    @property
-    def phase_currents_a(self) -> tuple[float, float, float]:
-        """Current the setpoints imply on L1, L2, L3 together (A)."""
-        sums = [0.0, 0.0, 0.0]
-        for setpoint in self.setpoints.values():
-            for index, current in enumerate(setpoint.phase_currents_a):
-                sums[index] += current
-        return (sums[0], sums[1], sums[2])
-
-    def currents_of(self, charger_ids: frozenset[int]) -> tuple[float, float, float]:
-        """Current the setpoints of `charger_ids` imply on L1, L2, L3 (A)."""
-        sums = [0.0, 0.0, 0.0]
-        for cid, setpoint in self.setpoints.items():
-            if cid in charger_ids:
-                for index, current in enumerate(setpoint.phase_currents_a):
-                    sums[index] += current
-        return (sums[0], sums[1], sums[2])
-
-    def power_of(self, charger_ids: frozenset[int]) -> float:
-        """Sum of the setpoints of `charger_ids` (W)."""
-        return math.fsum(
-            s.power_w for cid, s in self.setpoints.items() if cid in charger_ids
-        )
-
-    @property
-    def excess_power_w(self) -> float:
-        """Part of the target that was not allocated (W)."""
-        return max(0.0, self.target_w - self.total_power_w)
+__all__ = [
+    "ALL_PHASES",
+    "PHASES",
+    "CircuitCapacity",
+    "EvAllocation",
+    "EvAllocationReason",
+    "EvAllocatorConfig",
+    "EvChargerAllocator",
+    "EvChargerInput",
+    "EvChargerSetpoint",
+]
 
 
 @dataclass(slots=True)
@@ -337,53 +103,6 @@ class _ChargerMemory:
     """Since when the EV draws well below its allocation; None = it does not."""
     demand_cap_a: float | None = None
     """Give-back cap on the allocation (A); None = only the charger maximum."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    """A charger with an EV that may receive current this round."""
-
-    charger: EvChargerInput
-    voltage_v: float
-    ceiling_a: float
-    """Charger maximum, lowered by the give-back cap."""
-    nominal_voltage_v: float
-    """The allocator's nominal phase voltage (the EV's own phases carry it)."""
-
-    @property
-    def component_id(self) -> int:
-        return self.charger.component_id
-
-    @property
-    def watts_per_amp(self) -> float:
-        """Setpoint watts per ampere of per-phase current."""
-        return len(self.charger.phases) * self.voltage_v
-
-    @property
-    def drawn_watts_per_amp(self) -> float:
-        """Active power the EV draws per ampere of per-phase current (W/A).
-
-        On its own phases only: a one-phase EV behind a three-phase charger
-        draws a third of the watts its setpoint carries (`watts_per_amp`, over
-        the charger's three phases). A circuit's power limit is measured at its
-        meter, so it is charged with these; never less than the setpoint's
-        watts over the EV's share of the charger's phases (a voltage above the
-        nominal one).
-        """
-        phases = len(self.charger.phases)
-        return max(
-            phases * self.nominal_voltage_v,
-            self.watts_per_amp * phases / len(ALL_PHASES),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Constraint:
-    """A linear cap ``Σ weight_i × current_i ≤ capacity`` shared by some EVs."""
-
-    reason: EvAllocationReason
-    capacity: float
-    weights: Mapping[int, float]
 
 
 class EvChargerAllocator:
@@ -432,7 +151,7 @@ class EvChargerAllocator:
         capacity = self._phase_capacity(other_currents_a)
         held = tuple(circuit.sanitized() for circuit in circuits)
         setpoints: dict[int, EvChargerSetpoint] = {}
-        candidates: list[_Candidate] = []
+        candidates: list[Candidate] = []
         self._forget_disconnected(chargers)
         for charger in chargers:
             reason = self._ineligibility(charger)
@@ -452,15 +171,15 @@ class EvChargerAllocator:
             if memory.demand_cap_a is not None:
                 ceiling = max(charger.min_current_a, min(ceiling, memory.demand_cap_a))
             candidates.append(
-                _Candidate(charger, voltage, ceiling, self._config.nominal_voltage_v)
+                Candidate(charger, voltage, ceiling, self._config.nominal_voltage_v)
             )
 
         admitted, refused = self._admit(candidates, capacity, target, held, now)
         for candidate, reason in refused:
             setpoints[candidate.component_id] = _off(candidate.charger, reason)
 
-        constraints = _constraints(admitted, capacity, target, held)
-        fair = _staged_fill(admitted, constraints, self._stages(admitted))
+        constraints = constraints_of(admitted, capacity, target, held)
+        fair = staged_fill(admitted, constraints, self._stages(admitted))
         currents = self._apply_hysteresis(admitted, fair, constraints)
         for candidate in admitted:
             current, reason = currents[candidate.component_id]
@@ -563,12 +282,12 @@ class EvChargerAllocator:
 
     def _admit(
         self,
-        candidates: Sequence[_Candidate],
+        candidates: Sequence[Candidate],
         capacity: tuple[float, float, float],
         target_w: float,
         circuits: Sequence[CircuitCapacity],
         now: float,
-    ) -> tuple[list[_Candidate], list[tuple[_Candidate, EvAllocationReason]]]:
+    ) -> tuple[list[Candidate], list[tuple[Candidate, EvAllocationReason]]]:
         """Choose the EVs that charge: as many as fit at their minimum current.
 
         Order: EVs inside their on-dwell first (not rotated out early), then by
@@ -583,8 +302,8 @@ class EvChargerAllocator:
         remaining_power = target_w
         circuit_phase = [list(c.phase_capacity_a) for c in circuits]
         circuit_power = [c.power_capacity_w for c in circuits]
-        admitted: list[_Candidate] = []
-        refused: list[tuple[_Candidate, EvAllocationReason]] = []
+        admitted: list[Candidate] = []
+        refused: list[tuple[Candidate, EvAllocationReason]] = []
         for candidate in sorted(candidates, key=lambda c: self._admission_key(c, now)):
             memory = self._memory[candidate.component_id]
             if memory.allocated_a <= 0.0 and self._in_dwell(memory, now):
@@ -600,13 +319,12 @@ class EvChargerAllocator:
                 if candidate.component_id in circuit.charger_ids
             ]
             fits = (
-                needed_power <= remaining_power + _EPSILON
-                and all(minimum <= remaining_phase[p - 1] + _EPSILON for p in phases)
+                needed_power <= remaining_power + EPSILON
+                and all(minimum <= remaining_phase[p - 1] + EPSILON for p in phases)
                 and all(
-                    drawn_power <= circuit_power[index] + _EPSILON
+                    drawn_power <= circuit_power[index] + EPSILON
                     and all(
-                        minimum <= circuit_phase[index][p - 1] + _EPSILON
-                        for p in phases
+                        minimum <= circuit_phase[index][p - 1] + EPSILON for p in phases
                     )
                     for index in inside
                 )
@@ -625,7 +343,7 @@ class EvChargerAllocator:
         return admitted, refused
 
     def _admission_key(
-        self, candidate: _Candidate, now: float
+        self, candidate: Candidate, now: float
     ) -> tuple[bool, bool, int, bool, float, int]:
         """Sort key: boost, protected, priority, waiting before charging, then turn.
 
@@ -647,7 +365,7 @@ class EvChargerAllocator:
             candidate.component_id,
         )
 
-    def _stages(self, admitted: Sequence[_Candidate]) -> dict[int, tuple[int, ...]]:
+    def _stages(self, admitted: Sequence[Candidate]) -> dict[int, tuple[int, ...]]:
         """Each admitted EV's stage key: boost, then laxity group, then priority.
 
         Lower keys are filled first. Laxities are grouped greedily from the
@@ -690,9 +408,9 @@ class EvChargerAllocator:
 
     def _apply_hysteresis(
         self,
-        admitted: Sequence[_Candidate],
+        admitted: Sequence[Candidate],
         fair: Mapping[int, tuple[float, EvAllocationReason]],
-        constraints: Sequence[_Constraint],
+        constraints: Sequence[Constraint],
     ) -> dict[int, tuple[float, EvAllocationReason]]:
         """Keep a charging EV's previous current when the change would be small.
 
@@ -707,7 +425,7 @@ class EvChargerAllocator:
             current = fair[component_id][0]
             if (
                 previous > 0.0
-                and _EPSILON < abs(current - previous) < self._config.hysteresis_a
+                and EPSILON < abs(current - previous) < self._config.hysteresis_a
                 and candidate.charger.min_current_a
                 <= previous
                 <= candidate.charger.max_current_a
@@ -719,7 +437,7 @@ class EvChargerAllocator:
             load = math.fsum(
                 weight * chosen[cid][0] for cid, weight in constraint.weights.items()
             )
-            if load <= constraint.capacity + _EPSILON:
+            if load <= constraint.capacity + EPSILON:
                 continue
             for component_id in kept_higher & constraint.weights.keys():
                 chosen[component_id] = fair[component_id]
@@ -768,210 +486,3 @@ def _drawn_current(charger: EvChargerInput, voltage: float) -> float:
     if currents and not any(math.isnan(c) for c in currents):
         return max(currents)
     return charger.measured_power_w / (len(charger.phases) * voltage)
-
-
-def _constraints(
-    admitted: Sequence[_Candidate],
-    capacity: tuple[float, float, float],
-    target_w: float,
-    circuits: Sequence[CircuitCapacity] = (),
-) -> list[_Constraint]:
-    """The constraints the allocation must hold.
-
-    The per-phase fuse (A), the pool target (W), and per circuit its per-phase
-    (A) and power (W) constraints over the chargers behind it.
-    """
-    constraints = [
-        _Constraint(
-            EvAllocationReason.PHASE_LIMIT,
-            capacity[phase - 1],
-            {c.component_id: 1.0 for c in admitted if phase in c.charger.phases},
-        )
-        for phase in PHASES
-        if math.isfinite(capacity[phase - 1])
-    ]
-    constraints.append(
-        _Constraint(
-            EvAllocationReason.TARGET,
-            target_w,
-            {c.component_id: c.watts_per_amp for c in admitted},
-        )
-    )
-    for circuit in circuits:
-        behind = [c for c in admitted if c.component_id in circuit.charger_ids]
-        constraints.extend(
-            _Constraint(
-                EvAllocationReason.PHASE_LIMIT,
-                circuit.phase_capacity_a[phase - 1],
-                {c.component_id: 1.0 for c in behind if phase in c.charger.phases},
-            )
-            for phase in PHASES
-            if math.isfinite(circuit.phase_capacity_a[phase - 1])
-        )
-        if math.isfinite(circuit.power_capacity_w):
-            constraints.append(
-                _Constraint(
-                    EvAllocationReason.CIRCUIT_LIMIT,
-                    circuit.power_capacity_w,
-                    {c.component_id: c.drawn_watts_per_amp for c in behind},
-                )
-            )
-    return [c for c in constraints if c.weights]
-
-
-def _staged_fill(
-    admitted: Sequence[_Candidate],
-    constraints: Sequence[_Constraint],
-    stages: Mapping[int, tuple[int, ...]],
-) -> dict[int, tuple[float, EvAllocationReason]]:
-    """Fill the stages in order; within one stage, max-min fair.
-
-    While a stage is filled, the EVs of earlier stages hold what they got and
-    those of later stages their minimum, so every constraint keeps room for the
-    later minimums (admission made sure all minimums fit). One stage is the
-    plain max-min fair split.
-    """
-    order = sorted(set(stages.values()))
-    if len(order) <= 1:
-        return _max_min_fair(admitted, constraints)
-    chosen: dict[int, tuple[float, EvAllocationReason]] = {}
-    for stage in order:
-        members = [c for c in admitted if stages[c.component_id] == stage]
-        ids = {c.component_id for c in members}
-        held = {
-            c.component_id: chosen[c.component_id][0]
-            if c.component_id in chosen
-            else c.charger.min_current_a
-            for c in admitted
-            if c.component_id not in ids
-        }
-        narrowed = [
-            _Constraint(
-                constraint.reason,
-                constraint.capacity
-                - math.fsum(
-                    weight * held[cid]
-                    for cid, weight in constraint.weights.items()
-                    if cid in held
-                ),
-                {
-                    cid: weight
-                    for cid, weight in constraint.weights.items()
-                    if cid in ids
-                },
-            )
-            for constraint in constraints
-        ]
-        chosen.update(_max_min_fair(members, [c for c in narrowed if c.weights]))
-    return chosen
-
-
-def _max_min_fair(
-    admitted: Sequence[_Candidate], constraints: Sequence[_Constraint]
-) -> dict[int, tuple[float, EvAllocationReason]]:
-    """Progressive filling: raise a common current level until something binds.
-
-    Every unfrozen EV gets ``clamp(level, min, ceiling)``. The level rises until a
-    constraint is full or EVs reach their ceiling; the EVs held there are frozen
-    and the level keeps rising for the others. The result is max-min fair: no EV
-    gets more than another unless the other is held by its ceiling or a full
-    constraint (or the first is held up by its own minimum).
-
-    Precondition: every constraint admits all EVs at their minimum.
-    """
-    floors = {c.component_id: c.charger.min_current_a for c in admitted}
-    ceilings = {c.component_id: c.ceiling_a for c in admitted}
-    frozen: dict[int, tuple[float, EvAllocationReason]] = {}
-    active = set(floors)
-    while active:
-        level = max(ceilings[cid] for cid in active)
-        binding: list[_Constraint] = []
-        for constraint in constraints:
-            members = active & constraint.weights.keys()
-            if not members:
-                continue
-            fixed_load = math.fsum(
-                constraint.weights[cid] * frozen[cid][0]
-                for cid in constraint.weights.keys() & frozen.keys()
-            )
-            limit = _highest_level(
-                [
-                    (constraint.weights[cid], floors[cid], ceilings[cid])
-                    for cid in members
-                ],
-                constraint.capacity - fixed_load,
-            )
-            if limit < level - _EPSILON:
-                level, binding = limit, [constraint]
-            elif limit <= level + _EPSILON:
-                binding.append(constraint)
-        newly_frozen: dict[int, tuple[float, EvAllocationReason]] = {}
-        for constraint in binding:
-            for cid in active & constraint.weights.keys():
-                newly_frozen.setdefault(
-                    cid, (_clamp(level, floors[cid], ceilings[cid]), constraint.reason)
-                )
-        for cid in active:
-            if ceilings[cid] <= level + _EPSILON and cid not in newly_frozen:
-                newly_frozen[cid] = (ceilings[cid], EvAllocationReason.CHARGER_MAX)
-        if not newly_frozen:  # only reachable through rounding: settle everyone
-            newly_frozen = {
-                cid: (
-                    _clamp(level, floors[cid], ceilings[cid]),
-                    EvAllocationReason.FAIR_SHARE,
-                )
-                for cid in active
-            }
-        frozen.update(newly_frozen)
-        active -= newly_frozen.keys()
-    by_id = {c.component_id: c for c in admitted}
-    return {
-        cid: (current, _explain(by_id[cid], current, reason))
-        for cid, (current, reason) in frozen.items()
-    }
-
-
-def _highest_level(
-    members: Sequence[tuple[float, float, float]], budget: float
-) -> float:
-    """Highest level L with ``Σ weight × clamp(L, floor, ceiling) ≤ budget``.
-
-    The sum is piecewise linear and non-decreasing in L with kinks at the floors
-    and ceilings, so it is solved exactly segment by segment. Returns the lowest
-    floor if even the floors do not fit, and +inf if every ceiling fits.
-    """
-
-    def load(level: float) -> float:
-        return math.fsum(w * _clamp(level, lo, hi) for w, lo, hi in members)
-
-    kinks = sorted({lo for _, lo, _ in members} | {hi for _, _, hi in members})
-    if load(kinks[-1]) <= budget:
-        return math.inf
-    if load(kinks[0]) > budget:
-        return kinks[0]
-    for low, high in itertools.pairwise(kinks):
-        load_high = load(high)
-        if load_high <= budget:
-            continue
-        load_low = load(low)
-        slope = (load_high - load_low) / (high - low)
-        return low + (budget - load_low) / slope
-    return kinks[-1]  # pragma: no cover - the first check returned already
-
-
-def _explain(
-    candidate: _Candidate, current: float, reason: EvAllocationReason
-) -> EvAllocationReason:
-    """Name the tightest reason an EV's current is what it is."""
-    charger = candidate.charger
-    if current >= charger.max_current_a - _EPSILON:
-        return EvAllocationReason.CHARGER_MAX
-    if current >= charger.mode_max_current_a - _EPSILON:
-        return EvAllocationReason.MODE_LIMIT
-    if current >= candidate.ceiling_a - _EPSILON:
-        return EvAllocationReason.DEMAND
-    return reason
-
-
-def _clamp(value: float, low: float, high: float) -> float:
-    return min(max(value, low), high)

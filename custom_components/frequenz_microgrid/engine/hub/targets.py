@@ -17,7 +17,7 @@ its *laxity* (datafev's least-laxity-first):
     laxity = time to departure − remaining energy / charger's maximum power
 
 and the EV allocator serves the least laxity first, after the forced minimums
-and within every circuit's limits (`distribution.ev_chargers._staged_fill`).
+and within every circuit's limits (`distribution.ev_fair_share.staged_fill`).
 How a target combines with the charger's mode:
 
 - **off** stays off: the target is only reported at risk.
