@@ -56,10 +56,12 @@ from custom_components.frequenz_microgrid.engine.hub.circuits import (
     CircuitTree,
 )
 from custom_components.frequenz_microgrid.engine.hub.limits import CircuitLimits
+from custom_components.frequenz_microgrid.engine.hub.target_forecast import (
+    circuit_budgets,
+)
 from custom_components.frequenz_microgrid.engine.hub.targets import (
     ChargingTarget,
     ChargingTargets,
-    circuit_budgets,
 )
 
 CHARGERS = 100

@@ -34,12 +34,12 @@ from .engine.control import MicrogridController
 from .engine.graph import Topology
 from .engine.hub.reservations import ReleaseReason
 from .engine.hub.sessions import ChargingSession, SessionChange, SessionChangeKind
+from .engine.hub.target_forecast import circuit_budgets
 from .engine.hub.targets import (
     ChargingTarget,
     ChargingTargets,
     InvalidTargetError,
     TargetGuarantee,
-    circuit_budgets,
 )
 from .hub_reservations import rated_charge_powers_w
 

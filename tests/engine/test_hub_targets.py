@@ -35,6 +35,13 @@ from custom_components.frequenz_microgrid.engine.hub.reservations import (
     ReservationBook,
     charger_capacities,
 )
+from custom_components.frequenz_microgrid.engine.hub.target_forecast import (
+    CircuitBudget,
+    ForecastCar,
+    circuit_budgets,
+    forecast,
+    laxity_s,
+)
 from custom_components.frequenz_microgrid.engine.hub.targets import (
     DEADLINE_FALLBACK_LAXITY_S,
     ENERGY_DRIFT_WH,
@@ -42,14 +49,9 @@ from custom_components.frequenz_microgrid.engine.hub.targets import (
     OTHERS_CHANGE_W,
     ChargingTarget,
     ChargingTargets,
-    CircuitBudget,
-    ForecastCar,
     InvalidTargetError,
     TargetGuarantee,
     TargetProblem,
-    circuit_budgets,
-    forecast,
-    laxity_s,
     validate_target,
 )
 

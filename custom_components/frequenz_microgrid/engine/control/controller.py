@@ -57,7 +57,8 @@ from ..hub.peak_shaving import (
     battery_ceiling_w,
 )
 from ..hub.site import SiteFlows
-from ..hub.targets import ChargingTargets, circuit_budgets
+from ..hub.target_forecast import circuit_budgets
+from ..hub.targets import ChargingTargets
 from ..power_manager import (
     MAX_PROPOSAL_AGE,
     PowerManager,
