@@ -230,6 +230,18 @@ def test_unreachable_power_is_subtracted_before_distributing() -> None:
     assert result.request_power == 5000.0
 
 
+def test_zero_watts_asked_is_zero_watts_whatever_broken_batteries_do() -> None:
+    """Spec §2: 0 W → every inverter 0 W, also with unreachable power measured.
+
+    The SDK subtracts a broken battery's 3 kW and discharges the others by
+    3 kW to make up for it; ours reports it as excess, as for any request the
+    unusable batteries already overshoot.
+    """
+    result = distribute(0.0, [pair(1, 50.0), pair(2, 60.0)], unreachable_power=3000.0)
+    assert result.setpoints == {1: 0.0, 2: 0.0}
+    assert result.excess_power == -3000.0
+
+
 def test_exclusion_zones_never_get_a_setpoint_spec_example() -> None:
     # Spec §2: two pairs with ±600 W exclusion, 1000 W requested. The SDK would
     # send 400/600; ours runs one pair at 1000 W.

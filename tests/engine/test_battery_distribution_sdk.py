@@ -18,6 +18,7 @@ tests in `test_battery_distribution_safety` cover it.
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 
@@ -267,3 +268,39 @@ def test_with_exclusion_bounds_equal_where_the_sdk_is_safe_and_safe_elsewhere() 
             assert pairs[inverter_id].bounds.allows(value), (case, inverter_id, value)
             assert value == 0.0 or sends_with_request(pairs[inverter_id], value, power)
     assert min(same, repaired, refused) > 100, (same, repaired, refused)
+
+
+def float32(value: float) -> float:
+    """`value` as it arrives in telemetry (a protobuf float)."""
+    packed: float = struct.unpack("f", struct.pack("f", value))[0]
+    return packed
+
+
+@pytest.mark.parametrize("exponent", [1.0, 2.0, 3.0])
+@pytest.mark.parametrize("gap", [1e-5, 1e-4, 1e-3, 1e-2])
+@pytest.mark.parametrize("power", [5000.0, 8000.0, -5000.0, -8000.0])
+def test_matches_the_sdk_with_batteries_a_hair_from_their_soc_limit(
+    exponent: float, gap: float, power: float
+) -> None:
+    """A SoC a float32 hair below its upper limit (above its lower one).
+
+    The SDK counts an availability ratio that small as full (empty): it places
+    nothing there. Ours used to hand that pair what the SDK left unplaced
+    (5 kW into a battery at 89.99999 % of a 90 % limit).
+    """
+    bounds = PowerBounds(-5000.0, 5000.0)
+    edge = 90.0 if power > 0.0 else 10.0
+    side = -1.0 if power > 0.0 else 1.0
+    near = float32(edge + side * gap)
+    nearer = float32(edge + side * gap / 10.0)
+    for socs in ([near], [nearer, near], [near, 50.0], [nearer, nearer]):
+        pairs = [
+            RawPair(
+                10 * (i + 1),
+                bounds,
+                (BatteryState(10 * (i + 1) + 1, 10_000.0, soc, 10.0, 90.0, bounds),),
+            )
+            for i, soc in enumerate(socs)
+        ]
+        ours, sdk = ours_and_sdk(power, pairs, exponent)
+        assert_same(ours, sdk, (power, socs, exponent))

@@ -20,7 +20,13 @@ from operator import neg
 
 from ..bounds import PowerBounds, aggregate_batteries_behind_inverter, intersect_pair
 from .battery_safe_split import safe_split
-from .battery_sdk_split import sdk_finish, sdk_reserve, zones_surely_bind
+from .battery_sdk_split import (
+    all_pairs_full,
+    sdk_finish,
+    sdk_reached_ratios,
+    sdk_reserve,
+    zones_surely_bind,
+)
 
 _ALLOWED_TOLERANCE = 1e-6
 """Watts by which a setpoint may miss a bound through float rounding."""
@@ -266,11 +272,12 @@ def distribute_battery_power(
         if refusal is not None:
             return refusal
 
-    if power == 0.0 or power * request_w < 0.0:
+    if request_w == 0.0 or power == 0.0 or power * request_w < 0.0:
         # Beyond the SDK: when unusable batteries already do more than the request,
         # the SDK runs the others against it to compensate (asked to charge 100 W
-        # with 300 W measured, it discharges 200 W). Ours leaves them at 0 W and
-        # reports the overshoot as excess.
+        # with 300 W measured, it discharges 200 W; asked for 0 W with 3 kW
+        # measured, it discharges 3 kW). Ours leaves them at 0 W and reports the
+        # overshoot as excess: 0 W asked is every inverter at 0 W (spec §2).
         zeros = dict.fromkeys((pair.inverter_id for pair in pairs), 0.0)
         excess = 0.0 if power == 0.0 else power
         return BatteryDistribution(request_w, zeros, excess, unreachable, pairs)
@@ -471,6 +478,17 @@ def _split(
     total_ratio = 0.0
     for ratio in ratios:  # the SDK's summation order, bit for bit
         total_ratio += ratio
+    if all_pairs_full(total_ratio):
+        # Not a shortfall for the safe split to make up: the SDK places nothing
+        # (its split is safe: all 0 W), and so do we.
+        return [0.0] * len(ratios), power
+
+    def safe() -> tuple[list[float], float]:
+        # Only among the pairs the SDK would share with: one it sees as full
+        # (a 1e-11 ratio next to a 5e-9 one) is not charged to place more.
+        reached = sdk_reached_ratios(ratios, total_ratio, view.exclusion_upper)
+        return safe_split(power, reached, view.minimum, view.upper)
+
     reservation = None
     if not zones_surely_bind(
         power, ratios, total_ratio, view.exclusion_upper, view.upper
@@ -482,19 +500,17 @@ def _split(
             powers, excess = sdk_finish(reservation)
             usable = _adds_up(power, powers, excess) and _all_safe(powers, ratios, view)
             if not usable:
-                return safe_split(power, ratios, view.minimum, view.upper)
+                return safe()
             if excess <= _ALLOWED_TOLERANCE:
                 return powers, excess
             # The SDK left some unplaced (a pair that takes nothing, whose zone
             # edge is the request, counts as reserved): never less than the safe
             # split would place.
-            safe_powers, safe_excess = safe_split(
-                power, ratios, view.minimum, view.upper
-            )
+            safe_powers, safe_excess = safe()
             if safe_excess < excess - _ALLOWED_TOLERANCE:
                 return safe_powers, safe_excess
             return powers, excess
-    safe_powers, safe_excess = safe_split(power, ratios, view.minimum, view.upper)
+    safe_powers, safe_excess = safe()
     if _sdk_cannot_place_more(power, safe_excess):
         return safe_powers, safe_excess
     if reservation is None:

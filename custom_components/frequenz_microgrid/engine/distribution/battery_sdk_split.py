@@ -78,6 +78,37 @@ class SdkReservation:
         return bool(self.deficits)
 
 
+def all_pairs_full(total_ratio: float) -> bool:
+    """Whether the SDK sees every pair full (empty, when discharging).
+
+    Its tolerance on the summed availability ratios: a battery at 89.99999 % of
+    a 90 % limit (float32 telemetry) is full at exponent 2; nothing is placed
+    and the whole request is excess (spec §2).
+    """
+    return math.isclose(total_ratio, 0.0, abs_tol=_RATIO_ZERO_TOLERANCE)
+
+
+def sdk_reached_ratios(
+    ratios: Sequence[float], total_ratio: float, min_powers: Sequence[float]
+) -> list[float]:
+    """The ratios of the pairs the SDK gives a share at all; 0 for the others.
+
+    The SDK visits the pairs in `sdk_visiting_order` and stops sharing once the
+    ratios not yet visited add up to (almost) nothing: those pairs are full
+    (empty, when discharging) to it. A safe split must not charge them either.
+    """
+    reached = [0.0] * len(ratios)
+    used_ratio = 0.0
+    remaining_ratio = total_ratio
+    for i in sdk_visiting_order(ratios, min_powers):
+        if -_RATIO_ZERO_TOLERANCE <= remaining_ratio <= _RATIO_ZERO_TOLERANCE:
+            break
+        reached[i] = ratios[i]
+        used_ratio += ratios[i]
+        remaining_ratio = total_ratio - used_ratio
+    return reached
+
+
 def sdk_reserve(
     power: float,
     ratios: Sequence[float],
@@ -106,7 +137,7 @@ def sdk_reserve(
     reserve_ids: list[int] = []
     reserves: list[float] = []
     deficits: list[float] = []
-    if math.isclose(total_ratio, 0.0, abs_tol=_RATIO_ZERO_TOLERANCE):
+    if all_pairs_full(total_ratio):
         # Every battery is full (or empty, when discharging): nothing to place.
         return SdkReservation(
             power, [], powers, upper_bounds, 0.0, reserve_ids, reserves, deficits
