@@ -119,6 +119,39 @@ class TestMatryoshka:
         assert manager.propose(proposal("fuse", 9, None, 0.0, 11_000.0)) is None
         assert manager.target_power(EVS) is None
 
+    def test_bounds_only_proposals_steer_the_default_within_them(self) -> None:
+        """No power asked: the pool's default, as far as the bounds allow.
+
+        The SDK's target stays `None`; the steering takes full charging (EVs)
+        or full production (PV) inside what every proposal leaves.
+        """
+        manager = ev_manager()
+        assert manager.steering_target(EVS) is None  # nobody proposed anything
+        manager.propose(proposal("evening", 9, None, None, 7_000.0))
+        assert manager.steering_target(EVS) == 7_000.0
+        manager.propose(proposal("fuse", 20, None, None, 5_000.0))
+        assert manager.steering_target(EVS) == 5_000.0  # the tighter bound
+        manager.propose(proposal("app", 1, 3_000.0))
+        assert manager.steering_target(EVS) == 3_000.0  # a power wins, as before
+        manager.withdraw("app")
+        manager.withdraw("fuse")
+        manager.withdraw("evening")
+        assert manager.steering_target(EVS) is None
+
+        pv = frozenset({30})
+        pv_manager = PowerManager.for_pv_inverters()
+        pv_manager.set_system_bounds(pv, PowerBounds(-8_000.0, 0.0))
+        pv_manager.propose(proposal("cap", 1, None, -2_000.0, None, ids=pv))
+        assert pv_manager.target_power(pv) is None
+        assert pv_manager.steering_target(pv) == -2_000.0
+
+    def test_a_bound_inside_the_exclusion_zone_steers_to_zero(self) -> None:
+        """An EV cap below the smallest charging power leaves only 0 W."""
+        manager = PowerManager.for_ev_chargers()
+        manager.set_system_bounds(EVS, PowerBounds(0.0, 22_000.0, 0.0, 4_140.0))
+        manager.propose(proposal("cap", 1, None, None, 3_000.0))
+        assert manager.steering_target(EVS) == 0.0
+
     def test_exclusion_zone_snaps_to_the_nearer_edge_and_keeps_zero(self) -> None:
         manager = PowerManager(Matryoshka(), DefaultPower.ZERO)
         manager.set_system_bounds(

@@ -161,6 +161,24 @@ def sum_bounds(bounds: Sequence[PowerBounds]) -> PowerBounds:
     )
 
 
+def sum_switchable_bounds(bounds: Sequence[PowerBounds]) -> PowerBounds:
+    """Aggregate the bounds of a pool whose members are switched on one by one.
+
+    Inclusion ranges add up; the exclusion zone is the narrowest member's, not
+    the sum: the EV allocator runs only the EVs whose minimum fits and holds the
+    others at 0 W, so any power from one EV's minimum up can be placed. Summed
+    edges made a 5 kW budget for two EVs (4.14 kW minimum each) snap to 8.28 kW.
+    """
+    if not bounds:
+        return PowerBounds.zero()
+    return PowerBounds(
+        inclusion_lower=sum(b.inclusion_lower for b in bounds),
+        inclusion_upper=sum(b.inclusion_upper for b in bounds),
+        exclusion_lower=max(b.exclusion_lower for b in bounds),
+        exclusion_upper=min(b.exclusion_upper for b in bounds),
+    )
+
+
 def intersect_pair(battery: PowerBounds, inverter: PowerBounds) -> PowerBounds:
     """Bounds of a battery and the inverter in front of it, seen as one unit.
 

@@ -699,7 +699,7 @@ class MicrogridController:
         return ProposalOutcome(
             pool=steering.pool,
             component_ids=ids,
-            target_power=manager.target_power(ids),
+            target_power=manager.steering_target(ids),
             bounds=bounds,
             result=result,
         )
@@ -729,7 +729,7 @@ class MicrogridController:
                         )
                         for p in proposals
                     ),
-                    target_power=manager.target_power(ids),
+                    target_power=manager.steering_target(ids),
                     system_bounds=manager.system_bounds(ids),
                     bounds_by_priority={
                         p.priority: manager.report(ids, p.priority).bounds
@@ -815,7 +815,7 @@ class MicrogridController:
                             (p.key, p.power, p.bounds, p.keep_alive)
                             for p in manager.proposals(ids)
                         ),
-                        manager.target_power(ids),
+                        manager.steering_target(ids),
                         manager.system_bounds(ids),
                         id(manager.last_result(ids)),
                     )

@@ -70,8 +70,8 @@ from .inputs import (
     charger_currents,
     currents_near,
     ev_charger_input,
+    ev_pool_bounds,
     grid_fuse_a,
-    summed_ac_bounds,
 )
 from .status import Pool
 from .steering import (
@@ -189,13 +189,13 @@ class EvPoolSteering(PoolSteering):
         return sorted(set(super().component_sets()) | set(self.partition()), key=sorted)
 
     def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
-        """The working chargers' bounds added up (chargers with an EV)."""
+        """The working chargers' bounds (chargers with an EV), `ev_pool_bounds`."""
         working = self.context.health.working(component_ids, now)
-        return summed_ac_bounds(self.context.store, working)
+        return ev_pool_bounds(self.context.store, working)
 
     def target(self, component_ids: ComponentSet, now: float) -> float:
         """The set's target, or the pool default (full charging) without one."""
-        target = self.manager.target_power(component_ids)
+        target = self.manager.steering_target(component_ids)
         if target is not None:
             return target
         system = self.manager.system_bounds(component_ids)

@@ -18,7 +18,7 @@ from frequenz.client.microgrid.component import (
 from frequenz.client.microgrid.metrics import Metric
 
 from .. import members
-from ..bounds import PowerBounds, sum_bounds
+from ..bounds import PowerBounds, sum_bounds, sum_switchable_bounds
 from ..distribution.battery import BatteryState, InverterBatteries
 from ..distribution.ev_chargers import ALL_PHASES, EvChargerInput
 from ..distribution.ev_fuse import TimedCurrents
@@ -268,6 +268,14 @@ def pv_inputs(store: TelemetryStore, working: frozenset[int]) -> list[PvInverter
 def summed_ac_bounds(store: TelemetryStore, working: frozenset[int]) -> PowerBounds:
     """System bounds of a pool of AC components: the working members' bounds added."""
     return sum_bounds(list(ac_bounds(store, working).values()))
+
+
+def ev_pool_bounds(store: TelemetryStore, working: frozenset[int]) -> PowerBounds:
+    """System bounds of EV chargers: ranges added, the narrowest exclusion zone.
+
+    See `sum_switchable_bounds`: the allocator switches chargers on one by one.
+    """
+    return sum_switchable_bounds(list(ac_bounds(store, working).values()))
 
 
 def ev_connected(store: TelemetryStore, charger_id: int) -> bool:

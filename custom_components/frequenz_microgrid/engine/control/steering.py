@@ -281,7 +281,7 @@ class PoolSteering(ABC):
         was never steered and has no target is left alone.
         """
         for component_ids in self.component_sets():
-            target = self.manager.target_power(component_ids)
+            target = self.manager.steering_target(component_ids)
             if target is not None or self._is_steered(component_ids):
                 yield component_ids, target
 

@@ -18,6 +18,10 @@ checks it), only when and what gets re-sent differs:
 - A proposal can be ``keep_alive``: its sender maintains it, so it never expires.
 - A change of the exclusion bounds alone is taken into account (the SDK only
   reacts to a change of the inclusion bounds).
+- Proposals with bounds but no power steer the pool (`steering_target`): its
+  default power within the bounds they leave, as if the pool's default were
+  the lowest-priority actor. The SDK sends nothing then, so "at most 7 kW for
+  the EVs" left them charging at full power. `target_power` stays the SDK's.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..bounds import PowerBounds
 from ..results import PartialFailure, Result, Success
 from .algorithms import Algorithm, Matryoshka, ShiftingMatryoshka
 from .book import ProposalBook
+from .exclusion import exclusion_zone, nearest_allowed
 from .proposal import Proposal
 from .refusal import ProposalRefusedError, RefusalReason
 
@@ -251,8 +256,31 @@ class PowerManager:
     # -- views ----------------------------------------------------------------
 
     def target_power(self, component_ids: frozenset[int]) -> float | None:
-        """Return the current target of a component set, if any."""
+        """Return the current target of a component set, if any (the SDK's)."""
         return self._targets.get(component_ids)
+
+    def steering_target(self, component_ids: frozenset[int]) -> float | None:
+        """Return the power the set is steered to: the target, or the default.
+
+        With no power proposed, standing bounds-only proposals still act: the
+        pool's default power (EVs: full charging, PV: full production) is taken
+        within the bounds the proposals leave, as a lowest-priority actor asking
+        for the default would get it. `None` without any proposal (the pool is
+        left to its own default) or while the system bounds are unknown.
+        """
+        target = self._targets.get(component_ids)
+        if target is not None:
+            return target
+        book = self._books.get(component_ids)
+        system = self._system_bounds.get(component_ids)
+        if not book or system is None:
+            return None
+        proposals = list(book.in_processing_order())
+        lowest = min(p.priority for p in proposals)
+        lower, upper = self.algorithm.available_bounds(proposals, system, lowest - 1)
+        return nearest_allowed(
+            self.default_power.of(system), lower, upper, exclusion_zone(system)
+        )
 
     def last_result(self, component_ids: frozenset[int]) -> Result | None:
         """Return the outcome of the set's latest distribution, if any."""
