@@ -16,12 +16,15 @@ asks for — not what the pool does (the target-power sensor shows that).
 After a restart the last value is restored. It is sent again only if the entry's
 option `reapply_setpoints` is on; otherwise the number shows it with the attribute
 `applied: false` until it is set again (the safe default: nothing is steered that
-nobody asked for since the restart).
+nobody asked for since the restart). A value restored but never applied is
+shown again after the next restart, and never re-applied, even once the option
+is on: only a value that was in force when Home Assistant stopped is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+import dataclasses
 from dataclasses import dataclass
 import math
 from typing import TYPE_CHECKING, Any
@@ -30,6 +33,7 @@ from homeassistant.components.number import (
     NumberDeviceClass,
     NumberEntity,
     NumberEntityDescription,
+    NumberExtraStoredData,
     NumberMode,
     RestoreNumber,
 )
@@ -197,6 +201,25 @@ def _hub_setting_numbers(
     ]
 
 
+@dataclass
+class PoolNumberStoredData(NumberExtraStoredData):
+    """A pool number's restore data: its value and whether it was in force."""
+
+    applied: bool = True
+    """False for a value restored and never sent since: it is never re-applied.
+    Data stored before this field existed counts as applied (as it was treated)."""
+
+    @classmethod
+    def from_dict(cls, restored: dict[str, Any]) -> PoolNumberStoredData | None:
+        """Read the number's data and the `applied` flag (default: applied)."""
+        base = NumberExtraStoredData.from_dict(restored)
+        if base is None:
+            return None
+        return cls(
+            **dataclasses.asdict(base), applied=restored.get("applied") is not False
+        )
+
+
 class PoolNumber(SteeringEntity, RestoreNumber):
     """Home Assistant's own proposal for one pool."""
 
@@ -232,6 +255,14 @@ class PoolNumber(SteeringEntity, RestoreNumber):
     def extra_state_attributes(self) -> dict[str, Any]:
         """Whether the value shown is standing with the controller."""
         return {"applied": self.proposal is not None}
+
+    @property
+    def extra_restore_state_data(self) -> PoolNumberStoredData:
+        """The value to restore, and whether it is in force now."""
+        return PoolNumberStoredData(
+            **dataclasses.asdict(super().extra_restore_state_data),
+            applied=self.proposal is not None,
+        )
 
     @property
     def native_min_value(self) -> float:
@@ -310,12 +341,17 @@ class PoolNumber(SteeringEntity, RestoreNumber):
                 self._handle_release,
             )
         )
-        last = await self.async_get_last_number_data()
+        extra = await self.async_get_last_extra_data()
+        last = (
+            None if extra is None else PoolNumberStoredData.from_dict(extra.as_dict())
+        )
         if last is None or last.native_value is None:
             return
         self._restored = last.native_value
         options = self.coordinator.config_entry.options
-        if not options.get(CONF_REAPPLY_SETPOINTS, DEFAULT_REAPPLY_SETPOINTS):
+        if not last.applied or not options.get(
+            CONF_REAPPLY_SETPOINTS, DEFAULT_REAPPLY_SETPOINTS
+        ):
             return
         try:
             await self._async_propose(last.native_value)

@@ -112,7 +112,7 @@ async def test_steering_entities_snapshot(
     assert simulator.unsafe_setpoint_count == 0
 
 
-def _restore_battery_number(hass: HomeAssistant, value: float) -> None:
+def _restore_battery_number(hass: HomeAssistant, value: float, **extra: Any) -> None:
     mock_restore_cache_with_extra_data(
         hass,
         [
@@ -124,6 +124,7 @@ def _restore_battery_number(hass: HomeAssistant, value: float) -> None:
                     "native_max_value": 5000.0,
                     "native_step": 1.0,
                     "native_unit_of_measurement": "W",
+                    **extra,
                 },
             )
         ],
@@ -169,6 +170,69 @@ async def test_restored_value_is_reapplied_when_the_option_is_on(
     )
     await wait_for_state(hass, entry, "batteries_target_power", "2500.0")
     assert simulator.unsafe_setpoint_count == 0
+
+
+async def test_a_restored_value_that_was_never_applied_is_never_reapplied(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """Restored with `applied: false`: shown again, not sent even with the option."""
+    _restore_battery_number(hass, 2500.0, applied=False)
+    entry = await setup_entry(
+        hass, simulator.url, options={CONF_REAPPLY_SETPOINTS: True}
+    )
+    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
+    await wait_for(
+        lambda: state(hass, entry, "batteries_release").state != "unavailable",
+        what="the steering entities",
+    )
+
+    assert number_value(hass, entry, "batteries_setpoint") == 2500.0
+    assert state(hass, entry, "batteries_setpoint").attributes["applied"] is False
+    assert not any(setpoints_to(simulator, BATTERY_INVERTER))
+
+
+async def test_only_a_value_in_force_survives_reloads_to_be_reapplied(
+    hass: HomeAssistant, simulator: MicrogridSimulator
+) -> None:
+    """Set, reload twice without re-apply, then turn re-apply on: nothing sent.
+
+    And the other way round: a value in force when the entry reloads with the
+    option on is sent again.
+    """
+    entry = await setup_steerable(hass, simulator, BATTERY)
+    await set_number(hass, entry, "batteries_setpoint", 2000.0)
+    await wait_for_setpoint(simulator, BATTERY_INVERTER, 2000.0)
+
+    for _ in range(2):
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
+        assert number_value(hass, entry, "batteries_setpoint") == 2000.0
+        assert state(hass, entry, "batteries_setpoint").attributes["applied"] is False
+    sent_before = len(setpoints_to(simulator, BATTERY_INVERTER))
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_REAPPLY_SETPOINTS: True}
+    )
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for_state(hass, entry, f"{BATTERY}_excluded", "off")
+    assert 2000.0 not in setpoints_to(simulator, BATTERY_INVERTER)[sent_before:]
+    assert state(hass, entry, "batteries_setpoint").attributes["applied"] is False
+
+    # A value in force when the entry reloads is sent again (the option is on).
+    await set_number(hass, entry, "batteries_setpoint", 1500.0)
+    await wait_for_setpoint(simulator, BATTERY_INVERTER, 1500.0)
+    sent_before = len(setpoints_to(simulator, BATTERY_INVERTER))
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(
+        lambda: 1500.0 in setpoints_to(simulator, BATTERY_INVERTER)[sent_before:],
+        what="the value in force to be re-applied",
+    )
+    await wait_for(
+        lambda: state(hass, entry, "batteries_setpoint").attributes["applied"],
+        what="the re-applied value to show as applied",
+    )
 
 
 async def test_failing_inverter_partial_failure_exclusion_and_recovery(
