@@ -90,6 +90,41 @@ def test_negative_inclusion_upper_bound_counts_as_smallest_production() -> None:
     assert setpoints == pytest.approx({1: 0.0, 2: -1000.0})
 
 
+def test_an_inverter_the_sun_holds_below_its_limit_gives_its_share_away() -> None:
+    """Two 8 kW inverters, one yielding 1.5 kW under a 3 kW limit: 6 kW total.
+
+    The shaded one keeps 1.5 margins (2 % of 8 kW: 160 W) above its yield, the
+    other takes the rest; together exactly the limit.
+    """
+    shaded = PvInverterInput(
+        component_id=1,
+        bounds=PowerBounds(-8000.0, 0.0),
+        produced_w=1500.0,
+        limit_w=3000.0,
+    )
+    setpoints = distribute_pv_power(-6000.0, [shaded, inverter(2, 8000.0)])
+    assert setpoints == pytest.approx({1: -1740.0, 2: -4260.0})
+
+
+def test_an_inverter_at_its_limit_or_alone_keeps_its_share() -> None:
+    at_limit = PvInverterInput(
+        component_id=1,
+        bounds=PowerBounds(-8000.0, 0.0),
+        produced_w=2950.0,  # within one margin of its 3 kW limit
+        limit_w=3000.0,
+    )
+    setpoints = distribute_pv_power(-6000.0, [at_limit, inverter(2, 8000.0)])
+    assert setpoints == pytest.approx({1: -3000.0, 2: -3000.0})
+    # Alone, a shaded inverter still gets the whole limit (nobody to give to).
+    alone = PvInverterInput(
+        component_id=1,
+        bounds=PowerBounds(-8000.0, 0.0),
+        produced_w=1500.0,
+        limit_w=3000.0,
+    )
+    assert distribute_pv_power(-3000.0, [alone]) == pytest.approx({1: -3000.0})
+
+
 def test_unknown_bounds_get_zero_and_the_others_take_over() -> None:
     unknown = PvInverterInput(
         component_id=1, bounds=PowerBounds(math.nan, 0.0, 0.0, 0.0)
@@ -106,10 +141,14 @@ def inverters(draw: st.DrawFn) -> list[PvInverterInput]:
         available = draw(st.floats(0.0, 10_000.0))
         smallest = draw(st.just(0.0) | st.floats(0.0, 1000.0))
         upper = draw(st.just(0.0) | st.floats(-500.0, 500.0))
+        limit = draw(st.none() | st.floats(0.0, 10_000.0))
+        produced = draw(st.just(math.nan) | st.floats(-100.0, 10_000.0))
         result.append(
             PvInverterInput(
                 component_id=component_id,
                 bounds=PowerBounds(-available, upper, -smallest, 0.0),
+                produced_w=produced,
+                limit_w=limit,
             )
         )
     return result

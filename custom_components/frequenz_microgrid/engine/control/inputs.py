@@ -8,7 +8,7 @@ never given power on old data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 import math
 
@@ -257,12 +257,45 @@ def ac_bounds(
     return found
 
 
-def pv_inputs(store: TelemetryStore, working: frozenset[int]) -> list[PvInverterInput]:
-    """The working PV inverters with their bounds (others get no setpoint)."""
-    return [
-        PvInverterInput(component_id=cid, bounds=bounds)
-        for cid, bounds in ac_bounds(store, working).items()
-    ]
+PV_SETTLE_S = 2.0
+"""A PV inverter's production is judged against its limit only in readings
+sampled this long after the limit was sent (an inverter ramps to a new limit)."""
+
+
+def pv_inputs(
+    store: TelemetryStore,
+    working: frozenset[int],
+    limits: Mapping[int, tuple[float, float]] | None = None,
+) -> list[PvInverterInput]:
+    """The working PV inverters with their bounds (others get no setpoint).
+
+    `limits`: per inverter, the production limit in force (W, ≥ 0) and since
+    when (wall-clock seconds); its latest reading sampled `PV_SETTLE_S` after
+    that tells what it produces under the limit (`PvInverterInput.produced_w`).
+    """
+    view = store.fresh_view()
+    inputs: list[PvInverterInput] = []
+    for cid, bounds in ac_bounds(store, working).items():
+        in_force = None if limits is None else limits.get(cid)
+        reading = (
+            None if in_force is None else view.sampled_value(cid, members.AC_POWER)
+        )
+        if (
+            in_force is None
+            or reading is None
+            or reading[1] < in_force[1] + PV_SETTLE_S
+        ):
+            inputs.append(PvInverterInput(component_id=cid, bounds=bounds))
+            continue
+        inputs.append(
+            PvInverterInput(
+                component_id=cid,
+                bounds=bounds,
+                produced_w=-reading[0],
+                limit_w=in_force[0],
+            )
+        )
+    return inputs
 
 
 def summed_ac_bounds(store: TelemetryStore, working: frozenset[int]) -> PowerBounds:

@@ -6,16 +6,22 @@ their current bounds. PV is left alone while nobody proposes anything: its own
 default is full production. When the last proposal goes away, full production
 is sent once explicitly (so curtailment ends at once, not when the lifetime
 lapses) and the setpoints are then no longer kept alive.
+
+Each inverter's limit in force is remembered with the time it was sent, so
+that an inverter producing clearly less than its limit (the sun, not the
+limit, holds it there) gives the rest of its share to the others
+(`distribute_pv_power`'s give-back).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
+import dataclasses
 import math
 
 from .. import members
 from ..bounds import PowerBounds
-from ..distribution.pv import distribute_pv_power
+from ..distribution.pv import PvInverterInput, distribute_pv_power
 from ..power_manager import PowerManager
 from ..results import Request
 from .grid_fuse import FuseBudget, FuseRoomOf
@@ -50,6 +56,13 @@ class PvPoolSteering(PoolSteering):
         """
         super().__init__(context, manager, context.topology.pv_inverter_ids)
         self._fuse_room = fuse_room
+        self._limits: dict[int, tuple[float, float]] = {}
+        """Per inverter, the production limit in force (W, ≥ 0) and when it was
+        sent (wall-clock seconds)."""
+        self._judged: dict[int, tuple[float, float]] = {}
+        """Per inverter, the last production read under a settled limit and that
+        limit: used until a reading under the newer limit settles, so the split
+        does not fall back to the ratings in between."""
         self.wanted_w: float | None = None
         """The production limits the sets' targets asked for last round, before
         the grid fuse bounded them (`None`: no target): a limit above what the
@@ -77,7 +90,10 @@ class PvPoolSteering(PoolSteering):
             else:
                 target, limited_by = fuse.bound_explained(target, component_ids)
             working = self.context.health.working(component_ids, now)
-            inputs = pv_inputs(self.context.store, working)
+            inputs = [
+                self._with_judgement(i)
+                for i in pv_inputs(self.context.store, working, self._limits)
+            ]
             setpoints = distribute_pv_power(target, inputs)
             to_send = setpoints
             if not (releasing or component_ids in forced):
@@ -87,6 +103,7 @@ class PvPoolSteering(PoolSteering):
                     continue
                 to_send = changes
             report = await self._send(component_ids, setpoints, to_send)
+            self._note_limits(to_send, report.failed, releasing=releasing)
             request = Request(
                 power=target, component_ids=component_ids, limited_by=limited_by
             )
@@ -94,7 +111,34 @@ class PvPoolSteering(PoolSteering):
             if releasing:
                 await self.context.distributor.release(frozenset(setpoints))
                 self._drop(component_ids)
+        standing = frozenset().union(*self._sent.values())
+        for cid in self._limits.keys() - standing:
+            del self._limits[cid]  # released or dropped: no limit in force
+        for cid in self._judged.keys() - self._limits.keys():
+            del self._judged[cid]
         return results
+
+    def _with_judgement(self, inverter: PvInverterInput) -> PvInverterInput:
+        """The inverter with its latest settled production under a limit."""
+        cid = inverter.component_id
+        if inverter.limit_w is not None:
+            self._judged[cid] = (inverter.produced_w, inverter.limit_w)
+            return inverter
+        judged = self._judged.get(cid)
+        if judged is None:
+            return inverter
+        return dataclasses.replace(inverter, produced_w=judged[0], limit_w=judged[1])
+
+    def _note_limits(
+        self, sent: Mapping[int, float], failed: Collection[int], *, releasing: bool
+    ) -> None:
+        """Remember the limits that changed, from now; forget released ones."""
+        at = self.context.store.wall_time_s()
+        for cid, power in sent.items():
+            if releasing or cid in failed:
+                self._limits.pop(cid, None)
+            elif self._limits.get(cid, (math.nan,))[0] != -power:
+                self._limits[cid] = (-power, at)
 
     @property
     def inverter_ids(self) -> frozenset[int]:

@@ -26,7 +26,7 @@ acts at once) and goes further (spec §4):
 - **Modes.** The charging hub's charger modes (`engine.hub.modes`) only narrow an
   input: a 0 W hold (`held_off`), an upper limit (`mode_max_current_a`) or boost.
 - **Who gets the rest first (deadlines).** Once the admitted EVs have their
-  minimum, the current above it is filled in stages (`_staged_fill`): boosted
+  minimum, the current above it is filled in stages (`ev_fair_share`): boosted
   EVs first, then EVs with a deadline target by least laxity first
   (`EvChargerInput.laxity_s`, datafev's LLF; laxities within
   ``laxity_tolerance_s`` count as equal and share max-min fairly), then by

@@ -9,7 +9,7 @@ Public API::
 
 Passive sign convention: production is negative, so the target is a *lower* limit
 on power: ``target_w = -3000`` means "produce at most 3 kW". An inverter's inclusion
-lower bound is what it can produce now (its available production).
+lower bound is the most it may produce (often its rating, whatever the sun does).
 
 - ``target_w`` at or below the pool's available production: no curtailment, every
   inverter at its lower bound.
@@ -18,6 +18,12 @@ lower bound is what it can produce now (its available production).
 - In between: each inverter produces the same *fraction* of its available
   production (``target × available_i / Σ available``). Setpoints never leave an
   inverter's bounds and together never produce more than the target.
+- **Give-back.** An inverter that produced clearly less than the limit it was
+  given (a shaded or west-facing array in the morning; `PvInverterInput.produced_w`
+  read while `limit_w` was in force) is held near what it produces (plus headroom
+  to show when the sun comes back), and the rest of its share goes to the others.
+  Without this an 8 kW-rated inverter producing 1.5 kW took half of a 6 kW limit,
+  and the site produced 4.5 kW instead of 6 (importing the difference).
 
 Where we differ from the SDK's ``PVManager``:
 
@@ -27,6 +33,8 @@ Where we differ from the SDK's ``PVManager``:
   relative curtailment, independent of order, and every inverter keeps some output
   (no inverter idles while another runs at full power). For equal inverters both
   give the same result.
+- The SDK splits by bounds only; an inverter the sun holds below its share keeps
+  it unused. Ours gives it to the others (give-back above).
 - The SDK ignores exclusion bounds (and an inclusion upper bound below 0). We never
   send a power strictly between 0 and an inverter's smallest production: such an
   inverter is switched to 0 W (producing less, never more, than asked) and its share
@@ -46,6 +54,15 @@ import math
 
 from ..bounds import PowerBounds
 
+GIVE_BACK_MARGIN_MIN_W = 50.0
+"""An inverter producing this much (or `GIVE_BACK_MARGIN_SHARE` of its rating, if
+more) below its limit is held there by the sun, not by the limit."""
+GIVE_BACK_MARGIN_SHARE = 0.02
+GIVE_BACK_HEADROOM = 1.5
+"""Such an inverter keeps this many margins above what it produces: its
+production can rise (the sun comes back) and shows it when it reaches the
+limit; above one margin, so that it still reads as held by the sun."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PvInverterInput:
@@ -53,7 +70,12 @@ class PvInverterInput:
 
     component_id: int
     bounds: PowerBounds
-    """Inclusion lower bound = available production (≤ 0 W)."""
+    """Inclusion lower bound = the most it may produce (≤ 0 W)."""
+    produced_w: float = math.nan
+    """What it produced (W, ≥ 0) in a reading taken while `limit_w` was in force."""
+    limit_w: float | None = None
+    """The production limit (W, ≥ 0) in force when `produced_w` was read; `None`
+    while it had none (or no reading since it has)."""
 
     @property
     def available_w(self) -> float:
@@ -64,6 +86,21 @@ class PvInverterInput:
         """
         lower = self.bounds.inclusion_lower
         return max(0.0, -lower) if math.isfinite(lower) else 0.0
+
+    @property
+    def expected_w(self) -> float:
+        """What it can produce now (W, ≥ 0), as far as its readings tell.
+
+        Its bound (`available_w`), unless it produced clearly less than the
+        limit it was given: then what it produced plus headroom.
+        """
+        available = self.available_w
+        if self.limit_w is None or not self.produced_w >= 0.0:
+            return available
+        margin = max(GIVE_BACK_MARGIN_MIN_W, GIVE_BACK_MARGIN_SHARE * available)
+        if self.produced_w >= self.limit_w - margin:
+            return available
+        return min(available, self.produced_w + GIVE_BACK_HEADROOM * margin)
 
     @property
     def smallest_production_w(self) -> float:
@@ -117,11 +154,48 @@ def distribute_pv_power(
 def _proportional(
     limit_w: float, inverters: Sequence[PvInverterInput]
 ) -> Mapping[int, float]:
-    """Production per inverter (W, ≥ 0) in proportion to available production."""
+    """Production per inverter (W, ≥ 0) in proportion to available production.
+
+    First up to what each is expected to produce (`expected_w`: the share of
+    one the sun holds back goes to the others), then what is left of the limit
+    up to each one's bound, so a single inverter (or all held back) still gets
+    the whole limit.
+    """
     total_available = math.fsum(i.available_w for i in inverters)
     if limit_w >= total_available:
         return {i.component_id: i.available_w for i in inverters}
-    fraction = limit_w / total_available
-    return {
-        i.component_id: min(i.available_w, i.available_w * fraction) for i in inverters
-    }
+    weights = {i.component_id: i.available_w for i in inverters}
+    expected = _capped_shares(
+        limit_w, weights, {i.component_id: i.expected_w for i in inverters}
+    )
+    left = limit_w - math.fsum(expected.values())
+    if left <= 0.0:
+        return expected
+    room = {i.component_id: i.available_w - expected[i.component_id] for i in inverters}
+    more = _capped_shares(left, weights, room)
+    return {cid: expected[cid] + more[cid] for cid in expected}
+
+
+def _capped_shares(
+    total_w: float, weights: Mapping[int, float], caps: Mapping[int, float]
+) -> dict[int, float]:
+    """Share `total_w` in proportion to `weights`, none above its cap (W).
+
+    Water-filling: the shares that reach their cap are fixed there and the rest
+    is shared among the others again. Together at most `total_w`.
+    """
+    shares = dict.fromkeys(weights, 0.0)
+    open_ids = [cid for cid in weights if weights[cid] > 0.0 and caps[cid] > 0.0]
+    left = total_w
+    while open_ids and left > 0.0:
+        level = left / math.fsum(weights[cid] for cid in open_ids)
+        full = [cid for cid in open_ids if weights[cid] * level >= caps[cid]]
+        if not full:
+            for cid in open_ids:
+                shares[cid] = weights[cid] * level
+            break
+        for cid in full:
+            shares[cid] = caps[cid]
+            left -= caps[cid]
+            open_ids.remove(cid)
+    return shares
