@@ -7,11 +7,14 @@ asks for — not what the pool does (the target-power sensor shows that).
 
 * Battery power setpoint (W, passive sign convention: positive charges). Its range
   is what the controller grants Home Assistant's priority.
-* EV charging power limit (W, ≥ 0): the chargers share at most this much; the value
-  is also an upper bound, so actors of lower priority can ask for less, never more.
+* EV charging power limit (W, ≥ 0): the chargers share at most this much. It is
+  proposed as an upper bound alone (no power): the EVs charge as fast as the bound
+  allows, actors of lower priority can ask for less, never more, and a limit
+  below the smallest EV's minimum charging power stops charging (a power would
+  snap up to that minimum, past the limit).
 * PV production limit (W, ≥ 0): the inverters produce at most this much. The user
-  sees a positive "maximum production"; the controller gets the passive-sign power
-  `-limit` with `-limit` as lower bound (production is negative).
+  sees a positive "maximum production"; the controller gets `-limit` as a lower
+  bound alone (production is negative).
 
 After a restart the last value is restored. It is sent again only if the entry's
 option `reapply_setpoints` is on; otherwise the number shows it with the attribute
@@ -106,10 +109,11 @@ class PoolNumberDescription(NumberEntityDescription):
     """Home Assistant's setpoint for one pool, and how it maps to a proposal."""
 
     pool: Pool
-    power_fn: Callable[[float], float] = lambda value: value
-    """The proposal's power (passive sign convention) for the value set."""
-    value_fn: Callable[[float], float] = lambda power: power
-    """The value shown for the proposal's power (the inverse of `power_fn`)."""
+    power_fn: Callable[[float], float | None] = lambda value: value
+    """The proposal's power (passive sign convention) for the value set; `None`
+    for a limit (bounds alone)."""
+    value_fn: Callable[[ProposalStatus], float | None] = lambda p: p.power
+    """The value shown for the standing proposal (the inverse of the above)."""
     bounds_fn: Callable[[float], Bounds]
     """The proposal's bounds for the value set (what lower priorities may use)."""
     range_fn: Callable[[PowerBounds], tuple[float, float]]
@@ -145,6 +149,8 @@ NUMBERS: tuple[PoolNumberDescription, ...] = (
         pool=Pool.EV_CHARGERS,
         native_step=100.0,
         mode=NumberMode.SLIDER,
+        power_fn=lambda _: None,
+        value_fn=lambda proposal: proposal.bounds.upper,
         bounds_fn=lambda value: Bounds(None, value),
         range_fn=lambda b: (0.0, max(0.0, b.inclusion_upper)),
         hardware_range_fn=reported_range,
@@ -156,8 +162,10 @@ NUMBERS: tuple[PoolNumberDescription, ...] = (
         pool=Pool.PV,
         native_step=100.0,
         mode=NumberMode.SLIDER,
-        power_fn=lambda value: 0.0 - value,
-        value_fn=lambda power: 0.0 - power,
+        power_fn=lambda _: None,
+        value_fn=lambda proposal: (
+            None if proposal.bounds.lower is None else 0.0 - proposal.bounds.lower
+        ),
         bounds_fn=lambda value: Bounds(0.0 - value, None),
         range_fn=lambda b: (0.0, max(0.0, -b.inclusion_lower)),
         hardware_range_fn=reported_range,
@@ -247,9 +255,7 @@ class PoolNumber(SteeringEntity, RestoreNumber):
         proposal = self.proposal
         if proposal is None:
             return self._restored
-        if proposal.power is None:
-            return None
-        return self.entity_description.value_fn(proposal.power)
+        return self.entity_description.value_fn(proposal)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:

@@ -146,11 +146,20 @@ class TestMatryoshka:
         assert pv_manager.steering_target(pv) == -2_000.0
 
     def test_a_bound_inside_the_exclusion_zone_steers_to_zero(self) -> None:
-        """An EV cap below the smallest charging power leaves only 0 W."""
+        """An EV cap below the smallest charging power leaves only 0 W.
+
+        Also when both bounds lie inside the zone, which the SDK skips (the
+        EVs charged at full power under "between 1 and 3 kW").
+        """
         manager = PowerManager.for_ev_chargers()
         manager.set_system_bounds(EVS, PowerBounds(0.0, 22_000.0, 0.0, 4_140.0))
         manager.propose(proposal("cap", 1, None, None, 3_000.0))
         assert manager.steering_target(EVS) == 0.0
+        manager.propose(proposal("cap", 1, None, 1_000.0, 3_000.0))
+        assert manager.steering_target(EVS) == 0.0
+        assert manager.report(EVS, 0).bounds == PowerBounds(
+            0.0, 22_000.0, 0.0, 4_140.0
+        )  # what lower priorities are granted stays the SDK's
 
     def test_exclusion_zone_snaps_to_the_nearer_edge_and_keeps_zero(self) -> None:
         manager = PowerManager(Matryoshka(), DefaultPower.ZERO)

@@ -25,7 +25,9 @@ from .steering_helpers import (
     PV_INVERTER,
     call_action,
     home_without_arrivals,
+    number_value,
     propose,
+    set_number,
     wait_for_state,
 )
 
@@ -141,3 +143,37 @@ async def test_a_budget_for_one_ev_minimum_but_not_two_runs_one_ev(
             ),
             what="one EV at 5 kW, the other waiting",
         )
+
+
+async def test_the_ev_limit_number_never_lets_the_evs_exceed_it(
+    hass: HomeAssistant,
+) -> None:
+    """5 kW: one EV at 5 kW; 3 kW: below one EV's minimum, so none charges.
+
+    The number proposed its value as a power too, and a power inside the
+    pool's exclusion zone snaps to the nearer edge: 3 kW became 4.14 kW.
+    """
+    async with serving(
+        hass, scenario_from_dict(home_without_arrivals()), sample_period_s=0.2
+    ) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        for charger in CHARGERS:
+            sim.plug_ev(charger, EvSpec(max_current_a=32.0))
+        await wait_for(
+            lambda: held_total(sim) > 20_000.0, what="both EVs at full power"
+        )
+
+        await set_number(hass, entry, "ev_chargers_limit", 5000.0)
+        await wait_for(
+            lambda: (
+                sorted(held_setpoint(sim, c) or 0.0 for c in CHARGERS) == [0.0, 5000.0]
+            ),
+            what="one EV at 5 kW",
+        )
+        assert number_value(hass, entry, "ev_chargers_limit") == 5000.0
+
+        await set_number(hass, entry, "ev_chargers_limit", 3000.0)
+        await wait_for(lambda: held_total(sim) == 0.0, what="no EV charging")
+        assert number_value(hass, entry, "ev_chargers_limit") == 3000.0

@@ -9,6 +9,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
 
 from custom_components.frequenz_microgrid.engine.bounds import Bounds
+from custom_components.frequenz_microgrid.engine.control import ProposalStatus
 from custom_components.frequenz_microgrid.number import NUMBERS
 from custom_components.frequenz_microgrid.simulator import (
     Fault,
@@ -41,17 +42,26 @@ DEPOT_INVERTERS = {11: (12,), 13: (14,), 15: (16, 17)}
 
 
 @pytest.mark.parametrize("value", [0.0, 1500.0, 22080.0])
-def test_value_and_power_are_inverse(value: float) -> None:
+def test_the_value_shown_is_the_value_proposed(value: float) -> None:
     for description in NUMBERS:
-        power = description.power_fn(value)
-        assert description.value_fn(power) == pytest.approx(value)
+        proposal = ProposalStatus(
+            source_id="home_assistant",
+            priority=0,
+            power=description.power_fn(value),
+            bounds=description.bounds_fn(value),
+            age_s=0.0,
+            keep_alive=True,
+        )
+        assert description.value_fn(proposal) == pytest.approx(value)
 
 
-def test_pv_limit_is_production_as_negative_power_and_lower_bound() -> None:
+def test_the_limits_are_bounds_alone() -> None:
+    """A limit is a bound, not a power: a power would snap past it to a minimum."""
     pv = next(d for d in NUMBERS if d.key == "pv_limit")
-    assert pv.power_fn(2000.0) == -2000.0
+    assert pv.power_fn(2000.0) is None
     assert pv.bounds_fn(2000.0) == Bounds(-2000.0, None)
     ev = next(d for d in NUMBERS if d.key == "ev_chargers_limit")
+    assert ev.power_fn(5000.0) is None
     assert ev.bounds_fn(5000.0) == Bounds(None, 5000.0)
 
 

@@ -34,7 +34,7 @@ from ..bounds import PowerBounds
 from ..results import PartialFailure, Result, Success
 from .algorithms import Algorithm, Matryoshka, ShiftingMatryoshka
 from .book import ProposalBook
-from .exclusion import exclusion_zone, nearest_allowed
+from .exclusion import Overlap, Zone, exclusion_zone, nearest_allowed, overlap
 from .proposal import Proposal
 from .refusal import ProposalRefusedError, RefusalReason
 
@@ -278,9 +278,14 @@ class PowerManager:
         proposals = list(book.in_processing_order())
         lowest = min(p.priority for p in proposals)
         lower, upper = self.algorithm.available_bounds(proposals, system, lowest - 1)
-        return nearest_allowed(
-            self.default_power.of(system), lower, upper, exclusion_zone(system)
-        )
+        zone = exclusion_zone(system)
+        wanted = self.default_power.of(system)
+        if zone is not None and any(_inside(p, system, zone) for p in proposals):
+            # The SDK skips bounds that lie wholly inside the exclusion zone;
+            # taken at their word they leave nothing the pool can do but 0 W
+            # (EVs capped at 3 kW below a 4.14 kW minimum charge not at all).
+            wanted = 0.0
+        return nearest_allowed(wanted, lower, upper, zone)
 
     def last_result(self, component_ids: frozenset[int]) -> Result | None:
         """Return the outcome of the set's latest distribution, if any."""
@@ -363,3 +368,19 @@ class PowerManager:
             if target is not None:
                 targets[component_ids] = target
         return targets
+
+
+def _inside(proposal: Proposal, system: PowerBounds, zone: Zone) -> bool:
+    """Whether the proposal's bounds lie wholly inside the exclusion zone."""
+    lower = proposal.bounds.lower
+    upper = proposal.bounds.upper
+    if lower is None and upper is None:
+        return False
+    return (
+        overlap(
+            system.inclusion_lower if lower is None else lower,
+            system.inclusion_upper if upper is None else upper,
+            zone,
+        )
+        is Overlap.BOTH
+    )
