@@ -277,7 +277,8 @@ class EnergySensor(MicrogridEntity, RestoreSensor):
         description = self.entity_description
         reading = description.counter_fn(snapshot.energy)
         if reading is not None:
-            self._total.add_meter_reading(reading)
+            meters = description.meters_fn(snapshot.energy)
+            self._total.add_meter_reading(reading, meters)
             return
         power = description.power_fn(snapshot) if snapshot.reachable else None
         self._total.add_power_sample(snapshot.taken_at, power)

@@ -133,6 +133,8 @@ class EnergySensorDescription(SensorEntityDescription):
 
     counter_fn: Callable[[EnergySnapshot], float | None]
     """The components' own counter (Wh), when every component of the pool sends it."""
+    meters_fn: Callable[[EnergySnapshot], frozenset[int]]
+    """The components whose counters `counter_fn` sums."""
     power_fn: Callable[[MicrogridSnapshot], float | None]
     """The flow's power (W, ≥ 0) to integrate when there is no counter."""
     exists_fn: Callable[[Topology], bool]
@@ -556,6 +558,7 @@ COMPONENT_SENSORS: tuple[ComponentSensorDescription, ...] = (
 def _energy(
     key: str,
     counter_fn: Callable[[EnergySnapshot], float | None],
+    meters_fn: Callable[[EnergySnapshot], frozenset[int]],
     power_fn: Callable[[MicrogridSnapshot], float | None],
     exists_fn: Callable[[Topology], bool],
 ) -> EnergySensorDescription:
@@ -568,6 +571,7 @@ def _energy(
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
         counter_fn=counter_fn,
+        meters_fn=meters_fn,
         power_fn=power_fn,
         exists_fn=exists_fn,
     )
@@ -577,36 +581,42 @@ ENERGY_SENSORS: tuple[EnergySensorDescription, ...] = (
     _energy(
         "grid_import_energy",
         lambda e: e.grid_import_wh,
+        lambda e: e.grid_meters,
         lambda s: directed(s.grid_power_w),
         _has_grid,
     ),
     _energy(
         "grid_export_energy",
         lambda e: e.grid_export_wh,
+        lambda e: e.grid_meters,
         lambda s: directed(negated(s.grid_power_w)),
         _has_grid,
     ),
     _energy(
         "battery_charge_energy",
         lambda e: e.battery_charge_wh,
+        lambda e: e.battery_meters,
         lambda s: directed(s.battery.power_w),
         _has_batteries,
     ),
     _energy(
         "battery_discharge_energy",
         lambda e: e.battery_discharge_wh,
+        lambda e: e.battery_meters,
         lambda s: directed(negated(s.battery.power_w)),
         _has_batteries,
     ),
     _energy(
         "pv_production_energy",
         lambda e: e.pv_production_wh,
+        lambda e: e.pv_meters,
         lambda s: directed(negated(s.pv_power_w)),
         _has_pv,
     ),
     _energy(
         "ev_charging_energy",
         lambda e: e.ev_charging_wh,
+        lambda e: e.ev_meters,
         lambda s: directed(s.ev_power_w),
         _has_ev_chargers,
     ),

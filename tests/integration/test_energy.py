@@ -24,6 +24,10 @@ from custom_components.frequenz_microgrid.engine.snapshot import (
     MicrogridSnapshot,
 )
 from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator.scenario import (
+    Kind,
+    generated_component,
+)
 
 from .conftest import HOME_MICROGRID_ID, state_of, state_or_none, wait_for
 from .microgrid_factory import (
@@ -79,11 +83,40 @@ def test_meter_counter_is_followed_and_resets_keep_it_monotonic() -> None:
     assert total.total_wh == pytest.approx(5250.0)
 
 
+def test_a_sum_over_other_meters_is_followed_from_its_new_level() -> None:
+    """A wallbox joins with 1 MWh on its meter: the EV total does not jump.
+
+    The same when one leaves (its counter drops out of the sum) and when the
+    set changed while Home Assistant was down (the stored set differs).
+    """
+    total = EnergyTotal()
+    total.add_meter_reading(5000.0, frozenset({6, 7}))
+    total.add_meter_reading(5100.0, frozenset({6, 7}))
+    total.add_meter_reading(1_005_100.0, frozenset({6, 7, 22}))  # 22 joined
+    total.add_meter_reading(1_005_150.0, frozenset({6, 7, 22}))
+    assert total.total_wh == pytest.approx(5150.0)
+    total.add_meter_reading(5160.0, frozenset({6, 7}))  # 22 left: no drop, no jump
+    total.add_meter_reading(5170.0, frozenset({6, 7}))
+    assert total.total_wh == pytest.approx(5160.0)
+
+    restored = EnergyTotal.from_dict(total.as_dict())
+    assert restored.meters == (6, 7)
+    restored.add_meter_reading(2_005_300.0, frozenset({6, 7, 30}))  # 30, while down
+    restored.add_meter_reading(2_005_310.0, frozenset({6, 7, 30}))
+    assert restored.total_wh == pytest.approx(5170.0)
+    # Stored before the meters were: the next reading counts as the same sum.
+    old = EnergyTotal.from_dict({"total_wh": 100.0, "last_reading_wh": 50.0})
+    old.add_meter_reading(60.0, frozenset({6}))
+    assert old.total_wh == pytest.approx(110.0)
+
+
 def test_round_trip_through_storage() -> None:
-    total = EnergyTotal(total_wh=12.5, last_reading_wh=99.0)
+    total = EnergyTotal(total_wh=12.5, last_reading_wh=99.0, meters=(3, 7))
     restored = EnergyTotal.from_dict(total.as_dict())
     assert (restored.total_wh, restored.last_reading_wh) == (12.5, 99.0)
+    assert restored.meters == (3, 7)
     assert EnergyTotal.from_dict({"total_wh": "junk"}).total_wh is None
+    assert EnergyTotal.from_dict({"meters": [1, "x"]}).meters is None
 
 
 @pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
@@ -245,3 +278,40 @@ async def test_energy_sensors_follow_the_simulated_counters(
     # entity lags it by at most a tick and a write window (7 kW × 2 s ≈ 4 Wh).
     counter_kwh = simulator.model.component(5).energy.delivered_wh / 1000.0
     assert produced_kwh() == pytest.approx(counter_kwh, abs=0.004)
+
+
+async def test_a_charger_joining_with_a_lifetime_counter_adds_no_energy(
+    hass: HomeAssistant,
+    simulator: MicrogridSimulator,
+    setup_integration: MockConfigEntry,
+) -> None:
+    """A used wallbox (1 MWh on its meter) is added live: the EV total stays."""
+
+    def ev_kwh() -> float | None:
+        state = state_or_none(hass, f"{HOME_MICROGRID_ID}_ev_charging_energy")
+        if state is None or state.state in (STATE_UNAVAILABLE, "unknown"):
+            return None
+        return float(state.state)
+
+    await wait_for(lambda: ev_kwh() is not None, what="the EV charging total")
+    before = ev_kwh()
+    assert before is not None
+    simulator.add_component(generated_component(22, Kind.EV_CHARGER, 2))
+    simulator.model.component(22).energy.consumed_wh = 1_000_000.0
+    await setup_integration.runtime_data.topology_refresh.async_refresh()
+    await hass.async_block_till_done()
+    coordinator = setup_integration.runtime_data.coordinator
+    sum_with_22 = sum(
+        simulator.model.component(c).energy.consumed_wh for c in (6, 7, 22)
+    )
+
+    def summed_with_the_new_meter() -> bool:
+        snapshot = coordinator.data
+        counter = None if snapshot is None else snapshot.energy.ev_charging_wh
+        return counter is not None and counter >= sum_with_22 - 1.0
+
+    await wait_for(summed_with_the_new_meter, what="a sum with the new meter")
+    await hass.async_block_till_done()
+    after = ev_kwh()
+    assert after is not None
+    assert after - before < 1.0  # kWh; not the 1,000 kWh on the new meter

@@ -7,7 +7,10 @@ value, but meters get replaced or reset, and many components send no counter at 
 
 * **meter**: follow the components' counter, adding only its increases (a drop is a
   reset or a replaced component: the running total keeps its value and follows the
-  counter from its new level, so the total stays monotonic);
+  counter from its new level, so the total stays monotonic). A sum over other
+  components than before (one joined, left, or came while Home Assistant was
+  down) is followed from its new level too: a wallbox joining with 1 MWh on its
+  meter adds nothing, not 1 MWh;
 * **integrated**: integrate the flow's power over time with the trapezoid rule, but
   only between two consecutive fresh samples — over a gap nothing is invented.
 
@@ -44,6 +47,8 @@ class EnergyTotal:
     """The running total, `None` until the first real value is known."""
     last_reading_wh: float | None = None
     """The last meter counter seen; set once the total follows a meter."""
+    meters: tuple[int, ...] | None = None
+    """The components whose counters `last_reading_wh` sums (`None`: not told)."""
     last_sample_at: datetime | None = None
     """Time of the last fresh power sample (not persisted: a restart is a gap)."""
     last_power_w: float | None = None
@@ -54,18 +59,26 @@ class EnergyTotal:
         """Whether this total follows a component's energy counter."""
         return self.last_reading_wh is not None
 
-    def add_meter_reading(self, reading_wh: float) -> None:
-        """Follow the components' energy counter.
+    def add_meter_reading(
+        self, reading_wh: float, meters: frozenset[int] | None = None
+    ) -> None:
+        """Follow the components' energy counter (the sum over `meters`).
 
         The first reading ever becomes the total (so it matches the device); after
         that only increases are added. A decrease re-bases on the new reading and adds
         nothing: a summed counter drops when one of its meters resets, so adding the
-        new value (as for a single meter) would count the other meters twice.
+        new value (as for a single meter) would count the other meters twice. A
+        reading over other `meters` than the last one re-bases too.
         """
         if not math.isfinite(reading_wh):
             return  # no reading: an infinite total could never be shown again
         self.last_sample_at = None
         self.last_power_w = None
+        if meters is not None:
+            known, self.meters = self.meters, tuple(sorted(meters))
+            if known is not None and known != self.meters:
+                self.last_reading_wh = reading_wh
+                return
         if self.last_reading_wh is None:
             if self.total_wh is None:
                 self.total_wh = reading_wh
@@ -97,9 +110,13 @@ class EnergyTotal:
         hours = step.total_seconds() / 3600.0
         self.total_wh = (self.total_wh or 0.0) + (previous_w + power_w) / 2.0 * hours
 
-    def as_dict(self) -> dict[str, float | None]:
+    def as_dict(self) -> dict[str, Any]:
         """Return what survives a restart (the total and the meter baseline)."""
-        return {"total_wh": self.total_wh, "last_reading_wh": self.last_reading_wh}
+        return {
+            "total_wh": self.total_wh,
+            "last_reading_wh": self.last_reading_wh,
+            "meters": None if self.meters is None else list(self.meters),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -107,6 +124,7 @@ class EnergyTotal:
         return cls(
             total_wh=_float_or_none(data.get("total_wh")),
             last_reading_wh=_float_or_none(data.get("last_reading_wh")),
+            meters=_ids_or_none(data.get("meters")),
         )
 
 
@@ -120,3 +138,16 @@ def _float_or_none(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _ids_or_none(value: Any) -> tuple[int, ...] | None:
+    """Return stored component ids, or `None` if absent or malformed.
+
+    Data from before the ids were stored has none: the next reading is then
+    taken as over the same components (as it was before).
+    """
+    if not isinstance(value, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in value
+    ):
+        return None
+    return tuple(sorted(value))

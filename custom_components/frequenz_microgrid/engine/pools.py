@@ -417,6 +417,10 @@ def energy_counters(
         ),
         pv_production_wh=_counter_sum(topology.pv_inverter_ids, components, delivered),
         ev_charging_wh=_counter_sum(topology.ev_charger_ids, components, consumed),
+        grid_meters=grid_ids,
+        battery_meters=topology.battery_inverter_ids,
+        pv_meters=topology.pv_inverter_ids,
+        ev_meters=topology.ev_charger_ids,
     )
 
 

@@ -69,6 +69,13 @@ class EnergySnapshot:
     battery_discharge_wh: float | None = None
     pv_production_wh: float | None = None
     ev_charging_wh: float | None = None
+    grid_meters: frozenset[int] = frozenset()
+    """The components whose counters the grid's fields sum (likewise below):
+    when the set changes, a sum jumps by a whole lifetime counter that is not
+    energy of this period."""
+    battery_meters: frozenset[int] = frozenset()
+    pv_meters: frozenset[int] = frozenset()
+    ev_meters: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
