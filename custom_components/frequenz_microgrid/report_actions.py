@@ -45,6 +45,8 @@ from .engine.hub.export import (
     xlsx_bytes,
 )
 from .engine.hub.reports import (
+    MAX_REPORT_CELLS,
+    MAX_REPORT_STEPS,
     ClusterReport,
     ReportRequestError,
     build_cluster_report,
@@ -64,6 +66,10 @@ ATTR_FORMAT: Final = "format"
 EXPORT_FORMATS: Final = ("csv", "xlsx")
 DEFAULT_EXPORT_STEP_S: Final = 900.0
 """Profile step of an export that names none (datafev's examples use 15 min)."""
+COARSER_EXPORT_STEPS_S: Final = (3600.0, 86400.0, 7 * 86400.0)
+"""Steps tried in turn when the default one makes too many rows: an export that
+names no step covers every kept session (a year or more on a home) and is
+never refused for its length."""
 DEFAULT_EXPORT_PERIOD: Final = timedelta(days=1)
 """Period of an export without a start when no session is kept yet."""
 EXPORT_DIRECTORY: Final = ("frequenz_microgrid", "exports")
@@ -91,7 +97,7 @@ EXPORT_SESSIONS_SCHEMA = vol.Schema(
         ENTRY_FIELD: ENTRY_SELECTOR,
         vol.Optional(ATTR_START): utc_datetime,
         vol.Optional(ATTR_END): utc_datetime,
-        vol.Optional(ATTR_STEP, default=DEFAULT_EXPORT_STEP_S): _seconds,
+        vol.Optional(ATTR_STEP): _seconds,
         vol.Required(ATTR_FORMAT): cv.string,
     }
 )
@@ -138,9 +144,7 @@ async def _async_export_sessions(call: ServiceCall) -> ServiceResponse:
                 "formats": ", ".join(EXPORT_FORMATS),
             },
         )
-    step_s = call.data[ATTR_STEP]
-    end = call.data.get(ATTR_END) or dt_util.utcnow()
-    start = call.data.get(ATTR_START) or _first_session_start(entry, end, step_s)
+    start, end, step_s = _export_period(entry, call.data)
     request = _checked_request(entry, start, end, step_s)
     directory = Path(call.hass.config.path(*EXPORT_DIRECTORY))
     try:
@@ -243,13 +247,52 @@ def _refused(err: ReportRequestError) -> ServiceValidationError:
             )
 
 
+def _export_period(
+    entry: FrequenzMicrogridConfigEntry, data: Any
+) -> tuple[datetime, datetime, float]:
+    """An export's start, end and step, the defaults filled in.
+
+    Without a step: 15 minutes, or the first coarser step that keeps the
+    period within the report's limits.
+    """
+    end: datetime = data.get(ATTR_END) or dt_util.utcnow()
+    given_step: float | None = data.get(ATTR_STEP)
+    recorder = entry.runtime_data.sessions
+    chargers = 1 if recorder is None else max(1, len(recorder.tracker.charger_ids))
+    steps = (
+        (given_step,)
+        if given_step is not None
+        else (DEFAULT_EXPORT_STEP_S, *COARSER_EXPORT_STEPS_S)
+    )
+    for step_s in steps:
+        start: datetime = data.get(ATTR_START) or _first_session_start(
+            entry, end, step_s
+        )
+        if given_step is not None or _fits(start, end, step_s, chargers):
+            break
+    return start, end, step_s
+
+
+def _fits(start: datetime, end: datetime, step_s: float, chargers: int) -> bool:
+    """Whether a period at this step stays within the report's limits."""
+    if start >= end:
+        return True  # refused as an empty period, whatever the step
+    rows = math.ceil((end - start).total_seconds() / step_s)
+    return rows <= MAX_REPORT_STEPS and rows * chargers <= MAX_REPORT_CELLS
+
+
 def _first_session_start(
     entry: FrequenzMicrogridConfigEntry, end: datetime, step_s: float
 ) -> datetime:
-    """The start of the earliest kept session, on a step boundary (else a day back)."""
+    """The earliest kept session's start before `end`, on a step boundary.
+
+    A day before `end` without such a session (none kept, or all after `end`).
+    """
     recorder = entry.runtime_data.sessions
     starts = (
-        [] if recorder is None else [s.started_at for s in recorder.tracker.sessions()]
+        []
+        if recorder is None
+        else [s.started_at for s in recorder.tracker.sessions() if s.started_at < end]
     )
     if not starts or not math.isfinite(step_s) or step_s <= 0:
         try:

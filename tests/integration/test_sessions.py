@@ -494,6 +494,85 @@ async def test_stored_sessions_are_shown_and_malformed_ones_skipped(
     assert "Skipped 1 stored charging session" in caplog.text
 
 
+def _kept_session(charger_id: int, started: str, ended: str) -> dict[str, Any]:
+    """A stored (ended) session of 6 kWh from the grid."""
+    return {
+        "charger_id": charger_id,
+        "started_at": started,
+        "last_seen_connected": ended,
+        "ended_at": ended,
+        "solar_wh": 0.0,
+        "battery_wh": 0.0,
+        "grid_wh": 6000.0,
+        "peak_power_w": 7360.0,
+        "profile": [],
+        "counter": {"total_wh": 6000.0, "last_reading_wh": None},
+    }
+
+
+async def test_an_export_without_a_period_covers_sessions_kept_for_months(
+    hass: HomeAssistant,
+    simulator: MicrogridSimulator,
+    hass_storage: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """Only a format: from the first kept session, however old, to now.
+
+    A session 120 days old made 11,521 steps of 15 minutes and the export
+    was refused (at most 10,000); the step now coarsens to fit. An `end`
+    before every kept session exports the day before it (nothing refused).
+    """
+    hass.config.config_dir = str(tmp_path)
+    entry = microgrid_entry(simulator.url)
+    entry.add_to_hass(hass)
+    key = f"{DOMAIN}.{entry.entry_id}.sessions"
+    old = (dt_util.utcnow() - timedelta(days=120)).replace(microsecond=0)
+    recent = (dt_util.utcnow() - timedelta(days=2)).replace(microsecond=0)
+    hass_storage[key] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": key,
+        "data": {
+            "ended": [
+                _kept_session(
+                    GARAGE, old.isoformat(), (old + timedelta(hours=2)).isoformat()
+                ),
+                _kept_session(
+                    DRIVEWAY,
+                    recent.isoformat(),
+                    (recent + timedelta(hours=1)).isoformat(),
+                ),
+            ],
+            "open": [],
+        },
+    }
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+    for file_format in ("csv", "xlsx"):
+        response = await hass.services.async_call(
+            DOMAIN,
+            "export_sessions",
+            {"config_entry_id": entry.entry_id, "format": file_format},
+            blocking=True,
+            return_response=True,
+        )
+        assert response is not None
+        assert response["sessions"] == 2
+        assert dt_util.parse_datetime(str(response["start"])) <= old
+
+    before_all = (old - timedelta(days=3)).isoformat()
+    response = await hass.services.async_call(
+        DOMAIN,
+        "export_sessions",
+        {"config_entry_id": entry.entry_id, "format": "csv", "end": before_all},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["sessions"] == 0
+
+
 async def test_diagnostics_show_the_open_sessions(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
