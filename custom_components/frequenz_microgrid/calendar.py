@@ -263,10 +263,17 @@ def _charger_of(location: str, hub: HubReservations) -> int | None:
 
 
 def _vehicle_of(summary: str, charger: int | None, hub: HubReservations) -> str | None:
-    """The vehicle in a summary: without the charger's name or ``Charger <id>:``."""
+    """The vehicle in a summary: without a charger's name or ``Charger <id>:``.
+
+    Any charger's name, not only the one booked: the calendar sends the summary
+    back as shown ("Wallbox garage: Zoe") when an event moves to another
+    charger, and the vehicle is still "Zoe".
+    """
     text = summary.strip()
-    if charger is not None:
-        name = hub.charger_name(charger)
+    named = [charger] if charger is not None else []
+    named += [c for c in hub.book.charger_ids if c != charger]
+    names = sorted({hub.charger_name(c) for c in named}, key=len, reverse=True)
+    for name in names:
         if text == name:
             return None
         if text.startswith(f"{name}:"):

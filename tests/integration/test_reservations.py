@@ -381,6 +381,25 @@ async def test_calendar_create_update_and_delete_go_through_the_same_checks(
     )
     assert not (await client.receive_json())["success"]
     assert book.get(created.reservation_id) == moved
+    # Moved to the other charger in the UI, which sends the summary back as
+    # shown, the old charger's name in it: the vehicle is still "Zoe".
+    await client.send_json_auto_id(
+        {
+            "type": "calendar/event/update",
+            "entity_id": calendar,
+            "uid": created.reservation_id,
+            "event": {
+                "summary": "Wallbox garage: Zoe",
+                "location": str(DRIVEWAY_WALLBOX),
+                "dtstart": _at(180).isoformat(),
+                "dtend": _at(240).isoformat(),
+            },
+        }
+    )
+    assert (await client.receive_json())["success"]
+    moved = book.get(created.reservation_id)
+    assert moved is not None
+    assert (moved.charger_id, moved.vehicle) == (DRIVEWAY_WALLBOX, "Zoe")
     # A recurring booking is refused.
     await client.send_json_auto_id(
         {

@@ -559,7 +559,9 @@ async def test_an_export_without_a_period_covers_sessions_kept_for_months(
         )
         assert response is not None
         assert response["sessions"] == 2
-        assert dt_util.parse_datetime(str(response["start"])) <= old
+        started = dt_util.parse_datetime(str(response["start"]))
+        assert started is not None
+        assert started <= old
 
     before_all = (old - timedelta(days=3)).isoformat()
     response = await hass.services.async_call(
