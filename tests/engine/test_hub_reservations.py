@@ -103,6 +103,13 @@ def test_overlaps_are_refused_and_touching_periods_are_not() -> None:
     assert book.reserve(2, NOW + HOUR, NOW + 2 * HOUR).charger_id == 2
 
 
+def test_a_week_of_local_days_across_the_autumn_clock_change_is_accepted() -> None:
+    """Monday to Monday as all-day dates is 169 hours when the clocks go back."""
+    book = book_of()
+    book.reserve(1, NOW, NOW + MAX_DURATION_S + HOUR)
+    assert len(book) == 1
+
+
 @pytest.mark.parametrize(
     ("start", "end", "energy", "problem"),
     [
@@ -114,7 +121,7 @@ def test_overlaps_are_refused_and_touching_periods_are_not() -> None:
         (NOW, math.inf, None, ReservationProblem.NOT_FINITE),
         (NOW, NOW + HOUR, math.nan, ReservationProblem.INVALID_ENERGY),
         (NOW, NOW + HOUR, -1.0, ReservationProblem.INVALID_ENERGY),
-        (NOW, NOW + MAX_DURATION_S + 1, None, ReservationProblem.TOO_LONG),
+        (NOW, NOW + MAX_DURATION_S + HOUR + 1, None, ReservationProblem.TOO_LONG),
         (NOW + 400 * 86400, NOW + 401 * 86400, None, ReservationProblem.TOO_FAR_AHEAD),
     ],
 )

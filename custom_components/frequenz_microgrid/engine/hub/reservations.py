@@ -48,6 +48,9 @@ DEFAULT_GRACE_S = 15 * 60.0
 MAX_GRACE_S = 4 * 3600.0
 MAX_DURATION_S = 7 * 86400.0
 """The longest booking (a week): a reservation is a visit, not a parking space."""
+CLOCK_CHANGE_S = 3600.0
+"""A week of local days lasts an hour longer across the autumn clock change:
+Monday to Monday, booked as all-day dates, is 169 hours then."""
 HORIZON_S = 366 * 86400.0
 """How far ahead a booking may start (a year)."""
 MAX_PER_CHARGER = 1000
@@ -609,7 +612,7 @@ class ReservationBook:
             raise ReservationError(ReservationProblem.END_NOT_AFTER_START)
         if end <= now:
             raise ReservationError(ReservationProblem.IN_THE_PAST)
-        if end - start > MAX_DURATION_S:
+        if end - start > MAX_DURATION_S + CLOCK_CHANGE_S:
             raise ReservationError(
                 ReservationProblem.TOO_LONG, max_hours=f"{MAX_DURATION_S / 3600:g}"
             )
