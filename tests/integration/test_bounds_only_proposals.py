@@ -177,3 +177,48 @@ async def test_the_ev_limit_number_never_lets_the_evs_exceed_it(
         await set_number(hass, entry, "ev_chargers_limit", 3000.0)
         await wait_for(lambda: held_total(sim) == 0.0, what="no EV charging")
         assert number_value(hass, entry, "ev_chargers_limit") == 3000.0
+
+
+async def test_withdrawing_a_bound_for_some_chargers_answers_for_them(
+    hass: HomeAssistant,
+) -> None:
+    """The response names the chargers the bound was for, which charge again."""
+    async with serving(
+        hass, scenario_from_dict(home_without_arrivals()), sample_period_s=0.2
+    ) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        for charger in CHARGERS:
+            sim.plug_ev(charger, EvSpec(max_current_a=32.0))
+        await wait_for(
+            lambda: held_total(sim) > 20_000.0, what="both EVs at full power"
+        )
+        await call_action(
+            hass,
+            "propose_power",
+            propose(
+                entry,
+                "ev_chargers",
+                actor="garage_cap",
+                upper=5000,
+                components=[GARAGE_WALLBOX],
+            ),
+        )
+        await wait_for(
+            lambda: held_setpoint(sim, GARAGE_WALLBOX) == 5000.0, what="the cap"
+        )
+        response = await call_action(
+            hass,
+            "withdraw_proposal",
+            {
+                "config_entry_id": entry.entry_id,
+                "pool": "ev_chargers",
+                "actor": "garage_cap",
+            },
+        )
+        assert response["components"] == [GARAGE_WALLBOX]
+        await wait_for(
+            lambda: (held_setpoint(sim, GARAGE_WALLBOX) or 0.0) > 5000.0,
+            what="the garage EV back at full power",
+        )
