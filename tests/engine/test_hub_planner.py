@@ -710,9 +710,14 @@ def test_cars_charging_at_once_are_planned_as_if_the_planned_ones_were_not_there
             continue
         # What the boost booked stays; the rest is planned as the mode says.
         boosted = [s for s in shared.slots if s.start < need_plan.need.departure]
-        assert [(s.start, s.power_w, s.source) for s in boosted] == [
-            (s.start, s.power_w, s.source) for s in need_plan.slots
+        assert [(s.start, s.source) for s in boosted] == [
+            (s.start, s.source) for s in need_plan.slots
         ]
+        # The same power, up to the last bit (the boost's energy is summed in
+        # another order when the rest is planned with it).
+        assert [s.power_w for s in boosted] == pytest.approx(
+            [s.power_w for s in need_plan.slots], rel=1e-12
+        )
         assert shared.unmet_wh <= need_plan.unmet_wh + 1e-6
 
 
