@@ -151,6 +151,25 @@ def _connection_data(user_input: Mapping[str, Any]) -> dict[str, str]:
     return data
 
 
+def _with_credentials(
+    stored: Mapping[str, Any], user_input: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The entry data with the form's URL and credentials.
+
+    A key and its signing secret go together: a new key replaces both (an empty
+    secret then means the new key has none, so an old one is not sent with
+    it); an empty key keeps both as stored.
+    """
+    data = dict(stored) | _connection_data(user_input)
+    if user_input.get(CONF_API_KEY):
+        secret = user_input.get(CONF_SIGNING_SECRET)
+        if secret:
+            data[CONF_SIGNING_SECRET] = secret
+        else:
+            data.pop(CONF_SIGNING_SECRET, None)
+    return data
+
+
 async def _async_probe(data: Mapping[str, Any]) -> MicrogridInfo | ConnectionProblem:
     """Probe the microgrid described by entry `data`: its info, or what went wrong."""
     try:
@@ -363,8 +382,8 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         entry = self._get_reauth_entry()
         if user_input is not None:
-            data = dict(entry.data) | _connection_data(
-                {CONF_URL: entry.data[CONF_URL], **user_input}
+            data = _with_credentials(
+                entry.data, {CONF_URL: entry.data[CONF_URL], **user_input}
             )
             claimed = await self._async_claim_microgrid(data)
             if isinstance(claimed, MicrogridInfo):
@@ -388,8 +407,8 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
         if entry.data.get(CONF_DEMO):
             return self.async_abort(reason="demo_not_reconfigurable")
         if user_input is not None:
-            # Empty credential fields keep the stored ones.
-            data = dict(entry.data) | _connection_data(user_input)
+            # An empty key keeps the stored key and secret.
+            data = _with_credentials(entry.data, user_input)
             claimed = await self._async_claim_microgrid(data)
             if isinstance(claimed, MicrogridInfo):
                 self._abort_if_unique_id_mismatch(reason="wrong_microgrid")

@@ -286,11 +286,9 @@ async def test_reauth_with_new_key(hass: HomeAssistant, gateway: AuthGateway) ->
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
-    assert dict(entry.data) == {
-        CONF_URL: gateway.url,
-        CONF_API_KEY: API_KEY,
-        CONF_SIGNING_SECRET: "old-secret",  # empty field keeps the secret
-    }
+    # A new key comes with its own secret: none given, so the old one is gone
+    # (sent with an unsigned key it would fail at a gateway that checks it).
+    assert dict(entry.data) == {CONF_URL: gateway.url, CONF_API_KEY: API_KEY}
 
 
 async def test_reauth_for_another_microgrid_aborts(
@@ -335,10 +333,27 @@ async def test_reconfigure_new_url(
 async def test_reconfigure_keeps_stored_key_when_left_empty(
     hass: HomeAssistant, gateway: AuthGateway
 ) -> None:
-    entry = _add_entry(hass, "grpc://old-host:1", data={CONF_API_KEY: API_KEY})
+    stored = {CONF_API_KEY: API_KEY, CONF_SIGNING_SECRET: "secret"}
+    entry = _add_entry(hass, "grpc://old-host:1", data=stored)
     result = await entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_URL: gateway.url}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert dict(entry.data) == {CONF_URL: gateway.url, **stored}
+
+
+async def test_reconfigure_with_a_new_key_and_no_secret_drops_the_old_secret(
+    hass: HomeAssistant, gateway: AuthGateway
+) -> None:
+    entry = _add_entry(
+        hass,
+        gateway.url,
+        data={CONF_API_KEY: "old-key", CONF_SIGNING_SECRET: "old-secret"},
+    )
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: gateway.url, CONF_API_KEY: API_KEY}
     )
     assert result["reason"] == "reconfigure_successful"
     assert dict(entry.data) == {CONF_URL: gateway.url, CONF_API_KEY: API_KEY}
