@@ -154,6 +154,12 @@ class HubReservations:
             _LOGGER.warning("Ignoring damaged reservations: %s", err)
             return
         skipped = self.book.restore(stored)
+        try:
+            history = [Released.from_dict(item) for item in data.get("history", [])]
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            _LOGGER.warning("Ignoring damaged reservation history: %s", err)
+            history = []
+        self.book.restore_history(history)
         if skipped:
             _LOGGER.info(
                 "%d stored reservation(s) ended or no longer fit and were dropped",
@@ -303,7 +309,10 @@ class HubReservations:
         return self._data()
 
     def _data(self) -> dict[str, Any]:
-        return {"reservations": [r.as_dict() for r in self.book]}
+        return {
+            "reservations": [r.as_dict() for r in self.book],
+            "history": [released.as_dict() for released in self.book.history],
+        }
 
 
 def iso(timestamp: float) -> str:

@@ -520,6 +520,14 @@ async def test_a_no_show_is_released_after_the_grace_period(
         },
     )
     assert GARAGE_WALLBOX in [c["charger"] for c in free["chargers"]]
+    # The released booking stays in the calendar, across a reload too.
+    shown = [e["summary"] for e in await _events(hass, _calendar(hass, entry))]
+    assert shown == ["Wallbox garage: Late"]
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    events = await _events(hass, _calendar(hass, entry))
+    assert [e["summary"] for e in events] == shown
+    assert "Released: no car within the grace period" in events[0]["description"]
 
 
 async def test_a_car_plugged_in_within_the_grace_period_keeps_its_booking(

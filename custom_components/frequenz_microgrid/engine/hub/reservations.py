@@ -190,6 +190,23 @@ class Released:
     at: float
     reason: ReleaseReason
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (the store keeps the history across restarts)."""
+        return {
+            **self.reservation.as_dict(),
+            "released_at": self.at,
+            "reason": self.reason.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Released:
+        """The released booking `as_dict` wrote (raises on a damaged record)."""
+        return cls(
+            Reservation.from_dict(data),
+            float(data["released_at"]),
+            ReleaseReason(data["reason"]),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Availability:
@@ -538,6 +555,10 @@ class ReservationBook:
             self._insert(reservation)
         self._changed()
         return skipped
+
+    def restore_history(self, released: Iterable[Released]) -> None:
+        """Put the stored history back (after a restart), oldest first."""
+        self.history.extend(released)
 
     def follow_chargers(
         self, capacities: Mapping[int, ChargerCapacity]
