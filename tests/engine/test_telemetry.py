@@ -83,6 +83,17 @@ def test_latest_value_wins_and_expires_after_the_freshness_window() -> None:
     assert store.fresh_values(POWER) == {}
 
 
+def test_the_last_known_bounds_outlive_the_freshness_window() -> None:
+    """What a silent component may do (the PV pool counts a silent inverter)."""
+    clock = FakeClock()
+    store = make_store(clock)
+    assert store.last_known_bounds(4, POWER) is None
+    record(store, 4, POWER, -1500.0, PowerBounds(-8000.0, 0.0))
+    clock.now += 60.0
+    assert store.bounds(4, POWER) is None
+    assert store.last_known_bounds(4, POWER) == PowerBounds(-8000.0, 0.0)
+
+
 def test_each_metric_ages_on_its_own() -> None:
     clock = FakeClock()
     store = make_store(clock)

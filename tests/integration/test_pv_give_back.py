@@ -9,15 +9,18 @@ own power, not the setpoints).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 
 from custom_components.frequenz_microgrid.engine.distribution.pv import (
     GIVE_BACK_HEADROOM,
     GIVE_BACK_MARGIN_SHARE,
 )
-from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.scenario import (
     scenario_from_dict,
 )
@@ -90,4 +93,39 @@ async def test_a_shaded_inverter_gives_its_unused_share_to_the_other(
         # The shaded one is held near what it yields, not at half the limit.
         assert -shaded < LIMIT_W / 2
         assert -shaded >= SHADED_PEAK_W * 0.5
+        assert sim.unsafe_setpoint_count == 0
+
+
+async def test_an_inverter_that_refuses_its_limit_counts_against_the_others(
+    hass: HomeAssistant,
+) -> None:
+    """3 kW limit; the shaded inverter refuses setpoints and goes on at 1.5 kW.
+
+    Its production is taken off the limit, so the other one gets 1.5 kW and
+    the site produces 3 kW; split over the working inverter alone, the other
+    got all 3 kW and the site produced 4.5 kW.
+    """
+    async with serving(
+        hass, scenario_from_dict(with_a_shaded_inverter()), sample_period_s=0.2
+    ) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        for inverter in (PV_INVERTER, SHADED):
+            await wait_for_state(hass, entry, f"{inverter}_excluded", "off")
+        sim.inject_fault(SHADED, Fault.REJECT_SET_POWER)
+
+        with contextlib.suppress(HomeAssistantError):  # a partial failure
+            await set_number(hass, entry, "pv_limit", 3000.0)
+        await wait_for_state(hass, entry, f"{SHADED}_excluded", "on")
+        await wait_for(
+            lambda: (held_setpoint(sim, PV_INVERTER) or 0.0) >= -1600.0,
+            what="the other inverter cut to what the limit leaves",
+        )
+        # And it stays there while the refusing one is retried and blocked
+        # again (split over the working ones alone, it flipped to 3 kW).
+        for _ in range(15):
+            await asyncio.sleep(0.2)
+            assert (held_setpoint(sim, PV_INVERTER) or 0.0) >= -1600.0
+            assert produced_w(sim) <= 3000.0 + 50.0
         assert sim.unsafe_setpoint_count == 0

@@ -530,6 +530,17 @@ class TelemetryStore:
             self._components, self._clock(), self.freshness_s, component_id, metric
         )
 
+    def last_known_bounds(
+        self, component_id: int, metric: Metric | int
+    ) -> PowerBounds | None:
+        """Return the latest bounds of a metric however old, or `None`.
+
+        What a silent component may do at most (never for steering it).
+        """
+        entry = self._components.get(component_id)
+        known = None if entry is None else entry.bounds.get(metric)
+        return None if known is None else known.bounds
+
     def fresh_view(self) -> FreshView:
         """Return a view that judges freshness as of now, for many lookups."""
         return FreshView(self._components, self._clock(), self.freshness_s)

@@ -7,6 +7,11 @@ default is full production. When the last proposal goes away, full production
 is sent once explicitly (so curtailment ends at once, not when the lifetime
 lapses) and the setpoints are then no longer kept alive.
 
+The set's inverters that get no setpoint (silent, failed, blocked) go on
+producing: what they produce (or, silent, the most they may) is taken off the
+production limit first, as the battery pool subtracts unreachable power, so the
+set together stays within it.
+
 Each inverter's limit in force is remembered with the time it was sent, so
 that an inverter producing clearly less than its limit (the sun, not the
 limit, holds it there) gives the rest of its share to the others
@@ -90,11 +95,15 @@ class PvPoolSteering(PoolSteering):
             else:
                 target, limited_by = fuse.bound_explained(target, component_ids)
             working = self.context.health.working(component_ids, now)
+            share = target  # what the inverters that get setpoints may produce
+            if not releasing:
+                outside = self._production_outside(component_ids, working)
+                share = min(0.0, target + outside)
             inputs = [
                 self._with_judgement(i)
                 for i in pv_inputs(self.context.store, working, self._limits)
             ]
-            setpoints = distribute_pv_power(target, inputs)
+            setpoints = distribute_pv_power(share, inputs)
             to_send = setpoints
             if not (releasing or component_ids in forced):
                 bounds = {i.component_id: i.bounds for i in inputs}
@@ -117,6 +126,27 @@ class PvPoolSteering(PoolSteering):
         for cid in self._judged.keys() - self._limits.keys():
             del self._judged[cid]
         return results
+
+    def _production_outside(
+        self, component_ids: ComponentSet, working: frozenset[int]
+    ) -> float:
+        """What the set's inverters without a setpoint may produce (W, ≥ 0).
+
+        Measured, while they send data; a silent one the most its last bounds
+        allowed: its old setpoint lapses to full production, and what the sun
+        gives it now is unknown (a limit is kept, at the cost of some yield).
+        """
+        store = self.context.store
+        total = 0.0
+        for cid in component_ids - working:
+            measured = store.value(cid, members.AC_POWER)
+            if measured is not None:
+                total += max(0.0, -measured)
+                continue
+            bounds = store.last_known_bounds(cid, members.AC_POWER)
+            if bounds is not None:  # none: it never sent any, never produced
+                total += PvInverterInput(component_id=cid, bounds=bounds).available_w
+        return total
 
     def _with_judgement(self, inverter: PvInverterInput) -> PvInverterInput:
         """The inverter with its latest settled production under a limit."""
