@@ -160,6 +160,14 @@ class TestMatryoshka:
         assert manager.report(EVS, 0).bounds == PowerBounds(
             0.0, 22_000.0, 0.0, 4_140.0
         )  # what lower priorities are granted stays the SDK's
+        # A lower priority's power does not get past them either.
+        manager.propose(proposal("app", 0, 10_000.0))
+        assert manager.target_power(EVS) == 10_000.0  # the SDK's
+        assert manager.steering_target(EVS) == 0.0
+        # Above them, a power is not bound by them.
+        manager.propose(proposal("boss", 20, 8_000.0))
+        manager.withdraw("app")
+        assert manager.steering_target(EVS) == 8_000.0
 
     def test_exclusion_zone_snaps_to_the_nearer_edge_and_keeps_zero(self) -> None:
         manager = PowerManager(Matryoshka(), DefaultPower.ZERO)

@@ -267,12 +267,21 @@ class PowerManager:
         within the bounds the proposals leave, as a lowest-priority actor asking
         for the default would get it. `None` without any proposal (the pool is
         left to its own default) or while the system bounds are unknown.
+
+        Bounds wholly inside the exclusion zone, which the SDK skips, leave 0 W
+        to whatever comes after them (matryoshka: the priorities below).
         """
         target = self._targets.get(component_ids)
-        if target is not None:
-            return target
         book = self._books.get(component_ids)
         system = self._system_bounds.get(component_ids)
+        if target is not None:
+            if (
+                book is not None
+                and system is not None
+                and self._zero_binds(list(book.in_processing_order()), system)
+            ):
+                return 0.0
+            return target
         if not book or system is None:
             return None
         proposals = list(book.in_processing_order())
@@ -286,6 +295,23 @@ class PowerManager:
             # (EVs capped at 3 kW below a 4.14 kW minimum charge not at all).
             wanted = 0.0
         return nearest_allowed(wanted, lower, upper, zone)
+
+    def _zero_binds(self, proposals: list[Proposal], system: PowerBounds) -> bool:
+        """Whether bounds inside the zone come before the power that wins.
+
+        Matryoshka only: the last power in processing order wins, clamped to
+        the bounds before it; bounds wholly inside the exclusion zone before it
+        allow it nothing but 0 W ("between 1 and 3 kW" at priority 10 and
+        10 kW asked at priority 1 charged at 10 kW). The shifting matryoshka
+        adds powers up instead; its bounds are the SDK's.
+        """
+        zone = exclusion_zone(system)
+        if zone is None or not isinstance(self.algorithm, Matryoshka):
+            return False
+        powered = [i for i, p in enumerate(proposals) if p.power is not None]
+        if not powered:
+            return False
+        return any(_inside(p, system, zone) for p in proposals[: powered[-1]])
 
     def last_result(self, component_ids: frozenset[int]) -> Result | None:
         """Return the outcome of the set's latest distribution, if any."""
