@@ -35,6 +35,8 @@ ROUND_SPREAD = 0.5
 
 _GRPC_RPC_TASK = "rpc_task"
 """The name grpc.aio's server gives the task of each call it serves."""
+_GRPC_HANDLER_TASK_PREFIX = "HandleExceptions["
+"""The name of the task grpc.aio wraps a unary call's handler in."""
 _RPC_UNWIND_S = 1.0
 """How long `stop` waits for the cancelled calls' tasks to unwind."""
 
@@ -124,10 +126,11 @@ class MicrogridSimulator:
         self._deliveries.clear()
         server, self._server = self._server, None
         if server is not None:
-            rpcs = [t for t in asyncio.all_tasks() if t.get_name() == _GRPC_RPC_TASK]
+            rpcs = {t for t in asyncio.all_tasks() if _serves_a_call(t)}
             await server.stop(None)
             # gRPC cancels the calls in flight but returns before their tasks
             # have unwound: give them a moment, so nothing of ours outlives stop.
+            rpcs.update(t for t in asyncio.all_tasks() if _serves_a_call(t))
             pending = [t for t in rpcs if not t.done()]
             if pending:
                 await asyncio.wait(pending, timeout=_RPC_UNWIND_S)
@@ -461,3 +464,9 @@ async def running_simulator(
         yield simulator
     finally:
         await simulator.stop()
+
+
+def _serves_a_call(task: asyncio.Task[object]) -> bool:
+    """Whether grpc.aio runs one of the server's calls in `task`."""
+    name = task.get_name()
+    return name == _GRPC_RPC_TASK or name.startswith(_GRPC_HANDLER_TASK_PREFIX)
