@@ -169,6 +169,21 @@ class TestMatryoshka:
         manager.withdraw("app")
         assert manager.steering_target(EVS) == 8_000.0
 
+    def test_bounds_inside_the_zone_never_override_higher_bounds(self) -> None:
+        """0 W only as far as the priorities above allow it; missed bounds skip."""
+        manager = PowerManager.for_ev_chargers()
+        manager.set_system_bounds(EVS, PowerBounds(0.0, 22_000.0, 0.0, 4_140.0))
+        manager.propose(proposal("boss", 10, None, 5_000.0, 11_000.0))
+        manager.propose(proposal("cap", 5, None, 1_000.0, 3_000.0))
+        manager.propose(proposal("app", 1, 10_000.0))
+        # The cap misses what the boss leaves (5–11 kW): skipped, as the SDK.
+        assert manager.steering_target(EVS) == 10_000.0
+        manager.withdraw("app")
+        assert manager.steering_target(EVS) == 11_000.0  # the default, bounded
+        manager.propose(proposal("boss", 10, None, 0.0, 11_000.0))
+        manager.propose(proposal("app", 1, 10_000.0))
+        assert manager.steering_target(EVS) == 0.0  # the cap binds now
+
     def test_exclusion_zone_snaps_to_the_nearer_edge_and_keeps_zero(self) -> None:
         manager = PowerManager(Matryoshka(), DefaultPower.ZERO)
         manager.set_system_bounds(

@@ -40,6 +40,8 @@ from .refusal import ProposalRefusedError, RefusalReason
 
 MAX_PROPOSAL_AGE = 60.0
 """Seconds after which a proposal that nobody re-sent is dropped (as the SDK)."""
+_BELOW_EVERY_PRIORITY = -(10**9)
+"""A priority below any proposal's: `available_bounds` at it walks them all."""
 
 
 class DefaultPower(enum.Enum):
@@ -274,44 +276,50 @@ class PowerManager:
         target = self._targets.get(component_ids)
         book = self._books.get(component_ids)
         system = self._system_bounds.get(component_ids)
-        if target is not None:
-            if (
-                book is not None
-                and system is not None
-                and self._zero_binds(list(book.in_processing_order()), system)
-            ):
-                return 0.0
-            return target
         if not book or system is None:
-            return None
+            return target
         proposals = list(book.in_processing_order())
+        if target is not None:
+            powered = [i for i, p in enumerate(proposals) if p.power is not None]
+            cap = self._zone_cap(proposals, system, powered[-1] if powered else 0)
+            return target if cap is None else cap
+        cap = self._zone_cap(proposals, system, len(proposals))
+        if cap is not None:
+            return cap
         lowest = min(p.priority for p in proposals)
         lower, upper = self.algorithm.available_bounds(proposals, system, lowest - 1)
-        zone = exclusion_zone(system)
-        wanted = self.default_power.of(system)
-        if zone is not None and any(_inside(p, system, zone) for p in proposals):
-            # The SDK skips bounds that lie wholly inside the exclusion zone;
-            # taken at their word they leave nothing the pool can do but 0 W
-            # (EVs capped at 3 kW below a 4.14 kW minimum charge not at all).
-            wanted = 0.0
-        return nearest_allowed(wanted, lower, upper, zone)
+        return nearest_allowed(
+            self.default_power.of(system), lower, upper, exclusion_zone(system)
+        )
 
-    def _zero_binds(self, proposals: list[Proposal], system: PowerBounds) -> bool:
-        """Whether bounds inside the zone come before the power that wins.
+    def _zone_cap(
+        self, proposals: list[Proposal], system: PowerBounds, until: int
+    ) -> float | None:
+        """The power bounds inside the exclusion zone leave, if any before `until`.
 
-        Matryoshka only: the last power in processing order wins, clamped to
-        the bounds before it; bounds wholly inside the exclusion zone before it
-        allow it nothing but 0 W ("between 1 and 3 kW" at priority 10 and
-        10 kW asked at priority 1 charged at 10 kW). The shifting matryoshka
-        adds powers up instead; its bounds are the SDK's.
+        Matryoshka only (the shifting one adds powers up; its bounds stay the
+        SDK's). The SDK skips bounds wholly inside the exclusion zone; taken at
+        their word they leave nothing but 0 W to what comes after them — as
+        near 0 W as the proposals before them allow ("between 1 and 3 kW" at
+        priority 10, EVs of 4.14 kW minimum: a 10 kW power at priority 1 gives
+        0 W, not 10 kW). Bounds that miss the range left are skipped, as the
+        SDK skips them.
         """
         zone = exclusion_zone(system)
         if zone is None or not isinstance(self.algorithm, Matryoshka):
-            return False
-        powered = [i for i, p in enumerate(proposals) if p.power is not None]
-        if not powered:
-            return False
-        return any(_inside(p, system, zone) for p in proposals[: powered[-1]])
+            return None
+        for index, proposal in enumerate(proposals[:until]):
+            if not _inside(proposal, system, zone):
+                continue
+            lower, upper = self.algorithm.available_bounds(
+                proposals[:index], system, _BELOW_EVERY_PRIORITY
+            )
+            own_lower = _or(proposal.bounds.lower, lower)
+            own_upper = _or(proposal.bounds.upper, upper)
+            if own_lower > upper or own_upper < lower:
+                continue
+            return nearest_allowed(0.0, lower, upper, zone)
+        return None
 
     def last_result(self, component_ids: frozenset[int]) -> Result | None:
         """Return the outcome of the set's latest distribution, if any."""
@@ -410,3 +418,8 @@ def _inside(proposal: Proposal, system: PowerBounds, zone: Zone) -> bool:
         )
         is Overlap.BOTH
     )
+
+
+def _or(value: float | None, default: float) -> float:
+    """Return `value`, or `default` for an open side."""
+    return default if value is None else value
