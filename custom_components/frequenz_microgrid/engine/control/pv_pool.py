@@ -95,14 +95,15 @@ class PvPoolSteering(PoolSteering):
             else:
                 target, limited_by = fuse.bound_explained(target, component_ids)
             working = self.context.health.working(component_ids, now)
-            share = target  # what the inverters that get setpoints may produce
-            if not releasing:
-                outside = self._production_outside(component_ids, working)
-                share = min(0.0, target + outside)
             inputs = [
                 self._with_judgement(i)
                 for i in pv_inputs(self.context.store, working, self._limits)
             ]
+            share = target  # what the inverters that get setpoints may produce
+            if not releasing:
+                steered = frozenset(i.component_id for i in inputs)
+                outside = self._production_outside(component_ids, steered)
+                share = min(0.0, target + outside)
             setpoints = distribute_pv_power(share, inputs)
             to_send = setpoints
             if not (releasing or component_ids in forced):
@@ -128,17 +129,18 @@ class PvPoolSteering(PoolSteering):
         return results
 
     def _production_outside(
-        self, component_ids: ComponentSet, working: frozenset[int]
+        self, component_ids: ComponentSet, steered: frozenset[int]
     ) -> float:
         """What the set's inverters without a setpoint may produce (W, ≥ 0).
 
+        Those not `steered`: not working, or working without fresh bounds.
         Measured, while they send data; a silent one the most its last bounds
         allowed: its old setpoint lapses to full production, and what the sun
         gives it now is unknown (a limit is kept, at the cost of some yield).
         """
         store = self.context.store
         total = 0.0
-        for cid in component_ids - working:
+        for cid in component_ids - steered:
             measured = store.value(cid, members.AC_POWER)
             if measured is not None:
                 total += max(0.0, -measured)
@@ -151,9 +153,12 @@ class PvPoolSteering(PoolSteering):
     def _with_judgement(self, inverter: PvInverterInput) -> PvInverterInput:
         """The inverter with its latest settled production under a limit."""
         cid = inverter.component_id
-        if inverter.limit_w is not None:
+        if inverter.limit_w is not None and inverter.limit_w > 0.0:
             self._judged[cid] = (inverter.produced_w, inverter.limit_w)
             return inverter
+        # Under a 0 W limit (switched off, e.g. its share fell below its
+        # smallest production) a reading tells nothing of what the sun gives
+        # it: the judgement before stands (else it flipped back every round).
         judged = self._judged.get(cid)
         if judged is None:
             return inverter
