@@ -10,16 +10,19 @@ own power, not the setpoints).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 import contextlib
 from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+import pytest
 
 from custom_components.frequenz_microgrid.engine.distribution.pv import (
     GIVE_BACK_HEADROOM,
     GIVE_BACK_MARGIN_SHARE,
 )
+from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.scenario import (
     scenario_from_dict,
@@ -62,9 +65,12 @@ def produced_w(sim: MicrogridSimulator) -> float:
     return -sum(sim.model.component(c).active_power_w for c in (PV_INVERTER, SHADED))
 
 
-async def test_a_shaded_inverter_gives_its_unused_share_to_the_other(
-    hass: HomeAssistant,
-) -> None:
+type Site = tuple[MicrogridSimulator, FrequenzMicrogridConfigEntry]
+
+
+@pytest.fixture
+async def site(hass: HomeAssistant) -> AsyncIterator[Site]:
+    """The home with the shaded inverter, both inverters steerable."""
     async with serving(
         hass, scenario_from_dict(with_a_shaded_inverter()), sample_period_s=0.2
     ) as sim:
@@ -73,31 +79,38 @@ async def test_a_shaded_inverter_gives_its_unused_share_to_the_other(
         )
         for inverter in (PV_INVERTER, SHADED):
             await wait_for_state(hass, entry, f"{inverter}_excluded", "off")
-        assert produced_w(sim) > LIMIT_W + 1000.0  # the limit will bind
+        yield sim, entry
 
-        await set_number(hass, entry, "pv_limit", LIMIT_W)
-        # The shaded one keeps 1.5 margins (2 % of its 8 kW) above its yield.
-        headroom_w = GIVE_BACK_HEADROOM * GIVE_BACK_MARGIN_SHARE * 8000.0
-        await wait_for(
-            lambda: produced_w(sim) >= LIMIT_W - headroom_w - 50.0,
-            timeout_s=15.0,
-            what="the site to produce its limit, less the headroom",
-        )
-        shaded = held_setpoint(sim, SHADED)
-        unshaded = held_setpoint(sim, PV_INVERTER)
-        assert shaded is not None
-        assert unshaded is not None
-        # Never more than the limit, in setpoints and in production.
-        assert shaded + unshaded >= -LIMIT_W - 1e-3
-        assert produced_w(sim) <= LIMIT_W + 1.0
-        # The shaded one is held near what it yields, not at half the limit.
-        assert -shaded < LIMIT_W / 2
-        assert -shaded >= SHADED_PEAK_W * 0.5
-        assert sim.unsafe_setpoint_count == 0
+
+async def test_a_shaded_inverter_gives_its_unused_share_to_the_other(
+    hass: HomeAssistant, site: Site
+) -> None:
+    sim, entry = site
+    assert produced_w(sim) > LIMIT_W + 1000.0  # the limit will bind
+
+    await set_number(hass, entry, "pv_limit", LIMIT_W)
+    # The shaded one keeps 1.5 margins (2 % of its 8 kW) above its yield.
+    headroom_w = GIVE_BACK_HEADROOM * GIVE_BACK_MARGIN_SHARE * 8000.0
+    await wait_for(
+        lambda: produced_w(sim) >= LIMIT_W - headroom_w - 50.0,
+        timeout_s=15.0,
+        what="the site to produce its limit, less the headroom",
+    )
+    shaded = held_setpoint(sim, SHADED)
+    unshaded = held_setpoint(sim, PV_INVERTER)
+    assert shaded is not None
+    assert unshaded is not None
+    # Never more than the limit, in setpoints and in production.
+    assert shaded + unshaded >= -LIMIT_W - 1e-3
+    assert produced_w(sim) <= LIMIT_W + 1.0
+    # The shaded one is held near what it yields, not at half the limit.
+    assert -shaded < LIMIT_W / 2
+    assert -shaded >= SHADED_PEAK_W * 0.5
+    assert sim.unsafe_setpoint_count == 0
 
 
 async def test_an_inverter_that_refuses_its_limit_counts_against_the_others(
-    hass: HomeAssistant,
+    hass: HomeAssistant, site: Site
 ) -> None:
     """3 kW limit; the shaded inverter refuses setpoints and goes on at 1.5 kW.
 
@@ -105,27 +118,20 @@ async def test_an_inverter_that_refuses_its_limit_counts_against_the_others(
     the site produces 3 kW; split over the working inverter alone, the other
     got all 3 kW and the site produced 4.5 kW.
     """
-    async with serving(
-        hass, scenario_from_dict(with_a_shaded_inverter()), sample_period_s=0.2
-    ) as sim:
-        entry = await setup_entry(
-            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
-        )
-        for inverter in (PV_INVERTER, SHADED):
-            await wait_for_state(hass, entry, f"{inverter}_excluded", "off")
-        sim.inject_fault(SHADED, Fault.REJECT_SET_POWER)
+    sim, entry = site
+    sim.inject_fault(SHADED, Fault.REJECT_SET_POWER)
 
-        with contextlib.suppress(HomeAssistantError):  # a partial failure
-            await set_number(hass, entry, "pv_limit", 3000.0)
-        await wait_for_state(hass, entry, f"{SHADED}_excluded", "on")
-        await wait_for(
-            lambda: (held_setpoint(sim, PV_INVERTER) or 0.0) >= -1600.0,
-            what="the other inverter cut to what the limit leaves",
-        )
-        # And it stays there while the refusing one is retried and blocked
-        # again (split over the working ones alone, it flipped to 3 kW).
-        for _ in range(15):
-            await asyncio.sleep(0.2)
-            assert (held_setpoint(sim, PV_INVERTER) or 0.0) >= -1600.0
-            assert produced_w(sim) <= 3000.0 + 50.0
-        assert sim.unsafe_setpoint_count == 0
+    with contextlib.suppress(HomeAssistantError):  # a partial failure
+        await set_number(hass, entry, "pv_limit", 3000.0)
+    await wait_for_state(hass, entry, f"{SHADED}_excluded", "on")
+    await wait_for(
+        lambda: (held_setpoint(sim, PV_INVERTER) or 0.0) >= -1600.0,
+        what="the other inverter cut to what the limit leaves",
+    )
+    # And it stays there while the refusing one is retried and blocked
+    # again (split over the working ones alone, it flipped to 3 kW).
+    for _ in range(15):
+        await asyncio.sleep(0.2)
+        assert (held_setpoint(sim, PV_INVERTER) or 0.0) >= -1600.0
+        assert produced_w(sim) <= 3000.0 + 50.0
+    assert sim.unsafe_setpoint_count == 0

@@ -171,9 +171,10 @@ def sum_switchable_bounds(bounds: Sequence[PowerBounds]) -> PowerBounds:
     """
     if not bounds:
         return PowerBounds.zero()
+    summed = sum_bounds(bounds)
     return PowerBounds(
-        inclusion_lower=sum(b.inclusion_lower for b in bounds),
-        inclusion_upper=sum(b.inclusion_upper for b in bounds),
+        inclusion_lower=summed.inclusion_lower,
+        inclusion_upper=summed.inclusion_upper,
         exclusion_lower=max(b.exclusion_lower for b in bounds),
         exclusion_upper=min(b.exclusion_upper for b in bounds),
     )
