@@ -153,13 +153,13 @@ class HubReservations:
             # A damaged file must not keep the microgrid from loading.
             _LOGGER.warning("Ignoring damaged reservations: %s", err)
             return
-        skipped = self.book.restore(stored)
         try:
             history = [Released.from_dict(item) for item in data.get("history", [])]
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             _LOGGER.warning("Ignoring damaged reservation history: %s", err)
             history = []
-        self.book.restore_history(history)
+        self.book.restore_history(history)  # before: bookings that ended meanwhile
+        skipped = self.book.restore(stored)  # join the history after it
         if skipped:
             _LOGGER.info(
                 "%d stored reservation(s) ended or no longer fit and were dropped",

@@ -14,6 +14,7 @@ from custom_components.frequenz_microgrid.engine.hub.reservations import (
     HISTORY_LENGTH,
     MAX_DURATION_S,
     ChargerCapacity,
+    Released,
     ReleaseReason,
     Reservation,
     ReservationBook,
@@ -363,6 +364,9 @@ def test_bookings_survive_a_round_trip_and_ended_or_colliding_ones_are_left_out(
     skipped = fresh.restore([*stored, colliding, unknown])
     assert list(fresh) == [kept]
     assert skipped == [ended, colliding, unknown]
+    # The one that ended while Home Assistant was down is in the history.
+    released = [(r.reservation, r.at, r.reason) for r in fresh.history]
+    assert (ended, ended.end, ReleaseReason.ENDED) in released
 
 
 @pytest.mark.parametrize(
@@ -380,6 +384,12 @@ def test_a_damaged_stored_period_is_left_out(start: float, end: float) -> None:
     book = book_of(clock=Clock())
     assert book.restore([damaged]) == [damaged]
     assert list(book) == []
+    # Nor does a period no calendar can show reach the history.
+    book.restore_history([Released(damaged, NOW, ReleaseReason.ENDED)])
+    assert all(
+        start < r.reservation.end < 253402300799.0 and math.isfinite(start)
+        for r in book.history
+    )
 
 
 # -- properties --------------------------------------------------------------------

@@ -53,6 +53,10 @@ CLOCK_CHANGE_S = 3600.0
 Monday to Monday, booked as all-day dates, is 169 hours then."""
 HORIZON_S = 366 * 86400.0
 """How far ahead a booking may start (a year)."""
+_MIN_TIME_S = -62135596800.0
+"""0001-01-01 UTC: stored times before it cannot be shown."""
+_MAX_TIME_S = 253402300799.0
+"""9999-12-31 23:59:59 UTC: stored times after it cannot be shown."""
 MAX_PER_CHARGER = 1000
 """Future bookings one charger may hold (bounds memory and the calendar)."""
 HISTORY_LENGTH = 100
@@ -545,6 +549,17 @@ class ReservationBook:
         for reservation in reservations:
             book = self._books.get(reservation.charger_id)
             if (
+                book is not None
+                and reservation.end <= now
+                and self._well_formed(reservation.start, reservation.end)
+            ):
+                # Ended while Home Assistant was down: shown as ended, as if
+                # it had ended while running.
+                ended = Released(reservation, reservation.end, ReleaseReason.ENDED)
+                self.history.append(ended)
+                skipped.append(reservation)
+                continue
+            if (
                 book is None
                 or not self._period_allowed(reservation.start, reservation.end, now)
                 or reservation.reservation_id in self._by_id
@@ -557,8 +572,17 @@ class ReservationBook:
         return skipped
 
     def restore_history(self, released: Iterable[Released]) -> None:
-        """Put the stored history back (after a restart), oldest first."""
-        self.history.extend(released)
+        """Put the stored history back (after a restart), oldest first.
+
+        Damaged records (a period no booking may have, a release time that is
+        not a number) are left out: one would break every calendar view.
+        """
+        self.history.extend(
+            r
+            for r in released
+            if self._well_formed(r.reservation.start, r.reservation.end)
+            and _MIN_TIME_S < r.at < _MAX_TIME_S
+        )
 
     def follow_chargers(
         self, capacities: Mapping[int, ChargerCapacity]
@@ -618,6 +642,14 @@ class ReservationBook:
                 ReservationProblem.UNKNOWN_RESERVATION, reservation=reservation_id
             )
         return reservation
+
+    def _well_formed(self, start: float, end: float) -> bool:
+        """Whether a stored period is one a booking may have had (any time)."""
+        return (
+            start > _MIN_TIME_S
+            and end < _MAX_TIME_S
+            and self._period_allowed(start, end, start)
+        )
 
     def _period_allowed(self, start: float, end: float, now: float) -> bool:
         try:
