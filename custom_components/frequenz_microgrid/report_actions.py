@@ -45,8 +45,6 @@ from .engine.hub.export import (
     xlsx_bytes,
 )
 from .engine.hub.reports import (
-    MAX_REPORT_CELLS,
-    MAX_REPORT_STEPS,
     ClusterReport,
     ReportRequestError,
     build_cluster_report,
@@ -258,7 +256,7 @@ def _export_period(
     end: datetime = data.get(ATTR_END) or dt_util.utcnow()
     given_step: float | None = data.get(ATTR_STEP)
     recorder = entry.runtime_data.sessions
-    chargers = 1 if recorder is None else max(1, len(recorder.tracker.charger_ids))
+    chargers = 0 if recorder is None else len(recorder.tracker.charger_ids)
     steps = (
         (given_step,)
         if given_step is not None
@@ -274,11 +272,15 @@ def _export_period(
 
 
 def _fits(start: datetime, end: datetime, step_s: float, chargers: int) -> bool:
-    """Whether a period at this step stays within the report's limits."""
-    if start >= end:
-        return True  # refused as an empty period, whatever the step
-    rows = math.ceil((end - start).total_seconds() / step_s)
-    return rows <= MAX_REPORT_STEPS and rows * chargers <= MAX_REPORT_CELLS
+    """Whether a period at this step is not refused for its number of rows.
+
+    Any other refusal (an empty period) comes whatever the step.
+    """
+    try:
+        check_period(start, end, timedelta(seconds=step_s), chargers)
+    except ReportRequestError as err:
+        return err.key != "report_too_many_rows"
+    return True
 
 
 def _first_session_start(

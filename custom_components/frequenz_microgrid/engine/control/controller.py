@@ -381,28 +381,10 @@ class MicrogridController:
         async with self._locks[pool]:
             now = self._clock()
             refreshed = self._refresh_inputs_if_old(now)
-            manager = steering.manager
-            # The sets that lose a proposal, also those whose SDK target does
-            # not change (bounds alone: no target before or after).
-            losing = {
-                ids
-                for ids in manager.component_sets()
-                if (wanted is None or ids == wanted)
-                and any(
-                    p.source_id == source_id
-                    and (priority is None or p.priority == priority)
-                    for p in manager.proposals(ids)
-                )
-            }
-            changed = (
-                losing
-                | manager.withdraw(
-                    source_id, priority=priority, component_ids=wanted
-                ).keys()
+            changed = steering.manager.withdraw_sets(
+                source_id, priority=priority, component_ids=wanted
             )
-            ids = wanted or next(
-                iter(sorted(changed, key=sorted)), steering.component_ids
-            )
+            ids = wanted or next(iter(changed), steering.component_ids)
             results = await self._steer(steering, now, force=frozenset(changed))
             outcome = self._outcome(steering, ids, priority, results)
         self._notify_dispatch(results, refreshed=refreshed)

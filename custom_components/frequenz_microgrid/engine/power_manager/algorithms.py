@@ -64,8 +64,8 @@ class Matryoshka:
                 clamped = nearest_allowed(proposal.power, lower, upper, zone)
                 if clamped is not None:
                     target = clamped
-            proposal_lower = _or(proposal.bounds.lower, lower)
-            proposal_upper = _or(proposal.bounds.upper, upper)
+            proposal_lower = or_default(proposal.bounds.lower, lower)
+            proposal_upper = or_default(proposal.bounds.upper, upper)
             # Bounds entirely inside the exclusion zone would leave nothing but 0 W
             # to the priorities below, so the SDK ignores them.
             if overlap(proposal_lower, proposal_upper, zone) is Overlap.BOTH:
@@ -88,8 +88,8 @@ class Matryoshka:
         for proposal in proposals:
             if proposal.priority <= priority:
                 break
-            proposal_lower = _or(proposal.bounds.lower, lower)
-            proposal_upper = _or(proposal.bounds.upper, upper)
+            proposal_lower = or_default(proposal.bounds.lower, lower)
+            proposal_upper = or_default(proposal.bounds.upper, upper)
             if overlap(proposal_lower, proposal_upper, zone) is Overlap.BOTH:
                 continue
             narrowed_lower = max(lower, proposal_lower)
@@ -170,7 +170,7 @@ class ShiftingMatryoshka:
         return final, (lower, upper)
 
 
-def _or(value: float | None, default: float) -> float:
+def or_default(value: float | None, default: float) -> float:
     """Return `value`, or `default` for an open side."""
     return default if value is None else value
 

@@ -32,7 +32,7 @@ import enum
 
 from ..bounds import PowerBounds
 from ..results import PartialFailure, Result, Success
-from .algorithms import Algorithm, Matryoshka, ShiftingMatryoshka
+from .algorithms import Algorithm, Matryoshka, ShiftingMatryoshka, or_default
 from .book import ProposalBook
 from .exclusion import Overlap, Zone, exclusion_zone, nearest_allowed, overlap
 from .proposal import Proposal
@@ -149,13 +149,37 @@ class PowerManager:
         Limited to one priority and/or one component set when given. Return the
         targets to send, per component set whose proposals changed.
         """
-        changed = [
+        return self._recalculate_all(self._remove(source_id, priority, component_ids))
+
+    def withdraw_sets(
+        self,
+        source_id: str,
+        *,
+        priority: int | None = None,
+        component_ids: frozenset[int] | None = None,
+    ) -> list[frozenset[int]]:
+        """Remove a source's proposals as `withdraw`; return every set that lost one.
+
+        Also the sets whose target does not change (bounds alone before and
+        after): their steering target does. Their targets are recalculated.
+        """
+        changed = self._remove(source_id, priority, component_ids)
+        self._recalculate_all(changed)
+        return changed
+
+    def _remove(
+        self,
+        source_id: str,
+        priority: int | None,
+        component_ids: frozenset[int] | None,
+    ) -> list[frozenset[int]]:
+        """Remove a source's proposals; return the sets that lost one."""
+        return [
             ids
             for ids, book in self._books.items()
             if (component_ids is None or ids == component_ids)
             and book.remove_where(source_id, priority)
         ]
-        return self._recalculate_all(changed)
 
     def refresh(self, source_id: str, now: float) -> None:
         """Restart the age of a source's proposals, as if it had re-sent them."""
@@ -278,6 +302,11 @@ class PowerManager:
         system = self._system_bounds.get(component_ids)
         if not book or system is None:
             return target
+        zone_may_bind = exclusion_zone(system) is not None and isinstance(
+            self.algorithm, Matryoshka
+        )
+        if target is not None and not zone_may_bind:
+            return target  # the common case, per tick and per status: no walk
         proposals = list(book.in_processing_order())
         if target is not None:
             powered = [i for i, p in enumerate(proposals) if p.power is not None]
@@ -314,8 +343,8 @@ class PowerManager:
             lower, upper = self.algorithm.available_bounds(
                 proposals[:index], system, _BELOW_EVERY_PRIORITY
             )
-            own_lower = _or(proposal.bounds.lower, lower)
-            own_upper = _or(proposal.bounds.upper, upper)
+            own_lower = or_default(proposal.bounds.lower, lower)
+            own_upper = or_default(proposal.bounds.upper, upper)
             if own_lower > upper or own_upper < lower:
                 continue
             return nearest_allowed(0.0, lower, upper, zone)
@@ -406,20 +435,9 @@ class PowerManager:
 
 def _inside(proposal: Proposal, system: PowerBounds, zone: Zone) -> bool:
     """Whether the proposal's bounds lie wholly inside the exclusion zone."""
-    lower = proposal.bounds.lower
-    upper = proposal.bounds.upper
-    if lower is None and upper is None:
+    bounds = proposal.bounds
+    if bounds.lower is None and bounds.upper is None:
         return False
-    return (
-        overlap(
-            system.inclusion_lower if lower is None else lower,
-            system.inclusion_upper if upper is None else upper,
-            zone,
-        )
-        is Overlap.BOTH
-    )
-
-
-def _or(value: float | None, default: float) -> float:
-    """Return `value`, or `default` for an open side."""
-    return default if value is None else value
+    lower = or_default(bounds.lower, system.inclusion_lower)
+    upper = or_default(bounds.upper, system.inclusion_upper)
+    return overlap(lower, upper, zone) is Overlap.BOTH
