@@ -38,7 +38,7 @@ from .engine import members
 from .engine.control import Pool
 from .engine.health import ComponentStatus
 from .engine.snapshot import ComponentSnapshot
-from .entity import MicrogridEntity, SteeringEntity
+from .entity import MicrogridEntity, SteeringEntity, async_add_by_subentry
 from .reserved_sensor import reserved_sensors
 from .steering_status import blocked_until_iso
 from .target_entities import target_binary_sensors
@@ -172,7 +172,7 @@ async def async_setup_entry(
     entities.extend(reserved_sensors(entry))
     entities.extend(circuit_binary_sensors(entry))
     entities.extend(target_binary_sensors(entry))
-    async_add_entities(entities)
+    async_add_by_subentry(async_add_entities, entities)
     async_add_entities_on_topology_change(
         hass,
         entry,

@@ -35,6 +35,7 @@ from homeassistant.const import (
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.util import dt as dt_util
 
+from .circuit_flow import circuit_subentries
 from .engine.hub.circuits import Circuit
 from .engine.hub.limits import CircuitStatus
 from .entity import MicrogridEntity
@@ -120,6 +121,11 @@ class CircuitEntity(MicrogridEntity):
             circuit.circuit_id, circuit.name, root=circuit.root
         )
         self.circuit_id = circuit.circuit_id
+        self.config_subentry_id = (
+            circuit_subentries(entry).get(circuit.circuit_id)
+            if circuit.origin == "user"
+            else None
+        )
         self._limits = entry.runtime_data.engine.controller.circuit_limits
 
     @property

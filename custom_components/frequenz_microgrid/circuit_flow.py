@@ -61,6 +61,19 @@ def user_circuits(entry: ConfigEntry[Any]) -> list[Circuit]:
     return circuits
 
 
+def circuit_subentries(entry: ConfigEntry[Any]) -> dict[str, str]:
+    """The id of the subentry defining each user-defined circuit, by circuit id.
+
+    A circuit's device and entities belong to its subentry, so Home Assistant
+    lists them with it and removes them with it.
+    """
+    return {
+        str(subentry.data[CONF_CIRCUIT_ID]): subentry.subentry_id
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_CIRCUIT
+    }
+
+
 def circuit_of(subentry: ConfigSubentry) -> Circuit:
     """The circuit one subentry defines."""
     data = subentry.data
@@ -202,13 +215,17 @@ def _errors(
 ) -> dict[str, str]:
     """Form errors (translated keys), empty when the circuit can be stored.
 
-    `own_id`: the id of the circuit being changed (its name may stay).
+    `own_id`: the id of the circuit being changed (its name may stay; it keeps
+    its id, so only the other circuits' names count against the new one).
     """
     errors: dict[str, str] = {}
     name = str(user_input.get(CONF_NAME, "")).strip()
     circuit_id = slugify(name)
     taken = {ROOT_CIRCUIT_ID} | {f"meter_{m}" for m in topology.meter_ids}
-    taken |= {c.circuit_id for c in user_circuits(entry)} - {own_id}
+    others = [c for c in user_circuits(entry) if c.circuit_id != own_id]
+    taken |= {slugify(c.name) for c in others}  # names as shown (renamed ones too)
+    if own_id is None:  # a new circuit's id is its name's slug
+        taken |= {c.circuit_id for c in others}
     if not any(character.isalnum() for character in name):
         errors[CONF_NAME] = "invalid_name"  # slugify would make it "unknown"
     elif circuit_id in taken:

@@ -23,6 +23,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 
 from .assets import AssetsInventory, DeviceFacts
+from .circuit_flow import circuit_subentries
 from .const import DOMAIN
 from .engine.graph import Topology
 from .identity import entity_unique_id, entry_key_of, microgrid_id, microgrid_title
@@ -188,7 +189,9 @@ def async_register_devices(
     """Remove devices of components and circuits gone; register the hub.
 
     Only component and circuit devices are candidates for removal; the hub
-    device always stays.
+    device always stays. A user-defined circuit's device is put under its
+    config subentry if it is not (made by an older version), as its entities
+    are added there.
     """
     entry_key = entry_key_of(entry)
     wanted = {
@@ -198,11 +201,20 @@ def async_register_devices(
     }
     wanted.add(_hub_identifier(entry_key))
     wanted.update(_circuit_identifier(entry_key, c) for c in circuit_ids)
+    subentry_of = {
+        _circuit_identifier(entry_key, circuit_id): subentry_id
+        for circuit_id, subentry_id in circuit_subentries(entry).items()
+    }
     registry = dr.async_get(hass)
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
         ours = {ident for ident in device.identifiers if ident[0] == DOMAIN}
         if ours and not ours & wanted:
             registry.async_remove_device(device.id)
+            continue
+        subentry_id = next((subentry_of[i] for i in ours if i in subentry_of), None)
+        if subentry_id is not None and device.config_subentry_id != subentry_id:
+            # A user circuit's device made before it was kept under its subentry.
+            registry.async_update_device(device.id, new_config_subentry_id=subentry_id)
     hub = registry.async_get_or_create(
         config_entry_id=entry.entry_id,
         **_hub_device_info(entry_key, topology.info, inventory),

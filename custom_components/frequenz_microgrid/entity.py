@@ -31,6 +31,7 @@ from homeassistant.components.number import NumberEntity
 from homeassistant.components.sensor import SensorEntity
 from homeassistant.core import CALLBACK_TYPE, callback
 from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
@@ -75,6 +76,22 @@ def is_large_site(topology: Topology) -> bool:
         + len(topology.ev_charger_ids)
     )
     return devices > LARGE_SITE_COMPONENTS
+
+
+def async_add_by_subentry(
+    add: AddConfigEntryEntitiesCallback, entities: Iterable[Entity]
+) -> None:
+    """Add entities, each under its config subentry (its `config_subentry_id`, if any).
+
+    Home Assistant lists a subentry's devices and entities with it (and removes
+    them with it) only when they are added under it: a user-defined circuit's.
+    """
+    groups: dict[str | None, list[Entity]] = {}
+    for entity in entities:
+        subentry_id: str | None = getattr(entity, "config_subentry_id", None)
+        groups.setdefault(subentry_id, []).append(entity)
+    for subentry_id, group in groups.items():
+        add(group, config_subentry_id=subentry_id)
 
 
 def _shown_value_getter(entity: Entity) -> Callable[[Any], object]:

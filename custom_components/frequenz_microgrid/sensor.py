@@ -27,7 +27,12 @@ from .engine.control import ComponentSetStatus
 from .engine.energy import EnergyTotal
 from .engine.snapshot import MicrogridSnapshot
 from .engine.topology_change import TopologyChange
-from .entity import MicrogridEntity, SteeringEntity, of_steerable_pools
+from .entity import (
+    MicrogridEntity,
+    SteeringEntity,
+    async_add_by_subentry,
+    of_steerable_pools,
+)
 from .plan_sensors import plan_sensors
 from .sensor_descriptions import (
     COMPONENT_SENSORS,
@@ -73,7 +78,7 @@ async def async_setup_entry(
     hub.extend(circuit_sensors(entry))
     hub.extend(target_sensors(entry))
     hub.extend(plan_sensors(entry))
-    async_add_entities(hub)
+    async_add_by_subentry(async_add_entities, hub)
 
     # Every (component, sensor) pair that may exist; those that wait for their
     # metric (per-phase values, temperatures…) are added once it is measured.

@@ -56,6 +56,7 @@ from .engine.pools import CompiledFormulas
 from .engine.topology_change import TopologyChange, unchanged
 from .engine.topology_fingerprint import TopologyFingerprint, read_fingerprint
 from .engine.topology_worker import CachingDecoder, Decoded, RawTopology
+from .entity import async_add_by_subentry
 
 if TYPE_CHECKING:
     from .runtime import FrequenzMicrogridConfigEntry
@@ -286,7 +287,7 @@ def async_add_entities_on_topology_change(
                     registry.async_remove(entity.entity_id)
         new = [entity for entity in built if entity.unique_id not in present]
         if new:
-            async_add_entities(new)
+            async_add_by_subentry(async_add_entities, new)
 
     entry.async_on_unload(
         async_dispatcher_connect(hass, topology_signal(entry.entry_id), _changed)

@@ -14,6 +14,7 @@ from typing import Any
 from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 
 from custom_components.frequenz_microgrid.circuit_flow import SUBENTRY_CIRCUIT
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
@@ -111,6 +112,25 @@ async def test_a_user_circuit_is_added_held_and_removed(hass: HomeAssistant) -> 
         )
 
         (subentry_id,) = entry.subentries
+        # The circuit's device and entities belong to its subentry, so Home
+        # Assistant lists them under it and removes them with it.
+        devices = dr.async_get(hass)
+        entities = er.async_get(hass)
+        (device,) = [
+            d
+            for d in dr.async_entries_for_config_entry(devices, entry.entry_id)
+            if d.name == "Garage bays"
+        ]
+        assert device.config_subentry_id == subentry_id
+        circuit_entities = er.async_entries_for_device(entities, device.id)
+        assert len(circuit_entities) == 6  # limit, 3 headrooms, energy, exceeded
+        assert {e.config_subentry_id for e in circuit_entities} == {subentry_id}
+        assert all(
+            e.config_subentry_id is None
+            for e in er.async_entries_for_config_entry(entities, entry.entry_id)
+            if e.device_id != device.id
+        )
+
         assert hass.config_entries.async_remove_subentry(entry, subentry_id)
         await hass.async_block_till_done()
         await wait_for(
@@ -120,6 +140,8 @@ async def test_a_user_circuit_is_added_held_and_removed(hass: HomeAssistant) -> 
             ),
             what="the entry reloaded without the circuit",
         )
+        assert devices.async_get(device.id) is None
+        assert not any(entities.async_get(e.entity_id) for e in circuit_entities)
         assert sim.unsafe_setpoint_count == 0
 
 
@@ -178,3 +200,102 @@ async def test_a_user_circuit_can_be_changed_and_keeps_its_id(
         assert circuit.name == "Garage bays east"
         assert circuit.charger_ids == frozenset(BAYS)
         assert circuit.phase_limit_a is None
+
+        # Names stay unique as shown: a new circuit may take neither the
+        # renamed circuit's name nor its old one (its id), while a rename may
+        # take a name whose slug is only another circuit's id.
+        for name in ("Garage bays east", "garage  BAYS east", "Garage bays"):
+            result = await submit(
+                hass, entry, {"name": name, "chargers": [str(BAYS[0])], "fuse_a": 8}
+            )
+            assert result["type"] is FlowResultType.FORM, name
+            assert result["errors"] == {"name": "name_taken"}, name
+        result = await submit(
+            hass, entry, {"name": "Bay three", "chargers": [str(BAYS[0])], "fuse_a": 8}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        await wait_for(
+            lambda: (
+                entry.state is ConfigEntryState.LOADED
+                and "bay_three" in runtime_tree_ids(entry)
+            ),
+            what="the entry reloaded with the second circuit",
+        )
+        (third_id,) = set(entry.subentries) - {subentry_id}
+        result = dict(
+            await hass.config_entries.subentries.async_init(
+                (entry.entry_id, SUBENTRY_CIRCUIT),
+                context={"source": SOURCE_RECONFIGURE, "subentry_id": third_id},
+            )
+        )
+        result = dict(
+            await hass.config_entries.subentries.async_configure(
+                result["flow_id"],
+                {"name": "Garage bays east", "chargers": [str(BAYS[0])], "fuse_a": 8},
+            )
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {"name": "name_taken"}
+        result = dict(
+            await hass.config_entries.subentries.async_init(
+                (entry.entry_id, SUBENTRY_CIRCUIT),
+                context={"source": SOURCE_RECONFIGURE, "subentry_id": third_id},
+            )
+        )
+        result = dict(
+            await hass.config_entries.subentries.async_configure(
+                result["flow_id"],
+                {"name": "Garage bays", "chargers": [str(BAYS[0])], "fuse_a": 8},
+            )
+        )
+        assert result["type"] is FlowResultType.ABORT, result.get("errors")
+        assert result["reason"] == "reconfigure_successful"
+
+
+async def test_a_circuit_device_of_an_older_version_moves_under_its_subentry(
+    hass: HomeAssistant,
+) -> None:
+    """Devices and entities made before circuits were kept under their subentry.
+
+    They are moved explicitly at set-up (re-registering a device under another
+    subentry is deprecated; the autouse deprecation watch fails the test).
+    """
+    async with serving(hass, garage_scenario()) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
+        result = await submit(
+            hass, entry, {"name": "Bays", "chargers": [str(BAYS[0])], "fuse_a": 10}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        await wait_for(
+            lambda: (
+                entry.state is ConfigEntryState.LOADED
+                and "bays" in runtime_tree_ids(entry)
+            ),
+            what="the entry reloaded with the circuit",
+        )
+        (subentry_id,) = entry.subentries
+        devices = dr.async_get(hass)
+        entities = er.async_get(hass)
+        (device,) = [
+            d
+            for d in dr.async_entries_for_config_entry(devices, entry.entry_id)
+            if d.name == "Bays"
+        ]
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+        # As an older version left them: under the entry, not the subentry.
+        devices.async_update_device(device.id, new_config_subentry_id=None)
+        for entity in er.async_entries_for_device(entities, device.id):
+            entities.async_update_entity(entity.entity_id, config_subentry_id=None)
+        assert devices.async_get(device.id).config_subentry_id is None  # type: ignore[union-attr]
+
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        moved = devices.async_get(device.id)
+        assert moved is not None
+        assert moved.config_subentry_id == subentry_id
+        circuit_entities = er.async_entries_for_device(entities, device.id)
+        assert len(circuit_entities) == 6
+        assert {e.config_subentry_id for e in circuit_entities} == {subentry_id}
