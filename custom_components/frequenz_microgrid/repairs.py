@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from datetime import timedelta
+import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
 from .engine.graph import Topology
@@ -55,6 +58,20 @@ def grid_currents_issue_id(entry_id: str) -> str:
     return f"{ISSUE_GRID_CURRENTS_UNKNOWN}_{entry_id}"
 
 
+def _local_time_ago(age_s: float) -> str:
+    """The local date and time `age_s` seconds ago, to the minute (issue texts)."""
+    moment = dt_util.now() - timedelta(seconds=age_s)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _wording(placeholders: dict[str, str]) -> dict[str, str]:
+    """An issue's placeholders without their numbers (ages, counts)."""
+    return {key: _DIGITS.sub("#", value) for key, value in placeholders.items()}
+
+
+_DIGITS: Final = re.compile(r"\d+(\.\d+)?")
+
+
 class RepairTracker:
     """Raise and clear one entry's repair issues from its periodic status.
 
@@ -81,7 +98,10 @@ class RepairTracker:
         self._entry_problem_since: dict[str, float] = {}
         """Per issue id of an entry-wide problem: since when it lasts."""
         self._broken_since: dict[int, float] = {}
-        self._open: set[str] = set()
+        self._broken_since_text: dict[int, str] = {}
+        """Per broken component with an issue: since when, as people read it."""
+        self._open: dict[str, dict[str, str]] = {}
+        """Per open issue: its placeholders (an issue is re-issued when they change)."""
 
     @callback
     def follow(
@@ -175,11 +195,13 @@ class RepairTracker:
             self._delete(issue_id)
         self._entry_problem_since.clear()
         self._broken_since.clear()
+        self._broken_since_text.clear()
 
     def _forget_components(self) -> None:
         for component_id in self._broken_since:
             self._delete(component_issue_id(self._entry_id, component_id))
         self._broken_since.clear()
+        self._broken_since_text.clear()
 
     def _update_components(
         self, now: float, components: Iterable[ComponentStatus]
@@ -191,6 +213,7 @@ class RepairTracker:
         for component_id in list(self._broken_since):
             if component_id not in broken:
                 del self._broken_since[component_id]
+                self._broken_since_text.pop(component_id, None)
                 self._delete(component_issue_id(self._entry_id, component_id))
         for component_id, status in broken.items():
             since = self._broken_since.setdefault(component_id, now)
@@ -203,7 +226,9 @@ class RepairTracker:
                         "component": self._component_name(component_id),
                         "title": self._title,
                         "problem": status.problem or "set-power commands fail",
-                        "minutes": str(round((now - since) / 60)),
+                        "since": self._broken_since_text.setdefault(
+                            component_id, _local_time_ago(now - since)
+                        ),
                     },
                 )
 
@@ -238,9 +263,15 @@ class RepairTracker:
         severity: ir.IssueSeverity,
         placeholders: dict[str, str],
     ) -> None:
-        if issue_id in self._open:
+        """Raise the issue, or re-issue it when its text changed (the problem, a name).
+
+        Not when only a number changed: "inverter data is 31 s old" would
+        rewrite the issue every second while it lasts.
+        """
+        shown = self._open.get(issue_id)
+        if shown is not None and _wording(shown) == _wording(placeholders):
             return
-        self._open.add(issue_id)
+        self._open[issue_id] = placeholders
         ir.async_create_issue(
             self._hass,
             DOMAIN,
@@ -252,6 +283,5 @@ class RepairTracker:
         )
 
     def _delete(self, issue_id: str) -> None:
-        if issue_id in self._open:
-            self._open.discard(issue_id)
+        if self._open.pop(issue_id, None) is not None:
             ir.async_delete_issue(self._hass, DOMAIN, issue_id)

@@ -7,6 +7,7 @@ in seconds; everything else is the real integration over gRPC.
 from __future__ import annotations
 
 import asyncio
+import re
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -53,6 +54,11 @@ def _issue(hass: HomeAssistant, issue_id: str) -> ir.IssueEntry | None:
     return ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
 
 
+def _placeholders(hass: HomeAssistant, issue_id: str) -> dict[str, str]:
+    issue = _issue(hass, issue_id)
+    return {} if issue is None else dict(issue.translation_placeholders or {})
+
+
 def _our_issues(hass: HomeAssistant) -> list[str]:
     return sorted(
         issue_id for (domain, issue_id) in ir.async_get(hass).issues if domain == DOMAIN
@@ -82,8 +88,30 @@ async def test_broken_component_issue_raised_after_grace_and_cleared(
     placeholders = issue.translation_placeholders or {}
     assert f"#{PV_INVERTER}" in placeholders["component"]
     assert "ERROR" in placeholders["problem"]
+    # Since when, as a local time (not "for N minutes", which goes stale).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", placeholders["since"])
     # Chargers waiting for an EV are not broken: no issue for them.
     assert _our_issues(hass) == [issue_id]
+
+    # The problem changes (its data stops as well): the open issue says so,
+    # once, not again each second as the data's age grows.
+    updates: list[str] = []
+    hass.bus.async_listen(
+        ir.EVENT_REPAIRS_ISSUE_REGISTRY_UPDATED,
+        lambda event: (
+            updates.append(event.data["action"])
+            if event.data["issue_id"] == issue_id
+            else None
+        ),
+    )
+    simulator.inject_fault(PV_INVERTER, Fault.ERROR_STATE | Fault.STOP_DATA)
+    await wait_for(
+        lambda: "old" in _placeholders(hass, issue_id).get("problem", ""),
+        what="the issue's problem updated",
+    )
+    assert _placeholders(hass, issue_id)["since"] == placeholders["since"]
+    await asyncio.sleep(3)
+    assert updates == ["update"]
 
     simulator.clear_fault(PV_INVERTER)
     await wait_for(lambda: _issue(hass, issue_id) is None, what="the issue cleared")
