@@ -5,7 +5,9 @@ component outside its operational lifetime is steered even once), then every
 `ASSETS_REFRESH_S`. A failed read changes nothing that works: the last inventory
 (or none) stays in use, the telemetry and steering go on, a repair issue says what
 is wrong, and the read is retried with back-off (`ASSETS_RETRY_MIN_S` doubling up
-to `ASSETS_RETRY_MAX_S`). The first good read removes the issue again.
+to `ASSETS_RETRY_MAX_S`). The first good read removes the issue again. While an
+inventory is in use, an outage raises the issue only once it lasted
+`ASSETS_ISSUE_AFTER_S`; a wrong key or microgrid, or no inventory yet, at once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from .assets import (
     read_inventory,
     timezone_of,
 )
+from .connection import ConnectionProblem
 from .const import (
+    ASSETS_ISSUE_AFTER_S,
     ASSETS_REFRESH_S,
     ASSETS_RETRY_MAX_S,
     ASSETS_RETRY_MIN_S,
@@ -85,13 +89,17 @@ class AssetsSync:
         """Why the latest read failed (`None` after a good one)."""
         self.read_at: datetime | None = None
         """When the latest good read finished."""
+        self._failing_since: datetime | None = None
+        """When the reads began to fail (`None` after a good one)."""
 
     async def async_refresh(self) -> bool:
         """Read the inventory once; return whether it worked.
 
         On success the controller leaves out the components outside their
         operational lifetime, the listeners get the inventory and the repair
-        issue goes; on failure the issue is raised and nothing else changes.
+        issue goes; on failure the issue is raised (a passing outage with an
+        inventory in use: once it lasted `ASSETS_ISSUE_AFTER_S`) and nothing
+        else changes.
         """
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
@@ -106,6 +114,7 @@ class AssetsSync:
         self.inventory = inventory
         self.read_at = self._clock()
         self.last_error = None
+        self._failing_since = None
         self._retry_s = ASSETS_RETRY_MIN_S
         ir.async_delete_issue(self._hass, DOMAIN, assets_issue_id(self._entry_id))
         self._apply(inventory)
@@ -199,6 +208,11 @@ class AssetsSync:
             self._title,
             self.last_error,
         )
+        now = self._clock()
+        since = self._failing_since = self._failing_since or now
+        passing = problem in _PASSING and self.inventory is not None
+        if passing and (now - since).total_seconds() < ASSETS_ISSUE_AFTER_S:
+            return  # the last inventory serves meanwhile
         ir.async_create_issue(
             self._hass,
             DOMAIN,
@@ -208,6 +222,10 @@ class AssetsSync:
             translation_key=ISSUE_ASSETS_UNAVAILABLE,
             translation_placeholders={"title": self._title, "error": self.last_error},
         )
+
+
+_PASSING = frozenset({ConnectionProblem.CANNOT_CONNECT, ConnectionProblem.UNKNOWN})
+"""Problems that may pass by themselves (not a wrong address, key or microgrid)."""
 
 
 def _microgrid(inventory: AssetsInventory) -> dict[str, Any]:

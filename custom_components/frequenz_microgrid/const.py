@@ -77,3 +77,9 @@ ASSETS_RETRY_MIN_S: Final = 30.0
 """First retry after a failed Assets API read; each failure doubles it…"""
 ASSETS_RETRY_MAX_S: Final = 1800.0
 """…up to this."""
+ASSETS_ISSUE_AFTER_S: Final = 600.0
+"""A passing outage of the Assets API raises its repair issue only after this.
+
+With an inventory in use nothing is missing for a while (names and lifetimes
+change rarely); a wrong key or microgrid, or no inventory yet, raise it at once.
+"""

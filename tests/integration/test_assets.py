@@ -7,6 +7,7 @@ outage raises a repair issue while telemetry goes on, and recovery clears it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -216,9 +217,17 @@ async def test_assets_outage_raises_a_repair_while_telemetry_goes_on(
     }
     assert statuses[4].out_of_service, "lifetimes apply from the first good read"
 
-    # A later outage keeps the last inventory in use.
+    # A later outage keeps the last inventory in use, and raises the issue only
+    # once it lasted (a passing one is no matter for the user).
     site.assets_outage = True
-    assert not await assets.async_refresh()
+    with patch(
+        "custom_components.frequenz_microgrid.assets_sync.ASSETS_ISSUE_AFTER_S", 1.0
+    ):
+        assert not await assets.async_refresh()
+        assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+        assert assets.last_error is not None
+        await asyncio.sleep(1.1)
+        assert not await assets.async_refresh()
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
     assert _inventory_of(entry) is not None
     assert state_of(hass, lifetime).state == "operational"
