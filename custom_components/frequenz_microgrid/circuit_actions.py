@@ -190,9 +190,7 @@ def _envelope_error(err: InvalidEnvelopeError) -> ServiceValidationError:
     match err.problem:
         case EnvelopeProblem.NO_STEPS:
             return ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="envelope_no_steps",
-                translation_placeholders=step,
+                translation_domain=DOMAIN, translation_key="envelope_no_steps"
             )
         case EnvelopeProblem.NOT_FINITE:
             return ServiceValidationError(
@@ -218,11 +216,9 @@ def _envelope_error(err: InvalidEnvelopeError) -> ServiceValidationError:
                 translation_key="envelope_lower_above_upper",
                 translation_placeholders=step,
             )
-        case EnvelopeProblem.NEGATIVE_TOLERANCE:
+        case EnvelopeProblem.NEGATIVE_TOLERANCE:  # one for the whole envelope
             return ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="envelope_negative_tolerance",
-                translation_placeholders=step,
+                translation_domain=DOMAIN, translation_key="envelope_negative_tolerance"
             )
 
 

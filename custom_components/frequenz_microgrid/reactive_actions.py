@@ -99,7 +99,7 @@ def _validation_error(
             return ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="reactive_not_an_inverter",
-                translation_placeholders=placeholders,
+                translation_placeholders={"component": str(component_id)},
             )
         case "no_bounds":
             return ServiceValidationError(

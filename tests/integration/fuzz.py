@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 import json
 from pathlib import Path
+import re
 from typing import Any
 
 from homeassistant.core import HomeAssistant, ServiceResponse
@@ -259,6 +260,12 @@ def assert_translated(err: ServiceValidationError) -> None:
     assert err.translation_key is not None, repr(err)
     if err.translation_domain == DOMAIN:
         assert err.translation_key in TRANSLATIONS["exceptions"], err.translation_key
+        message = TRANSLATIONS["exceptions"][err.translation_key]["message"]
+        # Exactly the placeholders the message shows: a missing one shows as
+        # "{name}", an extra one is a value the user never sees.
+        assert set(err.translation_placeholders or {}) == set(
+            re.findall(r"{(\w+)}", message)
+        ), (err.translation_key, err.translation_placeholders)
 
 
 # --- actions -------------------------------------------------------------------------
