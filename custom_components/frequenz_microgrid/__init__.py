@@ -436,11 +436,15 @@ def _reload_on_new_circuits(
 
     @callback
     def _changed(change: ConfigEntryChange, changed: ConfigEntry[Any]) -> None:
+        nonlocal built_from
         if (
             change is ConfigEntryChange.UPDATED
             and changed.entry_id == entry.entry_id
-            and circuits_fingerprint(changed) != built_from
+            and (fingerprint := circuits_fingerprint(changed)) != built_from
         ):
+            # Once: the unloading that follows sends this signal too (its
+            # state changes) while this listener is still subscribed.
+            built_from = fingerprint
             hass.config_entries.async_schedule_reload(entry.entry_id)
 
     return async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _changed)

@@ -13,6 +13,7 @@ the slug of its name, fixed when it is added.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import itertools
 import math
 from typing import Any
 
@@ -156,13 +157,14 @@ class CircuitSubentryFlow(ConfigSubentryFlow):
                     entry,
                     subentry,
                     title=str(user_input[CONF_NAME]).strip(),
-                    data=_data(user_input, own_id),
+                    data=_data(user_input, str(own_id)),
                 )
             if not errors:
+                circuit_id = _new_circuit_id(entry, str(user_input[CONF_NAME]))
                 return self.async_create_entry(
                     title=str(user_input[CONF_NAME]).strip(),
-                    data=_data(user_input, None),
-                    unique_id=slugify(str(user_input[CONF_NAME])),
+                    data=_data(user_input, circuit_id),
+                    unique_id=circuit_id,
                 )
         schema = vol.Schema(
             {
@@ -215,17 +217,14 @@ def _errors(
 ) -> dict[str, str]:
     """Form errors (translated keys), empty when the circuit can be stored.
 
-    `own_id`: the id of the circuit being changed (its name may stay; it keeps
-    its id, so only the other circuits' names count against the new one).
+    `own_id`: the id of the circuit being changed (its name may stay). Names
+    are compared as shown (slugs of titles); ids need not be (`_new_circuit_id`).
     """
     errors: dict[str, str] = {}
     name = str(user_input.get(CONF_NAME, "")).strip()
     circuit_id = slugify(name)
     taken = {ROOT_CIRCUIT_ID} | {f"meter_{m}" for m in topology.meter_ids}
-    others = [c for c in user_circuits(entry) if c.circuit_id != own_id]
-    taken |= {slugify(c.name) for c in others}  # names as shown (renamed ones too)
-    if own_id is None:  # a new circuit's id is its name's slug
-        taken |= {c.circuit_id for c in others}
+    taken |= {slugify(c.name) for c in user_circuits(entry) if c.circuit_id != own_id}
     if not any(character.isalnum() for character in name):
         errors[CONF_NAME] = "invalid_name"  # slugify would make it "unknown"
     elif circuit_id in taken:
@@ -246,16 +245,31 @@ def _errors(
     return errors
 
 
-def _data(user_input: Mapping[str, Any], own_id: str | None) -> dict[str, Any]:
+def _new_circuit_id(entry: ConfigEntry[Any], name: str) -> str:
+    """A new circuit's id: its name's slug, numbered if a renamed circuit has it.
+
+    Ids stay when circuits are renamed (unique ids and actions use them), so
+    "Garage" renamed "Shed" keeps ``garage``, and a new "Garage" is ``garage_2``.
+    """
+    ids = {c.circuit_id for c in user_circuits(entry)}
+    base = slugify(name)
+    return next(
+        candidate
+        for n in itertools.count(1)
+        if (candidate := base if n == 1 else f"{base}_{n}") not in ids
+    )
+
+
+def _data(user_input: Mapping[str, Any], circuit_id: str) -> dict[str, Any]:
     """What the subentry keeps (numbers as numbers, ids as ints).
 
-    A changed circuit keeps its id (`own_id`); a new one is named by its slug.
+    A changed circuit keeps its id; a new one gets `_new_circuit_id`.
     """
     fuse = user_input.get(CONF_FUSE_A)
     power = user_input.get(CONF_POWER_LIMIT_KW)
     meter = user_input.get(CONF_METER)
     return {
-        CONF_CIRCUIT_ID: own_id or slugify(str(user_input[CONF_NAME])),
+        CONF_CIRCUIT_ID: circuit_id,
         CONF_CHARGERS: sorted(int(c) for c in user_input[CONF_CHARGERS]),
         CONF_FUSE_A: None if fuse is None else float(fuse),
         CONF_POWER_LIMIT_KW: None if power is None else float(power),

@@ -3,8 +3,9 @@
 Written after every `set_power_limits` / `clear_power_limits`, read once at set-up
 before the steering starts, so the first tick already holds the limits. Steps that
 ended before the restart are pruned (the step in force stays); an envelope of a
-circuit that no longer exists, or one that no longer validates, is dropped with a
-warning rather than failing the set-up.
+circuit that no longer exists (its subentry was deleted), or one that no longer
+validates, is dropped with a warning rather than failing the set-up, and for good:
+a circuit added later under the same name starts without limits.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class CircuitLimitsStore:
                 _LOGGER.warning("Ignoring damaged stored power limits: %r", data)
             return
         now = time.time()
+        dropped = False
         for circuit_id, raw in envelopes.items():
             if limits.circuit(circuit_id) is None:
                 _LOGGER.warning(
@@ -53,6 +55,7 @@ class CircuitLimitsStore:
                     "exists",
                     circuit_id,
                 )
+                dropped = True
                 continue
             try:
                 envelope = LimitEnvelope.from_dict(raw).pruned(now)
@@ -62,8 +65,12 @@ class CircuitLimitsStore:
                     circuit_id,
                     err,
                 )
+                dropped = True
                 continue
             limits.set(circuit_id, envelope)
+        if dropped:
+            # For good: a new circuit of the same name must not inherit them.
+            await self.async_save(limits)
 
     async def async_save(self, limits: CircuitLimits) -> None:
         """Write every envelope now set."""

@@ -9,14 +9,20 @@ reloads the entry without it.
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.util import dt as dt_util
 
+import custom_components.frequenz_microgrid as integration
 from custom_components.frequenz_microgrid.circuit_flow import SUBENTRY_CIRCUIT
+from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from tests.circuit_scenario import GARAGE_CHARGERS, GARAGE_METER, garage_scenario
@@ -201,32 +207,35 @@ async def test_a_user_circuit_can_be_changed_and_keeps_its_id(
         assert circuit.charger_ids == frozenset(BAYS)
         assert circuit.phase_limit_a is None
 
-        # Names stay unique as shown: a new circuit may take neither the
-        # renamed circuit's name nor its old one (its id), while a rename may
-        # take a name whose slug is only another circuit's id.
-        for name in ("Garage bays east", "garage  BAYS east", "Garage bays"):
+        # Names stay unique as shown, renamed circuits' included; the renamed
+        # circuit's old name is free again (its id is not: the new one numbers).
+        for name in ("Garage bays east", "garage  BAYS east"):
             result = await submit(
                 hass, entry, {"name": name, "chargers": [str(BAYS[0])], "fuse_a": 8}
             )
             assert result["type"] is FlowResultType.FORM, name
             assert result["errors"] == {"name": "name_taken"}, name
-        result = await submit(
-            hass, entry, {"name": "Bay three", "chargers": [str(BAYS[0])], "fuse_a": 8}
-        )
+        again = {"name": "Garage bays", "chargers": [str(BAYS[0])], "fuse_a": 8}
+        result = await submit(hass, entry, again)
         assert result["type"] is FlowResultType.CREATE_ENTRY
         await hass.async_block_till_done()
         await wait_for(
             lambda: (
                 entry.state is ConfigEntryState.LOADED
-                and "bay_three" in runtime_tree_ids(entry)
+                and "garage_bays_2" in runtime_tree_ids(entry)
             ),
             what="the entry reloaded with the second circuit",
         )
-        (third_id,) = set(entry.subentries) - {subentry_id}
+        second = entry.runtime_data.engine.controller.circuit_limits.circuit(
+            "garage_bays_2"
+        )
+        assert second is not None
+        assert second.name == "Garage bays"
+        (second_id,) = set(entry.subentries) - {subentry_id}
         result = dict(
             await hass.config_entries.subentries.async_init(
                 (entry.entry_id, SUBENTRY_CIRCUIT),
-                context={"source": SOURCE_RECONFIGURE, "subentry_id": third_id},
+                context={"source": SOURCE_RECONFIGURE, "subentry_id": second_id},
             )
         )
         result = dict(
@@ -237,20 +246,6 @@ async def test_a_user_circuit_can_be_changed_and_keeps_its_id(
         )
         assert result["type"] is FlowResultType.FORM
         assert result["errors"] == {"name": "name_taken"}
-        result = dict(
-            await hass.config_entries.subentries.async_init(
-                (entry.entry_id, SUBENTRY_CIRCUIT),
-                context={"source": SOURCE_RECONFIGURE, "subentry_id": third_id},
-            )
-        )
-        result = dict(
-            await hass.config_entries.subentries.async_configure(
-                result["flow_id"],
-                {"name": "Garage bays", "chargers": [str(BAYS[0])], "fuse_a": 8},
-            )
-        )
-        assert result["type"] is FlowResultType.ABORT, result.get("errors")
-        assert result["reason"] == "reconfigure_successful"
 
 
 async def test_a_circuit_device_of_an_older_version_moves_under_its_subentry(
@@ -299,3 +294,73 @@ async def test_a_circuit_device_of_an_older_version_moves_under_its_subentry(
         circuit_entities = er.async_entries_for_device(entities, device.id)
         assert len(circuit_entities) == 6
         assert {e.config_subentry_id for e in circuit_entities} == {subentry_id}
+
+
+async def test_a_circuit_change_reloads_the_entry_once(hass: HomeAssistant) -> None:
+    """The unload that follows sends the entry's change signal again: no 2nd reload."""
+    async with serving(hass, garage_scenario()) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
+        set_ups: list[str] = []
+        set_up = integration.async_setup_entry
+
+        async def counting(hass: HomeAssistant, entry: Any) -> bool:
+            set_ups.append(entry.entry_id)
+            return await set_up(hass, entry)
+
+        with patch.object(integration, "async_setup_entry", counting):
+            result = await submit(
+                hass, entry, {"name": "Bays", "chargers": [str(BAYS[0])], "fuse_a": 10}
+            )
+            assert result["type"] is FlowResultType.CREATE_ENTRY
+            await hass.async_block_till_done()
+            await asyncio.sleep(1)
+            await hass.async_block_till_done()
+        assert set_ups == [entry.entry_id]
+        assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_a_deleted_circuits_limits_do_not_come_back(hass: HomeAssistant) -> None:
+    """A circuit added again under the same name starts without the old limits."""
+    async with serving(hass, garage_scenario()) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
+
+        async def add(data: dict[str, Any]) -> None:
+            result = await submit(hass, entry, data)
+            assert result["type"] is FlowResultType.CREATE_ENTRY
+            await hass.async_block_till_done()
+            await wait_for(
+                lambda: (
+                    entry.state is ConfigEntryState.LOADED
+                    and "garage" in runtime_tree_ids(entry)
+                ),
+                what="the entry reloaded with the circuit",
+            )
+
+        await add({"name": "Garage", "chargers": [str(BAYS[0])], "fuse_a": 10})
+        start = (dt_util.utcnow() - timedelta(minutes=1)).isoformat()
+        await hass.services.async_call(
+            DOMAIN,
+            "set_power_limits",
+            {
+                "config_entry_id": entry.entry_id,
+                "circuit": "garage",
+                "steps": [{"start": start, "upper": 1234}],
+            },
+            blocking=True,
+            return_response=True,
+        )
+        limits = entry.runtime_data.engine.controller.circuit_limits
+        assert limits.envelope("garage") is not None
+        (subentry_id,) = entry.subentries
+        assert hass.config_entries.async_remove_subentry(entry, subentry_id)
+        await hass.async_block_till_done()
+        await wait_for(
+            lambda: (
+                entry.state is ConfigEntryState.LOADED
+                and "garage" not in runtime_tree_ids(entry)
+            ),
+            what="the entry reloaded without the circuit",
+        )
+        await add({"name": "Garage", "chargers": [str(BAYS[1])], "power_limit_kw": 20})
+        limits = entry.runtime_data.engine.controller.circuit_limits
+        assert limits.envelope("garage") is None
