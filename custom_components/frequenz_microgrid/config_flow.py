@@ -389,7 +389,12 @@ class FrequenzMicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
             if isinstance(claimed, MicrogridInfo):
                 self._abort_if_unique_id_mismatch(reason="wrong_microgrid")
                 return self.async_update_reload_and_abort(entry, data=data)
-            errors = claimed
+            # The URL is not on this form: its problems show for the whole form.
+            shown = (CONF_API_KEY, CONF_SIGNING_SECRET)
+            errors = {
+                (field if field in shown else "base"): error
+                for field, error in claimed.items()
+            }
 
         return self.async_show_form(
             step_id="reauth_confirm",

@@ -129,6 +129,23 @@ async def test_wrong_assets_url_shows_on_its_field(
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
+async def test_an_unexpected_assets_error_is_the_forms_and_logged(
+    hass: HomeAssistant, simulator: MicrogridSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a connection problem: "unknown" for the form, the traceback to the log."""
+    with patch(
+        "custom_components.frequenz_microgrid.config_flow.probe_assets",
+        side_effect=RuntimeError("surprise"),
+    ):
+        result = await _connect(
+            hass, {CONF_URL: simulator.url, CONF_ASSETS_URL: simulator.assets_url}
+        )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "unknown"}
+    assert "Unexpected error while reading the Assets API" in caplog.text
+    assert not hass.config_entries.async_entries(DOMAIN), "nothing was stored"
+
+
 async def test_wrong_assets_key_shows_on_its_field(
     hass: HomeAssistant, simulator: MicrogridSimulator, gateway: AuthGateway
 ) -> None:

@@ -25,6 +25,7 @@ from custom_components.frequenz_microgrid.circuit_flow import SUBENTRY_CIRCUIT
 from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
 from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator.scenario import scenario_from_dict
 from tests.circuit_scenario import GARAGE_CHARGERS, GARAGE_METER, garage_scenario
 
 from .conftest import serving, setup_entry, wait_for
@@ -364,3 +365,65 @@ async def test_a_deleted_circuits_limits_do_not_come_back(hass: HomeAssistant) -
         await add({"name": "Garage", "chargers": [str(BAYS[1])], "power_limit_kw": 20})
         limits = entry.runtime_data.engine.controller.circuit_limits
         assert limits.envelope("garage") is None
+
+
+async def test_the_circuit_form_needs_a_loaded_entry_with_chargers(
+    hass: HomeAssistant,
+) -> None:
+    no_chargers = scenario_from_dict(
+        {
+            "name": "no_chargers",
+            "microgrid_id": 8,
+            "topology": [
+                {"id": 1, "kind": "grid", "parent": None, "fuse_current_a": 40},
+                {"id": 2, "kind": "meter", "parent": 1, "base_load_w": 500},
+            ],
+        }
+    )
+    async with serving(hass, no_chargers) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id="8")
+        result = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, SUBENTRY_CIRCUIT), context={"source": "user"}
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "no_chargers"
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        result = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, SUBENTRY_CIRCUIT), context={"source": "user"}
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "entry_not_loaded"
+        assert entry.subentries == {}
+
+
+async def test_the_reconfigure_form_shows_the_stored_circuit(
+    hass: HomeAssistant,
+) -> None:
+    async with serving(hass, garage_scenario()) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
+        stored = {
+            "name": "Bays",
+            "chargers": [str(c) for c in BAYS],
+            "fuse_a": 16,
+            "meter": str(GARAGE_METER),
+        }
+        result = await submit(hass, entry, stored)
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        await wait_for(
+            lambda: entry.state is ConfigEntryState.LOADED,
+            what="the entry reloaded with the circuit",
+        )
+        (subentry_id,) = entry.subentries
+        result = dict(
+            await hass.config_entries.subentries.async_init(
+                (entry.entry_id, SUBENTRY_CIRCUIT),
+                context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+            )
+        )
+        assert result["type"] is FlowResultType.FORM
+        shown = {
+            str(marker): (marker.description or {}).get("suggested_value")
+            for marker in result["data_schema"].schema
+        }
+        assert shown == {**stored, "fuse_a": 16.0, "power_limit_kw": None}

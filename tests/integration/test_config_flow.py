@@ -291,6 +291,43 @@ async def test_reauth_with_new_key(hass: HomeAssistant, gateway: AuthGateway) ->
     assert dict(entry.data) == {CONF_URL: gateway.url, CONF_API_KEY: API_KEY}
 
 
+async def test_reauth_with_a_new_key_and_its_secret_stores_both(
+    hass: HomeAssistant, gateway: AuthGateway
+) -> None:
+    entry = _add_entry(
+        hass,
+        gateway.url,
+        data={CONF_API_KEY: "revoked", CONF_SIGNING_SECRET: "old-secret"},
+    )
+    result = await entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: API_KEY, CONF_SIGNING_SECRET: "new-secret"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert dict(entry.data) == {
+        CONF_URL: gateway.url,
+        CONF_API_KEY: API_KEY,
+        CONF_SIGNING_SECRET: "new-secret",
+    }
+
+
+async def test_reauth_with_the_microgrid_away_says_so_on_the_form(
+    hass: HomeAssistant,
+) -> None:
+    """The URL is not on the reauth form: "cannot connect" is the form's error."""
+    async with running_simulator(load_scenario("home")) as sim:
+        gone = sim.url
+    entry = _add_entry(hass, gone, data={CONF_API_KEY: "revoked"})
+    result = await entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: API_KEY}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert entry.data[CONF_API_KEY] == "revoked"
+
+
 async def test_reauth_for_another_microgrid_aborts(
     hass: HomeAssistant, gateway: AuthGateway
 ) -> None:
