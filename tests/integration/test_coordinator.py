@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import dataclasses
+import logging
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_REAUTH
@@ -82,6 +83,15 @@ async def test_unreachable_then_recovers_without_reload(
     await wait_for(lambda: UNREACHABLE in caplog.text, what="the log line")
     await asyncio.sleep(FRESHNESS_S)  # still down: no second line
     assert caplog.text.count(UNREACHABLE) == 1
+    # That line is all the log says while it lasts (not every stream's retry,
+    # thousands every few seconds on a large site).
+    outage_warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno >= logging.WARNING
+        and record.name.startswith("custom_components.frequenz_microgrid")
+    ]
+    assert outage_warnings == []
 
     await simulator.restart()  # same port
     await wait_for(

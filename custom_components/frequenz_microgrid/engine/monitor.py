@@ -300,7 +300,10 @@ class TelemetryStream:
                     error,
                 )
                 return
-            _LOGGER.warning(
+            # Debug only: in an outage every stream fails (thousands, every few
+            # seconds); the coordinator says once that the microgrid is away,
+            # and a component whose stream alone fails shows in its health.
+            _LOGGER.debug(
                 "%s: stream failed, retrying %s in %0.3f seconds: %s",
                 self._name,
                 self._retry.get_progress(),
