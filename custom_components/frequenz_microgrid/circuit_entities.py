@@ -105,6 +105,8 @@ class CircuitEntity(MicrogridEntity):
     limit has no limit in force, one without a fuse no headroom.
     """
 
+    _attributes_are_shown = True  # a new tolerance or next change, same limit
+
     def __init__(
         self,
         entry: FrequenzMicrogridConfigEntry,

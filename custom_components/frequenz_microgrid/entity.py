@@ -157,6 +157,14 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
     min_interval: ClassVar[timedelta] = DEFAULT_MIN_INTERVAL
     """How often the state is written at most."""
 
+    _attributes_are_shown: ClassVar[bool] = False
+    """Whether a change of the extra attributes alone (same state) is written too.
+
+    Off for the many component entities whose attributes follow their state;
+    on for those whose attributes change on their own (a limit's next change, a
+    forecast's unmet energy), which would otherwise go stale.
+    """
+
     _shows_component_data_only: ClassVar[bool] = False
     """Whether the state is a function of the component's snapshot alone (and of
     the availability of data): then a snapshot with the same component object as
@@ -230,7 +238,36 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         value = self._shown_value_of(self)
         if value is None and self._value_decides_availability:
             return (False, None)
+        if self._attributes_are_shown:
+            return (True, (value, self._frozen_extra_attributes()))
         return (True, value)
+
+    _extra_frozen: tuple[tuple[str, ...], tuple[object, ...], object] | None = None
+    """The last extra attributes' keys, values and frozen form."""
+
+    def _frozen_extra_attributes(self) -> object:
+        """The extra attributes, comparable by value; frozen anew only on a change.
+
+        A pool's last result lists every component and setpoint, and the
+        controller hands out the very same lists while the result is the same:
+        freezing those of 1,250 chargers on every snapshot cost a millisecond.
+        Attribute values are never changed in place, so the same objects under
+        the same keys are the same attributes.
+        """
+        attributes = self.extra_state_attributes
+        if attributes is None:
+            return None
+        keys, values = tuple(attributes), tuple(attributes.values())
+        known = self._extra_frozen
+        if (
+            known is not None
+            and known[0] == keys
+            and all(map(is_, known[1], values, strict=True))
+        ):
+            return known[2]
+        frozen = _frozen(attributes)
+        self._extra_frozen = (keys, values, frozen)
+        return frozen
 
     async def async_added_to_hass(self) -> None:
         """Start listening and make sure a pending trailing write dies with us."""
@@ -362,46 +399,14 @@ class SteeringEntity(MicrogridEntity):
             self.feed.async_add_listener(self._handle_coordinator_update)
         )
 
+    _attributes_are_shown = True
+
     def _rendered(self) -> tuple[bool, object]:
-        """What a write would show, attributes included."""
+        """What a write would show, capability attributes (a number's range) too."""
         available, state = super()._rendered()
         if not available:
             return (available, state)
-        return (
-            available,
-            (
-                state,
-                _frozen(self.capability_attributes),
-                self._frozen_extra_attributes(),
-            ),
-        )
-
-    _extra_frozen: tuple[tuple[str, ...], tuple[object, ...], object] | None = None
-    """The last extra attributes' keys, values and frozen form."""
-
-    def _frozen_extra_attributes(self) -> object:
-        """The extra attributes, comparable by value; frozen anew only on a change.
-
-        A pool's last result lists every component and setpoint, and the
-        controller hands out the very same lists while the result is the same:
-        freezing those of 1,250 chargers on every snapshot cost a millisecond.
-        Attribute values are never changed in place, so the same objects under
-        the same keys are the same attributes.
-        """
-        attributes = self.extra_state_attributes
-        if attributes is None:
-            return None
-        keys, values = tuple(attributes), tuple(attributes.values())
-        known = self._extra_frozen
-        if (
-            known is not None
-            and known[0] == keys
-            and all(map(is_, known[1], values, strict=True))
-        ):
-            return known[2]
-        frozen = _frozen(attributes)
-        self._extra_frozen = (keys, values, frozen)
-        return frozen
+        return (available, (state, _frozen(self.capability_attributes)))
 
 
 class PoolDescription(Protocol):

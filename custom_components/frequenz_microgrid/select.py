@@ -61,6 +61,8 @@ async def async_setup_entry(
 class ChargerModeSelect(ChargingHubEntity, SelectEntity):
     """The mode of one EV charger."""
 
+    _attributes_are_shown = True
+
     def __init__(
         self,
         entry: FrequenzMicrogridConfigEntry,

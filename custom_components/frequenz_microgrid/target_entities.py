@@ -91,6 +91,8 @@ def target_binary_sensors(
 class _TargetEntity(ChargingHubEntity):
     """Reads the controller's targets; shows every change of a target at once."""
 
+    _attributes_are_shown = True  # progress and forecasts move on their own
+
     @property
     def targets(self) -> ChargingTargets:
         """The controller's deadline targets."""
@@ -137,11 +139,6 @@ class ChargingTargetSensor(_TargetEntity, SensorEntity):
             "session_id": state.target.session_id,
             "booking_id": state.target.booking_id,
         }
-
-    def _rendered(self) -> tuple[bool, object]:
-        """Progress alone (same target) is a change too."""
-        available, value = super()._rendered()
-        return available, (value, self.extra_state_attributes)
 
 
 class ExpectedCompletionSensor(_TargetEntity, SensorEntity):

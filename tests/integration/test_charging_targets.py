@@ -188,6 +188,34 @@ async def test_at_risk_is_raised_as_soon_as_the_car_plugs_in(
             what="full power for the late car",
         )
 
+        # A 5 kW limit: still at risk, with more missing; the sensor says how much.
+        start = (dt_util.utcnow() - timedelta(minutes=1)).isoformat()
+        await call_action(
+            hass,
+            "set_power_limits",
+            {
+                "config_entry_id": entry.entry_id,
+                "circuit": "grid",
+                "steps": [{"start": start, "upper": 5000}],
+            },
+        )
+        targets = entry.runtime_data.engine.controller.charging_targets
+
+        def shown_unmet_kwh() -> float:
+            risk = _state(hass, entry, "target_at_risk", DRIVEWAY_WALLBOX)
+            return float(risk.attributes["unmet_kwh"])
+
+        await wait_for(
+            lambda: shown_unmet_kwh() > 60.0 - 10.0,
+            timeout_s=15.0,
+            what="the larger shortfall shown",
+        )
+        state = targets.state(DRIVEWAY_WALLBOX)
+        assert state is not None
+        assert state.unmet_wh is not None
+        assert shown_unmet_kwh() == pytest.approx(state.unmet_wh / 1000.0, abs=0.05)
+        assert _state(hass, entry, "target_at_risk", DRIVEWAY_WALLBOX).state == "on"
+
 
 async def test_a_new_limit_is_forecast_at_once_not_at_the_next_periodic_run(
     hass: HomeAssistant,

@@ -13,7 +13,7 @@ from datetime import timedelta
 import math
 from typing import Any
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
@@ -174,6 +174,56 @@ async def test_a_stepped_limit_holds_the_garage_and_its_entities_show_it(
             what="the garage without a limit",
         )
         assert sim.unsafe_setpoint_count == 0
+
+
+async def test_the_limit_sensor_follows_a_new_tolerance_and_next_change(
+    hass: HomeAssistant,
+) -> None:
+    """Same limit in force, other tolerance and next change: the attributes follow."""
+    async with serving(hass, garage_scenario()) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
+
+        def limit() -> State:
+            return state_of(
+                hass, f"{MICROGRID}_circuit_{GARAGE_CIRCUIT}_limit_in_force"
+            )
+
+        await call_action(
+            hass,
+            "set_power_limits",
+            limits_call(
+                entry, steps=[{"start": iso(-1), "upper": 12_000}], tolerance=700
+            ),
+        )
+        await wait_for(
+            lambda: (
+                limit().state == "12000.0" and limit().attributes["tolerance"] == 700.0
+            ),
+            what="the limit with its tolerance",
+        )
+        assert limit().attributes["next_change"] is None
+        response = await call_action(
+            hass,
+            "set_power_limits",
+            limits_call(
+                entry,
+                steps=[
+                    {"start": iso(-1), "upper": 12_000},
+                    {"start": iso(30), "upper": 3000},
+                ],
+                tolerance=50,
+            ),
+        )
+        await wait_for(
+            lambda: (
+                limit().attributes["tolerance"] == 50.0
+                and limit().attributes["next_change"] is not None
+            ),
+            what="the new tolerance and next change shown",
+        )
+        assert limit().state == "12000.0"
+        shown = dt_util.parse_datetime(limit().attributes["next_change"])
+        assert shown == dt_util.parse_datetime(response["next_change"])
 
 
 BAD_LIMITS: list[tuple[str, dict[str, Any], str]] = [
