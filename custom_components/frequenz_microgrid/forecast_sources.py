@@ -214,10 +214,7 @@ def price_scale(attributes: Mapping[str, Any]) -> float:
 def price_series(attributes: Mapping[str, Any]) -> TimeSeries:
     """The price forecast in a state's attributes (per kWh); empty if none."""
     scale = price_scale(attributes)
-    raw = [
-        *(attributes.get("raw_today") or []),
-        *(attributes.get("raw_tomorrow") or []),
-    ]
+    raw = [*_rows(attributes.get("raw_today")), *_rows(attributes.get("raw_tomorrow"))]
     if raw:
         return rows_series(raw, PRICE_KEYS, scale)
     for name in PRICE_ROW_ATTRIBUTES:
@@ -225,6 +222,11 @@ def price_series(attributes: Mapping[str, Any]) -> TimeSeries:
         if series:
             return series
     return TimeSeries()
+
+
+def _rows(value: Any) -> list[Any] | tuple[Any, ...]:
+    """A list attribute's rows; nothing for any other value (a number, a text)."""
+    return value if isinstance(value, list | tuple) else ()
 
 
 def pv_series(attributes: Mapping[str, Any]) -> TimeSeries:

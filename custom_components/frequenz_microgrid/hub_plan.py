@@ -488,11 +488,15 @@ class HubPlanner:
             needs = self.needs(now)
             unplanned = self.unplanned(now, needs)
             circuits = self.circuits()
-            prices = self.prices()
-            surplus = self._surplus(self.pv_forecast())
-        except Exception:  # a bad source must never stop the hub
+        except Exception:  # a bad input must never stop the hub
             _LOGGER.exception("Cannot gather the charging plan's inputs")
             return
+        try:
+            prices = self.prices()
+            surplus = self._surplus(self.pv_forecast())
+        except Exception:  # forecasts are optional: plan without them
+            _LOGGER.exception("Cannot read the forecasts for the charging plan")
+            prices, surplus = TimeSeries(), TimeSeries()
         try:
             plan = await self.hass.async_add_executor_job(
                 partial(

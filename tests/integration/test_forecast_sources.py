@@ -15,6 +15,7 @@ from homeassistant.core import (
 )
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
+from hypothesis import given, settings, strategies as st
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -101,6 +102,42 @@ def test_bad_price_rows_are_skipped_not_fatal() -> None:
     assert [(p.start, p.value) for p in series.points] == [(TS0 + 900, 0.2)]
     assert not price_series({"forecast": "text"})
     assert not price_series({})
+    # A sensor whose Nord Pool-style attributes are not lists: no prices.
+    for odd in (0.3, True, "text", {"start": 0}, None):
+        assert not price_series({"raw_today": odd, "raw_tomorrow": odd}), odd
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "raw_today",
+                "raw_tomorrow",
+                "forecast",
+                "prices",
+                "wh_period",
+                "watts",
+                "detailedForecast",
+                "unit",
+                "price_in_cents",
+                "unit_of_measurement",
+            ]
+        ),
+        st.recursive(
+            st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+            ),
+            max_leaves=12,
+        ),
+    )
+)
+def test_no_attributes_make_a_forecast_source_raise(attributes: dict[str, Any]) -> None:
+    """Whatever another integration puts in its attributes: a series, no error."""
+    for series in (price_series(attributes), pv_series(attributes)):
+        assert all(math.isfinite(p.value) for p in series.points)
 
 
 def test_forecast_solar_wh_period_becomes_mean_watts() -> None:
