@@ -319,12 +319,13 @@ class HubPlanner:
             )
         by_hand = self._target_needs(now, max_current, phases)
         # A target set by hand wins over the charger's booking while they
-        # overlap (as in the live steering): plan the car once, not twice.
+        # overlap (as in the live steering): plan the car once, not twice. A
+        # booking that runs on past the target's departure starts there.
         until = {need.charger_id: need.departure for need in by_hand}
         needs = [
-            need
+            dataclasses.replace(need, earliest_start=max(need.earliest_start, start))
             for need in needs
-            if need.earliest_start >= until.get(need.charger_id, -math.inf)
+            if need.departure > (start := until.get(need.charger_id, -math.inf))
         ]
         return [self._as_charged(need, now) for need in needs + by_hand]
 

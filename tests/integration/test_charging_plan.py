@@ -597,6 +597,47 @@ async def test_a_target_set_by_hand_is_planned_and_a_bookings_only_once(
         assert sim.unsafe_setpoint_count == 0
 
 
+async def test_a_booking_after_a_hand_set_target_is_planned_from_its_departure(
+    hass: HomeAssistant,
+) -> None:
+    """A target by hand until +2 h, a booking from +1:45 to +6 h: both planned.
+
+    The hand-set target wins while they overlap; the booked car's energy is
+    planned from the target's departure on, not left out of the plan.
+    """
+    async with _home_planner(hass) as (sim, entry, _planner):
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        await open_session(entry, GARAGE_WALLBOX)
+        departure = dt_util.now() + timedelta(hours=2)
+        await call_action(
+            hass,
+            "set_charging_target",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "energy_kwh": 5.0,
+                "departure": departure.isoformat(),
+            },
+        )
+        await _book_garage(
+            hass,
+            entry,
+            30.0,
+            start_in=timedelta(hours=1, minutes=45),
+            end_in=timedelta(hours=6),
+        )
+        plan = await _plan(hass, entry.entry_id, refresh=True)
+        needs = plan["chargers"][str(GARAGE_WALLBOX)]
+        assert len(needs) == 2, needs
+        assert needs[0]["origin"] == "target"
+        booked = needs[1]
+        assert dt_util.parse_datetime(
+            booked["earliest_start"]
+        ) == dt_util.parse_datetime(needs[0]["departure"])
+        assert booked["energy_kwh"] == pytest.approx(30.0)
+        assert booked["unmet_kwh"] == pytest.approx(0.0)
+
+
 async def test_a_charger_connected_later_is_planned_without_a_reload(
     hass: HomeAssistant,
 ) -> None:
