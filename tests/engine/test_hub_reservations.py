@@ -13,6 +13,7 @@ from custom_components.frequenz_microgrid.engine.hub.circuits import Circuit
 from custom_components.frequenz_microgrid.engine.hub.reservations import (
     HISTORY_LENGTH,
     MAX_DURATION_S,
+    OCCUPIED_FOR_S,
     ChargerCapacity,
     Released,
     ReleaseReason,
@@ -157,6 +158,24 @@ def test_any_picks_the_most_powerful_free_charger_then_the_lowest_id() -> None:
     assert [book.reserve(None, *period).charger_id for _ in range(3)] == [2, 1, 3]
     refused(ReservationProblem.NO_CHARGER_FREE, book.reserve, None, *period)
     assert len(book) == 3
+
+
+def test_any_takes_a_charger_with_a_car_plugged_in_only_as_the_last_resort() -> None:
+    """A walk-in car at the best charger: "any" books the next one meanwhile."""
+    clock = Clock()
+    book = book_of({3: 11_000.0, 1: 11_000.0, 2: 22_000.0}, clock=clock)
+    book.observe({2})
+    soon = (NOW + 0.05 * HOUR, NOW + 2 * HOUR)
+    assert [a.charger_id for a in book.find_available(*soon)] == [1, 3, 2]
+    assert [book.reserve(None, *soon).charger_id for _ in range(3)] == [1, 3, 2]
+    refused(ReservationProblem.NO_CHARGER_FREE, book.reserve, None, *soon)
+    # Far enough ahead the car will have left: the preference alone decides.
+    later = (NOW + OCCUPIED_FOR_S, NOW + OCCUPIED_FOR_S + HOUR)
+    assert [a.charger_id for a in book.find_available(*later)] == [2, 1, 3]
+    assert book.reserve(None, *later).charger_id == 2
+    # The car leaves: its charger is the first choice again.
+    book.observe(set())
+    assert [a.charger_id for a in book.find_available(*later)] == [1, 3]
 
 
 def test_a_reserved_charger_is_not_offered_for_its_booked_period() -> None:

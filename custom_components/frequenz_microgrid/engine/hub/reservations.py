@@ -62,6 +62,9 @@ MAX_PER_CHARGER = 1000
 HISTORY_LENGTH = 100
 """Ended, released and cancelled bookings kept for the calendar and the log."""
 MAX_VEHICLE_LENGTH = 100
+OCCUPIED_FOR_S = 12 * 3600.0
+"""How long a car plugged in now may stay, for picking "any" charger: a period
+starting sooner takes a charger with a car only when no other one is free."""
 ANY_CHARGER = "any"
 """What a caller says to let the book pick a free charger."""
 
@@ -354,6 +357,8 @@ class ReservationBook:
         """The same order with each charger's lists (changed in place, not replaced)."""
         self.history: deque[Released] = deque(maxlen=HISTORY_LENGTH)
         self._listeners: list[Callable[[], None]] = []
+        self._occupied: frozenset[int] = frozenset()
+        """The chargers with a car plugged in at the last `observe`."""
 
     # -- queries -----------------------------------------------------------------
 
@@ -405,11 +410,16 @@ class ReservationBook:
         return best
 
     def find_available(self, start: float, end: float) -> list[Availability]:
-        """The chargers free for all of ``[start, end)``, the preferred first."""
-        self._check_period(start, end, self._clock())
+        """The chargers free for all of ``[start, end)``, the preferred first.
+
+        For a period starting soon (`OCCUPIED_FOR_S`), those with a car plugged
+        in now come last: "any" takes them only when no other one is free.
+        """
+        now = self._clock()
+        self._check_period(start, end, now)
         duration = end - start
         found = []
-        for capacity in self._preference:
+        for capacity in self._in_preference(start, now):
             book = self._books[capacity.charger_id]
             # What `reserve` would accept: free for the period and under the cap.
             if (
@@ -511,6 +521,7 @@ class ReservationBook:
         released or pruned.
         """
         now = self._now(at)
+        self._occupied = frozenset(plugged)
         released: list[Released] = []
         claimed: list[Reservation] = []
         for charger_id, book in self._books.items():
@@ -744,6 +755,8 @@ class ReservationBook:
         # The hot path of a busy depot: `_ChargerBook.conflict` inlined, since a
         # refused "any" asks every charger (a call per charger would double it).
         limit = self._max_per_charger
+        avoid = self._occupied if start < self._clock() + OCCUPIED_FOR_S else ()
+        taken: ChargerCapacity | None = None
         for capacity, starts, bookings in self._preferred_books:
             count = len(starts)
             if count >= limit:
@@ -752,8 +765,20 @@ class ReservationBook:
             if (index == 0 or bookings[index - 1].end <= start) and (
                 index == count or starts[index] >= end
             ):
-                return capacity
+                if capacity.charger_id not in avoid:
+                    return capacity
+                taken = taken or capacity  # a car is there now: the last resort
+        if taken is not None:
+            return taken
         raise ReservationError(ReservationProblem.NO_CHARGER_FREE)
+
+    def _in_preference(self, start: float, now: float) -> list[ChargerCapacity]:
+        """The chargers as "any" tries them for a period from `start`."""
+        if start >= now + OCCUPIED_FOR_S or not self._occupied:
+            return self._preference
+        return sorted(
+            self._preference, key=lambda c: c.charger_id in self._occupied
+        )  # stable: the preference holds within each group
 
     def _guaranteed_w(
         self, capacity: ChargerCapacity, start: float, end: float
