@@ -296,6 +296,12 @@ POOL_SENSORS: tuple[PoolSensorDescription, ...] = (
         exists_fn=lambda t: t.formulas.producer is not None,
     ),
     _power("pv_power", lambda s: s.pv_power_w, exists_fn=_has_pv),
+    # Positive, for the Energy dashboard's solar power (PV power is negative).
+    _power(
+        "pv_production_power",
+        lambda s: directed(negated(s.pv_power_w)),
+        exists_fn=_has_pv,
+    ),
     _power("ev_power", lambda s: s.ev_power_w, exists_fn=_has_ev_chargers),
     *(
         _pool_current("ev", p, lambda s: s.ev_current_a, _has_ev_chargers)

@@ -467,6 +467,7 @@ async def test_pool_values_match_the_physics(
     # battery), so grid = household + PV.
     assert value("consumer_power") == pytest.approx(600.0)
     assert value("pv_power") == pytest.approx(pv_w, abs=1.0)
+    assert value("pv_production_power") == pytest.approx(-pv_w, abs=1.0)
     assert value("producer_power") == pytest.approx(pv_w, abs=1.0)
     assert value("grid_power") == pytest.approx(600.0 + pv_w, abs=1.0)
     assert value(f"{HOUSEHOLD}_power") == pytest.approx(600.0)
