@@ -225,6 +225,30 @@ def test_single_phase_ev_draws_on_one_phase_only() -> None:
     assert phases.as_tuple() == pytest.approx((32 * 230.0, 0.0, 0.0))
 
 
+def test_a_single_phase_charger_charges_a_three_phase_ev_on_one_phase() -> None:
+    """The phases in use are the fewer of the charger's and the EV's."""
+    scenario = load_scenario("home")
+    components = tuple(
+        dataclasses.replace(
+            spec, ev_charger=dataclasses.replace(spec.ev_charger, phases=1)
+        )
+        if spec.id == EV_CHARGER_2 and spec.ev_charger is not None
+        else spec
+        for spec in scenario.components
+    )
+    model = MicrogridModel(dataclasses.replace(scenario, components=components))
+    model.plug_ev(EV_CHARGER_2, EvSpec(phases=3, max_current_a=32))
+    bounds = model.reported_bounds(EV_CHARGER_2)
+    assert bounds is not None
+    assert bounds.inclusion_upper == pytest.approx(32 * 230.0)
+    model.set_active_power(EV_CHARGER_2, bounds.inclusion_upper, lifetime_s=60)
+    model.advance_to(10.0)
+    phases = model.component(EV_CHARGER_2).phases
+    assert phases.as_tuple() == pytest.approx((32 * 230.0, 0.0, 0.0))
+    assert phases.currents(230.0) == pytest.approx((32.0, 0.0, 0.0))
+    assert phases.total <= bounds.inclusion_upper + 1e-6
+
+
 def test_ev_below_minimum_current_does_not_charge_and_tapers_when_full() -> None:
     model = home()
     model.plug_ev(EV_CHARGER_1, EvSpec(soc_pct=90.0, max_current_a=32))

@@ -296,7 +296,9 @@ def generate_scenario(n_components: int, *, name: str | None = None) -> Scenario
 
     A grid connection point and a grid meter, then repeating groups of a battery
     inverter with its battery, a PV inverter and an EV charger, all behind the
-    grid meter, until `n_components` is reached.
+    grid meter, until `n_components` is reached. Should only one place be left
+    for a battery inverter and its battery, it goes to a PV inverter: every
+    battery inverter has its battery, so every `n_components` is a valid microgrid.
     """
     if n_components < 2:
         raise ValueError("a microgrid needs at least a grid and a grid meter")
@@ -308,6 +310,10 @@ def generate_scenario(n_components: int, *, name: str | None = None) -> Scenario
     pattern = (Kind.BATTERY_INVERTER, Kind.BATTERY, Kind.PV_INVERTER, Kind.EV_CHARGER)
     while len(components) < n_components:
         kind = pattern[(next_id - 3) % len(pattern)]
+        if kind is Kind.BATTERY_INVERTER and len(components) == n_components - 1:
+            # No room left for its battery, and a battery inverter without one
+            # is no valid microgrid: the last component is a PV inverter instead.
+            kind = Kind.PV_INVERTER
         # A battery hangs from the inverter generated just before it.
         parent = next_id - 1 if kind is Kind.BATTERY else 2
         components.append(generated_component(next_id, kind, parent))

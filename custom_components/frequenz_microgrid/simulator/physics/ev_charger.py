@@ -151,14 +151,27 @@ class EvChargerState:
             return CableState.UNPLUGGED
         return self.session.cable_state(now_s)
 
+    def phases_in_use(self) -> int:
+        """The phases the EV draws on: the fewer of the charger's and the EV's.
+
+        A single-phase charger supplies one phase whatever the EV could take, and
+        a single-phase EV draws on one phase of a three-phase charger.
+        """
+        if self.session is None:
+            return 0
+        return min(self.params.phases, self.session.ev.phases)
+
     def phase_powers(self) -> PhasePowers:
-        """Per-phase power: a single-phase EV draws only on L1."""
+        """Per-phase power, on L1 first: a single-phase charge draws only on L1."""
         if self.session is None or self.current_a == 0.0:
             return PhasePowers()
         per_phase = self.current_a * NOMINAL_VOLTAGE_V
-        if self.session.ev.phases == 1:
-            return PhasePowers(per_phase, 0.0, 0.0)
-        return PhasePowers(per_phase, per_phase, per_phase)
+        in_use = self.phases_in_use()
+        return PhasePowers(
+            per_phase,
+            per_phase if in_use >= 2 else 0.0,
+            per_phase if in_use >= 3 else 0.0,
+        )
 
     def charge(self, setpoint_w: float, now_s: float, dt_s: float) -> None:
         """Draw current for `dt_s` seconds under a power setpoint.
@@ -166,8 +179,9 @@ class EvChargerState:
         A charger turns a power setpoint into a per-phase current limit
         (setpoint / (230 V · charger phases)), like the SDK assumes; a limit below
         the minimum current stops charging. The EV then draws at most what it
-        accepts, on its own number of phases, so a single-phase EV uses a third of
-        a three-phase setpoint.
+        accepts, on the fewer of its own and the charger's phases
+        (`phases_in_use`), so a single-phase EV uses a third of a three-phase
+        setpoint and a single-phase charger never exceeds its own bounds.
         """
         session = self.session
         if session is None or session.cable_state(now_s) is not CableState.LOCKED:
