@@ -93,6 +93,7 @@ SESSION_SENSORS: tuple[SessionSensorDescription, ...] = (
         translation_key="session_duration",
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.SECONDS,
+        suggested_unit_of_measurement=UnitOfTime.MINUTES,  # "735 s" reads badly
         suggested_display_precision=0,
         value_fn=lambda session, now: int(session.duration(now).total_seconds()),
     ),

@@ -176,7 +176,8 @@ async def test_a_simulated_visit_is_one_session_with_the_chargers_energy(
         energy = sensor(hass, "session_energy", GARAGE)
         assert float(energy.state) == pytest.approx(delivered, abs=1e-3)
         duration = sensor(hass, "session_duration", GARAGE)
-        assert float(duration.state) == pytest.approx(record["duration_s"], abs=1)
+        # Shown in minutes (the suggested unit), kept in seconds.
+        assert float(duration.state) * 60 == pytest.approx(record["duration_s"], abs=1)
         # A few simulated minutes are a few hundredths of a per cent of the day:
         # shown with one decimal that is still 0.0 %, and a state is written only
         # when what it shows changes, so ask the sensor for its value.
@@ -489,7 +490,7 @@ async def test_stored_sessions_are_shown_and_malformed_ones_skipped(
     assert float(energy.state) == pytest.approx(7.5)
     assert energy.attributes["session"] == "last"
     assert energy.attributes["battery_kwh"] == pytest.approx(1.5)
-    assert sensor(hass, "session_duration", DRIVEWAY).state == "7200"
+    assert sensor(hass, "session_duration", DRIVEWAY).state == "120.0"  # minutes
     assert sensor(hass, "session_energy", GARAGE).state == "unknown"
     assert "Skipped 1 stored charging session" in caplog.text
 
