@@ -113,6 +113,8 @@ def _safe_url(url: object) -> str:
         port = parts.port
     except ValueError:
         return REDACTED
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
     netloc = host if port is None else f"{host}:{port}"
     if parts.username or parts.password:
         netloc = f"{REDACTED}@{netloc}"

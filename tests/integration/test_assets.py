@@ -329,6 +329,7 @@ def test_diagnostics_cut_credentials_out_of_urls() -> None:
         == f"grpc://{REDACTED}@grid.example.com:443?ssl=true&token={REDACTED}"
     )
     assert _safe_url("grpc://127.0.0.1:1234") == "grpc://127.0.0.1:1234"
+    assert _safe_url("grpc://[::1]:443?ssl=false") == "grpc://[::1]:443?ssl=false"
 
 
 @pytest.mark.parametrize(
