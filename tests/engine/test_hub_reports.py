@@ -91,6 +91,25 @@ def test_a_step_shorter_than_a_profile_slot_gets_its_share() -> None:
     assert report.totals["net_consumption_kwh"] == pytest.approx(0.06)
 
 
+def test_a_report_of_the_whole_session_has_all_its_energy_in_its_own_time() -> None:
+    """The session starts 30 s into its first slot: no energy before it started."""
+    report = build_cluster_report(
+        [session()],
+        [6],
+        T0 + timedelta(seconds=30),
+        T0 + timedelta(minutes=3),
+        timedelta(seconds=30),
+        LATER,
+    )
+    assert report.totals["net_consumption_kwh"] == pytest.approx(0.21)
+    # The first minute's 60 Wh flowed in its last 30 s (the car came at 08:00:30).
+    assert report.consumption_kw[6][0] == pytest.approx(60 / 1000 / (30 / 3600))
+    before = build_cluster_report(
+        [session()], [6], T0, T0 + timedelta(seconds=30), timedelta(seconds=30), LATER
+    )
+    assert before.consumption_kw[6] == [0.0]
+
+
 @pytest.mark.parametrize(
     ("start", "end", "step", "key"),
     [

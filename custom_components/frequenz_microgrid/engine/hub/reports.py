@@ -146,16 +146,21 @@ def build_cluster_report(
                 share = occupied_time(session, times[index], step_ends[index], now)
                 charger_occupation[index] += share / (step_ends[index] - times[index])
         slot_length = timedelta(seconds=session.profile_slot_s)
+        session_end = session.end_or(now)
         for slot_start_s, slot in session.profile.items():
             slot_start = datetime.fromtimestamp(slot_start_s, start.tzinfo)
-            slot_end = slot_start + slot_length
-            for index in _step_range(slot_start, slot_end, start, step, steps):
-                overlap = min(slot_end, step_ends[index]) - max(
-                    slot_start, times[index]
-                )
+            # The slot's energy flowed while the car was there: spread it over
+            # that part of the slot only (a report of whole sessions adds up).
+            first = max(slot_start, session.started_at)
+            last = min(slot_start + slot_length, session_end)
+            if last <= first:
+                first, last = slot_start, slot_start + slot_length
+            length = last - first
+            for index in _step_range(first, last, start, step, steps):
+                overlap = min(last, step_ends[index]) - max(first, times[index])
                 if overlap <= timedelta(0):
                     continue
-                fraction = overlap / slot_length
+                fraction = overlap / length
                 charger_energy[index] += slot.energy_wh * fraction
                 total_wh += slot.energy_wh * fraction
                 solar_wh += slot.solar_wh * fraction
