@@ -58,6 +58,53 @@ def runtime_tree_ids(entry: FrequenzMicrogridConfigEntry) -> list[str]:
     return entry.runtime_data.engine.controller.circuit_limits.tree.ids
 
 
+async def add_circuit(
+    hass: HomeAssistant,
+    entry: FrequenzMicrogridConfigEntry,
+    data: dict[str, Any],
+    circuit_id: str,
+) -> None:
+    """Add a circuit through the form; wait for the entry to reload with it."""
+    result = await submit(hass, entry, data)
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result.get("errors")
+    await hass.async_block_till_done()
+    await wait_for(
+        lambda: (
+            entry.state is ConfigEntryState.LOADED
+            and circuit_id in runtime_tree_ids(entry)
+        ),
+        what=f"the entry reloaded with circuit {circuit_id}",
+    )
+
+
+async def open_reconfigure(
+    hass: HomeAssistant, entry: FrequenzMicrogridConfigEntry, subentry_id: str
+) -> dict[str, Any]:
+    """Open the reconfigure form of a circuit."""
+    result = dict(
+        await hass.config_entries.subentries.async_init(
+            (entry.entry_id, SUBENTRY_CIRCUIT),
+            context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+        )
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    return result
+
+
+async def reconfigure(
+    hass: HomeAssistant,
+    entry: FrequenzMicrogridConfigEntry,
+    subentry_id: str,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """Change a circuit through its reconfigure form; return the result."""
+    result = await open_reconfigure(hass, entry, subentry_id)
+    return dict(
+        await hass.config_entries.subentries.async_configure(result["flow_id"], data)
+    )
+
+
 BAD_FORMS: list[tuple[dict[str, Any], dict[str, str]]] = [
     ({"name": "Bays", "chargers": [str(c) for c in BAYS]}, {"base": "no_limit"}),
     (
@@ -157,32 +204,23 @@ async def test_a_user_circuit_can_be_changed_and_keeps_its_id(
 ) -> None:
     async with serving(hass, garage_scenario()) as sim:
         entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
-        result = await submit(
+        await add_circuit(
             hass,
             entry,
             {"name": "Garage bays", "chargers": [str(BAYS[0])], "fuse_a": 10},
+            "garage_bays",
         )
-        assert result["type"] is FlowResultType.CREATE_ENTRY
-        await hass.async_block_till_done()
         (subentry_id,) = entry.subentries
 
-        result = dict(
-            await hass.config_entries.subentries.async_init(
-                (entry.entry_id, SUBENTRY_CIRCUIT),
-                context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
-            )
-        )
-        assert result["type"] is FlowResultType.FORM
-        assert result["step_id"] == "reconfigure"
-        result = dict(
-            await hass.config_entries.subentries.async_configure(
-                result["flow_id"],
-                {
-                    "name": "Garage bays east",
-                    "chargers": [str(c) for c in BAYS],
-                    "power_limit_kw": 11,
-                },
-            )
+        result = await reconfigure(
+            hass,
+            entry,
+            subentry_id,
+            {
+                "name": "Garage bays east",
+                "chargers": [str(c) for c in BAYS],
+                "power_limit_kw": 11,
+            },
         )
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "reconfigure_successful"
@@ -217,33 +255,18 @@ async def test_a_user_circuit_can_be_changed_and_keeps_its_id(
             assert result["type"] is FlowResultType.FORM, name
             assert result["errors"] == {"name": "name_taken"}, name
         again = {"name": "Garage bays", "chargers": [str(BAYS[0])], "fuse_a": 8}
-        result = await submit(hass, entry, again)
-        assert result["type"] is FlowResultType.CREATE_ENTRY
-        await hass.async_block_till_done()
-        await wait_for(
-            lambda: (
-                entry.state is ConfigEntryState.LOADED
-                and "garage_bays_2" in runtime_tree_ids(entry)
-            ),
-            what="the entry reloaded with the second circuit",
-        )
+        await add_circuit(hass, entry, again, "garage_bays_2")
         second = entry.runtime_data.engine.controller.circuit_limits.circuit(
             "garage_bays_2"
         )
         assert second is not None
         assert second.name == "Garage bays"
         (second_id,) = set(entry.subentries) - {subentry_id}
-        result = dict(
-            await hass.config_entries.subentries.async_init(
-                (entry.entry_id, SUBENTRY_CIRCUIT),
-                context={"source": SOURCE_RECONFIGURE, "subentry_id": second_id},
-            )
-        )
-        result = dict(
-            await hass.config_entries.subentries.async_configure(
-                result["flow_id"],
-                {"name": "Garage bays east", "chargers": [str(BAYS[0])], "fuse_a": 8},
-            )
+        result = await reconfigure(
+            hass,
+            entry,
+            second_id,
+            {"name": "Garage bays east", "chargers": [str(BAYS[0])], "fuse_a": 8},
         )
         assert result["type"] is FlowResultType.FORM
         assert result["errors"] == {"name": "name_taken"}
@@ -259,17 +282,11 @@ async def test_a_circuit_device_of_an_older_version_moves_under_its_subentry(
     """
     async with serving(hass, garage_scenario()) as sim:
         entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
-        result = await submit(
-            hass, entry, {"name": "Bays", "chargers": [str(BAYS[0])], "fuse_a": 10}
-        )
-        assert result["type"] is FlowResultType.CREATE_ENTRY
-        await hass.async_block_till_done()
-        await wait_for(
-            lambda: (
-                entry.state is ConfigEntryState.LOADED
-                and "bays" in runtime_tree_ids(entry)
-            ),
-            what="the entry reloaded with the circuit",
+        await add_circuit(
+            hass,
+            entry,
+            {"name": "Bays", "chargers": [str(BAYS[0])], "fuse_a": 10},
+            "bays",
         )
         (subentry_id,) = entry.subentries
         devices = dr.async_get(hass)
@@ -324,20 +341,8 @@ async def test_a_deleted_circuits_limits_do_not_come_back(hass: HomeAssistant) -
     """A circuit added again under the same name starts without the old limits."""
     async with serving(hass, garage_scenario()) as sim:
         entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
-
-        async def add(data: dict[str, Any]) -> None:
-            result = await submit(hass, entry, data)
-            assert result["type"] is FlowResultType.CREATE_ENTRY
-            await hass.async_block_till_done()
-            await wait_for(
-                lambda: (
-                    entry.state is ConfigEntryState.LOADED
-                    and "garage" in runtime_tree_ids(entry)
-                ),
-                what="the entry reloaded with the circuit",
-            )
-
-        await add({"name": "Garage", "chargers": [str(BAYS[0])], "fuse_a": 10})
+        first = {"name": "Garage", "chargers": [str(BAYS[0])], "fuse_a": 10}
+        await add_circuit(hass, entry, first, "garage")
         start = (dt_util.utcnow() - timedelta(minutes=1)).isoformat()
         await hass.services.async_call(
             DOMAIN,
@@ -362,7 +367,8 @@ async def test_a_deleted_circuits_limits_do_not_come_back(hass: HomeAssistant) -
             ),
             what="the entry reloaded without the circuit",
         )
-        await add({"name": "Garage", "chargers": [str(BAYS[1])], "power_limit_kw": 20})
+        again = {"name": "Garage", "chargers": [str(BAYS[1])], "power_limit_kw": 20}
+        await add_circuit(hass, entry, again, "garage")
         limits = entry.runtime_data.engine.controller.circuit_limits
         assert limits.envelope("garage") is None
 
@@ -407,21 +413,9 @@ async def test_the_reconfigure_form_shows_the_stored_circuit(
             "fuse_a": 16,
             "meter": str(GARAGE_METER),
         }
-        result = await submit(hass, entry, stored)
-        assert result["type"] is FlowResultType.CREATE_ENTRY
-        await hass.async_block_till_done()
-        await wait_for(
-            lambda: entry.state is ConfigEntryState.LOADED,
-            what="the entry reloaded with the circuit",
-        )
+        await add_circuit(hass, entry, stored, "bays")
         (subentry_id,) = entry.subentries
-        result = dict(
-            await hass.config_entries.subentries.async_init(
-                (entry.entry_id, SUBENTRY_CIRCUIT),
-                context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
-            )
-        )
-        assert result["type"] is FlowResultType.FORM
+        result = await open_reconfigure(hass, entry, subentry_id)
         shown = {
             str(marker): (marker.description or {}).get("suggested_value")
             for marker in result["data_schema"].schema
