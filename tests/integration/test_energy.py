@@ -77,10 +77,13 @@ def test_meter_counter_is_followed_and_resets_keep_it_monotonic() -> None:
     total.add_meter_reading(40.0)  # the meter was reset (or replaced)
     total.add_meter_reading(90.0)
     assert total.total_wh == pytest.approx(5250.0)
-    # Once it follows a meter, power samples are not added on top.
+    # While its counter is unknown (a member silent), power bridges the gap...
     total.add_power_sample(T0, 3600.0)
     total.add_power_sample(T0 + timedelta(seconds=1), 3600.0)
-    assert total.total_wh == pytest.approx(5250.0)
+    assert total.total_wh == pytest.approx(5251.0)
+    # ...and the counter's rise over the gap is added net of it, not twice.
+    total.add_meter_reading(95.0)
+    assert total.total_wh == pytest.approx(5255.0)
 
 
 def test_a_sum_over_other_meters_is_followed_from_its_new_level() -> None:

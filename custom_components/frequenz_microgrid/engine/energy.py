@@ -10,7 +10,11 @@ value, but meters get replaced or reset, and many components send no counter at 
   counter from its new level, so the total stays monotonic). A sum over other
   components than before (one joined, left, or came while Home Assistant was
   down) is followed from its new level too: a wallbox joining with 1 MWh on its
-  meter adds nothing, not 1 MWh;
+  meter adds nothing, not 1 MWh. While the counter is unknown (one member of a
+  summed counter is silent, so the sum is), the flow's power is integrated
+  instead, so the total keeps counting in the right hour; when the counter is
+  back, only what it rose by beyond that bridged energy is added (energy of a
+  time without power, e.g. Home Assistant down), never less than nothing;
 * **integrated**: integrate the flow's power over time with the trapezoid rule, but
   only between two consecutive fresh samples — over a gap nothing is invented.
 
@@ -53,6 +57,9 @@ class EnergyTotal:
     """Time of the last fresh power sample (not persisted: a restart is a gap)."""
     last_power_w: float | None = None
     """The last fresh power sample, already reduced to this flow's direction."""
+    bridged_wh: float = 0.0
+    """Energy integrated from power since the last meter reading (persisted: the
+    counter's rise over the gap includes it, so it must not be added twice)."""
 
     @property
     def follows_meter(self) -> bool:
@@ -69,11 +76,15 @@ class EnergyTotal:
         nothing: a summed counter drops when one of its meters resets, so adding the
         new value (as for a single meter) would count the other meters twice. A
         reading over other `meters` than the last one re-bases too.
+
+        Energy bridged from power while the counter was unknown is part of the
+        counter's rise over that gap: only the rise beyond it is added.
         """
         if not math.isfinite(reading_wh):
             return  # no reading: an infinite total could never be shown again
         self.last_sample_at = None
         self.last_power_w = None
+        bridged, self.bridged_wh = self.bridged_wh, 0.0
         if meters is not None:
             known, self.meters = self.meters, tuple(sorted(meters))
             if known is not None and known != self.meters:
@@ -83,7 +94,7 @@ class EnergyTotal:
             if self.total_wh is None:
                 self.total_wh = reading_wh
         elif reading_wh > self.last_reading_wh and self.total_wh is not None:
-            self.total_wh += reading_wh - self.last_reading_wh
+            self.total_wh += max(reading_wh - self.last_reading_wh - bridged, 0.0)
         self.last_reading_wh = reading_wh
 
     def add_power_sample(self, at: datetime, power_w: float | None) -> None:
@@ -91,11 +102,10 @@ class EnergyTotal:
 
         `None` marks a gap: the next fresh sample starts a new segment instead of
         being joined to the last one, and so does a non-finite power. A total that
-        follows a meter ignores power (the meter will account for the gap when it
-        comes back).
+        follows a meter is given power only while its counter is unknown: the
+        power bridges that gap (kept in `bridged_wh`, which the counter's rise
+        over the gap is net of when it comes back).
         """
-        if self.follows_meter:
-            return
         if power_w is None or not math.isfinite(power_w):
             self.last_sample_at = None
             self.last_power_w = None
@@ -107,8 +117,10 @@ class EnergyTotal:
         step = at - previous_at
         if step <= timedelta(0) or step > MAX_INTEGRATION_GAP:
             return
-        hours = step.total_seconds() / 3600.0
-        self.total_wh = (self.total_wh or 0.0) + (previous_w + power_w) / 2.0 * hours
+        energy_wh = (previous_w + power_w) / 2.0 * (step.total_seconds() / 3600.0)
+        self.total_wh = (self.total_wh or 0.0) + energy_wh
+        if self.follows_meter:
+            self.bridged_wh += energy_wh
 
     def as_dict(self) -> dict[str, Any]:
         """Return what survives a restart (the total and the meter baseline)."""
@@ -116,6 +128,7 @@ class EnergyTotal:
             "total_wh": self.total_wh,
             "last_reading_wh": self.last_reading_wh,
             "meters": None if self.meters is None else list(self.meters),
+            "bridged_wh": self.bridged_wh,
         }
 
     @classmethod
@@ -125,6 +138,7 @@ class EnergyTotal:
             total_wh=_float_or_none(data.get("total_wh")),
             last_reading_wh=_float_or_none(data.get("last_reading_wh")),
             meters=_ids_or_none(data.get("meters")),
+            bridged_wh=max(_float_or_none(data.get("bridged_wh")) or 0.0, 0.0),
         )
 
 

@@ -375,7 +375,8 @@ def _counter_sum(
     """Sum a counter over components; `None` unless every one sends it fresh.
 
     A partial sum would make a `total_increasing` counter drop (and Home Assistant
-    would count a reset), so a missing member makes the whole counter unknown.
+    would count a reset), so a missing member makes the whole counter unknown; the
+    total then bridges the gap from the pool's power (`EnergyTotal`).
     """
     total = 0.0
     ids = list(component_ids)
@@ -399,12 +400,25 @@ def energy_counters(
 
     Consumed energy flows into a component (grid import, battery charge, EV
     charging); delivered energy flows out of it (grid export, battery discharge,
-    PV production). Pools count at their inverters and chargers; the grid counts at
-    the meters of the grid formula, but only when that formula is a plain sum.
+    PV production). Pools count at their inverters and chargers, summing each
+    member's own counters: every battery charged is energy stored (one battery
+    charging another counts as charged and discharged, as it is), every PV
+    inverter only produces and every charger only consumes.
+
+    The grid counts at its meter only when the grid formula is that one meter.
+    Import and export are what flows at the grid connection, the net of the
+    formula's meters at each instant: with two feeder meters, one importing 1 kW
+    and one exporting 4 kW, the site exports 3 kW and imports nothing, yet their
+    counters would add 1 kW of import and 4 kW of export. Such a grid has no
+    counter here; its totals integrate the net grid power.
     """
     consumed, delivered = members.ENERGY_CONSUMED, members.ENERGY_DELIVERED
     grid_ids: frozenset[int] = frozenset()
-    if formulas.grid is not None and _PLAIN_SUM.match(formulas.grid.text):
+    if (
+        formulas.grid is not None
+        and len(formulas.grid.component_ids) == 1
+        and _PLAIN_SUM.match(formulas.grid.text)
+    ):
         grid_ids = formulas.grid.component_ids
     return EnergySnapshot(
         grid_import_wh=_counter_sum(grid_ids, components, consumed),
