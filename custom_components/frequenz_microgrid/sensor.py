@@ -8,14 +8,20 @@ sensors per phase only once the component has sent that metric, detail sensors
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from frequenz.client.microgrid.component import Component
 from homeassistant.components.sensor import (
     RestoreSensor,
+    SensorDeviceClass,
     SensorEntity,
+    SensorEntityDescription,
     SensorExtraStoredData,
+    SensorStateClass,
 )
+from homeassistant.const import UnitOfEnergy
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
@@ -23,6 +29,7 @@ from homeassistant.helpers.typing import StateType
 from .assets_sensors import assets_sensors
 from .circuit_entities import CIRCUIT_SENSOR_TYPES, circuit_sensors
 from .devices import has_device
+from .engine import members
 from .engine.control import ComponentSetStatus
 from .engine.energy import EnergyTotal
 from .engine.snapshot import MicrogridSnapshot
@@ -45,6 +52,7 @@ from .sensor_descriptions import (
     InfoSensorDescription,
     PoolSensorDescription,
     SteeringSensorDescription,
+    directed,
 )
 from .session_sensors import session_sensors
 from .steering_status import pool_set_status
@@ -75,6 +83,7 @@ async def async_setup_entry(
         SteeringSensor(entry, d) for d in of_steerable_pools(entry, STEERING_SENSORS)
     )
     hub.extend(session_sensors(entry))
+    hub.extend(charger_energy_sensors(entry))
     hub.extend(circuit_sensors(entry))
     hub.extend(target_sensors(entry))
     hub.extend(plan_sensors(entry))
@@ -140,6 +149,7 @@ async def async_setup_entry(
                 for d in of_steerable_pools(entry, STEERING_SENSORS)
             ),
             *session_sensors(entry, change.added),
+            *charger_energy_sensors(entry, change.added),
             *circuit_sensors(entry),
             *target_sensors(entry, change.added),
             *plan_sensors(entry, change.added),
@@ -236,17 +246,23 @@ class EnergyTotalData(SensorExtraStoredData):
         return super().as_dict() | self.total.as_dict()
 
 
-class EnergySensor(MicrogridEntity, RestoreSensor):
-    """A monotonic kWh total for the Energy dashboard, restored across restarts."""
+class _EnergyTotalSensor(MicrogridEntity, RestoreSensor):
+    """A monotonic kWh total for the Energy dashboard, restored across restarts.
 
-    entity_description: EnergySensorDescription
+    Subclasses say what each snapshot adds (`_account`): a counter reading or a
+    power sample (`EnergyTotal` keeps the total monotonic either way).
+    """
+
     _value_decides_availability = True
 
     def __init__(
-        self, entry: FrequenzMicrogridConfigEntry, description: EnergySensorDescription
+        self,
+        entry: FrequenzMicrogridConfigEntry,
+        description: SensorEntityDescription,
+        component: Component | None = None,
     ) -> None:
         """Create the total of `description`, empty until restored or measured."""
-        super().__init__(entry, description)
+        super().__init__(entry, description, component)
         self._total = EnergyTotal()
 
     async def async_added_to_hass(self) -> None:
@@ -276,6 +292,15 @@ class EnergySensor(MicrogridEntity, RestoreSensor):
         super()._handle_coordinator_update()
 
     def _account(self, snapshot: MicrogridSnapshot | None) -> None:
+        raise NotImplementedError
+
+
+class EnergySensor(_EnergyTotalSensor):
+    """A pool's total (grid import/export, battery, PV, EV charging)."""
+
+    entity_description: EnergySensorDescription
+
+    def _account(self, snapshot: MicrogridSnapshot | None) -> None:
         """Add a snapshot's counter reading or power sample to the total."""
         if snapshot is None:
             return
@@ -287,3 +312,48 @@ class EnergySensor(MicrogridEntity, RestoreSensor):
             return
         power = description.power_fn(snapshot) if snapshot.reachable else None
         self._total.add_power_sample(snapshot.taken_at, power)
+
+
+CHARGER_ENERGY = SensorEntityDescription(
+    key="charging_energy",
+    translation_key="charger_energy",
+    device_class=SensorDeviceClass.ENERGY,
+    native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+    state_class=SensorStateClass.TOTAL_INCREASING,
+    suggested_display_precision=3,
+)
+"""Each EV charger's energy: an individual device on the Energy dashboard."""
+
+
+class ChargerEnergySensor(_EnergyTotalSensor):
+    """One EV charger's charged energy, so each wallbox can be its own device.
+
+    Follows the charger's own consumed-energy counter, else integrates its power.
+    """
+
+    def __init__(self, entry: FrequenzMicrogridConfigEntry, charger: Component) -> None:
+        """Create the total of `charger`."""
+        super().__init__(entry, CHARGER_ENERGY, charger)
+
+    def _account(self, snapshot: MicrogridSnapshot | None) -> None:
+        if snapshot is None or self.component_id is None:
+            return
+        data = snapshot.component(self.component_id) if snapshot.reachable else None
+        reading = None if data is None else data.value(members.ENERGY_CONSUMED)
+        if reading is not None:
+            self._total.add_meter_reading(reading, frozenset({self.component_id}))
+            return
+        power = None if data is None else data.value(members.AC_POWER)
+        self._total.add_power_sample(snapshot.taken_at, directed(power))
+
+
+def charger_energy_sensors(
+    entry: FrequenzMicrogridConfigEntry, only: Collection[int] | None = None
+) -> list[SensorEntity]:
+    """The energy sensor of every EV charger (`only`: of just these)."""
+    topology = entry.runtime_data.engine.topology
+    return [
+        ChargerEnergySensor(entry, topology.components[charger_id])
+        for charger_id in sorted(topology.ev_charger_ids)
+        if only is None or charger_id in only
+    ]

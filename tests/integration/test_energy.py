@@ -23,7 +23,7 @@ from custom_components.frequenz_microgrid.engine.snapshot import (
     EnergySnapshot,
     MicrogridSnapshot,
 )
-from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator import EvSpec, MicrogridSimulator
 from custom_components.frequenz_microgrid.simulator.scenario import (
     Kind,
     generated_component,
@@ -318,3 +318,31 @@ async def test_a_charger_joining_with_a_lifetime_counter_adds_no_energy(
     after = ev_kwh()
     assert after is not None
     assert after - before < 1.0  # kWh; not the 1,000 kWh on the new meter
+
+
+async def test_each_charger_has_its_own_energy_total(
+    hass: HomeAssistant,
+    simulator: MicrogridSimulator,
+    setup_integration: MockConfigEntry,
+) -> None:
+    """A wallbox is its own device on the Energy dashboard: its meter's total."""
+    simulator.plug_ev(6, EvSpec(max_current_a=32.0))
+
+    def charger_kwh(charger_id: int) -> float | None:
+        state = state_or_none(hass, f"{HOME_MICROGRID_ID}_{charger_id}_charging_energy")
+        if state is None or state.state in (STATE_UNAVAILABLE, "unknown"):
+            return None
+        return float(state.state)
+
+    await wait_for(lambda: (charger_kwh(6) or 0.0) > 0.0, what="charger 6 charging")
+    # Its own consumed-energy counter (the simulated meter's lifetime reading);
+    # the entity lags it by at most a tick and a write window (22 kW × 2 s).
+    counter_kwh = simulator.model.component(6).energy.consumed_wh / 1000.0
+    assert charger_kwh(6) == pytest.approx(counter_kwh, abs=0.013)
+    assert charger_kwh(7) == pytest.approx(
+        simulator.model.component(7).energy.consumed_wh / 1000.0, abs=1e-6
+    )
+    state = state_of(hass, f"{HOME_MICROGRID_ID}_6_charging_energy", ("sensor",))
+    assert state.attributes["state_class"] == "total_increasing"
+    assert state.attributes["unit_of_measurement"] == "kWh"
+    assert state.attributes["device_class"] == "energy"
