@@ -183,6 +183,11 @@ class AssetsSync:
         """Read again after the refresh period, or sooner after a failure."""
         while True:
             delay = ASSETS_REFRESH_S if self.last_error is None else self._retry_s
+            if (since := self._failing_since) is not None:
+                # Retry when the outage's grace ends, to raise the issue on time.
+                left = ASSETS_ISSUE_AFTER_S - (self._clock() - since).total_seconds()
+                if left > 0.0:
+                    delay = min(delay, left)
             await asyncio.sleep(delay)
             if not await self.async_refresh():
                 self._retry_s = min(self._retry_s * 2, ASSETS_RETRY_MAX_S)

@@ -251,7 +251,9 @@ def _new_circuit_id(entry: ConfigEntry[Any], name: str) -> str:
     Ids stay when circuits are renamed (unique ids and actions use them), so
     "Garage" renamed "Shed" keeps ``garage``, and a new "Garage" is ``garage_2``.
     """
-    ids = {c.circuit_id for c in user_circuits(entry)}
+    topology: Topology = entry.runtime_data.engine.topology
+    ids = {c.circuit_id for c in user_circuits(entry)} | {ROOT_CIRCUIT_ID}
+    ids |= {f"meter_{m}" for m in topology.meter_ids}  # the feeders' circuits
     base = slugify(name)
     return next(
         candidate

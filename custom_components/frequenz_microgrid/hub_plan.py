@@ -320,12 +320,14 @@ class HubPlanner:
         by_hand = self._target_needs(now, max_current, phases)
         # A target set by hand wins over the charger's booking while they
         # overlap (as in the live steering): plan the car once, not twice. A
-        # booking that runs on past the target's departure starts there.
+        # booking in force is the car's (its target replaced it); a later one
+        # that runs on past the target's departure is another car's, from then.
         until = {need.charger_id: need.departure for need in by_hand}
         needs = [
             dataclasses.replace(need, earliest_start=max(need.earliest_start, start))
             for need in needs
             if need.departure > (start := until.get(need.charger_id, -math.inf))
+            and (need.charger_id not in until or need.earliest_start > now)
         ]
         return [self._as_charged(need, now) for need in needs + by_hand]
 

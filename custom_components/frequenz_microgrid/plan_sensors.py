@@ -55,8 +55,6 @@ def plan_sensors(
 class PlannedPowerSensor(ChargingHubEntity, SensorEntity):
     """The plan's power for one charger now, and its plan as attributes."""
 
-    _attributes_are_shown = True
-
     _unrecorded_attributes = frozenset({"needs"})
 
     def __init__(

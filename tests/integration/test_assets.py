@@ -234,6 +234,32 @@ async def test_assets_outage_raises_a_repair_while_telemetry_goes_on(
     assert runtime.coordinator.data.reachable
 
 
+async def test_an_outage_is_retried_when_its_grace_ends_and_raised_on_time(
+    hass: HomeAssistant, site: MicrogridSimulator
+) -> None:
+    """A retry lands when the grace ends, not at the back-off's next doubling."""
+    sync = "custom_components.frequenz_microgrid.assets_sync"
+    with (
+        patch(f"{sync}.ASSETS_REFRESH_S", 0.3),
+        patch(f"{sync}.ASSETS_RETRY_MIN_S", 60.0),
+        patch(f"{sync}.ASSETS_ISSUE_AFTER_S", 1.5),
+    ):
+        entry = await _setup(hass, site)
+        assets = entry.runtime_data.assets
+        assert assets is not None
+        assert assets.inventory is not None
+        issue_id = assets_issue_id(entry.entry_id)
+        site.assets_outage = True
+        await wait_for(lambda: assets.last_error is not None, what="a failed read")
+        assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+        seconds = await wait_for(
+            lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None,
+            timeout_s=5.0,
+            what="the issue once the grace ended",
+        )
+        assert seconds < 5.0
+
+
 async def test_demo_entry_reads_its_simulators_assets_api(hass: HomeAssistant) -> None:
     entry = MockConfigEntry(
         domain=DOMAIN,

@@ -638,6 +638,33 @@ async def test_a_booking_after_a_hand_set_target_is_planned_from_its_departure(
         assert booked["unmet_kwh"] == pytest.approx(0.0)
 
 
+async def test_a_target_set_by_hand_replaces_the_booking_in_force_in_the_plan(
+    hass: HomeAssistant,
+) -> None:
+    """The booked car is in; its driver sets a target: the car is planned once."""
+    async with _home_planner(hass) as (sim, entry, _planner):
+        await _book_garage(hass, entry, 30.0, end_in=timedelta(hours=6))
+        sim.plug_ev(GARAGE_WALLBOX, EvSpec(max_current_a=32.0))
+        targets = entry.runtime_data.engine.controller.charging_targets
+        await wait_for(
+            lambda: targets.get(GARAGE_WALLBOX) is not None, what="booking's target"
+        )
+        await call_action(
+            hass,
+            "set_charging_target",
+            {
+                "config_entry_id": entry.entry_id,
+                "charger": GARAGE_WALLBOX,
+                "energy_kwh": 5.0,
+                "departure": (dt_util.now() + timedelta(hours=2)).isoformat(),
+            },
+        )
+        plan = await _plan(hass, entry.entry_id, refresh=True)
+        needs = plan["chargers"][str(GARAGE_WALLBOX)]
+        assert [need["origin"] for need in needs] == ["target"], needs
+        assert needs[0]["energy_kwh"] == pytest.approx(5.0)
+
+
 async def test_a_charger_connected_later_is_planned_without_a_reload(
     hass: HomeAssistant,
 ) -> None:

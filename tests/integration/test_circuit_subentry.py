@@ -421,3 +421,24 @@ async def test_the_reconfigure_form_shows_the_stored_circuit(
             for marker in result["data_schema"].schema
         }
         assert shown == {**stored, "fuse_a": 16.0, "power_limit_kw": None}
+
+
+async def test_a_new_circuit_never_takes_a_feeders_id(hass: HomeAssistant) -> None:
+    """ "Meter" renamed, a new "Meter" would be ``meter_2``: the grid meter's feeder."""
+    async with serving(hass, garage_scenario()) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
+        meter = {"name": "Meter", "chargers": [str(BAYS[0])], "fuse_a": 10}
+        await add_circuit(hass, entry, meter, "meter")
+        (subentry_id,) = entry.subentries
+        result = await reconfigure(hass, entry, subentry_id, {**meter, "name": "Shed"})
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        await wait_for(
+            lambda: entry.state is ConfigEntryState.LOADED,
+            what="the entry reloaded",
+        )
+        await add_circuit(hass, entry, meter, "meter_3")
+        circuit = entry.runtime_data.engine.controller.circuit_limits.circuit("meter_3")
+        assert circuit is not None
+        assert circuit.name == "Meter"
+        assert circuit.origin == "user"
