@@ -665,6 +665,23 @@ async def test_a_target_set_by_hand_replaces_the_booking_in_force_in_the_plan(
         assert needs[0]["energy_kwh"] == pytest.approx(5.0)
 
 
+async def test_a_failing_forecast_source_plans_without_forecasts(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with _home_planner(hass) as (_sim, _entry, planner):
+        await wait_for(lambda: planner.plan is not None, what="the first plan")
+        replans = planner.replans
+
+        def broken() -> Any:
+            raise TypeError("a price sensor with odd attributes")
+
+        planner.prices = broken  # type: ignore[method-assign]
+        await planner.async_replan()
+        assert planner.replans > replans, "planned anyway"
+        assert planner.plan is not None
+        assert "Cannot read the forecasts for the charging plan" in caplog.text
+
+
 async def test_a_charger_connected_later_is_planned_without_a_reload(
     hass: HomeAssistant,
 ) -> None:
