@@ -1183,3 +1183,165 @@ def test_a_draw_with_unknown_currents_holds_nothing_and_stays_json_ready() -> No
     assert json.loads(json.dumps(plan.as_dict(), allow_nan=False))[
         "charging_outside_the_plan"
     ] == [{"charger": 1, "currents_a": [0.0, 10.0, 0.0], "until": None}]
+
+
+def test_a_need_without_slack_is_not_starved_by_one_leaving_earlier() -> None:
+    """A chain of moves, not one: all three fit, so all three are met.
+
+    30 kW circuit. A (32 A) 25.6 kWh by 1.5 h, B (16 A: 11.04 kW) 27.0 kWh by
+    2.5 h (27.6 kWh at full power: 0.6 kWh slack), C (32 A) 14.3 kWh by 5.5 h.
+    Earliest departure first, A takes 22.08 kW and B is left 2.52 kWh short;
+    with B at (nearly) full power throughout, A has 18.96 kW, 28.44 kWh by its
+    departure, and C the room after it: A moves, and C out of A's way.
+    """
+    circuit = PlanCircuit(
+        circuit_id="grid", charger_ids=frozenset({1, 2, 3}), power_limit_w=30_000.0
+    )
+    needs = [
+        need(1, 25.6, end_h=1.5, max_current_a=32.0),
+        need(2, 27.0, end_h=2.5),
+        need(3, 14.3, end_h=5.5, max_current_a=32.0),
+    ]
+
+    plan = plan_charging(needs, [circuit], now=NOW)
+
+    for planned, asked in zip(plan.needs, (25_600.0, 27_000.0, 14_300.0), strict=True):
+        assert planned.unmet_wh == 0.0
+        assert math.fsum(s.energy_wh for s in planned.slots) == pytest.approx(asked)
+    assert_within_limits(plan, [circuit])
+
+
+def test_a_wide_need_gives_up_the_one_cheap_slot_a_chain_depends_on() -> None:
+    """The cheap slot goes where it is needed, through a chain of two moves.
+
+    11.04 kW circuit, slot 9 the only cheap one. A (8 A) 2 kWh in slots 0-9,
+    B (16 A) 29 kWh in slots 9-20, C (8 A) 3 kWh in slots 10-20: B and C need
+    32 kWh of the 33.12 kWh slots 9-20 hold. A takes the cheap slot first and
+    C would end 260 Wh short; B moves into the cheap slot and A to its others.
+    """
+    circuit = PlanCircuit(
+        circuit_id="grid", charger_ids=frozenset({1, 2, 3}), power_limit_w=FULL_16A_W
+    )
+    slot_h = SLOT_S / HOUR
+    needs = [
+        need(1, 2.0, end_h=10 * slot_h, max_current_a=8.0, min_current_a=0.0),
+        need(2, 29.0, start_h=9 * slot_h, end_h=21 * slot_h, min_current_a=0.0),
+        need(
+            3,
+            3.0,
+            start_h=10 * slot_h,
+            end_h=21 * slot_h,
+            max_current_a=8.0,
+            min_current_a=0.0,
+        ),
+    ]
+
+    plan = plan_charging(
+        needs,
+        [circuit],
+        now=NOW,
+        prices=series([0.5] * 9 + [0.25] + [0.5] * 20),
+    )
+
+    assert [p.unmet_wh for p in plan.needs] == [0.0, 0.0, 0.0]
+    a, b, c = plan.needs
+    assert math.fsum(s.energy_wh for s in a.slots) == pytest.approx(2_000.0)
+    assert math.fsum(s.energy_wh for s in b.slots) == pytest.approx(29_000.0)
+    assert math.fsum(s.energy_wh for s in c.slots) == pytest.approx(3_000.0)
+    assert_within_limits(plan, [circuit])
+
+
+def max_flow_wh(
+    windows: Sequence[tuple[int, int, float, float]], limit_w: float
+) -> float:
+    """The most energy the needs can get: a max-flow over needs and slots.
+
+    Needs (first slot, slots, Wh, most W), one circuit of `limit_w`, whole
+    slots (Edmonds-Karp on a dense matrix: source 0, sink 1, needs, slots).
+    """
+    slots = max(first + count for first, count, _, _ in windows)
+    size = 2 + len(windows) + slots
+    cap = [[0.0] * size for _ in range(size)]
+    slot_h = SLOT_S / HOUR
+    for index, (first, count, energy_wh, most_w) in enumerate(windows):
+        cap[0][2 + index] = energy_wh
+        for slot in range(first, first + count):
+            cap[2 + index][2 + len(windows) + slot] = min(most_w, limit_w) * slot_h
+    for slot in range(slots):
+        cap[2 + len(windows) + slot][1] = limit_w * slot_h
+    total = 0.0
+    while True:
+        parent = [-1] * size
+        parent[0] = 0
+        queue = [0]
+        for node in queue:
+            for nxt in range(size):
+                if parent[nxt] < 0 and cap[node][nxt] > 1e-9:
+                    parent[nxt] = node
+                    queue.append(nxt)
+        if parent[1] < 0:
+            return total
+        path: list[tuple[int, int]] = []
+        node = 1
+        while node != 0:
+            path.append((parent[node], node))
+            node = parent[node]
+        flow = min(cap[u][v] for u, v in path)
+        for u, v in path:
+            cap[u][v] -= flow
+            cap[v][u] += flow
+        total += flow
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 12),
+            st.integers(1, 12),
+            st.floats(500.0, 30_000.0),
+            st.sampled_from([8.0, 16.0, 32.0]),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from([5_000.0, 11_040.0, 22_080.0, 30_000.0]),
+    st.one_of(
+        st.none(),
+        st.lists(st.sampled_from([0.1, 0.2, 0.3, 0.4]), min_size=30, max_size=30),
+    ),
+)
+def test_what_is_unmet_is_what_a_max_flow_leaves_unmet(
+    raw: list[tuple[int, int, float, float]],
+    limit_w: float,
+    prices: list[float] | None,
+) -> None:
+    """The plan leaves no more unmet than the limits force, whatever the prices.
+
+    Small depots on one circuit, no minimum current, whole slots.
+    """
+    needs = [
+        ChargingNeed(
+            charger_id=cid,
+            energy_wh=energy_wh,
+            earliest_start=NOW + first * SLOT_S,
+            departure=NOW + (first + count) * SLOT_S,
+            max_current_a=max_a,
+            min_current_a=0.0,
+        )
+        for cid, (first, count, energy_wh, max_a) in enumerate(raw, start=1)
+    ]
+    circuit = PlanCircuit(
+        circuit_id="grid",
+        charger_ids=frozenset(range(1, len(raw) + 1)),
+        power_limit_w=limit_w,
+    )
+
+    plan = plan_charging(
+        needs, [circuit], now=NOW, prices=None if prices is None else series(prices)
+    )
+
+    windows = [(f, c, e, a * 3 * V) for f, c, e, a in raw]
+    bound = math.fsum(e for _, _, e, _ in raw) - max_flow_wh(windows, limit_w)
+    assert plan.unmet_wh == pytest.approx(bound, abs=1.0)
+    assert_within_limits(plan, [circuit])

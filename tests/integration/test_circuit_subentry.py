@@ -424,7 +424,7 @@ async def test_the_reconfigure_form_shows_the_stored_circuit(
 
 
 async def test_a_new_circuit_never_takes_a_feeders_id(hass: HomeAssistant) -> None:
-    """ "Meter" renamed, a new "Meter" would be ``meter_2``: the grid meter's feeder."""
+    """A new circuit named like a renamed one gets no feeder's id (``meter_2``)."""
     async with serving(hass, garage_scenario()) as sim:
         entry = await setup_entry(hass, sim.url, unique_id=MICROGRID)
         meter = {"name": "Meter", "chargers": [str(BAYS[0])], "fuse_a": 10}
