@@ -10,7 +10,10 @@ pool logs as it sends them (`ChargerSetpointLog`). Raises that do not fit while
 lowered chargers may still draw their old current wait until a reading confirms
 the decrease. Only setpoints that changed are sent; the distributor keeps the
 others alive. A charger without an EV gets 0 W; a silent or failed one gets
-nothing and stops being kept alive.
+nothing and stops being kept alive. A silent charger still draws through the
+meters: it stays in their other loads, with what its last setpoints allow
+reserved on top until it is heard again (`ev_fuse.other_loads`), so it never
+stops the others.
 
 Component sets: chargers named by a proposal form a set with that set's target;
 all other chargers form one more set with the pool default (full charging). Sets
@@ -20,11 +23,11 @@ currents planned for the sets before it, so together they never exceed it.
 Circuits (`engine.hub.circuits`, spec §4): besides the grid fuse, every circuit
 of the tree bounds its chargers – per phase by its fuse less its other loads
 (a metered feeder's meter paired with its chargers exactly as the grid meter
-is; an unmetered one: its chargers alone), in watts by the upper limit of its
-envelope in force (or its fixed kW limit) less its other loads. Raises are held
-back per circuit as they are for the grid fuse. After each tick every circuit's
-status (headroom, limit exceeded, energy above the limit) is recorded in
-`CircuitLimits`.
+is; an unmetered one: its chargers alone, a silent one at its reserve), in
+watts by the upper limit of its envelope in force (or its fixed kW limit) less
+its other loads. Raises are held back per circuit as they are for the grid
+fuse. After each tick every circuit's status (headroom, limit exceeded, energy
+above the limit) is recorded in `CircuitLimits`.
 """
 
 from __future__ import annotations
@@ -46,10 +49,10 @@ from ..distribution.ev_chargers import (
 from ..distribution.ev_fuse import (
     PlannedSetpoint,
     TimedCurrents,
-    committed_currents,
+    committed_beside_meter,
     current_at_fuse_sample,
     hold_back_raises,
-    uncontrolled_currents,
+    other_loads,
 )
 from ..distributor import DispatchReport
 from ..health import ComponentHealth
@@ -288,8 +291,15 @@ class EvPoolSteering(PoolSteering):
                 others_a = grid_others_a
             elif (meter := self._meters.get(circuit.circuit_id)) is not None:
                 others_a = self._other_currents(readings, meter, circuit.charger_ids)
-            else:
-                others_a = (0.0, 0.0, 0.0)  # no meter: its chargers alone
+            else:  # no meter: its chargers alone, a silent one at its reserve
+                others_a = other_loads(
+                    (0.0, 0.0, 0.0),
+                    [
+                        ((math.nan, math.nan, math.nan), self._log.of(cid))
+                        for cid in sorted(circuit.charger_ids & self.component_ids)
+                        if readings[cid] is None
+                    ],
+                )
             drawn = [max(0.0, a) if not math.isnan(a) else math.nan for a in others_a]
             others_w = math.fsum(drawn) * voltage
             if circuit.root:
@@ -393,6 +403,8 @@ class EvPoolSteering(PoolSteering):
         belong together); failing that, the one with the fewest chargers
         without, each of those counted at a lower bound of its current
         (`current_at_fuse_sample`). Without any kept reading: the latest ones.
+        A charger with no current at all (silent) is left in the meter's
+        reading, its reserve added (`other_loads`).
         """
         store = self.context.store
         since = store.wall_time_s() - store.freshness_s
@@ -406,10 +418,13 @@ class EvPoolSteering(PoolSteering):
             near = [
                 currents_near(store, cid, fuse.first_sampled, since) for cid in chargers
             ]
-        others = uncontrolled_currents(
+        others = other_loads(
             fuse.currents_a,
             [
-                current_at_fuse_sample(reading, fuse, self._log.of(cid))
+                (
+                    current_at_fuse_sample(reading, fuse, self._log.of(cid)),
+                    self._log.of(cid),
+                )
                 for cid, reading in zip(chargers, near, strict=True)
             ],
         )
@@ -438,7 +453,7 @@ class EvPoolSteering(PoolSteering):
                 power_w=setpoint.power_w,
                 currents_a=setpoint.phase_currents_a,
                 standing_power_w=standing.get(cid, 0.0),
-                committed_a=committed_currents(readings[cid], self._log.of(cid)),
+                committed_a=committed_beside_meter(readings[cid], self._log.of(cid)),
             )
             for _, _, allocation in plans
             for cid, setpoint in allocation.setpoints.items()

@@ -25,6 +25,15 @@ counts plus the raise fit the fuse (`hold_back_raises`); decreases always go out
 at once. A held raise follows as soon as the decreases are confirmed, a round of
 telemetry later.
 
+A charger that is not heard (silent past the freshness window, or NaN on a
+phase) still draws through the fuse meter: the meter measures its real current,
+so it is not subtracted there but left in the other loads. As it may rise to
+what its setpoints allow before anything shows it, that much is reserved on top
+(`unheard_reserve`, `other_loads`): nothing for an idle charger held at 0 W, its
+last setpoint's current for one that was charging, until it is heard again. Its
+current then counts twice at most (measured and reserved), never less than it
+may draw; the others charge on in what the fuse has left.
+
 All times are wall-clock POSIX seconds: sample times are the components' own
 clock, sending and reply times the integration's (assumed in sync to well within
 a telemetry period, as with NTP).
@@ -204,6 +213,60 @@ def uncontrolled_currents(
     l1, l2, l3 = (
         fuse - math.fsum(currents[index] for currents in chargers)
         for index, fuse in enumerate(fuse_currents_a)
+    )
+    return (l1, l2, l3)
+
+
+def unheard_reserve(setpoints: Sequence[SentSetpoint]) -> float:
+    """What a charger without a current reading may draw on any phase (A).
+
+    The most any of its logged setpoints allows (the newest one and those it
+    may still be following), on whichever phase: its EV may change while it
+    is silent. 0 for a charger held at 0 W or never sent a setpoint.
+    """
+    return max(
+        (max(setpoint.currents_a) for setpoint in setpoints),
+        default=0.0,
+    )
+
+
+def other_loads(
+    fuse_currents_a: PhaseCurrents,
+    chargers: Iterable[tuple[PhaseCurrents, Sequence[SentSetpoint]]],
+) -> PhaseCurrents:
+    """The other loads behind the fuse, with unheard chargers left in the meter.
+
+    Each charger comes with its current at the fuse meter's sample time
+    (`current_at_fuse_sample`) and its setpoints. Where that current is known
+    it is subtracted (`uncontrolled_currents`). Where it is not (a silent
+    charger, or NaN on a phase), the charger's real draw is still in the
+    meter's reading and stays there, and its `unheard_reserve` is added: it
+    may rise to that before a reading shows it. An unknown fuse reading stays
+    unknown (NaN: the phase is taken).
+    """
+    counted: list[PhaseCurrents] = []
+    for currents, setpoints in chargers:
+        reserve = unheard_reserve(setpoints)
+        l1, l2, l3 = (-reserve if math.isnan(c) else c for c in currents)
+        counted.append((l1, l2, l3))
+    return uncontrolled_currents(fuse_currents_a, counted)
+
+
+def committed_beside_meter(
+    charger: TimedCurrents | None, setpoints: Sequence[SentSetpoint]
+) -> PhaseCurrents:
+    """What a charger counts for `hold_back_raises` beside `other_loads`.
+
+    Its `committed_currents`; a silent charger counts 0 A, since the other
+    loads hold it already (the meter's reading plus its reserve). A phase a
+    heard charger reports NaN on counts at its `unheard_reserve` (the other
+    loads may not hold it: they come from a reading of another instant).
+    """
+    if charger is None:
+        return (0.0, 0.0, 0.0)
+    reserve = unheard_reserve(setpoints)
+    l1, l2, l3 = (
+        reserve if math.isnan(c) else c for c in committed_currents(charger, setpoints)
     )
     return (l1, l2, l3)
 
