@@ -121,15 +121,31 @@ def test_a_silent_member_is_bridged_from_power() -> None:
     assert total.total_wh == pytest.approx(10_013.0)
 
 
-def test_a_bridge_that_overcounted_takes_nothing_back() -> None:
+def test_a_bridge_that_counted_ahead_is_paid_back_not_taken_back() -> None:
+    """The counter lags the bridge: the total never drops, nor counts twice."""
     total = EnergyTotal()
     total.add_meter_reading(100.0)
     total.add_power_sample(_seconds(0), 36_000.0)
     total.add_power_sample(_seconds(1), 36_000.0)  # +10 Wh bridged
-    total.add_meter_reading(104.0)  # the counter rose by 4 Wh only
+    total.add_meter_reading(104.0)  # the counter rose by 4 Wh so far
+    assert total.total_wh == pytest.approx(110.0)  # nothing taken back
+    total.add_meter_reading(108.0)  # 6 Wh counted ahead: paid back first
     assert total.total_wh == pytest.approx(110.0)
-    total.add_meter_reading(105.0)  # and counts on from there
-    assert total.total_wh == pytest.approx(111.0)
+    total.add_meter_reading(115.0)
+    assert total.total_wh == pytest.approx(115.0)  # the meter's total again
+
+
+def test_a_coarse_counter_after_a_gap_is_not_counted_twice() -> None:
+    """1000 Wh, 20 Wh bridged, back at 1000, then 1080: 1080, not 1100 (review)."""
+    total = EnergyTotal()
+    total.add_meter_reading(1000.0)
+    for second in range(21):
+        total.add_power_sample(_seconds(second), 3600.0)  # 20 Wh over 20 s
+    assert total.total_wh == pytest.approx(1020.0)
+    total.add_meter_reading(1000.0)
+    assert total.total_wh == pytest.approx(1020.0)
+    total.add_meter_reading(1080.0)
+    assert total.total_wh == pytest.approx(1080.0)
 
 
 def test_a_gap_without_power_is_still_counted_by_the_meter() -> None:

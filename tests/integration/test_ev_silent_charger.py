@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from homeassistant.core import HomeAssistant
 
+from custom_components.frequenz_microgrid.circuit_flow import SUBENTRY_CIRCUIT
 from custom_components.frequenz_microgrid.const import CONF_FRESHNESS_S
 from custom_components.frequenz_microgrid.simulator import (
     EvSpec,
@@ -21,6 +22,7 @@ from custom_components.frequenz_microgrid.simulator import (
     MicrogridSimulator,
     load_scenario,
 )
+from tests.circuit_scenario import GARAGE_CHARGERS, garage_scenario
 
 from .conftest import serving, setup_entry, wait_for
 
@@ -104,4 +106,49 @@ async def test_home_a_silent_charging_charger_keeps_its_share(
             assert 0.0 < current_a(sim, garage) <= 20.0
 
         await watch(share_kept)
+        assert sim.unsafe_setpoint_count == 0
+
+
+async def test_a_silent_charger_on_a_circuit_without_a_meter_takes_its_maximum(
+    hass: HomeAssistant,
+) -> None:
+    """An unmetered circuit keeps a silent charger's maximum free.
+
+    No meter shows what it draws, and once its setpoint lapses it may draw its
+    maximum (it is no longer kept alive). A user circuit of 40 A over two
+    garage bays, no meter: bay 2 charges at what the feeder allows; bay 1
+    (idle, 0 W) goes silent. Its 32 A maximum is reserved, so bay 2 is lowered
+    to the 8 A left (not kept up on the strength of bay 1's last 0 W).
+    """
+    scenario = garage_scenario()
+    first, second = GARAGE_CHARGERS[:2]
+    async with serving(hass, scenario) as sim:
+        entry = await setup_entry(
+            hass,
+            sim.url,
+            unique_id=str(scenario.microgrid_id),
+            options={CONF_FRESHNESS_S: FRESHNESS_S},
+        )
+        result = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, SUBENTRY_CIRCUIT), context={"source": "user"}
+        )
+        await hass.config_entries.subentries.async_configure(
+            result["flow_id"],
+            {"name": "Bays", "chargers": [str(first), str(second)], "fuse_a": 40},
+        )
+        await hass.async_block_till_done()
+        sim.plug_ev(second, EvSpec(phases=3, max_current_a=32.0))
+        await wait_for(lambda: current_a(sim, second) > 20.0, what="bay 2 charging")
+
+        sim.inject_fault(first, Fault.STOP_DATA)
+        await wait_for(
+            lambda: current_a(sim, second) <= 8.0 + 0.1,
+            timeout_s=FRESHNESS_S + 10.0,
+            what="bay 2 lowered to what bay 1's maximum leaves",
+        )
+
+        def check() -> None:
+            assert current_a(sim, second) <= 8.0 + 0.1
+
+        await watch(check)
         assert sim.unsafe_setpoint_count == 0

@@ -78,7 +78,8 @@ class EnergyTotal:
         reading over other `meters` than the last one re-bases too.
 
         Energy bridged from power while the counter was unknown is part of the
-        counter's rise over that gap: only the rise beyond it is added.
+        counter's rise over that gap: only the rise beyond it is added, and
+        what was bridged beyond the rise is taken off the next rises.
         """
         if not math.isfinite(reading_wh):
             return  # no reading: an infinite total could never be shown again
@@ -93,8 +94,12 @@ class EnergyTotal:
         if self.last_reading_wh is None:
             if self.total_wh is None:
                 self.total_wh = reading_wh
-        elif reading_wh > self.last_reading_wh and self.total_wh is not None:
-            self.total_wh += max(reading_wh - self.last_reading_wh - bridged, 0.0)
+        elif reading_wh >= self.last_reading_wh and self.total_wh is not None:
+            rise = reading_wh - self.last_reading_wh
+            self.total_wh += max(rise - bridged, 0.0)
+            # Bridged beyond the rise so far (a counter lagging or stepping
+            # coarsely): counted ahead, so the next rises pay it back first.
+            self.bridged_wh = max(bridged - rise, 0.0)
         self.last_reading_wh = reading_wh
 
     def add_power_sample(self, at: datetime, power_w: float | None) -> None:

@@ -32,7 +32,7 @@ above the limit) is recorded in `CircuitLimits`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 import dataclasses
 import math
 
@@ -48,6 +48,7 @@ from ..distribution.ev_chargers import (
 )
 from ..distribution.ev_fuse import (
     PlannedSetpoint,
+    SentSetpoint,
     TimedCurrents,
     committed_beside_meter,
     current_at_fuse_sample,
@@ -291,15 +292,8 @@ class EvPoolSteering(PoolSteering):
                 others_a = grid_others_a
             elif (meter := self._meters.get(circuit.circuit_id)) is not None:
                 others_a = self._other_currents(readings, meter, circuit.charger_ids)
-            else:  # no meter: its chargers alone, a silent one at its reserve
-                others_a = other_loads(
-                    (0.0, 0.0, 0.0),
-                    [
-                        ((math.nan, math.nan, math.nan), self._log.of(cid))
-                        for cid in sorted(circuit.charger_ids & self.component_ids)
-                        if readings[cid] is None
-                    ],
-                )
+            else:  # no meter: its chargers alone, a silent one at the most it may
+                others_a = self._unmetered_others(circuit, readings)
             drawn = [max(0.0, a) if not math.isnan(a) else math.nan for a in others_a]
             others_w = math.fsum(drawn) * voltage
             if circuit.root:
@@ -388,6 +382,36 @@ class EvPoolSteering(PoolSteering):
             return meter.power(store)
         powers = [view.value(cid, members.AC_POWER) for cid in circuit.charger_ids]
         return math.fsum(p if p is not None else math.nan for p in powers)
+
+    def _unmetered_others(
+        self, circuit: Circuit, readings: Mapping[int, TimedCurrents | None]
+    ) -> tuple[float, float, float]:
+        """A circuit without a meter: what its silent chargers may draw.
+
+        No meter shows what they really draw, and a silent charger is no longer
+        kept alive: once its last setpoint lapses it follows its own default
+        (full power, on a real wallbox). So it counts at the larger of its last
+        setpoints and its maximum current (from its last known bounds); one
+        never heard since start-up takes the circuit (its draw is unknown).
+        """
+        silent = [
+            cid
+            for cid in sorted(circuit.charger_ids & self.component_ids)
+            if readings[cid] is None
+        ]
+        if not silent:
+            return (0.0, 0.0, 0.0)
+        store = self.context.store
+        per_amp = CHARGER_PHASES * self.config.nominal_voltage_v
+        chargers: list[tuple[PhaseCurrents, Sequence[SentSetpoint]]] = []
+        for cid in silent:
+            bounds = store.last_known_bounds(cid, members.AC_POWER)
+            if bounds is None or not math.isfinite(bounds.inclusion_upper):
+                return (math.nan, math.nan, math.nan)
+            most_a = max(bounds.inclusion_upper / per_amp, 0.0)
+            at_most = SentSetpoint(currents_a=(most_a,) * 3, sent_at=-math.inf)
+            chargers.append(((math.nan,) * 3, [*self._log.of(cid), at_most]))
+        return other_loads((0.0, 0.0, 0.0), chargers)
 
     def _other_currents(
         self,
