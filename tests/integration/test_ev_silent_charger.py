@@ -28,7 +28,7 @@ from .conftest import serving, setup_entry, wait_for
 
 FRESHNESS_S = 3.0
 """A short freshness window: the silent charger is stale 3 s after its last data."""
-WATCH_S = 6.0
+WATCH_S = 3.0
 """How long the others are watched once it is stale (many steering rounds)."""
 
 
