@@ -43,8 +43,6 @@ def reserved_sensors(
 class ReservedBinarySensor(ChargingHubEntity, BinarySensorEntity):
     """On while a booking of the charger is in force."""
 
-    _attributes_are_shown = True
-
     def __init__(
         self,
         entry: FrequenzMicrogridConfigEntry,

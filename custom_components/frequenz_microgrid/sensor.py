@@ -8,6 +8,7 @@ sensors per phase only once the component has sent that metric, detail sensors
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from .devices import has_device
 from .engine import members
 from .engine.control import ComponentSetStatus
 from .engine.energy import EnergyTotal
-from .engine.snapshot import MicrogridSnapshot
+from .engine.snapshot import ComponentSnapshot, MicrogridSnapshot
 from .engine.topology_change import TopologyChange
 from .entity import (
     MicrogridEntity,
@@ -249,8 +250,9 @@ class EnergyTotalData(SensorExtraStoredData):
 class _EnergyTotalSensor(MicrogridEntity, RestoreSensor):
     """A monotonic kWh total for the Energy dashboard, restored across restarts.
 
-    Subclasses say what each snapshot adds (`_account`): a counter reading or a
-    power sample (`EnergyTotal` keeps the total monotonic either way).
+    Subclasses say where a snapshot's counter reading (`_counter`) and power
+    (`_power_w`) are; each snapshot adds the reading, else the power sample
+    (`EnergyTotal` keeps the total monotonic either way).
     """
 
     _value_decides_availability = True
@@ -292,7 +294,25 @@ class _EnergyTotalSensor(MicrogridEntity, RestoreSensor):
         super()._handle_coordinator_update()
 
     def _account(self, snapshot: MicrogridSnapshot | None) -> None:
-        raise NotImplementedError
+        """Add a snapshot's counter reading or power sample to the total."""
+        if snapshot is None:
+            return
+        counter = self._counter(snapshot)
+        if counter is not None:
+            self._total.add_meter_reading(*counter)
+            return
+        power = self._power_w(snapshot) if snapshot.reachable else None
+        self._total.add_power_sample(snapshot.taken_at, power)
+
+    @abstractmethod
+    def _counter(
+        self, snapshot: MicrogridSnapshot
+    ) -> tuple[float, frozenset[int]] | None:
+        """The counter reading (Wh) and the components it sums, if there is one."""
+
+    @abstractmethod
+    def _power_w(self, snapshot: MicrogridSnapshot) -> float | None:
+        """The flow's power (W, ≥ 0) to integrate when there is no counter."""
 
 
 class EnergySensor(_EnergyTotalSensor):
@@ -300,18 +320,17 @@ class EnergySensor(_EnergyTotalSensor):
 
     entity_description: EnergySensorDescription
 
-    def _account(self, snapshot: MicrogridSnapshot | None) -> None:
-        """Add a snapshot's counter reading or power sample to the total."""
-        if snapshot is None:
-            return
+    def _counter(
+        self, snapshot: MicrogridSnapshot
+    ) -> tuple[float, frozenset[int]] | None:
         description = self.entity_description
         reading = description.counter_fn(snapshot.energy)
-        if reading is not None:
-            meters = description.meters_fn(snapshot.energy)
-            self._total.add_meter_reading(reading, meters)
-            return
-        power = description.power_fn(snapshot) if snapshot.reachable else None
-        self._total.add_power_sample(snapshot.taken_at, power)
+        if reading is None:
+            return None
+        return reading, description.meters_fn(snapshot.energy)
+
+    def _power_w(self, snapshot: MicrogridSnapshot) -> float | None:
+        return self.entity_description.power_fn(snapshot)
 
 
 CHARGER_ENERGY = SensorEntityDescription(
@@ -334,17 +353,23 @@ class ChargerEnergySensor(_EnergyTotalSensor):
     def __init__(self, entry: FrequenzMicrogridConfigEntry, charger: Component) -> None:
         """Create the total of `charger`."""
         super().__init__(entry, CHARGER_ENERGY, charger)
+        self._meters = frozenset({int(charger.id)})
 
-    def _account(self, snapshot: MicrogridSnapshot | None) -> None:
-        if snapshot is None or self.component_id is None:
-            return
-        data = snapshot.component(self.component_id) if snapshot.reachable else None
+    def _counter(
+        self, snapshot: MicrogridSnapshot
+    ) -> tuple[float, frozenset[int]] | None:
+        data = self._data(snapshot)
         reading = None if data is None else data.value(members.ENERGY_CONSUMED)
-        if reading is not None:
-            self._total.add_meter_reading(reading, frozenset({self.component_id}))
-            return
-        power = None if data is None else data.value(members.AC_POWER)
-        self._total.add_power_sample(snapshot.taken_at, directed(power))
+        return None if reading is None else (reading, self._meters)
+
+    def _power_w(self, snapshot: MicrogridSnapshot) -> float | None:
+        data = self._data(snapshot)
+        return None if data is None else directed(data.value(members.AC_POWER))
+
+    def _data(self, snapshot: MicrogridSnapshot) -> ComponentSnapshot | None:
+        if not snapshot.reachable or self.component_id is None:
+            return None
+        return snapshot.component(self.component_id)
 
 
 def charger_energy_sensors(

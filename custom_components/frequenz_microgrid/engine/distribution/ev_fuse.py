@@ -246,6 +246,9 @@ def other_loads(
     """
     counted: list[PhaseCurrents] = []
     for currents, setpoints in chargers:
+        if not any(map(math.isnan, currents)):  # every tick, every charger
+            counted.append(currents)
+            continue
         reserve = unheard_reserve(setpoints)
         l1, l2, l3 = (-reserve if math.isnan(c) else c for c in currents)
         counted.append((l1, l2, l3))
@@ -264,10 +267,11 @@ def committed_beside_meter(
     """
     if charger is None:
         return (0.0, 0.0, 0.0)
+    committed = committed_currents(charger, setpoints)
+    if not any(map(math.isnan, committed)):
+        return committed
     reserve = unheard_reserve(setpoints)
-    l1, l2, l3 = (
-        reserve if math.isnan(c) else c for c in committed_currents(charger, setpoints)
-    )
+    l1, l2, l3 = (reserve if math.isnan(c) else c for c in committed)
     return (l1, l2, l3)
 
 
