@@ -55,7 +55,6 @@ prices, forecasts, plug-ins, targets or envelopes change.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 import math
 
 from .charging_plan import (
@@ -75,8 +74,17 @@ from .charging_plan import (
     UnplannedDraw,
     need_run,
 )
-from .envelope import LimitEnvelope
 from .forecast import TimeSeries
+from .plan_repair import repair, repair_locally
+from .plan_slots import (
+    EPSILON_WH,
+    SlotCapacity,
+    SlotNeed,
+    envelope_upper_w,
+    give,
+    price_order,
+    slot_uppers_w,
+)
 
 __all__ = [
     "HORIZON_S",
@@ -98,172 +106,6 @@ __all__ = [
     "plan_charging",
     "slot_uppers_w",
 ]
-
-PHASE_COUNT = 3
-_EPSILON_WH = 1e-6
-
-
-def envelope_upper_w(envelope: LimitEnvelope, start: float, end: float) -> float:
-    """The lowest upper limit the envelope holds during ``[start, end)`` (inf: none)."""
-    lowest = math.inf
-    step = envelope.in_force(start)
-    if step is not None:
-        lowest = step.upper_w
-    for later in envelope.steps:
-        if start < later.start < end:
-            lowest = min(lowest, later.upper_w)
-    return lowest
-
-
-def slot_uppers_w(
-    envelope: LimitEnvelope, start: float, slot_s: float, count: int
-) -> list[float]:
-    """`envelope_upper_w` of `count` slots from `start`, in one walk of the steps."""
-    steps = envelope.steps
-    uppers: list[float] = []
-    index = 0
-    for slot in range(count):
-        slot_start = start + slot * slot_s
-        slot_end = slot_start + slot_s
-        while index + 1 < len(steps) and steps[index + 1].start <= slot_start:
-            index += 1
-        if steps[index].start <= slot_start:
-            lowest, later = steps[index].upper_w, index + 1
-        else:
-            lowest, later = math.inf, index
-        while later < len(steps) and steps[later].start < slot_end:
-            lowest = min(lowest, steps[later].upper_w)
-            later += 1
-        uppers.append(lowest)
-    return uppers
-
-
-@dataclass(slots=True)
-class _Need:
-    """A need while planning: its window per slot and what it got so far."""
-
-    need: ChargingNeed
-    index: int
-    watts_per_amp: float
-    phase_index: tuple[int, ...]
-    """The need's phases, 0-based."""
-    circuits: list[int]
-    charger_a: list[float]
-    """Per slot: the current booked on the need's charger, all its needs together
-    (the list is shared by the charger's needs)."""
-    window: dict[int, float]
-    """Slot → seconds of the slot inside the need's window, in slot order."""
-    at_once: dict[int, float]
-    """Slot → seconds its charger charges at once whatever the plan, in slot
-    order: the whole window in fast mode; in boost mode the slots whose part in
-    the window begins before the boost ends, to the slot's end if the boost
-    returns to smart (the charger then follows the slot's power), else to the
-    boost's end."""
-    at_once_end: float
-    """When charging at once ends (for the order in which such needs are booked)."""
-    left_wh: float
-    amps: dict[int, float] = field(default_factory=dict)
-    """Slot → the current booked per phase (0, or the minimum current at least)."""
-    wh: dict[int, float] = field(default_factory=dict)
-    """Slot → the energy the need takes of what is booked."""
-    pv_amps: dict[int, float] = field(default_factory=dict)
-    grid_source: dict[int, SlotSource] = field(default_factory=dict)
-
-
-class _Capacity:
-    """Per circuit and slot: the power and per-phase current still free.
-
-    Per charger and slot: the current booked, all its needs together
-    (`_Need.charger_a`).
-    """
-
-    def __init__(
-        self,
-        circuits: Sequence[PlanCircuit],
-        start: float,
-        slot_s: float,
-        count: int,
-        voltage_v: float,
-    ) -> None:
-        self.count = count
-        self.charger_a: dict[int, list[float]] = {}
-        """Per charger, per slot: the current booked (per phase)."""
-        self.power_w: list[list[float]] = []
-        self.phase_a: list[list[list[float]]] = []
-        """Per circuit, per phase (0-based), per slot."""
-        for circuit in circuits:
-            other = max(0.0, circuit.other_load_w)
-            fuse = (
-                math.inf
-                if circuit.phase_limit_a is None
-                else max(0.0, circuit.phase_limit_a - other / (PHASE_COUNT * voltage_v))
-            )
-            static = (
-                math.inf if circuit.power_limit_w is None else circuit.power_limit_w
-            )
-            uppers = (
-                slot_uppers_w(circuit.envelope, start, slot_s, count)
-                if circuit.envelope is not None
-                else [math.inf] * count
-            )
-            self.power_w.append([max(0.0, min(static, u) - other) for u in uppers])
-            self.phase_a.append([[fuse] * count for _ in range(PHASE_COUNT)])
-
-    def hold(
-        self,
-        draw: UnplannedDraw,
-        circuits: Iterable[int],
-        slots: int,
-        voltage_v: float,
-    ) -> None:
-        """Take what a car charging outside the plan draws, in the first slots.
-
-        On its circuits only: the charger's own need that follows the draw (a
-        booking beginning inside the draw's last slot) is the same car going
-        on, not a second one beside it.
-        """
-        currents = draw.held_a
-        power_w = math.fsum(currents) * voltage_v
-        for slot in range(slots):
-            for circuit in circuits:
-                self.power_w[circuit][slot] = max(
-                    0.0, self.power_w[circuit][slot] - power_w
-                )
-                for phase, current in enumerate(currents):
-                    free = self.phase_a[circuit][phase]
-                    free[slot] = max(0.0, free[slot] - current)
-
-    def booked_a(self, charger_id: int) -> list[float]:
-        """The charger's booked current per slot (one list for all its needs)."""
-        booked = self.charger_a.get(charger_id)
-        if booked is None:
-            booked = self.charger_a[charger_id] = [0.0] * self.count
-        return booked
-
-    def room_a(self, need: _Need, slot: int) -> float:
-        """The per-phase current the need could still add in the slot."""
-        room = need.need.max_current_a - need.charger_a[slot]
-        watts_per_amp = need.watts_per_amp
-        for circuit in need.circuits:
-            free = self.power_w[circuit][slot] / watts_per_amp
-            if free < room:
-                room = free
-            phases = self.phase_a[circuit]
-            for phase in need.phase_index:
-                free = phases[phase][slot]
-                if free < room:
-                    room = free
-        return room if room > 0.0 else 0.0
-
-    def take(self, need: _Need, slot: int, amps: float) -> None:
-        """Book `amps` per phase of the need's phases in the slot on its circuits."""
-        watts = amps * need.watts_per_amp
-        need.charger_a[slot] += amps
-        for circuit in need.circuits:
-            self.power_w[circuit][slot] -= watts
-            phases = self.phase_a[circuit]
-            for phase in need.phase_index:
-                phases[phase][slot] -= amps
 
 
 def plan_charging(
@@ -303,7 +145,7 @@ def plan_charging(
         (valid if need.departure > now and need.energy_wh > 0 else refused).append(need)
     last = min(max((n.departure for n in valid), default=now), now + LONGEST_NEED_S)
     count = max(0, math.ceil((last - start) / slot_s))
-    capacity = _Capacity(circuits, start, slot_s, count, voltage_v)
+    capacity = SlotCapacity(circuits, start, slot_s, count, voltage_v)
     circuit_index: dict[int, list[int]] = {}
     for index, circuit in enumerate(circuits):
         for charger_id in circuit.charger_ids:
@@ -338,7 +180,7 @@ def plan_charging(
             if surplus is not None:
                 pv_of[slot] = max(0.0, surplus - draw_w)
 
-    def running(*runs: NeedRun) -> list[_Need]:
+    def running(*runs: NeedRun) -> list[SlotNeed]:
         return [n for n in by_departure if n.need.runs in runs]
 
     planned = running(NeedRun.PLANNED)
@@ -354,8 +196,8 @@ def plan_charging(
     _fill_latest(solar, capacity)
     _fill_cheapest(planned, capacity, price_of)
     _fill_earliest(planned, capacity)
-    _repair_locally(planned, capacity, price_of)
-    _repair(planned, capacity, price_of)
+    repair_locally(planned, capacity, price_of)
+    repair(planned, capacity, price_of)
 
     plans = [
         _need_plan(n, start, slot_s, price_of) for n in sorted(planning, key=_order)
@@ -382,7 +224,7 @@ def _held_slots(
     return min(count, math.ceil((until - start) / slot_s))
 
 
-def _order(need: _Need) -> tuple[int, float]:
+def _order(need: SlotNeed) -> tuple[int, float]:
     return (need.need.charger_id, need.need.earliest_start)
 
 
@@ -390,12 +232,12 @@ def _need_in_slots(
     need: ChargingNeed,
     index: int,
     circuit_index: Mapping[int, list[int]],
-    capacity: _Capacity,
+    capacity: SlotCapacity,
     start: float,
     now: float,
     slot_s: float,
     voltage_v: float,
-) -> _Need:
+) -> SlotNeed:
     """The need's window as seconds per slot, from now on."""
     begin = max(need.earliest_start, now)
     window: dict[int, float] = {}
@@ -421,7 +263,7 @@ def _need_in_slots(
             at_once[slot] = seconds if to_slot_end else min(seconds, until - from_s)
             end = slot_start + slot_s if to_slot_end else until
             at_once_end = min(need.departure, end)
-    return _Need(
+    return SlotNeed(
         need=need,
         index=index,
         watts_per_amp=len(need.phases) * voltage_v,
@@ -435,52 +277,8 @@ def _need_in_slots(
     )
 
 
-def _give(
-    need: _Need,
-    slot: int,
-    capacity: _Capacity,
-    limit_a: float = math.inf,
-    seconds: float | None = None,
-) -> float:
-    """Add what fits of the need's rest in the slot; return the amps added.
-
-    A slot the need uses is booked at the minimum current at least, for the
-    whole slot (the live allocator raises a lower limit to the minimum), and
-    its energy is what that delivers, up to the need's rest: nothing where the
-    minimum does not fit. What the slot has booked already and not used (a
-    short rest given back to it) is used first. `seconds`: how long of the
-    slot the current flows (a boost ending inside it); its window if `None`.
-    """
-    if need.left_wh <= _EPSILON_WH:
-        return 0.0
-    have = need.amps.get(slot, 0.0)
-    flowing_s = need.window[slot] if seconds is None else seconds
-    wh_per_amp = need.watts_per_amp * flowing_s / 3600.0
-    if have > 0.0:
-        spare_wh = have * wh_per_amp - need.wh[slot]
-        if spare_wh > _EPSILON_WH:
-            used = min(spare_wh, need.left_wh)
-            need.wh[slot] += used
-            need.left_wh -= used
-            if need.left_wh <= _EPSILON_WH:
-                return 0.0
-    at_least = need.need.min_current_a - have
-    room = min(capacity.room_a(need, slot), limit_a)
-    if room <= 0.0 or room < at_least - 1e-9:
-        return 0.0
-    amps = min(room, max(need.left_wh / wh_per_amp, at_least))
-    if amps <= 0.0:
-        return 0.0
-    capacity.take(need, slot, amps)
-    need.amps[slot] = have + amps
-    energy = min(need.left_wh, amps * wh_per_amp)
-    need.wh[slot] = need.wh.get(slot, 0.0) + energy
-    need.left_wh = max(0.0, need.left_wh - energy)
-    return amps
-
-
 def _fill_pv(
-    needs: Sequence[_Need], capacity: _Capacity, pv_of: Sequence[float | None]
+    needs: Sequence[SlotNeed], capacity: SlotCapacity, pv_of: Sequence[float | None]
 ) -> None:
     """Share each slot's PV surplus among the needs in it, earliest departure first."""
     for slot, surplus in enumerate(pv_of):
@@ -490,471 +288,53 @@ def _fill_pv(
         for need in needs:
             if slot not in need.window or left_w <= 0.0:
                 continue
-            amps = _give(need, slot, capacity, left_w / need.watts_per_amp)
+            amps = give(need, slot, capacity, left_w / need.watts_per_amp)
             if amps > 0.0:
                 need.pv_amps[slot] = need.pv_amps.get(slot, 0.0) + amps
                 left_w -= amps * need.watts_per_amp
 
 
-def _price_order(need: _Need, price_of: Sequence[float | None]) -> list[int]:
-    """The need's priced slots, cheapest first (earlier first at equal price)."""
-    return sorted(
-        (s for s in need.window if price_of[s] is not None),
-        key=lambda s: (price_of[s], s),
-    )
-
-
 def _fill_cheapest(
-    needs: Sequence[_Need], capacity: _Capacity, price_of: Sequence[float | None]
+    needs: Sequence[SlotNeed], capacity: SlotCapacity, price_of: Sequence[float | None]
 ) -> None:
     """Each need, earliest departure first, takes the cheapest slots of its window."""
     for need in needs:
-        for slot in _price_order(need, price_of):
-            if need.left_wh <= _EPSILON_WH:
+        for slot in price_order(need, price_of):
+            if need.left_wh <= EPSILON_WH:
                 break
-            if _give(need, slot, capacity) > 0.0:
+            if give(need, slot, capacity) > 0.0:
                 need.grid_source.setdefault(slot, SlotSource.CHEAP)
 
 
-def _repair_locally(
-    needs: Sequence[_Need], capacity: _Capacity, price_of: Sequence[float | None]
-) -> None:
-    """Move other needs' grid energy out of the slots a short need depends on.
-
-    Taking slots earliest departure first can leave a need short where another
-    took a slot it could as well have had elsewhere (its window is wider). For
-    each need still short, slot by slot (cheapest first), each other need with
-    grid energy in that slot moves it to its own other slots where they have
-    room, but only where that frees room the short need can use; what does not
-    move stays where it was, so no need ever loses energy.
-    """
-    for short in needs:
-        if short.left_wh <= _EPSILON_WH:
-            continue
-        order = _price_order(short, price_of)
-        order += [s for s in short.window if price_of[s] is None]
-        for slot in order:
-            if short.left_wh <= _EPSILON_WH:
-                break
-            for other in needs:
-                if other is short or short.left_wh <= _EPSILON_WH:
-                    continue
-                grid_a = other.amps.get(slot, 0.0) - other.pv_amps.get(slot, 0.0)
-                if (
-                    grid_a <= 0.0
-                    or other.grid_source.get(slot) is SlotSource.AT_ONCE
-                    or (
-                        other.charger_a is not short.charger_a
-                        and set(other.circuits).isdisjoint(short.circuits)
-                    )
-                ):
-                    continue
-                _move_out(other, short, slot, capacity, price_of)
-            if _give(short, slot, capacity) > 0.0:
-                source = SlotSource.CHEAP if price_of[slot] is not None else None
-                short.grid_source.setdefault(slot, source or SlotSource.DEADLINE)
-
-
-def _move_out(
-    other: _Need,
-    short: _Need,
-    slot: int,
-    capacity: _Capacity,
-    price_of: Sequence[float | None],
-) -> None:
-    """Move `other`'s grid current in `slot` elsewhere if that lets `short` in.
-
-    What stays in the slot (its PV part, and then the minimum current at
-    least) keeps as much of the slot's energy as it delivers.
-    """
-    amps = other.amps[slot]
-    pv_a = other.pv_amps.get(slot, 0.0)
-    keep_a = max(pv_a, other.need.min_current_a) if pv_a > 0.0 else 0.0
-    grid_a = amps - keep_a
-    if grid_a <= 1e-9:
-        return
-    before = min(capacity.room_a(short, slot), short.need.max_current_a)
-    capacity.take(other, slot, -grid_a)
-    after = min(capacity.room_a(short, slot), short.need.max_current_a)
-    have = short.amps.get(slot, 0.0)
-    capacity.take(other, slot, grid_a)
-    if after <= before + 1e-9 or have + after < short.need.min_current_a - 1e-9:
-        return
-    wh_per_amp = other.watts_per_amp * other.window[slot] / 3600.0
-    slot_wh = other.wh[slot]
-    kept_wh = min(slot_wh, keep_a * wh_per_amp)
-    capacity.take(other, slot, -grid_a)
-    other.amps[slot] = keep_a
-    other.wh[slot] = kept_wh
-    kept_left = other.left_wh
-    other.left_wh = slot_wh - kept_wh
-    alternatives = _price_order(other, price_of)
-    alternatives += [s for s in other.window if price_of[s] is None]
-    for target in alternatives:
-        if other.left_wh <= _EPSILON_WH:
-            break
-        if target != slot and _give(other, target, capacity) > 0.0:
-            source = SlotSource.CHEAP if price_of[target] is not None else None
-            other.grid_source.setdefault(target, source or SlotSource.DEADLINE)
-    # Whatever found no other slot goes back where it was (the room is still
-    # there: it held `amps`, the minimum current at least).
-    if other.left_wh > _EPSILON_WH:
-        back_a = max(other.left_wh / wh_per_amp, other.need.min_current_a - keep_a)
-        capacity.take(other, slot, back_a)
-        other.amps[slot] = keep_a + back_a
-        other.wh[slot] = kept_wh + other.left_wh
-    other.left_wh = kept_left
-
-
-def _slot_costs(price_of: Sequence[float | None]) -> list[float]:
-    """What a Wh costs per slot for the repair: the price.
-
-    Unpriced slots come after every priced one, earlier first (as
-    `_fill_earliest` takes them).
-    """
-    top = max((abs(p) for p in price_of if p is not None), default=0.0)
-    above = 2.0 * top + 1.0
-    return [above + slot if p is None else p for slot, p in enumerate(price_of)]
-
-
-def _keep_a(need: _Need, slot: int) -> float:
-    """What of the need's current in the slot the repair never moves.
-
-    Its PV part, and then the minimum current at least.
-    """
-    pv_a = need.pv_amps.get(slot, 0.0)
-    return max(pv_a, need.need.min_current_a) if pv_a > 0.0 else 0.0
-
-
-def _movable(need: _Need, slot: int) -> bool:
-    """Whether the need has grid current in the slot the repair may move."""
-    amps = need.amps.get(slot, 0.0)
-    return (
-        amps > 0.0
-        and need.grid_source.get(slot) is not SlotSource.AT_ONCE
-        and amps - _keep_a(need, slot) > 1e-9
-    )
-
-
-def _wh_per_amp(need: _Need, slot: int) -> float:
-    return need.watts_per_amp * need.window[slot] / 3600.0
-
-
-def _room_needed_a(need: _Need, slot: int, freed_w: float = 0.0) -> float:
-    """The room (A) the need must find in the slot to move there.
-
-    `freed_w`, what it leaves elsewhere, and its minimum current at least if
-    it has none there yet.
-    """
-    have = need.amps.get(slot, 0.0)
-    return max(
-        freed_w / need.watts_per_amp,
-        need.need.min_current_a - have,
-        _EPSILON_WH / _wh_per_amp(need, slot),
-    )
-
-
-_DETOUR_HOPS = 1
-"""How many more moves than the shortest chain a cheaper chain may take."""
-_Step = tuple[_Need, int, int]
-"""A need moving energy from one slot to another."""
-_State = tuple[int, tuple[int, ...]]
-"""A slot, and the circuits of the need wanting room in it."""
-
-
-def _augmenting_path(
-    short: _Need,
-    movers_at: Mapping[int, Mapping[int, _Need]],
-    capacity: _Capacity,
-    cost: Sequence[float],
-    dead: dict[_State, float],
-) -> tuple[int, list[_Step]] | None:
-    """The cheapest chain of moves that lets `short` add energy, if there is one.
-
-    Breadth-first, as in a max-flow's residual graph: from a slot where `short`
-    (or a need moving there) wants room, each need with grid current there whose
-    going would make that room can move to a slot of its window where its
-    charger has room; a slot with room for the need arriving ends the chain.
-    Each need moves once per chain, and a slot is reached once per set of
-    circuits. Of the chains found (up to `_DETOUR_HOPS` moves longer than the
-    shortest), the one whose moves cost least (the slots' prices,
-    `_slot_costs`) wins, then the shortest.
-
-    `movers_at`: per slot, the needs with current in it (by index).
-    `dead`: the states a search found no chain from, with the room they needed
-    (as in a max-flow, no later move opens a way out of them): skipped unless
-    they need less. A search finding nothing adds the states it went through.
-    """
-    arrived: dict[_State, tuple[_Need, _State | None, float, int, float]] = {}
-    """State (slot, the arriving need's circuits) → the need arriving, the state
-    it comes from, the cost so far, hops, the room it needs (`_room_needed_a`)."""
-    queue: list[_State] = []
-    key = tuple(short.circuits)
-    for slot in short.window:
-        needed = _room_needed_a(short, slot)
-        if (
-            short.need.max_current_a - short.charger_a[slot] >= needed
-            and dead.get((slot, key), math.inf) > needed + 1e-9
-        ):
-            arrived[slot, key] = (short, None, cost[slot], 0, needed)
-            queue.append((slot, key))
-    used: set[int] = {short.index}
-    best: tuple[float, int, _State] | None = None
-    head = 0
-    while head < len(queue):
-        state = queue[head]
-        head += 1
-        slot = state[0]
-        comer, _, so_far, hops, needed = arrived[state]
-        if best is not None and hops > best[1] + _DETOUR_HOPS:
-            break
-        before = capacity.room_a(comer, slot)
-        if before >= needed - 1e-9:
-            if best is None or (so_far, hops) < best[:2]:
-                best = (so_far, hops, state)
-            continue
-        tight = _tight(comer, slot, capacity, needed)
-        for mover in movers_at.get(slot, {}).values():
-            if (
-                mover.index in used
-                or not all(circuit in mover.circuits for circuit in tight)
-                or (
-                    comer.need.max_current_a - comer.charger_a[slot] < needed
-                    and mover.charger_a is not comer.charger_a
-                )
-                or not _movable(mover, slot)
-                or not _makes_room(mover, comer, slot, capacity, needed)
-            ):
-                continue
-            used.add(mover.index)
-            # What it must leave, as power where it goes (its window's seconds).
-            freed_w = (needed - before) * comer.watts_per_amp * mover.window[slot]
-            charger_a = mover.charger_a
-            top = mover.need.max_current_a
-            key = tuple(mover.circuits)
-            for target in mover.window:
-                if (target, key) in arrived:
-                    continue
-                moving = _room_needed_a(mover, target, freed_w / mover.window[target])
-                if (
-                    charger_a[target] + moving > top + 1e-9
-                    or dead.get((target, key), math.inf) <= moving + 1e-9
-                ):
-                    continue
-                arrived[target, key] = (
-                    mover,
-                    state,
-                    so_far + cost[target] - cost[slot],
-                    hops + 1,
-                    moving,
-                )
-                queue.append((target, key))
-    if best is None:
-        for state, (_, _, _, _, needed) in arrived.items():
-            dead[state] = min(needed, dead.get(state, math.inf))
-        return None
-    steps: list[_Step] = []
-    state = best[2]
-    while True:
-        comer, came_from, _, _, _ = arrived[state]
-        if came_from is None:
-            break
-        steps.append((comer, came_from[0], state[0]))
-        state = came_from
-    steps.reverse()
-    return state[0], steps
-
-
-def _tight(need: _Need, slot: int, capacity: _Capacity, needed_a: float) -> list[int]:
-    """The need's circuits that leave it less room in the slot than it needs.
-
-    Only a need behind all of them (and on the same charger, where that is
-    what is short) can make the room by leaving.
-    """
-    tight: list[int] = []
-    for circuit in need.circuits:
-        free = capacity.power_w[circuit][slot] / need.watts_per_amp
-        phases = capacity.phase_a[circuit]
-        for phase in need.phase_index:
-            free = min(free, phases[phase][slot])
-        if free < needed_a:
-            tight.append(circuit)
-    return tight
-
-
-def _makes_room(
-    mover: _Need, comer: _Need, slot: int, capacity: _Capacity, needed_a: float
-) -> bool:
-    """Whether the mover's grid current leaving gives `comer` the room it needs."""
-    grid_a = mover.amps[slot] - _keep_a(mover, slot)
-    before = capacity.room_a(comer, slot)
-    capacity.take(mover, slot, -grid_a)
-    after = capacity.room_a(comer, slot)
-    capacity.take(mover, slot, grid_a)
-    return after > before + 1e-9 and after >= needed_a - 1e-9
-
-
-def _shift(
-    mover: _Need, source: int, target: int, wh: float, capacity: _Capacity
-) -> float:
-    """Move up to `wh` of the mover's grid energy from `source` to `target`.
-
-    As much as fits in `target` (booked at the minimum current at least); what
-    stays in `source` keeps the minimum current at least, or nothing. Returns
-    the energy moved.
-    """
-    keep_a = _keep_a(mover, source)
-    wh_per_amp = _wh_per_amp(mover, source)
-    movable_wh = mover.wh[source] - min(mover.wh[source], keep_a * wh_per_amp)
-    wh = min(wh, movable_wh)
-    if wh <= _EPSILON_WH:
-        return 0.0
-    if keep_a <= 0.0 and movable_wh - wh < mover.need.min_current_a * wh_per_amp:
-        # What stays would be booked at the minimum current: better all go.
-        wh = movable_wh
-    kept_left = mover.left_wh
-    mover.left_wh = wh
-    _give(mover, target, capacity)
-    moved = wh - mover.left_wh
-    mover.left_wh = kept_left
-    if moved <= _EPSILON_WH:
-        return moved
-    left_wh = mover.wh[source] - moved
-    if left_wh <= _EPSILON_WH and keep_a <= 0.0:
-        capacity.take(mover, source, -mover.amps[source])
-        del mover.amps[source], mover.wh[source]
-        mover.grid_source.pop(source, None)
-        return moved
-    amps = max(left_wh / wh_per_amp, keep_a, mover.need.min_current_a)
-    amps = min(amps, mover.amps[source])
-    capacity.take(mover, source, amps - mover.amps[source])
-    mover.amps[source] = amps
-    mover.wh[source] = left_wh
-    return moved
-
-
-def _augment(
-    short: _Need,
-    first: int,
-    steps: Sequence[_Step],
-    capacity: _Capacity,
-    price_of: Sequence[float | None],
-) -> float:
-    """Make the chain's moves, last first, then give `short` its slot.
-
-    How much each move carries is bounded along the chain (what `short` still
-    needs and may take, what each need can move), so no need moves more than
-    the others can use. Returns the energy `short` gained.
-    """
-    watts = (
-        min(
-            short.left_wh / _wh_per_amp(short, first),
-            short.need.max_current_a - short.charger_a[first],
-        )
-        * short.watts_per_amp
-    )
-    if short.amps.get(first, 0.0) <= 0.0:
-        watts = max(watts, short.need.min_current_a * short.watts_per_amp)
-    carried: list[float] = []
-    for mover, source, target in steps:
-        source_wh = mover.wh[source]
-        movable_wh = source_wh - min(
-            source_wh, _keep_a(mover, source) * _wh_per_amp(mover, source)
-        )
-        wh = min(watts / mover.watts_per_amp * _wh_per_amp(mover, source), movable_wh)
-        if mover.amps.get(target, 0.0) <= 0.0:
-            # It is booked at the minimum current there: that much at least.
-            at_least = mover.need.min_current_a * _wh_per_amp(mover, target)
-            wh = max(wh, min(at_least, movable_wh))
-        carried.append(wh)
-        watts = wh / _wh_per_amp(mover, target) * mover.watts_per_amp
-    for (mover, source, target), wh in zip(
-        reversed(steps), reversed(carried), strict=True
-    ):
-        if _shift(mover, source, target, wh, capacity) <= _EPSILON_WH:
-            break
-        source_of = SlotSource.CHEAP if price_of[target] is not None else None
-        mover.grid_source.setdefault(target, source_of or SlotSource.DEADLINE)
-    before = short.left_wh
-    if _give(short, first, capacity) > 0.0:
-        source_of = SlotSource.CHEAP if price_of[first] is not None else None
-        short.grid_source.setdefault(first, source_of or SlotSource.DEADLINE)
-    return before - short.left_wh
-
-
-def _repair(
-    needs: Sequence[_Need], capacity: _Capacity, price_of: Sequence[float | None]
-) -> None:
-    """Reroute other needs' grid energy so that needs still short get theirs.
-
-    Taking slots earliest departure first can leave a need short where others
-    took slots they could as well have had elsewhere (a wider window, or room
-    left in their other slots). For each need still short (earliest departure
-    first), chains of moves are made as augmenting paths of a max-flow are: the
-    short need takes room in a slot another need vacates by moving to one of
-    its slots, which a third need vacates, ... up to a slot with room. Until no
-    chain is left: what is unmet then is what the limits leave no room for (as
-    a max-flow over needs and slots, one circuit or several sharing them; the
-    minimum current can leave a bit more). Moves never take energy from a need,
-    nor touch PV or what charges at once, and prefer cheap slots.
-    """
-    cost = _slot_costs(price_of)
-    dead: dict[_State, float] = {}
-    movers_at: dict[int, dict[int, _Need]] = {}
-    for need in needs:
-        for slot in need.amps:
-            movers_at.setdefault(slot, {})[need.index] = need
-    for short in needs:
-        rounds = 4 * (len(short.window) + len(needs)) + 16
-        while short.left_wh > _EPSILON_WH and rounds > 0:
-            rounds -= 1
-            found = _augmenting_path(short, movers_at, capacity, cost, dead)
-            if found is None:
-                break
-            first, steps = found
-            touched = {short.index: short} | {m.index: m for m, _, _ in steps}
-            had = {index: set(need.amps) for index, need in touched.items()}
-            gained = _augment(short, first, steps, capacity, price_of)
-            for index, need in touched.items():
-                for slot in had[index].difference(need.amps):
-                    del movers_at[slot][index]
-                for slot in set(need.amps).difference(had[index]):
-                    movers_at.setdefault(slot, {})[index] = need
-            if gained <= _EPSILON_WH:
-                # The minimum current in the way (the moves made room, not
-                # enough of it): no use searching on.
-                break
-
-
 def _fill_earliest(
-    needs: Sequence[_Need],
-    capacity: _Capacity,
+    needs: Sequence[SlotNeed],
+    capacity: SlotCapacity,
     source: SlotSource = SlotSource.DEADLINE,
 ) -> None:
     """What is still missing, as early as it fits (earliest departure first)."""
     for need in needs:
         for slot in need.window:
-            if need.left_wh <= _EPSILON_WH:
+            if need.left_wh <= EPSILON_WH:
                 break
-            if _give(need, slot, capacity) > 0.0:
+            if give(need, slot, capacity) > 0.0:
                 need.grid_source.setdefault(slot, source)
 
 
 def _fill_at_once(
-    needs: Sequence[_Need], capacity: _Capacity, pv_of: list[float | None]
+    needs: Sequence[SlotNeed], capacity: SlotCapacity, pv_of: list[float | None]
 ) -> None:
     """Needs that charge at once, as much as fits from now on (fast, boost).
 
-    A boost only until it ends (`_Need.at_once`): the rest of its need is
+    A boost only until it ends (`SlotNeed.at_once`): the rest of its need is
     planned as the mode it returns to. Their cars take the PV surplus first
     where there is some (it is theirs physically: they draw before any planned
     car), so it is counted as theirs and what is left of it goes to the others.
     """
     for need in needs:
         for slot, seconds in need.at_once.items():
-            if need.left_wh <= _EPSILON_WH:
+            if need.left_wh <= EPSILON_WH:
                 break
-            amps = _give(need, slot, capacity, seconds=seconds)
+            amps = give(need, slot, capacity, seconds=seconds)
             if amps <= 0.0:
                 continue
             need.grid_source.setdefault(slot, SlotSource.AT_ONCE)
@@ -965,7 +345,7 @@ def _fill_at_once(
                 pv_of[slot] = surplus - pv_a * need.watts_per_amp
 
 
-def _fill_latest(needs: Sequence[_Need], capacity: _Capacity) -> None:
+def _fill_latest(needs: Sequence[SlotNeed], capacity: SlotCapacity) -> None:
     """What solar needs still miss, as late as it fits: their deadline fallback.
 
     A car in solar mode charges from the grid only once its departure leaves no
@@ -974,14 +354,14 @@ def _fill_latest(needs: Sequence[_Need], capacity: _Capacity) -> None:
     """
     for need in reversed(needs):
         for slot in reversed(need.window):
-            if need.left_wh <= _EPSILON_WH:
+            if need.left_wh <= EPSILON_WH:
                 break
-            if _give(need, slot, capacity) > 0.0:
+            if give(need, slot, capacity) > 0.0:
                 need.grid_source.setdefault(slot, SlotSource.DEADLINE)
 
 
 def _need_plan(
-    need: _Need, start: float, slot_s: float, price_of: Sequence[float | None]
+    need: SlotNeed, start: float, slot_s: float, price_of: Sequence[float | None]
 ) -> NeedPlan:
     slots: list[PlannedSlot] = []
     for slot in sorted(need.amps):
@@ -1007,5 +387,5 @@ def _need_plan(
                 energy_wh=need.wh[slot],
             )
         )
-    unmet = need.left_wh if need.left_wh > _EPSILON_WH else 0.0
+    unmet = need.left_wh if need.left_wh > EPSILON_WH else 0.0
     return NeedPlan(need.need, tuple(slots), unmet)
