@@ -25,6 +25,7 @@ from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
+    SensorExtraStoredData,
     SensorStateClass,
 )
 from homeassistant.const import (
@@ -39,6 +40,7 @@ from .circuit_flow import circuit_subentries
 from .engine.hub.circuits import Circuit
 from .engine.hub.limits import CircuitStatus
 from .entity import MicrogridEntity
+from .restore_owner import OwnedSensorData, async_last_own_data
 
 if TYPE_CHECKING:
     from .runtime import FrequenzMicrogridConfigEntry
@@ -186,11 +188,19 @@ class CircuitEnergySensor(CircuitEntity, RestoreSensor):
     async def async_added_to_hass(self) -> None:
         """Continue the total kept before the restart (the engine counts from 0)."""
         await super().async_added_to_hass()
-        last = await self.async_get_last_sensor_data()
+        stored = await async_last_own_data(self)
+        last = None if stored is None else SensorExtraStoredData.from_dict(stored)
         if last is not None and isinstance(last.native_value, int | float):
             value = float(last.native_value)
             if math.isfinite(value) and value >= 0.0:
                 self._restored_kwh = value
+
+    @property
+    def extra_restore_state_data(self) -> OwnedSensorData:
+        """The total, stored with this sensor's unique id (`restore_owner`)."""
+        return OwnedSensorData(
+            self.native_value, self.native_unit_of_measurement, self.unique_id
+        )
 
     @property
     def native_value(self) -> float:

@@ -66,6 +66,7 @@ from .engine.hub.modes import MAX_BOOST_S, check_boost_duration
 from .engine.hub.solar import MAX_DELAY_S, check_delay
 from .engine.results import Error, OutOfBounds, Result
 from .entity import SteeringEntity, of_steerable_pools
+from .restore_owner import OWNER_KEY, async_last_own_data
 from .steering_errors import raise_if_nothing_accepted
 from .steering_status import granted_bounds, own_proposal, pool_set_status
 from .topology_refresh import async_add_entities_on_topology_change
@@ -216,6 +217,8 @@ class PoolNumberStoredData(NumberExtraStoredData):
     applied: bool = True
     """False for a value restored and never sent since: it is never re-applied.
     Data stored before this field existed counts as applied (as it was treated)."""
+    owner: str | None = None
+    """The unique id of the number that stored it (`restore_owner`)."""
 
     @classmethod
     def from_dict(cls, restored: dict[str, Any]) -> PoolNumberStoredData | None:
@@ -223,8 +226,11 @@ class PoolNumberStoredData(NumberExtraStoredData):
         base = NumberExtraStoredData.from_dict(restored)
         if base is None:
             return None
+        owner = restored.get(OWNER_KEY)
         return cls(
-            **dataclasses.asdict(base), applied=restored.get("applied") is not False
+            **dataclasses.asdict(base),
+            applied=restored.get("applied") is not False,
+            owner=owner if isinstance(owner, str) else None,
         )
 
 
@@ -268,6 +274,7 @@ class PoolNumber(SteeringEntity, RestoreNumber):
         return PoolNumberStoredData(
             **dataclasses.asdict(super().extra_restore_state_data),
             applied=self.proposal is not None,
+            owner=self.unique_id,
         )
 
     @property
@@ -347,10 +354,8 @@ class PoolNumber(SteeringEntity, RestoreNumber):
                 self._handle_release,
             )
         )
-        extra = await self.async_get_last_extra_data()
-        last = (
-            None if extra is None else PoolNumberStoredData.from_dict(extra.as_dict())
-        )
+        extra = await async_last_own_data(self)
+        last = None if extra is None else PoolNumberStoredData.from_dict(extra)
         if last is None or last.native_value is None:
             return
         self._restored = last.native_value

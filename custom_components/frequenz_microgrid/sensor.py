@@ -19,7 +19,6 @@ from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
-    SensorExtraStoredData,
     SensorStateClass,
 )
 from homeassistant.const import UnitOfEnergy
@@ -42,6 +41,7 @@ from .entity import (
     of_steerable_pools,
 )
 from .plan_sensors import plan_sensors
+from .restore_owner import OwnedSensorData, async_last_own_data
 from .sensor_descriptions import (
     COMPONENT_SENSORS,
     ENERGY_SENSORS,
@@ -237,7 +237,7 @@ class SteeringSensor(SteeringEntity, SensorEntity):
 
 
 @dataclass
-class EnergyTotalData(SensorExtraStoredData):
+class EnergyTotalData(OwnedSensorData):
     """What an energy sensor stores: its state plus the total and meter baseline."""
 
     total: EnergyTotal = field(default_factory=EnergyTotal)
@@ -270,15 +270,18 @@ class _EnergyTotalSensor(MicrogridEntity, RestoreSensor):
     async def async_added_to_hass(self) -> None:
         """Restore the total, then account for the snapshot already there."""
         await super().async_added_to_hass()
-        if (stored := await self.async_get_last_extra_data()) is not None:
-            self._total = EnergyTotal.from_dict(stored.as_dict())
+        if (stored := await async_last_own_data(self)) is not None:
+            self._total = EnergyTotal.from_dict(stored)
         self._account(self.snapshot)
 
     @property
     def extra_restore_state_data(self) -> EnergyTotalData:
         """Store the total and the meter baseline (not the kWh state alone)."""
         return EnergyTotalData(
-            self.native_value, self.native_unit_of_measurement, self._total
+            self.native_value,
+            self.native_unit_of_measurement,
+            owner=self.unique_id,
+            total=self._total,
         )
 
     @property
