@@ -24,15 +24,15 @@ from custom_components.frequenz_microgrid.simulator.scenario import (
     Scenario,
     scenario_from_dict,
 )
+from tests.observations import setpoints_to
 
-from .conftest import entity_id_of, serving, wait_for
+from .conftest import entity_id_of, serving, state_of, wait_for
 from .steering_helpers import (
     BATTERY,
     BATTERY_INVERTER,
     call_action,
     home_without_arrivals,
     set_number,
-    setpoints_to,
     wait_until_working,
 )
 
@@ -55,7 +55,8 @@ async def _add(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    return entry  # type: ignore[return-value]
+    result: FrequenzMicrogridConfigEntry = entry
+    return result
 
 
 async def test_a_new_microgrid_never_sends_a_removed_ones_setpoint(
@@ -66,7 +67,9 @@ async def test_a_new_microgrid_never_sends_a_removed_ones_setpoint(
         entry_a = await _add(hass, site_a)
         await wait_until_working(entry_a, BATTERY)
         number_a = entity_id_of(hass, "1_batteries_setpoint", ("number",))
-        await wait_for(lambda: hass.states.get(number_a).attributes["min"] < 0)
+        await wait_for(
+            lambda: state_of(hass, "1_batteries_setpoint").attributes["min"] < 0
+        )
         await set_number(hass, entry_a, "batteries_setpoint", -2500)
         await hass.config_entries.async_remove(entry_a.entry_id)
         await hass.async_block_till_done()
@@ -76,7 +79,7 @@ async def test_a_new_microgrid_never_sends_a_removed_ones_setpoint(
         assert number_c == number_a  # the names collide: the case at stake
         await wait_until_working(entry_c, BATTERY)
         await asyncio.sleep(1.5)  # a re-apply would have been sent by now
-        assert hass.states.get(number_c).state == "unknown"
+        assert state_of(hass, "7_batteries_setpoint").state == "unknown"
         assert -2500.0 not in setpoints_to(site_c, BATTERY_INVERTER)
 
 
@@ -92,19 +95,28 @@ async def test_a_new_microgrid_starts_its_own_energy_totals(
             {
                 "config_entry_id": entry_a.entry_id,
                 "steps": [
-                    {"start": dt_util.now().isoformat(), "lower": -20000, "upper": -15000}
+                    {
+                        "start": dt_util.now().isoformat(),
+                        "lower": -20000,
+                        "upper": -15000,
+                    }
                 ],
             },
         )
         above_a = entity_id_of(hass, "1_circuit_grid_energy_above_limit", ("sensor",))
         await wait_for(
-            lambda: float(hass.states.get(above_a).state) > 0.0,
+            lambda: (
+                float(state_of(hass, "1_circuit_grid_energy_above_limit").state) > 0.0
+            ),
             timeout_s=15,
             what="energy above the limit",
         )
         pv_a = entity_id_of(hass, "1_pv_production_energy", ("sensor",))
-        await wait_for(lambda: float(hass.states.get(pv_a).state) > 0.0, timeout_s=15)
-        pv_total_a = float(hass.states.get(pv_a).state)
+        await wait_for(
+            lambda: float(state_of(hass, "1_pv_production_energy").state) > 0.0,
+            timeout_s=15,
+        )
+        pv_total_a = float(state_of(hass, "1_pv_production_energy").state)
         await hass.config_entries.async_remove(entry_a.entry_id)
         await hass.async_block_till_done()
     async with serving(hass, _home_as(7)) as site_c:
@@ -112,6 +124,9 @@ async def test_a_new_microgrid_starts_its_own_energy_totals(
         above_c = entity_id_of(hass, "7_circuit_grid_energy_above_limit", ("sensor",))
         pv_c = entity_id_of(hass, "7_pv_production_energy", ("sensor",))
         assert (above_c, pv_c) == (above_a, pv_a)
-        assert float(hass.states.get(above_c).state) == 0.0
-        await wait_for(lambda: hass.states.get(pv_c).state != "unavailable")
-        assert float(hass.states.get(pv_c).state) < pv_total_a
+        above_limit = state_of(hass, "7_circuit_grid_energy_above_limit")
+        assert float(above_limit.state) == 0.0
+        await wait_for(
+            lambda: state_of(hass, "7_pv_production_energy").state != "unavailable"
+        )
+        assert float(state_of(hass, "7_pv_production_energy").state) < pv_total_a
