@@ -243,6 +243,7 @@ async def _async_set_component_bounds(call: ServiceCall) -> ServiceResponse:
             translation_key="microgrid_error",
             translation_placeholders={"error": str(err.description or err)},
         ) from err
+    entry.runtime_data.engine.bounds_set(component_id, metric, lower, upper, validity_s)
     return {
         "component": component_id,
         "lower": lower,

@@ -373,6 +373,47 @@ def test_bounds_follow_the_latest_ranges_and_stay_without_new_ones() -> None:
     assert snapshot.bounds == {}
 
 
+def test_bounds_set_on_a_component_hold_at_once_until_their_validity_ends() -> None:
+    """The microgrid reports bounds set on a component only with its next sample."""
+    clock = FakeClock()
+    store = make_store(clock)
+    store.ingest_message(power_message(0.0, (-5000.0, -100.0), (100.0, 5000.0)))
+    before = store.component_snapshot(4)
+    store.request_bounds(4, POWER, -2000.0, 2000.0, validity_s=60.0)
+    narrowed = PowerBounds(-2000.0, 2000.0, -100.0, 100.0)
+    assert store.bounds(4, POWER) == narrowed
+    snapshot = store.component_snapshot(4)
+    assert snapshot is not before  # built anew: pools and steering see it
+    assert snapshot is not None
+    assert snapshot.bounds[POWER] == narrowed
+    # Every set in force holds; the reported bounds narrow them further.
+    store.request_bounds(4, POWER, -3000.0, 1000.0, validity_s=10.0)
+    store.ingest_message(power_message(0.0, (-5000.0, 800.0)))
+    assert store.bounds(4, POWER) == PowerBounds(-2000.0, 800.0)
+    clock.now += 10.0
+    store.ingest_message(power_message(0.0, (-5000.0, 800.0)))
+    assert store.bounds(4, POWER) == PowerBounds(-2000.0, 800.0)
+    clock.now += 50.0  # the first set's validity ends: what is reported holds
+    store.ingest_message(power_message(0.0, (-5000.0, 800.0)))
+    assert store.bounds(4, POWER) == PowerBounds(-5000.0, 800.0)
+
+
+def test_bounds_set_apart_from_the_reported_ones_allow_only_zero() -> None:
+    store = make_store(FakeClock())
+    store.ingest_message(power_message(0.0, (-5000.0, 0.0)))
+    store.request_bounds(4, POWER, 1000.0, 2000.0, validity_s=60.0)
+    assert store.bounds(4, POWER) == PowerBounds.zero()
+
+
+def test_bounds_set_before_a_component_is_heard_narrow_its_first_bounds() -> None:
+    store = make_store(FakeClock())
+    store.request_bounds(4, POWER, -1000.0, 1000.0, validity_s=60.0)
+    assert store.bounds(4, POWER) is None
+    assert store.component_snapshot(4) is None
+    store.ingest_message(power_message(0.0, (-5000.0, 5000.0)))
+    assert store.bounds(4, POWER) == PowerBounds(-1000.0, 1000.0)
+
+
 def test_an_unknown_metric_is_kept_but_not_in_the_snapshot() -> None:
     clock = FakeClock()
     store = make_store(clock)

@@ -20,6 +20,7 @@ from custom_components.frequenz_microgrid.runtime import (
     FrequenzMicrogridConfigEntry,
 )
 from custom_components.frequenz_microgrid.simulator import Fault, MicrogridSimulator
+from tests.observations import setpoints_to
 
 from .conftest import wait_for
 from .steering_helpers import (
@@ -28,6 +29,7 @@ from .steering_helpers import (
     GRID_METER,
     PV_INVERTER,
     call_action,
+    last_setpoint,
     propose,
     wait_until_working,
 )
@@ -212,6 +214,48 @@ async def test_set_component_bounds_narrows_the_simulated_bounds(
     bounds = simulator.model.setpoint_bounds(BATTERY_INVERTER)
     assert bounds is not None
     assert (bounds.inclusion_lower, bounds.inclusion_upper) == (-1000.0, 1000.0)
+
+
+async def test_steering_keeps_to_bounds_set_a_moment_ago(
+    hass: HomeAssistant,
+    setup_integration: FrequenzMicrogridConfigEntry,
+    simulator: MicrogridSimulator,
+) -> None:
+    """Bounds just set hold for the steering at once, not from the next sample.
+
+    The microgrid applies them at once but reports them with the inverter's
+    next sample: a proposal in between (or the one in force) sent 5 kW to an
+    inverter bounded to 2 kW (found by a probe of the README's examples).
+    """
+    entry = setup_integration
+    await wait_until_working(entry, BATTERY)
+    await call_action(
+        hass,
+        "propose_power",
+        propose(entry, "batteries", power=5000, actor="a", priority=1),
+    )
+    assert last_setpoint(simulator, BATTERY_INVERTER) == 5000.0
+    sent_before = len(setpoints_to(simulator, BATTERY_INVERTER))
+    unsafe_before = simulator.unsafe_setpoint_count
+    await call_action(
+        hass,
+        "set_component_bounds",
+        {
+            "config_entry_id": entry.entry_id,
+            "component": BATTERY_INVERTER,
+            "lower": -2000,
+            "upper": 2000,
+            "validity": 60,
+        },
+    )
+    response = await call_action(
+        hass, "propose_power", propose(entry, "batteries", power=3000, actor="b")
+    )
+    assert response["result"]["setpoints"] == {str(BATTERY_INVERTER): 2000.0}
+    sent = setpoints_to(simulator, BATTERY_INVERTER)[sent_before:]
+    assert sent
+    assert max(sent) == 2000.0
+    assert simulator.unsafe_setpoint_count == unsafe_before
 
 
 async def test_set_component_bounds_refused_by_the_microgrid(

@@ -96,6 +96,26 @@ class MicrogridEngine:
         finally:
             await self.monitor.stop()
 
+    def bounds_set(
+        self,
+        component_id: int,
+        metric: Metric,
+        lower: float,
+        upper: float,
+        validity_s: float,
+    ) -> None:
+        """Bounds the microgrid just took for a component: they hold here at once.
+
+        Its telemetry shows them only with the next sample; until then steering
+        would send setpoints outside them (`TelemetryStore.request_bounds`). The
+        steering re-checks every pool now, so a setpoint in force outside the
+        new bounds is corrected at once rather than on the next tick.
+        """
+        self.monitor.store.request_bounds(
+            component_id, metric, lower, upper, validity_s
+        )
+        self.controller.on_tick()
+
     async def follow_topology(
         self, topology: Topology, formulas: CompiledFormulas | None = None
     ) -> TopologyChange:

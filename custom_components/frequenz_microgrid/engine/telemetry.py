@@ -74,7 +74,19 @@ class _Bounds:
     """The latest bounds of one metric, and the raw ranges they were built from."""
 
     ranges: tuple[Range, ...]
+    reported: PowerBounds
+    """The bounds the component sent."""
     bounds: PowerBounds
+    """What holds: the reported bounds within any set on it (`request_bounds`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RequestedBounds:
+    """Power bounds set on a component, in force until `until` (store clock)."""
+
+    lower: float
+    upper: float
+    until: float
 
 
 @dataclass(slots=True)
@@ -109,6 +121,8 @@ class _ComponentTelemetry:
     """The last snapshot built of this entry, reusable or not."""
     bounds_changed: bool = True
     """Whether any bounds changed since `last_built` was built."""
+    requested: dict[Metric | int, list[_RequestedBounds]] = field(default_factory=dict)
+    """Bounds set on the component and still in force, per metric."""
 
 
 class SampleHistory:
@@ -304,6 +318,28 @@ def _fresh_value(
     return None if reading is None else reading.value
 
 
+def _narrowed(
+    reported: PowerBounds,
+    requested: dict[Metric | int, list[_RequestedBounds]],
+    metric: Metric | int,
+    now: float,
+) -> PowerBounds:
+    """The reported bounds within the requested ones still in force at `now`.
+
+    Requests that ended are dropped. An empty intersection allows 0 W only.
+    """
+    in_force = [r for r in requested.get(metric, ()) if r.until > now]
+    if not in_force:
+        requested.pop(metric, None)
+        return reported
+    requested[metric] = in_force
+    lower = max(reported.inclusion_lower, *(r.lower for r in in_force))
+    upper = min(reported.inclusion_upper, *(r.upper for r in in_force))
+    if lower > upper:
+        return PowerBounds.zero()
+    return PowerBounds(lower, upper, reported.exclusion_lower, reported.exclusion_upper)
+
+
 def _fresh_bounds(
     components: dict[int, _ComponentTelemetry],
     now: float,
@@ -339,6 +375,10 @@ class TelemetryStore:
         self._last_arrival: float | None = None
         self._changes = 0
         self._histories: dict[int, SampleHistory] = {}
+        self._unheard_requests: dict[
+            int, dict[Metric | int, list[_RequestedBounds]]
+        ] = {}
+        """Bounds set on components not heard from yet (`request_bounds`)."""
 
     def now(self) -> float:
         """Return the store's monotonic time (the injected clock)."""
@@ -376,7 +416,7 @@ class TelemetryStore:
             if value_changed:
                 changed = True
                 self._show(entry, metric, value)
-            if ranges and self._record_ranges(entry, metric, ranges):
+            if ranges and self._record_ranges(entry, metric, ranges, now):
                 changed = True
         # Usually a message brings every metric the component ever sent: then the
         # oldest of its readings arrived now (`component_snapshot` needs it).
@@ -405,7 +445,8 @@ class TelemetryStore:
         new = entry is None
         if entry is None:
             entry = self._components[component_id] = _ComponentTelemetry(
-                first_arrived=now
+                first_arrived=now,
+                requested=self._unheard_requests.pop(component_id, {}),
             )
         entry.last_arrived = now
         entry.last_seen = self._wall_clock()
@@ -430,19 +471,68 @@ class TelemetryStore:
 
     @staticmethod
     def _record_ranges(
-        entry: _ComponentTelemetry, metric: Metric | int, ranges: tuple[Range, ...]
+        entry: _ComponentTelemetry,
+        metric: Metric | int,
+        ranges: tuple[Range, ...],
+        now: float,
     ) -> bool:
-        """Keep the bounds of `metric`, rebuilt only when the ranges changed; or not."""
+        """Keep the bounds of `metric`, rebuilt only when they changed; or not.
+
+        Bounds set on the component narrow what it reports while they are in
+        force (`request_bounds`).
+        """
         known = entry.bounds.get(metric)
+        changed = True
         if known is None:
-            entry.bounds[metric] = _Bounds(ranges, PowerBounds.from_ranges(ranges))
+            reported = PowerBounds.from_ranges(ranges)
+            known = entry.bounds[metric] = _Bounds(ranges, reported, reported)
         elif known.ranges != ranges:
             known.ranges = ranges
-            known.bounds = PowerBounds.from_ranges(ranges)
-        else:
+            known.reported = known.bounds = PowerBounds.from_ranges(ranges)
+        elif not entry.requested:
             return False
+        else:
+            changed = False
+        if entry.requested:
+            narrowed = _narrowed(known.reported, entry.requested, metric, now)
+            changed = changed or narrowed != known.bounds
+            known.bounds = narrowed
+        if changed:
+            entry.bounds_changed = True
+        return changed
+
+    def request_bounds(
+        self,
+        component_id: int,
+        metric: Metric | int,
+        lower: float,
+        upper: float,
+        validity_s: float,
+    ) -> None:
+        """Narrow a component's bounds at once to what was just set on it.
+
+        The microgrid applies bounds set on a component (`add_component_bounds`)
+        at once, within every other bound in force, but reports them only with
+        the component's next sample: meanwhile steering would still see the
+        wider bounds and send setpoints outside them. Until `validity_s` has
+        passed the component's bounds are therefore the reported ones within
+        these (and any others set and still in force).
+        """
+        now = self._clock()
+        request = _RequestedBounds(lower, upper, now + validity_s)
+        entry = self._components.get(component_id)
+        if entry is None:  # nothing heard yet: its first bounds will be narrowed
+            unheard = self._unheard_requests.setdefault(component_id, {})
+            unheard.setdefault(metric, []).append(request)
+            return
+        entry.requested.setdefault(metric, []).append(request)
+        known = entry.bounds.get(metric)
+        if known is None:
+            return
+        known.bounds = _narrowed(known.reported, entry.requested, metric, now)
         entry.bounds_changed = True
-        return True
+        self._changes += 1
+        entry.revision = self._changes
 
     def keep_history(
         self,
