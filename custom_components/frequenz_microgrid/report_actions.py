@@ -51,6 +51,7 @@ from .engine.hub.reports import (
     check_period,
 )
 from .engine.hub.sessions import ChargingSession
+from .identity import entry_key_of
 from .runtime import FrequenzMicrogridConfigEntry
 
 SERVICE_GET_CLUSTER_REPORT: Final = "get_cluster_report"
@@ -147,7 +148,7 @@ async def _async_export_sessions(call: ServiceCall) -> ServiceResponse:
     directory = Path(call.hass.config.path(*EXPORT_DIRECTORY))
     try:
         report, path = await call.hass.async_add_executor_job(
-            _export, request, file_format, entry.title, directory
+            _export, request, file_format, (entry.title, entry_key_of(entry)), directory
         )
     except (OSError, ValueError) as err:
         raise HomeAssistantError(
@@ -207,16 +208,27 @@ def _checked_request(
 
 
 def _export(
-    request: ReportRequest, file_format: str, title: str, directory: Path
+    request: ReportRequest,
+    file_format: str,
+    microgrid: tuple[str, str],
+    directory: Path,
 ) -> tuple[ClusterReport, Path]:
-    """Build the report, render it and write it (in the executor)."""
+    """Build the report, render it and write it (in the executor).
+
+    The file is named after the microgrid's title and id: two microgrids may
+    share a name, and one's export must not replace the other's.
+    """
     report = build_cluster_report(*request)
     if file_format == "csv":
         content = csv_bytes(session_table(report))
     else:
         content = xlsx_bytes(report_sheets(report))
     name = safe_file_name(
-        "sessions", title, _stamp(report.start), _stamp(report.end), suffix=file_format
+        "sessions",
+        *microgrid,
+        _stamp(report.start),
+        _stamp(report.end),
+        suffix=file_format,
     )
     return report, _write(directory, name, content)
 

@@ -244,6 +244,8 @@ async def test_a_simulated_visit_is_one_session_with_the_chargers_energy(
             path = Path(str(response["path"]))
             assert path.parent == tmp_path / "frequenz_microgrid" / "exports"
             assert path.suffix == f".{file_format}"
+            # Named after the microgrid's id too: two sites may share a title.
+            assert f"_{entry.unique_id}_" in path.name
             exported[file_format] = await hass.async_add_executor_job(path.read_bytes)
         rows = list(csv.DictReader(io.StringIO(exported["csv"].decode())))
         assert [row["session_id"] for row in rows] == [record["session_id"]]
