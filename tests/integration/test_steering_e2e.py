@@ -8,6 +8,7 @@ its exclusion zone). Bad input is covered in `test_actions.py`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 import math
 
@@ -314,3 +315,37 @@ async def test_unload_and_stop_release_the_components(
     if how == "unload":
         assert entry.state is ConfigEntryState.NOT_LOADED
     assert simulator.unsafe_setpoint_count == 0
+
+
+async def test_a_withdrawn_subset_leaves_the_status(hass: HomeAssistant) -> None:
+    """The status lists the sets that steer, not a subset released long ago.
+
+    `generated:10` has the battery pairs 3/4 and 7/8. After a proposal for
+    battery 4 alone is withdrawn and the whole pool proposed, inverter 3 is
+    steered by the pool's set; the subset showed its last release (3: 0 W)
+    for good (found by an oracle probe).
+    """
+    async with serving(hass, generate_scenario(10)) as sim:
+        entry = await setup_entry(hass, sim.url, unique_id="1")
+        await wait_until_working(entry, BATTERY_A, BATTERY_B)
+        subset = propose(
+            entry, "batteries", actor="b", components=[BATTERY_A], power=-3000
+        )
+        await call_action(hass, "propose_power", subset)
+        withdrawal = {"config_entry_id": entry.entry_id, "pool": "batteries"}
+        await call_action(hass, "withdraw_proposal", {**withdrawal, "actor": "b"})
+        whole = propose(entry, "batteries", actor="a", power=-6000)
+        await call_action(hass, "propose_power", whole)
+
+        async def listed_sets() -> list[list[int]]:
+            status = await call_action(
+                hass, "get_power_status", {"config_entry_id": entry.entry_id}
+            )
+            sets = status["pools"]["batteries"]["component_sets"]
+            return [component_set["components"] for component_set in sets]
+
+        for _ in range(30):
+            if await listed_sets() == [[BATTERY_A, BATTERY_B]]:
+                break
+            await asyncio.sleep(0.1)
+        assert await listed_sets() == [[BATTERY_A, BATTERY_B]]

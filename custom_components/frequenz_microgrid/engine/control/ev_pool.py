@@ -192,6 +192,10 @@ class EvPoolSteering(PoolSteering):
         """The sets with system bounds: the base ones and this tick's partition."""
         return sorted(set(super().component_sets()) | set(self.partition()), key=sorted)
 
+    def _sets_in_use(self) -> set[ComponentSet]:
+        """The base ones and this tick's partition (the chargers nobody asked for)."""
+        return super()._sets_in_use() | set(self.partition())
+
     def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
         """The working chargers' bounds (chargers with an EV), `ev_pool_bounds`."""
         working = self.context.health.working(component_ids, now)

@@ -163,11 +163,31 @@ class PoolSteering(ABC):
         return sorted(sets, key=sorted)
 
     def update_system_bounds(self, now: float) -> None:
-        """Tell the power manager what each set's working components allow now."""
+        """Tell the power manager what each set's working components allow now.
+
+        A set out of use (no proposal, no setpoint standing: released) is
+        forgotten instead, so the status lists only sets that steer something
+        (a subset whose proposal was withdrawn showed its last release for good,
+        beside the set its components were steered by since).
+        """
+        in_use = self._sets_in_use()
         for component_ids in self.component_sets():
+            if component_ids not in in_use:
+                self.manager.forget(component_ids)
+                continue
             self.manager.set_system_bounds(
                 component_ids, self.system_bounds(component_ids, now)
             )
+
+    def _sets_in_use(self) -> set[ComponentSet]:
+        """The pool's whole set, the sets with proposals and those holding setpoints."""
+        in_use = {
+            ids for ids in self.manager.component_sets() if self.manager.proposals(ids)
+        }
+        in_use.update(self._sent)
+        if self.component_ids:
+            in_use.add(self.component_ids)
+        return in_use
 
     def forget(self, component_ids: Collection[int]) -> None:
         """Forget that these components hold a setpoint (e.g. its refresh failed)."""

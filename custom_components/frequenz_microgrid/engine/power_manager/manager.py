@@ -211,6 +211,20 @@ class PowerManager:
         self._system_bounds[component_ids] = bounds
         return self._recalculate(component_ids)
 
+    def forget(self, component_ids: frozenset[int]) -> None:
+        """Forget a set without proposals: its system bounds, target and result.
+
+        For a set its pool no longer steers (released): kept, it would stay in
+        the status for good, with a last result its components have long left.
+        A set with proposals is kept.
+        """
+        if component_ids in self._books:
+            return
+        self._system_bounds.pop(component_ids, None)
+        self._targets.pop(component_ids, None)
+        self._results.pop(component_ids, None)
+        self._in_partial_failure.discard(component_ids)
+
     def record_result(
         self, result: Result, component_ids: frozenset[int] | None = None
     ) -> float | None:
