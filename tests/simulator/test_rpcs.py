@@ -346,6 +346,28 @@ async def test_augmented_bounds_narrow_for_their_lifetime(
         )
 
 
+async def test_a_batterys_new_bounds_hold_for_its_inverter_at_once(
+    sim: MicrogridSimulator, client: MicrogridApiClient
+) -> None:
+    """No leniency for the inverter's older, wider bounds once its battery's narrow.
+
+    The leniency for the bounds of the last advance is kept per inverter; bounds
+    set on the battery dropped it under the battery's id, so a setpoint far
+    outside them passed uncounted for the rest of the tick (oracle probe).
+    """
+    sim.tick()  # an advance: its inverter's bounds are remembered
+    await client.add_component_bounds(
+        ComponentId(BATTERY),
+        Metric.DC_POWER,
+        [Bounds(lower=-2000.0, upper=2000.0)],
+        validity=None,
+    )
+    before = sim.unsafe_setpoint_count
+    with pytest.raises(OperationOutOfRange):
+        await client.set_component_power_active(ComponentId(BATTERY_INVERTER), 4000.0)
+    assert sim.unsafe_setpoint_count == before + 1
+
+
 async def test_start_standby_stop(
     sim: MicrogridSimulator, client: MicrogridApiClient
 ) -> None:

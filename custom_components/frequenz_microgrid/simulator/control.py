@@ -232,8 +232,13 @@ class PowerControl:
         self._model.augment_bounds(
             component_id, PowerBounds.from_ranges(ranges), lifetime, now_s
         )
-        # The client asked for narrower bounds: no leniency for older, wider ones.
-        self._previous_bounds.pop(component_id, None)
+        # The client asked for narrower bounds: no leniency for older, wider ones
+        # (kept per inverter: a battery's bounds narrow its inverter's setpoints).
+        for inverter_id in list(self._previous_bounds):
+            if inverter_id == component_id or component_id in self._model.children(
+                inverter_id
+            ):
+                del self._previous_bounds[inverter_id]
         return lifetime
 
     def set_operation(self, component_id: int, operation: Operation) -> None:
