@@ -226,7 +226,10 @@ async def apply_command(sim: MicrogridSimulator, line: str) -> str:
             await sim.end_all_streams()
             return f"ended {count} telemetry streams"
         case ["restart"]:
-            await sim.restart()
+            try:
+                await sim.restart()
+            except OSError as err:  # the port was taken while it was closed
+                return f"error: {err.strerror or err}; stopped (`restart` tries again)"
             return f"restarted on {sim.url}"
         case ["plug", charger_id, *rest] if len(rest) <= 2:
             soc = float(rest[0]) if rest else EvSpec().soc_pct
@@ -263,7 +266,13 @@ async def run(args: argparse.Namespace) -> None:
     for spec in args.fault:
         component_id, _, fault = spec.partition(":")
         sim.inject_fault(int(component_id), Fault.parse(fault))
-    await sim.start(args.host, args.port)
+    try:
+        await sim.start(args.host, args.port)
+    except OSError as err:
+        raise SystemExit(
+            f"error: {err.strerror or err}; choose another port with --port "
+            "(0 picks a free one)"
+        ) from None
     # A standalone simulator's heap is built by now and lives as long as the
     # process: keep the garbage collector from rescanning it in every full
     # collection (≈150 ms with 400 components, during which setpoints wait).

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import contextlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+import errno
 import logging
+import socket
 from typing import Any
 
 from frequenz.client.base.conversion import to_timestamp
@@ -100,12 +102,21 @@ class MicrogridSimulator:
         """Serve on `host:port` (0 picks a free port); return the bound port."""
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
-        server = grpc.aio.server(interceptors=(_CredentialCheck(self),))
+        server = grpc.aio.server(
+            interceptors=(_CredentialCheck(self),),
+            # gRPC lets a second server bind a port that is taken (SO_REUSEPORT);
+            # its clients would then reach either simulator. Off: a taken port
+            # fails. A restart on our own port still binds: stop closed it.
+            options=(("grpc.so_reuseport", 0),),
+        )
         server.add_generic_rpc_handlers((self._service.generic_handler(),))
         self._assets_service.add_to(server)
-        bound = server.add_insecure_port(f"{host}:{port}")
+        try:
+            bound = server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:  # gRPC's "Failed to bind to address"
+            bound = 0
         if bound == 0:
-            raise OSError(f"cannot listen on {host}:{port}")
+            raise _bind_error(host, port)
         await server.start()
         self._server = server
         self._host, self._port = host, bound
@@ -464,6 +475,32 @@ async def running_simulator(
         yield simulator
     finally:
         await simulator.stop()
+
+
+def _bind_error(host: str, port: int) -> OSError:
+    """Why gRPC could not listen on `host:port`, as the operating system says it.
+
+    gRPC only reports that binding failed; a plain bind of the same address
+    (without port sharing, as the simulator's server) tells why.
+    """
+    where = f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as err:
+        return OSError(err.errno, f"cannot listen on {where}: {err.strerror}")
+    for family, kind, proto, _, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as err:
+            reason = err.strerror or str(err)
+            if err.errno == errno.EADDRINUSE:
+                reason += f" (another simulator or program is using port {port})"
+            return OSError(err.errno, f"cannot listen on {where}: {reason}")
+    return OSError(f"cannot listen on {where}")
 
 
 def _serves_a_call(task: asyncio.Task[object]) -> bool:

@@ -1,0 +1,1 @@
+"""Tests: the development scripts (scripts/develop and its helpers)."""
