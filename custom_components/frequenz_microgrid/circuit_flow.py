@@ -37,6 +37,7 @@ from homeassistant.helpers.selector import (
 from homeassistant.util import slugify
 import probatio as vol
 
+from .const import LOGGER
 from .engine.graph import Topology
 from .engine.hub.circuits import ROOT_CIRCUIT_ID, Circuit
 
@@ -52,13 +53,28 @@ MAX_FUSE_A = 10_000
 MAX_POWER_LIMIT_KW = 100_000
 
 
-def user_circuits(entry: ConfigEntry[Any]) -> list[Circuit]:
-    """The circuits the entry's ``circuit`` subentries define, in creation order."""
+def user_circuits(entry: ConfigEntry[Any], *, log: bool = True) -> list[Circuit]:
+    """The circuits the entry's ``circuit`` subentries define, in creation order.
+
+    A subentry whose data does not read (edited by hand: no id, a fuse that is
+    not a positive number) defines no circuit: it is skipped, logged as an
+    error (`log`), so the entry still sets up; reconfiguring it repairs it.
+    """
     circuits: list[Circuit] = []
     for subentry in entry.subentries.values():
         if subentry.subentry_type != SUBENTRY_CIRCUIT:
             continue
-        circuits.append(circuit_of(subentry))
+        try:
+            circuits.append(circuit_of(subentry))
+        except (KeyError, TypeError, ValueError, OverflowError) as err:
+            if log:
+                LOGGER.error(
+                    "The circuit %r of %s is damaged and not steered: %s. "
+                    "Reconfigure it (or delete and add it again) to repair it",
+                    subentry.title,
+                    entry.title,
+                    err,
+                )
     return circuits
 
 
@@ -66,35 +82,64 @@ def circuit_subentries(entry: ConfigEntry[Any]) -> dict[str, str]:
     """The id of the subentry defining each user-defined circuit, by circuit id.
 
     A circuit's device and entities belong to its subentry, so Home Assistant
-    lists them with it and removes them with it.
+    lists them with it and removes them with it. A damaged subentry
+    (`user_circuits`) defines none.
     """
-    return {
-        str(subentry.data[CONF_CIRCUIT_ID]): subentry.subentry_id
-        for subentry in entry.subentries.values()
-        if subentry.subentry_type == SUBENTRY_CIRCUIT
-    }
+    found: dict[str, str] = {}
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type != SUBENTRY_CIRCUIT:
+            continue
+        try:
+            circuit = circuit_of(subentry)
+        except KeyError, TypeError, ValueError, OverflowError:
+            continue  # logged by `user_circuits`
+        found[circuit.circuit_id] = subentry.subentry_id
+    return found
 
 
 def circuit_of(subentry: ConfigSubentry) -> Circuit:
-    """The circuit one subentry defines."""
+    """The circuit one subentry defines.
+
+    Raises:
+        KeyError, TypeError, ValueError: the data does not define one (no id;
+            a charger, meter, fuse or limit that is not a number; a fuse or
+            limit that is negative or not finite).
+    """
     data = subentry.data
-    fuse = data.get(CONF_FUSE_A)
-    power_kw = data.get(CONF_POWER_LIMIT_KW)
+    fuse = _limit(data.get(CONF_FUSE_A), CONF_FUSE_A)
+    power_kw = _limit(data.get(CONF_POWER_LIMIT_KW), CONF_POWER_LIMIT_KW)
     meter = data.get(CONF_METER)
+    circuit_id = data[CONF_CIRCUIT_ID]
+    if isinstance(circuit_id, bool) or not isinstance(circuit_id, str | int):
+        raise TypeError(f"circuit id {circuit_id!r} is not a name")
+    if not str(circuit_id):
+        raise ValueError("the circuit id is empty")
     return Circuit(
-        circuit_id=str(data[CONF_CIRCUIT_ID]),
+        circuit_id=str(circuit_id),
         name=subentry.title,
-        charger_ids=frozenset(int(c) for c in data.get(CONF_CHARGERS, [])),
-        phase_limit_a=None if fuse is None else float(fuse),
-        power_limit_w=None if power_kw is None else float(power_kw) * 1000.0,
+        charger_ids=frozenset(int(c) for c in data.get(CONF_CHARGERS) or []),
+        phase_limit_a=fuse,
+        power_limit_w=None if power_kw is None else power_kw * 1000.0,
         meter_id=None if meter is None else int(meter),
         origin="user",
     )
 
 
+def _limit(value: Any, key: str) -> float | None:
+    """A stored fuse or limit: `None`, or a finite number ≥ 0 (else raise)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{key} {value!r} is not a number")
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{key} {value!r} is not a positive number")
+    return number
+
+
 def circuits_fingerprint(entry: ConfigEntry[Any]) -> tuple[Circuit, ...]:
     """What the steering was built from: reload when this changes."""
-    return tuple(user_circuits(entry))
+    return tuple(user_circuits(entry, log=False))
 
 
 def _options(topology: Topology, ids: frozenset[int]) -> list[SelectOptionDict]:
@@ -148,7 +193,7 @@ class CircuitSubentryFlow(ConfigSubentryFlow):
         topology: Topology = entry.runtime_data.engine.topology
         if not topology.ev_charger_ids:
             return self.async_abort(reason="no_chargers")
-        own_id = None if subentry is None else str(subentry.data[CONF_CIRCUIT_ID])
+        own_id = None if subentry is None else _own_id(subentry)
         errors: dict[str, str] = {}
         if user_input is not None:
             errors = _errors(entry, topology, user_input, own_id)
@@ -157,7 +202,12 @@ class CircuitSubentryFlow(ConfigSubentryFlow):
                     entry,
                     subentry,
                     title=str(user_input[CONF_NAME]).strip(),
-                    data=_data(user_input, str(own_id)),
+                    data=_data(
+                        user_input,
+                        own_id
+                        if own_id is not None
+                        else _new_circuit_id(entry, str(user_input[CONF_NAME])),
+                    ),
                 )
             if not errors:
                 circuit_id = _new_circuit_id(entry, str(user_input[CONF_NAME]))
@@ -194,16 +244,26 @@ class CircuitSubentryFlow(ConfigSubentryFlow):
         )
 
 
+def _own_id(subentry: ConfigSubentry) -> str | None:
+    """The id of a circuit being changed; `None` if its data lost it (a new one)."""
+    circuit_id = subentry.data.get(CONF_CIRCUIT_ID)
+    if isinstance(circuit_id, bool) or not isinstance(circuit_id, str | int):
+        return None
+    return str(circuit_id) or None
+
+
 def _form_values(subentry: ConfigSubentry) -> dict[str, Any]:
-    """A stored circuit as the form shows it (empty fields left out)."""
+    """A stored circuit as the form shows it (empty or damaged fields left out)."""
     data = subentry.data
+    chargers = data.get(CONF_CHARGERS)
     values: dict[str, Any] = {
         CONF_NAME: subentry.title,
-        CONF_CHARGERS: [str(c) for c in data.get(CONF_CHARGERS, [])],
+        CONF_CHARGERS: [str(c) for c in chargers] if isinstance(chargers, list) else [],
     }
     for key in (CONF_FUSE_A, CONF_POWER_LIMIT_KW):
-        if data.get(key) is not None:
-            values[key] = data[key]
+        value = data.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values[key] = value
     if data.get(CONF_METER) is not None:
         values[CONF_METER] = str(data[CONF_METER])
     return values
@@ -224,7 +284,11 @@ def _errors(
     name = str(user_input.get(CONF_NAME, "")).strip()
     circuit_id = slugify(name)
     taken = {ROOT_CIRCUIT_ID} | {f"meter_{m}" for m in topology.meter_ids}
-    taken |= {slugify(c.name) for c in user_circuits(entry) if c.circuit_id != own_id}
+    taken |= {
+        slugify(subentry.title)
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_CIRCUIT and _own_id(subentry) != own_id
+    }
     if not any(character.isalnum() for character in name):
         errors[CONF_NAME] = "invalid_name"  # slugify would make it "unknown"
     elif circuit_id in taken:
@@ -252,7 +316,11 @@ def _new_circuit_id(entry: ConfigEntry[Any], name: str) -> str:
     "Garage" renamed "Shed" keeps ``garage``, and a new "Garage" is ``garage_2``.
     """
     topology: Topology = entry.runtime_data.engine.topology
-    ids = {c.circuit_id for c in user_circuits(entry)} | {ROOT_CIRCUIT_ID}
+    ids = {
+        _own_id(subentry)
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_CIRCUIT
+    } | {ROOT_CIRCUIT_ID}  # damaged circuits too: repaired, they keep theirs
     ids |= {f"meter_{m}" for m in topology.meter_ids}  # the feeders' circuits
     base = slugify(name)
     return next(

@@ -20,6 +20,7 @@ from homeassistant.helpers.storage import Store
 from .const import DOMAIN
 from .engine.hub.envelope import InvalidEnvelopeError, LimitEnvelope
 from .engine.hub.limits import CircuitLimits
+from .stored_data import async_load_stored
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,14 +38,14 @@ class CircuitLimitsStore:
 
     async def async_restore(self, limits: CircuitLimits) -> None:
         """Set the stored envelopes on `limits`, pruned to now."""
-        data = await self._store.async_load()
+        data = await async_load_stored(self._store, "circuit power limits")
         if not data:
             return
-        envelopes = data.get("envelopes") if isinstance(data, dict) else None
+        envelopes = data.get("envelopes")
         if not isinstance(envelopes, dict):
             # A damaged file must not keep the microgrid from loading.
-            if envelopes is not None or not isinstance(data, dict):
-                _LOGGER.warning("Ignoring damaged stored power limits: %r", data)
+            if envelopes is not None:
+                _LOGGER.warning("Ignoring damaged stored power limits: %.200r", data)
             return
         now = time.time()
         dropped = False

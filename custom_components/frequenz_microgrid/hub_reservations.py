@@ -41,6 +41,7 @@ from .engine.hub.reservations import (
 )
 from .engine.hub.sessions import ChargingSession, SessionChange, SessionChangeKind
 from .engine.hub.targets import TargetGuarantee
+from .stored_data import async_load_stored
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -143,21 +144,27 @@ class HubReservations:
         self.topology = topology
 
     async def async_load(self) -> None:
-        """Put the stored bookings back (ended ones and damaged files are dropped)."""
-        data = await self._store.async_load()
+        """Put the stored bookings back (ended ones and damaged records are dropped).
+
+        Every record that reads is kept: a damaged one is logged and costs only
+        itself.
+        """
+        data = await async_load_stored(self._store, "reservations")
         if not data:
             return
-        try:
-            stored = [Reservation.from_dict(item) for item in data["reservations"]]
-        except (AttributeError, KeyError, TypeError, ValueError) as err:
-            # A damaged file must not keep the microgrid from loading.
-            _LOGGER.warning("Ignoring damaged reservations: %s", err)
-            return
-        try:
-            history = [Released.from_dict(item) for item in data.get("history", [])]
-        except (AttributeError, KeyError, TypeError, ValueError) as err:
-            _LOGGER.warning("Ignoring damaged reservation history: %s", err)
-            history = []
+        repaired: list[str] = []
+        stored = _records(
+            data, "reservations", lambda row: Reservation.from_dict(row, repaired)
+        )
+        history = _records(
+            data, "history", lambda row: Released.from_dict(row, repaired)
+        )
+        if repaired:
+            _LOGGER.warning(
+                "Dropped %d damaged value(s) of stored reservations: %s",
+                len(repaired),
+                "; ".join(repaired[:5]),
+            )
         self.book.restore_history(history)  # before: bookings that ended meanwhile
         skipped = self.book.restore(stored)  # join the history after it
         if skipped:
@@ -313,6 +320,27 @@ class HubReservations:
             "reservations": [r.as_dict() for r in self.book],
             "history": [released.as_dict() for released in self.book.history],
         }
+
+
+def _records[T](
+    data: Mapping[str, Any], key: str, parse: Callable[[Mapping[str, Any]], T]
+) -> list[T]:
+    """Every stored record under `key` that reads; a damaged one is logged."""
+    rows = data.get(key)
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        _LOGGER.warning("Ignoring the damaged stored %s: %.80r", key, rows)
+        return []
+    records: list[T] = []
+    for row in rows:
+        try:
+            records.append(parse(row))
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as err:
+            _LOGGER.warning(
+                "Ignoring a damaged stored record of the %s %.120r: %s", key, row, err
+            )
+    return records
 
 
 def iso(timestamp: float) -> str:

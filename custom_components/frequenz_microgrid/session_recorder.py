@@ -26,6 +26,7 @@ from homeassistant.helpers.storage import Store
 from .const import DOMAIN, LOGGER
 from .engine.hub.sessions import ChargingSession, SessionChange, SessionTracker
 from .engine.snapshot import MicrogridSnapshot
+from .stored_data import async_load_stored
 
 STORAGE_VERSION: Final = 1
 SAVE_ON_CHANGE_DELAY_S: Final = 1.0
@@ -58,16 +59,27 @@ class SessionRecorder:
         self._following = False
 
     async def async_load(self) -> None:
-        """Restore the stored sessions (malformed ones are logged and skipped)."""
-        data = await self._store.async_load()
+        """Restore the stored sessions (malformed ones are logged and skipped).
+
+        A damaged optional field (target, booking, counter baseline) costs only
+        itself: the session is kept without it.
+        """
+        data = await async_load_stored(self._store, "charging sessions")
         if not data:
             return
-        problems = self.tracker.restore(data)
+        repaired: list[str] = []
+        problems = self.tracker.restore(data, repaired=repaired)
         if problems:
             LOGGER.warning(
                 "Skipped %d stored charging session(s): %s",
                 len(problems),
                 "; ".join(problems[:5]),
+            )
+        if repaired:
+            LOGGER.warning(
+                "Dropped %d damaged field(s) of stored charging sessions: %s",
+                len(repaired),
+                "; ".join(repaired[:5]),
             )
 
     @callback

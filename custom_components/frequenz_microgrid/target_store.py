@@ -42,6 +42,7 @@ from .engine.hub.targets import (
     TargetGuarantee,
 )
 from .hub_reservations import rated_charge_powers_w
+from .stored_data import async_load_stored
 
 if TYPE_CHECKING:
     from .coordinator import MicrogridCoordinator
@@ -98,18 +99,26 @@ class HubTargets:
 
     async def async_load(self) -> None:
         """Put the stored targets back (a damaged record is logged and dropped)."""
-        data = await self._store.async_load()
+        data = await async_load_stored(self._store, "charging targets")
         if not data:
             return
         records = data.get("targets")
         if not isinstance(records, list):
-            _LOGGER.warning("Ignoring damaged charging targets")
+            _LOGGER.warning("Ignoring damaged charging targets: %.80r", records)
             return
         for record in records:
             try:
                 self.targets.restore(ChargingTarget.from_dict(record))
-            except (AttributeError, KeyError, TypeError, ValueError) as err:
-                _LOGGER.warning("Ignoring a damaged charging target: %s", err)
+            except (
+                AttributeError,
+                KeyError,
+                TypeError,
+                ValueError,
+                OverflowError,
+            ) as err:
+                _LOGGER.warning(
+                    "Ignoring a damaged charging target %.120r: %s", record, err
+                )
 
     def follow(
         self, coordinator: MicrogridCoordinator

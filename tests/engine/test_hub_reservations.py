@@ -565,3 +565,29 @@ def test_new_chargers_are_bookable_and_a_gone_one_takes_its_bookings() -> None:
     changes.clear()
     assert book.follow_chargers(charger_capacities({1: 11_000.0, 3: 7_000.0})) == []
     assert changes == []
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        {"energy_kwh": "nan", "guaranteed_kwh": "inf", "max_kwh": -1.0},
+        {"energy_kwh": -3, "guaranteed_kwh": "x", "max_kwh": "nan"},
+    ],
+)
+def test_a_stored_number_no_booking_can_have_is_dropped_not_the_booking(
+    damaged: dict[str, object],
+) -> None:
+    stored = {"id": "b", "charger": 1, "start": NOW + HOUR, "end": NOW + 2 * HOUR}
+    repaired: list[str] = []
+    reservation = Reservation.from_dict({**stored, **damaged}, repaired)
+    assert reservation.energy_kwh is None  # as much as it gets
+    assert (reservation.guaranteed_kwh, reservation.max_kwh) == (0.0, 0.0)
+    assert len(repaired) == 3
+    assert all(note.startswith("b: ") for note in repaired)
+    book = book_of(clock=Clock())
+    assert book.restore([reservation]) == []
+    assert book.get("b") is not None
+    # A sound record is read as it was written, with nothing noted.
+    good = Reservation.from_dict({**stored, "energy_kwh": 0.0}, repaired := [])
+    assert good.energy_kwh == 0.0
+    assert repaired == []

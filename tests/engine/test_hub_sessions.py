@@ -381,3 +381,84 @@ def test_occupancy_counts_chargers_with_an_ev_plugged_in() -> None:
     tracker.update(snap(0, charger(6), charger(7, UNPLUGGED), charger(8)))
     occupancy = actual_occupation(tracker)
     assert (occupancy.occupied, occupancy.free, occupancy.total) == (2, 1, 3)
+
+
+STORED = {
+    "charger_id": 6,
+    "started_at": "2026-12-04T08:00:00+00:00",
+    "ended_at": "2026-12-04T09:00:00+00:00",
+    "solar_wh": 0.0,
+    "battery_wh": 0.0,
+    "grid_wh": 6000.0,
+    "peak_power_w": 7360.0,
+    "counter": {"total_wh": 6000.0, "last_reading_wh": 91000.0},
+}
+
+
+@pytest.mark.parametrize(
+    ("damaged", "field"),
+    [
+        ({"counter": "x"}, "counter"),
+        ({"counter": [1]}, "counter"),
+        ({"target_energy_wh": "abc"}, "target_energy_wh"),
+        ({"target_energy_wh": -1}, "target_energy_wh"),
+        ({"target_time": 5}, "target_time"),
+        ({"target_time": "soon"}, "target_time"),
+        ({"booking_id": ["b1"]}, "booking_id"),
+        ({"booking_id": 1.5}, "booking_id"),
+    ],
+)
+def test_a_damaged_optional_field_costs_only_itself(
+    damaged: dict[str, object], field: str
+) -> None:
+    tracker = SessionTracker([6])
+    repaired: list[str] = []
+    assert tracker.restore({"ended": [{**STORED, **damaged}]}, repaired=repaired) == []
+    [session] = tracker.ended
+    assert session.energy_wh == pytest.approx(6000.0)
+    record = session.record(T0)  # what events and reports show: no exception
+    assert record["target_energy_kwh"] is None
+    assert record["target_time"] is None
+    assert record["booking_id"] is None
+    [note] = repaired
+    assert note.startswith(f"6-{int(T0.timestamp())}: {field} ")
+
+
+def test_stored_fields_that_read_are_kept() -> None:
+    """A booking id stored as a number is its digits; the rest as written."""
+    tracker = SessionTracker([6])
+    stored = {
+        **STORED,
+        "target_energy_wh": 5000,
+        "target_time": "2026-12-04T10:00:00",
+        "booking_id": 42,
+    }
+    repaired: list[str] = []
+    assert tracker.restore({"ended": [stored]}, repaired=repaired) == []
+    [session] = tracker.ended
+    assert (session.target_energy_wh, session.booking_id) == (5000.0, "42")
+    assert session.target_time == T0 + timedelta(hours=2)
+    assert session.counter.last_reading_wh == 91000.0
+    assert repaired == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [["x"], "oops", {"open": None, "ended": 5}, {"ended": 5}],
+)
+def test_stored_sessions_of_the_wrong_shape_are_skipped_not_fatal(
+    data: object,
+) -> None:
+    tracker = SessionTracker([6])
+    problems = tracker.restore(data)
+    assert problems
+    assert not tracker.ended
+    assert not tracker.open
+
+
+def test_one_damaged_session_costs_only_itself() -> None:
+    tracker = SessionTracker([6])
+    damaged = [{**STORED, "grid_wh": "x"}, 5, {**STORED, "counter": "x"}]
+    problems = tracker.restore({"ended": [*damaged, STORED]})
+    assert len(problems) == 2
+    assert [s.energy_wh for s in tracker.ended] == [pytest.approx(6000.0)] * 2

@@ -819,3 +819,28 @@ def test_the_plans_unmet_energy_is_never_more_than_what_is_left() -> None:
     assert met is not None
     assert met.unmet_wh == 0.0
     assert not met.at_risk
+
+
+@pytest.mark.parametrize(
+    ("stored", "problem"),
+    [
+        ({"energy_wh": None}, TargetProblem.NO_AMOUNT),
+        ({"energy_wh": "nan"}, TargetProblem.NOT_FINITE),
+        ({"energy_wh": -5}, TargetProblem.ENERGY_NOT_POSITIVE),
+        ({"soc_pct": 50}, TargetProblem.BOTH_AMOUNTS),
+        ({"energy_wh": None, "soc_pct": 80}, TargetProblem.SOC_NOT_REPORTED),
+    ],
+)
+def test_a_stored_target_without_one_valid_amount_is_refused(
+    stored: dict[str, object], problem: TargetProblem
+) -> None:
+    """What `validate_target` refuses (bar the time) never comes back from a file."""
+    targets = ChargingTargets(frozenset({1}), clock=Clock())
+    record = {**target(kwh=10.0).as_dict(), **stored}
+    with pytest.raises(InvalidTargetError) as refused:
+        targets.restore(ChargingTarget.from_dict(record))
+    assert refused.value.problem is problem
+    assert targets.targets() == {}
+    # A past departure is no damage: the table ends such a target itself.
+    targets.restore(target(hours=-1.0))
+    assert targets.get(1) is not None

@@ -421,19 +421,29 @@ async def test_modes_and_hub_settings_are_kept_across_a_restart(
 
 
 @pytest.mark.parametrize(
-    "stored",
+    ("stored", "garage"),
     [
-        {"chargers": {"6": {"mode": "warp"}}},
-        {"boost_s": "nan"},
-        {"battery_for_evs": {"floor_soc_pct": 250}},
-        {"chargers": "oops"},
-        {"solar_delays_s": {"start": -1}},
-        {"chargers": {"6": "off"}},
-        {"chargers": {"6": {"mode": "off"}, "7": {"mode": "warp"}}},
+        ({"chargers": {"6": {"mode": "warp"}}}, ChargerMode.FAST),
+        ({"boost_s": "nan"}, ChargerMode.FAST),
+        ({"battery_for_evs": {"floor_soc_pct": 250}}, ChargerMode.FAST),
+        ({"chargers": "oops"}, ChargerMode.FAST),
+        ({"solar_delays_s": {"start": -1}}, ChargerMode.FAST),
+        ({"chargers": {"6": "off"}}, ChargerMode.FAST),
+        (
+            {
+                "chargers": {"6": {"mode": "off"}, "7": {"mode": "warp"}},
+                "boost_s": "nan",
+                "battery_for_evs": {"floor_soc_pct": 250},
+            },
+            ChargerMode.OFF,
+        ),
     ],
 )
 async def test_damaged_hub_settings_leave_the_defaults_and_the_entry_loads(
-    hass: HomeAssistant, hass_storage: dict[str, Any], stored: dict[str, Any]
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    stored: dict[str, Any],
+    garage: ChargerMode,
 ) -> None:
     async with serving(hass, scenario_from_dict(home_without_arrivals())) as sim:
         entry = microgrid_entry(sim.url, unique_id=str(sim.scenario.microgrid_id))
@@ -449,8 +459,10 @@ async def test_damaged_hub_settings_leave_the_defaults_and_the_entry_loads(
 
         loaded = cast(FrequenzMicrogridConfigEntry, entry)
         controller = loaded.runtime_data.engine.controller
-        # All or nothing: a damaged part keeps the good parts from half-applying.
-        assert controller.charger_modes.mode(GARAGE_WALLBOX) is ChargerMode.FAST
+        # Each setting and each charger on its own: a damaged one keeps its
+        # default, the good ones apply (a charger set to off stays off).
+        assert controller.charger_modes.mode(GARAGE_WALLBOX) is garage
+        assert controller.charger_modes.mode(DRIVEWAY_WALLBOX) is ChargerMode.FAST
         assert controller.charger_modes.default_boost_s == 3600.0
         assert controller.battery_for_evs.floor_soc_pct == 0.0
 

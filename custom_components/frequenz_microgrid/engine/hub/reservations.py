@@ -171,22 +171,50 @@ class Reservation:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Reservation:
-        """The reservation `as_dict` wrote (raises on a damaged record)."""
-        energy = data.get("energy_kwh")
+    def from_dict(
+        cls, data: Mapping[str, Any], repaired: list[str] | None = None
+    ) -> Reservation:
+        """The reservation `as_dict` wrote (raises on a damaged record).
+
+        Damaged: no id, charger, start or end that reads. A stored number no
+        booking can have (an energy that is not finite or negative, a
+        guarantee, maximum or creation time that is not finite or negative)
+        is dropped instead: the energy becomes `None` (as much as it gets, the
+        period stays booked), the others their default; each is noted in
+        `repaired`.
+        """
+        notes: list[str] = []
         vehicle = data.get("vehicle")
-        return cls(
+        reservation = cls(
             reservation_id=str(data["id"]),
             charger_id=int(data["charger"]),
             start=float(data["start"]),
             end=float(data["end"]),
-            energy_kwh=None if energy is None else float(energy),
+            energy_kwh=_stored_amount(data, "energy_kwh", notes),
             vehicle=None if vehicle is None else str(vehicle),
-            guaranteed_kwh=float(data.get("guaranteed_kwh", 0.0)),
-            max_kwh=float(data.get("max_kwh", 0.0)),
-            created=float(data.get("created", 0.0)),
+            guaranteed_kwh=_stored_amount(data, "guaranteed_kwh", notes) or 0.0,
+            max_kwh=_stored_amount(data, "max_kwh", notes) or 0.0,
+            created=_stored_amount(data, "created", notes) or 0.0,
             claimed=bool(data.get("claimed", False)),
         )
+        if repaired is not None:
+            repaired.extend(f"{reservation.reservation_id}: {n}" for n in notes)
+        return reservation
+
+
+def _stored_amount(data: Mapping[str, Any], key: str, notes: list[str]) -> float | None:
+    """A stored finite, non-negative number; `None` if absent or not one (noted)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except TypeError, ValueError:
+        number = math.nan
+    if math.isfinite(number) and number >= 0.0:
+        return number
+    notes.append(f"{key} {value!r:.40} dropped")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +234,15 @@ class Released:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Released:
-        """The released booking `as_dict` wrote (raises on a damaged record)."""
+    def from_dict(
+        cls, data: Mapping[str, Any], repaired: list[str] | None = None
+    ) -> Released:
+        """The released booking `as_dict` wrote (raises on a damaged record).
+
+        `repaired`: as for `Reservation.from_dict`.
+        """
         return cls(
-            Reservation.from_dict(data),
+            Reservation.from_dict(data, repaired),
             float(data["released_at"]),
             ReleaseReason(data["reason"]),
         )

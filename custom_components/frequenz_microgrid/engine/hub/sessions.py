@@ -31,7 +31,7 @@ and booking is left in `target_energy_wh`, `target_time` and `booking_id`.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 import enum
@@ -210,8 +210,19 @@ class ChargingSession:
         }
 
     @classmethod
-    def from_stored(cls, data: Mapping[str, Any]) -> ChargingSession:
-        """Rebuild a stored session; raise `ValueError` on a malformed one."""
+    def from_stored(
+        cls, data: object, repaired: list[str] | None = None
+    ) -> ChargingSession:
+        """Rebuild a stored session; raise `ValueError` on a malformed one.
+
+        Malformed: not a mapping, or a damaged start, charger, energy, peak
+        power or profile. A damaged optional field (the counter baseline, the
+        target, the booking) costs only itself: it is dropped (the counter then
+        starts from the next reading) and noted in `repaired`.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"malformed session: {data!r:.80}")
+        notes: list[str] = []
         try:
             started_at = _time(data["started_at"])
             if started_at is None:
@@ -235,17 +246,19 @@ class ChargingSession:
                     for row in data.get("profile", [])
                 },
                 profile_slot_s=int(data.get("profile_slot_s", PROFILE_SLOT_S)),
-                counter=EnergyTotal.from_dict(data.get("counter") or {}),
-                target_energy_wh=data.get("target_energy_wh"),
-                target_time=_time(data.get("target_time")),
-                booking_id=data.get("booking_id"),
+                counter=_optional(data, "counter", _counter, notes) or EnergyTotal(),
+                target_energy_wh=_optional(data, "target_energy_wh", _energy, notes),
+                target_time=_optional(data, "target_time", _time, notes),
+                booking_id=_optional(data, "booking_id", _booking_id, notes),
             )
-        except (KeyError, TypeError, IndexError) as err:
+        except (KeyError, TypeError, IndexError, OverflowError) as err:
             raise ValueError(f"malformed session: {err!r}") from err
         if session.profile_slot_s <= 0:
             raise ValueError(f"malformed profile slot: {session.profile_slot_s}")
         if session.counter.total_wh is None:
             session.counter.total_wh = 0.0
+        if repaired is not None:
+            repaired.extend(f"{session.session_id}: {note}" for note in notes)
         return session
 
 
@@ -349,18 +362,29 @@ class SessionTracker:
             "open": [session.as_stored() for session in self.open.values()],
         }
 
-    def restore(self, data: Mapping[str, Any]) -> list[str]:
-        """Load stored sessions; return why any were skipped (malformed).
+    def restore(self, data: object, *, repaired: list[str] | None = None) -> list[str]:
+        """Load stored sessions (`as_stored`); return why any were skipped (malformed).
 
-        Open sessions of chargers that are no longer in the microgrid end at the
-        last time they were seen plugged in; the others stay open until their
-        charger is heard again (continued if still plugged in).
+        Every session that reads is kept, whatever its neighbours are. A
+        session kept without a damaged optional field is noted in `repaired`
+        (`ChargingSession.from_stored`). Open sessions of chargers that are no
+        longer in the microgrid end at the last time they were seen plugged in;
+        the others stay open until their charger is heard again (continued if
+        still plugged in).
         """
+        if not isinstance(data, Mapping):
+            return [f"not a mapping of sessions: {data!r:.80}"]
         problems: list[str] = []
         for kind in ("ended", "open"):
-            for row in data.get(kind, []):
+            rows = data.get(kind)
+            if rows is None:
+                continue
+            if not isinstance(rows, list):
+                problems.append(f"the {kind} sessions are not a list: {rows!r:.80}")
+                continue
+            for row in rows:
                 try:
-                    session = ChargingSession.from_stored(row)
+                    session = ChargingSession.from_stored(row, repaired)
                 except ValueError as err:
                     problems.append(str(err))
                     continue
@@ -450,3 +474,33 @@ def _energy(value: Any) -> float:
     if not math.isfinite(number) or number < 0.0:
         raise ValueError(f"not an energy: {value!r}")
     return number
+
+
+def _counter(value: Any) -> EnergyTotal:
+    """A stored counter baseline (`EnergyTotal.as_dict`), else `ValueError`."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"not a counter: {value!r:.80}")
+    return EnergyTotal.from_dict(value)
+
+
+def _booking_id(value: Any) -> str:
+    """A stored booking id (a string; an integer is taken as its digits)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"not a booking id: {value!r:.80}")
+
+
+def _optional[T](
+    data: Mapping[str, Any], key: str, parse: Callable[[Any], T], notes: list[str]
+) -> T | None:
+    """`parse` of an optional stored field; `None` if absent or damaged (noted)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except (TypeError, ValueError, OverflowError) as err:
+        notes.append(f"{key} {value!r:.40} ({err})")
+        return None

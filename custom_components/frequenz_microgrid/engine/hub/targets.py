@@ -177,6 +177,33 @@ def validate_target(
         raise InvalidTargetError(
             TargetProblem.UNKNOWN_CHARGER, charger=target.charger_id
         )
+    check_amount(target, capacity_wh=capacity_wh, soc_reported=soc_reported)
+    if target.departure.tzinfo is None:
+        raise InvalidTargetError(TargetProblem.DEPARTURE_NOT_AWARE)
+    ahead = (target.departure - now).total_seconds()
+    if ahead <= 0.0:
+        raise InvalidTargetError(TargetProblem.DEPARTURE_IN_PAST)
+    if ahead > MAX_DEPARTURE_AHEAD_S:
+        raise InvalidTargetError(TargetProblem.DEPARTURE_TOO_FAR)
+    return target
+
+
+def check_amount(
+    target: ChargingTarget,
+    *,
+    capacity_wh: float | None = None,
+    soc_reported: bool = False,
+) -> None:
+    """Raise unless the target asks for one valid amount (`validate_target`'s checks).
+
+    The checks that do not depend on the time or the microgrid: a stored target
+    must pass them too (`ChargingTargets.restore`).
+
+    Raises:
+        InvalidTargetError: no or two amounts, NaN/inf, an energy ≤ 0 or above
+            the vehicle's capacity (when known), a SoC outside 0–100 % or not
+            reported.
+    """
     if target.energy_wh is None and target.soc_pct is None:
         raise InvalidTargetError(TargetProblem.NO_AMOUNT)
     if target.energy_wh is not None and target.soc_pct is not None:
@@ -196,14 +223,6 @@ def validate_target(
             raise InvalidTargetError(TargetProblem.SOC_OUT_OF_RANGE)
         if not soc_reported:
             raise InvalidTargetError(TargetProblem.SOC_NOT_REPORTED)
-    if target.departure.tzinfo is None:
-        raise InvalidTargetError(TargetProblem.DEPARTURE_NOT_AWARE)
-    ahead = (target.departure - now).total_seconds()
-    if ahead <= 0.0:
-        raise InvalidTargetError(TargetProblem.DEPARTURE_IN_PAST)
-    if ahead > MAX_DEPARTURE_AHEAD_S:
-        raise InvalidTargetError(TargetProblem.DEPARTURE_TOO_FAR)
-    return target
 
 
 # -- the live table -------------------------------------------------------------
@@ -425,7 +444,13 @@ class ChargingTargets:
         return removed
 
     def restore(self, target: ChargingTarget) -> None:
-        """Put back a stored target (ignored for unknown chargers); no forecast yet."""
+        """Put back a stored target (ignored for unknown chargers); no forecast yet.
+
+        Raises:
+            InvalidTargetError: it asks for no valid amount (`check_amount`: a
+                damaged record, which nothing could steer towards or show).
+        """
+        check_amount(target)
         if target.charger_id in self.charger_ids:
             self._targets[target.charger_id] = target
 
