@@ -108,6 +108,7 @@ class HubReservations:
     ) -> None:
         """Build the book for `topology`; `async_load` puts the stored bookings in."""
         self.hass = hass
+        self.entry_id = entry_id
         self.topology = topology
         self.guarantee = guarantee
         self.book = build_book(topology, circuits, grace_min * 60.0, guarantee)
@@ -300,9 +301,15 @@ class HubReservations:
             reservation.vehicle or "no vehicle named",
             self.book.grace_s / 60.0,
         )
+        # Which microgrid: charger ids repeat across sites.
         self.hass.bus.async_fire(
             EVENT_RESERVATION_RELEASED,
-            {"reason": released.reason.value, **reservation_as_dict(reservation)},
+            {
+                "config_entry_id": self.entry_id,
+                "charger_name": self.charger_name(reservation.charger_id),
+                "reason": released.reason.value,
+                **reservation_as_dict(reservation),
+            },
         )
 
     @callback

@@ -505,6 +505,9 @@ async def test_a_no_show_is_released_after_the_grace_period(
     assert took >= 1.0  # not before the grace period (3 s from the start)
     assert released[0].data["reservation_id"] == booked["reservation_id"]
     assert released[0].data["reason"] == "no_show"
+    # Which microgrid and which wallbox: charger ids repeat across sites.
+    assert released[0].data["config_entry_id"] == entry.entry_id
+    assert released[0].data["charger_name"] == _hub(entry).charger_name(GARAGE_WALLBOX)
     assert len(_hub(entry).book) == 0
     await wait_for(
         lambda: getattr(hass.states.get(reserved), "state", None) == "off",
