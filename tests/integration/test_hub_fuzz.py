@@ -13,6 +13,7 @@ were. A payload the fuzzer happened to make valid is undone.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, cast
 
 from homeassistant.config_entries import (
@@ -165,12 +166,23 @@ async def test_hub_actions_refuse_bad_input_with_translated_errors(
                 ),
             }
         ),
+        "get_charging_plan": payloads(
+            {
+                "config_entry_id": entry_field,
+                "charger": chargers,
+                "start": _WHEN,
+                "end": _WHEN,
+                "refresh": mostly(st.booleans(), ANYTHING),
+            }
+        ),
     }
 
     async def undo_call(*_: Any) -> None:
         undo(entry)
 
     soon = dt_util.now().isoformat()
+    in_an_hour = (dt_util.now() + timedelta(hours=1)).isoformat()
+    an_hour_ago = (dt_util.now() - timedelta(hours=1)).isoformat()
     explicit: list[tuple[str, dict[str, Any], str]] = [
         (
             "set_power_limits",
@@ -199,6 +211,14 @@ async def test_hub_actions_refuse_bad_input_with_translated_errors(
             {"charger": GARAGE_WALLBOX, "mode": "boost", "boost_minutes": 0},
             "invalid_boost_duration",
         ),
+        ("get_charging_plan", {"refresh": True}, "get_charging_plan accepted"),
+        ("get_charging_plan", {"charger": 999}, "plan_unknown_charger"),
+        (
+            "get_charging_plan",
+            {"start": in_an_hour, "end": soon},
+            "plan_end_not_after_start",
+        ),
+        ("get_charging_plan", {"end": an_hour_ago}, "plan_in_the_past"),
     ]
     examples, outcomes = await fuzz_actions(
         hass,
@@ -222,6 +242,10 @@ async def test_hub_actions_refuse_bad_input_with_translated_errors(
         "unknown_charger",
         "envelope_lower_above_upper",
         "invalid_boost_duration",
+        "get_charging_plan accepted",
+        "plan_unknown_charger",
+        "plan_end_not_after_start",
+        "plan_in_the_past",
     }
     assert reached <= outcomes.keys(), outcomes
 
