@@ -18,6 +18,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from .actors import ha_priority, ha_source_id, release_signal
 from .engine.control import Pool
 from .entity import MicrogridEntity, of_steerable_pools
+from .restore_owner import OwnerData, RestoresOwnData
 from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ async def async_setup_entry(
     )
 
 
-class ReleaseButton(MicrogridEntity, ButtonEntity):
+class ReleaseButton(MicrogridEntity, RestoresOwnData, ButtonEntity):
     """Withdraws Home Assistant's own proposal for a pool.
 
     Always available: releasing is what must work when something is wrong, and the
@@ -76,6 +77,11 @@ class ReleaseButton(MicrogridEntity, ButtonEntity):
     def _data_available(self) -> bool:
         """Always: releasing needs no telemetry."""
         return True
+
+    @property
+    def extra_restore_state_data(self) -> OwnerData:
+        """Only whose last press is restored (`restore_owner`)."""
+        return OwnerData(self.unique_id)
 
     async def async_press(self) -> None:
         """Withdraw the proposal and clear the number's restored value."""

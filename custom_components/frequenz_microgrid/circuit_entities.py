@@ -25,7 +25,6 @@ from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
-    SensorExtraStoredData,
     SensorStateClass,
 )
 from homeassistant.const import (
@@ -40,7 +39,7 @@ from .circuit_flow import circuit_subentries
 from .engine.hub.circuits import Circuit
 from .engine.hub.limits import CircuitStatus
 from .entity import MicrogridEntity
-from .restore_owner import OwnedSensorData, async_last_own_data
+from .restore_owner import OwnedSensorData, RestoresOwnData
 
 if TYPE_CHECKING:
     from .runtime import FrequenzMicrogridConfigEntry
@@ -172,7 +171,7 @@ class CircuitSensor(CircuitEntity, SensorEntity):
         }
 
 
-class CircuitEnergySensor(CircuitEntity, RestoreSensor):
+class CircuitEnergySensor(CircuitEntity, RestoresOwnData, RestoreSensor):
     """Energy drawn above the limit (kWh), continuing its restored total."""
 
     def __init__(
@@ -188,8 +187,7 @@ class CircuitEnergySensor(CircuitEntity, RestoreSensor):
     async def async_added_to_hass(self) -> None:
         """Continue the total kept before the restart (the engine counts from 0)."""
         await super().async_added_to_hass()
-        stored = await async_last_own_data(self)
-        last = None if stored is None else SensorExtraStoredData.from_dict(stored)
+        last = await self.async_get_last_sensor_data()
         if last is not None and isinstance(last.native_value, int | float):
             value = float(last.native_value)
             if math.isfinite(value) and value >= 0.0:

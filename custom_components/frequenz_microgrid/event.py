@@ -16,6 +16,7 @@ from homeassistant.core import HomeAssistant, callback
 from .charging_hub_entity import chargers
 from .engine.hub.sessions import SessionChange, SessionChangeKind
 from .entity import MicrogridEntity
+from .restore_owner import OwnedEventData, RestoresOwnData
 from .topology_refresh import async_add_entities_on_topology_change
 
 if TYPE_CHECKING:
@@ -60,8 +61,16 @@ def _session_events(
     ]
 
 
-class SessionEvent(MicrogridEntity, EventEntity):
+class SessionEvent(MicrogridEntity, RestoresOwnData, EventEntity):
     """Fires `session_started` / `session_ended` with the session's record."""
+
+    @property
+    def extra_restore_state_data(self) -> OwnedEventData:
+        """The last event, stored with this entity's unique id (`restore_owner`)."""
+        last = super().extra_restore_state_data
+        return OwnedEventData(
+            last.last_event_type, last.last_event_attributes, self.unique_id
+        )
 
     def _data_available(self) -> bool:
         """Always: sessions are announced whenever they happen."""

@@ -66,7 +66,7 @@ from .engine.hub.modes import MAX_BOOST_S, check_boost_duration
 from .engine.hub.solar import MAX_DELAY_S, check_delay
 from .engine.results import Error, OutOfBounds, Result
 from .entity import SteeringEntity, of_steerable_pools
-from .restore_owner import OWNER_KEY, async_last_own_data
+from .restore_owner import OWNER_KEY, RestoresOwnData
 from .steering_errors import raise_if_nothing_accepted
 from .steering_status import granted_bounds, own_proposal, pool_set_status
 from .topology_refresh import async_add_entities_on_topology_change
@@ -234,7 +234,7 @@ class PoolNumberStoredData(NumberExtraStoredData):
         )
 
 
-class PoolNumber(SteeringEntity, RestoreNumber):
+class PoolNumber(SteeringEntity, RestoresOwnData, RestoreNumber):
     """Home Assistant's own proposal for one pool."""
 
     entity_description: PoolNumberDescription
@@ -354,8 +354,10 @@ class PoolNumber(SteeringEntity, RestoreNumber):
                 self._handle_release,
             )
         )
-        extra = await async_last_own_data(self)
-        last = None if extra is None else PoolNumberStoredData.from_dict(extra)
+        extra = await self.async_get_last_extra_data()
+        last = (
+            None if extra is None else PoolNumberStoredData.from_dict(extra.as_dict())
+        )
         if last is None or last.native_value is None:
             return
         self._restored = last.native_value

@@ -41,7 +41,7 @@ from .entity import (
     of_steerable_pools,
 )
 from .plan_sensors import plan_sensors
-from .restore_owner import OwnedSensorData, async_last_own_data
+from .restore_owner import OwnedSensorData, RestoresOwnData
 from .sensor_descriptions import (
     COMPONENT_SENSORS,
     ENERGY_SENSORS,
@@ -247,7 +247,7 @@ class EnergyTotalData(OwnedSensorData):
         return super().as_dict() | self.total.as_dict()
 
 
-class _EnergyTotalSensor(MicrogridEntity, RestoreSensor):
+class _EnergyTotalSensor(MicrogridEntity, RestoresOwnData, RestoreSensor):
     """A monotonic kWh total for the Energy dashboard, restored across restarts.
 
     Subclasses say where a snapshot's counter reading (`_counter`) and power
@@ -270,8 +270,8 @@ class _EnergyTotalSensor(MicrogridEntity, RestoreSensor):
     async def async_added_to_hass(self) -> None:
         """Restore the total, then account for the snapshot already there."""
         await super().async_added_to_hass()
-        if (stored := await async_last_own_data(self)) is not None:
-            self._total = EnergyTotal.from_dict(stored)
+        if (stored := await self.async_get_last_extra_data()) is not None:
+            self._total = EnergyTotal.from_dict(stored.as_dict())
         self._account(self.snapshot)
 
     @property

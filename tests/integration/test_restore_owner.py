@@ -30,6 +30,7 @@ from .conftest import entity_id_of, serving, state_of, wait_for
 from .steering_helpers import (
     BATTERY,
     BATTERY_INVERTER,
+    GARAGE_WALLBOX,
     call_action,
     home_without_arrivals,
     set_number,
@@ -130,3 +131,32 @@ async def test_a_new_microgrid_starts_its_own_energy_totals(
             lambda: state_of(hass, "7_pv_production_energy").state != "unavailable"
         )
         assert float(state_of(hass, "7_pv_production_energy").state) < pv_total_a
+
+
+async def test_a_new_microgrid_shows_no_removed_ones_session_event_or_press(
+    hass: HomeAssistant,
+) -> None:
+    """The last session event (with its record) and button press stay with A."""
+    session_event = f"{GARAGE_WALLBOX}_session"
+    async with serving(hass, _home_as(1)) as site_a:
+        entry_a = await _add(hass, site_a)
+        site_a.plug_ev(GARAGE_WALLBOX)
+        await wait_for(
+            lambda: (
+                state_of(hass, f"1_{session_event}", ("event",)).state
+                not in ("unknown", "unavailable")
+            ),
+            timeout_s=20,
+            what="a session event at site A",
+        )
+        release_a = entity_id_of(hass, "1_batteries_release", ("button",))
+        await hass.services.async_call(
+            "button", "press", {"entity_id": release_a}, blocking=True
+        )
+        await hass.config_entries.async_remove(entry_a.entry_id)
+        await hass.async_block_till_done()
+    async with serving(hass, _home_as(7)) as site_c:
+        await _add(hass, site_c)
+        assert entity_id_of(hass, "7_batteries_release", ("button",)) == release_a
+        assert state_of(hass, f"7_{session_event}", ("event",)).state == "unknown"
+        assert state_of(hass, "7_batteries_release", ("button",)).state == "unknown"
