@@ -414,6 +414,28 @@ def test_bounds_set_before_a_component_is_heard_narrow_its_first_bounds() -> Non
     assert store.bounds(4, POWER) == PowerBounds(-1000.0, 1000.0)
 
 
+def test_bounds_set_again_only_move_their_end_and_ended_ones_go() -> None:
+    """An automation re-setting the same bounds must not pile up requests.
+
+    And a request on a metric the component sends no bounds for ends too, so
+    its samples leave the slower path (found by review).
+    """
+    clock = FakeClock()
+    store = make_store(clock)
+    store.ingest_message(power_message(0.0, (-5000.0, 5000.0)))
+    for _ in range(90):
+        clock.now += 10.0
+        store.request_bounds(4, POWER, -2000.0, 2000.0, validity_s=900.0)
+        store.ingest_message(power_message(0.0, (-5000.0, 5000.0)))
+    store.request_bounds(4, Metric.DC_POWER, -1000.0, 1000.0, validity_s=5.0)
+    assert store.bounds(4, POWER) == PowerBounds(-2000.0, 2000.0)
+    assert [len(r) for r in store._components[4].requested.values()] == [1, 1]
+    clock.now += 900.0
+    store.ingest_message(power_message(0.0, (-5000.0, 5000.0)))
+    assert store.bounds(4, POWER) == PowerBounds(-5000.0, 5000.0)
+    assert store._components[4].requested == {}
+
+
 def test_an_unknown_metric_is_kept_but_not_in_the_snapshot() -> None:
     clock = FakeClock()
     store = make_store(clock)

@@ -326,18 +326,50 @@ def _narrowed(
 ) -> PowerBounds:
     """The reported bounds within the requested ones still in force at `now`.
 
-    Requests that ended are dropped. An empty intersection allows 0 W only.
+    Requests that ended are dropped (of every metric: one the component sends
+    no bounds for would stay otherwise). An empty intersection allows 0 W only.
     """
-    in_force = [r for r in requested.get(metric, ()) if r.until > now]
+    _drop_ended(requested, now)
+    in_force = requested.get(metric)
     if not in_force:
-        requested.pop(metric, None)
         return reported
-    requested[metric] = in_force
     lower = max(reported.inclusion_lower, *(r.lower for r in in_force))
     upper = min(reported.inclusion_upper, *(r.upper for r in in_force))
     if lower > upper:
         return PowerBounds.zero()
     return PowerBounds(lower, upper, reported.exclusion_lower, reported.exclusion_upper)
+
+
+def _drop_ended(
+    requested: dict[Metric | int, list[_RequestedBounds]], now: float
+) -> None:
+    """Drop the requests whose validity ended, and metrics left with none."""
+    for metric, requests in list(requested.items()):
+        in_force = [r for r in requests if r.until > now]
+        if in_force:
+            requested[metric] = in_force
+        else:
+            del requested[metric]
+
+
+def _add_request(
+    requested: dict[Metric | int, list[_RequestedBounds]],
+    metric: Metric | int,
+    request: _RequestedBounds,
+    now: float,
+) -> None:
+    """Add a request; the same bounds set again only move their end.
+
+    An automation re-setting the same bounds every few seconds must not pile
+    up requests that every sample then scans.
+    """
+    _drop_ended(requested, now)
+    requests = requested.setdefault(metric, [])
+    for index, known in enumerate(requests):
+        if (known.lower, known.upper) == (request.lower, request.upper):
+            requests[index] = max(known, request, key=lambda r: r.until)
+            return
+    requests.append(request)
 
 
 def _fresh_bounds(
@@ -523,9 +555,9 @@ class TelemetryStore:
         entry = self._components.get(component_id)
         if entry is None:  # nothing heard yet: its first bounds will be narrowed
             unheard = self._unheard_requests.setdefault(component_id, {})
-            unheard.setdefault(metric, []).append(request)
+            _add_request(unheard, metric, request, now)
             return
-        entry.requested.setdefault(metric, []).append(request)
+        _add_request(entry.requested, metric, request, now)
         known = entry.bounds.get(metric)
         if known is None:
             return
@@ -557,6 +589,7 @@ class TelemetryStore:
         for component_id in component_ids:
             self._components.pop(component_id, None)
             self._histories.pop(component_id, None)
+            self._unheard_requests.pop(component_id, None)
 
     def history(self, component_id: int) -> SampleHistory | None:
         """The kept samples of a component (`None`: not kept)."""
