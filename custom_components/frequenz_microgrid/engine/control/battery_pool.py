@@ -18,7 +18,7 @@ back-off is honoured.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 import math
 
 from .. import members
@@ -75,7 +75,12 @@ class BatteryPoolSteering(PoolSteering):
         self._fuse_room = fuse_room
         self.wanted_w: float | None = None
         """What the sets' targets asked of the pool last round, before the grid
-        fuse bounded them (`None`: no target): the EV chargers leave room for it."""
+        fuse bounded them (0 W for a set released and without any target; `None`:
+        not steered yet): the EV chargers leave room for it."""
+        self.before_import_rise: Callable[[], Awaitable[None]] | None = None
+        """Awaited each round once `wanted_w` is known, before the fuse's room is
+        taken and anything is sent: the controller has the EV chargers lowered
+        first where they counted on a discharge that now ends or shrinks."""
         self._battery_pairs = BatteryPairs(context.topology, context.store)
         self._last_pairs: tuple[ComponentSet, float, _Pairs] | None = None
         """The pairs `system_bounds` just built, for the distribution that follows."""
@@ -140,16 +145,16 @@ class BatteryPoolSteering(PoolSteering):
             None if self._discharge_limit is None else self._discharge_limit()
         )
         targets = list(self._targets())
-        fuse = self._fuse_budget([ids for ids, _ in targets])
         wanted = [
             (ids, None if target is None else budget.bound(target))
             for ids, target in targets
         ]
-        self.wanted_w = (
-            math.fsum(w for _, w in wanted if w is not None)
-            if any(w is not None for _, w in wanted)
-            else None
-        )
+        # A set released gets 0 W, and a battery nobody steers stands at 0 W
+        # (the pool's default): a discharge that ends adds import too.
+        self.wanted_w = math.fsum(w for _, w in wanted if w is not None)
+        if self.before_import_rise is not None:
+            await self.before_import_rise()
+        fuse = self._fuse_budget([ids for ids, _ in targets])
         for component_ids, target in wanted:
             releasing = target is None
             result = await self._steer_set(

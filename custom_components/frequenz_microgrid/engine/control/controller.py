@@ -13,6 +13,15 @@ store, drops expired proposals, refreshes the system bounds and re-checks every
 pool's setpoints, sending only what changed — and at once whatever became
 unsafe. `on_tick` only schedules that work; it never blocks the event loop.
 
+The EV chargers are allocated against the grid's reading, in which a battery's
+discharge (or the PV's production) makes room. A battery or PV round that wants
+more import than the chargers' last allocation counted (a discharge withdrawn,
+reduced or turned into a charge; a production curtailed) re-allocates the
+chargers first, under their lock, and only then takes its fuse room and sends
+(`_lower_chargers_first`): the grid fuse is not exceeded in between, even while
+a car just granted current has not started drawing it. The EV chargers' lock is
+therefore always taken after the others.
+
 Latency: a proposal does the minimum before its setpoints go out. It steers on
 the health view of the last tick (at most `INPUTS_MAX_AGE_S` old: the tick keeps
 it current, and the distribution itself reads the latest bounds and SoC from the
@@ -102,6 +111,10 @@ first, so a proposal never steers on health older than this."""
 HEALTH_FEED_STEP = 50
 """Components fed to the health tracker per event-loop turn during a tick (well
 under a millisecond each), so a tick's refresh never holds up a proposal."""
+
+IMPORT_RISE_W = 1.0
+"""A battery or PV pool wanting more import than the EV chargers counted by more
+than this re-allocates them before the pool's round sends (`_lower_chargers_first`)."""
 
 type Listener = Callable[[], None]
 
@@ -219,7 +232,19 @@ class MicrogridController:
         ev_pool = self._pools[Pool.EV_CHARGERS]
         assert isinstance(ev_pool, EvPoolSteering)
         ev_pool.pending_import_a = self._pending_import_a
-        self._locks = {pool: asyncio.Lock() for pool in self._pools}
+        self._grid_fuse.granted_a = ev_pool.granted_a
+        self._counted_w: dict[Pool, float | None] = {}
+        """Per battery and PV pool, the `wanted_w` the EV chargers' last
+        allocation counted (`_pending_import_a`)."""
+        for pool in (Pool.BATTERIES, Pool.PV):
+            feeding = self._pools[pool]
+            assert isinstance(feeding, BatteryPoolSteering | PvPoolSteering)
+            feeding.before_import_rise = self._lower_chargers_first
+        # The EV chargers' lock is taken last (also inside a battery's or PV's
+        # round: `_lower_chargers_first`), so no two tasks wait for each other.
+        self._locks = {
+            pool: asyncio.Lock() for pool in (Pool.BATTERIES, Pool.PV, Pool.EV_CHARGERS)
+        }
         self._tick_dispatch: dict[Pool, asyncio.Task[Results]] = {}
         """Per pool: the tick's dispatch in flight (a proposal cancels it)."""
         self._running = False
@@ -400,11 +425,45 @@ class MicrogridController:
         for pool in (Pool.BATTERIES, Pool.PV):
             steering = self._pools[pool]
             assert isinstance(steering, BatteryPoolSteering | PvPoolSteering)
+            self._counted_w[pool] = steering.wanted_w
             l1, l2, l3 = self._grid_fuse.pending_import_a(
                 steering.inverter_ids, steering.wanted_w, at
             )
             total = (total[0] + l1, total[1] + l2, total[2] + l3)
         return total
+
+    async def _lower_chargers_first(self) -> None:
+        """Re-allocate the EV chargers before a battery or PV round adds import.
+
+        The chargers are allocated against the grid's reading, in which a
+        battery's discharge (or the PV's production) lowers the other loads,
+        and against what the pools want beyond it (`_pending_import_a`). When a
+        pool now wants more import than that allocation counted (a discharge
+        withdrawn, reduced or turned into a charge; a production curtailed),
+        the chargers are allocated anew with it — lowered where they no longer
+        fit — and only then does the pool take its room and send: the sum never
+        exceeds the fuse, even for the round in between. Under the chargers'
+        lock (taken after the pool's), so a charger round in flight ends first.
+        """
+        ev_pool = self._pools[Pool.EV_CHARGERS]
+        if not ev_pool.component_ids:
+            return
+        async with self._locks[Pool.EV_CHARGERS]:
+            if self._import_rises():
+                await self._steer(ev_pool, self._clock())
+
+    def _import_rises(self) -> bool:
+        """Whether a battery or PV pool wants more import than the chargers counted."""
+        for pool in (Pool.BATTERIES, Pool.PV):
+            steering = self._pools[pool]
+            assert isinstance(steering, BatteryPoolSteering | PvPoolSteering)
+            wanted = steering.wanted_w
+            if wanted is None:
+                continue
+            counted = self._counted_w.get(pool)
+            if counted is None or wanted > counted + IMPORT_RISE_W:
+                return True
+        return False
 
     def battery_discharge_limit_w(self) -> float | None:
         """The battery pool's discharge limit now (W); `None`: none.

@@ -13,7 +13,9 @@ others alive. A charger without an EV gets 0 W; a silent or failed one gets
 nothing and stops being kept alive. A silent charger still draws through the
 meters: it stays in their other loads, with what its last setpoints allow
 reserved on top until it is heard again (`ev_fuse.other_loads`), so it never
-stops the others.
+stops the others. What the chargers' setpoints let them draw from now on
+(`granted_a`) the battery and PV pools count against their import: a car just
+granted current may start drawing it at any moment (`grid_fuse`).
 
 Component sets: chargers named by a proposal form a set with that set's target;
 all other chargers form one more set with the pool default (full charging). Sets
@@ -53,6 +55,7 @@ from ..distribution.ev_fuse import (
     committed_beside_meter,
     current_at_fuse_sample,
     hold_back_raises,
+    in_force_between,
     other_loads,
 )
 from ..distributor import DispatchReport
@@ -131,6 +134,9 @@ class EvPoolSteering(PoolSteering):
         context.store.keep_history(context.topology.ev_charger_ids, CURRENT_PHASES)
         self._allocators: dict[ComponentSet, EvChargerAllocator] = {}
         self._log = ChargerSetpointLog()
+        self._planned_a: dict[int, PhaseCurrents] = {}
+        """While a round sends: per charger, the current its new setpoint allows
+        (the log has it only once its own set is being sent)."""
         self.pending_import_a: Callable[[float], PhaseCurrents] | None = None
         """What the battery and PV pools are about to add to the grid's import
         beyond what it showed at a sample time (A per line;
@@ -253,6 +259,57 @@ class EvPoolSteering(PoolSteering):
             plans.append((component_ids, target, allocation))
         released = self._fitting(plans, readings)
         self._record_circuits(plans, circuits, view)
+        self._planned_a = self._currents_of(released, plans)
+        try:
+            results = await self._send_plans(plans, released, now, forced)
+        finally:
+            self._planned_a = {}
+        still_commanded = self.commanded()
+        await self.context.distributor.release(orphans - still_commanded.keys())
+        return results
+
+    def granted_a(self) -> dict[int, PhaseCurrents]:
+        """Per charger, the most current per line its setpoints let it draw from now on.
+
+        The setpoints it may still follow (until a newer one surely arrived) and,
+        while a round sends, the one planned for it: a car may draw that much at
+        any moment, whatever it draws now (its cable still locking, say). The
+        battery and PV pools count it against their import (`GridFuse.room`).
+        """
+        now = self.context.store.wall_time_s()
+        granted = dict(self._planned_a)
+        for cid in self.component_ids:
+            for setpoint in in_force_between(self._log.of(cid), now, math.inf):
+                old = granted.get(cid, (0.0, 0.0, 0.0))
+                l1, l2, l3 = (
+                    max(a, b) for a, b in zip(old, setpoint.currents_a, strict=True)
+                )
+                granted[cid] = (l1, l2, l3)
+        return granted
+
+    def _currents_of(
+        self,
+        released: Mapping[int, float],
+        plans: Sequence[tuple[ComponentSet, float, EvAllocation]],
+    ) -> dict[int, PhaseCurrents]:
+        """The current on each line the released setpoints allow, per charger."""
+        watts_per_amp = CHARGER_PHASES * self.config.nominal_voltage_v
+        return {
+            cid: _on_phases(power / watts_per_amp, allocation.setpoints[cid].phases)
+            for _, _, allocation in plans
+            for cid in allocation.setpoints
+            if (power := released.get(cid, 0.0)) > 0.0
+        }
+
+    async def _send_plans(
+        self,
+        plans: Sequence[tuple[ComponentSet, float, EvAllocation]],
+        released: Mapping[int, float],
+        now: float,
+        forced: set[ComponentSet],
+    ) -> Results:
+        """Send each set's released setpoints that are due; their results."""
+        store = self.context.store
         results: Results = {}
         health = self.context.health
         for component_ids, target, allocation in plans:
@@ -270,8 +327,6 @@ class EvPoolSteering(PoolSteering):
             )
             request = Request(power=target, component_ids=component_ids)
             results[component_ids] = dispatch_result(request, setpoints, report)
-        still_commanded = self.commanded()
-        await self.context.distributor.release(orphans - still_commanded.keys())
         return results
 
     def _circuit_capacities(

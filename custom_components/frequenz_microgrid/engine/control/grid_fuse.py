@@ -17,9 +17,12 @@ every round, by the room the fuse leaves the pool:
   of its inverters may put there (the split among them is the distribution's);
 - import: the pool may draw up to the fuse less the others and the chargers on
   the phase with the least room: it raises only into room the grid shows free.
-  What it wants beyond that the chargers leave free at their next round
-  (`pending_import_a`, counted like a load), so the raise follows a round later
-  and never meets the chargers' current on the way;
+  A charger counts at the most its setpoints let it draw from now on where
+  that is more than it drew (`granted_a`): a car just granted current may start
+  drawing it at any moment (its cable still locking), and the grid does not
+  show it yet. What the pool wants beyond that the chargers leave free at their
+  next round (`pending_import_a`, counted like a load), so the raise follows a
+  round later and never meets the chargers' current on the way;
 - export: the pool may feed in up to the fuse plus the others on the phase with
   the least room, again without the chargers: a car that stops charging would
   otherwise leave the export above the fuse.
@@ -30,10 +33,13 @@ bound takes the side that leaves less room, so a reading out of step can only
 make it stricter for a round. A battery's power is only ever moved towards
 zero: never turned into a discharge (or the other way round), nor raised, to
 relieve the fuse of a load the pool did not cause (spec: never send power
-against the request's direction). A PV production limit is moved either way
-within the room. The sets of a round share the room (`FuseBudget`), what they
-draw apart from what they feed in: the room is per line, and a discharge on one
-line frees nothing on another. Without a fuse nothing is bounded.
+against the request's direction). A discharge (or a production) the chargers
+were allocated against is not bounded here when it shrinks: the controller has
+the chargers lowered first (`MicrogridController._lower_chargers_first`). A PV
+production limit is moved either way within the room. The sets of a round
+share the room (`FuseBudget`), what they draw apart from what they feed in: the
+room is per line, and a discharge on one line frees nothing on another.
+Without a fuse nothing is bounded.
 
 While the grid's currents are unknown (its meter silent, or sending NaN), the
 fuse's room cannot be known either: each inverter is held where it stands — it
@@ -116,6 +122,10 @@ class GridFuse:
         """
         self._store = store
         self._standing = standing
+        self.granted_a: Callable[[], Mapping[int, PhaseCurrents]] | None = None
+        """Per EV charger, the most current per line its setpoints let it draw
+        from now on (`EvPoolSteering.granted_a`): what it draws beyond its
+        reading is counted against the pools' import."""
         self._voltage_v = voltage_v
         self.shares = PhaseShareBook(store, voltage_v)
         """Which lines each inverter's power is on."""
@@ -149,12 +159,13 @@ class GridFuse:
         at = grid.last_sampled
         shares = [self.shares.of(inverter) for inverter in inverters]
         pool_low, pool_high = self._pool_currents(inverters, shares, at)
+        granted = self._granted_above_drawn(at)
         free_import: list[float] = []
         free_export: list[float] = []
         for phase, metric in enumerate(CURRENT_PHASES):
             _, ev_high = _summed(self._store, self._chargers, metric, at, positive=True)
             grid_a = grid.currents_a[phase]
-            free_import.append(fuse - (grid_a - pool_low[phase]))
+            free_import.append(fuse - (grid_a - pool_low[phase]) - granted[phase])
             free_export.append(fuse + (grid_a - pool_high[phase] - ev_high))
         lowest_w, highest_w = _room_w(
             free_import, free_export, self._amps_per_watt(shares)
@@ -173,6 +184,31 @@ class GridFuse:
             unknown=unknown,
             hopeful_w=_room_w(free_import, free_export, self._amps_per_watt(known)),
         )
+
+    def _granted_above_drawn(self, at: float) -> Lines:
+        """Per line, what the chargers may draw beyond what they drew at `at` (A).
+
+        Each charger's granted current (`granted_a`) less the least it may have
+        drawn when the grid sampled (`_bracket`; nothing below 0 A): the grid's
+        reading holds what it drew then, and it may rise to its grant before a
+        reading shows it (a car that has not started yet, or is ramping up).
+        A charger drawing more than its grant (still lowering) counts as read.
+        """
+        granted_of = self.granted_a
+        if granted_of is None:
+            return (0.0, 0.0, 0.0)
+        granted = granted_of()
+        extra = [0.0, 0.0, 0.0]
+        for charger in self._chargers:
+            currents = granted.get(charger)
+            if currents is None:
+                continue
+            for phase, metric in enumerate(CURRENT_PHASES):
+                least, _ = _bracket(self._store, charger, metric, at)
+                grant = currents[phase]
+                if math.isfinite(grant):
+                    extra[phase] += max(0.0, grant - max(0.0, least))
+        return (extra[0], extra[1], extra[2])
 
     def currents_unknown(self) -> bool:
         """Whether the fuse is watched but the grid's currents are unknown now.

@@ -20,7 +20,7 @@ limit, holds it there) gives the rest of its share to the others
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 import dataclasses
 import math
 
@@ -72,6 +72,10 @@ class PvPoolSteering(PoolSteering):
         """The production limits the sets' targets asked for last round, before
         the grid fuse bounded them (`None`: no target): a limit above what the
         inverters produce adds import, and the EV chargers leave room for it."""
+        self.before_import_rise: Callable[[], Awaitable[None]] | None = None
+        """Awaited each round once `wanted_w` is known, before the fuse's room is
+        taken and anything is sent: the controller has the EV chargers lowered
+        first where they counted on a production now curtailed."""
 
     def system_bounds(self, component_ids: ComponentSet, now: float) -> PowerBounds:
         """The working inverters' bounds added up."""
@@ -83,9 +87,11 @@ class PvPoolSteering(PoolSteering):
         forced = set(force)
         results: Results = {}
         targets = list(self._targets())
-        fuse = self._fuse_budget([ids for ids, _ in targets])
         asked = [target for _, target in targets if target is not None]
         self.wanted_w = math.fsum(asked) if asked else None
+        if self.before_import_rise is not None:
+            await self.before_import_rise()
+        fuse = self._fuse_budget([ids for ids, _ in targets])
         for component_ids, target in targets:
             releasing = target is None
             limited_by: str | None = None
