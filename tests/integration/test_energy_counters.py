@@ -195,9 +195,11 @@ async def test_pool_energy_counts_while_a_member_is_silent(
         await asyncio.sleep(4)
         back = readings(hass, sim)
         for key in ("pv_production_energy", "battery_charge_energy"):
-            counted, truly = gained(still_silent, back, key)
-            assert counted == pytest.approx(truly, rel=0.5), (
-                f"{key}: +{counted:.4f} kWh on return, +{truly:.4f} kWh flowed"
-            )
             counted, truly = gained(start, back, key)
             assert counted == pytest.approx(truly, rel=0.15), key
+            # A second copy of the 9 s gap would triple the 4 s on return; a
+            # busy machine's second of lag between the readings moves it by half.
+            counted, truly = gained(still_silent, back, key)
+            assert counted == pytest.approx(truly, rel=0.8), (
+                f"{key}: +{counted:.4f} kWh on return, +{truly:.4f} kWh flowed"
+            )
