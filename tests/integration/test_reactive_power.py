@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -12,9 +13,13 @@ import pytest
 
 from custom_components.frequenz_microgrid.const import DOMAIN
 from custom_components.frequenz_microgrid.runtime import FrequenzMicrogridConfigEntry
-from custom_components.frequenz_microgrid.simulator import MicrogridSimulator
+from custom_components.frequenz_microgrid.simulator import (
+    Fault,
+    MicrogridSimulator,
+    load_scenario,
+)
 
-from .conftest import wait_for
+from .conftest import serving, setup_entry, wait_for
 from .steering_helpers import (
     BATTERY,
     BATTERY_INVERTER,
@@ -135,3 +140,97 @@ async def test_unloading_releases_the_reactive_setpoint(
     last = simulator.control.reactive_setpoints[-1]
     assert (last.component_id, last.power_w) == (PV_INVERTER, 0.0)
     assert simulator.control.unsafe_setpoint_count == 0
+
+
+FAST = 60.0
+"""Simulated seconds per real second: a 60 s lifetime lapses within one second."""
+
+
+def _held(sim: MicrogridSimulator, component: int) -> float | None:
+    """The reactive power `component` holds now; `None` once its setpoint lapsed."""
+    setpoint = sim.model.component(component).reactive_setpoint
+    if setpoint is None or setpoint.expires_at_s < sim.clock.now():
+        return None
+    return setpoint.value
+
+
+async def _lapses(
+    sim: MicrogridSimulator, held: dict[int, float], sim_s: float
+) -> list[tuple[int, int, float | None]]:
+    """Watch for `sim_s` simulated seconds; return when and where a setpoint lapsed."""
+    lapsed: list[tuple[int, int, float | None]] = []
+    start = sim.clock.now()
+    while sim.clock.now() < start + sim_s:
+        lapsed += [
+            (round(sim.clock.now() - start), cid, _held(sim, cid))
+            for cid, power in held.items()
+            if _held(sim, cid) != power
+        ]
+        await asyncio.sleep(0.05)
+    return lapsed
+
+
+async def test_reactive_keep_alive_follows_the_validity_the_microgrid_answers(
+    hass: HomeAssistant,
+) -> None:
+    """A microgrid that grants shorter lifetimes (in real time): no lapse."""
+    async with serving(
+        hass, load_scenario("home"), speed=FAST, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        await _bounds_known(entry, BATTERY_INVERTER)
+        await _call(hass, entry, BATTERY_INVERTER, 1200)
+
+        assert await _lapses(sim, {BATTERY_INVERTER: 1200.0}, 3 * 60) == []
+        assert sim.control.unsafe_setpoint_count == 0
+
+
+async def test_one_hanging_inverter_lets_no_other_reactive_setpoint_lapse(
+    hass: HomeAssistant,
+) -> None:
+    async with serving(
+        hass, load_scenario("home"), speed=FAST, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        await _bounds_known(entry, BATTERY_INVERTER, PV_INVERTER)
+        await _call(hass, entry, BATTERY_INVERTER, 1000)
+        await _call(hass, entry, PV_INVERTER, 800)
+        sim.inject_fault(BATTERY_INVERTER, Fault.TIMEOUT_SET_POWER)  # never answers
+
+        assert await _lapses(sim, {PV_INVERTER: 800.0}, 3 * 60) == []
+        sim.clear_fault(BATTERY_INVERTER)
+
+
+async def test_reactive_setpoint_is_reapplied_once_the_inverter_recovers(
+    hass: HomeAssistant,
+) -> None:
+    """Re-sends refused as unavailable: the setpoint stands and comes back."""
+    async with serving(
+        hass, load_scenario("home"), speed=FAST, sample_period_s=0.1
+    ) as sim:
+        entry = await setup_entry(
+            hass, sim.url, unique_id=str(sim.scenario.microgrid_id)
+        )
+        reactive = entry.runtime_data.engine.reactive
+        await _bounds_known(entry, PV_INVERTER)
+        await _call(hass, entry, PV_INVERTER, 900)
+        sim.inject_fault(PV_INVERTER, Fault.FAIL_SET_POWER)  # gRPC UNAVAILABLE
+        refused = sim.control.reactive_setpoints_received
+
+        await wait_for(lambda: _held(sim, PV_INVERTER) is None, what="a lapse")
+        await wait_for(
+            lambda: sim.control.reactive_setpoints_received >= refused + 2,
+            what="re-sends of the standing setpoint (refused)",
+        )
+        assert reactive.setpoints == {PV_INVERTER: 900.0}
+        sim.clear_fault(PV_INVERTER)
+        await wait_for(
+            lambda: _held(sim, PV_INVERTER) == 900.0,
+            timeout_s=30,
+            what="the setpoint to be re-applied",
+        )
+        assert reactive.setpoints == {PV_INVERTER: 900.0}
