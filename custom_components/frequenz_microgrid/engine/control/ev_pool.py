@@ -66,7 +66,7 @@ from ..hub.modes import ChargerMode, ChargerModes
 from ..hub.targets import ChargingTargets
 from ..pools import CURRENT_PHASES
 from ..power_manager import PowerManager
-from ..results import Request
+from ..results import PartialFailure, Request, Result, Success
 from ..telemetry import FreshView
 from .charger_setpoints import ChargerSetpointLog
 from .inputs import (
@@ -326,7 +326,9 @@ class EvPoolSteering(PoolSteering):
                 component_ids, setpoints, to_send, allocation
             )
             request = Request(power=target, component_ids=component_ids)
-            results[component_ids] = dispatch_result(request, setpoints, report)
+            results[component_ids] = _as_drawn(
+                dispatch_result(request, setpoints, report), allocation
+            )
         return results
 
     def _circuit_capacities(
@@ -654,6 +656,38 @@ class EvPoolSteering(PoolSteering):
             if component_ids not in partition:
                 del self._allocators[component_ids]
         return frozenset(orphans)
+
+
+def _as_drawn(result: Result, allocation: EvAllocation) -> Result:
+    """The result with its powers counted at what the EVs draw at the setpoints.
+
+    The target is the pool's power, which counts a one-phase EV behind a
+    three-phase charger at a third of its setpoint's watts (it draws the
+    setpoint's current on one phase): succeeded, failed and excess power say
+    what the setpoints let the pool draw, while `setpoints` stay the watts sent.
+    """
+    if not isinstance(result, Success | PartialFailure):
+        return result
+
+    def drawn(cid: int, power: float) -> float:
+        setpoint = allocation.setpoints.get(cid)
+        if setpoint is None or setpoint.power_w <= 0.0:
+            return power
+        return power * setpoint.drawn_power_w / setpoint.power_w
+
+    drawn_w = {cid: drawn(cid, power) for cid, power in result.setpoints.items()}
+    succeeded_w = math.fsum(drawn_w[cid] for cid in result.succeeded_components)
+    excess_w = result.request.power - math.fsum(drawn_w.values())
+    if isinstance(result, Success):
+        return dataclasses.replace(
+            result, succeeded_power=succeeded_w, excess_power=excess_w
+        )
+    return dataclasses.replace(
+        result,
+        succeeded_power=succeeded_w,
+        excess_power=excess_w,
+        failed_power=math.fsum(drawn_w[cid] for cid in result.failed_components),
+    )
 
 
 def _add(a: PhaseCurrents, b: PhaseCurrents) -> PhaseCurrents:

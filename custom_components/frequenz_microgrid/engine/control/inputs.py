@@ -348,7 +348,8 @@ def ev_charger_input(
     shows up on one phase); all three while the EV draws nothing. The charger
     converts watts over its three phases, so a one-phase EV is described with
     ``3 × V`` per ampere (`voltage_v`): the watts sent stay those the charger
-    needs for that current, while the fuse is charged on the one phase only.
+    needs for that current, while the fuse is charged on the one phase only
+    and the pool target at what it draws there (`phase_voltage_v`).
     Minimum and maximum current come from the charger's bounds (exclusion upper
     edge and inclusion upper bound); without bounds the charger is not used.
 
@@ -389,6 +390,7 @@ def ev_charger_input(
         min_current_a=min_current_a,
         max_current_a=max_current_a,
         voltage_v=watts_per_amp / len(phases),
+        phase_voltage_v=nominal_voltage_v,
         confirmed_limit_a=confirmed_limit_a,
     )
 

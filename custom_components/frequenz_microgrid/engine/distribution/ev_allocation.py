@@ -77,6 +77,12 @@ class EvChargerInput:
     """Largest current (per phase) the charger allows."""
     voltage_v: float | None = None
     """Phase voltage the charger converts watts with; `None` = nominal voltage."""
+    phase_voltage_v: float | None = None
+    """Voltage of each phase the EV draws on, when it differs from what the
+    setpoint's watts carry: a one-phase EV behind a three-phase charger has
+    `voltage_v` ``3 × V`` (the charger spreads the watts over three phases) but
+    draws ``V`` on its one phase (`ev_charger_input`). The pool target counts
+    the EV at this; `None` = at its setpoint's watts."""
     confirmed_limit_a: float | None = math.inf
     """Per-phase current its standing setpoint allows, once a reading taken after
     that setpoint arrived confirms it; `None` while a newer setpoint is not
@@ -163,6 +169,12 @@ class EvChargerSetpoint:
     """Current per phase (A) the setpoint implies on each of `phases`."""
     phases: tuple[int, ...]
     reason: EvAllocationReason
+    drawn_power_w: float
+    """What the EV draws at this setpoint (W), as the pool's power counts it:
+    `power_w` for an EV on all of the charger's phases; a third of it for a
+    one-phase EV behind a three-phase charger (the charger turns the watts into
+    a current per phase over three phases, the EV draws it on one). The pool
+    target is held in these."""
 
     @property
     def phase_currents_a(self) -> tuple[float, float, float]:
@@ -262,6 +274,15 @@ class EvAllocation:
         )
 
     @property
+    def drawn_power_w(self) -> float:
+        """What the EVs draw at these setpoints together (W; `drawn_power_w`).
+
+        At most the target: the target is a budget of the pool's power, which
+        counts a one-phase EV at what it draws, not at its setpoint's watts.
+        """
+        return math.fsum(s.drawn_power_w for s in self.setpoints.values())
+
+    @property
     def excess_power_w(self) -> float:
         """Part of the target that was not allocated (W)."""
-        return max(0.0, self.target_w - self.total_power_w)
+        return max(0.0, self.target_w - self.drawn_power_w)

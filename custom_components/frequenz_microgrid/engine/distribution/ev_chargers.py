@@ -12,8 +12,10 @@ acts at once) and goes further (spec §4):
   together, see `ev_fuse`). Single-phase EVs count on their phase only.
 - **Fair share.** Max-min fair water-filling in amperes: every charging EV gets the
   same current unless its charger maximum, its own demand, a phase or the pool target
-  (in watts) holds it lower. Each setpoint is either 0 W or between
-  ``min_current_a × phases × V`` and ``max_current_a × phases × V``.
+  (in watts, each EV counted at what it draws: a one-phase EV behind a
+  three-phase charger at a third of its setpoint's watts) holds it lower. Each
+  setpoint is either 0 W or between ``min_current_a × phases × V`` and
+  ``max_current_a × phases × V``.
 - **Circuits.** Beside the fuse of the whole pool, any number of circuits
   (`CircuitCapacity`: a feeder's chargers with the current per phase and the
   power in W left for them this round) bound the chargers behind them; a
@@ -74,7 +76,14 @@ from .ev_allocation import (
     EvChargerInput,
     EvChargerSetpoint,
 )
-from .ev_fair_share import EPSILON, Candidate, Constraint, constraints_of, staged_fill
+from .ev_fair_share import (
+    EPSILON,
+    Candidate,
+    Constraint,
+    constraints_of,
+    staged_fill,
+    target_watts_per_amp,
+)
 
 __all__ = [
     "ALL_PHASES",
@@ -189,6 +198,7 @@ class EvChargerAllocator:
                 current_a=current,
                 phases=candidate.charger.phases,
                 reason=reason,
+                drawn_power_w=current * candidate.target_watts_per_amp,
             )
         self._remember(setpoints, now)
         return EvAllocation(
@@ -261,7 +271,10 @@ class EvChargerAllocator:
         if memory.allocated_a <= 0.0:
             memory.under_use_since = None
             return
-        drawn = _drawn_current(charger, voltage)
+        drawn = _drawn_current(
+            charger,
+            target_watts_per_amp(charger, voltage, self._config.nominal_voltage_v),
+        )
         if math.isnan(drawn) or charger.confirmed_limit_a is None:
             return  # no verdict on readings that may answer an older setpoint
         in_force = min(memory.allocated_a, charger.confirmed_limit_a)
@@ -310,7 +323,8 @@ class EvChargerAllocator:
                 refused.append((candidate, EvAllocationReason.DWELL))
                 continue
             minimum = candidate.charger.min_current_a
-            needed_power = minimum * candidate.watts_per_amp
+            # The target and the circuits' power limits count what it draws.
+            target_power = minimum * candidate.target_watts_per_amp
             drawn_power = minimum * candidate.drawn_watts_per_amp
             phases = candidate.charger.phases
             inside = [
@@ -319,7 +333,7 @@ class EvChargerAllocator:
                 if candidate.component_id in circuit.charger_ids
             ]
             fits = (
-                needed_power <= remaining_power + EPSILON
+                target_power <= remaining_power + EPSILON
                 and all(minimum <= remaining_phase[p - 1] + EPSILON for p in phases)
                 and all(
                     drawn_power <= circuit_power[index] + EPSILON
@@ -333,7 +347,7 @@ class EvChargerAllocator:
                 refused.append((candidate, EvAllocationReason.WAITING))
                 continue
             admitted.append(candidate)
-            remaining_power -= needed_power
+            remaining_power -= target_power
             for phase in phases:
                 remaining_phase[phase - 1] -= minimum
             for index in inside:
@@ -477,12 +491,17 @@ def _off(charger: EvChargerInput, reason: EvAllocationReason) -> EvChargerSetpoi
         current_a=0.0,
         phases=charger.phases,
         reason=reason,
+        drawn_power_w=0.0,
     )
 
 
-def _drawn_current(charger: EvChargerInput, voltage: float) -> float:
-    """Current the EV draws per phase (A): the largest of its phases' currents."""
+def _drawn_current(charger: EvChargerInput, watts_per_amp: float) -> float:
+    """Current the EV draws per phase (A): the largest of its phases' currents.
+
+    Without them, its power over what it draws per ampere (`watts_per_amp`: a
+    one-phase EV behind a three-phase charger at its one phase's voltage).
+    """
     currents = [charger.measured_currents_a[p - 1] for p in charger.phases]
     if currents and not any(math.isnan(c) for c in currents):
         return max(currents)
-    return charger.measured_power_w / (len(charger.phases) * voltage)
+    return charger.measured_power_w / watts_per_amp

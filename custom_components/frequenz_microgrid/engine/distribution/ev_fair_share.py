@@ -55,15 +55,49 @@ class Candidate:
         On its own phases only: a one-phase EV behind a three-phase charger
         draws a third of the watts its setpoint carries (`watts_per_amp`, over
         the charger's three phases). A circuit's power limit is measured at its
-        meter, so it is charged with these; never less than the setpoint's
-        watts over the EV's share of the charger's phases (a voltage above the
-        nominal one).
+        meter, so it is charged with these; at the EV's `phase_voltage_v`
+        (without it, the nominal one), never less than the setpoint's watts
+        over the EV's share of the charger's phases (a voltage above it).
         """
-        phases = len(self.charger.phases)
-        return max(
-            phases * self.nominal_voltage_v,
-            self.watts_per_amp * phases / len(ALL_PHASES),
+        return drawn_watts_per_amp(self.charger, self.voltage_v, self.nominal_voltage_v)
+
+    @property
+    def target_watts_per_amp(self) -> float:
+        """What the pool target counts per ampere (W/A): what the EV draws.
+
+        The target is the pool's measured power, so what a one-phase EV leaves
+        of its setpoint's watts goes to the others. Only for an EV whose
+        `phase_voltage_v` says so (as the steering describes every EV); without
+        it, its setpoint's watts.
+        """
+        return target_watts_per_amp(
+            self.charger, self.voltage_v, self.nominal_voltage_v
         )
+
+
+def drawn_watts_per_amp(
+    charger: EvChargerInput, voltage_v: float, nominal_voltage_v: float
+) -> float:
+    """`Candidate.drawn_watts_per_amp` of `charger` converting at `voltage_v`."""
+    phases = len(charger.phases)
+    phase_voltage = _phase_voltage(charger) or nominal_voltage_v
+    return max(phases * phase_voltage, voltage_v * phases**2 / len(ALL_PHASES))
+
+
+def target_watts_per_amp(
+    charger: EvChargerInput, voltage_v: float, nominal_voltage_v: float
+) -> float:
+    """`Candidate.target_watts_per_amp` of `charger` converting at `voltage_v`."""
+    if _phase_voltage(charger) is None:
+        return len(charger.phases) * voltage_v
+    return drawn_watts_per_amp(charger, voltage_v, nominal_voltage_v)
+
+
+def _phase_voltage(charger: EvChargerInput) -> float | None:
+    voltage = charger.phase_voltage_v
+    if voltage is None or not 0.0 < voltage < math.inf:
+        return None
+    return voltage
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +118,10 @@ def constraints_of(
     """The constraints the allocation must hold.
 
     The per-phase fuse (A), the pool target (W), and per circuit its per-phase
-    (A) and power (W) constraints over the chargers behind it.
+    (A) and power (W) constraints over the chargers behind it. Watts count what
+    each EV draws (`Candidate.target_watts_per_amp`,
+    `Candidate.drawn_watts_per_amp`), as the pool's and the circuits' power is
+    measured; amperes count on the EV's own phases.
     """
     constraints = [
         Constraint(
@@ -99,7 +136,8 @@ def constraints_of(
         Constraint(
             EvAllocationReason.TARGET,
             target_w,
-            {c.component_id: c.watts_per_amp for c in admitted},
+            # The target is the pool's power: each EV at what it draws.
+            {c.component_id: c.target_watts_per_amp for c in admitted},
         )
     )
     for circuit in circuits:
