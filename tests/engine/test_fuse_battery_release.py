@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
+from typing import Any
 
 from frequenz.client.microgrid.metrics import Metric
 import pytest
 
 from custom_components.frequenz_microgrid.engine.control import Pool
+from custom_components.frequenz_microgrid.engine.control.ev_pool import EvPoolSteering
 from custom_components.frequenz_microgrid.engine.control.grid_fuse import GridFuse
 from custom_components.frequenz_microgrid.engine.control.inputs import FormulaCurrents
+from custom_components.frequenz_microgrid.engine.power_manager import Proposal
 from custom_components.frequenz_microgrid.engine.telemetry import TelemetryStore
 from custom_components.frequenz_microgrid.simulator import EvSpec, generate_scenario
 from custom_components.frequenz_microgrid.simulator.scenario import Kind, Scenario
@@ -105,6 +109,20 @@ async def test_a_withdrawn_discharge_lowers_the_charger_it_made_room_for() -> No
         assert bench.sim.overloads[GRID].peak_a <= FUSE_A + 0.01
 
 
+async def test_stopping_lowers_the_charger_before_the_batteries_go_to_zero() -> None:
+    """Unload, reload or a restart ends the discharge too: the car yields first.
+
+    Stopping sends the batteries 0 W at once while the chargers' setpoints stand
+    until they lapse; the grid reached 31.4 A on the 25 A fuse (review).
+    """
+    async with control_bench(generated_behind(FUSE_A), ticking=False) as bench:
+        granted = await granted_while_the_cable_locks(bench)
+        await bench.controller.stop()
+        assert (held_setpoint(bench.sim, CHARGER) or 0.0) < granted
+        assert await watch(bench, 2.5) <= FUSE_A + 0.01
+        assert bench.sim.overloads[GRID].peak_a <= FUSE_A + 0.01
+
+
 async def test_a_discharge_turned_into_a_charge_waits_for_the_charger() -> None:
     """The charge takes only what the car's lowered grant leaves, at once."""
     async with control_bench(generated_behind(FUSE_A), ticking=False) as bench:
@@ -149,3 +167,75 @@ async def test_a_charger_granted_more_than_it_draws_narrows_the_import_room() ->
         lowered = fuse.room(BATTERY_INVERTERS)
         assert lowered is not None
         assert lowered.highest_w == pytest.approx(free.highest_w)
+
+
+async def test_a_deeper_discharge_does_not_wait_for_a_slow_charger_round() -> None:
+    """A battery round that adds no import does not queue behind the chargers.
+
+    With 1,250 chargers (or a slow microgrid) a charger round takes long; a
+    battery proposal waited a whole one although it had nothing to lower (review).
+    """
+    async with control_bench(generated_behind(FUSE_A), ticking=False) as bench:
+        controller = bench.controller
+        await granted_while_the_cable_locks(bench)
+        ev_pool = controller._pools[Pool.EV_CHARGERS]
+        assert isinstance(ev_pool, EvPoolSteering)
+        send = ev_pool._send_plans
+        sending = asyncio.Event()
+
+        async def slow_send(*args: Any, **kwargs: Any) -> Any:
+            sending.set()
+            await asyncio.sleep(1.0)
+            return await send(*args, **kwargs)
+
+        ev_pool._send_plans = slow_send  # type: ignore[method-assign]
+        ev_round = asyncio.create_task(
+            controller.propose(
+                Pool.EV_CHARGERS, source_id="automation.ev", priority=5, power=10_000.0
+            )
+        )
+        await sending.wait()
+        started = time.monotonic()
+        await controller.propose(
+            Pool.BATTERIES,
+            source_id="automation.discharge",
+            priority=10,
+            power=-6_000.0,
+        )
+        took = time.monotonic() - started
+        await ev_round
+        assert took < 0.5, f"the battery proposal waited {took:.2f} s"
+
+
+async def test_a_shrinking_discharge_allocates_the_chargers_once_a_tick() -> None:
+    """Peak shaving moves the battery target every tick: one charger round each."""
+    async with control_bench(generated_behind(FUSE_A), ticking=False) as bench:
+        controller = bench.controller
+        await granted_while_the_cable_locks(bench)
+        ev_pool = controller._pools[Pool.EV_CHARGERS]
+        batteries = controller._pools[Pool.BATTERIES]
+        steer = ev_pool.steer
+        rounds = 0
+
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            nonlocal rounds
+            rounds += 1
+            return await steer(*args, **kwargs)
+
+        ev_pool.steer = counting  # type: ignore[method-assign]
+        per_tick = []
+        for step in range(1, 6):
+            batteries.manager.propose(
+                Proposal(
+                    source_id="automation.discharge",
+                    priority=10,
+                    power=-4_770.0 + 150.0 * step,
+                    component_ids=batteries.component_ids,
+                    creation_time=controller._clock(),
+                    keep_alive=True,
+                )
+            )
+            rounds = 0
+            await controller.tick()
+            per_tick.append(rounds)
+        assert max(per_tick) == 1, per_tick

@@ -233,7 +233,13 @@ class MicrogridController:
         assert isinstance(ev_pool, EvPoolSteering)
         ev_pool.pending_import_a = self._pending_import_a
         self._grid_fuse.granted_a = ev_pool.granted_a
+        self._chargers_lowered = False
+        """Whether a battery or PV round re-allocated the chargers since the tick
+        began (the tick's own charger round is then left out)."""
         self._counted_w: dict[Pool, float | None] = {}
+        self._counting_w: dict[Pool, float | None] = {}
+        """What the chargers' allocation in progress counts; `_counted_w` once
+        it has sent (a cancelled one lowered nothing)."""
         """Per battery and PV pool, the `wanted_w` the EV chargers' last
         allocation counted (`_pending_import_a`)."""
         for pool in (Pool.BATTERIES, Pool.PV):
@@ -282,6 +288,7 @@ class MicrogridController:
         async with contextlib.AsyncExitStack() as locked:
             for lock in self._locks.values():
                 await locked.enter_async_context(lock)
+            await self._lower_chargers_before_stop()
             for steering in self._pools.values():
                 _withdraw_everything(steering.manager)
             batteries = self._pools[Pool.BATTERIES]
@@ -425,7 +432,7 @@ class MicrogridController:
         for pool in (Pool.BATTERIES, Pool.PV):
             steering = self._pools[pool]
             assert isinstance(steering, BatteryPoolSteering | PvPoolSteering)
-            self._counted_w[pool] = steering.wanted_w
+            self._counting_w[pool] = steering.wanted_w
             l1, l2, l3 = self._grid_fuse.pending_import_a(
                 steering.inverter_ids, steering.wanted_w, at
             )
@@ -446,11 +453,41 @@ class MicrogridController:
         lock (taken after the pool's), so a charger round in flight ends first.
         """
         ev_pool = self._pools[Pool.EV_CHARGERS]
-        if not ev_pool.component_ids:
-            return
+        if (
+            not ev_pool.component_ids
+            or not self._grid_fuse.watched
+            or not self._import_rises()
+        ):
+            return  # no wait for a charger round in flight: nothing to lower
         async with self._locks[Pool.EV_CHARGERS]:
             if self._import_rises():
                 await self._steer(ev_pool, self._clock())
+                self._chargers_lowered = True
+
+    async def _lower_chargers_before_stop(self) -> None:
+        """Lower the chargers that count on a battery discharge stop is ending.
+
+        Stopping sends the batteries 0 W: a discharge the chargers' allocation
+        made room with ends at once, while their setpoints stand until they
+        lapse. So they are allocated once more first, with their proposals
+        still in force and the batteries counted at 0 W (as
+        `_lower_chargers_first` does for a round), and only lowered by it where
+        the fuse needs it. A failure is logged: stopping goes on.
+        """
+        batteries = self._pools[Pool.BATTERIES]
+        assert isinstance(batteries, BatteryPoolSteering)
+        ev_pool = self._pools[Pool.EV_CHARGERS]
+        if (
+            not ev_pool.component_ids
+            or not self._grid_fuse.watched
+            or not any(power < 0.0 for power in batteries.commanded().values())
+        ):
+            return
+        batteries.wanted_w = 0.0
+        try:
+            await self._steer(ev_pool, self._clock())
+        except Exception:  # the release must happen whatever
+            _LOGGER.exception("Could not lower the EV chargers before stopping")
 
     def _import_rises(self) -> bool:
         """Whether a battery or PV pool wants more import than the chargers counted."""
@@ -497,13 +534,16 @@ class MicrogridController:
         meanwhile waits for one pool at most, not for the whole tick.
         """
         await self._refresh_inputs_stepwise()
+        self._chargers_lowered = False
         for pool, steering in self._pools.items():
             async with self._locks[pool]:
                 now = self._clock()
-                steering.manager.drop_expired(now)
+                expired = steering.manager.drop_expired(now)
                 steering.update_system_bounds(now)
                 if pool is Pool.BATTERIES:
                     self._shave_peak(steering, now)
+                if pool is Pool.EV_CHARGERS and self._chargers_lowered and not expired:
+                    continue  # allocated this tick already (`_lower_chargers_first`)
                 await self._steer_preemptibly(pool, steering, now)
         self._notify()
 
@@ -627,6 +667,9 @@ class MicrogridController:
     ) -> Results:
         """Steer one pool; feed the results back (a partial failure re-sends once)."""
         results = await steering.steer(now, force=force)
+        if steering is self._pools[Pool.EV_CHARGERS]:
+            # Sent: the chargers now leave free what the pools wanted then.
+            self._counted_w.update(self._counting_w)
         resend: set[ComponentSet] = set()
         for component_ids, result in results.items():
             if steering.manager.record_result(result) is not None:

@@ -145,6 +145,11 @@ class GridFuse:
         self._store.keep_history(inverters, (members.AC_POWER,))
         self.shares.keep_only(inverters)
 
+    @property
+    def watched(self) -> bool:
+        """Whether the grid has a fuse to hold (else nothing is bounded)."""
+        return self._fuse_a is not None
+
     def room(self, inverter_ids: Iterable[int]) -> FuseRoom | None:
         """The room of the pool of these inverters; `None`: not bounded."""
         fuse = self._fuse_a
