@@ -395,3 +395,32 @@ async def test_a_resend_in_flight_never_overtakes_a_newer_value() -> None:
     since = sender.sent.index((INVERTER, 1500.0))
     assert (INVERTER, 1000.0) not in sender.sent[since:], "the old value came last"
     await steering.stop()
+
+
+async def test_a_microgrid_clock_ahead_does_not_let_the_setpoint_lapse() -> None:
+    """Its `valid_until` lies beyond the lifetime asked for: capped (review)."""
+    sender = FakeSender()
+    sender.valid_s = 0.6 + 1.2  # a 0.6 s lifetime, its clock 1.2 s ahead of ours
+    steering = _steering(sender, lifetime_s=0.6)
+    await steering.set(INVERTER, 1200.0)
+    await asyncio.sleep(2.0)
+    times = [at for _, _, at in sender.sent_at]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    await steering.stop()
+    assert gaps
+    assert max(gaps) < 0.6
+
+
+async def test_a_microgrid_clock_behind_makes_no_busy_loop() -> None:
+    """Its `valid_until` is already past on our clock: the lifetime is the guide."""
+    sender = FakeSender()
+    sender.valid_s = 0.0
+    inverters = frozenset(range(100, 300))
+    steering = _steering(sender, lifetime_s=60.0, inverters=inverters)
+    for inverter in sorted(inverters):
+        await steering.set(inverter, 100.0)
+    sender.sent.clear()
+    await asyncio.sleep(1.0)
+    resent = len(sender.sent)
+    await steering.stop()
+    assert resent == 0

@@ -261,11 +261,17 @@ class ReactivePowerSteering:
 
     def _validity(self, valid_until: datetime | None) -> float:
         """Seconds until the next re-send of a setpoint valid until `valid_until`."""
-        valid_s = self._lifetime.total_seconds()
+        lifetime_s = self._lifetime.total_seconds()
+        valid_s = lifetime_s
         if valid_until is not None:
-            valid_s = (valid_until - datetime.now(UTC)).total_seconds()
-        # a floor, so that a server clock running ahead does not make a busy loop
-        return max(valid_s * REFRESH_FRACTION, self._lifetime.total_seconds() / 600)
+            answered_s = (valid_until - datetime.now(UTC)).total_seconds()
+            # The microgrid's clock is not ours: an answer beyond the lifetime
+            # asked for (its clock ahead) is capped, one already past (its
+            # clock behind) is no guide (the lifetime is).
+            if answered_s > 0.0:
+                valid_s = min(answered_s, lifetime_s)
+        # a floor, so that a validity about to end does not make a busy loop
+        return max(valid_s * REFRESH_FRACTION, lifetime_s / 600)
 
     def _backoff(self, standing: _Standing) -> float:
         first, longest = self._retry_s
