@@ -11,8 +11,10 @@ the pool draws, not the watts sent.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 import math
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 import pytest
@@ -70,11 +72,21 @@ async def test_a_one_phase_car_leaves_the_rest_of_the_target_to_the_other(
         assert garage.l2 == garage.l3 == 0.0  # still one phase
         driveway_w = sim.model.component(DRIVEWAY_WALLBOX).active_power_w
         assert driveway_w > TARGET_W / 2  # it took what the one-phase car leaves
-        status = await call_action(
-            hass, "get_power_status", {"config_entry_id": entry.entry_id}
-        )
-        (steered,) = status["pools"]["ev_chargers"]["component_sets"]
-        result = steered["last_result"]
+
+        async def last_result() -> dict[str, Any]:
+            status = await call_action(
+                hass, "get_power_status", {"config_entry_id": entry.entry_id}
+            )
+            (steered,) = status["pools"]["ev_chargers"]["component_sets"]
+            return dict(steered["last_result"])
+
+        # The status is kept per snapshot: on a busy machine it may still show
+        # the first round (the one-phase car not known yet, 6 kW each).
+        for _ in range(20):
+            result = await last_result()
+            if math.fsum(result["setpoints"].values()) > TARGET_W:
+                break
+            await asyncio.sleep(0.25)
         assert result["succeeded_power"] == pytest.approx(TARGET_W, abs=1.0)
         assert result["excess_power"] == pytest.approx(0.0, abs=1.0)
         assert math.fsum(result["setpoints"].values()) > TARGET_W  # watts sent
